@@ -1,0 +1,140 @@
+"""Helpers every API router uses: token check, JSON bodies, schema validation, links, paging."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import jsonschema
+from fastapi import Request
+from jsonschema import Draft4Validator, FormatChecker
+
+from novalite.context import RequestContext
+from novalite.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
+from novalite.runtime import Runtime
+
+T = TypeVar("T")
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def context(request: Request) -> RequestContext:
+    """FastAPI dependency: validate X-Auth-Token and build the request context."""
+    cached = request.scope.get("state", {}).get("context")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    token = request.headers.get("x-auth-token")
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    data = runtime(request).tokens.validate(token)
+    url_project = request.scope.get("state", {}).get("url_project_id")
+    ctx = RequestContext(
+        user_id=data.user_id, project_id=data.project_id, roles=data.role_names,
+        user_name=data.user_name, project_name=data.project_name,
+        request_id=request.scope.get("state", {}).get("request_id", ""),
+    )
+    if url_project and url_project != data.project_id and not ctx.is_admin:
+        raise BadRequest("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'"
+                         % (url_project, data.project_id))
+    request.scope.setdefault("state", {})["context"] = ctx
+    return ctx
+
+
+async def json_body(request: Request, *, required: bool = True) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise BadRequest("The server could not comply with the request since it is either malformed or otherwise incorrect.")
+        return None
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype and ctype not in ("application/json", "application/openstack-images-v2.1-json-patch",
+                               "application/json-patch+json", "text/plain", ""):
+        raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype}")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Malformed request body") from None
+
+
+_format_checker = FormatChecker()
+
+
+def _field_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return "/".join(parts) if parts else ""
+
+
+def validate(schema: dict[str, Any], body: Any, *, query: bool = False) -> None:
+    """Validate ``body``; raise BadRequest with Nova's message shape on the first error."""
+    validator = Draft4Validator(schema, format_checker=_format_checker)
+    errors = sorted(validator.iter_errors(body), key=lambda e: (len(list(e.absolute_path)), str(e.path)))
+    if not errors:
+        return
+    error = errors[0]
+    if query:
+        raise BadRequest(f"Invalid input for query parameters {_field_path(error)}. Value: {error.instance}. {error.message}")
+    if error.validator == "additionalProperties" or error.validator == "required" or not list(error.absolute_path):
+        raise BadRequest(f"Invalid input for field/attribute {_field_path(error) or 'body'}. Value: {error.instance}. "
+                         f"{error.message}")
+    raise BadRequest(f"Invalid input for field/attribute {error.absolute_path[-1]}. Value: {error.instance}. "
+                     f"{error.message}")
+
+
+def compute_links(request: Request, collection: str, item_id: str) -> list[dict[str, str]]:
+    base = runtime(request).public_url
+    project = request.scope.get("state", {}).get("url_project_id")
+    prefix = f"/{project}" if project else ""
+    return [
+        {"rel": "self", "href": f"{base}/compute/v2.1{prefix}/{collection}/{item_id}"},
+        {"rel": "bookmark", "href": f"{base}/compute{prefix}/{collection}/{item_id}"},
+    ]
+
+
+def parse_limit(request: Request, max_limit: int = 1000) -> tuple[int, str | None]:
+    raw = request.query_params.get("limit")
+    limit = max_limit
+    if raw is not None:
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise BadRequest("limit param must be an integer") from None
+        if limit < 0:
+            raise BadRequest("limit param must be positive")
+    marker = request.query_params.get("marker")
+    return min(limit, max_limit), marker
+
+
+def paginate(items: Sequence[T], key: Any, limit: int, marker: str | None) -> list[T]:
+    """Slice after ``marker`` (a key value); 400 when the marker is unknown."""
+    start = 0
+    if marker is not None:
+        for idx, item in enumerate(items):
+            if str(key(item)) == marker:
+                start = idx + 1
+                break
+        else:
+            raise BadRequest(f"marker [{marker}] not found")
+    return list(items[start:start + limit])
+
+
+def next_link(request: Request, collection: str, page: Sequence[Any], key: Any, limit: int,
+              max_limit: int = 1000) -> list[dict[str, str]] | None:
+    if not page or len(page) < min(limit, max_limit):
+        return None
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("marker",)]
+    params.append(("marker", str(key(page[-1]))))
+    if not any(k == "limit" for k, _ in params):
+        params.append(("limit", str(limit)))
+    base = runtime(request).public_url
+    project = request.scope.get("state", {}).get("url_project_id")
+    prefix = f"/{project}" if project else ""
+    return [{"rel": "next", "href": f"{base}/compute/v2.1{prefix}/{collection}?{urlencode(params)}"}]
+
+
+def not_found(message: str) -> NotFound:
+    return NotFound(message)

@@ -1,0 +1,85 @@
+"""Render NovaliteError in each service's own error envelope; one place for all of them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from novalite import errors
+
+LOG = logging.getLogger(__name__)
+
+NOVA_FAULT_NAMES = {
+    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+    405: "badMethod", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+    429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
+}
+
+
+HTTP_TITLES = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    406: "Not Acceptable", 409: "Conflict", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+}
+
+
+def nova_fault_body(status: int, message: str) -> dict[str, Any]:
+    return {NOVA_FAULT_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
+
+
+def error_body(path: str, status: int, message: str, kind: str, request_id: str = "") -> dict[str, Any]:
+    if path.startswith("/identity"):
+        return {"error": {"code": status, "title": HTTP_TITLES.get(status, "Error"), "message": message}}
+    if path.startswith("/network"):
+        return {"NeutronError": {"type": kind, "message": message, "detail": ""}}
+    if path.startswith("/placement"):
+        return {"errors": [{"status": status, "title": kind, "detail": message, "code": f"placement.{kind}",
+                            "request_id": request_id}]}
+    if path.startswith("/image"):
+        return {"code": status, "title": kind, "message": message}
+    return nova_fault_body(status, message)
+
+
+def _render(request: Request, status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    rid = request.scope.get("state", {}).get("request_id", "")
+    return JSONResponse(error_body(request.url.path, status, message, kind, rid), status_code=status,
+                        headers=headers)
+
+
+async def novalite_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.NovaliteError)
+    if exc.status >= 500:
+        LOG.error("request failed: %s", exc.message)
+    return _render(request, exc.status, exc.message, exc.kind, exc.headers)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "Error"
+    if exc.status_code == 404:
+        message = "The resource could not be found."
+    elif exc.status_code == 405:
+        message = "The method is not allowed for the requested URL."
+    return _render(request, exc.status_code, message, "HTTPError")
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    return _render(request, 400, f"Invalid input: {exc}", "ValidationError")
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    LOG.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _render(request, 500, "Unexpected API Error. Please report this at the novalite issue tracker "
+                   f"and attach the novalite API log if possible.\n<class '{type(exc).__name__}'>", "Internal")
+
+
+def install(app: Any) -> None:
+    app.add_exception_handler(errors.NovaliteError, novalite_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)

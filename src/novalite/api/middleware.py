@@ -1,0 +1,79 @@
+"""Pure ASGI middleware: request ids on every response, compute URL rewriting and
+microversion negotiation, and a last-resort 500 in the right envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from novalite.api.faults import error_body
+from novalite.api.microversion import negotiate, version_headers
+from novalite.errors import NovaliteError
+
+LOG = logging.getLogger(__name__)
+Scope = dict[str, Any]
+
+# /compute/v2.1/<project_id>/... : the project id segment is optional (§0.1)
+_PROJECT_SEGMENT = re.compile(r"^/compute/(v2\.1|v2)/([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(/.*)?$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        request_id = f"req-{uuid.uuid4()}"
+        state["request_id"] = request_id
+        path: str = scope["path"]
+        extra_headers: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
+
+        if path.startswith("/compute"):
+            extra_headers.append((b"x-compute-request-id", request_id.encode()))
+            m = _PROJECT_SEGMENT.match(path)
+            if m:
+                state["url_project_id"] = m.group(2)
+                scope["path"] = f"/compute/{m.group(1)}{m.group(3) or ''}"
+                scope["raw_path"] = scope["path"].encode()
+                path = scope["path"]
+            if path.startswith("/compute/v2.1/") or path == "/compute/v2.1":
+                headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+                try:
+                    version = negotiate(headers)
+                except NovaliteError as exc:
+                    await self._error(send, path, exc.status, exc.message, exc.kind, extra_headers)
+                    return
+                state["api_version"] = version
+                extra_headers.extend(version_headers(version))
+
+        started = False
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + extra_headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            LOG.exception("unhandled error on %s %s", scope.get("method"), path)
+            if not started:
+                await self._error(send, path, 500, "Unexpected API Error.", "Internal", extra_headers)
+
+    @staticmethod
+    async def _error(send: Any, path: str, status: int, message: str, kind: str,
+                     headers: list[tuple[bytes, bytes]]) -> None:
+        body = json.dumps(error_body(path, status, message, kind)).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())] + headers})
+        await send({"type": "http.response.body", "body": body})

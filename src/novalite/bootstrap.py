@@ -1,0 +1,123 @@
+"""First-start bootstrap: identity (users, projects, roles), then each service's seed data,
+then the clouds.yaml entries. Safe to run on every start: it only adds what is missing."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from novalite.db.models.identity import User
+from novalite.identity import service as identity
+from novalite.identity.passwords import hash_password
+
+LOG = logging.getLogger(__name__)
+
+# Seeders run in order inside the bootstrap transaction: fn(runtime, session, ids)
+Seeder = Callable[[Any, Session, dict[str, str]], None]
+SEEDERS: list[Seeder] = []
+
+
+def register_seeder(fn: Seeder) -> Seeder:
+    if fn not in SEEDERS:
+        SEEDERS.append(fn)
+    return fn
+
+
+@dataclass
+class BootstrapReport:
+    generated: dict[str, str] = field(default_factory=dict)  # user -> password generated now
+    passwords: dict[str, str] = field(default_factory=dict)  # user -> known password (generated or given)
+    ids: dict[str, str] = field(default_factory=dict)
+    clouds_yaml: Path | None = None
+
+
+def _generate_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def _ensure_user(s: Session, report: BootstrapReport, *, name: str, project_id: str, role_names: list[str],
+                 given: str) -> str:
+    user = s.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        password = given or _generate_password()
+        if not given:
+            report.generated[name] = password
+        user = identity.create_user(s, name=name, password=password, default_project_id=project_id)
+        report.passwords[name] = password
+    elif given:
+        user.password_hash = hash_password(given)
+        report.passwords[name] = given
+    for role_name in role_names:
+        role = identity.ensure_role(s, role_name)
+        identity.assign_role(s, user_id=user.id, project_id=project_id, role_id=role.id)
+    return user.id
+
+
+def bootstrap(runtime: Any) -> BootstrapReport:
+    settings = runtime.settings
+    report = BootstrapReport()
+    with runtime.db.session() as s:
+        for role in ("admin", "member", "reader"):
+            identity.ensure_role(s, role)
+        admin_project = identity.find_project(s, "admin") or identity.create_project(
+            s, name="admin", description="Bootstrap project for the novalite administrator")
+        demo_project = identity.find_project(s, "demo") or identity.create_project(
+            s, name="demo", description="Bootstrap project for the demo user")
+        report.ids.update(admin_project=admin_project.id, demo_project=demo_project.id)
+        report.ids["admin_user"] = _ensure_user(s, report, name="admin", project_id=admin_project.id,
+                                                role_names=["admin"], given=settings.admin_password)
+        report.ids["demo_user"] = _ensure_user(s, report, name="demo", project_id=demo_project.id,
+                                               role_names=["member"], given=settings.demo_password)
+        # the admin may also act in the demo project, as devstack's admin does
+        admin_role = identity.ensure_role(s, "admin")
+        identity.assign_role(s, user_id=report.ids["admin_user"], project_id=demo_project.id, role_id=admin_role.id)
+        s.flush()
+        for seeder in SEEDERS:
+            seeder(runtime, s, report.ids)
+    if settings.write_clouds_yaml:
+        report.clouds_yaml = write_clouds_yaml(settings, report.passwords)
+    return report
+
+
+def clouds_yaml_path(settings: Any) -> Path:
+    if settings.clouds_yaml_path:
+        return Path(settings.clouds_yaml_path).expanduser()
+    return Path.home() / ".config" / "openstack" / "clouds.yaml"
+
+
+def write_clouds_yaml(settings: Any, passwords: dict[str, str]) -> Path:
+    """Add or refresh the ``novalite`` and ``novalite-admin`` clouds; leave the others alone."""
+    path = clouds_yaml_path(settings)
+    data: dict[str, Any] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if isinstance(loaded, dict):
+            data = loaded
+    clouds = data.setdefault("clouds", {})
+    for cloud, user, project in (("novalite", "demo", "demo"), ("novalite-admin", "admin", "admin")):
+        old = clouds.get(cloud) or {}
+        password = passwords.get(user) or (old.get("auth") or {}).get("password", "")
+        clouds[cloud] = {
+            "auth": {
+                "auth_url": f"{settings.effective_public_url}/identity",
+                "username": user, "password": password, "project_name": project,
+                "user_domain_name": "Default", "project_domain_name": "Default",
+            },
+            "region_name": settings.region,
+            "interface": "public",
+            "identity_api_version": 3,
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.chmod(0o600)
+    return path

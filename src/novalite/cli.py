@@ -1,0 +1,98 @@
+"""The ``novalite`` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from novalite.config import load_settings
+
+_COMMON = [
+    click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                 help="Where the SQLite database, image files and keys live [env NOVALITE_DATA_DIR]."),
+    click.option("--database-url", default=None,
+                 help="SQLAlchemy URL, e.g. postgresql+psycopg://user@127.0.0.1/novalite [env NOVALITE_DATABASE_URL]."),
+    click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+                 help="TOML config file with a [novalite] table [env NOVALITE_CONFIG]."),
+]
+
+
+def common(fn: Any) -> Any:
+    for opt in reversed(_COMMON):
+        fn = opt(fn)
+    return fn
+
+
+@click.group()
+def main() -> None:
+    """novalite: an OpenStack Compute (Nova) compatible cloud controller."""
+
+
+@main.command()
+@common
+@click.option("--host", default=None, help="Address to listen on [default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default 8774].")
+@click.option("--public-url", default=None, help="Base URL clients use (catalog); default http://HOST:PORT.")
+@click.option("--fake-hosts", type=int, default=None, help="Number of simulated hypervisors [default 1].")
+@click.option("--fake-build-delay", type=float, default=None, help="Seconds every fake build takes.")
+@click.option("--admin-password", default=None, help="Admin password [env NOVALITE_ADMIN_PASSWORD].")
+@click.option("--demo-password", default=None, help="Demo password [env NOVALITE_DEMO_PASSWORD].")
+@click.option("--transport-url", default=None, help="Messaging: memory:// (default) or amqp://...")
+@click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
+@click.option("--log-level", default=None, help="debug, info, warning.")
+def serve(**kwargs: Any) -> None:
+    """Start every service in one process on one port."""
+    if kwargs.pop("no_clouds_yaml"):
+        kwargs["write_clouds_yaml"] = False
+    settings = load_settings(kwargs)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from novalite.app import build_runtime, create_app
+    from novalite.bootstrap import bootstrap
+    from novalite.db.base import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    runtime = build_runtime(settings)
+    report = bootstrap(runtime)
+    app = create_app(runtime)
+    url = settings.effective_public_url
+    click.echo(f"novalite listening on {url}  (data in {settings.data_dir})")
+    for user, password in report.generated.items():
+        click.echo(f"generated password for '{user}': {password}   (shown once; also in clouds.yaml)")
+    if report.clouds_yaml:
+        click.echo(f"clouds.yaml entries 'novalite' and 'novalite-admin' written to {report.clouds_yaml}")
+        click.echo("export OS_CLOUD=novalite")
+    sys.stdout.flush()
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                            access_log=settings.log_level.lower() == "debug", timeout_graceful_shutdown=5,
+                            loop="asyncio", http="h11", lifespan="on")
+    uvicorn.Server(config).run()
+    runtime.db.dispose()
+
+
+@main.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+@common
+@click.option("--revision", default="head")
+def db_upgrade(revision: str, **kwargs: Any) -> None:
+    """Apply Alembic migrations (serve does this on start)."""
+    from novalite.db.base import upgrade
+
+    settings = load_settings(kwargs)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url, revision)
+    click.echo(f"database at {settings.effective_database_url} is at {revision}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

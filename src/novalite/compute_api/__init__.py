@@ -1,0 +1,1 @@
+"""The Compute (Nova) API under /compute."""

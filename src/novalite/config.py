@@ -1,0 +1,120 @@
+"""Settings: defaults < config file (TOML) < environment (NOVALITE_*) < command-line flags.
+
+The config file is ``$NOVALITE_CONFIG`` or ``<data-dir>/novalite.toml`` when present.
+Every field of :class:`Settings` can be set in the file's ``[novalite]`` table, with the
+environment variable ``NOVALITE_<FIELD>`` (upper case), or with the matching flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "novalite"
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8774
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""  # empty: sqlite in data_dir
+    transport_url: str = "memory://"
+    public_url: str = ""  # empty: http://host:port
+    region: str = "RegionOne"
+    admin_password: str = ""
+    demo_password: str = ""
+    token_ttl: int = 3600
+    write_clouds_yaml: bool = True
+    clouds_yaml_path: str = ""  # empty: ~/.config/openstack/clouds.yaml
+    # compute / fake driver
+    fake_hosts: int = 1
+    fake_host_vcpus: int = 64
+    fake_host_ram_mb: int = 131072
+    fake_host_disk_gb: int = 2048
+    fake_build_delay: float = 0.0
+    virt_driver: str = "fake"
+    # scheduler
+    max_attempts: int = 3
+    host_subset_size: int = 1
+    max_placement_results: int = 1000
+    enabled_filters: str = (
+        "ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,"
+        "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter"
+    )
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    service_down_time: int = 60
+    report_interval: int = 10
+    enable_instance_password: bool = True
+    log_level: str = "info"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir) / 'novalite.db'}"
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def filter_names(self) -> list[str]:
+        return [f.strip() for f in self.enabled_filters.split(",") if f.strip()]
+
+
+def _coerce(value: Any, target: Any) -> Any:
+    if isinstance(target, bool):
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(target, int):
+        return int(value)
+    if isinstance(target, float):
+        return float(value)
+    if isinstance(target, Path):
+        return Path(os.path.expanduser(str(value)))
+    return str(value)
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from the layers; ``overrides`` are flags (None values are ignored)."""
+    env = dict(os.environ if environ is None else environ)
+    settings = Settings()
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    names = {f.name for f in dataclasses.fields(Settings)}
+
+    data_dir = overrides.get("data_dir") or env.get("NOVALITE_DATA_DIR") or settings.data_dir
+    config_path = overrides.get("config") or env.get("NOVALITE_CONFIG")
+    candidate = Path(config_path) if config_path else Path(data_dir) / "novalite.toml"
+    if candidate.is_file():
+        with candidate.open("rb") as fh:
+            table = tomllib.load(fh).get("novalite", {})
+        for key, value in table.items():
+            key = key.replace("-", "_")
+            if key in names:
+                setattr(settings, key, _coerce(value, getattr(settings, key)))
+    elif config_path:
+        raise FileNotFoundError(f"config file {config_path} does not exist")
+
+    for name in names:
+        raw = env.get(f"NOVALITE_{name.upper()}")
+        if raw is not None and raw != "":
+            setattr(settings, name, _coerce(raw, getattr(settings, name)))
+    for key, value in overrides.items():
+        if key in names:
+            setattr(settings, key, _coerce(value, getattr(settings, key)))
+    settings.data_dir = Path(settings.data_dir)
+    return settings

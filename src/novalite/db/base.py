@@ -1,0 +1,146 @@
+"""Engine, sessions and the declarative base shared by every model module.
+
+``Database`` owns one engine. ``session()`` is a plain unit of work (commit on success,
+rollback on error). ``serialized(key)`` is a unit of work that holds a lock named ``key``
+for its whole duration, so check-then-write sequences (quota counting) cannot interleave:
+SQLite takes its single write lock up front (``BEGIN IMMEDIATE``), PostgreSQL takes a
+transaction-scoped advisory lock on a hash of the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Naive UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # autocommit-style isolation so SQLAlchemy's "BEGIN" below is ours to issue
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url,
+                poolclass=QueuePool,
+                pool_size=8,
+                max_overflow=24,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+            @event.listens_for(self.engine, "begin")
+            def _begin(conn: Any) -> None:
+                mode = conn.info.pop("begin_mode", "")
+                conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @contextmanager
+    def _unit(self, *, write: bool, lock_key: str | None = None) -> Iterator[Session]:
+        with self.engine.connect() as conn:
+            if self.is_sqlite and write:
+                # SQLite in WAL mode: a deferred transaction that reads and then writes
+                # fails with SQLITE_BUSY when another writer got in between; taking the
+                # write lock up front makes writers queue on busy_timeout instead.
+                conn.info["begin_mode"] = "IMMEDIATE"
+            with Session(bind=conn, expire_on_commit=False) as s:
+                try:
+                    if lock_key is not None and not self.is_sqlite:
+                        digest = hashlib.sha1(lock_key.encode()).digest()
+                        lock_id = int.from_bytes(digest[:8], "big", signed=True)
+                        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+                    yield s
+                    s.commit()
+                except BaseException:
+                    s.rollback()
+                    raise
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work that may write: commit on success, rollback on error."""
+        with self._unit(write=True) as s:
+            yield s
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only unit of work (no write lock on SQLite)."""
+        with self._unit(write=False) as s:
+            yield s
+
+    @contextmanager
+    def serialized(self, key: str) -> Iterator[Session]:
+        """A unit of work holding the lock ``key`` until it commits or rolls back.
+
+        SQLite: the database write lock (one writer at a time anyway).
+        PostgreSQL: a transaction-scoped advisory lock on a hash of ``key``.
+        """
+        with self._unit(write=True, lock_key=key) as s:
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def migrations_dir() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+def upgrade(db_url: str, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    command.upgrade(cfg, revision)

@@ -1,0 +1,1 @@
+"""The embedded Keystone v3 subset."""
