@@ -15,15 +15,23 @@ from novalite.runtime import Runtime
 
 LOG = logging.getLogger(__name__)
 
-# Background services started with the app and stopped on shutdown: fn(runtime) -> stop()
+# Modules whose ``start(runtime) -> stop`` runs when the app starts (messaging, conductor,
+# compute agents...), in this order; the returned callables run in reverse on shutdown.
+START_MODULES = [
+    "novalite.services.startup",
+]
 StartHook = Callable[[Runtime], Callable[[], None]]
-START_HOOKS: list[StartHook] = []
 
 
-def register_start_hook(fn: StartHook) -> StartHook:
-    if fn not in START_HOOKS:
-        START_HOOKS.append(fn)
-    return fn
+def start_hooks() -> list[StartHook]:
+    from novalite.compute_api.routes import _load
+
+    out = []
+    for name in START_MODULES:
+        mod = _load(name)
+        if mod is not None:
+            out.append(mod.start)
+    return out
 
 
 def _routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:
@@ -48,7 +56,7 @@ def create_app(runtime: Runtime, *, start_background: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if start_background:
-            for hook in START_HOOKS:
+            for hook in start_hooks():
                 stops.append(hook(runtime))
         try:
             yield
@@ -74,7 +82,7 @@ def create_app(runtime: Runtime, *, start_background: bool = True) -> FastAPI:
 
 def start_in_process(runtime: Runtime) -> Callable[[], None]:
     """Start background hooks outside ASGI lifespan (tests using TestClient without context)."""
-    stops = [hook(runtime) for hook in START_HOOKS]
+    stops = [hook(runtime) for hook in start_hooks()]
 
     def stop() -> None:
         for s in reversed(stops):

@@ -21,15 +21,26 @@ from novalite.identity.passwords import hash_password
 
 LOG = logging.getLogger(__name__)
 
-# Seeders run in order inside the bootstrap transaction: fn(runtime, session, ids)
+# Modules whose ``seed(runtime, session, ids)`` runs, in this order, inside the bootstrap
+# transaction. ``ids`` holds admin_project, demo_project, admin_user, demo_user.
+SEEDER_MODULES = [
+    "novalite.services.flavors",
+    "novalite.image.service",
+    "novalite.network.service",
+    "novalite.compute.hosts",
+]
 Seeder = Callable[[Any, Session, dict[str, str]], None]
-SEEDERS: list[Seeder] = []
 
 
-def register_seeder(fn: Seeder) -> Seeder:
-    if fn not in SEEDERS:
-        SEEDERS.append(fn)
-    return fn
+def seeders() -> list[Seeder]:
+    from novalite.compute_api.routes import _load
+
+    out = []
+    for name in SEEDER_MODULES:
+        mod = _load(name)
+        if mod is not None and hasattr(mod, "seed"):
+            out.append(mod.seed)
+    return out
 
 
 @dataclass
@@ -82,7 +93,7 @@ def bootstrap(runtime: Any) -> BootstrapReport:
         admin_role = identity.ensure_role(s, "admin")
         identity.assign_role(s, user_id=report.ids["admin_user"], project_id=demo_project.id, role_id=admin_role.id)
         s.flush()
-        for seeder in SEEDERS:
+        for seeder in seeders():
             seeder(runtime, s, report.ids)
     if settings.write_clouds_yaml:
         report.clouds_yaml = write_clouds_yaml(settings, report.passwords)

@@ -39,8 +39,7 @@ def context(request: Request) -> RequestContext:
         request_id=request.scope.get("state", {}).get("request_id", ""),
     )
     if url_project and url_project != data.project_id and not ctx.is_admin:
-        raise BadRequest("Malformed request URL: URL's project_id '%s' doesn't match Context's project_id '%s'"
-                         % (url_project, data.project_id))
+        raise BadRequest(f"Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id '{data.project_id}'")
     request.scope.setdefault("state", {})["context"] = ctx
     return ctx
 

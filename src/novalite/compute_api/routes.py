@@ -1,17 +1,61 @@
-"""The explicit list of compute API routers (matched in this order) and other services' routers."""
+"""The explicit lists of routers, in the order they are matched.
+
+Each compute module exposes ``router`` (an APIRouter whose paths start with /compute/v2.1).
+Each embedded service module exposes ``router`` and ``CATALOG = (type, name, url suffix)``.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from fastapi import APIRouter
+
+COMPUTE_MODULES = [
+    "novalite.compute_api.flavors",
+    "novalite.compute_api.keypairs",
+    "novalite.compute_api.quotas",
+    "novalite.compute_api.limits",
+    "novalite.compute_api.availability_zones",
+    "novalite.compute_api.images",
+    "novalite.compute_api.servers",
+    "novalite.compute_api.server_actions",
+    "novalite.compute_api.server_subresources",
+    "novalite.compute_api.server_groups",
+    "novalite.compute_api.aggregates",
+    "novalite.compute_api.hypervisors",
+    "novalite.compute_api.services",
+]
+
+SERVICE_MODULES = [
+    "novalite.image.routes",
+    "novalite.placement.routes",
+    "novalite.network.routes",
+    "novalite.volume.routes",
+]
+
+
+def _load(name: str) -> object | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # not written yet
+            return None
+        raise
 
 
 def routers() -> list[APIRouter]:
-    """Compute API routers under /compute/v2.1."""
-    out: list[APIRouter] = []
+    out = []
+    for name in COMPUTE_MODULES:
+        mod = _load(name)
+        if mod is not None:
+            out.append(mod.router)  # type: ignore[attr-defined]
     return out
 
 
 def service_routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:
-    """Other embedded services (image, network, volume, placement) with their catalog entries."""
-    out: list[tuple[APIRouter, tuple[str, str, str] | None]] = []
+    out = []
+    for name in SERVICE_MODULES:
+        mod = _load(name)
+        if mod is not None:
+            out.append((mod.router, getattr(mod, "CATALOG", None)))  # type: ignore[attr-defined]
     return out

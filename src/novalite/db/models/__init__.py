@@ -1,3 +1,24 @@
-"""Typed SQLAlchemy models, one module per area. Importing this package registers them all."""
+"""Typed SQLAlchemy models, one module per area. Importing this package registers them all.
 
-from novalite.db.models import identity  # noqa: F401
+Add a module here when you add a model file, then run ``python tools/regen_migration.py``.
+"""
+
+import importlib
+
+MODEL_MODULES = [
+    "identity",
+    "compute",
+    "catalog",  # flavors, key pairs, quotas
+    "image",
+    "placement",  # resource providers, inventories, allocations, traits, aggregates, services
+    "server_groups",
+    "network",
+    "volume",
+]
+
+for _name in MODEL_MODULES:
+    try:
+        importlib.import_module(f"novalite.db.models.{_name}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"novalite.db.models.{_name}":
+            raise
