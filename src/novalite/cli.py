@@ -26,6 +26,19 @@ def common(fn: Any) -> Any:
     return fn
 
 
+def _quiet_server_class() -> Any:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """Shut down cleanly on SIGTERM/SIGINT and exit 0 (uvicorn re-raises the signal otherwise)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return QuietServer
+
+
 @click.group()
 def main() -> None:
     """novalite: an OpenStack Compute (Nova) compatible cloud controller."""
@@ -72,7 +85,7 @@ def serve(**kwargs: Any) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             access_log=settings.log_level.lower() == "debug", timeout_graceful_shutdown=5,
                             loop="asyncio", http="h11", lifespan="on")
-    uvicorn.Server(config).run()
+    _quiet_server_class()(config).run()
     runtime.db.dispose()
 
 
