@@ -101,3 +101,23 @@ def test_member_gets_403_on_admin_apis(stack: Api) -> None:
 
 def test_missing_token_is_401(stack: Api) -> None:
     assert stack.client.get("/identity/v3/projects").status_code == 401
+
+
+def test_expired_token_is_rejected(stack: Api) -> None:
+    import datetime as dt
+
+    rt = stack.runtime  # type: ignore[attr-defined]
+    past = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=5)
+    token, _ = rt.tokens.issue(user=(stack.ids["demo_user"], "demo"), project=(stack.ids["demo_project"], "demo"),
+                               roles=[("x", "member")], expires_at=past)
+    r = stack.client.get("/identity/v3/auth/catalog", headers={"X-Auth-Token": token})
+    assert r.status_code == 401
+    r = stack.client.get("/compute/v2.1/flavors", headers={"X-Auth-Token": token})
+    assert r.status_code in (401, 404)  # 404 only while no flavors router is registered
+
+
+def test_identity_on_postgresql(stack_factory) -> None:  # type: ignore[no-untyped-def]
+    api = stack_factory(postgres=True)
+    r = api.get("/identity/v3/auth/tokens", as_="admin", headers={"X-Subject-Token": api.tokens["demo"]})
+    assert r.status_code == 200
+    assert r.json()["token"]["project"]["name"] == "demo"
