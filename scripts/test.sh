@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.lock
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
-.venv/bin/ruff check src tests
+.venv/bin/ruff check src tests bench
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

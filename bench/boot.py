@@ -1,0 +1,147 @@
+"""Boot throughput: create N servers through the REST API with concurrency C, wait until every one
+is ACTIVE or ERROR, delete them all and wait until they are gone. Prints the figures.
+
+    .venv/bin/python bench/boot.py                      # starts novalite serve --fake-hosts 100
+    .venv/bin/python bench/boot.py -n 200 -c 16 --hosts 50
+    .venv/bin/python bench/boot.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+    .venv/bin/python bench/boot.py --endpoint http://HOST/identity --user U --password P --project P
+        (time any Nova-compatible cloud; --flavor/--image pick what it has)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ADMIN_PW, default_image, percentile, project_id, start_server, token  # noqa: E402
+
+
+async def _create(client: httpx.AsyncClient, sem: asyncio.Semaphore, i: int, flavor: str, image: str,
+                  latencies: list[float], created: dict[str, float]) -> None:
+    body = {"server": {"name": f"bench-{i}", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
+    async with sem:
+        t0 = time.monotonic()
+        r = await client.post("/servers", json=body)
+        latencies.append(time.monotonic() - t0)
+    if r.status_code != 202:
+        raise SystemExit(f"POST /servers answered {r.status_code}: {r.text}")
+    created[r.json()["server"]["id"]] = t0
+
+
+async def _wait_states(client: httpx.AsyncClient, ids: set[str], created: dict[str, float],
+                       done_at: dict[str, float], timeout: float) -> dict[str, str]:
+    """Poll /servers/detail until every id is ACTIVE or ERROR; record when each got there."""
+    final: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(final) < len(ids) and time.monotonic() < deadline:
+        marker = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if marker:
+                params["marker"] = marker
+            r = await client.get("/servers/detail", params=params)
+            servers = r.json()["servers"]
+            now = time.monotonic()
+            for s in servers:
+                if s["id"] in ids and s["id"] not in final and s["status"] in ("ACTIVE", "ERROR"):
+                    final[s["id"]] = s["status"]
+                    done_at[s["id"]] = now
+            if len(servers) < 1000:
+                break
+            marker = servers[-1]["id"]
+        await asyncio.sleep(0.05)
+    return final
+
+
+async def _delete_all(client: httpx.AsyncClient, sem: asyncio.Semaphore, ids: list[str], timeout: float) -> float:
+    t0 = time.monotonic()
+
+    async def one(sid: str) -> None:
+        async with sem:
+            r = await client.delete(f"/servers/{sid}")
+            if r.status_code not in (204, 404):
+                raise SystemExit(f"DELETE answered {r.status_code}: {r.text}")
+
+    await asyncio.gather(*(one(s) for s in ids))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = await client.get("/servers", params={"limit": 1000})
+        if not [s for s in r.json()["servers"] if s["id"] in set(ids)]:
+            break
+        await asyncio.sleep(0.05)
+    return time.monotonic() - t0
+
+
+async def run(args: argparse.Namespace) -> None:
+    server = None
+    if args.endpoint:
+        identity = args.endpoint.rstrip("/").removesuffix("/identity")
+        tok, compute = token(identity, args.user, args.password, args.project)
+    else:
+        server = start_server("--fake-hosts", str(args.hosts), database_url=args.database_url)
+        tok, compute = token(server.url)
+    headers = {"X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.37"}
+    if not args.image:
+        args.image = default_image(compute, tok)
+    limits = httpx.Limits(max_connections=args.concurrency + 4)
+    try:
+        async with httpx.AsyncClient(base_url=compute, headers=headers, timeout=120, limits=limits) as client:
+            if not args.endpoint:
+                # lift the admin project's quota so N servers fit
+                quota = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+                (await client.put(f"/os-quota-sets/{project_id(server.url)}", json=quota)).raise_for_status()  # type: ignore[union-attr]
+            sem = asyncio.Semaphore(args.concurrency)
+            latencies: list[float] = []
+            created: dict[str, float] = {}
+            done_at: dict[str, float] = {}
+            t0 = time.monotonic()
+            await asyncio.gather(*(_create(client, sem, i, args.flavor, args.image, latencies, created)
+                                   for i in range(args.n)))
+            post_done = time.monotonic() - t0
+            final = await _wait_states(client, set(created), created, done_at, args.timeout)
+            total = max(done_at.values()) - t0 if done_at else float("nan")
+            to_active = [done_at[i] - created[i] for i in done_at]
+            errors = sum(1 for s in final.values() if s == "ERROR")
+            stuck = len(created) - len(final)
+            delete_s = await _delete_all(client, sem, list(created), args.timeout)
+    finally:
+        if server is not None:
+            server.stop()
+    print(f"servers: {args.n}  concurrency: {args.concurrency}  hosts: {args.hosts if not args.endpoint else '-'}  "
+          f"db: {args.database_url or 'sqlite'}")
+    print(f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in {post_done:.2f} s)")
+    print(f"POST /servers latency ms: p50 {percentile(latencies, 50) * 1000:.1f}  p95 {percentile(latencies, 95) * 1000:.1f}  "
+          f"p99 {percentile(latencies, 99) * 1000:.1f}")
+    print(f"time to ACTIVE ms: p50 {percentile(to_active, 50) * 1000:.1f}  p95 {percentile(to_active, 95) * 1000:.1f}")
+    print(f"delete throughput: {args.n / delete_s:.1f} servers/s ({delete_s:.2f} s)")
+    print(f"ERROR: {errors}  still building at timeout: {stuck}")
+    if server is not None:
+        print(f"server peak RSS: {server.peak_rss_mb:.0f} MB  first answer after start: {server.first_answer_s:.2f} s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=1000, help="servers to create")
+    p.add_argument("-c", "--concurrency", type=int, default=16)
+    p.add_argument("--hosts", type=int, default=100, help="simulated hypervisors")
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--flavor", default="1")
+    p.add_argument("--image", default=None, help="image id (default: the server's novalite-tiny)")
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--endpoint", default=None, help="identity URL of an already running cloud")
+    p.add_argument("--user", default="admin")
+    p.add_argument("--password", default=ADMIN_PW)
+    p.add_argument("--project", default="admin")
+    args = p.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
