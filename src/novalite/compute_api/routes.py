@@ -38,7 +38,7 @@ def _load(name: str) -> object | None:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name == name:  # not written yet
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):  # not written yet
             return None
         raise
 
