@@ -12,6 +12,7 @@ MODEL_MODULES = [
     "image",
     "placement",  # resource providers, inventories, allocations, traits, aggregates, services
     "server_groups",
+    "aggregates",  # Nova host aggregates (name, AZ, hosts, metadata)
     "network",
     "volume",
 ]
