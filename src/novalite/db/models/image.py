@@ -39,6 +39,7 @@ class Image(Base):
     checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)  # md5 hex
     os_hash_algo: Mapped[str | None] = mapped_column(String(64), nullable=True)
     os_hash_value: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    data_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # the data file, once uploaded
     min_ram: Mapped[int] = mapped_column(Integer, default=0)
     min_disk: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('checksum', sa.String(length=32), nullable=True),
     sa.Column('os_hash_algo', sa.String(length=64), nullable=True),
     sa.Column('os_hash_value', sa.String(length=128), nullable=True),
+    sa.Column('data_path', sa.String(length=1024), nullable=True),
     sa.Column('min_ram', sa.Integer(), nullable=False),
     sa.Column('min_disk', sa.Integer(), nullable=False),
     sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
@@ -122,6 +123,30 @@ def upgrade() -> None:
         batch_op.create_index('ix_instances_reservation', ['reservation_id'], unique=False)
         batch_op.create_index('ix_instances_updated', ['updated_at'], unique=False)
 
+    op.create_table('network_quotas',
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('resource', sa.String(length=64), nullable=False),
+    sa.Column('hard_limit', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('project_id', 'resource')
+    )
+    op.create_table('networks',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('shared', sa.Boolean(), nullable=False),
+    sa.Column('router_external', sa.Boolean(), nullable=False),
+    sa.Column('admin_state_up', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('mtu', sa.Integer(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('networks', schema=None) as batch_op:
+        batch_op.create_index('ix_networks_project', ['project_id'], unique=False)
+
     op.create_table('projects',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -144,6 +169,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+    op.create_table('security_groups',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('stateful', sa.Boolean(), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('security_groups', schema=None) as batch_op:
+        batch_op.create_index('ix_security_groups_project', ['project_id'], unique=False)
+
     op.create_table('service_keys',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('value', sa.String(length=255), nullable=False),
@@ -161,6 +200,12 @@ def upgrade() -> None:
     sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('domain_id', 'name', name='uq_users_domain_name')
+    )
+    op.create_table('default_security_groups',
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['security_group_id'], ['security_groups.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('project_id')
     )
     op.create_table('image_properties',
     sa.Column('image_id', sa.String(length=36), nullable=False),
@@ -218,6 +263,32 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['instance_uuid'], ['instances.uuid'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('instance_uuid', 'tag')
     )
+    op.create_table('ports',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('network_id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('mac_address', sa.String(length=32), nullable=False),
+    sa.Column('device_id', sa.String(length=255), nullable=False),
+    sa.Column('device_owner', sa.String(length=255), nullable=False),
+    sa.Column('binding_host_id', sa.String(length=255), nullable=False),
+    sa.Column('binding_profile', sa.JSON(), nullable=False),
+    sa.Column('vnic_type', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('admin_state_up', sa.Boolean(), nullable=False),
+    sa.Column('port_security_enabled', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['network_id'], ['networks.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('network_id', 'mac_address', name='uq_ports_network_mac')
+    )
+    with op.batch_alter_table('ports', schema=None) as batch_op:
+        batch_op.create_index('ix_ports_device', ['device_id'], unique=False)
+        batch_op.create_index('ix_ports_project', ['project_id'], unique=False)
+
     op.create_table('role_assignments',
     sa.Column('user_id', sa.String(length=64), nullable=False),
     sa.Column('project_id', sa.String(length=64), nullable=False),
@@ -227,12 +298,89 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'project_id', 'role_id')
     )
+    op.create_table('security_group_rules',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('direction', sa.String(length=16), nullable=False),
+    sa.Column('ethertype', sa.String(length=8), nullable=False),
+    sa.Column('protocol', sa.String(length=40), nullable=True),
+    sa.Column('port_range_min', sa.Integer(), nullable=True),
+    sa.Column('port_range_max', sa.Integer(), nullable=True),
+    sa.Column('remote_ip_prefix', sa.String(length=64), nullable=True),
+    sa.Column('remote_group_id', sa.String(length=36), nullable=True),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['remote_group_id'], ['security_groups.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['security_group_id'], ['security_groups.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('security_group_rules', schema=None) as batch_op:
+        batch_op.create_index('ix_sg_rules_group', ['security_group_id'], unique=False)
+
+    op.create_table('subnets',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('network_id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('ip_version', sa.Integer(), nullable=False),
+    sa.Column('cidr', sa.String(length=64), nullable=False),
+    sa.Column('gateway_ip', sa.String(length=64), nullable=True),
+    sa.Column('allocation_pools', sa.JSON(), nullable=False),
+    sa.Column('enable_dhcp', sa.Boolean(), nullable=False),
+    sa.Column('dns_nameservers', sa.JSON(), nullable=False),
+    sa.Column('host_routes', sa.JSON(), nullable=False),
+    sa.Column('ipv6_ra_mode', sa.String(length=16), nullable=True),
+    sa.Column('ipv6_address_mode', sa.String(length=16), nullable=True),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('revision_number', sa.Integer(), nullable=False),
+    sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', novalite.db.base.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['network_id'], ['networks.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('subnets', schema=None) as batch_op:
+        batch_op.create_index('ix_subnets_network', ['network_id'], unique=False)
+
+    op.create_table('port_ips',
+    sa.Column('port_id', sa.String(length=36), nullable=False),
+    sa.Column('subnet_id', sa.String(length=36), nullable=False),
+    sa.Column('ip_address', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['port_id'], ['ports.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['subnet_id'], ['subnets.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('port_id', 'subnet_id', 'ip_address'),
+    sa.UniqueConstraint('subnet_id', 'ip_address', name='uq_port_ips_subnet_ip')
+    )
+    op.create_table('port_security_groups',
+    sa.Column('port_id', sa.String(length=36), nullable=False),
+    sa.Column('security_group_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['port_id'], ['ports.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['security_group_id'], ['security_groups.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('port_id', 'security_group_id')
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('port_security_groups')
+    op.drop_table('port_ips')
+    with op.batch_alter_table('subnets', schema=None) as batch_op:
+        batch_op.drop_index('ix_subnets_network')
+
+    op.drop_table('subnets')
+    with op.batch_alter_table('security_group_rules', schema=None) as batch_op:
+        batch_op.drop_index('ix_sg_rules_group')
+
+    op.drop_table('security_group_rules')
     op.drop_table('role_assignments')
+    with op.batch_alter_table('ports', schema=None) as batch_op:
+        batch_op.drop_index('ix_ports_project')
+        batch_op.drop_index('ix_ports_device')
+
+    op.drop_table('ports')
     op.drop_table('instance_tags')
     op.drop_table('instance_metadata')
     with op.batch_alter_table('instance_faults', schema=None) as batch_op:
@@ -245,11 +393,21 @@ def downgrade() -> None:
     op.drop_table('instance_action_events')
     op.drop_table('image_tags')
     op.drop_table('image_properties')
+    op.drop_table('default_security_groups')
     op.drop_table('users')
     op.drop_table('service_keys')
+    with op.batch_alter_table('security_groups', schema=None) as batch_op:
+        batch_op.drop_index('ix_security_groups_project')
+
+    op.drop_table('security_groups')
     op.drop_table('roles')
     op.drop_table('request_specs')
     op.drop_table('projects')
+    with op.batch_alter_table('networks', schema=None) as batch_op:
+        batch_op.drop_index('ix_networks_project')
+
+    op.drop_table('networks')
+    op.drop_table('network_quotas')
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.drop_index('ix_instances_updated')
         batch_op.drop_index('ix_instances_reservation')

@@ -1,0 +1,153 @@
+"""Image API (Glance v2 subset) under /image (clients.md §3).
+
+Handlers that need the request body or stream are ``async`` and run their database work in
+the thread pool; the others are plain ``def``. Errors are rendered by ``api/faults.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from novalite.api.common import context, json_body, runtime
+from novalite.context import RequestContext
+from novalite.errors import Forbidden, NotFound, UnsupportedMediaType
+from novalite.image import listing, service, store, views
+from novalite.image.patch import check_media_type, parse_patch
+
+router = APIRouter(prefix="/image")
+CATALOG = ("image", "glance", "/image")
+T = TypeVar("T")
+
+
+def _in_session(request: Request, work: Callable[[Session], T]) -> T:
+    with runtime(request).db.session() as s:
+        return work(s)
+
+
+@router.get("")
+@router.get("/")
+@router.get("/versions")
+def versions(request: Request) -> JSONResponse:
+    return JSONResponse(views.versions_view(runtime(request).public_url), status_code=300)
+
+
+@router.get("/v2/schemas/image")
+def schema_image(ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return views.image_schema()
+
+
+@router.get("/v2/schemas/images")
+def schema_images(ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return views.images_schema()
+
+
+@router.post("/v2/images", status_code=201)
+async def create(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+    body = await json_body(request)
+
+    def work(s: Session) -> dict[str, Any]:
+        return views.image_view(service.create_image(s, ctx, body))
+
+    shown = await run_in_threadpool(_in_session, request, work)
+    location = f"{runtime(request).public_url}/image/v2/images/{shown['id']}"
+    return JSONResponse(shown, status_code=201, headers={"Location": location})
+
+
+@router.get("/v2/images")
+def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    params = list(request.query_params.multi_items())
+    query = listing.parse_query(params)
+    with runtime(request).db.reader() as s:
+        images, more = listing.list_images(s, ctx, query)
+        return views.list_view(images, params, more)
+
+
+@router.get("/v2/images/{image_id}")
+def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return views.image_view(service.require_visible(s, ctx, image_id))
+
+
+@router.patch("/v2/images/{image_id}")
+async def update(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    check_media_type(request.headers.get("content-type"))
+    changes = parse_patch(await json_body(request))
+
+    def work(s: Session) -> dict[str, Any]:
+        return views.image_view(service.update_image(s, ctx, image_id, changes))
+
+    return await run_in_threadpool(_in_session, request, work)
+
+
+@router.delete("/v2/images/{image_id}", status_code=204)
+def delete(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    rt = runtime(request)
+    with rt.db.session() as s:
+        service.delete_image(s, ctx, image_id)
+    store.remove(rt.settings.data_dir, image_id)
+    return Response(status_code=204)
+
+
+@router.put("/v2/images/{image_id}/file", status_code=204)
+async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    """Stream the body into the image's data file: queued -> saving -> active."""
+    ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+    if ctype not in ("application/octet-stream", ""):
+        raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype}. Use application/octet-stream")
+    rt = runtime(request)
+    await run_in_threadpool(_in_session, request, lambda s: service.begin_upload(s, ctx, image_id))
+    writer = store.DataWriter(rt.settings.data_dir, image_id)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                writer.write(chunk)
+        stored = writer.commit()
+        await run_in_threadpool(_in_session, request, lambda s: service.finish_upload(s, image_id, stored))
+    except BaseException:
+        writer.abort()
+        await run_in_threadpool(_in_session, request, lambda s: service.abort_upload(s, image_id))
+        raise
+    return Response(status_code=204)
+
+
+@router.get("/v2/images/{image_id}/file")
+def download(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    """200 with the data (Content-MD5 = checksum); 204 when the image has no data yet."""
+    with runtime(request).db.reader() as s:
+        image = service.require_visible(s, ctx, image_id)
+        if image.status == "deactivated" and not ctx.is_admin:
+            raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+        path, checksum = service.image_data_path(image), image.checksum
+    if path is None:
+        return Response(status_code=204)
+    headers = {"Content-MD5": checksum} if checksum else {}
+    return FileResponse(path, media_type="application/octet-stream", headers=headers)
+
+
+@router.post("/v2/images/{image_id}/actions/{action}", status_code=204)
+def action(image_id: str, action: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    if action not in ("deactivate", "reactivate"):
+        raise NotFound("The resource could not be found.")
+    with runtime(request).db.session() as s:
+        service.change_activation(s, ctx, image_id, action)
+    return Response(status_code=204)
+
+
+@router.put("/v2/images/{image_id}/tags/{tag}", status_code=204)
+def add_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        service.add_tag(s, ctx, image_id, tag)
+    return Response(status_code=204)
+
+
+@router.delete("/v2/images/{image_id}/tags/{tag}", status_code=204)
+def delete_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        service.remove_tag(s, ctx, image_id, tag)
+    return Response(status_code=204)
