@@ -1,0 +1,262 @@
+"""The compute API's image proxy: /images and /images/{id}/metadata over the Image service.
+
+Only up to microversion 2.35; from 2.36 on every route here answers a plain 404
+(the proxy APIs were removed). Reads and writes go through ``novalite.image.service``,
+so visibility and ownership rules are the Image service's: another project's private
+image is a 404, a visible image you do not own is a 403 to change or delete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from novalite.api.common import compute_links, context, json_body, next_link, parse_limit, runtime, validate
+from novalite.api.microversion import V, request_version
+from novalite.compute_api.routes import _load
+from novalite.context import RequestContext
+from novalite.db.models.image import Image
+from novalite.errors import BadRequest, Forbidden, NotFound
+from novalite.image import listing, service, store
+from novalite.image.views import iso
+
+
+def _proxy_available(request: Request) -> None:
+    # 2.36: the image proxy APIs are gone
+    if request_version(request) >= V(2, 36):
+        raise NotFound("The resource could not be found.")
+
+
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(_proxy_available)])
+
+DEFAULT_METADATA_ITEMS = 128
+_METADATA = {
+    "type": "object",
+    "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
+    "additionalProperties": False,
+}
+METADATA_ALL_SCHEMA = {"type": "object", "properties": {"metadata": _METADATA}, "required": ["metadata"],
+                       "additionalProperties": False}
+METADATA_ITEM_SCHEMA = {"type": "object",
+                        "properties": {"meta": dict(_METADATA, minProperties=1, maxProperties=1)},
+                        "required": ["meta"], "additionalProperties": False}
+STATUS_MAP = {"active": "ACTIVE", "queued": "SAVING", "saving": "SAVING", "deleted": "DELETED",
+              "pending_delete": "DELETED", "killed": "ERROR"}
+PROGRESS = {"queued": 25, "saving": 50, "active": 100}
+
+
+# --- views -------------------------------------------------------------------------------
+
+def _links(request: Request, image_id: str) -> list[dict[str, str]]:
+    alternate = {"rel": "alternate", "type": "application/vnd.openstack.image",
+                 "href": f"{runtime(request).public_url}/image/images/{image_id}"}
+    return [*compute_links(request, "images", image_id), alternate]
+
+
+def basic_view(request: Request, image: Image) -> dict[str, Any]:
+    return {"id": image.id, "name": image.name, "links": _links(request, image.id)}
+
+
+def detail_view(request: Request, image: Image) -> dict[str, Any]:
+    props = image.properties
+    body: dict[str, Any] = {
+        "id": image.id, "name": image.name, "minRam": image.min_ram, "minDisk": image.min_disk,
+        "metadata": props, "created": iso(image.created_at), "updated": iso(image.updated_at),
+        "status": STATUS_MAP.get(image.status, "UNKNOWN"), "progress": PROGRESS.get(image.status, 0),
+        "links": _links(request, image.id), "OS-EXT-IMG-SIZE:size": image.size,
+    }
+    server = props.get("instance_uuid")
+    if server:
+        body["server"] = {"id": server, "links": compute_links(request, "servers", server)}
+    return body
+
+
+# --- reading -----------------------------------------------------------------------------
+
+def _attr_is(attr: str, value: Any) -> listing.Predicate:
+    return lambda img: bool(getattr(img, attr) == value)
+
+
+def _attr_at_least(attr: str, low: Any) -> listing.Predicate:
+    return lambda img: bool(getattr(img, attr) >= low)
+
+
+def _property_is(prop: str, value: str) -> listing.Predicate:
+    return lambda img: img.properties.get(prop) == value
+
+
+def _filter(key: str, raw: str) -> listing.Predicate | None:
+    if key == "name":
+        return _attr_is("name", raw)
+    if key == "status":
+        return _attr_is("status", raw.lower())
+    if key == "changes-since":
+        return _attr_at_least("updated_at", listing.parse_time(raw))
+    if key == "server":
+        return _property_is("instance_uuid", raw.rsplit("/", 1)[-1])
+    if key == "type":
+        return _property_is("image_type", raw)
+    if key.startswith("property-"):
+        return _property_is(key[len("property-"):], raw)
+    if key in ("minRam", "minDisk"):
+        return _attr_at_least("min_ram" if key == "minRam" else "min_disk", _int_filter(key, raw))
+    return None
+
+
+def _filters(request: Request) -> list[listing.Predicate]:
+    """Nova's proxy filters: name, status, changes-since, server, type, minRam, minDisk, property-*."""
+    preds: list[listing.Predicate] = [lambda img: not img.os_hidden]
+    for key, raw in request.query_params.multi_items():
+        pred = _filter(key, raw)
+        if pred is not None:
+            preds.append(pred)
+    return preds
+
+
+def _int_filter(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"Invalid filter value for {key}: {raw}") from None
+
+
+def _page(request: Request, ctx: RequestContext, s: Session) -> list[Image]:
+    limit, marker = parse_limit(request)
+    preds = _filters(request)
+    rows = [img for img in listing.scope(s, ctx, None) if all(p(img) for p in preds)]
+    ordered = listing.sort_images(rows, [("created_at", "desc"), ("id", "desc")])
+    page, _ = listing.page_after(ordered, marker, limit)
+    return page
+
+
+def _image(s: Session, ctx: RequestContext, image_id: str) -> Image:
+    image = service.find_visible(s, ctx, image_id)
+    if image is None:
+        raise NotFound("Image not found.", kind="ImageNotFound")
+    return image
+
+
+@router.get("/images")
+def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        images = [basic_view(request, img) for img in _page(request, ctx, s)]
+    return _collection(request, "images", images)
+
+
+@router.get("/images/detail")
+def detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        images = [detail_view(request, img) for img in _page(request, ctx, s)]
+    return _collection(request, "images/detail", images)
+
+
+def _collection(request: Request, collection: str, images: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"images": images}
+    limit, _ = parse_limit(request)
+    links = next_link(request, collection, images, lambda i: i["id"], limit)
+    if links:
+        body["images_links"] = links
+    return body
+
+
+@router.get("/images/{image_id}")
+def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"image": detail_view(request, _image(s, ctx, image_id))}
+
+
+@router.delete("/images/{image_id}", status_code=204)
+def delete(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    rt = runtime(request)
+    with rt.db.session() as s:
+        image = _image(s, ctx, image_id)
+        if image.protected or (not ctx.is_admin and image.owner != ctx.project_id):
+            raise Forbidden("You are not allowed to delete the image.", kind="ImageNotAuthorized")
+        service.delete_image(s, ctx, image_id)
+    store.remove(rt.settings.data_dir, image_id)
+    return Response(status_code=204)
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+@router.get("/images/{image_id}/metadata")
+def metadata_index(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"metadata": _image(s, ctx, image_id).properties}
+
+
+@router.get("/images/{image_id}/metadata/{key}")
+def metadata_show(image_id: str, key: str, request: Request,
+                  ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        props = _image(s, ctx, image_id).properties
+    if key not in props:
+        raise NotFound("Invalid metadata key")
+    return {"meta": {key: props[key]}}
+
+
+def _metadata_limit(s: Session, project_id: str) -> int:
+    quotas: Any = _load("novalite.services.quotas")
+    if quotas is None or not hasattr(quotas, "effective_limits"):
+        return DEFAULT_METADATA_ITEMS
+    limit = quotas.effective_limits(s, project_id).get("metadata_items", DEFAULT_METADATA_ITEMS)
+    return int(limit)
+
+
+def _write_metadata(request: Request, ctx: RequestContext, image_id: str, *, merge: dict[str, str] | None = None,
+                    replace: dict[str, str] | None = None) -> dict[str, str]:
+    """Merge into or replace the image's properties, within the metadata_items quota (-1: no limit)."""
+    with runtime(request).db.session() as s:
+        image = _image(s, ctx, image_id)
+        props = dict(replace) if replace is not None else {**image.properties, **(merge or {})}
+        limit = _metadata_limit(s, ctx.project_id)
+        if 0 <= limit < len(props):
+            raise Forbidden("Image metadata limit exceeded")
+        return service.replace_metadata(s, ctx, image_id, props).properties
+
+
+@router.put("/images/{image_id}/metadata")
+async def metadata_update_all(image_id: str, request: Request,
+                              ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    validate(METADATA_ALL_SCHEMA, body)
+    metadata = body["metadata"]
+    await _run(_write_metadata, request, ctx, image_id, replace=metadata)
+    return {"metadata": metadata}
+
+
+@router.post("/images/{image_id}/metadata")
+async def metadata_create(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    validate(METADATA_ALL_SCHEMA, body)
+    return {"metadata": await _run(_write_metadata, request, ctx, image_id, merge=body["metadata"])}
+
+
+@router.put("/images/{image_id}/metadata/{key}")
+async def metadata_update(image_id: str, key: str, request: Request,
+                          ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    validate(METADATA_ITEM_SCHEMA, body)
+    meta = body["meta"]
+    if key not in meta:
+        raise BadRequest("Request body and URI mismatch")
+    await _run(_write_metadata, request, ctx, image_id, merge=meta)
+    return {"meta": meta}
+
+
+@router.delete("/images/{image_id}/metadata/{key}", status_code=204)
+def metadata_delete(image_id: str, key: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        props = _image(s, ctx, image_id).properties
+        if key not in props:
+            raise NotFound("Invalid metadata key")
+        del props[key]
+        service.replace_metadata(s, ctx, image_id, props)
+    return Response(status_code=204)
+
+
+async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await run_in_threadpool(fn, *args, **kwargs)

@@ -1,0 +1,319 @@
+"""Image service (Glance v2 subset) through HTTP: create, upload/download, patch, list, visibility."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Api
+
+PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+OCTET = {"Content-Type": "application/octet-stream"}
+IMAGES = "/image/v2/images"
+
+
+def create(stack: Api, as_: str = "demo", **attrs: Any) -> dict[str, Any]:
+    body = {"disk_format": "raw", "container_format": "bare", **attrs}
+    r = stack.post(IMAGES, as_=as_, json=body)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def upload(stack: Api, image_id: str, data: bytes, as_: str = "demo") -> httpx.Response:
+    return stack.put(f"{IMAGES}/{image_id}/file", as_=as_, content=data, headers=OCTET)
+
+
+def patch(stack: Api, image_id: str, ops: Any, as_: str = "demo") -> httpx.Response:
+    return stack.patch(f"{IMAGES}/{image_id}", as_=as_, json=ops, headers=PATCH)
+
+
+def other_project_token(stack: Api) -> str:
+    """A member of a third project, to check what one project sees of another's images."""
+    pid = stack.post("/identity/v3/projects", as_="admin", json={"project": {"name": "p-other"}}).json()["project"]["id"]
+    uid = stack.post("/identity/v3/users", as_="admin", json={"user": {
+        "name": "u-other", "password": "pw-other", "default_project_id": pid}}).json()["user"]["id"]
+    role = stack.get("/identity/v3/roles?name=member", as_="admin").json()["roles"][0]["id"]
+    assert stack.put(f"/identity/v3/projects/{pid}/users/{uid}/roles/{role}", as_="admin").status_code == 204
+    return stack.token_for("u-other", "pw-other", "p-other")
+
+
+def test_versions_document_needs_no_token(stack: Api) -> None:
+    for path in ("/image", "/image/", "/image/versions"):
+        r = stack.client.get(path)
+        assert r.status_code == 300
+        current = [v for v in r.json()["versions"] if v["status"] == "CURRENT"]
+        assert len(current) == 1 and current[0]["id"].startswith("v2.")
+        assert current[0]["links"][0] == {"rel": "self", "href": "http://testserver/image/v2/"}
+        assert r.headers["x-openstack-request-id"].startswith("req-")
+
+
+def test_requests_without_token_are_401(stack: Api) -> None:
+    r = stack.client.get(IMAGES)
+    assert r.status_code == 401
+    assert r.json()["code"] == 401
+
+
+def test_default_image_is_seeded_public_and_active(stack: Api) -> None:
+    r = stack.get(f"{IMAGES}?name=novalite-tiny")
+    assert r.status_code == 200
+    (tiny,) = r.json()["images"]
+    assert (tiny["status"], tiny["visibility"], tiny["disk_format"], tiny["container_format"]) == (
+        "active", "public", "raw", "bare")
+    assert tiny["owner"] == stack.ids["admin_project"]
+    assert (tiny["min_ram"], tiny["min_disk"]) == (0, 0)
+    data = stack.get(f"{IMAGES}/{tiny['id']}/file").content
+    assert len(data) == tiny["size"] > 0
+    assert hashlib.md5(data).hexdigest() == tiny["checksum"]
+    # a name is not an id: plain 404, so the CLI falls back to ?name=
+    assert stack.get(f"{IMAGES}/novalite-tiny").status_code == 404
+
+
+def test_seed_is_idempotent(stack: Api) -> None:
+    from novalite.bootstrap import bootstrap
+
+    bootstrap(stack.runtime)  # type: ignore[attr-defined]
+    assert len(stack.get(f"{IMAGES}?name=novalite-tiny").json()["images"]) == 1
+
+
+def test_create_upload_download_checksums(stack: Api) -> None:
+    image = create(stack, name="img1", foo="bar", min_ram=64, tags=["t1"])
+    assert image["status"] == "queued"
+    assert image["visibility"] == "shared"
+    assert image["owner"] == stack.ids["demo_project"]
+    assert image["foo"] == "bar" and image["tags"] == ["t1"] and image["size"] is None
+    iid = image["id"]
+    assert stack.get(f"{IMAGES}/{iid}/file").status_code == 204  # no data yet
+
+    data = b"\x00novalite" * 5000
+    r = upload(stack, iid, data)
+    assert r.status_code == 204
+    shown = stack.get(f"{IMAGES}/{iid}").json()
+    assert shown["status"] == "active"
+    assert shown["size"] == len(data)
+    assert shown["checksum"] == hashlib.md5(data).hexdigest()
+    assert shown["os_hash_algo"] == "sha512"
+    assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
+
+    r = stack.get(f"{IMAGES}/{iid}/file")
+    assert r.status_code == 200
+    assert r.content == data
+    assert r.headers["content-md5"] == shown["checksum"]
+    assert r.headers["content-type"] == "application/octet-stream"
+
+    assert upload(stack, iid, b"again").status_code == 409
+
+
+def test_upload_needs_formats_and_octet_stream(stack: Api) -> None:
+    r = stack.post(IMAGES, json={"name": "no-format"})
+    iid = r.json()["id"]
+    assert upload(stack, iid, b"x").status_code == 400
+    assert stack.get(f"{IMAGES}/{iid}").json()["status"] == "queued"
+    iid2 = create(stack)["id"]
+    r = stack.put(f"{IMAGES}/{iid2}/file", content=b"x", headers={"Content-Type": "text/html"})
+    assert r.status_code == 415
+    assert upload(stack, "00000000-0000-0000-0000-000000000000", b"x").status_code == 404
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"status": "active"}, 403),
+    ({"size": 5}, 403),
+    ({"checksum": "x"}, 403),
+    ({"deleted": True}, 403),
+    ({"os_glance_foo": "x"}, 403),
+    ({"disk_format": "floppy"}, 400),
+    ({"container_format": 7}, 400),
+    ({"name": "n" * 256}, 400),
+    ({"min_ram": -1}, 400),
+    ({"min_disk": "1"}, 400),
+    ({"protected": "yes"}, 400),
+    ({"visibility": "everyone"}, 400),
+    ({"tags": "t1"}, 400),
+    ({"custom": 5}, 400),
+    ({"id": "not-a-uuid"}, 400),
+    ({"visibility": "public"}, 403),
+    ([1, 2], 400),
+])
+def test_create_rejects_bad_input(stack: Api, body: Any, status: int) -> None:
+    r = stack.post(IMAGES, json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["code"] == status
+
+
+def test_create_malformed_json_and_duplicate_id(stack: Api) -> None:
+    r = stack.post(IMAGES, content=b"{nope", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    iid = "6a1b5c7e-0d7d-4a57-9a53-6f0d1a2b3c4d"
+    assert create(stack, id=iid)["id"] == iid
+    assert stack.post(IMAGES, json={"id": iid}).status_code == 409
+
+
+def test_patch_properties_and_core_fields(stack: Api) -> None:
+    iid = create(stack, name="before", keep="1", drop="2")["id"]
+    r = patch(stack, iid, [
+        {"op": "replace", "path": "/name", "value": "after"},
+        {"op": "add", "path": "/new", "value": "3"},
+        {"op": "replace", "path": "/keep", "value": "11"},
+        {"op": "remove", "path": "/drop"},
+        {"op": "add", "path": "/min_disk", "value": 2},
+        {"op": "replace", "path": "/tags", "value": ["b", "a"]},
+        {"op": "add", "path": "/with~1slash", "value": "s"},
+    ])
+    assert r.status_code == 200, r.text
+    shown = stack.get(f"{IMAGES}/{iid}").json()
+    assert shown["name"] == "after" and shown["min_disk"] == 2 and shown["tags"] == ["a", "b"]
+    assert (shown["keep"], shown["new"], shown["with/slash"]) == ("11", "3", "s")
+    assert "drop" not in shown
+
+
+@pytest.mark.parametrize(("ops", "status"), [
+    ([{"op": "replace", "path": "/status", "value": "active"}], 403),
+    ([{"op": "replace", "path": "/id", "value": "x"}], 403),
+    ([{"op": "remove", "path": "/name"}], 403),
+    ([{"op": "remove", "path": "/missing"}], 409),
+    ([{"op": "replace", "path": "/missing", "value": "x"}], 409),
+    ([{"op": "move", "path": "/name", "from": "/x"}], 400),
+    ([{"op": "add", "path": "name", "value": "x"}], 400),
+    ([{"op": "add", "path": "/a/b", "value": "x"}], 400),
+    ([{"op": "add", "path": "/name"}], 400),
+    ([{"op": "add", "path": "/prop", "value": 1}], 400),
+    ([{"op": "replace", "path": "/visibility", "value": "public"}], 403),
+    ({"op": "add"}, 400),
+    (["x"], 400),
+])
+def test_patch_rejects_bad_changes(stack: Api, ops: Any, status: int) -> None:
+    iid = create(stack, name="p")["id"]
+    r = patch(stack, iid, ops)
+    assert r.status_code == status, r.text
+    assert stack.get(f"{IMAGES}/{iid}").json()["name"] == "p"
+
+
+def test_patch_needs_the_json_patch_media_type(stack: Api) -> None:
+    iid = create(stack)["id"]
+    r = stack.patch(f"{IMAGES}/{iid}", json=[{"op": "replace", "path": "/name", "value": "x"}])
+    assert r.status_code == 415
+
+
+def test_visibility_between_projects(stack: Api) -> None:
+    other = other_project_token(stack)
+    stack.tokens["other"] = other
+    private = create(stack, name="mine-private", visibility="private")["id"]
+    shared = create(stack, name="mine-shared")["id"]
+    community = create(stack, name="mine-community", visibility="community")["id"]
+
+    for iid in (private, shared):
+        assert stack.get(f"{IMAGES}/{iid}", as_="other").status_code == 404
+        assert patch(stack, iid, [{"op": "add", "path": "/x", "value": "y"}], as_="other").status_code == 404
+        assert stack.delete(f"{IMAGES}/{iid}", as_="other").status_code == 404
+    assert stack.get(f"{IMAGES}/{community}", as_="other").status_code == 200
+
+    names = {i["name"] for i in stack.get(IMAGES, as_="other").json()["images"]}
+    assert names == {"novalite-tiny"}  # others' community images are listed only on request
+    names = {i["name"] for i in stack.get(f"{IMAGES}?visibility=community", as_="other").json()["images"]}
+    assert names == {"mine-community"}
+
+    mine = {i["name"] for i in stack.get(IMAGES).json()["images"]}
+    assert {"mine-private", "mine-shared", "mine-community", "novalite-tiny"} <= mine
+    admin = {i["id"] for i in stack.get(IMAGES, as_="admin").json()["images"]}
+    assert {private, shared, community} <= admin
+
+    # visible but not yours: 403 to change it
+    assert patch(stack, community, [{"op": "add", "path": "/x", "value": "y"}], as_="other").status_code == 403
+    tiny = stack.get(f"{IMAGES}?name=novalite-tiny").json()["images"][0]["id"]
+    assert stack.delete(f"{IMAGES}/{tiny}").status_code == 403
+
+
+def test_list_filters(stack: Api) -> None:
+    a = create(stack, name="alpha", tags=["red"], flavor="small")["id"]
+    b = create(stack, name="beta", tags=["red", "blue"])["id"]
+    upload(stack, b, b"data")
+    c = create(stack, name="gamma", visibility="private", protected=True)["id"]
+
+    def names(query: str) -> set[str]:
+        r = stack.get(f"{IMAGES}?{query}")
+        assert r.status_code == 200, r.text
+        return {i["name"] for i in r.json()["images"]}
+
+    assert names("name=alpha") == {"alpha"}
+    assert names("status=queued") == {"alpha", "gamma"}
+    assert names(f"id=in:{a},{c}") == {"alpha", "gamma"}
+    assert names("tag=red") == {"alpha", "beta"}
+    assert names("tag=red&tag=blue") == {"beta"}
+    assert names("flavor=small") == {"alpha"}
+    assert names("visibility=private") == {"gamma"}
+    assert names("protected=true") == {"gamma"}
+    assert names(f"owner={stack.ids['demo_project']}") == {"alpha", "beta", "gamma"}
+    assert names("size_min=1&name=in:alpha,beta") == {"beta"}
+    assert names("created_at=gte:2000-01-01T00:00:00Z&name=alpha") == {"alpha"}
+    for bad in ("status=bogus", "visibility=everyone", "limit=x", "limit=-1", "sort_key=bogus",
+                "sort_dir=up", "marker=00000000-0000-0000-0000-000000000000", "protected=maybe",
+                "created_at=gt:yesterday", "sort=name:sideways", "sort=name&sort_key=name", "size_min=big"):
+        r = stack.get(f"{IMAGES}?{bad}")
+        assert r.status_code == 400, (bad, r.text)
+
+
+def test_list_sorting_and_paging(stack: Api) -> None:
+    for name in ("c", "a", "d", "b"):
+        create(stack, name=name, visibility="private")
+    q = "visibility=private"
+    r = stack.get(f"{IMAGES}?{q}&sort=name:asc")
+    assert [i["name"] for i in r.json()["images"]] == ["a", "b", "c", "d"]
+    r = stack.get(f"{IMAGES}?{q}&sort_key=name&sort_dir=desc")
+    assert [i["name"] for i in r.json()["images"]] == ["d", "c", "b", "a"]
+    r = stack.get(f"{IMAGES}?{q}")  # newest first by default
+    assert [i["name"] for i in r.json()["images"]] == ["b", "d", "a", "c"]
+
+    seen: list[str] = []
+    url: str | None = f"{IMAGES}?{q}&sort=name:asc&limit=3"
+    while url:
+        body = stack.get(url).json()
+        assert len(body["images"]) <= 3
+        seen.extend(i["name"] for i in body["images"])
+        url = "/image" + body["next"] if "next" in body else None
+    assert seen == ["a", "b", "c", "d"]
+
+
+def test_delete_and_protected(stack: Api) -> None:
+    iid = create(stack, protected=True)["id"]
+    upload(stack, iid, b"abc")
+    assert stack.delete(f"{IMAGES}/{iid}").status_code == 403
+    assert patch(stack, iid, [{"op": "replace", "path": "/protected", "value": False}]).status_code == 200
+    assert stack.delete(f"{IMAGES}/{iid}").status_code == 204
+    assert stack.get(f"{IMAGES}/{iid}").status_code == 404
+    assert stack.get(f"{IMAGES}/{iid}/file").status_code == 404
+    assert stack.delete(f"{IMAGES}/{iid}").status_code == 404
+    data_dir = stack.runtime.settings.data_dir  # type: ignore[attr-defined]
+    assert not (data_dir / "images" / iid).exists()
+
+
+def test_deactivate_and_reactivate(stack: Api) -> None:
+    queued = create(stack)["id"]
+    assert stack.post(f"{IMAGES}/{queued}/actions/deactivate").status_code == 403
+    iid = create(stack)["id"]
+    upload(stack, iid, b"payload")
+    assert stack.post(f"{IMAGES}/{iid}/actions/deactivate").status_code == 204
+    assert stack.get(f"{IMAGES}/{iid}").json()["status"] == "deactivated"
+    assert stack.get(f"{IMAGES}/{iid}/file").status_code == 403
+    assert stack.get(f"{IMAGES}/{iid}/file", as_="admin").content == b"payload"
+    assert stack.post(f"{IMAGES}/{iid}/actions/reactivate").status_code == 204
+    assert stack.get(f"{IMAGES}/{iid}/file").content == b"payload"
+    assert stack.post(f"{IMAGES}/{iid}/actions/explode").status_code == 404
+
+
+def test_tags(stack: Api) -> None:
+    iid = create(stack)["id"]
+    assert stack.put(f"{IMAGES}/{iid}/tags/blue").status_code == 204
+    assert stack.put(f"{IMAGES}/{iid}/tags/blue").status_code == 204
+    assert stack.get(f"{IMAGES}/{iid}").json()["tags"] == ["blue"]
+    assert stack.delete(f"{IMAGES}/{iid}/tags/blue").status_code == 204
+    assert stack.delete(f"{IMAGES}/{iid}/tags/blue").status_code == 404
+    assert stack.put(f"{IMAGES}/{iid}/tags/{'x' * 256}").status_code == 400
+
+
+def test_schemas(stack: Api) -> None:
+    r = stack.get("/image/v2/schemas/image")
+    assert r.status_code == 200
+    assert r.json()["name"] == "image" and "disk_format" in r.json()["properties"]
+    assert stack.get("/image/v2/schemas/images").json()["name"] == "images"
