@@ -317,3 +317,129 @@ def test_schemas(stack: Api) -> None:
     assert r.status_code == 200
     assert r.json()["name"] == "image" and "disk_format" in r.json()["properties"]
     assert stack.get("/image/v2/schemas/images").json()["name"] == "images"
+
+
+# --- the compute API's image proxy (microversion <= 2.35) ------------------------------------
+
+COMPUTE = "/compute/v2.1"
+
+
+def test_proxy_detail_view(stack: Api) -> None:
+    iid = create(stack, name="proxied", min_ram=128, min_disk=1, instance_uuid="inst-1", foo="bar")["id"]
+    r = stack.get(f"{COMPUTE}/images/{iid}", version="2.1")
+    assert r.status_code == 200
+    image = r.json()["image"]
+    assert set(image) == {"id", "name", "minRam", "minDisk", "metadata", "created", "updated", "status",
+                          "progress", "links", "OS-EXT-IMG-SIZE:size", "server"}
+    assert (image["status"], image["progress"], image["minRam"], image["minDisk"]) == ("SAVING", 25, 128, 1)
+    assert image["metadata"] == {"instance_uuid": "inst-1", "foo": "bar"}
+    assert image["OS-EXT-IMG-SIZE:size"] is None
+    assert image["created"].endswith("Z") and len(image["created"]) == 20
+    assert image["server"]["id"] == "inst-1"
+    rels = {link["rel"]: link for link in image["links"]}
+    assert rels["self"]["href"] == f"http://testserver/compute/v2.1/images/{iid}"
+    assert rels["bookmark"]["href"] == f"http://testserver/compute/images/{iid}"
+    assert rels["alternate"]["type"] == "application/vnd.openstack.image"
+
+    upload(stack, iid, b"12345")
+    image = stack.get(f"{COMPUTE}/images/{iid}").json()["image"]
+    assert (image["status"], image["progress"], image["OS-EXT-IMG-SIZE:size"]) == ("ACTIVE", 100, 5)
+    stack.post(f"{IMAGES}/{iid}/actions/deactivate")
+    assert stack.get(f"{COMPUTE}/images/{iid}").json()["image"]["status"] == "UNKNOWN"
+    assert stack.get(f"{COMPUTE}/images/not-there").status_code == 404
+
+
+def test_proxy_lists_filters_and_paging(stack: Api) -> None:
+    ids = [create(stack, name=f"px{n}", visibility="private")["id"] for n in range(3)]
+    upload(stack, ids[0], b"x")
+    r = stack.get(f"{COMPUTE}/images", version="2.35")
+    assert r.status_code == 200
+    basic = r.json()["images"]
+    assert {"novalite-tiny", "px0", "px1", "px2"} <= {i["name"] for i in basic}
+    assert all(set(i) == {"id", "name", "links"} for i in basic)
+    assert "images_links" not in r.json()
+
+    def names(query: str) -> list[str]:
+        r = stack.get(f"{COMPUTE}/images/detail?{query}")
+        assert r.status_code == 200, r.text
+        return [i["name"] for i in r.json()["images"]]
+
+    assert names("name=px1") == ["px1"]
+    assert set(names("status=ACTIVE")) == {"novalite-tiny", "px0"}
+    assert set(names("status=SAVING")) == set() and set(names("status=queued")) == {"px1", "px2"}
+    assert names("changes-since=2999-01-01T00:00:00Z") == []
+    assert "px2" in names("changes-since=2000-01-01T00:00:00Z")
+    assert stack.get(f"{COMPUTE}/images/detail?changes-since=not-a-time").status_code == 400
+
+    r = stack.get(f"{COMPUTE}/images/detail?limit=2")
+    body = r.json()
+    assert [i["name"] for i in body["images"]] == ["px2", "px1"]
+    href = body["images_links"][0]["href"]
+    assert body["images_links"][0]["rel"] == "next" and "marker=" in href and "limit=2" in href
+    r = stack.get(f"{COMPUTE}/images/detail?limit=2&marker={ids[1]}")
+    assert [i["name"] for i in r.json()["images"]] == ["px0", "novalite-tiny"]
+    assert stack.get(f"{COMPUTE}/images?marker=00000000-0000-0000-0000-000000000000").status_code == 400
+    assert stack.get(f"{COMPUTE}/images?limit=-3").status_code == 400
+
+
+def test_proxy_is_gone_from_2_36(stack: Api) -> None:
+    tiny = stack.get(f"{IMAGES}?name=novalite-tiny").json()["images"][0]["id"]
+    for path in ("/images", "/images/detail", f"/images/{tiny}", f"/images/{tiny}/metadata"):
+        assert stack.get(f"{COMPUTE}{path}", version="2.35").status_code == 200
+        r = stack.get(f"{COMPUTE}{path}", version="2.36")
+        assert r.status_code == 404
+        assert r.json()["itemNotFound"]["code"] == 404
+        assert stack.get(f"{COMPUTE}{path}", version="2.96").status_code == 404
+
+
+def test_proxy_metadata(stack: Api) -> None:
+    iid = create(stack, a="1")["id"]
+    url = f"{COMPUTE}/images/{iid}/metadata"
+    assert stack.get(url).json() == {"metadata": {"a": "1"}}
+    r = stack.post(url, json={"metadata": {"b": "2"}})
+    assert r.status_code == 200 and r.json() == {"metadata": {"a": "1", "b": "2"}}
+    r = stack.put(url, json={"metadata": {"c": "3"}})
+    assert r.status_code == 200 and r.json() == {"metadata": {"c": "3"}}
+    assert stack.get(url).json() == {"metadata": {"c": "3"}}
+    r = stack.put(f"{url}/d", json={"meta": {"d": "4"}})
+    assert r.status_code == 200 and r.json() == {"meta": {"d": "4"}}
+    assert stack.get(f"{url}/d").json() == {"meta": {"d": "4"}}
+    assert stack.get(f"{IMAGES}/{iid}").json()["d"] == "4"  # the Image service sees the same properties
+    assert stack.delete(f"{url}/d").status_code == 204
+    assert stack.get(f"{url}/d").status_code == 404
+    assert stack.delete(f"{url}/d").status_code == 404
+
+
+@pytest.mark.parametrize(("method", "suffix", "body"), [
+    ("PUT", "/k", {"meta": {"other": "v"}}),
+    ("PUT", "/k", {"meta": {"k": "v", "j": "w"}}),
+    ("PUT", "/k", {"meta": {}}),
+    ("PUT", "", {"metadata": {"k": 1}}),
+    ("PUT", "", {"metadata": {"k": "v" * 256}}),
+    ("POST", "", {"metadata": {"bad/key": "v"}}),
+    ("POST", "", {"meta": {"k": "v"}}),
+    ("POST", "", [1]),
+    ("POST", "", None),
+])
+def test_proxy_metadata_bad_input_is_400(stack: Api, method: str, suffix: str, body: Any) -> None:
+    iid = create(stack)["id"]
+    r = stack.request(method, f"{COMPUTE}/images/{iid}/metadata{suffix}", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["badRequest"]["code"] == 400
+
+
+def test_proxy_metadata_limit_and_ownership(stack: Api) -> None:
+    iid = create(stack)["id"]
+    r = stack.put(f"{COMPUTE}/images/{iid}/metadata", json={"metadata": {f"k{n}": "v" for n in range(129)}})
+    assert r.status_code == 403
+    tiny = stack.get(f"{IMAGES}?name=novalite-tiny").json()["images"][0]["id"]
+    assert stack.post(f"{COMPUTE}/images/{tiny}/metadata", json={"metadata": {"x": "y"}}).status_code == 403
+    assert stack.delete(f"{COMPUTE}/images/{tiny}").status_code == 403
+
+
+def test_proxy_delete(stack: Api) -> None:
+    iid = create(stack)["id"]
+    assert stack.delete(f"{COMPUTE}/images/{iid}").status_code == 204
+    assert stack.get(f"{COMPUTE}/images/{iid}").status_code == 404
+    assert stack.get(f"{IMAGES}/{iid}").status_code == 404
+    assert stack.delete(f"{COMPUTE}/images/{iid}").status_code == 404
