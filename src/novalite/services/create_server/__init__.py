@@ -1,0 +1,1 @@
+"""POST /servers as a pipeline of named steps; see pipeline.py for the order."""

@@ -1,0 +1,122 @@
+"""POST /servers as named steps, in Nova's order (§1.3, §2.1-2.3).
+
+    parse (no database)          destination -> block devices -> image ref -> networks -> pre-checks
+    check (read-only session)    AZ / host -> flavor -> image -> disk config -> user data -> key pair
+                                 -> config drive -> metadata / files quota -> image vs flavor
+                                 -> BDM vs flavor -> scheduler hints / server group
+    persist (serialized on the project's quota lock)
+                                 quota (may build fewer) -> insert instances, specs, actions -> recheck
+    hand off                     conductor.schedule_and_build_instances (a cast)
+                                 compensation: a failed cast deletes what persist wrote
+
+Each step raises the Nova error the API renders; nothing is written before ``persist``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import delete
+
+from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
+from novalite.errors import BadRequest
+from novalite.services.create_server.plan import BuildPlan
+from novalite.services.create_server.request import (
+    CreateServerRequest,
+    CreateServerResult,
+    generate_reservation_id,
+)
+from novalite.services.create_server.steps import block_devices, checks, destination, networks, persist
+
+LOG = logging.getLogger(__name__)
+
+
+def parse(req: CreateServerRequest) -> BuildPlan:
+    """§1.3 steps 6-10 and §2.1: everything decided from the request alone."""
+    plan = BuildPlan(request=req, reservation_id=generate_reservation_id())
+    dest = destination.parse_availability_zone(req)
+    plan.destination = destination.add_requested_destination(req, dest)
+    if req.legacy_bdm and req.bdm_v2:
+        raise BadRequest("Using different block_device_mapping syntaxes is not allowed.")
+    v2 = block_devices.convert_v2(req)
+    plan.image_ref = block_devices.resolve_image_ref(req)
+    plan.legacy_bdm = not req.bdm_v2
+    plan.block_devices = v2 if req.bdm_v2 else block_devices.convert_legacy(req, plan.image_ref)
+    plan.requested_networks = networks.parse_networks(req)
+    networks.precheck_networks(req, plan.requested_networks)
+    if req.requested_hostname and req.max_count > 1:
+        raise BadRequest("Unable to allocate a single hostname to multiple instances.",
+                         kind="AmbiguousHostnameForMultipleInstances")
+    return plan
+
+
+def check(runtime: Any, plan: BuildPlan) -> None:
+    """§2.2: read-only checks in Nova's order (one read transaction)."""
+    req = plan.request
+    with runtime.db.reader() as s:
+        plan.destination = destination.reconcile_forced_host_zone(s, plan.destination)
+        destination.check_availability_zone(s, plan.destination)
+        checks.load_flavor(s, plan)
+        checks.load_image(s, plan)
+        checks.check_disk_config(plan)
+        checks.check_user_data(req)
+        networks.validate_networks(plan.requested_networks)
+        checks.image_settings(plan)
+        checks.check_config_drive(plan)
+        checks.load_key_pair(s, plan)
+        block_devices.check_boot_sequence(plan.block_devices)
+        block_devices.check_multi_create(req, plan.block_devices)
+        plan.is_bfv = block_devices.is_boot_from_volume(plan.block_devices)
+        checks.check_limits(s, req)
+        checks.check_image(plan)
+        block_devices.check_against_flavor(plan.block_devices, plan.flavor_snapshot)
+        checks.scheduler_hints(s, plan)
+        destination.check_requested_destination(s, plan.destination)
+
+
+def store(runtime: Any, plan: BuildPlan) -> None:
+    """§2.3: quota check, insert and recheck under the project's quota lock."""
+    with runtime.db.serialized(f"quota:{plan.request.ctx.project_id}") as s:
+        persist.check_quota(s, plan)
+        persist.insert_instances(s, plan)
+        persist.recheck_quota(s, plan)
+
+
+def unstore(runtime: Any, plan: BuildPlan) -> None:
+    """Compensation for ``store``: remove every row it wrote."""
+    uuids = plan.instance_uuids
+    with runtime.db.session() as s:
+        for model in (RequestSpec, InstanceMetadata, InstanceTag, InstanceAction):
+            s.execute(delete(model).where(model.instance_uuid.in_(uuids)))
+        s.execute(delete(Instance).where(Instance.uuid.in_(uuids)))
+
+
+def build_args(plan: BuildPlan) -> dict[str, Any]:
+    req = plan.request
+    return {"admin_password": req.admin_pass, "injected_files": [list(f) for f in req.injected_files],
+            "requested_networks": plan.requested_networks, "block_device_mapping": plan.block_devices,
+            "tags": list(req.tags)}
+
+
+def hand_off(runtime: Any, plan: BuildPlan) -> None:
+    conductor = runtime.services.get("conductor")
+    if conductor is None:
+        LOG.warning("no conductor running; instances %s stay in BUILD", plan.instance_uuids)
+        return
+    conductor.schedule_and_build_instances(plan.request.ctx, list(plan.instance_uuids), build_args(plan))
+
+
+def create_server(runtime: Any, req: CreateServerRequest) -> CreateServerResult:
+    """Run the pipeline; on a failed hand-off undo the persisted rows and re-raise."""
+    plan = parse(req)
+    check(runtime, plan)
+    store(runtime, plan)
+    try:
+        hand_off(runtime, plan)
+    except Exception:
+        unstore(runtime, plan)
+        raise
+    return CreateServerResult(instance_uuids=tuple(plan.instance_uuids), reservation_id=plan.reservation_id,
+                              admin_pass=req.admin_pass, auto_disk_config=plan.auto_disk_config,
+                              security_groups_echo=req.security_groups_echo)

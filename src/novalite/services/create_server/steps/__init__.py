@@ -1,0 +1,1 @@
+"""The named steps of the create pipeline, one module per concern."""

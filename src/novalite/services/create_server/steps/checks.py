@@ -1,0 +1,161 @@
+"""Read-only checks against flavors, images, key pairs, quotas and server groups (§2.2).
+
+Every function takes an open session and raises the Nova error the API shows; none writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from novalite.errors import BadRequest, Forbidden
+from novalite.services.create_server import lookups
+from novalite.services.create_server.plan import BuildPlan
+from novalite.services.create_server.request import CreateServerRequest, to_bool
+
+GiB = 1024 ** 3
+ZERO_DISK_RULE = "os_compute_api:servers:create:zero_disk_flavor"
+FALSE_STRINGS = {"false", "0", "off", "no", ""}
+
+
+def load_flavor(s: Session, plan: BuildPlan) -> None:
+    """Flavor by id (404 from the flavor service becomes a 400 here); disabled -> 400."""
+    from novalite.services import flavors
+
+    try:
+        flavor = flavors.get_flavor(s, plan.request.ctx, plan.request.flavor_ref)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound") from None
+        raise
+    snapshot = flavors.flavor_snapshot(flavor)
+    if snapshot.get("disabled"):
+        raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound")
+    plan.flavor, plan.flavor_snapshot = flavor, snapshot
+
+
+def load_image(s: Session, plan: BuildPlan) -> None:
+    """Image boot: the image must be visible (ImageNotFound 400)."""
+    if not plan.image_ref:
+        return
+    from novalite.image.service import get_image
+
+    image = get_image(s, plan.request.ctx, plan.image_ref)
+    if image is None:
+        raise BadRequest("Can not find requested image", kind="ImageNotFound")
+    plan.image = image
+
+
+def check_disk_config(plan: BuildPlan) -> None:
+    """AUTO requested while the image disables automatic disk resize -> 400."""
+    props = plan.image.properties if plan.image is not None else {}
+    image_setting = str(props.get("auto_disk_config", "")).lower()
+    if plan.request.auto_disk_config is True and image_setting == "disabled":
+        raise BadRequest(f"Requested image {plan.image_ref} has automatic disk resize disabled.",
+                         kind="AutoDiskConfigDisabledByImage")
+    if plan.request.auto_disk_config is not None:
+        plan.auto_disk_config = plan.request.auto_disk_config
+    else:
+        plan.auto_disk_config = image_setting not in FALSE_STRINGS and image_setting != "disabled"
+
+
+def check_user_data(req: CreateServerRequest) -> None:
+    if req.user_data is None:
+        return
+    try:
+        base64.b64decode(req.user_data)
+    except (binascii.Error, ValueError):
+        raise BadRequest("User data needs to be valid base 64.", kind="InstanceUserDataMalformed") from None
+
+
+def load_key_pair(s: Session, plan: BuildPlan) -> None:
+    name = plan.request.key_name
+    if name is None:
+        return
+    from novalite.services.keypairs import get_keypair
+
+    keypair = get_keypair(s, plan.request.ctx.user_id, name)
+    if keypair is None:
+        raise BadRequest("Invalid key_name provided.", kind="KeypairNotFound")
+    plan.key_name, plan.key_data = name, getattr(keypair, "public_key", None)
+
+
+def check_config_drive(plan: BuildPlan) -> None:
+    value = plan.request.config_drive
+    if value is None or value == "":
+        plan.config_drive = ""
+        return
+    if isinstance(value, bool) or str(value).lower() in FALSE_STRINGS | {"true", "1", "on", "yes"}:
+        plan.config_drive = "True" if to_bool(value) else ""
+        return
+    raise BadRequest("Invalid config_drive provided.", kind="ConfigDriveInvalidValue")
+
+
+def check_limits(s: Session, req: CreateServerRequest) -> None:
+    """Metadata items and (before 2.57) injected files against the absolute quotas (403)."""
+    from novalite.services import quotas
+
+    quotas.check_metadata_quota(s, req.ctx.project_id, req.metadata)
+    if req.injected_files:
+        quotas.check_injected_files(s, req.ctx.project_id, list(req.injected_files))
+
+
+def check_image(plan: BuildPlan) -> None:
+    """§2.2 10.4-10.8: active image, enough RAM and disk, zero-disk flavors for admins only."""
+    image, flavor = plan.image, plan.flavor_snapshot
+    if image is None:
+        return
+    if image.status != "active":
+        raise BadRequest(f"Image {image.id} is not active.", kind="ImageNotActive")
+    if int(flavor["memory_mb"]) < int(image.min_ram or 0):
+        raise BadRequest("Flavor's memory is too small for requested image.", kind="FlavorMemoryTooSmall")
+    root_gb = int(flavor["root_gb"])
+    if root_gb == 0:
+        if not plan.request.ctx.is_admin:
+            raise Forbidden("Only volume-backed servers are allowed for flavors with zero disk.",
+                            kind="BootFromVolumeRequiredForZeroDiskFlavor")
+        return
+    if (image.size or 0) > root_gb * GiB:
+        raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is {root_gb * GiB} bytes, "
+                         f"image is {image.size} bytes.", kind="FlavorDiskSmallerThanImage")
+    if int(image.min_disk or 0) > root_gb:
+        raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is {root_gb * GiB} bytes, "
+                         f"minimum requested disk is {int(image.min_disk) * GiB} bytes.",
+                         kind="FlavorDiskSmallerThanMinDisk")
+
+
+def image_settings(plan: BuildPlan) -> None:
+    """Kernel/ramdisk ids and root device name from the image properties."""
+    props: dict[str, Any] = plan.image.properties if plan.image is not None else {}
+    kernel, ramdisk = str(props.get("kernel_id") or ""), str(props.get("ramdisk_id") or "")
+    if kernel == "nokernel":
+        kernel = ramdisk = ""
+    plan.kernel_id, plan.ramdisk_id = kernel, ramdisk
+    root = props.get("root_device_name") or "vda"
+    plan.root_device_name = root if str(root).startswith("/dev/") else f"/dev/{root}"
+
+
+def scheduler_hints(s: Session, plan: BuildPlan) -> None:
+    """Drop ``_nova*`` keys, make every value a list of strings, check the group exists (400)."""
+    hints: dict[str, list[str]] = {}
+    for key, value in plan.request.scheduler_hints.items():
+        if key.startswith("_nova"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        hints[key] = [v if isinstance(v, str) else _json(v) for v in values]
+    plan.scheduler_hints = hints
+    group = hints.get("group", [None])[0]
+    if group is None:
+        return
+    if lookups.server_group_exists(s, group) is not True:
+        raise BadRequest(f"Instance group {group} could not be found.", kind="InstanceGroupNotFound")
+    plan.instance_group = group
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
