@@ -190,9 +190,11 @@ class RunningServer:
 
     def sdk(self, cloud: str = "novalite") -> Any:
         import openstack
+        from openstack.config import loader
 
-        os.environ["OS_CLIENT_CONFIG_FILE"] = self.env["OS_CLIENT_CONFIG_FILE"]
-        return openstack.connect(cloud=cloud, load_envvars=False)
+        # load_envvars=False makes openstack ignore OS_CLIENT_CONFIG_FILE: name the file directly
+        config = loader.OpenStackConfig(config_files=[self.env["OS_CLIENT_CONFIG_FILE"]], load_envvars=False)
+        return openstack.connection.Connection(config=config.get_one(cloud=cloud))
 
 
 def start_server(tmp: Path, *extra: str, env_extra: dict[str, str] | None = None) -> RunningServer:
