@@ -1,0 +1,113 @@
+"""/network/v2.0/networks and /network/v2.0/subnets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from novalite.api.common import context, json_body, runtime
+from novalite.context import RequestContext
+from novalite.network import networks, quotas
+from novalite.network.attributes import check_body
+from novalite.network.listing import fields_of, list_response
+from novalite.network.views import network_view, subnet_view
+
+router = APIRouter(prefix="/network/v2.0")
+
+
+@router.get("/networks")
+def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        items = [network_view(s, n) for n in networks.visible_networks(s, ctx)]
+    return list_response(request, "networks", items, not_found=networks.network_not_found(
+        request.query_params.get("marker", "")))
+
+
+@router.get("/networks/{network_id}")
+def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"network": fields_of(request, network_view(s, networks.get_network(s, ctx, network_id)))}
+
+
+def _create_network(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
+    project_id = fields.get("project_id") or ctx.project_id
+    with runtime(request).db.serialized(quotas.quota_lock(project_id)) as s:
+        net = networks.create_network(s, ctx, fields)
+        return JSONResponse({"network": network_view(s, net)}, status_code=201)
+
+
+@router.post("/networks")
+async def create_network(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+    fields = check_body("network", await json_body(request))
+    return await run_in_threadpool(_create_network, request, ctx, fields)
+
+
+def _update_network(request: Request, ctx: RequestContext, network_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    with runtime(request).db.session() as s:
+        net = networks.get_network(s, ctx, network_id)
+        networks.update_network(s, ctx, net, changes)
+        s.flush()
+        return {"network": network_view(s, net)}
+
+
+@router.put("/networks/{network_id}")
+async def update_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    changes = check_body("network", await json_body(request), update=True)
+    return await run_in_threadpool(_update_network, request, ctx, network_id, changes)
+
+
+@router.delete("/networks/{network_id}", status_code=204)
+def delete_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        networks.delete_network(s, ctx, networks.get_network(s, ctx, network_id))
+    return Response(status_code=204)
+
+
+@router.get("/subnets")
+def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        items = [subnet_view(sub) for sub in networks.visible_subnets(s, ctx)]
+    return list_response(request, "subnets", items, not_found=networks.subnet_not_found(
+        request.query_params.get("marker", "")))
+
+
+@router.get("/subnets/{subnet_id}")
+def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"subnet": fields_of(request, subnet_view(networks.get_subnet(s, ctx, subnet_id)))}
+
+
+def _create_subnet(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
+    with runtime(request).db.serialized(quotas.quota_lock(fields.get("project_id") or ctx.project_id)) as s:
+        subnet = networks.create_subnet(s, ctx, fields)
+        return JSONResponse({"subnet": subnet_view(subnet)}, status_code=201)
+
+
+@router.post("/subnets")
+async def create_subnet(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+    fields = check_body("subnet", await json_body(request))
+    return await run_in_threadpool(_create_subnet, request, ctx, fields)
+
+
+def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    with runtime(request).db.session() as s:
+        subnet = networks.get_subnet(s, ctx, subnet_id)
+        networks.update_subnet(s, ctx, subnet, changes)
+        s.flush()
+        return {"subnet": subnet_view(subnet)}
+
+
+@router.put("/subnets/{subnet_id}")
+async def update_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    changes = check_body("subnet", await json_body(request), update=True)
+    return await run_in_threadpool(_update_subnet, request, ctx, subnet_id, changes)
+
+
+@router.delete("/subnets/{subnet_id}", status_code=204)
+def delete_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        networks.delete_subnet(s, ctx, networks.get_subnet(s, ctx, subnet_id))
+    return Response(status_code=204)

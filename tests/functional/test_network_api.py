@@ -1,0 +1,312 @@
+"""Embedded Neutron v2.0 subset through HTTP: discovery, seeded networks, CRUD, IPAM,
+security groups, quotas, isolation between projects, and the Neutron error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+N = "/network/v2.0"
+
+
+def _create(stack: Api, collection: str, resource: str, body: dict[str, Any], as_: str = "demo") -> dict[str, Any]:
+    r = stack.post(f"{N}/{collection}", json={resource: body}, as_=as_)
+    assert r.status_code == 201, r.text
+    return r.json()[resource]  # type: ignore[no-any-return]
+
+
+def _network_with_subnet(stack: Api, cidr: str = "10.9.0.0/29", as_: str = "demo") -> tuple[str, str]:
+    net = _create(stack, "networks", "network", {"name": "n1"}, as_=as_)
+    sub = _create(stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": cidr}, as_=as_)
+    return net["id"], sub["id"]
+
+
+def _neutron_error(r: Any, status: int, kind: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    err = r.json()["NeutronError"]
+    assert set(err) == {"type", "message", "detail"}
+    if kind:
+        assert err["type"] == kind, err
+    return err  # type: ignore[no-any-return]
+
+
+def test_version_documents_and_extensions(stack: Api) -> None:
+    r = stack.client.get("/network/")
+    assert r.status_code == 200
+    assert r.json()["versions"][0]["id"] == "v2.0"
+    assert r.json()["versions"][0]["links"][0]["href"] == "http://testserver/network/v2.0/"
+    r = stack.get(f"{N}/extensions")
+    aliases = {e["alias"] for e in r.json()["extensions"]}
+    assert {"security-group", "quotas", "external-net", "binding"} <= aliases
+    assert stack.get(f"{N}/extensions/security-group").json()["extension"]["alias"] == "security-group"
+    _neutron_error(stack.get(f"{N}/extensions/nope"), 404)
+    token = stack.post("/identity/v3/auth/tokens", as_=None, json={"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"},
+                                                        "password": "demo-secret"}}},
+        "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}}).json()["token"]
+    network = next(c for c in token["catalog"] if c["type"] == "network")
+    assert network["endpoints"][0]["url"] == "http://testserver/network"
+
+
+def test_requires_a_token(stack: Api) -> None:
+    r = stack.client.get(f"{N}/networks")
+    _neutron_error(r, 401)
+
+
+def test_seeded_networks_and_default_group(stack: Api) -> None:
+    nets = stack.get(f"{N}/networks").json()["networks"]
+    names = sorted(n["name"] for n in nets)
+    assert names == ["private", "public"]
+    public = next(n for n in nets if n["name"] == "public")
+    assert public["router:external"] is True and public["project_id"] == stack.ids["admin_project"]
+    private = next(n for n in nets if n["name"] == "private")
+    assert private["project_id"] == stack.ids["demo_project"]
+    subnets = stack.get(f"{N}/subnets", params={"network_id": private["id"]}).json()["subnets"]
+    assert sorted(s["cidr"] for s in subnets) == ["10.0.0.0/26", "fd00::/64"]
+    v4 = next(s for s in subnets if s["ip_version"] == 4)
+    assert v4["gateway_ip"] == "10.0.0.1"
+    assert v4["allocation_pools"] == [{"start": "10.0.0.2", "end": "10.0.0.62"}]
+    groups = stack.get(f"{N}/security-groups").json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]
+    rules = groups[0]["security_group_rules"]
+    assert sorted((r["direction"], r["ethertype"], r["remote_group_id"] is not None) for r in rules) == [
+        ("egress", "IPv4", False), ("egress", "IPv6", False), ("ingress", "IPv4", True), ("ingress", "IPv6", True)]
+    # admin sees every project's private network
+    admin_names = sorted(n["name"] for n in stack.get(f"{N}/networks", as_="admin").json()["networks"])
+    assert admin_names == ["private", "private", "public"]
+
+
+def test_network_crud_and_name_lookup_is_404(stack: Api) -> None:
+    net = _create(stack, "networks", "network", {"name": "n1", "description": "d"})
+    assert net["status"] == "ACTIVE" and net["admin_state_up"] is True and net["shared"] is False
+    assert net["project_id"] == net["tenant_id"] == stack.ids["demo_project"]
+    _neutron_error(stack.get(f"{N}/networks/n1"), 404, "NetworkNotFound")
+    found = stack.get(f"{N}/networks", params={"name": "n1"}).json()["networks"]
+    assert [n["id"] for n in found] == [net["id"]]
+    r = stack.put(f"{N}/networks/{net['id']}", json={"network": {"name": "n2", "mtu": 1400}})
+    assert r.status_code == 200 and r.json()["network"]["name"] == "n2" and r.json()["network"]["mtu"] == 1400
+    shown = stack.get(f"{N}/networks/{net['id']}", params={"fields": ["id", "name"]}).json()["network"]
+    assert shown == {"id": net["id"], "name": "n2"}
+    assert stack.delete(f"{N}/networks/{net['id']}").status_code == 204
+    _neutron_error(stack.get(f"{N}/networks/{net['id']}"), 404, "NetworkNotFound")
+
+
+def test_list_filters_sorting_and_paging(stack: Api) -> None:
+    for name in ("b", "a", "c"):
+        _create(stack, "networks", "network", {"name": name, "admin_state_up": name != "c"})
+    r = stack.get(f"{N}/networks", params={"admin_state_up": "false"})
+    assert [n["name"] for n in r.json()["networks"]] == ["c"]
+    r = stack.get(f"{N}/networks", params=[("name", "a"), ("name", "b")])
+    assert sorted(n["name"] for n in r.json()["networks"]) == ["a", "b"]
+    r = stack.get(f"{N}/networks", params={"sort_key": "name", "sort_dir": "desc", "fields": "name"})
+    assert [n["name"] for n in r.json()["networks"]] == ["public", "private", "c", "b", "a"]
+    page = stack.get(f"{N}/networks", params={"sort_key": "name", "sort_dir": "asc", "limit": 2}).json()
+    assert [n["name"] for n in page["networks"]] == ["a", "b"]
+    nxt = next(link for link in page["networks_links"] if link["rel"] == "next")["href"]
+    page2 = stack.get(nxt.replace("http://testserver", "")).json()
+    assert [n["name"] for n in page2["networks"]] == ["c", "private"]
+    _neutron_error(stack.get(f"{N}/networks", params={"limit": "x"}), 400)
+    _neutron_error(stack.get(f"{N}/networks", params={"sort_key": "nope", "sort_dir": "asc"}), 400)
+    _neutron_error(stack.get(f"{N}/networks", params={"marker": "missing"}), 404)
+
+
+def test_ipam_first_free_and_reuse_after_release(stack: Api) -> None:
+    net_id, sub_id = _network_with_subnet(stack, "10.9.0.0/29")  # pool .2-.6
+    ips = []
+    for i in range(5):
+        port = _create(stack, "ports", "port", {"network_id": net_id, "name": f"p{i}"})
+        assert port["mac_address"].startswith("fa:16:3e:")
+        assert port["status"] == "DOWN"
+        ips.append((port["id"], port["fixed_ips"][0]["ip_address"]))
+    assert [ip for _, ip in ips] == [f"10.9.0.{i}" for i in range(2, 7)]
+    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id}})
+    _neutron_error(r, 409, "IpAddressGenerationFailure")
+    assert stack.delete(f"{N}/ports/{ips[1][0]}").status_code == 204
+    again = _create(stack, "ports", "port", {"network_id": net_id})
+    assert again["fixed_ips"] == [{"subnet_id": sub_id, "ip_address": "10.9.0.3"}]
+
+
+def test_fixed_ip_requests(stack: Api) -> None:
+    net_id, sub_id = _network_with_subnet(stack, "10.9.0.0/24")
+    port = _create(stack, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.50"}]})
+    assert port["fixed_ips"] == [{"subnet_id": sub_id, "ip_address": "10.9.0.50"}]
+    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.50"}]}})
+    _neutron_error(r, 409, "IpAddressAlreadyAllocated")
+    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.8.0.5"}]}})
+    _neutron_error(r, 400)
+    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"subnet_id": "nope"}]}})
+    _neutron_error(r, 400)
+    filtered = stack.get(f"{N}/ports", params={"fixed_ips": "ip_address=10.9.0.50"}).json()["ports"]
+    assert [p["id"] for p in filtered] == [port["id"]]
+    # changing the address frees the old one
+    r = stack.put(f"{N}/ports/{port['id']}", json={"port": {"fixed_ips": [{"ip_address": "10.9.0.60"}]}})
+    assert r.status_code == 200 and r.json()["port"]["fixed_ips"][0]["ip_address"] == "10.9.0.60"
+    _create(stack, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.50"}]})
+
+
+def test_dual_stack_port_on_seeded_private_network(stack: Api) -> None:
+    private = stack.get(f"{N}/networks", params={"name": "private"}).json()["networks"][0]
+    port = _create(stack, "ports", "port", {"network_id": private["id"]})
+    by_version = {(":" in ip["ip_address"]): ip["ip_address"] for ip in port["fixed_ips"]}
+    assert by_version[False] == "10.0.0.2"
+    v6 = by_version[True]
+    assert v6.startswith("fd00::") and v6.endswith(port["mac_address"][-5:].replace(":", ""))
+    default = stack.get(f"{N}/security-groups", params={"name": "default"}).json()["security_groups"][0]
+    assert port["security_groups"] == [default["id"]]
+
+
+def test_subnet_validation(stack: Api) -> None:
+    net = _create(stack, "networks", "network", {"name": "n"})
+    bad = [
+        {"network_id": net["id"], "ip_version": 4, "cidr": "not-a-cidr"},
+        {"network_id": net["id"], "ip_version": 6, "cidr": "10.0.0.0/24"},
+        {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.5/24"},
+        {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24", "gateway_ip": "10.1.0.1"},
+        {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24",
+         "allocation_pools": [{"start": "10.0.0.200", "end": "10.0.1.5"}]},
+        {"network_id": net["id"], "ip_version": 6, "cidr": "fd01::/80", "ipv6_address_mode": "slaac"},
+        {"network_id": net["id"], "ip_version": 5, "cidr": "10.0.0.0/24"},
+        {"network_id": net["id"], "cidr": "10.0.0.0/24"},
+        {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24", "bogus": 1},
+    ]
+    for body in bad:
+        _neutron_error(stack.post(f"{N}/subnets", json={"subnet": body}), 400)
+    _create(stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24",
+                                         "gateway_ip": None})
+    overlap = {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.128/25"}
+    _neutron_error(stack.post(f"{N}/subnets", json={"subnet": overlap}), 400)
+    missing = {"network_id": "nope", "ip_version": 4, "cidr": "10.0.0.0/24"}
+    _neutron_error(stack.post(f"{N}/subnets", json={"subnet": missing}), 404, "NetworkNotFound")
+
+
+def test_network_and_subnet_in_use(stack: Api) -> None:
+    net_id, sub_id = _network_with_subnet(stack)
+    port = _create(stack, "ports", "port", {"network_id": net_id})
+    _neutron_error(stack.delete(f"{N}/subnets/{sub_id}"), 409, "SubnetInUse")
+    _neutron_error(stack.delete(f"{N}/networks/{net_id}"), 409, "NetworkInUse")
+    assert stack.delete(f"{N}/ports/{port['id']}").status_code == 204
+    assert stack.delete(f"{N}/networks/{net_id}").status_code == 204
+    _neutron_error(stack.get(f"{N}/subnets/{sub_id}"), 404, "SubnetNotFound")
+
+
+@pytest.mark.parametrize("body", [
+    b"{not json", b"[]", b'{"network": "x"}', b'{"network": {"name": 5}}', b'{"network": {"name": "' + b"x" * 300 + b'"}}',
+    b'{"network": {"admin_state_up": "maybe"}}', b'{"network": {"mtu": "big"}}', b'{"network": {"unknown": 1}}',
+    b'{"network": {"mtu": 99999999999999999999999}}',
+])
+def test_bad_network_bodies_are_400(stack: Api, body: bytes) -> None:
+    r = stack.post(f"{N}/networks", content=body, headers={"Content-Type": "application/json"})
+    _neutron_error(r, 400)
+
+
+def test_bad_port_and_rule_bodies_are_4xx_never_500(stack: Api) -> None:
+    net_id, _ = _network_with_subnet(stack)
+    bodies = [
+        {"port": {"network_id": net_id, "fixed_ips": "x"}}, {"port": {"network_id": net_id, "fixed_ips": [5]}},
+        {"port": {"network_id": net_id, "mac_address": "zz"}}, {"port": {"network_id": net_id, "security_groups": 3}},
+        {"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "nope"}]}}, {"port": {}},
+        {"port": {"network_id": net_id, "binding:vnic_type": "weird"}},
+    ]
+    for body in bodies:
+        r = stack.post(f"{N}/ports", json=body)
+        assert r.status_code == 400, (body, r.text)
+    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "security_groups": ["missing"]}})
+    _neutron_error(r, 404, "SecurityGroupNotFound")
+
+
+def test_isolation_between_projects(stack: Api) -> None:
+    net_id, sub_id = _network_with_subnet(stack, as_="demo")
+    port = _create(stack, "ports", "port", {"network_id": net_id})
+    admin_net = _create(stack, "networks", "network", {"name": "adminonly"}, as_="admin")
+    assert "adminonly" not in [n["name"] for n in stack.get(f"{N}/networks").json()["networks"]]
+    _neutron_error(stack.get(f"{N}/networks/{admin_net['id']}"), 404, "NetworkNotFound")
+    _neutron_error(stack.delete(f"{N}/networks/{admin_net['id']}"), 404)
+    r = stack.post(f"{N}/ports", json={"port": {"network_id": admin_net["id"]}})
+    _neutron_error(r, 404, "NetworkNotFound")
+    # admin sees and may manage demo's resources
+    assert stack.get(f"{N}/ports/{port['id']}", as_="admin").status_code == 200
+    admin_groups = stack.get(f"{N}/security-groups", as_="admin").json()["security_groups"]
+    demo_groups = stack.get(f"{N}/security-groups").json()["security_groups"]
+    assert len(demo_groups) == 1 and len(admin_groups) >= 2
+    admin_default = next(g for g in admin_groups if g["project_id"] == stack.ids["admin_project"])
+    _neutron_error(stack.get(f"{N}/security-groups/{admin_default['id']}"), 404, "SecurityGroupNotFound")
+    # the external network is visible but not writable by a member
+    public = stack.get(f"{N}/networks", params={"name": "public"}).json()["networks"][0]
+    _neutron_error(stack.put(f"{N}/networks/{public['id']}", json={"network": {"name": "x"}}), 403)
+    _neutron_error(stack.post(f"{N}/networks", json={"network": {"name": "s", "shared": True}}), 403)
+
+
+def test_security_groups_and_rules(stack: Api) -> None:
+    sg = _create(stack, "security-groups", "security_group", {"name": "sg1", "description": "web"})
+    assert [(r["direction"], r["ethertype"]) for r in sg["security_group_rules"]] == [
+        ("egress", "IPv4"), ("egress", "IPv6")]
+    rule = _create(stack, "security-group-rules", "security_group_rule", {
+        "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+        "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0", "ethertype": "IPv4"})
+    assert rule["protocol"] == "tcp" and rule["port_range_min"] == 22
+    dup = {"security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+           "port_range_max": 22}
+    _neutron_error(stack.post(f"{N}/security-group-rules", json={"security_group_rule": dup}), 409,
+                   "SecurityGroupRuleExists")
+    bad_rules = [
+        {"direction": "sideways"}, {"direction": "ingress", "protocol": "tcp", "port_range_min": 30,
+                                    "port_range_max": 20},
+        {"direction": "ingress", "port_range_min": 22}, {"direction": "ingress", "protocol": "gre", "port_range_min": 1},
+        {"direction": "ingress", "protocol": "bogus"}, {"direction": "ingress", "remote_ip_prefix": "::/0"},
+        {"direction": "ingress", "protocol": "tcp", "port_range_min": 70000},
+    ]
+    for extra in bad_rules:
+        body = {"security_group_rule": dict(extra, security_group_id=sg["id"])}
+        _neutron_error(stack.post(f"{N}/security-group-rules", json=body), 400)
+    shown = stack.get(f"{N}/security-groups/{sg['id']}").json()["security_group"]
+    assert len(shown["security_group_rules"]) == 3
+    assert stack.delete(f"{N}/security-group-rules/{rule['id']}").status_code == 204
+    _neutron_error(stack.get(f"{N}/security-group-rules/{rule['id']}"), 404, "SecurityGroupRuleNotFound")
+    _neutron_error(stack.post(f"{N}/security-groups", json={"security_group": {"name": "default"}}), 409)
+    default = stack.get(f"{N}/security-groups", params={"name": "default"}).json()["security_groups"][0]
+    _neutron_error(stack.delete(f"{N}/security-groups/{default['id']}"), 409)
+    net_id, _ = _network_with_subnet(stack)
+    port = _create(stack, "ports", "port", {"network_id": net_id, "security_groups": [sg["id"]]})
+    assert port["security_groups"] == [sg["id"]]
+    _neutron_error(stack.delete(f"{N}/security-groups/{sg['id']}"), 409, "SecurityGroupInUse")
+    assert stack.put(f"{N}/ports/{port['id']}", json={"port": {"security_groups": []}}).status_code == 200
+    assert stack.delete(f"{N}/security-groups/{sg['id']}").status_code == 204
+
+
+def test_default_group_created_lazily_for_a_new_project(stack: Api) -> None:
+    pid = stack.post("/identity/v3/projects", as_="admin",
+                     json={"project": {"name": "p2", "domain_id": "default"}}).json()["project"]["id"]
+    groups = stack.get(f"{N}/security-groups", as_="admin", params={"project_id": pid}).json()["security_groups"]
+    assert groups == []
+    net = _create(stack, "networks", "network", {"name": "p2net", "project_id": pid}, as_="admin")
+    _create(stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.5.0.0/24"},
+            as_="admin")
+    port = _create(stack, "ports", "port", {"network_id": net["id"], "project_id": pid}, as_="admin")
+    groups = stack.get(f"{N}/security-groups", as_="admin", params={"project_id": pid}).json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"] and port["security_groups"] == [groups[0]["id"]]
+
+
+def test_quotas_show_update_and_409(stack: Api) -> None:
+    pid = stack.ids["demo_project"]
+    quota = stack.get(f"{N}/quotas/{pid}").json()["quota"]
+    assert quota == {"network": 100, "subnet": 100, "port": 500, "security_group": 10, "security_group_rule": 100}
+    details = stack.get(f"{N}/quotas/{pid}/details").json()["quota"]
+    assert details["network"]["used"] == 1 and details["security_group"]["used"] == 1
+    _neutron_error(stack.put(f"{N}/quotas/{pid}", json={"quota": {"network": 2}}), 403)
+    _neutron_error(stack.get(f"{N}/quotas/{stack.ids['admin_project']}"), 403)
+    r = stack.put(f"{N}/quotas/{pid}", as_="admin", json={"quota": {"network": 2, "port": 1}})
+    assert r.status_code == 200 and r.json()["quota"]["network"] == 2
+    _neutron_error(stack.put(f"{N}/quotas/{pid}", as_="admin", json={"quota": {"network": "x"}}), 400)
+    _neutron_error(stack.put(f"{N}/quotas/{pid}", as_="admin", json={"quota": {"nope": 1}}), 400)
+    _create(stack, "networks", "network", {"name": "second"})
+    err = _neutron_error(stack.post(f"{N}/networks", json={"network": {"name": "third"}}), 409, "OverQuota")
+    assert err["message"] == "Quota exceeded for resources: ['network']."
+    private = stack.get(f"{N}/networks", params={"name": "private"}).json()["networks"][0]
+    _create(stack, "ports", "port", {"network_id": private["id"]})
+    _neutron_error(stack.post(f"{N}/ports", json={"port": {"network_id": private["id"]}}), 409, "OverQuota")
+    assert stack.delete(f"{N}/quotas/{pid}", as_="admin").status_code == 204
+    assert stack.get(f"{N}/quotas/{pid}").json()["quota"]["network"] == 100
+    _create(stack, "networks", "network", {"name": "third"})
