@@ -443,3 +443,45 @@ def test_proxy_delete(stack: Api) -> None:
     assert stack.get(f"{COMPUTE}/images/{iid}").status_code == 404
     assert stack.get(f"{IMAGES}/{iid}").status_code == 404
     assert stack.delete(f"{COMPUTE}/images/{iid}").status_code == 404
+
+
+# --- the contract other parts use, and PostgreSQL --------------------------------------------
+
+def test_get_image_contract(stack: Api) -> None:
+    from novalite.context import RequestContext
+    from novalite.image.service import get_image
+
+    iid = create(stack, name="contract", visibility="private", hw_disk_bus="virtio")["id"]
+    demo = RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    stranger = RequestContext(user_id="u", project_id="someone-else", roles=("member",))
+    db = stack.runtime.db  # type: ignore[attr-defined]
+    with db.reader() as s:
+        queued = get_image(s, demo, iid)
+        assert queued is not None and queued.status == "queued" and queued.path is None
+        assert get_image(s, stranger, iid) is None
+        assert get_image(s, demo, "not-an-id") is None
+    upload(stack, iid, b"contract-bytes")
+    with db.reader() as s:
+        info = get_image(s, demo, iid)
+        assert info is not None
+        assert (info.name, info.status, info.size, info.visibility) == ("contract", "active", 14, "private")
+        assert info.properties == {"hw_disk_bus": "virtio"}
+        assert info.owner == stack.ids["demo_project"]
+        assert info.checksum == hashlib.md5(b"contract-bytes").hexdigest()
+        assert info.path is not None
+        with open(info.path, "rb") as fh:
+            assert fh.read() == b"contract-bytes"
+
+
+@pytest.mark.postgres
+def test_images_on_postgresql(stack_factory: Any) -> None:
+    stack = stack_factory(postgres=True)
+    iid = create(stack, name="pg-image", colour="blue", tags=["x"])["id"]
+    assert upload(stack, iid, b"on postgres").status_code == 204
+    assert upload(stack, iid, b"twice").status_code == 409
+    assert patch(stack, iid, [{"op": "replace", "path": "/colour", "value": "red"}]).status_code == 200
+    shown = stack.get(f"{IMAGES}?name=pg-image&tag=x").json()["images"][0]
+    assert (shown["status"], shown["colour"], shown["size"]) == ("active", "red", 11)
+    assert stack.get(f"{IMAGES}/{iid}/file").content == b"on postgres"
+    assert stack.get("/compute/v2.1/images/detail?name=pg-image").json()["images"][0]["status"] == "ACTIVE"
+    assert stack.delete(f"{IMAGES}/{iid}").status_code == 204

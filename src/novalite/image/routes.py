@@ -6,6 +6,7 @@ the thread pool; the others are plain ``def``. Errors are rendered by ``api/faul
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,10 +14,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
-from novalite.errors import Forbidden, NotFound, UnsupportedMediaType
+from novalite.errors import BadRequest, Forbidden, NotFound, RequestTooLarge, UnsupportedMediaType
 from novalite.image import listing, service, store, views
 from novalite.image.patch import check_media_type, parse_patch
 
@@ -106,12 +108,17 @@ async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(
     try:
         async for chunk in request.stream():
             if chunk:
-                writer.write(chunk)
-        stored = writer.commit()
+                await run_in_threadpool(writer.write, chunk)
+        stored = await run_in_threadpool(writer.commit)
         await run_in_threadpool(_in_session, request, lambda s: service.finish_upload(s, image_id, stored))
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
+        store.remove(rt.settings.data_dir, image_id)  # only this upload can have written it (queued before)
         await run_in_threadpool(_in_session, request, lambda s: service.abort_upload(s, image_id))
+        if isinstance(exc, ClientDisconnect):
+            raise BadRequest("The upload was interrupted before all data arrived.") from None
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise RequestTooLarge("Image storage media is full.") from None
         raise
     return Response(status_code=204)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
@@ -257,14 +257,16 @@ def remove_tag(s: Session, ctx: RequestContext, image_id: str, tag: str) -> None
 
 
 def begin_upload(s: Session, ctx: RequestContext, image_id: str) -> None:
-    """queued -> saving; 409 for any other status so data is written only once."""
+    """queued -> saving as a compare-and-swap; 409 for any other status so data is written once."""
     image = require_visible(s, ctx, image_id)
     require_owner(ctx, image, "upload data to")
     if not image.disk_format or not image.container_format:
         raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
-    if image.status != "queued":
+    swapped = s.execute(update(Image).where(Image.id == image.id, Image.status == "queued")
+                        .values(status="saving").execution_options(synchronize_session=False))
+    if swapped.rowcount != 1:  # type: ignore[attr-defined]
+        s.refresh(image)
         raise Conflict(f"Image status transition from {image.status} to saving is not allowed")
-    image.status = "saving"
 
 
 def finish_upload(s: Session, image_id: str, data: store.StoredData) -> None:
