@@ -34,7 +34,7 @@ LOG = logging.getLogger(__name__)
 
 def parse(req: CreateServerRequest) -> BuildPlan:
     """§1.3 steps 6-10 and §2.1: everything decided from the request alone."""
-    plan = BuildPlan(request=req, reservation_id=generate_reservation_id())
+    plan = BuildPlan(request=req, reservation_id=generate_reservation_id(), max_count=req.max_count)
     dest = destination.parse_availability_zone(req)
     plan.destination = destination.add_requested_destination(req, dest)
     if req.legacy_bdm and req.bdm_v2:
@@ -61,7 +61,7 @@ def check(runtime: Any, plan: BuildPlan) -> None:
         checks.load_image(s, plan)
         checks.check_disk_config(plan)
         checks.check_user_data(req)
-        networks.validate_networks(plan.requested_networks)
+        checks.check_security_groups_and_networks(s, plan)
         checks.image_settings(plan)
         checks.check_config_drive(plan)
         checks.load_key_pair(s, plan)

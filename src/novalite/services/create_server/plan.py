@@ -51,5 +51,6 @@ class BuildPlan:
     root_device_name: str | None = None
     instance_group: str | None = None
     scheduler_hints: dict[str, list[str]] = field(default_factory=dict)
+    max_count: int = 1  # lowered by the port quota
     num_instances: int = 0
     instance_uuids: list[str] = field(default_factory=list)

@@ -159,3 +159,11 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+def check_security_groups_and_networks(s: Session, plan: BuildPlan) -> None:
+    """§2.2 5.3-5.4: security groups, then networks (may lower max_count for the port quota)."""
+    from novalite.services.create_server.steps import networks
+
+    networks.check_security_groups(s, plan.request)
+    plan.max_count = networks.validate_networks(s, plan.request, plan.requested_networks)

@@ -1,7 +1,7 @@
-"""Requested networks (§1.3 step 10, §2.1 #1-2, §2.2 5.4).
+"""Requested networks (§1.3 step 10, §2.1 #1-2, §2.2 5.3-5.4).
 
-Without an embedded Neutron a requested network or port cannot exist, so explicit lists answer
-``NetworkNotFound`` / ``PortNotFound``; ``none`` and ``auto`` (and no networks before 2.37) pass.
+Parsing and the pre-checks need nothing but the request; existence, ambiguity and the port
+quota are asked of the embedded network service (``novalite.network.service``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Any
 
-from novalite.errors import BadRequest
+from sqlalchemy.orm import Session
+
+from novalite.errors import BadRequest, OverQuota
 from novalite.services.create_server.request import CreateServerRequest
 
 
@@ -61,11 +63,26 @@ def precheck_networks(req: CreateServerRequest, networks: Any) -> None:
                          kind="MultiplePortsNotApplicable")
 
 
-def validate_networks(networks: Any) -> None:
-    """Every explicitly requested port or network must exist (none can, for now)."""
-    if not isinstance(networks, list):
-        return
-    for n in networks:
-        if n["port_id"]:
-            raise BadRequest(f"Port id {n['port_id']} could not be found.", kind="PortNotFound")
-        raise BadRequest(f"Network {n['network_id']} could not be found.", kind="NetworkNotFound")
+def validate_networks(s: Session, req: CreateServerRequest, networks: Any) -> int:
+    """Nova's ``validate_networks`` through the network service: how many instances the port
+    quota allows (403 ``PortLimitExceeded`` below min_count; silently fewer below max_count)."""
+    from novalite.network import service as network
+
+    requested: Any = networks
+    if isinstance(networks, list):
+        requested = [network.RequestedNetwork(network_id=n["network_id"], port_id=n["port_id"],
+                                              fixed_ip=n["fixed_ip"], tag=n["tag"]) for n in networks]
+    allowed = network.validate_requested_networks(s, project_id=req.ctx.project_id, requested=requested,
+                                                  max_count=req.max_count)
+    if allowed < req.min_count:
+        raise OverQuota("Maximum number of ports exceeded", kind="PortLimitExceeded")
+    return min(allowed, req.max_count)
+
+
+def check_security_groups(s: Session, req: CreateServerRequest) -> None:
+    """Each group other than the literal ``default`` must resolve (400 / 409 on duplicates)."""
+    from novalite.network import service as network
+
+    for name in req.security_groups:
+        if name != "default":
+            network.resolve_security_group(s, req.ctx.project_id, name)

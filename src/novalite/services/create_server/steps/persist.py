@@ -14,7 +14,7 @@ from novalite.db.base import new_uuid, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import OverQuota
-from novalite.services.create_server import naming
+from novalite.services.create_server.steps import naming
 from novalite.services.create_server.plan import BuildPlan
 
 _SKIPPED_IMAGE_PROPS = {"block_device_mapping", "bdm_v2", "mappings"}
@@ -25,7 +25,7 @@ def check_quota(s: Session, plan: BuildPlan) -> None:
     from novalite.services import quotas
 
     req = plan.request
-    plan.num_instances = quotas.check_instance_quota(s, req.ctx, plan.flavor, req.min_count, req.max_count)
+    plan.num_instances = quotas.check_instance_quota(s, req.ctx, plan.flavor, req.min_count, plan.max_count)
 
 
 def recheck_quota(s: Session, plan: BuildPlan) -> None:

@@ -1,0 +1,263 @@
+"""/servers: create (the pipeline), list and detail with filters and paging, show, update, delete."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import ColumnElement, or_
+from starlette.concurrency import run_in_threadpool
+
+from novalite.api.common import context, json_body, next_link, parse_limit, runtime, validate
+from novalite.api.microversion import request_version
+from novalite.compute_api import servers_query as sq
+from novalite.compute_api.schemas import servers as schemas
+from novalite.compute_api.views import servers as views
+from novalite.context import RequestContext
+from novalite.db.base import utcnow
+from novalite.db.models.compute import Instance
+from novalite.domain.states import states_for_status
+from novalite.errors import BadRequest, Conflict, Forbidden
+from novalite.services.create_server.pipeline import create_server
+from novalite.services.create_server.request import CreateServerRequest, to_bool
+
+LOG = logging.getLogger(__name__)
+router = APIRouter(prefix="/compute/v2.1")
+
+
+@router.post("/servers", status_code=202)
+async def create(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    version = request_version(request)
+    body = await json_body(request)
+    validate(schemas.create_schema(version), body)
+    req = CreateServerRequest.from_body(body, ctx, version)
+    result = await run_in_threadpool(create_server, runtime(request), req)
+    if req.return_reservation_id:
+        return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
+    out = views.create_response(request, result.first_uuid, admin_pass=result.admin_pass,
+                                auto_disk_config=result.auto_disk_config,
+                                security_groups=list(result.security_groups_echo))
+    return JSONResponse(out, status_code=202, headers={"Location": out["server"]["links"][0]["href"]})
+
+
+# -- list ------------------------------------------------------------------------------------------
+
+def _params(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _check_known(params: dict[str, list[str]], request: Request) -> None:
+    if not schemas.strict_list_query(request_version(request)):
+        return
+    unknown = sorted(set(params) - schemas.LIST_PARAMS_BASE)
+    if unknown:
+        raise BadRequest(f"Invalid input for query parameters {unknown[0]}. Value: {params[unknown[0]][0]}. "
+                         f"Additional properties are not allowed ('{unknown[0]}' was unexpected)")
+
+
+def _status_conditions(q: sq.ListQuery, values: list[str], ctx: RequestContext, request: Request) -> bool:
+    """Returns True when deleted servers were asked for (status=deleted, admins only)."""
+    conds: list[ColumnElement[bool]] = []
+    wants_deleted = False
+    for value in values:
+        if value.lower() == "deleted":
+            if not ctx.is_admin:
+                raise Forbidden("Only administrators may list deleted instances")
+            wants_deleted = True
+            conds.append(Instance.deleted.is_(True))
+            continue
+        states = states_for_status(value)
+        if states is None:
+            if schemas.status_filter_strict(request_version(request)):  # 2.38
+                raise BadRequest("Invalid status value")
+            q.empty = True
+            continue
+        for vm_state, task_state in states:
+            cond = Instance.vm_state == vm_state
+            conds.append(cond if task_state is None else (cond & (Instance.task_state == task_state)))
+    if conds:
+        q.conditions.append(or_(*conds))
+    return wants_deleted
+
+
+def _simple_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> None:
+    eq = {"reservation_id": Instance.reservation_id, "image": Instance.image_ref, "flavor": Instance.flavor_id,
+          "availability_zone": Instance.availability_zone, "key_name": Instance.key_name,
+          "task_state": Instance.task_state, "vm_state": Instance.vm_state, "user_id": Instance.user_id,
+          "hostname": Instance.hostname, "host": Instance.host, "node": Instance.node, "uuid": Instance.uuid}
+    for key, column in eq.items():
+        if key in p:
+            q.conditions.append(column.in_(p[key]))
+    for key, column in (("power_state", Instance.power_state), ("progress", Instance.progress)):
+        if key in p:
+            try:
+                q.conditions.append(column.in_([int(v) for v in p[key]]))
+            except ValueError:
+                raise BadRequest(f"Invalid input for query parameters {key}. Value: {p[key][0]}.") from None
+    if "config_drive" in p:
+        wanted = to_bool(p["config_drive"][-1])
+        q.conditions.append(Instance.config_drive == "True" if wanted else Instance.config_drive != "True")
+    if "locked" in p:
+        q.conditions.append(Instance.locked.is_(to_bool(p["locked"][-1])))
+    if "name" in p:
+        q.conditions.append(sq.regex_condition(Instance.display_name, p["name"][-1]))
+    if "ip" in p:
+        q.conditions.append(sq.ip_condition(p["ip"][-1], v6_only=False))
+    if "ip6" in p:
+        q.conditions.append(sq.ip_condition(p["ip6"][-1], v6_only=True))
+    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
+        if key in p:
+            q.conditions.append(sq.tag_conditions(key, [t for v in p[key] for t in v.split(",") if t]))
+
+
+def _time_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> bool:
+    since = sq.parse_time("changes-since", p["changes-since"][-1]) if "changes-since" in p else None
+    before = sq.parse_time("changes-before", p["changes-before"][-1]) if "changes-before" in p else None
+    if since and before and before < since:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    if since:
+        q.conditions.append(Instance.updated_at >= since)
+    if before:
+        q.conditions.append(Instance.updated_at <= before)
+    for key in ("created_at", "launched_at", "terminated_at"):
+        if key in p:
+            q.conditions.append(getattr(Instance, key) >= sq.parse_time(key, p[key][-1]))
+    return since is not None or before is not None
+
+
+def _scope(q: sq.ListQuery, p: dict[str, list[str]], ctx: RequestContext) -> None:
+    all_tenants = "all_tenants" in p and p["all_tenants"][-1].lower() not in ("false", "0", "off", "no")
+    if all_tenants:
+        ctx.require_admin("os_compute_api:servers:detail:get_all_tenants")
+        project = (p.get("project_id") or p.get("tenant_id") or [None])[-1]
+        if project:
+            q.conditions.append(Instance.project_id == project)
+    elif ctx.is_admin and ("project_id" in p or "tenant_id" in p):
+        q.conditions.append(Instance.project_id == (p.get("project_id") or p.get("tenant_id"))[-1])
+    else:
+        q.conditions.append(Instance.project_id == ctx.project_id)
+
+
+def build_list_query(request: Request, ctx: RequestContext) -> sq.ListQuery:
+    """Query parameters -> SQL (non-admins' disallowed filters are dropped, as Nova does)."""
+    version = request_version(request)
+    p = _params(request)
+    _check_known(p, request)
+    q = sq.ListQuery()
+    q.limit, q.marker = parse_limit(request)
+    q.sort = sq.parse_sort(ctx, p.pop("sort_key", []), p.pop("sort_dir", []))
+    _scope(q, p, ctx)
+    if not ctx.is_admin:
+        p = {k: v for k, v in p.items() if k in schemas.non_admin_filters(version) or k in ("limit", "marker")}
+    wants_deleted = _status_conditions(q, p["status"], ctx, request) if "status" in p else False
+    include_deleted = _time_filters(q, p) or wants_deleted
+    if ctx.is_admin and "deleted" in p:
+        include_deleted = True
+        q.conditions.append(Instance.deleted.is_(to_bool(p["deleted"][-1])))
+    if not include_deleted:
+        q.conditions.append(Instance.deleted.is_(False))
+    _simple_filters(q, p)
+    return q
+
+
+def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, Any]:
+    q = build_list_query(request, ctx)
+    version = request_version(request)
+    with runtime(request).db.reader() as s:
+        rows = sq.run_list(s, q)
+        extras = sq.load_extras(s, rows) if detail else {}
+    if detail:
+        items = [views.server_detail(request, i, extras[i.uuid], version=version, ctx=ctx) for i in rows]
+    else:
+        items = [views.server_summary(request, i) for i in rows]
+    out: dict[str, Any] = {"servers": items}
+    links = next_link(request, "servers/detail" if detail else "servers", items, lambda x: x["id"], q.limit)
+    if links:
+        out["servers_links"] = links
+    return out
+
+
+@router.get("/servers")
+def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return _list(request, ctx, detail=False)
+
+
+@router.get("/servers/detail")
+def detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return _list(request, ctx, detail=True)
+
+
+# -- one server ------------------------------------------------------------------------------------
+
+def show_server(request: Request, ctx: RequestContext, instance_uuid: str) -> dict[str, Any]:
+    """The full view of one server (shared by show, update and actions that answer with it)."""
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, instance_uuid)
+        extras = sq.load_extras(s, [inst], server_groups=True)[inst.uuid]
+    return {"server": views.server_detail(request, inst, extras, version=request_version(request), ctx=ctx,
+                                          show=True)}
+
+
+@router.get("/servers/{server_id}")
+def show(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return show_server(request, ctx, server_id)
+
+
+def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
+    if "name" in changes:
+        inst.display_name = changes["name"].strip()
+    if "description" in changes:
+        inst.display_description = changes["description"]
+    if "accessIPv4" in changes:
+        inst.access_ip_v4 = changes["accessIPv4"] or None
+    if "accessIPv6" in changes:
+        inst.access_ip_v6 = changes["accessIPv6"] or None
+    if "OS-DCF:diskConfig" in changes:
+        inst.auto_disk_config = changes["OS-DCF:diskConfig"] == "AUTO"
+    if "hostname" in changes:
+        inst.hostname = changes["hostname"]
+    inst.updated_at = utcnow()
+
+
+@router.put("/servers/{server_id}")
+async def update(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    validate(schemas.update_schema(request_version(request)), body)
+
+    def work() -> dict[str, Any]:
+        with runtime(request).db.session() as s:
+            _apply_update(sq.get_instance(s, ctx, server_id), body["server"])
+        return show_server(request, ctx, server_id)
+
+    return await run_in_threadpool(work)
+
+
+@router.delete("/servers/{server_id}", status_code=204)
+def delete(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    """204 in any state (BUILD included); 409 when locked and the caller is not an admin."""
+    rt = runtime(request)
+    with rt.db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        if inst.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {server_id} is locked", kind="InstanceIsLocked")
+    compute = rt.services.get("compute_api")
+    if compute is not None:
+        compute.delete_instance(ctx, server_id)
+    else:
+        _delete_locally(rt, ctx, server_id)
+    return Response(status_code=204)
+
+
+def _delete_locally(rt: Any, ctx: RequestContext, server_id: str) -> None:
+    """Without a compute agent nothing runs the server: marking the row deleted is the whole job."""
+    LOG.warning("no compute_api service; deleting %s in the database only", server_id)
+    with rt.db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        now = utcnow()
+        inst.vm_state, inst.task_state, inst.deleted = "deleted", None, True
+        inst.deleted_at = inst.terminated_at = inst.updated_at = now

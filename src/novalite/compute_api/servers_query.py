@@ -1,0 +1,217 @@
+"""Reading servers: one server for a caller, the filtered/sorted/paged list in SQL (§6.2), and the
+bulk loaders for what views need besides the row (metadata, tags, faults, addresses).
+
+The list never loads more than one page of rows: every filter, the sort and the marker are SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from novalite.compute_api.views.servers import ServerExtras
+from novalite.context import RequestContext
+from novalite.db.models.compute import Instance, InstanceFault, InstanceMetadata, InstanceTag
+from novalite.errors import BadRequest, Forbidden, NotFound
+
+SORT_KEYS = {
+    "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone", "config_drive", "created_at",
+    "display_description", "display_name", "host", "hostname", "image_ref", "instance_type_id", "kernel_id",
+    "key_name", "launch_index", "launched_at", "locked_by", "node", "power_state", "progress", "project_id",
+    "ramdisk_id", "root_device_name", "task_state", "terminated_at", "updated_at", "user_id", "uuid", "vm_state",
+}
+_SORT_COLUMN = {"instance_type_id": "flavor_id"}
+_ADMIN_SORT_KEYS = {"host", "node"}
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def instance_not_found(instance_uuid: str) -> NotFound:
+    return NotFound(f"Instance {instance_uuid} could not be found.", kind="InstanceNotFound")
+
+
+def get_instance(s: Session, ctx: RequestContext, instance_uuid: str, *, read_deleted: bool = False) -> Instance:
+    """The caller's (or, for admins, anyone's) server; 404 when missing, deleted or foreign."""
+    query = select(Instance).where(Instance.uuid == instance_uuid)
+    if not read_deleted:
+        query = query.where(Instance.deleted.is_(False))
+    inst = s.scalars(query).first()
+    if inst is None or not ctx.can_access_project(inst.project_id):
+        raise instance_not_found(instance_uuid)
+    return inst
+
+
+@dataclass
+class ListQuery:
+    """A parsed list request: SQL conditions, sort order, limit and marker."""
+
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    sort: list[tuple[str, str]] = field(default_factory=list)
+    limit: int = 1000
+    marker: str | None = None
+    empty: bool = False  # a filter that can match nothing (e.g. unknown status before 2.38)
+
+
+def _sort_expr(key: str) -> Any:
+    col = getattr(Instance, _SORT_COLUMN.get(key, key))
+    if key in ("launched_at", "terminated_at", "created_at", "updated_at"):
+        return func.coalesce(col, _EPOCH)
+    if key in ("power_state", "progress", "launch_index", "auto_disk_config"):
+        return col
+    return func.coalesce(col, "")
+
+
+def parse_sort(ctx: RequestContext, keys: list[str], dirs: list[str]) -> list[tuple[str, str]]:
+    """Repeatable sort_key/sort_dir; default created_at desc; uuid is the final tie-breaker."""
+    for d in dirs:
+        if d not in ("asc", "desc"):
+            raise BadRequest(f"Invalid input for query parameters sort_dir. Value: {d}. '{d}' is not one of "
+                             "['asc', 'desc']")
+    sort: list[tuple[str, str]] = []
+    for i, key in enumerate(keys):
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid input for query parameters sort_key. Value: {key}. '{key}' is not a "
+                             "valid sort key")
+        if key in _ADMIN_SORT_KEYS and not ctx.is_admin:
+            raise Forbidden("Only administrators can sort servers by host/node")
+        sort.append((key, dirs[i] if i < len(dirs) else (dirs[-1] if dirs else "desc")))
+    if not sort:
+        sort = [("created_at", dirs[0] if dirs else "desc")]
+    if sort[-1][0] != "uuid":
+        sort.append(("uuid", sort[-1][1]))
+    return sort
+
+
+def _after_marker(s: Session, q: ListQuery) -> ColumnElement[bool]:
+    """Rows strictly after the marker row in the sort order (keyset pagination)."""
+    marker_row = s.scalars(select(Instance).where(Instance.uuid == q.marker)).first()
+    if marker_row is None:
+        raise BadRequest(f"marker [{q.marker}] not found")
+    values = s.execute(select(*[_sort_expr(k) for k, _ in q.sort]).where(Instance.id == marker_row.id)).one()
+    ors = []
+    for i, (key, direction) in enumerate(q.sort):
+        equal = [_sort_expr(k) == values[j] for j, (k, _) in enumerate(q.sort[:i])]
+        expr = _sort_expr(key)
+        beyond = expr > values[i] if direction == "asc" else expr < values[i]
+        ors.append(and_(*equal, beyond))
+    return or_(*ors)
+
+
+def run_list(s: Session, q: ListQuery) -> list[Instance]:
+    if q.empty or q.limit == 0:
+        return []
+    query = select(Instance).where(*q.conditions)
+    if q.marker is not None:
+        query = query.where(_after_marker(s, q))
+    order = [_sort_expr(k).asc() if d == "asc" else _sort_expr(k).desc() for k, d in q.sort]
+    return list(s.scalars(query.order_by(*order).limit(q.limit)))
+
+
+# -- filters ---------------------------------------------------------------------------------------
+
+def regex_condition(column: Any, pattern: str) -> ColumnElement[bool]:
+    """A case-insensitive regular-expression search in SQL; an invalid pattern matches nothing."""
+    try:
+        re.compile(pattern)
+    except re.error:
+        return false()
+    return column.regexp_match(pattern, flags="i")  # type: ignore[no-any-return]
+
+
+def tag_conditions(name: str, tags: list[str]) -> ColumnElement[bool]:
+    def has(tag: str) -> ColumnElement[bool]:
+        return exists().where(InstanceTag.instance_uuid == Instance.uuid, InstanceTag.tag == tag)
+
+    if not tags:
+        return true()
+    if name == "tags":
+        return and_(*[has(t) for t in tags])
+    if name == "tags-any":
+        return or_(*[has(t) for t in tags])
+    if name == "not-tags":
+        return ~and_(*[has(t) for t in tags])
+    return ~or_(*[has(t) for t in tags])  # not-tags-any
+
+
+def ip_condition(pattern: str, *, v6_only: bool) -> ColumnElement[bool]:
+    """Servers with a fixed IP matching the regex (ports of the embedded network service)."""
+    from novalite.db.models.network import Port, PortIP
+
+    cond = regex_condition(PortIP.ip_address, pattern)
+    if v6_only:
+        cond = and_(cond, PortIP.ip_address.contains(":"))
+    sub = select(Port.device_id).join(PortIP, PortIP.port_id == Port.id).where(cond)
+    return Instance.uuid.in_(sub)
+
+
+def parse_time(name: str, value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}. "
+                         f"'{value}' is not a 'date-time'") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+# -- extras for views ------------------------------------------------------------------------------
+
+def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: bool = False) -> dict[str, ServerExtras]:
+    """Metadata, tags, latest faults and addresses of many servers in a handful of queries."""
+    uuids = [i.uuid for i in instances]
+    extras = {u: ServerExtras() for u in uuids}
+    if not uuids:
+        return extras
+    for row in s.scalars(select(InstanceMetadata).where(InstanceMetadata.instance_uuid.in_(uuids))):
+        extras[row.instance_uuid].metadata[row.key] = row.value
+    for tag in s.scalars(select(InstanceTag).where(InstanceTag.instance_uuid.in_(uuids)).order_by(InstanceTag.tag)):
+        extras[tag.instance_uuid].tags.append(tag.tag)
+    faulted = [i.uuid for i in instances if i.vm_state == "error" or i.deleted]
+    if faulted:
+        faults = s.scalars(select(InstanceFault).where(InstanceFault.instance_uuid.in_(faulted))
+                           .order_by(InstanceFault.created_at, InstanceFault.id))
+        for fault in faults:
+            extras[fault.instance_uuid].fault = fault
+    _load_addresses(s, [i.uuid for i in instances if i.vm_state != "building"], extras)
+    if server_groups:
+        _load_server_groups(s, uuids, extras)
+    return extras
+
+
+def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
+    if not uuids:
+        return
+    try:
+        from novalite.db.models.network import Network, Port, PortIP
+    except ModuleNotFoundError:  # pragma: no cover - network model not present
+        return
+    query = (select(Port.device_id, Network.name, PortIP.ip_address, Port.mac_address)
+             .join(PortIP, PortIP.port_id == Port.id).join(Network, Network.id == Port.network_id)
+             .where(Port.device_id.in_(uuids)).order_by(Port.created_at, Port.id, PortIP.ip_address))
+    for device_id, net_name, address, mac in s.execute(query):
+        extras[device_id].addresses.setdefault(net_name, []).append({
+            "version": ipaddress.ip_address(address).version, "addr": address,
+            "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac})
+
+
+def _load_server_groups(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
+    from novalite.services.create_server import lookups
+
+    member_cls = lookups._model("server_groups", "InstanceGroupMember", "ServerGroupMember")
+    group_cls = lookups._model("server_groups", "InstanceGroup", "ServerGroup")
+    if member_cls is None or group_cls is None:
+        return
+    if not (hasattr(member_cls, "instance_uuid") and hasattr(member_cls, "group_id")):
+        return
+    group_uuid = getattr(group_cls, "uuid", None) or group_cls.id
+    query = (select(member_cls.instance_uuid, group_uuid).join(group_cls, group_cls.id == member_cls.group_id)
+             .where(member_cls.instance_uuid.in_(uuids)))
+    for instance_uuid, gid in s.execute(query):
+        extras[instance_uuid].server_groups.append(str(gid))

@@ -1,0 +1,176 @@
+"""The server representation per microversion (§6.1). Every version gate for servers' output is here.
+
+Routes load what a view needs besides the ``Instance`` row (metadata, tags, latest fault,
+addresses, server groups) into ``ServerExtras`` in bulk, so a page of servers costs a fixed
+number of queries; views do no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from novalite.api.common import compute_links
+from novalite.api.microversion import V, Version
+from novalite.context import RequestContext
+from novalite.db.models.compute import Instance, InstanceFault
+from novalite.domain.states import PROGRESS_STATUSES, VmState, status_of
+
+
+@dataclass
+class ServerExtras:
+    metadata: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    fault: InstanceFault | None = None
+    addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    server_groups: list[str] = field(default_factory=list)
+    volumes_attached: list[dict[str, Any]] = field(default_factory=list)
+
+
+def isotime(value: dt.datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def usage_time(value: dt.datetime | None) -> str | None:
+    """``OS-SRV-USG`` times: naive, with microseconds."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+
+
+def host_id(project_id: str, host: str | None) -> str:
+    return hashlib.sha224((project_id + host).encode()).hexdigest() if host else ""
+
+
+def instance_name(inst: Instance) -> str:
+    return f"instance-{inst.id:08x}"
+
+
+def status(inst: Instance) -> str:
+    return status_of(inst.vm_state, inst.task_state, deleted=bool(inst.deleted))
+
+
+def server_summary(request: Request, inst: Instance) -> dict[str, Any]:
+    return {"id": inst.uuid, "name": inst.display_name, "links": compute_links(request, "servers", inst.uuid)}
+
+
+def _image(request: Request, inst: Instance) -> Any:
+    if not inst.image_ref:
+        return ""  # boot from volume
+    return {"id": inst.image_ref, "links": [compute_links(request, "images", inst.image_ref)[1]]}
+
+
+def _flavor(request: Request, inst: Instance, version: Version) -> dict[str, Any]:
+    snap = inst.flavor or {}
+    if version < V(2, 47):
+        return {"id": inst.flavor_id, "links": [compute_links(request, "flavors", inst.flavor_id)[1]]}
+    # 2.47: the flavor embedded as it was at boot
+    return {"vcpus": snap.get("vcpus", inst.vcpus), "ram": snap.get("memory_mb", inst.memory_mb),
+            "disk": snap.get("root_gb", inst.root_gb), "ephemeral": snap.get("ephemeral_gb", inst.ephemeral_gb),
+            "swap": snap.get("swap") or 0, "original_name": snap.get("name", ""),
+            "extra_specs": dict(snap.get("extra_specs") or {})}
+
+
+def _fault(inst: Instance, extras: ServerExtras, ctx: RequestContext) -> dict[str, Any] | None:
+    fault = extras.fault
+    if fault is None or status(inst) not in ("ERROR", "DELETED"):
+        return None
+    out: dict[str, Any] = {"code": fault.code, "created": isotime(fault.created_at), "message": fault.message}
+    if ctx.is_admin or fault.code != 500:
+        out["details"] = fault.details or ""
+    return out
+
+
+def _admin_attrs(inst: Instance, version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "OS-EXT-SRV-ATTR:host": inst.host, "OS-EXT-SRV-ATTR:instance_name": instance_name(inst),
+        "OS-EXT-SRV-ATTR:hypervisor_hostname": inst.node,
+    }
+    if version >= V(2, 3):  # 2.3: more extended attributes
+        out.update({
+            "OS-EXT-SRV-ATTR:hostname": inst.hostname, "OS-EXT-SRV-ATTR:kernel_id": inst.kernel_id or "",
+            "OS-EXT-SRV-ATTR:launch_index": inst.launch_index, "OS-EXT-SRV-ATTR:ramdisk_id": inst.ramdisk_id or "",
+            "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+            "OS-EXT-SRV-ATTR:root_device_name": inst.root_device_name,
+            "OS-EXT-SRV-ATTR:user_data": inst.user_data,
+        })
+    return out
+
+
+def _base(request: Request, inst: Instance, extras: ServerExtras, version: Version) -> dict[str, Any]:
+    building = inst.vm_state == VmState.BUILDING
+    return {
+        "id": inst.uuid, "name": inst.display_name, "status": status(inst), "tenant_id": inst.project_id,
+        "user_id": inst.user_id, "metadata": dict(extras.metadata), "hostId": host_id(inst.project_id, inst.host),
+        "image": _image(request, inst), "flavor": _flavor(request, inst, version),
+        "created": isotime(inst.created_at), "updated": isotime(inst.updated_at),
+        "addresses": {} if building else extras.addresses,
+        "accessIPv4": inst.access_ip_v4 or "", "accessIPv6": inst.access_ip_v6 or "",
+        "links": compute_links(request, "servers", inst.uuid),
+        "OS-DCF:diskConfig": "AUTO" if inst.auto_disk_config else "MANUAL",
+        "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
+        "config_drive": inst.config_drive or "", "key_name": inst.key_name,
+        "OS-SRV-USG:launched_at": usage_time(inst.launched_at),
+        "OS-SRV-USG:terminated_at": usage_time(inst.terminated_at),
+        "OS-EXT-STS:task_state": inst.task_state, "OS-EXT-STS:vm_state": inst.vm_state,
+        "OS-EXT-STS:power_state": inst.power_state,
+        "os-extended-volumes:volumes_attached": [
+            {k: v for k, v in vol.items() if k != "delete_on_termination" or version >= V(2, 3)}  # 2.3
+            for vol in extras.volumes_attached],
+    }
+
+
+def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, version: Version,
+                  ctx: RequestContext, show: bool = False) -> dict[str, Any]:
+    """One server as GET /servers/{id} (``show=True``) or an item of /servers/detail shows it."""
+    out = _base(request, inst, extras, version)
+    if not building_without_ports(inst, extras):
+        out["security_groups"] = _security_groups(inst)
+    if status(inst) in PROGRESS_STATUSES:
+        out["progress"] = inst.progress or 0
+    fault = _fault(inst, extras, ctx)
+    if fault is not None:
+        out["fault"] = fault
+    if ctx.is_admin:
+        out.update(_admin_attrs(inst, version))
+    if version >= V(2, 9):  # 2.9: locked
+        out["locked"] = bool(inst.locked)
+    if version >= V(2, 16) and ctx.is_admin:  # 2.16: host_status (admin policy)
+        out["host_status"] = "UP" if inst.host else ""
+    if version >= V(2, 19):  # 2.19: description
+        out["description"] = inst.display_description
+    if version >= V(2, 26):  # 2.26: tags
+        out["tags"] = list(extras.tags)
+    if version >= V(2, 63):  # 2.63: trusted image certificates
+        out["trusted_image_certificates"] = list(inst.trusted_certs) if inst.trusted_certs else None
+    if version >= V(2, 71) and show:  # 2.71: server groups (show, update, rebuild only)
+        out["server_groups"] = list(extras.server_groups)
+    if version >= V(2, 73):  # 2.73: locked reason
+        out["locked_reason"] = inst.locked_reason if inst.locked else None
+    if version >= V(2, 90):  # 2.90: hostname for everyone
+        out["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
+    if version >= V(2, 96):  # 2.96: the AZ the user asked for
+        out["pinned_availability_zone"] = inst.requested_availability_zone
+    return out
+
+
+def building_without_ports(inst: Instance, extras: ServerExtras) -> bool:
+    """Security groups come from the server's ports: no ports (yet), no key."""
+    return not extras.addresses
+
+
+def _security_groups(inst: Instance) -> list[dict[str, str]]:
+    names = list(dict.fromkeys(g.get("name", "") for g in inst.security_groups or [] if g.get("name")))
+    return [{"name": n} for n in names]
+
+
+def create_response(request: Request, instance_uuid: str, *, admin_pass: str, auto_disk_config: bool,
+                    security_groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 202 body of POST /servers (§1.3 step 12)."""
+    return {"server": {
+        "id": instance_uuid, "links": compute_links(request, "servers", instance_uuid),
+        "OS-DCF:diskConfig": "AUTO" if auto_disk_config else "MANUAL",
+        "security_groups": security_groups, "adminPass": admin_pass,
+    }}
