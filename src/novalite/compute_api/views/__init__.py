@@ -1,0 +1,1 @@
+"""Request schemas / response views per compute resource (one module each)."""
