@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 from novalite.db.base import new_uuid, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
 from novalite.domain.states import PowerState, TaskState, VmState
-from novalite.errors import OverQuota
-from novalite.services.create_server.steps import naming
 from novalite.services.create_server.plan import BuildPlan
+from novalite.services.create_server.steps import naming
 
 _SKIPPED_IMAGE_PROPS = {"block_device_mapping", "bdm_v2", "mappings"}
 
@@ -34,14 +33,7 @@ def recheck_quota(s: Session, plan: BuildPlan) -> None:
 
     ctx = plan.request.ctx
     s.flush()
-    limits = quotas.effective_limits(s, ctx.project_id, ctx.user_id)
-    usage = quotas.count_usage(s, ctx.project_id, ctx.user_id)
-    for resource in ("instances", "cores", "ram"):
-        limit = limits.get(resource, -1)
-        if limit >= 0 and usage.get(resource, 0) > limit:
-            raise OverQuota(f"Quota exceeded for {resource}: Requested {plan.num_instances}, but already used "
-                            f"{usage.get(resource, 0) - plan.num_instances} of {limit} {resource}",
-                            kind="TooManyInstances")
+    quotas.recheck_instance_quota(s, ctx.project_id, ctx.user_id, plan.flavor, plan.num_instances)
 
 
 def system_metadata(plan: BuildPlan) -> dict[str, Any]:
