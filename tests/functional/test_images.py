@@ -181,6 +181,9 @@ def test_patch_properties_and_core_fields(stack: Api) -> None:
     ([{"op": "add", "path": "/prop", "value": 1}], 400),
     ([{"op": "replace", "path": "/visibility", "value": "public"}], 403),
     ({"op": "add"}, 400),
+    ([{"op": "add", "value": "x"}], 400),
+    ([{"add": "/a", "remove": "/b"}], 400),
+    ([{"path": "/a", "value": "x"}], 400),
     (["x"], 400),
 ])
 def test_patch_rejects_bad_changes(stack: Api, ops: Any, status: int) -> None:
@@ -188,6 +191,15 @@ def test_patch_rejects_bad_changes(stack: Api, ops: Any, status: int) -> None:
     r = patch(stack, iid, ops)
     assert r.status_code == status, r.text
     assert stack.get(f"{IMAGES}/{iid}").json()["name"] == "p"
+
+
+def test_patch_in_the_v2_0_dialect(stack: Api) -> None:
+    iid = create(stack, name="old", gone="x")["id"]
+    r = stack.patch(f"{IMAGES}/{iid}", json=[{"replace": "/name", "value": "new"}, {"add": "/k", "value": "v"},
+                                             {"remove": "/gone"}],
+                    headers={"Content-Type": "application/openstack-images-v2.0-json-patch"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["k"], "gone" in r.json()) == ("new", "v", False)
 
 
 def test_patch_needs_the_json_patch_media_type(stack: Api) -> None:

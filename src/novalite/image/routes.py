@@ -79,7 +79,7 @@ def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)
 @router.patch("/v2/images/{image_id}")
 async def update(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     check_media_type(request.headers.get("content-type"))
-    changes = parse_patch(await json_body(request))
+    changes = parse_patch(await request.body())
 
     def work(s: Session) -> dict[str, Any]:
         return views.image_view(service.update_image(s, ctx, image_id, changes))
