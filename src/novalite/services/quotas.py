@@ -1,0 +1,243 @@
+"""Nova's counting quotas (§7): limits resolved from rows, usage counted live, no reservations.
+
+Limits: per-user row > per-project row > ``default`` quota-class row > the defaults below.
+-1 means unlimited; a check fails when ``limit >= 0 and usage + delta > limit``.
+
+Usage: instances / cores / ram from non-deleted (and not soft-deleted) ``instances`` rows;
+``key_pairs`` per user; other resources through counters registered by their owners
+(``register_counter("server_groups", fn)``), ``fn(session, project_id, user_id | None) -> int``.
+
+Concurrency: a check counts, then the caller inserts. Callers hold
+``runtime.db.serialized(f"quota:{project_id}")`` around check + insert so two requests of
+one project cannot both pass the check; where Nova rechecks after creating (key pairs,
+server groups, the conductor for servers) we recheck too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from novalite.context import RequestContext
+from novalite.db.models.catalog import KeyPair, Quota, QuotaClass
+from novalite.db.models.compute import Instance
+from novalite.errors import OverQuota
+
+DEFAULTS: dict[str, int] = {
+    "instances": 10, "cores": 20, "ram": 51200, "metadata_items": 128, "injected_files": 5,
+    "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255, "key_pairs": 100,
+    "server_groups": 10, "server_group_members": 10,
+}
+# nova-network era resources: shown (always -1) before 2.36, never enforced
+LEGACY: dict[str, int] = {"fixed_ips": -1, "floating_ips": -1, "security_groups": -1, "security_group_rules": -1}
+RESOURCES: tuple[str, ...] = tuple(DEFAULTS)
+INSTANCE_RESOURCES = ("instances", "cores", "ram")
+DEFAULT_CLASS = "default"
+SOFT_DELETED = "soft-delete"
+
+Counter = Callable[[Session, str, "str | None"], int]
+_COUNTERS: dict[str, Counter] = {}
+
+
+def register_counter(resource: str, fn: Counter) -> None:
+    """Let the owner of a resource (server groups, ...) count its usage."""
+    _COUNTERS[resource] = fn
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+def class_limits(s: Session, class_name: str = DEFAULT_CLASS) -> dict[str, int]:
+    """A class's own rows > the ``default`` class rows > config defaults."""
+    limits = dict(DEFAULTS)
+    names = [DEFAULT_CLASS] if class_name == DEFAULT_CLASS else [DEFAULT_CLASS, class_name]
+    for name in names:
+        rows = s.scalars(select(QuotaClass).where(QuotaClass.class_name == name))
+        limits.update({r.resource: r.hard_limit for r in rows if r.resource in DEFAULTS})
+    return limits
+
+
+def _rows(s: Session, project_id: str, user_id: str) -> dict[str, int]:
+    rows = s.scalars(select(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id))
+    return {r.resource: r.hard_limit for r in rows if r.resource in DEFAULTS}
+
+
+def effective_limits(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
+    """Every resource's limit for the project (or the user inside it), legacy ones included."""
+    limits = class_limits(s)
+    limits.update(_rows(s, project_id, ""))
+    if user_id:
+        limits.update(_rows(s, project_id, user_id))
+    limits.update(LEGACY)
+    return limits
+
+
+def set_limits(s: Session, project_id: str, user_id: str | None, values: Mapping[str, int]) -> None:
+    """Create or update project (``user_id`` None) or per-user rows."""
+    existing = {r.resource: r for r in s.scalars(
+        select(Quota).where(Quota.project_id == project_id, Quota.user_id == (user_id or "")))}
+    for resource, limit in values.items():
+        if resource not in DEFAULTS:
+            continue
+        if resource in existing:
+            existing[resource].hard_limit = limit
+        else:
+            s.add(Quota(project_id=project_id, user_id=user_id or "", resource=resource, hard_limit=limit))
+    s.flush()
+
+
+def delete_limits(s: Session, project_id: str, user_id: str | None) -> None:
+    """Back to defaults: a project's rows (and its users' rows), or one user's rows."""
+    stmt = delete(Quota).where(Quota.project_id == project_id)
+    if user_id:
+        stmt = stmt.where(Quota.user_id == user_id)
+    s.execute(stmt)
+
+
+def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> None:
+    existing = {r.resource: r for r in s.scalars(select(QuotaClass).where(QuotaClass.class_name == class_name))}
+    for resource, limit in values.items():
+        if resource not in DEFAULTS:
+            continue
+        if resource in existing:
+            existing[resource].hard_limit = limit
+        else:
+            s.add(QuotaClass(class_name=class_name, resource=resource, hard_limit=limit))
+    s.flush()
+
+
+# --- usage ----------------------------------------------------------------------------------
+
+def _instance_usage(s: Session, project_id: str, user_id: str | None) -> dict[str, int]:
+    stmt = select(func.count(Instance.id), func.coalesce(func.sum(Instance.vcpus), 0),
+                  func.coalesce(func.sum(Instance.memory_mb), 0)).where(
+        Instance.project_id == project_id, Instance.deleted.is_(False), Instance.vm_state != SOFT_DELETED)
+    if user_id:
+        stmt = stmt.where(Instance.user_id == user_id)
+    count, cores, ram = s.execute(stmt).one()
+    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+
+
+def _keypair_count(s: Session, user_id: str | None) -> int:
+    if not user_id:
+        return 0
+    return int(s.scalar(select(func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)) or 0)
+
+
+def count_resource(s: Session, resource: str, project_id: str, user_id: str | None = None) -> int:
+    if resource in INSTANCE_RESOURCES:
+        return _instance_usage(s, project_id, user_id)[resource]
+    if resource == "key_pairs":
+        return _keypair_count(s, user_id)
+    counter = _COUNTERS.get(resource)
+    return int(counter(s, project_id, user_id)) if counter else 0
+
+
+def count_usage(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
+    """Usage of every resource; absolute (per-request) resources and unregistered ones are 0.
+
+    ``key_pairs`` is counted for ``user_id`` (0 without one); ``server_group_members`` is per
+    group, so it is 0 here unless its owner registered a project-level counter.
+    """
+    usage = dict.fromkeys(RESOURCES, 0)
+    usage.update(dict.fromkeys(LEGACY, 0))
+    usage.update(_instance_usage(s, project_id, user_id))
+    usage["key_pairs"] = _keypair_count(s, user_id)
+    for resource, counter in _COUNTERS.items():
+        usage[resource] = int(counter(s, project_id, user_id))
+    return usage
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+def _flavor_size(flavor: Any) -> tuple[int, int]:
+    if isinstance(flavor, Mapping):
+        return int(flavor["vcpus"]), int(flavor["memory_mb"])
+    return int(flavor.vcpus), int(flavor.memory_mb)
+
+
+def _levels(s: Session, project_id: str, user_id: str) -> list[tuple[dict[str, int], dict[str, int]]]:
+    """(limits, usage) for the project, plus the user when a per-user row exists for these resources."""
+    levels = [(effective_limits(s, project_id), _instance_usage(s, project_id, None))]
+    if any(r in INSTANCE_RESOURCES for r in _rows(s, project_id, user_id)):
+        levels.append((effective_limits(s, project_id, user_id), _instance_usage(s, project_id, user_id)))
+    return levels
+
+
+def _overs(limits: dict[str, int], usage: dict[str, int], deltas: dict[str, int]) -> list[str]:
+    return [r for r in INSTANCE_RESOURCES if limits[r] >= 0 and usage[r] + deltas[r] > limits[r]]
+
+
+def _fit(levels: list[tuple[dict[str, int], dict[str, int]]], vcpus: int, ram: int,
+         min_count: int, max_count: int) -> int:
+    deltas = {"instances": max_count, "cores": max_count * vcpus, "ram": max_count * ram}
+    for limits, usage in levels:
+        overs = _overs(limits, usage, deltas)
+        if overs:
+            break
+    else:
+        return max_count
+    headroom = {r: (limits[r] - usage[r]) if limits[r] >= 0 else math.inf for r in INSTANCE_RESOURCES}
+    allowed = headroom["instances"]
+    if vcpus:
+        allowed = min(allowed, headroom["cores"] // vcpus)
+    if ram:
+        allowed = min(allowed, headroom["ram"] // ram)
+    if 0 < allowed < max_count and allowed >= min_count:
+        return _fit(levels, vcpus, ram, min_count, int(allowed))
+    requested = str(min_count) if min_count == max_count else f"{min_count}-{max_count}"
+    names = ", ".join(overs)
+    used = ", ".join(str(usage[r]) for r in overs)
+    limit = ", ".join(str(limits[r]) for r in overs)
+    raise OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} of {limit} {names}",
+                    kind="TooManyInstances")
+
+
+def check_instance_quota(s: Session, ctx: RequestContext, flavor: Any, min_count: int, max_count: int) -> int:
+    """How many of ``min_count..max_count`` instances of ``flavor`` fit (§2.3 step 2).
+
+    ``flavor`` is a Flavor or a snapshot dict (``vcpus``, ``memory_mb``). When ``max_count``
+    does not fit but some count >= ``min_count`` does, that smaller count is returned
+    (partial multi-create). Otherwise 403 ``OverQuota`` with Nova's "Quota exceeded for ..." text.
+    """
+    vcpus, ram = _flavor_size(flavor)
+    return _fit(_levels(s, ctx.project_id, ctx.user_id), vcpus, ram, min_count, max_count)
+
+
+def recheck_instance_quota(s: Session, project_id: str, user_id: str, flavor: Any, requested: int) -> None:
+    """After the instance rows exist (delta 0): 403 when the project/user is now over its limits."""
+    vcpus, ram = _flavor_size(flavor)
+    for limits, usage in _levels(s, project_id, user_id):
+        overs = _overs(limits, usage, dict.fromkeys(INSTANCE_RESOURCES, 0))
+        if overs:
+            names = ", ".join(overs)
+            used = ", ".join(str(usage[r] - {"instances": requested, "cores": requested * vcpus,
+                                             "ram": requested * ram}[r]) for r in overs)
+            limit = ", ".join(str(limits[r]) for r in overs)
+            raise OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} of "
+                            f"{limit} {names}", kind="TooManyInstances")
+
+
+def check_metadata_quota(s: Session, project_id: str, metadata: Mapping[str, Any]) -> None:
+    """403 "Maximum number of metadata items exceeds N" when there are more items than allowed."""
+    limit = effective_limits(s, project_id)["metadata_items"]
+    if limit >= 0 and len(metadata) > limit:
+        raise OverQuota(f"Maximum number of metadata items exceeds {limit}", kind="MetadataLimitExceeded")
+
+
+def check_injected_files(s: Session, project_id: str, files: Sequence[tuple[str, str | bytes]]) -> None:
+    """Personality files: count, then the longest path, then the largest (decoded) content; 403 each."""
+    limits = effective_limits(s, project_id)
+    if 0 <= limits["injected_files"] < len(files):
+        raise OverQuota("Personality file limit exceeded", kind="OnsetFileLimitExceeded")
+    longest_path = max((len(path) for path, _ in files), default=0)
+    largest = max((len(c if isinstance(c, bytes) else c.encode()) for _, c in files), default=0)
+    if 0 <= limits["injected_file_path_bytes"] < longest_path:
+        raise OverQuota(f"Personality file path exceeds maximum {limits['injected_file_path_bytes']}",
+                        kind="OnsetFilePathLimitExceeded")
+    if 0 <= limits["injected_file_content_bytes"] < largest:
+        raise OverQuota(f"Personality file content exceeds maximum {limits['injected_file_content_bytes']}",
+                        kind="OnsetFileContentLimitExceeded")
