@@ -394,14 +394,32 @@ def test_proxy_lists_filters_and_paging(stack: Api) -> None:
     assert stack.get(f"{COMPUTE}/images?limit=-3").status_code == 400
 
 
-def test_proxy_is_gone_from_2_36(stack: Api) -> None:
+def test_proxy_is_gone_from_2_36_and_metadata_from_2_39(stack: Api) -> None:
     tiny = stack.get(f"{IMAGES}?name=novalite-tiny").json()["images"][0]["id"]
-    for path in ("/images", "/images/detail", f"/images/{tiny}", f"/images/{tiny}/metadata"):
+    for path in ("/images", "/images/detail", f"/images/{tiny}"):
         assert stack.get(f"{COMPUTE}{path}", version="2.35").status_code == 200
         r = stack.get(f"{COMPUTE}{path}", version="2.36")
         assert r.status_code == 404
         assert r.json()["itemNotFound"]["code"] == 404
-        assert stack.get(f"{COMPUTE}{path}", version="2.96").status_code == 404
+    for path in (f"/images/{tiny}/metadata", f"/images/{tiny}/metadata/nothing"):
+        assert stack.get(f"{COMPUTE}{path}", version="2.38").status_code in (200, 404)
+        assert stack.get(f"{COMPUTE}{path}", version="2.39").status_code == 404
+    assert stack.get(f"{COMPUTE}/images/{tiny}/metadata", version="2.38").json() == {"metadata": {}}
+    iid = create(stack)["id"]
+    r = stack.post(f"{COMPUTE}/images/{iid}/metadata", version="2.39", json={"metadata": {"a": "b"}})
+    assert r.status_code == 404
+    assert stack.delete(f"{COMPUTE}/images/{iid}", version="2.36").status_code == 404
+    assert stack.get(f"{IMAGES}/{iid}").json().get("a") is None
+
+
+@pytest.mark.parametrize("image_id", ["!@$^&*()", "-1", "x" * 40, "00000000-0000-0000-0000-000000000000"])
+def test_proxy_unknown_ids_are_404(stack: Api, image_id: str) -> None:
+    assert stack.get(f"{COMPUTE}/images/{image_id}").status_code == 404
+    assert stack.delete(f"{COMPUTE}/images/{image_id}").status_code == 404
+
+
+def test_proxy_delete_blank_id_is_404(stack: Api) -> None:
+    assert stack.delete(f"{COMPUTE}/images/").status_code == 404
 
 
 def test_proxy_metadata(stack: Api) -> None:

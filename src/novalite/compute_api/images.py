@@ -1,7 +1,7 @@
 """The compute API's image proxy: /images and /images/{id}/metadata over the Image service.
 
-Only up to microversion 2.35; from 2.36 on every route here answers a plain 404
-(the proxy APIs were removed). Reads and writes go through ``novalite.image.service``,
+/images answers up to microversion 2.35 and /images/{id}/metadata up to 2.38; past that
+they answer a plain 404 (Nova removed the proxy APIs in 2.36 and 2.39). Reads and writes go through ``novalite.image.service``,
 so visibility and ownership rules are the Image service's: another project's private
 image is a 404, a visible image you do not own is a 403 to change or delete.
 """
@@ -24,13 +24,21 @@ from novalite.image import listing, service, store
 from novalite.image.views import iso
 
 
-def _proxy_available(request: Request) -> None:
+def _images_available(request: Request) -> None:
     # 2.36: the image proxy APIs are gone
     if request_version(request) >= V(2, 36):
         raise NotFound("The resource could not be found.")
 
 
-router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(_proxy_available)])
+def _metadata_available(request: Request) -> None:
+    # 2.39: the image metadata proxy APIs are gone too
+    if request_version(request) >= V(2, 39):
+        raise NotFound("The resource could not be found.")
+
+
+router = APIRouter(prefix="/compute/v2.1")
+_images = APIRouter(dependencies=[Depends(_images_available)])
+_metadata = APIRouter(dependencies=[Depends(_metadata_available)])
 
 DEFAULT_METADATA_ITEMS = 128
 _METADATA = {
@@ -139,14 +147,14 @@ def _image(s: Session, ctx: RequestContext, image_id: str) -> Image:
     return image
 
 
-@router.get("/images")
+@_images.get("/images")
 def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         images = [basic_view(request, img) for img in _page(request, ctx, s)]
     return _collection(request, "images", images)
 
 
-@router.get("/images/detail")
+@_images.get("/images/detail")
 def detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         images = [detail_view(request, img) for img in _page(request, ctx, s)]
@@ -162,13 +170,19 @@ def _collection(request: Request, collection: str, images: list[dict[str, Any]])
     return body
 
 
-@router.get("/images/{image_id}")
+@_images.get("/images/{image_id}")
 def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"image": detail_view(request, _image(s, ctx, image_id))}
 
 
-@router.delete("/images/{image_id}", status_code=204)
+@_images.delete("/images/", include_in_schema=False)
+def delete_blank(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    """An empty image id (Tempest's blank-id check) is an unknown image, not a bad method."""
+    raise NotFound("Image not found.", kind="ImageNotFound")
+
+
+@_images.delete("/images/{image_id}", status_code=204)
 def delete(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
@@ -182,13 +196,13 @@ def delete(image_id: str, request: Request, ctx: RequestContext = Depends(contex
 
 # --- metadata ----------------------------------------------------------------------------
 
-@router.get("/images/{image_id}/metadata")
+@_metadata.get("/images/{image_id}/metadata")
 def metadata_index(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"metadata": _image(s, ctx, image_id).properties}
 
 
-@router.get("/images/{image_id}/metadata/{key}")
+@_metadata.get("/images/{image_id}/metadata/{key}")
 def metadata_show(image_id: str, key: str, request: Request,
                   ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
@@ -218,7 +232,7 @@ def _write_metadata(request: Request, ctx: RequestContext, image_id: str, *, mer
         return service.replace_metadata(s, ctx, image_id, props).properties
 
 
-@router.put("/images/{image_id}/metadata")
+@_metadata.put("/images/{image_id}/metadata")
 async def metadata_update_all(image_id: str, request: Request,
                               ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     body = await json_body(request)
@@ -228,14 +242,14 @@ async def metadata_update_all(image_id: str, request: Request,
     return {"metadata": metadata}
 
 
-@router.post("/images/{image_id}/metadata")
+@_metadata.post("/images/{image_id}/metadata")
 async def metadata_create(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ALL_SCHEMA, body)
     return {"metadata": await _run(_write_metadata, request, ctx, image_id, merge=body["metadata"])}
 
 
-@router.put("/images/{image_id}/metadata/{key}")
+@_metadata.put("/images/{image_id}/metadata/{key}")
 async def metadata_update(image_id: str, key: str, request: Request,
                           ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     body = await json_body(request)
@@ -247,7 +261,7 @@ async def metadata_update(image_id: str, key: str, request: Request,
     return {"meta": meta}
 
 
-@router.delete("/images/{image_id}/metadata/{key}", status_code=204)
+@_metadata.delete("/images/{image_id}/metadata/{key}", status_code=204)
 def metadata_delete(image_id: str, key: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
     with runtime(request).db.session() as s:
         props = _image(s, ctx, image_id).properties
@@ -260,3 +274,8 @@ def metadata_delete(image_id: str, key: str, request: Request, ctx: RequestConte
 
 async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+# included last: FastAPI copies the routes at include time
+router.include_router(_images)
+router.include_router(_metadata)
