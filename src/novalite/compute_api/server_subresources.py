@@ -1,0 +1,442 @@
+"""Server sub-resources (§6.11): metadata, tags (2.26), ips, os-server-password,
+os-instance-actions and the admin os-server-external-events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from novalite.api.common import compute_links, context, json_body, runtime, validate
+from novalite.api.microversion import V, request_version
+from novalite.compute_api import servers_query as sq
+from novalite.compute_api.schemas.servers import METADATA, TAG
+from novalite.compute_api.server_actions import check_not_locked
+from novalite.compute_api.views.servers import host_id
+from novalite.context import RequestContext
+from novalite.db.models.compute import (
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceMetadata,
+    InstanceTag,
+)
+from novalite.domain.states import VmState
+from novalite.errors import BadRequest, Conflict, NotFound
+
+router = APIRouter(prefix="/compute/v2.1")
+
+WRITABLE_STATES = (VmState.ACTIVE, VmState.PAUSED, VmState.SUSPENDED, VmState.STOPPED)
+MAX_TAGS = 50
+_SERVER = "/servers/{server_id}"
+
+
+def _writable(ctx: RequestContext, inst: Instance, action: str) -> None:
+    """Metadata and tag writes: not while building/erroring (409), not when locked (409)."""
+    check_not_locked(ctx, inst)
+    if inst.vm_state not in WRITABLE_STATES:
+        raise Conflict(f"Cannot '{action}' instance {inst.uuid} while it is in vm_state {inst.vm_state}",
+                       kind="InstanceInvalidState")
+
+
+# -- metadata --------------------------------------------------------------------------------------
+
+METADATA_BODY: dict[str, Any] = {"type": "object", "properties": {"metadata": METADATA},
+                                 "required": ["metadata"], "additionalProperties": False}
+META_ITEM_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"meta": {**METADATA, "minProperties": 1, "maxProperties": 1}},
+    "required": ["meta"], "additionalProperties": False,
+}
+
+
+def _metadata(s: Session, instance_uuid: str) -> dict[str, str]:
+    rows = s.scalars(select(InstanceMetadata).where(InstanceMetadata.instance_uuid == instance_uuid))
+    return {r.key: r.value for r in rows}
+
+
+def _write_metadata(request: Request, ctx: RequestContext, server_id: str, new: dict[str, str], *,
+                    replace: bool) -> dict[str, str]:
+    """Merge (POST, PUT of one key) or replace (PUT) under the metadata quota (403)."""
+    from novalite.services import quotas
+
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        _writable(ctx, inst, "update_metadata")
+        current = {} if replace else _metadata(s, inst.uuid)
+        merged = {**current, **new}
+        quotas.check_metadata_quota(s, inst.project_id, merged)
+        s.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_uuid == inst.uuid))
+        s.add_all(InstanceMetadata(instance_uuid=inst.uuid, key=k, value=v) for k, v in merged.items())
+        return merged
+
+
+@router.get(_SERVER + "/metadata")
+def list_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        return {"metadata": _metadata(s, inst.uuid)}
+
+
+@router.post(_SERVER + "/metadata")
+async def merge_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    validate(METADATA_BODY, body)
+    merged = await run_in_threadpool(_write_metadata, request, ctx, server_id, body["metadata"], replace=False)
+    return {"metadata": merged}
+
+
+@router.put(_SERVER + "/metadata")
+async def replace_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    validate(METADATA_BODY, body)
+    merged = await run_in_threadpool(_write_metadata, request, ctx, server_id, body["metadata"], replace=True)
+    return {"metadata": merged}
+
+
+@router.get(_SERVER + "/metadata/{key}")
+def show_metadata_item(server_id: str, key: str, request: Request,
+                       ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        meta = _metadata(s, inst.uuid)
+    if key not in meta:
+        raise NotFound("Metadata item was not found")
+    return {"meta": {key: meta[key]}}
+
+
+@router.put(_SERVER + "/metadata/{key}")
+async def set_metadata_item(server_id: str, key: str, request: Request,
+                            ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    body = await json_body(request)
+    if isinstance(body, dict) and isinstance(body.get("meta"), dict) and len(body["meta"]) > 1:
+        raise BadRequest("Request body contains too many items")
+    validate(META_ITEM_BODY, body)
+    if key not in body["meta"]:
+        raise BadRequest("Request body and URI mismatch")
+    await run_in_threadpool(_write_metadata, request, ctx, server_id, body["meta"], replace=False)
+    return {"meta": body["meta"]}
+
+
+@router.delete(_SERVER + "/metadata/{key}", status_code=204)
+def delete_metadata_item(server_id: str, key: str, request: Request,
+                         ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        if key not in _metadata(s, inst.uuid):
+            raise NotFound("Metadata item was not found")
+        _writable(ctx, inst, "delete_instance_metadata")
+        s.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_uuid == inst.uuid,
+                                                 InstanceMetadata.key == key))
+    return Response(status_code=204)
+
+
+# -- tags (2.26) -----------------------------------------------------------------------------------
+
+TAGS_BODY: dict[str, Any] = {"type": "object", "properties": {"tags": {"type": "array", "items": TAG,
+                                                                       "maxItems": MAX_TAGS}},
+                             "required": ["tags"], "additionalProperties": False}
+
+
+def _require_tags_version(request: Request) -> None:
+    if request_version(request) < V(2, 26):  # 2.26: server tags
+        raise NotFound("The resource could not be found.")
+
+
+def _tags(s: Session, instance_uuid: str) -> list[str]:
+    return list(s.scalars(select(InstanceTag.tag).where(InstanceTag.instance_uuid == instance_uuid)
+                          .order_by(InstanceTag.tag)))
+
+
+def _check_tag(tag: str) -> None:
+    if not tag or len(tag) > 60 or "," in tag or "/" in tag:
+        raise BadRequest(f"Invalid input for field/attribute tag. Value: {tag}. Tag must be 1-60 characters "
+                         "without ',' or '/'")
+
+
+@router.get(_SERVER + "/tags")
+def list_tags(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    _require_tags_version(request)
+    with runtime(request).db.reader() as s:
+        return {"tags": _tags(s, sq.get_instance(s, ctx, server_id).uuid)}
+
+
+@router.put(_SERVER + "/tags")
+async def replace_tags(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    _require_tags_version(request)
+    body = await json_body(request)
+    validate(TAGS_BODY, body)
+    tags = list(dict.fromkeys(body["tags"]))
+
+    def work() -> dict[str, Any]:
+        with runtime(request).db.session() as s:
+            inst = sq.get_instance(s, ctx, server_id)
+            _writable(ctx, inst, "update tags")
+            s.execute(delete(InstanceTag).where(InstanceTag.instance_uuid == inst.uuid))
+            s.add_all(InstanceTag(instance_uuid=inst.uuid, tag=t) for t in tags)
+        return {"tags": sorted(tags)}
+
+    return await run_in_threadpool(work)
+
+
+@router.delete(_SERVER + "/tags", status_code=204)
+def delete_tags(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    _require_tags_version(request)
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        _writable(ctx, inst, "delete tags")
+        s.execute(delete(InstanceTag).where(InstanceTag.instance_uuid == inst.uuid))
+    return Response(status_code=204)
+
+
+def _tag_missing(server_id: str, tag: str) -> NotFound:
+    return NotFound(f"Instance {server_id} has no tag '{tag}'", kind="InstanceTagNotFound")
+
+
+@router.get(_SERVER + "/tags/{tag}", status_code=204)
+def check_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    _require_tags_version(request)
+    with runtime(request).db.reader() as s:
+        if tag not in _tags(s, sq.get_instance(s, ctx, server_id).uuid):
+            raise _tag_missing(server_id, tag)
+    return Response(status_code=204)
+
+
+@router.put(_SERVER + "/tags/{tag}")
+def add_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    _require_tags_version(request)
+    _check_tag(tag)
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        _writable(ctx, inst, "update tag")
+        tags = _tags(s, inst.uuid)
+        if tag in tags:
+            return Response(status_code=204)
+        if len(tags) >= MAX_TAGS:
+            raise BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
+        s.add(InstanceTag(instance_uuid=inst.uuid, tag=tag))
+    location = compute_links(request, "servers", server_id)[0]["href"] + f"/tags/{tag}"
+    return Response(status_code=201, headers={"Location": location})
+
+
+@router.delete(_SERVER + "/tags/{tag}", status_code=204)
+def delete_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    _require_tags_version(request)
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        _writable(ctx, inst, "delete tag")
+        if tag not in _tags(s, inst.uuid):
+            raise _tag_missing(server_id, tag)
+        s.execute(delete(InstanceTag).where(InstanceTag.instance_uuid == inst.uuid, InstanceTag.tag == tag))
+    return Response(status_code=204)
+
+
+# -- ips -------------------------------------------------------------------------------------------
+
+def _addresses(request: Request, ctx: RequestContext, server_id: str) -> dict[str, list[dict[str, Any]]]:
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        extras = sq.load_extras(s, [inst])[inst.uuid]
+    if inst.vm_state == VmState.BUILDING:
+        return {}
+    return {net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
+            for net, addrs in extras.addresses.items()}
+
+
+@router.get(_SERVER + "/ips")
+def list_ips(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return {"addresses": _addresses(request, ctx, server_id)}
+
+
+@router.get(_SERVER + "/ips/{network}")
+def show_ips(server_id: str, network: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    addresses = _addresses(request, ctx, server_id)
+    if network not in addresses:
+        raise NotFound("Instance is not a member of specified network")
+    return {network: addresses[network]}
+
+
+# -- os-server-password ----------------------------------------------------------------------------
+
+PASSWORD_KEY = "password"
+
+
+@router.get(_SERVER + "/os-server-password")
+def get_password(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    """The encrypted password the guest posted (system metadata), or ``""``."""
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        return {"password": (inst.system_metadata or {}).get(PASSWORD_KEY, "")}
+
+
+@router.delete(_SERVER + "/os-server-password", status_code=204)
+def clear_password(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items() if k != PASSWORD_KEY}
+    return Response(status_code=204)
+
+
+# -- os-instance-actions ---------------------------------------------------------------------------
+
+def action_time(value: dt.datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+
+
+def _action_view(row: InstanceAction, request: Request) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "action": row.action, "instance_uuid": row.instance_uuid, "request_id": row.request_id,
+        "user_id": row.user_id, "project_id": row.project_id, "start_time": action_time(row.start_time),
+        "message": row.message,
+    }
+    if request_version(request) >= V(2, 58):  # 2.58: updated_at
+        out["updated_at"] = action_time(row.updated_at)
+    return out
+
+
+def _event_view(ev: InstanceActionEvent, inst: Instance, ctx: RequestContext, request: Request) -> dict[str, Any]:
+    version = request_version(request)
+    out: dict[str, Any] = {"event": ev.event, "start_time": action_time(ev.start_time),
+                           "finish_time": action_time(ev.finish_time), "result": ev.result}
+    if ctx.is_admin:
+        out["traceback"] = ev.traceback
+    if version >= V(2, 62):  # 2.62: host (admin) and hostId
+        if ctx.is_admin:
+            out["host"] = ev.host or ""
+        out["hostId"] = host_id(inst.project_id, ev.host)
+    if version >= V(2, 84):  # 2.84: details
+        out["details"] = ev.details
+    return out
+
+
+def _actions_instance(s: Session, request: Request, ctx: RequestContext, server_id: str) -> Instance:
+    deleted_ok = request_version(request) >= V(2, 21)  # 2.21: actions of deleted servers
+    return sq.get_instance(s, ctx, server_id, read_deleted=deleted_ok)
+
+
+def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str) -> tuple[Any, int | None]:
+    """2.58 limit / marker (a request id) / changes-since; 2.66 changes-before."""
+    version, params = request_version(request), request.query_params
+    if version < V(2, 58):
+        return query, None
+    limit = None
+    if "limit" in params:
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            raise BadRequest(f"Invalid input for query parameters limit. Value: {params['limit']}.") from None
+        if limit < 0:
+            raise BadRequest(f"Invalid input for query parameters limit. Value: {limit}.")
+    since = sq.parse_time("changes-since", params["changes-since"]) if "changes-since" in params else None
+    before = None
+    if version >= V(2, 66) and "changes-before" in params:
+        before = sq.parse_time("changes-before", params["changes-before"])
+    if since and before and before < since:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    if since:
+        query = query.where(InstanceAction.updated_at >= since)
+    if before:
+        query = query.where(InstanceAction.updated_at <= before)
+    if "marker" in params:
+        marker = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == instance_uuid,
+                                                        InstanceAction.request_id == params["marker"])).first()
+        if marker is None:
+            raise BadRequest(f"Marker {params['marker']} could not be found.")
+        query = query.where(InstanceAction.id < marker.id)
+    return query, limit
+
+
+@router.get(_SERVER + "/os-instance-actions")
+def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        inst = _actions_instance(s, request, ctx, server_id)
+        query = select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
+        query, limit = _action_filters(request, query, s, inst.uuid)
+        query = query.order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())
+        rows = list(s.scalars(query.limit(limit) if limit is not None else query))
+    out: dict[str, Any] = {"instanceActions": [_action_view(r, request) for r in rows]}
+    if limit is not None and rows and len(rows) == limit:
+        href = compute_links(request, "servers", server_id)[0]["href"]
+        out["links"] = [{"rel": "next", "href": f"{href}/os-instance-actions?limit={limit}&marker={rows[-1].request_id}"}]
+    return out
+
+
+@router.get(_SERVER + "/os-instance-actions/{request_id}")
+def show_action(server_id: str, request_id: str, request: Request,
+                ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        inst = _actions_instance(s, request, ctx, server_id)
+        row = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid,
+                                                     InstanceAction.request_id == request_id)).first()
+        if row is None:
+            raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found",
+                           kind="InstanceActionNotFound")
+        events = list(s.scalars(select(InstanceActionEvent).where(InstanceActionEvent.action_id == row.id)
+                                .order_by(InstanceActionEvent.start_time.desc(), InstanceActionEvent.id.desc())))
+    out = _action_view(row, request)
+    if ctx.is_admin or request_version(request) >= V(2, 51):  # 2.51: events for the owner too
+        out["events"] = [_event_view(e, inst, ctx, request) for e in events]
+    return {"instanceAction": out}
+
+
+# -- os-server-external-events (admin) -------------------------------------------------------------
+
+def _event_names(request: Request) -> list[str]:
+    names = ["network-changed", "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"]
+    version = request_version(request)
+    names += ["volume-extended"] if version >= V(2, 51) else []  # 2.51
+    names += ["power-update"] if version >= V(2, 76) else []  # 2.76
+    names += ["accelerator-request-bound"] if version >= V(2, 82) else []  # 2.82
+    names += ["volume-reimaged"] if version >= V(2, 93) else []  # 2.93
+    return names
+
+
+def _events_schema(request: Request) -> dict[str, Any]:
+    event = {"type": "object", "properties": {
+        "name": {"type": "string", "enum": _event_names(request)},
+        "server_uuid": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
+        "tag": {"type": "string", "maxLength": 255}},
+        "required": ["name", "server_uuid"], "additionalProperties": False}
+    return {"type": "object", "properties": {"events": {"type": "array", "minItems": 1, "items": event}},
+            "required": ["events"], "additionalProperties": False}
+
+
+def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rt = runtime(request)
+    uuids = {e["server_uuid"] for e in events}
+    with rt.db.reader() as s:
+        found = {i.uuid: i.host for i in s.scalars(select(Instance).where(Instance.uuid.in_(uuids),
+                                                                          Instance.deleted.is_(False)))}
+    compute = rt.services.get("compute_api")
+    handler = getattr(compute, "external_instance_event", None)
+    out = []
+    for event in events:
+        result = dict(event, status=event.get("status", "completed"))
+        if event["server_uuid"] not in found:
+            result.update(code=404, status="failed")
+        elif found[event["server_uuid"]] is None:
+            result.update(code=422, status="failed")
+        else:
+            result["code"] = 200
+            if handler is not None:
+                handler(ctx, event["server_uuid"], dict(result))
+        out.append(result)
+    return out
+
+
+@router.post("/os-server-external-events")
+async def external_events(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    ctx.require_admin("os_compute_api:os-server-external-events:create")
+    body = await json_body(request)
+    validate(_events_schema(request), body)
+    results = await run_in_threadpool(_deliver, request, ctx, body["events"])
+    if all(r["code"] == 404 for r in results):
+        raise NotFound("No instances found for any event")
+    status = 207 if any(r["code"] != 200 for r in results) else 200
+    return JSONResponse({"events": results}, status_code=status)
