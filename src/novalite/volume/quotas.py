@@ -1,0 +1,86 @@
+"""Cinder quotas: volumes, gigabytes and snapshots per project (defaults 10, 1000, 10),
+counted from the live volumes. Exceeding one is Cinder's 413."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from novalite.db.models.volume import Volume, VolumeQuota
+from novalite.errors import BadRequest, RequestTooLarge
+
+DEFAULTS: dict[str, int] = {
+    "volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000,
+    "groups": 10, "per_volume_gigabytes": -1,
+}
+TYPED = ("volumes", "gigabytes", "snapshots")  # also reported per volume type: volumes___DEFAULT__
+
+
+def quota_lock(project_id: str) -> str:
+    return f"volume-quota:{project_id}"
+
+
+def limits(s: Session, project_id: str) -> dict[str, int]:
+    out = dict(DEFAULTS)
+    for row in s.scalars(select(VolumeQuota).where(VolumeQuota.project_id == project_id)):
+        out[row.resource] = row.hard_limit
+    return out
+
+
+def usage(s: Session, project_id: str) -> dict[str, int]:
+    count, gigabytes = s.execute(select(func.count(), func.coalesce(func.sum(Volume.size), 0)).where(
+        Volume.project_id == project_id)).one()
+    return {"volumes": int(count), "gigabytes": int(gigabytes), "snapshots": 0, "backups": 0,
+            "backup_gigabytes": 0, "groups": 0, "per_volume_gigabytes": 0}
+
+
+def check_new_volume(s: Session, project_id: str, size: int, *, count: int = 1) -> None:
+    """413 when one more volume of ``size`` GiB would exceed the project's volumes or gigabytes."""
+    lim, used = limits(s, project_id), usage(s, project_id)
+    per_volume = lim["per_volume_gigabytes"]
+    if per_volume >= 0 and size > per_volume:
+        raise RequestTooLarge(f"Requested volume size {size}G is larger than maximum allowed limit {per_volume}G.",
+                              kind="VolumeSizeExceedsLimit")
+    if lim["volumes"] >= 0 and used["volumes"] + count > lim["volumes"]:
+        raise RequestTooLarge(f"Maximum number of volumes allowed ({lim['volumes']}) exceeded for quota "
+                              "'volumes'.", kind="VolumeLimitExceeded")
+    check_gigabytes(s, project_id, size, lim=lim, used=used)
+
+
+def check_gigabytes(s: Session, project_id: str, delta: int, *, lim: dict[str, int] | None = None,
+                    used: dict[str, int] | None = None) -> None:
+    lim = lim or limits(s, project_id)
+    used = used or usage(s, project_id)
+    if lim["gigabytes"] >= 0 and used["gigabytes"] + delta > lim["gigabytes"]:
+        raise RequestTooLarge(f"Requested volume or snapshot exceeds allowed gigabytes quota. Requested {delta}G, "
+                              f"quota is {lim['gigabytes']}G and {used['gigabytes']}G has been consumed.",
+                              kind="VolumeSizeExceedsAvailableQuota")
+
+
+def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
+    """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
+    for resource, value in values.items():
+        if resource in ("tenant_id", "project_id", "id"):
+            continue
+        if resource not in DEFAULTS:
+            raise BadRequest(f"Invalid input received: Bad key(s) in quota set: {resource}", kind="InvalidInput")
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError
+            number = int(value)
+        except ValueError:
+            raise BadRequest(f"Invalid input received: Quota limit {value} for {resource} must be an integer.",
+                             kind="InvalidInput") from None
+        if number < -1 or number > 2**31 - 1:
+            raise BadRequest(f"Invalid input received: Quota limit {value} for {resource} must be -1 or greater.",
+                             kind="InvalidInput")
+        row = s.get(VolumeQuota, (project_id, resource))
+        if row is None:
+            s.add(VolumeQuota(project_id=project_id, resource=resource, hard_limit=number))
+        else:
+            row.hard_limit = number
+
+
+def reset(s: Session, project_id: str) -> None:
+    for row in s.scalars(select(VolumeQuota).where(VolumeQuota.project_id == project_id)):
+        s.delete(row)

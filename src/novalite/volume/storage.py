@@ -1,0 +1,118 @@
+"""Where volume data lives, behind a four-method protocol.
+
+* ``RecordsOnlyStorage`` (the fake): keeps no data, remembers which volumes exist and their
+  sizes so tests can look; the default for the fake virt driver.
+* ``FileStorage``: one file per volume under ``<data_dir>/volumes``; a volume created from an
+  image starts as a copy of the image file, a blank one as a sparse file of its size.
+  A later qcow2 implementation (``qemu-img create -f qcow2 -b <image>``) plugs in here with
+  the same four methods.
+
+``storage_for(runtime)`` picks one per runtime (setting ``volume_storage``: ``records`` or
+``file``; default ``file``, or ``records`` when the data directory is not writable) and keeps it
+in ``runtime.services["volume_storage"]``. Every method is idempotent: deleting twice is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+GIB = 1024 ** 3
+
+
+class VolumeStorage(Protocol):
+    def create_blank(self, volume_id: str, size_gb: int) -> str | None:
+        """Provision an empty volume; returns its location (None when nothing is stored)."""
+
+    def create_from_image(self, volume_id: str, size_gb: int, image_path: str | None) -> str | None:
+        """Provision a volume holding the image's data."""
+
+    def extend(self, volume_id: str, location: str | None, new_size_gb: int) -> None:
+        """Grow the volume to ``new_size_gb``."""
+
+    def delete(self, volume_id: str, location: str | None) -> None:
+        """Remove the volume's data; no error when it is already gone."""
+
+
+@dataclass
+class RecordsOnlyStorage:
+    """The fake: records what would exist, stores nothing."""
+
+    volumes: dict[str, int] = field(default_factory=dict)
+    images: dict[str, str | None] = field(default_factory=dict)
+
+    def create_blank(self, volume_id: str, size_gb: int) -> str | None:
+        self.volumes[volume_id] = size_gb
+        return None
+
+    def create_from_image(self, volume_id: str, size_gb: int, image_path: str | None) -> str | None:
+        self.volumes[volume_id] = size_gb
+        self.images[volume_id] = image_path
+        return None
+
+    def extend(self, volume_id: str, location: str | None, new_size_gb: int) -> None:
+        self.volumes[volume_id] = new_size_gb
+
+    def delete(self, volume_id: str, location: str | None) -> None:
+        self.volumes.pop(volume_id, None)
+        self.images.pop(volume_id, None)
+
+
+@dataclass
+class FileStorage:
+    """One raw file per volume (sparse for blank volumes, a copy of the image file otherwise)."""
+
+    root: Path
+
+    def _path(self, volume_id: str) -> Path:
+        return self.root / f"volume-{volume_id}"
+
+    def create_blank(self, volume_id: str, size_gb: int) -> str | None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._path(volume_id)
+        with open(path, "wb") as handle:
+            handle.truncate(size_gb * GIB)
+        return str(path)
+
+    def create_from_image(self, volume_id: str, size_gb: int, image_path: str | None) -> str | None:
+        if image_path is None or not os.path.exists(image_path):
+            return self.create_blank(volume_id, size_gb)
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._path(volume_id)
+        shutil.copyfile(image_path, path)
+        if path.stat().st_size < size_gb * GIB:
+            with open(path, "r+b") as handle:
+                handle.truncate(size_gb * GIB)
+        return str(path)
+
+    def extend(self, volume_id: str, location: str | None, new_size_gb: int) -> None:
+        if location and os.path.exists(location):
+            with open(location, "r+b") as handle:
+                handle.truncate(new_size_gb * GIB)
+
+    def delete(self, volume_id: str, location: str | None) -> None:
+        if location:
+            Path(location).unlink(missing_ok=True)
+
+
+def storage_for(runtime: Any) -> VolumeStorage:
+    """The runtime's volume storage, created on first use."""
+    existing = runtime.services.get("volume_storage")
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    kind = getattr(runtime.settings, "volume_storage", "file")
+    root = Path(runtime.settings.data_dir) / "volumes"
+    storage: VolumeStorage
+    if kind == "records":
+        storage = RecordsOnlyStorage()
+    else:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            storage = FileStorage(root)
+        except OSError:
+            storage = RecordsOnlyStorage()
+    runtime.services["volume_storage"] = storage
+    return storage

@@ -1,0 +1,85 @@
+"""Cinder v3 representations. Microversion gates live here only (``# 3.48: ...``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from novalite.api.common import runtime
+from novalite.api.microversion import V, Version
+from novalite.context import RequestContext
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType
+from novalite.volume.attachments import volume_attachments
+
+
+def stamp(value: dt.datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
+
+
+def volume_links(request: Request, volume_id: str) -> list[dict[str, str]]:
+    base = f"{runtime(request).public_url}/volume"
+    return [{"rel": "self", "href": f"{base}/v3/volumes/{volume_id}"},
+            {"rel": "bookmark", "href": f"{base}/volumes/{volume_id}"}]
+
+
+def volume_summary(request: Request, vol: Volume) -> dict[str, Any]:
+    return {"id": vol.id, "name": vol.name, "links": volume_links(request, vol.id)}
+
+
+def _attachment_entry(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
+    return {"id": vol.id, "attachment_id": att.id, "volume_id": vol.id, "server_id": att.instance_uuid,
+            "host_name": att.attached_host, "device": att.mountpoint, "attached_at": stamp(att.attached_at)}
+
+
+def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Version, vol: Volume,
+                  vtype: VolumeType | None) -> dict[str, Any]:
+    attached = [a for a in volume_attachments(s, vol.id) if a.attach_status == "attached"]
+    out: dict[str, Any] = {
+        "id": vol.id, "name": vol.name, "description": vol.description, "status": vol.status, "size": vol.size,
+        "availability_zone": vol.availability_zone, "created_at": stamp(vol.created_at),
+        "updated_at": stamp(vol.updated_at), "attachments": [_attachment_entry(vol, a) for a in attached],
+        "volume_type": vtype.name if vtype else None, "snapshot_id": None, "source_volid": None,
+        "metadata": dict(vol.volume_metadata or {}), "links": volume_links(request, vol.id),
+        "user_id": vol.user_id, "bootable": "true" if vol.bootable else "false", "encrypted": False,
+        "replication_status": None, "consistencygroup_id": None, "multiattach": vol.multiattach,
+        "os-vol-tenant-attr:tenant_id": vol.project_id,
+    }
+    if vol.image_metadata:
+        out["volume_image_metadata"] = dict(vol.image_metadata)
+    if ctx.is_admin:
+        out.update({"os-vol-host-attr:host": vol.host, "os-vol-mig-status-attr:migstat": None,
+                    "os-vol-mig-status-attr:name_id": None})
+    if version >= V(3, 13):  # 3.13: group_id
+        out["group_id"] = None
+    if version >= V(3, 21):  # 3.21: provider_id
+        out["provider_id"] = None
+    if version >= V(3, 48):  # 3.48: service_uuid, shared_targets
+        out.update(service_uuid=None, shared_targets=False)
+    if version >= V(3, 61) and ctx.is_admin:  # 3.61: cluster_name (admin)
+        out["cluster_name"] = None
+    if version >= V(3, 63):  # 3.63: volume_type_id
+        out["volume_type_id"] = vtype.id if vtype else None
+    if version >= V(3, 65):  # 3.65: consumes_quota
+        out["consumes_quota"] = True
+    return out
+
+
+def attachment_view(att: VolumeAttachment) -> dict[str, Any]:
+    return {"id": att.id, "status": att.attach_status, "instance": att.instance_uuid, "volume_id": att.volume_id,
+            "attached_at": stamp(att.attached_at), "detached_at": stamp(att.detached_at),
+            "attach_mode": att.attach_mode, "connection_info": att.connection_info}
+
+
+def attachment_summary(att: VolumeAttachment) -> dict[str, Any]:
+    return {"id": att.id, "status": att.attach_status, "instance": att.instance_uuid, "volume_id": att.volume_id}
+
+
+def type_view(vtype: VolumeType, *, admin: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": vtype.id, "name": vtype.name, "description": vtype.description,
+                           "is_public": vtype.is_public, "os-volume-type-access:is_public": vtype.is_public}
+    if admin:
+        out.update(extra_specs=dict(vtype.extra_specs or {}), qos_specs_id=None)
+    return out

@@ -1,0 +1,217 @@
+"""Embedded Cinder v3 subset through HTTP: discovery, volume lifecycle (blank and from an
+image), attachments, types, quotas (413), isolation, and bad input never being a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+V = "/volume/v3"
+MV = {"OpenStack-API-Version": "volume 3.60"}
+
+
+def _create(stack: Api, body: dict[str, Any], as_: str = "demo") -> dict[str, Any]:
+    r = stack.post(f"{V}/volumes", json={"volume": body}, as_=as_, headers=MV)
+    assert r.status_code == 202, r.text
+    vol = r.json()["volume"]
+    stack.wait_for(f"{V}/volumes/{vol['id']}", lambda r: r.json()["volume"]["status"] != "creating", as_=as_)
+    return vol  # type: ignore[no-any-return]
+
+
+def _status(stack: Api, volume_id: str, as_: str = "demo") -> str:
+    return str(stack.get(f"{V}/volumes/{volume_id}", as_=as_).json()["volume"]["status"])
+
+
+def _fault(r: Any, status: int, name: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()[name]
+    assert body["code"] == status
+    return str(body["message"])
+
+
+def test_version_documents_and_catalog(stack: Api) -> None:
+    r = stack.client.get("/volume/")
+    assert r.status_code == 300
+    doc = r.json()["versions"][0]
+    assert doc["id"] == "v3.0" and doc["min_version"] == "3.0" and doc["version"].startswith("3.")
+    r = stack.client.get("/volume/v3/")
+    assert r.status_code == 200 and r.json()["versions"][0]["id"] == "v3.0"
+    token = stack.client.post("/identity/v3/auth/tokens", json={"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"},
+                                                        "password": "demo-secret"}}},
+        "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}}).json()["token"]
+    entry = next(c for c in token["catalog"] if c["type"] == "volumev3")
+    assert entry["endpoints"][0]["url"] == "http://testserver/volume/v3"
+
+
+def test_blank_volume_lifecycle(stack: Api) -> None:
+    r = stack.post(f"{V}/volumes", json={"volume": {"size": 1, "name": "v1", "metadata": {"a": "b"}}}, headers=MV)
+    assert r.status_code == 202
+    assert r.headers["OpenStack-API-Version"] == "volume 3.60"
+    vol = r.json()["volume"]
+    assert vol["status"] == "creating" and vol["size"] == 1 and vol["volume_type"] == "__DEFAULT__"
+    assert vol["bootable"] == "false" and vol["attachments"] == [] and vol["metadata"] == {"a": "b"}
+    stack.wait_for(f"{V}/volumes/{vol['id']}", lambda r: r.json()["volume"]["status"] == "available")
+    listed = stack.get(f"{V}/volumes").json()["volumes"]
+    assert [v["id"] for v in listed] == [vol["id"]] and set(listed[0]) == {"id", "name", "links"}
+    detail = stack.get(f"{V}/volumes/detail", params={"name": "v1"}).json()["volumes"]
+    assert detail[0]["status"] == "available"
+    assert stack.get(f"{V}/volumes/detail", params={"status": "error"}).json()["volumes"] == []
+    r = stack.put(f"{V}/volumes/{vol['id']}", json={"volume": {"name": "v2", "description": "d"}})
+    assert r.status_code == 200 and r.json()["volume"]["name"] == "v2"
+    r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-extend": {"new_size": 2}})
+    assert r.status_code == 202
+    assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["size"] == 2
+    r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-extend": {"new_size": 1}})
+    _fault(r, 400, "badRequest")
+    assert stack.post(f"{V}/volumes/{vol['id']}/metadata", json={"metadata": {"c": "d"}}).json()["metadata"] == {
+        "a": "b", "c": "d"}
+    assert stack.delete(f"{V}/volumes/{vol['id']}").status_code == 202
+    _fault(stack.get(f"{V}/volumes/{vol['id']}"), 404, "itemNotFound")
+
+
+def test_volume_from_image_copies_the_image_file(stack: Api) -> None:
+    images = stack.get("/image/v2/images").json()["images"]
+    image = next(i for i in images if i["status"] == "active")
+    vol = _create(stack, {"size": 1, "imageRef": image["id"], "name": "boot"})
+    shown = stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]
+    assert shown["status"] == "available" and shown["bootable"] == "true"
+    assert shown["volume_image_metadata"]["image_id"] == image["id"]
+    data_dir = Path(stack.runtime.settings.data_dir)  # type: ignore[attr-defined]
+    copy = data_dir / "volumes" / f"volume-{vol['id']}"
+    assert copy.exists() and copy.stat().st_size == 1024 ** 3
+    original = stack.client.get(f"/image/v2/images/{image['id']}/file",
+                                headers={"X-Auth-Token": stack.tokens["demo"]}).content
+    with copy.open("rb") as handle:
+        assert handle.read(len(original)) == original
+    assert stack.delete(f"{V}/volumes/{vol['id']}").status_code == 202
+    assert not copy.exists()
+    r = stack.post(f"{V}/volumes", json={"volume": {"size": 1, "imageRef": "missing"}})
+    _fault(r, 400, "badRequest")
+
+
+def test_attachment_flow_and_state_checks(stack: Api) -> None:
+    vol = _create(stack, {"size": 1, "name": "data"})
+    att_body = {"attachment": {"volume_uuid": vol["id"], "instance_uuid": "8c7e6f1a-0000-4000-8000-000000000001"}}
+    _fault(stack.post(f"{V}/attachments", json=att_body), 404, "itemNotFound")  # needs 3.27
+    headers = {"OpenStack-API-Version": "volume 3.44"}
+    r = stack.post(f"{V}/attachments", json=att_body, headers=headers)
+    assert r.status_code == 200, r.text
+    att = r.json()["attachment"]
+    assert att["status"] == "reserved" and _status(stack, vol["id"]) == "reserved"
+    _fault(stack.post(f"{V}/attachments", json=att_body, headers=headers), 400, "badRequest")
+    _fault(stack.delete(f"{V}/volumes/{vol['id']}"), 400, "badRequest")
+    r = stack.put(f"{V}/attachments/{att['id']}", headers=headers,
+                  json={"attachment": {"connector": {"host": "compute1", "mountpoint": "/dev/vdb"}}})
+    assert r.status_code == 200 and r.json()["attachment"]["connection_info"]["serial"] == vol["id"]
+    assert _status(stack, vol["id"]) == "attaching"
+    r = stack.post(f"{V}/attachments/{att['id']}/action", json={"os-complete": {}}, headers=headers)
+    assert r.status_code == 204
+    shown = stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]
+    assert shown["status"] == "in-use"
+    assert shown["attachments"][0]["server_id"] == att_body["attachment"]["instance_uuid"]
+    assert shown["attachments"][0]["host_name"] == "compute1"
+    listed = stack.get(f"{V}/attachments", headers=headers).json()["attachments"]
+    assert [a["id"] for a in listed] == [att["id"]]
+    r = stack.delete(f"{V}/attachments/{att['id']}", headers=headers)
+    assert r.status_code == 200 and r.json()["attachments"] == []
+    assert _status(stack, vol["id"]) == "available"
+    _fault(stack.get(f"{V}/attachments/{att['id']}", headers=headers), 404, "itemNotFound")
+    assert stack.delete(f"{V}/volumes/{vol['id']}").status_code == 202
+
+
+def test_types_and_project_id_in_url(stack: Api) -> None:
+    types = stack.get(f"{V}/types").json()["volume_types"]
+    assert [t["name"] for t in types] == ["__DEFAULT__"]
+    assert stack.get(f"{V}/types/default").json()["volume_type"]["id"] == types[0]["id"]
+    _fault(stack.post(f"{V}/types", json={"volume_type": {"name": "fast"}}), 403, "forbidden")
+    r = stack.post(f"{V}/types", as_="admin", json={"volume_type": {"name": "fast"}})
+    assert r.status_code == 200
+    vol = _create(stack, {"size": 1, "volume_type": "fast"})
+    assert vol["volume_type"] == "fast"
+    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": "nope"}}), 404, "itemNotFound")
+    pid = stack.ids["demo_project"]
+    assert stack.get(f"{V}/{pid}/volumes/{vol['id']}").status_code == 200
+    _fault(stack.get(f"{V}/{stack.ids['admin_project']}/volumes"), 400, "badRequest")
+
+
+def test_quotas_and_limits(stack: Api) -> None:
+    pid = stack.ids["demo_project"]
+    qs = stack.get(f"{V}/os-quota-sets/{pid}").json()["quota_set"]
+    assert (qs["volumes"], qs["gigabytes"], qs["snapshots"]) == (10, 1000, 10)
+    _fault(stack.get(f"{V}/os-quota-sets/{stack.ids['admin_project']}"), 403, "forbidden")
+    _fault(stack.put(f"{V}/os-quota-sets/{pid}", json={"quota_set": {"volumes": 1}}), 403, "forbidden")
+    r = stack.put(f"{V}/os-quota-sets/{pid}", as_="admin", json={"quota_set": {"volumes": 2, "gigabytes": 3}})
+    assert r.status_code == 200 and r.json()["quota_set"]["volumes"] == 2
+    _fault(stack.put(f"{V}/os-quota-sets/{pid}", as_="admin", json={"quota_set": {"volumes": "x"}}), 400, "badRequest")
+    _create(stack, {"size": 2})
+    message = _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 2}}), 413, "overLimit")
+    assert "gigabytes quota" in message
+    _create(stack, {"size": 1})
+    message = _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1}}), 413, "overLimit")
+    assert message == "Maximum number of volumes allowed (2) exceeded for quota 'volumes'."
+    usage = stack.get(f"{V}/os-quota-sets/{pid}", params={"usage": "true"}).json()["quota_set"]
+    assert usage["volumes"] == {"limit": 2, "in_use": 2, "reserved": 0, "allocated": 0}
+    absolute = stack.get(f"{V}/limits").json()["limits"]["absolute"]
+    assert absolute["totalVolumesUsed"] == 2 and absolute["totalGigabytesUsed"] == 3
+    assert stack.delete(f"{V}/os-quota-sets/{pid}", as_="admin").status_code == 200
+    assert stack.get(f"{V}/os-quota-sets/{pid}").json()["quota_set"]["volumes"] == 10
+
+
+def test_isolation_between_projects(stack: Api) -> None:
+    vol = _create(stack, {"size": 1, "name": "mine"})
+    admin_vol = _create(stack, {"size": 1, "name": "admins"}, as_="admin")
+    _fault(stack.get(f"{V}/volumes/{admin_vol['id']}"), 404, "itemNotFound")
+    _fault(stack.delete(f"{V}/volumes/{admin_vol['id']}"), 404, "itemNotFound")
+    _fault(stack.put(f"{V}/volumes/{admin_vol['id']}", json={"volume": {"name": "x"}}), 404, "itemNotFound")
+    assert [v["name"] for v in stack.get(f"{V}/volumes").json()["volumes"]] == ["mine"]
+    everything = stack.get(f"{V}/volumes", as_="admin", params={"all_tenants": "1"}).json()["volumes"]
+    assert {v["name"] for v in everything} == {"mine", "admins"}
+    assert stack.get(f"{V}/volumes/{vol['id']}", as_="admin").status_code == 200
+    _fault(stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-reset_status": {"status": "error"}}),
+           403, "forbidden")
+    r = stack.post(f"{V}/volumes/{vol['id']}/action", as_="admin", json={"os-reset_status": {"status": "error"}})
+    assert r.status_code == 202 and _status(stack, vol["id"]) == "error"
+
+
+def test_list_paging_and_sorting(stack: Api) -> None:
+    for name in ("a", "b", "c"):
+        _create(stack, {"size": 1, "name": name})
+    page = stack.get(f"{V}/volumes", params={"sort": "name:asc", "limit": 2}).json()
+    assert [v["name"] for v in page["volumes"]] == ["a", "b"]
+    href = page["volumes_links"][0]["href"].replace("http://testserver", "")
+    assert [v["name"] for v in stack.get(href).json()["volumes"]] == ["c"]
+    _fault(stack.get(f"{V}/volumes", params={"sort": "bogus:asc"}), 400, "badRequest")
+    _fault(stack.get(f"{V}/volumes", params={"marker": "nope"}), 404, "itemNotFound")
+    _fault(stack.get(f"{V}/volumes", params={"limit": "x"}), 400, "badRequest")
+
+
+@pytest.mark.parametrize("body", [
+    b"{not json", b"[]", b'{"volume": 3}', b'{"volume": {"size": "x"}}', b'{"volume": {"size": 0}}',
+    b'{"volume": {"size": -1}}', b'{"volume": {"size": 1.5}}', b'{"volume": {}}', b'{"volume": {"size": true}}',
+    b'{"volume": {"size": 1, "name": 7}}', b'{"volume": {"size": 1, "name": "' + b"x" * 300 + b'"}}',
+    b'{"volume": {"size": 1, "metadata": []}}', b'{"volume": {"size": 1, "availability_zone": "mars"}}',
+    b'{"volume": {"size": 1, "snapshot_id": "abc"}}', b'{"volume": {"size": 99999999999999999999}}',
+])
+def test_bad_create_bodies_are_400(stack: Api, body: bytes) -> None:
+    r = stack.post(f"{V}/volumes", content=body, headers={"Content-Type": "application/json"})
+    _fault(r, 400, "badRequest")
+
+
+def test_bad_actions_and_versions(stack: Api) -> None:
+    vol = _create(stack, {"size": 1})
+    for body in ({"os-nope": {}}, {"os-extend": {}}, {"os-extend": {"new_size": "x"}}, {"os-extend": 5}, [],
+                 {"os-set_bootable": {"bootable": "maybe"}}, {"a": 1, "b": 2}):
+        r = stack.post(f"{V}/volumes/{vol['id']}/action", json=body)
+        assert r.status_code == 400, (body, r.text)
+    r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-set_bootable": {"bootable": True}})
+    assert r.status_code == 200
+    assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["bootable"] == "true"
+    assert stack.get(f"{V}/volumes", headers={"OpenStack-API-Version": "volume 4.0"}).status_code == 406
+    assert stack.get(f"{V}/volumes", headers={"OpenStack-API-Version": "volume x"}).status_code == 400
+    r = stack.put(f"{V}/volumes/{vol['id']}", json={"volume": {"size": 5}})
+    _fault(r, 400, "badRequest")
