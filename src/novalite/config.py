@@ -49,6 +49,12 @@ class Settings:
         "ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,"
         "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter"
     )
+    enabled_weighers: str = (
+        "RAMWeigher,CPUWeigher,DiskWeigher,NumInstancesWeigher,ServerGroupSoftAffinityWeigher,"
+        "ServerGroupSoftAntiAffinityWeigher,BuildFailureWeigher"
+    )
+    weigher_multipliers: str = ""  # "RAMWeigher=-1.0,NumInstancesWeigher=-1.0" (name or option name)
+    max_concurrent_builds: int = 64  # compute agent worker threads per process
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0

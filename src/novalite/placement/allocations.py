@@ -1,0 +1,173 @@
+"""Allocations: claim, release and move what a consumer holds, with compare-and-swap writes.
+
+A claim runs inside a SAVEPOINT of the caller's transaction, so a failed claim leaves no
+trace and the caller may try the next candidate in the same transaction (all-or-nothing
+multi-create claims every instance in one transaction). Guarantees:
+
+* capacity: each resource class is taken with ``UPDATE inventories SET used = used + n
+  WHERE ... AND used + n <= capacity`` -- two concurrent claims can never both get the
+  last units (the database serialises the rows);
+* provider generation: bumped on every allocation change (compare-and-swap when the caller
+  passes the generation it saw);
+* consumer generation: a new consumer must not exist yet (``consumer_generation=None``); an
+  existing one is matched on its generation. Either mismatch is ``AllocationConflict``.
+
+``release`` is idempotent: releasing a consumer with nothing allocated does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from novalite.db.models.placement import Allocation, Consumer, Inventory, ResourceProvider
+from novalite.errors import Conflict
+from novalite.placement.providers import bump_generation
+
+# provider uuid -> resource class -> amount (placement's "allocation request" shape)
+AllocationRequest = Mapping[str, Mapping[str, int]]
+
+
+class AllocationConflict(Conflict):
+    """The claim cannot be made as asked: capacity, provider or consumer generation changed."""
+
+    def __init__(self, message: str):
+        super().__init__(message, kind="placement.concurrent_update")
+
+
+@dataclass(frozen=True)
+class ConsumerRef:
+    uuid: str
+    project_id: str
+    user_id: str
+
+
+def _take(s: Session, provider_id: int, rc: str, amount: int) -> bool:
+    """Add ``amount`` to the inventory's usage when it fits; False when it does not."""
+    capacity = (Inventory.total - Inventory.reserved) * Inventory.allocation_ratio
+    stmt = (update(Inventory)
+            .where(Inventory.resource_provider_id == provider_id, Inventory.resource_class == rc,
+                   Inventory.used + amount <= capacity, Inventory.min_unit <= amount,
+                   Inventory.max_unit >= amount, (amount % Inventory.step_size) == 0)
+            .values(used=Inventory.used + amount).execution_options(synchronize_session=False))
+    return s.execute(stmt).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
+    s.execute(update(Inventory).where(Inventory.resource_provider_id == provider_id,
+                                      Inventory.resource_class == rc)
+              .values(used=Inventory.used - amount).execution_options(synchronize_session=False))
+
+
+def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -> None:
+    row = s.get(Consumer, consumer.uuid)
+    if generation is None:
+        if row is not None:
+            held = s.execute(select(Allocation.id).where(Allocation.consumer_id == consumer.uuid).limit(1)).first()
+            if held is not None:
+                raise AllocationConflict(f"consumer {consumer.uuid} already has allocations")
+            _bump_consumer(s, consumer.uuid, row.generation)
+            return
+        s.add(Consumer(uuid=consumer.uuid, project_id=consumer.project_id, user_id=consumer.user_id, generation=0))
+        s.flush()
+        return
+    if row is None or row.generation != generation:
+        raise AllocationConflict(f"consumer generation conflict for {consumer.uuid}")
+    _bump_consumer(s, consumer.uuid, generation)
+
+
+def _bump_consumer(s: Session, uuid: str, seen: int) -> None:
+    result = s.execute(update(Consumer).where(Consumer.uuid == uuid, Consumer.generation == seen)
+                       .values(generation=seen + 1).execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise AllocationConflict(f"consumer generation conflict for {uuid}")
+
+
+def _provider_ids(s: Session, uuids: list[str]) -> dict[str, int]:
+    rows = s.execute(select(ResourceProvider.uuid, ResourceProvider.id).where(ResourceProvider.uuid.in_(uuids)))
+    return {u: i for u, i in rows}
+
+
+def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
+          consumer_generation: int | None = None,
+          provider_generations: Mapping[str, int] | None = None) -> None:
+    """Allocate ``request`` to ``consumer`` or raise ``AllocationConflict`` leaving nothing behind."""
+    try:
+        with s.begin_nested():
+            _claim(s, consumer, request, consumer_generation, provider_generations or {})
+    except IntegrityError as exc:  # a concurrent first claim inserted the same consumer
+        raise AllocationConflict(f"consumer {consumer.uuid} was claimed concurrently") from exc
+
+
+def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consumer_generation: int | None,
+           provider_generations: Mapping[str, int]) -> None:
+    _check_consumer(s, consumer, consumer_generation)
+    ids = _provider_ids(s, list(request))
+    rows = []
+    for provider_uuid, resources in request.items():
+        provider_id = ids.get(provider_uuid)
+        if provider_id is None:
+            raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
+        for rc, amount in resources.items():
+            if amount <= 0:
+                continue
+            if not _take(s, provider_id, rc, amount):
+                raise AllocationConflict(f"unable to allocate {amount} {rc} on resource provider {provider_uuid}")
+            rows.append({"resource_provider_id": provider_id, "consumer_id": consumer.uuid,
+                         "resource_class": rc, "used": amount})
+        try:
+            bump_generation(s, provider_id, provider_generations.get(provider_uuid))
+        except Conflict as exc:
+            raise AllocationConflict(exc.message) from exc
+    if rows:
+        s.execute(Allocation.__table__.insert(), rows)
+
+
+def release(s: Session, consumer_uuid: str) -> bool:
+    """Remove every allocation of ``consumer_uuid`` (and the consumer). Idempotent; True if any."""
+    rows = s.execute(select(Allocation.id, Allocation.resource_provider_id, Allocation.resource_class,
+                            Allocation.used).where(Allocation.consumer_id == consumer_uuid)).all()
+    for _id, provider_id, rc, used in rows:
+        _give_back(s, provider_id, rc, used)
+    for provider_id in {r[1] for r in rows}:
+        bump_generation(s, provider_id)
+    if rows:
+        s.execute(delete(Allocation).where(Allocation.consumer_id == consumer_uuid))
+    s.execute(delete(Consumer).where(Consumer.uuid == consumer_uuid))
+    return bool(rows)
+
+
+def release_many(s: Session, consumer_uuids: list[str]) -> None:
+    """``release`` for several consumers (batched reads)."""
+    for uuid in consumer_uuids:
+        release(s, uuid)
+
+
+def move(s: Session, consumer: ConsumerRef, request: AllocationRequest) -> None:
+    """Replace the consumer's allocations with ``request`` (reschedule: old host -> alternate)."""
+    with s.begin_nested():
+        release(s, consumer.uuid)
+        claim(s, consumer, request)
+
+
+def allocations_of(s: Session, consumer_uuid: str) -> dict[str, dict[str, int]]:
+    """provider uuid -> resource class -> amount held by the consumer."""
+    q = (select(ResourceProvider.uuid, Allocation.resource_class, Allocation.used)
+         .join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
+         .where(Allocation.consumer_id == consumer_uuid))
+    out: dict[str, dict[str, int]] = {}
+    for provider_uuid, rc, used in s.execute(q):
+        out.setdefault(provider_uuid, {})[rc] = used
+    return out
+
+
+def provider_usages(s: Session, provider_uuid: str) -> dict[str, int]:
+    """resource class -> units in use on the provider (placement's ``/usages``)."""
+    q = (select(Inventory.resource_class, Inventory.used)
+         .join(ResourceProvider, ResourceProvider.id == Inventory.resource_provider_id)
+         .where(ResourceProvider.uuid == provider_uuid))
+    return {rc: used for rc, used in s.execute(q)}

@@ -1,0 +1,83 @@
+"""Allocation candidates: which providers can hold a request, found by one SQL query.
+
+One join per requested resource class against ``inventories`` (whose ``used`` column is
+kept current by ``allocations``), plus EXISTS / NOT EXISTS for required / forbidden traits
+and aggregate membership. No Python loop over providers: the database filters, orders by
+provider id and stops at ``limit`` (``Settings.max_placement_results``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from novalite.db.models.placement import Inventory, ProviderAggregate, ProviderTrait, ResourceProvider, Trait
+
+
+@dataclass(frozen=True)
+class ResourceQuery:
+    """What ``GET /allocation_candidates`` asks (one unnumbered request group)."""
+
+    resources: Mapping[str, int]
+    required_traits: tuple[str, ...] = ()
+    forbidden_traits: tuple[str, ...] = ()
+    member_of: tuple[tuple[str, ...], ...] = ()  # each entry: the provider is in any of these aggregates
+    provider_names: tuple[str, ...] | None = None  # restrict to these providers (forced/requested nodes)
+    limit: int | None = 1000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    provider_uuid: str
+    provider_name: str
+    generation: int
+    allocation_request: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _trait_exists(trait: str) -> object:
+    return exists().where(ProviderTrait.resource_provider_id == ResourceProvider.id,
+                          ProviderTrait.trait_id == Trait.id, Trait.name == trait)
+
+
+def _base_query(query: ResourceQuery) -> Select[tuple[int, str, str, int]]:
+    stmt = select(ResourceProvider.id, ResourceProvider.uuid, ResourceProvider.name, ResourceProvider.generation)
+    for rc, amount in query.resources.items():
+        if amount <= 0:
+            continue
+        inv = aliased(Inventory)
+        capacity = (inv.total - inv.reserved) * inv.allocation_ratio
+        stmt = stmt.join(inv, and_(inv.resource_provider_id == ResourceProvider.id, inv.resource_class == rc,
+                                   inv.used + amount <= capacity, inv.min_unit <= amount,
+                                   inv.max_unit >= amount, (amount % inv.step_size) == 0))
+    for trait in query.required_traits:
+        stmt = stmt.where(_trait_exists(trait))
+    for trait in query.forbidden_traits:
+        stmt = stmt.where(~_trait_exists(trait))
+    for any_of in query.member_of:
+        stmt = stmt.where(exists().where(ProviderAggregate.resource_provider_id == ResourceProvider.id,
+                                         ProviderAggregate.aggregate_uuid.in_(any_of)))
+    if query.provider_names is not None:
+        stmt = stmt.where(ResourceProvider.name.in_(query.provider_names))
+    return stmt
+
+
+def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
+    """Providers that can hold the whole request, ordered by provider id, at most ``limit``."""
+    stmt = _base_query(query).order_by(ResourceProvider.id)
+    if query.limit is not None:
+        stmt = stmt.limit(query.limit)
+    wanted = {rc: int(n) for rc, n in query.resources.items() if n > 0}
+    return [Candidate(provider_uuid=uuid, provider_name=name, generation=gen,
+                      allocation_request={uuid: dict(wanted)})
+            for _id, uuid, name, gen in s.execute(stmt)]
+
+
+def count_providers(s: Session, names: Sequence[str] | None = None) -> int:
+    """How many providers exist (among ``names`` when given): the denominator for "placement: N hosts"."""
+    stmt = select(func.count(ResourceProvider.id))
+    if names is not None:
+        stmt = stmt.where(ResourceProvider.name.in_(names))
+    return int(s.execute(stmt).scalar_one())

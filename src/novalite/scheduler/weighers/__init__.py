@@ -1,0 +1,91 @@
+"""The weigher registry and the one place weights are normalised and combined.
+
+``weigh_hosts``: for each weigher, raw values over the hosts are scaled to 0..1 with the
+list's min/max (the weigher's ``minval`` when it has one; all equal -> 0), multiplied by the
+multiplier (a host's aggregate metadata key named like the option overrides the configured
+value for that host) and summed. Hosts come back sorted by weight, best first; ties keep
+their input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from novalite.scheduler.snapshots import HostSnapshot, RequestView
+from novalite.scheduler.weighers.base import Weigher
+from novalite.scheduler.weighers.build_failure import BuildFailureWeigher
+from novalite.scheduler.weighers.cpu import CPUWeigher
+from novalite.scheduler.weighers.disk import DiskWeigher
+from novalite.scheduler.weighers.num_instances import NumInstancesWeigher
+from novalite.scheduler.weighers.ram import RAMWeigher
+from novalite.scheduler.weighers.soft_affinity import ServerGroupSoftAffinityWeigher
+from novalite.scheduler.weighers.soft_anti_affinity import ServerGroupSoftAntiAffinityWeigher
+
+REGISTRY: dict[str, type] = {
+    "RAMWeigher": RAMWeigher,
+    "CPUWeigher": CPUWeigher,
+    "DiskWeigher": DiskWeigher,
+    "NumInstancesWeigher": NumInstancesWeigher,
+    "ServerGroupSoftAffinityWeigher": ServerGroupSoftAffinityWeigher,
+    "ServerGroupSoftAntiAffinityWeigher": ServerGroupSoftAntiAffinityWeigher,
+    "BuildFailureWeigher": BuildFailureWeigher,
+}
+
+
+class UnknownWeigher(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class WeigherConfig:
+    weigher: Weigher
+    multiplier: float
+
+
+def load(names: Sequence[str], multipliers: Mapping[str, float] | None = None) -> list[WeigherConfig]:
+    """Enabled weighers with their multipliers (``multipliers`` keyed by weigher name or option)."""
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise UnknownWeigher(f"unknown scheduler weigher(s) {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
+    out = []
+    for name in names:
+        w: Weigher = REGISTRY[name]()
+        m = (multipliers or {}).get(name, (multipliers or {}).get(w.option, w.default_multiplier))
+        out.append(WeigherConfig(w, float(m)))
+    return out
+
+
+def _normalise(values: list[float], minval: float | None) -> list[float]:
+    lo = min(values) if minval is None else minval
+    hi = max(values)
+    if hi == lo:
+        return [0.0 for _ in values]
+    return [(v - lo) / (hi - lo) for v in values]
+
+
+def _multiplier(cfg: WeigherConfig, host: HostSnapshot) -> float:
+    override = host.aggregate_metadata().get(cfg.weigher.option)
+    if override:
+        try:
+            return min(float(v) for v in override)
+        except ValueError:
+            pass
+    return cfg.multiplier
+
+
+def weigh_hosts(hosts: Sequence[HostSnapshot], spec: RequestView,
+                weighers: Sequence[WeigherConfig]) -> list[tuple[HostSnapshot, float]]:
+    """Hosts with their combined weight, best first (stable for ties)."""
+    totals = [0.0] * len(hosts)
+    for cfg in weighers:
+        raw = [cfg.weigher.weigh(h, spec) for h in hosts]
+        if not raw:
+            continue
+        for i, (h, norm) in enumerate(zip(hosts, _normalise(raw, cfg.weigher.minval), strict=True)):
+            totals[i] += _multiplier(cfg, h) * norm
+    order = sorted(range(len(hosts)), key=lambda i: -totals[i])
+    return [(hosts[i], totals[i]) for i in order]
+
+
+__all__ = ["REGISTRY", "UnknownWeigher", "WeigherConfig", "load", "weigh_hosts"]
