@@ -145,6 +145,10 @@ def test_create_rejects_bad_input(stack: Api, body: Any, status: int) -> None:
 def test_create_malformed_json_and_duplicate_id(stack: Api) -> None:
     r = stack.post(IMAGES, content=b"{nope", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
+    deep = b"[" * 100000 + b"]" * 100000
+    assert stack.post(IMAGES, content=deep, headers={"Content-Type": "application/json"}).status_code == 400
+    iid0 = create(stack)["id"]
+    assert stack.patch(f"{IMAGES}/{iid0}", content=deep, headers=PATCH).status_code == 400
     iid = "6a1b5c7e-0d7d-4a57-9a53-6f0d1a2b3c4d"
     assert create(stack, id=iid)["id"] == iid
     assert stack.post(IMAGES, json={"id": iid}).status_code == 409

@@ -56,7 +56,7 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
         raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype}")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
         raise BadRequest("Malformed request body") from None
 
 

@@ -70,7 +70,7 @@ def parse_patch(raw: bytes) -> list[Change]:
     """Decode and check a PATCH body (the media type was checked by ``check_media_type``)."""
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("Malformed request body") from None
     if not isinstance(body, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")
