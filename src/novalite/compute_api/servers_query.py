@@ -121,7 +121,8 @@ def regex_condition(column: Any, pattern: str) -> ColumnElement[bool]:
         re.compile(pattern)
     except re.error:
         return false()
-    return column.regexp_match(pattern, flags="i")  # type: ignore[no-any-return]
+    # embedded options work in Python's re (SQLite's REGEXP) and PostgreSQL's AREs alike
+    return column.regexp_match("(?i)" + pattern)  # type: ignore[no-any-return]
 
 
 def tag_conditions(name: str, tags: list[str]) -> ColumnElement[bool]:

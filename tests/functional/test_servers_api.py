@@ -1,0 +1,437 @@
+"""The servers API through HTTP: create response, views per microversion, list filters and paging,
+update, delete, and the sub-resources (metadata, tags, ips, password, actions, external events)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from sqlalchemy import update
+
+from tests.conftest import Api
+
+SERVERS = "/compute/v2.1/servers"
+
+
+def image_id(stack: Api) -> str:
+    return str(stack.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"])
+
+
+def create(stack: Api, name: str = "vm", *, as_: str = "demo", version: str = "2.1", **fields: Any) -> dict[str, Any]:
+    server = {"name": name, "imageRef": image_id(stack), "flavorRef": "1", **fields}
+    if tuple(int(p) for p in version.split(".")) >= (2, 37):
+        server.setdefault("networks", "none")
+    r = stack.post(SERVERS, as_=as_, version=version, json={"server": server})
+    assert r.status_code == 202, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def make_active(stack: Api, server_id: str) -> None:
+    """Bring a server to ACTIVE: through the real build when a conductor runs, else set the row
+    as the compute agent would leave it (test setup only; the API under test is unchanged)."""
+    rt = stack.runtime  # type: ignore[attr-defined]
+    if "conductor" in rt.services:
+        stack.wait_for(f"{SERVERS}/{server_id}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"))
+        assert stack.get(f"{SERVERS}/{server_id}", as_="admin").json()["server"]["status"] == "ACTIVE"
+        return
+    from novalite.db.models.compute import Instance
+
+    with rt.db.session() as s:
+        s.execute(update(Instance).where(Instance.uuid == server_id).values(
+            vm_state="active", task_state=None, power_state=1, host="fake-host-1", node="fake-host-1",
+            launched_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+
+
+def show(stack: Api, server_id: str, *, as_: str = "demo", version: str = "2.1") -> dict[str, Any]:
+    r = stack.get(f"{SERVERS}/{server_id}", as_=as_, version=version)
+    assert r.status_code == 200, r.text
+    return r.json()["server"]  # type: ignore[no-any-return]
+
+
+# -- create ---------------------------------------------------------------------------------------
+
+def test_create_response_shape(stack: Api) -> None:
+    r = stack.post(SERVERS, version="2.1", json={"server": {
+        "name": "vm", "imageRef": image_id(stack), "flavorRef": "1", "adminPass": "s3cret",
+        "security_groups": [{"name": "default"}, {"name": "default"}], "OS-DCF:diskConfig": "AUTO"}})
+    assert r.status_code == 202
+    server = r.json()["server"]
+    assert set(server) == {"id", "links", "OS-DCF:diskConfig", "security_groups", "adminPass"}
+    assert server["adminPass"] == "s3cret"
+    assert server["OS-DCF:diskConfig"] == "AUTO"
+    assert server["security_groups"] == [{"name": "default"}, {"name": "default"}]  # echoed verbatim
+    assert r.headers["Location"] == server["links"][0]["href"]
+    assert r.headers["x-openstack-request-id"].startswith("req-")
+
+
+def test_generated_password_and_default_security_group(stack: Api) -> None:
+    server = create(stack)["server"]
+    password = server["adminPass"]
+    assert len(password) == 12
+    assert any(c.isdigit() for c in password) and any(c.isupper() for c in password)
+    assert not set(password) & set("01IOl")
+    assert server["security_groups"] == [{"name": "default"}]
+    assert server["OS-DCF:diskConfig"] == "MANUAL"
+
+
+def test_return_reservation_id_and_multi_create(stack: Api) -> None:
+    r = stack.post(SERVERS, json={"server": {"name": "web", "imageRef": image_id(stack), "flavorRef": "1",
+                                             "min_count": 3, "return_reservation_id": True}})
+    assert r.status_code == 202
+    rid = r.json()["reservation_id"]
+    assert set(r.json()) == {"reservation_id"} and "Location" not in r.headers
+    assert rid.startswith("r-") and len(rid) == 10 and rid[2:].isalnum() and rid[2:].lower() == rid[2:]
+    listed = stack.get(f"{SERVERS}/detail?reservation_id={rid}", version="2.3", as_="demo").json()["servers"]
+    assert sorted(s["name"] for s in listed) == ["web-1", "web-2", "web-3"]
+    admin = stack.get(f"{SERVERS}/detail?reservation_id={rid}&all_tenants=1", as_="admin", version="2.3").json()
+    attrs = sorted((s["OS-EXT-SRV-ATTR:launch_index"], s["OS-EXT-SRV-ATTR:hostname"]) for s in admin["servers"])
+    assert attrs == [(0, "web-1"), (1, "web-2"), (2, "web-3")]
+
+
+def test_hostname_sanitized_and_requested(stack: Api) -> None:
+    sid = create(stack, "My Server_1.example")["server"]["id"]
+    assert show(stack, sid, version="2.90")["OS-EXT-SRV-ATTR:hostname"] == "my-server-1-example"
+    sid = create(stack, "x", version="2.90", hostname="chosen-name")["server"]["id"]
+    assert show(stack, sid, version="2.90")["OS-EXT-SRV-ATTR:hostname"] == "chosen-name"
+    sid = create(stack, "x", version="2.94", hostname="host.example.com")["server"]["id"]
+    assert show(stack, sid, version="2.94")["OS-EXT-SRV-ATTR:hostname"] == "host.example.com"
+
+
+# -- views ----------------------------------------------------------------------------------------
+
+BASE_KEYS = {"id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "image", "flavor", "created",
+             "updated", "addresses", "accessIPv4", "accessIPv6", "links", "OS-DCF:diskConfig",
+             "OS-EXT-AZ:availability_zone", "config_drive", "key_name", "OS-SRV-USG:launched_at",
+             "OS-SRV-USG:terminated_at", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state",
+             "OS-EXT-STS:power_state", "os-extended-volumes:volumes_attached", "progress"}
+
+
+def test_view_while_building(stack: Api) -> None:
+    sid = create(stack, metadata={"a": "b"}, accessIPv4="10.1.2.3")["server"]["id"]
+    server = show(stack, sid)
+    assert set(server) == BASE_KEYS
+    assert server["status"] == "BUILD" and server["OS-EXT-STS:vm_state"] == "building"
+    assert server["OS-EXT-STS:task_state"] == "scheduling" and server["OS-EXT-STS:power_state"] == 0
+    assert server["addresses"] == {} and server["hostId"] == "" and server["progress"] == 0
+    assert server["metadata"] == {"a": "b"} and server["accessIPv4"] == "10.1.2.3" and server["accessIPv6"] == ""
+    assert server["image"]["id"] == image_id(stack)
+    assert server["flavor"]["id"] == "1" and server["flavor"]["links"][0]["rel"] == "bookmark"
+    dt.datetime.strptime(server["created"], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_view_gates_per_microversion(stack: Api) -> None:
+    sid = create(stack, "gated")["server"]["id"]
+    v = show(stack, sid, version="2.8")
+    assert "locked" not in v and "description" not in v
+    assert show(stack, sid, version="2.9")["locked"] is False
+    assert show(stack, sid, version="2.19")["description"] == "gated"  # created below 2.19: name
+    assert show(stack, sid, version="2.26")["tags"] == []
+    flavor = show(stack, sid, version="2.47")["flavor"]
+    assert flavor == {"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0, "original_name": "m1.tiny",
+                      "extra_specs": {}}
+    assert show(stack, sid, version="2.63")["trusted_image_certificates"] is None
+    assert show(stack, sid, version="2.71")["server_groups"] == []
+    listed = stack.get(f"{SERVERS}/detail", version="2.71").json()["servers"][0]
+    assert "server_groups" not in listed  # show only
+    assert show(stack, sid, version="2.73")["locked_reason"] is None
+    assert "OS-EXT-SRV-ATTR:hostname" not in show(stack, sid, version="2.89")
+    assert show(stack, sid, version="2.90")["OS-EXT-SRV-ATTR:hostname"] == "gated"
+    assert "pinned_availability_zone" not in show(stack, sid, version="2.95")
+    assert show(stack, sid, version="2.96")["pinned_availability_zone"] is None
+
+
+def test_admin_attributes(stack: Api) -> None:
+    sid = create(stack, user_data="aGVsbG8=")["server"]["id"]
+    make_active(stack, sid)
+    v21 = show(stack, sid, as_="admin", version="2.1")
+    assert {"OS-EXT-SRV-ATTR:host", "OS-EXT-SRV-ATTR:instance_name", "OS-EXT-SRV-ATTR:hypervisor_hostname"} <= set(v21)
+    assert "OS-EXT-SRV-ATTR:user_data" not in v21
+    assert v21["OS-EXT-SRV-ATTR:instance_name"].startswith("instance-")
+    int(v21["OS-EXT-SRV-ATTR:instance_name"].removeprefix("instance-"), 16)
+    assert len(v21["OS-EXT-SRV-ATTR:instance_name"]) == len("instance-") + 8
+    v23 = show(stack, sid, as_="admin", version="2.3")
+    assert v23["OS-EXT-SRV-ATTR:user_data"] == "aGVsbG8=" and v23["OS-EXT-SRV-ATTR:launch_index"] == 0
+    assert v23["OS-EXT-SRV-ATTR:reservation_id"].startswith("r-")
+    member = show(stack, sid, version="2.3")
+    assert not any(k.startswith("OS-EXT-SRV-ATTR") for k in member)
+    assert member["hostId"] and member["hostId"] != v23["OS-EXT-SRV-ATTR:host"]
+    assert len(member["hostId"]) == 56  # sha224 hex
+
+
+def test_description_and_tags_at_create(stack: Api) -> None:
+    sid = create(stack, "d", version="2.52", description="hello", tags=["a", "b"])["server"]["id"]
+    server = show(stack, sid, version="2.52")
+    assert server["description"] == "hello" and server["tags"] == ["a", "b"]
+
+
+def test_other_projects_server_is_404(stack: Api) -> None:
+    sid = create(stack, as_="admin")["server"]["id"]
+    r = stack.get(f"{SERVERS}/{sid}")
+    assert r.status_code == 404
+    assert r.json()["itemNotFound"]["message"] == f"Instance {sid} could not be found."
+    assert stack.delete(f"{SERVERS}/{sid}").status_code == 404
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+def _names(stack: Api, query: str, *, as_: str = "demo", version: str = "2.1") -> list[str]:
+    r = stack.get(f"{SERVERS}/detail{query}", as_=as_, version=version)
+    assert r.status_code == 200, r.text
+    return sorted(s["name"] for s in r.json()["servers"])
+
+
+def test_list_filters(stack: Api) -> None:
+    alpha = create(stack, "alpha", version="2.52", tags=["red", "big"])["server"]["id"]
+    create(stack, "beta", version="2.52", tags=["red"])
+    create(stack, "gamma", flavorRef="2")
+    make_active(stack, alpha)
+    assert _names(stack, "") == ["alpha", "beta", "gamma"]
+    assert _names(stack, "?name=^al") == ["alpha"]
+    assert _names(stack, "?name=A") == ["alpha", "beta", "gamma"]  # regex, case-insensitive
+    assert _names(stack, "?status=ACTIVE") == ["alpha"]
+    assert _names(stack, "?status=build") == ["beta", "gamma"]
+    assert _names(stack, "?flavor=2") == ["gamma"]
+    assert _names(stack, f"?image={image_id(stack)}") == ["alpha", "beta", "gamma"]
+    assert _names(stack, "?tags=red,big", version="2.26") == ["alpha"]
+    assert _names(stack, "?tags-any=big,red", version="2.26") == ["alpha", "beta"]
+    assert _names(stack, "?not-tags=red,big", version="2.26") == ["beta", "gamma"]
+    assert _names(stack, "?not-tags-any=red", version="2.26") == ["gamma"]
+    assert _names(stack, "?host=fake-host-1") == ["alpha", "beta", "gamma"]  # admin-only: dropped
+    assert _names(stack, "?status=NOPE", version="2.37") == []
+    r = stack.get(f"{SERVERS}/detail?status=NOPE", version="2.38")
+    assert r.status_code == 400 and "Invalid status value" in r.json()["badRequest"]["message"]
+    assert _names(stack, "?bogus=1", version="2.74") == ["alpha", "beta", "gamma"]
+    r = stack.get(f"{SERVERS}/detail?bogus=1", version="2.75")
+    assert r.status_code == 400 and "bogus" in r.json()["badRequest"]["message"]
+    assert stack.get(f"{SERVERS}?status=deleted").status_code == 403
+
+
+def test_list_scope_and_admin_filters(stack: Api) -> None:
+    create(stack, "mine")
+    create(stack, "theirs", as_="admin")
+    assert _names(stack, "") == ["mine"]
+    assert _names(stack, "", as_="admin") == ["theirs"]
+    assert _names(stack, "?all_tenants=1", as_="admin") == ["mine", "theirs"]
+    assert _names(stack, f"?all_tenants=1&project_id={stack.ids['demo_project']}", as_="admin") == ["mine"]
+    r = stack.get(f"{SERVERS}/detail?all_tenants=1")
+    assert r.status_code == 403 and "forbidden" in r.json()
+
+
+def test_deleted_servers_and_changes_since(stack: Api) -> None:
+    before = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(1.1)  # updated_at has second resolution in the filter value
+    keep = create(stack, "keep")["server"]["id"]
+    gone = create(stack, "gone")["server"]["id"]
+    assert stack.delete(f"{SERVERS}/{gone}").status_code == 204
+    stack.wait_for(f"{SERVERS}/{gone}", lambda r: r.status_code == 404)
+    assert _names(stack, "") == ["keep"]
+    r = stack.get(f"{SERVERS}/detail?changes-since={before}")
+    statuses = {s["name"]: s["status"] for s in r.json()["servers"]}
+    assert statuses == {"keep": "BUILD", "gone": "DELETED"}
+    assert _names(stack, f"?changes-before={before}", version="2.66") == []
+    r = stack.get(f"{SERVERS}/detail?changes-since=2030-01-01T00:00:00Z&changes-before=2020-01-01T00:00:00Z",
+                  version="2.66")
+    assert r.status_code == 400
+    assert _names(stack, "?deleted=true", as_="admin") == []  # admin's own project
+    assert keep
+
+
+def test_sorting_and_paging(stack: Api) -> None:
+    for name in ("c", "a", "b", "e", "d"):
+        create(stack, name)
+    r = stack.get(f"{SERVERS}?sort_key=display_name&sort_dir=asc&limit=2")
+    page = r.json()
+    assert [s["name"] for s in page["servers"]] == ["a", "b"]
+    next_href = page["servers_links"][0]["href"]
+    assert "marker=" in next_href and "limit=2" in next_href
+    r = stack.get(f"{SERVERS}?sort_key=display_name&sort_dir=asc&limit=2&marker={page['servers'][-1]['id']}")
+    assert [s["name"] for s in r.json()["servers"]] == ["c", "d"]
+    r = stack.get(f"{SERVERS}?sort_key=display_name&sort_dir=asc&limit=2&marker={r.json()['servers'][-1]['id']}")
+    assert [s["name"] for s in r.json()["servers"]] == ["e"] and "servers_links" not in r.json()
+    r = stack.get(f"{SERVERS}?sort_key=display_name&sort_dir=desc")
+    assert [s["name"] for s in r.json()["servers"]] == ["e", "d", "c", "b", "a"]
+    default = [s["name"] for s in stack.get(SERVERS).json()["servers"]]
+    assert default == ["d", "e", "b", "a", "c"]  # created_at desc
+    assert stack.get(f"{SERVERS}?marker=nope").status_code == 400
+    assert stack.get(f"{SERVERS}?sort_key=nope").status_code == 400
+    assert stack.get(f"{SERVERS}?sort_key=host").status_code == 403
+    assert stack.get(f"{SERVERS}?limit=abc").status_code == 400
+
+
+# -- update / delete ------------------------------------------------------------------------------
+
+def test_update_server(stack: Api) -> None:
+    sid = create(stack, "old")["server"]["id"]
+    r = stack.put(f"{SERVERS}/{sid}", version="2.90", json={"server": {
+        "name": "new", "description": "desc", "accessIPv4": "192.0.2.1", "OS-DCF:diskConfig": "AUTO",
+        "hostname": "new-host"}})
+    assert r.status_code == 200, r.text
+    server = r.json()["server"]
+    assert server["name"] == "new" and server["description"] == "desc"
+    assert server["accessIPv4"] == "192.0.2.1" and server["OS-DCF:diskConfig"] == "AUTO"
+    assert server["OS-EXT-SRV-ATTR:hostname"] == "new-host"
+    r = stack.put(f"{SERVERS}/{sid}", version="2.18", json={"server": {"description": "x"}})
+    assert r.status_code == 400
+    r = stack.put(f"{SERVERS}/{sid}", json={"server": {"name": ""}})
+    assert r.status_code == 400
+
+
+def test_delete_in_build_then_404(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    r = stack.delete(f"{SERVERS}/{sid}")
+    assert r.status_code == 204 and r.content == b""
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.status_code == 404)
+    assert stack.delete(f"{SERVERS}/{sid}").status_code == 404
+
+
+def test_locked_server_delete(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    make_active(stack, sid)
+    assert stack.post(f"{SERVERS}/{sid}/action", json={"lock": None}).status_code == 202
+    r = stack.delete(f"{SERVERS}/{sid}")
+    assert r.status_code == 409 and "is locked" in r.json()["conflictingRequest"]["message"]
+    assert stack.post(f"{SERVERS}/{sid}/action", json={"unlock": None}).status_code == 202
+    assert stack.post(f"{SERVERS}/{sid}/action", as_="admin", json={"lock": None}).status_code == 202
+    r = stack.post(f"{SERVERS}/{sid}/action", json={"unlock": None})
+    assert r.status_code == 403 and "unlock_override" in r.json()["forbidden"]["message"]
+    assert stack.delete(f"{SERVERS}/{sid}", as_="admin").status_code == 204  # admins may delete locked servers
+
+
+# -- actions --------------------------------------------------------------------------------------
+
+def _action(stack: Api, sid: str, body: Any, version: str = "2.1") -> Any:
+    return stack.post(f"{SERVERS}/{sid}/action", json=body, version=version)
+
+
+def test_power_actions_and_state_checks(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    r = _action(stack, sid, {"os-stop": None})
+    assert r.status_code == 409
+    assert r.json()["conflictingRequest"]["message"] == \
+        f"Cannot 'stop' instance {sid} while it is in vm_state building"
+    make_active(stack, sid)
+    steps = [({"os-stop": None}, "SHUTOFF", 4), ({"os-start": None}, "ACTIVE", 1), ({"pause": None}, "PAUSED", 3),
+             ({"unpause": None}, "ACTIVE", 1), ({"suspend": None}, "SUSPENDED", 7), ({"resume": None}, "ACTIVE", 1),
+             ({"reboot": {"type": "SOFT"}}, "ACTIVE", 1), ({"reboot": {"type": "hard"}}, "ACTIVE", 1)]
+    for body, status, power in steps:
+        r = _action(stack, sid, body)
+        assert r.status_code == 202, (body, r.text)
+        server = stack.wait_for(f"{SERVERS}/{sid}", lambda r, st=status: r.json()["server"]["status"] == st
+                                and r.json()["server"]["OS-EXT-STS:task_state"] is None).json()["server"]
+        assert server["OS-EXT-STS:power_state"] == power
+    r = _action(stack, sid, {"os-start": None})
+    assert r.status_code == 409 and "while it is in vm_state active" in r.json()["conflictingRequest"]["message"]
+    r = _action(stack, sid, {"unpause": None})
+    assert r.status_code == 409
+    assert _action(stack, sid, {"reboot": {"type": "MEDIUM"}}).status_code == 400
+    r = _action(stack, sid, {"fly": None})
+    assert r.status_code == 400 and "There is no such action" in r.json()["badRequest"]["message"]
+
+
+def test_lock_reason_and_locked_actions(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    make_active(stack, sid)
+    assert _action(stack, sid, {"lock": {"locked_reason": "maintenance"}}, "2.73").status_code == 202
+    server = show(stack, sid, version="2.73")
+    assert server["locked"] is True and server["locked_reason"] == "maintenance"
+    r = _action(stack, sid, {"os-stop": None})
+    assert r.status_code == 409 and r.json()["conflictingRequest"]["message"] == f"Instance {sid} is locked"
+    r = stack.post(f"{SERVERS}/{sid}/metadata", json={"metadata": {"a": "b"}})
+    assert r.status_code == 409
+    assert _action(stack, sid, {"unlock": None}).status_code == 202
+    assert show(stack, sid, version="2.73")["locked_reason"] is None
+
+
+# -- sub-resources --------------------------------------------------------------------------------
+
+def test_metadata(stack: Api) -> None:
+    sid = create(stack, metadata={"a": "1"})["server"]["id"]
+    base = f"{SERVERS}/{sid}/metadata"
+    r = stack.post(base, json={"metadata": {"b": "2"}})
+    assert r.status_code == 409  # still building
+    make_active(stack, sid)
+    assert stack.post(base, json={"metadata": {"b": "2"}}).json() == {"metadata": {"a": "1", "b": "2"}}
+    assert stack.get(base).json() == {"metadata": {"a": "1", "b": "2"}}
+    assert stack.put(base, json={"metadata": {"c": "3"}}).json() == {"metadata": {"c": "3"}}
+    assert stack.get(f"{base}/c").json() == {"meta": {"c": "3"}}
+    assert stack.put(f"{base}/d", json={"meta": {"d": "4"}}).json() == {"meta": {"d": "4"}}
+    assert stack.put(f"{base}/d", json={"meta": {"x": "4"}}).status_code == 400
+    assert stack.put(f"{base}/d", json={"meta": {"d": "4", "e": "5"}}).status_code == 400
+    assert stack.delete(f"{base}/c").status_code == 204
+    assert stack.get(f"{base}/c").status_code == 404
+    assert stack.delete(f"{base}/c").status_code == 404
+    r = stack.post(base, json={"metadata": {f"k{i}": "v" for i in range(128)}})
+    assert r.status_code == 403 and "Maximum number of metadata items exceeds 128" in r.text
+    assert stack.get(f"{base}", as_="admin").status_code == 200
+
+
+def test_tags(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    base = f"{SERVERS}/{sid}/tags"
+    assert stack.get(base, version="2.25").status_code == 404
+    make_active(stack, sid)
+    assert stack.put(base, version="2.26", json={"tags": ["b", "a"]}).json() == {"tags": ["a", "b"]}
+    r = stack.put(f"{base}/c", version="2.26")
+    assert r.status_code == 201 and r.headers["Location"].endswith(f"/servers/{sid}/tags/c")
+    assert stack.put(f"{base}/c", version="2.26").status_code == 204
+    assert stack.get(f"{base}/c", version="2.26").status_code == 204
+    assert stack.get(f"{base}/zz", version="2.26").status_code == 404
+    assert stack.get(base, version="2.26").json() == {"tags": ["a", "b", "c"]}
+    assert stack.delete(f"{base}/a", version="2.26").status_code == 204
+    assert stack.delete(f"{base}/a", version="2.26").status_code == 404
+    assert stack.put(base, version="2.26", json={"tags": [str(i) for i in range(51)]}).status_code == 400
+    assert stack.delete(base, version="2.26").status_code == 204
+    assert stack.get(base, version="2.26").json() == {"tags": []}
+
+
+def test_ips_and_password(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    assert stack.get(f"{SERVERS}/{sid}/ips").json() == {"addresses": {}}
+    assert stack.get(f"{SERVERS}/{sid}/ips/private").status_code == 404
+    assert stack.get(f"{SERVERS}/{sid}/os-server-password").json() == {"password": ""}
+    assert stack.delete(f"{SERVERS}/{sid}/os-server-password").status_code == 204
+
+
+def test_instance_actions(stack: Api) -> None:
+    r = stack.post(SERVERS, json={"server": {"name": "a", "imageRef": image_id(stack), "flavorRef": "1"}})
+    sid, request_id = r.json()["server"]["id"], r.headers["x-openstack-request-id"]
+    make_active(stack, sid)
+    assert _action(stack, sid, {"os-stop": None}).status_code == 202
+    actions = stack.get(f"{SERVERS}/{sid}/os-instance-actions").json()["instanceActions"]
+    assert [a["action"] for a in actions] == ["stop", "create"]  # newest first
+    create_action = actions[1]
+    assert create_action["request_id"] == request_id and create_action["instance_uuid"] == sid
+    assert create_action["project_id"] == stack.ids["demo_project"] and "updated_at" not in create_action
+    assert "updated_at" in stack.get(f"{SERVERS}/{sid}/os-instance-actions", version="2.58").json()[
+        "instanceActions"][0]
+    shown = stack.get(f"{SERVERS}/{sid}/os-instance-actions/{actions[0]['request_id']}", version="2.84").json()
+    event = shown["instanceAction"]["events"][0]
+    assert event["event"] == "compute_stop_instance" and event["result"] == "Success"
+    assert "traceback" not in event and "host" not in event and "hostId" in event and "details" in event
+    assert "events" not in stack.get(f"{SERVERS}/{sid}/os-instance-actions/{request_id}", version="2.50").json()[
+        "instanceAction"]
+    page = stack.get(f"{SERVERS}/{sid}/os-instance-actions?limit=1", version="2.58").json()
+    assert len(page["instanceActions"]) == 1 and "links" in page
+    marker = page["instanceActions"][0]["request_id"]
+    rest = stack.get(f"{SERVERS}/{sid}/os-instance-actions?marker={marker}", version="2.58").json()
+    assert [a["action"] for a in rest["instanceActions"]] == ["create"]
+    assert stack.get(f"{SERVERS}/{sid}/os-instance-actions/req-nope").status_code == 404
+    assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.status_code == 404)
+    assert stack.get(f"{SERVERS}/{sid}/os-instance-actions", version="2.20").status_code == 404
+    assert stack.get(f"{SERVERS}/{sid}/os-instance-actions", version="2.21").status_code == 200
+
+
+def test_external_events(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    make_active(stack, sid)
+    body = {"events": [{"name": "network-vif-plugged", "server_uuid": sid, "tag": "port-1"}]}
+    assert stack.post("/compute/v2.1/os-server-external-events", json=body).status_code == 403
+    r = stack.post("/compute/v2.1/os-server-external-events", json=body, as_="admin")
+    assert r.status_code == 200, r.text
+    assert r.json()["events"][0] | {} == {**body["events"][0], "status": "completed", "code": 200}
+    missing = {"events": [{"name": "network-changed", "server_uuid": "00000000-0000-0000-0000-000000000000"}]}
+    assert stack.post("/compute/v2.1/os-server-external-events", json=missing, as_="admin").status_code == 404
+    bad = {"events": [{"name": "power-update", "server_uuid": sid}]}
+    assert stack.post("/compute/v2.1/os-server-external-events", json=bad, as_="admin", version="2.75").status_code == 400
