@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from novalite.api.common import context, runtime
@@ -48,7 +48,7 @@ def zones(s: Session) -> list[Zone]:
     """
     now = utcnow()
     up = ServiceState(available=True, active=True, updated_at=now)
-    hosts = sorted(h for h in s.scalars(select(distinct(Instance.host)).where(Instance.host.is_not(None))) if h)
+    hosts = sorted(h for h in s.scalars(select(Instance.host).where(Instance.host.is_not(None)).distinct()) if h)
     controller = socket.gethostname()
     return [
         Zone(DEFAULT_ZONE, True, {h: {"nova-compute": up} for h in hosts}),
