@@ -1,0 +1,195 @@
+"""The messaging layer: a small wrapper around kombu.
+
+* ``memory://`` -- queues inside this process (threads only); each ``Transport`` gets its own
+  queue-name prefix so several deployments in one process (tests) never share queues.
+* ``amqp://user:pw@host:port//`` -- RabbitMQ; queue names are shared across processes.
+
+``cast(topic, msg)`` publishes and returns at once. ``call(topic, msg)`` waits for the reply
+(on a private reply queue). ``serve(topics, handler, registry)`` starts a consumer thread;
+with an ``executor`` casts are handed to it so a slow handler does not block the queue.
+``stop()`` stops every consumer thread and closes the connections; it is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import kombu
+
+from novalite.messaging.messages import IncompatibleMessage, Message, decode, encode
+
+LOG = logging.getLogger(__name__)
+Handler = Callable[[str, Message], Any]
+
+
+class RemoteError(RuntimeError):
+    """The server side of a ``call`` raised; the message names the exception."""
+
+
+class CallTimeout(TimeoutError):
+    pass
+
+
+class Transport:
+    def __init__(self, url: str = "memory://", *, namespace: str | None = None):
+        self.url = url
+        self.is_memory = url.startswith("memory")
+        self.prefix = namespace if namespace is not None else (uuid.uuid4().hex[:8] + "." if self.is_memory else "")
+        self.exchange = kombu.Exchange(self.prefix + "novalite", type="direct", durable=False)
+        self._options = {"polling_interval": 0.005} if self.is_memory else {}
+        self._lock = threading.Lock()
+        self._producer_conn: kombu.Connection | None = None
+        self._servers: list[Server] = []
+        self._stopped = False
+
+    def connection(self) -> kombu.Connection:
+        return kombu.Connection(self.url, transport_options=dict(self._options), heartbeat=0)
+
+    def queue(self, topic: str, *, auto_delete: bool = False) -> kombu.Queue:
+        name = self.prefix + topic
+        return kombu.Queue(name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete)
+
+    def _publish(self, topic: str, body: dict[str, Any], **props: Any) -> None:
+        with self._lock:
+            if self._producer_conn is None:
+                self._producer_conn = self.connection()
+            producer = self._producer_conn.Producer(serializer="json")
+            producer.publish(body, exchange=self.exchange, routing_key=self.prefix + topic,
+                             declare=[self.queue(topic)], retry=True,
+                             retry_policy={"max_retries": 3, "interval_start": 0.1}, **props)
+
+    def cast(self, topic: str, msg: Message) -> None:
+        """Fire and forget."""
+        self._publish(topic, encode(msg))
+
+    def call(self, topic: str, msg: Message, *, timeout: float = 30.0) -> Any:
+        """Send and wait for the handler's return value (JSON); raises ``RemoteError``/``CallTimeout``."""
+        reply_topic = f"reply.{uuid.uuid4().hex}"
+        reply_queue = self.queue(reply_topic, auto_delete=True)
+        result: dict[str, Any] = {}
+        with self.connection() as conn:
+            reply_queue(conn.default_channel).declare()
+            with conn.Consumer([reply_queue], accept=["json"], callbacks=[lambda b, m: (result.update(b), m.ack())]):
+                self._publish(topic, encode(msg), reply_to=reply_topic)
+                self._wait(conn, result, timeout)
+            reply_queue(conn.default_channel).delete()
+        if "error" in result:
+            raise RemoteError(result["error"])
+        return result.get("result")
+
+    @staticmethod
+    def _wait(conn: kombu.Connection, result: dict[str, Any], timeout: float) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not result:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CallTimeout("no reply within %.1fs" % timeout)
+            try:
+                conn.drain_events(timeout=min(left, 0.5))
+            except (TimeoutError, socket.timeout):
+                continue
+
+    def reply(self, reply_to: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            if self._producer_conn is None:
+                self._producer_conn = self.connection()
+            self._producer_conn.Producer(serializer="json").publish(
+                body, exchange=self.exchange, routing_key=self.prefix + reply_to, retry=True)
+
+    def serve(self, topics: Sequence[str], handler: Handler, registry: Mapping[str, type[Message]], *,
+              executor: Executor | None = None, name: str = "") -> Server:
+        """Start a consumer thread for ``topics``; ``handler(topic, payload)`` runs each message."""
+        server = Server(self, list(topics), handler, registry, executor=executor, name=name or ",".join(topics))
+        self._servers.append(server)
+        server.start()
+        return server
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+        with self._lock:
+            if self._producer_conn is not None:
+                self._producer_conn.release()
+                self._producer_conn = None
+
+
+class Server:
+    """One consumer thread. Calls (messages with ``reply_to``) run inline and are answered."""
+
+    def __init__(self, transport: Transport, topics: list[str], handler: Handler,
+                 registry: Mapping[str, type[Message]], *, executor: Executor | None, name: str):
+        self.transport, self.topics, self.handler, self.registry = transport, topics, handler, registry
+        self.executor = executor
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"rpc-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.transport.connection() as conn:
+                    queues = [self.transport.queue(t) for t in self.topics]
+                    with conn.Consumer(queues, accept=["json"], callbacks=[self._on_message], prefetch_count=64):
+                        self._ready.set()
+                        while not self._stop.is_set():
+                            try:
+                                conn.drain_events(timeout=0.2)
+                            except (TimeoutError, socket.timeout):
+                                continue
+            except Exception:  # connection lost: retry until stopped
+                if self._stop.is_set():
+                    break
+                LOG.exception("consumer %s lost its connection; reconnecting", self.topics)
+                self._stop.wait(1.0)
+
+    def _on_message(self, body: dict[str, Any], message: Any) -> None:
+        message.ack()
+        topic = str(message.delivery_info.get("routing_key", ""))[len(self.transport.prefix):]
+        reply_to = message.properties.get("reply_to")
+        try:
+            payload = decode(body, self.registry)
+        except IncompatibleMessage as exc:
+            LOG.error("dropping message on %s: %s", topic, exc)
+            if reply_to:
+                self.transport.reply(reply_to, {"error": str(exc)})
+            return
+        if reply_to:
+            self._answer(topic, payload, reply_to)
+        elif self.executor is not None:
+            self.executor.submit(self._run_cast, topic, payload)
+        else:
+            self._run_cast(topic, payload)
+
+    def _answer(self, topic: str, payload: Message, reply_to: str) -> None:
+        try:
+            result = self.handler(topic, payload)
+            self.transport.reply(reply_to, {"result": result})
+        except Exception as exc:
+            self.transport.reply(reply_to, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def _run_cast(self, topic: str, payload: Message) -> None:
+        try:
+            self.handler(topic, payload)
+        except Exception:
+            LOG.exception("handler for %s on %s failed", payload.METHOD, topic)

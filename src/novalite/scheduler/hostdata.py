@@ -1,0 +1,172 @@
+"""Read the scheduler's inputs from the database: host snapshots, server groups, aggregates.
+
+Batched: one query per table for the whole candidate list, never one per host. Host
+aggregates and server groups belong to other modules (``db.models.aggregates``,
+``db.models.server_groups``); when those are not installed the lookups return nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from novalite.db.base import utcnow
+from novalite.db.models.compute import Instance
+from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvider, Service
+from novalite.placement.candidates import Candidate
+from novalite.scheduler.snapshots import AggregateSnapshot, GroupView, HostSnapshot
+
+
+def _model(module: str, *names: str) -> Any:
+    try:
+        mod = importlib.import_module(f"novalite.db.models.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"novalite.db.models.{module}":
+            return None
+        raise
+    for name in names:
+        if hasattr(mod, name):
+            return getattr(mod, name)
+    return None
+
+
+def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str, list[AggregateSnapshot]]:
+    """host -> its Nova host aggregates (with metadata, incl. ``availability_zone``)."""
+    agg_cls = _model("aggregates", "Aggregate")
+    host_cls = _model("aggregates", "AggregateHost")
+    meta_cls = _model("aggregates", "AggregateMetadata")
+    if agg_cls is None or host_cls is None:
+        return {}
+    q = select(agg_cls, host_cls.host).join(host_cls, host_cls.aggregate_id == agg_cls.id)
+    if hasattr(agg_cls, "deleted"):
+        q = q.where(agg_cls.deleted.is_(False))
+    if hosts is not None:
+        q = q.where(host_cls.host.in_(list(hosts)))
+    rows = s.execute(q).all()
+    meta: dict[Any, dict[str, str]] = {}
+    if meta_cls is not None and rows:
+        ids = {agg.id for agg, _h in rows}
+        for m in s.scalars(select(meta_cls).where(meta_cls.aggregate_id.in_(ids))):
+            meta.setdefault(m.aggregate_id, {})[m.key] = m.value
+    out: dict[str, list[AggregateSnapshot]] = {}
+    for agg, host in rows:
+        md = dict(meta.get(agg.id, {}))
+        az = getattr(agg, "availability_zone", None)
+        if az and "availability_zone" not in md:
+            md["availability_zone"] = az
+        out.setdefault(host, []).append(AggregateSnapshot(uuid=str(getattr(agg, "uuid", agg.id)),
+                                                          name=str(getattr(agg, "name", "")), metadata=md))
+    return out
+
+
+def hosts_in_zone(s: Session, zone: str) -> list[str] | None:
+    """Hosts of the aggregates whose AZ is ``zone``; None when no aggregate defines it."""
+    found = [h for h, aggs in host_aggregates(s).items() if any(a.availability_zone == zone for a in aggs)]
+    if found:
+        return found
+    zones = {a.availability_zone for aggs in host_aggregates(s).values() for a in aggs}
+    return [] if zone in zones else None
+
+
+def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
+    """The group's policy, rules and live members' hosts."""
+    if not group_uuid:
+        return None
+    group_cls = _model("server_groups", "InstanceGroup", "ServerGroup")
+    member_cls = _model("server_groups", "InstanceGroupMember", "ServerGroupMember")
+    if group_cls is None:
+        return None
+    group = s.scalars(select(group_cls).where(group_cls.uuid == group_uuid)).first()
+    if group is None:
+        return None
+    members: dict[str, str] = {}
+    if member_cls is not None:
+        q = (select(Instance.uuid, Instance.host).join(member_cls, member_cls.instance_uuid == Instance.uuid)
+             .where(member_cls.group_id == group.id, Instance.deleted.is_(False)))
+        members = {u: h for u, h in s.execute(q) if h}
+    policy = getattr(group, "policy", None) or (getattr(group, "policies", None) or [""])[0]
+    return GroupView(uuid=group_uuid, policy=str(policy), rules=dict(getattr(group, "rules", None) or {}),
+                     member_hosts=members)
+
+
+def _usage(s: Session, provider_uuids: Sequence[str]) -> dict[str, dict[str, Inventory]]:
+    q = (select(ResourceProvider.uuid, Inventory).join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
+         .where(ResourceProvider.uuid.in_(provider_uuids)))
+    out: dict[str, dict[str, Inventory]] = {}
+    for uuid, inv in s.execute(q):
+        out.setdefault(uuid, {})[inv.resource_class] = inv
+    return out
+
+
+def _instance_counts(s: Session, hosts: Sequence[str]) -> dict[str, int]:
+    q = (select(Instance.host, func.count(Instance.id)).where(Instance.deleted.is_(False), Instance.host.in_(hosts))
+         .group_by(Instance.host))
+    return {h: int(n) for h, n in s.execute(q)}
+
+
+def _hinted(s: Session, uuids: Sequence[str]) -> dict[str, set[str]]:
+    if not uuids:
+        return {}
+    out: dict[str, set[str]] = {}
+    q = select(Instance.uuid, Instance.host).where(Instance.uuid.in_(uuids), Instance.deleted.is_(False))
+    for uuid, host in s.execute(q):
+        if host:
+            out.setdefault(host, set()).add(uuid)
+    return out
+
+
+def is_up(service: Service, down_time: int, now: dt.datetime) -> bool:
+    if service.forced_down or service.last_seen_at is None:
+        return False
+    return (now - service.last_seen_at).total_seconds() <= down_time
+
+
+def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_time: int,
+                   hinted_uuids: Sequence[str] = ()) -> list[HostSnapshot]:
+    """One snapshot per candidate provider that is a compute node (candidate order kept)."""
+    uuids = [c.provider_uuid for c in candidates]
+    if not uuids:
+        return []
+    nodes = {n.uuid: (n, svc) for n, svc in s.execute(
+        select(ComputeNode, Service).join(Service, Service.id == ComputeNode.service_id, isouter=True)
+        .where(ComputeNode.uuid.in_(uuids), ComputeNode.deleted.is_(False)))}
+    usage = _usage(s, uuids)
+    hosts = sorted({n.host for n, _svc in nodes.values()})
+    counts, aggs, hinted = _instance_counts(s, hosts), host_aggregates(s, hosts), _hinted(s, hinted_uuids)
+    now = utcnow()
+    out = []
+    for cand in candidates:
+        if cand.provider_uuid not in nodes:
+            continue
+        node, svc = nodes[cand.provider_uuid]
+        out.append(_snapshot(node, svc, usage.get(cand.provider_uuid, {}), cand, now=now,
+                             service_down_time=service_down_time, num_instances=counts.get(node.host, 0),
+                             aggregates=tuple(aggs.get(node.host, ())),
+                             instance_uuids=frozenset(hinted.get(node.host, set()))))
+    return out
+
+
+def _snapshot(node: ComputeNode, svc: Service | None, inv: dict[str, Inventory], cand: Candidate, *,
+              now: dt.datetime, service_down_time: int, num_instances: int,
+              aggregates: tuple[AggregateSnapshot, ...], instance_uuids: frozenset[str]) -> HostSnapshot:
+    vcpu, ram, disk = inv.get("VCPU"), inv.get("MEMORY_MB"), inv.get("DISK_GB")
+    return HostSnapshot(
+        uuid=node.uuid, host=node.host, node=node.hypervisor_hostname,
+        service_up=svc is not None and is_up(svc, service_down_time, now),
+        service_disabled=bool(svc and svc.disabled), disabled_reason=svc.disabled_reason if svc else None,
+        vcpus_total=vcpu.total - vcpu.reserved if vcpu else 0, vcpus_used=vcpu.used if vcpu else 0,
+        cpu_allocation_ratio=vcpu.allocation_ratio if vcpu else 1.0,
+        memory_mb_total=ram.total if ram else 0, memory_mb_used=ram.used if ram else 0,
+        memory_mb_reserved=ram.reserved if ram else 0, ram_allocation_ratio=ram.allocation_ratio if ram else 1.0,
+        disk_gb_total=(disk.total - disk.reserved) if disk else 0, disk_gb_used=disk.used if disk else 0,
+        disk_allocation_ratio=disk.allocation_ratio if disk else 1.0, num_instances=num_instances,
+        failed_builds=node.failed_builds, hypervisor_type=node.hypervisor_type,
+        hypervisor_version=node.hypervisor_version, cpu_info=dict(node.cpu_info or {}),
+        supported_instances=tuple(tuple(x) for x in (node.supported_instances or [])),  # type: ignore[misc]
+        stats=dict(node.stats or {}), aggregates=aggregates, instance_uuids=instance_uuids,
+        allocation_request=cand.allocation_request)

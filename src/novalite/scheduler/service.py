@@ -1,0 +1,193 @@
+"""The scheduler service: turn RequestSpecs into claimed destinations.
+
+``select_destinations`` = read (candidates, host snapshots, group) -> plan (the pure
+``runner.select_hosts``) -> commit (claim in placement, in ranked order, every instance of
+the request in one transaction: all-or-nothing). Errors leave no allocation behind and
+raise ``NoValidHost`` whose message names how many hosts each filter dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from novalite.config import Settings
+from novalite.db.base import Database, utcnow
+from novalite.db.models.compute import Instance
+from novalite.errors import NovaliteError
+from novalite.placement import allocations, candidates
+from novalite.placement.providers import DISK_GB, MEMORY_MB, STATUS_DISABLED_TRAIT, VCPU
+from novalite.scheduler import filters as filter_registry
+from novalite.scheduler import hostdata, runner
+from novalite.scheduler import weighers as weigher_registry
+from novalite.scheduler.snapshots import FlavorView, HostSnapshot, RequestView, Selection
+
+LOG = logging.getLogger(__name__)
+
+
+class NoValidHost(NovaliteError):
+    """Scheduling failed; ``message`` is what the instance fault shows."""
+
+    status = 500
+
+    def __init__(self, reason: str = ""):
+        super().__init__(f"No valid host was found. {reason}".rstrip() if reason else "No valid host was found. ",
+                         kind="NoValidHost")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one instance goes (or may go, as an alternate); JSON-able for messages."""
+
+    host: str
+    node: str
+    compute_node_uuid: str
+    allocation_request: dict[str, dict[str, int]] = field(default_factory=dict)
+    availability_zone: str = "nova"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Destination:
+        return cls(**{k: d[k] for k in ("host", "node", "compute_node_uuid", "allocation_request",
+                                         "availability_zone") if k in d})
+
+    @classmethod
+    def of(cls, h: HostSnapshot) -> Destination:
+        return cls(host=h.host, node=h.node, compute_node_uuid=h.uuid,
+                   allocation_request={k: dict(v) for k, v in h.allocation_request.items()},
+                   availability_zone=h.availability_zone)
+
+
+def parse_multipliers(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = item.partition("=")
+        out[name.strip()] = float(value)
+    return out
+
+
+def request_view(doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> RequestView:
+    """The scheduler's view of the first RequestSpec document of a request."""
+    dest = doc.get("requested_destination") or {}
+    image = doc.get("image") or {}
+    return RequestView(
+        instance_uuids=tuple(instance_uuids), flavor=FlavorView.from_dict(doc.get("flavor") or {}),
+        project_id=str(doc.get("project_id") or ""), image_properties=dict(image.get("properties") or {}),
+        is_bfv=bool(doc.get("is_bfv")), availability_zone=doc.get("availability_zone"),
+        force_hosts=tuple(doc.get("force_hosts") or ()), force_nodes=tuple(doc.get("force_nodes") or ()),
+        requested_host=dest.get("host"), requested_node=dest.get("node"),
+        hints=dict(doc.get("scheduler_hints") or {}))
+
+
+def resources_for(view: RequestView) -> dict[str, int]:
+    """The placement query of the unnumbered group (DISK_GB omitted when 0)."""
+    res = {VCPU: view.flavor.vcpus, MEMORY_MB: view.flavor.memory_mb}
+    disk = view.flavor.disk_gb(view.is_bfv)
+    if disk:
+        res[DISK_GB] = disk
+    return res
+
+
+class SchedulerService:
+    """Loads the enabled filters and weighers once (unknown names fail at start-up)."""
+
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+        self.filters = filter_registry.load(settings.filter_names)
+        names = [n.strip() for n in settings.enabled_weighers.split(",") if n.strip()]
+        self.weighers = weigher_registry.load(names, parse_multipliers(settings.weigher_multipliers))
+        self.rng = random.Random()
+
+    def _query(self, s: Session, view: RequestView) -> candidates.ResourceQuery | None:
+        names: set[str] | None = None
+        if view.availability_zone and not (view.force_hosts or view.force_nodes):
+            zone_hosts = hostdata.hosts_in_zone(s, view.availability_zone)
+            if zone_hosts is not None:
+                names = set(zone_hosts)
+        for wanted in (set(view.force_hosts) | set(view.force_nodes), {view.requested_host} - {None},
+                       {view.requested_node} - {None}):
+            if wanted:
+                names = set(wanted) if names is None else names & set(wanted)  # type: ignore[arg-type]
+        hinted = any(view.hints.get(k) for k in ("group", "same_host", "different_host"))
+        limit = None if hinted or names is not None else self.settings.max_placement_results
+        return candidates.ResourceQuery(resources=resources_for(view), forbidden_traits=(STATUS_DISABLED_TRAIT,),
+                                        provider_names=tuple(sorted(names)) if names is not None else None,
+                                        limit=limit)
+
+    def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> tuple[RequestView, Selection, int]:
+        """Read and plan; returns the view, the selection and how many hosts placement excluded."""
+        view = request_view(doc, instance_uuids)
+        with self.db.reader() as s:
+            group = hostdata.load_group(s, doc.get("instance_group"))
+            view = RequestView(**{**view.__dict__, "group": group})
+            query = self._query(s, view)
+            assert query is not None
+            found = candidates.find_candidates(s, query)
+            total = candidates.count_providers(s, query.provider_names)
+            hinted = view.hint_list("same_host") + view.hint_list("different_host")
+            hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
+                                            hinted_uuids=hinted)
+        selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
+                                        host_subset_size=self.settings.host_subset_size, rng=self.rng)
+        excluded = max(0, total - len(found)) if query.limit is None or len(found) < query.limit else 0
+        return view, selection, excluded
+
+    def select_destinations(self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *,
+                            project_id: str, user_id: str) -> dict[str, list[Destination]]:
+        """instance uuid -> [chosen destination, alternates...], claimed; deleted instances are left out."""
+        view, selection, excluded = self.plan(doc, instance_uuids)
+        if selection.error is not None:
+            raise NoValidHost(_reason(selection, excluded))
+        with self.db.session() as s:
+            chosen = self._claim_all(s, view, selection, project_id=project_id, user_id=user_id,
+                                     excluded=excluded)
+        taken = {d.host for d in chosen.values()}
+        out: dict[str, list[Destination]] = {}
+        for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=False):
+            if uuid in chosen:
+                alts = runner.alternates(ranked, taken, max(0, self.settings.max_attempts - 1))
+                out[uuid] = [chosen[uuid], *(Destination.of(h) for h in alts)]
+        return out
+
+    def _claim_all(self, s: Session, view: RequestView, selection: Selection, *, project_id: str,
+                   user_id: str, excluded: int) -> dict[str, Destination]:
+        chosen: dict[str, Destination] = {}
+        for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=True):
+            if not _still_wanted(s, uuid):
+                continue
+            consumer = allocations.ConsumerRef(uuid, project_id, user_id)
+            for host in ranked:
+                try:
+                    allocations.claim(s, consumer, host.allocation_request)
+                except allocations.AllocationConflict as exc:
+                    LOG.info("claim of %s on %s lost a race (%s); trying the next host", uuid, host.host, exc)
+                    continue
+                chosen[uuid] = Destination.of(host)
+                break
+            else:
+                raise NoValidHost(_reason(selection, excluded, claim_failed=True))
+        return chosen
+
+
+def _still_wanted(s: Session, instance_uuid: str) -> bool:
+    """Locks the instance row for the claim transaction; False once the user deleted it."""
+    result = s.execute(update(Instance).where(Instance.uuid == instance_uuid, Instance.deleted.is_(False))
+                       .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def _reason(selection: Selection, excluded: int, *, claim_failed: bool = False) -> str:
+    summary = selection.summary({"placement": excluded} if excluded else None)
+    base = runner.NOT_ENOUGH_HOSTS
+    if claim_failed:
+        summary = "; ".join(filter(None, [summary, "claims lost to concurrent requests"]))
+    return f"{base} ({summary})" if summary else base

@@ -1,0 +1,103 @@
+"""The fake driver: guests are entries in a dict; failures are injected through metadata.
+
+Metadata keys read from the instance (see README "Fake driver"):
+
+* ``novalite:fail_spawn_hosts=K`` -- spawn fails on the first K hosts tried (attempts 1..K);
+* ``novalite:fail_spawn=always`` -- spawn always fails;
+* ``novalite:build_delay=SECONDS`` -- spawn takes that long (else ``Settings.fake_build_delay``);
+* ``novalite:fail_delete_once=true`` -- the first destroy fails, later ones work.
+
+One ``FakeDriver`` serves every simulated host of the process (guests are keyed by uuid).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from novalite.domain.states import PowerState
+from novalite.virt.driver import Capabilities, DriverError, GuestInfo, GuestSpec
+
+FAIL_SPAWN_HOSTS = "novalite:fail_spawn_hosts"
+FAIL_SPAWN = "novalite:fail_spawn"
+BUILD_DELAY = "novalite:build_delay"
+FAIL_DELETE_ONCE = "novalite:fail_delete_once"
+MAX_DELAY = 3600.0
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return min(MAX_DELAY, max(0.0, float(text))) if text is not None else default
+    except ValueError:
+        return default
+
+
+class FakeDriver:
+    def __init__(self, build_delay: float = 0.0):
+        self.build_delay = build_delay
+        self._guests: dict[str, PowerState] = {}
+        self._delete_failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(supports_tagged_attach=True, supports_trusted_certs=True, supports_rescue=True)
+
+    def spawn(self, guest: GuestSpec) -> None:
+        meta = guest.metadata
+        delay = _float(meta.get(BUILD_DELAY), self.build_delay)
+        if delay:
+            time.sleep(delay)
+        if meta.get(FAIL_SPAWN, "").lower() == "always":
+            raise DriverError(f"Injected spawn failure on {guest.host} (novalite:fail_spawn=always)")
+        try:
+            fail_first = int(meta.get(FAIL_SPAWN_HOSTS, "0"))
+        except ValueError:
+            fail_first = 0
+        if guest.attempt <= fail_first:
+            raise DriverError(f"Injected spawn failure on {guest.host} (attempt {guest.attempt} of "
+                              f"novalite:fail_spawn_hosts={fail_first})")
+        with self._lock:
+            self._guests[guest.uuid] = PowerState.RUNNING
+
+    def destroy(self, guest: GuestSpec) -> None:
+        if guest.metadata.get(FAIL_DELETE_ONCE, "").lower() in ("true", "1", "yes"):
+            with self._lock:
+                first = guest.uuid not in self._delete_failed
+                self._delete_failed.add(guest.uuid)
+            if first:
+                raise DriverError(f"Injected delete failure on {guest.host} (novalite:fail_delete_once)")
+        with self._lock:
+            self._guests.pop(guest.uuid, None)
+
+    def _set(self, guest: GuestSpec, state: PowerState) -> None:
+        with self._lock:
+            if guest.uuid not in self._guests:
+                raise DriverError(f"Instance {guest.uuid} is not running on {guest.host}")
+            self._guests[guest.uuid] = state
+
+    def power_on(self, guest: GuestSpec) -> None:
+        self._set(guest, PowerState.RUNNING)
+
+    def power_off(self, guest: GuestSpec) -> None:
+        self._set(guest, PowerState.SHUTDOWN)
+
+    def reboot(self, guest: GuestSpec, *, hard: bool = False) -> None:
+        self._set(guest, PowerState.RUNNING)
+
+    def pause(self, guest: GuestSpec) -> None:
+        self._set(guest, PowerState.PAUSED)
+
+    def unpause(self, guest: GuestSpec) -> None:
+        self._set(guest, PowerState.RUNNING)
+
+    def suspend(self, guest: GuestSpec) -> None:
+        self._set(guest, PowerState.SUSPENDED)
+
+    def resume(self, guest: GuestSpec) -> None:
+        self._set(guest, PowerState.RUNNING)
+
+    def get_info(self, guest: GuestSpec) -> GuestInfo:
+        with self._lock:
+            state = self._guests.get(guest.uuid, PowerState.NOSTATE)
+        return GuestInfo(state=state, memory_mb=int(guest.flavor.get("memory_mb") or 0),
+                         vcpus=int(guest.flavor.get("vcpus") or 0))
