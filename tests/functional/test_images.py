@@ -335,6 +335,48 @@ def test_schemas(stack: Api) -> None:
     assert stack.get("/image/v2/schemas/images").json()["name"] == "images"
 
 
+def test_odd_input_is_never_a_server_error(stack: Api) -> None:
+    """A sweep of malformed queries, bodies, patches and paths: each is answered 2xx/4xx, never 5xx."""
+    iid = stack.post("/image/v2/images", json={"name": "f", "disk_format": "raw", "container_format": "bare"}).json()["id"]
+    queries = ["limit=99999999999999999999", "limit=", "marker=", "sort=", "sort=:", "sort=name:", "sort_key=", "sort_dir=",
+               "id=in:", "created_at=gt:", "created_at=zz:1", "size_max=-1", "tag=", "member_status=x", "os_hidden=",
+               "visibility=", "status=in:active,bogus", "name=in:", "updated_at=lte:2020-13-45", "created_at=gt:2020-01-01T00:00:00+05:00",
+               "sort=name:asc,name:desc", "sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc&sort_dir=asc", "owner=%00", "foo=%ff"]
+    bad: list[Any] = []
+    for q in queries:
+        r = stack.get(f"/image/v2/images?{q}")
+        if r.status_code >= 500:
+            bad.append((q, r.status_code, r.text))
+        r = stack.get(f"/compute/v2.1/images/detail?{q}")
+        if r.status_code >= 500:
+            bad.append(("c " + q, r.status_code, r.text))
+    for q in ["changes-since=", "minRam=x", "minDisk=1.5", "server=", "property-x=y", "limit=1e3", "marker=%00"]:
+        r = stack.get(f"/compute/v2.1/images?{q}")
+        if r.status_code >= 500:
+            bad.append(("c " + q, r.status_code, r.text))
+    bodies = [None, 1, "s", [], {}, {"name": None}, {"tags": None}, {"tags": [None]}, {"min_ram": 2**40}, {"owner": 5},
+              {"x" * 300: "v"}, {"": "v"}, {"id": None}, {"id": 5}, {"visibility": None}, {"protected": None}, {"os_hidden": 1},
+              {"disk_format": None, "container_format": None}, {"k": "v" * 70000}, {"tags": ["a"] * 200}]
+    for b in bodies:
+        r = stack.post("/image/v2/images", json=b)
+        if r.status_code >= 500:
+            bad.append(("create", b, r.status_code, r.text))
+    ops = [[{"op": "add", "path": "/", "value": 1}], [{"op": "add", "path": 5, "value": 1}], [{"op": None, "path": "/a", "value": "b"}],
+           [{"op": "add", "path": "/tags", "value": None}], [{"op": "replace", "path": "/owner", "value": 7}],
+           [{"op": "add", "path": "/~", "value": "x"}], [{"op": "remove", "path": "/tags"}], [{"op": "add", "path": "/name", "value": {"a": 1}}],
+           [{"op": "add", "path": "/id", "value": "x"}], [{"op": "add", "path": "/" + "k" * 300, "value": "v"}], [{}], [[]], [None]]
+    for o in ops:
+        r = stack.patch(f"/image/v2/images/{iid}", json=o, headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        if r.status_code >= 500:
+            bad.append(("patch", o, r.status_code, r.text))
+    for path in [f"/image/v2/images/{iid}/tags/" + "%00", f"/image/v2/images/{'z'*5000}", f"/image/v2/images/{iid}/actions/", "/image/v2/images/%ff/file"]:
+        for m in ("GET", "PUT", "DELETE", "POST", "PATCH"):
+            r = stack.request(m, path)
+            if r.status_code >= 500:
+                bad.append((m, path, r.status_code, r.text))
+    assert not bad, bad
+
+
 # --- the compute API's image proxy (microversion <= 2.35) ------------------------------------
 
 COMPUTE = "/compute/v2.1"
