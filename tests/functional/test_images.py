@@ -549,6 +549,20 @@ def test_get_image_contract(stack: Api) -> None:
             assert fh.read() == b"contract-bytes"
 
 
+def test_upload_bytes_helper(stack: Api) -> None:
+    from novalite.context import RequestContext
+    from novalite.errors import Conflict
+    from novalite.image.service import upload_bytes
+
+    iid = create(stack, name="snap")["id"]
+    demo = RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    info = upload_bytes(stack.runtime, demo, iid, b"snapshot")  # type: ignore[attr-defined]
+    assert (info.status, info.size) == ("active", 8)
+    assert stack.get(f"{IMAGES}/{iid}/file").content == b"snapshot"
+    with pytest.raises(Conflict):
+        upload_bytes(stack.runtime, demo, iid, b"again")  # type: ignore[attr-defined]
+
+
 @pytest.mark.postgres
 def test_images_on_postgresql(stack_factory: Any) -> None:
     stack = stack_factory(postgres=True)

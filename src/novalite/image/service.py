@@ -291,6 +291,25 @@ def abort_upload(s: Session, image_id: str) -> None:
         image.status = "queued"
 
 
+def upload_bytes(runtime: Any, ctx: RequestContext, image_id: str, data: bytes) -> ImageInfo:
+    """Give a queued image its data in one call (snapshots, tests): queued -> saving -> active.
+
+    Runs its own short units of work; do not call it while holding a session.
+    """
+    with runtime.db.session() as s:
+        begin_upload(s, ctx, image_id)
+    try:
+        stored = store.write_bytes(runtime.settings.data_dir, image_id, data)
+        with runtime.db.session() as s:
+            finish_upload(s, image_id, stored)
+            return info(s.get(Image, image_id))  # type: ignore[arg-type]
+    except BaseException:
+        store.remove(runtime.settings.data_dir, image_id)
+        with runtime.db.session() as s:
+            abort_upload(s, image_id)
+        raise
+
+
 def tiny_image_bytes(size: int = 4096) -> bytes:
     """The default image's data: a recognizable header and a deterministic filler."""
     header = b"NOVALITE-TINY-IMAGE v1\n"
