@@ -195,6 +195,10 @@ CASES: list[Case] = [
     Case("auto disk config disabled by image", _with(imageRef=_img("no_auto_disk_image"),
                                                      **{"OS-DCF:diskConfig": "AUTO"}), 400,
          "has automatic disk resize disabled"),
+    Case("trusted certs when booting from volume", _with(imageRef="", trusted_image_certificates=["cert-1"],
+                                                          block_device_mapping_v2=[
+        {"source_type": "volume", "destination_type": "volume", "uuid": RANDOM, "boot_index": 0}]), 400,
+        "not supported when booting from volume", version="2.63"),
     Case("requested host with az:host", {"host": "host1", "availability_zone": "nova:host1"}, 400,
          "Cannot specify both host and/or hypervisor_hostname", version="2.74", as_="admin"),
     # --- policy and quota (403) ---

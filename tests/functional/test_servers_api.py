@@ -435,3 +435,34 @@ def test_external_events(stack: Api) -> None:
     assert stack.post("/compute/v2.1/os-server-external-events", json=missing, as_="admin").status_code == 404
     bad = {"events": [{"name": "power-update", "server_uuid": sid}]}
     assert stack.post("/compute/v2.1/os-server-external-events", json=bad, as_="admin", version="2.75").status_code == 400
+
+
+# -- placement hints and zones ----------------------------------------------------------------------
+
+def test_server_group_membership(stack: Api) -> None:
+    r = stack.post("/compute/v2.1/os-server-groups", version="2.64",
+                   json={"server_group": {"name": "g", "policy": "anti-affinity"}})
+    assert r.status_code == 200, r.text
+    gid = r.json()["server_group"]["id"]
+    r = stack.post(SERVERS, version="2.71", json={"server": {
+        "name": "member", "imageRef": image_id(stack), "flavorRef": "1", "networks": "none"},
+        "os:scheduler_hints": {"group": gid, "_nova_internal": "x"}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    assert show(stack, sid, version="2.71")["server_groups"] == [gid]
+    group = stack.get(f"/compute/v2.1/os-server-groups/{gid}", version="2.64").json()["server_group"]
+    assert group["members"] == [sid]
+    r = stack.post(SERVERS, as_="admin", json={"server": {"name": "x", "imageRef": image_id(stack),
+                                                           "flavorRef": "1"}, "os:scheduler_hints": {"group": gid}})
+    assert r.status_code == 202  # admins may use any project's group
+
+
+def test_availability_zone_from_an_aggregate(stack: Api) -> None:
+    r = stack.post("/compute/v2.1/os-aggregates", as_="admin",
+                   json={"aggregate": {"name": "agg1", "availability_zone": "az1"}})
+    assert r.status_code == 200, r.text
+    sid = create(stack, availability_zone="az1")["server"]["id"]
+    server = show(stack, sid, version="2.96")
+    assert server["OS-EXT-AZ:availability_zone"] == "az1"
+    assert server["pinned_availability_zone"] == "az1"
+    assert _names(stack, "?availability_zone=az1", version="2.83") == ["vm"]

@@ -11,8 +11,10 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
+
+from novalite.context import RequestContext
 
 DEFAULT_AZ = "nova"
 
@@ -37,16 +39,15 @@ def _model(module: str, *names: str) -> Any:
     return None
 
 
-def server_group_exists(s: Session, group_uuid: str) -> bool | None:
-    """True/False when server groups exist as a feature; None when the model is not there."""
-    cls = _model("server_groups", "InstanceGroup", "ServerGroup")
-    if cls is None:
-        return None
-    col = getattr(cls, "uuid", None) or cls.id
-    query = select(col).where(col == group_uuid)
-    if hasattr(cls, "deleted"):
-        query = query.where(cls.deleted.is_(False))
-    return s.execute(query.limit(1)).first() is not None
+def server_group_visible(s: Session, ctx: RequestContext, group_uuid: str) -> bool:
+    """Whether ctx may use the server group (False when groups are not built at all)."""
+    try:
+        from novalite.services import server_groups
+    except ModuleNotFoundError as exc:
+        if exc.name != "novalite.services.server_groups":
+            raise
+        return False
+    return server_groups.get_group(s, ctx, group_uuid) is not None
 
 
 def availability_zones(s: Session) -> set[str]:
@@ -83,3 +84,10 @@ def compute_host_exists(s: Session, host: str | None, node: str | None) -> bool 
     if node is not None and hasattr(cls, "hypervisor_hostname"):
         query = query.where(cls.hypervisor_hostname == node)
     return s.execute(query.limit(1)).first() is not None
+
+
+def forget_group_members(s: Session, instance_uuids: list[str]) -> None:
+    """Compensation helper: drop group memberships of servers that were never handed off."""
+    cls = _model("server_groups", "InstanceGroupMember")
+    if cls is not None:
+        s.execute(delete(cls).where(cls.instance_uuid.in_(instance_uuids)))

@@ -6,6 +6,7 @@
                                  -> BDM vs flavor -> scheduler hints / server group
     persist (serialized on the project's quota lock)
                                  quota (may build fewer) -> insert instances, specs, actions -> recheck
+                                 -> server group membership (member quota)
     hand off                     conductor.schedule_and_build_instances (a cast)
                                  compensation: a failed cast deletes what persist wrote
 
@@ -21,6 +22,7 @@ from sqlalchemy import delete
 
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
 from novalite.errors import BadRequest
+from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import BuildPlan
 from novalite.services.create_server.request import (
     CreateServerRequest,
@@ -81,12 +83,14 @@ def store(runtime: Any, plan: BuildPlan) -> None:
         persist.check_quota(s, plan)
         persist.insert_instances(s, plan)
         persist.recheck_quota(s, plan)
+        persist.join_server_group(s, plan)
 
 
 def unstore(runtime: Any, plan: BuildPlan) -> None:
     """Compensation for ``store``: remove every row it wrote."""
     uuids = plan.instance_uuids
     with runtime.db.session() as s:
+        lookups.forget_group_members(s, uuids)
         for model in (RequestSpec, InstanceMetadata, InstanceTag, InstanceAction):
             s.execute(delete(model).where(model.instance_uuid.in_(uuids)))
         s.execute(delete(Instance).where(Instance.uuid.in_(uuids)))

@@ -40,6 +40,10 @@ def load_flavor(s: Session, plan: BuildPlan) -> None:
 def load_image(s: Session, plan: BuildPlan) -> None:
     """Image boot: the image must be visible (ImageNotFound 400)."""
     if not plan.image_ref:
+        if plan.request.trusted_certs:
+            raise BadRequest(f"Image signature certificate validation failed for certificate: "
+                             f"{', '.join(plan.request.trusted_certs)}. Image certificate validation is not "
+                             "supported when booting from volume", kind="CertificateValidationFailed")
         return
     from novalite.image.service import get_image
 
@@ -150,7 +154,7 @@ def scheduler_hints(s: Session, plan: BuildPlan) -> None:
     group = hints.get("group", [None])[0]
     if group is None:
         return
-    if lookups.server_group_exists(s, group) is not True:
+    if not lookups.server_group_visible(s, plan.request.ctx, group):
         raise BadRequest(f"Instance group {group} could not be found.", kind="InstanceGroupNotFound")
     plan.instance_group = group
 

@@ -112,3 +112,13 @@ def insert_instances(s: Session, plan: BuildPlan) -> None:
         s.add_all(InstanceTag(instance_uuid=instance_uuid, tag=t) for t in dict.fromkeys(req.tags))
         s.add(InstanceAction(instance_uuid=instance_uuid, action="create", request_id=req.ctx.request_id,
                              user_id=req.ctx.user_id, project_id=req.ctx.project_id, start_time=utcnow()))
+
+
+def join_server_group(s: Session, plan: BuildPlan) -> None:
+    """§2.3 7.10: each new server becomes a member of the requested group (403 over its quota)."""
+    if plan.instance_group is None:
+        return
+    from novalite.services import server_groups
+
+    for instance_uuid in plan.instance_uuids:
+        server_groups.add_member(s, plan.request.ctx, plan.instance_group, instance_uuid)
