@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from tests.conftest import Api
@@ -181,7 +182,12 @@ def _names(stack: Api, query: str, *, as_: str = "demo", version: str = "2.1") -
     return sorted(s["name"] for s in r.json()["servers"])
 
 
-def test_list_filters(stack: Api) -> None:
+BACKENDS = pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
+
+
+@BACKENDS
+def test_list_filters(stack_factory: Any, postgres: bool) -> None:
+    stack = stack_factory(postgres=postgres)
     alpha = create(stack, "alpha", version="2.52", tags=["red", "big"])["server"]["id"]
     create(stack, "beta", version="2.52", tags=["red"])
     create(stack, "gamma", flavorRef="2")
@@ -237,7 +243,9 @@ def test_deleted_servers_and_changes_since(stack: Api) -> None:
     assert keep
 
 
-def test_sorting_and_paging(stack: Api) -> None:
+@BACKENDS
+def test_sorting_and_paging(stack_factory: Any, postgres: bool) -> None:
+    stack = stack_factory(postgres=postgres)
     for name in ("c", "a", "b", "e", "d"):
         create(stack, name)
     r = stack.get(f"{SERVERS}?sort_key=display_name&sort_dir=asc&limit=2")

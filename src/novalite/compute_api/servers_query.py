@@ -58,12 +58,19 @@ class ListQuery:
     empty: bool = False  # a filter that can match nothing (e.g. unknown status before 2.38)
 
 
+_NOT_NULL = {"created_at", "updated_at", "uuid", "display_name", "vm_state", "project_id", "user_id",
+             "reservation_id", "hostname", "image_ref", "instance_type_id", "kernel_id", "ramdisk_id",
+             "config_drive", "power_state", "progress", "launch_index", "auto_disk_config"}
+
+
 def _sort_expr(key: str) -> Any:
+    """The column, with NULLs mapped to a low value so SQLite and PostgreSQL order (and page) alike;
+    NOT NULL columns stay bare so their indexes serve the ORDER BY."""
     col = getattr(Instance, _SORT_COLUMN.get(key, key))
-    if key in ("launched_at", "terminated_at", "created_at", "updated_at"):
-        return func.coalesce(col, _EPOCH)
-    if key in ("power_state", "progress", "launch_index", "auto_disk_config"):
+    if key in _NOT_NULL:
         return col
+    if key in ("launched_at", "terminated_at"):
+        return func.coalesce(col, _EPOCH)
     return func.coalesce(col, "")
 
 
