@@ -131,16 +131,15 @@ def _time_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> bool:
 
 
 def _scope(q: sq.ListQuery, p: dict[str, list[str]], ctx: RequestContext) -> None:
+    """Own project only, unless an admin asks for all_tenants (then project_id/tenant_id narrow it)."""
     all_tenants = "all_tenants" in p and p["all_tenants"][-1].lower() not in ("false", "0", "off", "no")
-    if all_tenants:
-        ctx.require_admin("os_compute_api:servers:detail:get_all_tenants")
-        project = (p.get("project_id") or p.get("tenant_id") or [None])[-1]
-        if project:
-            q.conditions.append(Instance.project_id == project)
-    elif ctx.is_admin and ("project_id" in p or "tenant_id" in p):
-        q.conditions.append(Instance.project_id == (p.get("project_id") or p.get("tenant_id"))[-1])
-    else:
+    if not all_tenants:
         q.conditions.append(Instance.project_id == ctx.project_id)
+        return
+    ctx.require_admin("os_compute_api:servers:detail:get_all_tenants")
+    project = (p.get("project_id") or p.get("tenant_id") or [None])[-1]
+    if project:
+        q.conditions.append(Instance.project_id == project)
 
 
 def build_list_query(request: Request, ctx: RequestContext) -> sq.ListQuery:
