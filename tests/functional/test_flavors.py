@@ -261,3 +261,8 @@ def test_known_extra_specs_are_validated_from_286(stack: Api) -> None:
     assert stack.post(base, as_="admin", version="2.86", json=ok).status_code == 200
     bad = {"extra_specs": {"trait:HW_CPU_X86_AVX": "please"}}
     assert stack.post(base, as_="admin", version="2.86", json=bad).status_code == 400
+
+
+def test_numeric_ids_must_still_be_valid_ids(stack: Api) -> None:
+    assert _create(stack, "huge", id=10**300).status_code == 400
+    assert _create(stack, "float", id=1.5).json()["flavor"]["id"] == "1.5"

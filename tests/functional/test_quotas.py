@@ -296,3 +296,23 @@ def test_availability_zones(stack: Api) -> None:
     services = next(iter(internal_hosts.values()))
     assert set(services) == {"nova-conductor", "nova-scheduler"}
     assert set(services["nova-conductor"]) == {"available", "active", "updated_at"}
+
+
+def test_catalog_on_postgresql(stack_factory: Any) -> None:
+    api = stack_factory(postgres=True)
+    demo_project = api.ids["demo_project"]
+    r = api.post("/compute/v2.1/flavors", as_="admin", json={"flavor": {
+        "name": "pg", "id": "pg1", "ram": 64, "vcpus": 1, "disk": 0, "os-flavor-access:is_public": False}})
+    assert r.status_code == 200, r.text
+    assert api.post("/compute/v2.1/flavors/pg1/action", as_="admin",
+                    json={"addTenantAccess": {"tenant": demo_project}}).status_code == 200
+    assert "pg" in {f["name"] for f in api.get("/compute/v2.1/flavors").json()["flavors"]}
+    assert api.post("/compute/v2.1/os-keypairs", version="2.2", json={"keypair": {"name": "k"}}).status_code == 201
+    assert api.post("/compute/v2.1/os-keypairs", version="2.2", json={"keypair": {"name": "k"}}).status_code == 409
+    _servers(api, 2, vcpus=2)
+    assert _set(api, instances=1).status_code == 400
+    assert _set(api, instances=3, force="True").status_code == 200
+    detail = api.get(f"{QS}/{demo_project}/detail?user_id={api.ids['demo_user']}").json()["quota_set"]
+    assert detail["instances"]["in_use"] == 2 and detail["key_pairs"]["in_use"] == 1
+    assert api.get("/compute/v2.1/limits").json()["limits"]["absolute"]["totalCoresUsed"] == 4
+    assert _check(api, 1, 5, {"vcpus": 1, "memory_mb": 1}) == 1

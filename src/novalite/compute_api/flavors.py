@@ -71,6 +71,7 @@ _TENANT = {"type": "object", "properties": {"tenant": {"type": "string", "minLen
            "required": ["tenant"], "additionalProperties": False}
 ACCESS_ACTIONS = ("addTenantAccess", "removeTenantAccess")
 LIST_QUERY_KEYS = {"limit", "marker", "is_public", "minRam", "minDisk", "sort_key", "sort_dir"}
+_FLAVOR_ID = re.compile(r"^(?! )[a-zA-Z0-9. _-]{1,255}(?<! )$")
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
 
@@ -196,6 +197,9 @@ def _new_flavor(body: dict[str, Any]) -> service.NewFlavor:
     raw_id = body.get("id")
     if isinstance(raw_id, float) and raw_id.is_integer():
         raw_id = int(raw_id)
+    if raw_id is not None and not _FLAVOR_ID.match(str(raw_id)):
+        raise BadRequest("Invalid input received: id can only contain letters from A-Z (both cases), periods, "
+                         "dashes, underscores and spaces, at most 255 of them.")
     rxtx = float(body.get("rxtx_factor", 1.0))
     if not 0 < rxtx <= 3.40282e38:
         raise BadRequest("Invalid input received: 'rxtx_factor' argument must be a positive float")
