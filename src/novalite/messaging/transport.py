@@ -13,7 +13,6 @@ with an ``executor`` casts are handed to it so a slow handler does not block the
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -91,10 +90,10 @@ class Transport:
         while not result:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise CallTimeout("no reply within %.1fs" % timeout)
+                raise CallTimeout(f"no reply within {timeout:.1f}s")
             try:
                 conn.drain_events(timeout=min(left, 0.5))
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
 
     def reply(self, reply_to: str, body: dict[str, Any]) -> None:
@@ -155,7 +154,7 @@ class Server:
                         while not self._stop.is_set():
                             try:
                                 conn.drain_events(timeout=0.2)
-                            except (TimeoutError, socket.timeout):
+                            except TimeoutError:
                                 continue
             except Exception:  # connection lost: retry until stopped
                 if self._stop.is_set():

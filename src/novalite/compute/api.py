@@ -1,0 +1,57 @@
+"""``runtime.services["compute_api"]``: what the servers API asks of the compute side.
+
+``delete_instance`` works in any state (§6.3) and is idempotent:
+
+* no host (still scheduling, or ERROR after a failed build): deleted here at once, its
+  allocations and ports released. A conductor that is still scheduling it notices (its
+  claim transaction requires the row not deleted) and drops it;
+* on a host: task_state ``deleting`` and a cast to that host's agent, which destroys the
+  guest, releases allocations and ports and marks the row deleted (or sets ERROR with a
+  fault when the driver fails; deleting again retries).
+
+Every call records an InstanceAction ``delete``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from novalite.compute import cleanup
+from novalite.compute.rpcapi import ComputeClient
+from novalite.context import RequestContext
+from novalite.db.base import Database, utcnow
+from novalite.db.models.compute import Instance
+from novalite.domain.states import TaskState
+from novalite.errors import NotFound
+
+
+class ComputeAPI:
+    def __init__(self, db: Database, compute: ComputeClient):
+        self.db, self.compute = db, compute
+
+    def delete_instance(self, ctx: RequestContext, instance_uuid: str) -> None:
+        """Start deleting the server; returns once the delete is recorded (204 semantics)."""
+        with self.db.session() as s:
+            row = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
+            if row is None:
+                raise NotFound(f"Instance {instance_uuid} could not be found.", kind="InstanceNotFound")
+            if row.deleted:
+                return
+            _record_delete_action(s, ctx, row)
+            host = row.host
+            if host is None:
+                cleanup.release_resources(s, instance_uuid, row.requested_networks)
+                cleanup.mark_deleted(s, instance_uuid)
+                return
+            row.task_state, row.updated_at = TaskState.DELETING, utcnow()
+        self.compute.terminate_instance(ctx, instance_uuid=instance_uuid, host=host)
+
+
+def _record_delete_action(s: Session, ctx: RequestContext, row: Instance) -> None:
+    from novalite.db.models.compute import InstanceAction
+
+    s.add(InstanceAction(instance_uuid=row.uuid, action="delete", request_id=ctx.request_id or "",
+                         user_id=ctx.user_id, project_id=ctx.project_id, start_time=utcnow()))
+    s.flush()
+

@@ -1,0 +1,126 @@
+"""The build steps of one instance on one host (nova-create-pipeline.md §4.2-4.3).
+
+    accept (claim check, late group check, host/node set)      task_state networking
+      -> networking (ports)                                       block_device_mapping
+      -> block devices                                            spawning
+      -> driver.spawn (no transaction open)
+      -> finish                                                   vm_state active, power 1
+
+Each state write is ``UPDATE ... WHERE task_state = <expected> AND NOT deleted``: a row that
+no longer matches means the user deleted the server meanwhile (``Vanished``). A step raises
+``Reschedule`` (try an alternate host) or ``Abort`` (no other host will do better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from novalite.compute import actions, resource_tracker
+from novalite.context import RequestContext
+from novalite.db.base import Database, utcnow
+from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
+from novalite.domain.states import PowerState, TaskState, VmState
+from novalite.scheduler import hostdata
+from novalite.scheduler.filters.server_group_anti_affinity import max_per_host
+from novalite.virt.driver import GuestSpec
+
+BUILD_EVENT = "compute__do_build_and_run_instance"
+
+
+class Vanished(Exception):
+    """The instance was deleted (or moved on) while we worked on it."""
+
+
+class Reschedule(Exception):
+    def __init__(self, reason: str, *, by_policy: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.by_policy = by_policy
+
+
+class Abort(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Build:
+    ctx: RequestContext
+    instance_uuid: str
+    host: str
+    node: str
+    node_uuid: str
+    build_args: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    event_id: int | None = None
+    requested_networks: Any = None
+    project_id: str = ""
+    security_groups: list[str] = field(default_factory=list)
+
+
+def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None, **values: Any) -> None:
+    """Persist a transition with the check of the expected task state (``Vanished`` if it fails)."""
+    result = s.execute(update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False),
+                                              Instance.task_state.is_(None) if expected is None
+                                              else Instance.task_state == expected)
+                       .values(task_state=new, updated_at=utcnow(), **values)
+                       .execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Vanished(uuid)
+
+
+def late_group_check(s: Session, instance_uuid: str, host: str) -> str | None:
+    """The group policy against where members really run now; the violation, or None."""
+    doc = s.get(RequestSpec, instance_uuid)
+    group = hostdata.load_group(s, (doc.spec or {}).get("instance_group") if doc else None)
+    if group is None:
+        return None
+    others = {h for u, h in group.member_hosts.items() if u != instance_uuid}
+    if group.policy == "affinity" and others and host not in others:
+        return f"Affinity instance group policy was violated: members run on {', '.join(sorted(others))}"
+    if group.policy == "anti-affinity" and group.members_on(host, excluding=instance_uuid) >= max_per_host(group.rules):
+        return "Anti-affinity instance group policy was violated."
+    return None
+
+
+def accept(db: Database, b: Build) -> GuestSpec:
+    """Record the event, check claim and group, set host/node: task_state networking."""
+    with db.session() as s:
+        inst = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
+        if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
+            raise Vanished(b.instance_uuid)
+        action = actions.find_action(s, b.instance_uuid, "create", user_id=inst.user_id,
+                                     project_id=inst.project_id, request_id=b.ctx.request_id)
+        b.event_id = actions.start_event(s, action, BUILD_EVENT, host=b.host)
+        b.requested_networks, b.project_id = inst.requested_networks, inst.project_id
+        b.security_groups = [str(g.get("name")) for g in (inst.security_groups or []) if isinstance(g, dict)]
+        problem, by_policy = None, False
+        if not resource_tracker.instance_claim(s, b.instance_uuid, b.node_uuid):
+            problem = f"Insufficient compute resources: no allocation on {b.node}."
+        elif (violation := late_group_check(s, b.instance_uuid, b.host)) is not None:
+            problem, by_policy = violation, True
+        if problem is None:
+            set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
+                           launched_on=b.host, vm_state=VmState.BUILDING)
+        metadata = {m.key: m.value for m in s.scalars(select(InstanceMetadata).where(
+            InstanceMetadata.instance_uuid == b.instance_uuid))}
+        guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
+                          flavor=dict(inst.flavor or {}), metadata=metadata, attempt=b.attempt,
+                          admin_password=b.build_args.get("admin_password"))
+    if problem is not None:
+        raise Reschedule(problem, by_policy=by_policy)
+    return guest
+
+
+def finish(db: Database, b: Build, power_state: PowerState) -> None:
+    with db.session() as s:
+        set_task_state(s, b.instance_uuid, TaskState.SPAWNING, None, vm_state=VmState.ACTIVE,
+                       power_state=int(power_state), launched_at=utcnow(), progress=100)
+        if b.event_id is not None:
+            actions.finish_event(s, b.event_id, ok=True)
+        resource_tracker.record_build_result(s, b.node_uuid, ok=True)

@@ -1,0 +1,88 @@
+"""The ``_build_resources`` part of a build: networks, then block devices.
+
+Networking follows the request: ``"none"`` -> no port; nothing or ``"auto"`` -> one port on
+the project's only available network (none available -> no port); a list -> a new port per
+``network_id`` (with its ``fixed_ip``) and the user's ``port_id`` ports bound to this host.
+A networking failure aborts the build ("Failed to allocate the network(s), not rescheduling.").
+Block devices: the mappings are recorded as given; volumes are attached by the volume service
+when it offers ``attach_for_instance`` (otherwise nothing to do here).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from novalite.compute.build import Abort, Build, set_task_state
+from novalite.db.base import Database
+from novalite.domain.states import TaskState
+from novalite.errors import NovaliteError
+
+LOG = logging.getLogger(__name__)
+NETWORK_FAILED = "Failed to allocate the network(s), not rescheduling."
+
+
+def _group_ids(s: Session, network: Any, project_id: str, names: list[str]) -> list[str] | None:
+    if not names:
+        return None
+    return [network.resolve_security_group(s, project_id, n) for n in names]
+
+
+def _ports(s: Session, b: Build) -> list[dict[str, Any]]:
+    from novalite.network import service as network
+
+    owner = "compute:nova"
+    requested = b.requested_networks
+    if requested == "none":
+        return []
+    groups = _group_ids(s, network, b.project_id, b.security_groups)
+    out = []
+    if requested is None or requested == "auto":
+        available = network.list_available_networks(s, b.project_id)
+        wanted: list[dict[str, Any]] = [{"network_id": available[0].id}] if len(available) == 1 else []
+    else:
+        wanted = [r for r in requested if isinstance(r, dict)]
+    for req in wanted:
+        if req.get("port_id"):
+            port = network.bind_port(s, str(req["port_id"]), host=b.host, device_id=b.instance_uuid,
+                                     device_owner=owner)
+        else:
+            port = network.allocate_port(s, project_id=b.project_id, network_id=str(req["network_id"]),
+                                         device_id=b.instance_uuid, device_owner=owner, host=b.host,
+                                         fixed_ip=req.get("fixed_ip"), security_group_ids=groups)
+        out.append({"port_id": port.id, "network_id": port.network_id, "network_name": port.network_name,
+                    "mac_address": port.mac_address,
+                    "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips]})
+    return out
+
+
+def allocate_networks(db: Database, b: Build) -> list[dict[str, Any]]:
+    """Ports for the instance and task_state block_device_mapping, in one transaction."""
+    try:
+        with db.session() as s:
+            info = _ports(s, b)
+            set_task_state(s, b.instance_uuid, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
+                           network_info=info)
+            return info
+    except (NovaliteError, KeyError, ValueError) as exc:
+        LOG.info("networking for %s failed: %s", b.instance_uuid, exc)
+        raise Abort(f"{NETWORK_FAILED} ({getattr(exc, 'message', exc)})") from exc
+
+
+def prepare_block_devices(db: Database, b: Build) -> None:
+    """Attach requested volumes (when a volume service is installed) and go to spawning."""
+    bdms = b.build_args.get("block_device_mapping") or []
+    try:
+        from novalite.volume import service as volume  # type: ignore[attr-defined]
+    except ImportError:
+        volume = None
+    attach = getattr(volume, "attach_for_instance", None) if volume is not None else None
+    try:
+        with db.session() as s:
+            if attach is not None and bdms:
+                attach(s, instance_uuid=b.instance_uuid, host=b.host, block_device_mapping=bdms)
+            set_task_state(s, b.instance_uuid, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING)
+    except NovaliteError as exc:
+        raise Abort(f"Failure prepping block device. ({exc.message})") from exc

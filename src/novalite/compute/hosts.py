@@ -1,0 +1,68 @@
+"""Simulated hypervisors: ``fake-host-1..N`` (``Settings.fake_hosts``).
+
+``seed(runtime, session, ids)`` (a bootstrap seeder) adds what is missing for each host: its
+``nova-compute`` Service, its ComputeNode and the node's ResourceProvider (same uuid) with
+VCPU / MEMORY_MB / DISK_GB inventories from ``fake_host_vcpus/ram_mb/disk_gb`` and the
+allocation ratios from the settings. Idempotent; raising ``fake_hosts`` adds the new hosts,
+lowering it removes nothing. Rows are written in bulk (thousands of hosts take one pass).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from novalite.db.base import new_uuid, utcnow
+from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvider, Service
+
+BINARY = "nova-compute"
+PREFIX = "fake-host-"
+CPU_INFO = {"arch": "x86_64", "model": "Nehalem", "vendor": "Intel", "maxphysaddr": {"bits": 46},
+            "topology": {"cells": 1, "sockets": 1, "cores": 1, "threads": 1},
+            "features": ["sse", "sse2", "ssse3", "sse4.1", "sse4.2", "avx", "vmx"]}
+SUPPORTED_INSTANCES = [["x86_64", "qemu", "hvm"], ["i686", "qemu", "hvm"]]
+
+
+def host_name(index: int) -> str:
+    return f"{PREFIX}{index}"
+
+
+def local_hosts(s: Session) -> list[str]:
+    """Every simulated compute host recorded in the database (the agents this process runs)."""
+    q = select(Service.host).where(Service.binary == BINARY, Service.host.like(PREFIX + "%"),
+                                   Service.deleted.is_(False))
+    return sorted(s.scalars(q), key=lambda h: (len(h), h))
+
+
+def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
+    settings = runtime.settings
+    existing = set(s.scalars(select(Service.host).where(Service.binary == BINARY)))
+    missing = [host_name(i) for i in range(1, settings.fake_hosts + 1) if host_name(i) not in existing]
+    if not missing:
+        return
+    now = utcnow()
+    services = [Service(uuid=new_uuid(), binary=BINARY, host=h, topic="compute", availability_zone="nova",
+                        last_seen_at=now, report_count=0) for h in missing]
+    s.add_all(services)
+    s.flush()
+    nodes = [ComputeNode(uuid=new_uuid(), service_id=svc.id, host=svc.host, hypervisor_hostname=svc.host,
+                         hypervisor_type="QEMU", hypervisor_version=8002000, vcpus=settings.fake_host_vcpus,
+                         memory_mb=settings.fake_host_ram_mb, local_gb=settings.fake_host_disk_gb,
+                         cpu_info=CPU_INFO, supported_instances=SUPPORTED_INSTANCES, stats={},
+                         host_ip="127.0.0.1") for svc in services]
+    providers = [ResourceProvider(uuid=n.uuid, name=n.hypervisor_hostname, generation=1, root_provider_uuid=n.uuid)
+                 for n in nodes]
+    s.add_all(nodes)
+    s.add_all(providers)
+    s.flush()
+    s.add_all(inv for rp in providers for inv in _inventories(rp.id, settings))
+
+
+def _inventories(provider_id: int, settings: Any) -> list[Inventory]:
+    spec = [("VCPU", settings.fake_host_vcpus, settings.cpu_allocation_ratio),
+            ("MEMORY_MB", settings.fake_host_ram_mb, settings.ram_allocation_ratio),
+            ("DISK_GB", settings.fake_host_disk_gb, settings.disk_allocation_ratio)]
+    return [Inventory(resource_provider_id=provider_id, resource_class=rc, total=total, reserved=0, min_unit=1,
+                      max_unit=total, step_size=1, allocation_ratio=ratio, used=0) for rc, total, ratio in spec]

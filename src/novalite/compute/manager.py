@@ -1,0 +1,186 @@
+"""The compute agent: one per simulated host; builds and deletes that host's instances.
+
+Builds run in the shared worker pool (``Settings.max_concurrent_builds``); no database
+transaction is open while the driver works. Outcomes (§4.2):
+
+* success -> ACTIVE; the node's failed-build counter resets;
+* ``Reschedule`` -> host/node cleared, task_state scheduling, own allocation released, the
+  conductor is asked (``build_instances``) to try the next alternate;
+* ``Abort`` or any other error -> ERROR with a fault, allocation released;
+* ``Vanished`` (deleted meanwhile) -> guest destroyed, resources released, no fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from novalite.compute import actions, build, build_resources, cleanup, resource_tracker
+from novalite.compute.build import Abort, Build, Reschedule, Vanished
+from novalite.compute.rpcapi import BuildAndRunInstance, TerminateInstance
+from novalite.conductor.rpcapi import ConductorClient
+from novalite.db.base import Database, utcnow
+from novalite.db.models.compute import Instance, InstanceMetadata
+from novalite.db.models.placement import ComputeNode
+from novalite.domain.states import TaskState, VmState
+from novalite.messaging.messages import context_from_dict
+from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec
+
+LOG = logging.getLogger(__name__)
+TERMINATE_EVENT = "compute_terminate_instance"
+
+
+class ComputeAgent:
+    def __init__(self, *, host: str, node_uuid: str, db: Database, driver: Driver, conductor: ConductorClient,
+                 max_attempts: int):
+        self.host, self.node_uuid = host, node_uuid
+        self.db, self.driver, self.conductor = db, driver, conductor
+        self.max_attempts = max_attempts
+
+    # --- build -------------------------------------------------------------------------
+    def build_and_run_instance(self, msg: BuildAndRunInstance) -> None:
+        b = Build(ctx=context_from_dict(msg.context), instance_uuid=msg.instance_uuid, host=self.host,
+                  node=msg.node, node_uuid=self.node_uuid, build_args=dict(msg.build_args), attempt=msg.attempt)
+        guest: GuestSpec | None = None
+        try:
+            guest = build.accept(self.db, b)
+            build_resources.allocate_networks(self.db, b)
+            build_resources.prepare_block_devices(self.db, b)
+            try:
+                self.driver.spawn(guest)
+            except BuildAbort as exc:
+                raise Abort(str(exc)) from exc
+            except DriverError as exc:
+                raise Reschedule(str(exc)) from exc
+            build.finish(self.db, b, self.driver.get_info(guest).state)
+        except Vanished:
+            self._vanished(b, guest)
+        except Reschedule as exc:
+            self._destroy_quietly(guest)
+            self._reschedule(b, msg, exc)
+        except Abort as exc:
+            self._destroy_quietly(guest)
+            self._fail(b, exc.reason, traceback.format_exc())
+        except Exception as exc:  # an unexpected error still ends in ERROR, never stuck in BUILD
+            LOG.exception("build of %s on %s failed", b.instance_uuid, self.host)
+            self._destroy_quietly(guest)
+            self._fail(b, f"Build of instance {b.instance_uuid} aborted: {exc}", traceback.format_exc())
+
+    def _destroy_quietly(self, guest: GuestSpec | None) -> None:
+        if guest is None:
+            return
+        try:
+            self.driver.destroy(guest)
+        except DriverError:
+            LOG.warning("could not clean up guest %s on %s", guest.uuid, self.host)
+
+    def _vanished(self, b: Build, guest: GuestSpec | None) -> None:
+        self._destroy_quietly(guest)
+        with self.db.session() as s:
+            row = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
+            if row is not None and row.deleted:
+                cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
+            if b.event_id is not None:
+                actions.finish_event(s, b.event_id, ok=False, details="Instance was deleted during the build.")
+
+    def _reschedule(self, b: Build, msg: BuildAndRunInstance, exc: Reschedule) -> None:
+        if self.max_attempts <= 1:
+            self._fail(b, exc.reason, traceback.format_exc())
+            return
+        with self.db.session() as s:
+            if b.event_id is not None:
+                actions.finish_event(s, b.event_id, ok=False, traceback=traceback.format_exc(), details=exc.reason)
+            if not exc.by_policy:
+                resource_tracker.record_build_result(s, self.node_uuid, ok=False)
+            cleanup.release_ports(s, b.instance_uuid, b.requested_networks)
+            cleanup.allocations.release(s, b.instance_uuid)
+            try:
+                build.set_task_state(s, b.instance_uuid, _current_task(s, b.instance_uuid), TaskState.SCHEDULING,
+                                     host=None, node=None, network_info=[])
+            except Vanished:
+                return
+        failures = [*msg.failures, {"host": self.host, "reason": exc.reason}]
+        self.conductor.build_instances(b.ctx, instance_uuid=b.instance_uuid, build_args=b.build_args,
+                                       alternates=list(msg.alternates), attempt=msg.attempt + 1, failures=failures)
+
+    def _fail(self, b: Build, reason: str, tb: str) -> None:
+        with self.db.session() as s:
+            if b.event_id is not None:
+                actions.finish_event(s, b.event_id, ok=False, traceback=tb, details=reason)
+            resource_tracker.record_build_result(s, self.node_uuid, ok=False)
+            row = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
+            if row is None:
+                return
+            cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
+            if row.deleted:
+                return
+            row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
+            row.updated_at = utcnow()
+            actions.add_fault(s, b.instance_uuid, message=reason, details=tb, host=self.host)
+
+    # --- delete ------------------------------------------------------------------------
+    def terminate_instance(self, msg: TerminateInstance) -> None:
+        ctx = context_from_dict(msg.context)
+        with self.db.reader() as s:
+            row = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
+            if row is None or row.deleted:
+                return
+            guest = _guest(s, row, self.host)
+        try:
+            self.driver.destroy(guest)
+        except DriverError as exc:
+            self._delete_failed(ctx.request_id, row, str(exc), traceback.format_exc())
+            return
+        with self.db.session() as s:
+            action = actions.find_action(s, msg.instance_uuid, "delete", user_id=ctx.user_id,
+                                         project_id=ctx.project_id, request_id=ctx.request_id)
+            cleanup.release_resources(s, msg.instance_uuid, row.requested_networks)
+            if cleanup.mark_deleted(s, msg.instance_uuid):
+                actions.record_event(s, action, TERMINATE_EVENT, ok=True, host=self.host)
+
+    def _delete_failed(self, request_id: str, row: Instance, reason: str, tb: str) -> None:
+        with self.db.session() as s:
+            action = actions.find_action(s, row.uuid, "delete", user_id=row.user_id, project_id=row.project_id,
+                                         request_id=request_id)
+            actions.record_event(s, action, TERMINATE_EVENT, ok=False, host=self.host, traceback=tb, details=reason)
+            current = s.scalars(select(Instance).where(Instance.uuid == row.uuid)).first()
+            if current is None or current.deleted:
+                return
+            current.vm_state, current.task_state, current.updated_at = VmState.ERROR, None, utcnow()
+            actions.add_fault(s, row.uuid, message=reason, details=tb, host=self.host)
+
+
+def _current_task(s: Session, uuid: str) -> str | None:
+    return s.execute(select(Instance.task_state).where(Instance.uuid == uuid)).scalar()
+
+
+def _guest(s: Session, row: Instance, host: str) -> GuestSpec:
+    metadata = {m.key: m.value for m in s.scalars(select(InstanceMetadata).where(
+        InstanceMetadata.instance_uuid == row.uuid))}
+    return GuestSpec(uuid=row.uuid, name=f"instance-{row.id:08x}", host=host, node=row.node or host,
+                     flavor=dict(row.flavor or {}), metadata=metadata)
+
+
+def node_uuids(db: Database, hosts: list[str]) -> dict[str, str]:
+    """host -> its compute node uuid (simulated hosts have one node each)."""
+    with db.reader() as s:
+        return {h: u for h, u in s.execute(select(ComputeNode.host, ComputeNode.uuid).where(
+            ComputeNode.host.in_(hosts), ComputeNode.deleted.is_(False)))}
+
+
+def dispatch(agents: dict[str, ComputeAgent]) -> Any:
+    """The consumer's handler: route each message to the agent of the host it names."""
+    def handle(_topic: str, msg: Any) -> None:
+        agent = agents.get(msg.host)
+        if agent is None:
+            LOG.error("no compute agent for host %s here; dropping %s", msg.host, msg.METHOD)
+            return
+        if isinstance(msg, BuildAndRunInstance):
+            agent.build_and_run_instance(msg)
+        elif isinstance(msg, TerminateInstance):
+            agent.terminate_instance(msg)
+    return handle

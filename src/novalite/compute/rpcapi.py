@@ -1,0 +1,57 @@
+"""The compute agent's messages and its client. All local agents share the topic ``compute``;
+the payload names the host whose agent runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from novalite.context import RequestContext
+from novalite.messaging.messages import Message, context_to_dict, registry_of
+from novalite.messaging.transport import Transport
+
+TOPIC = "compute"
+
+
+@dataclass(frozen=True)
+class BuildAndRunInstance(Message):
+    METHOD: ClassVar[str] = "build_and_run_instance"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    node: str
+    build_args: dict[str, Any] = field(default_factory=dict)
+    alternates: list[dict[str, Any]] = field(default_factory=list)  # Destination dicts, in order
+    attempt: int = 1
+    failures: list[dict[str, str]] = field(default_factory=list)  # [{host, reason}] of earlier attempts
+
+
+@dataclass(frozen=True)
+class TerminateInstance(Message):
+    METHOD: ClassVar[str] = "terminate_instance"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+
+
+REGISTRY = registry_of([BuildAndRunInstance, TerminateInstance])
+
+
+class ComputeClient:
+    """Casts to the compute agents."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+
+    def build_and_run_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str, node: str,
+                               build_args: dict[str, Any], alternates: list[dict[str, Any]], attempt: int,
+                               failures: list[dict[str, str]]) -> None:
+        self.transport.cast(TOPIC, BuildAndRunInstance(
+            context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, node=node,
+            build_args=build_args, alternates=alternates, attempt=attempt, failures=failures))
+
+    def terminate_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> None:
+        self.transport.cast(TOPIC, TerminateInstance(context=context_to_dict(ctx), instance_uuid=instance_uuid,
+                                                     host=host))

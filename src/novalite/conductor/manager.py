@@ -1,0 +1,163 @@
+"""The conductor: schedule a request's instances, hand each to its compute agent, reschedule
+failed builds onto alternates, and bury what cannot be placed (see README.md).
+
+Errors never escape to the client (it already has its 202): they end as ERROR instances
+with a fault and an action event.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from novalite.compute import actions
+from novalite.compute.rpcapi import ComputeClient
+from novalite.conductor.rpcapi import BuildInstances, ScheduleAndBuildInstances
+from novalite.context import RequestContext
+from novalite.db.base import Database, utcnow
+from novalite.db.models.compute import Instance, RequestSpec
+from novalite.domain.states import TaskState, VmState
+from novalite.messaging.messages import Message, context_from_dict
+from novalite.placement import allocations
+from novalite.scheduler.service import Destination, NoValidHost, SchedulerService
+
+LOG = logging.getLogger(__name__)
+BURY_EVENT = "conductor_schedule_and_build_instances"
+
+
+class ConductorManager:
+    def __init__(self, *, db: Database, scheduler: SchedulerService, compute: ComputeClient, max_attempts: int):
+        self.db, self.scheduler, self.compute = db, scheduler, compute
+        self.max_attempts = max_attempts
+
+    def handle(self, _topic: str, msg: Message) -> None:
+        if isinstance(msg, ScheduleAndBuildInstances):
+            self.schedule_and_build_instances(context_from_dict(msg.context), msg.instance_uuids, msg.build_args)
+        elif isinstance(msg, BuildInstances):
+            self.build_instances(msg)
+
+    # --- first build ----------------------------------------------------------------------
+    def schedule_and_build_instances(self, ctx: RequestContext, instance_uuids: Sequence[str],
+                                     build_args: dict[str, Any]) -> None:
+        docs = self._live_specs(instance_uuids)
+        if not docs:
+            return
+        uuids = [u for u in instance_uuids if u in docs]
+        first = docs[uuids[0]]
+        try:
+            destinations = self.scheduler.select_destinations(
+                first, uuids, project_id=str(first.get("project_id") or ctx.project_id),
+                user_id=str(first.get("user_id") or ctx.user_id))
+        except Exception as exc:
+            message = exc.message if isinstance(exc, NoValidHost) else f"No valid host was found. {exc}"
+            LOG.info("scheduling %s failed: %s", uuids, message)
+            self.bury(uuids, message, traceback.format_exc())
+            return
+        for uuid in uuids:
+            dests = destinations.get(uuid)
+            if dests and self._set_zone(uuid, dests[0]):
+                self._cast_build(ctx, uuid, dests[0], dests[1:], build_args, attempt=1, failures=[])
+
+    def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self.db.reader() as s:
+            q = (select(RequestSpec.instance_uuid, RequestSpec.spec)
+                 .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
+                 .where(RequestSpec.instance_uuid.in_(list(instance_uuids)), Instance.deleted.is_(False)))
+            return {u: dict(spec or {}) for u, spec in s.execute(q)}
+
+    def _set_zone(self, uuid: str, dest: Destination) -> bool:
+        """The instance's AZ is the chosen host's; False (and the claim released) if it was deleted."""
+        with self.db.session() as s:
+            result = s.execute(update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
+                               .values(availability_zone=dest.availability_zone, updated_at=utcnow())
+                               .execution_options(synchronize_session=False))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                allocations.release(s, uuid)
+                return False
+        return True
+
+    def _cast_build(self, ctx: RequestContext, uuid: str, dest: Destination, alternates: Sequence[Destination],
+                    build_args: dict[str, Any], *, attempt: int, failures: list[dict[str, str]]) -> None:
+        self.compute.build_and_run_instance(ctx, instance_uuid=uuid, host=dest.host, node=dest.node,
+                                            build_args=build_args, alternates=[a.to_dict() for a in alternates],
+                                            attempt=attempt, failures=failures)
+
+    # --- reschedule -----------------------------------------------------------------------
+    def build_instances(self, msg: BuildInstances) -> None:
+        """Claim the next alternate and build there; exhausted -> ERROR naming every host's failure."""
+        ctx = context_from_dict(msg.context)
+        alternates = [Destination.from_dict(a) for a in msg.alternates]
+        if msg.attempt <= self.max_attempts:
+            with self.db.session() as s:
+                owner = _owner(s, msg.instance_uuid)
+                if owner is None:
+                    allocations.release(s, msg.instance_uuid)
+                    return
+                chosen, rest = _claim_alternate(s, msg.instance_uuid, owner, alternates)
+                if chosen is not None:
+                    s.execute(update(Instance).where(Instance.uuid == msg.instance_uuid)
+                              .values(availability_zone=chosen.availability_zone)
+                              .execution_options(synchronize_session=False))
+            if chosen is not None:
+                self._cast_build(ctx, msg.instance_uuid, chosen, rest, msg.build_args, attempt=msg.attempt,
+                                 failures=list(msg.failures))
+                return
+        self.bury([msg.instance_uuid], _retries_message(msg, self.max_attempts), _failure_details(msg.failures),
+                  event=None)
+
+    # --- burial ---------------------------------------------------------------------------
+    def bury(self, instance_uuids: Sequence[str], message: str, details: str, *, event: str | None = BURY_EVENT) -> None:
+        """ERROR + fault (code 500) + failed action event for every live instance; claims released."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(Instance).where(Instance.uuid.in_(list(instance_uuids)))))
+            for row in rows:
+                allocations.release(s, row.uuid)
+                if row.deleted:
+                    continue
+                row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
+                row.updated_at = utcnow()
+                actions.add_fault(s, row.uuid, message=message, details=details)
+                action = actions.find_action(s, row.uuid, "create", user_id=row.user_id, project_id=row.project_id)
+                if event is not None:
+                    actions.record_event(s, action, event, ok=False, host=None, traceback=details, details=message)
+                else:
+                    s.execute(update(type(action)).where(type(action).id == action.id).values(message="Error"))
+
+
+def _owner(s: Session, uuid: str) -> tuple[str, str] | None:
+    row = s.execute(select(Instance.project_id, Instance.user_id).where(
+        Instance.uuid == uuid, Instance.deleted.is_(False), Instance.task_state == TaskState.SCHEDULING)).first()
+    return (row[0], row[1]) if row else None
+
+
+def _claim_alternate(s: Session, uuid: str, owner: tuple[str, str],
+                     alternates: list[Destination]) -> tuple[Destination | None, list[Destination]]:
+    consumer = allocations.ConsumerRef(uuid, owner[0], owner[1])
+    for i, dest in enumerate(alternates):
+        try:
+            allocations.claim(s, consumer, dest.allocation_request)
+        except allocations.AllocationConflict as exc:
+            LOG.info("alternate %s for %s is gone (%s)", dest.host, uuid, exc)
+            continue
+        return dest, alternates[i + 1:]
+    return None, []
+
+
+def _retries_message(msg: BuildInstances, max_attempts: int) -> str:
+    hosts = ", ".join(f["host"] for f in msg.failures)
+    last = msg.failures[-1]["reason"] if msg.failures else ""
+    if msg.attempt > max_attempts:
+        head = (f"Exceeded maximum number of retries. Exceeded max scheduling attempts {max_attempts} "
+                f"for instance {msg.instance_uuid}.")
+    else:
+        head = f"Exhausted all hosts available for retrying build failures for instance {msg.instance_uuid}."
+    return f"{head} Hosts tried: {hosts}. Last exception: {last}"
+
+
+def _failure_details(failures: list[dict[str, str]]) -> str:
+    return "\n".join(f"{f['host']}: {f['reason']}" for f in failures)

@@ -1,0 +1,57 @@
+"""The conductor's messages and its client (``runtime.services["conductor"]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from novalite.context import RequestContext
+from novalite.messaging.messages import Message, context_to_dict, registry_of
+from novalite.messaging.transport import Transport
+
+TOPIC = "conductor"
+
+
+@dataclass(frozen=True)
+class ScheduleAndBuildInstances(Message):
+    METHOD: ClassVar[str] = "schedule_and_build_instances"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuids: list[str]
+    build_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildInstances(Message):
+    """A reschedule: try the next alternate of one instance."""
+
+    METHOD: ClassVar[str] = "build_instances"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    build_args: dict[str, Any] = field(default_factory=dict)
+    alternates: list[dict[str, Any]] = field(default_factory=list)
+    attempt: int = 2
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+REGISTRY = registry_of([ScheduleAndBuildInstances, BuildInstances])
+
+
+class ConductorClient:
+    """What the API and the compute agents call; every method is a cast (returns at once)."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+
+    def schedule_and_build_instances(self, ctx: RequestContext, instance_uuids: list[str],
+                                     build_args: dict[str, Any] | None = None) -> None:
+        self.transport.cast(TOPIC, ScheduleAndBuildInstances(context=context_to_dict(ctx),
+                                                             instance_uuids=list(instance_uuids),
+                                                             build_args=dict(build_args or {})))
+
+    def build_instances(self, ctx: RequestContext, *, instance_uuid: str, build_args: dict[str, Any],
+                        alternates: list[dict[str, Any]], attempt: int, failures: list[dict[str, str]]) -> None:
+        self.transport.cast(TOPIC, BuildInstances(context=context_to_dict(ctx), instance_uuid=instance_uuid,
+                                                  build_args=build_args, alternates=alternates, attempt=attempt,
+                                                  failures=failures))

@@ -1,0 +1,108 @@
+"""Start the asynchronous half of the deployment inside this process.
+
+``start(runtime) -> stop``: the messaging transport (``Settings.transport_url``), the
+scheduler (enabled filters/weighers checked here: an unknown name stops the start-up with a
+clear error), the conductor's consumer, one compute agent per simulated host (their builds
+run in a shared pool of ``max_concurrent_builds`` threads), and the heartbeat thread that
+keeps the agents' services up. Registers ``runtime.services["conductor"]`` (the RPC client),
+``["compute_api"]`` and ``["scheduler"]``. ``stop`` undoes it all and may be called twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import update
+
+from novalite.compute import hosts as fake_hosts
+from novalite.compute import rpcapi as compute_rpc
+from novalite.compute.api import ComputeAPI
+from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
+from novalite.conductor import rpcapi as conductor_rpc
+from novalite.conductor.manager import ConductorManager
+from novalite.db.base import Database, utcnow
+from novalite.db.models.placement import Service
+from novalite.messaging.transport import Transport
+from novalite.scheduler.service import SchedulerService
+from novalite.virt.fake import FakeDriver
+
+LOG = logging.getLogger(__name__)
+
+
+def _driver(runtime: Any) -> FakeDriver:
+    name = runtime.settings.virt_driver
+    if name != "fake":
+        raise ValueError(f"unknown virt_driver {name!r}; available: fake")
+    return FakeDriver(build_delay=runtime.settings.fake_build_delay)
+
+
+def heartbeat(db: Database, hosts: list[str]) -> None:
+    """Mark the local agents' services as seen now (one statement for all of them)."""
+    if not hosts:
+        return
+    with db.session() as s:
+        s.execute(update(Service).where(Service.binary == fake_hosts.BINARY, Service.host.in_(hosts))
+                  .values(last_seen_at=utcnow(), report_count=Service.report_count + 1)
+                  .execution_options(synchronize_session=False))
+
+
+def _start_heartbeats(db: Database, hosts: list[str], interval: float) -> Callable[[], None]:
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(interval):
+            try:
+                heartbeat(db, hosts)
+            except Exception:  # keep beating through transient database errors
+                LOG.exception("heartbeat failed")
+
+    thread = threading.Thread(target=loop, name="compute-heartbeat", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join(5)
+    return stop
+
+
+def start(runtime: Any) -> Callable[[], None]:
+    settings, db = runtime.settings, runtime.db
+    scheduler = SchedulerService(db, settings)
+    driver = _driver(runtime)
+    transport = Transport(settings.transport_url)
+    conductor_client = conductor_rpc.ConductorClient(transport)
+    compute_client = compute_rpc.ComputeClient(transport)
+    conductor = ConductorManager(db=db, scheduler=scheduler, compute=compute_client,
+                                 max_attempts=settings.max_attempts)
+    conductor_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="conductor")
+    build_pool = ThreadPoolExecutor(max_workers=max(1, settings.max_concurrent_builds), thread_name_prefix="compute")
+    with db.reader() as s:
+        hosts = fake_hosts.local_hosts(s)
+    nodes = node_uuids(db, hosts)
+    agents = {h: ComputeAgent(host=h, node_uuid=nodes[h], db=db, driver=driver, conductor=conductor_client,
+                              max_attempts=settings.max_attempts) for h in hosts if h in nodes}
+    heartbeat(db, list(agents))
+    transport.serve([conductor_rpc.TOPIC], conductor.handle, conductor_rpc.REGISTRY, executor=conductor_pool,
+                    name="conductor")
+    transport.serve([compute_rpc.TOPIC], dispatch(agents), compute_rpc.REGISTRY, executor=build_pool,
+                    name="compute")
+    stop_beats = _start_heartbeats(db, list(agents), max(0.5, float(settings.report_interval)))
+    runtime.services.update(conductor=conductor_client, compute_api=ComputeAPI(db, compute_client),
+                            scheduler=scheduler)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        for key in ("conductor", "compute_api", "scheduler"):
+            runtime.services.pop(key, None)
+        stop_beats()
+        transport.stop()
+        conductor_pool.shutdown(wait=True, cancel_futures=True)
+        build_pool.shutdown(wait=False, cancel_futures=True)
+    return stop
