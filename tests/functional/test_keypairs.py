@@ -196,3 +196,11 @@ def test_key_pairs_quota(stack: Api) -> None:
     assert r.status_code == 403
     assert r.json()["forbidden"]["message"] == "Quota exceeded, too many key pairs."
     assert [k["keypair"]["name"] for k in stack.get(KP).json()["keypairs"]] == ["one"]
+
+
+def test_user_id_query_is_ignored_before_210(stack: Api) -> None:
+    demo = stack.ids["demo_user"]
+    _create(stack, "demo-only", public_key=RSA_PUB)
+    assert stack.get(f"{KP}?user_id={demo}", as_="admin", version="2.9").json() == {"keypairs": []}
+    assert stack.get(f"{KP}/demo-only?user_id={demo}", as_="admin", version="2.9").status_code == 404
+    assert stack.get(f"{KP}/demo-only?user_id={demo}", as_="admin", version="2.10").status_code == 200

@@ -316,3 +316,10 @@ def test_catalog_on_postgresql(stack_factory: Any) -> None:
     assert detail["instances"]["in_use"] == 2 and detail["key_pairs"]["in_use"] == 1
     assert api.get("/compute/v2.1/limits").json()["limits"]["absolute"]["totalCoresUsed"] == 4
     assert _check(api, 1, 5, {"vcpus": 1, "memory_mb": 1}) == 1
+
+
+def test_quota_set_query_is_strict_from_275(stack: Api) -> None:
+    project = stack.ids["demo_project"]
+    assert stack.get(f"{QS}/{project}?bogus=1", version="2.74").status_code == 200
+    assert stack.get(f"{QS}/{project}?bogus=1", version="2.75").status_code == 400
+    assert stack.get(f"{QS}/{project}?user_id={stack.ids['demo_user']}", version="2.75").status_code == 200
