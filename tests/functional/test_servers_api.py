@@ -279,6 +279,10 @@ def test_update_server(stack: Api) -> None:
     assert server["name"] == "new" and server["description"] == "desc"
     assert server["accessIPv4"] == "192.0.2.1" and server["OS-DCF:diskConfig"] == "AUTO"
     assert server["OS-EXT-SRV-ATTR:hostname"] == "new-host"
+    reduced = stack.put(f"{SERVERS}/{sid}", json={"server": {"name": "n2"}}).json()["server"]
+    assert "key_name" not in reduced and "OS-EXT-STS:vm_state" not in reduced and reduced["name"] == "n2"
+    full = stack.put(f"{SERVERS}/{sid}", version="2.75", json={"server": {"name": "n3"}}).json()["server"]
+    assert "key_name" in full and full["OS-EXT-STS:vm_state"] == "building" and "server_groups" in full
     r = stack.put(f"{SERVERS}/{sid}", version="2.18", json={"server": {"description": "x"}})
     assert r.status_code == 400
     r = stack.put(f"{SERVERS}/{sid}", json={"server": {"name": ""}})

@@ -231,7 +231,11 @@ async def update(server_id: str, request: Request, ctx: RequestContext = Depends
     def work() -> dict[str, Any]:
         with runtime(request).db.session() as s:
             _apply_update(sq.get_instance(s, ctx, server_id), body["server"])
-        return show_server(request, ctx, server_id)
+        with runtime(request).db.reader() as s:
+            inst = sq.get_instance(s, ctx, server_id)
+            extras = sq.load_extras(s, [inst], server_groups=True)[inst.uuid]
+        return {"server": views.server_update_view(request, inst, extras, version=request_version(request),
+                                                   ctx=ctx)}
 
     return await run_in_threadpool(work)
 

@@ -156,6 +156,27 @@ def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, ver
     return out
 
 
+# What PUT /servers/{id} leaves out before 2.75 (Nova's reduced update view).
+_NOT_IN_UPDATE = ("key_name", "security_groups", "OS-SRV-USG:launched_at", "OS-SRV-USG:terminated_at",
+                  "OS-EXT-AZ:availability_zone", "config_drive", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state",
+                  "OS-EXT-STS:power_state", "os-extended-volumes:volumes_attached", "host_status")
+
+
+def server_update_view(request: Request, inst: Instance, extras: ServerExtras, *, version: Version,
+                       ctx: RequestContext) -> dict[str, Any]:
+    """PUT's answer: the show view; before 2.75 without the extension attributes."""
+    out = server_detail(request, inst, extras, version=version, ctx=ctx, show=True)
+    if version >= V(2, 75):  # 2.75: update answers with the same fields as show
+        return out
+    for key in _NOT_IN_UPDATE:
+        out.pop(key, None)
+    for key in [k for k in out if k.startswith("OS-EXT-SRV-ATTR:") and not (version >= V(2, 90) and k.endswith(":hostname"))]:
+        out.pop(key)
+    out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
+                        for net, addrs in out["addresses"].items()}
+    return out
+
+
 def building_without_ports(inst: Instance, extras: ServerExtras) -> bool:
     """Security groups come from the server's ports: no ports (yet), no key."""
     return not extras.addresses
