@@ -1,0 +1,166 @@
+"""The asynchronous half of server creation, driven directly (rows as the API writes them,
+then the conductor): scheduling, placement claims, compute build, reschedule, burial, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from novalite.db.models.placement import Service
+from tests.functional import build_helpers as h
+
+
+def test_happy_path_goes_active_with_one_allocation(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=2)
+    [uuid] = h.create_instances(api)
+    row = h.wait_for(api, uuid, h.settled)
+    assert (row.vm_state, row.task_state, row.power_state) == ("active", None, 1)
+    assert row.host in ("fake-host-1", "fake-host-2") and row.node == row.host
+    assert row.launched_at is not None
+    assert h.allocations_by_host(api, uuid) == {row.host: {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}}
+    assert h.events(api, uuid) == [("create", "compute__do_build_and_run_instance", "Success")]
+
+
+def test_multi_create_spreads_over_hosts(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3)
+    uuids = h.create_instances(api, count=3)
+    hosts = {h.wait_for(api, u, h.settled).host for u in uuids}
+    assert hosts == {"fake-host-1", "fake-host-2", "fake-host-3"}
+
+
+def test_reschedule_after_injected_failure_ends_on_second_host(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3)
+    [uuid] = h.create_instances(api, metadata={"novalite:fail_spawn_hosts": "1"})
+    row = h.wait_for(api, uuid, h.settled)
+    assert row.vm_state == "active"
+    results = [r for _a, _e, r in h.events(api, uuid)]
+    assert results == ["Error", "Success"]
+    assert list(h.allocations_by_host(api, uuid)) == [row.host]
+    assert h.faults(api, uuid) == []
+    h.usage_matches_live_servers(api)
+
+
+def test_exhausted_retries_end_in_error_naming_every_host(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3, max_attempts=3)
+    [uuid] = h.create_instances(api, metadata={"novalite:fail_spawn": "always"})
+    row = h.wait_for(api, uuid, h.settled)
+    assert (row.vm_state, row.task_state, row.host) == ("error", None, None)
+    [fault] = h.faults(api, uuid)
+    assert fault.code == 500
+    assert "Exceeded maximum number of retries" in fault.message
+    for host in ("fake-host-1", "fake-host-2", "fake-host-3"):
+        assert host in fault.message
+    assert [r for _a, _e, r in h.events(api, uuid)] == ["Error", "Error", "Error"]
+    assert h.allocations_by_host(api, uuid) == {}
+
+
+def test_fewer_hosts_than_attempts_exhausts_alternates(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=2, max_attempts=3)
+    [uuid] = h.create_instances(api, metadata={"novalite:fail_spawn": "always"})
+    row = h.wait_for(api, uuid, h.settled)
+    assert row.vm_state == "error"
+    [fault] = h.faults(api, uuid)
+    assert "Exhausted all hosts available for retrying build failures" in fault.message
+    assert "fake-host-1" in fault.message and "fake-host-2" in fault.message
+
+
+def test_no_valid_host_names_filters_and_placement(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3, fake_host_ram_mb=1024)
+    with api.runtime.db.session() as s:
+        s.execute(update(Service).where(Service.host == "fake-host-1").values(disabled=True,
+                                                                              disabled_reason="maintenance"))
+    h.create_instances(api, flavor=dict(h.TINY, memory_mb=1024))  # fills one of hosts 2 and 3
+    [uuid] = h.create_instances(api, flavor=dict(h.TINY, memory_mb=1024))
+    h.wait_for(api, uuid, h.settled)
+    [uuid] = h.create_instances(api, flavor=dict(h.TINY, memory_mb=1024))
+    row = h.wait_for(api, uuid, h.settled)
+    assert row.vm_state == "error"
+    [fault] = h.faults(api, uuid)
+    assert fault.code == 500
+    assert fault.message.startswith("No valid host was found. ")
+    assert "placement: 2 hosts" in fault.message
+    assert h.events(api, uuid) == [("create", "conductor_schedule_and_build_instances", "Error")]
+
+
+def test_no_valid_host_counts_filter_drops(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3)
+    with api.runtime.db.session() as s:
+        s.execute(update(Service).where(Service.host == "fake-host-2").values(forced_down=True))
+    flavor = dict(h.TINY, extra_specs={"capabilities:hypervisor_type": "s== xen"})
+    [uuid] = h.create_instances(api, flavor=flavor)
+    row = h.wait_for(api, uuid, h.settled)
+    [fault] = h.faults(api, uuid)
+    assert row.vm_state == "error"
+    assert "ComputeFilter: 1 host" in fault.message
+    assert "ComputeCapabilitiesFilter: 2 hosts" in fault.message
+
+
+def test_multi_create_is_all_or_nothing(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=2, fake_host_ram_mb=1024)
+    uuids = h.create_instances(api, count=3, flavor=dict(h.TINY, memory_mb=1024))
+    rows = [h.wait_for(api, u, h.settled) for u in uuids]
+    assert {r.vm_state for r in rows} == {"error"}
+    for u in uuids:
+        assert h.allocations_by_host(api, u) == {}
+
+
+def test_delete_while_scheduling_leaves_nothing(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=2)
+    [uuid] = h.create_instances(api, start=False)
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services["conductor"].schedule_and_build_instances(h.demo_ctx(api), [uuid], {})
+    row = h.wait_for(api, uuid, lambda r: r.deleted)
+    assert (row.vm_state, row.deleted_at is not None, row.terminated_at is not None) == ("deleted", True, True)
+    assert h.allocations_by_host(api, uuid) == {}
+    h.usage_matches_live_servers(api)
+
+
+def test_delete_during_build_releases_the_claim(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=2)
+    [uuid] = h.create_instances(api, metadata={"novalite:build_delay": "1"})
+    h.wait_for(api, uuid, lambda r: r.task_state in ("spawning", "networking", "block_device_mapping"))
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    row = h.wait_for(api, uuid, lambda r: r.deleted)
+    assert row.vm_state == "deleted"
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)  # idempotent
+    h.wait_for(api, uuid, lambda r: h.allocations_by_host(api, uuid) == {})
+    h.usage_matches_live_servers(api)
+
+
+def test_failed_delete_goes_to_error_and_a_second_delete_works(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=1)
+    [uuid] = h.create_instances(api, metadata={"novalite:fail_delete_once": "true"})
+    h.wait_for(api, uuid, h.settled)
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    row = h.wait_for(api, uuid, lambda r: r.vm_state == "error" and r.task_state is None)
+    assert not row.deleted and h.faults(api, uuid)
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    row = h.wait_for(api, uuid, lambda r: r.deleted)
+    assert h.allocations_by_host(api, uuid) == {}
+    assert ("delete", "compute_terminate_instance", "Success") in h.events(api, uuid)
+
+
+def test_error_instance_deletes_locally(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=1)
+    [uuid] = h.create_instances(api, flavor=dict(h.TINY, vcpus=10_000))
+    h.wait_for(api, uuid, h.settled)
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    assert h.instance(api, uuid).deleted
+
+
+def test_usage_equals_live_servers_after_a_mixed_run(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3)
+    ok = h.create_instances(api, count=6)
+    rescheduled = h.create_instances(api, metadata={"novalite:fail_spawn_hosts": "2"})
+    failed = h.create_instances(api, metadata={"novalite:fail_spawn": "always"})
+    too_big = h.create_instances(api, flavor=dict(h.TINY, memory_mb=10**8))
+    for u in ok + rescheduled + failed + too_big:
+        h.wait_for(api, u, h.settled)
+    compute_api = api.runtime.services["compute_api"]
+    for u in ok[:3] + failed:
+        compute_api.delete_instance(h.demo_ctx(api), u)
+    for u in ok[:3] + failed:
+        h.wait_for(api, u, lambda r: r.deleted)
+    assert h.instance(api, rescheduled[0]).vm_state == "active"
+    h.usage_matches_live_servers(api)
