@@ -310,3 +310,102 @@ def test_quotas_show_update_and_409(stack: Api) -> None:
     assert stack.delete(f"{N}/quotas/{pid}", as_="admin").status_code == 204
     assert stack.get(f"{N}/quotas/{pid}").json()["quota"]["network"] == 100
     _create(stack, "networks", "network", {"name": "third"})
+
+
+# The Python contract the compute side uses (nova-create-pipeline.md §2.2 step 5.3-5.4).
+
+def test_compute_contract_validate_requested_networks(stack: Api) -> None:
+    from novalite.errors import BadRequest, Conflict, Forbidden
+    from novalite.network import service as network
+
+    demo, admin = stack.ids["demo_project"], stack.ids["admin_project"]
+    db = stack.runtime.db  # type: ignore[attr-defined]
+    with db.session() as s:
+        assert [n.name for n in network.list_available_networks(s, demo)] == ["private"]
+        assert network.validate_requested_networks(s, project_id=demo, requested=None, max_count=3) == 3
+        assert network.validate_requested_networks(s, project_id=demo, requested="none", max_count=3) == 3
+        private = network.list_available_networks(s, demo)[0]
+        req = [network.RequestedNetwork(network_id=private.id)]
+        assert network.validate_requested_networks(s, project_id=demo, requested=req, max_count=2) == 2
+        with pytest.raises(BadRequest) as exc:
+            network.validate_requested_networks(s, project_id=demo, requested=[
+                network.RequestedNetwork(network_id="missing")], max_count=1)
+        assert exc.value.kind == "NetworkNotFound"
+        admin_private = next(n for n in network.list_available_networks(s, admin) if n.name == "private")
+        with pytest.raises(BadRequest):  # another project's private network is not visible
+            network.validate_requested_networks(s, project_id=demo, requested=[
+                network.RequestedNetwork(network_id=admin_private.id)], max_count=1)
+    net_id, _ = _network_with_subnet(stack)
+    with db.session() as s:
+        with pytest.raises(Conflict) as conflict:
+            network.validate_requested_networks(s, project_id=demo, requested="auto", max_count=1)
+        assert conflict.value.kind == "NetworkAmbiguous"
+    empty = _create(stack, "networks", "network", {"name": "empty"})
+    with db.session() as s:
+        with pytest.raises(BadRequest) as exc:
+            network.validate_requested_networks(s, project_id=demo, requested=[
+                network.RequestedNetwork(network_id=empty["id"])], max_count=1)
+        assert exc.value.kind == "NetworkRequiresSubnet"
+    stack.put(f"{N}/quotas/{demo}", as_="admin", json={"quota": {"port": 3}})
+    with db.session() as s:  # 3 ports free, 2 per instance -> 1 instance
+        both = [network.RequestedNetwork(network_id=net_id), network.RequestedNetwork(network_id=private.id)]
+        assert network.validate_requested_networks(s, project_id=demo, requested=both, max_count=5) == 1
+    stack.put(f"{N}/quotas/{demo}", as_="admin", json={"quota": {"port": -1}})
+    for _ in range(4):
+        _create(stack, "ports", "port", {"network_id": net_id})
+    stack.put(f"{N}/quotas/{demo}", as_="admin", json={"quota": {"port": 3}})
+    with db.session() as s, pytest.raises(Forbidden) as over:
+        network.validate_requested_networks(s, project_id=demo, requested=both, max_count=1)
+    assert over.value.kind == "PortLimitExceeded"
+
+
+def test_compute_contract_ports_and_security_groups(stack: Api) -> None:
+    from novalite.errors import BadRequest, Conflict
+    from novalite.network import service as network
+
+    demo = stack.ids["demo_project"]
+    db = stack.runtime.db  # type: ignore[attr-defined]
+    net_id, sub_id = _network_with_subnet(stack, "10.9.0.0/29")
+    sg = _create(stack, "security-groups", "security_group", {"name": "web"})
+    _create(stack, "security-groups", "security_group", {"name": "dup"})
+    _create(stack, "security-groups", "security_group", {"name": "dup"})
+    with db.session() as s:
+        assert network.resolve_security_group(s, demo, "web") == sg["id"]
+        assert network.resolve_security_group(s, demo, sg["id"]) == sg["id"]
+        with pytest.raises(BadRequest) as missing:
+            network.resolve_security_group(s, demo, "nope")
+        assert missing.value.kind == "SecurityGroupNotFound"
+        with pytest.raises(Conflict) as dup:
+            network.resolve_security_group(s, demo, "dup")
+        assert dup.value.kind == "NoUniqueMatch"
+        port = network.allocate_port(s, project_id=demo, network_id=net_id, device_id="vm-1",
+                                     device_owner="compute:nova", host="host1", security_group_ids=[sg["id"]])
+        assert port.fixed_ips[0].ip_address == "10.9.0.2" and port.status == "ACTIVE"
+        assert port.security_group_ids == (sg["id"],) and port.network_name == "n1"
+        fixed = network.allocate_port(s, project_id=demo, network_id=net_id, device_id="vm-1",
+                                      device_owner="compute:nova", host="host1", fixed_ip="10.9.0.5")
+        assert fixed.fixed_ips[0].ip_address == "10.9.0.5"
+        assert network.instance_addresses(s, "vm-1")["n1"][0]["addr"] == "10.9.0.2"
+    user_port = _create(stack, "ports", "port", {"network_id": net_id, "name": "mine"})
+    with db.session() as s:
+        with pytest.raises(BadRequest) as in_use:
+            network.validate_requested_networks(s, project_id=demo, requested=[
+                network.RequestedNetwork(network_id=net_id, fixed_ip="10.9.0.5")], max_count=1)
+        assert in_use.value.kind == "FixedIpAlreadyInUse"
+        bound = network.bind_port(s, user_port["id"], host="host1", device_id="vm-1")
+        assert bound.device_id == "vm-1"
+        with pytest.raises(Conflict) as port_in_use:
+            network.validate_requested_networks(s, project_id=demo, requested=[
+                network.RequestedNetwork(port_id=user_port["id"])], max_count=1)
+        assert port_in_use.value.kind == "PortInUse"
+        released = network.release_ports_for_device(s, "vm-1", keep=[user_port["id"]])
+        assert len(released) == 3
+        assert network.release_ports_for_device(s, "vm-2") == []
+    kept = stack.get(f"{N}/ports/{user_port['id']}").json()["port"]
+    assert kept["device_id"] == "" and kept["fixed_ips"][0]["ip_address"] == "10.9.0.3"
+    reused = _create(stack, "ports", "port", {"network_id": net_id})
+    assert reused["fixed_ips"][0]["ip_address"] == "10.9.0.2"
+    with db.session() as s:
+        assert network.get_port(s, user_port["id"]) is not None
+        assert network.get_network(s, demo, net_id) is not None
+        assert network.get_network(s, demo, "missing") is None

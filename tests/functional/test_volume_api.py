@@ -215,3 +215,37 @@ def test_bad_actions_and_versions(stack: Api) -> None:
     assert stack.get(f"{V}/volumes", headers={"OpenStack-API-Version": "volume x"}).status_code == 400
     r = stack.put(f"{V}/volumes/{vol['id']}", json={"volume": {"size": 5}})
     _fault(r, 400, "badRequest")
+
+
+# The Python contract the compute side uses (boot from volume, attach/detach).
+
+def test_compute_contract_volume_functions(stack: Api) -> None:
+    from novalite.context import RequestContext
+    from novalite.errors import BadRequest
+    from novalite.volume import attachments, service
+
+    rt = stack.runtime  # type: ignore[attr-defined]
+    ctx = RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    image = next(i for i in stack.get("/image/v2/images").json()["images"] if i["status"] == "active")
+    vol = service.create_volume_from_image(rt, ctx, image_id=image["id"], size=1, name="root")
+    assert vol.status == "available" and vol.bootable and vol.image_id == image["id"]
+    assert vol.location is not None and Path(vol.location).exists()
+    with rt.db.session() as s:
+        attachment_id = attachments.reserve_volume(s, ctx, vol.id, "11111111-2222-4333-8444-555555555555")
+    assert _status(stack, vol.id) == "reserved"
+    with rt.db.session() as s:
+        info = attachments.attach_volume(s, ctx, attachment_id, host="compute1", mountpoint="/dev/vda")
+        assert info["data"]["device_path"] == vol.location
+    shown = stack.get(f"{V}/volumes/{vol.id}").json()["volume"]
+    assert shown["status"] == "in-use" and shown["attachments"][0]["device"] == "/dev/vda"
+    with pytest.raises(BadRequest):
+        service.delete_volume(rt, ctx, vol.id)
+    with rt.db.session() as s:
+        attachments.detach_volume(s, ctx, attachment_id)
+        attachments.detach_volume(s, ctx, attachment_id)  # twice is fine
+        got = service.get_volume(s, ctx, vol.id)
+        assert got is not None and got.status == "available" and got.attachment_ids == ()
+    service.delete_volume(rt, ctx, vol.id)
+    assert not Path(vol.location).exists()
+    with rt.db.session() as s:
+        assert service.get_volume(s, ctx, vol.id) is None

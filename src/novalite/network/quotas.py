@@ -70,6 +70,8 @@ def check(s: Session, project_id: str, resource: str, delta: int = 1) -> None:
 def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
     """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
     for resource, value in values.items():
+        if resource in ("check_limit", "force", "project_id", "tenant_id"):  # request flags, not limits
+            continue
         if resource not in DEFAULTS:
             raise BadRequest(f"Unrecognized attribute(s) '{resource}'", kind="HTTPBadRequest")
         if isinstance(value, bool) or not isinstance(value, (int, str)):

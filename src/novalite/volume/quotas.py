@@ -60,7 +60,7 @@ def check_gigabytes(s: Session, project_id: str, delta: int, *, lim: dict[str, i
 def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
     """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
     for resource, value in values.items():
-        if resource in ("tenant_id", "project_id", "id"):
+        if resource in ("tenant_id", "project_id", "id", "force", "check_limit"):
             continue
         if resource not in DEFAULTS:
             raise BadRequest(f"Invalid input received: Bad key(s) in quota set: {resource}", kind="InvalidInput")

@@ -1,0 +1,77 @@
+"""The unmodified ``openstack`` CLI against the embedded Neutron and Cinder subsets."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.conftest import RunningServer
+
+
+def _json(server: RunningServer, *args: str, cloud: str = "novalite") -> Any:
+    return json.loads(server.openstack(*args, "-f", "json", cloud=cloud).stdout)
+
+
+def test_network_commands(server: RunningServer) -> None:
+    names = {n["Name"] for n in _json(server, "network", "list")}
+    assert {"public", "private"} <= names
+    net = _json(server, "network", "create", "n1")
+    assert net["name"] == "n1" and net["status"] == "ACTIVE"
+    shown = _json(server, "network", "show", "n1")
+    assert shown["id"] == net["id"]
+    subnet = _json(server, "subnet", "create", "--network", "n1", "--subnet-range", "10.9.0.0/24", "s1")
+    assert subnet["cidr"] == "10.9.0.0/24" and subnet["gateway_ip"] == "10.9.0.1"
+    assert subnet["network_id"] == net["id"]
+    port = _json(server, "port", "create", "--network", "n1", "p1")
+    assert port["mac_address"].startswith("fa:16:3e:")
+    fixed = port["fixed_ips"]
+    assert "10.9.0.2" in json.dumps(fixed)
+    assert [p["Name"] for p in _json(server, "port", "list", "--network", "n1")] == ["p1"]
+    proc = server.openstack("network", "delete", "n1", check=False)
+    assert proc.returncode != 0  # the port is still there
+    server.openstack("port", "delete", "p1")
+    server.openstack("subnet", "delete", "s1")
+    server.openstack("network", "delete", "n1")
+    assert "n1" not in {n["Name"] for n in _json(server, "network", "list")}
+    missing = server.openstack("network", "show", "n1", check=False)
+    assert missing.returncode != 0 and "n1" in missing.stderr
+
+
+def test_security_group_commands(server: RunningServer) -> None:
+    sg = _json(server, "security", "group", "create", "sg1")
+    assert sg["name"] == "sg1"
+    names = {g["Name"] for g in _json(server, "security", "group", "list")}
+    assert {"default", "sg1"} <= names
+    rule = _json(server, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "sg1")
+    assert rule["protocol"] == "tcp" and rule["port_range_min"] == 22 and rule["port_range_max"] == 22
+    rules = _json(server, "security", "group", "rule", "list", "sg1")
+    assert any(r.get("Port Range") == "22:22" for r in rules)
+    dup = server.openstack("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "sg1",
+                           check=False)
+    assert dup.returncode != 0
+    server.openstack("security", "group", "delete", "sg1")
+
+
+def test_volume_commands(server: RunningServer) -> None:
+    vol = _json(server, "volume", "create", "--size", "1", "v1")
+    assert vol["name"] == "v1" and vol["size"] == 1
+    deadline = time.monotonic() + 60
+    while _json(server, "volume", "show", "v1")["status"] != "available":
+        assert time.monotonic() < deadline, "volume never became available"
+        time.sleep(0.5)
+    listed = _json(server, "volume", "list")
+    assert [(v["Name"], v["Status"], v["Size"]) for v in listed] == [("v1", "available", 1)]
+    server.openstack("volume", "delete", "v1")
+    assert _json(server, "volume", "list") == []
+    missing = server.openstack("volume", "show", "v1", check=False)
+    assert missing.returncode != 0
+
+
+def test_quota_set_and_show_cover_network_and_volume(server: RunningServer) -> None:
+    server.openstack("quota", "set", "--networks", "7", "--ports", "50", "--volumes", "4", "demo",
+                     cloud="novalite-admin")
+    limits = {row["Resource"]: row["Limit"] for row in _json(server, "quota", "show", "demo", cloud="novalite-admin")}
+    assert (limits["networks"], limits["ports"], limits["volumes"], limits["gigabytes"]) == (7, 50, 4, 1000)
+    denied = server.openstack("quota", "set", "--networks", "9", "demo", check=False)
+    assert denied.returncode != 0
