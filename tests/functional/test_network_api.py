@@ -409,3 +409,28 @@ def test_compute_contract_ports_and_security_groups(stack: Api) -> None:
         assert network.get_port(s, user_port["id"]) is not None
         assert network.get_network(s, demo, net_id) is not None
         assert network.get_network(s, demo, "missing") is None
+
+
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
+def test_concurrent_allocations_never_share_an_address(stack_factory: Any, postgres: bool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from novalite.network import service as network
+
+    api = stack_factory(postgres=postgres)
+    demo = api.ids["demo_project"]
+    net_id, _ = _network_with_subnet(api, "10.9.0.0/28")  # 13 addresses in the pool
+    db = api.runtime.db
+
+    def allocate(i: int) -> str:
+        with db.session() as s:
+            port = network.allocate_port(s, project_id=demo, network_id=net_id, device_id=f"vm-{i}",
+                                         device_owner="compute:nova", host="h")
+            return port.fixed_ips[0].ip_address
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        addresses = list(pool.map(allocate, range(12)))
+    assert len(set(addresses)) == 12
+    assert set(addresses) <= {f"10.9.0.{i}" for i in range(2, 15)}
+    groups = api.get(f"{N}/security-groups").json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]

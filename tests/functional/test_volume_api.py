@@ -249,3 +249,19 @@ def test_compute_contract_volume_functions(stack: Api) -> None:
     assert not Path(vol.location).exists()
     with rt.db.session() as s:
         assert service.get_volume(s, ctx, vol.id) is None
+
+
+def test_volume_lifecycle_on_postgresql(stack_factory: Any) -> None:
+    api = stack_factory(postgres=True)
+    vol = _create(api, {"size": 1, "name": "pg"})
+    assert _status(api, vol["id"]) == "available"
+    headers = {"OpenStack-API-Version": "volume 3.44"}
+    att = api.post(f"{V}/attachments", headers=headers, json={"attachment": {
+        "volume_uuid": vol["id"], "instance_uuid": "11111111-2222-4333-8444-555555555555",
+        "connector": {"host": "h1"}}}).json()["attachment"]
+    assert att["status"] == "attaching"
+    assert api.post(f"{V}/attachments/{att['id']}/action", headers=headers, json={"os-complete": {}}).status_code == 204
+    assert _status(api, vol["id"]) == "in-use"
+    assert api.delete(f"{V}/attachments/{att['id']}", headers=headers).status_code == 200
+    assert api.delete(f"{V}/volumes/{vol['id']}").status_code == 202
+    assert api.get(f"{V}/volumes").json()["volumes"] == []

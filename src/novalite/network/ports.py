@@ -22,7 +22,9 @@ from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.network import ipam, quotas, security_groups
 from novalite.network.networks import get_network, network_subnets, policy_denied
 
-_RETRIES = 8
+# Each failed insert means a concurrent transaction committed that address, so retrying
+# always makes progress; the cap only bounds pathological contention.
+_RETRIES = 1000
 
 
 def port_not_found(port_id: str) -> NotFound:
@@ -79,11 +81,11 @@ def _allocate_next(s: Session, port: Port, subnet: Subnet) -> str:
         raise Conflict(f"IP address {address} already allocated in subnet {subnet.id}",
                        kind="IpAddressAlreadyAllocated")
     for _ in range(_RETRIES):
-        address = ipam.first_free(subnet.allocation_pools, _taken(s, subnet.id))
-        if address is None:
+        free = ipam.first_free(subnet.allocation_pools, _taken(s, subnet.id))
+        if free is None:
             break
-        if _insert_ip(s, port, subnet, address):
-            return address
+        if _insert_ip(s, port, subnet, free):
+            return free
     raise Conflict(f"No more IP addresses available for subnet {subnet.id}.", kind="IpAddressGenerationFailure")
 
 
@@ -99,7 +101,7 @@ def _allocate_fixed(s: Session, port: Port, subnet: Subnet, address: str) -> Non
         raise Conflict(f"IP address {ip} already allocated in subnet {subnet.id}", kind="IpAddressAlreadyAllocated")
 
 
-def _subnet_for_address(subnets: list[Subnet], network_id: str, address: str) -> Subnet:
+def _subnet_for_address(subnets: list[Subnet], address: str) -> Subnet:
     ip = ipam.parse_ip(address)
     for subnet in subnets:
         if ip.version == subnet.ip_version and ip in ipaddress.ip_network(subnet.cidr):
@@ -118,7 +120,11 @@ def _allocate_requested(s: Session, port: Port, subnets: list[Subnet], requested
         if subnet_id is None and address is None:
             raise BadRequest("Invalid input for operation: Exceeded maximum amount of fixed ips per port or "
                              "no subnet_id or ip_address given.", kind="InvalidInput")
-        subnet = by_id[subnet_id] if subnet_id is not None else _subnet_for_address(subnets, port.network_id, address)
+        if subnet_id is not None:
+            subnet = by_id[subnet_id]
+        else:
+            assert address is not None
+            subnet = _subnet_for_address(subnets, address)
         if address is None:
             _allocate_next(s, port, subnet)
         else:
