@@ -204,3 +204,18 @@ def test_user_id_query_is_ignored_before_210(stack: Api) -> None:
     assert stack.get(f"{KP}?user_id={demo}", as_="admin", version="2.9").json() == {"keypairs": []}
     assert stack.get(f"{KP}/demo-only?user_id={demo}", as_="admin", version="2.9").status_code == 404
     assert stack.get(f"{KP}/demo-only?user_id={demo}", as_="admin", version="2.10").status_code == 200
+
+
+@pytest.mark.parametrize("postgres", [False, True])
+def test_concurrent_creates_respect_the_quota(stack_factory, postgres: bool) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = stack_factory(postgres=postgres)
+    r = api.put(f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}", as_="admin",
+                json={"quota_set": {"key_pairs": 3}})
+    assert r.status_code == 200
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda i: _create(api, f"race-{i % 5}", public_key=RSA_PUB).status_code, range(10)))
+    assert codes.count(201) == 3
+    assert set(codes) <= {201, 403, 409}
+    assert len(api.get(KP).json()["keypairs"]) == 3

@@ -283,7 +283,8 @@ async def flavor_action(flavor_id: str, request: Request, ctx: RequestContext = 
 
 
 def _change_access(request: Request, ctx: RequestContext, flavor_id: str, action: str, tenant: str) -> dict[str, Any]:
-    with runtime(request).db.session() as s:
+    # serialized per flavor: two concurrent grants of one project must give 200 + 409, not a key clash
+    with runtime(request).db.serialized(f"flavor:{flavor_id}") as s:
         flavor = service.get_flavor(s, ctx, flavor_id)
         if s.get(Project, tenant) is None:
             raise BadRequest(f"Project ID {tenant} is not a valid project.", kind="InvalidProject")
@@ -354,7 +355,7 @@ def delete_extra_spec(flavor_id: str, key: str, request: Request, ctx: RequestCo
 
 
 def _set_specs(request: Request, ctx: RequestContext, flavor_id: str, specs: dict[str, str]) -> None:
-    with runtime(request).db.session() as s:
+    with runtime(request).db.serialized(f"flavor:{flavor_id}") as s:  # concurrent upserts of one key
         service.set_extra_specs(s, service.get_flavor(s, ctx, flavor_id), specs)
 
 

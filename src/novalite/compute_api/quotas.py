@@ -197,7 +197,7 @@ async def quota_class_update(class_name: str, request: Request,
     name = _class_name(class_name)
 
     def _update() -> dict[str, Any]:
-        with runtime(request).db.session() as s:
+        with runtime(request).db.serialized(f"quota-class:{name}") as s:
             service.set_class_limits(s, name, values)
             limits = service.class_limits(s, name)
         limits.update(service.LEGACY)

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from novalite.db.models.catalog import KeyPair
@@ -120,7 +121,10 @@ def create_keypair(s: Session, *, project_id: str, user_id: str, name: str, key_
     keypair = KeyPair(user_id=user_id, name=name, type=key_type, public_key=material.public_key,
                       fingerprint=material.fingerprint)
     s.add(keypair)
-    s.flush()
+    try:
+        s.flush()
+    except IntegrityError:  # the same user created it concurrently from another project
+        raise Conflict(f"Key pair '{name}' already exists.", kind="KeyPairExists") from None
     if _over_quota(s, project_id, user_id, 0):
         s.delete(keypair)
         s.flush()
