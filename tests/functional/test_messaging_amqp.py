@@ -1,0 +1,75 @@
+"""The messaging layer over a real RabbitMQ (and the same contract over memory://)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from typing import ClassVar
+
+import pytest
+
+from novalite.messaging.messages import Message, registry_of
+from novalite.messaging.transport import RemoteError, Transport
+from tests.conftest import require_service
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@dataclasses.dataclass(frozen=True)
+class Add(Message):
+    METHOD: ClassVar[str] = "add"
+    VERSION: ClassVar[str] = "1.1"
+    a: int = 0
+    b: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AddV2(Message):
+    METHOD: ClassVar[str] = "add"
+    VERSION: ClassVar[str] = "2.0"
+    a: int = 0
+
+
+def _exercise(transport: Transport) -> None:
+    topic = f"test.{uuid.uuid4().hex[:8]}"
+    seen: list[int] = []
+    done = threading.Event()
+
+    def handler(_topic: str, msg: Message) -> int:
+        assert isinstance(msg, Add)
+        if msg.b < 0:
+            raise ValueError("negative")
+        seen.append(msg.a + msg.b)
+        if len(seen) == 3:
+            done.set()
+        return msg.a + msg.b
+
+    transport.serve([topic], handler, registry_of([Add]))
+    for i in range(3):
+        transport.cast(topic, Add(a=i, b=10))
+    assert done.wait(20)
+    assert sorted(seen) == [10, 11, 12]
+    assert transport.call(topic, Add(a=2, b=3), timeout=20) == 5
+    with pytest.raises(RemoteError, match="negative"):
+        transport.call(topic, Add(a=1, b=-1), timeout=20)
+    with pytest.raises(RemoteError, match="not supported"):
+        transport.call(topic, AddV2(a=1), timeout=20)  # newer major version: refused, not misread
+
+
+def test_cast_and_call_over_rabbitmq() -> None:
+    require_service("127.0.0.1", 5672, "RabbitMQ")
+    transport = Transport(AMQP_URL)
+    try:
+        _exercise(transport)
+    finally:
+        transport.stop()
+    transport.stop()  # safe twice
+
+
+def test_cast_and_call_in_memory() -> None:
+    transport = Transport("memory://")
+    try:
+        _exercise(transport)
+    finally:
+        transport.stop()
