@@ -199,6 +199,8 @@ def test_min_ram_min_disk_sorting(stack: Api) -> None:
     assert _names(stack.get(f"{FL}?minRam=4096&minDisk=50")) == ["m1.large", "m1.xlarge"]
     assert stack.get(f"{FL}?minRam=lots").status_code == 400
     assert stack.get(f"{FL}?minDisk=1.5").status_code == 400
+    assert _names(stack.get(f"{FL}?minRam={10**30}")) == []
+    assert len(_names(stack.get(f"{FL}?minDisk=-{10**30}"))) == 5
     assert _names(stack.get(f"{FL}?sort_key=memory_mb&sort_dir=desc"))[0] == "m1.xlarge"
     assert _names(stack.get(f"{FL}?sort_key=name")) == ["m1.large", "m1.medium", "m1.small", "m1.tiny", "m1.xlarge"]
     assert stack.get(f"{FL}?sort_key=colour").status_code == 400

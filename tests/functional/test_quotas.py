@@ -316,6 +316,11 @@ def test_catalog_on_postgresql(stack_factory: Any) -> None:
     assert detail["instances"]["in_use"] == 2 and detail["key_pairs"]["in_use"] == 1
     assert api.get("/compute/v2.1/limits").json()["limits"]["absolute"]["totalCoresUsed"] == 4
     assert _check(api, 1, 5, {"vcpus": 1, "memory_mb": 1}) == 1
+    # PostgreSQL refuses NUL in text: such requests must stay 4xx, never 500
+    for path in ("os-keypairs/a%00b", "flavors/a%00b", "os-quota-sets/a%00b", "os-quota-class-sets/a%00b"):
+        assert api.get(f"/compute/v2.1/{path}", as_="admin").status_code == 404, path
+    for path in ("os-keypairs?user_id=a%00b", "limits?tenant_id=a%00", "flavors?marker=%00"):
+        assert api.get(f"/compute/v2.1/{path}", as_="admin", version="2.35").status_code == 400, path
 
 
 def test_quota_set_query_is_strict_from_275(stack: Api) -> None:

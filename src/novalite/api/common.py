@@ -137,3 +137,12 @@ def next_link(request: Request, collection: str, page: Sequence[Any], key: Any, 
 
 def not_found(message: str) -> NotFound:
     return NotFound(message)
+
+
+def reject_nul(request: Request) -> None:
+    """Router dependency: a NUL in the path (404) or the query (400) never reaches the database
+    (PostgreSQL refuses NUL in text and would turn the request into a 500)."""
+    if "\x00" in request.url.path or "%00" in request.url.path:
+        raise NotFound("The resource could not be found.")
+    if any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+        raise BadRequest("Invalid input for query parameters: NUL characters are not allowed.")

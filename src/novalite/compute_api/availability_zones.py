@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from novalite.api.common import context, runtime
+from novalite.api.common import context, reject_nul, runtime
 from novalite.context import RequestContext
 
-router = APIRouter(prefix="/compute/v2.1")
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 
 DEFAULT_ZONE = "nova"
 INTERNAL_ZONE = "internal"

@@ -12,7 +12,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from novalite.api.common import compute_links, context, json_body, next_link, parse_limit, runtime, validate
+from novalite.api.common import (
+    compute_links,
+    context,
+    json_body,
+    next_link,
+    parse_limit,
+    reject_nul,
+    runtime,
+    validate,
+)
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.catalog import Flavor
@@ -20,7 +29,7 @@ from novalite.db.models.identity import Project
 from novalite.errors import BadRequest, NotFound
 from novalite.services import flavors as service
 
-router = APIRouter(prefix="/compute/v2.1")
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 
 MAX_INT = 2147483647
 _NO_NUL = "^[^\\x00]*$"
@@ -122,9 +131,10 @@ def _parse_min(request: Request, name: str) -> int:
     if raw is None:
         return 0
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"Invalid {name} filter [{raw}]") from None
+    return max(0, min(value, MAX_INT + 1))  # beyond any column value: matches nothing, never overflows
 
 
 def _list_query(request: Request, ctx: RequestContext) -> service.FlavorQuery:

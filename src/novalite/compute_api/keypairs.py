@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, next_link, parse_limit, runtime, validate
+from novalite.api.common import context, json_body, next_link, parse_limit, reject_nul, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.catalog import KeyPair
 from novalite.services import keypairs as service
 
-router = APIRouter(prefix="/compute/v2.1")
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 
 _NAME_20 = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9 _-]+$"}
 _NAME_292 = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9 @._-]+$"}

@@ -12,13 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from novalite.api.common import context, runtime
+from novalite.api.common import context, reject_nul, runtime
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, PolicyNotAuthorized
 from novalite.services import quotas
 
-router = APIRouter(prefix="/compute/v2.1")
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 
 # (quota resource, absolute key, first version without it or None)
 MAXIMA: tuple[tuple[str, str, Version | None], ...] = (

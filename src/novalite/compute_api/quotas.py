@@ -13,14 +13,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import context, json_body, reject_nul, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.identity import Project
 from novalite.errors import BadRequest, PolicyNotAuthorized
 from novalite.services import quotas as service
 
-router = APIRouter(prefix="/compute/v2.1")
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 
 MAX_INT = 2147483647
 INJECTED = ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")
