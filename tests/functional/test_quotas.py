@@ -319,6 +319,9 @@ def test_catalog_on_postgresql(stack_factory: Any) -> None:
     # PostgreSQL refuses NUL in text: such requests must stay 4xx, never 500
     for path in ("os-keypairs/a%00b", "flavors/a%00b", "os-quota-sets/a%00b", "os-quota-class-sets/a%00b"):
         assert api.get(f"/compute/v2.1/{path}", as_="admin").status_code == 404, path
+    r = api.post("/compute/v2.1/os-keypairs", as_="admin", version="2.10",
+                 json={"keypair": {"name": "n", "user_id": "a\x00b"}})
+    assert r.status_code == 400
     for path in ("os-keypairs?user_id=a%00b", "limits?tenant_id=a%00", "flavors?marker=%00"):
         assert api.get(f"/compute/v2.1/{path}", as_="admin", version="2.35").status_code == 400, path
 

@@ -32,7 +32,7 @@ def create_schema(version: Version) -> dict[str, Any]:
     if version >= V(2, 2):  # 2.2: type
         props["type"] = {"type": "string", "enum": ["ssh", "x509"]}
     if version >= V(2, 10):  # 2.10: user_id
-        props["user_id"] = {"type": "string", "minLength": 1, "maxLength": 255}
+        props["user_id"] = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\x00]*$"}
     if version >= V(2, 92):  # 2.92: @ and . in names; import only
         props["name"] = _NAME_292
         required.append("public_key")
