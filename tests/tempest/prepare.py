@@ -1,0 +1,215 @@
+"""Prepare a Tempest run against a running novalite: accounts file and tempest.conf.
+
+Usage: ``python tests/tempest/prepare.py URL ADMIN_PASSWORD DEMO_PASSWORD WORKSPACE``
+
+Tempest runs with pre-provisioned credentials (``use_dynamic_credentials = false``): the demo
+user in the demo project is the member account and ``admin`` the admin account. With
+``--concurrency 2`` every worker holds a member, a reader, an alt and an admin account at the
+same time (Tempest locks one account per hash), so a second set is created through the
+Identity API: ``tempest-member2`` (project ``tempest-2``), reader users in both member projects,
+two alt users in projects of their own, and a second admin. Creating them is idempotent.
+
+``[service_available]`` and ``[compute-feature-enabled]`` say what novalite implements: a
+service is "available" only when it is in the catalog, and a feature flag is on only when
+the compute API serves it. ``build_interval`` is an integer option in Tempest 47, so 1 s is
+the shortest poll interval it accepts (0 would make the waiters spin).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ACCOUNT_PASSWORD = "tempest-secret"
+
+# (user, project, role in Keystone, roles written to the accounts file)
+EXTRA_ACCOUNTS = [
+    ("tempest-reader1", "demo", "reader", ["reader"]),
+    ("tempest-member2", "tempest-2", "member", ["member"]),
+    ("tempest-reader2", "tempest-2", "reader", ["reader"]),
+    ("tempest-alt1", "tempest-alt1", "member", []),
+    ("tempest-alt2", "tempest-alt2", "member", []),
+    ("tempest-admin2", "admin", "admin", ["admin"]),
+]
+
+# Features the compute API serves today; everything else Tempest can probe is off.
+FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password"]
+FEATURES_OFF = [
+    "change_password", "console_output", "resize", "shelve", "shelve_migrate", "cold_migration",
+    "live_migration", "metadata_service", "block_migration_for_live_migration", "vnc_console",
+    "spice_console", "serial_console", "rescue", "stable_rescue", "interface_attach", "snapshot",
+    "personality", "attach_encrypted_volume", "config_drive", "swap_volume", "volume_multiattach",
+    "ide_bus", "unified_limits", "hostname_fqdn_sanitization",
+]
+
+
+def token(client: httpx.Client, user: str, password: str, project: str) -> tuple[str, dict[str, Any]]:
+    """Password-authenticate; return the token and the token body."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+    r = client.post("/identity/v3/auth/tokens", json=body)
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"], r.json()["token"]
+
+
+def _find(client: httpx.Client, kind: str, name: str) -> str | None:
+    r = client.get(f"/identity/v3/{kind}", params={"name": name})
+    r.raise_for_status()
+    items = [i for i in r.json()[kind] if i["name"] == name]
+    return items[0]["id"] if items else None
+
+
+def ensure_account(client: httpx.Client, user: str, project: str, role: str) -> None:
+    """Create the project, the user and the role assignment when missing."""
+    project_id = _find(client, "projects", project)
+    if project_id is None:
+        r = client.post("/identity/v3/projects", json={"project": {"name": project, "domain_id": "default"}})
+        r.raise_for_status()
+        project_id = r.json()["project"]["id"]
+    user_id = _find(client, "users", user)
+    if user_id is None:
+        r = client.post("/identity/v3/users", json={"user": {
+            "name": user, "password": ACCOUNT_PASSWORD, "domain_id": "default", "default_project_id": project_id}})
+        r.raise_for_status()
+        user_id = r.json()["user"]["id"]
+    role_id = _find(client, "roles", role)
+    if role_id is None:
+        raise SystemExit(f"role {role!r} missing in novalite")
+    r = client.put(f"/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
+    r.raise_for_status()
+
+
+def accounts_yaml(admin_password: str, demo_password: str) -> str:
+    """The pre-provisioned accounts file (YAML written by hand: no quoting surprises)."""
+    rows = [("demo", "demo", demo_password, ["member"]), ("admin", "admin", admin_password, ["admin"])]
+    rows += [(u, p, ACCOUNT_PASSWORD, roles) for u, p, _, roles in EXTRA_ACCOUNTS]
+    out = []
+    for user, project, password, roles in rows:
+        out.append(f"- username: '{user}'\n  project_name: '{project}'\n  password: '{password}'\n"
+                   "  user_domain_name: 'Default'\n  project_domain_name: 'Default'\n")
+        if roles:
+            out.append(f"  roles: [{', '.join(roles)}]\n")
+    return "".join(out)
+
+
+def catalog_types(token_body: dict[str, Any]) -> set[str]:
+    return {entry["type"] for entry in token_body.get("catalog", [])}
+
+
+def image_id(client: httpx.Client, name: str) -> str:
+    r = client.get("/image/v2/images", params={"name": name})
+    r.raise_for_status()
+    images = r.json()["images"]
+    if not images:
+        raise SystemExit(f"image {name!r} not found")
+    return str(images[0]["id"])
+
+
+def max_microversion(client: httpx.Client) -> str:
+    r = client.get("/compute/v2.1")
+    r.raise_for_status()
+    return str(r.json()["version"]["version"])
+
+
+def tempest_conf(url: str, workspace: Path, *, image: str, max_version: str, services: set[str]) -> str:
+    """tempest.conf for this novalite."""
+    neutron = "network" in services
+    cinder = "volumev3" in services
+    features = "\n".join([f"{f} = true" for f in FEATURES_ON] + [f"{f} = false" for f in FEATURES_OFF])
+    return f"""[DEFAULT]
+log_file = {workspace}/tempest.log
+debug = false
+
+[oslo_concurrency]
+lock_path = {workspace}/locks
+
+[auth]
+use_dynamic_credentials = false
+test_accounts_file = {workspace}/etc/accounts.yaml
+create_isolated_networks = false
+admin_domain_name = Default
+
+[identity]
+uri_v3 = {url}/identity/v3
+auth_version = v3
+region = RegionOne
+disable_ssl_certificate_validation = true
+
+[identity-feature-enabled]
+api_v2 = false
+
+[enforce_scope]
+nova = false
+
+[compute]
+image_ref = {image}
+image_ref_alt = {image}
+flavor_ref = 1
+flavor_ref_alt = 2
+min_microversion = 2.1
+max_microversion = {max_version}
+build_interval = 1
+build_timeout = 60
+region = RegionOne
+endpoint_type = publicURL
+
+[compute-feature-enabled]
+{features}
+
+[image]
+region = RegionOne
+build_interval = 1
+build_timeout = 60
+
+[image-feature-enabled]
+api_v1 = false
+
+[network]
+region = RegionOne
+build_interval = 1
+build_timeout = 60
+
+[volume]
+region = RegionOne
+catalog_type = volumev3
+build_interval = 1
+build_timeout = 60
+
+[validation]
+run_validation = false
+
+[service_available]
+nova = true
+glance = {str("image" in services).lower()}
+neutron = {str(neutron).lower()}
+cinder = {str(cinder).lower()}
+swift = false
+horizon = false
+"""
+
+
+def main(argv: list[str]) -> None:
+    url, admin_password, demo_password, workspace = argv[1], argv[2], argv[3], Path(argv[4])
+    with httpx.Client(base_url=url, timeout=30) as client:
+        admin_token, body = token(client, "admin", admin_password, "admin")
+        client.headers["X-Auth-Token"] = admin_token
+        for user, project, role, _ in EXTRA_ACCOUNTS:
+            ensure_account(client, user, project, role)
+        image = image_id(client, "novalite-tiny")
+        max_version = max_microversion(client)
+    etc = workspace / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    (workspace / "locks").mkdir(exist_ok=True)
+    (etc / "accounts.yaml").write_text(accounts_yaml(admin_password, demo_password))
+    (etc / "tempest.conf").write_text(
+        tempest_conf(url, workspace, image=image, max_version=max_version, services=catalog_types(body)))
+    print(f"tempest.conf written: image {image}, max microversion {max_version}, "
+          f"catalog {sorted(catalog_types(body))}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
