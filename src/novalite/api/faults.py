@@ -38,8 +38,10 @@ def error_body(path: str, status: int, message: str, kind: str, request_id: str 
     if path.startswith("/network"):
         return {"NeutronError": {"type": kind, "message": message, "detail": ""}}
     if path.startswith("/placement"):
-        return {"errors": [{"status": status, "title": kind, "detail": message, "code": f"placement.{kind}",
-                            "request_id": request_id}]}
+        # placement error codes (1.23) are "placement.<name>"; other kinds are undefined codes
+        code = kind if kind.startswith("placement.") else "placement.undefined_code"
+        return {"errors": [{"status": status, "title": HTTP_TITLES.get(status, "Error"), "detail": message,
+                            "code": code, "request_id": request_id}]}
     if path.startswith("/image"):
         return {"code": status, "title": kind, "message": message}
     return nova_fault_body(status, message)
