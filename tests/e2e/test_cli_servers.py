@@ -20,12 +20,12 @@ def test_cli_create_show_list_delete(server: RunningServer) -> None:
     assert created["name"] == "vm1"
     shown = _json(server, "server", "show", "vm1")
     assert shown["id"] == created["id"] and shown["status"] == "ACTIVE"
-    assert shown["flavor"].startswith("m1.tiny") or "m1.tiny" in json.dumps(shown["flavor"])
+    assert "m1.tiny" in json.dumps(shown["flavor"])
     listed = _json(server, "server", "list")
     assert [s["Name"] for s in listed if s["ID"] == created["id"]] == ["vm1"]
     server.openstack("server", "delete", "--wait", "vm1")
     gone = server.openstack("server", "show", created["id"], check=False)
-    assert gone.returncode != 0 and "No server with a name or ID" in gone.stderr
+    assert gone.returncode != 0 and "No Server found" in gone.stderr
 
 
 def test_cli_multi_create(server: RunningServer) -> None:
