@@ -265,3 +265,36 @@ def test_volume_lifecycle_on_postgresql(stack_factory: Any) -> None:
     assert api.delete(f"{V}/attachments/{att['id']}", headers=headers).status_code == 200
     assert api.delete(f"{V}/volumes/{vol['id']}").status_code == 202
     assert api.get(f"{V}/volumes").json()["volumes"] == []
+
+
+def test_boot_from_volume_attaches_volumes_to_the_server(stack: Api) -> None:
+    from novalite.volume import service
+
+    image = next(i for i in stack.get("/image/v2/images").json()["images"] if i["status"] == "active")
+    data = _create(stack, {"size": 1, "name": "data"})
+    body = {"server": {"name": "bfv", "flavorRef": "1", "imageRef": "", "networks": "none",
+                       "block_device_mapping_v2": [
+                           {"boot_index": 0, "uuid": image["id"], "source_type": "image",
+                            "destination_type": "volume", "volume_size": 1, "delete_on_termination": True},
+                           {"boot_index": 1, "uuid": data["id"], "source_type": "volume",
+                            "destination_type": "volume"}]}}
+    r = stack.post("/compute/v2.1/servers", json=body, version="2.67")
+    assert r.status_code == 202, r.text
+    server_id = r.json()["server"]["id"]
+    stack.wait_for(f"/compute/v2.1/servers/{server_id}",
+                   lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"), version="2.67")
+    vols = {v["id"]: v for v in stack.get(f"{V}/volumes/detail").json()["volumes"]}
+    assert len(vols) == 2
+    root = next(v for v in vols.values() if v["id"] != data["id"])
+    assert root["bootable"] == "true" and root["volume_image_metadata"]["image_id"] == image["id"]
+    for vol in vols.values():
+        assert vol["status"] == "in-use"
+        assert [a["server_id"] for a in vol["attachments"]] == [server_id]
+    assert {v["attachments"][0]["device"] for v in vols.values()} == {"/dev/vda", "/dev/vdb"}
+    _fault(stack.delete(f"{V}/volumes/{data['id']}"), 400, "badRequest")
+    rt = stack.runtime  # type: ignore[attr-defined]
+    with rt.db.session() as s:
+        assert service.detach_for_instance(s, instance_uuid=server_id, runtime=rt) == [root["id"]]
+        assert service.detach_for_instance(s, instance_uuid=server_id, runtime=rt) == []
+    remaining = stack.get(f"{V}/volumes/detail").json()["volumes"]
+    assert [(v["id"], v["status"]) for v in remaining] == [(data["id"], "available")]

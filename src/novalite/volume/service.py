@@ -239,3 +239,19 @@ def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str) -> None:
 def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
     """The ``__DEFAULT__`` volume type."""
     ensure_default_type(s)
+
+
+def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_device_mapping: list[dict[str, Any]],
+                        runtime: Any = None) -> list[dict[str, Any]]:
+    """See ``novalite.volume.instance_volumes.attach_for_instance`` (the compute agent's entry point)."""
+    from novalite.volume import instance_volumes
+
+    return instance_volumes.attach_for_instance(s, instance_uuid=instance_uuid, host=host,
+                                                block_device_mapping=block_device_mapping, runtime=runtime)
+
+
+def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) -> list[str]:
+    """See ``novalite.volume.instance_volumes.detach_for_instance``."""
+    from novalite.volume import instance_volumes
+
+    return instance_volumes.detach_for_instance(s, instance_uuid=instance_uuid, runtime=runtime)

@@ -61,6 +61,7 @@ class VolumeAttachment(Base):
     mountpoint: Mapped[str | None] = mapped_column(String(255), nullable=True)
     attach_status: Mapped[str] = mapped_column(String(32), default="reserved")  # reserved|attaching|attached
     attach_mode: Mapped[str] = mapped_column(String(8), default="rw")
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)  # set by the compute side
     connector: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     connection_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

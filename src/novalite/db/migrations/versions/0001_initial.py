@@ -659,6 +659,7 @@ def upgrade() -> None:
     sa.Column('mountpoint', sa.String(length=255), nullable=True),
     sa.Column('attach_status', sa.String(length=32), nullable=False),
     sa.Column('attach_mode', sa.String(length=8), nullable=False),
+    sa.Column('delete_on_termination', sa.Boolean(), nullable=False),
     sa.Column('connector', sa.JSON(), nullable=True),
     sa.Column('connection_info', sa.JSON(), nullable=True),
     sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
