@@ -75,3 +75,22 @@ def test_quota_set_and_show_cover_network_and_volume(server: RunningServer) -> N
     assert (limits["networks"], limits["ports"], limits["volumes"], limits["gigabytes"]) == (7, 50, 4, 1000)
     denied = server.openstack("quota", "set", "--networks", "9", "demo", check=False)
     assert denied.returncode != 0
+
+
+def test_openstacksdk_network_and_block_storage(server: RunningServer) -> None:
+    conn = server.sdk()
+    private = conn.network.find_network("private")
+    assert private is not None and private.subnet_ids
+    port = conn.network.create_port(network_id=private.id, name="sdk-port")
+    try:
+        assert port.fixed_ips and port.mac_address.startswith("fa:16:3e:")
+        assert conn.network.get_port(port.id).name == "sdk-port"
+    finally:
+        conn.network.delete_port(port.id)
+    assert conn.network.find_port("sdk-port") is None
+    vol = conn.block_storage.create_volume(size=1, name="sdk-vol")
+    vol = conn.block_storage.wait_for_status(vol, status="available", wait=60)
+    assert vol.size == 1 and vol.volume_type == "__DEFAULT__"
+    conn.block_storage.delete_volume(vol)
+    conn.block_storage.wait_for_delete(vol, wait=60)
+    assert conn.block_storage.find_volume("sdk-vol") is None
