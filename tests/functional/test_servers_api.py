@@ -486,3 +486,76 @@ def test_availability_zone_from_an_aggregate(stack: Api) -> None:
     assert server["OS-EXT-AZ:availability_zone"] == "az1"
     assert server["pinned_availability_zone"] == "az1"
     assert _names(stack, "?availability_zone=az1", version="2.83") == ["vm"]
+
+
+# -- Tempest's response schemas --------------------------------------------------------------------
+
+SCHEMA_VERSIONS = ["2.1", "2.3", "2.9", "2.16", "2.19", "2.26", "2.47", "2.48", "2.54", "2.58", "2.62", "2.63",
+                   "2.71", "2.73", "2.75", "2.79", "2.84", "2.89", "2.96"]
+
+
+def _tempest_schema(version: str) -> Any:
+    from tempest.lib.services.compute.servers_client import ServersClient
+
+    wanted = tuple(int(p) for p in version.split("."))
+    for info in ServersClient.schema_versions_info:
+        low = tuple(int(p) for p in info["min"].split(".")) if info["min"] else (2, 1)
+        high = tuple(int(p) for p in info["max"].split(".")) if info["max"] else (9, 999)
+        if low <= wanted <= high:
+            return info["schema"]
+    raise AssertionError(version)
+
+
+def _check(schema: dict[str, Any], r: Any) -> None:
+    from tempest.lib.common.rest_client import RestClient
+
+    class Resp:
+        status = r.status_code
+
+    RestClient.validate_response(schema, Resp, r.json() if r.content else None)
+
+
+def test_responses_match_tempest_schemas(stack: Api) -> None:
+    create_schema = _tempest_schema("2.1")
+    r = stack.post(SERVERS, json={"server": {"name": "t", "imageRef": image_id(stack), "flavorRef": "1",
+                                             "metadata": {"a": "b"}}})
+    _check(create_schema.create_server_with_admin_pass, r)
+    sid = r.json()["server"]["id"]
+    make_active(stack, sid)
+    stack.put(f"{SERVERS}/{sid}/tags/x", version="2.26")
+    for version in SCHEMA_VERSIONS:
+        schema = _tempest_schema(version)
+        for who in ("demo", "admin"):
+            _check(schema.get_server, stack.get(f"{SERVERS}/{sid}", as_=who, version=version))
+            query = "" if who == "demo" else "?all_tenants=1"
+            _check(schema.list_servers_detail, stack.get(f"{SERVERS}/detail{query}", as_=who, version=version))
+            _check(schema.list_servers, stack.get(f"{SERVERS}{query}", as_=who, version=version))
+            _check(schema.update_server, stack.put(f"{SERVERS}/{sid}", as_=who, version=version,
+                                                   json={"server": {"name": "t"}}))
+            action = stack.get(f"{SERVERS}/{sid}/os-instance-actions", as_=who, version=version).json()
+            request_id = action["instanceActions"][0]["request_id"]
+            _check(schema.show_instance_action, stack.get(f"{SERVERS}/{sid}/os-instance-actions/{request_id}",
+                                                          as_=who, version=version))
+        if tuple(int(p) for p in version.split(".")) >= (2, 26):
+            _check(schema.list_tags, stack.get(f"{SERVERS}/{sid}/tags", version=version))
+    base = _tempest_schema("2.1")
+    addresses = show(stack, sid)["addresses"]
+    for label in addresses:
+        _check({"status_code": [200], "response_body": base.list_addresses_by_network},
+               stack.get(f"{SERVERS}/{sid}/ips/{label}"))
+    from tempest.lib.api_schema.response.compute.v2_1 import server_external_events as events_schema
+
+    _check(events_schema.create, stack.post("/compute/v2.1/os-server-external-events", as_="admin", json={
+        "events": [{"name": "network-changed", "server_uuid": sid}]}))
+    _check(base.list_addresses, stack.get(f"{SERVERS}/{sid}/ips"))
+    _check(base.show_password, stack.get(f"{SERVERS}/{sid}/os-server-password"))
+    _check(base.list_server_metadata, stack.get(f"{SERVERS}/{sid}/metadata"))
+    _check(base.set_server_metadata, stack.put(f"{SERVERS}/{sid}/metadata", json={"metadata": {"c": "d"}}))
+    _check(base.update_server_metadata, stack.post(f"{SERVERS}/{sid}/metadata", json={"metadata": {"e": "f"}}))
+    _check(base.set_show_server_metadata_item, stack.put(f"{SERVERS}/{sid}/metadata/g", json={"meta": {"g": "h"}}))
+    _check(base.set_show_server_metadata_item, stack.get(f"{SERVERS}/{sid}/metadata/g"))
+    _check(base.delete_server_metadata_item, stack.delete(f"{SERVERS}/{sid}/metadata/g"))
+    _check(base.list_instance_actions, stack.get(f"{SERVERS}/{sid}/os-instance-actions"))
+    _check(base.server_actions_delete_password, stack.delete(f"{SERVERS}/{sid}/os-server-password"))
+    _check(base.server_actions_common_schema, stack.post(f"{SERVERS}/{sid}/action", json={"os-stop": None}))
+    _check(base.delete_server, stack.delete(f"{SERVERS}/{sid}"))
