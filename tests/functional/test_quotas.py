@@ -331,3 +331,18 @@ def test_quota_set_query_is_strict_from_275(stack: Api) -> None:
     assert stack.get(f"{QS}/{project}?bogus=1", version="2.74").status_code == 200
     assert stack.get(f"{QS}/{project}?bogus=1", version="2.75").status_code == 400
     assert stack.get(f"{QS}/{project}?user_id={stack.ids['demo_user']}", version="2.75").status_code == 200
+
+
+def test_every_class_value_round_trips_at_21(stack: Api) -> None:
+    """As Tempest's default-quota-class update does: every shown value + 100, read back."""
+    body = stack.get(f"{QC}/default", as_="admin").json()["quota_class_set"]
+    assert body.pop("id") == "default"
+    wanted = {k: v + 100 for k, v in body.items()}
+    r = stack.put(f"{QC}/default", as_="admin", json={"quota_class_set": wanted})
+    assert r.status_code == 200
+    assert r.json()["quota_class_set"] == wanted
+    shown = stack.get(f"{QC}/default", as_="admin").json()["quota_class_set"]
+    assert shown == {"id": "default", **wanted}
+    assert shown["floating_ips"] == 99
+    # legacy values are stored but never enforced; they also show in 2.1 limits
+    assert stack.get("/compute/v2.1/limits").json()["limits"]["absolute"]["maxTotalFloatingIps"] == 99

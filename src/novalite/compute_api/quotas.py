@@ -56,10 +56,10 @@ def _update_schema(wrapper: str, names: list[str], *, force: bool) -> dict[str, 
 
 
 def _values(body: dict[str, Any]) -> dict[str, int]:
-    """The submitted limits as integers (strings allowed), legacy resources dropped."""
+    """The submitted limits as integers (strings allowed)."""
     out: dict[str, int] = {}
     for key, raw in body.items():
-        if key == "force" or key in service.LEGACY:
+        if key == "force":
             continue
         value = int(raw)
         if not -1 <= value <= MAX_INT:
@@ -93,7 +93,6 @@ def quota_defaults(project_id: str, request: Request, ctx: RequestContext = Depe
     names = set_resources(request_version(request))
     with runtime(request).db.reader() as s:
         limits = service.class_limits(s)
-    limits.update(service.LEGACY)
     return {"quota_set": {"id": project_id, **_filtered(limits, names)}}
 
 
@@ -180,7 +179,6 @@ def quota_class_show(class_name: str, request: Request, ctx: RequestContext = De
     names = class_resources(request_version(request))
     with runtime(request).db.reader() as s:
         limits = service.class_limits(s, _class_name(class_name))
-    limits.update(service.LEGACY)
     return {"quota_class_set": {"id": class_name, **_filtered(limits, names)}}
 
 
@@ -200,7 +198,6 @@ async def quota_class_update(class_name: str, request: Request,
         with runtime(request).db.serialized(f"quota-class:{name}") as s:
             service.set_class_limits(s, name, values)
             limits = service.class_limits(s, name)
-        limits.update(service.LEGACY)
         return {"quota_class_set": _filtered(limits, names)}
 
     return await run_in_threadpool(_update)  # type: ignore[no-any-return]

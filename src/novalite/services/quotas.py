@@ -32,9 +32,10 @@ DEFAULTS: dict[str, int] = {
     "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255, "key_pairs": 100,
     "server_groups": 10, "server_group_members": 10,
 }
-# nova-network era resources: shown (always -1) before 2.36, never enforced
+# nova-network era resources: shown (default -1) and settable before 2.36, never enforced
 LEGACY: dict[str, int] = {"fixed_ips": -1, "floating_ips": -1, "security_groups": -1, "security_group_rules": -1}
-RESOURCES: tuple[str, ...] = tuple(DEFAULTS)
+RESOURCES: tuple[str, ...] = tuple(DEFAULTS)  # the enforced ones
+STORED: dict[str, int] = {**DEFAULTS, **LEGACY}  # everything a row may hold
 INSTANCE_RESOURCES = ("instances", "cores", "ram")
 DEFAULT_CLASS = "default"
 SOFT_DELETED = "soft-delete"
@@ -51,18 +52,18 @@ def register_counter(resource: str, fn: Counter) -> None:
 # --- limits ---------------------------------------------------------------------------------
 
 def class_limits(s: Session, class_name: str = DEFAULT_CLASS) -> dict[str, int]:
-    """A class's own rows > the ``default`` class rows > config defaults."""
-    limits = dict(DEFAULTS)
+    """A class's own rows > the ``default`` class rows > config defaults (legacy resources included)."""
+    limits = dict(STORED)
     names = [DEFAULT_CLASS] if class_name == DEFAULT_CLASS else [DEFAULT_CLASS, class_name]
     for name in names:
         rows = s.scalars(select(QuotaClass).where(QuotaClass.class_name == name))
-        limits.update({r.resource: r.hard_limit for r in rows if r.resource in DEFAULTS})
+        limits.update({r.resource: r.hard_limit for r in rows if r.resource in STORED})
     return limits
 
 
 def _rows(s: Session, project_id: str, user_id: str) -> dict[str, int]:
     rows = s.scalars(select(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id))
-    return {r.resource: r.hard_limit for r in rows if r.resource in DEFAULTS}
+    return {r.resource: r.hard_limit for r in rows if r.resource in STORED}
 
 
 def effective_limits(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
@@ -71,7 +72,6 @@ def effective_limits(s: Session, project_id: str, user_id: str | None = None) ->
     limits.update(_rows(s, project_id, ""))
     if user_id:
         limits.update(_rows(s, project_id, user_id))
-    limits.update(LEGACY)
     return limits
 
 
@@ -80,7 +80,7 @@ def set_limits(s: Session, project_id: str, user_id: str | None, values: Mapping
     existing = {r.resource: r for r in s.scalars(
         select(Quota).where(Quota.project_id == project_id, Quota.user_id == (user_id or "")))}
     for resource, limit in values.items():
-        if resource not in DEFAULTS:
+        if resource not in STORED:
             continue
         if resource in existing:
             existing[resource].hard_limit = limit
@@ -100,7 +100,7 @@ def delete_limits(s: Session, project_id: str, user_id: str | None) -> None:
 def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> None:
     existing = {r.resource: r for r in s.scalars(select(QuotaClass).where(QuotaClass.class_name == class_name))}
     for resource, limit in values.items():
-        if resource not in DEFAULTS:
+        if resource not in STORED:
             continue
         if resource in existing:
             existing[resource].hard_limit = limit
