@@ -1,7 +1,7 @@
 """Quota sets and quota classes (§6.9): ``/os-quota-sets/{project_id}`` and ``/os-quota-class-sets/{name}``.
 
-Resources shown per microversion: quota sets list the nova-network ones (always -1) before
-2.36 and the injected-file ones before 2.57; quota classes gain ``server_groups`` and
+Resources shown per microversion: quota sets list the nova-network ones (stored, default -1,
+never enforced) before 2.36 and the injected-file ones before 2.57; quota classes gain ``server_groups`` and
 ``server_group_members`` (and lose the nova-network ones) at 2.50, and lose the injected-file
 ones at 2.57. Updates refuse resources the version does not show (400).
 """
