@@ -201,6 +201,10 @@ CASES: list[Case] = [
         "not supported when booting from volume", version="2.63"),
     Case("requested host with az:host", {"host": "host1", "availability_zone": "nova:host1"}, 400,
          "Cannot specify both host and/or hypervisor_hostname", version="2.74", as_="admin"),
+    Case("requested host unknown", {"host": "no-such-host"}, 400, "Compute host no-such-host could not be found",
+         version="2.74", as_="admin"),
+    Case("requested node unknown", {"hypervisor_hostname": "no-such-node"}, 400,
+         "Compute host no-such-node could not be found", version="2.74", as_="admin"),
     # --- policy and quota (403) ---
     Case("forced host by a member", {"availability_zone": "nova:host1"}, 403,
          "os_compute_api:servers:create:forced_host"),

@@ -559,3 +559,23 @@ def test_responses_match_tempest_schemas(stack: Api) -> None:
     _check(base.server_actions_delete_password, stack.delete(f"{SERVERS}/{sid}/os-server-password"))
     _check(base.server_actions_common_schema, stack.post(f"{SERVERS}/{sid}/action", json={"os-stop": None}))
     _check(base.delete_server, stack.delete(f"{SERVERS}/{sid}"))
+
+
+def test_requested_network_and_ip_filters(stack: Api) -> None:
+    nets = {n["name"]: n["id"] for n in stack.get("/network/v2.0/networks").json()["networks"]}
+    a = create(stack, "a", version="2.37", networks=[{"uuid": nets["private"], "fixed_ip": "10.0.0.50"}])
+    b = create(stack, "b", version="2.37", networks=[{"uuid": nets["private"]}])
+    for sid in (a["server"]["id"], b["server"]["id"]):
+        make_active(stack, sid)
+    server = show(stack, a["server"]["id"])
+    assert [x["addr"] for x in server["addresses"]["private"] if x["version"] == 4] == ["10.0.0.50"]
+    assert server["security_groups"] == [{"name": "default"}]
+    assert _names(stack, "?ip=10.0.0.50") == ["a"]
+    assert _names(stack, "?ip=^10\\.0\\.0\\.") == ["a", "b"]
+    assert _names(stack, "?ip6=fd00:", version="2.5") == ["b"]  # a asked for one IPv4 address only
+    ips = stack.get(f"{SERVERS}/{a['server']['id']}/ips/private").json()
+    assert {"version": 4, "addr": "10.0.0.50"} in ips["private"]
+    r = stack.post(SERVERS, version="2.37", json={"server": {
+        "name": "c", "imageRef": image_id(stack), "flavorRef": "1",
+        "networks": [{"uuid": nets["private"], "fixed_ip": "10.0.0.50"}]}})
+    assert r.status_code == 400 and "already in use" in r.json()["badRequest"]["message"]
