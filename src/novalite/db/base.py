@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.RLock()  # SQLite: serialises this process's writers
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -88,6 +90,18 @@ class Database:
 
     @contextmanager
     def _unit(self, *, write: bool, lock_key: str | None = None) -> Iterator[Session]:
+        if self.is_sqlite and write:
+            # one writer at a time anyway: queue on a Python lock (FIFO-ish, no sleeping) rather
+            # than in SQLite's busy handler, which backs off up to 100 ms per retry under load
+            with self._write_lock:
+                with self._unit_inner(write=write, lock_key=lock_key) as s:
+                    yield s
+            return
+        with self._unit_inner(write=write, lock_key=lock_key) as s:
+            yield s
+
+    @contextmanager
+    def _unit_inner(self, *, write: bool, lock_key: str | None = None) -> Iterator[Session]:
         with self.engine.connect() as conn:
             if self.is_sqlite and write:
                 # SQLite in WAL mode: a deferred transaction that reads and then writes
