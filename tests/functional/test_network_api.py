@@ -434,3 +434,27 @@ def test_concurrent_allocations_never_share_an_address(stack_factory: Any, postg
     assert set(addresses) <= {f"10.9.0.{i}" for i in range(2, 15)}
     groups = api.get(f"{N}/security-groups").json()["security_groups"]
     assert [g["name"] for g in groups] == ["default"]
+
+
+def test_bulk_create_is_all_or_nothing(stack: Api) -> None:
+    net_id, _ = _network_with_subnet(stack, "10.9.0.0/24")
+    r = stack.post(f"{N}/ports", json={"ports": [{"network_id": net_id, "name": "b1"},
+                                                   {"network_id": net_id, "name": "b2"}]})
+    assert r.status_code == 201, r.text
+    assert [p["name"] for p in r.json()["ports"]] == ["b1", "b2"]
+    r = stack.post(f"{N}/ports", json={"ports": [{"network_id": net_id, "name": "b3"},
+                                                   {"network_id": "missing", "name": "b4"}]})
+    _neutron_error(r, 404, "NetworkNotFound")
+    names = [p["name"] for p in stack.get(f"{N}/ports", params={"network_id": net_id}).json()["ports"]]
+    assert names == ["b1", "b2"]
+    _neutron_error(stack.post(f"{N}/networks", json={"networks": []}), 400)
+    r = stack.post(f"{N}/networks", json={"networks": [{"name": "x1"}, {"name": "x2"}]})
+    assert r.status_code == 201 and len(r.json()["networks"]) == 2
+
+
+def test_port_filter_by_ip_substring(stack: Api) -> None:
+    net_id, _ = _network_with_subnet(stack, "10.9.0.0/24")
+    port = _create(stack, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.123"}]})
+    _create(stack, "ports", "port", {"network_id": net_id})
+    found = stack.get(f"{N}/ports", params={"fixed_ips": "ip_address_substr=0.12"}).json()["ports"]
+    assert [p["id"] for p in found] == [port["id"]]

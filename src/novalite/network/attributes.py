@@ -174,6 +174,19 @@ RESOURCES: dict[str, dict[str, Attr]] = {
 }
 
 
+def check_create(resource: str, body: Any) -> tuple[list[dict[str, Any]], bool]:
+    """A create body, single (``{resource: {...}}``) or bulk (``{resources: [{...}, ...]}``):
+    the converted attribute dicts and whether it was a bulk request."""
+    collection = resource + "s"
+    if isinstance(body, dict) and collection in body and resource not in body:
+        items = body[collection]
+        if not isinstance(items, list) or not items or len(items) > 1000:
+            raise BadRequest(f"Invalid input for {collection}. Reason: a non-empty list is required.",
+                             kind="InvalidInput")
+        return [check_body(resource, {resource: item}) for item in items], True
+    return [check_body(resource, body)], False
+
+
 def check_body(resource: str, body: Any, *, update: bool = False) -> dict[str, Any]:
     """Validate ``{resource: {...}}`` and return the converted attributes."""
     if not isinstance(body, dict) or resource not in body:

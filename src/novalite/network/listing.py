@@ -29,7 +29,8 @@ def _matches(item: dict[str, Any], key: str, wanted: list[str]) -> bool:
     value = item[key]
     if key == "fixed_ips":
         pairs = {f"{k}={ip.get(k)}" for ip in value for k in ("subnet_id", "ip_address")}
-        return any(w in pairs for w in wanted)
+        substrings = [w.split("=", 1)[1] for w in wanted if w.startswith("ip_address_substr=")]
+        return any(w in pairs for w in wanted) or any(sub in ip["ip_address"] for sub in substrings for ip in value)
     if isinstance(value, list):
         return any(w in [_text(v) for v in value] for w in wanted)
     text = _text(value)

@@ -24,6 +24,8 @@ UPDATED = "2013-02-03T10:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
     "binding": ("Port Binding", "Expose port bindings of a virtual port to external application"),
     "external-net": ("Neutron external network", "Adds external network attribute to network resource."),
+    "ip-substring-filtering": ("IP address substring filtering", "Provides IP address substring filtering when "
+                               "listing ports"),
     "network-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "pagination": ("Pagination support", "Extension that indicates that pagination is enabled."),
     "port-security": ("Port Security", "Provides port security"),

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
 from novalite.network import networks, quotas
-from novalite.network.attributes import check_body
+from novalite.network.attributes import check_body, check_create
 from novalite.network.listing import fields_of, list_response
 from novalite.network.views import network_view, subnet_view
 
@@ -32,17 +32,18 @@ def show_network(network_id: str, request: Request, ctx: RequestContext = Depend
         return {"network": fields_of(request, network_view(s, networks.get_network(s, ctx, network_id)))}
 
 
-def _create_network(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
-    project_id = fields.get("project_id") or ctx.project_id
+def _create_networks(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
+    project_id = items[0].get("project_id") or ctx.project_id
     with runtime(request).db.serialized(quotas.quota_lock(project_id)) as s:
-        net = networks.create_network(s, ctx, fields)
-        return JSONResponse({"network": network_view(s, net)}, status_code=201)
+        made = [networks.create_network(s, ctx, fields) for fields in items]
+        views = [network_view(s, net) for net in made]
+    return JSONResponse({"networks": views} if bulk else {"network": views[0]}, status_code=201)
 
 
 @router.post("/networks")
 async def create_network(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
-    fields = check_body("network", await json_body(request))
-    return await run_in_threadpool(_create_network, request, ctx, fields)
+    items, bulk = check_create("network", await json_body(request))
+    return await run_in_threadpool(_create_networks, request, ctx, items, bulk)
 
 
 def _update_network(request: Request, ctx: RequestContext, network_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -80,16 +81,16 @@ def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(
         return {"subnet": fields_of(request, subnet_view(networks.get_subnet(s, ctx, subnet_id)))}
 
 
-def _create_subnet(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
-    with runtime(request).db.serialized(quotas.quota_lock(fields.get("project_id") or ctx.project_id)) as s:
-        subnet = networks.create_subnet(s, ctx, fields)
-        return JSONResponse({"subnet": subnet_view(subnet)}, status_code=201)
+def _create_subnets(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
+    with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
+        views = [subnet_view(networks.create_subnet(s, ctx, fields)) for fields in items]
+    return JSONResponse({"subnets": views} if bulk else {"subnet": views[0]}, status_code=201)
 
 
 @router.post("/subnets")
 async def create_subnet(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
-    fields = check_body("subnet", await json_body(request))
-    return await run_in_threadpool(_create_subnet, request, ctx, fields)
+    items, bulk = check_create("subnet", await json_body(request))
+    return await run_in_threadpool(_create_subnets, request, ctx, items, bulk)
 
 
 def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, changes: dict[str, Any]) -> dict[str, Any]:

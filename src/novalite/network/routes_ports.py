@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
 from novalite.network import ports, quotas
-from novalite.network.attributes import check_body
+from novalite.network.attributes import check_body, check_create
 from novalite.network.listing import fields_of, list_response
 from novalite.network.views import port_view
 
@@ -32,16 +32,17 @@ def show_port(port_id: str, request: Request, ctx: RequestContext = Depends(cont
         return {"port": fields_of(request, port_view(s, ports.get_port(s, ctx, port_id)))}
 
 
-def _create_port(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
-    with runtime(request).db.serialized(quotas.quota_lock(fields.get("project_id") or ctx.project_id)) as s:
-        port = ports.create_port(s, ctx, fields)
-        return JSONResponse({"port": port_view(s, port)}, status_code=201)
+def _create_ports(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
+    with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
+        made = [ports.create_port(s, ctx, fields) for fields in items]
+        views = [port_view(s, port) for port in made]
+    return JSONResponse({"ports": views} if bulk else {"port": views[0]}, status_code=201)
 
 
 @router.post("/ports")
 async def create_port(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
-    fields = check_body("port", await json_body(request))
-    return await run_in_threadpool(_create_port, request, ctx, fields)
+    items, bulk = check_create("port", await json_body(request))
+    return await run_in_threadpool(_create_ports, request, ctx, items, bulk)
 
 
 def _update_port(request: Request, ctx: RequestContext, port_id: str, changes: dict[str, Any]) -> dict[str, Any]:

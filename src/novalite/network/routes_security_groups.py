@@ -12,7 +12,7 @@ from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
 from novalite.errors import NotFound
 from novalite.network import quotas, security_groups
-from novalite.network.attributes import check_body
+from novalite.network.attributes import check_body, check_create
 from novalite.network.listing import fields_of, list_response
 from novalite.network.networks import require_owner
 from novalite.network.views import rule_view, security_group_view
@@ -88,16 +88,17 @@ def show_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(cont
         return {"security_group_rule": fields_of(request, rule_view(security_groups.get_rule(s, ctx, rule_id)))}
 
 
-def _create_rule(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
-    with runtime(request).db.serialized(quotas.quota_lock(fields.get("project_id") or ctx.project_id)) as s:
-        rule = security_groups.create_rule(s, ctx, fields)
-        return JSONResponse({"security_group_rule": rule_view(rule)}, status_code=201)
+def _create_rules(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
+    with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
+        views = [rule_view(security_groups.create_rule(s, ctx, fields)) for fields in items]
+    return JSONResponse({"security_group_rules": views} if bulk else {"security_group_rule": views[0]},
+                        status_code=201)
 
 
 @router.post("/security-group-rules")
 async def create_rule(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
-    fields = check_body("security_group_rule", await json_body(request))
-    return await run_in_threadpool(_create_rule, request, ctx, fields)
+    items, bulk = check_create("security_group_rule", await json_body(request))
+    return await run_in_threadpool(_create_rules, request, ctx, items, bulk)
 
 
 @router.delete("/security-group-rules/{rule_id}", status_code=204)
