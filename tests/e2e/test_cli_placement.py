@@ -1,0 +1,79 @@
+"""The real `openstack` CLI (with osc-placement) against `novalite serve --fake-hosts 3`:
+placement, hypervisors, compute services, aggregates / availability zones, server groups."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(server: RunningServer, *args: str, cloud: str = "novalite-admin") -> Any:
+    return json.loads(server.openstack(*args, "-f", "json", cloud=cloud).stdout)
+
+
+def test_resource_providers_inventories_and_usages(server: RunningServer) -> None:
+    providers = cli(server, "resource", "provider", "list")
+    assert sorted(p["name"] for p in providers) == ["fake-host-1", "fake-host-2", "fake-host-3"]
+    rp = providers[0]["uuid"]
+    shown = cli(server, "resource", "provider", "show", rp)
+    assert shown["uuid"] == rp and shown["root_provider_uuid"] == rp
+    inventory = {row["resource_class"]: row for row in cli(server, "resource", "provider", "inventory", "list", rp)}
+    assert set(inventory) == {"VCPU", "MEMORY_MB", "DISK_GB"}
+    usage = {row["resource_class"]: row["usage"] for row in cli(server, "resource", "provider", "usage", "show", rp)}
+    assert set(usage) == {"VCPU", "MEMORY_MB", "DISK_GB"}
+
+
+def test_allocation_candidates_and_traits(server: RunningServer) -> None:
+    candidates = cli(server, "allocation", "candidate", "list", "--resource", "VCPU=1")
+    assert len(candidates) == 3
+    assert all(row["allocation"] == "VCPU=1" for row in candidates)
+    traits = [row["name"] for row in cli(server, "trait", "list")]
+    assert "COMPUTE_STATUS_DISABLED" in traits
+
+
+def test_hypervisors_and_compute_services(server: RunningServer) -> None:
+    hypervisors = cli(server, "hypervisor", "list")
+    assert sorted(h["Hypervisor Hostname"] for h in hypervisors) == ["fake-host-1", "fake-host-2", "fake-host-3"]
+    assert {h["State"] for h in hypervisors} == {"up"}
+    services = cli(server, "compute", "service", "list")
+    assert {s["Binary"] for s in services} == {"nova-compute", "nova-conductor", "nova-scheduler"}
+    assert {s["Zone"] for s in services if s["Binary"] != "nova-compute"} == {"internal"}
+
+    server.openstack("compute", "service", "set", "--disable", "fake-host-1", "nova-compute", cloud="novalite-admin")
+    services = cli(server, "compute", "service", "list", "--host", "fake-host-1")
+    assert [s["Status"] for s in services if s["Binary"] == "nova-compute"] == ["disabled"]
+    rp = next(p["uuid"] for p in cli(server, "resource", "provider", "list") if p["name"] == "fake-host-1")
+    assert "COMPUTE_STATUS_DISABLED" in [t["name"] for t in cli(server, "resource", "provider", "trait", "list", rp)]
+    server.openstack("compute", "service", "set", "--enable", "fake-host-1", "nova-compute", cloud="novalite-admin")
+    assert cli(server, "resource", "provider", "trait", "list", rp) == []
+
+
+def test_aggregate_zone_shows_in_availability_zones(server: RunningServer) -> None:
+    created = cli(server, "aggregate", "create", "--zone", "az1", "agg1")
+    assert created["availability_zone"] == "az1"
+    server.openstack("aggregate", "add", "host", "agg1", "fake-host-2", cloud="novalite-admin")
+    assert cli(server, "aggregate", "show", "agg1")["hosts"] == ["fake-host-2"]
+    zones = {z["Zone Name"] for z in cli(server, "availability", "zone", "list", "--compute")}
+    assert {"az1", "nova"} <= zones
+    member_zones = {z["Zone Name"] for z in cli(server, "availability", "zone", "list", "--compute", cloud="novalite")}
+    assert member_zones == {"az1", "nova"}
+    server.openstack("aggregate", "remove", "host", "agg1", "fake-host-2", cloud="novalite-admin")
+    server.openstack("aggregate", "delete", "agg1", cloud="novalite-admin")
+    assert cli(server, "aggregate", "list") == []
+
+
+def test_server_group_lifecycle(server: RunningServer) -> None:
+    created = cli(server, "server", "group", "create", "--policy", "anti-affinity", "g1", cloud="novalite")
+    assert created["name"] == "g1" and created["policy"] == "anti-affinity"
+    listed = cli(server, "server", "group", "list", cloud="novalite")
+    assert [(g["Name"], g["Policy"]) for g in listed] == [("g1", "anti-affinity")]
+    shown = cli(server, "server", "group", "show", "g1", cloud="novalite")
+    assert shown["id"] == created["id"]
+    server.openstack("server", "group", "delete", "g1", cloud="novalite")
+    assert cli(server, "server", "group", "list", cloud="novalite") == []
