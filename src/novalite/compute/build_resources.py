@@ -65,20 +65,30 @@ def allocate_networks(db: Database, b: Build) -> list[dict[str, Any]]:
             info = _ports(s, b)
             set_task_state(s, b.instance_uuid, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
                            network_info=info)
+            if not needs_block_devices(b):  # nothing to attach: straight on to spawning, one commit
+                set_task_state(s, b.instance_uuid, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING)
             return info
     except (NovaliteError, KeyError, ValueError) as exc:
         LOG.info("networking for %s failed: %s", b.instance_uuid, exc)
         raise Abort(f"{NETWORK_FAILED} ({getattr(exc, 'message', exc)})") from exc
 
 
-def prepare_block_devices(db: Database, b: Build) -> None:
-    """Attach requested volumes (when a volume service is installed) and go to spawning."""
-    bdms = b.build_args.get("block_device_mapping") or []
+def _attach_function() -> Any:
     try:
         from novalite.volume import service as volume  # type: ignore[attr-defined]
     except ImportError:
-        volume = None
-    attach = getattr(volume, "attach_for_instance", None) if volume is not None else None
+        return None
+    return getattr(volume, "attach_for_instance", None)
+
+
+def needs_block_devices(b: Build) -> bool:
+    return bool(b.build_args.get("block_device_mapping")) and _attach_function() is not None
+
+
+def prepare_block_devices(db: Database, b: Build) -> None:
+    """Attach requested volumes (when a volume service is installed) and go to spawning."""
+    bdms = b.build_args.get("block_device_mapping") or []
+    attach = _attach_function()
     try:
         with db.session() as s:
             if attach is not None and bdms:

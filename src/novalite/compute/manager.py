@@ -49,7 +49,8 @@ class ComputeAgent:
         try:
             guest = build.accept(self.db, b)
             build_resources.allocate_networks(self.db, b)
-            build_resources.prepare_block_devices(self.db, b)
+            if build_resources.needs_block_devices(b):
+                build_resources.prepare_block_devices(self.db, b)
             try:
                 self.driver.spawn(guest)
             except BuildAbort as exc:

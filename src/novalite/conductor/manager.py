@@ -60,7 +60,7 @@ class ConductorManager:
             return
         for uuid in uuids:
             dests = destinations.get(uuid)
-            if dests and self._set_zone(uuid, dests[0]):
+            if dests:
                 self._cast_build(ctx, uuid, dests[0], dests[1:], build_args, attempt=1, failures=[])
 
     def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -69,17 +69,6 @@ class ConductorManager:
                  .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
                  .where(RequestSpec.instance_uuid.in_(list(instance_uuids)), Instance.deleted.is_(False)))
             return {u: dict(spec or {}) for u, spec in s.execute(q)}
-
-    def _set_zone(self, uuid: str, dest: Destination) -> bool:
-        """The instance's AZ is the chosen host's; False (and the claim released) if it was deleted."""
-        with self.db.session() as s:
-            result = s.execute(update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
-                               .values(availability_zone=dest.availability_zone, updated_at=utcnow())
-                               .execution_options(synchronize_session=False))
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                allocations.release(s, uuid)
-                return False
-        return True
 
     def _cast_build(self, ctx: RequestContext, uuid: str, dest: Destination, alternates: Sequence[Destination],
                     build_args: dict[str, Any], *, attempt: int, failures: list[dict[str, str]]) -> None:

@@ -8,10 +8,11 @@ provider id and stops at ``limit`` (``Settings.max_placement_results``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from novalite.db.models.placement import Inventory, ProviderAggregate, ProviderTrait, ResourceProvider, Trait
@@ -42,37 +43,53 @@ def _trait_exists(trait: str) -> object:
                           ProviderTrait.trait_id == Trait.id, Trait.name == trait)
 
 
-def _base_query(query: ResourceQuery) -> Select[tuple[int, str, str, int]]:
+def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
+           names: bool, limited: bool) -> Select[tuple[int, str, str, int]]:
+    """The statement for one query *shape*; amounts, aggregates, names and limit are bound."""
     stmt = select(ResourceProvider.id, ResourceProvider.uuid, ResourceProvider.name, ResourceProvider.generation)
-    for rc, amount in query.resources.items():
-        if amount <= 0:
-            continue
+    for i, rc in enumerate(rcs):
         inv = aliased(Inventory)
+        amount = bindparam(f"amount_{i}", type_=Integer)
         capacity = (inv.total - inv.reserved) * inv.allocation_ratio
         stmt = stmt.join(inv, and_(inv.resource_provider_id == ResourceProvider.id, inv.resource_class == rc,
                                    inv.used + amount <= capacity, inv.min_unit <= amount,
                                    inv.max_unit >= amount, (amount % inv.step_size) == 0))
-    for trait in query.required_traits:
+    for trait in required:
         stmt = stmt.where(_trait_exists(trait))
-    for trait in query.forbidden_traits:
+    for trait in forbidden:
         stmt = stmt.where(~_trait_exists(trait))
-    for any_of in query.member_of:
+    for i in range(member_of):
         stmt = stmt.where(exists().where(ProviderAggregate.resource_provider_id == ResourceProvider.id,
-                                         ProviderAggregate.aggregate_uuid.in_(any_of)))
-    if query.provider_names is not None:
-        stmt = stmt.where(ResourceProvider.name.in_(query.provider_names))
+                                         ProviderAggregate.aggregate_uuid.in_(bindparam(f"aggs_{i}", expanding=True))))
+    if names:
+        stmt = stmt.where(ResourceProvider.name.in_(bindparam("names", expanding=True)))
+    stmt = stmt.order_by(ResourceProvider.id)
+    if limited:
+        stmt = stmt.limit(bindparam("limit", type_=Integer))
     return stmt
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
+            names: bool, limited: bool) -> Select[tuple[int, str, str, int]]:
+    return _build(rcs, required, forbidden, member_of, names, limited)
 
 
 def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
     """Providers that can hold the whole request, ordered by provider id, at most ``limit``."""
-    stmt = _base_query(query).order_by(ResourceProvider.id)
-    if query.limit is not None:
-        stmt = stmt.limit(query.limit)
     wanted = {rc: int(n) for rc, n in query.resources.items() if n > 0}
+    rcs = tuple(wanted)
+    stmt = _cached(rcs, tuple(query.required_traits), tuple(query.forbidden_traits), len(query.member_of),
+                   query.provider_names is not None, query.limit is not None)
+    params: dict[str, object] = {f"amount_{i}": wanted[rc] for i, rc in enumerate(rcs)}
+    params.update({f"aggs_{i}": list(any_of) for i, any_of in enumerate(query.member_of)})
+    if query.provider_names is not None:
+        params["names"] = list(query.provider_names)
+    if query.limit is not None:
+        params["limit"] = query.limit
     return [Candidate(provider_uuid=uuid, provider_name=name, generation=gen,
                       allocation_request={uuid: dict(wanted)})
-            for _id, uuid, name, gen in s.execute(stmt)]
+            for _id, uuid, name, gen in s.execute(stmt, params)]
 
 
 def count_providers(s: Session, names: Sequence[str] | None = None) -> int:

@@ -143,7 +143,8 @@ class SchedulerService:
 
     def select_destinations(self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *,
                             project_id: str, user_id: str) -> dict[str, list[Destination]]:
-        """instance uuid -> [chosen destination, alternates...], claimed; deleted instances are left out."""
+        """instance uuid -> [chosen destination, alternates...], claimed (and the instance's AZ set to
+        the chosen host's in the same transaction); instances deleted meanwhile are left out."""
         view, selection, excluded = self.plan(doc, instance_uuids)
         if selection.error is not None:
             raise NoValidHost(_reason(selection, excluded))
@@ -172,6 +173,9 @@ class SchedulerService:
                     LOG.info("claim of %s on %s lost a race (%s); trying the next host", uuid, host.host, exc)
                     continue
                 chosen[uuid] = Destination.of(host)
+                s.execute(update(Instance).where(Instance.uuid == uuid)
+                          .values(availability_zone=chosen[uuid].availability_zone)
+                          .execution_options(synchronize_session=False))
                 break
             else:
                 raise NoValidHost(_reason(selection, excluded, claim_failed=True))
