@@ -77,7 +77,7 @@ def _attach_instances(s: Session, nodes: list[Node], *, with_servers: bool) -> N
                      .where(Instance.node.in_(names), Instance.deleted.is_(False)).order_by(Instance.id))
     index = {n.node.hypervisor_hostname: n for n in nodes}
     for ident, uuid, node_name, task_state in rows:
-        target = index[node_name]
+        target = index[str(node_name)]
         target.running_vms += 1
         target.workload += 1 if task_state else 0
         if with_servers:

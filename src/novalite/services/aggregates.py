@@ -87,7 +87,8 @@ def host_zones(s: Session, hosts: list[str] | None = None) -> dict[str, set[str]
         stmt = stmt.where(AggregateHost.host.in_(hosts))
     out: dict[str, set[str]] = {}
     for host, zone in s.execute(stmt):
-        out.setdefault(host, set()).add(zone)
+        if zone:
+            out.setdefault(host, set()).add(zone)
     return out
 
 
