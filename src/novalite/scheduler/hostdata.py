@@ -66,10 +66,11 @@ def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str,
 
 def hosts_in_zone(s: Session, zone: str) -> list[str] | None:
     """Hosts of the aggregates whose AZ is ``zone``; None when no aggregate defines it."""
-    found = [h for h, aggs in host_aggregates(s).items() if any(a.availability_zone == zone for a in aggs)]
+    by_host = host_aggregates(s)
+    found = [h for h, aggs in by_host.items() if any(a.availability_zone == zone for a in aggs)]
     if found:
         return found
-    zones = {a.availability_zone for aggs in host_aggregates(s).values() for a in aggs}
+    zones = {a.availability_zone for aggs in by_host.values() for a in aggs}
     return [] if zone in zones else None
 
 

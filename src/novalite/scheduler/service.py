@@ -8,6 +8,7 @@ raise ``NoValidHost`` whose message names how many hosts each filter dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -128,7 +129,7 @@ class SchedulerService:
         view = request_view(doc, instance_uuids)
         with self.db.reader() as s:
             group = hostdata.load_group(s, doc.get("instance_group"))
-            view = RequestView(**{**view.__dict__, "group": group})
+            view = dataclasses.replace(view, group=group)
             query = self._query(s, view)
             assert query is not None
             found = candidates.find_candidates(s, query)
