@@ -154,3 +154,53 @@ def test_server_groups_quota(stack: Api) -> None:
     assert detail["server_groups"]["in_use"] == 2
     assert stack.delete(f"{SG}/{first}").status_code == 204
     assert _create(stack, {"name": "q3", "policy": "affinity"}).status_code == 200
+
+
+# --- membership through server create ---------------------------------------------------------
+
+def _boot(stack: Api, group_id: str) -> Any:
+    image = stack.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
+    body = {"server": {"name": "member", "imageRef": image, "flavorRef": "1", "networks": "none"},
+            "OS-SCH-HNT:scheduler_hints": {"group": group_id}}
+    return stack.post("/compute/v2.1/servers", version="2.96", json=body)
+
+
+def _settled(stack: Api, server_id: str) -> Any:
+    return stack.wait_for(f"/compute/v2.1/servers/{server_id}", version="2.96",
+                          predicate=lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"))
+
+
+def test_servers_join_the_group_and_deleted_ones_leave(stack_factory: Any) -> None:
+    cloud = stack_factory(fake_hosts=2)
+    gid = _create(cloud, {"name": "members", "policy": "anti-affinity"}).json()["server_group"]["id"]
+    first = _boot(cloud, gid)
+    assert first.status_code == 202, first.text
+    first_id = first.json()["server"]["id"]
+    shown = _settled(cloud, first_id).json()["server"]
+    assert shown["server_groups"] == [gid]
+    second_id = _boot(cloud, gid).json()["server"]["id"]
+    _settled(cloud, second_id)
+    members = cloud.get(f"{SG}/{gid}", version="2.64").json()["server_group"]["members"]
+    assert sorted(members) == sorted([first_id, second_id])
+    assert cloud.delete(f"/compute/v2.1/servers/{first_id}").status_code == 204
+    cloud.wait_for(f"/compute/v2.1/servers/{first_id}", predicate=lambda r: r.status_code == 404)
+    assert cloud.get(f"{SG}/{gid}", version="2.64").json()["server_group"]["members"] == [second_id]
+    listed = cloud.get(SG, version="2.64").json()["server_groups"]
+    assert listed[0]["members"] == [second_id]
+
+
+def test_server_group_members_quota(stack: Api) -> None:
+    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
+                  json={"quota_set": {"server_group_members": 1}})
+    assert r.status_code == 200, r.text
+    gid = _create(stack, {"name": "small", "policy": "affinity"}).json()["server_group"]["id"]
+    assert _boot(stack, gid).status_code == 202
+    r = _boot(stack, gid)
+    assert r.status_code == 403
+    assert r.json()["forbidden"]["message"] == "Quota exceeded, too many servers in group"
+    assert len(stack.get(f"{SG}/{gid}", version="2.64").json()["server_group"]["members"]) == 1
+
+
+def test_unknown_group_hint_is_400(stack: Api) -> None:
+    r = _boot(stack, "11111111-2222-3333-4444-555555555555")
+    assert r.status_code == 400
