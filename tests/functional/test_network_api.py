@@ -458,3 +458,40 @@ def test_port_filter_by_ip_substring(stack: Api) -> None:
     _create(stack, "ports", "port", {"network_id": net_id})
     found = stack.get(f"{N}/ports", params={"fixed_ips": "ip_address_substr=0.12"}).json()["ports"]
     assert [p["id"] for p in found] == [port["id"]]
+
+
+def test_allowed_address_pairs_and_extra_dhcp_options(stack: Api) -> None:
+    net_id, _ = _network_with_subnet(stack, "10.9.0.0/24")
+    opts = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"}, {"opt_name": "tftp-server",
+                                                                        "opt_value": "10.1.1.1"}]
+    port = _create(stack, "ports", "port", {"network_id": net_id, "extra_dhcp_opts": opts,
+                                            "allowed_address_pairs": [{"ip_address": "10.9.0.200/30"}]})
+    assert port["allowed_address_pairs"] == [{"ip_address": "10.9.0.200/30", "mac_address": port["mac_address"]}]
+    assert {(o["opt_name"], o["opt_value"]) for o in port["extra_dhcp_opts"]} == {
+        ("bootfile-name", "pxelinux.0"), ("tftp-server", "10.1.1.1")}
+    r = stack.put(f"{N}/ports/{port['id']}", json={"port": {"extra_dhcp_opts": [
+        {"opt_name": "tftp-server", "opt_value": None}], "allowed_address_pairs": []}})
+    assert r.status_code == 200
+    assert [o["opt_name"] for o in r.json()["port"]["extra_dhcp_opts"]] == ["bootfile-name"]
+    assert r.json()["port"]["allowed_address_pairs"] == []
+    bad = {"network_id": net_id, "allowed_address_pairs": [{"ip_address": "nope"}]}
+    _neutron_error(stack.post(f"{N}/ports", json={"port": bad}), 400)
+    insecure = {"network_id": net_id, "port_security_enabled": False, "security_groups": [],
+                "allowed_address_pairs": [{"ip_address": "10.9.0.9"}]}
+    _neutron_error(stack.post(f"{N}/ports", json={"port": insecure}), 409)
+
+
+def test_rule_port_messages_follow_neutron(stack: Api) -> None:
+    sg = _create(stack, "security-groups", "security_group", {"name": "ports"})
+    cases = [("tcp", -16, 80, "Invalid value for port -16"), ("tcp", 80, 79, "port_range_min must be <= port_range_max"),
+             ("tcp", 80, 65536, "Invalid value for port 65536"),
+             ("tcp", None, 6, "port_range_min must be <= port_range_max"),
+             ("icmp", 1, 256, "Invalid value for ICMP code"), ("icmp", None, 6, "ICMP type (port-range-min) is missing"),
+             ("icmp", 300, 1, "Invalid value for ICMP type")]
+    for protocol, low, high, message in cases:
+        body = {"security_group_rule": {"security_group_id": sg["id"], "direction": "ingress", "protocol": protocol,
+                                        "port_range_min": low, "port_range_max": high}}
+        err = _neutron_error(stack.post(f"{N}/security-group-rules", json=body), 400)
+        assert message in err["message"], (protocol, low, high, err)
+    r = stack.put(f"{N}/security-groups/{sg['id']}", json={"security_group": {"name": "default"}})
+    _neutron_error(r, 409)

@@ -298,3 +298,20 @@ def test_boot_from_volume_attaches_volumes_to_the_server(stack: Api) -> None:
         assert service.detach_for_instance(s, instance_uuid=server_id, runtime=rt) == []
     remaining = stack.get(f"{V}/volumes/detail").json()["volumes"]
     assert [(v["id"], v["status"]) for v in remaining] == [(data["id"], "available")]
+
+
+def test_create_and_update_answer_the_base_view_and_metadata_items(stack: Api) -> None:
+    r = stack.post(f"{V}/volumes", json={"volume": {"size": 1, "metadata": {"k": "v"}}})
+    vol = r.json()["volume"]
+    assert "os-vol-tenant-attr:tenant_id" not in vol
+    stack.wait_for(f"{V}/volumes/{vol['id']}", lambda r: r.json()["volume"]["status"] == "available")
+    shown = stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]
+    assert shown["os-vol-tenant-attr:tenant_id"] == stack.ids["demo_project"]
+    updated = stack.put(f"{V}/volumes/{vol['id']}", json={"volume": {"name": "n"}}).json()["volume"]
+    assert "os-vol-tenant-attr:tenant_id" not in updated and updated["name"] == "n"
+    assert stack.get(f"{V}/volumes/{vol['id']}/metadata/k").json() == {"meta": {"k": "v"}}
+    r = stack.put(f"{V}/volumes/{vol['id']}/metadata/k", json={"meta": {"k": "w"}})
+    assert r.status_code == 200 and r.json() == {"meta": {"k": "w"}}
+    _fault(stack.put(f"{V}/volumes/{vol['id']}/metadata/k", json={"meta": {"other": "w"}}), 400, "badRequest")
+    assert stack.delete(f"{V}/volumes/{vol['id']}/metadata/k").status_code == 200
+    _fault(stack.get(f"{V}/volumes/{vol['id']}/metadata/k"), 404, "itemNotFound")

@@ -100,6 +100,21 @@ def _any_dict(name: str, value: Any) -> Any:
     return value
 
 
+def _port_value(name: str, value: Any) -> Any:
+    """Neutron's port converter: None, or an integer 0..65535 ("Invalid value for port N")."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(f"Invalid value for port {value}", kind="SecurityGroupInvalidPortValue")
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"Invalid value for port {value}", kind="SecurityGroupInvalidPortValue") from None
+    if not 0 <= number <= 65535:
+        raise BadRequest(f"Invalid value for port {number}", kind="SecurityGroupInvalidPortValue")
+    return number
+
+
 def _protocol(name: str, value: Any) -> Any:
     if value is None or isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -166,8 +181,7 @@ RESOURCES: dict[str, dict[str, Attr]] = {
         "security_group_id": Attr(ID, put=False, required=True),
         "direction": Attr(_one_of("ingress", "egress"), put=False, required=True),
         "ethertype": Attr(_one_of("IPv4", "IPv6"), put=False), "protocol": Attr(_protocol, put=False),
-        "port_range_min": Attr(_nullable(_int_range(0, 65535)), put=False),
-        "port_range_max": Attr(_nullable(_int_range(0, 65535)), put=False),
+        "port_range_min": Attr(_port_value, put=False), "port_range_max": Attr(_port_value, put=False),
         "remote_ip_prefix": Attr(_nullable(IP), put=False), "remote_group_id": Attr(_nullable(ID), put=False),
         "remote_address_group_id": Attr(_nullable(ID), put=False), "description": Attr(TEXT), **_OWNER,
     },

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, Subnet
 from novalite.errors import BadRequest, Conflict, NotFound
-from novalite.network import ipam, quotas, security_groups
+from novalite.network import ipam, port_extras, quotas, security_groups
 from novalite.network.networks import get_network, network_subnets, policy_denied
 
 # Each failed insert means a concurrent transaction committed that address, so retrying
@@ -214,6 +214,9 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
     else:
         _allocate_default(s, port, subnets)
     set_security_groups(s, port, _initial_groups(s, ctx, port, fields.get("security_groups")))
+    port.allowed_address_pairs = port_extras.address_pairs(fields.get("allowed_address_pairs") or [],
+                                                           port.mac_address, port.port_security_enabled)
+    port.extra_dhcp_opts = port_extras.dhcp_options([], fields.get("extra_dhcp_opts") or [])
     s.flush()
     return port
 
@@ -248,6 +251,11 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
     elif "port_security_enabled" in changes and not port.port_security_enabled and port_group_ids(s, port.id):
         raise Conflict("Port has security group associated. Cannot disable port security or ip address until "
                        "security group is removed.", kind="PortSecurityAndIPRequiredForSecurityGroups")
+    if changes.get("allowed_address_pairs") is not None:
+        port.allowed_address_pairs = port_extras.address_pairs(changes["allowed_address_pairs"], port.mac_address,
+                                                               port.port_security_enabled)
+    if changes.get("extra_dhcp_opts") is not None:
+        port.extra_dhcp_opts = port_extras.dhcp_options(port.extra_dhcp_opts or [], changes["extra_dhcp_opts"])
     port.revision_number += 1
     s.flush()
 

@@ -22,6 +22,10 @@ router.include_router(routes_security_groups.router)
 
 UPDATED = "2013-02-03T10:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
+    "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
+    "extra_dhcp_opt": ("Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot "
+                       "options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, "
+                       "bootfile-name)"),
     "binding": ("Port Binding", "Expose port bindings of a virtual port to external application"),
     "external-net": ("Neutron external network", "Adds external network attribute to network resource."),
     "ip-substring-filtering": ("IP address substring filtering", "Provides IP address substring filtering when "

@@ -109,6 +109,8 @@ def create_group(s: Session, ctx: RequestContext, *, name: str, description: str
 def update_group(s: Session, group: SecurityGroup, changes: dict[str, Any]) -> None:
     if "name" in changes and changes["name"] != group.name and is_default(s, group):
         raise Conflict("Updating default security group not allowed.", kind="SecurityGroupCannotUpdateDefault")
+    if changes.get("name") == "default" and not is_default(s, group):
+        raise Conflict("Default security group already exists.", kind="SecurityGroupDefaultAlreadyExists")
     for key in ("name", "description", "stateful"):
         if key in changes:
             setattr(group, key, changes[key])
@@ -163,23 +165,20 @@ def _ports(protocol: str | None, low: int | None, high: int | None) -> tuple[int
         raise BadRequest("Must also specify protocol if port range is given.",
                          kind="SecurityGroupProtocolRequiredWithPorts")
     if protocol in ICMP_PROTOCOLS:
+        for value, what, attr in ((low, "type", "port-range-min"), (high, "code", "port-range-max")):
+            if value is not None and not 0 <= value <= 255:
+                raise BadRequest(f"Invalid value for ICMP {what} ({attr}): {value}",
+                                 kind="SecurityGroupInvalidIcmpValue")
         if low is None:
             raise BadRequest(f"ICMP code (port-range-max) {high} is provided but ICMP type (port-range-min) "
                              "is missing.", kind="SecurityGroupMissingIcmpType")
-        for value, what in ((low, "type"), (high, "code")):
-            if value is not None and not 0 <= value <= 255:
-                raise BadRequest(f"Invalid value for ICMP {what}", kind="SecurityGroupInvalidIcmpValue")
         return low, high
     if protocol not in PORT_PROTOCOLS:
         raise BadRequest(f"Invalid protocol {protocol} for port range, only supported for TCP, UDP, UDPLITE, "
                          "SCTP and DCCP.", kind="SecurityGroupInvalidProtocolForPortRange")
-    if low is None or high is None:
-        low = high = low if low is not None else high
-    assert low is not None and high is not None
-    for value in (low, high):
-        if not 1 <= value <= 65535:
-            raise BadRequest(f"Invalid value for port {value}", kind="SecurityGroupInvalidPortValue")
-    if low > high:
+    if low == 0 or high == 0:
+        raise BadRequest("Invalid value for port 0", kind="SecurityGroupInvalidPortValue")
+    if low is None or high is None or low > high:
         raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max",
                          kind="SecurityGroupInvalidPortRange")
     return low, high

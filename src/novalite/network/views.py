@@ -60,8 +60,9 @@ def port_view(s: Session, port: Port) -> dict[str, Any]:
         "binding:vif_type": "ovs" if bound else "unbound",
         "binding:vif_details": {"port_filter": True} if bound else {},
         "binding:profile": dict(port.binding_profile or {}),
-        "port_security_enabled": port.port_security_enabled, "allowed_address_pairs": [],
-        "extra_dhcp_opts": [], "dns_name": "", "dns_assignment": [], "qos_policy_id": None,
+        "port_security_enabled": port.port_security_enabled,
+        "allowed_address_pairs": [dict(p) for p in port.allowed_address_pairs or []],
+        "extra_dhcp_opts": [dict(o) for o in port.extra_dhcp_opts or []], "dns_name": "", "dns_assignment": [], "qos_policy_id": None,
         "qos_network_policy_id": None, "propagate_uplink_status": False,
     })
     return out

@@ -118,10 +118,11 @@ def list_volumes_detail(request: Request, vr: VolumeRequest = Depends(volume_req
 
 
 def _show(request: Request, vr: VolumeRequest, volume_id: str, status: int = 200,
-          background: BackgroundTask | None = None) -> JSONResponse:
+          background: BackgroundTask | None = None, *, extended: bool = True) -> JSONResponse:
     with runtime(request).db.reader() as s:
         vol = service.get_volume_row(s, vr.ctx, volume_id)
-        body = v.volume_detail(request, s, vr.ctx, vr.version, vol, s.get(VolumeType, vol.volume_type_id))
+        body = v.volume_detail(request, s, vr.ctx, vr.version, vol, s.get(VolumeType, vol.volume_type_id),
+                               extended=extended)
     return respond(vr, {"volume": body}, status, background)
 
 
@@ -153,7 +154,7 @@ def _create(request: Request, vr: VolumeRequest, fields: dict[str, Any]) -> JSON
     rt = runtime(request)
     with rt.db.serialized(quotas.quota_lock(vr.ctx.project_id)) as s:
         volume_id = service.create_volume(s, vr.ctx, fields).id
-    return _show(request, vr, volume_id, 202, BackgroundTask(service.finish_create, rt, volume_id))
+    return _show(request, vr, volume_id, 202, BackgroundTask(service.finish_create, rt, volume_id), extended=False)
 
 
 @router.post("/volumes")
@@ -165,7 +166,7 @@ async def create_volume(request: Request, vr: VolumeRequest = Depends(volume_req
 def _update(request: Request, vr: VolumeRequest, volume_id: str, changes: dict[str, Any]) -> JSONResponse:
     with runtime(request).db.session() as s:
         service.update_volume(service.get_volume_row(s, vr.ctx, volume_id), changes)
-    return _show(request, vr, volume_id)
+    return _show(request, vr, volume_id, extended=False)
 
 
 @router.put("/volumes/{volume_id}")
@@ -227,3 +228,32 @@ def delete_metadata_key(volume_id: str, key: str, request: Request,
         del meta[key]
         vol.volume_metadata = meta
     return Response(status_code=200)
+
+
+@router.get("/volumes/{volume_id}/metadata/{key}")
+def show_metadata_key(volume_id: str, key: str, request: Request,
+                      vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+    with runtime(request).db.reader() as s:
+        meta = dict(service.get_volume_row(s, vr.ctx, volume_id).volume_metadata or {})
+    if key not in meta:
+        raise NotFound(f"Volume {volume_id} has no metadata with key {key}.", kind="VolumeMetadataNotFound")
+    return respond(vr, {"meta": {key: meta[key]}})
+
+
+def _set_key(request: Request, vr: VolumeRequest, volume_id: str, key: str, value: str) -> JSONResponse:
+    with runtime(request).db.session() as s:
+        vol = service.get_volume_row(s, vr.ctx, volume_id)
+        vol.volume_metadata = {**(vol.volume_metadata or {}), key: value}
+    return respond(vr, {"meta": {key: value}})
+
+
+@router.put("/volumes/{volume_id}/metadata/{key}")
+async def update_metadata_key(volume_id: str, key: str, request: Request,
+                              vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+    body = await json_body(request)
+    meta = metadata(body.get("meta") if isinstance(body, dict) else None)
+    if not isinstance(body, dict) or "meta" not in body:
+        raise BadRequest("Missing required element 'meta' in request body.", kind="MissingRequiredElement")
+    if list(meta) != [key]:
+        raise BadRequest("Request body and URI mismatch", kind="InvalidInput")
+    return await run_in_threadpool(_set_key, request, vr, volume_id, key, meta[key])

@@ -35,7 +35,9 @@ def _attachment_entry(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
 
 
 def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Version, vol: Volume,
-                  vtype: VolumeType | None) -> dict[str, Any]:
+                  vtype: VolumeType | None, *, extended: bool = True) -> dict[str, Any]:
+    """Cinder's volume view. ``extended`` (show and list, not create/update): the attributes
+    Cinder's API extensions add (tenant, image metadata, and for admins host and migration)."""
     attached = [a for a in volume_attachments(s, vol.id) if a.attach_status == "attached"]
     out: dict[str, Any] = {
         "id": vol.id, "name": vol.name, "description": vol.description, "status": vol.status, "size": vol.size,
@@ -45,13 +47,14 @@ def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Ve
         "metadata": dict(vol.volume_metadata or {}), "links": volume_links(request, vol.id),
         "user_id": vol.user_id, "bootable": "true" if vol.bootable else "false", "encrypted": False,
         "replication_status": None, "consistencygroup_id": None, "multiattach": vol.multiattach,
-        "os-vol-tenant-attr:tenant_id": vol.project_id,
     }
-    if vol.image_metadata:
-        out["volume_image_metadata"] = dict(vol.image_metadata)
-    if ctx.is_admin:
-        out.update({"os-vol-host-attr:host": vol.host, "os-vol-mig-status-attr:migstat": None,
-                    "os-vol-mig-status-attr:name_id": None})
+    if extended:
+        out["os-vol-tenant-attr:tenant_id"] = vol.project_id
+        if vol.image_metadata:
+            out["volume_image_metadata"] = dict(vol.image_metadata)
+        if ctx.is_admin:
+            out.update({"os-vol-host-attr:host": vol.host, "os-vol-mig-status-attr:migstat": None,
+                        "os-vol-mig-status-attr:name_id": None})
     if version >= V(3, 13):  # 3.13: group_id
         out["group_id"] = None
     if version >= V(3, 21):  # 3.21: provider_id

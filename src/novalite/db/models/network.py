@@ -80,6 +80,8 @@ class Port(Base):
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # [{ip_address, mac}]
+    extra_dhcp_opts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{opt_name, opt_value, ..}]
     description: Mapped[str] = mapped_column(String(255), default="")
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

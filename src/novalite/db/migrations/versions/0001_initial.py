@@ -524,6 +524,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('admin_state_up', sa.Boolean(), nullable=False),
     sa.Column('port_security_enabled', sa.Boolean(), nullable=False),
+    sa.Column('allowed_address_pairs', sa.JSON(), nullable=False),
+    sa.Column('extra_dhcp_opts', sa.JSON(), nullable=False),
     sa.Column('description', sa.String(length=255), nullable=False),
     sa.Column('revision_number', sa.Integer(), nullable=False),
     sa.Column('created_at', novalite.db.base.UTCDateTime(), nullable=False),
