@@ -8,6 +8,8 @@ user in the demo project is the member account and ``admin`` the admin account. 
 same time (Tempest locks one account per hash), so a second set is created through the
 Identity API: ``tempest-member2`` (project ``tempest-2``), reader users in both member projects,
 two alt users in projects of their own, and a second admin. Creating them is idempotent.
+Classes that force tenant isolation (admin quota tests) create their own accounts through the
+Identity API with the ``[auth] admin_*`` credentials.
 
 ``[service_available]`` and ``[compute-feature-enabled]`` say what novalite implements: a
 service is "available" only when it is in the catalog, and a feature flag is on only when
@@ -85,8 +87,12 @@ def ensure_account(client: httpx.Client, user: str, project: str, role: str) -> 
 
 def accounts_yaml(admin_password: str, demo_password: str) -> str:
     """The pre-provisioned accounts file (YAML written by hand: no quoting surprises)."""
-    rows = [("demo", "demo", demo_password, ["member"]), ("admin", "admin", admin_password, ["admin"])]
-    rows += [(u, p, ACCOUNT_PASSWORD, roles) for u, p, _, roles in EXTRA_ACCOUNTS]
+    extra = [(u, p, ACCOUNT_PASSWORD, roles) for u, p, _, roles in EXTRA_ACCOUNTS]
+    # Tempest takes the first free role-less account as "alt": list those first so that alt is
+    # never a reader in the primary's own project.
+    rows = [r for r in extra if not r[3]]
+    rows += [("demo", "demo", demo_password, ["member"]), ("admin", "admin", admin_password, ["admin"])]
+    rows += [r for r in extra if r[3]]
     out = []
     for user, project, password, roles in rows:
         out.append(f"- username: '{user}'\n  project_name: '{project}'\n  password: '{password}'\n"
@@ -115,7 +121,8 @@ def max_microversion(client: httpx.Client) -> str:
     return str(r.json()["version"]["version"])
 
 
-def tempest_conf(url: str, workspace: Path, *, image: str, max_version: str, services: set[str]) -> str:
+def tempest_conf(url: str, workspace: Path, *, image: str, max_version: str, services: set[str],
+                 admin_password: str) -> str:
     """tempest.conf for this novalite."""
     neutron = "network" in services
     cinder = "volumev3" in services
@@ -131,6 +138,9 @@ lock_path = {workspace}/locks
 use_dynamic_credentials = false
 test_accounts_file = {workspace}/etc/accounts.yaml
 create_isolated_networks = false
+admin_username = admin
+admin_password = {admin_password}
+admin_project_name = admin
 admin_domain_name = Default
 
 [identity]
@@ -206,7 +216,8 @@ def main(argv: list[str]) -> None:
     (workspace / "locks").mkdir(exist_ok=True)
     (etc / "accounts.yaml").write_text(accounts_yaml(admin_password, demo_password))
     (etc / "tempest.conf").write_text(
-        tempest_conf(url, workspace, image=image, max_version=max_version, services=catalog_types(body)))
+        tempest_conf(url, workspace, image=image, max_version=max_version, services=catalog_types(body),
+                     admin_password=admin_password))
     print(f"tempest.conf written: image {image}, max microversion {max_version}, "
           f"catalog {sorted(catalog_types(body))}")
 
