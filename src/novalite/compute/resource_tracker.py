@@ -54,15 +54,16 @@ def node_usage(s: Session, node_uuids: Sequence[str]) -> dict[str, NodeUsage]:
     q = (select(ResourceProvider.uuid, Inventory.resource_class, Inventory.used)
          .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
          .where(ResourceProvider.uuid.in_(node_uuids)))
-    for uuid, rc, n in s.execute(q):
-        used.setdefault(uuid, {})[rc] = n
+    for uuid, rc, amount in s.execute(q):
+        used.setdefault(uuid, {})[rc] = amount
     hosts = {n.hypervisor_hostname for n in nodes.values()}
     counts = dict(s.execute(select(Instance.node, func.count(Instance.id))
                             .where(Instance.deleted.is_(False), Instance.node.in_(hosts)).group_by(Instance.node)).all())
     out = {}
-    for uuid, n in nodes.items():
+    for uuid, node in nodes.items():
         u = used.get(uuid, {})
-        out[uuid] = NodeUsage(vcpus=n.vcpus, vcpus_used=u.get("VCPU", 0), memory_mb=n.memory_mb,
-                              memory_mb_used=u.get("MEMORY_MB", 0), local_gb=n.local_gb,
-                              local_gb_used=u.get("DISK_GB", 0), running_vms=int(counts.get(n.hypervisor_hostname, 0)))
+        out[uuid] = NodeUsage(vcpus=node.vcpus, vcpus_used=u.get("VCPU", 0), memory_mb=node.memory_mb,
+                              memory_mb_used=u.get("MEMORY_MB", 0), local_gb=node.local_gb,
+                              local_gb_used=u.get("DISK_GB", 0),
+                              running_vms=int(counts.get(node.hypervisor_hostname, 0)))
     return out

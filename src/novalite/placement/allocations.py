@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -124,7 +124,7 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
         except Conflict as exc:
             raise AllocationConflict(exc.message) from exc
     if rows:
-        s.execute(Allocation.__table__.insert(), rows)
+        s.execute(insert(Allocation), rows)
 
 
 def release(s: Session, consumer_uuid: str) -> bool:

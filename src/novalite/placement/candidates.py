@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Integer, Select, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import Exists
 
 from novalite.db.models.placement import Inventory, ProviderAggregate, ProviderTrait, ResourceProvider, Trait
 
@@ -38,15 +40,16 @@ class Candidate:
     allocation_request: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _trait_exists(trait: str) -> object:
+def _trait_exists(trait: str) -> Exists:
     return exists().where(ProviderTrait.resource_provider_id == ResourceProvider.id,
                           ProviderTrait.trait_id == Trait.id, Trait.name == trait)
 
 
 def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
-           names: bool, limited: bool) -> Select[tuple[int, str, str, int]]:
+           names: bool, limited: bool) -> Select[Any]:
     """The statement for one query *shape*; amounts, aggregates, names and limit are bound."""
-    stmt = select(ResourceProvider.id, ResourceProvider.uuid, ResourceProvider.name, ResourceProvider.generation)
+    stmt: Any = select(ResourceProvider.id, ResourceProvider.uuid, ResourceProvider.name,
+                       ResourceProvider.generation)
     for i, rc in enumerate(rcs):
         inv = aliased(Inventory)
         amount = bindparam(f"amount_{i}", type_=Integer)
@@ -71,7 +74,7 @@ def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str
 
 @functools.lru_cache(maxsize=256)
 def _cached(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
-            names: bool, limited: bool) -> Select[tuple[int, str, str, int]]:
+            names: bool, limited: bool) -> Select[Any]:
     return _build(rcs, required, forbidden, member_of, names, limited)
 
 

@@ -89,7 +89,7 @@ def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
     if member_cls is not None:
         q = (select(Instance.uuid, Instance.host).join(member_cls, member_cls.instance_uuid == Instance.uuid)
              .where(member_cls.group_id == group.id, Instance.deleted.is_(False)))
-        members = {u: h for u, h in s.execute(q) if h}
+        members = {str(u): str(h) for u, h in s.execute(q) if h}
     policy = getattr(group, "policy", None) or (getattr(group, "policies", None) or [""])[0]
     return GroupView(uuid=group_uuid, policy=str(policy), rules=dict(getattr(group, "rules", None) or {}),
                      member_hosts=members)
@@ -107,7 +107,7 @@ def _usage(s: Session, provider_uuids: Sequence[str]) -> dict[str, dict[str, Inv
 def _instance_counts(s: Session, hosts: Sequence[str]) -> dict[str, int]:
     q = (select(Instance.host, func.count(Instance.id)).where(Instance.deleted.is_(False), Instance.host.in_(hosts))
          .group_by(Instance.host))
-    return {h: int(n) for h, n in s.execute(q)}
+    return {str(h): int(n) for h, n in s.execute(q)}
 
 
 def _hinted(s: Session, uuids: Sequence[str]) -> dict[str, set[str]]:

@@ -126,7 +126,7 @@ def select_hosts(spec: RequestView, hosts: Sequence[HostSnapshot], *,
 
 def alternates(ranked: Sequence[HostSnapshot], chosen_hosts: set[str], count: int) -> list[HostSnapshot]:
     """Up to ``count`` other hosts from ``ranked`` (not chosen for any instance of the request)."""
-    out = []
+    out: list[HostSnapshot] = []
     for h in ranked:
         if len(out) >= count:
             break

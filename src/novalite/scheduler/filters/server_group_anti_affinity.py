@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from novalite.scheduler.filters.base import PASS, Verdict, fail
 from novalite.scheduler.snapshots import HostSnapshot, RequestView
 
 
-def max_per_host(rules: object) -> int:
+def max_per_host(rules: Mapping[str, Any] | None) -> int:
     try:
-        return max(1, int((rules or {}).get("max_server_per_host", 1)))  # type: ignore[union-attr]
+        return max(1, int((rules or {}).get("max_server_per_host", 1)))
     except (TypeError, ValueError, AttributeError):
         return 1
 
