@@ -262,3 +262,17 @@ def test_provider_aggregates_with_generation(cloud: Api) -> None:
     assert [p["name"] for p in _providers(cloud, f"?member_of=!{agg}")] == ["fake-host-2"]
     r = cloud.put(url, as_="admin", headers=h("1.1"), json=[])
     assert r.status_code == 200 and r.json() == {"aggregates": []}
+
+
+def test_resource_classes(cloud: Api) -> None:
+    r = cloud.get(f"{P}/resource_classes", as_="admin", headers=h("1.2"))
+    assert r.status_code == 200
+    names = [c["name"] for c in r.json()["resource_classes"]]
+    assert {"VCPU", "MEMORY_MB", "DISK_GB"} <= set(names)
+    rp = _rp(cloud)
+    url = f"{P}/resource_providers/{rp['uuid']}/inventories"
+    gen = cloud.get(url, as_="admin").json()["resource_provider_generation"]
+    cloud.post(url, as_="admin", json={"resource_class": "CUSTOM_DISK", "total": 2, "resource_provider_generation": gen})
+    assert cloud.get(f"{P}/resource_classes/CUSTOM_DISK", as_="admin", headers=h("1.2")).json()["name"] == "CUSTOM_DISK"
+    assert cloud.get(f"{P}/resource_classes/CUSTOM_NONE", as_="admin", headers=h("1.2")).status_code == 404
+    assert cloud.get(f"{P}/resource_classes", as_="admin", headers=h("1.1")).status_code == 404

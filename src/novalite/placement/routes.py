@@ -7,6 +7,7 @@ microversions run 1.0-1.39. The resources live in one module each:
 * ``api_inventories`` inventories, provider traits, provider aggregates
 * ``api_allocations`` allocations per consumer, ``/usages``
 * ``api_candidates``  allocation candidates, ``/traits``
+* ``api_classes``     ``/resource_classes`` (read only)
 
 Microversion negotiation and the echoed ``OpenStack-API-Version`` header are in
 ``api_common.PlacementRoute``; errors use placement's ``{"errors": [...]}`` envelope
@@ -20,7 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from novalite.api.common import runtime
-from novalite.placement import api_allocations, api_candidates, api_inventories, api_providers
+from novalite.placement import api_allocations, api_candidates, api_classes, api_inventories, api_providers
 from novalite.placement.api_common import MAX_VERSION, MIN_VERSION, PlacementRoute
 
 CATALOG = ("placement", "placement", "/placement")
@@ -45,5 +46,5 @@ def placement_root_slash(request: Request) -> dict[str, Any]:
     return _root(request)
 
 
-for _module in (api_providers, api_inventories, api_allocations, api_candidates):
+for _module in (api_providers, api_inventories, api_allocations, api_candidates, api_classes):
     router.include_router(_module.router)
