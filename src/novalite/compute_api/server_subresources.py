@@ -1,28 +1,24 @@
-"""Server sub-resources (§6.11): metadata, tags (2.26), ips, os-server-password,
-os-instance-actions and the admin os-server-external-events."""
+"""Server sub-resources (§6.11): metadata, tags (2.26), ips, os-server-password; plus (from
+``server_instance_actions``) os-instance-actions and the admin os-server-external-events."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import compute_links, context, json_body, runtime, validate
 from novalite.api.microversion import V, request_version
+from novalite.compute_api import server_instance_actions as instance_actions
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import METADATA, TAG
 from novalite.compute_api.server_actions import check_not_locked
-from novalite.compute_api.views.servers import host_id
 from novalite.context import RequestContext
 from novalite.db.models.compute import (
     Instance,
-    InstanceAction,
-    InstanceActionEvent,
     InstanceMetadata,
     InstanceTag,
 )
@@ -282,161 +278,6 @@ def clear_password(server_id: str, request: Request, ctx: RequestContext = Depen
     return Response(status_code=204)
 
 
-# -- os-instance-actions ---------------------------------------------------------------------------
+# os-instance-actions and os-server-external-events live in their own module
+router.include_router(instance_actions.router)
 
-def action_time(value: dt.datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
-
-
-def _action_view(row: InstanceAction, request: Request) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "action": row.action, "instance_uuid": row.instance_uuid, "request_id": row.request_id,
-        "user_id": row.user_id, "project_id": row.project_id, "start_time": action_time(row.start_time),
-        "message": row.message,
-    }
-    if request_version(request) >= V(2, 58):  # 2.58: updated_at
-        out["updated_at"] = action_time(row.updated_at)
-    return out
-
-
-def _event_view(ev: InstanceActionEvent, inst: Instance, ctx: RequestContext, request: Request) -> dict[str, Any]:
-    version = request_version(request)
-    out: dict[str, Any] = {"event": ev.event, "start_time": action_time(ev.start_time),
-                           "finish_time": action_time(ev.finish_time), "result": ev.result}
-    if ctx.is_admin:
-        out["traceback"] = ev.traceback
-    if version >= V(2, 62):  # 2.62: host (admin) and hostId
-        if ctx.is_admin:
-            out["host"] = ev.host or ""
-        out["hostId"] = host_id(inst.project_id, ev.host)
-    if version >= V(2, 84):  # 2.84: details
-        out["details"] = ev.details
-    return out
-
-
-def _actions_instance(s: Session, request: Request, ctx: RequestContext, server_id: str) -> Instance:
-    deleted_ok = request_version(request) >= V(2, 21)  # 2.21: actions of deleted servers
-    return sq.get_instance(s, ctx, server_id, read_deleted=deleted_ok)
-
-
-def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str) -> tuple[Any, int | None]:
-    """2.58 limit / marker (a request id) / changes-since; 2.66 changes-before."""
-    version, params = request_version(request), request.query_params
-    if version < V(2, 58):
-        return query, None
-    limit = None
-    if "limit" in params:
-        try:
-            limit = int(params["limit"])
-        except ValueError:
-            raise BadRequest(f"Invalid input for query parameters limit. Value: {params['limit']}.") from None
-        if limit < 0:
-            raise BadRequest(f"Invalid input for query parameters limit. Value: {limit}.")
-    since = sq.parse_time("changes-since", params["changes-since"]) if "changes-since" in params else None
-    before = None
-    if version >= V(2, 66) and "changes-before" in params:
-        before = sq.parse_time("changes-before", params["changes-before"])
-    if since and before and before < since:
-        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    if since:
-        query = query.where(InstanceAction.updated_at >= since)
-    if before:
-        query = query.where(InstanceAction.updated_at <= before)
-    if "marker" in params:
-        marker = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == instance_uuid,
-                                                        InstanceAction.request_id == params["marker"])).first()
-        if marker is None:
-            raise BadRequest(f"Marker {params['marker']} could not be found.")
-        query = query.where(InstanceAction.id < marker.id)
-    return query, limit
-
-
-@router.get(_SERVER + "/os-instance-actions")
-def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        inst = _actions_instance(s, request, ctx, server_id)
-        query = select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
-        query, limit = _action_filters(request, query, s, inst.uuid)
-        query = query.order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())
-        rows = list(s.scalars(query.limit(limit) if limit is not None else query))
-    out: dict[str, Any] = {"instanceActions": [_action_view(r, request) for r in rows]}
-    if limit is not None and rows and len(rows) == limit:
-        href = compute_links(request, "servers", server_id)[0]["href"]
-        out["links"] = [{"rel": "next", "href": f"{href}/os-instance-actions?limit={limit}&marker={rows[-1].request_id}"}]
-    return out
-
-
-@router.get(_SERVER + "/os-instance-actions/{request_id}")
-def show_action(server_id: str, request_id: str, request: Request,
-                ctx: RequestContext = Depends(context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        inst = _actions_instance(s, request, ctx, server_id)
-        row = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid,
-                                                     InstanceAction.request_id == request_id)).first()
-        if row is None:
-            raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found",
-                           kind="InstanceActionNotFound")
-        events = list(s.scalars(select(InstanceActionEvent).where(InstanceActionEvent.action_id == row.id)
-                                .order_by(InstanceActionEvent.start_time.desc(), InstanceActionEvent.id.desc())))
-    out = _action_view(row, request)
-    if ctx.is_admin or request_version(request) >= V(2, 51):  # 2.51: events for the owner too
-        out["events"] = [_event_view(e, inst, ctx, request) for e in events]
-    return {"instanceAction": out}
-
-
-# -- os-server-external-events (admin) -------------------------------------------------------------
-
-def _event_names(request: Request) -> list[str]:
-    names = ["network-changed", "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"]
-    version = request_version(request)
-    names += ["volume-extended"] if version >= V(2, 51) else []  # 2.51
-    names += ["power-update"] if version >= V(2, 76) else []  # 2.76
-    names += ["accelerator-request-bound"] if version >= V(2, 82) else []  # 2.82
-    names += ["volume-reimaged"] if version >= V(2, 93) else []  # 2.93
-    return names
-
-
-def _events_schema(request: Request) -> dict[str, Any]:
-    event = {"type": "object", "properties": {
-        "name": {"type": "string", "enum": _event_names(request)},
-        "server_uuid": {"type": "string", "format": "uuid"},
-        "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
-        "tag": {"type": "string", "maxLength": 255}},
-        "required": ["name", "server_uuid"], "additionalProperties": False}
-    return {"type": "object", "properties": {"events": {"type": "array", "minItems": 1, "items": event}},
-            "required": ["events"], "additionalProperties": False}
-
-
-def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rt = runtime(request)
-    uuids = {e["server_uuid"] for e in events}
-    with rt.db.reader() as s:
-        found = {i.uuid: i.host for i in s.scalars(select(Instance).where(Instance.uuid.in_(uuids),
-                                                                          Instance.deleted.is_(False)))}
-    compute = rt.services.get("compute_api")
-    handler = getattr(compute, "external_instance_event", None)
-    out = []
-    for event in events:
-        result = dict(event, status=event.get("status", "completed"))
-        if event["server_uuid"] not in found:
-            result.update(code=404, status="failed")
-        elif found[event["server_uuid"]] is None:
-            result.update(code=422, status="failed")
-        else:
-            result["code"] = 200
-            if handler is not None:
-                handler(ctx, event["server_uuid"], dict(result))
-        out.append(result)
-    return out
-
-
-@router.post("/os-server-external-events")
-async def external_events(request: Request, ctx: RequestContext = Depends(context)) -> Response:
-    ctx.require_admin("os_compute_api:os-server-external-events:create")
-    body = await json_body(request)
-    validate(_events_schema(request), body)
-    results = await run_in_threadpool(_deliver, request, ctx, body["events"])
-    if all(r["code"] == 404 for r in results):
-        raise NotFound("No instances found for any event")
-    status = 207 if any(r["code"] != 200 for r in results) else 200
-    return JSONResponse({"events": results}, status_code=status)

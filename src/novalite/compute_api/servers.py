@@ -86,17 +86,17 @@ def _status_conditions(q: sq.ListQuery, values: list[str], ctx: RequestContext, 
 
 
 def _simple_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> None:
-    eq = {"reservation_id": Instance.reservation_id, "image": Instance.image_ref, "flavor": Instance.flavor_id,
+    eq: dict[str, Any] = {"reservation_id": Instance.reservation_id, "image": Instance.image_ref, "flavor": Instance.flavor_id,
           "availability_zone": Instance.availability_zone, "key_name": Instance.key_name,
           "task_state": Instance.task_state, "vm_state": Instance.vm_state, "user_id": Instance.user_id,
           "hostname": Instance.hostname, "host": Instance.host, "node": Instance.node, "uuid": Instance.uuid}
     for key, column in eq.items():
         if key in p:
             q.conditions.append(column.in_(p[key]))
-    for key, column in (("power_state", Instance.power_state), ("progress", Instance.progress)):
+    for key, int_column in (("power_state", Instance.power_state), ("progress", Instance.progress)):
         if key in p:
             try:
-                q.conditions.append(column.in_([int(v) for v in p[key]]))
+                q.conditions.append(int_column.in_([int(v) for v in p[key]]))
             except ValueError:
                 raise BadRequest(f"Invalid input for query parameters {key}. Value: {p[key][0]}.") from None
     if "config_drive" in p:
@@ -137,7 +137,7 @@ def _scope(q: sq.ListQuery, p: dict[str, list[str]], ctx: RequestContext) -> Non
         q.conditions.append(Instance.project_id == ctx.project_id)
         return
     ctx.require_admin("os_compute_api:servers:detail:get_all_tenants")
-    project = (p.get("project_id") or p.get("tenant_id") or [None])[-1]
+    project = (p.get("project_id") or p.get("tenant_id") or [""])[-1]
     if project:
         q.conditions.append(Instance.project_id == project)
 
