@@ -183,8 +183,8 @@ def _page(s: Session, version: Version, query: ListQuery) -> list[ComputeNode]:
         return found
     if query.marker is not None:
         key = ComputeNode.uuid if version >= V(2, 53) else ComputeNode.id
-        marker_value: Any = query.marker if version >= V(2, 53) else (int(query.marker)
-                                                                      if query.marker.isdigit() else None)
+        marker_value: Any = query.marker if version >= V(2, 53) else (
+            int(query.marker) if query.marker.isdigit() and len(query.marker) < 11 else None)
         marked = s.scalars(select(ComputeNode).where(key == marker_value)).first() if marker_value is not None else None
         if marked is None:
             raise BadRequest(f"marker [{query.marker}] not found")

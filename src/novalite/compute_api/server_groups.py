@@ -22,6 +22,7 @@ from novalite.services import server_groups as service
 router = APIRouter(prefix="/compute/v2.1")
 
 MAX_LIMIT = 1000
+MAX_OFFSET = 2147483647
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255,
          "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$"}
 _POSITIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
@@ -102,11 +103,11 @@ def list_server_groups(request: Request, ctx: RequestContext = Depends(context))
     version = request_version(request)
     params = {k: request.query_params.getlist(k)[-1] for k in request.query_params}
     validate(_list_query_schema(version), params, query=True)
-    limit = int(params.get("limit") or 0) or MAX_LIMIT
-    offset = int(params.get("offset") or 0)
+    limit = min(int(params.get("limit") or 0) or MAX_LIMIT, MAX_LIMIT)
+    offset = min(int(params.get("offset") or 0), MAX_OFFSET)
     all_projects = "all_projects" in params and ctx.is_admin
     with runtime(request).db.reader() as s:
-        groups = service.list_groups(s, ctx, all_projects=all_projects, limit=min(limit, MAX_LIMIT), offset=offset)
+        groups = service.list_groups(s, ctx, all_projects=all_projects, limit=limit, offset=offset)
         members = service.live_members(s, [g.id for g in groups])
         return {"server_groups": [group_view(version, g, members[g.id]) for g in groups]}
 

@@ -57,7 +57,7 @@ def put_schema(v: Version) -> dict[str, Any]:
         props.update(project_id=_ID, user_id=_ID)
         required += ["project_id", "user_id"]
     if v >= V(1, 28):  # 1.28: consumer_generation
-        props["consumer_generation"] = {"type": ["integer", "null"]}
+        props["consumer_generation"] = {"type": ["integer", "null"], "minimum": 0, "maximum": 2147483647}
         required.append("consumer_generation")
     if v >= V(1, 38):  # 1.38: consumer_type
         props["consumer_type"] = {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255}

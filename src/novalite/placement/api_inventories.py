@@ -36,7 +36,7 @@ router = APIRouter(prefix="/placement", route_class=PlacementRoute)
 
 V = Version
 MAX_INT = 2147483647
-_GENERATION = {"type": "integer"}
+_GENERATION = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 _FIELDS: dict[str, Any] = {
     "total": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
     "reserved": {"type": "integer", "minimum": 0, "maximum": MAX_INT},

@@ -16,6 +16,7 @@ from novalite.placement.api_common import is_uuid
 
 RC_PATTERN = re.compile(r"^[A-Z0-9_]+$")
 TRAIT_PATTERN = re.compile(r"^[A-Z0-9_]+$")
+MAX_AMOUNT = 2147483647
 
 
 @dataclass
@@ -41,7 +42,7 @@ def parse_resources(raw: str) -> dict[str, int]:
                      f"?resources=VCPU:2,MEMORY_MB:1024. Got: {raw}.")
     for item in raw.split(","):
         name, sep, amount = item.strip().partition(":")
-        if not sep or not RC_PATTERN.match(name) or not amount.strip().isdigit():
+        if not sep or not RC_PATTERN.match(name) or not amount.strip().isdigit() or int(amount) > MAX_AMOUNT:
             raise bad
         if name in out:
             raise BadRequest(f"Badly formed resources parameter. Resource class {name} was specified twice.")
