@@ -195,7 +195,7 @@ def test_list_paging_and_sorting(stack: Api) -> None:
     b'{"volume": {"size": -1}}', b'{"volume": {"size": 1.5}}', b'{"volume": {}}', b'{"volume": {"size": true}}',
     b'{"volume": {"size": 1, "name": 7}}', b'{"volume": {"size": 1, "name": "' + b"x" * 300 + b'"}}',
     b'{"volume": {"size": 1, "metadata": []}}', b'{"volume": {"size": 1, "availability_zone": "mars"}}',
-    b'{"volume": {"size": 1, "snapshot_id": "abc"}}', b'{"volume": {"size": 99999999999999999999}}',
+    b'{"volume": {"size": 1, "backup_id": "abc"}}', b'{"volume": {"size": 99999999999999999999}}',
 ])
 def test_bad_create_bodies_are_400(stack: Api, body: bytes) -> None:
     r = stack.post(f"{V}/volumes", content=body, headers={"Content-Type": "application/json"})
@@ -315,3 +315,46 @@ def test_create_and_update_answer_the_base_view_and_metadata_items(stack: Api) -
     _fault(stack.put(f"{V}/volumes/{vol['id']}/metadata/k", json={"meta": {"other": "w"}}), 400, "badRequest")
     assert stack.delete(f"{V}/volumes/{vol['id']}/metadata/k").status_code == 200
     _fault(stack.get(f"{V}/volumes/{vol['id']}/metadata/k"), 404, "itemNotFound")
+
+
+def test_legacy_attach_actions(stack: Api) -> None:
+    vol = _create(stack, {"size": 1})
+    act = f"{V}/volumes/{vol['id']}/action"
+    assert stack.post(act, json={"os-reserve": {}}).status_code == 202
+    assert _status(stack, vol["id"]) == "attaching"
+    _fault(stack.post(act, json={"os-reserve": {}}), 400, "badRequest")
+    assert stack.post(act, json={"os-unreserve": {}}).status_code == 202
+    assert _status(stack, vol["id"]) == "available"
+    server = "11111111-2222-4333-8444-555555555555"
+    r = stack.post(act, json={"os-attach": {"instance_uuid": server, "mountpoint": "/dev/vdc"}})
+    assert r.status_code == 202
+    shown = stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]
+    assert shown["status"] == "in-use" and shown["attachments"][0]["server_id"] == server
+    r = stack.post(act, json={"os-initialize_connection": {"connector": {"host": "h"}}})
+    assert r.status_code == 200 and r.json()["connection_info"]["data"]["volume_id"] == vol["id"]
+    assert stack.post(act, json={"os-begin_detaching": {}}).status_code == 202
+    assert stack.post(act, json={"os-roll_detaching": {}}).status_code == 202
+    assert _status(stack, vol["id"]) == "in-use"
+    assert stack.post(act, json={"os-detach": {}}).status_code == 202
+    assert _status(stack, vol["id"]) == "available"
+    missing = f"{V}/volumes/00000000-0000-4000-8000-000000000000/action"
+    for action in ("os-reserve", "os-unreserve", "os-attach", "os-detach"):
+        _fault(stack.post(missing, json={action: {}}), 404, "itemNotFound")
+    _fault(stack.post(act, json={"os-force_delete": {}}), 403, "forbidden")
+    assert stack.post(act, as_="admin", json={"os-force_delete": {}}).status_code == 202
+    _fault(stack.get(f"{V}/volumes/{vol['id']}"), 404, "itemNotFound")
+
+
+def test_clone_snapshots_and_empty_ids(stack: Api) -> None:
+    source = _create(stack, {"size": 1, "name": "src"})
+    clone = _create(stack, {"source_volid": source["id"], "name": "copy"})
+    shown = stack.get(f"{V}/volumes/{clone['id']}").json()["volume"]
+    assert shown["size"] == 1 and shown["source_volid"] == source["id"] and shown["status"] == "available"
+    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "source_volid": "missing"}}), 404, "itemNotFound")
+    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "snapshot_id": "missing"}}), 404, "itemNotFound")
+    r = stack.post(f"{V}/volumes", json={"volume": {"size": 1, "source_volid": source["id"], "name": "small"}})
+    assert r.status_code == 202  # same size is fine
+    for method in ("GET", "PUT", "DELETE"):
+        _fault(stack.request(method, f"{V}/volumes/", json={"volume": {"name": "x"}}), 404, "itemNotFound")
+    page = stack.get(f"{V}/volumes", params={"limit": 3}).json()
+    assert len(page["volumes"]) == 3 and page["volumes_links"][0]["rel"] == "next"

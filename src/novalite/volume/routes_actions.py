@@ -1,5 +1,6 @@
 """POST /volumes/{id}/action: os-extend, os-reset_status (admin), os-set_bootable,
-os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata."""
+os-update_readonly_flag, os-set_image_metadata, os-unset_image_metadata, os-show_image_metadata,
+and the legacy attach actions of ``legacy_actions``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, runtime
 from novalite.db.models.volume import Volume
 from novalite.errors import BadRequest, NotFound
+from novalite.volume import legacy_actions as legacy
 from novalite.volume import service
 from novalite.volume.api import VolumeRequest, boolean, integer, metadata, respond, volume_request
 
@@ -82,14 +84,21 @@ ACTIONS: dict[str, tuple[Handler, int]] = {
     "os-extend": (_extend, 202), "os-reset_status": (_reset_status, 202), "os-set_bootable": (_bootable, 200),
     "os-update_readonly_flag": (_readonly, 202), "os-set_image_metadata": (_set_image_metadata, 200),
     "os-unset_image_metadata": (_unset_image_metadata, 200), "os-show_image_metadata": (_show_image_metadata, 200),
+    "os-reserve": (legacy.reserve, 202), "os-unreserve": (legacy.unreserve, 202), "os-attach": (legacy.attach, 202),
+    "os-begin_detaching": (legacy.begin_detaching, 202), "os-roll_detaching": (legacy.roll_detaching, 202),
+    "os-detach": (legacy.detach, 202), "os-initialize_connection": (legacy.initialize_connection, 200),
+    "os-terminate_connection": (legacy.terminate_connection, 202), "os-force_detach": (legacy.force_detach, 202),
+    "os-force_delete": (legacy.force_delete, 202),
 }
 
 
 def _run(request: Request, vr: VolumeRequest, volume_id: str, name: str, args: Any) -> Response:
-    handler, status = ACTIONS[name]
     rt = runtime(request)
     with rt.db.session() as s:
-        vol = service.get_volume_row(s, vr.ctx, volume_id)
+        vol = service.get_volume_row(s, vr.ctx, volume_id)  # 404 before any body check, as Cinder
+        if name not in ACTIONS:
+            raise BadRequest(f"There is no such action: {name}", kind="InvalidInput")
+        handler, status = ACTIONS[name]
         body = handler(rt, s, vr, vol, args)
     if body is not None:
         return respond(vr, body, status)
@@ -103,6 +112,4 @@ async def volume_action(volume_id: str, request: Request,
     if not isinstance(body, dict) or len(body) != 1:
         raise BadRequest("Invalid request body: exactly one action is required.", kind="InvalidInput")
     name, args = next(iter(body.items()))
-    if name not in ACTIONS:
-        raise BadRequest(f"There is no such action: {name}", kind="InvalidInput")
     return await run_in_threadpool(_run, request, vr, volume_id, name, args)

@@ -85,7 +85,8 @@ def _page(request: Request, vols: list[Volume]) -> tuple[list[Volume], bool]:
             raise NotFound(f"Marker {q['marker']} could not be found.", kind="MarkerNotFound")
         start = ids.index(q["marker"]) + 1
     end = start + limit if limit is not None else len(vols)
-    return vols[start:end], limit is not None and end < len(vols)
+    page = vols[start:end]
+    return page, limit is not None and limit > 0 and len(page) == limit  # Cinder: a full page has a next link
 
 
 def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
@@ -126,6 +127,14 @@ def _show(request: Request, vr: VolumeRequest, volume_id: str, status: int = 200
     return respond(vr, {"volume": body}, status, background)
 
 
+@router.get("/volumes/")
+@router.put("/volumes/")
+@router.delete("/volumes/")
+def volume_without_id(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+    """An empty volume id names no volume (Cinder answers 404, not the collection)."""
+    raise service.volume_not_found("")
+
+
 @router.get("/volumes/{volume_id}")
 def show_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
     return _show(request, vr, volume_id)
@@ -133,7 +142,7 @@ def show_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(vo
 
 def _create_fields(body: Any) -> dict[str, Any]:
     vol = section(body, "volume")
-    for unsupported in ("snapshot_id", "source_volid", "backup_id", "consistencygroup_id", "group_id"):
+    for unsupported in ("backup_id", "consistencygroup_id", "group_id"):
         if vol.get(unsupported):
             raise BadRequest(f"Invalid input received: {unsupported} is not supported by this cloud.",
                              kind="InvalidInput")
@@ -146,6 +155,8 @@ def _create_fields(body: Any) -> dict[str, Any]:
         "metadata": metadata(vol.get("metadata")),
         "multiattach": boolean("multiattach", vol.get("multiattach", False)),
         "size": None if vol.get("size") is None else integer("size", vol["size"]),
+        "snapshot_id": text("snapshot_id", vol.get("snapshot_id")),
+        "source_volid": text("source_volid", vol.get("source_volid")),
     }
     return fields
 

@@ -139,9 +139,19 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
     ``fields``: size (int | None), name, description, volume_type, availability_zone, imageRef,
     metadata, multiattach, all already type-checked.
     """
-    size, image = fields.get("size"), None
+    size, image, source = fields.get("size"), None, None
+    if fields.get("snapshot_id"):
+        raise NotFound(f"Snapshot {fields['snapshot_id']} could not be found.", kind="SnapshotNotFound")
     if fields.get("imageRef"):
         image, size = _image_for(s, ctx, fields["imageRef"], size)
+    if fields.get("source_volid"):
+        source = get_volume_row(s, ctx, fields["source_volid"])
+        size = size if size is not None else source.size
+        if size < source.size:
+            raise BadRequest("Invalid input received: Clones currently must be >= original volume size.",
+                             kind="InvalidInput")
+        if source.status not in ("available", "in-use"):
+            raise invalid_volume(f"Volume {source.id} status must be available or in-use to clone.")
     if size is None:
         raise BadRequest("Invalid input received: 'size' is a required property", kind="InvalidInput")
     zone = fields.get("availability_zone") or "nova"
@@ -152,8 +162,9 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
     vol = Volume(name=fields.get("name"), description=fields.get("description"), project_id=ctx.project_id,
                  user_id=ctx.user_id, size=size, status="creating", volume_type_id=vtype.id, availability_zone=zone,
                  multiattach=bool(fields.get("multiattach")), volume_metadata=dict(fields.get("metadata") or {}),
-                 image_id=image.id if image else None, image_metadata=_image_metadata(image) if image else {},
-                 bootable=image is not None)
+                 image_id=image.id if image else None, source_volid=source.id if source else None,
+                 image_metadata=_image_metadata(image) if image else dict(source.image_metadata or {}) if source
+                 else {}, bootable=image is not None or bool(source and source.bootable))
     s.add(vol)
     s.flush()
     return vol
@@ -166,6 +177,8 @@ def finish_create(runtime: Any, volume_id: str) -> None:
         if vol is None or vol.status != "creating":
             return
         size, image_id = vol.size, vol.image_id
+        source = s.get(Volume, vol.source_volid) if vol.source_volid else None
+        source_location = source.location if source is not None else None
         image_path = None
         if image_id:
             from novalite.image.service import get_image
@@ -173,8 +186,12 @@ def finish_create(runtime: Any, volume_id: str) -> None:
             image_path = image.path if image is not None else None
     storage = storage_for(runtime)
     try:
-        location = (storage.create_from_image(volume_id, size, image_path) if image_id
-                    else storage.create_blank(volume_id, size))
+        if vol.source_volid:
+            location = storage.create_from_volume(volume_id, size, source_location)
+        elif image_id:
+            location = storage.create_from_image(volume_id, size, image_path)
+        else:
+            location = storage.create_blank(volume_id, size)
         status = "available"
     except OSError:
         location, status = None, "error"

@@ -30,6 +30,9 @@ class VolumeStorage(Protocol):
     def create_from_image(self, volume_id: str, size_gb: int, image_path: str | None) -> str | None:
         """Provision a volume holding the image's data."""
 
+    def create_from_volume(self, volume_id: str, size_gb: int, source_location: str | None) -> str | None:
+        """Provision a clone holding the source volume's data."""
+
     def extend(self, volume_id: str, location: str | None, new_size_gb: int) -> None:
         """Grow the volume to ``new_size_gb``."""
 
@@ -51,6 +54,10 @@ class RecordsOnlyStorage:
     def create_from_image(self, volume_id: str, size_gb: int, image_path: str | None) -> str | None:
         self.volumes[volume_id] = size_gb
         self.images[volume_id] = image_path
+        return None
+
+    def create_from_volume(self, volume_id: str, size_gb: int, source_location: str | None) -> str | None:
+        self.volumes[volume_id] = size_gb
         return None
 
     def extend(self, volume_id: str, location: str | None, new_size_gb: int) -> None:
@@ -87,6 +94,9 @@ class FileStorage:
             with open(path, "r+b") as handle:
                 handle.truncate(size_gb * GIB)
         return str(path)
+
+    def create_from_volume(self, volume_id: str, size_gb: int, source_location: str | None) -> str | None:
+        return self.create_from_image(volume_id, size_gb, source_location)
 
     def extend(self, volume_id: str, location: str | None, new_size_gb: int) -> None:
         if location and os.path.exists(location):

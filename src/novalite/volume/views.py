@@ -43,7 +43,7 @@ def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Ve
         "id": vol.id, "name": vol.name, "description": vol.description, "status": vol.status, "size": vol.size,
         "availability_zone": vol.availability_zone, "created_at": stamp(vol.created_at),
         "updated_at": stamp(vol.updated_at), "attachments": [_attachment_entry(vol, a) for a in attached],
-        "volume_type": vtype.name if vtype else None, "snapshot_id": None, "source_volid": None,
+        "volume_type": vtype.name if vtype else None, "snapshot_id": None, "source_volid": vol.source_volid,
         "metadata": dict(vol.volume_metadata or {}), "links": volume_links(request, vol.id),
         "user_id": vol.user_id, "bootable": "true" if vol.bootable else "false", "encrypted": False,
         "replication_status": None, "consistencygroup_id": None, "multiattach": vol.multiattach,

@@ -40,6 +40,7 @@ class Volume(Base):
     multiattach: Mapped[bool] = mapped_column(Boolean, default=False)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     image_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    source_volid: Mapped[str | None] = mapped_column(String(36), nullable=True)  # a clone's origin
     image_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # volume_image_metadata
     volume_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # "metadata"
     location: Mapped[str | None] = mapped_column(Text, nullable=True)  # where the storage keeps the data

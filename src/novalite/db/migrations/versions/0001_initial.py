@@ -624,6 +624,7 @@ def upgrade() -> None:
     sa.Column('multiattach', sa.Boolean(), nullable=False),
     sa.Column('read_only', sa.Boolean(), nullable=False),
     sa.Column('image_id', sa.String(length=36), nullable=True),
+    sa.Column('source_volid', sa.String(length=36), nullable=True),
     sa.Column('image_metadata', sa.JSON(), nullable=False),
     sa.Column('volume_metadata', sa.JSON(), nullable=False),
     sa.Column('location', sa.Text(), nullable=True),
