@@ -74,10 +74,19 @@ def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None,
         raise Vanished(uuid)
 
 
-def late_group_check(s: Session, instance_uuid: str, host: str) -> str | None:
-    """The group policy against where members really run now; the violation, or None."""
-    doc = s.get(RequestSpec, instance_uuid)
-    group = hostdata.load_group(s, (doc.spec or {}).get("instance_group") if doc else None)
+def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict[str, Any]) -> str | None:
+    """The group policy against where members really run now; the violation, or None.
+
+    The conductor passes the group in ``build_args["instance_group"]``; without that key the
+    RequestSpec is read."""
+    if "instance_group" in build_args:
+        group_uuid = build_args["instance_group"]
+    else:
+        doc = s.get(RequestSpec, instance_uuid)
+        group_uuid = (doc.spec or {}).get("instance_group") if doc else None
+    if not group_uuid:
+        return None
+    group = hostdata.load_group(s, group_uuid)
     if group is None:
         return None
     others = {h for u, h in group.member_hosts.items() if u != instance_uuid}
@@ -102,7 +111,7 @@ def accept(db: Database, b: Build) -> GuestSpec:
         problem, by_policy = None, False
         if not resource_tracker.instance_claim(s, b.instance_uuid, b.node_uuid):
             problem = f"Insufficient compute resources: no allocation on {b.node}."
-        elif (violation := late_group_check(s, b.instance_uuid, b.host)) is not None:
+        elif (violation := late_group_check(s, b.instance_uuid, b.host, b.build_args)) is not None:
             problem, by_policy = violation, True
         if problem is None:
             set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,

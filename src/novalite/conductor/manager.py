@@ -61,7 +61,8 @@ class ConductorManager:
         for uuid in uuids:
             dests = destinations.get(uuid)
             if dests:
-                self._cast_build(ctx, uuid, dests[0], dests[1:], build_args, attempt=1, failures=[])
+                args = {**build_args, "instance_group": docs[uuid].get("instance_group")}
+                self._cast_build(ctx, uuid, dests[0], dests[1:], args, attempt=1, failures=[])
 
     def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.db.reader() as s:

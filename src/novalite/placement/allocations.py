@@ -17,13 +17,16 @@ multi-create claims every instance in one transaction). Guarantees:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from novalite.db.base import utcnow
 from novalite.db.models.placement import Allocation, Consumer, Inventory, ResourceProvider
 from novalite.errors import Conflict
 from novalite.placement.providers import bump_generation
@@ -46,15 +49,27 @@ class ConsumerRef:
     user_id: str
 
 
-def _take(s: Session, provider_id: int, rc: str, amount: int) -> bool:
-    """Add ``amount`` to the inventory's usage when it fits; False when it does not."""
-    capacity = (Inventory.total - Inventory.reserved) * Inventory.allocation_ratio
-    stmt = (update(Inventory)
-            .where(Inventory.resource_provider_id == provider_id, Inventory.resource_class == rc,
-                   Inventory.used + amount <= capacity, Inventory.min_unit <= amount,
-                   Inventory.max_unit >= amount, (amount % Inventory.step_size) == 0)
-            .values(used=Inventory.used + amount).execution_options(synchronize_session=False))
-    return s.execute(stmt).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+@functools.lru_cache(maxsize=64)
+def _take_statement(rcs: tuple[str, ...]) -> Any:
+    """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>)."""
+    inv = cast(Table, Inventory.__table__)
+    amount = case({rc: bindparam(f"amount_{i}", type_=Integer) for i, rc in enumerate(rcs)},
+                  value=inv.c.resource_class, else_=0)
+    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
+    return (update(inv)
+            .where(inv.c.resource_provider_id == bindparam("provider_id", type_=Integer),
+                   inv.c.resource_class.in_(rcs), inv.c.used + amount <= capacity, inv.c.min_unit <= amount,
+                   inv.c.max_unit >= amount, (amount % inv.c.step_size) == 0)
+            .values(used=inv.c.used + amount))
+
+
+def _take(s: Session, provider_id: int, resources: Mapping[str, int]) -> bool:
+    """Add the amounts to the provider's usage when every one fits; False when any does not."""
+    rcs = tuple(resources)
+    params: dict[str, Any] = {f"amount_{i}": resources[rc] for i, rc in enumerate(rcs)}
+    params["provider_id"] = provider_id
+    result = s.connection().execute(_take_statement(rcs), params)
+    return result.rowcount == len(rcs)  # type: ignore[no-any-return]
 
 
 def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
@@ -64,18 +79,19 @@ def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
 
 
 def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -> None:
-    row = s.get(Consumer, consumer.uuid)
+    current = s.execute(select(Consumer.generation).where(Consumer.uuid == consumer.uuid)).scalar()
     if generation is None:
-        if row is not None:
+        if current is not None:
             held = s.execute(select(Allocation.id).where(Allocation.consumer_id == consumer.uuid).limit(1)).first()
             if held is not None:
                 raise AllocationConflict(f"consumer {consumer.uuid} already has allocations")
-            _bump_consumer(s, consumer.uuid, row.generation)
+            _bump_consumer(s, consumer.uuid, current)
             return
-        s.add(Consumer(uuid=consumer.uuid, project_id=consumer.project_id, user_id=consumer.user_id, generation=0))
-        s.flush()
+        s.execute(insert(Consumer).values(uuid=consumer.uuid, project_id=consumer.project_id,
+                                          user_id=consumer.user_id, consumer_type="INSTANCE", generation=0,
+                                          created_at=utcnow(), updated_at=utcnow()))
         return
-    if row is None or row.generation != generation:
+    if current is None or current != generation:
         raise AllocationConflict(f"consumer generation conflict for {consumer.uuid}")
     _bump_consumer(s, consumer.uuid, generation)
 
@@ -107,18 +123,16 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
            provider_generations: Mapping[str, int]) -> None:
     _check_consumer(s, consumer, consumer_generation)
     ids = _provider_ids(s, list(request))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for provider_uuid, resources in request.items():
         provider_id = ids.get(provider_uuid)
         if provider_id is None:
             raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
-        for rc, amount in resources.items():
-            if amount <= 0:
-                continue
-            if not _take(s, provider_id, rc, amount):
-                raise AllocationConflict(f"unable to allocate {amount} {rc} on resource provider {provider_uuid}")
-            rows.append({"resource_provider_id": provider_id, "consumer_id": consumer.uuid,
-                         "resource_class": rc, "used": amount})
+        wanted = {rc: int(n) for rc, n in resources.items() if n > 0}
+        if wanted and not _take(s, provider_id, wanted):
+            raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
+        rows.extend({"resource_provider_id": provider_id, "consumer_id": consumer.uuid, "resource_class": rc,
+                     "used": n} for rc, n in wanted.items())
         try:
             bump_generation(s, provider_id, provider_generations.get(provider_uuid))
         except Conflict as exc:

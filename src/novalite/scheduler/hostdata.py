@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -95,12 +96,22 @@ def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
                      member_hosts=members)
 
 
-def _usage(s: Session, provider_uuids: Sequence[str]) -> dict[str, dict[str, Inventory]]:
-    q = (select(ResourceProvider.uuid, Inventory).join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
+@dataclass(frozen=True)
+class _Inv:
+    total: int
+    reserved: int
+    used: int
+    allocation_ratio: float
+
+
+def _usage(s: Session, provider_uuids: Sequence[str]) -> dict[str, dict[str, _Inv]]:
+    q = (select(ResourceProvider.uuid, Inventory.resource_class, Inventory.total, Inventory.reserved, Inventory.used,
+                Inventory.allocation_ratio)
+         .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
          .where(ResourceProvider.uuid.in_(provider_uuids)))
-    out: dict[str, dict[str, Inventory]] = {}
-    for uuid, inv in s.execute(q):
-        out.setdefault(uuid, {})[inv.resource_class] = inv
+    out: dict[str, dict[str, _Inv]] = {}
+    for uuid, rc, total, reserved, used, ratio in s.execute(q):
+        out.setdefault(uuid, {})[rc] = _Inv(total, reserved, used, ratio)
     return out
 
 
@@ -121,10 +132,17 @@ def _hinted(s: Session, uuids: Sequence[str]) -> dict[str, set[str]]:
     return out
 
 
-def is_up(service: Service, down_time: int, now: dt.datetime) -> bool:
+def is_up(service: Any, down_time: int, now: dt.datetime) -> bool:
+    """``service``: anything with ``forced_down`` and ``last_seen_at`` (a Service row or a row tuple)."""
     if service.forced_down or service.last_seen_at is None:
         return False
     return (now - service.last_seen_at).total_seconds() <= down_time
+
+
+_NODE_COLUMNS = (ComputeNode.uuid, ComputeNode.host, ComputeNode.hypervisor_hostname, ComputeNode.failed_builds,
+                 ComputeNode.hypervisor_type, ComputeNode.hypervisor_version, ComputeNode.cpu_info,
+                 ComputeNode.supported_instances, ComputeNode.stats, Service.disabled, Service.disabled_reason,
+                 Service.forced_down, Service.last_seen_at, Service.id.label("service_id"))
 
 
 def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_time: int,
@@ -133,33 +151,33 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
     uuids = [c.provider_uuid for c in candidates]
     if not uuids:
         return []
-    nodes = {n.uuid: (n, svc) for n, svc in s.execute(
-        select(ComputeNode, Service).join(Service, Service.id == ComputeNode.service_id, isouter=True)
+    nodes = {row.uuid: row for row in s.execute(
+        select(*_NODE_COLUMNS).join(Service, Service.id == ComputeNode.service_id, isouter=True)
         .where(ComputeNode.uuid.in_(uuids), ComputeNode.deleted.is_(False)))}
     usage = _usage(s, uuids)
-    hosts = sorted({n.host for n, _svc in nodes.values()})
+    hosts = sorted({n.host for n in nodes.values()})
     counts, aggs, hinted = _instance_counts(s, hosts), host_aggregates(s, hosts), _hinted(s, hinted_uuids)
     now = utcnow()
     out = []
     for cand in candidates:
         if cand.provider_uuid not in nodes:
             continue
-        node, svc = nodes[cand.provider_uuid]
-        out.append(_snapshot(node, svc, usage.get(cand.provider_uuid, {}), cand, now=now,
+        node = nodes[cand.provider_uuid]
+        out.append(_snapshot(node, usage.get(cand.provider_uuid, {}), cand, now=now,
                              service_down_time=service_down_time, num_instances=counts.get(node.host, 0),
                              aggregates=tuple(aggs.get(node.host, ())),
                              instance_uuids=frozenset(hinted.get(node.host, set()))))
     return out
 
 
-def _snapshot(node: ComputeNode, svc: Service | None, inv: dict[str, Inventory], cand: Candidate, *,
+def _snapshot(node: Any, inv: dict[str, _Inv], cand: Candidate, *,
               now: dt.datetime, service_down_time: int, num_instances: int,
               aggregates: tuple[AggregateSnapshot, ...], instance_uuids: frozenset[str]) -> HostSnapshot:
     vcpu, ram, disk = inv.get("VCPU"), inv.get("MEMORY_MB"), inv.get("DISK_GB")
     return HostSnapshot(
         uuid=node.uuid, host=node.host, node=node.hypervisor_hostname,
-        service_up=svc is not None and is_up(svc, service_down_time, now),
-        service_disabled=bool(svc and svc.disabled), disabled_reason=svc.disabled_reason if svc else None,
+        service_up=node.service_id is not None and is_up(node, service_down_time, now),
+        service_disabled=bool(node.disabled), disabled_reason=node.disabled_reason,
         vcpus_total=vcpu.total - vcpu.reserved if vcpu else 0, vcpus_used=vcpu.used if vcpu else 0,
         cpu_allocation_ratio=vcpu.allocation_ratio if vcpu else 1.0,
         memory_mb_total=ram.total if ram else 0, memory_mb_used=ram.used if ram else 0,
