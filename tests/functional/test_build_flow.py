@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from novalite.db.models.placement import Service
+from novalite.db.models.placement import ResourceProvider, Service
 from tests.functional import build_helpers as h
 
 
@@ -163,4 +163,28 @@ def test_usage_equals_live_servers_after_a_mixed_run(stack_factory: Any) -> None
     for u in ok[:3] + failed:
         h.wait_for(api, u, lambda r: r.deleted)
     assert h.instance(api, rescheduled[0]).vm_state == "active"
+    h.usage_matches_live_servers(api)
+
+
+def test_restart_resubmits_waiting_builds_and_fails_interrupted_ones(stack_factory: Any) -> None:
+    from novalite.compute import recovery
+    from novalite.placement import allocations
+
+    api = stack_factory(fake_hosts=2)
+    waiting = h.create_instances(api, count=2, start=False)  # as if the cast died with the old process
+    [interrupted] = h.create_instances(api, start=False)
+    db = api.runtime.db
+    with db.session() as s:
+        s.execute(update(h.Instance).where(h.Instance.uuid == interrupted)
+                  .values(host="fake-host-1", node="fake-host-1", task_state="spawning"))
+        provider = s.execute(select(ResourceProvider.uuid).where(ResourceProvider.name == "fake-host-1")).scalar_one()
+        allocations.claim(s, allocations.ConsumerRef(interrupted, "p", "u"), {provider: {"VCPU": 1}})
+    assert recovery.fail_interrupted_builds(db, ["fake-host-1", "fake-host-2"]) == [interrupted]
+    row = h.instance(api, interrupted)
+    assert (row.vm_state, row.task_state, row.host) == ("error", None, None)
+    assert h.faults(api, interrupted)[0].message == recovery.INTERRUPTED
+    assert h.allocations_by_host(api, interrupted) == {}
+    assert recovery.resubmit_waiting(db, api.runtime.services["conductor"]) == 2
+    for uuid in waiting:
+        assert h.wait_for(api, uuid, h.settled).vm_state == "active"
     h.usage_matches_live_servers(api)

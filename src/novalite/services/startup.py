@@ -4,7 +4,9 @@
 scheduler (enabled filters/weighers checked here: an unknown name stops the start-up with a
 clear error), the conductor's consumer, one compute agent per simulated host (their builds
 run in a shared pool of ``max_concurrent_builds`` threads), and the heartbeat thread that
-keeps the agents' services up. Registers ``runtime.services["conductor"]`` (the RPC client),
+keeps the agents' services up. On start it also recovers what a previous process left
+behind (``compute.recovery``: interrupted builds -> ERROR; with ``memory://`` builds still
+waiting for a host are handed to the conductor again). Registers ``runtime.services["conductor"]`` (the RPC client),
 ``["compute_api"]`` and ``["scheduler"]``. ``stop`` undoes it all and may be called twice.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 from sqlalchemy import update
 
 from novalite.compute import hosts as fake_hosts
+from novalite.compute import recovery
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
 from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
@@ -86,6 +89,7 @@ def start(runtime: Any) -> Callable[[], None]:
     agents = {h: ComputeAgent(host=h, node_uuid=nodes[h], db=db, driver=driver, conductor=conductor_client,
                               max_attempts=settings.max_attempts) for h in hosts if h in nodes}
     heartbeat(db, list(agents))
+    recovery.fail_interrupted_builds(db, list(agents))
     transport.serve([conductor_rpc.TOPIC], conductor.handle, conductor_rpc.REGISTRY, executor=conductor_pool,
                     name="conductor")
     transport.serve([compute_rpc.TOPIC], dispatch(agents), compute_rpc.REGISTRY, executor=build_pool,
@@ -93,6 +97,8 @@ def start(runtime: Any) -> Callable[[], None]:
     stop_beats = _start_heartbeats(db, list(agents), max(0.5, float(settings.report_interval)))
     runtime.services.update(conductor=conductor_client, compute_api=ComputeAPI(db, compute_client),
                             scheduler=scheduler)
+    if transport.is_memory:  # the queue died with the last process: hand waiting builds over again
+        recovery.resubmit_waiting(db, conductor_client)
     stopped = threading.Event()
 
     def stop() -> None:
