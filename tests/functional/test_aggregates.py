@@ -175,3 +175,19 @@ def test_availability_zones_come_from_aggregates(cloud: Api) -> None:
     assert set(detail["nova"]["hosts"]) == {"fake-host-1", "fake-host-3"}
     state = detail["az1"]["hosts"]["fake-host-2"]["nova-compute"]
     assert state["available"] is True and state["active"] is True
+
+
+def test_servers_asking_for_a_zone_land_on_its_hosts(cloud: Api) -> None:
+    agg_id = _create(cloud, "zoned", "az1").json()["aggregate"]["id"]
+    _action(cloud, agg_id, {"add_host": {"host": "fake-host-2"}})
+    image = cloud.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
+    for _ in range(2):
+        body = {"server": {"name": "vm", "imageRef": image, "flavorRef": "1", "networks": "none",
+                           "availability_zone": "az1"}}
+        r = cloud.post("/compute/v2.1/servers", version="2.96", json=body)
+        assert r.status_code == 202, r.text
+        server = cloud.wait_for(f"/compute/v2.1/servers/{r.json()['server']['id']}", as_="admin", version="2.96",
+                                predicate=lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR")).json()["server"]
+        assert server["status"] == "ACTIVE"
+        assert server["OS-EXT-SRV-ATTR:host"] == "fake-host-2"
+        assert server["OS-EXT-AZ:availability_zone"] == "az1"

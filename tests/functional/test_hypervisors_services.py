@@ -219,3 +219,27 @@ def test_search_and_servers_before_253_and_pattern_after(cloud: Api) -> None:
     assert cloud.get(f"{HV}?hypervisor_hostname_pattern=zzz", as_="admin", version="2.53").status_code == 404
     assert cloud.get(f"{HV}?with_servers=maybe", as_="admin", version="2.53").status_code == 400
     assert cloud.get(f"{HV}?bogus=1", as_="admin", version="2.53").status_code == 400
+
+
+def test_servers_on_hypervisors_and_busy_service_delete(cloud: Api) -> None:
+    image = cloud.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
+    r = cloud.post("/compute/v2.1/servers", version="2.96",
+                   json={"server": {"name": "vm", "imageRef": image, "flavorRef": "1", "networks": "none"}})
+    assert r.status_code == 202, r.text
+    server_id = r.json()["server"]["id"]
+    host = cloud.wait_for(f"/compute/v2.1/servers/{server_id}", as_="admin", version="2.96",
+                          predicate=lambda r: r.json()["server"]["status"] == "ACTIVE").json()["server"][
+        "OS-EXT-SRV-ATTR:host"]
+    listed = cloud.get(f"{HV}?with_servers=true", as_="admin", version="2.88").json()["hypervisors"]
+    servers = {h["hypervisor_hostname"]: [s["uuid"] for s in h["servers"]] for h in listed}
+    assert servers[host] == [server_id]
+    assert sum(len(v) for v in servers.values()) == 1
+    old = cloud.get(f"{HV}/{host}/servers", as_="admin", version="2.1").json()["hypervisors"][0]
+    assert old["servers"][0]["uuid"] == server_id and old["servers"][0]["name"].startswith("instance-")
+    detail = {h["hypervisor_hostname"]: h for h in cloud.get(f"{HV}/detail", as_="admin", version="2.1").json()[
+        "hypervisors"]}
+    assert detail[host]["running_vms"] == 1 and detail[host]["vcpus_used"] == 1
+    svc = _compute(cloud, host)
+    r = cloud.delete(f"{SV}/{svc['id']}", as_="admin", version="2.53")
+    assert r.status_code == 409
+    assert "hosting instances" in r.json()["conflictingRequest"]["message"]
