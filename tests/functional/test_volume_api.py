@@ -358,3 +358,38 @@ def test_clone_snapshots_and_empty_ids(stack: Api) -> None:
         _fault(stack.request(method, f"{V}/volumes/", json={"volume": {"name": "x"}}), 404, "itemNotFound")
     page = stack.get(f"{V}/volumes", params={"limit": 3}).json()
     assert len(page["volumes"]) == 3 and page["volumes_links"][0]["rel"] == "next"
+
+
+def test_volume_types_extra_specs_and_private_access(stack: Api) -> None:
+    r = stack.post(f"{V}/types", as_="admin", json={"volume_type": {
+        "name": "gold", "extra_specs": {"tier": "1"}, "os-volume-type-access:is_public": False}})
+    assert r.status_code == 200 and "qos_specs_id" not in r.json()["volume_type"]
+    gold = r.json()["volume_type"]
+    _fault(stack.post(f"{V}/types", as_="admin", json={"volume_type": {"name": "gold"}}), 409, "conflictingRequest")
+    assert "gold" not in [t["name"] for t in stack.get(f"{V}/types").json()["volume_types"]]
+    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": "gold"}}), 404, "itemNotFound")
+    demo = stack.ids["demo_project"]
+    act = f"{V}/types/{gold['id']}/action"
+    assert stack.post(act, as_="admin", json={"addProjectAccess": {"project": demo}}).status_code == 202
+    _fault(stack.post(act, as_="admin", json={"addProjectAccess": {"project": demo}}), 409, "conflictingRequest")
+    access = stack.get(f"{V}/types/{gold['id']}/os-volume-type-access", as_="admin").json()["volume_type_access"]
+    assert access == [{"volume_type_id": gold["id"], "project_id": demo}]
+    assert _create(stack, {"size": 1, "volume_type": "gold"})["volume_type"] == "gold"
+    specs = f"{V}/types/{gold['id']}/extra_specs"
+    assert stack.post(specs, as_="admin", json={"extra_specs": {"speed": "fast"}}).status_code == 200
+    assert stack.get(specs, as_="admin").json()["extra_specs"] == {"tier": "1", "speed": "fast"}
+    assert stack.put(f"{specs}/speed", as_="admin", json={"speed": "slow"}).json() == {"speed": "slow"}
+    assert stack.delete(f"{specs}/tier", as_="admin").status_code == 202
+    _fault(stack.get(f"{specs}/tier", as_="admin"), 404, "itemNotFound")
+    _fault(stack.post(specs, json={"extra_specs": {"a": "b"}}), 403, "forbidden")
+    r = stack.put(f"{V}/types/{gold['id']}", as_="admin", json={"volume_type": {"description": "best"}})
+    assert r.status_code == 200 and r.json()["volume_type"]["description"] == "best"
+    _fault(stack.delete(f"{V}/types/{gold['id']}", as_="admin"), 400, "badRequest")  # in use
+
+
+def test_readonly_flag_shows_in_metadata(stack: Api) -> None:
+    vol = _create(stack, {"size": 1})
+    for flag in (True, False):
+        r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-update_readonly_flag": {"readonly": flag}})
+        assert r.status_code == 202
+        assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["metadata"]["readonly"] == str(flag)

@@ -59,6 +59,8 @@ def _bootable(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) ->
 
 def _readonly(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> None:
     vol.read_only = boolean("readonly", _arg(args, "readonly"))
+    # Cinder shows the flag (an admin metadata item) among the volume's metadata
+    vol.volume_metadata = {**(vol.volume_metadata or {}), "readonly": str(vol.read_only)}
 
 
 def _set_image_metadata(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Cinder v3 volume types, quota sets, limits, availability zones and extensions."""
+"""Cinder v3 quota sets, limits, availability zones and extensions."""
 
 from __future__ import annotations
 
@@ -6,75 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime
-from novalite.db.models.volume import Volume, VolumeType
-from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
+from novalite.errors import PolicyNotAuthorized
 from novalite.volume import quotas, service
-from novalite.volume.api import VolumeRequest, boolean, respond, section, text, volume_request
-from novalite.volume.views import type_view
+from novalite.volume.api import VolumeRequest, boolean, respond, section, volume_request
 
 router = APIRouter()
-
-
-@router.get("/types")
-def list_types(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        service.ensure_default_type(s)
-        q = select(VolumeType).order_by(VolumeType.created_at, VolumeType.name)
-        items = [type_view(t, admin=vr.ctx.is_admin) for t in s.scalars(q) if t.is_public or vr.ctx.is_admin]
-    return respond(vr, {"volume_types": items})
-
-
-@router.get("/types/{type_id}")
-def show_type(type_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        vtype = service.ensure_default_type(s) if type_id == "default" else s.get(VolumeType, type_id)
-        if vtype is None or not (vtype.is_public or vr.ctx.is_admin):
-            raise NotFound(f"Volume type {type_id} could not be found.", kind="VolumeTypeNotFound")
-        return respond(vr, {"volume_type": type_view(vtype, admin=vr.ctx.is_admin)})
-
-
-def _create_type(request: Request, vr: VolumeRequest, fields: dict[str, Any]) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        if s.scalars(select(VolumeType).where(VolumeType.name == fields["name"])).first() is not None:
-            raise Conflict(f"Volume Type {fields['name']} already exists.", kind="VolumeTypeExists")
-        vtype = VolumeType(**fields)
-        s.add(vtype)
-        s.flush()
-        return respond(vr, {"volume_type": type_view(vtype, admin=True)})
-
-
-@router.post("/types")
-async def create_type(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
-    vr.ctx.require_admin("volume_extension:types_manage")
-    body = section(await json_body(request), "volume_type")
-    name = text("name", body.get("name"))
-    if not name or not name.strip():
-        raise BadRequest("Invalid input received: volume type name can not be empty.", kind="InvalidInput")
-    specs = body.get("extra_specs") or {}
-    if not isinstance(specs, dict) or not all(isinstance(k, str) and isinstance(x, str) for k, x in specs.items()):
-        raise BadRequest("Invalid input received: extra_specs must be a map of strings.", kind="InvalidInput")
-    fields = {"name": name, "description": text("description", body.get("description")), "extra_specs": specs,
-              "is_public": boolean("is_public", body.get("os-volume-type-access:is_public", True))}
-    return await run_in_threadpool(_create_type, request, vr, fields)
-
-
-@router.delete("/types/{type_id}")
-def delete_type(type_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> Response:
-    vr.ctx.require_admin("volume_extension:types_manage")
-    with runtime(request).db.session() as s:
-        vtype = s.get(VolumeType, type_id)
-        if vtype is None:
-            raise NotFound(f"Volume type {type_id} could not be found.", kind="VolumeTypeNotFound")
-        if vtype.name == service.DEFAULT_TYPE:
-            raise BadRequest("Default volume type can not be deleted.", kind="VolumeTypeDefaultDeletionError")
-        if s.scalars(select(Volume.id).where(Volume.volume_type_id == type_id)).first() is not None:
-            raise BadRequest("Target volume type is still in use.", kind="VolumeTypeInUse")
-        s.delete(vtype)
-    return Response(status_code=202)
 
 
 def _quota_project(vr: VolumeRequest, project_id: str) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
-from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType, VolumeTypeAccess
 from novalite.errors import BadRequest, NotFound
 from novalite.volume import quotas
 from novalite.volume.storage import storage_for
@@ -62,14 +62,21 @@ def ensure_default_type(s: Session) -> VolumeType:
     return vtype
 
 
-def find_type(s: Session, name_or_id: str | None) -> VolumeType:
+def type_visible(s: Session, ctx: RequestContext, vtype: VolumeType) -> bool:
+    """Public types, and private ones the project was granted (admins see all)."""
+    if vtype.is_public or ctx.is_admin:
+        return True
+    return s.get(VolumeTypeAccess, (vtype.id, ctx.project_id)) is not None
+
+
+def find_type(s: Session, name_or_id: str | None, ctx: RequestContext | None = None) -> VolumeType:
     if name_or_id is None:
         return ensure_default_type(s)
     vtype = s.get(VolumeType, name_or_id) or s.scalars(
         select(VolumeType).where(VolumeType.name == name_or_id)).first()
-    if vtype is None:
-        if name_or_id == DEFAULT_TYPE:
-            return ensure_default_type(s)
+    if vtype is None and name_or_id == DEFAULT_TYPE:
+        return ensure_default_type(s)
+    if vtype is None or ctx is not None and not type_visible(s, ctx, vtype):
         raise NotFound(f"Volume type with name {name_or_id} could not be found.", kind="VolumeTypeNotFoundByName")
     return vtype
 
@@ -157,7 +164,7 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
     zone = fields.get("availability_zone") or "nova"
     if zone != "nova":
         raise BadRequest(f"Invalid input received: Availability zone '{zone}' is invalid.", kind="InvalidInput")
-    vtype = find_type(s, fields.get("volume_type"))
+    vtype = find_type(s, fields.get("volume_type"), ctx)
     quotas.check_new_volume(s, ctx.project_id, size)
     vol = Volume(name=fields.get("name"), description=fields.get("description"), project_id=ctx.project_id,
                  user_id=ctx.user_id, size=size, status="creating", volume_type_id=vtype.id, availability_zone=zone,

@@ -80,9 +80,12 @@ def attachment_summary(att: VolumeAttachment) -> dict[str, Any]:
     return {"id": att.id, "status": att.attach_status, "instance": att.instance_uuid, "volume_id": att.volume_id}
 
 
-def type_view(vtype: VolumeType, *, admin: bool) -> dict[str, Any]:
+def type_view(vtype: VolumeType, *, admin: bool, create: bool = False) -> dict[str, Any]:
+    """``create``: the create/update answer, which carries no qos_specs_id."""
     out: dict[str, Any] = {"id": vtype.id, "name": vtype.name, "description": vtype.description,
                            "is_public": vtype.is_public, "os-volume-type-access:is_public": vtype.is_public}
     if admin:
-        out.update(extra_specs=dict(vtype.extra_specs or {}), qos_specs_id=None)
+        out["extra_specs"] = dict(vtype.extra_specs or {})
+        if not create:
+            out["qos_specs_id"] = None
     return out

@@ -22,6 +22,15 @@ class VolumeType(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class VolumeTypeAccess(Base):
+    """A project allowed to use a private volume type."""
+
+    __tablename__ = "volume_type_access"
+
+    volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Volume(Base):
     __tablename__ = "volumes"
     __table_args__ = (Index("ix_volumes_project_created", "project_id", "created_at"),)

@@ -609,6 +609,12 @@ def upgrade() -> None:
     with op.batch_alter_table('subnets', schema=None) as batch_op:
         batch_op.create_index('ix_subnets_network', ['network_id'], unique=False)
 
+    op.create_table('volume_type_access',
+    sa.Column('volume_type_id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['volume_type_id'], ['volume_types.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('volume_type_id', 'project_id')
+    )
     op.create_table('volumes',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=True),
@@ -691,6 +697,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_volumes_project_created')
 
     op.drop_table('volumes')
+    op.drop_table('volume_type_access')
     with op.batch_alter_table('subnets', schema=None) as batch_op:
         batch_op.drop_index('ix_subnets_network')
 
