@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from tests.conftest import Api
 
@@ -30,21 +29,11 @@ def create(stack: Api, name: str = "vm", *, as_: str = "demo", version: str = "2
 
 
 def make_active(stack: Api, server_id: str) -> None:
-    """Bring a server to ACTIVE: through the real build when a conductor runs, else set the row
-    as the compute agent would leave it (test setup only; the API under test is unchanged)."""
-    rt = stack.runtime  # type: ignore[attr-defined]
-    if "conductor" in rt.services:
-        stack.wait_for(f"{SERVERS}/{server_id}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
-                       as_="admin")
-        server = stack.get(f"{SERVERS}/{server_id}", as_="admin").json()["server"]
-        assert server["status"] == "ACTIVE", server.get("fault")
-        return
-    from novalite.db.models.compute import Instance
-
-    with rt.db.session() as s:
-        s.execute(update(Instance).where(Instance.uuid == server_id).values(
-            vm_state="active", task_state=None, power_state=1, host="fake-host-1", node="fake-host-1",
-            launched_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+    """Wait for the real build (conductor, scheduler, fake-driver compute) to finish: ACTIVE."""
+    stack.wait_for(f"{SERVERS}/{server_id}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+                   as_="admin")
+    server = stack.get(f"{SERVERS}/{server_id}", as_="admin").json()["server"]
+    assert server["status"] == "ACTIVE", server.get("fault")
 
 
 def show(stack: Api, server_id: str, *, as_: str = "demo", version: str = "2.1") -> dict[str, Any]:
@@ -581,3 +570,18 @@ def test_requested_network_and_ip_filters(stack: Api) -> None:
         "name": "c", "imageRef": image_id(stack), "flavorRef": "1",
         "networks": [{"uuid": nets["private"], "fixed_ip": "10.0.0.50"}]}})
     assert r.status_code == 400 and "already in use" in r.json()["badRequest"]["message"]
+
+
+def test_fault_of_a_failed_build(stack: Api) -> None:
+    sid = create(stack, "doomed", metadata={"novalite:fail_spawn": "always"})["server"]["id"]
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ERROR")
+    member = show(stack, sid)
+    assert member["fault"]["message"] and member["fault"]["code"] in (500, 400)
+    assert set(member["fault"]) <= {"code", "created", "message", "details"}
+    if member["fault"]["code"] == 500:
+        assert "details" not in member["fault"]  # tracebacks only for admins
+        assert "details" in show(stack, sid, as_="admin")["fault"]
+    assert "progress" not in member  # ERROR shows no progress
+    r = stack.post(f"{SERVERS}/{sid}/action", json={"os-stop": None})
+    assert r.status_code == 409 and "launched_at None" in r.json()["conflictingRequest"]["message"]
+    assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
