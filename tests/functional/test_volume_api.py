@@ -393,3 +393,13 @@ def test_readonly_flag_shows_in_metadata(stack: Api) -> None:
         r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-update_readonly_flag": {"readonly": flag}})
         assert r.status_code == 202
         assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["metadata"]["readonly"] == str(flag)
+
+
+def test_retype(stack: Api) -> None:
+    assert stack.post(f"{V}/types", as_="admin", json={"volume_type": {"name": "silver"}}).status_code == 200
+    vol = _create(stack, {"size": 1})
+    r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-retype": {"new_type": "silver"}})
+    assert r.status_code == 202
+    assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["volume_type"] == "silver"
+    r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-retype": {"new_type": "nope"}})
+    _fault(r, 404, "itemNotFound")

@@ -53,6 +53,16 @@ def _reset_status(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any
         vol.attach_status = attach_status
 
 
+def _retype(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> None:
+    new_type = _arg(args, "new_type")
+    if not isinstance(new_type, str):
+        raise BadRequest("Invalid input received: new_type must be a volume type name or id.", kind="InvalidInput")
+    if vol.status not in ("available", "in-use"):
+        raise service.invalid_volume(f"Volume {vol.id} status must be available or in-use, but current status is: "
+                                     f"{vol.status}.")
+    vol.volume_type_id = service.find_type(s, new_type, vr.ctx).id
+
+
 def _bootable(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> None:
     vol.bootable = boolean("bootable", _arg(args, "bootable"))
 
@@ -86,7 +96,7 @@ ACTIONS: dict[str, tuple[Handler, int]] = {
     "os-extend": (_extend, 202), "os-reset_status": (_reset_status, 202), "os-set_bootable": (_bootable, 200),
     "os-update_readonly_flag": (_readonly, 202), "os-set_image_metadata": (_set_image_metadata, 200),
     "os-unset_image_metadata": (_unset_image_metadata, 200), "os-show_image_metadata": (_show_image_metadata, 200),
-    "os-reserve": (legacy.reserve, 202), "os-unreserve": (legacy.unreserve, 202), "os-attach": (legacy.attach, 202),
+    "os-retype": (_retype, 202), "os-reserve": (legacy.reserve, 202), "os-unreserve": (legacy.unreserve, 202), "os-attach": (legacy.attach, 202),
     "os-begin_detaching": (legacy.begin_detaching, 202), "os-roll_detaching": (legacy.roll_detaching, 202),
     "os-detach": (legacy.detach, 202), "os-initialize_connection": (legacy.initialize_connection, 200),
     "os-terminate_connection": (legacy.terminate_connection, 202), "os-force_detach": (legacy.force_detach, 202),

@@ -84,7 +84,9 @@ def _update_type(request: Request, vr: VolumeRequest, type_id: str, changes: dic
                 raise Conflict(f"Volume Type {changes['name']} already exists.", kind="VolumeTypeExists")
         for key, value in changes.items():
             setattr(vtype, key, value)
-        return respond(vr, {"volume_type": type_view(vtype, admin=True, create=True)})
+        view = type_view(vtype, admin=True, create=True)
+        del view["os-volume-type-access:is_public"]  # Cinder's update answer does not carry it
+        return respond(vr, {"volume_type": view})
 
 
 @router.put("/types/{type_id}")
