@@ -77,3 +77,28 @@ def test_server_group_lifecycle(server: RunningServer) -> None:
     assert shown["id"] == created["id"]
     server.openstack("server", "group", "delete", "g1", cloud="novalite")
     assert cli(server, "server", "group", "list", cloud="novalite") == []
+
+
+def test_openstacksdk_placement_hosts_and_groups(server: RunningServer) -> None:
+    conn = server.sdk("novalite-admin")
+    providers = {rp.name: rp for rp in conn.placement.resource_providers()}
+    assert set(providers) == {"fake-host-1", "fake-host-2", "fake-host-3"}
+    inventory = {inv.resource_class: inv.total for inv in conn.placement.resource_provider_inventories(
+        providers["fake-host-3"])}
+    assert set(inventory) == {"VCPU", "MEMORY_MB", "DISK_GB"}
+    assert {h.name for h in conn.compute.hypervisors(details=True)} == set(providers)
+    services = [s for s in conn.compute.services() if s.host == "fake-host-3"]
+    assert [(s.binary, s.state) for s in services] == [("nova-compute", "up")]
+    disabled = conn.compute.disable_service(services[0], disabled_reason="sdk test")
+    assert disabled.status == "disabled"
+    assert conn.compute.enable_service(services[0]).status == "enabled"
+    agg = conn.compute.create_aggregate(name="sdk-agg", availability_zone="sdk-az")
+    assert conn.compute.add_host_to_aggregate(agg, "fake-host-3").hosts == ["fake-host-3"]
+    assert "sdk-az" in {z.name for z in conn.compute.availability_zones()}
+    conn.compute.remove_host_from_aggregate(agg, "fake-host-3")
+    conn.compute.delete_aggregate(agg)
+    demo = server.sdk("novalite")
+    group = demo.compute.create_server_group(name="sdk-group", policy="affinity")
+    assert group.policy == "affinity" and group.rules == {}
+    assert [g.name for g in demo.compute.server_groups()] == ["sdk-group"]
+    demo.compute.delete_server_group(group)
