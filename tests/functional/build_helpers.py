@@ -32,7 +32,7 @@ def demo_ctx(api: Any) -> RequestContext:
 
 def create_instances(api: Any, *, count: int = 1, flavor: dict[str, Any] | None = None,
                      metadata: dict[str, str] | None = None, spec_extra: dict[str, Any] | None = None,
-                     start: bool = True) -> list[str]:
+                     start: bool = True, requested_networks: Any = "none") -> list[str]:
     """Write ``count`` BUILD/scheduling instances as the API does; cast them to the conductor."""
     rt, ctx = api.runtime, demo_ctx(api)
     flavor = dict(flavor or TINY)
@@ -44,20 +44,20 @@ def create_instances(api: Any, *, count: int = 1, flavor: dict[str, Any] | None 
                            reservation_id=reservation, launch_index=index, flavor_id=flavor["flavorid"],
                            flavor=flavor, memory_mb=flavor["memory_mb"], vcpus=flavor["vcpus"],
                            root_gb=flavor["root_gb"], vm_state="building", task_state="scheduling",
-                           power_state=0, requested_networks="none", security_groups=[],
+                           power_state=0, requested_networks=requested_networks, security_groups=[],
                            system_metadata={}, network_info=[]))
             s.flush()
             spec = {"instance_uuid": uuid, "project_id": ctx.project_id, "user_id": ctx.user_id,
                     "num_instances": count, "reservation_id": reservation, "flavor": flavor, "image": {},
                     "is_bfv": False, "availability_zone": None, "force_hosts": [], "force_nodes": [],
                     "requested_destination": None, "scheduler_hints": {}, "instance_group": None,
-                    "security_groups": [], "requested_networks": "none", **(spec_extra or {})}
+                    "security_groups": [], "requested_networks": requested_networks, **(spec_extra or {})}
             s.add(RequestSpec(instance_uuid=uuid, spec=spec))
             s.add_all(InstanceMetadata(instance_uuid=uuid, key=k, value=v) for k, v in (metadata or {}).items())
             s.add(InstanceAction(instance_uuid=uuid, action="create", request_id=ctx.request_id,
                                  user_id=ctx.user_id, project_id=ctx.project_id, start_time=utcnow()))
     if start:
-        rt.services["conductor"].schedule_and_build_instances(ctx, uuids, {"requested_networks": "none"})
+        rt.services["conductor"].schedule_and_build_instances(ctx, uuids, {"requested_networks": requested_networks})
     return uuids
 
 

@@ -79,7 +79,7 @@ def test_no_valid_host_names_filters_and_placement(stack_factory: Any) -> None:
     [fault] = h.faults(api, uuid)
     assert fault.code == 500
     assert fault.message.startswith("No valid host was found. ")
-    assert "placement: 2 hosts" in fault.message
+    assert "ComputeFilter: 1 host; placement: 2 hosts" in fault.message
     assert h.events(api, uuid) == [("create", "conductor_schedule_and_build_instances", "Error")]
 
 
@@ -188,3 +188,39 @@ def test_restart_resubmits_waiting_builds_and_fails_interrupted_ones(stack_facto
     for uuid in waiting:
         assert h.wait_for(api, uuid, h.settled).vm_state == "active"
     h.usage_matches_live_servers(api)
+
+
+def _private_network(api: Any) -> str:
+    from novalite.db.models.network import Network
+
+    with api.runtime.db.reader() as s:
+        return str(s.execute(select(Network.id).where(Network.project_id == api.ids["demo_project"],
+                                                      Network.name == "private")).scalar_one())
+
+
+def test_build_plugs_a_port_and_delete_removes_it(stack_factory: Any) -> None:
+    from novalite.db.models.network import Port
+
+    api = stack_factory(fake_hosts=1)
+    [uuid] = h.create_instances(api, requested_networks=[{"network_id": _private_network(api)}])
+    row = h.wait_for(api, uuid, h.settled)
+    assert row.vm_state == "active"
+    [port] = row.network_info
+    assert port["fixed_ips"]
+    with api.runtime.db.reader() as s:
+        assert s.execute(select(Port.binding_host_id).where(Port.device_id == uuid)).scalar_one() == row.host
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    h.wait_for(api, uuid, lambda r: r.deleted)
+    with api.runtime.db.reader() as s:
+        assert s.execute(select(Port.id).where(Port.device_id == uuid)).all() == []
+
+
+def test_network_failure_aborts_without_reschedule(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3)
+    [uuid] = h.create_instances(api, requested_networks=[{"network_id": "00000000-0000-0000-0000-00000000dead"}])
+    row = h.wait_for(api, uuid, h.settled)
+    assert row.vm_state == "error"
+    [fault] = h.faults(api, uuid)
+    assert fault.message.startswith("Failed to allocate the network(s), not rescheduling.")
+    assert h.events(api, uuid) == [("create", "compute__do_build_and_run_instance", "Error")]
+    assert h.allocations_by_host(api, uuid) == {}

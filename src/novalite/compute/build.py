@@ -1,8 +1,8 @@
 """The build steps of one instance on one host (nova-create-pipeline.md §4.2-4.3).
 
     accept (claim check, late group check, host/node set)      task_state networking
-      -> networking (ports)                                       block_device_mapping
-      -> block devices                                            spawning
+      -> networking (ports, same transaction, in a savepoint)     block_device_mapping
+      -> block devices (only when volumes are to be attached)     spawning
       -> driver.spawn (no transaction open)
       -> finish                                                   vm_state active, power 1
 
@@ -13,6 +13,7 @@ no longer matches means the user deleted the server meanwhile (``Vanished``). A 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +98,12 @@ def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict
     return None
 
 
-def accept(db: Database, b: Build) -> GuestSpec:
-    """Record the event, check claim and group, set host/node: task_state networking."""
+def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | None]) -> GuestSpec:
+    """Record the event, check claim and group, set host/node (task_state networking), then
+    ``networks`` (ports; on to block_device_mapping / spawning) -- one transaction.
+
+    Raises ``Reschedule`` (no claim here, group policy violated) or ``Abort`` (networking
+    failed) after the commit, so the event and the host survive for the failure path."""
     with db.session() as s:
         inst = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
         if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
@@ -113,9 +118,11 @@ def accept(db: Database, b: Build) -> GuestSpec:
             problem = f"Insufficient compute resources: no allocation on {b.node}."
         elif (violation := late_group_check(s, b.instance_uuid, b.host, b.build_args)) is not None:
             problem, by_policy = violation, True
+        network_error = None
         if problem is None:
             set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
                            launched_on=b.host, vm_state=VmState.BUILDING)
+            network_error = networks(s, b)
         metadata = {m.key: m.value for m in s.scalars(select(InstanceMetadata).where(
             InstanceMetadata.instance_uuid == b.instance_uuid))}
         guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
@@ -123,6 +130,8 @@ def accept(db: Database, b: Build) -> GuestSpec:
                           admin_password=b.build_args.get("admin_password"))
     if problem is not None:
         raise Reschedule(problem, by_policy=by_policy)
+    if network_error is not None:
+        raise Abort(network_error)
     return guest
 
 

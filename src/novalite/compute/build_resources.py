@@ -58,19 +58,21 @@ def _ports(s: Session, b: Build) -> list[dict[str, Any]]:
     return out
 
 
-def allocate_networks(db: Database, b: Build) -> list[dict[str, Any]]:
-    """Ports for the instance and task_state block_device_mapping, in one transaction."""
+def allocate_networks(s: Session, b: Build) -> str | None:
+    """Ports for the instance, then task_state block_device_mapping (spawning when there is
+    nothing to attach). Runs in the caller's transaction inside a SAVEPOINT: on failure the
+    ports are gone and the reason is returned (the caller aborts the build after committing)."""
     try:
-        with db.session() as s:
+        with s.begin_nested():
             info = _ports(s, b)
             set_task_state(s, b.instance_uuid, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
                            network_info=info)
-            if not needs_block_devices(b):  # nothing to attach: straight on to spawning, one commit
+            if not needs_block_devices(b):
                 set_task_state(s, b.instance_uuid, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING)
-            return info
     except (NovaliteError, KeyError, ValueError) as exc:
         LOG.info("networking for %s failed: %s", b.instance_uuid, exc)
-        raise Abort(f"{NETWORK_FAILED} ({getattr(exc, 'message', exc)})") from exc
+        return f"{NETWORK_FAILED} ({getattr(exc, 'message', exc)})"
+    return None
 
 
 def _attach_function() -> Any:

@@ -47,8 +47,7 @@ class ComputeAgent:
                   node=msg.node, node_uuid=self.node_uuid, build_args=dict(msg.build_args), attempt=msg.attempt)
         guest: GuestSpec | None = None
         try:
-            guest = build.accept(self.db, b)
-            build_resources.allocate_networks(self.db, b)
+            guest = build.accept(self.db, b, build_resources.allocate_networks)
             if build_resources.needs_block_devices(b):
                 build_resources.prepare_block_devices(self.db, b)
             try:
