@@ -147,3 +147,28 @@ def test_candidates_stay_sql_at_ten_thousand_providers(stack_factory: Any) -> No
         found = candidates.find_candidates(s, candidates.ResourceQuery({"VCPU": 1, "MEMORY_MB": 512}, limit=1000))
         assert len(found) == 1000
         assert candidates.count_providers(s) == 10_000
+
+
+def test_fake_hosts_seed_is_idempotent_and_grows(stack_factory: Any) -> None:
+    from sqlalchemy import func
+
+    from novalite.compute import hosts
+    from novalite.db.models.placement import ComputeNode, Inventory, Service
+
+    api = stack_factory(fake_hosts=2, fake_host_vcpus=8, cpu_allocation_ratio=2.0)
+    rt = api.runtime
+    rt.settings.fake_hosts = 4
+    for _ in range(2):
+        with rt.db.session() as s:
+            hosts.seed(rt, s, api.ids)
+    with rt.db.reader() as s:
+        assert hosts.local_hosts(s) == ["fake-host-1", "fake-host-2", "fake-host-3", "fake-host-4"]
+        assert s.execute(select(func.count()).select_from(ComputeNode)).scalar_one() == 4
+        assert s.execute(select(func.count()).select_from(Service)
+                         .where(Service.binary == "nova-compute")).scalar_one() == 4
+        node = s.scalars(select(ComputeNode).where(ComputeNode.host == "fake-host-4")).one()
+        rp = s.scalars(select(ResourceProvider).where(ResourceProvider.uuid == node.uuid)).one()
+        assert rp.name == "fake-host-4"
+        vcpu = s.scalars(select(Inventory).where(Inventory.resource_provider_id == rp.id,
+                                                 Inventory.resource_class == "VCPU")).one()
+        assert (vcpu.total, vcpu.allocation_ratio) == (8, 2.0)
