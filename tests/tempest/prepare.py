@@ -161,6 +161,7 @@ image_ref_alt = {image}
 flavor_ref = 1
 flavor_ref_alt = 2
 min_microversion = 2.1
+min_compute_nodes = 3
 max_microversion = {max_version}
 build_interval = 1
 build_timeout = 60
