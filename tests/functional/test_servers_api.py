@@ -585,3 +585,49 @@ def test_fault_of_a_failed_build(stack: Api) -> None:
     r = stack.post(f"{SERVERS}/{sid}/action", json={"os-stop": None})
     assert r.status_code == 409 and "launched_at None" in r.json()["conflictingRequest"]["message"]
     assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
+
+
+def test_boot_from_volume(stack: Api) -> None:
+    r = stack.post("/volume/v3/volumes", json={"volume": {"size": 1, "imageRef": image_id(stack), "name": "root"}})
+    assert r.status_code == 202, r.text
+    vol = r.json()["volume"]["id"]
+    stack.wait_for(f"/volume/v3/volumes/{vol}", lambda r: r.json()["volume"]["status"] == "available")
+    r = stack.post(SERVERS, version="2.67", json={"server": {
+        "name": "bfv", "flavorRef": "1", "networks": "none",
+        "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": vol,
+                                     "boot_index": 0, "delete_on_termination": False}]}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    make_active(stack, sid)
+    server = show(stack, sid, version="2.3")
+    assert server["image"] == ""
+    assert server["os-extended-volumes:volumes_attached"] == [{"id": vol, "delete_on_termination": False}]
+    assert show(stack, sid)["os-extended-volumes:volumes_attached"] == [{"id": vol}]
+    r = stack.post(SERVERS, version="2.67", json={"server": {
+        "name": "again", "flavorRef": "1", "networks": "none",
+        "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": vol,
+                                     "boot_index": 0}]}})
+    assert r.status_code == 400 and "Invalid volume" in r.json()["badRequest"]["message"]  # in use
+
+
+def test_block_device_sources_must_exist(stack: Api) -> None:
+    missing = "6f9619ff-8b86-d011-b42d-00cf4fc964ff"
+    cases = [
+        ([{"source_type": "volume", "destination_type": "volume", "uuid": missing, "boot_index": 0}],
+         f"failed to get volume {missing}"),
+        ([{"source_type": "snapshot", "destination_type": "volume", "uuid": missing, "boot_index": 0,
+           "volume_size": 1}], f"failed to get snapshot {missing}"),
+        ([{"source_type": "image", "destination_type": "volume", "uuid": missing, "boot_index": 0,
+           "volume_size": 1}], f"failed to get image {missing}"),
+    ]
+    for bdms, gist in cases:
+        r = stack.post(SERVERS, version="2.37", json={"server": {
+            "name": "x", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": bdms}})
+        assert r.status_code == 400 and gist in r.json()["badRequest"]["message"], r.text
+    r = stack.post("/volume/v3/volumes", json={"volume": {"size": 1, "name": "blank"}})
+    vol = r.json()["volume"]["id"]
+    stack.wait_for(f"/volume/v3/volumes/{vol}", lambda r: r.json()["volume"]["status"] == "available")
+    r = stack.post(SERVERS, version="2.37", json={"server": {
+        "name": "x", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [
+            {"source_type": "volume", "destination_type": "volume", "uuid": vol, "boot_index": 0}]}})
+    assert r.status_code == 400 and f"Block Device {vol} is not bootable" in r.json()["badRequest"]["message"]

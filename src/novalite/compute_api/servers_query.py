@@ -188,6 +188,7 @@ def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: boo
         for fault in faults:
             extras[fault.instance_uuid].fault = fault
     _load_addresses(s, [i.uuid for i in instances if i.vm_state != "building"], extras)
+    _load_volumes(s, uuids, extras)
     if server_groups:
         _load_server_groups(s, uuids, extras)
     return extras
@@ -207,6 +208,17 @@ def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras
         extras[device_id].addresses.setdefault(net_name, []).append({
             "version": ipaddress.ip_address(address).version, "addr": address,
             "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac})
+
+
+def _load_volumes(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
+    """``os-extended-volumes:volumes_attached``: the server's current volume attachments."""
+    from novalite.db.models.volume import VolumeAttachment
+
+    query = (select(VolumeAttachment.instance_uuid, VolumeAttachment.volume_id, VolumeAttachment.delete_on_termination)
+             .where(VolumeAttachment.instance_uuid.in_(uuids), VolumeAttachment.detached_at.is_(None))
+             .order_by(VolumeAttachment.created_at, VolumeAttachment.id))
+    for instance_uuid, volume_id, delete in s.execute(query):
+        extras[instance_uuid].volumes_attached.append({"id": volume_id, "delete_on_termination": bool(delete)})
 
 
 def _load_server_groups(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:

@@ -1,8 +1,9 @@
 """POST /servers as named steps, in Nova's order (§1.3, §2.1-2.3).
 
     parse (no database)          destination -> block devices -> image ref -> networks -> pre-checks
-    check (read-only session)    AZ / host -> flavor -> image -> disk config -> user data -> key pair
-                                 -> config drive -> metadata / files quota -> image vs flavor
+    check (read-only session)    AZ / host -> flavor -> image -> disk config -> user data -> networks
+                                 -> key pair -> boot sequence -> BDM sources (volumes, images)
+                                 -> metadata / files quota -> image vs flavor
                                  -> BDM vs flavor -> scheduler hints / server group
     persist (serialized on the project's quota lock)
                                  quota (may build fewer) -> insert instances, specs, actions -> recheck
@@ -29,7 +30,14 @@ from novalite.services.create_server.request import (
     CreateServerResult,
     generate_reservation_id,
 )
-from novalite.services.create_server.steps import block_devices, checks, destination, networks, persist
+from novalite.services.create_server.steps import (
+    block_devices,
+    checks,
+    destination,
+    networks,
+    persist,
+    volumes,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -70,6 +78,7 @@ def check(runtime: Any, plan: BuildPlan) -> None:
         block_devices.check_boot_sequence(plan.block_devices)
         block_devices.check_multi_create(req, plan.block_devices)
         plan.is_bfv = block_devices.is_boot_from_volume(plan.block_devices)
+        volumes.check_block_device_sources(s, plan)
         checks.check_limits(s, req)
         checks.check_image(plan)
         block_devices.check_against_flavor(plan.block_devices, plan.flavor_snapshot)

@@ -1,0 +1,56 @@
+"""Block devices against the volume and image services (§2.2 step 2, §2.3 7.5 storage part).
+
+Existing volumes must be visible and free, snapshots cannot be found (this cloud keeps none),
+image BDMs other than the server's own image must exist, and a volume-backed server's boot
+volume must be bootable. Attaching happens later, on the compute host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from novalite.errors import BadRequest
+from novalite.services.create_server.plan import BuildPlan
+
+
+def _invalid(details: str, kind: str) -> BadRequest:
+    return BadRequest(f"Block Device Mapping is Invalid: {details}", kind=kind)
+
+
+def _check_volume(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
+    from novalite.volume import service as volumes
+
+    volume_id = str(bdm.get("volume_id") or "")
+    vol = volumes.get_volume(s, plan.request.ctx, volume_id)
+    if vol is None:
+        raise _invalid(f"failed to get volume {volume_id}.", "InvalidBDMVolume")
+    if vol.status != "available" and not vol.multiattach:
+        raise BadRequest(f"Invalid volume: volume {volume_id} status must be available, but the current status "
+                         f"is {vol.status}.", kind="InvalidVolume")
+    if bdm.get("boot_index") == 0 and not vol.bootable:
+        raise BadRequest(f"Block Device {volume_id} is not bootable.", kind="InvalidBDMVolumeNotBootable")
+    bdm.setdefault("volume_size", vol.size)
+
+
+def _check_image(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
+    image_id = str(bdm.get("image_id") or "")
+    if image_id and image_id == plan.image_ref:
+        return
+    from novalite.image.service import get_image
+
+    if get_image(s, plan.request.ctx, image_id) is None:
+        raise _invalid(f"failed to get image {image_id}.", "InvalidBDMImage")
+
+
+def check_block_device_sources(s: Session, plan: BuildPlan) -> None:
+    """Each BDM's source exists and may be used by this request's project."""
+    for bdm in plan.block_devices:
+        source = bdm.get("source_type")
+        if source == "volume":
+            _check_volume(s, plan, bdm)
+        elif source == "snapshot":
+            raise _invalid(f"failed to get snapshot {bdm.get('snapshot_id')}.", "InvalidBDMSnapshot")
+        elif source == "image":
+            _check_image(s, plan, bdm)
