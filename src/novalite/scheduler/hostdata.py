@@ -146,8 +146,9 @@ _NODE_COLUMNS = (ComputeNode.uuid, ComputeNode.host, ComputeNode.hypervisor_host
 
 
 def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_time: int,
-                   hinted_uuids: Sequence[str] = ()) -> list[HostSnapshot]:
-    """One snapshot per candidate provider that is a compute node (candidate order kept)."""
+                   hinted_uuids: Sequence[str] = (), instance_counts: bool = True) -> list[HostSnapshot]:
+    """One snapshot per candidate provider that is a compute node (candidate order kept);
+    ``num_instances`` is 0 unless ``instance_counts``."""
     uuids = [c.provider_uuid for c in candidates]
     if not uuids:
         return []
@@ -156,7 +157,8 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
         .where(ComputeNode.uuid.in_(uuids), ComputeNode.deleted.is_(False)))}
     usage = _usage(s, uuids)
     hosts = sorted({n.host for n in nodes.values()})
-    counts, aggs, hinted = _instance_counts(s, hosts), host_aggregates(s, hosts), _hinted(s, hinted_uuids)
+    counts = _instance_counts(s, hosts) if instance_counts else {}
+    aggs, hinted = host_aggregates(s, hosts), _hinted(s, hinted_uuids)
     now = utcnow()
     out = []
     for cand in candidates:

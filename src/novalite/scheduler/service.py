@@ -67,6 +67,14 @@ class Destination:
                    availability_zone=h.availability_zone)
 
 
+@dataclass(frozen=True)
+class Plan:
+    view: RequestView
+    selection: Selection
+    query: candidates.ResourceQuery
+    found: int  # candidates placement returned
+
+
 def parse_multipliers(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
@@ -107,6 +115,8 @@ class SchedulerService:
         names = [n.strip() for n in settings.enabled_weighers.split(",") if n.strip()]
         self.weighers = weigher_registry.load(names, parse_multipliers(settings.weigher_multipliers))
         self.rng = random.Random()
+        # instance counts per host cost a GROUP BY over instances: read them only when used
+        self.counts_needed = any(w.weigher.name == "NumInstancesWeigher" and w.multiplier != 0 for w in self.weighers)
 
     def _query(self, s: Session, view: RequestView) -> candidates.ResourceQuery | None:
         names: set[str] | None = None
@@ -124,8 +134,8 @@ class SchedulerService:
                                         provider_names=tuple(sorted(names)) if names is not None else None,
                                         limit=limit)
 
-    def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> tuple[RequestView, Selection, int]:
-        """Read and plan; returns the view, the selection and how many hosts placement excluded."""
+    def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> Plan:
+        """Read the inputs and run the pure scheduler."""
         view = request_view(doc, instance_uuids)
         with self.db.reader() as s:
             group = hostdata.load_group(s, doc.get("instance_group"))
@@ -133,25 +143,33 @@ class SchedulerService:
             query = self._query(s, view)
             assert query is not None
             found = candidates.find_candidates(s, query)
-            total = candidates.count_providers(s, query.provider_names)
             hinted = view.hint_list("same_host") + view.hint_list("different_host")
+            counts = self.counts_needed or any("num_instances" in k for k in view.flavor.extra_specs)
             hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
-                                            hinted_uuids=hinted)
+                                            hinted_uuids=hinted, instance_counts=counts)
         selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
                                         host_subset_size=self.settings.host_subset_size, rng=self.rng)
-        excluded = max(0, total - len(found)) if query.limit is None or len(found) < query.limit else 0
-        return view, selection, excluded
+        return Plan(view=view, selection=selection, query=query, found=len(found))
+
+    def excluded_by_placement(self, plan: Plan) -> int:
+        """How many providers placement left out (counted only when a failure needs the figure)."""
+        if plan.query.limit is not None and plan.found >= plan.query.limit:
+            return 0
+        with self.db.reader() as s:
+            return max(0, candidates.count_providers(s, plan.query.provider_names) - plan.found)
 
     def select_destinations(self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *,
                             project_id: str, user_id: str) -> dict[str, list[Destination]]:
         """instance uuid -> [chosen destination, alternates...], claimed (and the instance's AZ set to
         the chosen host's in the same transaction); instances deleted meanwhile are left out."""
-        view, selection, excluded = self.plan(doc, instance_uuids)
+        plan = self.plan(doc, instance_uuids)
+        view, selection = plan.view, plan.selection
         if selection.error is not None:
-            raise NoValidHost(_reason(selection, excluded))
+            raise NoValidHost(_reason(selection, self.excluded_by_placement(plan)))
         with self.db.session() as s:
-            chosen = self._claim_all(s, view, selection, project_id=project_id, user_id=user_id,
-                                     excluded=excluded)
+            chosen = self._claim_all(s, view, selection, project_id=project_id, user_id=user_id)
+        if chosen is None:
+            raise NoValidHost(_reason(selection, self.excluded_by_placement(plan), claim_failed=True))
         taken = {d.host for d in chosen.values()}
         out: dict[str, list[Destination]] = {}
         for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=False):
@@ -161,7 +179,8 @@ class SchedulerService:
         return out
 
     def _claim_all(self, s: Session, view: RequestView, selection: Selection, *, project_id: str,
-                   user_id: str, excluded: int) -> dict[str, Destination]:
+                   user_id: str) -> dict[str, Destination] | None:
+        """Claims for every live instance, or None (everything rolled back) when one cannot be placed."""
         chosen: dict[str, Destination] = {}
         for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=True):
             if not _still_wanted(s, uuid):
@@ -179,7 +198,8 @@ class SchedulerService:
                           .execution_options(synchronize_session=False))
                 break
             else:
-                raise NoValidHost(_reason(selection, excluded, claim_failed=True))
+                s.rollback()
+                return None
         return chosen
 
 
