@@ -16,8 +16,9 @@ def _json(server: RunningServer, *args: str, cloud: str = "novalite") -> Any:
 def test_network_commands(server: RunningServer) -> None:
     names = {n["Name"] for n in _json(server, "network", "list")}
     assert {"public", "private"} <= names
-    net = _json(server, "network", "create", "n1")
+    net = _json(server, "network", "create", "--tag", "blue", "n1")
     assert net["name"] == "n1" and net["status"] == "ACTIVE"
+    assert [n["Name"] for n in _json(server, "network", "list", "--tags", "blue")] == ["n1"]
     shown = _json(server, "network", "show", "n1")
     assert shown["id"] == net["id"]
     subnet = _json(server, "subnet", "create", "--network", "n1", "--subnet-range", "10.9.0.0/24", "s1")

@@ -495,3 +495,34 @@ def test_rule_port_messages_follow_neutron(stack: Api) -> None:
         assert message in err["message"], (protocol, low, high, err)
     r = stack.put(f"{N}/security-groups/{sg['id']}", json={"security_group": {"name": "default"}})
     _neutron_error(r, 409)
+
+
+def test_tags_on_networks_ports_and_groups(stack: Api) -> None:
+    net_id, sub_id = _network_with_subnet(stack)
+    r = stack.put(f"{N}/networks/{net_id}/tags", json={"tags": ["red", "blue"]})
+    assert r.status_code == 200 and r.json() == {"tags": ["blue", "red"]}
+    assert stack.put(f"{N}/networks/{net_id}/tags/green").status_code == 201
+    assert stack.get(f"{N}/networks/{net_id}/tags/green").status_code == 204
+    _neutron_error(stack.get(f"{N}/networks/{net_id}/tags/black"), 404)
+    assert stack.get(f"{N}/networks/{net_id}").json()["network"]["tags"] == ["blue", "green", "red"]
+    assert stack.delete(f"{N}/networks/{net_id}/tags/green").status_code == 204
+    _neutron_error(stack.delete(f"{N}/networks/{net_id}/tags/green"), 404)
+    other = _create(stack, "networks", "network", {"name": "other"})
+    stack.put(f"{N}/networks/{other['id']}/tags", json={"tags": ["red"]})
+
+    def names(**params: str) -> list[str]:
+        return sorted(n["name"] for n in stack.get(f"{N}/networks", params=params).json()["networks"])
+
+    assert names(tags="red,blue") == ["n1"]
+    assert names(**{"tags-any": "blue,red"}) == ["n1", "other"]
+    assert names(**{"not-tags": "red,blue"}) == ["other", "private", "public"]
+    assert names(**{"not-tags-any": "red"}) == ["private", "public"]
+    stack.put(f"{N}/subnets/{sub_id}/tags", json={"tags": ["s"]})
+    assert stack.get(f"{N}/subnets/{sub_id}").json()["subnet"]["tags"] == ["s"]
+    _neutron_error(stack.put(f"{N}/networks/{net_id}/tags", json={"tags": ["a,b"]}), 400)
+    _neutron_error(stack.put(f"{N}/networks/{net_id}/tags", json={"tags": "x"}), 400)
+    _neutron_error(stack.put(f"{N}/routers/{net_id}/tags", json={"tags": []}), 404)
+    public = stack.get(f"{N}/networks", params={"name": "public"}).json()["networks"][0]
+    _neutron_error(stack.put(f"{N}/networks/{public['id']}/tags/mine"), 403)
+    assert stack.delete(f"{N}/networks/{net_id}/tags").status_code == 204
+    assert stack.get(f"{N}/networks/{net_id}/tags").json() == {"tags": []}

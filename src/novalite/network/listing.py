@@ -39,6 +39,27 @@ def _matches(item: dict[str, Any], key: str, wanted: list[str]) -> bool:
     return text in wanted
 
 
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+
+
+def _tag_filters(items: list[dict[str, Any]], wanted: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """tags (all of), tags-any (any of), not-tags (not all of), not-tags-any (none of); comma lists."""
+    out = items
+    for key in TAG_FILTERS:
+        values = {t for raw in wanted.pop(key, []) for t in raw.split(",") if t}
+        if not values:
+            continue
+        if key == "tags":
+            out = [i for i in out if values <= set(i.get("tags", []))]
+        elif key == "tags-any":
+            out = [i for i in out if values & set(i.get("tags", []))]
+        elif key == "not-tags":
+            out = [i for i in out if not values <= set(i.get("tags", []))]
+        else:
+            out = [i for i in out if not values & set(i.get("tags", []))]
+    return out
+
+
 def apply_filters(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     wanted: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
@@ -46,7 +67,7 @@ def apply_filters(request: Request, items: list[dict[str, Any]]) -> list[dict[st
             wanted.setdefault(key, []).append(value)
     if "tenant_id" in wanted and "project_id" not in wanted:
         wanted["project_id"] = wanted.pop("tenant_id")
-    out = items
+    out = _tag_filters(items, wanted)
     for key, values in wanted.items():
         if out and key in out[0] and key != "tags":
             out = [item for item in out if _matches(item, key, values)]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, Port, PortIP, Subnet
 from novalite.errors import BadRequest, Conflict, Forbidden, NotFound
-from novalite.network import ipam, quotas
+from novalite.network import ipam, quotas, tags
 
 
 def network_not_found(network_id: str) -> NotFound:
@@ -95,11 +95,15 @@ def delete_network(s: Session, ctx: RequestContext, net: Network) -> None:
     if _user_ports(s, net.id):
         raise Conflict(f"Unable to complete operation on network {net.id}. There are one or more ports still "
                        "in use on the network.", kind="NetworkInUse")
+    doomed: list[str] = [net.id]
     for port in s.scalars(select(Port).where(Port.network_id == net.id)):
+        doomed.append(port.id)
         s.delete(port)
     for subnet in s.scalars(select(Subnet).where(Subnet.network_id == net.id)):
+        doomed.append(subnet.id)
         s.delete(subnet)
     s.flush()
+    tags.clear(s, *doomed)
     s.delete(net)
 
 
@@ -209,4 +213,5 @@ def delete_subnet(s: Session, ctx: RequestContext, subnet: Subnet) -> None:
     if any(not p.device_owner.startswith("network:") for p in s.scalars(q)):
         raise Conflict(f"Unable to complete operation on subnet {subnet.id}: One or more ports have an IP "
                        "allocation from this subnet.", kind="SubnetInUse")
+    tags.clear(s, subnet.id)
     s.delete(subnet)

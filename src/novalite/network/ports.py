@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, Subnet
 from novalite.errors import BadRequest, Conflict, NotFound
-from novalite.network import ipam, port_extras, quotas, security_groups
+from novalite.network import ipam, port_extras, quotas, security_groups, tags
 from novalite.network.networks import get_network, network_subnets, policy_denied
 
 # Each failed insert means a concurrent transaction committed that address, so retrying
@@ -263,5 +263,6 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
 def delete_port(s: Session, ctx: RequestContext, port: Port) -> None:
     if not ctx.is_admin and port.project_id != ctx.project_id:
         raise policy_denied("rule:delete_port")
+    tags.clear(s, port.id)
     s.delete(port)
     s.flush()

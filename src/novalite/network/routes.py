@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden, NotFound
-from novalite.network import quotas, routes_networks, routes_ports, routes_security_groups
+from novalite.network import quotas, routes_networks, routes_ports, routes_security_groups, routes_tags
 
 CATALOG = ("network", "neutron", "/network")
 
@@ -19,6 +19,7 @@ router = APIRouter()
 router.include_router(routes_networks.router)
 router.include_router(routes_ports.router)
 router.include_router(routes_security_groups.router)
+router.include_router(routes_tags.router)
 
 UPDATED = "2013-02-03T10:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
@@ -45,6 +46,9 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
                                 "of neutron resources."),
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields to all Neutron "
                                 "resources that have Neutron standard attributes."),
+    "standard-attr-tag": ("Tag support for resources with standard attribute: subnet, trunk, network_segment_range, "
+                          "router, network, policy, subnetpool, port, security_group, floatingip",
+                          "Enables to set tag on resources with standard attribute."),
     "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),
 }
 RESOURCES = ("subnets", "networks", "ports", "security-groups", "security-group-rules", "quotas", "extensions")

@@ -70,7 +70,7 @@ def delete_network(network_id: str, request: Request, ctx: RequestContext = Depe
 @router.get("/subnets")
 def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        items = [subnet_view(sub) for sub in networks.visible_subnets(s, ctx)]
+        items = [subnet_view(s, sub) for sub in networks.visible_subnets(s, ctx)]
     return list_response(request, "subnets", items, not_found=networks.subnet_not_found(
         request.query_params.get("marker", "")))
 
@@ -78,12 +78,12 @@ def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> di
 @router.get("/subnets/{subnet_id}")
 def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        return {"subnet": fields_of(request, subnet_view(networks.get_subnet(s, ctx, subnet_id)))}
+        return {"subnet": fields_of(request, subnet_view(s, networks.get_subnet(s, ctx, subnet_id)))}
 
 
 def _create_subnets(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
     with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
-        views = [subnet_view(networks.create_subnet(s, ctx, fields)) for fields in items]
+        views = [subnet_view(s, networks.create_subnet(s, ctx, fields)) for fields in items]
     return JSONResponse({"subnets": views} if bulk else {"subnet": views[0]}, status_code=201)
 
 
@@ -98,7 +98,7 @@ def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, change
         subnet = networks.get_subnet(s, ctx, subnet_id)
         networks.update_subnet(s, ctx, subnet, changes)
         s.flush()
-        return {"subnet": subnet_view(subnet)}
+        return {"subnet": subnet_view(s, subnet)}
 
 
 @router.put("/subnets/{subnet_id}")

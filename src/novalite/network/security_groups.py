@@ -23,7 +23,7 @@ from novalite.db.models.network import (
     SecurityGroupRule,
 )
 from novalite.errors import BadRequest, Conflict, NotFound
-from novalite.network import quotas
+from novalite.network import quotas, tags
 
 PROTOCOL_NAMES = frozenset({
     "ah", "dccp", "egp", "esp", "gre", "hopopt", "icmp", "igmp", "ip", "ipip", "ipv6-encap", "ipv6-frag",
@@ -123,6 +123,7 @@ def delete_group(s: Session, ctx: RequestContext, group: SecurityGroup) -> None:
     used = s.scalars(select(PortSecurityGroup).where(PortSecurityGroup.security_group_id == group.id)).first()
     if used is not None:
         raise Conflict(f"Security Group {group.id} in use.", kind="SecurityGroupInUse")
+    tags.clear(s, group.id)
     s.delete(group)
 
 

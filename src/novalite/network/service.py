@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, Port, PortIP
 from novalite.errors import BadRequest, Conflict, Forbidden
-from novalite.network import networks, ports, quotas, security_groups
+from novalite.network import networks, ports, quotas, security_groups, tags
 from novalite.network.security_groups import resolve_security_group
 
 __all__ = [
@@ -232,6 +232,7 @@ def release_ports_for_device(s: Session, device_id: str, *, keep: Iterable[str] 
         if port.id in kept:
             port.device_id, port.device_owner, port.binding_host_id, port.status = "", "", "", "DOWN"
         else:
+            tags.clear(s, port.id)
             s.delete(port)
     s.flush()
     return released

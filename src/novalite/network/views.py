@@ -8,21 +8,21 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from novalite.db.models.network import Network, Port, SecurityGroup, SecurityGroupRule, Subnet
-from novalite.network import networks, ports, security_groups
+from novalite.network import networks, ports, security_groups, tags
 
 
 def stamp(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _common(row: Any) -> dict[str, Any]:
+def _common(row: Any, s: Session | None = None) -> dict[str, Any]:
     return {"id": row.id, "tenant_id": row.project_id, "project_id": row.project_id,
             "created_at": stamp(row.created_at), "updated_at": stamp(row.updated_at),
-            "revision_number": row.revision_number, "tags": []}
+            "revision_number": row.revision_number, "tags": tags.tags_of(s, row.id) if s is not None else []}
 
 
 def network_view(s: Session, net: Network) -> dict[str, Any]:
-    out = _common(net)
+    out = _common(net, s)
     out.update({
         "name": net.name, "description": net.description, "status": net.status,
         "admin_state_up": net.admin_state_up, "shared": net.shared, "router:external": net.router_external,
@@ -34,8 +34,8 @@ def network_view(s: Session, net: Network) -> dict[str, Any]:
     return out
 
 
-def subnet_view(subnet: Subnet) -> dict[str, Any]:
-    out = _common(subnet)
+def subnet_view(s: Session, subnet: Subnet) -> dict[str, Any]:
+    out = _common(subnet, s)
     out.update({
         "name": subnet.name, "description": subnet.description, "network_id": subnet.network_id,
         "ip_version": subnet.ip_version, "cidr": subnet.cidr, "gateway_ip": subnet.gateway_ip,
@@ -48,7 +48,7 @@ def subnet_view(subnet: Subnet) -> dict[str, Any]:
 
 
 def port_view(s: Session, port: Port) -> dict[str, Any]:
-    out = _common(port)
+    out = _common(port, s)
     bound = bool(port.binding_host_id)
     out.update({
         "name": port.name, "description": port.description, "network_id": port.network_id,
@@ -82,7 +82,7 @@ def rule_view(rule: SecurityGroupRule) -> dict[str, Any]:
 
 
 def security_group_view(s: Session, group: SecurityGroup) -> dict[str, Any]:
-    out = _common(group)
+    out = _common(group, s)
     out.update({
         "name": group.name, "description": group.description, "stateful": group.stateful, "shared": False,
         "security_group_rules": [rule_view(r) for r in security_groups.group_rules(s, group.id)],

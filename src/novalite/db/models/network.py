@@ -151,6 +151,16 @@ class PortSecurityGroup(Base):
                                                    primary_key=True)
 
 
+class NetworkTag(Base):
+    """A tag on a network, subnet, port or security group (ids are unique across them)."""
+
+    __tablename__ = "network_tags"
+    __table_args__ = (Index("ix_network_tags_tag", "tag"),)
+
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
 class NetworkQuota(Base):
     """A per-project override of one Neutron quota (absent: the default)."""
 

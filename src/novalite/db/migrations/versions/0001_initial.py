@@ -198,6 +198,14 @@ def upgrade() -> None:
     sa.Column('hard_limit', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('project_id', 'resource')
     )
+    op.create_table('network_tags',
+    sa.Column('resource_id', sa.String(length=36), nullable=False),
+    sa.Column('tag', sa.String(length=255), nullable=False),
+    sa.PrimaryKeyConstraint('resource_id', 'tag')
+    )
+    with op.batch_alter_table('network_tags', schema=None) as batch_op:
+        batch_op.create_index('ix_network_tags_tag', ['tag'], unique=False)
+
     op.create_table('networks',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -777,6 +785,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_networks_project')
 
     op.drop_table('networks')
+    with op.batch_alter_table('network_tags', schema=None) as batch_op:
+        batch_op.drop_index('ix_network_tags_tag')
+
+    op.drop_table('network_tags')
     op.drop_table('network_quotas')
     op.drop_table('key_pairs')
     with op.batch_alter_table('instances', schema=None) as batch_op:
