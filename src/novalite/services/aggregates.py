@@ -120,8 +120,16 @@ class ZoneInfo:
 
 
 def service_is_up(svc: Service, down_time: int, now: dt.datetime | None = None) -> bool:
-    """Up when not forced down and the last heartbeat is at most ``down_time`` seconds old."""
-    if svc.forced_down or svc.last_seen_at is None:
+    """Up when not forced down and the last heartbeat is at most ``down_time`` seconds old.
+
+    The conductor and scheduler of this controller run inside this process: while it answers,
+    they are up, whatever their recorded heartbeat says.
+    """
+    if svc.forced_down:
+        return False
+    if svc.binary in CONTROL_BINARIES and svc.host == controller_host():
+        return True
+    if svc.last_seen_at is None:
         return False
     return ((now or utcnow()) - svc.last_seen_at).total_seconds() <= down_time
 
