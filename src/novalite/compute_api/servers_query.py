@@ -218,7 +218,7 @@ def _load_volumes(s: Session, uuids: list[str], extras: dict[str, ServerExtras])
              .where(VolumeAttachment.instance_uuid.in_(uuids), VolumeAttachment.detached_at.is_(None))
              .order_by(VolumeAttachment.created_at, VolumeAttachment.id))
     for instance_uuid, volume_id, delete in s.execute(query):
-        extras[instance_uuid].volumes_attached.append({"id": volume_id, "delete_on_termination": bool(delete)})
+        extras[str(instance_uuid)].volumes_attached.append({"id": volume_id, "delete_on_termination": bool(delete)})
 
 
 def _load_server_groups(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
