@@ -1,55 +1,81 @@
-"""Instance actions, their events, and faults: the records the API shows about a build/delete."""
+"""Instance actions, their events, and faults: the records the API shows about a build/delete.
+
+Statements are built once with bound parameters and run on the session's connection: these
+run several times per build, and building SQL expressions costs more than executing them.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from novalite.db.base import utcnow
 from novalite.db.models.compute import InstanceAction, InstanceActionEvent, InstanceFault
 
 FAULT_MESSAGE_MAX = 255
+_ACTIONS = cast(Table, InstanceAction.__table__)
+_EVENTS = cast(Table, InstanceActionEvent.__table__)
+_FAULTS = cast(Table, InstanceFault.__table__)
+
+_FIND = (select(_ACTIONS.c.id).where(_ACTIONS.c.instance_uuid == bindparam("instance_uuid"),
+                                     _ACTIONS.c.action == bindparam("action"))
+         .order_by(_ACTIONS.c.id.desc()).limit(1))
+_ADD_ACTION = insert(_ACTIONS).returning(_ACTIONS.c.id)
+_ADD_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_FINISH = (update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+           .values(finish_time=bindparam("v_finish"), result=bindparam("v_result"),
+                   traceback=bindparam("v_traceback"), details=bindparam("v_details")))
+_ACTION_OF = select(_EVENTS.c.action_id).where(_EVENTS.c.id == bindparam("event_id"))
+_MARK_ERROR = update(_ACTIONS).where(_ACTIONS.c.id == bindparam("action_id")).values(
+    message="Error", updated_at=bindparam("v_now"))
 
 
 def find_action(s: Session, instance_uuid: str, action: str, *, user_id: str = "", project_id: str = "",
-                request_id: str = "") -> InstanceAction:
-    """The latest ``action`` of the instance; created when missing."""
-    q = (select(InstanceAction).where(InstanceAction.instance_uuid == instance_uuid, InstanceAction.action == action)
-         .order_by(InstanceAction.id.desc()).limit(1))
-    row = s.scalars(q).first()
-    if row is None:
-        row = InstanceAction(instance_uuid=instance_uuid, action=action, request_id=request_id or "",
-                             user_id=user_id, project_id=project_id, start_time=utcnow())
-        s.add(row)
-        s.flush()
-    return row
+                request_id: str = "") -> int:
+    """The id of the latest ``action`` of the instance; the action is created when missing."""
+    conn = s.connection()
+    found = conn.execute(_FIND, {"instance_uuid": instance_uuid, "action": action}).scalar()
+    if found is not None:
+        return int(found)
+    now = utcnow()
+    return int(conn.execute(_ADD_ACTION, {"instance_uuid": instance_uuid, "action": action,
+                                          "request_id": request_id or "", "user_id": user_id,
+                                          "project_id": project_id, "start_time": now,
+                                          "updated_at": now}).scalar_one())
 
 
-def start_event(s: Session, action: InstanceAction, event: str, *, host: str | None) -> int:
-    ev = InstanceActionEvent(action_id=action.id, event=event, start_time=utcnow(), host=host)
-    s.add(ev)
-    s.flush()
-    return ev.id
+def start_event(s: Session, action_id: int, event: str, *, host: str | None) -> int:
+    row: dict[str, Any] = {"action_id": action_id, "event": event, "start_time": utcnow(), "host": host}
+    return int(s.connection().execute(_ADD_EVENT, row).scalar_one())
 
 
 def finish_event(s: Session, event_id: int, *, ok: bool, traceback: str | None = None,
                  details: str | None = None) -> None:
-    s.execute(update(InstanceActionEvent).where(InstanceActionEvent.id == event_id)
-              .values(finish_time=utcnow(), result="Success" if ok else "Error",
-                      traceback=None if ok else traceback, details=None if ok else details))
+    """Close the event; an error also marks its action's ``message`` "Error"."""
+    conn = s.connection()
+    conn.execute(_FINISH, {"event_id": event_id, "v_finish": utcnow(), "v_result": "Success" if ok else "Error",
+                           "v_traceback": None if ok else traceback, "v_details": None if ok else details})
     if not ok:
-        action_id = s.execute(select(InstanceActionEvent.action_id).where(InstanceActionEvent.id == event_id)).scalar()
-        s.execute(update(InstanceAction).where(InstanceAction.id == action_id).values(message="Error"))
+        action_id = conn.execute(_ACTION_OF, {"event_id": event_id}).scalar()
+        conn.execute(_MARK_ERROR, {"action_id": action_id, "v_now": utcnow()})
 
 
-def record_event(s: Session, action: InstanceAction, event: str, *, ok: bool, host: str | None,
+def record_event(s: Session, action_id: int, event: str, *, ok: bool, host: str | None,
                  traceback: str | None = None, details: str | None = None) -> None:
     """A finished event in one go."""
-    finish_event(s, start_event(s, action, event, host=host), ok=ok, traceback=traceback, details=details)
+    finish_event(s, start_event(s, action_id, event, host=host), ok=ok, traceback=traceback, details=details)
+
+
+def mark_error(s: Session, action_id: int) -> None:
+    s.connection().execute(_MARK_ERROR, {"action_id": action_id, "v_now": utcnow()})
 
 
 def add_fault(s: Session, instance_uuid: str, *, message: str, code: int = 500, details: str = "",
               host: str | None = None) -> None:
     """Nova keeps ``details`` (the traceback) only for code 500."""
-    s.add(InstanceFault(instance_uuid=instance_uuid, code=code, message=message[:FAULT_MESSAGE_MAX],
-                        details=details if code == 500 else "", host=host, created_at=utcnow()))
+    s.connection().execute(insert(_FAULTS), {"instance_uuid": instance_uuid, "code": code,
+                                             "message": message[:FAULT_MESSAGE_MAX],
+                                             "details": details if code == 500 else "", "host": host,
+                                             "created_at": utcnow()})

@@ -13,11 +13,12 @@ no longer matches means the user deleted the server meanwhile (``Vanished``). A 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from novalite.compute import actions, resource_tracker
@@ -64,15 +65,30 @@ class Build:
     security_groups: list[str] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=64)
+def _transition(expect_none: bool, columns: tuple[str, ...]) -> Any:
+    """The UPDATE for one shape of transition, built once (values are bound at execution)."""
+    table = cast(Table, Instance.__table__)
+    state = table.c.task_state.is_(None) if expect_none else table.c.task_state == bindparam("expected")
+    return (update(table).where(table.c.uuid == bindparam("instance_uuid"), table.c.deleted.is_(False), state)
+            .values({c: bindparam(f"v_{c}") for c in ("task_state", "updated_at", *columns)}))
+
+
 def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None, **values: Any) -> None:
     """Persist a transition with the check of the expected task state (``Vanished`` if it fails)."""
-    result = s.execute(update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False),
-                                              Instance.task_state.is_(None) if expected is None
-                                              else Instance.task_state == expected)
-                       .values(task_state=new, updated_at=utcnow(), **values)
-                       .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    columns = tuple(sorted(values))
+    params = {f"v_{c}": v for c, v in values.items()}
+    params.update(instance_uuid=uuid, expected=expected, v_task_state=new, v_updated_at=utcnow())
+    result = s.connection().execute(_transition(expected is None, columns), params)
+    if result.rowcount != 1:
         raise Vanished(uuid)
+
+
+_INSTANCE = select(Instance.id, Instance.uuid, Instance.deleted, Instance.task_state, Instance.user_id,
+                   Instance.project_id, Instance.requested_networks, Instance.security_groups,
+                   Instance.flavor).where(Instance.uuid == bindparam("instance_uuid"))
+_METADATA = select(InstanceMetadata.key, InstanceMetadata.value).where(
+    InstanceMetadata.instance_uuid == bindparam("instance_uuid"))
 
 
 def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict[str, Any]) -> str | None:
@@ -105,7 +121,8 @@ def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | No
     Raises ``Reschedule`` (no claim here, group policy violated) or ``Abort`` (networking
     failed) after the commit, so the event and the host survive for the failure path."""
     with db.session() as s:
-        inst = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
+        conn = s.connection()
+        inst = conn.execute(_INSTANCE, {"instance_uuid": b.instance_uuid}).first()
         if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
             raise Vanished(b.instance_uuid)
         action = actions.find_action(s, b.instance_uuid, "create", user_id=inst.user_id,
@@ -123,8 +140,7 @@ def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | No
             set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
                            launched_on=b.host, vm_state=VmState.BUILDING)
             network_error = networks(s, b)
-        metadata = {m.key: m.value for m in s.scalars(select(InstanceMetadata).where(
-            InstanceMetadata.instance_uuid == b.instance_uuid))}
+        metadata = {k: v for k, v in conn.execute(_METADATA, {"instance_uuid": b.instance_uuid})}
         guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
                           flavor=dict(inst.flavor or {}), metadata=metadata, attempt=b.attempt,
                           admin_password=b.build_args.get("admin_password"))

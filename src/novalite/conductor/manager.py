@@ -116,7 +116,7 @@ class ConductorManager:
                 if event is not None:
                     actions.record_event(s, action, event, ok=False, host=None, traceback=details, details=message)
                 else:
-                    s.execute(update(type(action)).where(type(action).id == action.id).values(message="Error"))
+                    actions.mark_error(s, action)
 
 
 def _owner(s: Session, uuid: str) -> tuple[str, str] | None:
