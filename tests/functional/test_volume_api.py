@@ -403,3 +403,12 @@ def test_retype(stack: Api) -> None:
     assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["volume_type"] == "silver"
     r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-retype": {"new_type": "nope"}})
     _fault(r, 404, "itemNotFound")
+
+
+def test_volume_services_are_admin_only(stack: Api) -> None:
+    _fault(stack.get(f"{V}/os-services"), 403, "forbidden")
+    services = stack.get(f"{V}/os-services", as_="admin").json()["services"]
+    assert {s["binary"] for s in services} == {"cinder-scheduler", "cinder-volume"}
+    assert all(s["state"] == "up" and s["status"] == "enabled" for s in services)
+    only = stack.get(f"{V}/os-services", as_="admin", params={"binary": "cinder-volume"}).json()["services"]
+    assert [s["binary"] for s in only] == ["cinder-volume"]

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime
+from novalite.db.base import utcnow
 from novalite.errors import PolicyNotAuthorized
 from novalite.volume import quotas, service
 from novalite.volume.api import VolumeRequest, boolean, respond, section, volume_request
@@ -85,6 +86,22 @@ def show_limits(request: Request, vr: VolumeRequest = Depends(volume_request)) -
         "totalBackupGigabytesUsed": 0,
     }
     return respond(vr, {"limits": {"rate": [], "absolute": absolute}})
+
+
+SERVICES = (("cinder-scheduler", "novalite"), ("cinder-volume", "novalite@lvm"))
+
+
+@router.get("/os-services")
+def list_services(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+    """The embedded scheduler and volume service, always up (admin only, as Cinder)."""
+    vr.ctx.require_admin("volume_extension:services:index")
+    now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
+    q = request.query_params
+    items = [{"binary": binary, "host": host, "zone": "nova", "status": "enabled", "state": "up",
+              "updated_at": now, "disabled_reason": None}
+             for binary, host in SERVICES
+             if q.get("binary") in (None, binary) and q.get("host") in (None, host, host.split("@")[0])]
+    return respond(vr, {"services": items})
 
 
 @router.get("/os-availability-zone")

@@ -55,6 +55,8 @@ def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Ve
         if ctx.is_admin:
             out.update({"os-vol-host-attr:host": vol.host, "os-vol-mig-status-attr:migstat": None,
                         "os-vol-mig-status-attr:name_id": None})
+    if ctx.is_admin:
+        out["migration_status"] = None
     if version >= V(3, 13):  # 3.13: group_id
         out["group_id"] = None
     if version >= V(3, 21):  # 3.21: provider_id
