@@ -16,6 +16,8 @@ VENV="$ROOT/.venv/bin"
 INCLUDE_LIST="${TEMPEST_INCLUDE_LIST:-$ROOT/tests/tempest/include-list.txt}"
 EXCLUDE_LIST="${TEMPEST_EXCLUDE_LIST:-$ROOT/tests/tempest/exclude-list.txt}"
 CONCURRENCY="${TEMPEST_CONCURRENCY:-2}"
+# Nova's default filters plus the two hint filters devstack enables (Tempest's multi-node tests)
+export NOVALITE_ENABLED_FILTERS="ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,DifferentHostFilter"
 ADMIN_PW="tempest-admin-secret"
 DEMO_PW="tempest-demo-secret"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-MIN_PASSED = 250
+MIN_PASSED = 300
 
 
 def _summary(output: str) -> str:

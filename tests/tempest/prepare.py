@@ -19,6 +19,7 @@ the shortest poll interval it accepts (0 would make the waiters spin).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,13 @@ EXTRA_ACCOUNTS = [
 ]
 
 # Features the compute API serves today; everything else Tempest can probe is off.
-FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password"]
+FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password", "personality", "hostname_fqdn_sanitization"]
 FEATURES_OFF = [
     "change_password", "console_output", "resize", "shelve", "shelve_migrate", "cold_migration",
     "live_migration", "metadata_service", "block_migration_for_live_migration", "vnc_console",
     "spice_console", "serial_console", "rescue", "stable_rescue", "interface_attach", "snapshot",
-    "personality", "attach_encrypted_volume", "config_drive", "swap_volume", "volume_multiattach",
-    "ide_bus", "unified_limits", "hostname_fqdn_sanitization",
+    "attach_encrypted_volume", "config_drive", "swap_volume", "volume_multiattach",
+    "ide_bus", "unified_limits",
 ]
 
 
@@ -115,14 +116,36 @@ def image_id(client: httpx.Client, name: str) -> str:
     return str(images[0]["id"])
 
 
+def ensure_alt_image(client: httpx.Client, source_id: str, name: str) -> str:
+    """A second public image with the default image's bytes (Tempest wants image_ref_alt distinct)."""
+    r = client.get("/image/v2/images", params={"name": name})
+    r.raise_for_status()
+    if r.json()["images"]:
+        return str(r.json()["images"][0]["id"])
+    source = client.get(f"/image/v2/images/{source_id}")
+    source.raise_for_status()
+    meta = source.json()
+    created = client.post("/image/v2/images", json={
+        "name": name, "visibility": "public", "disk_format": meta["disk_format"],
+        "container_format": meta["container_format"]})
+    created.raise_for_status()
+    new_id = str(created.json()["id"])
+    data = client.get(f"/image/v2/images/{source_id}/file")
+    data.raise_for_status()
+    put = client.put(f"/image/v2/images/{new_id}/file", content=data.content,
+                     headers={"Content-Type": "application/octet-stream"})
+    put.raise_for_status()
+    return new_id
+
+
 def max_microversion(client: httpx.Client) -> str:
     r = client.get("/compute/v2.1")
     r.raise_for_status()
     return str(r.json()["version"]["version"])
 
 
-def tempest_conf(url: str, workspace: Path, *, image: str, max_version: str, services: set[str],
-                 admin_password: str) -> str:
+def tempest_conf(url: str, workspace: Path, *, image: str, image_alt: str, max_version: str,
+                 services: set[str], admin_password: str) -> str:
     """tempest.conf for this novalite."""
     neutron = "network" in services
     cinder = "volumev3" in services
@@ -157,7 +180,7 @@ nova = false
 
 [compute]
 image_ref = {image}
-image_ref_alt = {image}
+image_ref_alt = {image_alt}
 flavor_ref = 1
 flavor_ref_alt = 2
 min_microversion = 2.1
@@ -170,6 +193,7 @@ endpoint_type = publicURL
 
 [compute-feature-enabled]
 {features}
+scheduler_enabled_filters = {os.environ.get("NOVALITE_ENABLED_FILTERS", "")}
 
 [image]
 region = RegionOne
@@ -211,13 +235,15 @@ def main(argv: list[str]) -> None:
         for user, project, role, _ in EXTRA_ACCOUNTS:
             ensure_account(client, user, project, role)
         image = image_id(client, "novalite-tiny")
+        image_alt = ensure_alt_image(client, image, "novalite-tiny-alt")
         max_version = max_microversion(client)
     etc = workspace / "etc"
     etc.mkdir(parents=True, exist_ok=True)
     (workspace / "locks").mkdir(exist_ok=True)
     (etc / "accounts.yaml").write_text(accounts_yaml(admin_password, demo_password))
     (etc / "tempest.conf").write_text(
-        tempest_conf(url, workspace, image=image, max_version=max_version, services=catalog_types(body),
+        tempest_conf(url, workspace, image=image, image_alt=image_alt, max_version=max_version,
+                     services=catalog_types(body),
                      admin_password=admin_password))
     print(f"tempest.conf written: image {image}, max microversion {max_version}, "
           f"catalog {sorted(catalog_types(body))}")
