@@ -72,24 +72,43 @@ def _take(s: Session, provider_id: int, resources: Mapping[str, int]) -> bool:
     return result.rowcount == len(rcs)  # type: ignore[no-any-return]
 
 
+_INV = cast(Table, Inventory.__table__)
+_ALLOC = cast(Table, Allocation.__table__)
+_CONSUMERS = cast(Table, Consumer.__table__)
+_GIVE_BACK = (update(_INV).where(_INV.c.resource_provider_id == bindparam("provider_id"),
+                                 _INV.c.resource_class == bindparam("rc"))
+              .values(used=_INV.c.used - bindparam("amount", type_=Integer)))
+_CONSUMER_GENERATION = select(_CONSUMERS.c.generation).where(_CONSUMERS.c.uuid == bindparam("uuid"))
+_HELD = select(_ALLOC.c.id).where(_ALLOC.c.consumer_id == bindparam("uuid")).limit(1)
+_ADD_CONSUMER = insert(_CONSUMERS)
+_BUMP_CONSUMER = (update(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"),
+                                           _CONSUMERS.c.generation == bindparam("seen"))
+                  .values(generation=_CONSUMERS.c.generation + 1))
+_PROVIDER_IDS = select(ResourceProvider.uuid, ResourceProvider.id).where(
+    ResourceProvider.uuid.in_(bindparam("uuids", expanding=True)))
+_HELD_ROWS = select(_ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALLOC.c.used).where(
+    _ALLOC.c.consumer_id == bindparam("uuid"))
+_DROP_ALLOCATIONS = delete(_ALLOC).where(_ALLOC.c.consumer_id == bindparam("uuid"))
+_DROP_CONSUMER = delete(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"))
+
+
 def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
-    s.execute(update(Inventory).where(Inventory.resource_provider_id == provider_id,
-                                      Inventory.resource_class == rc)
-              .values(used=Inventory.used - amount).execution_options(synchronize_session=False))
+    s.connection().execute(_GIVE_BACK, {"provider_id": provider_id, "rc": rc, "amount": amount})
 
 
 def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -> None:
-    current = s.execute(select(Consumer.generation).where(Consumer.uuid == consumer.uuid)).scalar()
+    conn = s.connection()
+    current = conn.execute(_CONSUMER_GENERATION, {"uuid": consumer.uuid}).scalar()
     if generation is None:
         if current is not None:
-            held = s.execute(select(Allocation.id).where(Allocation.consumer_id == consumer.uuid).limit(1)).first()
-            if held is not None:
+            if conn.execute(_HELD, {"uuid": consumer.uuid}).first() is not None:
                 raise AllocationConflict(f"consumer {consumer.uuid} already has allocations")
             _bump_consumer(s, consumer.uuid, current)
             return
-        s.execute(insert(Consumer).values(uuid=consumer.uuid, project_id=consumer.project_id,
-                                          user_id=consumer.user_id, consumer_type="INSTANCE", generation=0,
-                                          created_at=utcnow(), updated_at=utcnow()))
+        now = utcnow()
+        conn.execute(_ADD_CONSUMER, {"uuid": consumer.uuid, "project_id": consumer.project_id,
+                                     "user_id": consumer.user_id, "consumer_type": "INSTANCE", "generation": 0,
+                                     "created_at": now, "updated_at": now})
         return
     if current is None or current != generation:
         raise AllocationConflict(f"consumer generation conflict for {consumer.uuid}")
@@ -97,15 +116,12 @@ def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -
 
 
 def _bump_consumer(s: Session, uuid: str, seen: int) -> None:
-    result = s.execute(update(Consumer).where(Consumer.uuid == uuid, Consumer.generation == seen)
-                       .values(generation=seen + 1).execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if s.connection().execute(_BUMP_CONSUMER, {"uuid": uuid, "seen": seen}).rowcount != 1:
         raise AllocationConflict(f"consumer generation conflict for {uuid}")
 
 
 def _provider_ids(s: Session, uuids: list[str]) -> dict[str, int]:
-    rows = s.execute(select(ResourceProvider.uuid, ResourceProvider.id).where(ResourceProvider.uuid.in_(uuids)))
-    return {u: i for u, i in rows}
+    return {u: i for u, i in s.connection().execute(_PROVIDER_IDS, {"uuids": uuids})}
 
 
 def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
@@ -138,20 +154,20 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
         except Conflict as exc:
             raise AllocationConflict(exc.message) from exc
     if rows:
-        s.execute(insert(Allocation), rows)
+        s.connection().execute(insert(_ALLOC), rows)
 
 
 def release(s: Session, consumer_uuid: str) -> bool:
     """Remove every allocation of ``consumer_uuid`` (and the consumer). Idempotent; True if any."""
-    rows = s.execute(select(Allocation.id, Allocation.resource_provider_id, Allocation.resource_class,
-                            Allocation.used).where(Allocation.consumer_id == consumer_uuid)).all()
-    for _id, provider_id, rc, used in rows:
+    conn = s.connection()
+    rows = conn.execute(_HELD_ROWS, {"uuid": consumer_uuid}).all()
+    for provider_id, rc, used in rows:
         _give_back(s, provider_id, rc, used)
-    for provider_id in {r[1] for r in rows}:
+    for provider_id in {r[0] for r in rows}:
         bump_generation(s, provider_id)
     if rows:
-        s.execute(delete(Allocation).where(Allocation.consumer_id == consumer_uuid))
-    s.execute(delete(Consumer).where(Consumer.uuid == consumer_uuid))
+        conn.execute(_DROP_ALLOCATIONS, {"uuid": consumer_uuid})
+    conn.execute(_DROP_CONSUMER, {"uuid": consumer_uuid})
     return bool(rows)
 
 

@@ -92,7 +92,7 @@ def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
         params["limit"] = query.limit
     return [Candidate(provider_uuid=uuid, provider_name=name, generation=gen,
                       allocation_request={uuid: dict(wanted)})
-            for _id, uuid, name, gen in s.execute(stmt, params)]
+            for _id, uuid, name, gen in s.connection().execute(stmt, params)]
 
 
 def count_providers(s: Session, names: Sequence[str] | None = None) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid
@@ -43,6 +44,14 @@ class InventorySpec:
     allocation_ratio: float = 1.0
 
 
+_PROVIDERS = cast(Table, ResourceProvider.__table__)
+_BUMP = (update(_PROVIDERS).where(_PROVIDERS.c.id == bindparam("provider_id"))
+         .values(generation=_PROVIDERS.c.generation + 1))
+_BUMP_IF_SEEN = (update(_PROVIDERS).where(_PROVIDERS.c.id == bindparam("provider_id"),
+                                          _PROVIDERS.c.generation == bindparam("seen"))
+                 .values(generation=_PROVIDERS.c.generation + 1))
+
+
 def bump_generation(s: Session, provider_id: int, seen: int | None = None) -> None:
     """Advance the provider's generation.
 
@@ -51,12 +60,9 @@ def bump_generation(s: Session, provider_id: int, seen: int | None = None) -> No
     increment is atomic and unconditional: used by writers whose own statements already guard
     the invariant (allocations check capacity in their ``UPDATE ... WHERE used + n <= cap``).
     """
-    stmt = update(ResourceProvider).where(ResourceProvider.id == provider_id)
-    if seen is not None:
-        stmt = stmt.where(ResourceProvider.generation == seen)
-    result = s.execute(stmt.values(generation=ResourceProvider.generation + 1)
-                       .execution_options(synchronize_session=False))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    stmt = _BUMP if seen is None else _BUMP_IF_SEEN
+    result = s.connection().execute(stmt, {"provider_id": provider_id, "seen": seen})
+    if result.rowcount != 1:
         uuid = s.execute(select(ResourceProvider.uuid).where(ResourceProvider.id == provider_id)).scalar()
         raise ProviderGenerationConflict(str(uuid))
 

@@ -8,12 +8,13 @@ aggregates and server groups belong to other modules (``db.models.aggregates``,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from novalite.db.base import utcnow
@@ -36,6 +37,16 @@ def _model(module: str, *names: str) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _aggregates_query(agg_cls: Any, host_cls: Any, by_host: bool) -> Any:
+    q = select(agg_cls, host_cls.host).join(host_cls, host_cls.aggregate_id == agg_cls.id)
+    if hasattr(agg_cls, "deleted"):
+        q = q.where(agg_cls.deleted.is_(False))
+    if by_host:
+        q = q.where(host_cls.host.in_(bindparam("hosts", expanding=True)))
+    return q
+
+
 def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str, list[AggregateSnapshot]]:
     """host -> its Nova host aggregates (with metadata, incl. ``availability_zone``)."""
     agg_cls = _model("aggregates", "Aggregate")
@@ -43,12 +54,8 @@ def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str,
     meta_cls = _model("aggregates", "AggregateMetadata")
     if agg_cls is None or host_cls is None:
         return {}
-    q = select(agg_cls, host_cls.host).join(host_cls, host_cls.aggregate_id == agg_cls.id)
-    if hasattr(agg_cls, "deleted"):
-        q = q.where(agg_cls.deleted.is_(False))
-    if hosts is not None:
-        q = q.where(host_cls.host.in_(list(hosts)))
-    rows = s.execute(q).all()
+    q = _aggregates_query(agg_cls, host_cls, hosts is not None)
+    rows = s.execute(q, {"hosts": list(hosts)} if hosts is not None else {}).all()
     meta: dict[Any, dict[str, str]] = {}
     if meta_cls is not None and rows:
         ids = {agg.id for agg, _h in rows}
@@ -104,13 +111,15 @@ class _Inv:
     allocation_ratio: float
 
 
+_USAGE = (select(ResourceProvider.uuid, Inventory.resource_class, Inventory.total, Inventory.reserved, Inventory.used,
+                 Inventory.allocation_ratio)
+          .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
+          .where(ResourceProvider.uuid.in_(bindparam("uuids", expanding=True))))
+
+
 def _usage(s: Session, provider_uuids: Sequence[str]) -> dict[str, dict[str, _Inv]]:
-    q = (select(ResourceProvider.uuid, Inventory.resource_class, Inventory.total, Inventory.reserved, Inventory.used,
-                Inventory.allocation_ratio)
-         .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
-         .where(ResourceProvider.uuid.in_(provider_uuids)))
     out: dict[str, dict[str, _Inv]] = {}
-    for uuid, rc, total, reserved, used, ratio in s.execute(q):
+    for uuid, rc, total, reserved, used, ratio in s.connection().execute(_USAGE, {"uuids": list(provider_uuids)}):
         out.setdefault(uuid, {})[rc] = _Inv(total, reserved, used, ratio)
     return out
 
@@ -143,6 +152,8 @@ _NODE_COLUMNS = (ComputeNode.uuid, ComputeNode.host, ComputeNode.hypervisor_host
                  ComputeNode.hypervisor_type, ComputeNode.hypervisor_version, ComputeNode.cpu_info,
                  ComputeNode.supported_instances, ComputeNode.stats, Service.disabled, Service.disabled_reason,
                  Service.forced_down, Service.last_seen_at, Service.id.label("service_id"))
+_NODES = (select(*_NODE_COLUMNS).join(Service, Service.id == ComputeNode.service_id, isouter=True)
+          .where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)), ComputeNode.deleted.is_(False)))
 
 
 def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_time: int,
@@ -152,9 +163,7 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
     uuids = [c.provider_uuid for c in candidates]
     if not uuids:
         return []
-    nodes = {row.uuid: row for row in s.execute(
-        select(*_NODE_COLUMNS).join(Service, Service.id == ComputeNode.service_id, isouter=True)
-        .where(ComputeNode.uuid.in_(uuids), ComputeNode.deleted.is_(False)))}
+    nodes = {row.uuid: row for row in s.connection().execute(_NODES, {"uuids": uuids})}
     usage = _usage(s, uuids)
     hosts = sorted({n.host for n in nodes.values()})
     counts = _instance_counts(s, hosts) if instance_counts else {}

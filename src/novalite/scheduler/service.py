@@ -13,9 +13,9 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from novalite.config import Settings
@@ -193,9 +193,8 @@ class SchedulerService:
                     LOG.info("claim of %s on %s lost a race (%s); trying the next host", uuid, host.host, exc)
                     continue
                 chosen[uuid] = Destination.of(host)
-                s.execute(update(Instance).where(Instance.uuid == uuid)
-                          .values(availability_zone=chosen[uuid].availability_zone)
-                          .execution_options(synchronize_session=False))
+                s.connection().execute(_SET_ZONE, {"instance_uuid": uuid,
+                                                   "zone": chosen[uuid].availability_zone})
                 break
             else:
                 s.rollback()
@@ -203,11 +202,17 @@ class SchedulerService:
         return chosen
 
 
+_INSTANCES = cast(Table, Instance.__table__)
+_TOUCH = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+          .values(updated_at=bindparam("now")))
+_SET_ZONE = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
+             .values(availability_zone=bindparam("zone")))
+
+
 def _still_wanted(s: Session, instance_uuid: str) -> bool:
     """Locks the instance row for the claim transaction; False once the user deleted it."""
-    result = s.execute(update(Instance).where(Instance.uuid == instance_uuid, Instance.deleted.is_(False))
-                       .values(updated_at=utcnow()).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    result = s.connection().execute(_TOUCH, {"instance_uuid": instance_uuid, "now": utcnow()})
+    return result.rowcount == 1
 
 
 def _reason(selection: Selection, excluded: int, *, claim_failed: bool = False) -> str:
