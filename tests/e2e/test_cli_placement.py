@@ -102,3 +102,26 @@ def test_openstacksdk_placement_hosts_and_groups(server: RunningServer) -> None:
     assert group.policy == "affinity" and group.rules == {}
     assert [g.name for g in demo.compute.server_groups()] == ["sdk-group"]
     demo.compute.delete_server_group(group)
+
+
+def test_cli_provider_writes(server: RunningServer) -> None:
+    consumer = "11111111-2222-3333-4444-555555555555"
+    rp = cli(server, "resource", "provider", "create", "cli-rp")["uuid"]
+    inventory = cli(server, "resource", "provider", "inventory", "set", rp, "--resource", "VCPU=8",
+                    "--resource", "MEMORY_MB=1024")
+    assert {row["resource_class"]: row["total"] for row in inventory} == {"VCPU": 8, "MEMORY_MB": 1024}
+    assert cli(server, "resource", "provider", "inventory", "class", "set", rp, "VCPU", "--total", "16")["total"] == 16
+    held = cli(server, "resource", "provider", "allocation", "set", consumer, "--allocation", f"rp={rp},VCPU=2",
+               "--project-id", "p1", "--user-id", "u1")
+    assert held[0]["resource_provider"] == rp
+    usage = cli(server, "resource", "usage", "show", "p1")
+    assert usage == [{"resource_class": "VCPU", "usage": 2}]
+    generation = cli(server, "resource", "provider", "show", rp)["generation"]
+    traits = cli(server, "resource", "provider", "trait", "set", rp, "--trait", "HW_CPU_X86_AVX")
+    assert [t["name"] for t in traits] == ["HW_CPU_X86_AVX"]
+    aggregates = cli(server, "resource", "provider", "aggregate", "set", rp, "--aggregate",
+                     "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "--generation", str(generation + 1))
+    assert [a["uuid"] for a in aggregates] == ["aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"]
+    server.openstack("resource", "provider", "allocation", "delete", consumer, cloud="novalite-admin")
+    server.openstack("resource", "provider", "delete", rp, cloud="novalite-admin")
+    assert "cli-rp" not in {p["name"] for p in cli(server, "resource", "provider", "list")}

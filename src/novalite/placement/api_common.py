@@ -4,7 +4,8 @@ query parsing and links.
 ``OpenStack-API-Version: placement X.Y`` (or ``latest``) is negotiated per request by
 ``PlacementRoute``; the answer (errors included) echoes it with ``Vary``. A version out of
 range is a 406 whose error carries ``min_version``/``max_version`` (osc-placement reads
-``max_version`` to fall back); a malformed one is a 400. No header means 1.0.
+``max_version`` to fall back); a malformed one is a 400. No header means 1.0. ``Location``
+headers are absolute URLs (osc-placement follows them as they are).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class PlacementRoute(APIRoute):
                 exc.headers.update(echo)
                 raise
             response.headers.update(echo)
+            location = response.headers.get("location")
+            if location and location.startswith("/"):  # absolute, as placement's web server answers
+                response.headers["location"] = f"{request.url.scheme}://{request.url.netloc}{location}"
             return response
 
         return handler
