@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from novalite.db.models.compute import Instance
@@ -30,19 +31,23 @@ class NodeUsage:
     running_vms: int
 
 
+_NODES = cast(Table, ComputeNode.__table__)
+_HOLDS = (select(Allocation.id).join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
+          .where(Allocation.consumer_id == bindparam("instance_uuid"), ResourceProvider.uuid == bindparam("node"))
+          .limit(1))
+_RESET = (update(_NODES).where(_NODES.c.uuid == bindparam("node"), _NODES.c.failed_builds != 0)
+          .values(failed_builds=0))
+_FAILED = update(_NODES).where(_NODES.c.uuid == bindparam("node")).values(failed_builds=_NODES.c.failed_builds + 1)
+
+
 def instance_claim(s: Session, instance_uuid: str, node_uuid: str) -> bool:
     """True when the instance holds an allocation on this node's provider."""
-    q = (select(Allocation.id).join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
-         .where(Allocation.consumer_id == instance_uuid, ResourceProvider.uuid == node_uuid).limit(1))
-    return s.execute(q).first() is not None
+    return s.connection().execute(_HOLDS, {"instance_uuid": instance_uuid, "node": node_uuid}).first() is not None
 
 
 def record_build_result(s: Session, node_uuid: str, *, ok: bool) -> None:
-    values = {"failed_builds": 0} if ok else {"failed_builds": ComputeNode.failed_builds + 1}
-    stmt = update(ComputeNode).where(ComputeNode.uuid == node_uuid)
-    if ok:
-        stmt = stmt.where(ComputeNode.failed_builds != 0)
-    s.execute(stmt.values(**values).execution_options(synchronize_session=False))
+    """A success resets the node's consecutive failed-build counter; a failure bumps it."""
+    s.connection().execute(_RESET if ok else _FAILED, {"node": node_uuid})
 
 
 def node_usage(s: Session, node_uuids: Sequence[str]) -> dict[str, NodeUsage]:

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from novalite.compute import actions
@@ -28,6 +28,9 @@ from novalite.scheduler.service import Destination, NoValidHost, SchedulerServic
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
+_LIVE_SPECS = (select(RequestSpec.instance_uuid, RequestSpec.spec)
+               .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
+               .where(RequestSpec.instance_uuid.in_(bindparam("uuids", expanding=True)), Instance.deleted.is_(False)))
 
 
 class ConductorManager:
@@ -66,10 +69,8 @@ class ConductorManager:
 
     def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.db.reader() as s:
-            q = (select(RequestSpec.instance_uuid, RequestSpec.spec)
-                 .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
-                 .where(RequestSpec.instance_uuid.in_(list(instance_uuids)), Instance.deleted.is_(False)))
-            return {u: dict(spec or {}) for u, spec in s.execute(q)}
+            rows = s.connection().execute(_LIVE_SPECS, {"uuids": list(instance_uuids)})
+            return {u: dict(spec or {}) for u, spec in rows}
 
     def _cast_build(self, ctx: RequestContext, uuid: str, dest: Destination, alternates: Sequence[Destination],
                     build_args: dict[str, Any], *, attempt: int, failures: list[dict[str, str]]) -> None:
