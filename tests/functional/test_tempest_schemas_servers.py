@@ -263,12 +263,7 @@ def test_services_match_tempest(stack: Any, version: str) -> None:
             assert client.update_service(compute["id"], status="enabled")["service"]["status"] == "enabled"
 
 
-@pytest.mark.parametrize("version", [
-    pytest.param("2.1", marks=pytest.mark.xfail(strict=True, reason=(
-        "services/aggregates.py update_aggregate leaves updated_at null on a rename; Tempest's "
-        "2.1 update_aggregate schema requires a date-time"))),
-    "2.41",
-])
+@pytest.mark.parametrize("version", ["2.1", "2.41"])
 def test_aggregates_match_tempest(stack: Any, version: str) -> None:
     client = tempest_client(stack, AggregatesClient, as_="admin")
     with microversion(version):

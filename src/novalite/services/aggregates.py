@@ -222,6 +222,7 @@ def update_aggregate(s: Session, agg_id: int, *, name: str | None, fields: Mappi
     if name is not None:
         _name_taken(s, name, agg.id)
         agg.name = name
+        agg.updated_at = utcnow()
     hosts = hosts_of(s, [agg.id])[agg.id]
     _check_zone(s, agg, fields, hosts, BadRequest, f"Cannot update aggregate: {agg.id}")
     if fields:
