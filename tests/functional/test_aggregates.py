@@ -123,6 +123,8 @@ def test_set_metadata_adds_replaces_and_removes_keys(cloud: Api) -> None:
 def test_update_name_and_zone(cloud: Api) -> None:
     agg_id = _create(cloud, "old").json()["aggregate"]["id"]
     _create(cloud, "taken")
+    renamed = cloud.put(f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "renamed"}}).json()["aggregate"]
+    assert renamed["name"] == "renamed" and renamed["updated_at"] is not None
     r = cloud.put(f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "new", "availability_zone": "az2"}})
     assert r.status_code == 200, r.text
     assert r.json()["aggregate"]["name"] == "new" and r.json()["aggregate"]["availability_zone"] == "az2"
