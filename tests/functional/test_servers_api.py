@@ -472,7 +472,11 @@ def test_availability_zone_from_an_aggregate(stack: Api) -> None:
     r = stack.post("/compute/v2.1/os-aggregates", as_="admin",
                    json={"aggregate": {"name": "agg1", "availability_zone": "az1"}})
     assert r.status_code == 200, r.text
+    r = stack.post(f"/compute/v2.1/os-aggregates/{r.json()['aggregate']['id']}/action", as_="admin",
+                   json={"add_host": {"host": "fake-host-1"}})
+    assert r.status_code == 200, r.text
     sid = create(stack, availability_zone="az1")["server"]["id"]
+    make_active(stack, sid)
     server = show(stack, sid, version="2.96")
     assert server["OS-EXT-AZ:availability_zone"] == "az1"
     assert server["pinned_availability_zone"] == "az1"
