@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -149,11 +151,45 @@ def is_up(service: Any, down_time: int, now: dt.datetime) -> bool:
 
 
 _NODE_COLUMNS = (ComputeNode.uuid, ComputeNode.host, ComputeNode.hypervisor_hostname, ComputeNode.failed_builds,
-                 ComputeNode.hypervisor_type, ComputeNode.hypervisor_version, ComputeNode.cpu_info,
-                 ComputeNode.supported_instances, ComputeNode.stats, Service.disabled, Service.disabled_reason,
-                 Service.forced_down, Service.last_seen_at, Service.id.label("service_id"))
+                 Service.disabled, Service.disabled_reason, Service.forced_down, Service.last_seen_at,
+                 Service.id.label("service_id"))
 _NODES = (select(*_NODE_COLUMNS).join(Service, Service.id == ComputeNode.service_id, isouter=True)
           .where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)), ComputeNode.deleted.is_(False)))
+_STATIC = select(ComputeNode.uuid, ComputeNode.hypervisor_type, ComputeNode.hypervisor_version, ComputeNode.cpu_info,
+                 ComputeNode.supported_instances, ComputeNode.stats).where(
+    ComputeNode.uuid.in_(bindparam("uuids", expanding=True)))
+STATIC_TTL = 10.0  # seconds a node's hypervisor description is reused without re-reading it
+
+
+@dataclass(frozen=True)
+class _Static:
+    hypervisor_type: str
+    hypervisor_version: int
+    cpu_info: dict[str, Any]
+    supported_instances: tuple[tuple[str, str, str], ...]
+    stats: dict[str, Any]
+
+
+_static_cache: dict[str, tuple[float, _Static]] = {}
+_static_lock = threading.Lock()
+
+
+def _static(s: Session, uuids: Sequence[str]) -> dict[str, _Static]:
+    """What the virt driver reported about each node (changes rarely): cached for ``STATIC_TTL``."""
+    now = time.monotonic()
+    with _static_lock:
+        found = {u: e[1] for u in uuids if (e := _static_cache.get(u)) is not None and now - e[0] < STATIC_TTL}
+    missing = [u for u in uuids if u not in found]
+    if missing:
+        fresh = {}
+        for uuid, hv_type, hv_version, cpu_info, supported, stats in s.connection().execute(
+                _STATIC, {"uuids": missing}):
+            fresh[uuid] = _Static(hv_type, hv_version, dict(cpu_info or {}),
+                                  tuple(tuple(x) for x in (supported or [])), dict(stats or {}))  # type: ignore[misc]
+        with _static_lock:
+            _static_cache.update({u: (now, v) for u, v in fresh.items()})
+        found.update(fresh)
+    return found
 
 
 def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_time: int,
@@ -164,6 +200,7 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
     if not uuids:
         return []
     nodes = {row.uuid: row for row in s.connection().execute(_NODES, {"uuids": uuids})}
+    static = _static(s, list(nodes))
     usage = _usage(s, uuids)
     hosts = sorted({n.host for n in nodes.values()})
     counts = _instance_counts(s, hosts) if instance_counts else {}
@@ -174,14 +211,14 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
         if cand.provider_uuid not in nodes:
             continue
         node = nodes[cand.provider_uuid]
-        out.append(_snapshot(node, usage.get(cand.provider_uuid, {}), cand, now=now,
+        out.append(_snapshot(node, static[cand.provider_uuid], usage.get(cand.provider_uuid, {}), cand, now=now,
                              service_down_time=service_down_time, num_instances=counts.get(node.host, 0),
                              aggregates=tuple(aggs.get(node.host, ())),
                              instance_uuids=frozenset(hinted.get(node.host, set()))))
     return out
 
 
-def _snapshot(node: Any, inv: dict[str, _Inv], cand: Candidate, *,
+def _snapshot(node: Any, static: _Static, inv: dict[str, _Inv], cand: Candidate, *,
               now: dt.datetime, service_down_time: int, num_instances: int,
               aggregates: tuple[AggregateSnapshot, ...], instance_uuids: frozenset[str]) -> HostSnapshot:
     vcpu, ram, disk = inv.get("VCPU"), inv.get("MEMORY_MB"), inv.get("DISK_GB")
@@ -195,8 +232,8 @@ def _snapshot(node: Any, inv: dict[str, _Inv], cand: Candidate, *,
         memory_mb_reserved=ram.reserved if ram else 0, ram_allocation_ratio=ram.allocation_ratio if ram else 1.0,
         disk_gb_total=(disk.total - disk.reserved) if disk else 0, disk_gb_used=disk.used if disk else 0,
         disk_allocation_ratio=disk.allocation_ratio if disk else 1.0, num_instances=num_instances,
-        failed_builds=node.failed_builds, hypervisor_type=node.hypervisor_type,
-        hypervisor_version=node.hypervisor_version, cpu_info=dict(node.cpu_info or {}),
-        supported_instances=tuple(tuple(x) for x in (node.supported_instances or [])),  # type: ignore[misc]
-        stats=dict(node.stats or {}), aggregates=aggregates, instance_uuids=instance_uuids,
+        failed_builds=node.failed_builds, hypervisor_type=static.hypervisor_type,
+        hypervisor_version=static.hypervisor_version, cpu_info=static.cpu_info,
+        supported_instances=static.supported_instances, stats=static.stats, aggregates=aggregates,
+        instance_uuids=instance_uuids,
         allocation_request=cand.allocation_request)

@@ -79,6 +79,8 @@ def weigh_hosts(hosts: Sequence[HostSnapshot], spec: RequestView,
     """Hosts with their combined weight, best first (stable for ties)."""
     totals = [0.0] * len(hosts)
     for cfg in weighers:
+        if cfg.multiplier == 0 and not any(cfg.weigher.option in a.metadata for h in hosts for a in h.aggregates):
+            continue  # weighs nothing anywhere
         raw = [cfg.weigher.weigh(h, spec) for h in hosts]
         if not raw:
             continue
