@@ -81,7 +81,9 @@ class StaticAuthProvider:
         return self.token
 
     def base_url(self, filters: dict[str, Any], auth_data: Any = None) -> str:
-        return self.base_urls[filters.get("service", "compute")]
+        """The service's catalog URL, plus ``/v2`` when the client names an api_version (Glance)."""
+        base = self.base_urls[filters.get("service", "compute")]
+        return f"{base}/{filters['api_version']}" if filters.get("api_version") else base
 
     def auth_request(self, method: str, url: str, headers: dict[str, str] | None = None, body: Any = None,
                      filters: dict[str, Any] | None = None) -> tuple[str, dict[str, str], Any]:

@@ -24,6 +24,7 @@ from tempest.lib.services.compute.limits_client import LimitsClient
 from tempest.lib.services.compute.quota_classes_client import QuotaClassesClient
 from tempest.lib.services.compute.quotas_client import QuotasClient
 from tempest.lib.services.compute.versions_client import VersionsClient
+from tempest.lib.services.image.v2.images_client import ImagesClient as GlanceImagesClient
 
 from tests.functional.tempest_inprocess import microversion, tempest_client
 
@@ -225,3 +226,13 @@ def test_keypair_conflict_is_tempest_conflict(stack: Any) -> None:
             demo.create_keypair(name="twice")
         with pytest.raises(lib_exc.BadRequest):
             demo.create_keypair(name="bad/name")
+
+
+def test_glance_blank_image_id_is_tempest_not_found(stack: Any) -> None:
+    """Tempest's ImagesNegativeTest: ``/v2/images/`` with a blank id is a 404, not the list."""
+    glance = tempest_client(stack, GlanceImagesClient, service="image")
+    assert any(i["name"] == "novalite-tiny" for i in glance.list_images()["images"])
+    with pytest.raises(lib_exc.NotFound):
+        glance.show_image("")
+    with pytest.raises(lib_exc.NotFound):
+        glance.delete_image("")

@@ -70,6 +70,13 @@ def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str,
         return views.list_view(images, params, more)
 
 
+@router.get("/v2/images/", include_in_schema=False)
+@router.delete("/v2/images/", include_in_schema=False)
+def blank_image_id(ctx: RequestContext = Depends(context)) -> None:
+    """A blank image id (``/v2/images/``) is a 404 as in Glance, not a redirect to the list."""
+    raise NotFound("The resource could not be found.")
+
+
 @router.get("/v2/images/{image_id}")
 def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
