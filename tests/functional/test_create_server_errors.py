@@ -199,6 +199,12 @@ CASES: list[Case] = [
                                                           block_device_mapping_v2=[
         {"source_type": "volume", "destination_type": "volume", "uuid": RANDOM, "boot_index": 0}]), 400,
         "not supported when booting from volume", version="2.63"),
+    Case("image of an encrypted volume", _with(imageRef=_img("encrypted_image")), 400,
+         "Direct booting of an image uploaded from an encrypted volume is unsupported"),
+    Case("image with a bad img_config_drive", _with(imageRef=_img("bad_config_drive_image")), 400,
+         "config drive option"),
+    Case("image whose kernel is missing", _with(imageRef=_img("missing_kernel_image")), 400,
+         f"Image {RANDOM} could not be found."),
     Case("requested host with az:host", {"host": "host1", "availability_zone": "nova:host1"}, 400,
          "Cannot specify both host and/or hypervisor_hostname", version="2.74", as_="admin"),
     Case("requested host unknown", {"host": "no-such-host"}, 400, "Compute host no-such-host could not be found",
@@ -242,7 +248,10 @@ def _setup(stack: Api) -> dict[str, Any]:
 
     ctx["queued_image"] = image("queued")
     for key, fields in (("big_ram_image", {"min_ram": 100000}), ("big_disk_image", {"min_disk": 50}),
-                        ("no_auto_disk_image", {"auto_disk_config": "disabled"})):
+                        ("no_auto_disk_image", {"auto_disk_config": "disabled"}),
+                        ("encrypted_image", {"cinder_encryption_key_id": RANDOM}),
+                        ("bad_config_drive_image", {"img_config_drive": "sometimes"}),
+                        ("missing_kernel_image", {"kernel_id": RANDOM})):
         ctx[key] = image(key, **fields)
         upload(ctx[key])
     for flavorid, disk in (("zero-disk", 0), ("disabled", 1)):

@@ -131,15 +131,36 @@ def check_image(plan: BuildPlan) -> None:
                          kind="FlavorDiskSmallerThanMinDisk")
 
 
-def image_settings(plan: BuildPlan) -> None:
-    """Kernel/ramdisk ids and root device name from the image properties."""
+def image_settings(s: Session, plan: BuildPlan) -> None:
+    """Kernel/ramdisk ids (which must exist), root device name and config drive from the image."""
     props: dict[str, Any] = plan.image.properties if plan.image is not None else {}
     kernel, ramdisk = str(props.get("kernel_id") or ""), str(props.get("ramdisk_id") or "")
     if kernel == "nokernel":
         kernel = ramdisk = ""
+    from novalite.image.service import get_image
+
+    for image_id in (kernel, ramdisk):
+        if image_id and get_image(s, plan.request.ctx, image_id) is None:
+            raise BadRequest(f"Image {image_id} could not be found.", kind="ImageNotFound")
     plan.kernel_id, plan.ramdisk_id = kernel, ramdisk
     root = props.get("root_device_name") or "vda"
     plan.root_device_name = root if str(root).startswith("/dev/") else f"/dev/{root}"
+
+
+def check_image_properties(plan: BuildPlan) -> None:
+    """§2.2 10.3 and 10.5: encrypted-volume images cannot boot directly; img_config_drive values."""
+    props: dict[str, Any] = plan.image.properties if plan.image is not None else {}
+    if plan.image is not None and props.get("cinder_encryption_key_id"):
+        raise BadRequest(f"Image {plan.image.id} is unacceptable: Direct booting of an image uploaded from an "
+                         "encrypted volume is unsupported.", kind="ImageUnacceptable")
+    drive = props.get("img_config_drive")
+    if drive is None:
+        return
+    if drive not in ("optional", "mandatory"):
+        # Nova lets this escape as a 500; a request must never be a 500 here
+        raise BadRequest(f"Image's config drive option '{drive}' is invalid", kind="InvalidImageConfigDrive")
+    if drive == "mandatory":
+        plan.config_drive = "True"
 
 
 def scheduler_hints(s: Session, plan: BuildPlan) -> None:
