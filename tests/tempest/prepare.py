@@ -28,14 +28,16 @@ import httpx
 
 ACCOUNT_PASSWORD = "tempest-secret"
 
-# (user, project, role in Keystone, roles written to the accounts file)
+# (user, project, roles in Keystone, roles written to the accounts file)
 EXTRA_ACCOUNTS = [
-    ("tempest-reader1", "demo", "reader", ["reader"]),
-    ("tempest-member2", "tempest-2", "member", ["member"]),
-    ("tempest-reader2", "tempest-2", "reader", ["reader"]),
-    ("tempest-alt1", "tempest-alt1", "member", []),
-    ("tempest-alt2", "tempest-alt2", "member", []),
-    ("tempest-admin2", "admin", "admin", ["admin"]),
+    ("tempest-reader1", "demo", ["reader"], ["reader"]),
+    ("tempest-member2", "tempest-2", ["member"], ["member"]),
+    ("tempest-reader2", "tempest-2", ["reader"], ["reader"]),
+    ("tempest-alt1", "tempest-alt1", ["member"], []),
+    ("tempest-alt2", "tempest-alt2", ["member"], []),
+    ("tempest-admin2", "admin", ["admin"], ["admin"]),
+    # the service user of ServerExternalEventsTest (credentials ['service_user', 'admin', 'service'])
+    ("tempest-service", "service", ["admin", "service"], ["admin", "service"]),
 ]
 
 # Features the compute API serves today; everything else Tempest can probe is off.
@@ -66,8 +68,8 @@ def _find(client: httpx.Client, kind: str, name: str) -> str | None:
     return items[0]["id"] if items else None
 
 
-def ensure_account(client: httpx.Client, user: str, project: str, role: str) -> None:
-    """Create the project, the user and the role assignment when missing."""
+def ensure_account(client: httpx.Client, user: str, project: str, roles: list[str]) -> None:
+    """Create the project, the user, the roles and the role assignments when missing."""
     project_id = _find(client, "projects", project)
     if project_id is None:
         r = client.post("/identity/v3/projects", json={"project": {"name": project, "domain_id": "default"}})
@@ -79,11 +81,14 @@ def ensure_account(client: httpx.Client, user: str, project: str, role: str) -> 
             "name": user, "password": ACCOUNT_PASSWORD, "domain_id": "default", "default_project_id": project_id}})
         r.raise_for_status()
         user_id = r.json()["user"]["id"]
-    role_id = _find(client, "roles", role)
-    if role_id is None:
-        raise SystemExit(f"role {role!r} missing in novalite")
-    r = client.put(f"/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
-    r.raise_for_status()
+    for role in roles:
+        role_id = _find(client, "roles", role)
+        if role_id is None:
+            r = client.post("/identity/v3/roles", json={"role": {"name": role}})
+            r.raise_for_status()
+            role_id = r.json()["role"]["id"]
+        r = client.put(f"/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
+        r.raise_for_status()
 
 
 def accounts_yaml(admin_password: str, demo_password: str) -> str:
@@ -232,8 +237,8 @@ def main(argv: list[str]) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         admin_token, body = token(client, "admin", admin_password, "admin")
         client.headers["X-Auth-Token"] = admin_token
-        for user, project, role, _ in EXTRA_ACCOUNTS:
-            ensure_account(client, user, project, role)
+        for user, project, roles, _ in EXTRA_ACCOUNTS:
+            ensure_account(client, user, project, roles)
         image = image_id(client, "novalite-tiny")
         image_alt = ensure_alt_image(client, image, "novalite-tiny-alt")
         max_version = max_microversion(client)
