@@ -526,3 +526,13 @@ def test_tags_on_networks_ports_and_groups(stack: Api) -> None:
     _neutron_error(stack.put(f"{N}/networks/{public['id']}/tags/mine"), 403)
     assert stack.delete(f"{N}/networks/{net_id}/tags").status_code == 204
     assert stack.get(f"{N}/networks/{net_id}/tags").json() == {"tags": []}
+
+
+def test_sorting_by_any_attribute_never_fails(stack: Api) -> None:
+    _network_with_subnet(stack)
+    for key in ("mtu", "subnets", "availability_zones", "shared", "description", "router:external"):
+        for direction in ("asc", "desc"):
+            r = stack.get(f"{N}/networks", params={"sort_key": key, "sort_dir": direction})
+            assert r.status_code == 200, (key, r.text)
+    for key in ("fixed_ips", "binding:profile", "security_groups"):
+        assert stack.get(f"{N}/ports", params={"sort_key": key, "sort_dir": "asc"}).status_code == 200

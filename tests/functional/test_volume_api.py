@@ -412,3 +412,13 @@ def test_volume_services_are_admin_only(stack: Api) -> None:
     assert all(s["state"] == "up" and s["status"] == "enabled" for s in services)
     only = stack.get(f"{V}/os-services", as_="admin", params={"binary": "cinder-volume"}).json()["services"]
     assert [s["binary"] for s in only] == ["cinder-volume"]
+
+
+def test_sorting_by_name_with_unnamed_volumes(stack: Api) -> None:
+    _create(stack, {"size": 1})
+    _create(stack, {"size": 1, "name": "b"})
+    for sort in ("name:asc", "name:desc", "size:asc"):
+        r = stack.get(f"{V}/volumes/detail", params={"sort": sort})
+        assert r.status_code == 200 and len(r.json()["volumes"]) == 2
+    names = [v["name"] for v in stack.get(f"{V}/volumes", params={"sort": "name:asc"}).json()["volumes"]]
+    assert names == [None, "b"]

@@ -6,6 +6,7 @@ filter validation, so newer clients' extra filters never break a listing.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -74,6 +75,13 @@ def apply_filters(request: Request, items: list[dict[str, Any]]) -> list[dict[st
     return out
 
 
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    """None first; scalars by value (numbers as numbers); lists and objects by their JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return (value is not None, value)
+    return (True, json.dumps(value, sort_keys=True))
+
+
 def _sort(request: Request, items: list[dict[str, Any]], sortable: set[str]) -> list[dict[str, Any]]:
     keys = request.query_params.getlist("sort_key")
     dirs = request.query_params.getlist("sort_dir")
@@ -83,11 +91,11 @@ def _sort(request: Request, items: list[dict[str, Any]], sortable: set[str]) -> 
     if dirs and len(dirs) != len(keys):
         raise BadRequest("The number of sort_keys and sort_dirs must be same", kind="HTTPBadRequest")
     for k in keys:
-        if k not in sortable:
+        if sortable and k not in sortable:  # an empty list has nothing to check the key against
             raise BadRequest(f"{k} is invalid attribute for sort_key", kind="HTTPBadRequest")
     out = list(items)
     for key, direction in reversed(list(zip(keys, dirs or ["asc"] * len(keys), strict=False))):
-        out.sort(key=lambda item: (item.get(key) is not None, _text(item.get(key))), reverse=direction == "desc")
+        out.sort(key=lambda item: _sort_key(item.get(key)), reverse=direction == "desc")
     return out
 
 
@@ -116,7 +124,7 @@ def list_response(request: Request, collection: str, items: list[dict[str, Any]]
     """Filter, sort, page and trim ``items``; the body Neutron answers for a list."""
     items = apply_filters(request, items)
     sortable = set(items[0]) if items else set()
-    items = _sort(request, items, sortable | {"id", "name", "created_at", "updated_at"})
+    items = _sort(request, items, sortable)
     limit, marker = _limit(request), request.query_params.get("marker")
     start = 0
     if marker is not None:

@@ -70,7 +70,8 @@ def _sort(request: Request, vols: list[Volume]) -> list[Volume]:
         if key not in SORTABLE or direction not in ("asc", "desc"):
             raise BadRequest(f"Invalid input received: Invalid sort key or direction: {key}:{direction}",
                              kind="InvalidInput")
-        vols = sorted(vols, key=lambda x: (getattr(x, key) is not None, getattr(x, key) or 0),
+        # (present, value): None sorts first and is never compared with a value
+        vols = sorted(vols, key=lambda x: (getattr(x, key) is not None, getattr(x, key)),
                       reverse=direction == "desc")
     return vols
 
