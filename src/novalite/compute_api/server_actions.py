@@ -1,4 +1,5 @@
-"""POST /servers/{id}/action: power and lock actions with Nova's state checks (§6.4).
+"""POST /servers/{id}/action: power and lock actions with Nova's state checks (§6.4); other
+modules add their actions with ``register_action``.
 
 Each action declares the vm_states it accepts (task_state must be None unless stated) and the
 state it leaves the server in. The fake virt driver has nothing to do for these, so the
@@ -8,6 +9,7 @@ a concurrent change makes it fail with the same 409 instead of overwriting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +163,18 @@ def perform(request: Request, ctx: RequestContext, server_id: str, body: dict[st
 
 KNOWN_ACTIONS = {*TRANSITIONS, "reboot", "lock", "unlock"}
 
+# Actions other modules add (resize, rebuild, createImage, ...): the handler runs in the thread
+# pool with (request, ctx, server_id, body) and returns its Response, or None for a bare 202.
+ActionHandler = Callable[[Request, RequestContext, str, dict[str, Any]], "Response | None"]
+_REGISTERED: dict[str, ActionHandler] = {}
+
+
+def register_action(name: str, handler: ActionHandler) -> None:
+    """Add ``{"<name>": ...}`` to POST /servers/{id}/action (the built-in names cannot be replaced)."""
+    if name in KNOWN_ACTIONS:
+        raise ValueError(f"action {name} is built in")
+    _REGISTERED[name] = handler
+
 
 @router.post("/servers/{server_id}/action")
 async def action(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
@@ -168,7 +182,11 @@ async def action(server_id: str, request: Request, ctx: RequestContext = Depends
     if not isinstance(body, dict) or not body:
         raise BadRequest("Malformed request body")
     name = next(iter(body))
-    if name not in KNOWN_ACTIONS:
+    if name in KNOWN_ACTIONS:
+        await run_in_threadpool(perform, request, ctx, server_id, body)
+        return Response(status_code=202)
+    handler = _REGISTERED.get(name)
+    if handler is None:
         raise BadRequest("There is no such action: " + name)
-    await run_in_threadpool(perform, request, ctx, server_id, body)
-    return Response(status_code=202)
+    result = await run_in_threadpool(handler, request, ctx, server_id, body)
+    return result if result is not None else Response(status_code=202)
