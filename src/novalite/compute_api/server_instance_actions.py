@@ -173,7 +173,8 @@ def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]
 
 @router.post("/os-server-external-events")
 async def external_events(request: Request, ctx: RequestContext = Depends(context)) -> Response:
-    ctx.require_admin("os_compute_api:os-server-external-events:create")
+    if "service" not in ctx.roles:  # Nova's default: the service role (Neutron, Cinder); admins too here
+        ctx.require_admin("os_compute_api:os-server-external-events:create")
     body = await json_body(request)
     validate(_events_schema(request), body)
     results = await run_in_threadpool(_deliver, request, ctx, body["events"])
