@@ -635,3 +635,30 @@ def test_block_device_sources_must_exist(stack: Api) -> None:
         "name": "x", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [
             {"source_type": "volume", "destination_type": "volume", "uuid": vol, "boot_index": 0}]}})
     assert r.status_code == 400 and f"Block Device {vol} is not bootable" in r.json()["badRequest"]["message"]
+
+
+def test_security_group_actions(stack: Api) -> None:
+    sid = create(stack, "sg")["server"]["id"]  # 2.1 without networks: a port on the project's network
+    make_active(stack, sid)
+    assert show(stack, sid)["security_groups"] == [{"name": "default"}]
+    r = stack.post("/network/v2.0/security-groups", json={"security_group": {"name": "web"}})
+    assert r.status_code == 201, r.text
+    assert _action(stack, sid, {"addSecurityGroup": {"name": "web"}}).status_code == 202
+    assert sorted(g["name"] for g in show(stack, sid)["security_groups"]) == ["default", "web"]
+    for name in ("default", "web"):
+        assert _action(stack, sid, {"removeSecurityGroup": {"name": name}}).status_code == 202
+    assert "security_groups" not in show(stack, sid)  # no groups on the ports: no key
+    r = _action(stack, sid, {"removeSecurityGroup": {"name": "web"}})
+    assert r.status_code == 404 and "not associated" in r.json()["itemNotFound"]["message"]
+    assert _action(stack, sid, {"addSecurityGroup": {"name": "nope"}}).status_code == 404
+    assert _action(stack, sid, {"addSecurityGroup": {}}).status_code == 400
+    portless = create(stack, "portless", version="2.37")["server"]["id"]
+    make_active(stack, portless)
+    assert _action(stack, portless, {"addSecurityGroup": {"name": "web"}}).status_code == 404
+
+
+def test_access_ips_are_normalised(stack: Api) -> None:
+    sid = create(stack, accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2")["server"]["id"]
+    assert show(stack, sid)["accessIPv6"] == "::babe:dc0c:1602"
+    r = stack.put(f"{SERVERS}/{sid}", json={"server": {"accessIPv6": "2001:0db8:0000:0000:0000:0000:0000:0001"}})
+    assert r.json()["server"]["accessIPv6"] == "2001:db8::1"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +26,7 @@ from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
 from novalite.domain.states import PowerState, TaskState, VmState
-from novalite.errors import BadRequest, Conflict, PolicyNotAuthorized
+from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
 
 router = APIRouter(prefix="/compute/v2.1")
 
@@ -147,6 +147,45 @@ def unlock(s: Session, ctx: RequestContext, inst: Instance) -> None:
     record_action(s, ctx, inst, "unlock", event=None)
 
 
+def _group_schema(action: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {action: {
+        "type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "required": ["name"], "additionalProperties": False}}, "required": [action], "additionalProperties": False}
+
+
+def _resolve_group(s: Session, inst: Instance, name: str) -> str:
+    from novalite.network import service as network
+
+    try:
+        return network.resolve_security_group(s, inst.project_id, name)
+    except BadRequest as exc:  # the action answers 404 for an unknown group
+        raise NotFound(exc.message, kind=exc.kind) from None
+
+
+def change_security_group(s: Session, inst: Instance, name: str, *, add: bool) -> None:
+    """addSecurityGroup / removeSecurityGroup: on every port of the server (§6.4, Neutron's view)."""
+    from novalite.db.models.network import Port
+    from novalite.network import ports as net_ports
+
+    group_id = _resolve_group(s, inst, name)
+    instance_ports = list(s.scalars(select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at)))
+    if not instance_ports:
+        raise NotFound(f"instance_id {inst.uuid} could not be found as device id on any ports",
+                       kind="SecurityGroupNotFound")
+    current = {p.id: net_ports.port_group_ids(s, p.id) for p in instance_ports}
+    if not add and not any(group_id in ids for ids in current.values()):
+        raise NotFound(f"Security group {name} not associated with the instance {inst.uuid}",
+                       kind="SecurityGroupNotFound")
+    for port in instance_ports:
+        ids = current[port.id]
+        if add:
+            wanted = ids if group_id in ids else [*ids, group_id]
+        else:
+            wanted = [i for i in ids if i != group_id]
+        if wanted != ids:
+            net_ports.set_security_groups(s, port, wanted)
+
+
 def perform(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
     name = next(iter(body))
     with runtime(request).db.session() as s:
@@ -159,9 +198,12 @@ def perform(request: Request, ctx: RequestContext, server_id: str, body: dict[st
             lock(s, ctx, inst, body, request)
         elif name == "unlock":
             unlock(s, ctx, inst)
+        elif name in ("addSecurityGroup", "removeSecurityGroup"):
+            validate(_group_schema(name), body)
+            change_security_group(s, inst, body[name]["name"], add=name == "addSecurityGroup")
 
 
-KNOWN_ACTIONS = {*TRANSITIONS, "reboot", "lock", "unlock"}
+KNOWN_ACTIONS = {*TRANSITIONS, "reboot", "lock", "unlock", "addSecurityGroup", "removeSecurityGroup"}
 
 # Actions other modules add (resize, rebuild, createImage, ...): the handler runs in the thread
 # pool with (request, ctx, server_id, body) and returns its Response, or None for a bare 202.

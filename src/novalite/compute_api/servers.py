@@ -21,7 +21,7 @@ from novalite.db.models.compute import Instance
 from novalite.domain.states import states_for_status
 from novalite.errors import BadRequest, Conflict, Forbidden
 from novalite.services.create_server.pipeline import create_server
-from novalite.services.create_server.request import CreateServerRequest, to_bool
+from novalite.services.create_server.request import CreateServerRequest, normalize_ip, to_bool
 
 LOG = logging.getLogger(__name__)
 router = APIRouter(prefix="/compute/v2.1")
@@ -213,9 +213,9 @@ def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
     if "description" in changes:
         inst.display_description = changes["description"]
     if "accessIPv4" in changes:
-        inst.access_ip_v4 = changes["accessIPv4"] or None
+        inst.access_ip_v4 = normalize_ip(changes["accessIPv4"]) or None
     if "accessIPv6" in changes:
-        inst.access_ip_v6 = changes["accessIPv6"] or None
+        inst.access_ip_v6 = normalize_ip(changes["accessIPv6"]) or None
     if "OS-DCF:diskConfig" in changes:
         inst.auto_disk_config = changes["OS-DCF:diskConfig"] == "AUTO"
     if "hostname" in changes:

@@ -198,9 +198,15 @@ def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras
     if not uuids:
         return
     try:
-        from novalite.db.models.network import Network, Port, PortIP
+        from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, SecurityGroup
     except ModuleNotFoundError:  # pragma: no cover - network model not present
         return
+    groups = (select(Port.device_id, SecurityGroup.name)
+              .join(PortSecurityGroup, PortSecurityGroup.port_id == Port.id)
+              .join(SecurityGroup, SecurityGroup.id == PortSecurityGroup.security_group_id)
+              .where(Port.device_id.in_(uuids)).order_by(Port.created_at, Port.id, SecurityGroup.name))
+    for device_id, group_name in s.execute(groups):
+        extras[device_id].security_groups.append(group_name)
     query = (select(Port.device_id, Network.name, PortIP.ip_address, Port.mac_address)
              .join(PortIP, PortIP.port_id == Port.id).join(Network, Network.id == Port.network_id)
              .where(Port.device_id.in_(uuids)).order_by(Port.created_at, Port.id, PortIP.ip_address))

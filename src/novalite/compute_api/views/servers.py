@@ -29,6 +29,7 @@ class ServerExtras:
     addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     server_groups: list[str] = field(default_factory=list)
     volumes_attached: list[dict[str, Any]] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)  # names, from the server's ports
 
 
 def isotime(value: dt.datetime | None) -> str | None:
@@ -126,8 +127,8 @@ def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, ver
                   ctx: RequestContext, show: bool = False) -> dict[str, Any]:
     """One server as GET /servers/{id} (``show=True``) or an item of /servers/detail shows it."""
     out = _base(request, inst, extras, version)
-    if not building_without_ports(inst, extras):
-        out["security_groups"] = _security_groups(inst)
+    if extras.security_groups:  # from the ports' groups: no ports (or groups), no key
+        out["security_groups"] = [{"name": n} for n in dict.fromkeys(extras.security_groups)]
     if status(inst) in PROGRESS_STATUSES:
         out["progress"] = inst.progress or 0
     fault = _fault(inst, extras, ctx)
@@ -175,16 +176,6 @@ def server_update_view(request: Request, inst: Instance, extras: ServerExtras, *
     out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
                         for net, addrs in out["addresses"].items()}
     return out
-
-
-def building_without_ports(inst: Instance, extras: ServerExtras) -> bool:
-    """Security groups come from the server's ports: no ports (yet), no key."""
-    return not extras.addresses
-
-
-def _security_groups(inst: Instance) -> list[dict[str, str]]:
-    names = list(dict.fromkeys(g.get("name", "") for g in inst.security_groups or [] if g.get("name")))
-    return [{"name": n} for n in names]
 
 
 def create_response(request: Request, instance_uuid: str, *, admin_pass: str, auto_disk_config: bool,

@@ -8,6 +8,7 @@ it still raises ``BadRequest`` for the checks the schema cannot express (min > m
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -111,7 +112,7 @@ class CreateServerRequest:
             return_reservation_id=to_bool(server.get("return_reservation_id", False)),
             config_drive=server.get("config_drive"),
             injected_files=tuple((f.get("path", ""), f.get("contents", "")) for f in server.get("personality") or ()),
-            access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
+            access_ip_v4=normalize_ip(server.get("accessIPv4")), access_ip_v6=normalize_ip(server.get("accessIPv6")),
             auto_disk_config=_disk_config(server.get("OS-DCF:diskConfig")),
             tags=tuple(server.get("tags") or ()),
             trusted_certs=tuple(server["trusted_image_certificates"]) if server.get("trusted_image_certificates")
@@ -119,6 +120,16 @@ class CreateServerRequest:
             host=server.get("host"), hypervisor_hostname=server.get("hypervisor_hostname"),
             scheduler_hints=dict(hints),
         )
+
+
+def normalize_ip(value: str | None) -> str | None:
+    """Access IPs are kept in their canonical text form (``0:0::babe:220.12.22.2`` -> ``::babe:dc0c:1602``)."""
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value
 
 
 def _flavor_id(ref: Any) -> str:
