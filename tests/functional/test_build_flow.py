@@ -224,3 +224,18 @@ def test_network_failure_aborts_without_reschedule(stack_factory: Any) -> None:
     assert fault.message.startswith("Failed to allocate the network(s), not rescheduling.")
     assert h.events(api, uuid) == [("create", "compute__do_build_and_run_instance", "Error")]
     assert h.allocations_by_host(api, uuid) == {}
+
+
+def test_forced_host_skips_filters_and_unknown_host_is_no_such_host(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=2)
+    with api.runtime.db.session() as s:
+        s.execute(update(Service).where(Service.host == "fake-host-2").values(disabled=True))
+    [forced] = h.create_instances(api, spec_extra={"force_hosts": ["fake-host-2"]})
+    assert h.wait_for(api, forced, h.settled).host == "fake-host-2"  # filters skipped
+    [requested] = h.create_instances(api, spec_extra={"requested_destination": {"host": "fake-host-2",
+                                                                                   "node": None}})
+    assert h.wait_for(api, requested, h.settled).vm_state == "error"  # requested still filters
+    assert "ComputeFilter: 1 host" in h.faults(api, requested)[0].message
+    [unknown] = h.create_instances(api, spec_extra={"force_hosts": ["nowhere"]})
+    assert h.wait_for(api, unknown, h.settled).vm_state == "error"
+    assert h.faults(api, unknown)[0].message == "No valid host was found. No such host - host: nowhere node: None"

@@ -151,6 +151,20 @@ class SchedulerService:
                                         host_subset_size=self.settings.host_subset_size, rng=self.rng)
         return Plan(view=view, selection=selection, query=query, found=len(found))
 
+    def _check_destination_exists(self, plan: Plan) -> None:
+        """A forced or requested host/node that does not exist is "No such host" (§3.3 step 2)."""
+        names = plan.query.provider_names
+        if names is None or plan.found:
+            return
+        v = plan.view
+        if not (v.force_hosts or v.force_nodes or v.requested_host or v.requested_node):
+            return
+        with self.db.reader() as s:
+            if candidates.count_providers(s, names) == 0:
+                host = (v.force_hosts or (v.requested_host,))[0]
+                node = (v.force_nodes or (v.requested_node,))[0]
+                raise NoValidHost(f"No such host - host: {host} node: {node}")
+
     def excluded_by_placement(self, plan: Plan) -> int:
         """How many providers placement left out (counted only when a failure needs the figure)."""
         if plan.query.limit is not None and plan.found >= plan.query.limit:
@@ -165,6 +179,7 @@ class SchedulerService:
         plan = self.plan(doc, instance_uuids)
         view, selection = plan.view, plan.selection
         if selection.error is not None:
+            self._check_destination_exists(plan)
             raise NoValidHost(_reason(selection, self.excluded_by_placement(plan)))
         with self.db.session() as s:
             chosen = self._claim_all(s, view, selection, project_id=project_id, user_id=user_id)
