@@ -87,10 +87,10 @@ def test_requested_destination_still_filters() -> None:
 
 def test_alternates_exclude_chosen_hosts_and_are_capped() -> None:
     hosts = [host(f"h{i}", memory_mb_used=i * 100) for i in range(1, 6)]
-    sel = select(request(2), hosts)
-    chosen = {r[0].host for r in sel.ranked}
-    alts = runner.alternates(sel.ranked[0], chosen, 2)
-    assert len(alts) == 2 and not {a.host for a in alts} & chosen
+    sel = select(request(2), hosts, max_attempts=3)
+    assert [x.host for x in sel.chosen] == ["h1", "h2"]
+    assert [[a.host for a in alts] for alts in sel.alternates] == [["h3", "h4"], ["h3", "h4"]]
+    assert select(request(1), hosts, max_attempts=1).alternates == ((),)
 
 
 def test_host_subset_size_picks_among_the_best() -> None:

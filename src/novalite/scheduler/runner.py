@@ -100,7 +100,7 @@ def rank_for_instance(spec: RequestView, hosts: Sequence[HostSnapshot], *, filte
 
 def select_hosts(spec: RequestView, hosts: Sequence[HostSnapshot], *,
                  filters: Sequence[Filter] | None = None, weighers: Sequence[WeigherConfig] | None = None,
-                 host_subset_size: int = 1, rng: random.Random | None = None) -> Selection:
+                 host_subset_size: int = 1, max_attempts: int = 3, rng: random.Random | None = None) -> Selection:
     """Plan every instance of ``spec`` onto ``hosts`` (all-or-nothing: see ``Selection.error``)."""
     filters = filter_registry.load(DEFAULT_FILTERS) if filters is None else filters
     weighers = weigher_registry.load(list(weigher_registry.REGISTRY)) if weighers is None else weighers
@@ -121,7 +121,9 @@ def select_hosts(spec: RequestView, hosts: Sequence[HostSnapshot], *,
         state[chosen.uuid] = chosen.consume(spec.flavor, is_bfv=spec.is_bfv)
         if group is not None:
             group = group.with_member(uuid, chosen.host)
-    return Selection(ranked=tuple(plans), dropped=tuple(drops))
+    taken = {r[0].host for r in plans}
+    alts = tuple(tuple(alternates(r, taken, max(0, max_attempts - 1))) for r in plans)
+    return Selection(ranked=tuple(plans), dropped=tuple(drops), alternates=alts)
 
 
 def alternates(ranked: Sequence[HostSnapshot], chosen_hosts: set[str], count: int) -> list[HostSnapshot]:

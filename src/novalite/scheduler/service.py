@@ -148,7 +148,8 @@ class SchedulerService:
             hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
                                             hinted_uuids=hinted, instance_counts=counts)
         selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
-                                        host_subset_size=self.settings.host_subset_size, rng=self.rng)
+                                        host_subset_size=self.settings.host_subset_size,
+                                        max_attempts=self.settings.max_attempts, rng=self.rng)
         return Plan(view=view, selection=selection, query=query, found=len(found))
 
     def _check_destination_exists(self, plan: Plan) -> None:

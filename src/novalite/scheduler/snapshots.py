@@ -172,11 +172,17 @@ class Drop:
 
 @dataclass(frozen=True)
 class Selection:
-    """Per instance, hosts in the order to try (chosen first); ``error`` when someone got none."""
+    """Per instance, hosts in the order to try (chosen first) and the alternates for reschedules
+    (other hosts, none chosen for the request); ``error`` when some instance got no host."""
 
     ranked: tuple[tuple[HostSnapshot, ...], ...]
     dropped: tuple[Drop, ...] = ()
     error: str | None = None
+    alternates: tuple[tuple[HostSnapshot, ...], ...] = ()  # per instance, up to max_attempts - 1
+
+    @property
+    def chosen(self) -> tuple[HostSnapshot, ...]:
+        return tuple(r[0] for r in self.ranked)
 
     def summary(self, extra: Mapping[str, int] | None = None) -> str:
         """"ComputeFilter: 1 host; placement: 2 hosts" -- distinct hosts dropped per filter."""
