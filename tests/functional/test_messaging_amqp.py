@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -73,3 +73,18 @@ def test_cast_and_call_in_memory() -> None:
         _exercise(transport)
     finally:
         transport.stop()
+
+
+def test_builds_and_deletes_over_rabbitmq(stack_factory: Any) -> None:
+    from tests.functional import build_helpers as h
+
+    require_service("127.0.0.1", 5672, "RabbitMQ")
+    api = stack_factory(fake_hosts=2, transport_url=AMQP_URL)
+    uuids = h.create_instances(api, count=2)
+    rows = [h.wait_for(api, u, h.settled) for u in uuids]
+    assert {r.vm_state for r in rows} == {"active"}
+    for u in uuids:
+        api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), u)
+    for u in uuids:
+        h.wait_for(api, u, lambda r: r.deleted)
+    h.usage_matches_live_servers(api)

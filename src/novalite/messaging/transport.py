@@ -25,6 +25,7 @@ from novalite.messaging.messages import IncompatibleMessage, Message, decode, en
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[str, Message], Any]
+QUEUE_EXPIRES = 3600.0
 
 
 class RemoteError(RuntimeError):
@@ -51,8 +52,12 @@ class Transport:
         return kombu.Connection(self.url, transport_options=dict(self._options), heartbeat=0)
 
     def queue(self, topic: str, *, auto_delete: bool = False) -> kombu.Queue:
+        """On a broker, a queue nobody uses for ``QUEUE_EXPIRES`` seconds is removed (test runs,
+        retired deployments); while a deployment runs its consumers keep it alive."""
         name = self.prefix + topic
-        return kombu.Queue(name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete)
+        expires = None if self.is_memory else QUEUE_EXPIRES
+        return kombu.Queue(name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete,
+                           expires=expires)
 
     def _publish(self, topic: str, body: dict[str, Any], **props: Any) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ waiting for a host are handed to the conductor again). Registers ``runtime.servi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -41,6 +42,15 @@ def _driver(runtime: Any) -> FakeDriver:
     if name != "fake":
         raise ValueError(f"unknown virt_driver {name!r}; available: fake")
     return FakeDriver(build_delay=runtime.settings.fake_build_delay)
+
+
+def _namespace(settings: Any) -> str | None:
+    """Queue-name prefix. memory://: private to this transport. A broker: shared by every process
+    of one deployment (same database) and apart from other deployments on the same broker."""
+    if settings.transport_url.startswith("memory"):
+        return None
+    digest = hashlib.sha1(settings.effective_database_url.encode()).hexdigest()[:10]
+    return f"novalite-{digest}."
 
 
 def heartbeat(db: Database, hosts: list[str]) -> None:
@@ -76,7 +86,7 @@ def start(runtime: Any) -> Callable[[], None]:
     settings, db = runtime.settings, runtime.db
     scheduler = SchedulerService(db, settings)
     driver = _driver(runtime)
-    transport = Transport(settings.transport_url)
+    transport = Transport(settings.transport_url, namespace=_namespace(settings))
     conductor_client = conductor_rpc.ConductorClient(transport)
     compute_client = compute_rpc.ComputeClient(transport)
     conductor = ConductorManager(db=db, scheduler=scheduler, compute=compute_client,
