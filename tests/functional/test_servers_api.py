@@ -662,3 +662,37 @@ def test_access_ips_are_normalised(stack: Api) -> None:
     assert show(stack, sid)["accessIPv6"] == "::babe:dc0c:1602"
     r = stack.put(f"{SERVERS}/{sid}", json={"server": {"accessIPv6": "2001:0db8:0000:0000:0000:0000:0000:0001"}})
     assert r.json()["server"]["accessIPv6"] == "2001:db8::1"
+
+
+def test_admin_and_misc_actions(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    make_active(stack, sid)
+    act = f"{SERVERS}/{sid}/action"
+    assert stack.post(act, json={"os-resetState": {"state": "error"}}).status_code == 403
+    assert stack.post(act, as_="admin", json={"os-resetState": {"state": "error"}}).status_code == 202
+    assert show(stack, sid)["status"] == "ERROR"
+    assert stack.post(act, as_="admin", json={"os-resetState": {"state": "bogus"}}).status_code == 400
+    assert stack.post(act, as_="admin", json={"os-resetState": {"state": "active"}}).status_code == 202
+    assert show(stack, sid)["status"] == "ACTIVE"
+    missing = f"{SERVERS}/00000000-0000-0000-0000-000000000000/action"
+    assert stack.post(missing, as_="admin", json={"os-resetState": {"state": "active"}}).status_code == 404
+    assert stack.post(act, as_="admin", json={"injectNetworkInfo": None}).status_code == 202
+    assert stack.post(act, as_="admin", json={"resetNetwork": None}).status_code == 202
+    assert stack.post(act, json={"injectNetworkInfo": None}).status_code == 403
+    out = stack.post(act, json={"os-getConsoleOutput": {"length": 3}})
+    assert out.status_code == 200 and len(out.json()["output"].split("\n")) == 3
+    assert len(stack.post(act, json={"os-getConsoleOutput": {}}).json()["output"].split("\n")) > 3
+    assert stack.post(act, json={"os-getConsoleOutput": {"length": -2}}).status_code == 400
+    assert stack.post(missing, json={"os-getConsoleOutput": {}}).status_code == 404
+    assert stack.post(act, json={"changePassword": {"adminPass": "n3w"}}).status_code == 202
+    assert stack.post(act, json={"changePassword": {}}).status_code == 400
+    assert stack.post(act, version="2.16", json={"trigger_crash_dump": None}).status_code == 404
+    assert stack.post(act, version="2.17", json={"trigger_crash_dump": None}).status_code == 202
+    r = stack.post(act, json={"restore": None})
+    assert r.status_code == 409 and "while it is in vm_state active" in r.json()["conflictingRequest"]["message"]
+    assert stack.post(missing, json={"restore": None}).status_code == 404
+    assert stack.post(missing, json={"forceDelete": None}).status_code == 404
+    actions = [a["action"] for a in stack.get(f"{SERVERS}/{sid}/os-instance-actions").json()["instanceActions"]]
+    assert {"resetState", "changePassword", "trigger_crash_dump", "create"} <= set(actions)
+    assert stack.post(act, json={"forceDelete": None}).status_code == 202
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.status_code == 404)

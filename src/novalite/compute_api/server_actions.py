@@ -232,3 +232,7 @@ async def action(server_id: str, request: Request, ctx: RequestContext = Depends
         raise BadRequest("There is no such action: " + name)
     result = await run_in_threadpool(handler, request, ctx, server_id, body)
     return result if result is not None else Response(status_code=202)
+
+
+# the other actions register themselves on import (kept in their own module)
+from novalite.compute_api import server_misc_actions  # noqa: E402,F401

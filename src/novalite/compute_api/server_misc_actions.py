@@ -1,0 +1,123 @@
+"""More server actions (§6.4), registered on POST /servers/{id}/action through ``register_action``:
+admin ``os-resetState`` / ``injectNetworkInfo`` / ``resetNetwork``, ``forceDelete`` and ``restore``,
+``os-getConsoleOutput``, ``trigger_crash_dump`` (2.17) and ``changePassword``.
+
+None of them needs the fake virt driver to do anything, so each is a state check plus, where the
+server changes, one conditional write; deletes go through the compute side as DELETE does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from novalite.api.common import runtime, validate
+from novalite.api.microversion import V, request_version
+from novalite.compute_api import servers_query as sq
+from novalite.compute_api.server_actions import (
+    Transition,
+    apply_transition,
+    check_not_locked,
+    check_state,
+    record_action,
+    register_action,
+)
+from novalite.context import RequestContext
+from novalite.db.base import utcnow
+from novalite.domain.states import PowerState, VmState
+from novalite.errors import Conflict, NotFound
+
+CONSOLE_LINES = 50
+
+
+def _body_schema(action: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    inner: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        inner["required"] = required
+    return {"type": "object", "properties": {action: inner}, "required": [action], "additionalProperties": False}
+
+
+def reset_state(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+    """Admin: force vm_state to active or error and clear the task."""
+    ctx.require_admin("os_compute_api:os-admin-actions:reset_state")
+    validate(_body_schema("os-resetState", {"state": {"type": "string", "enum": ["active", "error"]}},
+                          ["state"]), body)
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        inst.vm_state = VmState.ACTIVE if body["os-resetState"]["state"] == "active" else VmState.ERROR
+        inst.task_state, inst.updated_at = None, utcnow()
+        record_action(s, ctx, inst, "resetState", event=None)
+
+
+def _admin_noop(rule: str) -> Any:
+    def handler(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+        """Admin: nothing to redo on a simulated host; the server must exist."""
+        ctx.require_admin(rule)
+        with runtime(request).db.reader() as s:
+            sq.get_instance(s, ctx, server_id)
+    return handler
+
+
+def force_delete(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+    """Delete now, in any state (there is no deferred delete here, so this is DELETE)."""
+    rt = runtime(request)
+    with rt.db.reader() as s:
+        check_not_locked(ctx, sq.get_instance(s, ctx, server_id))
+    rt.services["compute_api"].delete_instance(ctx, server_id)
+
+
+RESTORE = Transition("restore", (VmState.SOFT_DELETED,), VmState.ACTIVE, PowerState.RUNNING, needs_launched=False)
+CRASH_DUMP = Transition("trigger_crash_dump", (VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED,
+                                               VmState.ERROR), None, PowerState.RUNNING)
+CHANGE_PASSWORD = Transition("changePassword", (VmState.ACTIVE,), None, PowerState.RUNNING)
+
+
+def _transition(t: Transition) -> Any:
+    def handler(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+        with runtime(request).db.session() as s:
+            apply_transition(s, ctx, sq.get_instance(s, ctx, server_id), t)
+    return handler
+
+
+def trigger_crash_dump(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+    if request_version(request) < V(2, 17):  # 2.17: trigger_crash_dump
+        raise NotFound("The resource could not be found.")
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        check_not_locked(ctx, inst)
+        check_state(inst, CRASH_DUMP)
+        record_action(s, ctx, inst, "trigger_crash_dump", event="compute_trigger_crash_dump")
+
+
+def change_password(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+    validate(_body_schema("changePassword", {"adminPass": {"type": "string"}}, ["adminPass"]), body)
+    _transition(CHANGE_PASSWORD)(request, ctx, server_id, body)
+
+
+def console_output(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:
+    """The last ``length`` lines of the (simulated) serial console; -1 or null for all of it."""
+    length_schema = {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$", "minimum": -1}
+    validate(_body_schema("os-getConsoleOutput", {"length": length_schema}, []), body)
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+    if inst.host is None or inst.vm_state == VmState.BUILDING:
+        raise Conflict(f"Instance {server_id} is not ready", kind="InstanceNotReady")
+    lines = [f"[{i:6d}.000000] novalite fake console of {inst.display_name} ({inst.uuid}) on {inst.host}"
+             for i in range(CONSOLE_LINES)]
+    raw = (body.get("os-getConsoleOutput") or {}).get("length")
+    length = int(raw) if raw is not None else -1
+    if length >= 0:
+        lines = lines[len(lines) - length:] if length else []
+    return JSONResponse({"output": "\n".join(lines)})
+
+
+register_action("os-resetState", reset_state)
+register_action("injectNetworkInfo", _admin_noop("os_compute_api:os-admin-actions:inject_network_info"))
+register_action("resetNetwork", _admin_noop("os_compute_api:os-admin-actions:reset_network"))
+register_action("forceDelete", force_delete)
+register_action("restore", _transition(RESTORE))
+register_action("trigger_crash_dump", trigger_crash_dump)
+register_action("changePassword", change_password)
+register_action("os-getConsoleOutput", console_output)
