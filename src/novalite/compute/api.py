@@ -21,7 +21,7 @@ from novalite.compute import cleanup
 from novalite.compute.rpcapi import ComputeClient
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
-from novalite.db.models.compute import Instance
+from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import TaskState
 from novalite.errors import NotFound
 
@@ -49,8 +49,6 @@ class ComputeAPI:
 
 
 def _record_delete_action(s: Session, ctx: RequestContext, row: Instance) -> None:
-    from novalite.db.models.compute import InstanceAction
-
     s.add(InstanceAction(instance_uuid=row.uuid, action="delete", request_id=ctx.request_id or "",
                          user_id=ctx.user_id, project_id=ctx.project_id, start_time=utcnow()))
     s.flush()
