@@ -200,6 +200,10 @@ ERROR_CASES = [
     ("GET", "/compute/v2.1/servers/00000000-0000-0000-0000-000000000000", None, 404, "itemNotFound"),
     ("POST", "/compute/v2.1/servers", {"server": {"name": "x"}}, 400, "badRequest"),
     ("GET", "/compute/v2.1/os-hypervisors", None, 403, "forbidden"),
+    # an unknown path, or a method the path does not serve, is Nova's 404 (not a 405)
+    ("POST", "/compute/v2.1/os-no-such-api", {"x": {}}, 404, "itemNotFound"),
+    ("DELETE", "/compute/v2.1/os-keypairs", None, 404, "itemNotFound"),
+    ("DELETE", "/compute/v2.1/servers/", None, 404, "itemNotFound"),
     ("POST", "/compute/v2.1/flavors", {"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 1}}, 403,
      "forbidden"),
 ]

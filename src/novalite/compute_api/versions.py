@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from novalite.api.common import runtime
 from novalite.api.microversion import MAX_VERSION, MIN_VERSION
+from novalite.errors import NotFound
 
 router = APIRouter()
 
@@ -52,15 +53,17 @@ def v20(request: Request) -> dict[str, Any]:
     return _doc(_v20(runtime(request).public_url))
 
 
-# Included after every other compute router: unknown paths outside /v2* answer 300.
+# Included after every other compute router, for every method: an unknown path under /v2*, or a
+# known path with a method it does not serve, is Nova's 404 (not 405: Tempest's "delete without
+# an id" negative tests expect NotFound); a GET elsewhere under /compute answers 300.
 fallback = APIRouter()
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
-@fallback.get("/compute/{other:path}", include_in_schema=False)
+@fallback.api_route("/compute/{other:path}", methods=METHODS, include_in_schema=False)
 def unknown_root(other: str, request: Request) -> JSONResponse:
     base = runtime(request).public_url
-    if other.startswith("v2"):
-        from novalite.errors import NotFound
+    if other.startswith("v2") or request.method not in ("GET", "HEAD"):
         raise NotFound("The resource could not be found.")
     return JSONResponse({"choices": [_v20(base), _v21(base)]}, status_code=300)
 
