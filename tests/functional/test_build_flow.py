@@ -239,3 +239,19 @@ def test_forced_host_skips_filters_and_unknown_host_is_no_such_host(stack_factor
     [unknown] = h.create_instances(api, spec_extra={"force_hosts": ["nowhere"]})
     assert h.wait_for(api, unknown, h.settled).vm_state == "error"
     assert h.faults(api, unknown)[0].message == "No valid host was found. No such host - host: nowhere node: None"
+
+
+def test_mixed_run_on_postgresql(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3, postgres=True)
+    ok = h.create_instances(api, count=4)
+    rescheduled = h.create_instances(api, metadata={"novalite:fail_spawn_hosts": "1"})
+    failed = h.create_instances(api, metadata={"novalite:fail_spawn": "always"})
+    for u in ok + rescheduled + failed:
+        h.wait_for(api, u, h.settled)
+    assert h.instance(api, rescheduled[0]).vm_state == "active"
+    assert h.instance(api, failed[0]).vm_state == "error"
+    for u in ok[:2] + failed:
+        api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), u)
+    for u in ok[:2] + failed:
+        h.wait_for(api, u, lambda r: r.deleted)
+    h.usage_matches_live_servers(api)
