@@ -696,3 +696,45 @@ def test_admin_and_misc_actions(stack: Api) -> None:
     assert {"resetState", "changePassword", "trigger_crash_dump", "create"} <= set(actions)
     assert stack.post(act, json={"forceDelete": None}).status_code == 202
     stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.status_code == 404)
+
+
+def _second_image(stack: Api) -> str:
+    r = stack.post("/image/v2/images", json={"name": "alt", "disk_format": "raw", "container_format": "bare"})
+    alt = str(r.json()["id"])
+    r = stack.put(f"/image/v2/images/{alt}/file", content=b"y" * 2048,
+                  headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 204
+    return alt
+
+
+def test_rebuild(stack: Api) -> None:
+    alt = _second_image(stack)
+    sid = create(stack, "before", metadata={"old": "1"})["server"]["id"]
+    make_active(stack, sid)
+    act = f"{SERVERS}/{sid}/action"
+    r = stack.post(act, json={"rebuild": {"imageRef": alt, "name": "after", "metadata": {"new": "2"},
+                                          "adminPass": "pw-1"}})
+    assert r.status_code == 202, r.text
+    body = r.json()["server"]
+    assert body["adminPass"] == "pw-1" and body["image"]["id"] == alt and body["name"] == "after"
+    _check(_tempest_schema("2.1").rebuild_server_with_admin_pass, r)
+    server = show(stack, sid)
+    assert server["status"] == "ACTIVE" and server["metadata"] == {"new": "2"}
+    for version in ("2.19", "2.26", "2.54", "2.57", "2.63", "2.71", "2.73", "2.75", "2.90", "2.96"):
+        for who in ("demo", "admin"):
+            r = stack.post(act, version=version, as_=who, json={"rebuild": {"imageRef": alt}})
+            _check(_tempest_schema(version).rebuild_server_with_admin_pass, r)
+    assert len(r.json()["server"]["adminPass"]) == 12
+    assert stack.post(act, json={"os-stop": None}).status_code == 202
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "SHUTOFF")
+    assert stack.post(act, json={"rebuild": {"imageRef": image_id(stack)}}).status_code == 202
+    assert show(stack, sid)["status"] == "SHUTOFF"  # a stopped server stays stopped
+    assert stack.post(act, json={"rebuild": {"imageRef": "6f9619ff-8b86-d011-b42d-00cf4fc964ff"}}).status_code == 400
+    assert stack.post(act, json={"rebuild": {}}).status_code == 400
+    assert stack.post(act, json={"rebuild": {"imageRef": alt, "key_name": None}}).status_code == 400  # < 2.54
+    assert stack.post(act, version="2.54", json={"rebuild": {"imageRef": alt, "key_name": None}}).status_code == 202
+    missing = f"{SERVERS}/00000000-0000-0000-0000-000000000000/action"
+    assert stack.post(missing, json={"rebuild": {"imageRef": alt}}).status_code == 404
+    building = create(stack, metadata=SLOW)["server"]["id"]
+    r = stack.post(f"{SERVERS}/{building}/action", json={"rebuild": {"imageRef": alt}})
+    assert r.status_code == 409

@@ -178,6 +178,20 @@ def server_update_view(request: Request, inst: Instance, extras: ServerExtras, *
     return out
 
 
+def server_rebuild_view(request: Request, inst: Instance, extras: ServerExtras, *, version: Version,
+                        ctx: RequestContext, admin_pass: str) -> dict[str, Any]:
+    """The rebuild answer: the update view plus key_name (2.54), user_data (2.57) and adminPass."""
+    out = server_update_view(request, inst, extras, version=version, ctx=ctx)
+    if version >= V(2, 54):  # 2.54: key_name in the rebuild answer
+        out["key_name"] = inst.key_name
+    if version >= V(2, 57):  # 2.57: user_data in the rebuild answer
+        out["user_data"] = inst.user_data
+    if version >= V(2, 75):  # 2.75: show's fields, but user_data only as the plain key
+        out.pop("OS-EXT-SRV-ATTR:user_data", None)
+    out["adminPass"] = admin_pass
+    return out
+
+
 def create_response(request: Request, instance_uuid: str, *, admin_pass: str, auto_disk_config: bool,
                     security_groups: list[dict[str, Any]]) -> dict[str, Any]:
     """The 202 body of POST /servers (§1.3 step 12)."""
