@@ -79,10 +79,8 @@ def test_create_server_2_1_matches_tempest(stack: Any) -> None:
     assert shown["metadata"] == {"k": "v"} and shown["accessIPv4"] == "1.2.3.4"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "servers: accessIPv6 is echoed as sent; Nova stores it as an address and answers the compressed "
-    "form (Tempest ServersTestJSON.test_verify_server_details sends the expanded form)"))
 def test_access_ipv6_comes_back_compressed_as_tempest_expects(stack: Any) -> None:
+    """Tempest's ServersTestJSON.test_verify_server_details sends the expanded form."""
     created = boot(stack, "2.1", accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2")
     with microversion("2.1"):
         shown = tempest_client(stack, ServersClient).show_server(created["id"])["server"]
