@@ -422,3 +422,22 @@ def test_sorting_by_name_with_unnamed_volumes(stack: Api) -> None:
         assert r.status_code == 200 and len(r.json()["volumes"]) == 2
     names = [v["name"] for v in stack.get(f"{V}/volumes", params={"sort": "name:asc"}).json()["volumes"]]
     assert names == [None, "b"]
+
+
+def test_deleting_the_server_detaches_and_deletes_its_volumes(stack: Api) -> None:
+    image = next(i for i in stack.get("/image/v2/images").json()["images"] if i["status"] == "active")
+    data = _create(stack, {"size": 1, "name": "keep"})
+    body = {"server": {"name": "bfv", "flavorRef": "1", "imageRef": "", "networks": "none",
+                       "block_device_mapping_v2": [
+                           {"boot_index": 0, "uuid": image["id"], "source_type": "image",
+                            "destination_type": "volume", "volume_size": 1, "delete_on_termination": True},
+                           {"boot_index": 1, "uuid": data["id"], "source_type": "volume",
+                            "destination_type": "volume", "delete_on_termination": False}]}}
+    server_id = stack.post("/compute/v2.1/servers", json=body, version="2.67").json()["server"]["id"]
+    stack.wait_for(f"/compute/v2.1/servers/{server_id}",
+                   lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"), version="2.67")
+    assert len(stack.get(f"{V}/volumes").json()["volumes"]) == 2
+    assert stack.delete(f"/compute/v2.1/servers/{server_id}").status_code == 204
+    stack.wait_for(f"/compute/v2.1/servers/{server_id}", lambda r: r.status_code == 404)
+    remaining = stack.get(f"{V}/volumes/detail").json()["volumes"]
+    assert [(v["id"], v["status"], v["attachments"]) for v in remaining] == [(data["id"], "available", [])]

@@ -31,10 +31,20 @@ def release_ports(s: Session, instance_uuid: str, requested_networks: Any) -> No
     network.release_ports_for_device(s, instance_uuid, keep=user_ports(requested_networks))
 
 
+def release_volumes(s: Session, instance_uuid: str) -> None:
+    """Detach the instance's volumes; those marked delete_on_termination are deleted."""
+    try:
+        from novalite.volume import service as volume
+    except ModuleNotFoundError:  # pragma: no cover - block storage not installed
+        return
+    volume.detach_for_instance(s, instance_uuid=instance_uuid)
+
+
 def release_resources(s: Session, instance_uuid: str, requested_networks: Any) -> None:
-    """Placement allocations and ports."""
+    """Placement allocations, ports and volume attachments."""
     allocations.release(s, instance_uuid)
     release_ports(s, instance_uuid, requested_networks)
+    release_volumes(s, instance_uuid)
 
 
 def mark_deleted(s: Session, instance_uuid: str) -> bool:

@@ -22,7 +22,7 @@ from novalite.db.models.compute import Instance
 from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import BadRequest
 from novalite.volume import attachments, service
-from novalite.volume.storage import RecordsOnlyStorage, VolumeStorage, storage_for
+from novalite.volume.storage import RecordsOnlyStorage, VolumeStorage, delete_location, storage_for
 
 DEVICE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -107,6 +107,8 @@ def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) 
         vol = s.get(Volume, volume_id)
         if delete and vol is not None and vol.status == "available":
             storage.delete(vol.id, vol.location)
+            if runtime is None:  # no storage at hand: remove the data by its location all the same
+                delete_location(vol.location)
             s.delete(vol)
             deleted.append(volume_id)
     s.flush()

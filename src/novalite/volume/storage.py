@@ -108,6 +108,12 @@ class FileStorage:
             Path(location).unlink(missing_ok=True)
 
 
+def delete_location(location: str | None) -> None:
+    """Remove a volume's data file by its recorded location (every file-backed storage keeps a path)."""
+    if location:
+        Path(location).unlink(missing_ok=True)
+
+
 def storage_for(runtime: Any) -> VolumeStorage:
     """The runtime's volume storage, created on first use."""
     existing = runtime.services.get("volume_storage")
