@@ -8,7 +8,7 @@ user in the demo project is the member account and ``admin`` the admin account. 
 same time (Tempest locks one account per hash), so a second set is created through the
 Identity API: ``tempest-member2`` (project ``tempest-2``), reader users in both member projects,
 two alt users in projects of their own, and a second admin. Creating them is idempotent.
-Classes that force tenant isolation (admin quota tests) create their own accounts through the
+Each extra project gets a ``private`` network like demo's. Classes that force tenant isolation (admin quota tests) create their own accounts through the
 Identity API with the ``[auth] admin_*`` credentials.
 
 ``[service_available]`` and ``[compute-feature-enabled]`` say what novalite implements: a
@@ -89,6 +89,24 @@ def ensure_account(client: httpx.Client, user: str, project: str, roles: list[st
             role_id = r.json()["role"]["id"]
         r = client.put(f"/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
         r.raise_for_status()
+
+
+def ensure_private_network(client: httpx.Client, project: str) -> None:
+    """A ``private`` network with an IPv4 subnet in ``project``, as novalite seeds for demo:
+    below 2.37 a server created without ``networks`` gets a port on it (Nova's behaviour with
+    exactly one available network), which Tempest's address tests expect."""
+    project_id = _find(client, "projects", project)
+    r = client.get("/network/v2.0/networks", params={"name": "private", "project_id": project_id})
+    r.raise_for_status()
+    if r.json()["networks"]:
+        return
+    r = client.post("/network/v2.0/networks", json={"network": {"name": "private", "project_id": project_id}})
+    r.raise_for_status()
+    net_id = r.json()["network"]["id"]
+    r = client.post("/network/v2.0/subnets", json={"subnet": {
+        "name": "private-subnet", "network_id": net_id, "ip_version": 4, "cidr": "10.0.0.0/26",
+        "project_id": project_id}})
+    r.raise_for_status()
 
 
 def accounts_yaml(admin_password: str, demo_password: str) -> str:
@@ -239,6 +257,9 @@ def main(argv: list[str]) -> None:
         client.headers["X-Auth-Token"] = admin_token
         for user, project, roles, _ in EXTRA_ACCOUNTS:
             ensure_account(client, user, project, roles)
+        if "network" in catalog_types(body):
+            for project in sorted({p for _, p, _, _ in EXTRA_ACCOUNTS} - {"demo", "admin"}):
+                ensure_private_network(client, project)
         image = image_id(client, "novalite-tiny")
         image_alt = ensure_alt_image(client, image, "novalite-tiny-alt")
         max_version = max_microversion(client)
