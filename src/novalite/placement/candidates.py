@@ -33,11 +33,22 @@ class ResourceQuery:
 
 
 @dataclass(frozen=True)
+class InventoryUse:
+    """A requested class's inventory on the candidate, as read with it."""
+
+    total: int
+    reserved: int
+    used: int
+    allocation_ratio: float
+
+
+@dataclass(frozen=True)
 class Candidate:
     provider_uuid: str
     provider_name: str
     generation: int
     allocation_request: dict[str, dict[str, int]] = field(default_factory=dict)
+    usage: dict[str, InventoryUse] = field(default_factory=dict)  # requested classes only
 
 
 def _trait_exists(trait: str) -> Exists:
@@ -47,11 +58,16 @@ def _trait_exists(trait: str) -> Exists:
 
 def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
            names: bool, limited: bool) -> Select[Any]:
-    """The statement for one query *shape*; amounts, aggregates, names and limit are bound."""
+    """The statement for one query *shape*; amounts, aggregates, names and limit are bound.
+
+    Ordered by the first inventory's provider id (the same as the provider's): the database
+    then walks ``ix_inventories_rc_provider`` in order and stops at the limit instead of
+    sorting every fitting provider."""
+    aliases = [aliased(Inventory) for _ in rcs]
     stmt: Any = select(ResourceProvider.id, ResourceProvider.uuid, ResourceProvider.name,
-                       ResourceProvider.generation)
-    for i, rc in enumerate(rcs):
-        inv = aliased(Inventory)
+                       ResourceProvider.generation,
+                       *(c for inv in aliases for c in (inv.total, inv.reserved, inv.used, inv.allocation_ratio)))
+    for i, (rc, inv) in enumerate(zip(rcs, aliases, strict=True)):
         amount = bindparam(f"amount_{i}", type_=Integer)
         capacity = (inv.total - inv.reserved) * inv.allocation_ratio
         stmt = stmt.join(inv, and_(inv.resource_provider_id == ResourceProvider.id, inv.resource_class == rc,
@@ -66,7 +82,7 @@ def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str
                                          ProviderAggregate.aggregate_uuid.in_(bindparam(f"aggs_{i}", expanding=True))))
     if names:
         stmt = stmt.where(ResourceProvider.name.in_(bindparam("names", expanding=True)))
-    stmt = stmt.order_by(ResourceProvider.id)
+    stmt = stmt.order_by(aliases[0].resource_provider_id if aliases else ResourceProvider.id)
     if limited:
         stmt = stmt.limit(bindparam("limit", type_=Integer))
     return stmt
@@ -90,9 +106,13 @@ def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
         params["names"] = list(query.provider_names)
     if query.limit is not None:
         params["limit"] = query.limit
-    return [Candidate(provider_uuid=uuid, provider_name=name, generation=gen,
-                      allocation_request={uuid: dict(wanted)})
-            for _id, uuid, name, gen in s.connection().execute(stmt, params)]
+    out = []
+    for row in s.connection().execute(stmt, params):
+        uuid = row[1]
+        usage = {rc: InventoryUse(*row[4 + 4 * i: 8 + 4 * i]) for i, rc in enumerate(rcs)}
+        out.append(Candidate(provider_uuid=uuid, provider_name=row[2], generation=row[3],
+                             allocation_request={uuid: dict(wanted)}, usage=usage))
+    return out
 
 
 def count_providers(s: Session, names: Sequence[str] | None = None) -> int:

@@ -201,7 +201,10 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
         return []
     nodes = {row.uuid: row for row in s.connection().execute(_NODES, {"uuids": uuids})}
     static = _static(s, list(nodes))
-    usage = _usage(s, uuids)
+    complete = all({"VCPU", "MEMORY_MB", "DISK_GB"} <= c.usage.keys() for c in candidates)
+    usage = ({c.provider_uuid: {rc: _Inv(u.total, u.reserved, u.used, u.allocation_ratio)
+                                for rc, u in c.usage.items()} for c in candidates}
+             if complete else _usage(s, uuids))
     hosts = sorted({n.host for n in nodes.values()})
     counts = _instance_counts(s, hosts) if instance_counts else {}
     aggs, hinted = host_aggregates(s, hosts), _hinted(s, hinted_uuids)
