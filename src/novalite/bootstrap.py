@@ -27,6 +27,7 @@ SEEDER_MODULES = [
     "novalite.services.flavors",
     "novalite.image.service",
     "novalite.network.service",
+    "novalite.volume.service",  # __DEFAULT__ volume type; registers the volume storage
     "novalite.compute.hosts",
 ]
 Seeder = Callable[[Any, Session, dict[str, str]], None]

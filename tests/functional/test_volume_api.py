@@ -287,6 +287,12 @@ def test_boot_from_volume_attaches_volumes_to_the_server(stack: Api) -> None:
     assert len(vols) == 2
     root = next(v for v in vols.values() if v["id"] != data["id"])
     assert root["bootable"] == "true" and root["volume_image_metadata"]["image_id"] == image["id"]
+    data_dir = Path(stack.runtime.settings.data_dir)  # type: ignore[attr-defined]
+    root_file = data_dir / "volumes" / f"volume-{root['id']}"
+    original = stack.client.get(f"/image/v2/images/{image['id']}/file",
+                                headers={"X-Auth-Token": stack.tokens["demo"]}).content
+    with root_file.open("rb") as handle:  # the compute agent's volume holds the image's data
+        assert handle.read(len(original)) == original
     for vol in vols.values():
         assert vol["status"] == "in-use"
         assert [a["server_id"] for a in vol["attachments"]] == [server_id]
@@ -298,6 +304,7 @@ def test_boot_from_volume_attaches_volumes_to_the_server(stack: Api) -> None:
         assert service.detach_for_instance(s, instance_uuid=server_id, runtime=rt) == []
     remaining = stack.get(f"{V}/volumes/detail").json()["volumes"]
     assert [(v["id"], v["status"]) for v in remaining] == [(data["id"], "available")]
+    assert not root_file.exists()
 
 
 def test_create_and_update_answer_the_base_view_and_metadata_items(stack: Api) -> None:

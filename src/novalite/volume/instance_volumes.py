@@ -6,7 +6,8 @@ BDM sources handled: ``volume`` (an existing volume of the instance's project),
 ``image`` (a new volume holding the image), ``blank`` (a new empty volume). ``snapshot``
 is refused (this cloud has no snapshots). Everything runs in the caller's transaction, so
 a failure leaves no half-attached volume behind. Without a ``runtime`` the storage is the
-records-only fake (no data is copied); pass the runtime to get the configured storage.
+storage registered for the session's database (``storage_for_session``) is used, and the
+records-only fake when there is none.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from novalite.db.models.compute import Instance
 from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import BadRequest
 from novalite.volume import attachments, service
-from novalite.volume.storage import RecordsOnlyStorage, VolumeStorage, delete_location, storage_for
+from novalite.volume.storage import (
+    RecordsOnlyStorage,
+    VolumeStorage,
+    delete_location,
+    storage_for,
+    storage_for_session,
+)
 
 DEVICE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -34,8 +41,12 @@ def _owner(s: Session, instance_uuid: str) -> RequestContext:
     return RequestContext(user_id=inst.user_id, project_id=inst.project_id, roles=("member",))
 
 
-def _storage(runtime: Any) -> VolumeStorage:
-    return storage_for(runtime) if runtime is not None else RecordsOnlyStorage()
+def _storage(runtime: Any, s: Session) -> tuple[VolumeStorage, bool]:
+    """The storage to use, and whether it is the configured one (not the fallback fake)."""
+    if runtime is not None:
+        return storage_for(runtime), True
+    found = storage_for_session(s)
+    return (found, True) if found is not None else (RecordsOnlyStorage(), False)
 
 
 def _new_volume(s: Session, ctx: RequestContext, bdm: dict[str, Any], storage: VolumeStorage) -> Volume:
@@ -64,7 +75,7 @@ def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_devi
     """Create/attach the instance's volumes; returns one entry per volume BDM:
     volume_id, attachment_id, device_name, boot_index, delete_on_termination, connection_info."""
     ctx = _owner(s, instance_uuid)
-    storage = _storage(runtime)
+    storage, _ = _storage(runtime, s)
     out: list[dict[str, Any]] = []
     volume_bdms = [b for b in block_device_mapping if b.get("destination_type") == "volume"]
     for index, bdm in enumerate(sorted(volume_bdms, key=lambda b: (b.get("boot_index") is None or
@@ -97,7 +108,7 @@ def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_devi
 def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) -> list[str]:
     """Detach every volume of the instance; delete the ones marked delete_on_termination.
     Returns the ids of the deleted volumes. Safe to call twice."""
-    storage = _storage(runtime)
+    storage, configured = _storage(runtime, s)
     deleted: list[str] = []
     system = RequestContext.system()
     q = select(VolumeAttachment).where(VolumeAttachment.instance_uuid == instance_uuid)
@@ -107,7 +118,7 @@ def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) 
         vol = s.get(Volume, volume_id)
         if delete and vol is not None and vol.status == "available":
             storage.delete(vol.id, vol.location)
-            if runtime is None:  # no storage at hand: remove the data by its location all the same
+            if not configured:  # no storage at hand: remove the data by its location all the same
                 delete_location(vol.location)
             s.delete(vol)
             deleted.append(volume_id)

@@ -261,8 +261,9 @@ def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str) -> None:
 
 
 def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
-    """The ``__DEFAULT__`` volume type."""
+    """The ``__DEFAULT__`` volume type, and the runtime's storage registered for its database."""
     ensure_default_type(s)
+    storage_for(runtime)
 
 
 def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_device_mapping: list[dict[str, Any]],

@@ -8,14 +8,17 @@
   the same four methods.
 
 ``storage_for(runtime)`` picks one per runtime (setting ``volume_storage``: ``records`` or
-``file``; default ``file``, or ``records`` when the data directory is not writable) and keeps it
-in ``runtime.services["volume_storage"]``. Every method is idempotent: deleting twice is fine.
+``file``; default ``file``, or ``records`` when the data directory is not writable), keeps it
+in ``runtime.services["volume_storage"]`` and registers it for the runtime's database engine,
+so code that only holds a session (the compute agent) finds it with ``storage_for_session``.
+The volume seeder calls ``storage_for`` at start-up. Every method is idempotent.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -108,6 +111,15 @@ class FileStorage:
             Path(location).unlink(missing_ok=True)
 
 
+_BY_ENGINE: weakref.WeakKeyDictionary[Any, VolumeStorage] = weakref.WeakKeyDictionary()
+
+
+def storage_for_session(s: Any) -> VolumeStorage | None:
+    """The storage registered for the database ``s`` is bound to (None before start-up)."""
+    bind = s.get_bind()
+    return _BY_ENGINE.get(getattr(bind, "engine", bind))
+
+
 def delete_location(location: str | None) -> None:
     """Remove a volume's data file by its recorded location (every file-backed storage keeps a path)."""
     if location:
@@ -131,4 +143,5 @@ def storage_for(runtime: Any) -> VolumeStorage:
         except OSError:
             storage = RecordsOnlyStorage()
     runtime.services["volume_storage"] = storage
+    _BY_ENGINE[runtime.db.engine] = storage
     return storage
