@@ -93,3 +93,11 @@ def test_extra_spec_operators(value: Any, requirement: str, expected: bool) -> N
 def test_unknown_filter_name_is_a_clear_error() -> None:
     with pytest.raises(filters.UnknownFilter, match="NoSuchFilter"):
         filters.load(["ComputeFilter", "NoSuchFilter"])
+
+
+def test_scheduler_refuses_to_start_with_an_unknown_filter() -> None:
+    from novalite.config import Settings
+    from novalite.scheduler.service import SchedulerService
+
+    with pytest.raises(filters.UnknownFilter, match="RamFilter"):
+        SchedulerService(None, Settings(enabled_filters="ComputeFilter,RamFilter"))  # type: ignore[arg-type]
