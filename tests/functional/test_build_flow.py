@@ -255,3 +255,16 @@ def test_mixed_run_on_postgresql(stack_factory: Any) -> None:
     for u in ok[:2] + failed:
         h.wait_for(api, u, lambda r: r.deleted)
     h.usage_matches_live_servers(api)
+
+
+def test_delete_during_a_failing_build_does_not_reschedule(stack_factory: Any) -> None:
+    api = stack_factory(fake_hosts=3)
+    [uuid] = h.create_instances(api, metadata={"novalite:build_delay": "1", "novalite:fail_spawn": "always"})
+    h.wait_for(api, uuid, lambda r: r.task_state == "spawning")
+    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    h.wait_for(api, uuid, lambda r: r.deleted)
+    build_events = lambda: [e for e in h.events(api, uuid) if e[1] == "compute__do_build_and_run_instance"]  # noqa: E731
+    h.wait_for(api, uuid, lambda r: all(result is not None for *_x, result in build_events()))
+    assert len(build_events()) == 1  # the failed spawn was not retried elsewhere
+    assert h.allocations_by_host(api, uuid) == {}
+    h.usage_matches_live_servers(api)

@@ -32,6 +32,8 @@ from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec
 
 LOG = logging.getLogger(__name__)
 TERMINATE_EVENT = "compute_terminate_instance"
+_BUILD_TASK_STATES = {None, TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
+                      TaskState.SPAWNING}
 
 
 class ComputeAgent:
@@ -98,8 +100,11 @@ class ComputeAgent:
                 resource_tracker.record_build_result(s, self.node_uuid, ok=False)
             cleanup.release_ports(s, b.instance_uuid, b.requested_networks)
             cleanup.allocations.release(s, b.instance_uuid)
+            current = _current_task(s, b.instance_uuid)
+            if current not in _BUILD_TASK_STATES:  # being deleted: the delete finishes the job
+                return
             try:
-                build.set_task_state(s, b.instance_uuid, _current_task(s, b.instance_uuid), TaskState.SCHEDULING,
+                build.set_task_state(s, b.instance_uuid, current, TaskState.SCHEDULING,
                                      host=None, node=None, network_info=[])
             except Vanished:
                 return
