@@ -268,3 +268,34 @@ def test_delete_during_a_failing_build_does_not_reschedule(stack_factory: Any) -
     assert len(build_events()) == 1  # the failed spawn was not retried elsewhere
     assert h.allocations_by_host(api, uuid) == {}
     h.usage_matches_live_servers(api)
+
+
+def test_stop_abandons_slow_builds_and_the_next_start_fails_them(tmp_path: Any) -> None:
+    from novalite.app import build_runtime
+    from novalite.bootstrap import bootstrap
+    from novalite.compute import recovery
+    from novalite.db.base import upgrade
+    from novalite.services import startup
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, fake_hosts=1)
+    upgrade(settings.effective_database_url)
+    rt = build_runtime(settings)
+    report = bootstrap(rt)
+    stop = startup.start(rt)
+    api = type("Api", (), {"runtime": rt, "ids": report.ids})()
+    try:
+        [uuid] = h.create_instances(api, metadata={"novalite:build_delay": "3600"})
+        h.wait_for(api, uuid, lambda r: r.task_state == "spawning")
+    finally:
+        stop()  # returns although a build is sleeping for an hour
+    assert h.instance(api, uuid).vm_state == "building"
+    stop = startup.start(rt)  # the next process
+    try:
+        row = h.instance(api, uuid)
+        assert (row.vm_state, row.task_state) == ("error", None)
+        assert h.faults(api, uuid)[-1].message == recovery.INTERRUPTED
+        h.usage_matches_live_servers(api)
+    finally:
+        stop()
+        rt.db.dispose()

@@ -28,7 +28,7 @@ from novalite.db.models.compute import Instance, InstanceMetadata
 from novalite.db.models.placement import ComputeNode
 from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import context_from_dict
-from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec
+from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec, ServiceStopping
 
 LOG = logging.getLogger(__name__)
 TERMINATE_EVENT = "compute_terminate_instance"
@@ -59,6 +59,8 @@ class ComputeAgent:
             except DriverError as exc:
                 raise Reschedule(str(exc)) from exc
             build.finish(self.db, b, self.driver.get_info(guest).state)
+        except ServiceStopping:
+            LOG.info("build of %s abandoned: the service is stopping", b.instance_uuid)
         except Vanished:
             self._vanished(b, guest)
         except Reschedule as exc:

@@ -118,6 +118,7 @@ def start(runtime: Any) -> Callable[[], None]:
         for key in ("conductor", "compute_api", "scheduler"):
             runtime.services.pop(key, None)
         stop_beats()
+        driver.stop()  # cut short build delays so no worker outlives the service
         transport.stop()
         conductor_pool.shutdown(wait=True, cancel_futures=True)
         build_pool.shutdown(wait=False, cancel_futures=True)

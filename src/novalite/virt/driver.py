@@ -22,6 +22,11 @@ class BuildAbort(DriverError):
     """The build cannot succeed anywhere (bad image, bad request): no reschedule."""
 
 
+class ServiceStopping(RuntimeError):
+    """The compute service is shutting down; the operation was abandoned (not a guest failure).
+    The instance stays as it is; start-up recovery deals with it."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     supports_tagged_attach: bool = False

@@ -13,10 +13,9 @@ One ``FakeDriver`` serves every simulated host of the process (guests are keyed 
 from __future__ import annotations
 
 import threading
-import time
 
 from novalite.domain.states import PowerState
-from novalite.virt.driver import Capabilities, DriverError, GuestInfo, GuestSpec
+from novalite.virt.driver import Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
 
 FAIL_SPAWN_HOSTS = "novalite:fail_spawn_hosts"
 FAIL_SPAWN = "novalite:fail_spawn"
@@ -38,6 +37,11 @@ class FakeDriver:
         self._guests: dict[str, PowerState] = {}
         self._delete_failed: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Cut short every build delay in progress (they raise ``ServiceStopping``)."""
+        self._stopping.set()
 
     def capabilities(self) -> Capabilities:
         return Capabilities(supports_tagged_attach=True, supports_trusted_certs=True, supports_rescue=True)
@@ -45,8 +49,8 @@ class FakeDriver:
     def spawn(self, guest: GuestSpec) -> None:
         meta = guest.metadata
         delay = _float(meta.get(BUILD_DELAY), self.build_delay)
-        if delay:
-            time.sleep(delay)
+        if delay and self._stopping.wait(delay):
+            raise ServiceStopping(f"compute service on {guest.host} is stopping")
         if meta.get(FAIL_SPAWN, "").lower() == "always":
             raise DriverError(f"Injected spawn failure on {guest.host} (novalite:fail_spawn=always)")
         try:
