@@ -738,3 +738,29 @@ def test_rebuild(stack: Api) -> None:
     building = create(stack, metadata=SLOW)["server"]["id"]
     r = stack.post(f"{SERVERS}/{building}/action", json={"rebuild": {"imageRef": alt}})
     assert r.status_code == 409
+
+
+def test_create_image(stack: Api) -> None:
+    sid = create(stack, "snap-me")["server"]["id"]
+    make_active(stack, sid)
+    act = f"{SERVERS}/{sid}/action"
+    r = stack.post(act, json={"createImage": {"name": "snap-1", "metadata": {"purpose": "test"}}})
+    assert r.status_code == 202, r.text
+    image_id = r.headers["Location"].rsplit("/", 1)[-1]
+    image = stack.get(f"/image/v2/images/{image_id}").json()
+    assert image["status"] == "active" and image["name"] == "snap-1" and image["visibility"] == "private"
+    assert image["instance_uuid"] == sid and image["image_type"] == "snapshot" and image["purpose"] == "test"
+    assert image["base_image_ref"] == image_id_of_server(stack, sid)
+    r = stack.post(act, version="2.45", json={"createImage": {"name": "snap-2"}})
+    assert r.status_code == 202 and "Location" not in r.headers
+    assert stack.get(f"/image/v2/images/{r.json()['image_id']}").json()["status"] == "active"
+    assert stack.post(act, json={"createImage": {}}).status_code == 400
+    building = create(stack, metadata=SLOW)["server"]["id"]
+    assert stack.post(f"{SERVERS}/{building}/action", json={"createImage": {"name": "x"}}).status_code == 409
+    # a server booted from the snapshot
+    snap = create(stack, "from-snap", imageRef=image_id)["server"]["id"]
+    make_active(stack, snap)
+
+
+def image_id_of_server(stack: Api, sid: str) -> str:
+    return str(show(stack, sid)["image"]["id"])

@@ -235,4 +235,4 @@ async def action(server_id: str, request: Request, ctx: RequestContext = Depends
 
 
 # the other actions register themselves on import (kept in their own module)
-from novalite.compute_api import server_misc_actions, server_rebuild  # noqa: E402,F401
+from novalite.compute_api import server_misc_actions, server_rebuild, server_snapshot  # noqa: E402,F401
