@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
@@ -51,27 +51,42 @@ def register_counter(resource: str, fn: Counter) -> None:
 
 # --- limits ---------------------------------------------------------------------------------
 
+# column-only statements built once (no ORM objects per row: these run on every POST /servers)
+_CLASS_ROWS = select(QuotaClass.class_name, QuotaClass.resource, QuotaClass.hard_limit).where(
+    QuotaClass.class_name.in_(bindparam("names", expanding=True)))
+_LIMIT_ROWS = select(Quota.user_id, Quota.resource, Quota.hard_limit).where(
+    Quota.project_id == bindparam("project_id"), Quota.user_id.in_(bindparam("users", expanding=True)))
+
+
 def class_limits(s: Session, class_name: str = DEFAULT_CLASS) -> dict[str, int]:
     """A class's own rows > the ``default`` class rows > config defaults (legacy resources included)."""
     limits = dict(STORED)
     names = [DEFAULT_CLASS] if class_name == DEFAULT_CLASS else [DEFAULT_CLASS, class_name]
-    for name in names:
-        rows = s.scalars(select(QuotaClass).where(QuotaClass.class_name == name))
-        limits.update({r.resource: r.hard_limit for r in rows if r.resource in STORED})
+    rows = sorted(s.execute(_CLASS_ROWS, {"names": names}), key=lambda r: r[0] != DEFAULT_CLASS)
+    limits.update({resource: limit for _name, resource, limit in rows if resource in STORED})
     return limits
 
 
+def _limit_rows(s: Session, project_id: str, users: Sequence[str]) -> dict[str, dict[str, int]]:
+    """user_id ("" for the project) -> resource -> limit, for the given users, in one query."""
+    out: dict[str, dict[str, int]] = {u: {} for u in users}
+    for user, resource, limit in s.execute(_LIMIT_ROWS, {"project_id": project_id, "users": list(users)}):
+        if resource in STORED:
+            out.setdefault(user, {})[resource] = limit
+    return out
+
+
 def _rows(s: Session, project_id: str, user_id: str) -> dict[str, int]:
-    rows = s.scalars(select(Quota).where(Quota.project_id == project_id, Quota.user_id == user_id))
-    return {r.resource: r.hard_limit for r in rows if r.resource in STORED}
+    return _limit_rows(s, project_id, [user_id])[user_id]
 
 
 def effective_limits(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
     """Every resource's limit for the project (or the user inside it), legacy ones included."""
     limits = class_limits(s)
-    limits.update(_rows(s, project_id, ""))
+    rows = _limit_rows(s, project_id, ["", user_id] if user_id else [""])
+    limits.update(rows[""])
     if user_id:
-        limits.update(_rows(s, project_id, user_id))
+        limits.update(rows[user_id])
     return limits
 
 
@@ -111,13 +126,16 @@ def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> 
 
 # --- usage ----------------------------------------------------------------------------------
 
+_USAGE_COLUMNS = (func.count(Instance.id), func.coalesce(func.sum(Instance.vcpus), 0),
+                  func.coalesce(func.sum(Instance.memory_mb), 0))
+_PROJECT_USAGE = select(*_USAGE_COLUMNS).where(
+    Instance.project_id == bindparam("project_id"), Instance.deleted.is_(False), Instance.vm_state != SOFT_DELETED)
+_USER_USAGE = _PROJECT_USAGE.where(Instance.user_id == bindparam("user_id"))
+
+
 def _instance_usage(s: Session, project_id: str, user_id: str | None) -> dict[str, int]:
-    stmt = select(func.count(Instance.id), func.coalesce(func.sum(Instance.vcpus), 0),
-                  func.coalesce(func.sum(Instance.memory_mb), 0)).where(
-        Instance.project_id == project_id, Instance.deleted.is_(False), Instance.vm_state != SOFT_DELETED)
-    if user_id:
-        stmt = stmt.where(Instance.user_id == user_id)
-    count, cores, ram = s.execute(stmt).one()
+    stmt = _USER_USAGE if user_id else _PROJECT_USAGE
+    count, cores, ram = s.execute(stmt, {"project_id": project_id, "user_id": user_id}).one()
     return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 
 
@@ -160,11 +178,24 @@ def _flavor_size(flavor: Any) -> tuple[int, int]:
 
 
 def _levels(s: Session, project_id: str, user_id: str) -> list[tuple[dict[str, int], dict[str, int]]]:
-    """(limits, usage) for the project, plus the user when a per-user row exists for these resources."""
-    levels = [(effective_limits(s, project_id), _instance_usage(s, project_id, None))]
-    if any(r in INSTANCE_RESOURCES for r in _rows(s, project_id, user_id)):
-        levels.append((effective_limits(s, project_id, user_id), _instance_usage(s, project_id, user_id)))
+    """(limits, usage) for the project, plus the user when a per-user row exists for these resources.
+
+    Usage is counted only for a level that limits one of the instance resources (all -1: nothing
+    to compare, zeros stand in)."""
+    base = class_limits(s)
+    rows = _limit_rows(s, project_id, ["", user_id])
+    project = {**base, **rows[""]}
+    levels = [(project, _usage_if_limited(s, project, project_id, None))]
+    if any(r in INSTANCE_RESOURCES for r in rows[user_id]):
+        user = {**project, **rows[user_id]}
+        levels.append((user, _usage_if_limited(s, user, project_id, user_id)))
     return levels
+
+
+def _usage_if_limited(s: Session, limits: dict[str, int], project_id: str, user_id: str | None) -> dict[str, int]:
+    if all(limits[r] < 0 for r in INSTANCE_RESOURCES):
+        return dict.fromkeys(INSTANCE_RESOURCES, 0)
+    return _instance_usage(s, project_id, user_id)
 
 
 def _overs(limits: dict[str, int], usage: dict[str, int], deltas: dict[str, int]) -> list[str]:
