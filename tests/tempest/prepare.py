@@ -36,8 +36,7 @@ EXTRA_ACCOUNTS = [
     ("tempest-alt1", "tempest-alt1", ["member"], []),
     ("tempest-alt2", "tempest-alt2", ["member"], []),
     ("tempest-admin2", "admin", ["admin"], ["admin"]),
-    # the service user of ServerExternalEventsTest (credentials ['service_user', 'admin', 'service'])
-    ("tempest-service", "service", ["admin", "service"], ["admin", "service"]),
+    ("tempest-admin3", "admin", ["admin"], ["admin"]),
 ]
 
 # Features the compute API serves today; everything else Tempest can probe is off.
