@@ -95,3 +95,22 @@ def test_openstacksdk_network_and_block_storage(server: RunningServer) -> None:
     conn.block_storage.delete_volume(vol)
     conn.block_storage.wait_for_delete(vol, wait=60)
     assert conn.block_storage.find_volume("sdk-vol") is None
+
+
+def test_servers_get_ports_and_boot_volumes(server: RunningServer) -> None:
+    vm = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--network", "private",
+               "--wait", "netvm")
+    assert vm["addresses"]["private"][0].startswith("10.0.0.")
+    ports = _json(server, "port", "list", "--server", "netvm")
+    assert len(ports) == 1 and ports[0]["Status"] == "ACTIVE"
+    bfv = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--boot-from-volume",
+                "1", "--no-network", "--wait", "bfvvm")
+    assert bfv["status"] == "ACTIVE"
+    volumes = _json(server, "volume", "list")
+    assert [(v["Status"], v["Size"]) for v in volumes] == [("in-use", 1)]
+    assert [a["server_id"] for a in volumes[0]["Attached to"]] == [bfv["id"]]
+    server.openstack("server", "delete", "--wait", "netvm", "bfvvm")
+    assert _json(server, "port", "list", "--network", "private") == []
+    # the CLI does not ask for delete_on_termination: the boot volume stays, detached
+    assert [(v["Status"], v["Attached to"]) for v in _json(server, "volume", "list")] == [("available", [])]
+    server.openstack("volume", "delete", volumes[0]["ID"])

@@ -89,10 +89,9 @@ def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_devi
             if service.get_volume(s, ctx, volume_id) is None:
                 raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume {volume_id}.",
                                  kind="InvalidBDMVolume")
-            delete = bool(bdm.get("delete_on_termination", False))
         else:
             volume_id = _new_volume(s, ctx, bdm, storage).id
-            delete = bool(bdm.get("delete_on_termination", True))
+        delete = bool(bdm.get("delete_on_termination") or False)  # Nova's default: keep the volume
         device = _device(bdm, index)
         attachment_id = attachments.reserve_volume(s, ctx, volume_id, instance_uuid)
         info = attachments.attach_volume(s, ctx, attachment_id, host=host, mountpoint=device)
