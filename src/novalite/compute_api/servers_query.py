@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from novalite.compute_api.views.servers import ServerExtras
@@ -117,7 +118,12 @@ def run_list(s: Session, q: ListQuery) -> list[Instance]:
     if q.marker is not None:
         query = query.where(_after_marker(s, q))
     order = [_sort_expr(k).asc() if d == "asc" else _sort_expr(k).desc() for k, d in q.sort]
-    return list(s.scalars(query.order_by(*order).limit(q.limit)))
+    try:
+        return list(s.scalars(query.order_by(*order).limit(q.limit)))
+    except DBAPIError as exc:  # a pattern Python accepts but PostgreSQL's regex engine does not
+        if "regular expression" in str(exc.orig).lower():
+            raise BadRequest("Invalid regular expression in the name or ip filter") from None
+        raise
 
 
 # -- filters ---------------------------------------------------------------------------------------
