@@ -93,9 +93,14 @@ class Database:
         if self.is_sqlite and write:
             # one writer at a time anyway: queue on a Python lock (FIFO-ish, no sleeping) rather
             # than in SQLite's busy handler, which backs off up to 100 ms per retry under load
-            with self._write_lock:
+            # (after 30 s, as long as SQLite's own busy timeout, go on and let SQLite decide)
+            locked = self._write_lock.acquire(timeout=30)
+            try:
                 with self._unit_inner(write=write, lock_key=lock_key) as s:
                     yield s
+            finally:
+                if locked:
+                    self._write_lock.release()
             return
         with self._unit_inner(write=write, lock_key=lock_key) as s:
             yield s
