@@ -766,3 +766,36 @@ def test_create_image(stack: Api) -> None:
 
 def image_id_of_server(stack: Api, sid: str) -> str:
     return str(show(stack, sid)["image"]["id"])
+
+
+def test_odd_inputs_are_never_a_500(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    image = image_id(stack)
+    posts: list[tuple[str, Any, str]] = [
+        (SERVERS, {"server": {"name": "x", "imageRef": image, "flavorRef": "1", "min_count": "9" * 30}}, "2.1"),
+        (SERVERS, {"server": {"name": "x", "imageRef": image, "flavorRef": 1,
+                              "block_device_mapping_v2": [{"boot_index": "9" * 30, "source_type": "blank",
+                                                           "destination_type": "local", "volume_size": "9" * 30}]}},
+         "2.1"),
+        (SERVERS, {"server": {"name": "x" * 10, "imageRef": image, "flavorRef": "1" * 300}}, "2.1"),
+        (SERVERS, {"server": {"name": "x", "imageRef": image, "flavorRef": "1", "accessIPv4": "010.1.2.3"}}, "2.1"),
+        (SERVERS, {"server": {"name": "x", "imageRef": image, "flavorRef": "1", "networks": "none"},
+                   "os:scheduler_hints": {"group": ["6f9619ff-8b86-d011-b42d-00cf4fc964ff"], "extra": {"a": [1]}}},
+         "2.37"),
+        (SERVERS, {"server": {"name": "x", "imageRef": image, "flavorRef": "1", "key_name": "k" * 255}}, "2.1"),
+        (f"{SERVERS}/{sid}/action", {"lock": "soon"}, "2.73"),
+        (f"{SERVERS}/{sid}/action", {"reboot": None}, "2.1"),
+        (f"{SERVERS}/{sid}/action", [], "2.1"),
+        (f"{SERVERS}/{sid}/metadata", {"metadata": "x"}, "2.1"),
+        (f"{SERVERS}/{'x' * 300}/action", {"os-stop": None}, "2.1"),
+    ]
+    for path, body, version in posts:
+        r = stack.post(path, json=body, version=version)
+        assert 400 <= r.status_code < 500, (path, body, r.text)  # refused, never a crash
+    gets = ["?limit=99999999999", "?changes-since=2020-13-45", "?sort_key=display_name&sort_dir=up",
+            "?marker=" + "m" * 300, "?ip=%28", "?tags=" + "t," * 100, "/detail?flavor=" + "f" * 500]
+    for query in gets:
+        assert stack.get(f"{SERVERS}{query}", version="2.26").status_code < 500, query
+    for path in (f"{SERVERS}/{'x' * 300}", f"{SERVERS}/{sid}/os-instance-actions?limit=abc&changes-since=x",
+                 f"{SERVERS}/{sid}/tags/{'t' * 100}", f"{SERVERS}/{sid}/ips/nowhere"):
+        assert stack.get(path, version="2.66").status_code < 500, path

@@ -130,9 +130,9 @@ def _reboot(body: dict[str, Any]) -> Transition:
 
 def lock(s: Session, ctx: RequestContext, inst: Instance, body: dict[str, Any], request: Request) -> None:
     reason = None
-    if request_version(request) >= V(2, 73) and isinstance(body.get("lock"), dict):  # 2.73: locked_reason
+    if request_version(request) >= V(2, 73):  # 2.73: an optional locked_reason
         validate(LOCK_SCHEMA_273, body)
-        reason = body["lock"].get("locked_reason")
+        reason = (body["lock"] or {}).get("locked_reason")
     inst.locked, inst.locked_by, inst.locked_reason = True, "admin" if ctx.is_admin and \
         ctx.project_id != inst.project_id else "owner", reason
     inst.updated_at = utcnow()

@@ -104,7 +104,7 @@ _PERSONALITY: dict[str, Any] = {
 HINTS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "group": UUID,
+        "group": {"oneOf": [UUID, {"type": "array", "items": UUID, "minItems": 1}]},
         "different_host": {"oneOf": [UUID, {"type": "array", "items": UUID}]},
         "same_host": {"oneOf": [UUID, {"type": "array", "items": UUID}]},
         "query": {"type": ["string", "object"]},
