@@ -536,3 +536,37 @@ def test_sorting_by_any_attribute_never_fails(stack: Api) -> None:
             assert r.status_code == 200, (key, r.text)
     for key in ("fixed_ips", "binding:profile", "security_groups"):
         assert stack.get(f"{N}/ports", params={"sort_key": key, "sort_dir": "asc"}).status_code == 200
+
+
+def test_port_binding_is_admin_only(stack: Api) -> None:
+    net_id, _ = _network_with_subnet(stack)
+    _neutron_error(stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "binding:host_id": "h1"}}), 403)
+    port = _create(stack, "ports", "port", {"network_id": net_id})
+    _neutron_error(stack.put(f"{N}/ports/{port['id']}", json={"port": {"binding:host_id": "h1"}}), 403)
+    r = stack.put(f"{N}/ports/{port['id']}", as_="admin",
+                  json={"port": {"binding:host_id": "h1", "binding:profile": {"k": "v"}}})
+    assert r.status_code == 200
+    bound = r.json()["port"]
+    assert bound["binding:host_id"] == "h1" and bound["binding:profile"] == {"k": "v"}
+    assert bound["status"] == "ACTIVE" and bound["binding:vif_type"] == "ovs"
+
+
+def test_network_api_on_postgresql(stack_factory: Any) -> None:
+    api = stack_factory(postgres=True)
+    net_id, sub_id = _network_with_subnet(api, "10.9.0.0/29")
+    first = _create(api, "ports", "port", {"network_id": net_id})
+    second = _create(api, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.6"}]})
+    assert (first["fixed_ips"][0]["ip_address"], second["fixed_ips"][0]["ip_address"]) == ("10.9.0.2", "10.9.0.6")
+    r = api.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.6"}]}})
+    _neutron_error(r, 409, "IpAddressAlreadyAllocated")
+    sg = _create(api, "security-groups", "security_group", {"name": "pg"})
+    _create(api, "security-group-rules", "security_group_rule", {"security_group_id": sg["id"], "direction": "ingress",
+                                                                 "protocol": "tcp", "port_range_min": 22,
+                                                                 "port_range_max": 22})
+    assert api.put(f"{N}/networks/{net_id}/tags", json={"tags": ["pg"]}).json() == {"tags": ["pg"]}
+    assert [n["id"] for n in api.get(f"{N}/networks", params={"tags": "pg"}).json()["networks"]] == [net_id]
+    assert api.get(f"{N}/quotas/{api.ids['demo_project']}/details").json()["quota"]["port"]["used"] == 2
+    for port in (first, second):
+        assert api.delete(f"{N}/ports/{port['id']}").status_code == 204
+    assert api.delete(f"{N}/networks/{net_id}").status_code == 204
+    _neutron_error(api.get(f"{N}/subnets/{sub_id}"), 404)

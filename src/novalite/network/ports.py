@@ -191,8 +191,18 @@ def _initial_groups(s: Session, ctx: RequestContext, port: Port, requested: list
     return [security_groups.ensure_default_group(s, port.project_id).id]
 
 
+ADMIN_ONLY = ("binding:host_id", "binding:profile")  # Neutron's policy: only admins bind ports
+
+
+def _check_admin_only(ctx: RequestContext, fields: dict[str, Any], action: str) -> None:
+    for key in ADMIN_ONLY:
+        if key in fields and not ctx.is_admin:
+            raise policy_denied(f"rule:{action}_port and rule:{action}_port:{key}")
+
+
 def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port:
     """Create a port from type-checked API attributes; allocates MAC, addresses and groups."""
+    _check_admin_only(ctx, fields, "create")
     net = get_network(s, ctx, fields["network_id"])
     project_id = fields.get("project_id") or ctx.project_id
     if not ctx.is_admin and (project_id != ctx.project_id or net.project_id != ctx.project_id and not net.shared):
@@ -202,7 +212,8 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
     port = Port(network_id=net.id, project_id=project_id, name=fields.get("name") or "",
                 description=fields.get("description") or "", mac_address=_mac(s, net.id, fields.get("mac_address")),
                 device_id=fields.get("device_id") or "", device_owner=fields.get("device_owner") or "",
-                binding_host_id=host, admin_state_up=fields.get("admin_state_up", True),
+                binding_host_id=host, binding_profile=fields.get("binding:profile") or {},
+                admin_state_up=fields.get("admin_state_up", True),
                 vnic_type=fields.get("binding:vnic_type") or "normal",
                 port_security_enabled=fields.get("port_security_enabled", True),
                 status="ACTIVE" if host else "DOWN")
@@ -224,6 +235,7 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
 def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, Any]) -> None:
     if not ctx.is_admin and port.project_id != ctx.project_id:
         raise policy_denied("rule:update_port")
+    _check_admin_only(ctx, changes, "update")
     if "mac_address" in changes:
         if not ctx.is_admin:
             raise policy_denied("rule:update_port:mac_address")
@@ -234,6 +246,8 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
     for key, attr in simple.items():
         if key in changes and changes[key] is not None:
             setattr(port, attr, changes[key])
+    if "binding:profile" in changes:
+        port.binding_profile = changes["binding:profile"] or {}
     if "binding:host_id" in changes:
         port.binding_host_id = changes["binding:host_id"] or ""
         port.status = "ACTIVE" if port.binding_host_id else "DOWN"
