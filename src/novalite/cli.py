@@ -39,6 +39,63 @@ def _quiet_server_class() -> Any:
     return QuietServer
 
 
+def _head_revisions() -> set[str]:
+    """The migration scripts' head revision ids, read from their ``revision =`` lines (no Alembic import)."""
+    import re
+
+    from novalite.db.base import migrations_dir
+
+    revisions, parents = set(), set()
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        text = script.read_text()
+        rev = re.search(r"^revision\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        down = re.search(r"^down_revision\s*(?::[^=]+)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        if rev:
+            revisions.add(rev.group(1))
+        if down:
+            parents.add(down.group(1))
+    return revisions - parents
+
+
+def prepare_schema(url: str) -> None:
+    """Bring the schema to head at start-up, cheaply in the two common cases.
+
+    * already at head (every restart): one SELECT, Alembic is not even imported;
+    * an empty database (first start): every table created from the models in one transaction and
+      the head revision recorded, as ``alembic stamp`` would (tests/unit/test_migrations.py keeps
+      the models and the migration identical);
+    * anything else (an older schema): ``alembic upgrade head``.
+    """
+    from sqlalchemy import create_engine, inspect, pool, text
+
+    from novalite.db.base import upgrade
+
+    heads = _head_revisions()
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # what Database sets anyway; no fsync per DDL commit
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            tables = set(inspect(conn).get_table_names())
+            if "alembic_version" in tables:
+                current = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+                if heads and current == heads:
+                    return
+            elif not tables and len(heads) == 1:
+                import novalite.db.models  # noqa: F401  (registers every table)
+                from novalite.db.base import Base
+
+                Base.metadata.create_all(conn)
+                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": next(iter(heads))})
+                return
+    finally:
+        engine.dispose()
+    upgrade(url)
+
+
 @click.group()
 def main() -> None:
     """novalite: an OpenStack Compute (Nova) compatible cloud controller."""
@@ -67,10 +124,8 @@ def serve(**kwargs: Any) -> None:
 
     from novalite.app import build_runtime, create_app
     from novalite.bootstrap import bootstrap
-    from novalite.db.base import upgrade
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    prepare_schema(settings.effective_database_url)
     runtime = build_runtime(settings)
     report = bootstrap(runtime)
     app = create_app(runtime)
@@ -84,7 +139,7 @@ def serve(**kwargs: Any) -> None:
     sys.stdout.flush()
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             access_log=settings.log_level.lower() == "debug", timeout_graceful_shutdown=5,
-                            loop="asyncio", http="h11", lifespan="on")
+                            loop="auto", http="auto", lifespan="on")  # uvloop + httptools when installed
     _quiet_server_class()(config).run()
     runtime.db.dispose()
 
