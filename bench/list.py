@@ -59,7 +59,7 @@ def timed_pages(client: httpx.Client, params: dict[str, str | int]) -> list[floa
         times.append(time.monotonic() - t0)
         r.raise_for_status()
         servers = r.json()["servers"]
-        if len(servers) < int(params.get("limit", 1000)):
+        if len(servers) < int(params["limit"]):
             return times
         marker = servers[-1]["id"]
 
@@ -68,6 +68,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=10000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--page", type=int, default=1000, help="servers per page (limit)")
     args = p.parse_args()
     server = start_server("--fake-hosts", "1")
     try:
@@ -83,17 +84,17 @@ def main() -> None:
         with httpx.Client(base_url=compute, headers=headers, timeout=120) as client:
             pages: list[float] = []
             for _ in range(args.rounds):
-                pages += timed_pages(client, {"limit": 1000})
+                pages += timed_pages(client, {"limit": args.page})
             filtered: list[float] = []
             for _ in range(args.rounds):
                 t1 = time.monotonic()
-                r = client.get("/servers/detail", params={"name": "listed-12", "status": "ACTIVE", "limit": 1000})
+                r = client.get("/servers/detail", params={"name": "listed-12", "status": "ACTIVE", "limit": args.page})
                 filtered.append(time.monotonic() - t1)
                 r.raise_for_status()
             matched = len(r.json()["servers"])
     finally:
         server.stop()
-    print(f"GET /servers/detail?limit=1000 over {args.n} servers: {len(pages)} pages, "
+    print(f"GET /servers/detail?limit={args.page} over {args.n} servers: {len(pages)} pages, "
           f"ms per page p50 {percentile(pages, 50) * 1000:.1f}  max {max(pages) * 1000:.1f}")
     print(f"filtered list (name regex + status, {matched} matches): ms p50 {percentile(filtered, 50) * 1000:.1f}")
     print(f"server peak RSS: {server.peak_rss_mb:.0f} MB  first answer after start: {server.first_answer_s:.2f} s")
