@@ -13,7 +13,7 @@ from novalite.context import RequestContext
 from novalite.network import networks, quotas
 from novalite.network.attributes import check_body, check_create
 from novalite.network.listing import fields_of, list_response
-from novalite.network.views import network_view, subnet_view
+from novalite.network.views import load_related, network_view, subnet_view
 
 router = APIRouter(prefix="/network/v2.0")
 
@@ -21,7 +21,9 @@ router = APIRouter(prefix="/network/v2.0")
 @router.get("/networks")
 def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        items = [network_view(s, n) for n in networks.visible_networks(s, ctx)]
+        found = networks.visible_networks(s, ctx)
+        rel = load_related(s, [n.id for n in found], kind="network")
+        items = [network_view(s, n, rel) for n in found]
     return list_response(request, "networks", items, not_found=networks.network_not_found(
         request.query_params.get("marker", "")))
 
@@ -70,7 +72,9 @@ def delete_network(network_id: str, request: Request, ctx: RequestContext = Depe
 @router.get("/subnets")
 def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        items = [subnet_view(s, sub) for sub in networks.visible_subnets(s, ctx)]
+        found = networks.visible_subnets(s, ctx)
+        rel = load_related(s, [sub.id for sub in found])
+        items = [subnet_view(s, sub, rel) for sub in found]
     return list_response(request, "subnets", items, not_found=networks.subnet_not_found(
         request.query_params.get("marker", "")))
 

@@ -13,7 +13,7 @@ from novalite.context import RequestContext
 from novalite.network import ports, quotas
 from novalite.network.attributes import check_body, check_create
 from novalite.network.listing import fields_of, list_response
-from novalite.network.views import port_view
+from novalite.network.views import load_related, port_view
 
 router = APIRouter(prefix="/network/v2.0")
 
@@ -21,7 +21,9 @@ router = APIRouter(prefix="/network/v2.0")
 @router.get("/ports")
 def list_ports(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        items = [port_view(s, p) for p in ports.visible_ports(s, ctx)]
+        found = ports.visible_ports(s, ctx)
+        rel = load_related(s, [p.id for p in found], kind="port")
+        items = [port_view(s, p, rel) for p in found]
     return list_response(request, "ports", items,
                          not_found=ports.port_not_found(request.query_params.get("marker", "")))
 

@@ -15,7 +15,7 @@ from novalite.network import quotas, security_groups
 from novalite.network.attributes import check_body, check_create
 from novalite.network.listing import fields_of, list_response
 from novalite.network.networks import require_owner
-from novalite.network.views import rule_view, security_group_view
+from novalite.network.views import load_related, rule_view, security_group_view
 
 router = APIRouter(prefix="/network/v2.0")
 
@@ -24,7 +24,9 @@ router = APIRouter(prefix="/network/v2.0")
 def list_groups(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     # writes: the project's default group is created on first use
     with runtime(request).db.session() as s:
-        items = [security_group_view(s, g) for g in security_groups.visible_groups(s, ctx)]
+        found = security_groups.visible_groups(s, ctx)
+        rel = load_related(s, [g.id for g in found])
+        items = [security_group_view(s, g, rel) for g in found]
     return list_response(request, "security_groups", items,
                          not_found=security_groups.group_not_found(request.query_params.get("marker", "")))
 

@@ -3,30 +3,81 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from novalite.db.models.network import Network, Port, SecurityGroup, SecurityGroupRule, Subnet
-from novalite.network import networks, ports, security_groups, tags
+from novalite.db.models.network import (
+    Network,
+    NetworkTag,
+    Port,
+    PortIP,
+    PortSecurityGroup,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+)
+from novalite.network import security_groups
+
+
+@dataclass
+class Related:
+    """What the views show beside a row, loaded for a whole list in a few queries."""
+
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    subnets: dict[str, list[str]] = field(default_factory=dict)  # network id -> subnet ids
+    ips: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # port id -> fixed_ips
+    groups: dict[str, list[str]] = field(default_factory=dict)  # port id -> security group ids
+
+
+CHUNK = 500  # ids per IN (...) list, well under every backend's parameter limit
+
+
+def load_related(s: Session, ids: Sequence[str], *, kind: str = "") -> Related:
+    """Tags of ``ids``; plus subnets (kind "network") or addresses and groups (kind "port")."""
+    rel = Related()
+    for start in range(0, len(ids), CHUNK):
+        _load_chunk(s, rel, list(ids[start:start + CHUNK]), kind)
+    return rel
+
+
+def _load_chunk(s: Session, rel: Related, wanted: list[str], kind: str) -> None:
+    for row in s.execute(select(NetworkTag.resource_id, NetworkTag.tag).where(NetworkTag.resource_id.in_(wanted))
+                         .order_by(NetworkTag.tag)):
+        rel.tags.setdefault(row[0], []).append(row[1])
+    if kind == "network":
+        q = select(Subnet.network_id, Subnet.id).where(Subnet.network_id.in_(wanted))
+        for net_id, sub_id in s.execute(q.order_by(Subnet.created_at, Subnet.id)):
+            rel.subnets.setdefault(net_id, []).append(sub_id)
+    if kind == "port":
+        q2 = select(PortIP).where(PortIP.port_id.in_(wanted)).order_by(PortIP.subnet_id)
+        for ip in s.scalars(q2):
+            rel.ips.setdefault(ip.port_id, []).append({"subnet_id": ip.subnet_id, "ip_address": ip.ip_address})
+        q3 = select(PortSecurityGroup).where(PortSecurityGroup.port_id.in_(wanted))
+        for link in s.scalars(q3):
+            rel.groups.setdefault(link.port_id, []).append(link.security_group_id)
 
 
 def stamp(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _common(row: Any, s: Session | None = None) -> dict[str, Any]:
+def _common(row: Any, rel: Related | None = None) -> dict[str, Any]:
     return {"id": row.id, "tenant_id": row.project_id, "project_id": row.project_id,
             "created_at": stamp(row.created_at), "updated_at": stamp(row.updated_at),
-            "revision_number": row.revision_number, "tags": tags.tags_of(s, row.id) if s is not None else []}
+            "revision_number": row.revision_number, "tags": list(rel.tags.get(row.id, [])) if rel else []}
 
 
-def network_view(s: Session, net: Network) -> dict[str, Any]:
-    out = _common(net, s)
+def network_view(s: Session, net: Network, rel: Related | None = None) -> dict[str, Any]:
+    rel = rel or load_related(s, [net.id], kind="network")
+    out = _common(net, rel)
     out.update({
         "name": net.name, "description": net.description, "status": net.status,
         "admin_state_up": net.admin_state_up, "shared": net.shared, "router:external": net.router_external,
-        "mtu": net.mtu, "subnets": [sub.id for sub in networks.network_subnets(s, net.id)],
+        "mtu": net.mtu, "subnets": list(rel.subnets.get(net.id, [])),
         "availability_zone_hints": [], "availability_zones": ["nova"], "ipv4_address_scope": None,
         "ipv6_address_scope": None, "port_security_enabled": True, "is_default": False,
         "l2_adjacency": True, "qos_policy_id": None, "dns_domain": "",
@@ -34,8 +85,8 @@ def network_view(s: Session, net: Network) -> dict[str, Any]:
     return out
 
 
-def subnet_view(s: Session, subnet: Subnet) -> dict[str, Any]:
-    out = _common(subnet, s)
+def subnet_view(s: Session, subnet: Subnet, rel: Related | None = None) -> dict[str, Any]:
+    out = _common(subnet, rel or load_related(s, [subnet.id]))
     out.update({
         "name": subnet.name, "description": subnet.description, "network_id": subnet.network_id,
         "ip_version": subnet.ip_version, "cidr": subnet.cidr, "gateway_ip": subnet.gateway_ip,
@@ -47,15 +98,15 @@ def subnet_view(s: Session, subnet: Subnet) -> dict[str, Any]:
     return out
 
 
-def port_view(s: Session, port: Port) -> dict[str, Any]:
-    out = _common(port, s)
+def port_view(s: Session, port: Port, rel: Related | None = None) -> dict[str, Any]:
+    rel = rel or load_related(s, [port.id], kind="port")
+    out = _common(port, rel)
     bound = bool(port.binding_host_id)
     out.update({
         "name": port.name, "description": port.description, "network_id": port.network_id,
         "mac_address": port.mac_address, "admin_state_up": port.admin_state_up, "status": port.status,
         "device_id": port.device_id, "device_owner": port.device_owner,
-        "fixed_ips": [{"subnet_id": ip.subnet_id, "ip_address": ip.ip_address} for ip in ports.port_ips(s, port.id)],
-        "security_groups": ports.port_group_ids(s, port.id),
+        "fixed_ips": list(rel.ips.get(port.id, [])), "security_groups": sorted(rel.groups.get(port.id, [])),
         "binding:host_id": port.binding_host_id, "binding:vnic_type": port.vnic_type,
         "binding:vif_type": "ovs" if bound else "unbound",
         "binding:vif_details": {"port_filter": True} if bound else {},
@@ -81,8 +132,8 @@ def rule_view(rule: SecurityGroupRule) -> dict[str, Any]:
     return out
 
 
-def security_group_view(s: Session, group: SecurityGroup) -> dict[str, Any]:
-    out = _common(group, s)
+def security_group_view(s: Session, group: SecurityGroup, rel: Related | None = None) -> dict[str, Any]:
+    out = _common(group, rel or load_related(s, [group.id]))
     out.update({
         "name": group.name, "description": group.description, "stateful": group.stateful, "shared": False,
         "security_group_rules": [rule_view(r) for r in security_groups.group_rules(s, group.id)],
