@@ -24,6 +24,9 @@ COMPUTE_MODULES = [
     "novalite.compute_api.aggregates",
     "novalite.compute_api.hypervisors",
     "novalite.compute_api.services",
+    "novalite.compute_api.interfaces",  # os-interface
+    "novalite.compute_api.volume_attachments",  # os-volume_attachments
+    "novalite.compute_api.network_proxies",  # os-networks, os-security-groups (< 2.36)
 ]
 
 SERVICE_MODULES = [
