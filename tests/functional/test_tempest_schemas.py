@@ -240,3 +240,12 @@ def test_glance_blank_image_id_is_tempest_not_found(stack: Any) -> None:
         glance.show_image("")
     with pytest.raises(lib_exc.NotFound):
         glance.delete_image("")
+
+
+def test_glance_image_tasks_are_empty_for_tempest_waiters(stack: Any) -> None:
+    """Tempest waits on ``GET /v2/images/{id}/tasks`` after each snapshot: no tasks, 200."""
+    glance = tempest_client(stack, GlanceImagesClient, service="image")
+    image_id = next(i["id"] for i in glance.list_images()["images"] if i["name"] == "novalite-tiny")
+    assert glance.show_image_tasks(image_id)["tasks"] == []
+    with pytest.raises(lib_exc.NotFound):
+        glance.show_image_tasks("00000000-0000-0000-0000-000000000000")

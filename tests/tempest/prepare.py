@@ -40,11 +40,12 @@ EXTRA_ACCOUNTS = [
 ]
 
 # Features the compute API serves today; everything else Tempest can probe is off.
-FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password", "personality", "hostname_fqdn_sanitization"]
+FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password", "personality",
+               "hostname_fqdn_sanitization", "console_output", "change_password", "snapshot"]
 FEATURES_OFF = [
-    "change_password", "console_output", "resize", "shelve", "shelve_migrate", "cold_migration",
+    "resize", "shelve", "shelve_migrate", "cold_migration",
     "live_migration", "metadata_service", "block_migration_for_live_migration", "vnc_console",
-    "spice_console", "serial_console", "rescue", "stable_rescue", "interface_attach", "snapshot",
+    "spice_console", "serial_console", "rescue", "stable_rescue", "interface_attach",
     "attach_encrypted_volume", "config_drive", "swap_volume", "volume_multiattach",
     "ide_bus", "unified_limits",
 ]
