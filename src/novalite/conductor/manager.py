@@ -8,7 +8,6 @@ with a fault and an action event.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,14 +16,15 @@ from sqlalchemy.orm import Session
 
 from novalite.compute import actions
 from novalite.compute.rpcapi import ComputeClient
+from novalite.conductor.batcher import Batcher
 from novalite.conductor.rpcapi import BuildInstances, ScheduleAndBuildInstances
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, RequestSpec
 from novalite.domain.states import TaskState, VmState
-from novalite.messaging.messages import Message, context_from_dict
+from novalite.messaging.messages import Message, context_from_dict, context_to_dict
 from novalite.placement import allocations
-from novalite.scheduler.service import Destination, NoValidHost, SchedulerService
+from novalite.scheduler.service import Destination, NoValidHost, ScheduleRequest, SchedulerService
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
@@ -37,35 +37,54 @@ class ConductorManager:
     def __init__(self, *, db: Database, scheduler: SchedulerService, compute: ComputeClient, max_attempts: int):
         self.db, self.scheduler, self.compute = db, scheduler, compute
         self.max_attempts = max_attempts
+        self.batcher: Batcher[ScheduleAndBuildInstances] = Batcher(self.schedule_batch, name="conductor-batcher")
 
     def handle(self, _topic: str, msg: Message) -> None:
+        """The consumer's handler: first builds go to the batcher, reschedules run here."""
         if isinstance(msg, ScheduleAndBuildInstances):
-            self.schedule_and_build_instances(context_from_dict(msg.context), msg.instance_uuids, msg.build_args)
+            self.batcher.submit(msg)
         elif isinstance(msg, BuildInstances):
             self.build_instances(msg)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def stop(self) -> None:
+        self.batcher.stop()
 
     # --- first build ----------------------------------------------------------------------
     def schedule_and_build_instances(self, ctx: RequestContext, instance_uuids: Sequence[str],
                                      build_args: dict[str, Any]) -> None:
-        docs = self._live_specs(instance_uuids)
-        if not docs:
+        """Schedule one request now (in this thread)."""
+        self.schedule_batch([ScheduleAndBuildInstances(context=context_to_dict(ctx),
+                                                       instance_uuids=list(instance_uuids), build_args=build_args)])
+
+    def schedule_batch(self, msgs: Sequence[ScheduleAndBuildInstances]) -> None:
+        """Schedule several requests together (one read per distinct query, one claim transaction);
+        each request still succeeds or is buried on its own."""
+        docs = self._live_specs([u for m in msgs for u in m.instance_uuids])
+        work = [(m, [u for u in m.instance_uuids if u in docs]) for m in msgs]
+        work = [(m, uuids) for m, uuids in work if uuids]
+        if not work:
             return
-        uuids = [u for u in instance_uuids if u in docs]
-        first = docs[uuids[0]]
+        requests = [ScheduleRequest(docs[uuids[0]], tuple(uuids), str(docs[uuids[0]].get("project_id") or ""),
+                                    str(docs[uuids[0]].get("user_id") or "")) for _m, uuids in work]
         try:
-            destinations = self.scheduler.select_destinations(
-                first, uuids, project_id=str(first.get("project_id") or ctx.project_id),
-                user_id=str(first.get("user_id") or ctx.user_id))
-        except Exception as exc:
-            message = exc.message if isinstance(exc, NoValidHost) else f"No valid host was found. {exc}"
-            LOG.info("scheduling %s failed: %s", uuids, message)
-            self.bury(uuids, message, traceback.format_exc())
-            return
-        for uuid in uuids:
-            dests = destinations.get(uuid)
-            if dests:
-                args = {**build_args, "instance_group": docs[uuid].get("instance_group")}
-                self._cast_build(ctx, uuid, dests[0], dests[1:], args, attempt=1, failures=[])
+            outcomes: list[Any] = self.scheduler.select_batch(requests)
+        except Exception as exc:  # the scheduler itself failed: nobody of this batch gets a host
+            LOG.exception("scheduling a batch of %d requests failed", len(work))
+            outcomes = [NoValidHost(str(exc))] * len(work)
+        for (msg, uuids), outcome in zip(work, outcomes, strict=True):
+            if isinstance(outcome, NoValidHost):
+                LOG.info("scheduling %s failed: %s", uuids, outcome.message)
+                self.bury(uuids, outcome.message, outcome.message)
+                continue
+            ctx = context_from_dict(msg.context)
+            for uuid in uuids:
+                dests = outcome.get(uuid)
+                if dests:
+                    args = {**msg.build_args, "instance_group": docs[uuid].get("instance_group")}
+                    self._cast_build(ctx, uuid, dests[0], dests[1:], args, attempt=1, failures=[])
 
     def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.db.reader() as s:

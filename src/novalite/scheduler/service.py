@@ -68,6 +68,19 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class ScheduleRequest:
+    """One request to place: its first RequestSpec document, its instances and their owner."""
+
+    doc: Mapping[str, Any]
+    instance_uuids: tuple[str, ...]
+    project_id: str
+    user_id: str
+
+
+Outcome = dict[str, list["Destination"]] | NoValidHost
+
+
+@dataclass(frozen=True)
 class Plan:
     view: RequestView
     selection: Selection
@@ -118,7 +131,7 @@ class SchedulerService:
         # instance counts per host cost a GROUP BY over instances: read them only when used
         self.counts_needed = any(w.weigher.name == "NumInstancesWeigher" and w.multiplier != 0 for w in self.weighers)
 
-    def _query(self, s: Session, view: RequestView) -> candidates.ResourceQuery | None:
+    def _query(self, s: Session, view: RequestView) -> candidates.ResourceQuery:
         names: set[str] | None = None
         if view.availability_zone and not (view.force_hosts or view.force_nodes):
             zone_hosts = hostdata.hosts_in_zone(s, view.availability_zone)
@@ -134,23 +147,49 @@ class SchedulerService:
                                         provider_names=tuple(sorted(names)) if names is not None else None,
                                         limit=limit)
 
-    def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> Plan:
-        """Read the inputs and run the pure scheduler."""
-        view = request_view(doc, instance_uuids)
+    def _plan_group(self, s: Session, items: list[tuple[int, RequestView]], query: candidates.ResourceQuery,
+                    plans: list[Plan | None]) -> None:
+        """Requests with the same placement query share one read; each sees the hosts as the
+        earlier ones of the batch left them (their chosen hosts consumed)."""
+        found = candidates.find_candidates(s, query)
+        hinted = [u for _i, v in items for u in v.hint_list("same_host") + v.hint_list("different_host")]
+        counts = self.counts_needed or any("num_instances" in k for _i, v in items for k in v.flavor.extra_specs)
+        hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
+                                        hinted_uuids=hinted, instance_counts=counts)
+        for i, view in items:
+            selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
+                                            host_subset_size=self.settings.host_subset_size,
+                                            max_attempts=self.settings.max_attempts, rng=self.rng)
+            plans[i] = Plan(view=view, selection=selection, query=query, found=len(found))
+            if selection.error is None and len(items) > 1:
+                hosts = _consumed(hosts, selection, view)
+
+    def plan_batch(self, requests: Sequence[ScheduleRequest]) -> list[Plan]:
+        """Read the inputs (once per distinct placement query) and run the pure scheduler."""
+        plans: list[Plan | None] = [None] * len(requests)
+        groups: dict[tuple[Any, ...], list[tuple[int, RequestView]]] = {}
+        queries: dict[tuple[Any, ...], candidates.ResourceQuery] = {}
         with self.db.reader() as s:
-            group = hostdata.load_group(s, doc.get("instance_group"))
-            view = dataclasses.replace(view, group=group)
-            query = self._query(s, view)
-            assert query is not None
-            found = candidates.find_candidates(s, query)
-            hinted = view.hint_list("same_host") + view.hint_list("different_host")
-            counts = self.counts_needed or any("num_instances" in k for k in view.flavor.extra_specs)
-            hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
-                                            hinted_uuids=hinted, instance_counts=counts)
-        selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
-                                        host_subset_size=self.settings.host_subset_size,
-                                        max_attempts=self.settings.max_attempts, rng=self.rng)
-        return Plan(view=view, selection=selection, query=query, found=len(found))
+            for i, req in enumerate(requests):
+                view = request_view(req.doc, req.instance_uuids)
+                view = dataclasses.replace(view, group=hostdata.load_group(s, req.doc.get("instance_group")))
+                query = self._query(s, view)
+                key = _shape(query)
+                queries[key] = query
+                groups.setdefault(key, []).append((i, view))
+            for key, items in groups.items():
+                self._plan_group(s, items, queries[key], plans)
+        return [p for p in plans if p is not None]
+
+    def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> Plan:
+        return self.plan_batch([ScheduleRequest(doc, tuple(instance_uuids), "", "")])[0]
+
+    def _no_valid_host(self, plan: Plan, *, claim_failed: bool = False) -> NoValidHost:
+        try:
+            self._check_destination_exists(plan)
+        except NoValidHost as exc:
+            return exc
+        return NoValidHost(_reason(plan.selection, self.excluded_by_placement(plan), claim_failed=claim_failed))
 
     def _check_destination_exists(self, plan: Plan) -> None:
         """A forced or requested host/node that does not exist is "No such host" (§3.3 step 2)."""
@@ -173,30 +212,51 @@ class SchedulerService:
         with self.db.reader() as s:
             return max(0, candidates.count_providers(s, plan.query.provider_names) - plan.found)
 
+    def select_batch(self, requests: Sequence[ScheduleRequest]) -> list[Outcome]:
+        """Per request: instance uuid -> [chosen, alternates...] (claimed, the instance's AZ set in the
+        same transaction; instances deleted meanwhile left out), or the ``NoValidHost`` it got.
+        Every request's claims are all-or-nothing; one transaction holds the whole batch."""
+        plans = self.plan_batch(requests)
+        outcomes: list[Outcome] = [self._no_valid_host(p) if p.selection.error else {} for p in plans]
+        claimed: dict[int, dict[str, Destination]] = {}
+        with self.db.session() as s:
+            for i, (req, plan) in enumerate(zip(requests, plans, strict=True)):
+                if isinstance(outcomes[i], NoValidHost):
+                    continue
+                try:
+                    with s.begin_nested():
+                        claimed[i] = self._claim_all(s, plan.view, plan.selection, project_id=req.project_id,
+                                                     user_id=req.user_id)
+                except _ClaimLost:
+                    outcomes[i] = NoValidHost("")  # replaced below, outside the write transaction
+        for i, plan in enumerate(plans):
+            if i in claimed:
+                outcomes[i] = self._destinations(plan, claimed[i])
+            elif isinstance(outcomes[i], NoValidHost) and not plan.selection.error:
+                outcomes[i] = self._no_valid_host(plan, claim_failed=True)
+        return outcomes
+
     def select_destinations(self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *,
                             project_id: str, user_id: str) -> dict[str, list[Destination]]:
-        """instance uuid -> [chosen destination, alternates...], claimed (and the instance's AZ set to
-        the chosen host's in the same transaction); instances deleted meanwhile are left out."""
-        plan = self.plan(doc, instance_uuids)
-        view, selection = plan.view, plan.selection
-        if selection.error is not None:
-            self._check_destination_exists(plan)
-            raise NoValidHost(_reason(selection, self.excluded_by_placement(plan)))
-        with self.db.session() as s:
-            chosen = self._claim_all(s, view, selection, project_id=project_id, user_id=user_id)
-        if chosen is None:
-            raise NoValidHost(_reason(selection, self.excluded_by_placement(plan), claim_failed=True))
+        """``select_batch`` for one request; raises its ``NoValidHost``."""
+        [outcome] = self.select_batch([ScheduleRequest(doc, tuple(instance_uuids), project_id, user_id)])
+        if isinstance(outcome, NoValidHost):
+            raise outcome
+        return outcome
+
+    def _destinations(self, plan: Plan, chosen: dict[str, Destination]) -> dict[str, list[Destination]]:
         taken = {d.host for d in chosen.values()}
         out: dict[str, list[Destination]] = {}
-        for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=False):
+        for uuid, ranked in zip(plan.view.instance_uuids, plan.selection.ranked, strict=False):
             if uuid in chosen:
                 alts = runner.alternates(ranked, taken, max(0, self.settings.max_attempts - 1))
                 out[uuid] = [chosen[uuid], *(Destination.of(h) for h in alts)]
         return out
 
     def _claim_all(self, s: Session, view: RequestView, selection: Selection, *, project_id: str,
-                   user_id: str) -> dict[str, Destination] | None:
-        """Claims for every live instance, or None (everything rolled back) when one cannot be placed."""
+                   user_id: str) -> dict[str, Destination]:
+        """Claims for every live instance; ``_ClaimLost`` when one cannot be placed (the caller's
+        savepoint then undoes the others)."""
         chosen: dict[str, Destination] = {}
         for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=True):
             if not _still_wanted(s, uuid):
@@ -213,9 +273,30 @@ class SchedulerService:
                                                    "zone": chosen[uuid].availability_zone})
                 break
             else:
-                s.rollback()
-                return None
+                raise _ClaimLost(uuid)
         return chosen
+
+
+class _ClaimLost(Exception):
+    pass
+
+
+def _shape(query: candidates.ResourceQuery) -> tuple[Any, ...]:
+    return (tuple(sorted(query.resources.items())), query.required_traits, query.forbidden_traits,
+            query.member_of, query.provider_names, query.limit)
+
+
+def _consumed(hosts: list[HostSnapshot], selection: Selection, view: RequestView) -> list[HostSnapshot]:
+    """``hosts`` after the request's chosen hosts took their instances."""
+    taken: dict[str, int] = {}
+    for h in selection.chosen:
+        taken[h.uuid] = taken.get(h.uuid, 0) + 1
+    out = []
+    for h in hosts:
+        for _ in range(taken.get(h.uuid, 0)):
+            h = h.consume(view.flavor, is_bfv=view.is_bfv)
+        out.append(h)
+    return out
 
 
 _INSTANCES = cast(Table, Instance.__table__)

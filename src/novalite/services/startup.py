@@ -104,6 +104,7 @@ def start(runtime: Any) -> Callable[[], None]:
                     name="conductor")
     transport.serve([compute_rpc.TOPIC], dispatch(agents), compute_rpc.REGISTRY, executor=build_pool,
                     name="compute")
+    conductor.start()
     stop_beats = _start_heartbeats(db, list(agents), max(0.5, float(settings.report_interval)))
     runtime.services.update(conductor=conductor_client, compute_api=ComputeAPI(db, compute_client),
                             scheduler=scheduler)
@@ -120,6 +121,7 @@ def start(runtime: Any) -> Callable[[], None]:
         stop_beats()
         driver.stop()  # cut short build delays so no worker outlives the service
         transport.stop()
+        conductor.stop()
         conductor_pool.shutdown(wait=True, cancel_futures=True)
         build_pool.shutdown(wait=False, cancel_futures=True)
     return stop
