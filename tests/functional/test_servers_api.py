@@ -799,3 +799,24 @@ def test_odd_inputs_are_never_a_500(stack: Api) -> None:
     for path in (f"{SERVERS}/{'x' * 300}", f"{SERVERS}/{sid}/os-instance-actions?limit=abc&changes-since=x",
                  f"{SERVERS}/{sid}/tags/{'t' * 100}", f"{SERVERS}/{sid}/ips/nowhere"):
         assert stack.get(path, version="2.66").status_code < 500, path
+
+
+def test_create_backup_with_rotation(stack: Api) -> None:
+    sid = create(stack, "backed-up")["server"]["id"]
+    make_active(stack, sid)
+    act = f"{SERVERS}/{sid}/action"
+    made = []
+    for i in range(3):
+        r = stack.post(act, version="2.45", json={"createBackup": {"name": f"b{i}", "backup_type": "daily",
+                                                                   "rotation": 2}})
+        assert r.status_code == 202, r.text
+        made.append(r.json()["image_id"])
+    listed = stack.get(f"/image/v2/images?instance_uuid={sid}&image_type=backup&sort_key=created_at"
+                       "&sort_dir=asc").json()["images"]
+    assert [i["name"] for i in listed] == ["b1", "b2"]  # the oldest was rotated away
+    assert stack.get(f"/image/v2/images/{made[0]}").status_code == 404
+    r = stack.post(act, json={"createBackup": {"name": "b", "backup_type": "daily", "rotation": 0}})
+    assert r.status_code == 202 and "Location" not in r.headers
+    assert stack.get(f"/image/v2/images?instance_uuid={sid}&image_type=backup").json()["images"] == []
+    assert stack.post(act, json={"createBackup": {"name": "b", "backup_type": "daily"}}).status_code == 400
+    assert stack.post(act, json={"createBackup": {"name": "b", "backup_type": "daily", "rotation": -1}}).status_code == 400
