@@ -24,7 +24,8 @@ from common import ADMIN_PW, default_image, percentile, project_id, start_server
 
 
 async def _create(client: httpx.AsyncClient, sem: asyncio.Semaphore, i: int, flavor: str, image: str,
-                  latencies: list[float], created: dict[str, float]) -> None:
+                  latencies: list[float], created: dict[str, tuple[float, float]]) -> None:
+    """POST one server; ``created[id] = (sent, answered)`` (monotonic seconds)."""
     body = {"server": {"name": f"bench-{i}", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
     async with sem:
         t0 = time.monotonic()
@@ -32,32 +33,55 @@ async def _create(client: httpx.AsyncClient, sem: asyncio.Semaphore, i: int, fla
         latencies.append(time.monotonic() - t0)
     if r.status_code != 202:
         raise SystemExit(f"POST /servers answered {r.status_code}: {r.text}")
-    created[r.json()["server"]["id"]] = t0
+    created[r.json()["server"]["id"]] = (t0, time.monotonic())
 
 
-async def _wait_states(client: httpx.AsyncClient, ids: set[str], created: dict[str, float],
-                       done_at: dict[str, float], timeout: float) -> dict[str, str]:
-    """Poll /servers/detail until every id is ACTIVE or ERROR; record when each got there."""
-    final: dict[str, str] = {}
+async def _building(client: httpx.AsyncClient) -> set[str]:
+    """Ids of every server still in BUILD (paged)."""
+    ids: set[str] = set()
+    marker = None
+    while True:
+        params: dict[str, Any] = {"status": "BUILD", "limit": 1000}
+        if marker:
+            params["marker"] = marker
+        r = await client.get("/servers", params=params)
+        r.raise_for_status()
+        servers = r.json()["servers"]
+        ids.update(s["id"] for s in servers)
+        if len(servers) < 1000:
+            return ids
+        marker = servers[-1]["id"]
+
+
+async def _watch(client: httpx.AsyncClient, expected: int, created: dict[str, tuple[float, float]],
+                 done_at: dict[str, float], timeout: float, interval: float) -> None:
+    """Runs alongside the POSTs: a server whose POST was answered before a poll was sent and that
+    the poll no longer lists in BUILD left BUILD (ACTIVE or ERROR) by the time of that poll.
+    Polling only the BUILD list keeps the client's own load on the server small."""
     deadline = time.monotonic() + timeout
-    while len(final) < len(ids) and time.monotonic() < deadline:
-        marker = None
-        while True:
-            params: dict[str, Any] = {"limit": 1000}
-            if marker:
-                params["marker"] = marker
-            r = await client.get("/servers/detail", params=params)
-            servers = r.json()["servers"]
-            now = time.monotonic()
-            for s in servers:
-                if s["id"] in ids and s["id"] not in final and s["status"] in ("ACTIVE", "ERROR"):
-                    final[s["id"]] = s["status"]
-                    done_at[s["id"]] = now
-            if len(servers) < 1000:
-                break
-            marker = servers[-1]["id"]
-        await asyncio.sleep(0.05)
-    return final
+    while len(done_at) < expected and time.monotonic() < deadline:
+        sent = time.monotonic()
+        known = [i for i, (_t0, answered) in created.items() if answered <= sent and i not in done_at]
+        building = await _building(client)
+        now = time.monotonic()
+        for i in known:
+            if i not in building:
+                done_at[i] = now
+        await asyncio.sleep(interval)
+
+
+async def _final_states(client: httpx.AsyncClient, ids: set[str]) -> dict[str, str]:
+    final: dict[str, str] = {}
+    marker = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if marker:
+            params["marker"] = marker
+        servers = (await client.get("/servers/detail", params=params)).json()["servers"]
+        final.update({s["id"]: s["status"] for s in servers if s["id"] in ids})
+        if len(servers) < 1000:
+            return final
+        marker = servers[-1]["id"]
 
 
 async def _delete_all(client: httpx.AsyncClient, sem: asyncio.Semaphore, ids: list[str], timeout: float) -> float:
@@ -99,17 +123,19 @@ async def run(args: argparse.Namespace) -> None:
                 (await client.put(f"/os-quota-sets/{project_id(server.url)}", json=quota)).raise_for_status()  # type: ignore[union-attr]
             sem = asyncio.Semaphore(args.concurrency)
             latencies: list[float] = []
-            created: dict[str, float] = {}
+            created: dict[str, tuple[float, float]] = {}
             done_at: dict[str, float] = {}
             t0 = time.monotonic()
+            watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
             await asyncio.gather(*(_create(client, sem, i, args.flavor, args.image, latencies, created)
                                    for i in range(args.n)))
             post_done = time.monotonic() - t0
-            final = await _wait_states(client, set(created), created, done_at, args.timeout)
+            await watcher
+            final = await _final_states(client, set(created))
             total = max(done_at.values()) - t0 if done_at else float("nan")
-            to_active = [done_at[i] - created[i] for i in done_at]
-            errors = sum(1 for s in final.values() if s == "ERROR")
-            stuck = len(created) - len(final)
+            to_active = [done_at[i] - created[i][0] for i in done_at]
+            errors = sum(1 for st in final.values() if st == "ERROR")
+            stuck = len(created) - len(done_at)
             delete_s = await _delete_all(client, sem, list(created), args.timeout)
     finally:
         if server is not None:
@@ -135,6 +161,7 @@ def main() -> None:
     p.add_argument("--flavor", default="1")
     p.add_argument("--image", default=None, help="image id (default: the server's novalite-tiny)")
     p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--poll", type=float, default=0.05, help="seconds between polls of the BUILD list")
     p.add_argument("--endpoint", default=None, help="identity URL of an already running cloud")
     p.add_argument("--user", default="admin")
     p.add_argument("--password", default=ADMIN_PW)
