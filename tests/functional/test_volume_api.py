@@ -448,3 +448,30 @@ def test_deleting_the_server_detaches_and_deletes_its_volumes(stack: Api) -> Non
     stack.wait_for(f"/compute/v2.1/servers/{server_id}", lambda r: r.status_code == 404)
     remaining = stack.get(f"{V}/volumes/detail").json()["volumes"]
     assert [(v["id"], v["status"], v["attachments"]) for v in remaining] == [(data["id"], "available", [])]
+
+
+def test_over_long_values_are_4xx_on_postgresql(stack_factory: Any) -> None:
+    api = stack_factory(postgres=True)
+    long = "x" * 300
+    vol = _create(api, {"size": 1})
+    headers = {"OpenStack-API-Version": "volume 3.44"}
+    checks = [
+        api.put(f"{V}/os-quota-sets/{long}", as_="admin", json={"quota_set": {"volumes": 3}}),
+        api.post(f"{V}/attachments", headers=headers,
+                 json={"attachment": {"volume_uuid": vol["id"], "instance_uuid": long}}),
+        api.post(f"{V}/volumes/{vol['id']}/action", json={"os-attach": {"instance_uuid": long}}),
+        api.get(f"{V}/volumes/{long}"), api.get(f"{V}/attachments/{long}", headers=headers),
+        api.post(f"{V}/volumes", json={"volume": {"size": 1, "name": long}}),
+        api.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": long}}),
+        api.put(f"/network/v2.0/quotas/{long}", as_="admin", json={"quota": {"network": 3}}),
+        api.post("/network/v2.0/networks", as_="admin", json={"network": {"name": "n", "project_id": long}}),
+        api.get(f"/network/v2.0/networks/{long}"), api.put(f"/network/v2.0/networks/{long}/tags/{long}"),
+        api.get(f"/network/v2.0/security-groups/{long}"), api.get(f"/network/v2.0/ports/{long}"),
+    ]
+    for r in checks:
+        assert 400 <= r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text[:200])
+    r = api.post(f"{V}/volumes/{vol['id']}/action", json={"os-attach": {"instance_uuid": "i" * 36}})
+    assert r.status_code == 202
+    r = api.post(f"{V}/attachments", headers=headers, json={"attachment": {
+        "volume_uuid": _create(api, {"size": 1})["id"], "connector": {"host": long, "mountpoint": long}}})
+    assert r.status_code == 200

@@ -136,7 +136,8 @@ class Attr:
     admin_only: bool = False
 
 
-_OWNER = {"tenant_id": Attr(ID, put=False), "project_id": Attr(ID, put=False)}
+PROJECT = _string(64)
+_OWNER = {"tenant_id": Attr(PROJECT, put=False), "project_id": Attr(PROJECT, put=False)}
 _POOL = _dict_of({"start": IP, "end": IP}, ("start", "end"))
 _ROUTE = _dict_of({"destination": IP, "nexthop": IP}, ("destination", "nexthop"))
 _FIXED_IP = _dict_of({"subnet_id": ID, "ip_address": IP})

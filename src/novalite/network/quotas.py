@@ -69,6 +69,9 @@ def check(s: Session, project_id: str, resource: str, delta: int = 1) -> None:
 
 def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
     """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
+    if not project_id or len(project_id) > 64:
+        raise BadRequest(f"Invalid input for project_id. Reason: '{project_id}' is not a valid project id.",
+                         kind="InvalidInput")
     for resource, value in values.items():
         if resource in ("check_limit", "force", "project_id", "tenant_id"):  # request flags, not limits
             continue

@@ -59,8 +59,9 @@ def connection_info(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
 
 def _connect(vol: Volume, att: VolumeAttachment, connector: dict[str, Any]) -> None:
     att.connector = connector
-    att.attached_host = str(connector.get("host") or "") or None
-    att.mountpoint = connector.get("mountpoint") or att.mountpoint
+    att.attached_host = str(connector.get("host") or "")[:255] or None
+    mountpoint = connector.get("mountpoint")
+    att.mountpoint = str(mountpoint)[:255] if mountpoint else att.mountpoint
     att.attach_status = "attaching"
     att.connection_info = connection_info(vol, att)
     vol.status = "attaching"

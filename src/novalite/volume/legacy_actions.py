@@ -51,7 +51,7 @@ def attach(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> No
     mode = text("mode", body.get("mode")) or "rw"
     if mode not in ("rw", "ro"):
         raise BadRequest(f"Invalid input received: Invalid attach mode {mode}.", kind="InvalidInput")
-    instance = text("instance_uuid", body.get("instance_uuid"))
+    instance = text("instance_uuid", body.get("instance_uuid"), 36)
     host = text("host_name", body.get("host_name"))
     if not instance and not host:
         raise BadRequest("Invalid request to attach volume to an invalid target", kind="InvalidVolumeAttachMode")

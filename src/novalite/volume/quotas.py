@@ -59,6 +59,8 @@ def check_gigabytes(s: Session, project_id: str, delta: int, *, lim: dict[str, i
 
 def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
     """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
+    if not project_id or len(project_id) > 64:
+        raise BadRequest(f"Invalid input received: '{project_id}' is not a valid project id.", kind="InvalidInput")
     for resource, value in values.items():
         if resource in ("tenant_id", "project_id", "id", "force", "check_limit"):
             continue

@@ -68,7 +68,7 @@ async def create_attachment(request: Request, vr: VolumeRequest = Depends(volume
     volume_id = text("volume_uuid", body.get("volume_uuid"))
     if not volume_id:
         raise BadRequest("Missing required element 'volume_uuid' in request body.", kind="MissingRequiredElement")
-    fields = {"volume_id": volume_id, "instance_uuid": text("instance_uuid", body.get("instance_uuid")),
+    fields = {"volume_id": volume_id, "instance_uuid": text("instance_uuid", body.get("instance_uuid"), 36),
               "connector": _connector(body.get("connector")), "mode": text("mode", body.get("mode")) or "rw"}
     return await run_in_threadpool(_create, request, vr, fields)
 

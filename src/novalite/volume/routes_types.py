@@ -219,7 +219,7 @@ async def type_action(type_id: str, request: Request, vr: VolumeRequest = Depend
         raise BadRequest("Invalid request body: addProjectAccess or removeProjectAccess expected.",
                          kind="InvalidInput")
     action, args = next(iter(body.items()))
-    project = text("project", args.get("project") if isinstance(args, dict) else None)
+    project = text("project", args.get("project") if isinstance(args, dict) else None, 64)
     if not project:
         raise BadRequest("Missing required element 'project' in request body.", kind="MissingRequiredElement")
     return await run_in_threadpool(_access, request, vr, type_id, action, project)
