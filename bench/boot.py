@@ -125,6 +125,7 @@ async def run(args: argparse.Namespace) -> None:
             latencies: list[float] = []
             created: dict[str, tuple[float, float]] = {}
             done_at: dict[str, float] = {}
+            cpu0 = server.cpu_seconds() if server is not None else 0.0
             t0 = time.monotonic()
             watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
             await asyncio.gather(*(_create(client, sem, i, args.flavor, args.image, latencies, created)
@@ -136,6 +137,7 @@ async def run(args: argparse.Namespace) -> None:
             to_active = [done_at[i] - created[i][0] for i in done_at]
             errors = sum(1 for st in final.values() if st == "ERROR")
             stuck = len(created) - len(done_at)
+            boot_cpu = (server.cpu_seconds() - cpu0) if server is not None else 0.0
             delete_s = await _delete_all(client, sem, list(created), args.timeout)
     finally:
         if server is not None:
@@ -149,6 +151,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"delete throughput: {args.n / delete_s:.1f} servers/s ({delete_s:.2f} s)")
     print(f"ERROR: {errors}  still building at timeout: {stuck}")
     if server is not None:
+        print(f"server CPU while booting: {boot_cpu * 1000 / args.n:.1f} ms per server (user+sys, incl. the polls)")
         print(f"server peak RSS: {server.peak_rss_mb:.0f} MB  first answer after start: {server.first_answer_s:.2f} s")
 
 

@@ -62,6 +62,15 @@ class Server:
         self._sampler = threading.Thread(target=run, daemon=True)
         self._sampler.start()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far (0 for an external endpoint)."""
+        if self.process is None:
+            return 0.0
+        import psutil
+
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
     def stop(self) -> None:
         self._stop.set()
         if self.process is not None:
