@@ -38,10 +38,16 @@ def _iso(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_DECODED_MAX = 4096
+
+
 class TokenProvider:
     def __init__(self, key: bytes, ttl: int):
         self._fernet = Fernet(key)
         self.ttl = ttl
+        # token -> its decoded data: a token is immutable, so it is decrypted once (expiry is still
+        # checked on every use); bounded, emptied when full
+        self._decoded: dict[str, TokenData] = {}
 
     @staticmethod
     def generate_key() -> str:
@@ -74,6 +80,17 @@ class TokenProvider:
     def validate(self, token: str, *, for_lookup: bool = False) -> TokenData:
         """Decode and check expiry. ``for_lookup`` raises 404 instead of 401 (GET /auth/tokens)."""
         err = NotFound if for_lookup else Unauthorized
+        data = self._decoded.get(token)
+        if data is None:
+            data = self._decode(token, err)
+            if len(self._decoded) >= _DECODED_MAX:
+                self._decoded.clear()
+            self._decoded[token] = data
+        if data.expires_at <= dt.datetime.now(dt.UTC).replace(tzinfo=None):
+            raise err("The request you have made requires authentication.")
+        return data
+
+    def _decode(self, token: str, err: type[NotFound] | type[Unauthorized]) -> TokenData:
         try:
             payload = json.loads(self._fernet.decrypt(token.encode()))
         except (InvalidToken, ValueError, TypeError):
@@ -85,8 +102,6 @@ class TokenProvider:
             roles=tuple((r[0], r[1]) for r in payload["r"]), methods=tuple(payload["m"]),
             issued_at=parse(payload["i"]), expires_at=parse(payload["e"]), audit_id=payload["a"],
         )
-        if data.expires_at <= dt.datetime.now(dt.UTC).replace(tzinfo=None):
-            raise err("The request you have made requires authentication.")
         return data
 
 
