@@ -475,3 +475,18 @@ def test_over_long_values_are_4xx_on_postgresql(stack_factory: Any) -> None:
     r = api.post(f"{V}/attachments", headers=headers, json={"attachment": {
         "volume_uuid": _create(api, {"size": 1})["id"], "connector": {"host": long, "mountpoint": long}}})
     assert r.status_code == 200
+
+
+def test_restart_turns_stuck_creating_volumes_into_errors(stack: Api) -> None:
+    from novalite.bootstrap import bootstrap
+    from novalite.db.models.volume import Volume
+
+    vol = _create(stack, {"size": 1})
+    rt = stack.runtime  # type: ignore[attr-defined]
+    with rt.db.session() as s:
+        row = s.get(Volume, vol["id"])
+        assert row is not None
+        row.status = "creating"  # as if the process died while provisioning
+    bootstrap(rt)
+    assert _status(stack, vol["id"]) == "error"
+    assert stack.delete(f"{V}/volumes/{vol['id']}").status_code == 202

@@ -261,9 +261,15 @@ def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str) -> None:
 
 
 def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
-    """The ``__DEFAULT__`` volume type, and the runtime's storage registered for its database."""
+    """The ``__DEFAULT__`` volume type, and the runtime's storage registered for its database.
+
+    Runs at every start: a volume still ``creating`` lost its provisioning task with the
+    previous process, so it becomes ``error`` (deletable) instead of staying stuck.
+    """
     ensure_default_type(s)
     storage_for(runtime)
+    for vol in s.scalars(select(Volume).where(Volume.status == "creating")):
+        vol.status = "error"
 
 
 def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_device_mapping: list[dict[str, Any]],
