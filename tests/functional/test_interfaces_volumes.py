@@ -285,3 +285,74 @@ def test_root_volume_of_a_boot_from_volume_server_cannot_be_detached(stack: Api)
     assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
     stack.wait_for(f"/volume/v3/volumes/{root['volumeId']}", lambda r: r.status_code == 404)
     assert volume_status(stack, data) == "available"
+
+
+# -- network proxies (< 2.36) ---------------------------------------------------------------------
+
+def test_os_networks_proxy_until_2_35(stack: Api) -> None:
+    nets = stack.get("/compute/v2.1/os-networks", version="2.35").json()["networks"]
+    labels = sorted(n["label"] for n in nets)
+    assert labels == ["private", "public"]  # own private and the external public network
+    mine = network_id(stack)
+    shown = stack.get(f"/compute/v2.1/os-networks/{mine}").json()["network"]
+    assert shown["id"] == mine and shown["label"] == "private" and shown["cidr"] is None
+    assert "project_id" not in shown
+    assert "project_id" in stack.get(f"/compute/v2.1/os-networks/{mine}", as_="admin").json()["network"]
+    assert "Network not found" in fault(stack.get(f"/compute/v2.1/os-networks/{MISSING}"), 404)
+    assert stack.get(f"/compute/v2.1/os-networks/{network_id(stack, as_='admin')}").status_code == 404
+    assert stack.get("/compute/v2.1/os-networks", version="2.36").status_code == 404
+
+
+def test_os_security_groups_proxy(stack: Api) -> None:
+    base = "/compute/v2.1/os-security-groups"
+    groups = stack.get(base).json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]
+    assert all(r["group"] == {"name": "default", "tenant_id": stack.ids["demo_project"]}
+               for r in groups[0]["rules"])  # the default group's ingress rules: from its own members
+    r = stack.post(base, json={"security_group": {"name": "web", "description": "web servers"}})
+    assert r.status_code == 200, r.text
+    web = r.json()["security_group"]
+    assert web["rules"] == [] and web["tenant_id"] == stack.ids["demo_project"]
+    for body, gist in (({"security_group": {"name": "", "description": "d"}}, "minimum character"),
+                       ({"security_group": {"name": "x", "description": 5}}, "not a string"),
+                       ({"security_group": {"name": "x" * 256, "description": "d"}}, "more than 255"),
+                       ({"security_group": {"name": "default", "description": "d"}}, "already exists"),
+                       ({"nothing": {}}, "Missing parameter dict")):
+        assert gist in fault(stack.post(base, json=body), 400), body
+    rules = "/compute/v2.1/os-security-group-rules"
+    r = stack.post(rules, json={"security_group_rule": {"parent_group_id": web["id"], "ip_protocol": "tcp",
+                                                        "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    assert r.status_code == 200, r.text
+    rule = r.json()["security_group_rule"]
+    assert rule["ip_range"] == {"cidr": "10.0.0.0/8"} and (rule["from_port"], rule["to_port"]) == (22, 22)
+    again = stack.post(rules, json={"security_group_rule": {"parent_group_id": web["id"], "ip_protocol": "tcp",
+                                                            "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    assert "already exists" in fault(again, 400)
+    for spec, status in (({"parent_group_id": MISSING, "ip_protocol": "tcp", "from_port": 1, "to_port": 2}, 404),
+                         ({"parent_group_id": web["id"], "ip_protocol": "bogus", "from_port": 1, "to_port": 2}, 400),
+                         ({"parent_group_id": web["id"], "ip_protocol": "tcp", "from_port": 9, "to_port": 2}, 400),
+                         ({"parent_group_id": web["id"], "ip_protocol": "tcp", "from_port": "a", "to_port": 2}, 400),
+                         ({"parent_group_id": web["id"], "cidr": "10.0.0.0/8", "group_id": web["id"]}, 400)):
+        assert stack.post(rules, json={"security_group_rule": spec}).status_code == status, spec
+    assert [x["id"] for x in stack.get(f"{base}/{web['id']}").json()["security_group"]["rules"]] == [rule["id"]]
+    assert stack.delete(f"{rules}/{rule['id']}").status_code == 202
+    assert stack.delete(f"{rules}/{rule['id']}").status_code == 404
+    assert stack.get(f"{base}/{web['id']}", as_="admin").status_code == 200
+    assert len(stack.get(f"{base}?all_tenants=1", as_="admin").json()["security_groups"]) >= 3
+    assert stack.delete(f"{base}/{web['id']}").status_code == 202
+    assert "not found" in fault(stack.get(f"{base}/{web['id']}"), 404)
+    default = groups[0]["id"]
+    assert stack.delete(f"{base}/{default}").status_code == 400  # the default group stays
+    assert stack.get(base, version="2.36").status_code == 404
+    assert stack.post(rules, version="2.36", json={}).status_code == 404
+
+
+def test_server_security_groups_proxy(stack: Api) -> None:
+    r = stack.post(SERVERS, json={"server": {"name": "sg", "imageRef": image_id(stack), "flavorRef": "1"}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE")
+    groups = stack.get(f"{SERVERS}/{sid}/os-security-groups").json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]
+    assert stack.get(f"{SERVERS}/{sid}/os-security-groups", version="2.36").status_code == 404
+    assert stack.get(f"{SERVERS}/{MISSING}/os-security-groups").status_code == 404

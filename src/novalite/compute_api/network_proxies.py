@@ -1,0 +1,252 @@
+"""The compute API's proxies to networking, gone from microversion 2.36 (404 from there on):
+
+- ``os-networks``: list/show the networks the caller can see in the embedded Neutron
+  (only ``id`` and ``label`` carry values, as in Nova since nova-network went away);
+- ``os-security-groups``: list/show/create/delete the project's groups (Nova's view: ingress
+  rules only, ``ip_range``/``group`` per rule);
+- ``os-security-group-rules``: create/delete ingress rules;
+- ``GET /servers/{id}/os-security-groups``: the groups on the server's ports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from novalite.api.common import context, json_body, runtime
+from novalite.api.microversion import V, request_version
+from novalite.compute_api import servers_query as sq
+from novalite.context import RequestContext
+from novalite.db.models.network import Network, Port, PortSecurityGroup, SecurityGroup, SecurityGroupRule
+from novalite.errors import BadRequest, NotFound, NovaliteError
+from novalite.network import networks, security_groups
+
+NETWORK_FIELDS = ("id", "cidr", "netmask", "gateway", "broadcast", "dns1", "dns2", "cidr_v6", "gateway_v6",
+                  "label", "netmask_v6")
+ADMIN_NETWORK_FIELDS = ("created_at", "updated_at", "deleted_at", "deleted", "injected", "bridge", "vlan",
+                        "vpn_public_address", "vpn_public_port", "vpn_private_address", "dhcp_start", "project_id",
+                        "host", "bridge_interface", "multi_host", "priority", "rxtx_base", "mtu", "dhcp_server",
+                        "enable_dhcp", "share_address")
+
+
+def _proxies_available(request: Request) -> None:
+    # 2.36: the network proxy APIs are gone
+    if request_version(request) >= V(2, 36):
+        raise NotFound("The resource could not be found.")
+
+
+router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(_proxies_available)])
+
+
+# -- os-networks ----------------------------------------------------------------------------------
+
+def network_view(ctx: RequestContext, net: Network) -> dict[str, Any]:
+    fields = NETWORK_FIELDS + (ADMIN_NETWORK_FIELDS if ctx.is_admin else ())
+    out: dict[str, Any] = dict.fromkeys(fields)
+    out["id"], out["label"] = net.id, net.name
+    return out
+
+
+@router.get("/os-networks")
+def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"networks": [network_view(ctx, n) for n in networks.visible_networks(s, ctx)]}
+
+
+@router.get("/os-networks/{network_id}")
+def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        net = s.get(Network, network_id) if len(network_id) <= 36 else None
+        if net is None or not networks.can_see(ctx, net):
+            raise NotFound("Network not found", kind="NetworkNotFound")
+        return {"network": network_view(ctx, net)}
+
+
+# -- views ----------------------------------------------------------------------------------------
+
+def group_not_found(group_id: str) -> NotFound:
+    return NotFound(f"Security group {group_id} not found.", kind="SecurityGroupNotFound")
+
+
+def rule_view(s: Session, rule: SecurityGroupRule) -> dict[str, Any]:
+    """Nova's rule: tcp/udp without ports is 1-65535, other protocols without ports -1."""
+    low, high = rule.port_range_min, rule.port_range_max
+    if rule.protocol is not None and low is None and high is None:
+        low, high = (1, 65535) if rule.protocol.upper() in ("TCP", "UDP") else (-1, -1)
+    out: dict[str, Any] = {"id": rule.id, "parent_group_id": rule.security_group_id, "ip_protocol": rule.protocol,
+                           "from_port": low, "to_port": high, "group": {}, "ip_range": {}}
+    remote = s.get(SecurityGroup, rule.remote_group_id) if rule.remote_group_id else None
+    if remote is not None:
+        out["group"] = {"name": remote.name, "tenant_id": remote.project_id}
+    else:
+        out["ip_range"] = {"cidr": rule.remote_ip_prefix or security_groups.ANY_PREFIX[rule.ethertype]}
+    return out
+
+
+def group_view(s: Session, group: SecurityGroup) -> dict[str, Any]:
+    rules = [r for r in security_groups.group_rules(s, group.id) if r.direction == "ingress"]
+    return {"id": group.id, "name": group.name, "description": group.description, "tenant_id": group.project_id,
+            "rules": [rule_view(s, r) for r in rules]}
+
+
+def _get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
+    group = s.get(SecurityGroup, group_id) if len(group_id) <= 36 else None
+    if group is None or not ctx.can_access_project(group.project_id):
+        raise group_not_found(group_id)
+    return group
+
+
+# -- os-security-groups ---------------------------------------------------------------------------
+
+@router.get("/os-security-groups")
+def list_groups(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    all_tenants = request.query_params.get("all_tenants", "0").lower() not in ("0", "false", "off", "no")
+    with runtime(request).db.session() as s:  # may create the project's default group
+        security_groups.ensure_default_group(s, ctx.project_id)
+        q = select(SecurityGroup).order_by(SecurityGroup.created_at, SecurityGroup.id)
+        if not (ctx.is_admin and all_tenants):
+            q = q.where(SecurityGroup.project_id == ctx.project_id)
+        return {"security_groups": [group_view(s, g) for g in s.scalars(q)]}
+
+
+@router.get("/os-security-groups/{group_id}")
+def show_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"security_group": group_view(s, _get_group(s, ctx, group_id))}
+
+
+def _property(spec: dict[str, Any], name: str) -> str:
+    """Nova's ``validate_property``: a string of 1-255 characters once stripped."""
+    value = spec.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"Security group {name} is not a string or unicode", kind="Invalid")
+    value = value.strip()
+    if not value:
+        raise BadRequest(f"{name} has a minimum character requirement of 1.", kind="InvalidInput")
+    if len(value) > 255:
+        raise BadRequest(f"{name} has more than 255 characters.", kind="InvalidInput")
+    return value
+
+
+def _body_dict(body: Any, key: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest("Missing parameter dict" if not isinstance(body, dict) or key not in body
+                         else f"Invalid input for field/attribute {key}.")
+    return body[key]  # type: ignore[no-any-return]
+
+
+def _create_group(request: Request, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
+    name, description = _property(spec, "name"), _property(spec, "description")
+    with runtime(request).db.session() as s:
+        try:
+            group = security_groups.create_group(s, ctx, name=name, description=description, stateful=True,
+                                                 project_id=ctx.project_id)
+        except NovaliteError as exc:
+            if exc.kind == "OverQuota":
+                raise BadRequest("Quota exceeded, too many security groups.", kind="SecurityGroupLimitExceeded") \
+                    from None
+            raise BadRequest(exc.message, kind=exc.kind) from None
+        return {"security_group": group_view(s, group)}
+
+
+@router.post("/os-security-groups")
+async def create_group(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    spec = _body_dict(await json_body(request), "security_group")
+    return await run_in_threadpool(_create_group, request, ctx, spec)
+
+
+@router.delete("/os-security-groups/{group_id}", status_code=202)
+def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        group = _get_group(s, ctx, group_id)
+        try:
+            security_groups.delete_group(s, ctx, group)
+        except NovaliteError as exc:  # Neutron's conflicts are Nova's 400s
+            raise BadRequest(exc.message, kind=exc.kind) from None
+    return Response(status_code=202)
+
+
+# -- os-security-group-rules ----------------------------------------------------------------------
+
+def _port(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid port range {value}. {name} must be an integer.", kind="InvalidPortRange") from None
+
+
+def _rule_fields(spec: dict[str, Any], group: SecurityGroup) -> dict[str, Any]:
+    protocol = spec.get("ip_protocol")
+    if protocol is not None and (not isinstance(protocol, str) or protocol.upper() not in ("TCP", "UDP", "ICMP")):
+        raise BadRequest(f"Invalid IP protocol {protocol}.", kind="InvalidIpProtocol")
+    low, high = _port(spec.get("from_port"), "from_port"), _port(spec.get("to_port"), "to_port")
+    if protocol and protocol.upper() == "ICMP":
+        low, high = (None if low == -1 else low), (None if high == -1 else high)
+    elif protocol and (low is None or high is None or not 1 <= low <= high <= 65535):
+        raise BadRequest(f"Invalid port range {low}:{high}. Valid TCP ports should be between 1-65535",
+                         kind="InvalidPortRange")
+    cidr, remote = spec.get("cidr"), spec.get("group_id")
+    if cidr and remote:
+        raise BadRequest("Can't specify both cidr and group_id for a security group rule", kind="Invalid")
+    fields: dict[str, Any] = {"security_group_id": group.id, "direction": "ingress",
+                              "protocol": protocol.lower() if protocol else None,
+                              "port_range_min": low, "port_range_max": high}
+    if remote:
+        fields["remote_group_id"] = str(remote)
+    elif cidr:
+        fields["remote_ip_prefix"] = str(cidr)
+        fields["ethertype"] = "IPv6" if ":" in str(cidr) else "IPv4"
+    return fields
+
+
+def _create_rule(request: Request, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
+    with runtime(request).db.session() as s:
+        group = _get_group(s, ctx, str(spec.get("parent_group_id") or ""))
+        if spec.get("group_id"):
+            _get_group(s, ctx, str(spec["group_id"]))
+        fields = _rule_fields(spec, group)
+        try:
+            with s.begin_nested():
+                rule = security_groups.create_rule(s, ctx, fields)
+        except NovaliteError as exc:
+            if exc.kind == "SecurityGroupRuleExists":
+                raise BadRequest(f"This rule already exists in group {group.id}", kind=exc.kind) from None
+            raise BadRequest(exc.message, kind=exc.kind) from None
+        return {"security_group_rule": rule_view(s, rule)}
+
+
+@router.post("/os-security-group-rules")
+async def create_rule(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    spec = _body_dict(await json_body(request), "security_group_rule")
+    return await run_in_threadpool(_create_rule, request, ctx, spec)
+
+
+@router.delete("/os-security-group-rules/{rule_id}", status_code=202)
+def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+    with runtime(request).db.session() as s:
+        rule = s.get(SecurityGroupRule, rule_id) if len(rule_id) <= 36 else None
+        if rule is None or not ctx.can_access_project(rule.project_id):
+            raise NotFound(f"Security group rule {rule_id} could not be found.", kind="SecurityGroupRuleNotFound")
+        group = s.get(SecurityGroup, rule.security_group_id)
+        s.delete(rule)
+        if group is not None:
+            group.revision_number += 1
+    return Response(status_code=202)
+
+
+# -- servers/{id}/os-security-groups --------------------------------------------------------------
+
+@router.get("/servers/{server_id}/os-security-groups")
+def server_groups(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        q = (select(SecurityGroup).join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
+             .join(Port, Port.id == PortSecurityGroup.port_id).where(Port.device_id == inst.uuid)
+             .order_by(SecurityGroup.created_at, SecurityGroup.id).distinct())
+        return {"security_groups": [group_view(s, g) for g in s.scalars(q)]}
