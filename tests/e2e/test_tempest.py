@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-MIN_PASSED = 300
+MIN_PASSED = 350
 
 
 def _summary(output: str) -> str:
