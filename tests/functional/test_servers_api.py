@@ -820,3 +820,20 @@ def test_create_backup_with_rotation(stack: Api) -> None:
     assert stack.get(f"/image/v2/images?instance_uuid={sid}&image_type=backup").json()["images"] == []
     assert stack.post(act, json={"createBackup": {"name": "b", "backup_type": "daily"}}).status_code == 400
     assert stack.post(act, json={"createBackup": {"name": "b", "backup_type": "daily", "rotation": -1}}).status_code == 400
+
+
+def test_host_status(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    make_active(stack, sid)
+    server = show(stack, sid, as_="admin", version="2.16")
+    assert server["host_status"] == "UP"
+    assert "host_status" not in show(stack, sid, version="2.16")  # admins only
+    host = server["OS-EXT-SRV-ATTR:host"]
+    services = stack.get(f"/compute/v2.1/os-services?binary=nova-compute&host={host}", as_="admin",
+                         version="2.53").json()["services"]
+    r = stack.put(f"/compute/v2.1/os-services/{services[0]['id']}", as_="admin", version="2.53",
+                  json={"status": "disabled", "disabled_reason": "maintenance"})
+    assert r.status_code == 200, r.text
+    assert show(stack, sid, as_="admin", version="2.16")["host_status"] == "MAINTENANCE"
+    listed = stack.get(f"{SERVERS}/detail", as_="admin", version="2.16", params={"all_tenants": "1"}).json()
+    assert {s["host_status"] for s in listed["servers"] if s["id"] == sid} == {"MAINTENANCE"}

@@ -164,12 +164,17 @@ def build_list_query(request: Request, ctx: RequestContext) -> sq.ListQuery:
     return q
 
 
+def _down_time(request: Request, ctx: RequestContext) -> int | None:
+    """Host status is an admin-only field: only then are the compute services read."""
+    return int(runtime(request).settings.service_down_time) if ctx.is_admin else None
+
+
 def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, Any]:
     q = build_list_query(request, ctx)
     version = request_version(request)
     with runtime(request).db.reader() as s:
         rows = sq.run_list(s, q)
-        extras = sq.load_extras(s, rows) if detail else {}
+        extras = sq.load_extras(s, rows, down_time=_down_time(request, ctx)) if detail else {}
     if detail:
         items = [views.server_detail(request, i, extras[i.uuid], version=version, ctx=ctx) for i in rows]
     else:
@@ -197,7 +202,7 @@ def show_server(request: Request, ctx: RequestContext, instance_uuid: str) -> di
     """The full view of one server (shared by show, update and actions that answer with it)."""
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, instance_uuid)
-        extras = sq.load_extras(s, [inst], server_groups=True)[inst.uuid]
+        extras = sq.load_extras(s, [inst], server_groups=True, down_time=_down_time(request, ctx))[inst.uuid]
     return {"server": views.server_detail(request, inst, extras, version=request_version(request), ctx=ctx,
                                           show=True)}
 

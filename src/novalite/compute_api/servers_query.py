@@ -177,7 +177,8 @@ def parse_time(name: str, value: str) -> dt.datetime:
 
 # -- extras for views ------------------------------------------------------------------------------
 
-def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: bool = False) -> dict[str, ServerExtras]:
+def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: bool = False,
+                down_time: int | None = None) -> dict[str, ServerExtras]:
     """Metadata, tags, latest faults and addresses of many servers in a handful of queries."""
     uuids = [i.uuid for i in instances]
     extras = {u: ServerExtras() for u in uuids}
@@ -197,7 +198,32 @@ def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: boo
     _load_volumes(s, uuids, extras)
     if server_groups:
         _load_server_groups(s, uuids, extras)
+    if down_time is not None:
+        _load_host_status(s, instances, extras, down_time)
     return extras
+
+
+def _load_host_status(s: Session, instances: Sequence[Instance], extras: dict[str, ServerExtras],
+                      down_time: int) -> None:
+    """2.16 ``host_status``: UP, DOWN (no heartbeat lately, or forced down), MAINTENANCE (disabled),
+    UNKNOWN (no such compute service); empty without a host."""
+    from novalite.db.models.placement import Service
+
+    hosts = {i.host for i in instances if i.host}
+    services = {svc.host: svc for svc in s.scalars(select(Service).where(
+        Service.binary == "nova-compute", Service.host.in_(hosts), Service.deleted.is_(False)))} if hosts else {}
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for inst in instances:
+        svc = services.get(inst.host or "")
+        if not inst.host:
+            status = ""
+        elif svc is None:
+            status = "UNKNOWN"
+        elif svc.forced_down or (svc.last_seen_at or svc.updated_at) < now - dt.timedelta(seconds=down_time):
+            status = "DOWN"
+        else:
+            status = "MAINTENANCE" if svc.disabled else "UP"
+        extras[inst.uuid].host_status = status
 
 
 def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:

@@ -30,6 +30,7 @@ class ServerExtras:
     server_groups: list[str] = field(default_factory=list)
     volumes_attached: list[dict[str, Any]] = field(default_factory=list)
     security_groups: list[str] = field(default_factory=list)  # names, from the server's ports
+    host_status: str | None = None  # 2.16, loaded for admins
 
 
 def isotime(value: dt.datetime | None) -> str | None:
@@ -139,7 +140,7 @@ def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, ver
     if version >= V(2, 9):  # 2.9: locked
         out["locked"] = bool(inst.locked)
     if version >= V(2, 16) and ctx.is_admin:  # 2.16: host_status (admin policy)
-        out["host_status"] = "UP" if inst.host else ""
+        out["host_status"] = extras.host_status if extras.host_status is not None else ("UP" if inst.host else "")
     if version >= V(2, 19):  # 2.19: description
         out["description"] = inst.display_description
     if version >= V(2, 26):  # 2.26: tags
