@@ -837,3 +837,21 @@ def test_host_status(stack: Api) -> None:
     assert show(stack, sid, as_="admin", version="2.16")["host_status"] == "MAINTENANCE"
     listed = stack.get(f"{SERVERS}/detail", as_="admin", version="2.16", params={"all_tenants": "1"}).json()
     assert {s["host_status"] for s in listed["servers"] if s["id"] == sid} == {"MAINTENANCE"}
+
+
+def test_rescue_and_unrescue(stack: Api) -> None:
+    sid = create(stack)["server"]["id"]
+    make_active(stack, sid)
+    act = f"{SERVERS}/{sid}/action"
+    r = stack.post(act, json={"rescue": {"adminPass": "rescue-pw"}})
+    assert r.status_code == 200 and r.json() == {"adminPass": "rescue-pw"}
+    _check(_tempest_schema("2.1").rescue_server_with_admin_pass, r)
+    assert show(stack, sid)["status"] == "RESCUE"
+    r = stack.post(act, json={"rescue": None})
+    assert r.status_code == 409 and "while it is in vm_state rescued" in r.text
+    assert stack.post(act, json={"unrescue": None}).status_code == 202
+    assert show(stack, sid)["status"] == "ACTIVE"
+    assert stack.post(act, json={"unrescue": None}).status_code == 409
+    r = stack.post(act, json={"rescue": {"rescue_image_ref": "6f9619ff-8b86-d011-b42d-00cf4fc964ff"}})
+    assert r.status_code == 400
+    assert len(stack.post(act, json={"rescue": None}).json()["adminPass"]) == 12

@@ -1,6 +1,6 @@
 """More server actions (§6.4), registered on POST /servers/{id}/action through ``register_action``:
 admin ``os-resetState`` / ``injectNetworkInfo`` / ``resetNetwork``, ``forceDelete`` and ``restore``,
-``os-getConsoleOutput``, ``trigger_crash_dump`` (2.17) and ``changePassword``.
+``os-getConsoleOutput``, ``trigger_crash_dump`` (2.17), ``changePassword`` and ``rescue`` / ``unrescue``.
 
 None of them needs the fake virt driver to do anything, so each is a state check plus, where the
 server changes, one conditional write; deletes go through the compute side as DELETE does.
@@ -27,7 +27,7 @@ from novalite.compute_api.server_actions import (
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.domain.states import PowerState, VmState
-from novalite.errors import Conflict, NotFound
+from novalite.errors import BadRequest, Conflict, NotFound
 
 CONSOLE_LINES = 50
 
@@ -113,6 +113,33 @@ def console_output(request: Request, ctx: RequestContext, server_id: str, body: 
     return JSONResponse({"output": "\n".join(lines)})
 
 
+RESCUE = Transition("rescue", (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR), VmState.RESCUED, PowerState.RUNNING)
+UNRESCUE = Transition("unrescue", (VmState.RESCUED,), VmState.ACTIVE, PowerState.RUNNING)
+
+
+def rescue(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:
+    """Boot the server from a rescue image: RESCUE; answers the rescue password (200)."""
+    from novalite.image.service import get_image
+    from novalite.services.create_server.request import generate_password
+
+    props = {"adminPass": {"type": "string"}, "rescue_image_ref": {"type": "string", "format": "uuid"}}
+    schema = _body_schema("rescue", props, [])
+    schema["properties"]["rescue"]["type"] = ["object", "null"]
+    validate(schema, body)
+    req = body["rescue"] or {}
+    with runtime(request).db.session() as s:
+        inst = sq.get_instance(s, ctx, server_id)
+        if not inst.image_ref and request_version(request) < V(2, 87):  # 2.87: stable rescue of BFV servers
+            raise BadRequest(f"Cannot rescue a volume-backed instance {inst.uuid}", kind="InstanceNotRescuable")
+        image_ref = req.get("rescue_image_ref") or inst.image_ref
+        if image_ref and get_image(s, ctx, image_ref) is None:
+            raise BadRequest(f"Image {image_ref} could not be found.", kind="ImageNotFound")
+        apply_transition(s, ctx, inst, RESCUE)
+    return JSONResponse({"adminPass": req.get("adminPass") or generate_password()})
+
+
+register_action("rescue", rescue)
+register_action("unrescue", _transition(UNRESCUE))
 register_action("os-resetState", reset_state)
 register_action("injectNetworkInfo", _admin_noop("os_compute_api:os-admin-actions:inject_network_info"))
 register_action("resetNetwork", _admin_noop("os_compute_api:os-admin-actions:reset_network"))
