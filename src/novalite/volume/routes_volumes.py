@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime
 from novalite.api.microversion import V
-from novalite.db.models.volume import Volume, VolumeType
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType
 from novalite.errors import BadRequest, NotFound
 from novalite.volume import quotas, service
 from novalite.volume import views as v
@@ -29,6 +30,7 @@ from novalite.volume.api import (
 )
 
 router = APIRouter()
+MAX_LIMIT = 1000  # Cinder's osapi_max_limit: longer lists come in pages
 SORTABLE = {"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable"}
 
 
@@ -85,9 +87,9 @@ def _page(request: Request, vols: list[Volume]) -> tuple[list[Volume], bool]:
         if q["marker"] not in ids:
             raise NotFound(f"Marker {q['marker']} could not be found.", kind="MarkerNotFound")
         start = ids.index(q["marker"]) + 1
-    end = start + limit if limit is not None else len(vols)
-    page = vols[start:end]
-    return page, limit is not None and limit > 0 and len(page) == limit  # Cinder: a full page has a next link
+    limit = MAX_LIMIT if not limit else min(limit, MAX_LIMIT)
+    page = vols[start:start + limit]
+    return page, len(page) == limit  # Cinder: a full page has a next link
 
 
 def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
@@ -95,9 +97,14 @@ def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
     with runtime(request).db.reader() as s:
         vols = _sort(request, _filters(request, vr, service.visible_volumes(s, vr.ctx, all_projects=all_projects)))
         page, more = _page(request, vols)
-        types = {t.id: t for t in s.query(VolumeType)}
-        items = [v.volume_detail(request, s, vr.ctx, vr.version, x, types.get(x.volume_type_id)) if detail
-                 else v.volume_summary(request, x) for x in page]
+        types = {t.id: t for t in s.scalars(select(VolumeType))}
+        atts: dict[str, list[VolumeAttachment]] = {x.id: [] for x in page}
+        if detail and page:
+            q = select(VolumeAttachment).where(VolumeAttachment.volume_id.in_(list(atts)))
+            for att in s.scalars(q.order_by(VolumeAttachment.created_at, VolumeAttachment.id)):
+                atts[att.volume_id].append(att)
+        items = [v.volume_detail(request, s, vr.ctx, vr.version, x, types.get(x.volume_type_id), atts=atts[x.id])
+                 if detail else v.volume_summary(request, x) for x in page]
     body: dict[str, Any] = {"volumes": items}
     if more:
         params = [(k, val) for k, val in request.query_params.multi_items() if k != "marker"]

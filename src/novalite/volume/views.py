@@ -35,10 +35,12 @@ def _attachment_entry(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
 
 
 def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Version, vol: Volume,
-                  vtype: VolumeType | None, *, extended: bool = True) -> dict[str, Any]:
+                  vtype: VolumeType | None, *, extended: bool = True,
+                  atts: list[VolumeAttachment] | None = None) -> dict[str, Any]:
     """Cinder's volume view. ``extended`` (show and list, not create/update): the attributes
     Cinder's API extensions add (tenant, image metadata, and for admins host and migration)."""
-    attached = [a for a in volume_attachments(s, vol.id) if a.attach_status == "attached"]
+    found = atts if atts is not None else volume_attachments(s, vol.id)
+    attached = [a for a in found if a.attach_status == "attached"]
     out: dict[str, Any] = {
         "id": vol.id, "name": vol.name, "description": vol.description, "status": vol.status, "size": vol.size,
         "availability_zone": vol.availability_zone, "created_at": stamp(vol.created_at),
