@@ -40,8 +40,14 @@ def _check_image(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
         return
     from novalite.image.service import get_image
 
-    if get_image(s, plan.request.ctx, image_id) is None:
+    image = get_image(s, plan.request.ctx, image_id)
+    if image is None:
         raise _invalid(f"failed to get image {image_id}.", "InvalidBDMImage")
+    size, min_disk = int(bdm.get("volume_size") or 0), int(image.min_disk or 0)
+    if bdm.get("boot_index") == 0 and bdm.get("destination_type") == "volume" and 0 < size < min_disk:
+        raise BadRequest(f"Volume is smaller than the minimum size specified in image metadata. Volume size is "
+                         f"{size * 1024 ** 3} bytes, minimum size is {min_disk * 1024 ** 3} bytes.",
+                         kind="VolumeSmallerThanMinDisk")  # §2.2 10.8
 
 
 def check_block_device_sources(s: Session, plan: BuildPlan) -> None:
