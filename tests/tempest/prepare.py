@@ -35,9 +35,14 @@ EXTRA_ACCOUNTS = [
     ("tempest-reader2", "tempest-2", ["reader"], ["reader"]),
     ("tempest-alt1", "tempest-alt1", ["member"], []),
     ("tempest-alt2", "tempest-alt2", ["member"], []),
-    ("tempest-admin2", "admin", ["admin"], ["admin"]),
-    ("tempest-admin3", "admin", ["admin"], ["admin"]),
+    ("tempest-admin2", "admin", ["admin", "service"], ["admin", "service"]),
+    ("tempest-admin3", "admin", ["admin", "service"], ["admin", "service"]),
+    ("tempest-admin4", "admin", ["admin", "service"], ["admin", "service"]),
 ]
+# Every admin account also has the service role: ServerExternalEventsTest asks for an admin
+# and a ['admin', 'service'] account at once, and Tempest hands out admin accounts in random
+# order, so any admin account must be able to serve as the service user.
+ADMIN_ROLES = ["admin", "service"]
 
 # Features the compute API serves today; everything else Tempest can probe is off.
 FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password", "personality",
@@ -115,7 +120,7 @@ def accounts_yaml(admin_password: str, demo_password: str) -> str:
     # Tempest takes the first free role-less account as "alt": list those first so that alt is
     # never a reader in the primary's own project.
     rows = [r for r in extra if not r[3]]
-    rows += [("demo", "demo", demo_password, ["member"]), ("admin", "admin", admin_password, ["admin"])]
+    rows += [("demo", "demo", demo_password, ["member"]), ("admin", "admin", admin_password, ADMIN_ROLES)]
     rows += [r for r in extra if r[3]]
     out = []
     for user, project, password, roles in rows:
@@ -255,6 +260,7 @@ def main(argv: list[str]) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         admin_token, body = token(client, "admin", admin_password, "admin")
         client.headers["X-Auth-Token"] = admin_token
+        ensure_account(client, "admin", "admin", ADMIN_ROLES)
         for user, project, roles, _ in EXTRA_ACCOUNTS:
             ensure_account(client, user, project, roles)
         if "network" in catalog_types(body):
