@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.conftest import ADMIN_PW, Api
+from tests.conftest import ADMIN_PW, DEMO_PW, Api
 
 
 def _auth_body(user: str, password: str, project: str | None = "admin") -> dict:
@@ -121,3 +121,16 @@ def test_identity_on_postgresql(stack_factory) -> None:  # type: ignore[no-untyp
     r = api.get("/identity/v3/auth/tokens", as_="admin", headers={"X-Subject-Token": api.tokens["demo"]})
     assert r.status_code == 200
     assert r.json()["token"]["project"]["name"] == "demo"
+
+
+def test_repeated_logins_and_a_password_change(stack: Api) -> None:
+    """Successful checks are remembered (Tempest logs in hundreds of times); a new password
+    replaces the old one at once."""
+    for _ in range(3):
+        assert stack.client.post("/identity/v3/auth/tokens", json=_auth_body("demo", DEMO_PW, "demo")).status_code == 201
+    demo_id = stack.ids["demo_user"]
+    r = stack.patch(f"/identity/v3/users/{demo_id}", as_="admin", json={"user": {"password": "new-secret"}})
+    assert r.status_code == 200, r.text
+    assert stack.client.post("/identity/v3/auth/tokens", json=_auth_body("demo", DEMO_PW, "demo")).status_code == 401
+    assert stack.client.post("/identity/v3/auth/tokens",
+                             json=_auth_body("demo", "new-secret", "demo")).status_code == 201

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import os
+import threading
+from collections import OrderedDict
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -17,7 +19,36 @@ def hash_password(password: str) -> str:
     return f"scrypt${_N}${_R}${_P}${salt_b64}${digest_b64}"
 
 
+# Recently verified (stored hash, password) pairs, as HMACs under a per-process random key, so
+# that a client authenticating again and again (Tempest asks for ~400 tokens per run) does not
+# pay scrypt every time. A changed password has a new stored hash, so it never hits old entries.
+_VERIFIED_KEY = os.urandom(32)
+_VERIFIED_MAX = 1024
+_verified: OrderedDict[bytes, None] = OrderedDict()
+_verified_lock = threading.Lock()
+
+
+def _verified_tag(password: str, stored: str) -> bytes:
+    return hmac.new(_VERIFIED_KEY, stored.encode() + b"\0" + password.encode(), hashlib.sha256).digest()
+
+
 def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches ``stored``; successful checks are remembered (bounded LRU)."""
+    tag = _verified_tag(password, stored)
+    with _verified_lock:
+        if tag in _verified:
+            _verified.move_to_end(tag)
+            return True
+    if not _verify_scrypt(password, stored):
+        return False
+    with _verified_lock:
+        _verified[tag] = None
+        while len(_verified) > _VERIFIED_MAX:
+            _verified.popitem(last=False)
+    return True
+
+
+def _verify_scrypt(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
     except ValueError:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
@@ -85,13 +86,20 @@ def _expanded_roles(s: Any, roles: list[Role]) -> list[tuple[str, str]]:
 
 @router.post("/v3/auth/tokens")
 async def issue_token(request: Request) -> JSONResponse:
-    rt = runtime(request)
+    """Password or token authentication. The password check (scrypt) and the reads run in the
+    thread pool under a read-only unit of work: never on the event loop, never holding the
+    SQLite write lock."""
     body = await json_body(request)
     auth = body.get("auth") if isinstance(body, dict) else None
     if not isinstance(auth, dict):
         raise BadRequest("Expecting to find auth in request body.")
+    return await run_in_threadpool(_issue_token, request, auth)
+
+
+def _issue_token(request: Request, auth: dict[str, Any]) -> JSONResponse:
+    rt = runtime(request)
     methods = (auth.get("identity") or {}).get("methods") or []
-    with rt.db.session() as s:
+    with rt.db.reader() as s:
         if "token" in methods and "password" not in methods:
             old = rt.tokens.validate(((auth["identity"].get("token") or {}).get("id")) or "")
             user = service.get_user(s, old.user_id)
