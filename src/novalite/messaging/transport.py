@@ -1,7 +1,8 @@
 """The messaging layer: a small wrapper around kombu.
 
-* ``memory://`` -- queues inside this process (threads only); each ``Transport`` gets its own
-  queue-name prefix so several deployments in one process (tests) never share queues.
+* ``memory://`` -- queues inside this process (threads only, ``messaging.local``: a message wakes
+  the consumer at once, no kombu); each ``Transport`` gets its own queue-name prefix so several
+  deployments in one process (tests) never share queues.
 * ``amqp://user:pw@host:port//`` -- RabbitMQ; queue names are shared across processes.
 
 ``cast(topic, msg)`` publishes and returns at once. ``call(topic, msg)`` waits for the reply
@@ -21,6 +22,7 @@ from typing import Any
 
 import kombu
 
+from novalite.messaging import local
 from novalite.messaging.messages import IncompatibleMessage, Message, decode, encode
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class Transport:
                            expires=expires)
 
     def _publish(self, topic: str, body: dict[str, Any], **props: Any) -> None:
+        if self.is_memory:
+            local.publish(self.prefix + topic, body, props)
+            return
         with self._lock:
             if self._producer_conn is None:
                 self._producer_conn = self.connection()
@@ -75,6 +80,8 @@ class Transport:
     def call(self, topic: str, msg: Message, *, timeout: float = 30.0) -> Any:
         """Send and wait for the handler's return value (JSON); raises ``RemoteError``/``CallTimeout``."""
         reply_topic = f"reply.{uuid.uuid4().hex}"
+        if self.is_memory:
+            return self._call_local(topic, msg, reply_topic, timeout)
         reply_queue = self.queue(reply_topic, auto_delete=True)
         result: dict[str, Any] = {}
         with self.connection() as conn:
@@ -86,6 +93,18 @@ class Transport:
         if "error" in result:
             raise RemoteError(result["error"])
         return result.get("result")
+
+    def _call_local(self, topic: str, msg: Message, reply_topic: str, timeout: float) -> Any:
+        name = self.prefix + reply_topic
+        local.named(name)
+        self._publish(topic, encode(msg), reply_to=reply_topic)
+        envelope = local.get(name, timeout)
+        local.drop(name)
+        if envelope is None:
+            raise CallTimeout(f"no reply within {timeout:.1f}s")
+        if "error" in envelope.body:
+            raise RemoteError(envelope.body["error"])
+        return envelope.body.get("result")
 
     @staticmethod
     def _wait(conn: kombu.Connection, result: dict[str, Any], timeout: float) -> None:
@@ -102,6 +121,9 @@ class Transport:
                 continue
 
     def reply(self, reply_to: str, body: dict[str, Any]) -> None:
+        if self.is_memory:
+            local.publish(self.prefix + reply_to, body, {})
+            return
         with self._lock:
             if self._producer_conn is None:
                 self._producer_conn = self.connection()
@@ -123,6 +145,8 @@ class Transport:
         for server in self._servers:
             server.stop()
         self._servers.clear()
+        if self.is_memory:
+            local.drop(self.prefix)
         with self._lock:
             if self._producer_conn is not None:
                 self._producer_conn.release()
@@ -150,6 +174,9 @@ class Server:
             self._thread.join(10)
 
     def _run(self) -> None:
+        if self.transport.is_memory:
+            self._run_local()
+            return
         while not self._stop.is_set():
             try:
                 with self.transport.connection() as conn:
@@ -167,10 +194,23 @@ class Server:
                 LOG.exception("consumer %s lost its connection; reconnecting", self.topics)
                 self._stop.wait(1.0)
 
+    def _run_local(self) -> None:
+        """memory://: block on the in-process queue(s); a message is handled the moment it arrives."""
+        names = [self.transport.prefix + t for t in self.topics]
+        wait = 0.2 if len(names) == 1 else 0.02
+        self._ready.set()
+        while not self._stop.is_set():
+            for name in names:
+                envelope = local.get(name, wait)
+                if envelope is not None:
+                    self._dispatch(envelope.routing_key, envelope.body, envelope.properties.get("reply_to"))
+
     def _on_message(self, body: dict[str, Any], message: Any) -> None:
         message.ack()
-        topic = str(message.delivery_info.get("routing_key", ""))[len(self.transport.prefix):]
-        reply_to = message.properties.get("reply_to")
+        self._dispatch(str(message.delivery_info.get("routing_key", "")), body, message.properties.get("reply_to"))
+
+    def _dispatch(self, routing_key: str, body: dict[str, Any], reply_to: str | None) -> None:
+        topic = routing_key[len(self.transport.prefix):]
         try:
             payload = decode(body, self.registry)
         except IncompatibleMessage as exc:

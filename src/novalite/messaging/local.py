@@ -1,0 +1,56 @@
+"""``memory://`` without kombu: named queues inside this process.
+
+A published message is put on a ``queue.Queue`` and the consumer thread blocked on it wakes at
+once (kombu's memory transport polls every ``polling_interval``). Bodies go through a JSON round
+trip, as on a broker: the handler gets its own copy, and a payload that would not survive
+``amqp://`` (tuples, datetimes, objects) does not pass unnoticed here either. Several consumers of one queue compete for its messages, as
+on a broker. Queue names carry the transport's private prefix, so deployments never meet.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+_lock = threading.Lock()
+_queues: dict[str, queue.Queue[Envelope]] = {}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message: the queue name it was sent to, its body and properties (``reply_to``)."""
+
+    routing_key: str
+    body: dict[str, Any]
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def named(name: str) -> queue.Queue[Envelope]:
+    """The queue called ``name`` (created on first use)."""
+    with _lock:
+        q = _queues.get(name)
+        if q is None:
+            q = _queues[name] = queue.Queue()
+        return q
+
+
+def publish(name: str, body: dict[str, Any], properties: dict[str, Any]) -> None:
+    named(name).put(Envelope(name, json.loads(json.dumps(body)), dict(properties)))
+
+
+def get(name: str, timeout: float) -> Envelope | None:
+    """The next message on ``name``, or None after ``timeout`` seconds."""
+    try:
+        return named(name).get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+def drop(prefix: str) -> None:
+    """Forget every queue whose name starts with ``prefix`` (a stopped transport's)."""
+    with _lock:
+        for name in [n for n in _queues if n.startswith(prefix)]:
+            del _queues[name]
