@@ -129,8 +129,11 @@ def test_interface_errors(stack: Api) -> None:
         {"ip_address": "10.0.0.41"}]}}).status_code == 200
     r = stack.post(base, json={"interfaceAttachment": {"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.41"}]}})
     assert "already in use" in fault(r, 409)
-    assert stack.get(f"{base}/{MISSING}").status_code == 404
-    assert stack.delete(f"{base}/{MISSING}").status_code == 404
+    assert f"Port id {MISSING} could not be found" in fault(stack.get(f"{base}/{MISSING}"), 404)
+    assert f"Port id {MISSING} could not be found" in fault(stack.delete(f"{base}/{MISSING}"), 404)
+    stray = stack.post("/network/v2.0/ports", json={"port": {"network_id": net}}).json()["port"]["id"]
+    assert "does not have a port with id" in fault(stack.get(f"{base}/{stray}"), 404)
+    assert stack.delete(f"{base}/{stray}").status_code == 404
     assert stack.get(f"{SERVERS}/{MISSING}/os-interface").status_code == 404
     assert stack.get(base, as_="admin").status_code == 200  # admins see any project's server
     # another project's server is a 404
@@ -356,3 +359,40 @@ def test_server_security_groups_proxy(stack: Api) -> None:
     assert [g["name"] for g in groups] == ["default"]
     assert stack.get(f"{SERVERS}/{sid}/os-security-groups", version="2.36").status_code == 404
     assert stack.get(f"{SERVERS}/{MISSING}/os-security-groups").status_code == 404
+
+
+def test_odd_inputs_are_4xx_never_500(stack: Api) -> None:
+    sid = boot(stack)
+    paths = [f"{SERVERS}/{sid}/os-interface", f"{SERVERS}/{sid}/os-volume_attachments",
+             "/compute/v2.1/os-security-groups", "/compute/v2.1/os-security-group-rules"]
+    bodies: list[Any] = [[1], "x", None, {"interfaceAttachment": None}, {"volumeAttachment": []},
+                         {"volumeAttachment": {"volumeId": 7}}, {"security_group": "x"},
+                         {"security_group_rule": {"parent_group_id": {"a": 1}, "from_port": [1]}},
+                         {"interfaceAttachment": {"port_id": "x" * 300}}]
+    for path in paths:
+        for body in bodies:
+            r = stack.post(path, json=body)
+            assert 400 <= r.status_code < 500, (path, body, r.status_code, r.text)
+        r = stack.post(path, content=b"{bad json", headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, (path, r.text)
+    long_id = "z" * 300
+    for path in (f"{SERVERS}/{sid}/os-interface/{long_id}", f"{SERVERS}/{sid}/os-volume_attachments/{long_id}",
+                 f"/compute/v2.1/os-security-groups/{long_id}", f"/compute/v2.1/os-networks/{long_id}"):
+        assert stack.get(path).status_code == 404, path
+        assert stack.delete(path).status_code in (404, 405), path
+    r = stack.put(f"{SERVERS}/{sid}/os-volume_attachments/{long_id}", as_="admin",
+                  json={"volumeAttachment": {"volumeId": MISSING}})
+    assert r.status_code == 404
+
+
+def test_another_projects_server_is_404(stack: Api) -> None:
+    r = stack.post(SERVERS, as_="admin", version="2.37", json={"server": {
+        "name": "adm", "imageRef": image_id(stack), "flavorRef": "1", "networks": "none"}})
+    sid = r.json()["server"]["id"]
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE", as_="admin")
+    for path in ("os-interface", "os-volume_attachments", "os-security-groups"):
+        assert stack.get(f"{SERVERS}/{sid}/{path}").status_code == 404, path
+    vol = new_volume(stack)
+    r = stack.post(f"{SERVERS}/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": vol}})
+    assert r.status_code == 404
+    assert stack.post(f"{SERVERS}/{sid}/os-interface", json={}).status_code == 404

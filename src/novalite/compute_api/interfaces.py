@@ -91,8 +91,7 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
 
 @router.post(_BASE)
 async def attach_interface(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
-    body = await json_body(request, required=False)
-    body = {} if body is None else body
+    body = await json_body(request)
     validate(attach_schema(request_version(request)), body)
     return await run_in_threadpool(_attach, request, ctx, server_id, body.get("interfaceAttachment") or {})
 

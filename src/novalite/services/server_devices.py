@@ -117,8 +117,10 @@ def list_interfaces(s: Session, inst: Instance) -> list[Interface]:
 def get_interface(s: Session, inst: Instance, port_id: str) -> Interface:
     """One port of the server; 404 when the port is missing or on another device."""
     info = network.get_port(s, port_id) if len(port_id) <= 36 else None
-    if info is None or info.device_id != inst.uuid:
-        raise NotFound(f"Instance {inst.uuid} is not attached.", kind="PortNotFound")
+    if info is None:
+        raise NotFound(f"Port id {port_id} could not be found.", kind="PortNotFound")
+    if info.device_id != inst.uuid:
+        raise NotFound(f"Instance {inst.uuid} does not have a port with id {port_id}", kind="PortNotFound")
     return _interface(info, _tags(inst))
 
 
@@ -196,7 +198,7 @@ def detach_interface(s: Session, ctx: RequestContext, inst: Instance, port_id: s
     check_state(ctx, inst, "detach_interface", INTERFACE_STATES)
     port = s.get(Port, port_id) if len(port_id) <= 36 else None
     if port is None or port.device_id != inst.uuid:
-        raise NotFound(f"Port {port_id} is not attached", kind="PortNotFound")
+        raise NotFound(f"Port id {port_id} could not be found.", kind="PortNotFound")
     users = {str(r.get("port_id")) for r in _user_ports(inst) if r.get("port_id")}
     if port_id in users:
         port.device_id, port.device_owner, port.binding_host_id, port.status = "", "", "", "DOWN"
