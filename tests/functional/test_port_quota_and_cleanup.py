@@ -57,7 +57,12 @@ def test_port_quota_lowers_max_count_or_refuses_min_count(stack: Api) -> None:
     r = create(stack)
     assert r.status_code == 403 and "Maximum number of ports exceeded" in r.json()["forbidden"]["message"]
     # networks "none" needs no port: still allowed
-    assert create(stack, version="2.37", networks="none").status_code == 202
+    r = create(stack, version="2.37", networks="none")
+    assert r.status_code == 202, r.text
+    portless = r.json()["server"]["id"]
+    stack.wait_for(f"{SERVERS}/{portless}", lambda r: r.json()["server"]["status"] == "ACTIVE")
+    r = stack.post(f"{SERVERS}/{portless}/os-interface", json={"interfaceAttachment": {}})
+    assert r.status_code == 403 and r.json()["forbidden"]["message"] == "Maximum number of ports exceeded"
     delete_all(stack)
     assert project_ports(stack) == []
     assert create(stack, min_count=3, max_count=3).status_code == 202  # the room is back
