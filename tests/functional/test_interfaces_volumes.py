@@ -396,3 +396,24 @@ def test_another_projects_server_is_404(stack: Api) -> None:
     r = stack.post(f"{SERVERS}/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": vol}})
     assert r.status_code == 404
     assert stack.post(f"{SERVERS}/{sid}/os-interface", json={}).status_code == 404
+
+
+def test_device_flows_on_postgresql(stack_factory: Any) -> None:
+    stack = stack_factory(postgres=True)
+    r = stack.post(SERVERS, json={"server": {"name": "pg", "imageRef": image_id(stack), "flavorRef": "1"}})
+    sid = r.json()["server"]["id"]
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE")
+    r = stack.post(f"{SERVERS}/{sid}/os-interface", version="2.49",
+                   json={"interfaceAttachment": {"net_id": network_id(stack), "tag": "second"}})
+    assert r.status_code == 200, r.text
+    assert len(stack.get(f"{SERVERS}/{sid}/os-interface").json()["interfaceAttachments"]) == 2
+    assert [g["name"] for g in stack.get(f"{SERVERS}/{sid}/os-security-groups").json()["security_groups"]] == [
+        "default"]
+    vol = new_volume(stack)
+    assert stack.post(f"{SERVERS}/{sid}/os-volume_attachments",
+                      json={"volumeAttachment": {"volumeId": vol}}).status_code == 200
+    assert stack.delete(f"{SERVERS}/{sid}/os-interface/{r.json()['interfaceAttachment']['port_id']}").status_code \
+        == 202
+    assert stack.delete(f"{SERVERS}/{sid}/os-volume_attachments/{vol}").status_code == 202
+    assert volume_status(stack, vol) == "available"
+    assert len(stack.get(f"{SERVERS}/{sid}").json()["server"]["addresses"]["private"]) == 2  # IPv4 + IPv6
