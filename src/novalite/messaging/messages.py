@@ -26,7 +26,12 @@ class IncompatibleMessage(ValueError):
 
 
 def encode(msg: Message) -> dict[str, Any]:
-    return {"method": msg.METHOD, "version": msg.VERSION, "args": dataclasses.asdict(msg)}
+    """The wire form. Fields are JSON values already (the transport serialises or copies them), so
+    only a nested dataclass needs converting: no deep copy of every payload."""
+    args = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+    args = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+            for k, v in args.items()}
+    return {"method": msg.METHOD, "version": msg.VERSION, "args": args}
 
 
 def _ver(text: str) -> tuple[int, int]:
