@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.lock
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
 .venv/bin/ruff check src tests bench
+.venv/bin/mypy src/novalite
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

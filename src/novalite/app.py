@@ -30,7 +30,7 @@ def start_hooks() -> list[StartHook]:
     for name in START_MODULES:
         mod = _load(name)
         if mod is not None:
-            out.append(mod.start)
+            out.append(mod.start)  # type: ignore[attr-defined]
     return out
 
 
