@@ -7,6 +7,7 @@ filter validation, so newer clients' extra filters never break a listing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -120,8 +121,11 @@ def _fields(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def list_response(request: Request, collection: str, items: list[dict[str, Any]], *,
-                  not_found: NotFound | None = None) -> dict[str, Any]:
-    """Filter, sort, page and trim ``items``; the body Neutron answers for a list."""
+                  not_found: Callable[[str], NotFound] | None = None) -> dict[str, Any]:
+    """Filter, sort, page and trim ``items``; the body Neutron answers for a list.
+
+    ``not_found(marker)`` is the error for a marker that names no listed item.
+    """
     items = apply_filters(request, items)
     sortable = set(items[0]) if items else set()
     items = _sort(request, items, sortable)
@@ -130,7 +134,7 @@ def list_response(request: Request, collection: str, items: list[dict[str, Any]]
     if marker is not None:
         ids = [item["id"] for item in items]
         if marker not in ids:
-            raise not_found or NotFound(f"Marker {marker} could not be found.")
+            raise not_found(marker) if not_found else NotFound(f"Marker {marker} could not be found.")
         start = ids.index(marker) + 1
     page = items[start:start + limit] if limit else items[start:]
     body: dict[str, Any] = {collection: _fields(request, page)}

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
-from novalite.network import networks, quotas
+from novalite.network import networks
 from novalite.network.attributes import check_body, check_create
+from novalite.network.bulk import create_response
 from novalite.network.listing import fields_of, list_response
 from novalite.network.views import load_related, network_view, subnet_view
 
@@ -24,8 +25,7 @@ def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> d
         found = networks.visible_networks(s, ctx)
         rel = load_related(s, [n.id for n in found], kind="network")
         items = [network_view(s, n, rel) for n in found]
-    return list_response(request, "networks", items, not_found=networks.network_not_found(
-        request.query_params.get("marker", "")))
+    return list_response(request, "networks", items, not_found=networks.network_not_found)
 
 
 @router.get("/networks/{network_id}")
@@ -34,18 +34,12 @@ def show_network(network_id: str, request: Request, ctx: RequestContext = Depend
         return {"network": fields_of(request, network_view(s, networks.get_network(s, ctx, network_id)))}
 
 
-def _create_networks(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
-    project_id = items[0].get("project_id") or ctx.project_id
-    with runtime(request).db.serialized(quotas.quota_lock(project_id)) as s:
-        made = [networks.create_network(s, ctx, fields) for fields in items]
-        views = [network_view(s, net) for net in made]
-    return JSONResponse({"networks": views} if bulk else {"network": views[0]}, status_code=201)
-
-
 @router.post("/networks")
 async def create_network(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
     items, bulk = check_create("network", await json_body(request))
-    return await run_in_threadpool(_create_networks, request, ctx, items, bulk)
+    return await run_in_threadpool(
+        create_response, request, ctx, items, bulk, member="network",
+        create=lambda s, fields: networks.create_network(s, ctx, fields), view=network_view)
 
 
 def _update_network(request: Request, ctx: RequestContext, network_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +69,7 @@ def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> di
         found = networks.visible_subnets(s, ctx)
         rel = load_related(s, [sub.id for sub in found])
         items = [subnet_view(s, sub, rel) for sub in found]
-    return list_response(request, "subnets", items, not_found=networks.subnet_not_found(
-        request.query_params.get("marker", "")))
+    return list_response(request, "subnets", items, not_found=networks.subnet_not_found)
 
 
 @router.get("/subnets/{subnet_id}")
@@ -85,16 +78,12 @@ def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(
         return {"subnet": fields_of(request, subnet_view(s, networks.get_subnet(s, ctx, subnet_id)))}
 
 
-def _create_subnets(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
-    with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
-        views = [subnet_view(s, networks.create_subnet(s, ctx, fields)) for fields in items]
-    return JSONResponse({"subnets": views} if bulk else {"subnet": views[0]}, status_code=201)
-
-
 @router.post("/subnets")
 async def create_subnet(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
     items, bulk = check_create("subnet", await json_body(request))
-    return await run_in_threadpool(_create_subnets, request, ctx, items, bulk)
+    return await run_in_threadpool(
+        create_response, request, ctx, items, bulk, member="subnet",
+        create=lambda s, fields: networks.create_subnet(s, ctx, fields), view=subnet_view)
 
 
 def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, changes: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
-from novalite.network import ports, quotas
+from novalite.network import ports
 from novalite.network.attributes import check_body, check_create
+from novalite.network.bulk import create_response
 from novalite.network.listing import fields_of, list_response
 from novalite.network.views import load_related, port_view
 
@@ -24,8 +25,7 @@ def list_ports(request: Request, ctx: RequestContext = Depends(context)) -> dict
         found = ports.visible_ports(s, ctx)
         rel = load_related(s, [p.id for p in found], kind="port")
         items = [port_view(s, p, rel) for p in found]
-    return list_response(request, "ports", items,
-                         not_found=ports.port_not_found(request.query_params.get("marker", "")))
+    return list_response(request, "ports", items, not_found=ports.port_not_found)
 
 
 @router.get("/ports/{port_id}")
@@ -34,17 +34,12 @@ def show_port(port_id: str, request: Request, ctx: RequestContext = Depends(cont
         return {"port": fields_of(request, port_view(s, ports.get_port(s, ctx, port_id)))}
 
 
-def _create_ports(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
-    with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
-        made = [ports.create_port(s, ctx, fields) for fields in items]
-        views = [port_view(s, port) for port in made]
-    return JSONResponse({"ports": views} if bulk else {"port": views[0]}, status_code=201)
-
-
 @router.post("/ports")
 async def create_port(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
     items, bulk = check_create("port", await json_body(request))
-    return await run_in_threadpool(_create_ports, request, ctx, items, bulk)
+    return await run_in_threadpool(
+        create_response, request, ctx, items, bulk, member="port",
+        create=lambda s, fields: ports.create_port(s, ctx, fields), view=port_view)
 
 
 def _update_port(request: Request, ctx: RequestContext, port_id: str, changes: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import context, json_body, runtime
 from novalite.context import RequestContext
-from novalite.errors import NotFound
 from novalite.network import quotas, security_groups
 from novalite.network.attributes import check_body, check_create
+from novalite.network.bulk import create_response
 from novalite.network.listing import fields_of, list_response
 from novalite.network.networks import require_owner
 from novalite.network.views import load_related, rule_view, security_group_view
@@ -27,8 +27,7 @@ def list_groups(request: Request, ctx: RequestContext = Depends(context)) -> dic
         found = security_groups.visible_groups(s, ctx)
         rel = load_related(s, [g.id for g in found])
         items = [security_group_view(s, g, rel) for g in found]
-    return list_response(request, "security_groups", items,
-                         not_found=security_groups.group_not_found(request.query_params.get("marker", "")))
+    return list_response(request, "security_groups", items, not_found=security_groups.group_not_found)
 
 
 @router.get("/security-groups/{group_id}")
@@ -79,9 +78,7 @@ def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(
 def list_rules(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         items = [rule_view(r) for r in security_groups.visible_rules(s, ctx)]
-    marker = request.query_params.get("marker", "")
-    return list_response(request, "security_group_rules", items, not_found=NotFound(
-        f"Security group rule {marker} does not exist", kind="SecurityGroupRuleNotFound"))
+    return list_response(request, "security_group_rules", items, not_found=security_groups.rule_not_found)
 
 
 @router.get("/security-group-rules/{rule_id}")
@@ -90,17 +87,12 @@ def show_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(cont
         return {"security_group_rule": fields_of(request, rule_view(security_groups.get_rule(s, ctx, rule_id)))}
 
 
-def _create_rules(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool) -> JSONResponse:
-    with runtime(request).db.serialized(quotas.quota_lock(items[0].get("project_id") or ctx.project_id)) as s:
-        views = [rule_view(security_groups.create_rule(s, ctx, fields)) for fields in items]
-    return JSONResponse({"security_group_rules": views} if bulk else {"security_group_rule": views[0]},
-                        status_code=201)
-
-
 @router.post("/security-group-rules")
 async def create_rule(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
     items, bulk = check_create("security_group_rule", await json_body(request))
-    return await run_in_threadpool(_create_rules, request, ctx, items, bulk)
+    return await run_in_threadpool(
+        create_response, request, ctx, items, bulk, member="security_group_rule",
+        create=lambda s, fields: security_groups.create_rule(s, ctx, fields), view=lambda s, rule: rule_view(rule))
 
 
 @router.delete("/security-group-rules/{rule_id}", status_code=204)

@@ -139,10 +139,14 @@ def visible_rules(s: Session, ctx: RequestContext) -> list[SecurityGroupRule]:
     return list(s.scalars(q))
 
 
+def rule_not_found(rule_id: str) -> NotFound:
+    return NotFound(f"Security group rule {rule_id} does not exist", kind="SecurityGroupRuleNotFound")
+
+
 def get_rule(s: Session, ctx: RequestContext, rule_id: str) -> SecurityGroupRule:
     rule = s.get(SecurityGroupRule, rule_id)
     if rule is None or not ctx.can_access_project(rule.project_id):
-        raise NotFound(f"Security group rule {rule_id} does not exist", kind="SecurityGroupRuleNotFound")
+        raise rule_not_found(rule_id)
     return rule
 
 
