@@ -176,7 +176,7 @@ def run_size(hosts: int, args: argparse.Namespace) -> None:
     print(f"hosts: {hosts}  (inserted in {built:.1f} s)  instances: {args.n}  "
           f"anti-affinity members: {len(grouped)}  NoValidHost: {errors}")
     print(f"scheduling+claim at {hosts} hosts: {timed / len(everything) * 1000:.2f} ms per instance  "
-          f"{len(everything) / timed:.0f} instances/s  (p50 {percentile(everything, 50) * 1000:.2f} ms, "
+          f"{len(everything) / timed:.1f} instances/s  (p50 {percentile(everything, 50) * 1000:.2f} ms, "
           f"p95 {percentile(everything, 95) * 1000:.2f} ms; wall {wall:.1f} s)")
     if plain and grouped:
         print(f"  plain requests: {sum(plain) / len(plain) * 1000:.2f} ms per instance; "
