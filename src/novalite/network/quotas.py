@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.models.network import Network, NetworkQuota, Port, SecurityGroup, SecurityGroupRule, Subnet
 from novalite.errors import BadRequest, Conflict
+from novalite.services import quota_overrides
 
 DEFAULTS: dict[str, int] = {
     "network": 100,
@@ -31,19 +32,11 @@ def quota_lock(project_id: str) -> str:
 
 
 def limits(s: Session, project_id: str) -> dict[str, int]:
-    out = dict(DEFAULTS)
-    for row in s.scalars(select(NetworkQuota).where(NetworkQuota.project_id == project_id)):
-        if row.resource in out:
-            out[row.resource] = row.hard_limit
-    return out
+    return quota_overrides.limits(s, NetworkQuota, project_id, DEFAULTS)
 
 
 def usage(s: Session, project_id: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for resource, model in _MODELS.items():
-        q = select(func.count()).select_from(model).where(model.project_id == project_id)  # type: ignore[attr-defined]
-        out[resource] = int(s.scalar(q) or 0)
-    return out
+    return {resource: count(s, project_id, resource) for resource in _MODELS}
 
 
 def count(s: Session, project_id: str, resource: str) -> int:
@@ -77,27 +70,19 @@ def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
             continue
         if resource not in DEFAULTS:
             raise BadRequest(f"Unrecognized attribute(s) '{resource}'", kind="HTTPBadRequest")
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise BadRequest(f"Invalid input for {resource}. Reason: '{value}' is not an integer.",
-                             kind="InvalidInput")
         try:
-            number = int(value)
+            number = quota_overrides.integer_limit(value)
         except ValueError:
             raise BadRequest(f"Invalid input for {resource}. Reason: '{value}' is not an integer.",
                              kind="InvalidInput") from None
-        if number < -1 or number > 2**31 - 1:
+        if number < -1 or number > quota_overrides.MAX_LIMIT:
             raise BadRequest(f"Invalid input for {resource}. Reason: '{value}' should be >= -1.",
                              kind="InvalidInput")
-        row = s.get(NetworkQuota, (project_id, resource))
-        if row is None:
-            s.add(NetworkQuota(project_id=project_id, resource=resource, hard_limit=number))
-        else:
-            row.hard_limit = number
+        quota_overrides.store(s, NetworkQuota, project_id, resource, number)
 
 
 def reset(s: Session, project_id: str) -> None:
-    for row in s.scalars(select(NetworkQuota).where(NetworkQuota.project_id == project_id)):
-        s.delete(row)
+    quota_overrides.reset(s, NetworkQuota, project_id)
 
 
 def projects_with_overrides(s: Session) -> list[str]:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.models.volume import Volume, VolumeQuota
 from novalite.errors import BadRequest, RequestTooLarge
+from novalite.services import quota_overrides
 
 DEFAULTS: dict[str, int] = {
     "volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000,
@@ -21,10 +22,7 @@ def quota_lock(project_id: str) -> str:
 
 
 def limits(s: Session, project_id: str) -> dict[str, int]:
-    out = dict(DEFAULTS)
-    for row in s.scalars(select(VolumeQuota).where(VolumeQuota.project_id == project_id)):
-        out[row.resource] = row.hard_limit
-    return out
+    return quota_overrides.limits(s, VolumeQuota, project_id, DEFAULTS)
 
 
 def usage(s: Session, project_id: str) -> dict[str, int]:
@@ -67,22 +65,15 @@ def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
         if resource not in DEFAULTS:
             raise BadRequest(f"Invalid input received: Bad key(s) in quota set: {resource}", kind="InvalidInput")
         try:
-            if isinstance(value, bool) or not isinstance(value, (int, str)):
-                raise ValueError
-            number = int(value)
+            number = quota_overrides.integer_limit(value)
         except ValueError:
             raise BadRequest(f"Invalid input received: Quota limit {value} for {resource} must be an integer.",
                              kind="InvalidInput") from None
-        if number < -1 or number > 2**31 - 1:
+        if number < -1 or number > quota_overrides.MAX_LIMIT:
             raise BadRequest(f"Invalid input received: Quota limit {value} for {resource} must be -1 or greater.",
                              kind="InvalidInput")
-        row = s.get(VolumeQuota, (project_id, resource))
-        if row is None:
-            s.add(VolumeQuota(project_id=project_id, resource=resource, hard_limit=number))
-        else:
-            row.hard_limit = number
+        quota_overrides.store(s, VolumeQuota, project_id, resource, number)
 
 
 def reset(s: Session, project_id: str) -> None:
-    for row in s.scalars(select(VolumeQuota).where(VolumeQuota.project_id == project_id)):
-        s.delete(row)
+    quota_overrides.reset(s, VolumeQuota, project_id)
