@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -92,25 +94,38 @@ def _page(request: Request, vols: list[Volume]) -> tuple[list[Volume], bool]:
     return page, len(page) == limit  # Cinder: a full page has a next link
 
 
+def _attachments_by_volume(s: Session, volume_ids: list[str]) -> dict[str, list[VolumeAttachment]]:
+    """Each volume's attachment rows, oldest first, in one query."""
+    atts: dict[str, list[VolumeAttachment]] = {vid: [] for vid in volume_ids}
+    if atts:
+        q = select(VolumeAttachment).where(VolumeAttachment.volume_id.in_(list(atts)))
+        for att in s.scalars(q.order_by(VolumeAttachment.created_at, VolumeAttachment.id)):
+            atts[att.volume_id].append(att)
+    return atts
+
+
+def _details(request: Request, s: Session, vr: VolumeRequest, page: list[Volume]) -> list[dict[str, Any]]:
+    types = {t.id: t for t in s.scalars(select(VolumeType))}
+    atts = _attachments_by_volume(s, [x.id for x in page])
+    return [v.volume_detail(request, s, vr.ctx, vr.version, x, types.get(x.volume_type_id), atts=atts[x.id])
+            for x in page]
+
+
+def _next_link(request: Request, page: list[Volume]) -> dict[str, str]:
+    params = [(k, val) for k, val in request.query_params.multi_items() if k != "marker"]
+    href = f"{runtime(request).public_url}{request.url.path}?{urlencode(params + [('marker', page[-1].id)])}"
+    return {"rel": "next", "href": href}
+
+
 def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
     all_projects = boolean("all_tenants", request.query_params.get("all_tenants", "false"))
     with runtime(request).db.reader() as s:
         vols = _sort(request, _filters(request, vr, service.visible_volumes(s, vr.ctx, all_projects=all_projects)))
         page, more = _page(request, vols)
-        types = {t.id: t for t in s.scalars(select(VolumeType))}
-        atts: dict[str, list[VolumeAttachment]] = {x.id: [] for x in page}
-        if detail and page:
-            q = select(VolumeAttachment).where(VolumeAttachment.volume_id.in_(list(atts)))
-            for att in s.scalars(q.order_by(VolumeAttachment.created_at, VolumeAttachment.id)):
-                atts[att.volume_id].append(att)
-        items = [v.volume_detail(request, s, vr.ctx, vr.version, x, types.get(x.volume_type_id), atts=atts[x.id])
-                 if detail else v.volume_summary(request, x) for x in page]
+        items = _details(request, s, vr, page) if detail else [v.volume_summary(request, x) for x in page]
     body: dict[str, Any] = {"volumes": items}
     if more:
-        params = [(k, val) for k, val in request.query_params.multi_items() if k != "marker"]
-        from urllib.parse import urlencode
-        href = f"{runtime(request).public_url}{request.url.path}?{urlencode(params + [('marker', page[-1].id)])}"
-        body["volumes_links"] = [{"rel": "next", "href": href}]
+        body["volumes_links"] = [_next_link(request, page)]
     if vr.version >= V(3, 45) and boolean("with_count", request.query_params.get("with_count", "false")):
         body["count"] = len(vols)  # 3.45: with_count
     return respond(vr, body)
