@@ -69,5 +69,6 @@ def test_security_group_proxy_matches_tempest(stack: Any) -> None:
         deadline = time.monotonic() + 10
         while not groups.is_resource_deleted(group["id"]):
             assert time.monotonic() < deadline
+            time.sleep(0.05)
     with microversion("2.36"), pytest.raises(lib_exc.NotFound):
         groups.list_security_groups()
