@@ -141,11 +141,23 @@ class SchedulerService:
                        {view.requested_node} - {None}):
             if wanted:
                 names = set(wanted) if names is None else names & set(wanted)  # type: ignore[arg-type]
-        hinted = any(view.hints.get(k) for k in ("group", "same_host", "different_host"))
-        limit = None if hinted or names is not None else self.settings.max_placement_results
+        limit = None if names is not None else self._limit(view)
         return candidates.ResourceQuery(resources=resources_for(view), forbidden_traits=(STATUS_DISABLED_TRAIT,),
                                         provider_names=tuple(sorted(names)) if names is not None else None,
                                         limit=limit)
+
+    def _limit(self, view: RequestView) -> int | None:
+        """How many candidates placement returns: ``max_placement_results`` widened by every host a
+        hint or an anti-affinity group may rule out (so that many usable hosts remain); None (every
+        host) when only particular hosts qualify (affinity, soft-affinity, same_host)."""
+        if view.hints.get("same_host"):
+            return None
+        extra = len(view.hint_list("different_host"))
+        if view.hints.get("group") or view.group is not None:
+            if view.group is None or view.group.policy not in ("anti-affinity", "soft-anti-affinity"):
+                return None
+            extra += len(view.group.hosts) + len(view.instance_uuids)
+        return self.settings.max_placement_results + extra
 
     def _plan_group(self, s: Session, items: list[tuple[int, RequestView]], query: candidates.ResourceQuery,
                     plans: list[Plan | None]) -> None:
