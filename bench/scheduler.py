@@ -144,7 +144,7 @@ def run_size(hosts: int, args: argparse.Namespace) -> None:
     from novalite.scheduler.service import SchedulerService
 
     # the hosts' heartbeats are written once, at insert: keep them "up" for the whole run
-    settings = Settings(service_down_time=10**7)
+    settings = Settings(service_down_time=10**7, max_placement_results=args.max_placement_results)
     db = fresh_database(args.database_url)
     t0 = time.monotonic()
     insert_hosts(db, hosts, settings)
@@ -174,6 +174,7 @@ def run_size(hosts: int, args: argparse.Namespace) -> None:
     wall = time.monotonic() - started
     everything = plain + grouped
     print(f"hosts: {hosts}  (inserted in {built:.1f} s)  instances: {args.n}  "
+          f"max_placement_results: {settings.max_placement_results}  "
           f"anti-affinity members: {len(grouped)}  NoValidHost: {errors}")
     print(f"scheduling+claim at {hosts} hosts: {timed / len(everything) * 1000:.2f} ms per instance  "
           f"{len(everything) / timed:.1f} instances/s  (p50 {percentile(everything, 50) * 1000:.2f} ms, "
@@ -185,12 +186,16 @@ def run_size(hosts: int, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    from novalite.config import Settings
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,10000,100000", help="comma-separated host counts")
     p.add_argument("-n", type=int, default=1000, help="instances to schedule per size")
     p.add_argument("--group-share", type=float, default=0.1, help="share of instances in anti-affinity groups")
     p.add_argument("--database-url", default=None, help="default: a temp SQLite file per size")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max-placement-results", type=int, default=Settings.max_placement_results,
+                   help="candidates placement returns per plain request (Settings.max_placement_results)")
     args = p.parse_args()
     for size in (int(x) for x in args.sizes.split(",") if x.strip()):
         run_size(size, args)
