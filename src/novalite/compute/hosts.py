@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid, utcnow
@@ -43,26 +43,28 @@ def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
     if not missing:
         return
     now = utcnow()
-    services = [Service(uuid=new_uuid(), binary=BINARY, host=h, topic="compute", availability_zone="nova",
-                        last_seen_at=now, report_count=0) for h in missing]
-    s.add_all(services)
-    s.flush()
-    nodes = [ComputeNode(uuid=new_uuid(), service_id=svc.id, host=svc.host, hypervisor_hostname=svc.host,
-                         hypervisor_type="QEMU", hypervisor_version=8002000, vcpus=settings.fake_host_vcpus,
-                         memory_mb=settings.fake_host_ram_mb, local_gb=settings.fake_host_disk_gb,
-                         cpu_info=CPU_INFO, supported_instances=SUPPORTED_INSTANCES, stats={},
-                         host_ip="127.0.0.1") for svc in services]
-    providers = [ResourceProvider(uuid=n.uuid, name=n.hypervisor_hostname, generation=1, root_provider_uuid=n.uuid)
-                 for n in nodes]
-    s.add_all(nodes)
-    s.add_all(providers)
-    s.flush()
-    s.add_all(inv for rp in providers for inv in _inventories(rp.id, settings))
+    conn = s.connection()  # executemany, no ORM objects: thousands of hosts in one pass
+    conn.execute(insert(Service), [
+        {"uuid": new_uuid(), "binary": BINARY, "host": h, "topic": "compute", "availability_zone": "nova",
+         "last_seen_at": now, "report_count": 0} for h in missing])
+    wanted = set(missing)
+    service_ids = {h: i for i, h in conn.execute(select(Service.id, Service.host).where(Service.binary == BINARY))
+                   if h in wanted}
+    node_uuids = {h: new_uuid() for h in missing}
+    conn.execute(insert(ComputeNode), [
+        {"uuid": node_uuids[h], "service_id": service_ids[h], "host": h, "hypervisor_hostname": h,
+         "hypervisor_type": "QEMU", "hypervisor_version": 8002000, "vcpus": settings.fake_host_vcpus,
+         "memory_mb": settings.fake_host_ram_mb, "local_gb": settings.fake_host_disk_gb, "cpu_info": CPU_INFO,
+         "supported_instances": SUPPORTED_INSTANCES, "stats": {}, "host_ip": "127.0.0.1"} for h in missing])
+    conn.execute(insert(ResourceProvider), [
+        {"uuid": node_uuids[h], "name": h, "generation": 1, "root_provider_uuid": node_uuids[h]} for h in missing])
+    provider_ids = [i for i, name in conn.execute(select(ResourceProvider.id, ResourceProvider.name)) if name in wanted]
+    conn.execute(insert(Inventory), [inv for rp in provider_ids for inv in _inventories(rp, settings)])
 
 
-def _inventories(provider_id: int, settings: Any) -> list[Inventory]:
+def _inventories(provider_id: int, settings: Any) -> list[dict[str, Any]]:
     spec = [("VCPU", settings.fake_host_vcpus, settings.cpu_allocation_ratio),
             ("MEMORY_MB", settings.fake_host_ram_mb, settings.ram_allocation_ratio),
             ("DISK_GB", settings.fake_host_disk_gb, settings.disk_allocation_ratio)]
-    return [Inventory(resource_provider_id=provider_id, resource_class=rc, total=total, reserved=0, min_unit=1,
-                      max_unit=total, step_size=1, allocation_ratio=ratio, used=0) for rc, total, ratio in spec]
+    return [{"resource_provider_id": provider_id, "resource_class": rc, "total": total, "reserved": 0, "min_unit": 1,
+             "max_unit": total, "step_size": 1, "allocation_ratio": ratio, "used": 0} for rc, total, ratio in spec]
