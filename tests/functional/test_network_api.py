@@ -268,6 +268,18 @@ def test_security_groups_and_rules(stack: Api) -> None:
     _neutron_error(stack.post(f"{N}/security-groups", json={"security_group": {"name": "default"}}), 409)
     default = stack.get(f"{N}/security-groups", params={"name": "default"}).json()["security_groups"][0]
     _neutron_error(stack.delete(f"{N}/security-groups/{default['id']}"), 409)
+
+
+def test_rule_changes_move_the_group_revision(stack: Api) -> None:
+    sg = _create(stack, "security-groups", "security_group", {"name": "sg-rev"})
+    rule = _create(stack, "security-group-rules", "security_group_rule", {
+        "security_group_id": sg["id"], "direction": "ingress", "protocol": "udp", "port_range_min": 53,
+        "port_range_max": 53})
+    added = stack.get(f"{N}/security-groups/{sg['id']}").json()["security_group"]["revision_number"]
+    assert added > sg["revision_number"]
+    assert stack.delete(f"{N}/security-group-rules/{rule['id']}").status_code == 204
+    removed = stack.get(f"{N}/security-groups/{sg['id']}").json()["security_group"]["revision_number"]
+    assert removed > added
     net_id, _ = _network_with_subnet(stack)
     port = _create(stack, "ports", "port", {"network_id": net_id, "security_groups": [sg["id"]]})
     assert port["security_groups"] == [sg["id"]]

@@ -233,10 +233,7 @@ def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(co
         rule = s.get(SecurityGroupRule, rule_id) if len(rule_id) <= 36 else None
         if rule is None or not ctx.can_access_project(rule.project_id):
             raise NotFound(f"Security group rule {rule_id} could not be found.", kind="SecurityGroupRuleNotFound")
-        group = s.get(SecurityGroup, rule.security_group_id)
-        s.delete(rule)
-        if group is not None:
-            group.revision_number += 1
+        security_groups.delete_rule(s, rule)
     return Response(status_code=202)
 
 

@@ -100,5 +100,5 @@ def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(co
     with runtime(request).db.session() as s:
         rule = security_groups.get_rule(s, ctx, rule_id)
         require_owner(ctx, rule.project_id, "rule:delete_security_group_rule")
-        s.delete(rule)
+        security_groups.delete_rule(s, rule)
     return Response(status_code=204)

@@ -234,6 +234,14 @@ def create_rule(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Secu
     return rule
 
 
+def delete_rule(s: Session, rule: SecurityGroupRule) -> None:
+    """Remove one rule; its group's revision moves on, as when a rule is added."""
+    group = s.get(SecurityGroup, rule.security_group_id)
+    s.delete(rule)
+    if group is not None:
+        group.revision_number += 1
+
+
 def resolve_for_port(s: Session, ctx: RequestContext, project_id: str, ids: list[str]) -> list[str]:
     """Group ids a new or updated port may use (same project); 404 SecurityGroupNotFound otherwise."""
     out: list[str] = []
