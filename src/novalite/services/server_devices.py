@@ -102,16 +102,16 @@ def _interface(info: network.PortInfo, tags: dict[str, str]) -> Interface:
                      tag=tags.get(info.id))
 
 
+def _server_ports(s: Session, inst: Instance) -> list[network.PortInfo]:
+    q = select(Port.id).where(Port.device_id == inst.uuid).order_by(Port.created_at, Port.id)
+    found = (network.get_port(s, port_id) for port_id in s.scalars(q))
+    return [info for info in found if info is not None]
+
+
 def list_interfaces(s: Session, inst: Instance) -> list[Interface]:
     """The server's ports, oldest first."""
-    q = select(Port.id).where(Port.device_id == inst.uuid).order_by(Port.created_at, Port.id)
     tags = _tags(inst)
-    out = []
-    for port_id in s.scalars(q):
-        info = network.get_port(s, port_id)
-        if info is not None:
-            out.append(_interface(info, tags))
-    return out
+    return [_interface(info, tags) for info in _server_ports(s, inst)]
 
 
 def get_interface(s: Session, inst: Instance, port_id: str) -> Interface:
@@ -212,14 +212,11 @@ def detach_interface(s: Session, ctx: RequestContext, inst: Instance, port_id: s
 
 
 def _refresh_network_info(s: Session, inst: Instance) -> None:
-    info = []
-    for iface in list_interfaces(s, inst):
-        port = network.get_port(s, iface.port_id)
-        assert port is not None
-        info.append({"port_id": port.id, "network_id": port.network_id, "network_name": port.network_name,
-                     "mac_address": port.mac_address,
-                     "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips]})
-    inst.network_info = info
+    inst.network_info = [
+        {"port_id": port.id, "network_id": port.network_id, "network_name": port.network_name,
+         "mac_address": port.mac_address,
+         "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips]}
+        for port in _server_ports(s, inst)]
     inst.updated_at = utcnow()
 
 
