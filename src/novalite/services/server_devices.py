@@ -268,8 +268,8 @@ def is_root(inst: Instance, att: VolumeAttachment) -> bool:
     return not inst.image_ref and att.mountpoint == root_device(inst)
 
 
-def _next_device(s: Session, inst: Instance, requested: str | None) -> str:
-    used = {a.mountpoint for a in _attachments(s, inst) if a.mountpoint}
+def _next_device(inst: Instance, current: list[VolumeAttachment], requested: str | None) -> str:
+    used = {a.mountpoint for a in current if a.mountpoint}
     if inst.image_ref:
         used.add(root_device(inst))
     if requested:
@@ -283,6 +283,17 @@ def _next_device(s: Session, inst: Instance, requested: str | None) -> str:
     raise BadRequest("No free disk device names for prefix 'vd'", kind="InvalidDevicePath")
 
 
+def _attach_at(s: Session, inst: Instance, owner: RequestContext, volume_id: str, device: str | None,
+               delete_on_termination: bool) -> VolumeAttachment:
+    """Reserve ``volume_id`` for the server and attach it at ``device``: the new attachment row."""
+    attachment_id = attachments.reserve_volume(s, owner, volume_id, inst.uuid)
+    attachments.attach_volume(s, owner, attachment_id, host=inst.host or "", mountpoint=device)
+    att = s.get(VolumeAttachment, attachment_id)
+    assert att is not None
+    att.delete_on_termination = delete_on_termination
+    return att
+
+
 def attach_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: str, *, device: str | None = None,
                   tag: str | None = None, delete_on_termination: bool = False) -> VolumeDevice:
     """Reserve and attach ``volume_id`` (the server's project's) at ``device`` (next free vdX)."""
@@ -290,14 +301,10 @@ def attach_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: st
     owner = _owner(inst)
     if volumes.get_volume(s, owner, volume_id) is None:
         raise NotFound(f"Volume {volume_id} could not be found.", kind="VolumeNotFound")
-    if any(a.volume_id == volume_id for a in _attachments(s, inst)):
+    current = _attachments(s, inst)
+    if any(a.volume_id == volume_id for a in current):
         raise BadRequest(f"Invalid volume: volume {volume_id} already attached", kind="InvalidVolume")
-    path = _next_device(s, inst, device)
-    attachment_id = attachments.reserve_volume(s, owner, volume_id, inst.uuid)
-    attachments.attach_volume(s, owner, attachment_id, host=inst.host or "", mountpoint=path)
-    att = s.get(VolumeAttachment, attachment_id)
-    assert att is not None
-    att.delete_on_termination = delete_on_termination
+    att = _attach_at(s, inst, owner, volume_id, _next_device(inst, current, device), delete_on_termination)
     if tag is not None:
         _set_tag(inst, volume_id, tag)
     s.flush()
@@ -338,11 +345,7 @@ def swap_volume(s: Session, ctx: RequestContext, inst: Instance, old_id: str, ne
                          kind="InvalidVolume")
     device, delete = att.mountpoint, bool(att.delete_on_termination)
     attachments.detach_volume(s, RequestContext.system(), att.id)
-    attachment_id = attachments.reserve_volume(s, owner, new_id, inst.uuid)
-    attachments.attach_volume(s, owner, attachment_id, host=inst.host or "", mountpoint=device)
-    swapped = s.get(VolumeAttachment, attachment_id)
-    assert swapped is not None
-    swapped.delete_on_termination = delete
+    _attach_at(s, inst, owner, new_id, device, delete)
     tag = _tags(inst).get(old_id)
     _set_tag(inst, old_id, None)
     if tag is not None:
