@@ -90,18 +90,25 @@ def effective_limits(s: Session, project_id: str, user_id: str | None = None) ->
     return limits
 
 
-def set_limits(s: Session, project_id: str, user_id: str | None, values: Mapping[str, int]) -> None:
-    """Create or update project (``user_id`` None) or per-user rows."""
-    existing = {r.resource: r for r in s.scalars(
-        select(Quota).where(Quota.project_id == project_id, Quota.user_id == (user_id or "")))}
+def _store(s: Session, existing: Mapping[str, Quota | QuotaClass], values: Mapping[str, int],
+           new: Callable[[str, int], Quota | QuotaClass]) -> None:
+    """Update the ``existing`` rows (by resource) or add ``new(resource, limit)``; unknown resources are skipped."""
     for resource, limit in values.items():
         if resource not in STORED:
             continue
         if resource in existing:
             existing[resource].hard_limit = limit
         else:
-            s.add(Quota(project_id=project_id, user_id=user_id or "", resource=resource, hard_limit=limit))
+            s.add(new(resource, limit))
     s.flush()
+
+
+def set_limits(s: Session, project_id: str, user_id: str | None, values: Mapping[str, int]) -> None:
+    """Create or update project (``user_id`` None) or per-user rows."""
+    existing = {r.resource: r for r in s.scalars(
+        select(Quota).where(Quota.project_id == project_id, Quota.user_id == (user_id or "")))}
+    _store(s, existing, values, lambda resource, limit: Quota(
+        project_id=project_id, user_id=user_id or "", resource=resource, hard_limit=limit))
 
 
 def delete_limits(s: Session, project_id: str, user_id: str | None) -> None:
@@ -114,14 +121,8 @@ def delete_limits(s: Session, project_id: str, user_id: str | None) -> None:
 
 def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> None:
     existing = {r.resource: r for r in s.scalars(select(QuotaClass).where(QuotaClass.class_name == class_name))}
-    for resource, limit in values.items():
-        if resource not in STORED:
-            continue
-        if resource in existing:
-            existing[resource].hard_limit = limit
-        else:
-            s.add(QuotaClass(class_name=class_name, resource=resource, hard_limit=limit))
-    s.flush()
+    _store(s, existing, values, lambda resource, limit: QuotaClass(
+        class_name=class_name, resource=resource, hard_limit=limit))
 
 
 # --- usage ----------------------------------------------------------------------------------
