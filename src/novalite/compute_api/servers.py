@@ -173,7 +173,7 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
     q = build_list_query(request, ctx)
     version = request_version(request)
     with runtime(request).db.reader() as s:
-        rows = sq.run_list(s, q)
+        rows = sq.run_list(s, q, summary=not detail)
         extras = sq.load_extras(s, rows, down_time=_down_time(request, ctx)) if detail else {}
     if detail:
         items = [views.server_detail(request, i, extras[i.uuid], version=version, ctx=ctx) for i in rows]

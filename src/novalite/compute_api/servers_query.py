@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from novalite.compute_api.views.servers import ServerExtras
 from novalite.context import RequestContext
@@ -111,10 +111,14 @@ def _after_marker(s: Session, q: ListQuery) -> ColumnElement[bool]:
     return or_(*ors)
 
 
-def run_list(s: Session, q: ListQuery) -> list[Instance]:
+def run_list(s: Session, q: ListQuery, *, summary: bool = False) -> list[Instance]:
+    """The page of instances; ``summary`` loads only uuid and name (``GET /servers``), not every
+    column with its JSON documents."""
     if q.empty or q.limit == 0:
         return []
     query = select(Instance).where(*q.conditions)
+    if summary:
+        query = query.options(load_only(Instance.uuid, Instance.display_name))
     if q.marker is not None:
         query = query.where(_after_marker(s, q))
     order = [_sort_expr(k).asc() if d == "asc" else _sort_expr(k).desc() for k, d in q.sort]
