@@ -19,6 +19,7 @@ from tempest.lib import exceptions as lib_exc
 from tempest.lib.api_schema.response.compute.v2_53 import hypervisors as hypervisors_v253
 from tempest.lib.services.compute.aggregates_client import AggregatesClient
 from tempest.lib.services.compute.hypervisor_client import HypervisorClient
+from tempest.lib.services.compute.images_client import ImagesClient
 from tempest.lib.services.compute.server_groups_client import ServerGroupsClient
 from tempest.lib.services.compute.servers_client import ServersClient
 from tempest.lib.services.compute.services_client import ServicesClient
@@ -166,6 +167,23 @@ def test_server_metadata_password_and_tags_match_tempest(stack: Any) -> None:
         client.delete_server(server_id)
         with pytest.raises(lib_exc.NotFound):
             client.show_server("00000000-0000-0000-0000-000000000000")
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.45"])
+def test_create_image_matches_tempest_and_keeps_request_metadata(stack: Any, version: str) -> None:
+    """Tempest's ImagesOneServerTestJSON: the request's metadata wins over image_type=snapshot."""
+    server_id = boot(stack, "2.1")["id"]
+    images = tempest_client(stack, ImagesClient)
+    with microversion(version):
+        created = images.create_image(server_id, name="snap", metadata={"image_type": "test"})
+        if v(version) >= (2, 45):
+            image_id = created["image_id"]
+        else:
+            image_id = created.response["location"].rsplit("/", 1)[1]
+    with microversion("2.1"):
+        image = images.show_image(image_id)["image"]
+    assert image["name"] == "snap" and image["metadata"]["image_type"] == "test"
+    assert image["server"]["id"] == server_id
 
 
 @pytest.mark.parametrize("version", ["2.1", "2.13", "2.15", "2.64"])

@@ -69,9 +69,11 @@ def _new_image(request: Request, ctx: RequestContext, server_id: str, req: dict[
             "disk_format": (base.disk_format if base else None) or "raw",
             "container_format": (base.container_format if base else None) or "bare",
             "min_ram": base.min_ram if base else 0, "min_disk": max(base.min_disk if base else 0, inst.root_gb),
-            **{k: str(v) for k, v in (req.get("metadata") or {}).items()},
             "instance_uuid": inst.uuid, "image_type": "snapshot", "base_image_ref": inst.image_ref,
-            "user_id": inst.user_id, **extra,
+            "user_id": inst.user_id,
+            # the request's metadata overrides the system properties, as in Nova (Tempest sends
+            # image_type=test); a backup's own keys come last so rotation still finds it
+            **{k: str(v) for k, v in (req.get("metadata") or {}).items()}, **extra,
         })
         action = "createBackup" if extra else "createImage"
         record_action(s, ctx, inst, action, event=f"compute_{'backup' if extra else 'snapshot'}_instance")
