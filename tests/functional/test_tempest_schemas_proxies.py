@@ -72,3 +72,24 @@ def test_security_group_proxy_matches_tempest(stack: Any) -> None:
             time.sleep(0.05)
     with microversion("2.36"), pytest.raises(lib_exc.NotFound):
         groups.list_security_groups()
+
+
+def test_security_group_proxy_keeps_what_tempest_sent(stack: Any) -> None:
+    """Tempest's SecurityGroups(Rules)TestJSON: names with spaces and CIDRs with host bits come
+    back as given, groups can be renamed, a non-UUID parent group is a 400."""
+    groups = tempest_client(stack, SecurityGroupsClient)
+    rules = tempest_client(stack, SecurityGroupRulesClient)
+    with microversion("2.1"):
+        group = groups.create_security_group(name=" spaced name ", description="d")["security_group"]
+        assert group["name"] == " spaced name "
+        assert groups.show_security_group(group["id"])["security_group"]["name"] == " spaced name "
+        rule = rules.create_security_group_rule(parent_group_id=group["id"], ip_protocol="tcp", from_port=22,
+                                                to_port=22, cidr="10.2.3.124/24")["security_group_rule"]
+        assert rule["ip_range"] == {"cidr": "10.2.3.124/24"}
+        updated = groups.update_security_group(group["id"], name="renamed", description="d2")["security_group"]
+        assert (updated["name"], updated["description"]) == ("renamed", "d2")
+        with pytest.raises(lib_exc.BadRequest):
+            rules.create_security_group_rule(parent_group_id="not-a-uuid", ip_protocol="tcp", from_port=22,
+                                             to_port=22)
+        with pytest.raises(lib_exc.NotFound):
+            groups.update_security_group("00000000-0000-0000-0000-000000000000", name="x", description="y")

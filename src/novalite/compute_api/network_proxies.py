@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -120,16 +121,25 @@ def show_group(group_id: str, request: Request, ctx: RequestContext = Depends(co
 
 
 def _property(spec: dict[str, Any], name: str) -> str:
-    """Nova's ``validate_property``: a string of 1-255 characters once stripped."""
+    """Nova's ``validate_property``: a string of 1-255 characters once stripped. The value is
+    stored as given (Tempest creates a group named ' name ' and expects it back unchanged)."""
     value = spec.get(name)
     if not isinstance(value, str):
         raise BadRequest(f"Security group {name} is not a string or unicode", kind="Invalid")
-    value = value.strip()
-    if not value:
+    stripped = value.strip()
+    if not stripped:
         raise BadRequest(f"{name} has a minimum character requirement of 1.", kind="InvalidInput")
-    if len(value) > 255:
+    if len(stripped) > 255:
         raise BadRequest(f"{name} has more than 255 characters.", kind="InvalidInput")
     return value
+
+
+def _group_id(value: Any) -> str:
+    """Nova's neutron ``validate_id``: a security group id in a rule must look like a UUID (400)."""
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise BadRequest("Security group id should be uuid", kind="Invalid") from None
 
 
 def _body_dict(body: Any, key: str) -> dict[str, Any]:
@@ -157,6 +167,24 @@ def _create_group(request: Request, ctx: RequestContext, spec: dict[str, Any]) -
 async def create_group(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     spec = _body_dict(await json_body(request), "security_group")
     return await run_in_threadpool(_create_group, request, ctx, spec)
+
+
+def _update_group(request: Request, ctx: RequestContext, group_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    name, description = _property(spec, "name"), _property(spec, "description")
+    with runtime(request).db.session() as s:
+        group = _get_group(s, ctx, group_id)
+        try:
+            security_groups.update_group(s, group, {"name": name, "description": description})
+        except NovaliteError as exc:  # Neutron's conflicts are Nova's 400s
+            raise BadRequest(exc.message, kind=exc.kind) from None
+        s.flush()
+        return {"security_group": group_view(s, group)}
+
+
+@router.put("/os-security-groups/{group_id}")
+async def update_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    spec = _body_dict(await json_body(request), "security_group")
+    return await run_in_threadpool(_update_group, request, ctx, group_id, spec)
 
 
 @router.delete("/os-security-groups/{group_id}", status_code=202)
@@ -207,9 +235,9 @@ def _rule_fields(spec: dict[str, Any], group: SecurityGroup) -> dict[str, Any]:
 
 def _create_rule(request: Request, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
     with runtime(request).db.session() as s:
-        group = _get_group(s, ctx, str(spec.get("parent_group_id") or ""))
+        group = _get_group(s, ctx, _group_id(spec.get("parent_group_id")))
         if spec.get("group_id"):
-            _get_group(s, ctx, str(spec["group_id"]))
+            _get_group(s, ctx, _group_id(spec["group_id"]))
         fields = _rule_fields(spec, group)
         try:
             with s.begin_nested():
