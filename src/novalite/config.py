@@ -45,6 +45,9 @@ class Settings:
     max_attempts: int = 3
     host_subset_size: int = 1
     max_placement_results: int = 1000
+    # candidates read first, best by the RAM weigher's order (most free RAM first; least with a
+    # negative multiplier); widened x4 up to max_placement_results while too few pass the filters
+    scheduler_candidate_window: int = 40
     enabled_filters: str = (
         "ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,"
         "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter"

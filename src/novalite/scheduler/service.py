@@ -130,6 +130,15 @@ class SchedulerService:
         self.rng = random.Random()
         # instance counts per host cost a GROUP BY over instances: read them only when used
         self.counts_needed = any(w.weigher.name == "NumInstancesWeigher" and w.multiplier != 0 for w in self.weighers)
+        # the order placement returns a limited candidate list in: the RAM weigher's (else the CPU
+        # weigher's) own order, so the first ``scheduler_candidate_window`` candidates are the
+        # hosts the weighers would rank first; by provider id when neither weighs anything
+        self.order: tuple[str, bool] | None = None
+        for name, rc in (("RAMWeigher", MEMORY_MB), ("CPUWeigher", VCPU)):
+            m = next((w.multiplier for w in self.weighers if w.weigher.name == name), 0.0)
+            if m != 0:
+                self.order = (rc, m > 0)
+                break
 
     def _query(self, s: Session, view: RequestView) -> candidates.ResourceQuery:
         names: set[str] | None = None
@@ -144,7 +153,7 @@ class SchedulerService:
         limit = None if names is not None else self._limit(view)
         return candidates.ResourceQuery(resources=resources_for(view), forbidden_traits=(STATUS_DISABLED_TRAIT,),
                                         provider_names=tuple(sorted(names)) if names is not None else None,
-                                        limit=limit)
+                                        limit=limit, order_by_free=self.order if limit is not None else None)
 
     def _limit(self, view: RequestView) -> int | None:
         """How many candidates placement returns: ``max_placement_results`` widened by every host a
@@ -159,22 +168,58 @@ class SchedulerService:
             extra += len(view.group.hosts) + len(view.instance_uuids)
         return self.settings.max_placement_results + extra
 
+    def _first_window(self, query: candidates.ResourceQuery, items: list[tuple[int, RequestView]]) -> int | None:
+        """How many candidates to read first: ``scheduler_candidate_window``, at least what the
+        requests need (their instances, the alternates, the random subset); None: all ``limit``."""
+        if query.limit is None or query.order_by_free is None:
+            return None
+        need = (sum(len(v.instance_uuids) for _i, v in items) + self.settings.max_attempts
+                + self.settings.host_subset_size)
+        window = max(self.settings.scheduler_candidate_window, need)
+        return window if window < query.limit else None
+
+    def _enough(self, selection: Selection) -> bool:
+        """The plan is as good as one over every candidate could be: each instance placed with
+        its full set of alternates and a full random subset to pick from."""
+        if selection.error is not None:
+            return False
+        alts = max(0, self.settings.max_attempts - 1)
+        subset = self.settings.host_subset_size
+        return (all(len(a) >= alts for a in selection.alternates)
+                and all(len(r) >= subset for r in selection.ranked))
+
     def _plan_group(self, s: Session, items: list[tuple[int, RequestView]], query: candidates.ResourceQuery,
                     plans: list[Plan | None]) -> None:
         """Requests with the same placement query share one read; each sees the hosts as the
-        earlier ones of the batch left them (their chosen hosts consumed)."""
-        found = candidates.find_candidates(s, query)
+        earlier ones of the batch left them (their chosen hosts consumed).
+
+        A limited query first reads a small window of the best candidates (``_first_window``);
+        when the filters leave too few hosts there (``_enough``) and placement had more, the
+        window grows x4 and the plan is made again, up to ``limit``: a request that fits within
+        ``limit`` candidates is never refused because of the window, and a refusal is reported
+        over the same candidates as without it."""
+        window = self._first_window(query, items)
         hinted = [u for _i, v in items for u in v.hint_list("same_host") + v.hint_list("different_host")]
         counts = self.counts_needed or any("num_instances" in k for _i, v in items for k in v.flavor.extra_specs)
-        hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
-                                        hinted_uuids=hinted, instance_counts=counts)
-        for i, view in items:
-            selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
-                                            host_subset_size=self.settings.host_subset_size,
-                                            max_attempts=self.settings.max_attempts, rng=self.rng)
-            plans[i] = Plan(view=view, selection=selection, query=query, found=len(found))
-            if selection.error is None and len(items) > 1:
-                hosts = _consumed(hosts, selection, view)
+        while True:
+            q = query if window is None else dataclasses.replace(query, limit=window)
+            found = candidates.find_candidates(s, q)
+            hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
+                                            hinted_uuids=hinted, instance_counts=counts)
+            made: list[tuple[int, Plan]] = []
+            for i, view in items:
+                selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
+                                                host_subset_size=self.settings.host_subset_size,
+                                                max_attempts=self.settings.max_attempts, rng=self.rng)
+                made.append((i, Plan(view=view, selection=selection, query=q, found=len(found))))
+                if selection.error is None and len(items) > 1:
+                    hosts = _consumed(hosts, selection, view)
+            if window is None or len(found) < window or all(self._enough(p.selection) for _i, p in made):
+                break
+            assert query.limit is not None
+            window = window * 4 if window * 4 < query.limit else None
+        for i, plan in made:
+            plans[i] = plan
 
     def plan_batch(self, requests: Sequence[ScheduleRequest]) -> list[Plan]:
         """Read the inputs (once per distinct placement query) and run the pure scheduler."""

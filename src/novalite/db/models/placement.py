@@ -28,7 +28,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Computed,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from novalite.db.base import Base, UTCDateTime, new_uuid, utcnow
@@ -56,6 +67,7 @@ class Inventory(Base):
     __table_args__ = (
         UniqueConstraint("resource_provider_id", "resource_class", name="uq_inventories_rp_rc"),
         Index("ix_inventories_rc_provider", "resource_class", "resource_provider_id"),
+        Index("ix_inventories_rc_shortfall", "resource_class", "shortfall", "resource_provider_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -68,6 +80,12 @@ class Inventory(Base):
     step_size: Mapped[int] = mapped_column(Integer, default=1)
     allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     used: Mapped[int] = mapped_column(Integer, default=0)  # sum of allocations of this class here
+    # minus the free amount as the scheduler's RAM/CPU weighers see it, kept by the database
+    # (a stored generated column: no writer maintains it). Indexed with the class so the
+    # scheduler's candidate window (most -- or least -- free first) is an index walk that stops
+    # after the window instead of a sort of every fitting provider.
+    shortfall: Mapped[float] = mapped_column(
+        Float, Computed("used + reserved - total * allocation_ratio", persisted=True))
 
 
 class Consumer(Base):

@@ -511,12 +511,14 @@ def upgrade() -> None:
     sa.Column('step_size', sa.Integer(), nullable=False),
     sa.Column('allocation_ratio', sa.Float(), nullable=False),
     sa.Column('used', sa.Integer(), nullable=False),
+    sa.Column('shortfall', sa.Float(), sa.Computed('used + reserved - total * allocation_ratio', persisted=True), nullable=False),
     sa.ForeignKeyConstraint(['resource_provider_id'], ['resource_providers.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('resource_provider_id', 'resource_class', name='uq_inventories_rp_rc')
     )
     with op.batch_alter_table('inventories', schema=None) as batch_op:
         batch_op.create_index('ix_inventories_rc_provider', ['resource_class', 'resource_provider_id'], unique=False)
+        batch_op.create_index('ix_inventories_rc_shortfall', ['resource_class', 'shortfall', 'resource_provider_id'], unique=False)
 
     op.create_table('ports',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -726,6 +728,7 @@ def downgrade() -> None:
 
     op.drop_table('ports')
     with op.batch_alter_table('inventories', schema=None) as batch_op:
+        batch_op.drop_index('ix_inventories_rc_shortfall')
         batch_op.drop_index('ix_inventories_rc_provider')
 
     op.drop_table('inventories')
