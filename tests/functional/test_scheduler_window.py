@@ -148,3 +148,18 @@ def test_multi_instance_request_larger_than_the_window(db: Any) -> None:
     dests = scheduler.select_destinations(doc, uuids, project_id="p", user_id="u")
     assert len(dests) == 6
     assert len({d[0].host for d in dests.values()}) == 6
+
+
+def test_host_snapshots_set_every_field(db: Any) -> None:
+    import dataclasses
+
+    from novalite.placement import candidates
+    from novalite.scheduler import hostdata
+    from novalite.scheduler.snapshots import HostSnapshot
+
+    with db.reader() as s:
+        found = candidates.find_candidates(s, candidates.ResourceQuery(resources={"VCPU": 1, "MEMORY_MB": 1}))
+        hosts = hostdata.host_snapshots(s, found, service_down_time=60)
+    assert len(hosts) == HOSTS
+    assert all(set(vars(h)) == {f.name for f in dataclasses.fields(HostSnapshot)} for h in hosts)
+    assert all(h.service_up and h.memory_mb_total == 4096 and h.vcpus_total == 8 for h in hosts)

@@ -127,11 +127,11 @@ def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
     if query.limit is not None:
         params["limit"] = query.limit
     out = []
-    for row in s.connection().execute(stmt, params):
+    slots = [(rc, 4 + 4 * i) for i, rc in enumerate(rcs)]
+    for row in s.connection().execute(stmt, params).all():
         uuid = row[1]
-        usage = {rc: InventoryUse(*row[4 + 4 * i: 8 + 4 * i]) for i, rc in enumerate(rcs)}
-        out.append(Candidate(provider_uuid=uuid, provider_name=row[2], generation=row[3],
-                             allocation_request={uuid: dict(wanted)}, usage=usage))
+        usage = {rc: InventoryUse(row[k], row[k + 1], row[k + 2], row[k + 3]) for rc, k in slots}
+        out.append(Candidate(uuid, row[2], row[3], {uuid: dict(wanted)}, usage))
     return out
 
 

@@ -77,15 +77,28 @@ def _multiplier(cfg: WeigherConfig, host: HostSnapshot) -> float:
 def weigh_hosts(hosts: Sequence[HostSnapshot], spec: RequestView,
                 weighers: Sequence[WeigherConfig]) -> list[tuple[HostSnapshot, float]]:
     """Hosts with their combined weight, best first (stable for ties)."""
+    if not hosts:
+        return []
     totals = [0.0] * len(hosts)
+    with_aggregates = any(h.aggregates for h in hosts)  # only they may override a multiplier
     for cfg in weighers:
-        if cfg.multiplier == 0 and not any(cfg.weigher.option in a.metadata for h in hosts for a in h.aggregates):
+        if cfg.multiplier == 0 and not (with_aggregates and any(
+                cfg.weigher.option in a.metadata for h in hosts for a in h.aggregates)):
             continue  # weighs nothing anywhere
-        raw = [cfg.weigher.weigh(h, spec) for h in hosts]
-        if not raw:
-            continue
-        for i, (h, norm) in enumerate(zip(hosts, _normalise(raw, cfg.weigher.minval), strict=True)):
-            totals[i] += _multiplier(cfg, h) * norm
+        weigh = cfg.weigher.weigh
+        raw = [weigh(h, spec) for h in hosts]
+        lo = min(raw) if cfg.weigher.minval is None else cfg.weigher.minval
+        hi = max(raw)
+        if hi == lo:
+            continue  # every host normalises to 0
+        span = hi - lo
+        if with_aggregates:
+            for i, h in enumerate(hosts):
+                totals[i] += _multiplier(cfg, h) * ((raw[i] - lo) / span)
+        else:
+            m = cfg.multiplier
+            for i, v in enumerate(raw):
+                totals[i] += m * ((v - lo) / span)
     order = sorted(range(len(hosts)), key=lambda i: -totals[i])
     return [(hosts[i], totals[i]) for i in order]
 
