@@ -61,7 +61,14 @@ def _ports(s: Session, b: Build) -> list[dict[str, Any]]:
 def allocate_networks(s: Session, b: Build) -> str | None:
     """Ports for the instance, then task_state block_device_mapping (spawning when there is
     nothing to attach). Runs in the caller's transaction inside a SAVEPOINT: on failure the
-    ports are gone and the reason is returned (the caller aborts the build after committing)."""
+    ports are gone and the reason is returned (the caller aborts the build after committing).
+
+    ``networks: none`` with nothing to attach has no port to make and nothing that can fail:
+    the transitions networking -> block_device_mapping -> spawning are one UPDATE (all of it
+    commits together, so no reader could have seen the states in between anyway)."""
+    if b.requested_networks == "none" and not needs_block_devices(b):
+        set_task_state(s, b.instance_uuid, TaskState.NETWORKING, TaskState.SPAWNING, network_info=[])
+        return None
     try:
         with s.begin_nested():
             info = _ports(s, b)
@@ -84,7 +91,12 @@ def _attach_function() -> Any:
 
 
 def needs_block_devices(b: Build) -> bool:
-    return bool(b.build_args.get("block_device_mapping")) and _attach_function() is not None
+    """Only mappings with ``destination_type: volume`` have anything to attach (an image boot's
+    local disk mapping has not): without them the build goes from networking to spawning."""
+    bdms = b.build_args.get("block_device_mapping")
+    if not bdms or not any(isinstance(m, dict) and m.get("destination_type") == "volume" for m in bdms):
+        return False
+    return _attach_function() is not None
 
 
 def prepare_block_devices(db: Database, b: Build) -> None:
