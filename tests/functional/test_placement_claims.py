@@ -172,3 +172,27 @@ def test_fake_hosts_seed_is_idempotent_and_grows(stack_factory: Any) -> None:
         vcpu = s.scalars(select(Inventory).where(Inventory.resource_provider_id == rp.id,
                                                  Inventory.resource_class == "VCPU")).one()
         assert (vcpu.total, vcpu.allocation_ratio) == (8, 2.0)
+
+
+def test_first_claim_for_an_existing_consumer_without_allocations(db: Any) -> None:
+    from novalite.db.models.placement import Consumer
+
+    rp = _provider(db, "rp-empty-consumer")
+    c = _consumer()
+    with db.session() as s:
+        s.add(Consumer(uuid=c.uuid, project_id="p", user_id="u", generation=0))
+    with db.session() as s:
+        allocations.claim(s, c, {rp: {"VCPU": 1}})
+    with db.reader() as s:
+        assert allocations.allocations_of(s, c.uuid) == {rp: {"VCPU": 1}}
+        assert s.execute(select(Consumer.generation).where(Consumer.uuid == c.uuid)).scalar_one() == 1
+    with pytest.raises(allocations.AllocationConflict), db.session() as s:  # now it holds some
+        allocations.claim(s, c, {rp: {"VCPU": 1}})
+
+
+def test_claim_on_a_missing_provider_is_a_conflict_leaving_nothing(db: Any) -> None:
+    c = _consumer()
+    with db.session() as s:
+        with pytest.raises(allocations.AllocationConflict, match="does not exist"):
+            allocations.claim(s, c, {str(uuidlib.uuid4()): {"VCPU": 1}})
+        assert allocations.allocations_of(s, c.uuid) == {}

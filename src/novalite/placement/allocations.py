@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from novalite.db.base import utcnow
 from novalite.db.models.placement import Allocation, Consumer, Inventory, ResourceProvider
 from novalite.errors import Conflict
-from novalite.placement.providers import bump_generation
+from novalite.placement.providers import bump_generation, bump_generation_by_uuid
 
 # provider uuid -> resource class -> amount (placement's "allocation request" shape)
 AllocationRequest = Mapping[str, Mapping[str, int]]
@@ -49,15 +49,21 @@ class ConsumerRef:
     user_id: str
 
 
-@functools.lru_cache(maxsize=64)
-def _take_statement(rcs: tuple[str, ...]) -> Any:
-    """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>)."""
+@functools.lru_cache(maxsize=128)
+def _take_statement(rcs: tuple[str, ...], by_uuid: bool = False) -> Any:
+    """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>; the
+    provider as provider_id, or as provider_uuid when ``by_uuid``: no separate id lookup)."""
     inv = cast(Table, Inventory.__table__)
     amount = case({rc: bindparam(f"amount_{i}", type_=Integer) for i, rc in enumerate(rcs)},
                   value=inv.c.resource_class, else_=0)
     capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
+    if by_uuid:
+        rp = cast(Table, ResourceProvider.__table__)
+        provider: Any = select(rp.c.id).where(rp.c.uuid == bindparam("provider_uuid")).scalar_subquery()
+    else:
+        provider = bindparam("provider_id", type_=Integer)
     return (update(inv)
-            .where(inv.c.resource_provider_id == bindparam("provider_id", type_=Integer),
+            .where(inv.c.resource_provider_id == provider,
                    inv.c.resource_class.in_(rcs), inv.c.used + amount <= capacity, inv.c.min_unit <= amount,
                    inv.c.max_unit >= amount, (amount % inv.c.step_size) == 0)
             .values(used=inv.c.used + amount))
@@ -81,7 +87,7 @@ _GIVE_BACK = (update(_INV).where(_INV.c.resource_provider_id == bindparam("provi
 _CONSUMER_GENERATION = select(_CONSUMERS.c.generation).where(_CONSUMERS.c.uuid == bindparam("uuid"))
 _HELD = select(_ALLOC.c.id).where(_ALLOC.c.consumer_id == bindparam("uuid")).limit(1)
 _ADD_CONSUMER = insert(_CONSUMERS)
-_BUMP_CONSUMER = (update(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"),
+_BUMP_CONSUMER = (update(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("consumer_uuid"),
                                            _CONSUMERS.c.generation == bindparam("seen"))
                   .values(generation=_CONSUMERS.c.generation + 1))
 _PROVIDER_IDS = select(ResourceProvider.uuid, ResourceProvider.id).where(
@@ -96,8 +102,32 @@ def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
     s.connection().execute(_GIVE_BACK, {"provider_id": provider_id, "rc": rc, "amount": amount})
 
 
+@functools.lru_cache(maxsize=4)
+def _add_new_consumer(dialect: str) -> Any:
+    """INSERT of a consumer that does nothing when the uuid exists (SQLite and PostgreSQL); it
+    returns the uuid when it inserted (rowcount is not reliable for it with psycopg)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+        return (sqlite.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
+                .returning(_CONSUMERS.c.uuid))
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+        return (postgresql.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
+                .returning(_CONSUMERS.c.uuid))
+    return None
+
+
 def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -> None:
     conn = s.connection()
+    if generation is None:
+        # the usual case, a first claim: one statement; an existing consumer falls through
+        add = _add_new_consumer(conn.dialect.name)
+        if add is not None:
+            now = utcnow()
+            if conn.execute(add, {"uuid": consumer.uuid, "project_id": consumer.project_id,
+                                  "user_id": consumer.user_id, "consumer_type": "INSTANCE", "generation": 0,
+                                  "created_at": now, "updated_at": now}).first() is not None:
+                return
     current = conn.execute(_CONSUMER_GENERATION, {"uuid": consumer.uuid}).scalar()
     if generation is None:
         if current is not None:
@@ -116,7 +146,7 @@ def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -
 
 
 def _bump_consumer(s: Session, uuid: str, seen: int) -> None:
-    if s.connection().execute(_BUMP_CONSUMER, {"uuid": uuid, "seen": seen}).rowcount != 1:
+    if s.connection().execute(_BUMP_CONSUMER, {"consumer_uuid": uuid, "seen": seen}).rowcount != 1:
         raise AllocationConflict(f"consumer generation conflict for {uuid}")
 
 
@@ -138,23 +168,29 @@ def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
 def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consumer_generation: int | None,
            provider_generations: Mapping[str, int]) -> None:
     _check_consumer(s, consumer, consumer_generation)
-    ids = _provider_ids(s, list(request))
+    conn = s.connection()
     rows: list[dict[str, Any]] = []
     for provider_uuid, resources in request.items():
-        provider_id = ids.get(provider_uuid)
-        if provider_id is None:
-            raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
         wanted = {rc: int(n) for rc, n in resources.items() if n > 0}
-        if wanted and not _take(s, provider_id, wanted):
-            raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
-        rows.extend({"resource_provider_id": provider_id, "consumer_id": consumer.uuid, "resource_class": rc,
-                     "used": n} for rc, n in wanted.items())
-        try:
-            bump_generation(s, provider_id, provider_generations.get(provider_uuid))
+        if wanted:
+            # capacity first (by uuid: no id lookup); a miss is a missing provider or no room
+            rcs = tuple(wanted)
+            params: dict[str, Any] = {f"amount_{i}": wanted[rc] for i, rc in enumerate(rcs)}
+            params["provider_uuid"] = provider_uuid
+            if conn.execute(_take_statement(rcs, True), params).rowcount != len(rcs):
+                if not _provider_ids(s, [provider_uuid]):
+                    raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
+                raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
+        try:  # the generation bump also gives the provider's id
+            provider_id = bump_generation_by_uuid(s, provider_uuid, provider_generations.get(provider_uuid))
         except Conflict as exc:
             raise AllocationConflict(exc.message) from exc
+        if provider_id is None:
+            raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
+        rows.extend({"resource_provider_id": provider_id, "consumer_id": consumer.uuid, "resource_class": rc,
+                     "used": n} for rc, n in wanted.items())
     if rows:
-        s.connection().execute(insert(_ALLOC), rows)
+        conn.execute(insert(_ALLOC), rows)
 
 
 def release(s: Session, consumer_uuid: str) -> bool:

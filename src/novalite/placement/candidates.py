@@ -113,6 +113,14 @@ def _cached(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[st
 def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
     """Providers that can hold the whole request, ordered by provider id (or as ``order_by_free``
     asks), at most ``limit``."""
+    stmt, params, wanted = prepare(query)
+    return candidates_from_rows(s.connection().execute(stmt, params).all(), wanted)
+
+
+def prepare(query: ResourceQuery) -> tuple[Select[Any], dict[str, object], dict[str, int]]:
+    """The (cached) statement of ``find_candidates``, its parameters and the amounts asked; a
+    caller may add columns and outer joins (one row per provider kept) and read the candidates
+    from the first columns with ``candidates_from_rows``."""
     wanted = {rc: int(n) for rc, n in query.resources.items() if n > 0}
     rcs = tuple(wanted)
     order = None
@@ -126,9 +134,13 @@ def find_candidates(s: Session, query: ResourceQuery) -> list[Candidate]:
         params["names"] = list(query.provider_names)
     if query.limit is not None:
         params["limit"] = query.limit
+    return stmt, params, wanted
+
+
+def candidates_from_rows(rows: Sequence[Any], wanted: Mapping[str, int]) -> list[Candidate]:
     out = []
-    slots = [(rc, 4 + 4 * i) for i, rc in enumerate(rcs)]
-    for row in s.connection().execute(stmt, params).all():
+    slots = [(rc, 4 + 4 * i) for i, rc in enumerate(wanted)]
+    for row in rows:
         uuid = row[1]
         usage = {rc: InventoryUse(row[k], row[k + 1], row[k + 2], row[k + 3]) for rc, k in slots}
         out.append(Candidate(uuid, row[2], row[3], {uuid: dict(wanted)}, usage))

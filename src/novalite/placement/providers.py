@@ -67,6 +67,28 @@ def bump_generation(s: Session, provider_id: int, seen: int | None = None) -> No
         raise ProviderGenerationConflict(str(uuid))
 
 
+_BUMP_UUID = (update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
+              .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
+_BUMP_UUID_IF_SEEN = (update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"),
+                                               _PROVIDERS.c.generation == bindparam("seen"))
+                      .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
+_PROVIDER_ID = select(_PROVIDERS.c.id).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
+
+
+def bump_generation_by_uuid(s: Session, provider_uuid: str, seen: int | None = None) -> int | None:
+    """``bump_generation`` addressed by uuid, in one statement that also returns the provider's
+    id. None when no such provider; ``ProviderGenerationConflict`` when ``seen`` is stale."""
+    conn = s.connection()
+    if seen is None:
+        return cast("int | None", conn.execute(_BUMP_UUID, {"provider_uuid": provider_uuid}).scalar())
+    found = conn.execute(_BUMP_UUID_IF_SEEN, {"provider_uuid": provider_uuid, "seen": seen}).scalar()
+    if found is None:
+        if conn.execute(_PROVIDER_ID, {"provider_uuid": provider_uuid}).scalar() is None:
+            return None
+        raise ProviderGenerationConflict(provider_uuid)
+    return cast(int, found)
+
+
 def create_provider(s: Session, *, name: str, uuid: str | None = None) -> ResourceProvider:
     """A new root provider (generation 0)."""
     rp = ResourceProvider(uuid=uuid or new_uuid(), name=name, generation=0)

@@ -203,9 +203,9 @@ class SchedulerService:
         counts = self.counts_needed or any("num_instances" in k for _i, v in items for k in v.flavor.extra_specs)
         while True:
             q = query if window is None else dataclasses.replace(query, limit=window)
-            found = candidates.find_candidates(s, q)
+            found, nodes = hostdata.candidates_with_nodes(s, q)
             hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
-                                            hinted_uuids=hinted, instance_counts=counts)
+                                            hinted_uuids=hinted, instance_counts=counts, nodes=nodes)
             made: list[tuple[int, Plan]] = []
             for i, view in items:
                 selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
@@ -276,16 +276,25 @@ class SchedulerService:
         plans = self.plan_batch(requests)
         outcomes: list[Outcome] = [self._no_valid_host(p) if p.selection.error else {} for p in plans]
         claimed: dict[int, dict[str, Destination]] = {}
-        with self.db.session() as s:
-            for i, (req, plan) in enumerate(zip(requests, plans, strict=True)):
-                if isinstance(outcomes[i], NoValidHost):
-                    continue
-                try:
-                    with s.begin_nested():
-                        claimed[i] = self._claim_all(s, plan.view, plan.selection, project_id=req.project_id,
-                                                     user_id=req.user_id)
-                except _ClaimLost:
-                    outcomes[i] = NoValidHost("")  # replaced below, outside the write transaction
+        pending = [i for i, o in enumerate(outcomes) if not isinstance(o, NoValidHost)]
+        if pending:
+            with self.db.session() as s:
+                for i in pending:
+                    req, plan = requests[i], plans[i]
+                    try:
+                        if len(pending) == 1:  # alone in the transaction: a lost claim rolls it all back
+                            try:
+                                claimed[i] = self._claim_all(s, plan.view, plan.selection,
+                                                             project_id=req.project_id, user_id=req.user_id)
+                            except _ClaimLost:
+                                s.rollback()
+                                raise
+                        else:
+                            with s.begin_nested():
+                                claimed[i] = self._claim_all(s, plan.view, plan.selection,
+                                                             project_id=req.project_id, user_id=req.user_id)
+                    except _ClaimLost:
+                        outcomes[i] = NoValidHost("")  # replaced below, outside the write transaction
         for i, plan in enumerate(plans):
             if i in claimed:
                 outcomes[i] = self._destinations(plan, claimed[i])
@@ -316,7 +325,9 @@ class SchedulerService:
         savepoint then undoes the others)."""
         chosen: dict[str, Destination] = {}
         for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=True):
-            if not _still_wanted(s, uuid):
+            # the first choice's zone is written with the row lock; another host's after its claim
+            zone = ranked[0].availability_zone if ranked else None
+            if not _still_wanted(s, uuid, zone):
                 continue
             consumer = allocations.ConsumerRef(uuid, project_id, user_id)
             for host in ranked:
@@ -326,8 +337,9 @@ class SchedulerService:
                     LOG.info("claim of %s on %s lost a race (%s); trying the next host", uuid, host.host, exc)
                     continue
                 chosen[uuid] = Destination.of(host)
-                s.connection().execute(_SET_ZONE, {"instance_uuid": uuid,
-                                                   "zone": chosen[uuid].availability_zone})
+                if chosen[uuid].availability_zone != zone:
+                    s.connection().execute(_SET_ZONE, {"instance_uuid": uuid,
+                                                       "zone": chosen[uuid].availability_zone})
                 break
             else:
                 raise _ClaimLost(uuid)
@@ -359,14 +371,21 @@ def _consumed(hosts: list[HostSnapshot], selection: Selection, view: RequestView
 _INSTANCES = cast(Table, Instance.__table__)
 _TOUCH = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
           .values(updated_at=bindparam("now")))
+_TOUCH_ZONE = (update(_INSTANCES)
+               .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+               .values(updated_at=bindparam("now"), availability_zone=bindparam("zone")))
 _SET_ZONE = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
              .values(availability_zone=bindparam("zone")))
 
 
-def _still_wanted(s: Session, instance_uuid: str) -> bool:
-    """Locks the instance row for the claim transaction; False once the user deleted it."""
-    result = s.connection().execute(_TOUCH, {"instance_uuid": instance_uuid, "now": utcnow()})
-    return result.rowcount == 1
+def _still_wanted(s: Session, instance_uuid: str, zone: str | None = None) -> bool:
+    """Locks the instance row for the claim transaction (setting ``zone`` when given); False once
+    the user deleted it."""
+    params = {"instance_uuid": instance_uuid, "now": utcnow()}
+    if zone is None:
+        return s.connection().execute(_TOUCH, params).rowcount == 1
+    params["zone"] = zone
+    return s.connection().execute(_TOUCH_ZONE, params).rowcount == 1
 
 
 def _reason(selection: Selection, excluded: int, *, claim_failed: bool = False) -> str:
