@@ -49,6 +49,11 @@ def _aggregates_query(agg_cls: Any, host_cls: Any, by_host: bool) -> Any:
     return q
 
 
+@functools.lru_cache(maxsize=8)
+def _any_member(host_cls: Any) -> Any:
+    return select(host_cls.host).limit(1)
+
+
 def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str, list[AggregateSnapshot]]:
     """host -> its Nova host aggregates (with metadata, incl. ``availability_zone``)."""
     agg_cls = _model("aggregates", "Aggregate")
@@ -56,6 +61,8 @@ def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str,
     meta_cls = _model("aggregates", "AggregateMetadata")
     if agg_cls is None or host_cls is None:
         return {}
+    if hosts is not None and s.connection().execute(_any_member(host_cls)).first() is None:
+        return {}  # no host is in any aggregate: skip the per-host lookup (ORM rows, long IN list)
     q = _aggregates_query(agg_cls, host_cls, hosts is not None)
     rows = s.execute(q, {"hosts": list(hosts)} if hosts is not None else {}).all()
     meta: dict[Any, dict[str, str]] = {}
