@@ -24,6 +24,7 @@ _FIND = (select(_ACTIONS.c.id).where(_ACTIONS.c.instance_uuid == bindparam("inst
          .order_by(_ACTIONS.c.id.desc()).limit(1))
 _ADD_ACTION = insert(_ACTIONS).returning(_ACTIONS.c.id)
 _ADD_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_RECORD_EVENT = insert(_EVENTS)
 _FINISH = (update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
            .values(finish_time=bindparam("v_finish"), result=bindparam("v_result"),
                    traceback=bindparam("v_traceback"), details=bindparam("v_details")))
@@ -72,8 +73,14 @@ def finish_events_ok(s: Session, event_ids: list[int]) -> None:
 
 def record_event(s: Session, action_id: int, event: str, *, ok: bool, host: str | None,
                  traceback: str | None = None, details: str | None = None) -> None:
-    """A finished event in one go."""
-    finish_event(s, start_event(s, action_id, event, host=host), ok=ok, traceback=traceback, details=details)
+    """A finished event in one go (one INSERT; a failure also marks the action "Error")."""
+    now = utcnow()
+    s.connection().execute(_RECORD_EVENT, {"action_id": action_id, "event": event, "start_time": now, "host": host,
+                                           "finish_time": now, "result": "Success" if ok else "Error",
+                                           "traceback": None if ok else traceback,
+                                           "details": None if ok else details})
+    if not ok:
+        mark_error(s, action_id)
 
 
 def mark_error(s: Session, action_id: int) -> None:

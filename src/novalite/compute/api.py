@@ -14,7 +14,9 @@ Every call records an InstanceAction ``delete``.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from novalite.compute import cleanup
@@ -25,6 +27,14 @@ from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import TaskState
 from novalite.errors import NotFound
 
+_INSTANCES = cast(Table, Instance.__table__)
+_ACTIONS = cast(Table, InstanceAction.__table__)
+_DELETING = select(_INSTANCES.c.deleted, _INSTANCES.c.host, _INSTANCES.c.requested_networks).where(
+    _INSTANCES.c.uuid == bindparam("instance_uuid"))
+_ADD_ACTION = insert(_ACTIONS)
+_SET_DELETING = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
+                 .values(task_state=TaskState.DELETING, updated_at=bindparam("now")))
+
 
 class ComputeAPI:
     def __init__(self, db: Database, compute: ComputeClient):
@@ -33,23 +43,24 @@ class ComputeAPI:
     def delete_instance(self, ctx: RequestContext, instance_uuid: str) -> None:
         """Start deleting the server; returns once the delete is recorded (204 semantics)."""
         with self.db.session() as s:
-            row = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
+            conn = s.connection()
+            row = conn.execute(_DELETING, {"instance_uuid": instance_uuid}).first()
             if row is None:
                 raise NotFound(f"Instance {instance_uuid} could not be found.", kind="InstanceNotFound")
             if row.deleted:
                 return
-            _record_delete_action(s, ctx, row)
+            _record_delete_action(s, ctx, instance_uuid)
             host = row.host
             if host is None:
                 cleanup.release_resources(s, instance_uuid, row.requested_networks)
                 cleanup.mark_deleted(s, instance_uuid)
                 return
-            row.task_state, row.updated_at = TaskState.DELETING, utcnow()
+            conn.execute(_SET_DELETING, {"instance_uuid": instance_uuid, "now": utcnow()})
         self.compute.terminate_instance(ctx, instance_uuid=instance_uuid, host=host)
 
 
-def _record_delete_action(s: Session, ctx: RequestContext, row: Instance) -> None:
-    s.add(InstanceAction(instance_uuid=row.uuid, action="delete", request_id=ctx.request_id or "",
-                         user_id=ctx.user_id, project_id=ctx.project_id, start_time=utcnow()))
-    s.flush()
-
+def _record_delete_action(s: Session, ctx: RequestContext, instance_uuid: str) -> None:
+    now = utcnow()
+    s.connection().execute(_ADD_ACTION, {"instance_uuid": instance_uuid, "action": "delete",
+                                         "request_id": ctx.request_id or "", "user_id": ctx.user_id,
+                                         "project_id": ctx.project_id, "start_time": now, "updated_at": now})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from novalite.db.base import utcnow
@@ -23,12 +24,34 @@ def user_ports(requested_networks: Any) -> list[str]:
     return [str(r["port_id"]) for r in requested_networks if isinstance(r, dict) and r.get("port_id")]
 
 
+@functools.cache
+def _has_ports() -> Any:
+    from novalite.db.models.network import Port
+
+    table = cast(Table, Port.__table__)
+    return select(table.c.id).where(table.c.device_id == bindparam("instance_uuid")).limit(1)
+
+
+@functools.cache
+def _has_attachments() -> Any:
+    from novalite.db.models.volume import VolumeAttachment
+
+    table = cast(Table, VolumeAttachment.__table__)
+    return select(table.c.id).where(table.c.instance_uuid == bindparam("instance_uuid")).limit(1)
+
+
 def release_ports(s: Session, instance_uuid: str, requested_networks: Any) -> None:
     try:
         from novalite.network import service as network
     except ModuleNotFoundError:  # pragma: no cover - networking not installed
         return
+    if s.connection().execute(_has_ports(), {"instance_uuid": instance_uuid}).first() is None:
+        return  # nothing bound to the instance (the common case: one indexed probe, no ORM load)
     network.release_ports_for_device(s, instance_uuid, keep=user_ports(requested_networks))
+
+
+def has_volumes(s: Session, instance_uuid: str) -> bool:
+    return s.connection().execute(_has_attachments(), {"instance_uuid": instance_uuid}).first() is not None
 
 
 def release_volumes(s: Session, instance_uuid: str) -> None:
@@ -36,6 +59,8 @@ def release_volumes(s: Session, instance_uuid: str) -> None:
     try:
         from novalite.volume import service as volume
     except ModuleNotFoundError:  # pragma: no cover - block storage not installed
+        return
+    if not has_volumes(s, instance_uuid):
         return
     volume.detach_for_instance(s, instance_uuid=instance_uuid)
 
@@ -47,11 +72,13 @@ def release_resources(s: Session, instance_uuid: str, requested_networks: Any) -
     release_volumes(s, instance_uuid)
 
 
+_INSTANCES = cast(Table, Instance.__table__)
+_MARK_DELETED = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+                 .values(deleted=True, vm_state=VmState.DELETED, task_state=None, power_state=int(PowerState.NOSTATE),
+                         deleted_at=bindparam("now"), terminated_at=bindparam("now"), updated_at=bindparam("now")))
+
+
 def mark_deleted(s: Session, instance_uuid: str) -> bool:
     """Soft-delete the row (status DELETED); False when it was already deleted."""
-    now = utcnow()
-    result = s.execute(update(Instance).where(Instance.uuid == instance_uuid, Instance.deleted.is_(False))
-                       .values(deleted=True, vm_state=VmState.DELETED, task_state=None,
-                               power_state=int(PowerState.NOSTATE), deleted_at=now, terminated_at=now,
-                               updated_at=now).execution_options(synchronize_session=False))
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    result = s.connection().execute(_MARK_DELETED, {"instance_uuid": instance_uuid, "now": utcnow()})
+    return result.rowcount == 1

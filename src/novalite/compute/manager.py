@@ -16,15 +16,15 @@ import logging
 import traceback
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, build, build_resources, cleanup, resource_tracker
+from novalite.compute import actions, build, build_resources, cleanup, group_commit, resource_tracker
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
 from novalite.compute.rpcapi import BuildAndRunInstance, TerminateInstance
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.db.base import Database, utcnow
-from novalite.db.models.compute import Instance, InstanceMetadata
+from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode
 from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import context_from_dict
@@ -32,6 +32,9 @@ from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec, Ser
 
 LOG = logging.getLogger(__name__)
 TERMINATE_EVENT = "compute_terminate_instance"
+_TERMINATING = select(Instance.id, Instance.uuid, Instance.deleted, Instance.node, Instance.flavor,
+                      Instance.requested_networks, Instance.user_id, Instance.project_id).where(
+    Instance.uuid == bindparam("instance_uuid"))
 _BUILD_TASK_STATES = {None, TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
                       TaskState.SPAWNING}
 
@@ -132,24 +135,38 @@ class ComputeAgent:
     # --- delete ------------------------------------------------------------------------
     def terminate_instance(self, msg: TerminateInstance) -> None:
         ctx = context_from_dict(msg.context)
+        uuid = msg.instance_uuid
         with self.db.reader() as s:
-            row = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
+            conn = s.connection()
+            row = conn.execute(_TERMINATING, {"instance_uuid": uuid}).first()
             if row is None or row.deleted:
                 return
-            guest = _guest(s, row, self.host)
+            metadata = {k: v for k, v in conn.execute(build._METADATA, {"instance_uuid": uuid})}
+            has_volumes = cleanup.has_volumes(s, uuid)
+        guest = GuestSpec(uuid=row.uuid, name=f"instance-{row.id:08x}", host=self.host, node=row.node or self.host,
+                          flavor=dict(row.flavor or {}), metadata=metadata)
         try:
             self.driver.destroy(guest)
         except DriverError as exc:
             self._delete_failed(ctx.request_id, row, str(exc), traceback.format_exc())
             return
-        with self.db.session() as s:
-            action = actions.find_action(s, msg.instance_uuid, "delete", user_id=ctx.user_id,
-                                         project_id=ctx.project_id, request_id=ctx.request_id)
-            cleanup.release_resources(s, msg.instance_uuid, row.requested_networks)
-            if cleanup.mark_deleted(s, msg.instance_uuid):
+
+        def deleted(s: Session) -> None:
+            action = actions.find_action(s, uuid, "delete", user_id=ctx.user_id, project_id=ctx.project_id,
+                                         request_id=ctx.request_id)
+            cleanup.release_resources(s, uuid, row.requested_networks)
+            if cleanup.mark_deleted(s, uuid):
                 actions.record_event(s, action, TERMINATE_EVENT, ok=True, host=self.host)
 
-    def _delete_failed(self, request_id: str, row: Instance, reason: str, tb: str) -> None:
+        # deletes finishing together share one transaction (each retried alone if it fails);
+        # volumes have storage outside the database: such an instance gets its own transaction
+        if has_volumes:
+            with self.db.session() as s:
+                deleted(s)
+        else:
+            group_commit.group(self.db, "terminate").run(self.db, deleted)
+
+    def _delete_failed(self, request_id: str, row: Any, reason: str, tb: str) -> None:
         with self.db.session() as s:
             action = actions.find_action(s, row.uuid, "delete", user_id=row.user_id, project_id=row.project_id,
                                          request_id=request_id)
@@ -163,13 +180,6 @@ class ComputeAgent:
 
 def _current_task(s: Session, uuid: str) -> str | None:
     return s.execute(select(Instance.task_state).where(Instance.uuid == uuid)).scalar()
-
-
-def _guest(s: Session, row: Instance, host: str) -> GuestSpec:
-    metadata = {m.key: m.value for m in s.scalars(select(InstanceMetadata).where(
-        InstanceMetadata.instance_uuid == row.uuid))}
-    return GuestSpec(uuid=row.uuid, name=f"instance-{row.id:08x}", host=host, node=row.node or host,
-                     flavor=dict(row.flavor or {}), metadata=metadata)
 
 
 def node_uuids(db: Database, hosts: list[str]) -> dict[str, str]:

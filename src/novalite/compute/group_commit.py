@@ -1,0 +1,94 @@
+"""Group commit: units of work that arrive together share one transaction.
+
+``run(db, work)`` queues ``work(session)``; the first caller that finds no writer busy
+becomes the writer and runs every queued unit in one transaction, the others wait for it
+(no thread of its own, nothing to start or stop). Each caller gets its own result or
+exception. When the shared transaction fails, it is rolled back and every unit of it runs
+again in a transaction of its own, so one unit's error never costs another unit its work.
+Units must therefore leave no trace outside the transaction (database statements only).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from novalite.db.base import Database
+
+
+class _Unit:
+    __slots__ = ("work", "done", "result", "error")
+
+    def __init__(self, work: Callable[[Session], Any]):
+        self.work = work
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._writer = threading.Lock()
+        self._pending: list[_Unit] = []
+
+    def run(self, db: Database, work: Callable[[Session], Any]) -> Any:
+        unit = _Unit(work)
+        with self._mutex:
+            self._pending.append(unit)
+        with self._writer:
+            if not unit.done:
+                with self._mutex:
+                    batch, self._pending = self._pending, []
+                _write(db, batch)
+        if unit.error is not None:
+            raise unit.error
+        return unit.result
+
+
+def _write(db: Database, batch: list[_Unit]) -> None:
+    settled: set[int] = set()
+    try:
+        if len(batch) > 1:
+            try:
+                with db.session() as s:
+                    results = [u.work(s) for u in batch]
+            except Exception:  # someone's unit failed: each one again on its own
+                pass
+            else:
+                for i, (u, r) in enumerate(zip(batch, results, strict=True)):
+                    u.result = r
+                    settled.add(i)
+                return
+        for i, u in enumerate(batch):
+            try:
+                with db.session() as s:
+                    u.result = u.work(s)
+            except Exception as exc:
+                u.error = exc
+            settled.add(i)
+    finally:
+        for i, u in enumerate(batch):
+            if i not in settled:  # the writer was interrupted (BaseException) before this unit committed
+                u.error = RuntimeError("the transaction of this unit of work was interrupted")
+            u.done = True
+
+
+_GROUPS: weakref.WeakKeyDictionary[Database, dict[str, GroupCommit]] = weakref.WeakKeyDictionary()
+_GROUPS_LOCK = threading.Lock()
+
+
+def group(db: Database, name: str) -> GroupCommit:
+    """The group commit ``name`` of this database (created on first use)."""
+    with _GROUPS_LOCK:
+        groups = _GROUPS.get(db)
+        if groups is None:
+            groups = _GROUPS[db] = {}
+        found = groups.get(name)
+        if found is None:
+            found = groups[name] = GroupCommit()
+        return found
