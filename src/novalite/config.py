@@ -47,7 +47,7 @@ class Settings:
     max_placement_results: int = 1000
     # candidates read first, best by the RAM weigher's order (most free RAM first; least with a
     # negative multiplier); widened x4 up to max_placement_results while too few pass the filters
-    scheduler_candidate_window: int = 40
+    scheduler_candidate_window: int = 20
     enabled_filters: str = (
         "ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,"
         "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter"

@@ -91,6 +91,18 @@ def hosts_in_zone(s: Session, zone: str) -> list[str] | None:
     return [] if zone in zones else None
 
 
+@functools.lru_cache(maxsize=4)
+def _group_queries(group_cls: Any, member_cls: Any) -> tuple[Any, Any]:
+    """Core statements (no ORM entity loads) for the group row and its live members' hosts."""
+    table = group_cls.__table__
+    group = select(table).where(table.c.uuid == bindparam("group_uuid")).limit(1)
+    members = None
+    if member_cls is not None:
+        members = (select(Instance.uuid, Instance.host).join(member_cls, member_cls.instance_uuid == Instance.uuid)
+                   .where(member_cls.group_id == bindparam("group_id"), Instance.deleted.is_(False)))
+    return group, members
+
+
 def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
     """The group's policy, rules and live members' hosts."""
     if not group_uuid:
@@ -99,16 +111,17 @@ def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
     member_cls = _model("server_groups", "InstanceGroupMember", "ServerGroupMember")
     if group_cls is None:
         return None
-    group = s.scalars(select(group_cls).where(group_cls.uuid == group_uuid)).first()
-    if group is None:
+    group_q, members_q = _group_queries(group_cls, member_cls)
+    conn = s.connection()
+    row = conn.execute(group_q, {"group_uuid": group_uuid}).first()
+    if row is None:
         return None
+    group = row._mapping
     members: dict[str, str] = {}
-    if member_cls is not None:
-        q = (select(Instance.uuid, Instance.host).join(member_cls, member_cls.instance_uuid == Instance.uuid)
-             .where(member_cls.group_id == group.id, Instance.deleted.is_(False)))
-        members = {str(u): str(h) for u, h in s.execute(q) if h}
-    policy = getattr(group, "policy", None) or (getattr(group, "policies", None) or [""])[0]
-    return GroupView(uuid=group_uuid, policy=str(policy), rules=dict(getattr(group, "rules", None) or {}),
+    if members_q is not None:
+        members = {str(u): str(h) for u, h in conn.execute(members_q, {"group_id": group["id"]}).all() if h}
+    policy = group.get("policy") or (group.get("policies") or [""])[0]
+    return GroupView(uuid=group_uuid, policy=str(policy), rules=dict(group.get("rules") or {}),
                      member_hosts=members)
 
 
