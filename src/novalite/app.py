@@ -50,7 +50,77 @@ def _routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:
     return entries
 
 
-def create_app(runtime: Runtime, *, start_background: bool = True) -> FastAPI:
+def _no_lifespan(lifespan: Any) -> bool:
+    """True for a router's lifespan that does nothing: the default one with no event handlers, or
+    FastAPI's merge of two such (what ``include_router`` leaves on the including router)."""
+    from fastapi.routing import _DefaultLifespan
+
+    if isinstance(lifespan, _DefaultLifespan):
+        router = lifespan._router
+        return not router.on_startup and not router.on_shutdown
+    merged = getattr(lifespan, "__wrapped__", None)
+    if merged is None or not merged.__qualname__.endswith("_merge_lifespan_context.<locals>.merged_lifespan"):
+        return False
+    cells = dict(zip(merged.__code__.co_freevars, (c.cell_contents for c in merged.__closure__ or ()), strict=True))
+    return _no_lifespan(cells.get("original_context")) and _no_lifespan(cells.get("nested_context"))
+
+
+def _plain(router: APIRouter) -> bool:
+    """True when including ``router`` adds nothing to its routes: its decorators already gave each route
+    the router's prefix, dependencies, response class, content-type and body-size settings, and it
+    has no form limits, event handlers or lifespan of its own."""
+    return (not router.form_limits and not router.on_startup and not router.on_shutdown
+            and router.max_body_size is None and _no_lifespan(router.lifespan_context))
+
+
+def _default(value: Any, expected: Any) -> bool:
+    from fastapi.datastructures import DefaultPlaceholder
+
+    return isinstance(value, DefaultPlaceholder) and value.value is expected
+
+
+def _flat_routes(router: APIRouter) -> list[Any]:
+    """``router``'s routes, with the routers it includes with no prefix, dependencies or settings of
+    their own replaced by their routes (recursively), in the same order."""
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import _IncludedRouter
+
+    out: list[Any] = []
+    for route in router.routes:
+        if isinstance(route, _IncludedRouter):
+            ctx = route.include_context
+            if (not ctx.prefix and not ctx.dependencies and ctx.max_body_size is None and not ctx.form_limits
+                    and ctx.dependency_overrides_provider is None and _plain(route.original_router)
+                    and _default(ctx.default_response_class, JSONResponse)
+                    and _default(ctx.strict_content_type, True)):
+                out.extend(_flat_routes(route.original_router))
+                continue
+        out.append(route)
+    return out
+
+
+def _include(app: FastAPI, router: APIRouter) -> None:
+    """``app.include_router(router)`` without FastAPI building every route a second time.
+
+    FastAPI wraps an included router and, at the first request that walks past it, rebuilds every
+    route of it for the inclusion (dependency analysis and pydantic adapters again: ~1.8 s for
+    ~280 routes over the first requests after a start). Our routers are included with no prefix and
+    no settings, so that copy would be identical to the route the decorator built: the routes go
+    straight into the app's route list, in the same order, and are matched the same way. (Routers
+    included with a prefix or dependencies of their own stay wrapped, as FastAPI does it.)
+    """
+    if not _plain(router):
+        app.include_router(router)
+        return
+    app.router.routes.extend(_flat_routes(router))
+    mark = getattr(app.router, "_mark_routes_changed", None)
+    if mark is not None:
+        mark()
+
+
+def create_app(runtime: Runtime, *, start_background: bool = True,
+               on_started: Callable[[], None] | None = None) -> FastAPI:
+    """The application; ``on_started`` is called once the background services have started."""
     stops: list[Callable[[], None]] = []
 
     @asynccontextmanager
@@ -58,6 +128,8 @@ def create_app(runtime: Runtime, *, start_background: bool = True) -> FastAPI:
         if start_background:
             for hook in start_hooks():
                 stops.append(hook(runtime))
+        if on_started is not None:
+            on_started()
         try:
             yield
         finally:
@@ -73,7 +145,7 @@ def create_app(runtime: Runtime, *, start_background: bool = True) -> FastAPI:
     faults.install(app)
     runtime.catalog.clear()
     for router, entry in _routers():
-        app.include_router(router)
+        _include(app, router)
         if entry is not None and entry not in runtime.catalog:
             runtime.catalog.append(entry)
     app.add_middleware(RequestContextMiddleware)
