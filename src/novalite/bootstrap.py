@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.models.identity import User
 from novalite.identity import service as identity
-from novalite.identity.passwords import hash_password
+from novalite.identity.passwords import hash_password, prehash
 
 LOG = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def _generate_password() -> str:
 
 
 def _ensure_user(s: Session, report: BootstrapReport, *, name: str, project_id: str, role_names: list[str],
-                 given: str) -> str:
+                 given: str, generated: str = "") -> str:
     user = s.scalars(select(User).where(User.name == name)).first()
     if user is None:
-        password = given or _generate_password()
+        password = given or generated or _generate_password()
         if not given:
             report.generated[name] = password
         user = identity.create_user(s, name=name, password=password, default_project_id=project_id)
@@ -79,6 +79,13 @@ def bootstrap(runtime: Any) -> BootstrapReport:
     settings = runtime.settings
     report = BootstrapReport()
     with runtime.db.session() as s:
+        # every password this start stores a hash of, hashed at once on threads (scrypt releases the
+        # GIL): a given password is hashed again on every start, a missing user gets a generated one
+        existing = set(s.scalars(select(User.name).where(User.name.in_(("admin", "demo")))))
+        generated = {name: _generate_password() for name, given in
+                     (("admin", settings.admin_password), ("demo", settings.demo_password))
+                     if not given and name not in existing}
+        prehash([p for p in (*generated.values(), settings.admin_password, settings.demo_password) if p])
         for role in ("admin", "member", "reader"):
             identity.ensure_role(s, role)
         admin_project = identity.find_project(s, "admin") or identity.create_project(
@@ -87,9 +94,11 @@ def bootstrap(runtime: Any) -> BootstrapReport:
             s, name="demo", description="Bootstrap project for the demo user")
         report.ids.update(admin_project=admin_project.id, demo_project=demo_project.id)
         report.ids["admin_user"] = _ensure_user(s, report, name="admin", project_id=admin_project.id,
-                                                role_names=["admin"], given=settings.admin_password)
+                                                role_names=["admin"], given=settings.admin_password,
+                                                generated=generated.get("admin", ""))
         report.ids["demo_user"] = _ensure_user(s, report, name="demo", project_id=demo_project.id,
-                                               role_names=["member"], given=settings.demo_password)
+                                               role_names=["member"], given=settings.demo_password,
+                                               generated=generated.get("demo", ""))
         # the admin may also act in the demo project, as devstack's admin does
         admin_role = identity.ensure_role(s, "admin")
         identity.assign_role(s, user_id=report.ids["admin_user"], project_id=demo_project.id, role_id=admin_role.id)

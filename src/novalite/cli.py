@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import click
 
 from novalite.config import load_settings
+
+_IMPORTED_AT = time.perf_counter()
 
 _COMMON = [
     click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -115,20 +118,30 @@ def main() -> None:
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:
     """Start every service in one process on one port."""
+    phases = _Phases()
     if kwargs.pop("no_clouds_yaml"):
         kwargs["write_clouds_yaml"] = False
     settings = load_settings(kwargs)
+    from novalite.identity.passwords import prehash
+
+    # the bootstrap stores a fresh hash of each given password: scrypt runs on other cores meanwhile
+    prehash([p for p in (settings.admin_password, settings.demo_password) if p])
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
     from novalite.app import build_runtime, create_app
     from novalite.bootstrap import bootstrap
+    phases.mark("imports")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare_schema(settings.effective_database_url)
+    phases.mark("schema")
     runtime = build_runtime(settings)
+    phases.mark("runtime")
     report = bootstrap(runtime)
-    app = create_app(runtime)
+    phases.mark("bootstrap")
+    app = create_app(runtime, on_started=lambda: phases.mark("background services"))
+    phases.mark("app")
     url = settings.effective_public_url
     click.echo(f"novalite listening on {url}  (data in {settings.data_dir})")
     for user, password in report.generated.items():
@@ -142,6 +155,25 @@ def serve(**kwargs: Any) -> None:
                             loop="auto", http="auto", lifespan="on")  # uvloop + httptools when installed
     _quiet_server_class()(config).run()
     runtime.db.dispose()
+
+
+class _Phases:
+    """With NOVALITE_STARTUP_TIMES=1 in the environment, ``serve`` prints how long each start-up phase
+    took to stderr (``startup phase <name>: <ms> ms``; the first one counts from the import of this
+    module; bench/startup.py reads them)."""
+
+    def __init__(self) -> None:
+        import os
+
+        self.enabled = os.environ.get("NOVALITE_STARTUP_TIMES", "") not in ("", "0")
+        self._last = _IMPORTED_AT
+
+    def mark(self, name: str) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        print(f"startup phase {name}: {(now - self._last) * 1000:.0f} ms", file=sys.stderr, flush=True)
+        self._last = now
 
 
 @main.group()

@@ -45,3 +45,9 @@ def test_scheduler_prints_ms_per_instance_for_each_size() -> None:
         assert re.search(rf"scheduling\+claim at {hosts} hosts: {NUMBER} ms per instance\s+{NUMBER} instances/s",
                          out), out
     assert out.count("NoValidHost: 0") == 2, out
+
+
+def test_startup_prints_first_answer_and_phases() -> None:
+    out = _run("startup.py", "-k", "1", "--hosts", "2")
+    assert re.search(rf"first answer after start: median {NUMBER} s\s+min {NUMBER} s\s+max {NUMBER} s", out), out
+    assert re.search(rf"phase medians ms: imports {NUMBER}\s+schema {NUMBER}", out), out
