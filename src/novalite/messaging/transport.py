@@ -13,6 +13,7 @@ with an ``executor`` casts are handed to it so a slow handler does not block the
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -43,12 +44,17 @@ class Transport:
         self.url = url
         self.is_memory = url.startswith("memory")
         self.prefix = namespace if namespace is not None else (uuid.uuid4().hex[:8] + "." if self.is_memory else "")
-        self.exchange = kombu.Exchange(self.prefix + "novalite", type="direct", durable=False)
         self._options = {"polling_interval": 0.005} if self.is_memory else {}
         self._lock = threading.Lock()
         self._producer_conn: kombu.Connection | None = None
         self._servers: list[Server] = []
         self._stopped = False
+
+    @functools.cached_property
+    def exchange(self) -> kombu.Exchange:
+        """Made on first use: only a broker needs it (memory:// never does), and making the first one
+        loads much of kombu (~0.2 s of CPU at start-up)."""
+        return kombu.Exchange(self.prefix + "novalite", type="direct", durable=False)
 
     def connection(self) -> kombu.Connection:
         return kombu.Connection(self.url, transport_options=dict(self._options), heartbeat=0)
