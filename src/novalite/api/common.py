@@ -44,6 +44,12 @@ def context(request: Request) -> RequestContext:
     return ctx
 
 
+async def request_context(request: Request) -> RequestContext:
+    """``context`` as an async dependency: the same checks, run on the event loop instead of a
+    worker thread (a token is decrypted once, then cached: no I/O)."""
+    return context(request)
+
+
 async def json_body(request: Request, *, required: bool = True) -> Any:
     raw = await request.body()
     if not raw.strip():
@@ -68,9 +74,27 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return "/".join(parts) if parts else ""
 
 
+# schema (by identity) -> its validator: schemas built once (module constants, cached builders)
+# are not re-wrapped on every request. The entry keeps its schema alive, so an id is not reused
+# while cached; bounded because some callers build a fresh schema per request.
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft4Validator]] = {}
+_VALIDATORS_MAX = 512
+
+
+def _validator(schema: dict[str, Any]) -> Draft4Validator:
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = Draft4Validator(schema, format_checker=_format_checker)
+    if len(_VALIDATORS) >= _VALIDATORS_MAX:
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
 def validate(schema: dict[str, Any], body: Any, *, query: bool = False) -> None:
     """Validate ``body``; raise BadRequest with Nova's message shape on the first error."""
-    validator = Draft4Validator(schema, format_checker=_format_checker)
+    validator = _validator(schema)
     errors = sorted(validator.iter_errors(body), key=lambda e: (len(list(e.absolute_path)), str(e.path)))
     if not errors:
         return
@@ -84,13 +108,20 @@ def validate(schema: dict[str, Any], body: Any, *, query: bool = False) -> None:
                      f"{error.message}")
 
 
-def compute_links(request: Request, collection: str, item_id: str) -> list[dict[str, str]]:
+def link_prefixes(request: Request, collection: str) -> tuple[str, str]:
+    """The ``self`` and ``bookmark`` hrefs of ``collection`` up to the item id (with the trailing
+    slash): build them once per listing, then add each id."""
     base = runtime(request).public_url
     project = request.scope.get("state", {}).get("url_project_id")
     prefix = f"/{project}" if project else ""
+    return f"{base}/compute/v2.1{prefix}/{collection}/", f"{base}/compute{prefix}/{collection}/"
+
+
+def compute_links(request: Request, collection: str, item_id: str) -> list[dict[str, str]]:
+    self_prefix, bookmark_prefix = link_prefixes(request, collection)
     return [
-        {"rel": "self", "href": f"{base}/compute/v2.1{prefix}/{collection}/{item_id}"},
-        {"rel": "bookmark", "href": f"{base}/compute{prefix}/{collection}/{item_id}"},
+        {"rel": "self", "href": f"{self_prefix}{item_id}"},
+        {"rel": "bookmark", "href": f"{bookmark_prefix}{item_id}"},
     ]
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, next_link, parse_limit, runtime, validate
+from novalite.api.common import json_body, next_link, parse_limit, request_context, runtime, validate
 from novalite.api.microversion import request_version
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas import servers as schemas
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/compute/v2.1")
 
 
 @router.post("/servers", status_code=202)
-async def create(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+async def create(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     version = request_version(request)
     body = await json_body(request)
     validate(schemas.create_schema(version), body)
@@ -172,13 +172,16 @@ def _down_time(request: Request, ctx: RequestContext) -> int | None:
 def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, Any]:
     q = build_list_query(request, ctx)
     version = request_version(request)
-    with runtime(request).db.reader() as s:
-        rows = sq.run_list(s, q, summary=not detail)
-        extras = sq.load_extras(s, rows, down_time=_down_time(request, ctx)) if detail else {}
+    items: list[dict[str, Any]]
     if detail:
+        with runtime(request).db.reader() as s:
+            rows = sq.run_list(s, q)
+            extras = sq.load_extras(s, rows, down_time=_down_time(request, ctx))
         items = [views.server_detail(request, i, extras[i.uuid], version=version, ctx=ctx) for i in rows]
     else:
-        items = [views.server_summary(request, i) for i in rows]
+        with runtime(request).db.reader() as s:
+            summary_rows = sq.run_summary_list(s, q)
+        items = views.server_summaries(request, summary_rows)
     out: dict[str, Any] = {"servers": items}
     links = next_link(request, "servers/detail" if detail else "servers", items, lambda x: x["id"], q.limit)
     if links:
@@ -187,12 +190,12 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
 
 
 @router.get("/servers")
-def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _list(request, ctx, detail=False)
 
 
 @router.get("/servers/detail")
-def detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _list(request, ctx, detail=True)
 
 
@@ -208,7 +211,7 @@ def show_server(request: Request, ctx: RequestContext, instance_uuid: str) -> di
 
 
 @router.get("/servers/{server_id}")
-def show(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return show_server(request, ctx, server_id)
 
 
@@ -229,7 +232,7 @@ def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
 
 
 @router.put("/servers/{server_id}")
-async def update(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(schemas.update_schema(request_version(request)), body)
 
@@ -246,7 +249,7 @@ async def update(server_id: str, request: Request, ctx: RequestContext = Depends
 
 
 @router.delete("/servers/{server_id}", status_code=204)
-def delete(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     """204 in any state (BUILD included); 409 when locked and the caller is not an admin."""
     rt = runtime(request)
     with rt.db.reader() as s:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, or_, select, true
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from novalite.compute_api.views.servers import ServerExtras
 from novalite.context import RequestContext
@@ -111,23 +111,49 @@ def _after_marker(s: Session, q: ListQuery) -> ColumnElement[bool]:
     return or_(*ors)
 
 
-def run_list(s: Session, q: ListQuery, *, summary: bool = False) -> list[Instance]:
-    """The page of instances; ``summary`` loads only uuid and name (``GET /servers``), not every
-    column with its JSON documents."""
-    if q.empty or q.limit == 0:
-        return []
-    query = select(Instance).where(*q.conditions)
-    if summary:
-        query = query.options(load_only(Instance.uuid, Instance.display_name))
+def _page_query(s: Session, q: ListQuery, query: Any) -> Any:
+    """``query`` narrowed to the page: filters, marker, order and limit."""
+    query = query.where(*q.conditions)
     if q.marker is not None:
         query = query.where(_after_marker(s, q))
     order = [_sort_expr(k).asc() if d == "asc" else _sort_expr(k).desc() for k, d in q.sort]
+    return query.order_by(*order).limit(q.limit)
+
+
+def _run(fetch: Any) -> Any:
     try:
-        return list(s.scalars(query.order_by(*order).limit(q.limit)))
+        return fetch()
     except DBAPIError as exc:  # a pattern Python accepts but PostgreSQL's regex engine does not
         if "regular expression" in str(exc.orig).lower():
             raise BadRequest("Invalid regular expression in the name or ip filter") from None
         raise
+
+
+def run_list(s: Session, q: ListQuery) -> list[Instance]:
+    """The page of instances (every column)."""
+    if q.empty or q.limit == 0:
+        return []
+    query = _page_query(s, q, select(Instance))
+    return _run(lambda: list(s.scalars(query)))  # type: ignore[no-any-return]
+
+
+_SUMMARY_COLUMNS = select(Instance.uuid, Instance.display_name)
+
+
+def _core(s: Session) -> Connection:
+    """The session's connection, for column-only statements: skips the ORM execution layer.
+    Pending ORM changes are flushed first, as ``s.execute`` would (autoflush)."""
+    if s.autoflush:
+        s.flush()
+    return s.connection()
+
+
+def run_summary_list(s: Session, q: ListQuery) -> list[tuple[str, str]]:
+    """The page as (uuid, name) tuples, for ``GET /servers``: two columns, no ORM objects."""
+    if q.empty or q.limit == 0:
+        return []
+    query = _page_query(s, q, _SUMMARY_COLUMNS)
+    return _run(lambda: [tuple(r) for r in _core(s).execute(query)])  # type: ignore[no-any-return]
 
 
 # -- filters ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+from functools import lru_cache
 from typing import Any
 
 from novalite.api import common
@@ -183,7 +184,10 @@ def _create_server(version: Version) -> dict[str, Any]:
     return server
 
 
+@lru_cache(maxsize=256)
 def create_schema(version: Version) -> dict[str, Any]:
+    """Built once per microversion and shared (with its validator, see ``api.common.validate``):
+    callers must not change it."""
     return {
         "type": "object",
         "properties": {

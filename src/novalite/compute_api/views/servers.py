@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
-from novalite.api.common import compute_links
+from novalite.api.common import compute_links, link_prefixes
 from novalite.api.microversion import V, Version
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance, InstanceFault
@@ -56,6 +56,14 @@ def status(inst: Instance) -> str:
 
 def server_summary(request: Request, inst: Instance) -> dict[str, Any]:
     return {"id": inst.uuid, "name": inst.display_name, "links": compute_links(request, "servers", inst.uuid)}
+
+
+def server_summaries(request: Request, rows: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """``server_summary`` for a page of (uuid, name) rows, the link prefixes built once."""
+    self_prefix, bookmark_prefix = link_prefixes(request, "servers")
+    return [{"id": uuid, "name": name, "links": [{"rel": "self", "href": self_prefix + uuid},
+                                                 {"rel": "bookmark", "href": bookmark_prefix + uuid}]}
+            for uuid, name in rows]
 
 
 def _image(request: Request, inst: Instance) -> Any:
