@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
@@ -42,6 +42,14 @@ SOFT_DELETED = "soft-delete"
 
 Counter = Callable[[Session, str, "str | None"], int]
 _COUNTERS: dict[str, Counter] = {}
+
+
+def _core(s: Session) -> Connection:
+    """The session's connection, for column-only statements: skips the ORM execution layer.
+    Pending ORM changes are flushed first, as ``s.execute`` would (autoflush)."""
+    if s.autoflush:
+        s.flush()
+    return s.connection()
 
 
 def register_counter(resource: str, fn: Counter) -> None:
@@ -76,14 +84,37 @@ def _limit_rows(s: Session, project_id: str, users: Sequence[str]) -> dict[str, 
     return out
 
 
+# the ``default`` class rows and the project's (or its users') rows in one statement
+_SOURCES: Any = union_all(
+    select(literal_column("'c'").label("kind"), QuotaClass.class_name.label("owner"), QuotaClass.resource,
+           QuotaClass.hard_limit).where(QuotaClass.class_name == DEFAULT_CLASS),
+    select(literal_column("'q'"), Quota.user_id, Quota.resource, Quota.hard_limit).where(
+        Quota.project_id == bindparam("project_id"), Quota.user_id.in_(bindparam("users", expanding=True))))
+
+
+def _sources(s: Session, project_id: str, users: Sequence[str]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """``(class_limits(s), _limit_rows(s, project_id, users))`` in one round trip."""
+    limits = dict(STORED)
+    out: dict[str, dict[str, int]] = {u: {} for u in users}
+    class_rows: list[tuple[str, int]] = []
+    for kind, owner, resource, limit in _core(s).execute(_SOURCES, {"project_id": project_id, "users": list(users)}):
+        if resource not in STORED:
+            continue
+        if kind == "c":
+            class_rows.append((resource, limit))
+        else:
+            out.setdefault(owner, {})[resource] = limit
+    limits.update(class_rows)
+    return limits, out
+
+
 def _rows(s: Session, project_id: str, user_id: str) -> dict[str, int]:
     return _limit_rows(s, project_id, [user_id])[user_id]
 
 
 def effective_limits(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
     """Every resource's limit for the project (or the user inside it), legacy ones included."""
-    limits = class_limits(s)
-    rows = _limit_rows(s, project_id, ["", user_id] if user_id else [""])
+    limits, rows = _sources(s, project_id, ["", user_id] if user_id else [""])
     limits.update(rows[""])
     if user_id:
         limits.update(rows[user_id])
@@ -136,7 +167,7 @@ _USER_USAGE = _PROJECT_USAGE.where(Instance.user_id == bindparam("user_id"))
 
 def _instance_usage(s: Session, project_id: str, user_id: str | None) -> dict[str, int]:
     stmt = _USER_USAGE if user_id else _PROJECT_USAGE
-    count, cores, ram = s.execute(stmt, {"project_id": project_id, "user_id": user_id}).one()
+    count, cores, ram = _core(s).execute(stmt, {"project_id": project_id, "user_id": user_id}).one()
     return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 
 
@@ -183,8 +214,7 @@ def _levels(s: Session, project_id: str, user_id: str) -> list[tuple[dict[str, i
 
     Usage is counted only for a level that limits one of the instance resources (all -1: nothing
     to compare, zeros stand in)."""
-    base = class_limits(s)
-    rows = _limit_rows(s, project_id, ["", user_id])
+    base, rows = _sources(s, project_id, ["", user_id])
     project = {**base, **rows[""]}
     levels = [(project, _usage_if_limited(s, project, project_id, None))]
     if any(r in INSTANCE_RESOURCES for r in rows[user_id]):

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import Connection, bindparam, or_, select, true
 from sqlalchemy.orm import Session
 
+from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden
 from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import BuildPlan
@@ -21,20 +24,54 @@ ZERO_DISK_RULE = "os_compute_api:servers:create:zero_disk_flavor"
 FALSE_STRINGS = {"false", "0", "off", "no", ""}
 
 
+_SNAPSHOT_COLUMNS = ("name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap", "flavorid")
+_TAIL_COLUMNS = ("disabled", "is_public", "description")
+
+
+@lru_cache(maxsize=2)
+def _flavor_query(admin: bool) -> Any:
+    """The flavor's columns with its extra specs (one row per spec), visible as in
+    ``flavors.get_flavor`` (admins: all; others: public or granted to ``:project_id``), in one
+    column query: no ORM objects, built once (POST /servers runs it)."""
+    from novalite.db.models.catalog import Flavor, FlavorExtraSpec, FlavorProjectAccess
+
+    query = (select(*(getattr(Flavor, c) for c in _SNAPSHOT_COLUMNS + _TAIL_COLUMNS),
+                    FlavorExtraSpec.key.label("spec_key"), FlavorExtraSpec.value.label("spec_value"))
+             .outerjoin(FlavorExtraSpec, FlavorExtraSpec.flavor_id == Flavor.id)
+             .where(Flavor.flavorid == bindparam("flavorid"))
+             .order_by(FlavorExtraSpec.key))
+    if not admin:
+        query = query.where(or_(Flavor.is_public == true(), Flavor.projects.any(
+            FlavorProjectAccess.project_id == bindparam("project_id"))))
+    return query
+
+
+def _flavor_snapshot(s: Session, ctx: RequestContext, flavorid: str) -> dict[str, Any] | None:
+    """``flavors.flavor_snapshot(flavors.get_flavor(...))``, or None when missing or invisible."""
+    rows = _core(s).execute(_flavor_query(ctx.is_admin), {"flavorid": str(flavorid), "project_id": ctx.project_id}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    snapshot: dict[str, Any] = {c: getattr(first, c) for c in _SNAPSHOT_COLUMNS}
+    snapshot["extra_specs"] = {r.spec_key: r.spec_value for r in rows if r.spec_key is not None}
+    snapshot.update({c: getattr(first, c) for c in _TAIL_COLUMNS})
+    return snapshot
+
+
+def _core(s: Session) -> Connection:
+    """The session's connection, for column-only statements: skips the ORM execution layer.
+    Pending ORM changes are flushed first, as ``s.execute`` would (autoflush)."""
+    if s.autoflush:
+        s.flush()
+    return s.connection()
+
+
 def load_flavor(s: Session, plan: BuildPlan) -> None:
     """Flavor by id (404 from the flavor service becomes a 400 here); disabled -> 400."""
-    from novalite.services import flavors
-
-    try:
-        flavor = flavors.get_flavor(s, plan.request.ctx, plan.request.flavor_ref)
-    except Exception as exc:
-        if getattr(exc, "status", None) == 404:
-            raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound") from None
-        raise
-    snapshot = flavors.flavor_snapshot(flavor)
-    if snapshot.get("disabled"):
+    snapshot = _flavor_snapshot(s, plan.request.ctx, plan.request.flavor_ref)
+    if snapshot is None or snapshot.get("disabled"):
         raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound")
-    plan.flavor, plan.flavor_snapshot = flavor, snapshot
+    plan.flavor, plan.flavor_snapshot = snapshot, snapshot
 
 
 def load_image(s: Session, plan: BuildPlan) -> None:
@@ -102,7 +139,8 @@ def check_limits(s: Session, req: CreateServerRequest) -> None:
     """Metadata items and (before 2.57) injected files against the absolute quotas (403)."""
     from novalite.services import quotas
 
-    quotas.check_metadata_quota(s, req.ctx.project_id, req.metadata)
+    if req.metadata:  # no items can exceed no limit: the limits are read only when there are some
+        quotas.check_metadata_quota(s, req.ctx.project_id, req.metadata)
     if req.injected_files:
         quotas.check_injected_files(s, req.ctx.project_id, list(req.injected_files))
 

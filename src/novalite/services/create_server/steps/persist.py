@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid, utcnow
@@ -54,10 +55,11 @@ def system_metadata(plan: BuildPlan) -> dict[str, Any]:
     return meta
 
 
-def build_instance(plan: BuildPlan, index: int, instance_uuid: str) -> Instance:
+def build_instance(plan: BuildPlan, index: int, instance_uuid: str) -> dict[str, Any]:
+    """The ``instances`` row (column -> value); columns left out take their defaults."""
     req, flavor = plan.request, plan.flavor_snapshot
     count = plan.num_instances
-    return Instance(
+    return dict(
         uuid=instance_uuid, project_id=req.ctx.project_id, user_id=req.ctx.user_id,
         display_name=naming.display_name(req.name, index, count), display_description=req.description,
         hostname=naming.hostname(req.name, req.requested_hostname, instance_uuid, index, count),
@@ -100,18 +102,33 @@ def request_spec(plan: BuildPlan, instance_uuid: str) -> dict[str, Any]:
     }
 
 
+# Core statements built once: plain column inserts, no ORM objects or unit of work (every
+# POST /servers runs them while it holds the project's quota lock)
+_INSERT_INSTANCE = insert(Instance.__table__)  # type: ignore[arg-type]
+_INSERT_SPEC = insert(RequestSpec.__table__)  # type: ignore[arg-type]
+_INSERT_METADATA = insert(InstanceMetadata.__table__)  # type: ignore[arg-type]
+_INSERT_TAG = insert(InstanceTag.__table__)  # type: ignore[arg-type]
+_INSERT_ACTION = insert(InstanceAction.__table__)  # type: ignore[arg-type]
+
+
 def insert_instances(s: Session, plan: BuildPlan) -> None:
-    """One Instance, RequestSpec, metadata/tags and ``create`` InstanceAction per instance."""
+    """One Instance, RequestSpec, metadata/tags and ``create`` InstanceAction per instance
+    (each table in one executemany, instances first)."""
     req = plan.request
     plan.instance_uuids = [new_uuid() for _ in range(plan.num_instances)]
-    for index, instance_uuid in enumerate(plan.instance_uuids):
-        s.add(build_instance(plan, index, instance_uuid))
-        s.flush()
-        s.add(RequestSpec(instance_uuid=instance_uuid, spec=request_spec(plan, instance_uuid)))
-        s.add_all(InstanceMetadata(instance_uuid=instance_uuid, key=k, value=v) for k, v in req.metadata.items())
-        s.add_all(InstanceTag(instance_uuid=instance_uuid, tag=t) for t in dict.fromkeys(req.tags))
-        s.add(InstanceAction(instance_uuid=instance_uuid, action="create", request_id=req.ctx.request_id,
-                             user_id=req.ctx.user_id, project_id=req.ctx.project_id, start_time=utcnow()))
+    uuids = plan.instance_uuids
+    conn = s.connection()
+    conn.execute(_INSERT_INSTANCE, [build_instance(plan, index, u) for index, u in enumerate(uuids)])
+    conn.execute(_INSERT_SPEC, [{"instance_uuid": u, "spec": request_spec(plan, u)} for u in uuids])
+    if req.metadata:
+        conn.execute(_INSERT_METADATA, [{"instance_uuid": u, "key": k, "value": v}
+                                        for u in uuids for k, v in req.metadata.items()])
+    tags = list(dict.fromkeys(req.tags))
+    if tags:
+        conn.execute(_INSERT_TAG, [{"instance_uuid": u, "tag": t} for u in uuids for t in tags])
+    conn.execute(_INSERT_ACTION, [{"instance_uuid": u, "action": "create", "request_id": req.ctx.request_id,
+                                   "user_id": req.ctx.user_id, "project_id": req.ctx.project_id,
+                                   "start_time": utcnow()} for u in uuids])
 
 
 def join_server_group(s: Session, plan: BuildPlan) -> None:
