@@ -23,7 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, resource_tracker
+from novalite.compute import actions, group_commit, resource_tracker
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
@@ -121,36 +121,45 @@ def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | No
     ``networks`` (ports; on to block_device_mapping / spawning) -- one transaction.
 
     Raises ``Reschedule`` (no claim here, group policy violated) or ``Abort`` (networking
-    failed) after the commit, so the event and the host survive for the failure path."""
-    with db.session() as s:
-        conn = s.connection()
-        inst = conn.execute(_INSTANCE, {"instance_uuid": b.instance_uuid}).first()
-        if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
-            raise Vanished(b.instance_uuid)
-        action = actions.find_action(s, b.instance_uuid, "create", user_id=inst.user_id,
-                                     project_id=inst.project_id, request_id=b.ctx.request_id)
-        b.event_id = actions.start_event(s, action, BUILD_EVENT, host=b.host)
-        b.requested_networks, b.project_id = inst.requested_networks, inst.project_id
-        b.security_groups = [str(g.get("name")) for g in (inst.security_groups or []) if isinstance(g, dict)]
-        problem, by_policy = None, False
-        if not resource_tracker.instance_claim(s, b.instance_uuid, b.node_uuid):
-            problem = f"Insufficient compute resources: no allocation on {b.node}."
-        elif (violation := late_group_check(s, b.instance_uuid, b.host, b.build_args)) is not None:
-            problem, by_policy = violation, True
-        network_error = None
-        if problem is None:
-            set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
-                           launched_on=b.host, vm_state=VmState.BUILDING)
-            network_error = networks(s, b)
-        metadata = {k: v for k, v in conn.execute(_METADATA, {"instance_uuid": b.instance_uuid})}
-        guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
-                          flavor=dict(inst.flavor or {}), metadata=metadata, attempt=b.attempt,
-                          admin_password=b.build_args.get("admin_password"))
+    failed) after the commit, so the event and the host survive for the failure path.
+    Builds accepted together share one transaction (``group_commit``)."""
+    outcome = group_commit.group(db, "accept").run(db, functools.partial(_accept, b=b, networks=networks))
+    if outcome is None:
+        raise Vanished(b.instance_uuid)
+    guest, problem, by_policy, network_error = outcome
     if problem is not None:
         raise Reschedule(problem, by_policy=by_policy)
     if network_error is not None:
         raise Abort(network_error)
-    return guest
+    return cast(GuestSpec, guest)
+
+
+def _accept(s: Session, *, b: Build, networks: Callable[[Session, Build], str | None]) -> tuple[Any, ...] | None:
+    """``accept``'s transaction; None when the instance is gone (nothing written)."""
+    conn = s.connection()
+    inst = conn.execute(_INSTANCE, {"instance_uuid": b.instance_uuid}).first()
+    if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
+        return None
+    action = actions.find_action(s, b.instance_uuid, "create", user_id=inst.user_id,
+                                 project_id=inst.project_id, request_id=b.ctx.request_id)
+    b.event_id = actions.start_event(s, action, BUILD_EVENT, host=b.host)
+    b.requested_networks, b.project_id = inst.requested_networks, inst.project_id
+    b.security_groups = [str(g.get("name")) for g in (inst.security_groups or []) if isinstance(g, dict)]
+    problem, by_policy = None, False
+    if not resource_tracker.instance_claim(s, b.instance_uuid, b.node_uuid):
+        problem = f"Insufficient compute resources: no allocation on {b.node}."
+    elif (violation := late_group_check(s, b.instance_uuid, b.host, b.build_args)) is not None:
+        problem, by_policy = violation, True
+    network_error = None
+    if problem is None:
+        set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
+                       launched_on=b.host, vm_state=VmState.BUILDING)
+        network_error = networks(s, b)
+    metadata = {k: v for k, v in conn.execute(_METADATA, {"instance_uuid": b.instance_uuid})}
+    guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
+                      flavor=dict(inst.flavor or {}), metadata=metadata, attempt=b.attempt,
+                      admin_password=b.build_args.get("admin_password"))
+    return guest, problem, by_policy, network_error
 
 
 @dataclass
