@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -118,6 +117,8 @@ def clouds_yaml_path(settings: Any) -> Path:
 
 def write_clouds_yaml(settings: Any, passwords: dict[str, str]) -> Path:
     """Add or refresh the ``novalite`` and ``novalite-admin`` clouds; leave the others alone."""
+    import yaml  # only here: a start with write_clouds_yaml off does not load it
+
     path = clouds_yaml_path(settings)
     data: dict[str, Any] = {}
     if path.exists():
