@@ -63,14 +63,6 @@ def finish_event(s: Session, event_id: int, *, ok: bool, traceback: str | None =
         conn.execute(_MARK_ERROR, {"action_id": action_id, "v_now": utcnow()})
 
 
-def finish_events_ok(s: Session, event_ids: list[int]) -> None:
-    """Close several events as successful (one executemany)."""
-    if event_ids:
-        now = utcnow()
-        s.connection().execute(_FINISH, [{"event_id": e, "v_finish": now, "v_result": "Success", "v_traceback": None,
-                                          "v_details": None} for e in event_ids])
-
-
 def record_event(s: Session, action_id: int, event: str, *, ok: bool, host: str | None,
                  traceback: str | None = None, details: str | None = None) -> None:
     """A finished event in one go (one INSERT; a failure also marks the action "Error")."""

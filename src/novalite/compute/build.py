@@ -14,8 +14,6 @@ no longer matches means the user deleted the server meanwhile (``Vanished``). A 
 from __future__ import annotations
 
 import functools
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -33,6 +31,7 @@ from novalite.scheduler.filters.server_group_anti_affinity import max_per_host
 from novalite.virt.driver import GuestSpec
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
+GROUP = "compute"  # the group commit shared by the compute agents' writes
 
 
 class Vanished(Exception):
@@ -123,7 +122,7 @@ def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | No
     Raises ``Reschedule`` (no claim here, group policy violated) or ``Abort`` (networking
     failed) after the commit, so the event and the host survive for the failure path.
     Builds accepted together share one transaction (``group_commit``)."""
-    outcome = group_commit.group(db, "accept").run(db, functools.partial(_accept, b=b, networks=networks))
+    outcome = group_commit.group(db, GROUP).run(db, functools.partial(_accept, b=b, networks=networks))
     if outcome is None:
         raise Vanished(b.instance_uuid)
     guest, problem, by_policy, network_error = outcome
@@ -162,83 +161,26 @@ def _accept(s: Session, *, b: Build, networks: Callable[[Session, Build], str | 
     return guest, problem, by_policy, network_error
 
 
-@dataclass
-class _Finishing:
-    build: Build
-    power_state: PowerState
-    done: bool = False
-    error: BaseException | None = None
-
-
-class _GroupFinish:
-    """Group commit of finished builds: a build that finishes while another thread is writing
-    waits for it, then the next writer commits every waiting build in one transaction.
-
-    No thread of its own: the first waiting caller writes the whole queue; each caller gets
-    its own outcome (``Vanished`` for an instance deleted meanwhile)."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._writer = threading.Lock()
-        self._pending: list[_Finishing] = []
-
-    def finish(self, db: Database, item: _Finishing) -> None:
-        with self._mutex:
-            self._pending.append(item)
-        with self._writer:
-            if not item.done:
-                with self._mutex:
-                    batch, self._pending = self._pending, []
-                _write_finished(db, batch)
-        if item.error is not None:
-            raise item.error
-
-
-_GROUPS: weakref.WeakKeyDictionary[Database, _GroupFinish] = weakref.WeakKeyDictionary()
-_GROUPS_LOCK = threading.Lock()
-
-
-def _write_finished(db: Database, batch: list[_Finishing]) -> None:
-    """One transaction for the batch: ACTIVE (compare-and-swap on spawning), events closed,
-    failed-build counters reset. A build whose row moved on gets ``Vanished``, the others commit."""
-    committed = False
-    try:
-        with db.session() as s:
-            conn = s.connection()
-            stmt, now = _transition(False, _FINISH_COLUMNS), utcnow()
-            ok: list[_Finishing] = []
-            for item in batch:
-                result = conn.execute(stmt, {
-                    "instance_uuid": item.build.instance_uuid, "expected": TaskState.SPAWNING, "v_task_state": None,
-                    "v_updated_at": now, "v_vm_state": VmState.ACTIVE, "v_power_state": int(item.power_state),
-                    "v_launched_at": now, "v_progress": 100})
-                if result.rowcount == 1:
-                    ok.append(item)
-                else:
-                    item.error = Vanished(item.build.instance_uuid)
-            actions.finish_events_ok(s, [i.build.event_id for i in ok if i.build.event_id is not None])
-            for node in sorted({i.build.node_uuid for i in ok}):
-                resource_tracker.record_build_result(s, node, ok=True)
-        committed = True
-    except Exception as exc:  # the transaction failed: every build of it takes its failure path
-        for item in batch:
-            item.error = exc
-    finally:
-        for item in batch:
-            if not committed and item.error is None:
-                item.error = RuntimeError(f"finishing the build of {item.build.instance_uuid} was interrupted")
-            item.done = True
-
-
 _FINISH_COLUMNS = ("launched_at", "power_state", "progress", "vm_state")
+
+
+def _finish(s: Session, *, b: Build, power_state: PowerState) -> bool:
+    """``finish``'s transaction; False when the row moved on (nothing written)."""
+    now = utcnow()
+    result = s.connection().execute(_transition(False, _FINISH_COLUMNS), {
+        "instance_uuid": b.instance_uuid, "expected": TaskState.SPAWNING, "v_task_state": None, "v_updated_at": now,
+        "v_vm_state": VmState.ACTIVE, "v_power_state": int(power_state), "v_launched_at": now, "v_progress": 100})
+    if result.rowcount != 1:
+        return False
+    if b.event_id is not None:
+        actions.finish_event(s, b.event_id, ok=True)
+    resource_tracker.record_build_result(s, b.node_uuid, ok=True)
+    return True
 
 
 def finish(db: Database, b: Build, power_state: PowerState) -> None:
     """spawning -> ACTIVE, the build event closed, the node's failed-build counter reset.
 
-    Builds finishing together share one transaction (see ``_GroupFinish``)."""
-    with _GROUPS_LOCK:
-        group = _GROUPS.get(db)
-        if group is None:
-            group = _GROUPS[db] = _GroupFinish()
-    group.finish(db, _Finishing(b, power_state))
+    Shares a transaction with the other build steps that write at the same time (``group_commit``)."""
+    if not group_commit.group(db, GROUP).run(db, functools.partial(_finish, b=b, power_state=power_state)):
+        raise Vanished(b.instance_uuid)

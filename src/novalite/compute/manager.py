@@ -164,7 +164,7 @@ class ComputeAgent:
             with self.db.session() as s:
                 deleted(s)
         else:
-            group_commit.group(self.db, "terminate").run(self.db, deleted)
+            group_commit.group(self.db, build.GROUP).run(self.db, deleted)
 
     def _delete_failed(self, request_id: str, row: Any, reason: str, tb: str) -> None:
         with self.db.session() as s:
