@@ -36,19 +36,18 @@ def _values(db: Database) -> list[int]:
 
 
 def test_single_create_commits(db: Database) -> None:
-    pipeline._group(db, "quota:p").run(db, "quota:p", SimpleNamespace(v=1))  # type: ignore[arg-type]
+    pipeline.store_grouped(db, "quota:p", SimpleNamespace(v=1))  # type: ignore[arg-type]
     assert _values(db) == [1]
 
 
 def test_failing_create_is_isolated(db: Database) -> None:
-    group = pipeline._StoreGroup()
     results: dict[int, object] = {}
     start = threading.Barrier(8)
 
     def worker(v: int) -> None:
         start.wait()
         try:
-            group.run(db, "quota:p", SimpleNamespace(v=1 if v == 7 else v + 10))  # type: ignore[arg-type]
+            pipeline.store_grouped(db, "quota:p", SimpleNamespace(v=1 if v == 7 else v + 10))  # type: ignore[arg-type]
             results[v] = "ok"
         except Exception as exc:
             results[v] = exc

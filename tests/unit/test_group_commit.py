@@ -1,4 +1,4 @@
-"""compute.group_commit: units queued together share a transaction; a failing unit costs no
+"""db.group_commit: units queued together share a transaction; a failing unit costs no
 other unit its work and gets its own exception."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from novalite.compute import group_commit
+from novalite.db import group_commit
 from novalite.db.base import Database
 
 

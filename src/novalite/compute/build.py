@@ -21,8 +21,9 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, group_commit, resource_tracker
+from novalite.compute import actions, resource_tracker
 from novalite.context import RequestContext
+from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
 from novalite.domain.states import PowerState, TaskState, VmState

@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, build, build_resources, cleanup, group_commit, resource_tracker
+from novalite.compute import actions, build, build_resources, cleanup, resource_tracker
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
 from novalite.compute.rpcapi import BuildAndRunInstance, TerminateInstance
 from novalite.conductor.rpcapi import ConductorClient
+from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode

@@ -16,14 +16,14 @@ Each step raises the Nova error the API renders; nothing is written before ``per
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
-import weakref
 from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from novalite.db import group_commit
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
 from novalite.errors import BadRequest
 from novalite.services.create_server import lookups
@@ -97,89 +97,19 @@ def _store_unit(s: Session, plan: BuildPlan) -> None:
     persist.join_server_group(s, plan)
 
 
-class _Pending:
-    __slots__ = ("plan", "done", "error")
-
-    def __init__(self, plan: BuildPlan):
-        self.plan = plan
-        self.done = False
-        self.error: BaseException | None = None
-
-
-class _StoreGroup:
-    """The creates of one project that arrive while another one holds its quota lock share one
-    transaction: the first caller that finds no writer of the group busy takes the lock once and
-    runs every queued create in arrival order, each one's quota check seeing the rows of the ones
-    before it (exactly as if they had run one after another). When the shared transaction fails
-    (one create over quota, ...) it is rolled back and each create runs again in a transaction of
-    its own, so a create's error is its own and never costs another create its rows."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._writer = threading.Lock()
-        self._pending: list[_Pending] = []
-
-    def run(self, db: Any, key: str, plan: BuildPlan) -> None:
-        unit = _Pending(plan)
-        with self._mutex:
-            self._pending.append(unit)
-        with self._writer:
-            if not unit.done:
-                with self._mutex:
-                    batch, self._pending = self._pending, []
-                _write_group(db, key, batch)
-        if unit.error is not None:
-            raise unit.error
-
-
-def _write_group(db: Any, key: str, batch: list[_Pending]) -> None:
-    try:
-        if len(batch) > 1:
-            try:
-                with db.serialized(key) as s:
-                    for u in batch:
-                        _store_unit(s, u.plan)
-            except Exception:  # someone's create failed: each one again on its own
-                pass
-            else:
-                for u in batch:
-                    u.done = True
-                return
-        for u in batch:
-            try:
-                with db.serialized(key) as s:
-                    _store_unit(s, u.plan)
-            except Exception as exc:
-                u.error = exc
-            u.done = True
-    finally:
-        for u in batch:
-            if not u.done:  # the writer was interrupted (BaseException) before this create committed
-                u.error = RuntimeError("the transaction of this create was interrupted")
-                u.done = True
-
-
-_GROUPS: weakref.WeakKeyDictionary[Any, dict[str, _StoreGroup]] = weakref.WeakKeyDictionary()
-_GROUPS_LOCK = threading.Lock()
-
-
-def _group(db: Any, key: str) -> _StoreGroup:
-    """The store group of ``key`` (the project's quota lock) on this database."""
-    with _GROUPS_LOCK:
-        groups = _GROUPS.get(db)
-        if groups is None:
-            groups = _GROUPS[db] = {}
-        found = groups.get(key)
-        if found is None:
-            found = groups[key] = _StoreGroup()
-        return found
+def store_grouped(db: Any, key: str, plan: BuildPlan) -> None:
+    """``_store_unit`` under the quota lock ``key``. Creates of one project that arrive while
+    another one holds its lock share one transaction (``db.group_commit``): each one's quota check
+    sees the rows of the ones before it, exactly as if they had run one after another; when one
+    fails (over quota, ...) each create runs again alone, so its error is its own."""
+    group_commit.group(db, key).run(db, functools.partial(_store_unit, plan=plan),
+                                    begin=lambda: db.serialized(key))
 
 
 def store(runtime: Any, plan: BuildPlan) -> None:
     """§2.3: quota check, insert and recheck under the project's quota lock (creates of the
-    project arriving together share the lock and the transaction, see ``_StoreGroup``)."""
-    key = f"quota:{plan.request.ctx.project_id}"
-    _group(runtime.db, key).run(runtime.db, key, plan)
+    project arriving together share the lock and the transaction, see ``store_grouped``)."""
+    store_grouped(runtime.db, f"quota:{plan.request.ctx.project_id}", plan)
 
 
 def unstore(runtime: Any, plan: BuildPlan) -> None:

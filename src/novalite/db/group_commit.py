@@ -6,6 +6,10 @@ becomes the writer and runs every queued unit in one transaction, the others wai
 exception. When the shared transaction fails, it is rolled back and every unit of it runs
 again in a transaction of its own, so one unit's error never costs another unit its work.
 Units must therefore leave no trace outside the transaction (database statements only).
+
+The transaction is ``db.session()`` unless ``begin`` names another one (the create-server
+pipeline passes ``lambda: db.serialized(key)`` so a group holds the project's quota lock).
+Users: the compute agent's writes (accept, finish, terminate) and POST /servers' store step.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -36,7 +41,8 @@ class GroupCommit:
         self._writer = threading.Lock()
         self._pending: list[_Unit] = []
 
-    def run(self, db: Database, work: Callable[[Session], Any]) -> Any:
+    def run(self, db: Database, work: Callable[[Session], Any], *,
+            begin: Callable[[], AbstractContextManager[Session]] | None = None) -> Any:
         unit = _Unit(work)
         with self._mutex:
             self._pending.append(unit)
@@ -44,18 +50,18 @@ class GroupCommit:
             if not unit.done:
                 with self._mutex:
                     batch, self._pending = self._pending, []
-                _write(db, batch)
+                _write(begin or db.session, batch)
         if unit.error is not None:
             raise unit.error
         return unit.result
 
 
-def _write(db: Database, batch: list[_Unit]) -> None:
+def _write(begin: Callable[[], AbstractContextManager[Session]], batch: list[_Unit]) -> None:
     settled: set[int] = set()
     try:
         if len(batch) > 1:
             try:
-                with db.session() as s:
+                with begin() as s:
                     results = [u.work(s) for u in batch]
             except Exception:  # someone's unit failed: each one again on its own
                 pass
@@ -66,7 +72,7 @@ def _write(db: Database, batch: list[_Unit]) -> None:
                 return
         for i, u in enumerate(batch):
             try:
-                with db.session() as s:
+                with begin() as s:
                     u.result = u.work(s)
             except Exception as exc:
                 u.error = exc
