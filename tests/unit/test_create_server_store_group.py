@@ -1,10 +1,9 @@
-"""create_server.pipeline store group: creates of one project queued together share the quota lock
+"""create_server.pipeline store_grouped: creates of one project queued together share the quota lock
 and one transaction; a failing create (over quota, ...) costs no other create its rows and gets
 its own exception."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -40,25 +39,17 @@ def test_single_create_commits(db: Database) -> None:
     assert _values(db) == [1]
 
 
-def test_failing_create_is_isolated(db: Database) -> None:
-    results: dict[int, object] = {}
-    start = threading.Barrier(8)
+def test_creates_run_under_the_projects_quota_lock(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared transaction is the project's serialized quota unit, not a plain session
+    (db.group_commit's own tests cover sharing and isolating a failing unit)."""
+    taken: list[str] = []
+    serialized = db.serialized
 
-    def worker(v: int) -> None:
-        start.wait()
-        try:
-            pipeline.store_grouped(db, "quota:p", SimpleNamespace(v=1 if v == 7 else v + 10))  # type: ignore[arg-type]
-            results[v] = "ok"
-        except Exception as exc:
-            results[v] = exc
+    def recording(key: str) -> Any:
+        taken.append(key)
+        return serialized(key)
 
-    with db.session() as s:  # 1 exists: the create inserting it again fails
-        s.execute(text("INSERT INTO t (v) VALUES (1)"))
-    threads = [threading.Thread(target=worker, args=(v,)) for v in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(10)
-    assert isinstance(results[7], Exception)
-    assert all(results[v] == "ok" for v in range(7))
-    assert _values(db) == [1, *range(10, 17)]
+    monkeypatch.setattr(db, "serialized", recording)
+    pipeline.store_grouped(db, "quota:p2", SimpleNamespace(v=5))  # type: ignore[arg-type]
+    assert taken == ["quota:p2"]
+    assert _values(db) == [5]
