@@ -8,6 +8,7 @@ raise ``NoValidHost`` whose message names how many hosts each filter dropped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -278,22 +279,17 @@ class SchedulerService:
         claimed: dict[int, dict[str, Destination]] = {}
         pending = [i for i, o in enumerate(outcomes) if not isinstance(o, NoValidHost)]
         if pending:
+            lone = len(pending) == 1  # alone in the transaction: a lost claim rolls it all back
             with self.db.session() as s:
                 for i in pending:
                     req, plan = requests[i], plans[i]
                     try:
-                        if len(pending) == 1:  # alone in the transaction: a lost claim rolls it all back
-                            try:
-                                claimed[i] = self._claim_all(s, plan.view, plan.selection,
-                                                             project_id=req.project_id, user_id=req.user_id)
-                            except _ClaimLost:
-                                s.rollback()
-                                raise
-                        else:
-                            with s.begin_nested():
-                                claimed[i] = self._claim_all(s, plan.view, plan.selection,
-                                                             project_id=req.project_id, user_id=req.user_id)
+                        with contextlib.nullcontext() if lone else s.begin_nested():
+                            claimed[i] = self._claim_all(s, plan.view, plan.selection,
+                                                         project_id=req.project_id, user_id=req.user_id)
                     except _ClaimLost:
+                        if lone:
+                            s.rollback()
                         outcomes[i] = NoValidHost("")  # replaced below, outside the write transaction
         for i, plan in enumerate(plans):
             if i in claimed:
