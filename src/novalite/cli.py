@@ -140,7 +140,14 @@ def serve(**kwargs: Any) -> None:
     phases.mark("runtime")
     report = bootstrap(runtime)
     phases.mark("bootstrap")
-    app = create_app(runtime, on_started=lambda: phases.mark("background services"))
+    from novalite.runtime import settle_heap
+
+    def started() -> None:
+        phases.mark("background services")
+        settle_heap()
+        phases.mark("heap settled")
+
+    app = create_app(runtime, on_started=started)
     phases.mark("app")
     url = settings.effective_public_url
     click.echo(f"novalite listening on {url}  (data in {settings.data_dir})")
