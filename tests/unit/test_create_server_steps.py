@@ -16,7 +16,6 @@ from novalite.services.create_server.request import (
     generate_password,
     generate_reservation_id,
     normalize_ip,
-    random_chars,
 )
 from novalite.services.create_server.steps import block_devices, destination, naming, networks
 
@@ -148,12 +147,3 @@ def test_password_and_reservation_id() -> None:
         assert re.search("[2-9]", password) and re.search("[A-Z]", password) and re.search("[a-z]", password)
     assert re.fullmatch(r"r-[0-9a-z]{8}", generate_reservation_id())
 
-
-def test_random_chars_uses_every_character_evenly() -> None:
-    """36 characters: with a plain ``byte % 36`` the first 4 would come up 8/7 as often."""
-    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-    drawn = random_chars(alphabet, 72_000)
-    assert len(drawn) == 72_000 and set(drawn) == set(alphabet)
-    counts = sorted(drawn.count(c) for c in alphabet)
-    assert counts[0] > 1_800 and counts[-1] < 2_200  # expected 2,000 each; +-10 % is > 9 sigma
-    assert len({random_chars(alphabet, 8) for _ in range(200)}) == 200

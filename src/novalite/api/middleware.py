@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Any
 
 from novalite.api.faults import error_body
 from novalite.api.microversion import negotiate, version_headers
 from novalite.errors import NovaliteError
+from novalite.randomness import uuid4
 
 LOG = logging.getLogger(__name__)
 Scope = dict[str, Any]
@@ -29,7 +29,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        request_id = f"req-{uuid.uuid4()}"
+        request_id = f"req-{uuid4()}"
         state["request_id"] = request_id
         path: str = scope["path"]
         extra_headers: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
