@@ -3,6 +3,7 @@ is ACTIVE or ERROR, delete them all and wait until they are gone. Prints the fig
 
     .venv/bin/python bench/boot.py                      # starts novalite serve --fake-hosts 100
     .venv/bin/python bench/boot.py -n 200 -c 16 --hosts 50
+    .venv/bin/python bench/boot.py --rate 200           # POSTs arrive at 200/s instead of back to back
     .venv/bin/python bench/boot.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
     .venv/bin/python bench/boot.py --endpoint http://HOST/identity --user U --password P --project P
         (time any Nova-compatible cloud; --flavor/--image pick what it has)
@@ -24,11 +25,18 @@ from common import ADMIN_PW, default_image, percentile, project_id, start_server
 
 
 async def _create(client: httpx.AsyncClient, sem: asyncio.Semaphore, i: int, flavor: str, image: str,
-                  latencies: list[float], created: dict[str, tuple[float, float]]) -> None:
-    """POST one server; ``created[id] = (sent, answered)`` (monotonic seconds)."""
+                  latencies: list[float], created: dict[str, tuple[float, float]],
+                  due: float | None = None, late: list[int] | None = None) -> None:
+    """POST one server; ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced
+    arrivals) it is not sent before that time; sent more than 5 ms after it because C POSTs were
+    still in flight, it counts in ``late``."""
     body = {"server": {"name": f"bench-{i}", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
+    if due is not None:
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
     async with sem:
         t0 = time.monotonic()
+        if due is not None and late is not None and t0 - due > 0.005:
+            late.append(i)
         r = await client.post("/servers", json=body)
         latencies.append(time.monotonic() - t0)
     if r.status_code != 202:
@@ -126,9 +134,11 @@ async def run(args: argparse.Namespace) -> None:
             created: dict[str, tuple[float, float]] = {}
             done_at: dict[str, float] = {}
             cpu0 = server.cpu_seconds() if server is not None else 0.0
+            late: list[int] = []
             t0 = time.monotonic()
             watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
-            await asyncio.gather(*(_create(client, sem, i, args.flavor, args.image, latencies, created)
+            await asyncio.gather(*(_create(client, sem, i, args.flavor, args.image, latencies, created,
+                                           due=t0 + i / args.rate if args.rate else None, late=late)
                                    for i in range(args.n)))
             post_done = time.monotonic() - t0
             await watcher
@@ -142,11 +152,14 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         if server is not None:
             server.stop()
+    pacing = f"arrivals paced at {args.rate:g}/s" if args.rate else "closed loop (a new POST as soon as one is answered)"
     print(f"servers: {args.n}  concurrency: {args.concurrency}  hosts: {args.hosts if not args.endpoint else '-'}  "
-          f"db: {args.database_url or 'sqlite'}")
+          f"db: {args.database_url or 'sqlite'}  {pacing}")
     print(f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in {post_done:.2f} s)")
     print(f"POST /servers latency ms: p50 {percentile(latencies, 50) * 1000:.1f}  p95 {percentile(latencies, 95) * 1000:.1f}  "
           f"p99 {percentile(latencies, 99) * 1000:.1f}")
+    if args.rate:
+        print(f"POSTs sent late (C already in flight at their arrival time): {len(late)}")
     print(f"time to ACTIVE ms: p50 {percentile(to_active, 50) * 1000:.1f}  p95 {percentile(to_active, 95) * 1000:.1f}")
     print(f"delete throughput: {args.n / delete_s:.1f} servers/s ({delete_s:.2f} s)")
     print(f"ERROR: {errors}  still building at timeout: {stuck}")
@@ -164,6 +177,9 @@ def main() -> None:
     p.add_argument("--flavor", default="1")
     p.add_argument("--image", default=None, help="image id (default: the server's novalite-tiny)")
     p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--rate", type=float, default=None,
+                   help="open loop: send the POSTs at this many per second (still at most C in flight) "
+                        "instead of a new one as soon as one is answered")
     p.add_argument("--poll", type=float, default=0.05, help="seconds between polls of the BUILD list")
     p.add_argument("--endpoint", default=None, help="identity URL of an already running cloud")
     p.add_argument("--user", default="admin")

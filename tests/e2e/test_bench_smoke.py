@@ -32,6 +32,14 @@ def test_boot_prints_throughput_latencies_and_footprint() -> None:
     assert re.search(rf"server peak RSS: {NUMBER} MB\s+first answer after start: {NUMBER} s", out), out
 
 
+def test_boot_with_paced_arrivals() -> None:
+    out = _run("boot.py", "-n", "6", "-c", "3", "--hosts", "2", "--rate", "20")
+    assert "arrivals paced at 20/s" in out, out
+    assert re.search(rf"POST /servers latency ms: p50 {NUMBER}\s+p95 {NUMBER}\s+p99 {NUMBER}", out), out
+    assert re.search(r"POSTs sent late \(C already in flight at their arrival time\): \d+", out), out
+    assert "ERROR: 0  still building at timeout: 0" in out, out
+
+
 def test_list_prints_page_and_filter_times() -> None:
     out = _run("list.py", "-n", "60", "--rounds", "1", "--page", "25")
     assert re.search(rf"GET /servers/detail\?limit=25 over 60 servers: 3 pages, ms per page p50 {NUMBER}", out), out
