@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.aggregates import Aggregate
@@ -102,7 +102,7 @@ def _normalize(name: str) -> str:
 # --- routes ------------------------------------------------------------------------------
 
 @router.get("/os-aggregates")
-def list_aggregates(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_aggregates(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:index")
     version = request_version(request)
     with runtime(request).db.reader() as s:
@@ -113,7 +113,7 @@ def list_aggregates(request: Request, ctx: RequestContext = Depends(context)) ->
 
 
 @router.post("/os-aggregates")
-async def create_aggregate(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def create_aggregate(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:create")
     body = await json_body(request)
     validate(CREATE_SCHEMA, body)
@@ -129,14 +129,14 @@ async def create_aggregate(request: Request, ctx: RequestContext = Depends(conte
 
 
 @router.get("/os-aggregates/{agg_id}")
-def show_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:show")
     with runtime(request).db.reader() as s:
         return _full_view(request, s, service.get_aggregate(s, _agg_id(agg_id)))
 
 
 @router.put("/os-aggregates/{agg_id}")
-async def update_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:update")
     body = await json_body(request)
     validate(UPDATE_SCHEMA, body)
@@ -153,7 +153,7 @@ async def update_aggregate(agg_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.delete("/os-aggregates/{agg_id}")
-def delete_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("os_compute_api:os-aggregates:delete")
     ident = _agg_id(agg_id)
     with runtime(request).db.session() as s:
@@ -162,7 +162,7 @@ def delete_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depend
 
 
 @router.post("/os-aggregates/{agg_id}/action")
-async def aggregate_action(agg_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def aggregate_action(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     name = next(iter(body), None) if isinstance(body, dict) and len(body) == 1 else None
     if name not in ACTION_SCHEMAS:

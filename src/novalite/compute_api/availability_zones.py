@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from novalite.api.common import context, reject_nul, runtime
+from novalite.api.common import reject_nul, request_context, runtime
 from novalite.context import RequestContext
 from novalite.services.aggregates import INTERNAL_ZONE, ZoneInfo, availability_zones
 
@@ -35,14 +35,14 @@ def _zones(request: Request) -> list[ZoneInfo]:
 
 
 @router.get("/os-availability-zone")
-def list_zones(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_zones(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return {"availabilityZoneInfo": [
         {"zoneName": z.zone, "zoneState": {"available": z.available}, "hosts": None}
         for z in _zones(request) if z.zone != INTERNAL_ZONE]}
 
 
 @router.get("/os-availability-zone/detail")
-def list_zones_detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_zones_detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-availability-zone:detail")
     return {"availabilityZoneInfo": [
         {"zoneName": z.zone, "zoneState": {"available": z.available}, "hosts": _hosts_view(z) or None}

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from novalite.api.common import (
     compute_links,
-    context,
     json_body,
     next_link,
     parse_limit,
     reject_nul,
+    request_context,
     runtime,
     validate,
 )
@@ -174,17 +174,17 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
 # --- flavors -----------------------------------------------------------------------------
 
 @router.get("/flavors")
-def list_flavors(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_flavors(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _list(request, ctx, detail=False)
 
 
 @router.get("/flavors/detail")
-def list_flavors_detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_flavors_detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _list(request, ctx, detail=True)
 
 
 @router.get("/flavors/{flavor_id}")
-def show_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         flavor = service.get_flavor(s, ctx, flavor_id)
         return {"flavor": detail_view(request, flavor)}
@@ -226,7 +226,7 @@ def _new_flavor(body: dict[str, Any]) -> service.NewFlavor:
 
 
 @router.post("/flavors")
-async def create_flavor(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def create_flavor(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-manage:create")
     body = await json_body(request)
     validate(_create_schema(request_version(request)), body)
@@ -247,7 +247,7 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
 
 
 @router.put("/flavors/{flavor_id}")
-async def update_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if request_version(request) < V(2, 55):  # 2.55: the update API appears
         raise NotFound("The resource could not be found.")
     ctx.require_admin("os_compute_api:os-flavor-manage:update")
@@ -263,7 +263,7 @@ def _update_flavor(request: Request, ctx: RequestContext, flavor_id: str, descri
 
 
 @router.delete("/flavors/{flavor_id}", status_code=202)
-def delete_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("os_compute_api:os-flavor-manage:delete")
     with runtime(request).db.session() as s:
         service.delete_flavor(s, ctx, flavor_id)
@@ -273,14 +273,14 @@ def delete_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depend
 # --- project access ----------------------------------------------------------------------
 
 @router.get("/flavors/{flavor_id}/os-flavor-access")
-def list_access(flavor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_access(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-access")
     with runtime(request).db.reader() as s:
         return {"flavor_access": service.access_list(service.get_flavor(s, ctx, flavor_id))}
 
 
 @router.post("/flavors/{flavor_id}/action")
-async def flavor_action(flavor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def flavor_action(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     name = next(iter(body), None) if isinstance(body, dict) and len(body) == 1 else None
     if name not in ACCESS_ACTIONS:
@@ -313,14 +313,14 @@ def _stringify(specs: dict[str, Any]) -> dict[str, str]:
 
 
 @router.get("/flavors/{flavor_id}/os-extra_specs")
-def list_extra_specs(flavor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_extra_specs(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"extra_specs": service.get_flavor(s, ctx, flavor_id).extra_specs}
 
 
 @router.post("/flavors/{flavor_id}/os-extra_specs")
 async def create_extra_specs(flavor_id: str, request: Request,
-                             ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                             ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:create")
     body = await json_body(request)
     validate(EXTRA_SPECS_SCHEMA, body)
@@ -333,7 +333,7 @@ async def create_extra_specs(flavor_id: str, request: Request,
 
 @router.get("/flavors/{flavor_id}/os-extra_specs/{key}")
 def show_extra_spec(flavor_id: str, key: str, request: Request,
-                    ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                    ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         specs = service.get_flavor(s, ctx, flavor_id).extra_specs
     if key not in specs:
@@ -343,7 +343,7 @@ def show_extra_spec(flavor_id: str, key: str, request: Request,
 
 @router.put("/flavors/{flavor_id}/os-extra_specs/{key}")
 async def update_extra_spec(flavor_id: str, key: str, request: Request,
-                            ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                            ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:update")
     body = await json_body(request)
     validate(EXTRA_SPEC_ITEM_SCHEMA, body)
@@ -357,7 +357,7 @@ async def update_extra_spec(flavor_id: str, key: str, request: Request,
 
 
 @router.delete("/flavors/{flavor_id}/os-extra_specs/{key}")
-def delete_extra_spec(flavor_id: str, key: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_extra_spec(flavor_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:delete")
     with runtime(request).db.session() as s:
         service.delete_extra_spec(s, service.get_flavor(s, ctx, flavor_id), key)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from novalite.api.common import context, next_link, runtime, validate
+from novalite.api.common import next_link, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
@@ -220,17 +220,17 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
 # --- routes ------------------------------------------------------------------------------
 
 @router.get("/os-hypervisors")
-def list_hypervisors(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_hypervisors(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _list(request, ctx, detail=False)
 
 
 @router.get("/os-hypervisors/detail")
-def list_hypervisors_detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_hypervisors_detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _list(request, ctx, detail=True)
 
 
 @router.get("/os-hypervisors/statistics")
-def hypervisor_statistics(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def hypervisor_statistics(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if request_version(request) >= V(2, 88):  # 2.88: removed
         raise NotFound("The resource could not be found.")
     ctx.require_admin("os_compute_api:os-hypervisors:statistics")
@@ -262,7 +262,7 @@ def _find_node(s: Session, version: Version, hypervisor_id: str) -> ComputeNode:
 
 
 @router.get("/os-hypervisors/{hypervisor_id}")
-def show_hypervisor(hypervisor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_hypervisor(hypervisor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-hypervisors:show")
     version = request_version(request)
     with_servers = False
@@ -279,7 +279,7 @@ def show_hypervisor(hypervisor_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.get("/os-hypervisors/{hypervisor_id}/uptime")
-def hypervisor_uptime(hypervisor_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def hypervisor_uptime(hypervisor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     if version >= V(2, 88):  # 2.88: removed (uptime is in show)
         raise NotFound("The resource could not be found.")
@@ -302,11 +302,11 @@ def _by_pattern(request: Request, ctx: RequestContext, pattern: str, *, rule: st
 
 
 @router.get("/os-hypervisors/{pattern}/search")
-def search_hypervisors(pattern: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def search_hypervisors(pattern: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _by_pattern(request, ctx, pattern, rule="search", servers=False)
 
 
 @router.get("/os-hypervisors/{pattern}/servers")
-def hypervisor_servers(pattern: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def hypervisor_servers(pattern: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return _by_pattern(request, ctx, pattern, rule="servers", servers=True)
 

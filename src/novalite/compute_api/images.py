@@ -14,7 +14,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import compute_links, context, json_body, next_link, parse_limit, runtime, validate
+from novalite.api.common import (
+    compute_links,
+    json_body,
+    next_link,
+    parse_limit,
+    request_context,
+    runtime,
+    validate,
+)
 from novalite.api.microversion import V, request_version
 from novalite.compute_api.routes import _load
 from novalite.context import RequestContext
@@ -148,14 +156,14 @@ def _image(s: Session, ctx: RequestContext, image_id: str) -> Image:
 
 
 @_images.get("/images")
-def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         images = [basic_view(request, img) for img in _page(request, ctx, s)]
     return _collection(request, "images", images)
 
 
 @_images.get("/images/detail")
-def detail(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         images = [detail_view(request, img) for img in _page(request, ctx, s)]
     return _collection(request, "images/detail", images)
@@ -171,19 +179,19 @@ def _collection(request: Request, collection: str, images: list[dict[str, Any]])
 
 
 @_images.get("/images/{image_id}")
-def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"image": detail_view(request, _image(s, ctx, image_id))}
 
 
 @_images.delete("/images/", include_in_schema=False)
-def delete_blank(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_blank(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     """An empty image id (Tempest's blank-id check) is an unknown image, not a bad method."""
     raise NotFound("Image not found.", kind="ImageNotFound")
 
 
 @_images.delete("/images/{image_id}", status_code=204)
-def delete(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
         image = _image(s, ctx, image_id)
@@ -197,14 +205,14 @@ def delete(image_id: str, request: Request, ctx: RequestContext = Depends(contex
 # --- metadata ----------------------------------------------------------------------------
 
 @_metadata.get("/images/{image_id}/metadata")
-def metadata_index(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def metadata_index(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"metadata": _image(s, ctx, image_id).properties}
 
 
 @_metadata.get("/images/{image_id}/metadata/{key}")
 def metadata_show(image_id: str, key: str, request: Request,
-                  ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                  ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         props = _image(s, ctx, image_id).properties
     if key not in props:
@@ -234,7 +242,7 @@ def _write_metadata(request: Request, ctx: RequestContext, image_id: str, *, mer
 
 @_metadata.put("/images/{image_id}/metadata")
 async def metadata_update_all(image_id: str, request: Request,
-                              ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                              ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ALL_SCHEMA, body)
     metadata = body["metadata"]
@@ -243,7 +251,7 @@ async def metadata_update_all(image_id: str, request: Request,
 
 
 @_metadata.post("/images/{image_id}/metadata")
-async def metadata_create(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def metadata_create(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ALL_SCHEMA, body)
     return {"metadata": await _run(_write_metadata, request, ctx, image_id, merge=body["metadata"])}
@@ -251,7 +259,7 @@ async def metadata_create(image_id: str, request: Request, ctx: RequestContext =
 
 @_metadata.put("/images/{image_id}/metadata/{key}")
 async def metadata_update(image_id: str, key: str, request: Request,
-                          ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                          ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ITEM_SCHEMA, body)
     meta = body["meta"]
@@ -262,7 +270,7 @@ async def metadata_update(image_id: str, key: str, request: Request,
 
 
 @_metadata.delete("/images/{image_id}/metadata/{key}", status_code=204)
-def metadata_delete(image_id: str, key: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def metadata_delete(image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         props = _image(s, ctx, image_id).properties
         if key not in props:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import TAG, UUID
@@ -54,7 +54,7 @@ def interface_view(iface: devices.Interface, version: Version) -> dict[str, Any]
 
 
 @router.get(_BASE)
-def list_interfaces(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_interfaces(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -64,7 +64,7 @@ def list_interfaces(server_id: str, request: Request, ctx: RequestContext = Depe
 
 @router.get(_BASE + "/{port_id}")
 def show_interface(server_id: str, port_id: str, request: Request,
-                   ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                   ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -90,7 +90,7 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
 
 
 @router.post(_BASE)
-async def attach_interface(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def attach_interface(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(attach_schema(request_version(request)), body)
     return await run_in_threadpool(_attach, request, ctx, server_id, body.get("interfaceAttachment") or {})
@@ -105,6 +105,6 @@ def _detach(request: Request, ctx: RequestContext, server_id: str, port_id: str)
 
 @router.delete(_BASE + "/{port_id}", status_code=202)
 def detach_interface(server_id: str, port_id: str, request: Request,
-                     ctx: RequestContext = Depends(context)) -> Response:
+                     ctx: RequestContext = Depends(request_context)) -> Response:
     _detach(request, ctx, server_id, port_id)
     return Response(status_code=202)

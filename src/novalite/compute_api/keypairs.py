@@ -14,7 +14,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, next_link, parse_limit, reject_nul, runtime, validate
+from novalite.api.common import (
+    json_body,
+    next_link,
+    parse_limit,
+    reject_nul,
+    request_context,
+    runtime,
+    validate,
+)
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.catalog import KeyPair
@@ -91,7 +99,7 @@ def _target_user(request: Request, ctx: RequestContext, action: str, requested: 
 # --- routes ------------------------------------------------------------------------------
 
 @router.post("/os-keypairs")
-async def create_keypair(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create_keypair(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     version = request_version(request)
     body = await json_body(request)
     validate(create_schema(version), body)
@@ -113,7 +121,7 @@ async def create_keypair(request: Request, ctx: RequestContext = Depends(context
 
 
 @router.get("/os-keypairs")
-def list_keypairs(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_keypairs(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     user_id = _target_user(request, ctx, "index")
     limit: int | None = None
@@ -131,7 +139,7 @@ def list_keypairs(request: Request, ctx: RequestContext = Depends(context)) -> d
 
 
 @router.get("/os-keypairs/{name}")
-def show_keypair(name: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_keypair(name: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     user_id = _target_user(request, ctx, "show")
     with runtime(request).db.reader() as s:
         keypair = service.get_keypair(s, user_id, name)
@@ -141,7 +149,7 @@ def show_keypair(name: str, request: Request, ctx: RequestContext = Depends(cont
 
 
 @router.delete("/os-keypairs/{name}")
-def delete_keypair(name: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_keypair(name: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     user_id = _target_user(request, ctx, "delete")
     with runtime(request).db.session() as s:
         service.delete_keypair(s, user_id, name)

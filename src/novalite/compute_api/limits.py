@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from novalite.api.common import context, reject_nul, runtime
+from novalite.api.common import reject_nul, request_context, runtime
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, PolicyNotAuthorized
@@ -53,7 +53,7 @@ def absolute_view(version: Version, limits: dict[str, int], usage: dict[str, int
 
 
 @router.get("/limits")
-def show_limits(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_limits(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     if version >= V(2, 75):  # 2.75: unknown query parameters are refused
         extra = sorted(set(request.query_params.keys()) - {"tenant_id"})

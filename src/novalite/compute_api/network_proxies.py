@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import servers_query as sq
 from novalite.context import RequestContext
@@ -53,13 +53,13 @@ def network_view(ctx: RequestContext, net: Network) -> dict[str, Any]:
 
 
 @router.get("/os-networks")
-def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_networks(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"networks": [network_view(ctx, n) for n in networks.visible_networks(s, ctx)]}
 
 
 @router.get("/os-networks/{network_id}")
-def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         net = s.get(Network, network_id) if len(network_id) <= 36 else None
         if net is None or not networks.can_see(ctx, net):
@@ -104,7 +104,7 @@ def _get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
 # -- os-security-groups ---------------------------------------------------------------------------
 
 @router.get("/os-security-groups")
-def list_groups(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_groups(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     all_tenants = request.query_params.get("all_tenants", "0").lower() not in ("0", "false", "off", "no")
     with runtime(request).db.session() as s:  # may create the project's default group
         security_groups.ensure_default_group(s, ctx.project_id)
@@ -115,7 +115,7 @@ def list_groups(request: Request, ctx: RequestContext = Depends(context)) -> dic
 
 
 @router.get("/os-security-groups/{group_id}")
-def show_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"security_group": group_view(s, _get_group(s, ctx, group_id))}
 
@@ -164,7 +164,7 @@ def _create_group(request: Request, ctx: RequestContext, spec: dict[str, Any]) -
 
 
 @router.post("/os-security-groups")
-async def create_group(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def create_group(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     spec = _body_dict(await json_body(request), "security_group")
     return await run_in_threadpool(_create_group, request, ctx, spec)
 
@@ -182,13 +182,13 @@ def _update_group(request: Request, ctx: RequestContext, group_id: str, spec: di
 
 
 @router.put("/os-security-groups/{group_id}")
-async def update_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     spec = _body_dict(await json_body(request), "security_group")
     return await run_in_threadpool(_update_group, request, ctx, group_id, spec)
 
 
 @router.delete("/os-security-groups/{group_id}", status_code=202)
-def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         group = _get_group(s, ctx, group_id)
         try:
@@ -250,13 +250,13 @@ def _create_rule(request: Request, ctx: RequestContext, spec: dict[str, Any]) ->
 
 
 @router.post("/os-security-group-rules")
-async def create_rule(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def create_rule(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     spec = _body_dict(await json_body(request), "security_group_rule")
     return await run_in_threadpool(_create_rule, request, ctx, spec)
 
 
 @router.delete("/os-security-group-rules/{rule_id}", status_code=202)
-def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         rule = s.get(SecurityGroupRule, rule_id) if len(rule_id) <= 36 else None
         if rule is None or not ctx.can_access_project(rule.project_id):
@@ -268,7 +268,7 @@ def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(co
 # -- servers/{id}/os-security-groups --------------------------------------------------------------
 
 @router.get("/servers/{server_id}/os-security-groups")
-def server_groups(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def server_groups(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
         q = (select(SecurityGroup).join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, reject_nul, runtime, validate
+from novalite.api.common import json_body, reject_nul, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.identity import Project
@@ -89,7 +89,7 @@ def _filtered(limits: dict[str, int], names: list[str]) -> dict[str, int]:
 # --- quota sets --------------------------------------------------------------------------
 
 @router.get("/os-quota-sets/{project_id}/defaults")
-def quota_defaults(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def quota_defaults(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     names = set_resources(request_version(request))
     with runtime(request).db.reader() as s:
         limits = service.class_limits(s)
@@ -97,7 +97,7 @@ def quota_defaults(project_id: str, request: Request, ctx: RequestContext = Depe
 
 
 @router.get("/os-quota-sets/{project_id}/detail")
-def quota_detail(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def quota_detail(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     _may_read(ctx, project_id, "detail")
     _check_query(request, {"user_id"})
     user_id = request.query_params.get("user_id") or None
@@ -110,7 +110,7 @@ def quota_detail(project_id: str, request: Request, ctx: RequestContext = Depend
 
 
 @router.get("/os-quota-sets/{project_id}")
-def quota_show(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def quota_show(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     _may_read(ctx, project_id, "show")
     _check_query(request, {"user_id"})
     user_id = request.query_params.get("user_id") or None
@@ -134,7 +134,7 @@ def _check_settable(s: Any, project_id: str, user_id: str | None, values: dict[s
 
 
 @router.put("/os-quota-sets/{project_id}")
-async def quota_update(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def quota_update(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-quota-sets:update")
     _check_query(request, {"user_id"})
     names = set_resources(request_version(request))
@@ -157,7 +157,7 @@ async def quota_update(project_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.delete("/os-quota-sets/{project_id}")
-def quota_delete(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def quota_delete(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("os_compute_api:os-quota-sets:delete")
     _check_query(request, {"user_id"})
     with runtime(request).db.session() as s:
@@ -174,7 +174,7 @@ def _class_name(name: str) -> str:
 
 
 @router.get("/os-quota-class-sets/{class_name}")
-def quota_class_show(class_name: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def quota_class_show(class_name: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-quota-class-sets:show")
     names = class_resources(request_version(request))
     with runtime(request).db.reader() as s:
@@ -184,7 +184,7 @@ def quota_class_show(class_name: str, request: Request, ctx: RequestContext = De
 
 @router.put("/os-quota-class-sets/{class_name}")
 async def quota_class_update(class_name: str, request: Request,
-                             ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                             ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-quota-class-sets:update")
     version = request_version(request)
     names = class_resources(version)

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import NAME_PATTERN
@@ -219,7 +219,7 @@ def register_action(name: str, handler: ActionHandler) -> None:
 
 
 @router.post("/servers/{server_id}/action")
-async def action(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+async def action(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or not body:
         raise BadRequest("Malformed request body")

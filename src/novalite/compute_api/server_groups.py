@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.server_groups import InstanceGroup
@@ -84,7 +84,7 @@ def _new_group(version: Version, body: dict[str, Any]) -> service.NewGroup:
 # --- routes ------------------------------------------------------------------------------
 
 @router.post("/os-server-groups")
-async def create_server_group(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def create_server_group(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     body = await json_body(request)
     validate(create_schema(version), body)
@@ -99,7 +99,7 @@ async def create_server_group(request: Request, ctx: RequestContext = Depends(co
 
 
 @router.get("/os-server-groups")
-def list_server_groups(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_server_groups(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     params = {k: request.query_params.getlist(k)[-1] for k in request.query_params}
     validate(_list_query_schema(version), params, query=True)
@@ -113,7 +113,7 @@ def list_server_groups(request: Request, ctx: RequestContext = Depends(context))
 
 
 @router.get("/os-server-groups/{group_id}")
-def show_server_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_server_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         group = service.require_group(s, ctx, group_id)
         members = service.live_members(s, [group.id])[group.id]
@@ -121,7 +121,7 @@ def show_server_group(group_id: str, request: Request, ctx: RequestContext = Dep
 
 
 @router.delete("/os-server-groups/{group_id}", status_code=204)
-def delete_server_group(group_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_server_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         service.delete_group(s, ctx, group_id)
     return Response(status_code=204)

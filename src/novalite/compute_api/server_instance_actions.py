@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import compute_links, context, json_body, runtime, validate
+from novalite.api.common import compute_links, json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.views.servers import host_id
@@ -93,7 +93,7 @@ def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str
 
 
 @router.get(_SERVER + "/os-instance-actions")
-def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = _actions_instance(s, request, ctx, server_id)
         query = select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
@@ -109,7 +109,7 @@ def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends
 
 @router.get(_SERVER + "/os-instance-actions/{request_id}")
 def show_action(server_id: str, request_id: str, request: Request,
-                ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = _actions_instance(s, request, ctx, server_id)
         row = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid,
@@ -172,7 +172,7 @@ def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]
 
 
 @router.post("/os-server-external-events")
-async def external_events(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+async def external_events(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     if "service" not in ctx.roles:  # Nova's default: the service role (Neutron, Cinder); admins too here
         ctx.require_admin("os_compute_api:os-server-external-events:create")
     body = await json_body(request)

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import compute_links, context, json_body, runtime, validate
+from novalite.api.common import compute_links, json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import server_instance_actions as instance_actions
 from novalite.compute_api import servers_query as sq
@@ -73,14 +73,14 @@ def _write_metadata(request: Request, ctx: RequestContext, server_id: str, new: 
 
 
 @router.get(_SERVER + "/metadata")
-def list_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
         return {"metadata": _metadata(s, inst.uuid)}
 
 
 @router.post(_SERVER + "/metadata")
-async def merge_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def merge_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_BODY, body)
     merged = await run_in_threadpool(_write_metadata, request, ctx, server_id, body["metadata"], replace=False)
@@ -88,7 +88,7 @@ async def merge_metadata(server_id: str, request: Request, ctx: RequestContext =
 
 
 @router.put(_SERVER + "/metadata")
-async def replace_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def replace_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_BODY, body)
     merged = await run_in_threadpool(_write_metadata, request, ctx, server_id, body["metadata"], replace=True)
@@ -97,7 +97,7 @@ async def replace_metadata(server_id: str, request: Request, ctx: RequestContext
 
 @router.get(_SERVER + "/metadata/{key}")
 def show_metadata_item(server_id: str, key: str, request: Request,
-                       ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                       ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
         meta = _metadata(s, inst.uuid)
@@ -108,7 +108,7 @@ def show_metadata_item(server_id: str, key: str, request: Request,
 
 @router.put(_SERVER + "/metadata/{key}")
 async def set_metadata_item(server_id: str, key: str, request: Request,
-                            ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                            ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     if isinstance(body, dict) and isinstance(body.get("meta"), dict) and len(body["meta"]) > 1:
         raise BadRequest("Request body contains too many items")
@@ -121,7 +121,7 @@ async def set_metadata_item(server_id: str, key: str, request: Request,
 
 @router.delete(_SERVER + "/metadata/{key}", status_code=204)
 def delete_metadata_item(server_id: str, key: str, request: Request,
-                         ctx: RequestContext = Depends(context)) -> Response:
+                         ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         if key not in _metadata(s, inst.uuid):
@@ -156,14 +156,14 @@ def _check_tag(tag: str) -> None:
 
 
 @router.get(_SERVER + "/tags")
-def list_tags(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_tags(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     _require_tags_version(request)
     with runtime(request).db.reader() as s:
         return {"tags": _tags(s, sq.get_instance(s, ctx, server_id).uuid)}
 
 
 @router.put(_SERVER + "/tags")
-async def replace_tags(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def replace_tags(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     _require_tags_version(request)
     body = await json_body(request)
     validate(TAGS_BODY, body)
@@ -181,7 +181,7 @@ async def replace_tags(server_id: str, request: Request, ctx: RequestContext = D
 
 
 @router.delete(_SERVER + "/tags", status_code=204)
-def delete_tags(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_tags(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     _require_tags_version(request)
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -195,7 +195,7 @@ def _tag_missing(server_id: str, tag: str) -> NotFound:
 
 
 @router.get(_SERVER + "/tags/{tag}", status_code=204)
-def check_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def check_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     _require_tags_version(request)
     with runtime(request).db.reader() as s:
         if tag not in _tags(s, sq.get_instance(s, ctx, server_id).uuid):
@@ -204,7 +204,7 @@ def check_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = 
 
 
 @router.put(_SERVER + "/tags/{tag}")
-def add_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def add_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     _require_tags_version(request)
     _check_tag(tag)
     with runtime(request).db.session() as s:
@@ -221,7 +221,7 @@ def add_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = De
 
 
 @router.delete(_SERVER + "/tags/{tag}", status_code=204)
-def delete_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     _require_tags_version(request)
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -245,12 +245,12 @@ def _addresses(request: Request, ctx: RequestContext, server_id: str) -> dict[st
 
 
 @router.get(_SERVER + "/ips")
-def list_ips(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_ips(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return {"addresses": _addresses(request, ctx, server_id)}
 
 
 @router.get(_SERVER + "/ips/{network}")
-def show_ips(server_id: str, network: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_ips(server_id: str, network: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     addresses = _addresses(request, ctx, server_id)
     if network not in addresses:
         raise NotFound("Instance is not a member of specified network")
@@ -263,7 +263,7 @@ PASSWORD_KEY = "password"
 
 
 @router.get(_SERVER + "/os-server-password")
-def get_password(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def get_password(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     """The encrypted password the guest posted (system metadata), or ``""``."""
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -271,7 +271,7 @@ def get_password(server_id: str, request: Request, ctx: RequestContext = Depends
 
 
 @router.delete(_SERVER + "/os-server-password", status_code=204)
-def clear_password(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def clear_password(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items() if k != PASSWORD_KEY}

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
 from novalite.db.models.placement import Service
@@ -79,7 +79,7 @@ def _detail(request: Request, s: Any, svc: Service) -> dict[str, Any]:
 # --- routes ------------------------------------------------------------------------------
 
 @router.get("/os-services")
-def list_services(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_services(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-services:list")
     version = request_version(request)
     params = request.query_params
@@ -96,7 +96,7 @@ def list_services(request: Request, ctx: RequestContext = Depends(context)) -> d
 
 
 @router.put("/os-services/{service_id}")
-async def update_service(service_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_service(service_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-services:update")
     version = request_version(request)
     body = await json_body(request)
@@ -157,7 +157,7 @@ def _legacy_action(request: Request, action: str, body: dict[str, Any]) -> dict[
 
 
 @router.delete("/os-services/{service_id}", status_code=204)
-def delete_service(service_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_service(service_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("os_compute_api:os-services:delete")
     with runtime(request).db.session() as s:
         if request_version(request) >= V(2, 53):  # 2.53: uuid ids

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime, validate
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import TAG, UUID
@@ -67,7 +67,7 @@ def attachment_view(dev: devices.VolumeDevice, version: Version, *, created: boo
 
 
 @router.get(_BASE)
-def list_attachments(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_attachments(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -77,7 +77,7 @@ def list_attachments(server_id: str, request: Request, ctx: RequestContext = Dep
 
 @router.get(_BASE + "/{volume_id}")
 def show_attachment(server_id: str, volume_id: str, request: Request,
-                    ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                    ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -96,7 +96,7 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
 
 
 @router.post(_BASE)
-async def attach_volume(server_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def attach_volume(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     validate(attach_schema(request_version(request)), body)
     return await run_in_threadpool(_attach, request, ctx, server_id, body["volumeAttachment"])
@@ -128,7 +128,7 @@ def _update(request: Request, ctx: RequestContext, server_id: str, volume_id: st
 
 @router.put(_BASE + "/{volume_id}", status_code=202)
 async def update_attachment(server_id: str, volume_id: str, request: Request,
-                            ctx: RequestContext = Depends(context)) -> Response:
+                            ctx: RequestContext = Depends(request_context)) -> Response:
     body = await json_body(request)
     validate(update_schema(request_version(request)), body)
     await run_in_threadpool(_update, request, ctx, server_id, volume_id, body["volumeAttachment"])
@@ -143,6 +143,6 @@ def _detach(request: Request, ctx: RequestContext, server_id: str, volume_id: st
 
 
 @router.delete(_BASE + "/{volume_id}", status_code=202)
-def detach_volume(server_id: str, volume_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def detach_volume(server_id: str, volume_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     _detach(request, ctx, server_id, volume_id)
     return Response(status_code=202)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.db.models.identity import Project, Role, RoleAssignment, User
 from novalite.errors import BadRequest, Forbidden, NotFound
@@ -118,31 +118,31 @@ def _issue_token(request: Request, auth: dict[str, Any]) -> JSONResponse:
 
 
 @router.get("/v3/auth/tokens")
-def validate_token(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+def validate_token(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     subject = request.headers.get("x-subject-token", "")
     data = runtime(request).tokens.validate(subject, for_lookup=True)
     return JSONResponse(_token_body(request, data), headers={"X-Subject-Token": subject})
 
 
 @router.head("/v3/auth/tokens")
-def check_token(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def check_token(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
     return Response(status_code=200)
 
 
 @router.delete("/v3/auth/tokens")
-def revoke_token(request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def revoke_token(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
     return Response(status_code=204)
 
 
 @router.get("/v3/auth/catalog")
-def auth_catalog(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def auth_catalog(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return {"catalog": catalog(request), "links": {"self": f"{_base(request)}/v3/auth/catalog"}}
 
 
 @router.get("/v3/auth/projects")
-def auth_projects(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def auth_projects(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         q = (select(Project).join(RoleAssignment, RoleAssignment.project_id == Project.id)
              .where(RoleAssignment.user_id == ctx.user_id).distinct())
@@ -157,14 +157,14 @@ def _domain_view(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v3/domains")
-def list_domains(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_domains(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     name = request.query_params.get("name")
     domains = [] if name not in (None, "Default") else [_domain_view(request)]
     return {"domains": domains, "links": {"self": f"{_base(request)}/v3/domains"}}
 
 
 @router.get("/v3/domains/{domain_id}")
-def get_domain(domain_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def get_domain(domain_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if domain_id != "default":
         raise NotFound(f"Could not find domain: {domain_id}.")
     return {"domain": _domain_view(request)}
@@ -185,7 +185,7 @@ def _dict_body(body: Any, key: str) -> dict[str, Any]:
 
 
 @router.get("/v3/projects")
-def list_projects(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_projects(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("identity:list_projects")
     with runtime(request).db.reader() as s:
         q = select(Project).order_by(Project.name)
@@ -196,7 +196,7 @@ def list_projects(request: Request, ctx: RequestContext = Depends(context)) -> d
 
 
 @router.post("/v3/projects")
-async def create_project(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create_project(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_project")
     ref = _dict_body(await json_body(request), "project")
     name = ref.get("name")
@@ -211,7 +211,7 @@ async def create_project(request: Request, ctx: RequestContext = Depends(context
 
 
 @router.get("/v3/projects/{project_id}")
-def get_project(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def get_project(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if not ctx.is_admin and project_id != ctx.project_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:get_project.")
     with runtime(request).db.reader() as s:
@@ -219,7 +219,7 @@ def get_project(project_id: str, request: Request, ctx: RequestContext = Depends
 
 
 @router.patch("/v3/projects/{project_id}")
-async def update_project(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_project(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("identity:update_project")
     ref = _dict_body(await json_body(request), "project")
     with runtime(request).db.session() as s:
@@ -231,7 +231,7 @@ async def update_project(project_id: str, request: Request, ctx: RequestContext 
 
 
 @router.delete("/v3/projects/{project_id}")
-def delete_project(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_project(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("identity:delete_project")
     with runtime(request).db.session() as s:
         s.delete(service.get_project(s, project_id))
@@ -254,7 +254,7 @@ def _user_view(request: Request, u: User) -> dict[str, Any]:
 
 
 @router.get("/v3/users")
-def list_users(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_users(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("identity:list_users")
     with runtime(request).db.reader() as s:
         q = select(User).order_by(User.name)
@@ -265,7 +265,7 @@ def list_users(request: Request, ctx: RequestContext = Depends(context)) -> dict
 
 
 @router.post("/v3/users")
-async def create_user(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create_user(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_user")
     ref = _dict_body(await json_body(request), "user")
     name = ref.get("name")
@@ -282,7 +282,7 @@ async def create_user(request: Request, ctx: RequestContext = Depends(context)) 
 
 
 @router.get("/v3/users/{user_id}")
-def get_user(user_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def get_user(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if not ctx.is_admin and user_id != ctx.user_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:get_user.")
     with runtime(request).db.reader() as s:
@@ -290,7 +290,7 @@ def get_user(user_id: str, request: Request, ctx: RequestContext = Depends(conte
 
 
 @router.patch("/v3/users/{user_id}")
-async def update_user(user_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_user(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("identity:update_user")
     ref = _dict_body(await json_body(request), "user")
     with runtime(request).db.session() as s:
@@ -304,7 +304,7 @@ async def update_user(user_id: str, request: Request, ctx: RequestContext = Depe
 
 
 @router.delete("/v3/users/{user_id}")
-def delete_user(user_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_user(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("identity:delete_user")
     with runtime(request).db.session() as s:
         s.delete(service.get_user(s, user_id))
@@ -312,7 +312,7 @@ def delete_user(user_id: str, request: Request, ctx: RequestContext = Depends(co
 
 
 @router.get("/v3/users/{user_id}/projects")
-def user_projects(user_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def user_projects(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if not ctx.is_admin and user_id != ctx.user_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:list_user_projects.")
     with runtime(request).db.reader() as s:
@@ -329,7 +329,7 @@ def _role_view(request: Request, r: Role) -> dict[str, Any]:
 
 
 @router.get("/v3/roles")
-def list_roles(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_roles(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         q = select(Role).order_by(Role.name)
         if name := request.query_params.get("name"):
@@ -339,7 +339,7 @@ def list_roles(request: Request, ctx: RequestContext = Depends(context)) -> dict
 
 
 @router.post("/v3/roles")
-async def create_role(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create_role(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_role")
     ref = _dict_body(await json_body(request), "role")
     name = ref.get("name")
@@ -355,13 +355,13 @@ async def create_role(request: Request, ctx: RequestContext = Depends(context)) 
 
 
 @router.get("/v3/roles/{role_id}")
-def get_role(role_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def get_role(role_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"role": _role_view(request, service.get_role(s, role_id))}
 
 
 @router.delete("/v3/roles/{role_id}")
-def delete_role(role_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_role(role_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("identity:delete_role")
     with runtime(request).db.session() as s:
         s.delete(service.get_role(s, role_id))
@@ -370,7 +370,7 @@ def delete_role(role_id: str, request: Request, ctx: RequestContext = Depends(co
 
 @router.put("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
 def grant(project_id: str, user_id: str, role_id: str, request: Request,
-          ctx: RequestContext = Depends(context)) -> Response:
+          ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("identity:create_grant")
     with runtime(request).db.session() as s:
         service.get_project(s, project_id)
@@ -383,7 +383,7 @@ def grant(project_id: str, user_id: str, role_id: str, request: Request,
 @router.head("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
 @router.get("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
 def check_grant(project_id: str, user_id: str, role_id: str, request: Request,
-                ctx: RequestContext = Depends(context)) -> Response:
+                ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("identity:check_grant")
     with runtime(request).db.reader() as s:
         if s.get(RoleAssignment, (user_id, project_id, role_id)) is None:
@@ -393,7 +393,7 @@ def check_grant(project_id: str, user_id: str, role_id: str, request: Request,
 
 @router.delete("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
 def revoke(project_id: str, user_id: str, role_id: str, request: Request,
-           ctx: RequestContext = Depends(context)) -> Response:
+           ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("identity:revoke_grant")
     with runtime(request).db.session() as s:
         service.unassign_role(s, user_id=user_id, project_id=project_id, role_id=role_id)
@@ -402,7 +402,7 @@ def revoke(project_id: str, user_id: str, role_id: str, request: Request,
 
 @router.get("/v3/projects/{project_id}/users/{user_id}/roles")
 def list_grants(project_id: str, user_id: str, request: Request,
-                ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if not ctx.is_admin and user_id != ctx.user_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:list_grants.")
     with runtime(request).db.reader() as s:
@@ -410,7 +410,7 @@ def list_grants(project_id: str, user_id: str, request: Request,
 
 
 @router.get("/v3/role_assignments")
-def role_assignments(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def role_assignments(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     q_user = request.query_params.get("user.id")
     q_project = request.query_params.get("scope.project.id")
     q_role = request.query_params.get("role.id")

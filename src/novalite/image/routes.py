@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from novalite.api.common import context, json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden, NotFound, RequestTooLarge, UnsupportedMediaType
 from novalite.image import listing, service, store, views
@@ -40,17 +40,17 @@ def versions(request: Request) -> JSONResponse:
 
 
 @router.get("/v2/schemas/image")
-def schema_image(ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def schema_image(ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return views.image_schema()
 
 
 @router.get("/v2/schemas/images")
-def schema_images(ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def schema_images(ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return views.images_schema()
 
 
 @router.post("/v2/images", status_code=201)
-async def create(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     body = await json_body(request)
 
     def work(s: Session) -> dict[str, Any]:
@@ -62,7 +62,7 @@ async def create(request: Request, ctx: RequestContext = Depends(context)) -> JS
 
 
 @router.get("/v2/images")
-def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     params = list(request.query_params.multi_items())
     query = listing.parse_query(params)
     with runtime(request).db.reader() as s:
@@ -72,19 +72,19 @@ def index(request: Request, ctx: RequestContext = Depends(context)) -> dict[str,
 
 @router.get("/v2/images/", include_in_schema=False)
 @router.delete("/v2/images/", include_in_schema=False)
-def blank_image_id(ctx: RequestContext = Depends(context)) -> None:
+def blank_image_id(ctx: RequestContext = Depends(request_context)) -> None:
     """A blank image id (``/v2/images/``) is a 404 as in Glance, not a redirect to the list."""
     raise NotFound("The resource could not be found.")
 
 
 @router.get("/v2/images/{image_id}")
-def show(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return views.image_view(service.require_visible(s, ctx, image_id))
 
 
 @router.get("/v2/images/{image_id}/tasks")
-def image_tasks(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def image_tasks(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     """Glance 2.12's task list of an image. Uploads and snapshots here are synchronous, so an
     image never has tasks: ``{"tasks": []}`` (Tempest waits on this after every snapshot)."""
     with runtime(request).db.reader() as s:
@@ -93,7 +93,7 @@ def image_tasks(image_id: str, request: Request, ctx: RequestContext = Depends(c
 
 
 @router.patch("/v2/images/{image_id}")
-async def update(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     check_media_type(request.headers.get("content-type"))
     changes = parse_patch(await request.body())
 
@@ -104,7 +104,7 @@ async def update(image_id: str, request: Request, ctx: RequestContext = Depends(
 
 
 @router.delete("/v2/images/{image_id}", status_code=204)
-def delete(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
         service.delete_image(s, ctx, image_id)
@@ -113,7 +113,7 @@ def delete(image_id: str, request: Request, ctx: RequestContext = Depends(contex
 
 
 @router.put("/v2/images/{image_id}/file", status_code=204)
-async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     """Stream the body into the image's data file: queued -> saving -> active."""
     ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
     if ctype not in ("application/octet-stream", ""):
@@ -140,7 +140,7 @@ async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(
 
 
 @router.get("/v2/images/{image_id}/file")
-def download(image_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def download(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     """200 with the data (Content-MD5 = checksum); 204 when the image has no data yet."""
     with runtime(request).db.reader() as s:
         image = service.require_visible(s, ctx, image_id)
@@ -154,7 +154,7 @@ def download(image_id: str, request: Request, ctx: RequestContext = Depends(cont
 
 
 @router.post("/v2/images/{image_id}/actions/{action}", status_code=204)
-def action(image_id: str, action: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def action(image_id: str, action: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     if action not in ("deactivate", "reactivate"):
         raise NotFound("The resource could not be found.")
     with runtime(request).db.session() as s:
@@ -163,14 +163,14 @@ def action(image_id: str, action: str, request: Request, ctx: RequestContext = D
 
 
 @router.put("/v2/images/{image_id}/tags/{tag}", status_code=204)
-def add_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def add_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         service.add_tag(s, ctx, image_id, tag)
     return Response(status_code=204)
 
 
 @router.delete("/v2/images/{image_id}/tags/{tag}", status_code=204)
-def delete_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         service.remove_tag(s, ctx, image_id, tag)
     return Response(status_code=204)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden, NotFound
 from novalite.network import quotas, routes_networks, routes_ports, routes_security_groups, routes_tags
@@ -79,12 +79,12 @@ def _extension(alias: str) -> dict[str, Any]:
 
 
 @router.get("/network/v2.0/extensions")
-def list_extensions(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_extensions(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     return {"extensions": [_extension(alias) for alias in sorted(EXTENSIONS)]}
 
 
 @router.get("/network/v2.0/extensions/{alias}")
-def show_extension(alias: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_extension(alias: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     if alias not in EXTENSIONS:
         raise NotFound(f"Extension with alias {alias} does not exist", kind="ExtensionNotFound")
     return {"extension": _extension(alias)}
@@ -100,7 +100,7 @@ def _quota_project(ctx: RequestContext, project_id: str) -> str:
 
 
 @router.get("/network/v2.0/quotas")
-def list_quotas(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_quotas(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("get_quota")
     with runtime(request).db.reader() as s:
         return {"quotas": [dict(quotas.limits(s, pid), project_id=pid, tenant_id=pid)
@@ -108,20 +108,20 @@ def list_quotas(request: Request, ctx: RequestContext = Depends(context)) -> dic
 
 
 @router.get("/network/v2.0/quotas/{project_id}")
-def show_quota(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_quota(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     pid = _quota_project(ctx, project_id)
     with runtime(request).db.reader() as s:
         return {"quota": quotas.limits(s, pid)}
 
 
 @router.get("/network/v2.0/quotas/{project_id}/default")
-def show_quota_default(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_quota_default(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     _quota_project(ctx, project_id)
     return {"quota": dict(quotas.DEFAULTS)}
 
 
 @router.get("/network/v2.0/quotas/{project_id}/details")
-def show_quota_details(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_quota_details(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     pid = _quota_project(ctx, project_id)
     with runtime(request).db.reader() as s:
         limits, used = quotas.limits(s, pid), quotas.usage(s, pid)
@@ -136,7 +136,7 @@ def _update_quota(request: Request, project_id: str, values: dict[str, Any]) -> 
 
 
 @router.put("/network/v2.0/quotas/{project_id}")
-async def update_quota(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_quota(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("update_quota")
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
@@ -145,7 +145,7 @@ async def update_quota(project_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.delete("/network/v2.0/quotas/{project_id}", status_code=204)
-def reset_quota(project_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def reset_quota(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     ctx.require_admin("delete_quota")
     with runtime(request).db.session() as s:
         quotas.reset(s, project_id)

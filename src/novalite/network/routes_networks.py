@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.network import networks
 from novalite.network.attributes import check_body, check_create
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/network/v2.0")
 
 
 @router.get("/networks")
-def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_networks(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         found = networks.visible_networks(s, ctx)
         rel = load_related(s, [n.id for n in found], kind="network")
@@ -29,13 +29,13 @@ def list_networks(request: Request, ctx: RequestContext = Depends(context)) -> d
 
 
 @router.get("/networks/{network_id}")
-def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"network": fields_of(request, network_view(s, networks.get_network(s, ctx, network_id)))}
 
 
 @router.post("/networks")
-async def create_network(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create_network(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     items, bulk = check_create("network", await json_body(request))
     return await run_in_threadpool(
         create_response, request, ctx, items, bulk, member="network",
@@ -51,20 +51,20 @@ def _update_network(request: Request, ctx: RequestContext, network_id: str, chan
 
 
 @router.put("/networks/{network_id}")
-async def update_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     changes = check_body("network", await json_body(request), update=True)
     return await run_in_threadpool(_update_network, request, ctx, network_id, changes)
 
 
 @router.delete("/networks/{network_id}", status_code=204)
-def delete_network(network_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         networks.delete_network(s, ctx, networks.get_network(s, ctx, network_id))
     return Response(status_code=204)
 
 
 @router.get("/subnets")
-def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def list_subnets(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         found = networks.visible_subnets(s, ctx)
         rel = load_related(s, [sub.id for sub in found])
@@ -73,13 +73,13 @@ def list_subnets(request: Request, ctx: RequestContext = Depends(context)) -> di
 
 
 @router.get("/subnets/{subnet_id}")
-def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"subnet": fields_of(request, subnet_view(s, networks.get_subnet(s, ctx, subnet_id)))}
 
 
 @router.post("/subnets")
-async def create_subnet(request: Request, ctx: RequestContext = Depends(context)) -> JSONResponse:
+async def create_subnet(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     items, bulk = check_create("subnet", await json_body(request))
     return await run_in_threadpool(
         create_response, request, ctx, items, bulk, member="subnet",
@@ -95,13 +95,13 @@ def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, change
 
 
 @router.put("/subnets/{subnet_id}")
-async def update_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+async def update_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     changes = check_body("subnet", await json_body(request), update=True)
     return await run_in_threadpool(_update_subnet, request, ctx, subnet_id, changes)
 
 
 @router.delete("/subnets/{subnet_id}", status_code=204)
-def delete_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(context)) -> Response:
+def delete_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         networks.delete_subnet(s, ctx, networks.get_subnet(s, ctx, subnet_id))
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import context, json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotFound
 from novalite.network import networks, ports, security_groups, tags
@@ -35,7 +35,7 @@ def _resource(s: Session, ctx: RequestContext, collection: str, resource_id: str
 
 @router.get("/{collection}/{resource_id}/tags")
 def list_tags(collection: str, resource_id: str, request: Request,
-              ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+              ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         _resource(s, ctx, collection, resource_id, write=False)
         return {"tags": tags.tags_of(s, resource_id)}
@@ -49,7 +49,7 @@ def _replace(request: Request, ctx: RequestContext, collection: str, resource_id
 
 @router.put("/{collection}/{resource_id}/tags")
 async def replace_tags(collection: str, resource_id: str, request: Request,
-                       ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+                       ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("tags"), list) or len(body["tags"]) > 1000:
         raise BadRequest("Invalid input for tags. Reason: a list of tags is required.", kind="InvalidInput")
@@ -58,7 +58,7 @@ async def replace_tags(collection: str, resource_id: str, request: Request,
 
 @router.delete("/{collection}/{resource_id}/tags", status_code=204)
 def clear_tags(collection: str, resource_id: str, request: Request,
-               ctx: RequestContext = Depends(context)) -> Response:
+               ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         tags.clear(s, resource_id)
@@ -67,7 +67,7 @@ def clear_tags(collection: str, resource_id: str, request: Request,
 
 @router.get("/{collection}/{resource_id}/tags/{tag}", status_code=204)
 def check_tag(collection: str, resource_id: str, tag: str, request: Request,
-              ctx: RequestContext = Depends(context)) -> Response:
+              ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.reader() as s:
         _resource(s, ctx, collection, resource_id, write=False)
         if tag not in tags.tags_of(s, resource_id):
@@ -77,7 +77,7 @@ def check_tag(collection: str, resource_id: str, tag: str, request: Request,
 
 @router.put("/{collection}/{resource_id}/tags/{tag}")
 def add_tag(collection: str, resource_id: str, tag: str, request: Request,
-            ctx: RequestContext = Depends(context)) -> Response:
+            ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         tags.add(s, resource_id, tag)
@@ -86,7 +86,7 @@ def add_tag(collection: str, resource_id: str, tag: str, request: Request,
 
 @router.delete("/{collection}/{resource_id}/tags/{tag}", status_code=204)
 def remove_tag(collection: str, resource_id: str, tag: str, request: Request,
-               ctx: RequestContext = Depends(context)) -> Response:
+               ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         if not tags.remove(s, resource_id, tag):

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
-from novalite.api.common import context
+from novalite.api.common import request_context
 from novalite.api.microversion import V, Version
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotAcceptable, NotFound
@@ -43,7 +43,7 @@ class VolumeRequest:
     version: Version
 
 
-def volume_request(request: Request, ctx: RequestContext = Depends(context)) -> VolumeRequest:
+def volume_request(request: Request, ctx: RequestContext = Depends(request_context)) -> VolumeRequest:
     """FastAPI dependency: token, microversion, and the URL's project id (if any) matching the token."""
     version = negotiate(request)
     url_project = request.path_params.get("url_project_id")
