@@ -4,7 +4,6 @@ then the clouds.yaml entries. Safe to run on every start: it only adds what is m
 from __future__ import annotations
 
 import logging
-import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from novalite.db.models.identity import User
 from novalite.identity import service as identity
 from novalite.identity.passwords import hash_password, prehash
+from novalite.randomness import random_chars
 
 LOG = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ class BootstrapReport:
 
 
 def _generate_password() -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(20))
+    return random_chars(string.ascii_letters + string.digits, 20)
 
 
 def _ensure_user(s: Session, report: BootstrapReport, *, name: str, project_id: str, role_names: list[str],
