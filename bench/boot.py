@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -21,27 +22,32 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ADMIN_PW, default_image, percentile, project_id, start_server, token  # noqa: E402
+from common import ADMIN_PW, PlainHTTP, default_image, percentile, project_id, start_server, token  # noqa: E402
 
 
-async def _create(client: httpx.AsyncClient, sem: asyncio.Semaphore, i: int, flavor: str, image: str,
+async def _create(pool: asyncio.Queue[PlainHTTP], i: int, flavor: str, image: str,
                   latencies: list[float], created: dict[str, tuple[float, float]],
                   due: float | None = None, late: list[int] | None = None) -> None:
-    """POST one server; ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced
-    arrivals) it is not sent before that time; sent more than 5 ms after it because C POSTs were
-    still in flight, it counts in ``late``."""
+    """POST one server on a free connection of ``pool`` (C connections: at most C in flight);
+    ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced arrivals) it is not
+    sent before that time; sent more than 5 ms after it because C POSTs were still in flight, it
+    counts in ``late``."""
     body = {"server": {"name": f"bench-{i}", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
     if due is not None:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-    async with sem:
+    conn = await pool.get()
+    try:
         t0 = time.monotonic()
         if due is not None and late is not None and t0 - due > 0.005:
             late.append(i)
-        r = await client.post("/servers", json=body)
-        latencies.append(time.monotonic() - t0)
-    if r.status_code != 202:
-        raise SystemExit(f"POST /servers answered {r.status_code}: {r.text}")
-    created[r.json()["server"]["id"]] = (t0, time.monotonic())
+        status, data = await conn.request("POST", "/servers", body)
+        answered = time.monotonic()
+        latencies.append(answered - t0)
+    finally:
+        pool.put_nowait(conn)
+    if status != 202:
+        raise SystemExit(f"POST /servers answered {status}: {data.decode(errors='replace')}")
+    created[json.loads(data)["server"]["id"]] = (t0, answered)
 
 
 async def _building(client: httpx.AsyncClient) -> set[str]:
@@ -92,14 +98,18 @@ async def _final_states(client: httpx.AsyncClient, ids: set[str]) -> dict[str, s
         marker = servers[-1]["id"]
 
 
-async def _delete_all(client: httpx.AsyncClient, sem: asyncio.Semaphore, ids: list[str], timeout: float) -> float:
+async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], ids: list[str],
+                      timeout: float) -> float:
     t0 = time.monotonic()
 
     async def one(sid: str) -> None:
-        async with sem:
-            r = await client.delete(f"/servers/{sid}")
-            if r.status_code not in (204, 404):
-                raise SystemExit(f"DELETE answered {r.status_code}: {r.text}")
+        conn = await pool.get()
+        try:
+            status, data = await conn.request("DELETE", f"/servers/{sid}")
+        finally:
+            pool.put_nowait(conn)
+        if status not in (204, 404):
+            raise SystemExit(f"DELETE answered {status}: {data.decode(errors='replace')}")
 
     await asyncio.gather(*(one(s) for s in ids))
     deadline = time.monotonic() + timeout
@@ -129,7 +139,10 @@ async def run(args: argparse.Namespace) -> None:
                 # lift the admin project's quota so N servers fit
                 quota = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
                 (await client.put(f"/os-quota-sets/{project_id(server.url)}", json=quota)).raise_for_status()  # type: ignore[union-attr]
-            sem = asyncio.Semaphore(args.concurrency)
+            # the timed requests go through C lean keep-alive connections (common.PlainHTTP)
+            pool: asyncio.Queue[PlainHTTP] = asyncio.Queue()
+            for _ in range(args.concurrency):
+                pool.put_nowait(PlainHTTP(compute, headers))
             latencies: list[float] = []
             created: dict[str, tuple[float, float]] = {}
             done_at: dict[str, float] = {}
@@ -137,7 +150,7 @@ async def run(args: argparse.Namespace) -> None:
             late: list[int] = []
             t0 = time.monotonic()
             watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
-            await asyncio.gather(*(_create(client, sem, i, args.flavor, args.image, latencies, created,
+            await asyncio.gather(*(_create(pool, i, args.flavor, args.image, latencies, created,
                                            due=t0 + i / args.rate if args.rate else None, late=late)
                                    for i in range(args.n)))
             post_done = time.monotonic() - t0
@@ -148,7 +161,9 @@ async def run(args: argparse.Namespace) -> None:
             errors = sum(1 for st in final.values() if st == "ERROR")
             stuck = len(created) - len(done_at)
             boot_cpu = (server.cpu_seconds() - cpu0) if server is not None else 0.0
-            delete_s = await _delete_all(client, sem, list(created), args.timeout)
+            delete_s = await _delete_all(client, pool, list(created), args.timeout)
+            while not pool.empty():
+                pool.get_nowait().close()
     finally:
         if server is not None:
             server.stop()
@@ -165,7 +180,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"ERROR: {errors}  still building at timeout: {stuck}")
     if server is not None:
         print(f"server CPU while booting: {boot_cpu * 1000 / args.n:.1f} ms per server (user+sys, incl. the polls)")
-        print(f"server peak RSS: {server.peak_rss_mb:.0f} MB  first answer after start: {server.first_answer_s:.2f} s")
+        print(f"{server.memory_line()}  first answer after start: {server.first_answer_s:.2f} s")
 
 
 def main() -> None:

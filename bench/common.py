@@ -40,36 +40,63 @@ class Server:
     started_at: float = 0.0
     first_answer_s: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_pss_mb: float = 0.0
+    processes: int = 0
     _sampler: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
+    def _tree(self) -> list[Any]:
+        """psutil handles on the server process and its children (the engine process, when
+        ``novalite serve`` runs one)."""
+        import psutil
+
+        assert self.process is not None
+        proc = psutil.Process(self.process.pid)
+        return [proc, *proc.children(recursive=True)]
+
     def sample_rss(self) -> None:
+        """Every 0.2 s: the process tree's RSS (pages shared between its processes counted in each)
+        and PSS (shared pages split among the processes that map them, so the tree's total counts
+        them once); keeps the peaks."""
         if self.process is None:
             return
         import psutil
 
-        proc = psutil.Process(self.process.pid)
-
         def run() -> None:
             while not self._stop.is_set():
                 try:
-                    rss = proc.memory_info().rss / 1024 / 1024
+                    tree = self._tree()
+                    rss = sum(p.memory_info().rss for p in tree) / 1024 / 1024
+                    pss = sum(_pss_bytes(p) for p in tree) / 1024 / 1024
+                    self.processes = max(self.processes, len(tree))
                 except psutil.Error:
                     return
                 self.peak_rss_mb = max(self.peak_rss_mb, rss)
+                self.peak_pss_mb = max(self.peak_pss_mb, pss)
                 time.sleep(0.2)
 
         self._sampler = threading.Thread(target=run, daemon=True)
         self._sampler.start()
 
+    def memory_now(self) -> tuple[float, float]:
+        """(RSS, PSS) of the process tree now, in MB."""
+        tree = self._tree()
+        return (sum(p.memory_info().rss for p in tree) / 1024 / 1024,
+                sum(_pss_bytes(p) for p in tree) / 1024 / 1024)
+
+    def memory_line(self) -> str:
+        procs = "1 process" if self.processes <= 1 else f"{self.processes} processes"
+        return f"server peak memory ({procs}): RSS {self.peak_rss_mb:.0f} MB, PSS {self.peak_pss_mb:.0f} MB"
+
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process has used so far (0 for an external endpoint)."""
+        """User + system CPU the server's processes have used so far (0 for an external endpoint)."""
         if self.process is None:
             return 0.0
-        import psutil
-
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
+        total = 0.0
+        for p in self._tree():
+            times = p.cpu_times()
+            total += float(times.user + times.system)
+        return total
 
     def stop(self) -> None:
         self._stop.set()
@@ -79,6 +106,18 @@ class Server:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def _pss_bytes(proc: Any) -> int:
+    """Proportional set size from /proc/PID/smaps_rollup (Linux); RSS where that is missing."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(proc.memory_info().rss)
 
 
 def start_server(*args: str, database_url: str | None = None, quiet: bool = True) -> Server:
@@ -142,3 +181,78 @@ def default_image(compute_url: str, tok: str) -> str:
     if not images:
         raise SystemExit("no active image found; pass --image")
     return str(images[0]["id"])
+
+
+class PlainHTTP:
+    """A lean HTTP/1.1 client for the timed requests: one keep-alive connection, requests one
+    after another, nothing but the status line, the headers and a Content-Length (or chunked)
+    body. A benchmark's client shares the machine's cores with the server; httpx spends several
+    times more CPU per request than this, which shows up as latency the server did not cause
+    (bench/README.md compares both with wrk)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str]):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        fixed = {"Host": parts.netloc, **headers}
+        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+        self._reader: Any = None
+        self._writer: Any = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        import asyncio
+        import json as _json
+
+        data = b"" if body is None else _json.dumps(body).encode()
+        head = f"{method} {self.prefix}{path} HTTP/1.1\r\n{self._fixed}Content-Length: {len(data)}\r\n"
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        payload = (head + "\r\n").encode() + data
+        for attempt in (1, 2):
+            if self._writer is None:
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                self._writer.write(payload)
+                return await self._response()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _response(self) -> tuple[int, bytes]:
+        status = int((await self._reader.readline()).split()[1])
+        length, chunked, close = 0, False, False
+        while True:
+            line = await self._reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self._reader.readline()).split(b";")[0], 16)
+                chunk = await self._reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                parts.append(chunk[:-2])
+            data = b"".join(parts)
+        else:
+            data = await self._reader.readexactly(length) if length else b""
+        if close:
+            self.close()
+        return status, data
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None

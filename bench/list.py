@@ -97,7 +97,7 @@ def main() -> None:
     print(f"GET /servers/detail?limit={args.page} over {args.n} servers: {len(pages)} pages, "
           f"ms per page p50 {percentile(pages, 50) * 1000:.1f}  max {max(pages) * 1000:.1f}")
     print(f"filtered list (name regex + status, {matched} matches): ms p50 {percentile(filtered, 50) * 1000:.1f}")
-    print(f"server peak RSS: {server.peak_rss_mb:.0f} MB  first answer after start: {server.first_answer_s:.2f} s")
+    print(f"{server.memory_line()}  first answer after start: {server.first_answer_s:.2f} s")
 
 
 if __name__ == "__main__":

@@ -114,10 +114,12 @@ def main() -> None:
 @click.option("--admin-password", default=None, help="Admin password [env NOVALITE_ADMIN_PASSWORD].")
 @click.option("--demo-password", default=None, help="Demo password [env NOVALITE_DEMO_PASSWORD].")
 @click.option("--transport-url", default=None, help="Messaging: memory:// (default) or amqp://...")
+@click.option("--engine-process", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Run the conductor and compute agents in a second process [default auto: with 2+ CPUs].")
 @click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:
-    """Start every service in one process on one port."""
+    """Start every service on one port (the engine in a second process on 2+ CPUs)."""
     phases = _Phases()
     if kwargs.pop("no_clouds_yaml"):
         kwargs["write_clouds_yaml"] = False
@@ -147,6 +149,12 @@ def serve(**kwargs: Any) -> None:
         settle_heap()
         phases.mark("heap settled")
 
+    from novalite.services import engine_process
+
+    engine = engine_process.fork(runtime) if engine_process.wanted(runtime) else None
+    if engine is not None:
+        engine.watch()
+        phases.mark("engine forked")
     app = create_app(runtime, on_started=started)
     phases.mark("app")
     url = settings.effective_public_url
@@ -160,8 +168,14 @@ def serve(**kwargs: Any) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             access_log=settings.log_level.lower() == "debug", timeout_graceful_shutdown=5,
                             loop="auto", http="auto", lifespan="on")  # uvloop + httptools when installed
-    _quiet_server_class()(config).run()
-    runtime.db.dispose()
+    try:
+        _quiet_server_class()(config).run()
+    finally:
+        if engine is not None:
+            engine.stop()
+        runtime.db.dispose()
+    if engine is not None and engine.died_unexpectedly:
+        raise SystemExit(f"the engine process exited with status {engine.exit_status}")
 
 
 class _Phases:

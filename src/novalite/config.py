@@ -27,6 +27,9 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = ""  # empty: sqlite in data_dir
     transport_url: str = "memory://"
+    # serve: the engine (conductor, scheduler, compute agents) in a process of its own
+    # (services.engine_process): auto = when two or more CPUs are usable; on; off
+    engine_process: str = "auto"
     public_url: str = ""  # empty: http://host:port
     region: str = "RegionOne"
     admin_password: str = ""

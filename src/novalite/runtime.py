@@ -24,6 +24,10 @@ class Runtime:
     # service name -> (catalog type, catalog name, url suffix); filled by each service's router
     catalog: list[tuple[str, str, str]] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
+    # "all": API and engine in this process; "api" / "engine": one half of a two-process
+    # ``novalite serve`` (services.engine_process), joined by ``peer``, a connected socket
+    role: str = "all"
+    peer: Any = None
 
     @property
     def public_url(self) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
+from novalite.db.write_lock import WriteLock
 from novalite.randomness import uuid4
 
 
@@ -80,7 +80,7 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self._write_lock = threading.RLock()  # SQLite: serialises this process's writers
+        self._write_lock = WriteLock()  # SQLite: serialises the writers (this process's; see share_with_processes)
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -162,6 +162,21 @@ class Database:
         """
         with self._unit(write=True, lock_key=key) as s:
             yield s
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a file-backed SQLite database (None otherwise)."""
+        if not self.is_sqlite:
+            return None
+        path = self.url.split("///", 1)[-1]
+        return Path(path) if path and path != ":memory:" else None
+
+    def share_with_processes(self) -> None:
+        """Another process writes to this database too (the engine process of ``novalite serve``):
+        SQLite writers queue on a lock file beside the database as well as on the thread lock."""
+        path = self.sqlite_path
+        if path is not None:
+            self._write_lock.share_with_processes(path)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -41,6 +41,16 @@ def publish(name: str, body: dict[str, Any], properties: dict[str, Any]) -> None
     named(name).put(Envelope(name, json.loads(json.dumps(body)), dict(properties)))
 
 
+def deliver(name: str, body: dict[str, Any], properties: dict[str, Any]) -> None:
+    """Like ``publish`` for a body that is already this process's own copy (decoded from a peer)."""
+    named(name).put(Envelope(name, body, dict(properties)))
+
+
+def exists(name: str) -> bool:
+    with _lock:
+        return name in _queues
+
+
 def get(name: str, timeout: float) -> Envelope | None:
     """The next message on ``name``, or None after ``timeout`` seconds."""
     try:

@@ -9,12 +9,16 @@
 (on a private reply queue). ``serve(topics, handler, registry)`` starts a consumer thread;
 with an ``executor`` casts are handed to it so a slow handler does not block the queue.
 ``stop()`` stops every consumer thread and closes the connections; it is safe to call twice.
+
+``attach_peer(sock)`` (``memory://`` only) joins this process's queues to another process's
+(``messaging.peer``): what no consumer here serves goes there, replies find their way back.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +29,7 @@ import kombu
 
 from novalite.messaging import local
 from novalite.messaging.messages import IncompatibleMessage, Message, decode, encode
+from novalite.messaging.peer import PeerLink
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[str, Message], Any]
@@ -49,6 +54,9 @@ class Transport:
         self._producer_conn: kombu.Connection | None = None
         self._servers: list[Server] = []
         self._stopped = False
+        self._peer: PeerLink | None = None
+        self._served: set[str] = set()  # topics a consumer of this process serves
+        self._remote_replies: set[str] = set()  # reply queues of calls that came over the peer link
 
     @functools.cached_property
     def exchange(self) -> kombu.Exchange:
@@ -67,8 +75,29 @@ class Transport:
         return kombu.Queue(name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete,
                            expires=expires)
 
+    def attach_peer(self, sock: socket.socket, *, on_closed: Callable[[], None] | None = None,
+                    name: str = "peer") -> None:
+        """``memory://``: messages for topics no consumer of this process serves go to the process
+        at the other end of ``sock``, and the messages it sends arrive on this process's queues."""
+        if not self.is_memory:
+            raise ValueError("a peer link joins memory:// transports only")
+        self._peer = PeerLink(sock, self._from_peer, on_closed=on_closed, name=name)
+        self._peer.start()
+
+    def _from_peer(self, name: str, body: dict[str, Any], props: dict[str, Any]) -> None:
+        reply_to = props.get("reply_to")
+        if reply_to:
+            with self._lock:
+                self._remote_replies.add(str(reply_to))
+        elif name.startswith("reply.") and not local.exists(self.prefix + name):
+            return  # the caller gave up waiting: nobody will read this reply
+        local.deliver(self.prefix + name, body, props)
+
     def _publish(self, topic: str, body: dict[str, Any], **props: Any) -> None:
         if self.is_memory:
+            if self._peer is not None and topic not in self._served:
+                self._peer.send(topic, body, props)
+                return
             local.publish(self.prefix + topic, body, props)
             return
         with self._lock:
@@ -128,6 +157,13 @@ class Transport:
 
     def reply(self, reply_to: str, body: dict[str, Any]) -> None:
         if self.is_memory:
+            if self._peer is not None:
+                with self._lock:
+                    remote = reply_to in self._remote_replies
+                    self._remote_replies.discard(reply_to)
+                if remote:
+                    self._peer.send(reply_to, body, {})
+                    return
             local.publish(self.prefix + reply_to, body, {})
             return
         with self._lock:
@@ -140,6 +176,7 @@ class Transport:
               executor: Executor | None = None, name: str = "") -> Server:
         """Start a consumer thread for ``topics``; ``handler(topic, payload)`` runs each message."""
         server = Server(self, list(topics), handler, registry, executor=executor, name=name or ",".join(topics))
+        self._served.update(topics)
         self._servers.append(server)
         server.start()
         return server
@@ -151,6 +188,8 @@ class Transport:
         for server in self._servers:
             server.stop()
         self._servers.clear()
+        if self._peer is not None:
+            self._peer.close()
         if self.is_memory:
             local.drop(self.prefix)
         with self._lock:

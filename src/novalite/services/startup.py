@@ -8,6 +8,10 @@ keeps the agents' services up. On start it also recovers what a previous process
 behind (``compute.recovery``: interrupted builds -> ERROR; with ``memory://`` builds still
 waiting for a host are handed to the conductor again). Registers ``runtime.services["conductor"]`` (the RPC client),
 ``["compute_api"]`` and ``["scheduler"]``. ``stop`` undoes it all and may be called twice.
+
+In a two-process ``novalite serve`` (``runtime.role``, see ``services.engine_process``), the API
+process only registers the clients, whose messages cross ``runtime.peer`` to the engine process,
+and the engine process starts everything else.
 """
 
 from __future__ import annotations
@@ -82,11 +86,36 @@ def _start_heartbeats(db: Database, hosts: list[str], interval: float) -> Callab
     return stop
 
 
+def _transport(runtime: Any) -> Transport:
+    settings = runtime.settings
+    transport = Transport(settings.transport_url, namespace=_namespace(settings))
+    if runtime.peer is not None and transport.is_memory:
+        transport.attach_peer(runtime.peer, name=runtime.role)
+    return transport
+
+
+def _start_api_side(runtime: Any) -> Callable[[], None]:
+    """The API process of a two-process serve: clients only; the engine process consumes."""
+    settings, db = runtime.settings, runtime.db
+    transport = _transport(runtime)
+    runtime.services.update(conductor=conductor_rpc.ConductorClient(transport),
+                            compute_api=ComputeAPI(db, compute_rpc.ComputeClient(transport)),
+                            scheduler=SchedulerService(db, settings))
+
+    def stop() -> None:
+        for key in ("conductor", "compute_api", "scheduler"):
+            runtime.services.pop(key, None)
+        transport.stop()
+    return stop
+
+
 def start(runtime: Any) -> Callable[[], None]:
+    if runtime.role == "api":
+        return _start_api_side(runtime)
     settings, db = runtime.settings, runtime.db
     scheduler = SchedulerService(db, settings)
     driver = _driver(runtime)
-    transport = Transport(settings.transport_url, namespace=_namespace(settings))
+    transport = _transport(runtime)
     conductor_client = conductor_rpc.ConductorClient(transport)
     compute_client = compute_rpc.ComputeClient(transport)
     conductor = ConductorManager(db=db, scheduler=scheduler, compute=compute_client,

@@ -1,0 +1,137 @@
+"""What joins the two processes of ``novalite serve``: the peer link between two ``memory://``
+transports (``messaging.peer``) and the SQLite writers' lock across processes (``db.write_lock``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from novalite.db.write_lock import WriteLock
+from novalite.messaging import local
+from novalite.messaging.messages import Message, registry_of
+from novalite.messaging.transport import CallTimeout, RemoteError, Transport
+
+
+@dataclasses.dataclass(frozen=True)
+class Echo(Message):
+    METHOD: ClassVar[str] = "echo"
+    VERSION: ClassVar[str] = "1.0"
+    text: str = ""
+    wait: float = 0.0
+
+
+def _pair() -> tuple[Transport, Transport, socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    api, engine = Transport("memory://"), Transport("memory://")
+    api.attach_peer(a, name="api")
+    engine.attach_peer(b, name="engine")
+    return api, engine, a, b
+
+
+def test_casts_and_calls_cross_the_link_and_replies_come_back() -> None:
+    api, engine, _a, _b = _pair()
+    topic = f"t.{uuid.uuid4().hex[:8]}"
+    got: list[str] = []
+    three = threading.Event()
+    release = threading.Event()
+
+    def handler(_topic: str, msg: Message) -> str:
+        assert isinstance(msg, Echo)
+        if msg.text == "boom":
+            raise ValueError("the handler refused")
+        if msg.wait:
+            release.wait(msg.wait)
+        got.append(msg.text)
+        if len(got) == 3:
+            three.set()
+        return msg.text.upper()
+
+    try:
+        engine.serve([topic], handler, registry_of([Echo]))
+        for word in ("a", "b", "c"):
+            api.cast(topic, Echo(text=word))  # nobody serves the topic in "api": it crosses
+        assert three.wait(10)
+        assert sorted(got) == ["a", "b", "c"]
+        assert api.call(topic, Echo(text="hello"), timeout=10) == "HELLO"
+        with pytest.raises(RemoteError, match="the handler refused"):
+            api.call(topic, Echo(text="boom"), timeout=10)
+        # the engine's own calls to its own topics stay in its process
+        assert engine.call(topic, Echo(text="local"), timeout=10) == "LOCAL"
+        # a reply that comes after the caller gave up is dropped, not queued for nobody
+        with pytest.raises(CallTimeout):
+            api.call(topic, Echo(text="late", wait=5), timeout=0.2)
+        release.set()
+        assert api.call(topic, Echo(text="after"), timeout=10) == "AFTER"
+        assert not [n for n in list(local._queues) if n.startswith(api.prefix + "reply.")]
+    finally:
+        release.set()
+        api.stop()
+        engine.stop()
+
+
+def test_a_closed_link_is_reported_once_and_refuses_sends() -> None:
+    a, b = socket.socketpair()
+    api, engine = Transport("memory://"), Transport("memory://")
+    closed = threading.Event()
+    api.attach_peer(a, on_closed=closed.set, name="api")
+    engine.attach_peer(b, name="engine")
+    engine.stop()  # the engine process goes away
+    assert closed.wait(10)
+    with pytest.raises(ConnectionError):
+        api.cast("conductor", Echo(text="x"))
+    api.stop()
+
+
+_HOLDER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from novalite.db.write_lock import WriteLock
+    lock = WriteLock()
+    lock.share_with_processes(Path(sys.argv[1]))
+    with lock:
+        print("held", flush=True)
+        sys.stdin.readline()
+    print("released", flush=True)
+""")
+
+
+def test_the_write_lock_excludes_writers_of_another_process(tmp_path: Path) -> None:
+    db_file = tmp_path / "novalite.db"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(db_file)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "held"
+        lock = WriteLock()
+        lock.share_with_processes(db_file)
+        acquired = threading.Event()
+
+        def take() -> None:
+            with lock:
+                with lock:  # re-entrant inside one thread, as nested units of work need
+                    acquired.set()
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        assert not acquired.wait(0.5), "took the lock while another process held it"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert acquired.wait(10)
+        taker.join(10)
+        assert holder.stdout.readline().strip() == "released"
+        # and once free, this process can take and give it back at will
+        with lock:
+            pass
+        assert (tmp_path / "novalite.db.writelock").exists()
+    finally:
+        holder.kill()
+        holder.wait()
