@@ -8,6 +8,7 @@ between min_count and max_count.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -91,3 +92,58 @@ def test_cores_limit_the_count(stack: Api) -> None:
                                              "min_count": 1, "max_count": 4}})  # m1.medium: 2 vcpus
     assert r.status_code == 202
     assert _live_servers(stack) == 1
+
+
+def test_a_queued_group_of_creates_is_judged_create_by_create(stack: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creates that queue behind the project's quota lock are stored together (one quota read, one
+    insert per table: ``pipeline._store_batch``); each one is still judged as if it ran after the
+    ones before it: with 3 instances left, a group asking 2, 1-3 and 1 gets 2, 1 and a 403."""
+    from novalite.db import group_commit
+    from novalite.services.create_server import pipeline
+
+    _set_quota(stack, instances=4)
+    image = _image(stack)
+    batches: list[int] = []
+    real = pipeline._store_batch
+
+    def spy(s: Any, plans: list[Any]) -> list[Any]:
+        batches.append(len(plans))
+        return real(s, plans)
+
+    monkeypatch.setattr(pipeline, "_store_batch", spy)
+    db = stack.runtime.db  # type: ignore[attr-defined]
+    key = f"quota:{stack.ids['demo_project']}"
+    group = group_commit.group(db, key)
+    results: dict[str, Any] = {}
+    deadline = time.monotonic() + 20
+
+    def post(name: str, lo: int, hi: int) -> None:
+        results[name] = stack.post(SERVERS, json={"server": {"name": name, "imageRef": image, "flavorRef": "1",
+                                                             "min_count": lo, "max_count": hi}})
+
+    def start(name: str, lo: int, hi: int, queued: int) -> threading.Thread:
+        thread = threading.Thread(target=post, args=(name, lo, hi))
+        thread.start()
+        while len(group._pending) < queued:  # one after another, so the group's order is known
+            assert time.monotonic() < deadline, "the create did not queue"
+            time.sleep(0.005)
+        return thread
+
+    with db.serialized(key):  # hold the lock: the first create waits in it, the next three queue
+        first = threading.Thread(target=post, args=("first", 1, 1))
+        first.start()
+        while group._writer.acquire(blocking=False):  # until the first one is the writer
+            group._writer.release()
+            assert time.monotonic() < deadline, "the first create never became the writer"
+            time.sleep(0.005)
+        rest = [start("a", 2, 2, 1), start("b", 1, 3, 2), start("c", 1, 1, 3)]
+    for t in [first, *rest]:
+        t.join(30)
+    assert 3 in batches, batches  # a, b and c were stored as one group
+    assert results["first"].status_code == 202
+    assert results["a"].status_code == 202, results["a"].text
+    assert results["b"].status_code == 202, results["b"].text
+    assert results["c"].status_code == 403
+    assert results["c"].json()["forbidden"]["message"] == \
+        "Quota exceeded for instances: Requested 1, but already used 4 of 4 instances"
+    assert _live_servers(stack) == 4  # first 1 + a 2 + b 1 (of 1-3: only 1 was left)

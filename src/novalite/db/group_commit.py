@@ -9,6 +9,11 @@ Units must therefore leave no trace outside the transaction (database statements
 
 The transaction is ``db.session()`` unless ``begin`` names another one (the create-server
 pipeline passes ``lambda: db.serialized(key)`` so a group holds the project's quota lock).
+
+With ``batch``, a group of two or more runs as ``batch(session, items)`` (each caller's ``item``)
+instead of unit by unit: one set of statements for the whole group. It returns one outcome per
+item, an exception instance for an item that failed on its own (nothing of it written), anything
+else its result. When ``batch`` raises, the group runs unit by unit after all, as above.
 Users: the compute agent's writes (accept, finish, terminate) and POST /servers' store step.
 """
 
@@ -24,12 +29,16 @@ from sqlalchemy.orm import Session
 
 from novalite.db.base import Database
 
+Batch = Callable[[Session, list[Any]], list[Any]]
+
 
 class _Unit:
-    __slots__ = ("work", "done", "result", "error")
+    __slots__ = ("work", "item", "batch", "done", "result", "error")
 
-    def __init__(self, work: Callable[[Session], Any]):
+    def __init__(self, work: Callable[[Session], Any], item: Any = None, batch: Batch | None = None):
         self.work = work
+        self.item = item
+        self.batch = batch
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -42,15 +51,16 @@ class GroupCommit:
         self._pending: list[_Unit] = []
 
     def run(self, db: Database, work: Callable[[Session], Any], *,
-            begin: Callable[[], AbstractContextManager[Session]] | None = None) -> Any:
-        unit = _Unit(work)
+            begin: Callable[[], AbstractContextManager[Session]] | None = None,
+            item: Any = None, batch: Batch | None = None) -> Any:
+        unit = _Unit(work, item, batch)
         with self._mutex:
             self._pending.append(unit)
         with self._writer:
             if not unit.done:
                 with self._mutex:
-                    batch, self._pending = self._pending, []
-                _write(begin or db.session, batch)
+                    units, self._pending = self._pending, []
+                _write(begin or db.session, units)
         if unit.error is not None:
             raise unit.error
         return unit.result
@@ -59,6 +69,21 @@ class GroupCommit:
 def _write(begin: Callable[[], AbstractContextManager[Session]], batch: list[_Unit]) -> None:
     settled: set[int] = set()
     try:
+        run_batch = batch[0].batch
+        if len(batch) > 1 and run_batch is not None and all(u.batch is run_batch for u in batch):
+            try:
+                with begin() as s:
+                    outcomes = run_batch(s, [u.item for u in batch])
+            except Exception:  # the group as a whole failed: unit by unit below
+                pass
+            else:
+                for i, (u, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+                    if isinstance(outcome, BaseException):
+                        u.error = outcome
+                    else:
+                        u.result = outcome
+                    settled.add(i)
+                return
         if len(batch) > 1:
             try:
                 with begin() as s:

@@ -283,6 +283,38 @@ def recheck_instance_quota(s: Session, project_id: str, user_id: str, flavor: An
                             f"{limit} {names}", kind="TooManyInstances")
 
 
+class InstanceQuotaBatch:
+    """Quota checks for several creates of one project and user that share a transaction, each
+    judged as if it ran alone after the ones before it: limits and usage are read once, and each
+    create that fits adds its instances, cores and RAM to the usage the next one is checked
+    against. ``recheck`` after the inserts reads the usage again, as ``recheck_instance_quota``
+    does for a single create."""
+
+    def __init__(self, s: Session, project_id: str, user_id: str):
+        self.project_id, self.user_id = project_id, user_id
+        self._levels = _levels(s, project_id, user_id)
+        self._added = dict.fromkeys(INSTANCE_RESOURCES, 0)
+
+    def fit(self, flavor: Any, min_count: int, max_count: int) -> int:
+        """``check_instance_quota`` for the next create (403 ``OverQuota`` when it does not fit:
+        it then adds nothing)."""
+        vcpus, ram = _flavor_size(flavor)
+        levels = [(limits, {r: usage[r] + self._added[r] for r in INSTANCE_RESOURCES})
+                  for limits, usage in self._levels]
+        count = _fit(levels, vcpus, ram, min_count, max_count)
+        self._added["instances"] += count
+        self._added["cores"] += count * vcpus
+        self._added["ram"] += count * ram
+        return count
+
+    def recheck(self, s: Session) -> None:
+        """After the inserts: 403 when the project or user is now over a limit."""
+        for limits, usage in _levels(s, self.project_id, self.user_id):
+            overs = _overs(limits, usage, dict.fromkeys(INSTANCE_RESOURCES, 0))
+            if overs:
+                raise OverQuota(f"Quota exceeded for {', '.join(overs)}", kind="TooManyInstances")
+
+
 def check_metadata_quota(s: Session, project_id: str, metadata: Mapping[str, Any]) -> None:
     """403 "Maximum number of metadata items exceeds N" when there are more items than allowed."""
     limit = effective_limits(s, project_id)["metadata_items"]

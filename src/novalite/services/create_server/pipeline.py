@@ -97,13 +97,42 @@ def _store_unit(s: Session, plan: BuildPlan) -> None:
     persist.join_server_group(s, plan)
 
 
+def _store_batch(s: Session, plans: list[BuildPlan]) -> list[BaseException | None]:
+    """``_store_unit`` for a group of creates of one project with one quota read and one insert per
+    table: each create's quota is judged as if it ran after the ones before it
+    (``quotas.InstanceQuotaBatch``); one that does not fit gets its own 403 and writes nothing.
+    Creates of several users, or into server groups, run unit by unit in the same transaction."""
+    from novalite.errors import OverQuota
+    from novalite.services import quotas
+
+    ctx = plans[0].request.ctx
+    if any(p.request.ctx.user_id != ctx.user_id or p.instance_group is not None for p in plans):
+        for plan in plans:
+            _store_unit(s, plan)
+        return [None] * len(plans)
+    checker = quotas.InstanceQuotaBatch(s, ctx.project_id, ctx.user_id)
+    outcomes: list[BaseException | None] = []
+    accepted: list[BuildPlan] = []
+    for plan in plans:
+        try:
+            plan.num_instances = checker.fit(plan.flavor, plan.request.min_count, plan.max_count)
+        except OverQuota as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(None)
+        accepted.append(plan)
+    persist.insert_many(s, accepted)
+    checker.recheck(s)
+    return outcomes
+
+
 def store_grouped(db: Any, key: str, plan: BuildPlan) -> None:
     """``_store_unit`` under the quota lock ``key``. Creates of one project that arrive while
     another one holds its lock share one transaction (``db.group_commit``): each one's quota check
     sees the rows of the ones before it, exactly as if they had run one after another; when one
     fails (over quota, ...) each create runs again alone, so its error is its own."""
     group_commit.group(db, key).run(db, functools.partial(_store_unit, plan=plan),
-                                    begin=lambda: db.serialized(key))
+                                    begin=lambda: db.serialized(key), item=plan, batch=_store_batch)
 
 
 def store(runtime: Any, plan: BuildPlan) -> None:

@@ -114,21 +114,37 @@ _INSERT_ACTION = insert(InstanceAction.__table__)  # type: ignore[arg-type]
 def insert_instances(s: Session, plan: BuildPlan) -> None:
     """One Instance, RequestSpec, metadata/tags and ``create`` InstanceAction per instance
     (each table in one executemany, instances first)."""
-    req = plan.request
-    plan.instance_uuids = [new_uuid() for _ in range(plan.num_instances)]
-    uuids = plan.instance_uuids
+    insert_many(s, [plan])
+
+
+def insert_many(s: Session, plans: list[BuildPlan]) -> None:
+    """``insert_instances`` for several creates at once: still one executemany per table."""
+    instances: list[dict[str, Any]] = []
+    specs: list[dict[str, Any]] = []
+    metadata: list[dict[str, Any]] = []
+    tags: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    for plan in plans:
+        req = plan.request
+        plan.instance_uuids = uuids = [new_uuid() for _ in range(plan.num_instances)]
+        instances.extend(build_instance(plan, index, u) for index, u in enumerate(uuids))
+        specs.extend({"instance_uuid": u, "spec": request_spec(plan, u)} for u in uuids)
+        metadata.extend({"instance_uuid": u, "key": k, "value": v} for u in uuids for k, v in req.metadata.items())
+        tags.extend({"instance_uuid": u, "tag": t} for u in uuids for t in dict.fromkeys(req.tags))
+        started = utcnow()
+        actions.extend({"instance_uuid": u, "action": "create", "request_id": req.ctx.request_id,
+                        "user_id": req.ctx.user_id, "project_id": req.ctx.project_id,
+                        "start_time": started} for u in uuids)
+    if not instances:
+        return
     conn = s.connection()
-    conn.execute(_INSERT_INSTANCE, [build_instance(plan, index, u) for index, u in enumerate(uuids)])
-    conn.execute(_INSERT_SPEC, [{"instance_uuid": u, "spec": request_spec(plan, u)} for u in uuids])
-    if req.metadata:
-        conn.execute(_INSERT_METADATA, [{"instance_uuid": u, "key": k, "value": v}
-                                        for u in uuids for k, v in req.metadata.items()])
-    tags = list(dict.fromkeys(req.tags))
+    conn.execute(_INSERT_INSTANCE, instances)
+    conn.execute(_INSERT_SPEC, specs)
+    if metadata:
+        conn.execute(_INSERT_METADATA, metadata)
     if tags:
-        conn.execute(_INSERT_TAG, [{"instance_uuid": u, "tag": t} for u in uuids for t in tags])
-    conn.execute(_INSERT_ACTION, [{"instance_uuid": u, "action": "create", "request_id": req.ctx.request_id,
-                                   "user_id": req.ctx.user_id, "project_id": req.ctx.project_id,
-                                   "start_time": utcnow()} for u in uuids])
+        conn.execute(_INSERT_TAG, tags)
+    conn.execute(_INSERT_ACTION, actions)
 
 
 def join_server_group(s: Session, plan: BuildPlan) -> None:
