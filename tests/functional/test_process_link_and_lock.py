@@ -135,3 +135,84 @@ def test_the_write_lock_excludes_writers_of_another_process(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from novalite.db.write_lock import WriteLock
+    lock = WriteLock()
+    lock.share_with_processes(Path(sys.argv[1]), priority=sys.argv[2] == "priority")
+    print("waiting", flush=True)
+    with lock:
+        print("held", flush=True)
+        sys.stdin.readline()
+""")
+
+
+def _wait_until_gate_closed(gate: Path) -> None:
+    import fcntl
+    import os
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if gate.exists():
+            fd = os.open(gate, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except BlockingIOError:
+                return
+            finally:
+                os.close(fd)
+        time.sleep(0.005)
+    raise AssertionError("the priority writer never closed the gate")
+
+
+def test_a_priority_writer_goes_before_writers_that_queued_later(tmp_path: Path) -> None:
+    """The API process's writers (priority) wait for at most the write in progress: a background
+    writer that arrives while one waits does not get in first, though flock itself has no order."""
+    db_file = tmp_path / "novalite.db"
+
+    def writer(kind: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-c", _WRITER, str(db_file), kind], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        holder = writer("background")
+        procs.append(holder)
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "waiting"
+        assert holder.stdout.readline().strip() == "held"
+        urgent = WriteLock()
+        urgent.share_with_processes(db_file, priority=True)
+        order: list[str] = []
+        done = threading.Event()
+
+        def take() -> None:
+            with urgent:
+                order.append("priority")
+            done.set()
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        _wait_until_gate_closed(tmp_path / "novalite.db.writegate")  # the priority writer is queued
+        late = writer("background")
+        procs.append(late)
+        assert late.stdout is not None and late.stdin is not None
+        assert late.stdout.readline().strip() == "waiting"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert done.wait(10)
+        order.append("background")  # the late writer may only get in now
+        assert late.stdout.readline().strip() == "held"
+        assert order == ["priority", "background"]
+        late.stdin.write("go\n")
+        late.stdin.flush()
+        taker.join(10)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -171,12 +171,13 @@ class Database:
         path = self.url.split("///", 1)[-1]
         return Path(path) if path and path != ":memory:" else None
 
-    def share_with_processes(self) -> None:
-        """Another process writes to this database too (the engine process of ``novalite serve``):
-        SQLite writers queue on a lock file beside the database as well as on the thread lock."""
+    def share_with_processes(self, *, priority: bool = False) -> None:
+        """Another process writes to this database too (the two processes of ``novalite serve``):
+        SQLite writers queue on a lock file beside the database as well as on the thread lock;
+        ``priority`` (the API process) puts this process's writers ahead (``db.write_lock``)."""
         path = self.sqlite_path
         if path is not None:
-            self._write_lock.share_with_processes(path)
+            self._write_lock.share_with_processes(path, priority=priority)
 
     def dispose(self) -> None:
         self.engine.dispose()

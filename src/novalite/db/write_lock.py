@@ -12,6 +12,14 @@ Writers therefore queue here first, on a lock that wakes the next one the moment
 
 Each process opens the lock file itself (a descriptor inherited through ``fork`` would share one
 lock with the parent, which is no lock at all).
+
+Requests come first. ``flock`` has no queue order: when the lock is released, whichever waiter
+runs first takes it, and that is usually the engine, whose next writer is already running while
+the woken API thread still waits for the CPU. So a writer that serves requests
+(``priority=True``: the API process) also holds ``<database>.writegate`` exclusively while it
+waits for and holds the lock, and the other writers pass through that gate (a shared ``flock``,
+let go at once) before they queue: while a request's write waits, no new background write starts,
+so it waits for at most the one in progress.
 """
 
 from __future__ import annotations
@@ -26,14 +34,20 @@ class WriteLock:
     def __init__(self) -> None:
         self._local = threading.RLock()
         self._path: Path | None = None
+        self._gate_path: Path | None = None
+        self.priority = False
         self._depth = 0
-        self._fd = -1
+        self._fds: tuple[int, int] = (-1, -1)
         self._fd_pid = 0
 
-    def share_with_processes(self, database_path: Path) -> None:
-        """From now on, also exclude the writers of other processes on ``database_path``."""
+    def share_with_processes(self, database_path: Path, *, priority: bool = False) -> None:
+        """From now on, also exclude the writers of other processes on ``database_path``;
+        ``priority``: this process's writers go ahead of the others' (see above)."""
         with self._local:
             self._path = database_path.with_name(database_path.name + ".writelock")
+            self._gate_path = database_path.with_name(database_path.name + ".writegate")
+            self.priority = priority
+            self._fds, self._fd_pid = (-1, -1), 0
 
     @property
     def shared(self) -> bool:
@@ -47,27 +61,45 @@ class WriteLock:
         self._depth += 1
         if self._depth == 1:
             try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)
+                self._lock_files()
             except BaseException:
                 self._depth -= 1
                 self._local.release()
                 raise
         return True
 
+    def _lock_files(self) -> None:
+        lock, gate = self._files()
+        if self.priority:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except BaseException:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+                raise
+            return
+        fcntl.flock(gate, fcntl.LOCK_SH)  # waits while a priority writer waits or writes
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+
     def release(self) -> None:
         if self._path is not None:
             self._depth -= 1
             if self._depth == 0:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                lock, gate = self._fds
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                if self.priority:
+                    fcntl.flock(gate, fcntl.LOCK_UN)
         self._local.release()
 
-    def _file(self) -> int:
+    def _files(self) -> tuple[int, int]:
         pid = os.getpid()
-        if self._fd < 0 or self._fd_pid != pid:
-            assert self._path is not None
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if self._fds[0] < 0 or self._fd_pid != pid:
+            assert self._path is not None and self._gate_path is not None
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+            self._fds = (os.open(self._path, flags, 0o600), os.open(self._gate_path, flags, 0o600))
             self._fd_pid = pid
-        return self._fd
+        return self._fds
 
     def __enter__(self) -> WriteLock:
         self.acquire()

@@ -132,6 +132,7 @@ def fork(runtime: Any) -> EngineProcess:
         _engine_main(runtime, engine_end, alive_r)  # never returns
     engine_end.close()
     os.close(alive_r)
+    runtime.db.share_with_processes(priority=True)  # a request's write goes before the engine's next
     runtime.role, runtime.peer = "api", api_end
     return EngineProcess(pid, alive_w)
 
