@@ -29,7 +29,8 @@ def test_boot_prints_throughput_latencies_and_footprint() -> None:
     assert re.search(rf"time to ACTIVE ms: p50 {NUMBER}\s+p95 {NUMBER}", out), out
     assert re.search(rf"delete throughput: {NUMBER} servers/s", out), out
     assert "ERROR: 0  still building at timeout: 0" in out, out
-    assert re.search(rf"server peak RSS: {NUMBER} MB\s+first answer after start: {NUMBER} s", out), out
+    assert re.search(rf"server peak memory \(\d+ process(es)?\): RSS {NUMBER} MB, PSS {NUMBER} MB\s+"
+                     rf"first answer after start: {NUMBER} s", out), out
 
 
 def test_boot_with_paced_arrivals() -> None:
@@ -44,7 +45,7 @@ def test_list_prints_page_and_filter_times() -> None:
     out = _run("list.py", "-n", "60", "--rounds", "1", "--page", "25")
     assert re.search(rf"GET /servers/detail\?limit=25 over 60 servers: 3 pages, ms per page p50 {NUMBER}", out), out
     assert re.search(rf"filtered list \(name regex \+ status, 1 matches\): ms p50 {NUMBER}", out), out
-    assert re.search(rf"server peak RSS: {NUMBER} MB", out), out
+    assert re.search(rf"server peak memory \(\d+ process(es)?\): RSS {NUMBER} MB, PSS {NUMBER} MB", out), out
 
 
 def test_scheduler_prints_ms_per_instance_for_each_size() -> None:
