@@ -151,7 +151,7 @@ def serve(**kwargs: Any) -> None:
 
     from novalite.services import engine_process
 
-    engine = engine_process.fork(runtime) if engine_process.wanted(runtime) else None
+    engine = engine_process.start(runtime)
     if engine is not None:
         engine.watch()
         phases.mark("engine forked")

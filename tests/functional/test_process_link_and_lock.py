@@ -216,3 +216,38 @@ def test_a_priority_writer_goes_before_writers_that_queued_later(tmp_path: Path)
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_serve_forks_only_without_other_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork with another thread running could copy a held lock into the engine: with ``auto``
+    serve stays in one process then, with ``on`` it refuses to start; ``off`` never forks."""
+    from types import SimpleNamespace
+
+    from novalite.db.base import Database
+    from novalite.services import engine_process
+
+    monkeypatch.setattr(engine_process, "THREAD_WAIT", 0.05)
+    db = Database(f"sqlite:///{tmp_path / 'novalite.db'}")
+    release = threading.Event()
+    busy = threading.Thread(target=release.wait, name="still-busy")
+    busy.start()
+    try:
+        def runtime(choice: str) -> SimpleNamespace:
+            return SimpleNamespace(settings=SimpleNamespace(engine_process=choice), db=db, role="all", peer=None)
+
+        auto = runtime("auto")
+        assert engine_process.start(auto) is None
+        assert auto.role == "all"
+        with pytest.raises(engine_process.ThreadsRunning, match="still-busy"):
+            engine_process.start(runtime("on"))
+        assert engine_process.start(runtime("off")) is None
+        with pytest.raises(ValueError, match="auto, on or off"):
+            engine_process.start(runtime("sometimes"))
+        memory = SimpleNamespace(settings=SimpleNamespace(engine_process="on"), db=Database("sqlite://"),
+                                 role="all", peer=None)
+        with pytest.raises(ValueError, match="in-memory"):
+            engine_process.start(memory)
+    finally:
+        release.set()
+        busy.join()
+        db.dispose()

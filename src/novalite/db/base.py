@@ -166,9 +166,9 @@ class Database:
     @property
     def sqlite_path(self) -> Path | None:
         """The database file of a file-backed SQLite database (None otherwise)."""
-        if not self.is_sqlite:
+        if not self.is_sqlite or "///" not in self.url:
             return None
-        path = self.url.split("///", 1)[-1]
+        path = self.url.split("///", 1)[1].split("?", 1)[0]
         return Path(path) if path and path != ":memory:" else None
 
     def share_with_processes(self, *, priority: bool = False) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 LOG = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
+THREAD_WAIT = 5.0  # how long fork waits for start-up helper threads to finish
 
 
 def wanted(runtime: Any) -> bool:
@@ -106,17 +107,37 @@ class EngineProcess:
             pass
 
 
+def start(runtime: Any) -> EngineProcess | None:
+    """``fork`` when ``Settings.engine_process`` asks for it; None: serve in one process.
+
+    A fork is only safe while this process runs no other thread. Should one still run at this
+    point, ``auto`` falls back to one process with a warning and ``on`` fails."""
+    if not wanted(runtime):
+        return None
+    try:
+        return fork(runtime)
+    except ThreadsRunning as exc:
+        if str(runtime.settings.engine_process).lower() != "auto":
+            raise
+        LOG.warning("%s; serving in one process", exc)
+        return None
+
+
+class ThreadsRunning(RuntimeError):
+    pass
+
+
 def fork(runtime: Any) -> EngineProcess:
     """Fork the engine. Returns in the parent, which becomes the API half (``runtime.role``
     "api"); the child runs the engine until told to stop and never returns.
 
-    Call with no other thread running and before any event loop exists."""
+    Call with no other thread running (else ``ThreadsRunning``) and before any event loop exists."""
     for thread in threading.enumerate():  # start-up helpers (password hashing) that are finishing
         if thread is not threading.current_thread():
-            thread.join(5)
+            thread.join(THREAD_WAIT)
     others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
     if others:
-        raise RuntimeError(f"cannot fork the engine while other threads run: {others}")
+        raise ThreadsRunning(f"cannot fork the engine while other threads run: {others}")
     runtime.db.share_with_processes()
     runtime.db.dispose()  # no connection may cross the fork: each process opens its own
     gc.collect()
