@@ -70,10 +70,12 @@ def test_groups_are_per_database_and_name(db: Database, tmp_path: Path) -> None:
     assert group_commit.group(db, "a") is not group_commit.group(other, "a")
 
 
-def _queue_behind_a_writer(db: Database, gc: group_commit.GroupCommit, calls: list[tuple[int, object]],
-                           run: object) -> list[threading.Thread]:
-    """Hold the write lock, let one unit become the writer and three more queue behind it."""
+def _queue_behind_a_writer(db: Database, gc: group_commit.GroupCommit, run: object) -> dict[int, object]:
+    """Hold the write lock, let unit 0 become the writer and units 1-3 queue behind it, then let
+    go; each unit's result (or exception) by its number."""
     import time
+
+    calls: list[tuple[int, object]] = []
 
     def worker(v: int) -> None:
         try:
@@ -81,17 +83,20 @@ def _queue_behind_a_writer(db: Database, gc: group_commit.GroupCommit, calls: li
         except Exception as exc:
             calls.append((v, exc))
 
-    threads = [threading.Thread(target=worker, args=(0,))]
-    threads[0].start()
-    while gc._writer.acquire(blocking=False):
-        gc._writer.release()
-        time.sleep(0.005)
-    for v in (1, 2, 3):
-        threads.append(threading.Thread(target=worker, args=(v,)))
-        threads[-1].start()
-        while len(gc._pending) < v:
+    with db.session():
+        threads = [threading.Thread(target=worker, args=(0,))]
+        threads[0].start()
+        while gc._writer.acquire(blocking=False):
+            gc._writer.release()
             time.sleep(0.005)
-    return threads
+        for v in (1, 2, 3):
+            threads.append(threading.Thread(target=worker, args=(v,)))
+            threads[-1].start()
+            while len(gc._pending) < v:
+                time.sleep(0.005)
+    for th in threads:
+        th.join(10)
+    return dict(calls)
 
 
 def test_a_batch_runs_a_queued_group_at_once_and_fails_items_on_their_own(db: Database) -> None:
@@ -104,13 +109,7 @@ def test_a_batch_runs_a_queued_group_at_once_and_fails_items_on_their_own(db: Da
         s.execute(text("INSERT INTO t (v) VALUES (:v)"), [{"v": v + 100} for v in ok])
         return [ValueError("item 2 refused") if v == 2 else v + 100 for v in items]
 
-    calls: list[tuple[int, object]] = []
-    with db.session():
-        threads = _queue_behind_a_writer(
-            db, gc, calls, lambda v: gc.run(db, _insert(v + 100), item=v, batch=batch))
-    for th in threads:
-        th.join(10)
-    outcome = dict(calls)
+    outcome = _queue_behind_a_writer(db, gc, lambda v: gc.run(db, _insert(v + 100), item=v, batch=batch))
     assert seen == [[1, 2, 3]]  # the writer's own unit went alone; the three queued ones together
     assert outcome[0] == 100 and outcome[1] == 101 and outcome[3] == 103
     assert isinstance(outcome[2], ValueError)
@@ -124,11 +123,6 @@ def test_a_failing_batch_falls_back_to_unit_by_unit(db: Database) -> None:
         s.execute(text("INSERT INTO t (v) VALUES (999)"))  # rolled back with the failed batch
         raise RuntimeError("the batch cannot run")
 
-    calls: list[tuple[int, object]] = []
-    with db.session():
-        threads = _queue_behind_a_writer(
-            db, gc, calls, lambda v: gc.run(db, _insert(v + 200), item=v, batch=batch))
-    for th in threads:
-        th.join(10)
-    assert dict(calls) == {0: 200, 1: 201, 2: 202, 3: 203}
+    outcome = _queue_behind_a_writer(db, gc, lambda v: gc.run(db, _insert(v + 200), item=v, batch=batch))
+    assert outcome == {0: 200, 1: 201, 2: 202, 3: 203}
     assert _values(db) == [200, 201, 202, 203]
