@@ -269,18 +269,29 @@ def check_instance_quota(s: Session, ctx: RequestContext, flavor: Any, min_count
     return _fit(_levels(s, ctx.project_id, ctx.user_id), vcpus, ram, min_count, max_count)
 
 
-def recheck_instance_quota(s: Session, project_id: str, user_id: str, flavor: Any, requested: int) -> None:
-    """After the instance rows exist (delta 0): 403 when the project/user is now over its limits."""
-    vcpus, ram = _flavor_size(flavor)
+def _now_over(s: Session, project_id: str, user_id: str) -> tuple[dict[str, int], dict[str, int], list[str]] | None:
+    """After the instance rows exist (delta 0): the first level (limits, usage) that is over one
+    of its limits, with the resources it is over; None when all are within."""
     for limits, usage in _levels(s, project_id, user_id):
         overs = _overs(limits, usage, dict.fromkeys(INSTANCE_RESOURCES, 0))
         if overs:
-            names = ", ".join(overs)
-            used = ", ".join(str(usage[r] - {"instances": requested, "cores": requested * vcpus,
-                                             "ram": requested * ram}[r]) for r in overs)
-            limit = ", ".join(str(limits[r]) for r in overs)
-            raise OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} of "
-                            f"{limit} {names}", kind="TooManyInstances")
+            return limits, usage, overs
+    return None
+
+
+def recheck_instance_quota(s: Session, project_id: str, user_id: str, flavor: Any, requested: int) -> None:
+    """After the instance rows exist (delta 0): 403 when the project/user is now over its limits."""
+    found = _now_over(s, project_id, user_id)
+    if found is None:
+        return
+    limits, usage, overs = found
+    vcpus, ram = _flavor_size(flavor)
+    names = ", ".join(overs)
+    used = ", ".join(str(usage[r] - {"instances": requested, "cores": requested * vcpus,
+                                     "ram": requested * ram}[r]) for r in overs)
+    limit = ", ".join(str(limits[r]) for r in overs)
+    raise OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} of "
+                    f"{limit} {names}", kind="TooManyInstances")
 
 
 class InstanceQuotaBatch:
@@ -308,11 +319,11 @@ class InstanceQuotaBatch:
         return count
 
     def recheck(self, s: Session) -> None:
-        """After the inserts: 403 when the project or user is now over a limit."""
-        for limits, usage in _levels(s, self.project_id, self.user_id):
-            overs = _overs(limits, usage, dict.fromkeys(INSTANCE_RESOURCES, 0))
-            if overs:
-                raise OverQuota(f"Quota exceeded for {', '.join(overs)}", kind="TooManyInstances")
+        """After the inserts: 403 when the project or user is now over a limit (the group then
+        runs create by create, and each create's own recheck words the error)."""
+        found = _now_over(s, self.project_id, self.user_id)
+        if found is not None:
+            raise OverQuota(f"Quota exceeded for {', '.join(found[2])}", kind="TooManyInstances")
 
 
 def check_metadata_quota(s: Session, project_id: str, metadata: Mapping[str, Any]) -> None:

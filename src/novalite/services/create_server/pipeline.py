@@ -128,9 +128,10 @@ def _store_batch(s: Session, plans: list[BuildPlan]) -> list[BaseException | Non
 
 def store_grouped(db: Any, key: str, plan: BuildPlan) -> None:
     """``_store_unit`` under the quota lock ``key``. Creates of one project that arrive while
-    another one holds its lock share one transaction (``db.group_commit``): each one's quota check
-    sees the rows of the ones before it, exactly as if they had run one after another; when one
-    fails (over quota, ...) each create runs again alone, so its error is its own."""
+    another one holds its lock share one transaction (``db.group_commit``), stored as one batch
+    (``_store_batch``): each one's quota is judged as if it had run after the ones before it, and
+    one that does not fit gets its own 403. Should the batch itself fail, each create runs again
+    alone, so an error is always its own."""
     group_commit.group(db, key).run(db, functools.partial(_store_unit, plan=plan),
                                     begin=lambda: db.serialized(key), item=plan, batch=_store_batch)
 
