@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,6 +182,34 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_SAVEPOINT_NAMES = itertools.count(1)
+
+
+@contextmanager
+def savepoint(s: Session) -> Iterator[None]:
+    """A SAVEPOINT around Core statements run on ``s.connection()``: released when the block
+    ends, rolled back to when it raises (the exception propagates).
+
+    ``Session.begin_nested`` does the same with the ORM's bookkeeping, and compiles the
+    SAVEPOINT and RELEASE clauses anew each time: 0.3-1.4 ms a savepoint against a few
+    microseconds here, where the statements go straight to the DBAPI connection of the
+    session's transaction. The price: the identity map knows nothing of it, so pending ORM
+    changes are flushed before the savepoint, and the block must use Core statements only
+    (an ORM object changed inside would keep its state after a rollback)."""
+    s.flush()
+    driver = s.connection().connection.driver_connection
+    assert driver is not None
+    name = f"nl_sp_{next(_SAVEPOINT_NAMES)}"
+    driver.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        driver.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    driver.execute(f"RELEASE SAVEPOINT {name}")
 
 
 def migrations_dir() -> Path:

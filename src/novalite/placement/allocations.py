@@ -1,6 +1,6 @@
 """Allocations: claim, release and move what a consumer holds, with compare-and-swap writes.
 
-A claim runs inside a SAVEPOINT of the caller's transaction, so a failed claim leaves no
+A claim runs inside a SAVEPOINT of the caller's transaction (``db.base.savepoint``: Core only), so a failed claim leaves no
 trace and the caller may try the next candidate in the same transaction (all-or-nothing
 multi-create claims every instance in one transaction). Guarantees:
 
@@ -26,7 +26,7 @@ from sqlalchemy import Integer, Table, bindparam, case, delete, insert, select, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from novalite.db.base import utcnow
+from novalite.db.base import savepoint, utcnow
 from novalite.db.models.placement import Allocation, Consumer, Inventory, ResourceProvider
 from novalite.errors import Conflict
 from novalite.placement.providers import bump_generation, bump_generation_by_uuid
@@ -159,7 +159,7 @@ def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
           provider_generations: Mapping[str, int] | None = None) -> None:
     """Allocate ``request`` to ``consumer`` or raise ``AllocationConflict`` leaving nothing behind."""
     try:
-        with s.begin_nested():
+        with savepoint(s):
             _claim(s, consumer, request, consumer_generation, provider_generations or {})
     except IntegrityError as exc:  # a concurrent first claim inserted the same consumer
         raise AllocationConflict(f"consumer {consumer.uuid} was claimed concurrently") from exc
@@ -215,7 +215,7 @@ def release_many(s: Session, consumer_uuids: list[str]) -> None:
 
 def move(s: Session, consumer: ConsumerRef, request: AllocationRequest) -> None:
     """Replace the consumer's allocations with ``request`` (reschedule: old host -> alternate)."""
-    with s.begin_nested():
+    with savepoint(s):
         release(s, consumer.uuid)
         claim(s, consumer, request)
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime, validate
 from novalite.api.microversion import Version
+from novalite.db.base import savepoint
 from novalite.db.models.placement import Allocation, Consumer, ResourceProvider
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.placement import allocations
@@ -124,7 +125,7 @@ def _replace(request: Request, consumer_uuid: str, body: dict[str, Any], v: Vers
         user = body.get("user_id") or (existing.user_id if existing else "")
         if existing is not None:
             s.expunge(existing)  # release() deletes the row with a bulk statement
-        with s.begin_nested():
+        with savepoint(s):
             allocations.release(s, consumer_uuid)
             if not wanted:  # an empty PUT removes the consumer's allocations
                 return

@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from novalite.config import Settings
-from novalite.db.base import Database, utcnow
+from novalite.db.base import Database, savepoint, utcnow
 from novalite.db.models.compute import Instance
 from novalite.errors import NovaliteError
 from novalite.placement import allocations, candidates
@@ -287,7 +287,7 @@ class SchedulerService:
                 for i in pending:
                     req, plan = requests[i], plans[i]
                     try:
-                        with contextlib.nullcontext() if lone else s.begin_nested():
+                        with contextlib.nullcontext() if lone else savepoint(s):
                             claimed[i] = self._claim_all(s, plan.view, plan.selection,
                                                          project_id=req.project_id, user_id=req.user_id)
                     except _ClaimLost:
