@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, case, delete, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, case, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from novalite.db.base import savepoint, utcnow
 from novalite.db.models.placement import Allocation, Consumer, Inventory, ResourceProvider
+from novalite.db.precompiled import Precompiled
 from novalite.errors import Conflict
 from novalite.placement.providers import bump_generation, bump_generation_by_uuid
 
@@ -50,7 +51,7 @@ class ConsumerRef:
 
 
 @functools.lru_cache(maxsize=128)
-def _take_statement(rcs: tuple[str, ...], by_uuid: bool = False) -> Any:
+def _take_statement(rcs: tuple[str, ...], by_uuid: bool = False) -> Precompiled:
     """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>; the
     provider as provider_id, or as provider_uuid when ``by_uuid``: no separate id lookup)."""
     inv = cast(Table, Inventory.__table__)
@@ -62,11 +63,11 @@ def _take_statement(rcs: tuple[str, ...], by_uuid: bool = False) -> Any:
         provider: Any = select(rp.c.id).where(rp.c.uuid == bindparam("provider_uuid")).scalar_subquery()
     else:
         provider = bindparam("provider_id", type_=Integer)
-    return (update(inv)
-            .where(inv.c.resource_provider_id == provider,
-                   inv.c.resource_class.in_(rcs), inv.c.used + amount <= capacity, inv.c.min_unit <= amount,
-                   inv.c.max_unit >= amount, (amount % inv.c.step_size) == 0)
-            .values(used=inv.c.used + amount))
+    return Precompiled(update(inv)
+                       .where(inv.c.resource_provider_id == provider,
+                              inv.c.resource_class.in_([literal(rc) for rc in rcs]), inv.c.used + amount <= capacity,
+                              inv.c.min_unit <= amount, inv.c.max_unit >= amount, (amount % inv.c.step_size) == 0)
+                       .values(used=inv.c.used + amount))
 
 
 def _take(s: Session, provider_id: int, resources: Mapping[str, int]) -> bool:
@@ -74,8 +75,7 @@ def _take(s: Session, provider_id: int, resources: Mapping[str, int]) -> bool:
     rcs = tuple(resources)
     params: dict[str, Any] = {f"amount_{i}": resources[rc] for i, rc in enumerate(rcs)}
     params["provider_id"] = provider_id
-    result = s.connection().execute(_take_statement(rcs), params)
-    return result.rowcount == len(rcs)  # type: ignore[no-any-return]
+    return _take_statement(rcs).run(s, params) == len(rcs)
 
 
 _INV = cast(Table, Inventory.__table__)
@@ -96,6 +96,8 @@ _HELD_ROWS = select(_ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALL
     _ALLOC.c.consumer_id == bindparam("uuid"))
 _DROP_ALLOCATIONS = delete(_ALLOC).where(_ALLOC.c.consumer_id == bindparam("uuid"))
 _DROP_CONSUMER = delete(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"))
+_ADD_ALLOCATIONS = Precompiled(insert(_ALLOC), keys=("resource_provider_id", "consumer_id", "resource_class", "used"))
+_CONSUMER_KEYS = ("uuid", "project_id", "user_id", "consumer_type", "generation", "created_at", "updated_at")
 
 
 def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
@@ -103,17 +105,17 @@ def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _add_new_consumer(dialect: str) -> Any:
+def _add_new_consumer(dialect: str) -> Precompiled | None:
     """INSERT of a consumer that does nothing when the uuid exists (SQLite and PostgreSQL); it
     returns the uuid when it inserted (rowcount is not reliable for it with psycopg)."""
     if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
-        return (sqlite.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
-                .returning(_CONSUMERS.c.uuid))
+        return Precompiled(sqlite.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
+                           .returning(_CONSUMERS.c.uuid), keys=_CONSUMER_KEYS)
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
-        return (postgresql.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
-                .returning(_CONSUMERS.c.uuid))
+        return Precompiled(postgresql.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
+                           .returning(_CONSUMERS.c.uuid), keys=_CONSUMER_KEYS)
     return None
 
 
@@ -124,9 +126,9 @@ def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -
         add = _add_new_consumer(conn.dialect.name)
         if add is not None:
             now = utcnow()
-            if conn.execute(add, {"uuid": consumer.uuid, "project_id": consumer.project_id,
-                                  "user_id": consumer.user_id, "consumer_type": "INSTANCE", "generation": 0,
-                                  "created_at": now, "updated_at": now}).first() is not None:
+            if add.first(conn, {"uuid": consumer.uuid, "project_id": consumer.project_id,
+                                "user_id": consumer.user_id, "consumer_type": "INSTANCE", "generation": 0,
+                                "created_at": now, "updated_at": now}) is not None:
                 return
     current = conn.execute(_CONSUMER_GENERATION, {"uuid": consumer.uuid}).scalar()
     if generation is None:
@@ -177,7 +179,7 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
             rcs = tuple(wanted)
             params: dict[str, Any] = {f"amount_{i}": wanted[rc] for i, rc in enumerate(rcs)}
             params["provider_uuid"] = provider_uuid
-            if conn.execute(_take_statement(rcs, True), params).rowcount != len(rcs):
+            if _take_statement(rcs, True).run(conn, params) != len(rcs):
                 if not _provider_ids(s, [provider_uuid]):
                     raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
                 raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
@@ -190,7 +192,7 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
         rows.extend({"resource_provider_id": provider_id, "consumer_id": consumer.uuid, "resource_class": rc,
                      "used": n} for rc, n in wanted.items())
     if rows:
-        conn.execute(insert(_ALLOC), rows)
+        _ADD_ALLOCATIONS.run_many(conn, rows)
 
 
 def release(s: Session, consumer_uuid: str) -> bool:

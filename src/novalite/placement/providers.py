@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid
 from novalite.db.models.placement import Inventory, ProviderAggregate, ProviderTrait, ResourceProvider, Trait
+from novalite.db.precompiled import Precompiled
 from novalite.errors import Conflict
 
 VCPU = "VCPU"
@@ -67,8 +68,8 @@ def bump_generation(s: Session, provider_id: int, seen: int | None = None) -> No
         raise ProviderGenerationConflict(str(uuid))
 
 
-_BUMP_UUID = (update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
-              .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
+_BUMP_UUID = Precompiled(update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
+                         .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
 _BUMP_UUID_IF_SEEN = (update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"),
                                                _PROVIDERS.c.generation == bindparam("seen"))
                       .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
@@ -80,7 +81,8 @@ def bump_generation_by_uuid(s: Session, provider_uuid: str, seen: int | None = N
     id. None when no such provider; ``ProviderGenerationConflict`` when ``seen`` is stale."""
     conn = s.connection()
     if seen is None:
-        return cast("int | None", conn.execute(_BUMP_UUID, {"provider_uuid": provider_uuid}).scalar())
+        row = _BUMP_UUID.first(conn, {"provider_uuid": provider_uuid})
+        return cast(int, row[0]) if row is not None else None
     found = conn.execute(_BUMP_UUID_IF_SEEN, {"provider_uuid": provider_uuid, "seen": seen}).scalar()
     if found is None:
         if conn.execute(_PROVIDER_ID, {"provider_uuid": provider_uuid}).scalar() is None:

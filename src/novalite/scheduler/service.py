@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from novalite.config import Settings
 from novalite.db.base import Database, savepoint, utcnow
 from novalite.db.models.compute import Instance
+from novalite.db.precompiled import Precompiled
 from novalite.errors import NovaliteError
 from novalite.placement import allocations, candidates
 from novalite.placement.providers import DISK_GB, MEMORY_MB, STATUS_DISABLED_TRAIT, VCPU
@@ -337,8 +338,8 @@ class SchedulerService:
                     continue
                 chosen[uuid] = Destination.of(host)
                 if chosen[uuid].availability_zone != zone:
-                    s.connection().execute(_SET_ZONE, {"instance_uuid": uuid,
-                                                       "zone": chosen[uuid].availability_zone})
+                    _SET_ZONE.run(s, {"instance_uuid": uuid, "zone": chosen[uuid].availability_zone,
+                                      "now": utcnow()})
                 break
             else:
                 raise _ClaimLost(uuid)
@@ -368,13 +369,14 @@ def _consumed(hosts: list[HostSnapshot], selection: Selection, view: RequestView
 
 
 _INSTANCES = cast(Table, Instance.__table__)
-_TOUCH = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
-          .values(updated_at=bindparam("now")))
-_TOUCH_ZONE = (update(_INSTANCES)
-               .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
-               .values(updated_at=bindparam("now"), availability_zone=bindparam("zone")))
-_SET_ZONE = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
-             .values(availability_zone=bindparam("zone")))
+_TOUCH = Precompiled(update(_INSTANCES)
+                     .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+                     .values(updated_at=bindparam("now")))
+_TOUCH_ZONE = Precompiled(update(_INSTANCES)
+                          .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+                          .values(updated_at=bindparam("now"), availability_zone=bindparam("zone")))
+_SET_ZONE = Precompiled(update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
+                        .values(availability_zone=bindparam("zone"), updated_at=bindparam("now")))
 
 
 def _still_wanted(s: Session, instance_uuid: str, zone: str | None = None) -> bool:
@@ -382,9 +384,9 @@ def _still_wanted(s: Session, instance_uuid: str, zone: str | None = None) -> bo
     the user deleted it."""
     params = {"instance_uuid": instance_uuid, "now": utcnow()}
     if zone is None:
-        return s.connection().execute(_TOUCH, params).rowcount == 1
+        return _TOUCH.run(s, params) == 1
     params["zone"] = zone
-    return s.connection().execute(_TOUCH_ZONE, params).rowcount == 1
+    return _TOUCH_ZONE.run(s, params) == 1
 
 
 def _reason(selection: Selection, excluded: int, *, claim_failed: bool = False) -> str:
