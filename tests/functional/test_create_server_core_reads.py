@@ -60,9 +60,10 @@ def test_core_reads_match_the_orm_contracts(stack_factory: Any, postgres: bool) 
                 orm = images.find_visible(s, ctx, image_id)
                 assert images.get_image(s, ctx, image_id) == (images.info(orm) if orm is not None else None)
         assert checks._flavor_snapshot(s, _ctx("granted"), "priv-1")["extra_specs"] == {"a": "1", "b": "2"}
-        limits, rows = quotas._sources(s, "granted", ["", "u-1"])
+        limits, rows = quotas._sources(s, "granted", "u-1")
         assert limits == quotas.class_limits(s)
         assert rows == quotas._limit_rows(s, "granted", ["", "u-1"])
+        assert quotas._sources(s, "granted", None) == (limits, quotas._limit_rows(s, "granted", [""]))
         assert quotas.effective_limits(s, "granted", "u-1")["cores"] == 5
         assert quotas.effective_limits(s, "granted")["instances"] == 7
         assert quotas.effective_limits(s, "granted")["ram"] == 1000

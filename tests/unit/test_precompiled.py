@@ -23,7 +23,7 @@ _RP = cast(Table, ResourceProvider.__table__)
 _CONSUMERS = cast(Table, Consumer.__table__)
 _INSTANCES = cast(Table, Instance.__table__)
 
-ADD_CONSUMER = Precompiled(insert(_CONSUMERS), keys=("uuid", "project_id", "user_id"))
+ADD_CONSUMER = Precompiled(insert(_CONSUMERS))
 BUMP = Precompiled(update(_RP).where(_RP.c.name == bindparam("name"))
                    .values(generation=_RP.c.generation + 1).returning(_RP.c.id, _RP.c.generation))
 TOUCH = Precompiled(update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("uuid"), _INSTANCES.c.deleted.is_(False))
@@ -100,3 +100,29 @@ def test_expanding_in_is_refused() -> None:
     stmt = Precompiled(select(_RP.c.id).where(_RP.c.uuid.in_(bindparam("uuids", expanding=True))))
     with pytest.raises(ValueError, match="expanding"):
         stmt._form(Database("sqlite://").engine.dialect)
+
+
+def test_instance_insert_writes_the_same_row_as_core(db: Database) -> None:
+    """The create's own insert (JSON, booleans, None, datetimes, column defaults): column for
+    column what ``Connection.execute`` writes for the same parameters."""
+    from sqlalchemy import text
+
+    stamp = dt.datetime(2026, 11, 25, 1, 2, 3, 456789)
+
+    def row(uuid: str) -> dict[str, object]:
+        return dict(uuid=uuid, project_id="p", user_id="u", display_name="vm", display_description=None,
+                    reservation_id="r-1", launch_index=0, flavor_id="1",
+                    flavor={"flavorid": "1", "extra_specs": {"hw:cpu_policy": "shared"}}, memory_mb=512, vcpus=1,
+                    root_gb=1, auto_disk_config=True, locked=False, vm_state="building", task_state="scheduling",
+                    trusted_certs=None, security_groups=[{"name": "default"}], requested_networks="none",
+                    system_metadata={"image_min_ram": "0"}, network_info=[], created_at=stamp, updated_at=stamp)
+
+    with db.session() as s:
+        s.connection().execute(insert(_INSTANCES), [row("core")])
+        Precompiled(insert(_INSTANCES)).run_many(s, [row("fast")])
+    with db.reader() as s:
+        result = s.connection().exec_driver_sql("SELECT * FROM instances ORDER BY uuid")
+        names = list(result.keys())
+        core, fast = ({k: v for k, v in zip(names, r, strict=True) if k not in ("id", "uuid")} for r in result)
+    assert fast == core
+    assert core["auto_disk_config"] in (1, True) and core["hostname"] == ""

@@ -25,7 +25,7 @@ from typing import Any, cast
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, Insert
 
 
 @dataclass(frozen=True)
@@ -79,29 +79,32 @@ class Precompiled:
     """``Precompiled(update(t).where(...).values(...))`` at module level, then
     ``stmt.run(session, {...})`` (rowcount), ``.all``/``.first`` (rows) or ``.run_many``.
 
-    ``keys``: for an INSERT, the columns every call gives (as ``Connection.execute`` compiles
-    for the keys of its parameters); the other columns get their Python-side defaults."""
+    An INSERT is compiled, as ``Connection.execute`` compiles it, for the keys of its parameters
+    (one form per set of keys; every row of ``run_many`` has the first row's keys): the columns
+    left out get their Python-side defaults, or the database's."""
 
-    def __init__(self, statement: ClauseElement, *, keys: Sequence[str] | None = None):
+    def __init__(self, statement: ClauseElement):
         self.statement = statement
-        self.keys = tuple(keys) if keys is not None else None
-        self._forms: dict[str, _Form] = {}
+        self._by_keys = isinstance(statement, Insert)
+        self._forms: dict[tuple[str, tuple[str, ...]], _Form] = {}
 
-    def _form(self, dialect: Dialect) -> _Form:
-        form = self._forms.get(dialect.name)
+    def _form(self, dialect: Dialect, params: Mapping[str, Any] | None = None) -> _Form:
+        keys = tuple(params or ()) if self._by_keys else ()
+        form = self._forms.get((dialect.name, keys))
         if form is None:
-            form = self._forms[dialect.name] = _build(self.statement, dialect, self.keys)
+            form = self._forms[(dialect.name, keys)] = _build(self.statement, dialect,
+                                                               keys if self._by_keys else None)
         return form
 
-    def _cursor(self, s: Session | Connection) -> tuple[Any, _Form]:
+    def _cursor(self, s: Session | Connection, params: Mapping[str, Any] | None) -> tuple[Any, _Form]:
         conn = s.connection() if isinstance(s, Session) else s
         driver = conn.connection.driver_connection
         assert driver is not None
-        return driver.cursor(), self._form(conn.dialect)
+        return driver.cursor(), self._form(conn.dialect, params)
 
     def run(self, s: Session | Connection, params: Mapping[str, Any] | None = None) -> int:
         """Execute; the number of rows it changed."""
-        cursor, form = self._cursor(s)
+        cursor, form = self._cursor(s, params)
         try:
             cursor.execute(form.sql, form.parameters(params or {}))
             return int(cursor.rowcount)
@@ -111,7 +114,7 @@ class Precompiled:
     def all(self, s: Session | Connection, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute; every row it returned (a SELECT, or a statement with RETURNING), read to the
         end so the statement is finished before the transaction commits."""
-        cursor, form = self._cursor(s)
+        cursor, form = self._cursor(s, params)
         try:
             cursor.execute(form.sql, form.parameters(params or {}))
             return [tuple(row) for row in cursor.fetchall()]
@@ -126,7 +129,7 @@ class Precompiled:
         """Execute once per parameter set (``executemany``)."""
         if not rows:
             return
-        cursor, form = self._cursor(s)
+        cursor, form = self._cursor(s, rows[0])
         try:
             cursor.executemany(form.sql, [form.parameters(r) for r in rows])
         finally:

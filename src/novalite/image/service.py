@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.db.models.image import Image, ImageProperty, ImageTag
+from novalite.db.precompiled import Precompiled
 from novalite.errors import BadRequest, Conflict, Forbidden, NotFound, RequestTooLarge
 from novalite.image import fields, store
 from novalite.image.patch import Change
@@ -87,28 +88,28 @@ _INFO_COLUMNS = (Image.id, Image.name, Image.status, Image.size, Image.min_ram, 
                  Image.container_format, Image.visibility, Image.owner, Image.checksum, Image.data_path,
                  Image.deleted)
 # the image's columns with its properties (one row per property, ordered by name as ``props``)
-_INFO_QUERY = (select(*_INFO_COLUMNS, ImageProperty.name.label("prop_name"), ImageProperty.value)
-               .outerjoin(ImageProperty, ImageProperty.image_id == Image.id)
-               .where(Image.id == bindparam("image_id")).order_by(ImageProperty.name))
+_INFO_QUERY = Precompiled(select(*_INFO_COLUMNS, ImageProperty.name.label("prop_name"), ImageProperty.value)
+                          .outerjoin(ImageProperty, ImageProperty.image_id == Image.id)
+                          .where(Image.id == bindparam("image_id")).order_by(ImageProperty.name))
 
 
 def get_image(s: Session, ctx: RequestContext, image_id: str) -> ImageInfo | None:
     """``info(find_visible(...))`` in one column query (no ORM objects; POST /servers reads it)."""
     if not isinstance(image_id, str) or len(image_id) > 36:
         return None
-    rows = _core(s).execute(_INFO_QUERY, {"image_id": image_id}).all()
+    rows = _INFO_QUERY.all(_core(s), {"image_id": image_id})
     if not rows:
         return None
-    r = rows[0]
-    if r.deleted or not (ctx.is_admin or r.visibility in ("public", "community")
-                         or (r.owner is not None and r.owner == ctx.project_id)):
+    (id_, name, status, size, min_ram, min_disk, disk_format, container_format, visibility, owner, checksum,
+     data_path, deleted) = rows[0][:len(_INFO_COLUMNS)]
+    if deleted or not (ctx.is_admin or visibility in ("public", "community")
+                       or (owner is not None and owner == ctx.project_id)):
         return None
-    path = r.data_path if (r.data_path and r.status in ("active", "deactivated")
-                           and Path(r.data_path).is_file()) else None
+    path = data_path if (data_path and status in ("active", "deactivated") and Path(data_path).is_file()) else None
     return ImageInfo(
-        id=r.id, name=r.name, status=r.status, size=r.size, min_ram=r.min_ram, min_disk=r.min_disk,
-        disk_format=r.disk_format, container_format=r.container_format, visibility=r.visibility, owner=r.owner,
-        properties={row.prop_name: row.value for row in rows if row.prop_name is not None}, checksum=r.checksum,
+        id=id_, name=name, status=status, size=size, min_ram=min_ram, min_disk=min_disk,
+        disk_format=disk_format, container_format=container_format, visibility=visibility, owner=owner,
+        properties={row[-2]: row[-1] for row in rows if row[-2] is not None}, checksum=checksum,
         path=str(Path(path)) if path is not None else None,
     )
 

@@ -96,8 +96,7 @@ _HELD_ROWS = select(_ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALL
     _ALLOC.c.consumer_id == bindparam("uuid"))
 _DROP_ALLOCATIONS = delete(_ALLOC).where(_ALLOC.c.consumer_id == bindparam("uuid"))
 _DROP_CONSUMER = delete(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"))
-_ADD_ALLOCATIONS = Precompiled(insert(_ALLOC), keys=("resource_provider_id", "consumer_id", "resource_class", "used"))
-_CONSUMER_KEYS = ("uuid", "project_id", "user_id", "consumer_type", "generation", "created_at", "updated_at")
+_ADD_ALLOCATIONS = Precompiled(insert(_ALLOC))
 
 
 def _give_back(s: Session, provider_id: int, rc: str, amount: int) -> None:
@@ -111,11 +110,11 @@ def _add_new_consumer(dialect: str) -> Precompiled | None:
     if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
         return Precompiled(sqlite.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
-                           .returning(_CONSUMERS.c.uuid), keys=_CONSUMER_KEYS)
+                           .returning(_CONSUMERS.c.uuid))
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
         return Precompiled(postgresql.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
-                           .returning(_CONSUMERS.c.uuid), keys=_CONSUMER_KEYS)
+                           .returning(_CONSUMERS.c.uuid))
     return None
 
 

@@ -19,12 +19,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, union_all
+from sqlalchemy import Connection, bindparam, delete, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.models.catalog import KeyPair, Quota, QuotaClass
 from novalite.db.models.compute import Instance
+from novalite.db.precompiled import Precompiled
 from novalite.errors import OverQuota
 
 DEFAULTS: dict[str, int] = {
@@ -84,20 +85,30 @@ def _limit_rows(s: Session, project_id: str, users: Sequence[str]) -> dict[str, 
     return out
 
 
-# the ``default`` class rows and the project's (or its users') rows in one statement
-_SOURCES: Any = union_all(
-    select(literal_column("'c'").label("kind"), QuotaClass.class_name.label("owner"), QuotaClass.resource,
-           QuotaClass.hard_limit).where(QuotaClass.class_name == DEFAULT_CLASS),
-    select(literal_column("'q'"), Quota.user_id, Quota.resource, Quota.hard_limit).where(
-        Quota.project_id == bindparam("project_id"), Quota.user_id.in_(bindparam("users", expanding=True))))
+# the ``default`` class rows and the project's rows (and one user's) in one statement
+def _sources_statement(with_user: bool) -> Precompiled:
+    owners = (or_(Quota.user_id == "", Quota.user_id == bindparam("user_id")) if with_user
+              else Quota.user_id == "")
+    return Precompiled(union_all(
+        select(literal_column("'c'").label("kind"), QuotaClass.class_name.label("owner"), QuotaClass.resource,
+               QuotaClass.hard_limit).where(QuotaClass.class_name == DEFAULT_CLASS),
+        select(literal_column("'q'"), Quota.user_id, Quota.resource, Quota.hard_limit).where(
+            Quota.project_id == bindparam("project_id"), owners)))
 
 
-def _sources(s: Session, project_id: str, users: Sequence[str]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    """``(class_limits(s), _limit_rows(s, project_id, users))`` in one round trip."""
+_SOURCES_PROJECT, _SOURCES_USER = _sources_statement(False), _sources_statement(True)
+
+
+def _sources(s: Session, project_id: str, user_id: str | None) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """``(class_limits(s), _limit_rows(s, project_id, ["", user_id]))`` in one round trip (the
+    project's rows under "", the user's under ``user_id`` when given)."""
     limits = dict(STORED)
-    out: dict[str, dict[str, int]] = {u: {} for u in users}
+    out: dict[str, dict[str, int]] = {"": {}}
+    if user_id:
+        out[user_id] = {}
+    stmt = _SOURCES_USER if user_id else _SOURCES_PROJECT
     class_rows: list[tuple[str, int]] = []
-    for kind, owner, resource, limit in _core(s).execute(_SOURCES, {"project_id": project_id, "users": list(users)}):
+    for kind, owner, resource, limit in stmt.all(_core(s), {"project_id": project_id, "user_id": user_id}):
         if resource not in STORED:
             continue
         if kind == "c":
@@ -114,7 +125,7 @@ def _rows(s: Session, project_id: str, user_id: str) -> dict[str, int]:
 
 def effective_limits(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
     """Every resource's limit for the project (or the user inside it), legacy ones included."""
-    limits, rows = _sources(s, project_id, ["", user_id] if user_id else [""])
+    limits, rows = _sources(s, project_id, user_id)
     limits.update(rows[""])
     if user_id:
         limits.update(rows[user_id])
@@ -160,14 +171,16 @@ def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> 
 
 _USAGE_COLUMNS = (func.count(Instance.id), func.coalesce(func.sum(Instance.vcpus), 0),
                   func.coalesce(func.sum(Instance.memory_mb), 0))
-_PROJECT_USAGE = select(*_USAGE_COLUMNS).where(
+_PROJECT_USAGE_QUERY = select(*_USAGE_COLUMNS).where(
     Instance.project_id == bindparam("project_id"), Instance.deleted.is_(False), Instance.vm_state != SOFT_DELETED)
-_USER_USAGE = _PROJECT_USAGE.where(Instance.user_id == bindparam("user_id"))
+_PROJECT_USAGE = Precompiled(_PROJECT_USAGE_QUERY)
+_USER_USAGE = Precompiled(_PROJECT_USAGE_QUERY.where(Instance.user_id == bindparam("user_id")))
 
 
 def _instance_usage(s: Session, project_id: str, user_id: str | None) -> dict[str, int]:
     stmt = _USER_USAGE if user_id else _PROJECT_USAGE
-    count, cores, ram = _core(s).execute(stmt, {"project_id": project_id, "user_id": user_id}).one()
+    params = {"project_id": project_id, "user_id": user_id} if user_id else {"project_id": project_id}
+    [(count, cores, ram)] = stmt.all(_core(s), params)
     return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 
 
@@ -214,7 +227,7 @@ def _levels(s: Session, project_id: str, user_id: str) -> list[tuple[dict[str, i
 
     Usage is counted only for a level that limits one of the instance resources (all -1: nothing
     to compare, zeros stand in)."""
-    base, rows = _sources(s, project_id, ["", user_id])
+    base, rows = _sources(s, project_id, user_id)
     project = {**base, **rows[""]}
     levels = [(project, _usage_if_limited(s, project, project_id, None))]
     if any(r in INSTANCE_RESOURCES for r in rows[user_id]):

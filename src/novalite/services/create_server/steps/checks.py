@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, or_, select, true
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
+from novalite.db.precompiled import Precompiled
 from novalite.errors import BadRequest, Forbidden
 from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import BuildPlan
@@ -29,10 +30,10 @@ _TAIL_COLUMNS = ("disabled", "is_public", "description")
 
 
 @lru_cache(maxsize=2)
-def _flavor_query(admin: bool) -> Any:
+def _flavor_query(admin: bool) -> Precompiled:
     """The flavor's columns with its extra specs (one row per spec), visible as in
     ``flavors.get_flavor`` (admins: all; others: public or granted to ``:project_id``), in one
-    column query: no ORM objects, built once (POST /servers runs it)."""
+    column query: no ORM objects, compiled once (POST /servers runs it)."""
     from novalite.db.models.catalog import Flavor, FlavorExtraSpec, FlavorProjectAccess
 
     query = (select(*(getattr(Flavor, c) for c in _SNAPSHOT_COLUMNS + _TAIL_COLUMNS),
@@ -43,18 +44,20 @@ def _flavor_query(admin: bool) -> Any:
     if not admin:
         query = query.where(or_(Flavor.is_public == true(), Flavor.projects.any(
             FlavorProjectAccess.project_id == bindparam("project_id"))))
-    return query
+    return Precompiled(query)
 
 
 def _flavor_snapshot(s: Session, ctx: RequestContext, flavorid: str) -> dict[str, Any] | None:
     """``flavors.flavor_snapshot(flavors.get_flavor(...))``, or None when missing or invisible."""
-    rows = _core(s).execute(_flavor_query(ctx.is_admin), {"flavorid": str(flavorid), "project_id": ctx.project_id}).all()
+    rows = _flavor_query(ctx.is_admin).all(_core(s), {"flavorid": str(flavorid), "project_id": ctx.project_id})
     if not rows:
         return None
     first = rows[0]
-    snapshot: dict[str, Any] = {c: getattr(first, c) for c in _SNAPSHOT_COLUMNS}
-    snapshot["extra_specs"] = {r.spec_key: r.spec_value for r in rows if r.spec_key is not None}
-    snapshot.update({c: getattr(first, c) for c in _TAIL_COLUMNS})
+    snapshot: dict[str, Any] = dict(zip(_SNAPSHOT_COLUMNS, first, strict=False))
+    snapshot["extra_specs"] = {r[-2]: r[-1] for r in rows if r[-2] is not None}
+    disabled, is_public, description = first[len(_SNAPSHOT_COLUMNS):len(_SNAPSHOT_COLUMNS) + len(_TAIL_COLUMNS)]
+    # the driver's values: SQLite gives booleans as 0/1
+    snapshot.update(disabled=bool(disabled), is_public=bool(is_public), description=description)
     return snapshot
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
+from novalite.db.precompiled import Precompiled
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.services.create_server.plan import BuildPlan
 from novalite.services.create_server.steps import naming
@@ -104,11 +105,12 @@ def request_spec(plan: BuildPlan, instance_uuid: str) -> dict[str, Any]:
 
 # Core statements built once: plain column inserts, no ORM objects or unit of work (every
 # POST /servers runs them while it holds the project's quota lock)
-_INSERT_INSTANCE = insert(Instance.__table__)  # type: ignore[arg-type]
-_INSERT_SPEC = insert(RequestSpec.__table__)  # type: ignore[arg-type]
-_INSERT_METADATA = insert(InstanceMetadata.__table__)  # type: ignore[arg-type]
-_INSERT_TAG = insert(InstanceTag.__table__)  # type: ignore[arg-type]
-_INSERT_ACTION = insert(InstanceAction.__table__)  # type: ignore[arg-type]
+# (straight to the DBAPI cursor: ``db.precompiled``)
+_INSERT_INSTANCE = Precompiled(insert(Instance.__table__))  # type: ignore[arg-type]
+_INSERT_SPEC = Precompiled(insert(RequestSpec.__table__))  # type: ignore[arg-type]
+_INSERT_METADATA = Precompiled(insert(InstanceMetadata.__table__))  # type: ignore[arg-type]
+_INSERT_TAG = Precompiled(insert(InstanceTag.__table__))  # type: ignore[arg-type]
+_INSERT_ACTION = Precompiled(insert(InstanceAction.__table__))  # type: ignore[arg-type]
 
 
 def insert_instances(s: Session, plan: BuildPlan) -> None:
@@ -138,13 +140,11 @@ def insert_many(s: Session, plans: list[BuildPlan]) -> None:
     if not instances:
         return
     conn = s.connection()
-    conn.execute(_INSERT_INSTANCE, instances)
-    conn.execute(_INSERT_SPEC, specs)
-    if metadata:
-        conn.execute(_INSERT_METADATA, metadata)
-    if tags:
-        conn.execute(_INSERT_TAG, tags)
-    conn.execute(_INSERT_ACTION, actions)
+    _INSERT_INSTANCE.run_many(conn, instances)
+    _INSERT_SPEC.run_many(conn, specs)
+    _INSERT_METADATA.run_many(conn, metadata)
+    _INSERT_TAG.run_many(conn, tags)
+    _INSERT_ACTION.run_many(conn, actions)
 
 
 def join_server_group(s: Session, plan: BuildPlan) -> None:
