@@ -13,61 +13,66 @@ from sqlalchemy.orm import Session
 
 from novalite.db.base import utcnow
 from novalite.db.models.compute import InstanceAction, InstanceActionEvent, InstanceFault
+from novalite.db.precompiled import Precompiled
 
 FAULT_MESSAGE_MAX = 255
 _ACTIONS = cast(Table, InstanceAction.__table__)
 _EVENTS = cast(Table, InstanceActionEvent.__table__)
 _FAULTS = cast(Table, InstanceFault.__table__)
 
-_FIND = (select(_ACTIONS.c.id).where(_ACTIONS.c.instance_uuid == bindparam("instance_uuid"),
-                                     _ACTIONS.c.action == bindparam("action"))
-         .order_by(_ACTIONS.c.id.desc()).limit(1))
-_ADD_ACTION = insert(_ACTIONS).returning(_ACTIONS.c.id)
-_ADD_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
-_RECORD_EVENT = insert(_EVENTS)
-_FINISH = (update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
-           .values(finish_time=bindparam("v_finish"), result=bindparam("v_result"),
-                   traceback=bindparam("v_traceback"), details=bindparam("v_details")))
-_ACTION_OF = select(_EVENTS.c.action_id).where(_EVENTS.c.id == bindparam("event_id"))
-_MARK_ERROR = update(_ACTIONS).where(_ACTIONS.c.id == bindparam("action_id")).values(
-    message="Error", updated_at=bindparam("v_now"))
+# Precompiled (``db.precompiled``): several of these run per build while the write lock is held
+_FIND = Precompiled(select(_ACTIONS.c.id).where(_ACTIONS.c.instance_uuid == bindparam("instance_uuid"),
+                                                _ACTIONS.c.action == bindparam("action"))
+                    .order_by(_ACTIONS.c.id.desc()).limit(1))
+_ADD_ACTION = Precompiled(insert(_ACTIONS).returning(_ACTIONS.c.id))
+_ADD_EVENT = Precompiled(insert(_EVENTS).returning(_EVENTS.c.id))
+_RECORD_EVENT = Precompiled(insert(_EVENTS))
+_FINISH = Precompiled(update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"))
+                      .values(finish_time=bindparam("v_finish"), result=bindparam("v_result"),
+                              traceback=bindparam("v_traceback"), details=bindparam("v_details")))
+_ACTION_OF = Precompiled(select(_EVENTS.c.action_id).where(_EVENTS.c.id == bindparam("event_id")))
+_MARK_ERROR = Precompiled(update(_ACTIONS).where(_ACTIONS.c.id == bindparam("action_id")).values(
+    message="Error", updated_at=bindparam("v_now")))
 
 
 def find_action(s: Session, instance_uuid: str, action: str, *, user_id: str = "", project_id: str = "",
                 request_id: str = "") -> int:
     """The id of the latest ``action`` of the instance; the action is created when missing."""
     conn = s.connection()
-    found = conn.execute(_FIND, {"instance_uuid": instance_uuid, "action": action}).scalar()
+    found = _FIND.first(conn, {"instance_uuid": instance_uuid, "action": action})
     if found is not None:
-        return int(found)
+        return int(found[0])
     now = utcnow()
-    return int(conn.execute(_ADD_ACTION, {"instance_uuid": instance_uuid, "action": action,
-                                          "request_id": request_id or "", "user_id": user_id,
-                                          "project_id": project_id, "start_time": now,
-                                          "updated_at": now}).scalar_one())
+    added = _ADD_ACTION.first(conn, {"instance_uuid": instance_uuid, "action": action,
+                                     "request_id": request_id or "", "user_id": user_id,
+                                     "project_id": project_id, "start_time": now, "updated_at": now})
+    assert added is not None
+    return int(added[0])
 
 
 def start_event(s: Session, action_id: int, event: str, *, host: str | None) -> int:
     row: dict[str, Any] = {"action_id": action_id, "event": event, "start_time": utcnow(), "host": host}
-    return int(s.connection().execute(_ADD_EVENT, row).scalar_one())
+    added = _ADD_EVENT.first(s, row)
+    assert added is not None
+    return int(added[0])
 
 
 def finish_event(s: Session, event_id: int, *, ok: bool, traceback: str | None = None,
                  details: str | None = None) -> None:
     """Close the event; an error also marks its action's ``message`` "Error"."""
     conn = s.connection()
-    conn.execute(_FINISH, {"event_id": event_id, "v_finish": utcnow(), "v_result": "Success" if ok else "Error",
-                           "v_traceback": None if ok else traceback, "v_details": None if ok else details})
+    _FINISH.run(conn, {"event_id": event_id, "v_finish": utcnow(), "v_result": "Success" if ok else "Error",
+                       "v_traceback": None if ok else traceback, "v_details": None if ok else details})
     if not ok:
-        action_id = conn.execute(_ACTION_OF, {"event_id": event_id}).scalar()
-        conn.execute(_MARK_ERROR, {"action_id": action_id, "v_now": utcnow()})
+        row = _ACTION_OF.first(conn, {"event_id": event_id})
+        _MARK_ERROR.run(conn, {"action_id": row[0] if row else None, "v_now": utcnow()})
 
 
 def record_event(s: Session, action_id: int, event: str, *, ok: bool, host: str | None,
                  traceback: str | None = None, details: str | None = None) -> None:
     """A finished event in one go (one INSERT; a failure also marks the action "Error")."""
     now = utcnow()
-    s.connection().execute(_RECORD_EVENT, {"action_id": action_id, "event": event, "start_time": now, "host": host,
+    _RECORD_EVENT.run(s, {"action_id": action_id, "event": event, "start_time": now, "host": host,
                                            "finish_time": now, "result": "Success" if ok else "Error",
                                            "traceback": None if ok else traceback,
                                            "details": None if ok else details})
@@ -76,7 +81,7 @@ def record_event(s: Session, action_id: int, event: str, *, ok: bool, host: str 
 
 
 def mark_error(s: Session, action_id: int) -> None:
-    s.connection().execute(_MARK_ERROR, {"action_id": action_id, "v_now": utcnow()})
+    _MARK_ERROR.run(s, {"action_id": action_id, "v_now": utcnow()})
 
 
 def add_fault(s: Session, instance_uuid: str, *, message: str, code: int = 500, details: str = "",

@@ -26,6 +26,7 @@ from novalite.context import RequestContext
 from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
+from novalite.db.precompiled import Precompiled
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.scheduler import hostdata
 from novalite.scheduler.filters.server_group_anti_affinity import max_per_host
@@ -68,12 +69,12 @@ class Build:
 
 
 @functools.lru_cache(maxsize=64)
-def _transition(expect_none: bool, columns: tuple[str, ...]) -> Any:
-    """The UPDATE for one shape of transition, built once (values are bound at execution)."""
+def _transition(expect_none: bool, columns: tuple[str, ...]) -> Precompiled:
+    """The UPDATE for one shape of transition, compiled once (values are bound at execution)."""
     table = cast(Table, Instance.__table__)
     state = table.c.task_state.is_(None) if expect_none else table.c.task_state == bindparam("expected")
-    return (update(table).where(table.c.uuid == bindparam("instance_uuid"), table.c.deleted.is_(False), state)
-            .values({c: bindparam(f"v_{c}") for c in ("task_state", "updated_at", *columns)}))
+    return Precompiled(update(table).where(table.c.uuid == bindparam("instance_uuid"), table.c.deleted.is_(False), state)
+                       .values({c: bindparam(f"v_{c}") for c in ("task_state", "updated_at", *columns)}))
 
 
 def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None, **values: Any) -> None:
@@ -81,16 +82,15 @@ def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None,
     columns = tuple(sorted(values))
     params = {f"v_{c}": v for c, v in values.items()}
     params.update(instance_uuid=uuid, expected=expected, v_task_state=new, v_updated_at=utcnow())
-    result = s.connection().execute(_transition(expected is None, columns), params)
-    if result.rowcount != 1:
+    if _transition(expected is None, columns).run(s, params) != 1:
         raise Vanished(uuid)
 
 
 _INSTANCE = select(Instance.id, Instance.uuid, Instance.deleted, Instance.task_state, Instance.user_id,
                    Instance.project_id, Instance.requested_networks, Instance.security_groups,
                    Instance.flavor).where(Instance.uuid == bindparam("instance_uuid"))
-_METADATA = select(InstanceMetadata.key, InstanceMetadata.value).where(
-    InstanceMetadata.instance_uuid == bindparam("instance_uuid"))
+_METADATA = Precompiled(select(InstanceMetadata.key, InstanceMetadata.value).where(
+    InstanceMetadata.instance_uuid == bindparam("instance_uuid")))
 
 
 def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict[str, Any]) -> str | None:
@@ -155,7 +155,7 @@ def _accept(s: Session, *, b: Build, networks: Callable[[Session, Build], str | 
         set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
                        launched_on=b.host, vm_state=VmState.BUILDING)
         network_error = networks(s, b)
-    metadata = {k: v for k, v in conn.execute(_METADATA, {"instance_uuid": b.instance_uuid})}
+    metadata = {k: v for k, v in _METADATA.all(conn, {"instance_uuid": b.instance_uuid})}
     guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
                       flavor=dict(inst.flavor or {}), metadata=metadata, attempt=b.attempt,
                       admin_password=b.build_args.get("admin_password"))
@@ -168,10 +168,10 @@ _FINISH_COLUMNS = ("launched_at", "power_state", "progress", "vm_state")
 def _finish(s: Session, *, b: Build, power_state: PowerState) -> bool:
     """``finish``'s transaction; False when the row moved on (nothing written)."""
     now = utcnow()
-    result = s.connection().execute(_transition(False, _FINISH_COLUMNS), {
+    changed = _transition(False, _FINISH_COLUMNS).run(s, {
         "instance_uuid": b.instance_uuid, "expected": TaskState.SPAWNING, "v_task_state": None, "v_updated_at": now,
         "v_vm_state": VmState.ACTIVE, "v_power_state": int(power_state), "v_launched_at": now, "v_progress": 100})
-    if result.rowcount != 1:
+    if changed != 1:
         return False
     if b.event_id is not None:
         actions.finish_event(s, b.event_id, ok=True)

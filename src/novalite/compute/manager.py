@@ -142,7 +142,7 @@ class ComputeAgent:
             row = conn.execute(_TERMINATING, {"instance_uuid": uuid}).first()
             if row is None or row.deleted:
                 return
-            metadata = {k: v for k, v in conn.execute(build._METADATA, {"instance_uuid": uuid})}
+            metadata = {k: v for k, v in build._METADATA.all(conn, {"instance_uuid": uuid})}
             has_volumes = cleanup.has_volumes(s, uuid)
         guest = GuestSpec(uuid=row.uuid, name=f"instance-{row.id:08x}", host=self.host, node=row.node or self.host,
                           flavor=dict(row.flavor or {}), metadata=metadata)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import Allocation, ComputeNode, Inventory, ResourceProvider
+from novalite.db.precompiled import Precompiled
 
 
 @dataclass(frozen=True)
@@ -32,22 +33,24 @@ class NodeUsage:
 
 
 _NODES = cast(Table, ComputeNode.__table__)
-_HOLDS = (select(Allocation.id).join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
-          .where(Allocation.consumer_id == bindparam("instance_uuid"), ResourceProvider.uuid == bindparam("node"))
-          .limit(1))
-_RESET = (update(_NODES).where(_NODES.c.uuid == bindparam("node"), _NODES.c.failed_builds != 0)
-          .values(failed_builds=0))
-_FAILED = update(_NODES).where(_NODES.c.uuid == bindparam("node")).values(failed_builds=_NODES.c.failed_builds + 1)
+# Precompiled (``db.precompiled``): they run in every build's accept and finish transactions
+_HOLDS = Precompiled(select(Allocation.id).join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
+                     .where(Allocation.consumer_id == bindparam("instance_uuid"), ResourceProvider.uuid == bindparam("node"))
+                     .limit(1))
+_RESET = Precompiled(update(_NODES).where(_NODES.c.uuid == bindparam("node"), _NODES.c.failed_builds != 0)
+                     .values(failed_builds=0))
+_FAILED = Precompiled(update(_NODES).where(_NODES.c.uuid == bindparam("node"))
+                      .values(failed_builds=_NODES.c.failed_builds + 1))
 
 
 def instance_claim(s: Session, instance_uuid: str, node_uuid: str) -> bool:
     """True when the instance holds an allocation on this node's provider."""
-    return s.connection().execute(_HOLDS, {"instance_uuid": instance_uuid, "node": node_uuid}).first() is not None
+    return _HOLDS.first(s, {"instance_uuid": instance_uuid, "node": node_uuid}) is not None
 
 
 def record_build_result(s: Session, node_uuid: str, *, ok: bool) -> None:
     """A success resets the node's consecutive failed-build counter; a failure bumps it."""
-    s.connection().execute(_RESET if ok else _FAILED, {"node": node_uuid})
+    (_RESET if ok else _FAILED).run(s, {"node": node_uuid})
 
 
 def node_usage(s: Session, node_uuids: Sequence[str]) -> dict[str, NodeUsage]:
