@@ -60,3 +60,10 @@ def test_startup_prints_first_answer_and_phases() -> None:
     out = _run("startup.py", "-k", "1", "--hosts", "2")
     assert re.search(rf"first answer after start: median {NUMBER} s\s+min {NUMBER} s\s+max {NUMBER} s", out), out
     assert re.search(rf"phase medians ms: imports {NUMBER}\s+schema {NUMBER}", out), out
+
+
+def test_pipeline_prints_cpu_per_server_for_each_part() -> None:
+    out = _run("pipeline.py", "-n", "20", "--hosts", "3", "--batch", "4")
+    assert "servers: 20  hosts: 3  batch: 4  all ACTIVE" in out, out
+    assert re.search(rf"CPU us per server: api {NUMBER}\s+schedule {NUMBER}\s+build {NUMBER}\s+total {NUMBER}",
+                     out), out

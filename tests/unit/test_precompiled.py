@@ -105,7 +105,6 @@ def test_expanding_in_is_refused() -> None:
 def test_instance_insert_writes_the_same_row_as_core(db: Database) -> None:
     """The create's own insert (JSON, booleans, None, datetimes, column defaults): column for
     column what ``Connection.execute`` writes for the same parameters."""
-    from sqlalchemy import text
 
     stamp = dt.datetime(2026, 11, 25, 1, 2, 3, 456789)
 
