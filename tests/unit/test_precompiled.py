@@ -6,18 +6,15 @@ the session's transaction. SQLite always; PostgreSQL when reachable (skips loudl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import cast
 
 import pytest
 from sqlalchemy import Table, bindparam, insert, select, update
 
-from novalite.db.base import Database, upgrade
+from novalite.db.base import Database
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import Consumer, ResourceProvider
 from novalite.db.precompiled import Precompiled
-from tests.conftest import drop_postgres, postgres_url
 
 _RP = cast(Table, ResourceProvider.__table__)
 _CONSUMERS = cast(Table, Consumer.__table__)
@@ -28,17 +25,6 @@ BUMP = Precompiled(update(_RP).where(_RP.c.name == bindparam("name"))
                    .values(generation=_RP.c.generation + 1).returning(_RP.c.id, _RP.c.generation))
 TOUCH = Precompiled(update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("uuid"), _INSTANCES.c.deleted.is_(False))
                     .values(updated_at=bindparam("now")))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path}/pc.db" if request.param == "sqlite" else postgres_url()
-    upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
-    if request.param == "postgresql":
-        drop_postgres(url)
 
 
 def test_insert_fills_python_defaults_and_reads_back_like_core(db: Database) -> None:

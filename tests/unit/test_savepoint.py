@@ -4,28 +4,13 @@ part. On SQLite always, on PostgreSQL when it is reachable (skips loudly otherwi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 
-from novalite.db.base import Database, savepoint, upgrade
-from tests.conftest import drop_postgres, postgres_url
+from novalite.db.base import Database, savepoint
 
 INSERT = text("INSERT INTO quotas (project_id, user_id, resource, hard_limit) VALUES (:p, '', :r, :n)")
 ROWS = text("SELECT resource, hard_limit FROM quotas WHERE project_id = 'sp' ORDER BY resource")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path}/sp.db" if request.param == "sqlite" else postgres_url()
-    upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
-    if request.param == "postgresql":
-        drop_postgres(url)
 
 
 def _insert(s: object, resource: str, n: int = 1) -> None:
