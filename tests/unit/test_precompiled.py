@@ -111,3 +111,18 @@ def test_instance_insert_writes_the_same_row_as_core(db: Database) -> None:
         core, fast = ({k: v for k, v in zip(names, r, strict=True) if k not in ("id", "uuid")} for r in result)
     assert fast == core
     assert core["auto_disk_config"] in (1, True) and core["hostname"] == ""
+
+
+def test_driver_errors_are_sqlalchemys_exceptions(db: Database) -> None:
+    """A failed statement raises what ``Connection.execute`` would: callers catch
+    ``sqlalchemy.exc.IntegrityError`` whichever way the statement ran."""
+    from sqlalchemy.exc import IntegrityError
+
+    with db.session() as s:
+        ADD_CONSUMER.run(s, {"uuid": "dup", "project_id": "p", "user_id": "u"})
+        with pytest.raises(IntegrityError):
+            ADD_CONSUMER.run(s, {"uuid": "dup", "project_id": "p", "user_id": "u"})
+        s.rollback()
+    with pytest.raises(IntegrityError):
+        with db.session() as s:
+            ADD_CONSUMER.run_many(s, [{"uuid": "twice", "project_id": "p", "user_id": "u"}] * 2)

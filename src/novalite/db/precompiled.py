@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Insert
@@ -96,30 +97,39 @@ class Precompiled:
                                                                keys if self._by_keys else None)
         return form
 
-    def _cursor(self, s: Session | Connection, params: Mapping[str, Any] | None) -> tuple[Any, _Form]:
+    def _execute(self, s: Session | Connection, params: Any, *, many: bool = False,
+                 fetch: bool = False) -> tuple[int, list[tuple[Any, ...]]]:
+        """Run on the DBAPI cursor; (rowcount, rows read to the end when ``fetch``). A driver error
+        is raised as the SQLAlchemy exception ``Connection.execute`` would raise (``IntegrityError``,
+        ``OperationalError``, ...), chained to the driver's."""
         conn = s.connection() if isinstance(s, Session) else s
+        dialect = conn.dialect
         driver = conn.connection.driver_connection
         assert driver is not None
-        return driver.cursor(), self._form(conn.dialect, params)
+        form = self._form(dialect, params[0] if many else params)
+        values = [form.parameters(p) for p in params] if many else form.parameters(params or {})
+        cursor = driver.cursor()
+        try:
+            if many:
+                cursor.executemany(form.sql, values)
+            else:
+                cursor.execute(form.sql, values)
+            rows = [tuple(row) for row in cursor.fetchall()] if fetch else []
+            return int(cursor.rowcount), rows
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(form.sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect,
+                                      ismulti=many) from exc
+        finally:
+            cursor.close()
 
     def run(self, s: Session | Connection, params: Mapping[str, Any] | None = None) -> int:
         """Execute; the number of rows it changed."""
-        cursor, form = self._cursor(s, params)
-        try:
-            cursor.execute(form.sql, form.parameters(params or {}))
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return self._execute(s, params)[0]
 
     def all(self, s: Session | Connection, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute; every row it returned (a SELECT, or a statement with RETURNING), read to the
         end so the statement is finished before the transaction commits."""
-        cursor, form = self._cursor(s, params)
-        try:
-            cursor.execute(form.sql, form.parameters(params or {}))
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return self._execute(s, params, fetch=True)[1]
 
     def first(self, s: Session | Connection, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         rows = self.all(s, params)
@@ -127,10 +137,5 @@ class Precompiled:
 
     def run_many(self, s: Session | Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set (``executemany``)."""
-        if not rows:
-            return
-        cursor, form = self._cursor(s, rows[0])
-        try:
-            cursor.executemany(form.sql, [form.parameters(r) for r in rows])
-        finally:
-            cursor.close()
+        if rows:
+            self._execute(s, rows, many=True)
