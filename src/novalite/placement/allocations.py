@@ -1,8 +1,9 @@
 """Allocations: claim, release and move what a consumer holds, with compare-and-swap writes.
 
-A claim runs inside a SAVEPOINT of the caller's transaction (``db.base.savepoint``: Core only), so a failed claim leaves no
-trace and the caller may try the next candidate in the same transaction (all-or-nothing
-multi-create claims every instance in one transaction). Guarantees:
+A claim runs inside a SAVEPOINT of the caller's transaction (``db.base.savepoint``: Core
+statements only), so a failed claim leaves no trace and the caller may try the next candidate
+in the same transaction (all-or-nothing multi-create claims every instance in one
+transaction). Guarantees:
 
 * capacity: each resource class is taken with ``UPDATE inventories SET used = used + n
   WHERE ... AND used + n <= capacity`` -- two concurrent claims can never both get the

@@ -179,8 +179,7 @@ _USER_USAGE = Precompiled(_PROJECT_USAGE_QUERY.where(Instance.user_id == bindpar
 
 def _instance_usage(s: Session, project_id: str, user_id: str | None) -> dict[str, int]:
     stmt = _USER_USAGE if user_id else _PROJECT_USAGE
-    params = {"project_id": project_id, "user_id": user_id} if user_id else {"project_id": project_id}
-    [(count, cores, ram)] = stmt.all(_core(s), params)
+    [(count, cores, ram)] = stmt.all(_core(s), {"project_id": project_id, "user_id": user_id})
     return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 
 
