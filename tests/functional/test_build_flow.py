@@ -55,6 +55,27 @@ def test_exhausted_retries_end_in_error_naming_every_host(stack_factory: Any) ->
     assert h.allocations_by_host(api, uuid) == {}
 
 
+def test_an_error_while_rescheduling_ends_in_error_not_in_build(stack_factory: Any, monkeypatch: Any) -> None:
+    """The conductor's reschedule transaction fails for a reason it cannot retry (here: the
+    claim of the alternate raises): the instance ends in ERROR with the cause, claims released."""
+    from novalite.conductor import manager
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("placement database unreachable")
+
+    monkeypatch.setattr(manager, "_claim_alternate", broken)
+    api = stack_factory(fake_hosts=3)
+    [uuid] = h.create_instances(api, metadata={"novalite:fail_spawn_hosts": "1"})
+    row = h.wait_for(api, uuid, h.settled)
+    assert (row.vm_state, row.task_state, row.host) == ("error", None, None)
+    [fault] = h.faults(api, uuid)
+    assert fault.code == 500
+    assert "Rescheduling instance" in fault.message and "placement database unreachable" in fault.message
+    assert "fake-host-" in fault.details and "(conductor)" in fault.details  # the host that failed, then why
+    assert h.allocations_by_host(api, uuid) == {}
+    h.usage_matches_live_servers(api)
+
+
 def test_fewer_hosts_than_attempts_exhausts_alternates(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=2, max_attempts=3)
     [uuid] = h.create_instances(api, metadata={"novalite:fail_spawn": "always"})

@@ -99,21 +99,27 @@ class ComputeAgent:
         if self.max_attempts <= 1:
             self._fail(b, exc.reason, traceback.format_exc())
             return
-        with self.db.session() as s:
+        tb = traceback.format_exc()
+
+        def give_back(s: Session) -> bool:  # run again from scratch by db.write after a deadlock
             if b.event_id is not None:
-                actions.finish_event(s, b.event_id, ok=False, traceback=traceback.format_exc(), details=exc.reason)
+                actions.finish_event(s, b.event_id, ok=False, traceback=tb, details=exc.reason)
             if not exc.by_policy:
                 resource_tracker.record_build_result(s, self.node_uuid, ok=False)
             cleanup.release_ports(s, b.instance_uuid, b.requested_networks)
             cleanup.allocations.release(s, b.instance_uuid)
             current = _current_task(s, b.instance_uuid)
             if current not in _BUILD_TASK_STATES:  # being deleted: the delete finishes the job
-                return
+                return False
             try:
                 build.set_task_state(s, b.instance_uuid, current, TaskState.SCHEDULING,
                                      host=None, node=None, network_info=[])
             except Vanished:
-                return
+                return False
+            return True
+
+        if not self.db.write(give_back):
+            return
         failures = [*msg.failures, {"host": self.host, "reason": exc.reason}]
         self.conductor.build_instances(b.ctx, instance_uuid=b.instance_uuid, build_args=b.build_args,
                                        alternates=list(msg.alternates), attempt=msg.attempt + 1, failures=failures)

@@ -103,16 +103,17 @@ class ConductorManager:
         ctx = context_from_dict(msg.context)
         alternates = [Destination.from_dict(a) for a in msg.alternates]
         if msg.attempt <= self.max_attempts:
-            with self.db.session() as s:
-                owner = _owner(s, msg.instance_uuid)
-                if owner is None:
-                    allocations.release(s, msg.instance_uuid)
-                    return
-                chosen, rest = _claim_alternate(s, msg.instance_uuid, owner, alternates)
-                if chosen is not None:
-                    s.execute(update(Instance).where(Instance.uuid == msg.instance_uuid)
-                              .values(availability_zone=chosen.availability_zone)
-                              .execution_options(synchronize_session=False))
+            try:
+                outcome = self.db.write(lambda s: _take_alternate(s, msg.instance_uuid, alternates))
+            except Exception as exc:  # never leave the instance in BUILD: it ends in ERROR with why
+                LOG.exception("rescheduling %s failed", msg.instance_uuid)
+                failures = [*msg.failures, {"host": "(conductor)", "reason": f"{type(exc).__name__}: {exc}"}]
+                self.bury([msg.instance_uuid], f"Rescheduling instance {msg.instance_uuid} failed: "
+                          f"{type(exc).__name__}: {exc}", _failure_details(failures), event=None)
+                return
+            if outcome is None:  # deleted (or moved on) meanwhile: nothing to build
+                return
+            chosen, rest = outcome
             if chosen is not None:
                 self._cast_build(ctx, msg.instance_uuid, chosen, rest, msg.build_args, attempt=msg.attempt,
                                  failures=list(msg.failures))
@@ -123,26 +124,45 @@ class ConductorManager:
     # --- burial ---------------------------------------------------------------------------
     def bury(self, instance_uuids: Sequence[str], message: str, details: str, *, event: str | None = BURY_EVENT) -> None:
         """ERROR + fault (code 500) + failed action event for every live instance; claims released."""
-        with self.db.session() as s:
-            rows = list(s.scalars(select(Instance).where(Instance.uuid.in_(list(instance_uuids)))))
-            for row in rows:
-                allocations.release(s, row.uuid)
-                if row.deleted:
-                    continue
-                row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
-                row.updated_at = utcnow()
-                actions.add_fault(s, row.uuid, message=message, details=details)
-                action = actions.find_action(s, row.uuid, "create", user_id=row.user_id, project_id=row.project_id)
-                if event is not None:
-                    actions.record_event(s, action, event, ok=False, host=None, traceback=details, details=message)
-                else:
-                    actions.mark_error(s, action)
+        self.db.write(lambda s: self._bury(s, instance_uuids, message, details, event))
+
+    @staticmethod
+    def _bury(s: Session, instance_uuids: Sequence[str], message: str, details: str, event: str | None) -> None:
+        rows = list(s.scalars(select(Instance).where(Instance.uuid.in_(list(instance_uuids)))))
+        for row in rows:
+            allocations.release(s, row.uuid)
+            if row.deleted:
+                continue
+            row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
+            row.updated_at = utcnow()
+            actions.add_fault(s, row.uuid, message=message, details=details)
+            action = actions.find_action(s, row.uuid, "create", user_id=row.user_id, project_id=row.project_id)
+            if event is not None:
+                actions.record_event(s, action, event, ok=False, host=None, traceback=details, details=message)
+            else:
+                actions.mark_error(s, action)
 
 
 def _owner(s: Session, uuid: str) -> tuple[str, str] | None:
     row = s.execute(select(Instance.project_id, Instance.user_id).where(
         Instance.uuid == uuid, Instance.deleted.is_(False), Instance.task_state == TaskState.SCHEDULING)).first()
     return (row[0], row[1]) if row else None
+
+
+def _take_alternate(s: Session, uuid: str, alternates: list[Destination]
+                    ) -> tuple[Destination | None, list[Destination]] | None:
+    """Claim the first alternate that still fits (and record its zone); None when the instance
+    is no longer waiting for a host (its allocations, if any, are released)."""
+    owner = _owner(s, uuid)
+    if owner is None:
+        allocations.release(s, uuid)
+        return None
+    chosen, rest = _claim_alternate(s, uuid, owner, alternates)
+    if chosen is not None:
+        s.execute(update(Instance).where(Instance.uuid == uuid)
+                  .values(availability_zone=chosen.availability_zone)
+                  .execution_options(synchronize_session=False))
+    return chosen, rest
 
 
 def _claim_alternate(s: Session, uuid: str, owner: tuple[str, str],

@@ -5,6 +5,12 @@ rollback on error). ``serialized(key)`` is a unit of work that holds a lock name
 for its whole duration, so check-then-write sequences (quota counting) cannot interleave:
 SQLite takes its single write lock up front (``BEGIN IMMEDIATE``), PostgreSQL takes a
 transaction-scoped advisory lock on a hash of the key.
+
+``write(fn)`` runs ``fn(session)`` in a unit of work and runs it again, from the start, when
+PostgreSQL aborted the transaction as a deadlock victim or for a serialization failure (the
+whole transaction was rolled back, so running it again is safe as long as ``fn`` does nothing
+but database work). Writers keep one lock order to make deadlocks rare (see
+``placement.allocations``); the retry covers the cycles no order can rule out.
 """
 
 from __future__ import annotations
@@ -12,19 +18,35 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from novalite.db.write_lock import WriteLock
 from novalite.randomness import uuid4
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+# PostgreSQL's SQLSTATEs for "the transaction was rolled back; run it again"
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+WRITE_ATTEMPTS = 5
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for a database error that aborted the whole transaction for a reason another run
+    of the same transaction would not meet again (deadlock victim, serialization failure)."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 def utcnow() -> dt.datetime:
@@ -149,6 +171,21 @@ class Database:
         """A unit of work that may write: commit on success, rollback on error."""
         with self._unit(write=True) as s:
             yield s
+
+    def write(self, fn: Callable[[Session], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+        """``fn(session)`` in a unit of work (``session()``), run again from the start when the
+        database rolled the transaction back as a deadlock victim or serialization failure."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.session() as s:
+                    return fn(s)
+            except DBAPIError as exc:
+                if attempt == attempts or not retryable(exc):
+                    raise
+                LOG.warning("transaction rolled back by the database (%s); running it again (%d of %d)",
+                            getattr(exc.orig, "sqlstate", "?"), attempt + 1, attempts)
+                time.sleep(random.uniform(0.0, 0.02 * attempt))  # noqa: S311 - jitter, not security
+        raise AssertionError("unreachable")
 
     @contextmanager
     def reader(self) -> Iterator[Session]:

@@ -14,6 +14,15 @@ transaction). Guarantees:
   existing one is matched on its generation. Either mismatch is ``AllocationConflict``.
 
 ``release`` is idempotent: releasing a consumer with nothing allocated does nothing.
+
+Lock order (PostgreSQL takes row locks; SQLite has one writer at a time): every writer of a
+provider's inventories -- claim, release, ``providers.set_inventories`` -- first updates the
+provider's row (the generation bump), several providers in order of uuid. The provider row is
+then a per-provider mutex: two writers can no longer lock one provider's inventory rows in
+opposite orders (a release used to give back class by class while a claim's single UPDATE
+locked them in scan order, and PostgreSQL killed one of the two as a deadlock). Cycles through
+other tables or across multi-provider transactions remain possible in principle;
+``Database.write`` runs such a deadlock victim again.
 """
 
 from __future__ import annotations
@@ -52,20 +61,14 @@ class ConsumerRef:
 
 
 @functools.lru_cache(maxsize=128)
-def _take_statement(rcs: tuple[str, ...], by_uuid: bool = False) -> Precompiled:
-    """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>; the
-    provider as provider_id, or as provider_uuid when ``by_uuid``: no separate id lookup)."""
+def _take_statement(rcs: tuple[str, ...]) -> Precompiled:
+    """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>)."""
     inv = cast(Table, Inventory.__table__)
     amount = case({rc: bindparam(f"amount_{i}", type_=Integer) for i, rc in enumerate(rcs)},
                   value=inv.c.resource_class, else_=0)
     capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
-    if by_uuid:
-        rp = cast(Table, ResourceProvider.__table__)
-        provider: Any = select(rp.c.id).where(rp.c.uuid == bindparam("provider_uuid")).scalar_subquery()
-    else:
-        provider = bindparam("provider_id", type_=Integer)
     return Precompiled(update(inv)
-                       .where(inv.c.resource_provider_id == provider,
+                       .where(inv.c.resource_provider_id == bindparam("provider_id", type_=Integer),
                               inv.c.resource_class.in_([literal(rc) for rc in rcs]), inv.c.used + amount <= capacity,
                               inv.c.min_unit <= amount, inv.c.max_unit >= amount, (amount % inv.c.step_size) == 0)
                        .values(used=inv.c.used + amount))
@@ -91,10 +94,10 @@ _ADD_CONSUMER = insert(_CONSUMERS)
 _BUMP_CONSUMER = (update(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("consumer_uuid"),
                                            _CONSUMERS.c.generation == bindparam("seen"))
                   .values(generation=_CONSUMERS.c.generation + 1))
-_PROVIDER_IDS = select(ResourceProvider.uuid, ResourceProvider.id).where(
-    ResourceProvider.uuid.in_(bindparam("uuids", expanding=True)))
-_HELD_ROWS = select(_ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALLOC.c.used).where(
-    _ALLOC.c.consumer_id == bindparam("uuid"))
+_PROVIDERS = cast(Table, ResourceProvider.__table__)
+_HELD_ROWS = (select(_PROVIDERS.c.uuid, _ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALLOC.c.used)
+              .join(_PROVIDERS, _PROVIDERS.c.id == _ALLOC.c.resource_provider_id)
+              .where(_ALLOC.c.consumer_id == bindparam("uuid")))
 _DROP_ALLOCATIONS = delete(_ALLOC).where(_ALLOC.c.consumer_id == bindparam("uuid"))
 _DROP_CONSUMER = delete(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"))
 _ADD_ALLOCATIONS = Precompiled(insert(_ALLOC))
@@ -152,10 +155,6 @@ def _bump_consumer(s: Session, uuid: str, seen: int) -> None:
         raise AllocationConflict(f"consumer generation conflict for {uuid}")
 
 
-def _provider_ids(s: Session, uuids: list[str]) -> dict[str, int]:
-    return {u: i for u, i in s.connection().execute(_PROVIDER_IDS, {"uuids": uuids})}
-
-
 def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
           consumer_generation: int | None = None,
           provider_generations: Mapping[str, int] | None = None) -> None:
@@ -172,23 +171,18 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
     _check_consumer(s, consumer, consumer_generation)
     conn = s.connection()
     rows: list[dict[str, Any]] = []
-    for provider_uuid, resources in request.items():
-        wanted = {rc: int(n) for rc, n in resources.items() if n > 0}
-        if wanted:
-            # capacity first (by uuid: no id lookup); a miss is a missing provider or no room
-            rcs = tuple(wanted)
-            params: dict[str, Any] = {f"amount_{i}": wanted[rc] for i, rc in enumerate(rcs)}
-            params["provider_uuid"] = provider_uuid
-            if _take_statement(rcs, True).run(conn, params) != len(rcs):
-                if not _provider_ids(s, [provider_uuid]):
-                    raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
-                raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
-        try:  # the generation bump also gives the provider's id
+    for provider_uuid in sorted(request):  # the lock order: providers by uuid (see module doc)
+        wanted = {rc: int(n) for rc, n in request[provider_uuid].items() if n > 0}
+        # the provider's row first (the generation bump also gives its id): it is the lock every
+        # writer of the provider's inventories takes before them
+        try:
             provider_id = bump_generation_by_uuid(s, provider_uuid, provider_generations.get(provider_uuid))
         except Conflict as exc:
             raise AllocationConflict(exc.message) from exc
         if provider_id is None:
             raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
+        if wanted and not _take(s, provider_id, wanted):
+            raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
         rows.extend({"resource_provider_id": provider_id, "consumer_id": consumer.uuid, "resource_class": rc,
                      "used": n} for rc, n in wanted.items())
     if rows:
@@ -198,11 +192,12 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
 def release(s: Session, consumer_uuid: str) -> bool:
     """Remove every allocation of ``consumer_uuid`` (and the consumer). Idempotent; True if any."""
     conn = s.connection()
-    rows = conn.execute(_HELD_ROWS, {"uuid": consumer_uuid}).all()
-    for provider_id, rc, used in rows:
-        _give_back(s, provider_id, rc, used)
-    for provider_id in {r[0] for r in rows}:
+    # (provider uuid, provider id, class, amount) in the lock order a claim uses
+    rows = sorted(conn.execute(_HELD_ROWS, {"uuid": consumer_uuid}).all())
+    for provider_id in dict.fromkeys(r[1] for r in rows):  # each provider's row before its inventories
         bump_generation(s, provider_id)
+    for _uuid, provider_id, rc, used in rows:
+        _give_back(s, provider_id, rc, used)
     if rows:
         conn.execute(_DROP_ALLOCATIONS, {"uuid": consumer_uuid})
     conn.execute(_DROP_CONSUMER, {"uuid": consumer_uuid})

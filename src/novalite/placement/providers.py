@@ -106,9 +106,16 @@ def get_provider(s: Session, uuid: str) -> ResourceProvider | None:
 
 def set_inventories(s: Session, provider: ResourceProvider, inventories: Mapping[str, InventorySpec],
                     *, seen_generation: int | None = None) -> None:
-    """Replace the provider's inventories, keeping ``used``; refuses to shrink below usage."""
+    """Replace the provider's inventories, keeping ``used``; refuses to shrink below usage.
+
+    The generation is bumped (and checked) first: the provider's row is the lock claims and
+    releases take before the inventory rows (``placement.allocations``), so ``used`` read
+    after it cannot change until this transaction ends."""
+    s.flush()
+    bump_generation(s, provider.id, seen_generation)
     existing = {inv.resource_class: inv for inv in
-                s.scalars(select(Inventory).where(Inventory.resource_provider_id == provider.id))}
+                s.scalars(select(Inventory).where(Inventory.resource_provider_id == provider.id)
+                          .execution_options(populate_existing=True))}
     for rc, inv in existing.items():
         if rc not in inventories:
             if inv.used:
@@ -124,7 +131,6 @@ def set_inventories(s: Session, provider: ResourceProvider, inventories: Mapping
         row.max_unit = spec.max_unit if spec.max_unit is not None else spec.total
         row.step_size, row.allocation_ratio = spec.step_size, spec.allocation_ratio
     s.flush()
-    bump_generation(s, provider.id, seen_generation)
     s.refresh(provider)
 
 

@@ -284,9 +284,12 @@ class SchedulerService:
         pending = [i for i, o in enumerate(outcomes) if not isinstance(o, NoValidHost)]
         if pending:
             lone = len(pending) == 1  # alone in the transaction: a lost claim rolls it all back
-            with self.db.session() as s:
+
+            def claim_pending(s: Session) -> None:  # run again from scratch by db.write after a deadlock
+                claimed.clear()
                 for i in pending:
                     req, plan = requests[i], plans[i]
+                    outcomes[i] = {}
                     try:
                         with contextlib.nullcontext() if lone else savepoint(s):
                             claimed[i] = self._claim_all(s, plan.view, plan.selection,
@@ -295,6 +298,8 @@ class SchedulerService:
                         if lone:
                             s.rollback()
                         outcomes[i] = NoValidHost("")  # replaced below, outside the write transaction
+
+            self.db.write(claim_pending)
         for i, plan in enumerate(plans):
             if i in claimed:
                 outcomes[i] = self._destinations(plan, claimed[i])
