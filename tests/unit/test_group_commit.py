@@ -126,3 +126,31 @@ def test_a_failing_batch_falls_back_to_unit_by_unit(db: Database) -> None:
     outcome = _queue_behind_a_writer(db, gc, lambda v: gc.run(db, _insert(v + 200), item=v, batch=batch))
     assert outcome == {0: 200, 1: 201, 2: 202, 3: 203}
     assert _values(db) == [200, 201, 202, 203]
+
+
+class _Deadlock(Exception):
+    """What psycopg raises for a deadlock victim: an error carrying SQLSTATE 40P01."""
+
+    sqlstate = "40P01"
+
+
+def test_a_unit_rolled_back_as_a_deadlock_victim_runs_again(db: Database) -> None:
+    """Alone, a unit the database rolled back for a deadlock (PostgreSQL) runs again in a new
+    transaction; its first run leaves nothing behind. Any other error is the unit's own."""
+    from sqlalchemy.exc import OperationalError
+
+    runs: list[int] = []
+
+    def victim_once(s: Session) -> int:
+        s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": 10 + len(runs)})
+        runs.append(1)
+        if len(runs) == 1:
+            raise OperationalError("UPDATE inventories ...", {}, _Deadlock("deadlock detected"))
+        return len(runs)
+
+    assert group_commit.group(db, "retry").run(db, victim_once) == 2
+    assert _values(db) == [11]  # the first run's row was rolled back with it
+
+    with pytest.raises(OperationalError):
+        group_commit.group(db, "retry").run(db, lambda s: (runs.append(1), s.execute(text("SELECT * FROM nope"))))
+    assert len(runs) == 3  # "no such table" is not retried

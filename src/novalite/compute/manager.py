@@ -125,19 +125,21 @@ class ComputeAgent:
                                        alternates=list(msg.alternates), attempt=msg.attempt + 1, failures=failures)
 
     def _fail(self, b: Build, reason: str, tb: str) -> None:
-        with self.db.session() as s:
-            if b.event_id is not None:
-                actions.finish_event(s, b.event_id, ok=False, traceback=tb, details=reason)
-            resource_tracker.record_build_result(s, self.node_uuid, ok=False)
-            row = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
-            if row is None:
-                return
-            cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
-            if row.deleted:
-                return
-            row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
-            row.updated_at = utcnow()
-            actions.add_fault(s, b.instance_uuid, message=reason, details=tb, host=self.host)
+        self.db.write(lambda s: self._record_failure(s, b, reason, tb))
+
+    def _record_failure(self, s: Session, b: Build, reason: str, tb: str) -> None:
+        if b.event_id is not None:
+            actions.finish_event(s, b.event_id, ok=False, traceback=tb, details=reason)
+        resource_tracker.record_build_result(s, self.node_uuid, ok=False)
+        row = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
+        if row is None:
+            return
+        cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
+        if row.deleted:
+            return
+        row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
+        row.updated_at = utcnow()
+        actions.add_fault(s, b.instance_uuid, message=reason, details=tb, host=self.host)
 
     # --- delete ------------------------------------------------------------------------
     def terminate_instance(self, msg: TerminateInstance) -> None:

@@ -22,7 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +41,23 @@ T = TypeVar("T")
 # PostgreSQL's SQLSTATEs for "the transaction was rolled back; run it again"
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 WRITE_ATTEMPTS = 5
+
+
+def run_retrying(begin: Callable[[], AbstractContextManager[Session]], fn: Callable[[Session], T], *,
+                 attempts: int = WRITE_ATTEMPTS) -> T:
+    """``fn(session)`` in the unit of work ``begin()`` opens, run again (in a new one) while the
+    database rolls it back for a ``retryable`` reason, up to ``attempts`` runs in all."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with begin() as s:
+                return fn(s)
+        except DBAPIError as exc:
+            if attempt == attempts or not retryable(exc):
+                raise
+            LOG.warning("transaction rolled back by the database (%s); running it again (%d of %d)",
+                        getattr(exc.orig, "sqlstate", "?"), attempt + 1, attempts)
+            time.sleep(random.uniform(0.0, 0.02 * attempt))  # noqa: S311 - jitter, not security
+    raise AssertionError("unreachable")
 
 
 def retryable(exc: BaseException) -> bool:
@@ -175,17 +192,7 @@ class Database:
     def write(self, fn: Callable[[Session], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
         """``fn(session)`` in a unit of work (``session()``), run again from the start when the
         database rolled the transaction back as a deadlock victim or serialization failure."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.session() as s:
-                    return fn(s)
-            except DBAPIError as exc:
-                if attempt == attempts or not retryable(exc):
-                    raise
-                LOG.warning("transaction rolled back by the database (%s); running it again (%d of %d)",
-                            getattr(exc.orig, "sqlstate", "?"), attempt + 1, attempts)
-                time.sleep(random.uniform(0.0, 0.02 * attempt))  # noqa: S311 - jitter, not security
-        raise AssertionError("unreachable")
+        return run_retrying(self.session, fn, attempts=attempts)
 
     @contextmanager
     def reader(self) -> Iterator[Session]:

@@ -4,7 +4,8 @@
 becomes the writer and runs every queued unit in one transaction, the others wait for it
 (no thread of its own, nothing to start or stop). Each caller gets its own result or
 exception. When the shared transaction fails, it is rolled back and every unit of it runs
-again in a transaction of its own, so one unit's error never costs another unit its work.
+again in a transaction of its own, so one unit's error never costs another unit its work (a
+unit that alone is a deadlock victim on PostgreSQL runs again: ``db.base.run_retrying``).
 Units must therefore leave no trace outside the transaction (database statements only).
 
 The transaction is ``db.session()`` unless ``begin`` names another one (the create-server
@@ -27,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from novalite.db.base import Database
+from novalite.db.base import Database, run_retrying
 
 Batch = Callable[[Session, list[Any]], list[Any]]
 
@@ -96,9 +97,8 @@ def _write(begin: Callable[[], AbstractContextManager[Session]], batch: list[_Un
                     settled.add(i)
                 return
         for i, u in enumerate(batch):
-            try:
-                with begin() as s:
-                    u.result = u.work(s)
+            try:  # alone, a deadlock victim runs again (PostgreSQL); other errors are the unit's own
+                u.result = run_retrying(begin, u.work)
             except Exception as exc:
                 u.error = exc
             settled.add(i)
