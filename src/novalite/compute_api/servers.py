@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import json_body, next_link, parse_limit, request_context, runtime, validate
+from novalite.api.common import (
+    in_thread,
+    json_body,
+    next_link,
+    parse_limit,
+    request_context,
+    runtime,
+    validate,
+)
 from novalite.api.microversion import request_version
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas import servers as schemas
@@ -33,7 +41,7 @@ async def create(request: Request, ctx: RequestContext = Depends(request_context
     body = await json_body(request)
     validate(schemas.create_schema(version), body)
     req = CreateServerRequest.from_body(body, ctx, version)
-    result = await run_in_threadpool(create_server, runtime(request), req)
+    result = await in_thread(create_server, runtime(request), req)
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
     out = views.create_response(request, result.first_uuid, admin_pass=result.admin_pass,
