@@ -27,6 +27,8 @@ T = TypeVar("T")
 # Four keep a group commit fed (one writing, the others queueing behind it) and the CPUs busy.
 CREATE_WORKERS = 4
 _CREATE_POOL = ThreadPoolExecutor(max_workers=CREATE_WORKERS, thread_name_prefix="api-create")
+# the polled reads' threads (server lists and show, see compute_api.servers)
+READ_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="api-read")
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor = _CREATE_POOL) -> T:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import (
+    READ_POOL,
     in_thread,
     json_body,
     next_link,
@@ -177,7 +178,7 @@ def _down_time(request: Request, ctx: RequestContext) -> int | None:
     return int(runtime(request).settings.service_down_time) if ctx.is_admin else None
 
 
-def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, Any]:
+def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
     q = build_list_query(request, ctx)
     version = request_version(request)
     items: list[dict[str, Any]]
@@ -197,14 +198,17 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
     return out
 
 
+# The polled reads (server lists, one server: clients wait for ACTIVE with them) are coroutines
+# that hand their database work to a thread themselves: for a plain ``def`` route FastAPI takes
+# two trips through anyio's thread pool, the route and then the validation of its answer.
 @router.get("/servers")
-def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return _list(request, ctx, detail=False)
+async def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return await in_thread(_list, request, ctx, False, pool=READ_POOL)
 
 
 @router.get("/servers/detail")
-def detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return _list(request, ctx, detail=True)
+async def detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return await in_thread(_list, request, ctx, True, pool=READ_POOL)
 
 
 # -- one server ------------------------------------------------------------------------------------
@@ -219,8 +223,8 @@ def show_server(request: Request, ctx: RequestContext, instance_uuid: str) -> di
 
 
 @router.get("/servers/{server_id}")
-def show(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return show_server(request, ctx, server_id)
+async def show(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return await in_thread(show_server, request, ctx, server_id, pool=READ_POOL)
 
 
 def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
