@@ -160,6 +160,9 @@ def create_app(runtime: Runtime, *, start_background: bool = True,
             runtime.catalog.append(entry)
     for router in _match_order([r for r, _ in entries]):
         _include(app, router)
+    from novalite.compute_api import servers
+
+    servers.warm_up()
     app.add_middleware(RequestContextMiddleware)
     return app
 

