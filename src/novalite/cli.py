@@ -120,6 +120,9 @@ def main() -> None:
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:
     """Start every service on one port (the engine in a second process on 2+ CPUs)."""
+    from novalite.runtime import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts (the password prehash below starts some)
     phases = _Phases()
     if kwargs.pop("no_clouds_yaml"):
         kwargs["write_clouds_yaml"] = False

@@ -52,6 +52,32 @@ def load_token_key(db: Database) -> bytes:
 GC_THRESHOLDS = (5000, 20, 20)
 
 
+# glibc's mallopt parameter for the number of malloc arenas
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = 1) -> None:
+    """One malloc arena for the whole process (glibc only; call before any thread starts).
+
+    glibc gives threads arenas of their own, up to eight per core, and an arena keeps what it
+    once held. A page of 1,000 servers is built in one thread (the database read) and serialised
+    in another (the event loop): each arena then kept its own few MB of freed memory
+    (bench/list.py, 10,000 servers: PSS 159-163 MB with the default, 148 MB with one arena; boot
+    and list speed unchanged, since nearly every allocation happens under the GIL anyway)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return
+    mallopt(_M_ARENA_MAX, arenas)
+
+
 def settle_heap() -> None:
     """Called once start-up is done: collect the start-up garbage, move everything that is left
     (modules, models, compiled statements, route tables) out of the collector's sight for good
