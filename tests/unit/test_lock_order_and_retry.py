@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,53 +73,56 @@ def _waiting_statement(db: Database, timeout: float = 10.0) -> str:
     raise AssertionError("no backend started waiting for a lock")
 
 
+def _second_writer_queues_at_the_provider_row(pg: Database, first: Callable[[Session], None],
+                                               second: Callable[[Session], None]) -> None:
+    """``second`` runs in its own unit of work while ``first``'s is still open: it must wait at
+    the provider's row (before any inventory row), then go through once ``first`` commits."""
+    errors: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            with pg.session() as s:
+                second(s)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with pg.session() as s:
+        first(s)
+        worker = threading.Thread(target=run_second)
+        worker.start()
+        assert _waiting_statement(pg).lstrip().upper().startswith("UPDATE RESOURCE_PROVIDERS")
+    worker.join(10)
+    assert not worker.is_alive() and errors == []
+
+
 def test_a_release_waits_at_the_provider_row_while_a_claim_holds_the_provider(pg: Database) -> None:
     rp = _provider(pg, "rp-order")
     held = _consumer()
     with pg.session() as s:
         allocations.claim(s, held, {rp: SMALL})
-    errors: list[BaseException] = []
 
-    def release() -> None:
-        try:
-            with pg.session() as s:
-                allocations.release(s, held.uuid)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    with pg.session() as s:
+    def claim_more(s: Session) -> None:
         allocations.claim(s, _consumer(), {rp: {"VCPU": 2, "MEMORY_MB": 1024, "DISK_GB": 2}})
-        worker = threading.Thread(target=release)
-        worker.start()
-        # the release queues at the provider's row, before touching any inventory row
-        assert _waiting_statement(pg).lstrip().upper().startswith("UPDATE RESOURCE_PROVIDERS")
-    worker.join(10)
-    assert not worker.is_alive() and errors == []
+
+    def release_held(s: Session) -> None:
+        allocations.release(s, held.uuid)
+
+    _second_writer_queues_at_the_provider_row(pg, claim_more, release_held)
     assert _usage(pg, rp) == {"VCPU": 2, "MEMORY_MB": 1024, "DISK_GB": 2}
 
 
 def test_a_claim_waits_at_the_provider_row_while_inventories_are_replaced(pg: Database) -> None:
     rp = _provider(pg, "rp-inv")
-    errors: list[BaseException] = []
 
-    def claim() -> None:
-        try:
-            with pg.session() as s:
-                allocations.claim(s, _consumer(), {rp: SMALL})
-        except BaseException as exc:
-            errors.append(exc)
-
-    with pg.session() as s:
+    def replace_inventories(s: Session) -> None:
         provider = providers.get_provider(s, rp)
         assert provider is not None
         providers.set_inventories(s, provider, {"VCPU": InventorySpec(total=16),
                                                 "MEMORY_MB": InventorySpec(total=8192),
                                                 "DISK_GB": InventorySpec(total=100)})
-        worker = threading.Thread(target=claim)
-        worker.start()
-        assert _waiting_statement(pg).lstrip().upper().startswith("UPDATE RESOURCE_PROVIDERS")
-    worker.join(10)
-    assert not worker.is_alive() and errors == []
+
+    _second_writer_queues_at_the_provider_row(pg, replace_inventories,
+                                              lambda s: allocations.claim(s, _consumer(), {rp: SMALL}))
     assert _usage(pg, rp) == {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}
 
 
