@@ -42,21 +42,30 @@ class ComputeAPI:
 
     def delete_instance(self, ctx: RequestContext, instance_uuid: str) -> None:
         """Start deleting the server; returns once the delete is recorded (204 semantics)."""
-        with self.db.session() as s:
-            conn = s.connection()
-            row = conn.execute(_DELETING, {"instance_uuid": instance_uuid}).first()
-            if row is None:
-                raise NotFound(f"Instance {instance_uuid} could not be found.", kind="InstanceNotFound")
-            if row.deleted:
-                return
-            _record_delete_action(s, ctx, instance_uuid)
-            host = row.host
-            if host is None:
-                cleanup.release_resources(s, instance_uuid, row.requested_networks)
-                cleanup.mark_deleted(s, instance_uuid)
-                return
-            conn.execute(_SET_DELETING, {"instance_uuid": instance_uuid, "now": utcnow()})
-        self.compute.terminate_instance(ctx, instance_uuid=instance_uuid, host=host)
+        # db.write: a server deleted while the scheduler claims it crosses the scheduler's
+        # transaction (instance row, then provider) in the other order; on PostgreSQL the loser
+        # runs again instead of answering 500
+        host = self.db.write(lambda s: _start_delete(s, ctx, instance_uuid))
+        if host is not None:
+            self.compute.terminate_instance(ctx, instance_uuid=instance_uuid, host=host)
+
+
+def _start_delete(s: Session, ctx: RequestContext, instance_uuid: str) -> str | None:
+    """Record the delete; a server on no host is deleted here and then. The host whose compute
+    agent must finish the job, or None when nothing is left to do."""
+    conn = s.connection()
+    row = conn.execute(_DELETING, {"instance_uuid": instance_uuid}).first()
+    if row is None:
+        raise NotFound(f"Instance {instance_uuid} could not be found.", kind="InstanceNotFound")
+    if row.deleted:
+        return None
+    _record_delete_action(s, ctx, instance_uuid)
+    if row.host is None:
+        cleanup.release_resources(s, instance_uuid, row.requested_networks)
+        cleanup.mark_deleted(s, instance_uuid)
+        return None
+    conn.execute(_SET_DELETING, {"instance_uuid": instance_uuid, "now": utcnow()})
+    return str(row.host)
 
 
 def _record_delete_action(s: Session, ctx: RequestContext, instance_uuid: str) -> None:

@@ -88,12 +88,15 @@ class ComputeAgent:
 
     def _vanished(self, b: Build, guest: GuestSpec | None) -> None:
         self._destroy_quietly(guest)
-        with self.db.session() as s:
+
+        def give_back(s: Session) -> None:  # run again from scratch by db.write after a deadlock
             row = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
             if row is not None and row.deleted:
                 cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
             if b.event_id is not None:
                 actions.finish_event(s, b.event_id, ok=False, details="Instance was deleted during the build.")
+
+        self.db.write(give_back)
 
     def _reschedule(self, b: Build, msg: BuildAndRunInstance, exc: Reschedule) -> None:
         if self.max_attempts <= 1:
@@ -170,8 +173,7 @@ class ComputeAgent:
         # deletes finishing together share one transaction (each retried alone if it fails);
         # volumes have storage outside the database: such an instance gets its own transaction
         if has_volumes:
-            with self.db.session() as s:
-                deleted(s)
+            self.db.write(deleted)
         else:
             group_commit.group(self.db, build.GROUP).run(self.db, deleted)
 
