@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from novalite.api.common import CREATE_WORKERS, in_thread
+from novalite.api.common import CREATE_POOL, CREATE_WORKERS, in_thread
 from novalite.errors import BadRequest
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -27,8 +27,8 @@ def test_result_context_and_errors_cross_the_hand_off() -> None:
     async def main() -> tuple[str, int, str]:
         REQUEST_ID.set("req-1")
         with pytest.raises(BadRequest, match="Invalid flavorRef"):
-            await in_thread(bad)
-        return await in_thread(work, 21)
+            await in_thread(bad, pool=CREATE_POOL)
+        return await in_thread(work, pool=CREATE_POOL, x=21)
 
     request_id, doubled, thread = asyncio.run(main())
     assert (request_id, doubled) == ("req-1", 42)
@@ -50,7 +50,7 @@ def test_at_most_create_workers_run_at_once_and_the_rest_in_order() -> None:
             running -= 1
 
     async def main() -> None:
-        await asyncio.gather(*(in_thread(work, i) for i in range(3 * CREATE_WORKERS)))
+        await asyncio.gather(*(in_thread(work, i, pool=CREATE_POOL) for i in range(3 * CREATE_WORKERS)))
 
     asyncio.run(main())
     assert peak == CREATE_WORKERS

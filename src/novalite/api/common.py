@@ -27,17 +27,18 @@ T = TypeVar("T")
 # spent ~10 % more CPU per create and its p99 went from ~55 to ~65 ms (bench/README.md, round 6).
 # Four keep a group commit fed (one writing, the others queueing behind it) and the CPUs busy.
 CREATE_WORKERS = 4
-_CREATE_POOL = ThreadPoolExecutor(max_workers=CREATE_WORKERS, thread_name_prefix="api-create")
+CREATE_POOL = ThreadPoolExecutor(max_workers=CREATE_WORKERS, thread_name_prefix="api-create")
 # the polled reads' threads (server lists and show, see compute_api.servers)
 READ_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="api-read")
 
 
-async def in_thread(fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor = _CREATE_POOL) -> T:
-    """``await fn(*args)`` in a thread of ``pool``, with the caller's context variables: what
-    ``starlette.concurrency.run_in_threadpool`` does, through asyncio's executor hand-off instead
-    of anyio's (capacity limiter, cancel scope, run-variable lookups per call)."""
+async def in_thread(fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor, **kwargs: Any) -> T:
+    """``await fn(*args, **kwargs)`` in a thread of ``pool``, with the caller's context variables:
+    what ``starlette.concurrency.run_in_threadpool`` does, through asyncio's executor hand-off
+    instead of anyio's (capacity limiter, cancel scope, run-variable lookups per call)."""
     ctx = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(ctx.run, fn, *args))
+    call = functools.partial(ctx.run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
 def runtime(request: Request) -> Runtime:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import (
+    CREATE_POOL,
     READ_POOL,
     in_thread,
     json_body,
@@ -50,7 +51,7 @@ async def create(request: Request, ctx: RequestContext = Depends(request_context
     body = await json_body(request)
     validate(schemas.create_schema(version), body, fast=True)
     req = CreateServerRequest.from_body(body, ctx, version)
-    result = await in_thread(create_server, runtime(request), req)
+    result = await in_thread(create_server, runtime(request), req, pool=CREATE_POOL)
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
     out = views.create_response(request, result.first_uuid, admin_pass=result.admin_pass,
@@ -186,7 +187,7 @@ def _down_time(request: Request, ctx: RequestContext) -> int | None:
     return int(runtime(request).settings.service_down_time) if ctx.is_admin else None
 
 
-def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]:
+def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, Any]:
     q = build_list_query(request, ctx)
     version = request_version(request)
     items: list[dict[str, Any]]
@@ -211,12 +212,12 @@ def _list(request: Request, ctx: RequestContext, detail: bool) -> dict[str, Any]
 # two trips through anyio's thread pool, the route and then the validation of its answer.
 @router.get("/servers")
 async def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return await in_thread(_list, request, ctx, False, pool=READ_POOL)
+    return await in_thread(_list, request, ctx, detail=False, pool=READ_POOL)
 
 
 @router.get("/servers/detail")
 async def detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return await in_thread(_list, request, ctx, True, pool=READ_POOL)
+    return await in_thread(_list, request, ctx, detail=True, pool=READ_POOL)
 
 
 # -- one server ------------------------------------------------------------------------------------
