@@ -143,6 +143,9 @@ def create_app(runtime: Runtime, *, start_background: bool = True,
         try:
             yield
         finally:
+            from novalite.compute_api.servers import CREATES
+
+            CREATES.stop()  # creates already queued finish (and reach the conductor) first
             for stop in reversed(stops):
                 try:
                     stop()

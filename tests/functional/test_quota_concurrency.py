@@ -95,9 +95,11 @@ def test_cores_limit_the_count(stack: Api) -> None:
 
 
 def test_a_queued_group_of_creates_is_judged_create_by_create(stack: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Creates that queue behind the project's quota lock are stored together (one quota read, one
-    insert per table: ``pipeline._store_batch``); each one is still judged as if it ran after the
-    ones before it: with 3 instances left, a group asking 2, 1-3 and 1 gets 2, 1 and a 403."""
+    """Creates that queue while the create worker waits for the project's quota lock are stored
+    together (one quota read, one insert per table: ``pipeline._store_batch``); each one is still
+    judged as if it ran after the ones before it: with 3 instances left, a group asking 2, 1-3 and 1
+    gets 2, 1 and a 403."""
+    from novalite.compute_api.servers import CREATES
     from novalite.db import group_commit
     from novalite.services.create_server import pipeline
 
@@ -124,12 +126,12 @@ def test_a_queued_group_of_creates_is_judged_create_by_create(stack: Api, monkey
     def start(name: str, lo: int, hi: int, queued: int) -> threading.Thread:
         thread = threading.Thread(target=post, args=(name, lo, hi))
         thread.start()
-        while len(group._pending) < queued:  # one after another, so the group's order is known
+        while CREATES._queue.qsize() < queued:  # one after another, so the batch's order is known
             assert time.monotonic() < deadline, "the create did not queue"
             time.sleep(0.005)
         return thread
 
-    with db.serialized(key):  # hold the lock: the first create waits in it, the next three queue
+    with db.serialized(key):  # hold the lock: the first create waits in it, the next three queue behind
         first = threading.Thread(target=post, args=("first", 1, 1))
         first.start()
         while group._writer.acquire(blocking=False):  # until the first one is the writer

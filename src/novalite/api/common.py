@@ -21,15 +21,9 @@ from novalite.errors import BadRequest, NotFound, Unauthorized, UnsupportedMedia
 from novalite.runtime import Runtime
 
 T = TypeVar("T")
-# POST /servers' blocking part (create_server: reads, the grouped store, the hand-off) runs on a
-# few threads of its own, first come first served. With a thread per request (FastAPI's pool has
-# 40), 16 creates in flight all fought for the GIL and the store's group commit: at C=16 the API
-# spent ~10 % more CPU per create and its p99 went from ~55 to ~65 ms (bench/README.md, round 6).
-# Four keep a group commit fed (one writing, the others queueing behind it) and the CPUs busy.
-CREATE_WORKERS = 4
-CREATE_POOL = ThreadPoolExecutor(max_workers=CREATE_WORKERS, thread_name_prefix="api-create")
 # the polled reads' threads (server lists and show, see compute_api.servers)
-READ_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="api-read")
+READ_WORKERS = 8
+READ_POOL = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="api-read")
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor, **kwargs: Any) -> T:

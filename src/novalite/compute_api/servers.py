@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
+from novalite.api.batching import LoopBatcher
 from novalite.api.common import (
-    CREATE_POOL,
     READ_POOL,
     in_thread,
     json_body,
@@ -31,11 +31,35 @@ from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
 from novalite.domain.states import states_for_status
 from novalite.errors import BadRequest, Conflict, Forbidden
-from novalite.services.create_server.pipeline import create_server
-from novalite.services.create_server.request import CreateServerRequest, normalize_ip, to_bool
+from novalite.runtime import Runtime
+from novalite.services.create_server.pipeline import create_servers
+from novalite.services.create_server.request import (
+    CreateServerRequest,
+    CreateServerResult,
+    normalize_ip,
+    to_bool,
+)
 
 LOG = logging.getLogger(__name__)
 router = APIRouter(prefix="/compute/v2.1")
+
+
+def _create_batch(items: list[tuple[Runtime, CreateServerRequest]]) -> list[CreateServerResult | Exception]:
+    """``create_servers`` over the creates queued together, per runtime (a process serves one;
+    tests run several)."""
+    outcomes: list[CreateServerResult | Exception] = [RuntimeError("not processed")] * len(items)
+    by_runtime: dict[int, tuple[Runtime, list[int]]] = {}
+    for i, (rt, _req) in enumerate(items):
+        by_runtime.setdefault(id(rt), (rt, []))[1].append(i)
+    for rt, indexes in by_runtime.values():
+        for i, outcome in zip(indexes, create_servers(rt, [items[i][1] for i in indexes]), strict=True):
+            outcomes[i] = outcome
+    return outcomes
+
+
+# POST /servers' blocking part (checks, store, hand-off) for the creates that arrive together
+CREATES: LoopBatcher[tuple[Runtime, CreateServerRequest], CreateServerResult] = LoopBatcher(
+    _create_batch, name="api-create")
 
 
 def warm_up() -> None:
@@ -51,7 +75,7 @@ async def create(request: Request, ctx: RequestContext = Depends(request_context
     body = await json_body(request)
     validate(schemas.create_schema(version), body, fast=True)
     req = CreateServerRequest.from_body(body, ctx, version)
-    result = await in_thread(create_server, runtime(request), req, pool=CREATE_POOL)
+    result = await CREATES.submit((runtime(request), req))
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
     out = views.create_response(request, result.first_uuid, admin_pass=result.admin_pass,

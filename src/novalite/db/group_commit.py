@@ -1,8 +1,8 @@
 """Group commit: units of work that arrive together share one transaction.
 
-``run(db, work)`` queues ``work(session)``; the first caller that finds no writer busy
-becomes the writer and runs every queued unit in one transaction, the others wait for it
-(no thread of its own, nothing to start or stop). Each caller gets its own result or
+``run(db, work)`` queues ``work(session)`` (``run_all`` several at once); the first caller
+that finds no writer busy becomes the writer and runs every queued unit in one transaction, the
+others wait for it (no thread of its own, nothing to start or stop). Each caller gets its own result or
 exception. When the shared transaction fails, it is rolled back and every unit of it runs
 again in a transaction of its own, so one unit's error never costs another unit its work (a
 unit that alone is a deadlock victim on PostgreSQL runs again: ``db.base.run_retrying``).
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -65,6 +65,23 @@ class GroupCommit:
         if unit.error is not None:
             raise unit.error
         return unit.result
+
+    def run_all(self, db: Database, units: Sequence[tuple[Callable[[Session], Any], Any]], *,
+                begin: Callable[[], AbstractContextManager[Session]] | None = None,
+                batch: Batch | None = None) -> list[Any]:
+        """``run`` for several units of one caller (``(work, item)`` pairs): they join the group
+        together, as if they had arrived at the same moment, and share its transaction (with any
+        other caller's units queued meanwhile). Returns each one's outcome in order: its result,
+        or the exception instance it raised (nothing of it written)."""
+        mine = [_Unit(work, item, batch) for work, item in units]
+        with self._mutex:
+            self._pending.extend(mine)
+        with self._writer:
+            if not mine[0].done:  # queued in one step, so another writer takes all of them or none
+                with self._mutex:
+                    queued, self._pending = self._pending, []
+                _write(begin or db.session, queued)
+        return [u.error if u.error is not None else u.result for u in mine]
 
 
 def _write(begin: Callable[[], AbstractContextManager[Session]], batch: list[_Unit]) -> None:

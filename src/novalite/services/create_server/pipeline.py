@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete
@@ -66,28 +67,33 @@ def parse(req: CreateServerRequest) -> BuildPlan:
 
 def check(runtime: Any, plan: BuildPlan) -> None:
     """§2.2: read-only checks in Nova's order (one read transaction)."""
-    req = plan.request
     with runtime.db.reader() as s:
-        plan.destination = destination.reconcile_forced_host_zone(s, plan.destination)
-        destination.check_availability_zone(s, plan.destination)
-        checks.load_flavor(s, plan)
-        checks.load_image(s, plan)
-        checks.check_disk_config(plan)
-        checks.check_user_data(req)
-        checks.check_security_groups_and_networks(s, plan)
-        checks.image_settings(s, plan)
-        checks.check_config_drive(plan)
-        checks.load_key_pair(s, plan)
-        block_devices.check_boot_sequence(plan.block_devices)
-        block_devices.check_multi_create(req, plan.block_devices)
-        plan.is_bfv = block_devices.is_boot_from_volume(plan.block_devices)
-        volumes.check_block_device_sources(s, plan)
-        checks.check_limits(s, req)
-        checks.check_image_properties(plan)
-        checks.check_image(plan)
-        block_devices.check_against_flavor(plan.block_devices, plan.flavor_snapshot)
-        checks.scheduler_hints(s, plan)
-        destination.check_requested_destination(s, plan.destination)
+        check_in(s, plan)
+
+
+def check_in(s: Session, plan: BuildPlan) -> None:
+    """``check`` inside the read transaction ``s`` (several creates' checks may share one)."""
+    req = plan.request
+    plan.destination = destination.reconcile_forced_host_zone(s, plan.destination)
+    destination.check_availability_zone(s, plan.destination)
+    checks.load_flavor(s, plan)
+    checks.load_image(s, plan)
+    checks.check_disk_config(plan)
+    checks.check_user_data(req)
+    checks.check_security_groups_and_networks(s, plan)
+    checks.image_settings(s, plan)
+    checks.check_config_drive(plan)
+    checks.load_key_pair(s, plan)
+    block_devices.check_boot_sequence(plan.block_devices)
+    block_devices.check_multi_create(req, plan.block_devices)
+    plan.is_bfv = block_devices.is_boot_from_volume(plan.block_devices)
+    volumes.check_block_device_sources(s, plan)
+    checks.check_limits(s, req)
+    checks.check_image_properties(plan)
+    checks.check_image(plan)
+    block_devices.check_against_flavor(plan.block_devices, plan.flavor_snapshot)
+    checks.scheduler_hints(s, plan)
+    destination.check_requested_destination(s, plan.destination)
 
 
 def _store_unit(s: Session, plan: BuildPlan) -> None:
@@ -168,15 +174,74 @@ def hand_off(runtime: Any, plan: BuildPlan) -> None:
 
 
 def create_server(runtime: Any, req: CreateServerRequest) -> CreateServerResult:
-    """Run the pipeline; on a failed hand-off undo the persisted rows and re-raise."""
-    plan = parse(req)
-    check(runtime, plan)
-    store(runtime, plan)
-    try:
-        hand_off(runtime, plan)
-    except Exception:
-        unstore(runtime, plan)
-        raise
-    return CreateServerResult(instance_uuids=tuple(plan.instance_uuids), reservation_id=plan.reservation_id,
-                              admin_pass=req.admin_pass, auto_disk_config=plan.auto_disk_config,
-                              security_groups_echo=req.security_groups_echo)
+    """Run the pipeline for one request; raises its error (see ``create_servers``)."""
+    outcome = create_servers(runtime, [req])[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[CreateServerResult | Exception]:
+    """Run the pipeline for requests that arrived together (POST /servers, ``api.batching``), each
+    as if it had run alone: every one gets its own result or the error that stopped it, and one
+    request's error costs no other its work.
+
+    They share what does not change their outcome: the checks run in one read transaction (a
+    consistent view, as each would have had alone), the stores of one project are one group of
+    ``store_grouped`` (each judged against the quota as if it had run after the ones before it), and
+    the hand-offs follow. On a failed hand-off that request's rows are removed again."""
+    outcomes: list[CreateServerResult | Exception | None] = [None] * len(reqs)
+    plans: dict[int, BuildPlan] = {}
+    for i, req in enumerate(reqs):
+        try:
+            plans[i] = parse(req)
+        except Exception as exc:
+            outcomes[i] = exc
+    _check_all(runtime, plans, outcomes)
+    _store_all(runtime.db, plans, outcomes)
+    for i, plan in plans.items():
+        try:
+            hand_off(runtime, plan)
+        except Exception as exc:
+            unstore(runtime, plan)
+            outcomes[i] = exc
+            continue
+        req = plan.request
+        outcomes[i] = CreateServerResult(instance_uuids=tuple(plan.instance_uuids),
+                                         reservation_id=plan.reservation_id, admin_pass=req.admin_pass,
+                                         auto_disk_config=plan.auto_disk_config,
+                                         security_groups_echo=req.security_groups_echo)
+    return [o if o is not None else RuntimeError("create left without an outcome") for o in outcomes]
+
+
+def _check_all(runtime: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -> None:
+    """``check`` for each plan, in one read transaction. A plan that fails leaves ``plans`` with
+    its error in ``outcomes``, and the plans after it go on in a new transaction (a statement that
+    failed may have ended the first one, as PostgreSQL does with any error)."""
+    todo = list(plans)
+    while todo:
+        with runtime.db.reader() as s:
+            while todo:
+                i = todo.pop(0)
+                try:
+                    check_in(s, plans[i])
+                except Exception as exc:
+                    outcomes[i] = exc
+                    del plans[i]
+                    break
+
+
+def _store_all(db: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -> None:
+    """``store`` for each plan: the plans of one project join its group commit together."""
+    by_project: dict[str, list[int]] = {}
+    for i, plan in plans.items():
+        by_project.setdefault(plan.request.ctx.project_id, []).append(i)
+    for project_id, indexes in by_project.items():
+        key = f"quota:{project_id}"
+        units = [(functools.partial(_store_unit, plan=plans[i]), plans[i]) for i in indexes]
+        results = group_commit.group(db, key).run_all(db, units, begin=functools.partial(db.serialized, key),
+                                                       batch=_store_batch)
+        for i, result in zip(indexes, results, strict=True):
+            if isinstance(result, BaseException):
+                outcomes[i] = result
+                del plans[i]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, bindparam, or_, select, true
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import BuildPlan
 from novalite.services.create_server.request import CreateServerRequest, to_bool
 
+T = TypeVar("T")
 GiB = 1024 ** 3
 ZERO_DISK_RULE = "os_compute_api:servers:create:zero_disk_flavor"
 FALSE_STRINGS = {"false", "0", "off", "no", ""}
@@ -69,9 +71,22 @@ def _core(s: Session) -> Connection:
     return s.connection()
 
 
+def _once(s: Session, key: tuple[Any, ...], read: Callable[[], T]) -> T:
+    """``read()`` once per read transaction: the creates checked together in one
+    (``pipeline.create_servers``) that ask the same question (the same flavor or image, seen as
+    the same project and role) share the answer instead of asking the database again. What is
+    shared is only read afterwards."""
+    memo: dict[tuple[Any, ...], Any] = s.info.setdefault("create_checks", {})
+    if key not in memo:
+        memo[key] = read()
+    return cast(T, memo[key])
+
+
 def load_flavor(s: Session, plan: BuildPlan) -> None:
     """Flavor by id (404 from the flavor service becomes a 400 here); disabled -> 400."""
-    snapshot = _flavor_snapshot(s, plan.request.ctx, plan.request.flavor_ref)
+    ctx, flavor_ref = plan.request.ctx, plan.request.flavor_ref
+    snapshot = _once(s, ("flavor", flavor_ref, ctx.is_admin, ctx.project_id),
+                     lambda: _flavor_snapshot(s, ctx, flavor_ref))
     if snapshot is None or snapshot.get("disabled"):
         raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound")
     plan.flavor, plan.flavor_snapshot = snapshot, snapshot
@@ -87,7 +102,8 @@ def load_image(s: Session, plan: BuildPlan) -> None:
         return
     from novalite.image.service import get_image
 
-    image = get_image(s, plan.request.ctx, plan.image_ref)
+    ctx, image_ref = plan.request.ctx, plan.image_ref
+    image = _once(s, ("image", image_ref, ctx.is_admin, ctx.project_id), lambda: get_image(s, ctx, image_ref))
     if image is None:
         raise BadRequest("Can not find requested image", kind="ImageNotFound")
     plan.image = image

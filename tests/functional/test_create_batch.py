@@ -1,0 +1,96 @@
+"""``pipeline.create_servers``: creates that arrive together run as one batch (one read
+transaction for the checks, one store, then the hand-offs) and each one ends as if it had run
+alone: a bad flavor, a create over quota or a failed hand-off is that create's error only, and
+leaves no rows behind; the others are stored, handed off and built. On SQLite and PostgreSQL (where
+an error ends a transaction, so the checks after a rejected create run in a new one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from novalite.api.microversion import V
+from novalite.context import RequestContext
+from novalite.db.models.compute import Instance, RequestSpec
+from novalite.errors import BadRequest, OverQuota
+from novalite.services.create_server import pipeline
+from novalite.services.create_server.request import CreateServerRequest, CreateServerResult
+from tests.conftest import Api
+
+
+def _ctx(stack: Api) -> RequestContext:
+    return RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"],
+                          roles=("member",))
+
+
+def _request(stack: Api, image: str, name: str, **server: Any) -> CreateServerRequest:
+    body = {"server": {"name": name, "flavorRef": "1", "imageRef": image, **server}}
+    return CreateServerRequest.from_body(body, _ctx(stack), V(2, 1))
+
+
+def _image(stack: Api) -> str:
+    return str(stack.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"])
+
+
+def _rows(stack: Api) -> tuple[list[str], int]:
+    with stack.runtime.db.reader() as s:  # type: ignore[attr-defined]
+        names = sorted(s.scalars(select(Instance.display_name).where(Instance.deleted.is_(False))))
+        specs = int(s.scalar(select(func.count()).select_from(RequestSpec)) or 0)
+    return names, specs
+
+
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
+def test_each_create_of_a_batch_ends_as_if_alone(stack_factory: Any, postgres: bool) -> None:
+    stack = stack_factory(postgres=postgres)
+    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
+                  json={"quota_set": {"instances": 3}})
+    assert r.status_code == 200, r.text
+    image = _image(stack)
+    reqs = [
+        _request(stack, image, "first"),
+        _request(stack, image, "bad-flavor", flavorRef="no-such-flavor"),
+        _request(stack, image, "second", min_count=1, max_count=1),
+        _request(stack, image, "bad-image", imageRef="00000000-0000-0000-0000-00000000dead"),
+        _request(stack, image, "third"),
+        _request(stack, image, "over-quota"),  # the fourth of an instances quota of 3
+    ]
+    outcomes = pipeline.create_servers(stack.runtime, reqs)  # type: ignore[attr-defined]
+
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == ["CreateServerResult", "BadRequest", "CreateServerResult", "BadRequest",
+                     "CreateServerResult", "OverQuota"], outcomes
+    assert isinstance(outcomes[1], BadRequest) and "Flavor no-such-flavor could not be found" in str(outcomes[1])
+    assert isinstance(outcomes[3], BadRequest) and "Can not find requested image" in str(outcomes[3])
+    assert isinstance(outcomes[5], OverQuota) and "Quota exceeded for instances" in str(outcomes[5])
+    assert _rows(stack) == (["first", "second", "third"], 3)
+    for outcome in (outcomes[0], outcomes[2], outcomes[4]):
+        assert isinstance(outcome, CreateServerResult)
+        r = stack.wait_for(f"/compute/v2.1/servers/{outcome.first_uuid}",
+                           lambda r: r.json()["server"]["status"] != "BUILD")
+        assert r.json()["server"]["status"] == "ACTIVE"
+
+
+def test_a_failed_hand_off_removes_only_its_own_rows(stack_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = stack_factory()
+    image = _image(stack)
+    real_hand_off = pipeline.hand_off
+
+    def hand_off(runtime: Any, plan: Any) -> None:
+        if plan.request.name == "unlucky":
+            raise RuntimeError("the conductor's queue is gone")
+        real_hand_off(runtime, plan)
+
+    monkeypatch.setattr(pipeline, "hand_off", hand_off)
+    outcomes = pipeline.create_servers(stack.runtime, [  # type: ignore[attr-defined]
+        _request(stack, image, "lucky"), _request(stack, image, "unlucky"), _request(stack, image, "also-lucky")])
+    assert [type(o).__name__ for o in outcomes] == ["CreateServerResult", "RuntimeError", "CreateServerResult"]
+    assert _rows(stack) == (["also-lucky", "lucky"], 2)
+
+
+def test_create_server_raises_the_error_of_its_one_request(stack_factory: Any) -> None:
+    stack = stack_factory()
+    with pytest.raises(BadRequest, match="Flavor 42 could not be found"):
+        pipeline.create_server(stack.runtime, _request(stack, _image(stack), "x", flavorRef="42"))  # type: ignore[attr-defined]
+    assert _rows(stack) == ([], 0)
