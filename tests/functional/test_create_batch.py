@@ -94,3 +94,24 @@ def test_create_server_raises_the_error_of_its_one_request(stack_factory: Any) -
     with pytest.raises(BadRequest, match="Flavor 42 could not be found"):
         pipeline.create_server(stack.runtime, _request(stack, _image(stack), "x", flavorRef="42"))  # type: ignore[attr-defined]
     assert _rows(stack) == ([], 0)
+
+
+def test_creates_of_a_batch_see_flavors_as_their_own_project_does(stack_factory: Any) -> None:
+    """The checks of a batch read a flavor once per project and role: a private flavor the admin
+    may use stays invisible to the demo project in the same batch, and the other way round."""
+    stack = stack_factory()
+    r = stack.post("/compute/v2.1/flavors", as_="admin", json={"flavor": {
+        "name": "private", "ram": 64, "vcpus": 1, "disk": 1, "id": "priv-batch", "os-flavor-access:is_public": False}})
+    assert r.status_code == 200, r.text
+    admin = RequestContext(user_id=stack.ids["admin_user"], project_id=stack.ids["admin_project"], roles=("admin",))
+    image = _image(stack)
+
+    def req(ctx: RequestContext, name: str) -> CreateServerRequest:
+        body = {"server": {"name": name, "flavorRef": "priv-batch", "imageRef": image}}
+        return CreateServerRequest.from_body(body, ctx, V(2, 1))
+
+    outcomes = pipeline.create_servers(stack.runtime, [  # type: ignore[attr-defined]
+        req(admin, "admins"), req(_ctx(stack), "demos"), req(admin, "admins-too")])
+    assert [type(o).__name__ for o in outcomes] == ["CreateServerResult", "BadRequest", "CreateServerResult"]
+    assert "Flavor priv-batch could not be found" in str(outcomes[1])
+    assert _rows(stack)[0] == ["admins", "admins-too"]
