@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from novalite.api import faults
+from novalite.api.hot_routes import HotRoutes
 from novalite.api.middleware import RequestContextMiddleware
 from novalite.runtime import Runtime
 
@@ -129,8 +130,9 @@ def _include(app: FastAPI, router: APIRouter) -> None:
 
 
 def create_app(runtime: Runtime, *, start_background: bool = True,
-               on_started: Callable[[], None] | None = None) -> FastAPI:
-    """The application; ``on_started`` is called once the background services have started."""
+               on_started: Callable[[], None] | None = None, hot_routes: bool = True) -> FastAPI:
+    """The application; ``on_started`` is called once the background services have started.
+    ``hot_routes=False``: POST /servers too goes through FastAPI's router (``api.hot_routes``)."""
     stops: list[Callable[[], None]] = []
 
     @asynccontextmanager
@@ -166,7 +168,9 @@ def create_app(runtime: Runtime, *, start_background: bool = True,
     from novalite.compute_api import servers
 
     servers.warm_up()
-    app.add_middleware(RequestContextMiddleware)
+    if hot_routes:
+        app.add_middleware(HotRoutes, routes={("POST", "/compute/v2.1/servers"): servers.create_direct})
+    app.add_middleware(RequestContextMiddleware)  # added last: the outermost of the two
     return app
 
 

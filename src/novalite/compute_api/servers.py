@@ -69,6 +69,11 @@ def warm_up() -> None:
     warm_fast_validation([schemas.create_schema(v) for v in (V(2, 1), V(2, 37), MAX_VERSION)])
 
 
+async def create_direct(request: Request) -> Response:
+    """POST /servers through ``api.hot_routes`` (FastAPI's layers skipped; same answers)."""
+    return await create(request, await request_context(request))
+
+
 @router.post("/servers", status_code=202)
 async def create(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     version = request_version(request)
