@@ -102,8 +102,11 @@ def run(args: argparse.Namespace) -> None:
         validate(schemas.create_schema(version), body, fast=True)
         req = CreateServerRequest.from_body(body, ctx, version)
         plan = pipeline.parse(req)
-        pipeline.check(runtime, plan)
-        pipeline.store(runtime, plan)
+        with db.reader() as s:
+            pipeline.check_in(s, plan)
+        stored = pipeline.store_group(db, f"quota:{ctx.project_id}", [plan])[0]
+        if stored is not None:
+            raise stored
         plans.append(plan)
     t1 = time.thread_time()
     for start in range(0, len(plans), args.batch):

@@ -1,4 +1,4 @@
-"""create_server.pipeline store_grouped: creates of one project queued together share the quota lock
+"""create_server.pipeline store_group: creates of one project stored together share the quota lock
 and one transaction; a failing create (over quota, ...) costs no other create its rows and gets
 its own exception."""
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from novalite.db.base import Database
@@ -35,7 +36,7 @@ def _values(db: Database) -> list[int]:
 
 
 def test_single_create_commits(db: Database) -> None:
-    pipeline.store_grouped(db, "quota:p", SimpleNamespace(v=1))  # type: ignore[arg-type]
+    assert pipeline.store_group(db, "quota:p", [SimpleNamespace(v=1)]) == [None]  # type: ignore[list-item]
     assert _values(db) == [1]
 
 
@@ -50,6 +51,14 @@ def test_creates_run_under_the_projects_quota_lock(db: Database, monkeypatch: py
         return serialized(key)
 
     monkeypatch.setattr(db, "serialized", recording)
-    pipeline.store_grouped(db, "quota:p2", SimpleNamespace(v=5))  # type: ignore[arg-type]
+    assert pipeline.store_group(db, "quota:p2", [SimpleNamespace(v=5)]) == [None]  # type: ignore[list-item]
     assert taken == ["quota:p2"]
     assert _values(db) == [5]
+
+
+def test_a_failing_create_of_a_group_gets_its_own_error_and_costs_the_others_nothing(db: Database) -> None:
+    outcomes = pipeline.store_group(db, "quota:p3", [SimpleNamespace(v=1), SimpleNamespace(v=1),  # type: ignore[list-item]
+                                                     SimpleNamespace(v=2)])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], IntegrityError)
+    assert _values(db) == [1, 2]

@@ -1,17 +1,19 @@
 """POST /servers as named steps, in Nova's order (§1.3, §2.1-2.3).
 
     parse (no database)          destination -> block devices -> image ref -> networks -> pre-checks
-    check (read-only session)    AZ / host -> flavor -> image -> disk config -> user data -> networks
+    check_in (read-only session) AZ / host -> flavor -> image -> disk config -> user data -> networks
                                  -> key pair -> boot sequence -> BDM sources (volumes, images)
                                  -> metadata / files quota -> image vs flavor
                                  -> BDM vs flavor -> scheduler hints / server group
-    persist (serialized on the project's quota lock)
+    store_group (serialized on the project's quota lock)
                                  quota (may build fewer) -> insert instances, specs, actions -> recheck
                                  -> server group membership (member quota)
     hand off                     conductor.schedule_and_build_instances (a cast)
                                  compensation: a failed cast deletes what persist wrote
 
-Each step raises the Nova error the API renders; nothing is written before ``persist``.
+Each step raises the Nova error the API renders; nothing is written before ``store_group``.
+``create_servers`` runs them for the creates that arrive together (one read transaction for their
+checks, one group for their stores), each create with its own outcome; ``create_server`` for one.
 """
 
 from __future__ import annotations
@@ -65,14 +67,9 @@ def parse(req: CreateServerRequest) -> BuildPlan:
     return plan
 
 
-def check(runtime: Any, plan: BuildPlan) -> None:
-    """§2.2: read-only checks in Nova's order (one read transaction)."""
-    with runtime.db.reader() as s:
-        check_in(s, plan)
-
-
 def check_in(s: Session, plan: BuildPlan) -> None:
-    """``check`` inside the read transaction ``s`` (several creates' checks may share one)."""
+    """§2.2: read-only checks in Nova's order, in the read transaction ``s`` (the creates of a
+    batch share one: ``_check_all``)."""
     req = plan.request
     plan.destination = destination.reconcile_forced_host_zone(s, plan.destination)
     destination.check_availability_zone(s, plan.destination)
@@ -132,24 +129,20 @@ def _store_batch(s: Session, plans: list[BuildPlan]) -> list[BaseException | Non
     return outcomes
 
 
-def store_grouped(db: Any, key: str, plan: BuildPlan) -> None:
-    """``_store_unit`` under the quota lock ``key``. Creates of one project that arrive while
-    another one holds its lock share one transaction (``db.group_commit``), stored as one batch
-    (``_store_batch``): each one's quota is judged as if it had run after the ones before it, and
-    one that does not fit gets its own 403. Should the batch itself fail, each create runs again
-    alone, so an error is always its own."""
-    group_commit.group(db, key).run(db, functools.partial(_store_unit, plan=plan),
-                                    begin=lambda: db.serialized(key), item=plan, batch=_store_batch)
-
-
-def store(runtime: Any, plan: BuildPlan) -> None:
-    """§2.3: quota check, insert and recheck under the project's quota lock (creates of the
-    project arriving together share the lock and the transaction, see ``store_grouped``)."""
-    store_grouped(runtime.db, f"quota:{plan.request.ctx.project_id}", plan)
+def store_group(db: Any, key: str, plans: Sequence[BuildPlan]) -> list[Any]:
+    """§2.3 for creates of one project: ``_store_unit`` each under the quota lock ``key``. They
+    join the project's group commit together (with any other creates queued there meanwhile) and
+    share one transaction, stored as one batch (``_store_batch``): each one's quota is judged as if
+    it had run after the ones before it, and one that does not fit gets its own 403. Should the
+    batch itself fail, each create runs again alone, so an error is always its own. One outcome per
+    plan: None, or the exception that stopped it (nothing of it written)."""
+    units = [(functools.partial(_store_unit, plan=plan), plan) for plan in plans]
+    return group_commit.group(db, key).run_all(db, units, begin=functools.partial(db.serialized, key),
+                                               batch=_store_batch)
 
 
 def unstore(runtime: Any, plan: BuildPlan) -> None:
-    """Compensation for ``store``: remove every row it wrote."""
+    """Compensation for ``store_group``: remove every row it wrote for ``plan``."""
     uuids = plan.instance_uuids
     with runtime.db.session() as s:
         lookups.forget_group_members(s, uuids)
@@ -187,8 +180,8 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
     request's error costs no other its work.
 
     They share what does not change their outcome: the checks run in one read transaction (a
-    consistent view, as each would have had alone), the stores of one project are one group of
-    ``store_grouped`` (each judged against the quota as if it had run after the ones before it), and
+    consistent view, as each would have had alone), the stores of one project are one
+    ``store_group`` (each judged against the quota as if it had run after the ones before it), and
     the hand-offs follow. On a failed hand-off that request's rows are removed again."""
     outcomes: list[CreateServerResult | Exception | None] = [None] * len(reqs)
     plans: dict[int, BuildPlan] = {}
@@ -215,7 +208,7 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
 
 
 def _check_all(runtime: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -> None:
-    """``check`` for each plan, in one read transaction. A plan that fails leaves ``plans`` with
+    """``check_in`` for each plan, in one read transaction. A plan that fails leaves ``plans`` with
     its error in ``outcomes``, and the plans after it go on in a new transaction (a statement that
     failed may have ended the first one, as PostgreSQL does with any error)."""
     todo = list(plans)
@@ -232,15 +225,12 @@ def _check_all(runtime: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -
 
 
 def _store_all(db: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -> None:
-    """``store`` for each plan: the plans of one project join its group commit together."""
+    """``store_group`` for the plans of each project."""
     by_project: dict[str, list[int]] = {}
     for i, plan in plans.items():
         by_project.setdefault(plan.request.ctx.project_id, []).append(i)
     for project_id, indexes in by_project.items():
-        key = f"quota:{project_id}"
-        units = [(functools.partial(_store_unit, plan=plans[i]), plans[i]) for i in indexes]
-        results = group_commit.group(db, key).run_all(db, units, begin=functools.partial(db.serialized, key),
-                                                       batch=_store_batch)
+        results = store_group(db, f"quota:{project_id}", [plans[i] for i in indexes])
         for i, result in zip(indexes, results, strict=True):
             if isinstance(result, BaseException):
                 outcomes[i] = result
