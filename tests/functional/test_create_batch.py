@@ -89,10 +89,11 @@ def test_a_failed_hand_off_removes_only_its_own_rows(stack_factory: Any, monkeyp
     assert _rows(stack) == (["also-lucky", "lucky"], 2)
 
 
-def test_create_server_raises_the_error_of_its_one_request(stack_factory: Any) -> None:
+def test_a_batch_of_one_refused_create_leaves_nothing(stack_factory: Any) -> None:
     stack = stack_factory()
-    with pytest.raises(BadRequest, match="Flavor 42 could not be found"):
-        pipeline.create_server(stack.runtime, _request(stack, _image(stack), "x", flavorRef="42"))  # type: ignore[attr-defined]
+    (outcome,) = pipeline.create_servers(stack.runtime, [  # type: ignore[attr-defined]
+        _request(stack, _image(stack), "x", flavorRef="42")])
+    assert isinstance(outcome, BadRequest) and "Flavor 42 could not be found" in str(outcome)
     assert _rows(stack) == ([], 0)
 
 

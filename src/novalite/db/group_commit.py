@@ -54,14 +54,7 @@ class GroupCommit:
     def run(self, db: Database, work: Callable[[Session], Any], *,
             begin: Callable[[], AbstractContextManager[Session]] | None = None,
             item: Any = None, batch: Batch | None = None) -> Any:
-        unit = _Unit(work, item, batch)
-        with self._mutex:
-            self._pending.append(unit)
-        with self._writer:
-            if not unit.done:
-                with self._mutex:
-                    units, self._pending = self._pending, []
-                _write(begin or db.session, units)
+        (unit,) = self._join(db, [_Unit(work, item, batch)], begin)
         if unit.error is not None:
             raise unit.error
         return unit.result
@@ -73,7 +66,12 @@ class GroupCommit:
         together, as if they had arrived at the same moment, and share its transaction (with any
         other caller's units queued meanwhile). Returns each one's outcome in order: its result,
         or the exception instance it raised (nothing of it written)."""
-        mine = [_Unit(work, item, batch) for work, item in units]
+        done = self._join(db, [_Unit(work, item, batch) for work, item in units], begin)
+        return [u.error if u.error is not None else u.result for u in done]
+
+    def _join(self, db: Database, mine: list[_Unit],
+              begin: Callable[[], AbstractContextManager[Session]] | None) -> list[_Unit]:
+        """Queue ``mine``; unless another writer took them meanwhile, write everything queued."""
         with self._mutex:
             self._pending.extend(mine)
         with self._writer:
@@ -81,7 +79,7 @@ class GroupCommit:
                 with self._mutex:
                     queued, self._pending = self._pending, []
                 _write(begin or db.session, queued)
-        return [u.error if u.error is not None else u.result for u in mine]
+        return mine
 
 
 def _write(begin: Callable[[], AbstractContextManager[Session]], batch: list[_Unit]) -> None:

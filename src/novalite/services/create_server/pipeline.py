@@ -13,7 +13,7 @@
 
 Each step raises the Nova error the API renders; nothing is written before ``store_group``.
 ``create_servers`` runs them for the creates that arrive together (one read transaction for their
-checks, one group for their stores), each create with its own outcome; ``create_server`` for one.
+checks, one group for their stores), each create with its own outcome.
 """
 
 from __future__ import annotations
@@ -164,14 +164,6 @@ def hand_off(runtime: Any, plan: BuildPlan) -> None:
         LOG.warning("no conductor running; instances %s stay in BUILD", plan.instance_uuids)
         return
     conductor.schedule_and_build_instances(plan.request.ctx, list(plan.instance_uuids), build_args(plan))
-
-
-def create_server(runtime: Any, req: CreateServerRequest) -> CreateServerResult:
-    """Run the pipeline for one request; raises its error (see ``create_servers``)."""
-    outcome = create_servers(runtime, [req])[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
 
 
 def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[CreateServerResult | Exception]:
