@@ -7,6 +7,12 @@ is ACTIVE or ERROR, delete them all and wait until they are gone. Prints the fig
     .venv/bin/python bench/boot.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
     .venv/bin/python bench/boot.py --endpoint http://HOST/identity --user U --password P --project P
         (time any Nova-compatible cloud; --flavor/--image pick what it has)
+
+Against an endpoint, the run first checks that N servers of the flavor fit in the project's
+quota (``GET /limits``) and stops before creating anything when they do not, saying how many
+would. ``--lift-quota`` (an admin's token) sets the project's instances, cores and RAM quotas to
+unlimited for the run and puts the old values back afterwards. Should a POST fail midway, the
+servers created so far are deleted before the script exits: a run leaves no servers behind.
 """
 
 from __future__ import annotations
@@ -22,20 +28,32 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ADMIN_PW, PlainHTTP, default_image, percentile, project_id, start_server, token  # noqa: E402
+from common import (  # noqa: E402
+    ADMIN_PW,
+    BenchError,
+    PlainHTTP,
+    authenticate,
+    default_image,
+    percentile,
+    start_server,
+)
 
 
 async def _create(pool: asyncio.Queue[PlainHTTP], i: int, flavor: str, image: str,
-                  latencies: list[float], created: dict[str, tuple[float, float]],
+                  latencies: list[float], created: dict[str, tuple[float, float]], stop: asyncio.Event,
                   due: float | None = None, late: list[int] | None = None) -> None:
     """POST one server on a free connection of ``pool`` (C connections: at most C in flight);
     ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced arrivals) it is not
     sent before that time; sent more than 5 ms after it because C POSTs were still in flight, it
-    counts in ``late``."""
+    counts in ``late``. Once ``stop`` is set (a POST failed), nothing more is sent; a POST that
+    fails sets it."""
     body = {"server": {"name": f"bench-{i}", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
     if due is not None:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
     conn = await pool.get()
+    if stop.is_set():
+        pool.put_nowait(conn)
+        return
     try:
         t0 = time.monotonic()
         if due is not None and late is not None and t0 - due > 0.005:
@@ -46,7 +64,8 @@ async def _create(pool: asyncio.Queue[PlainHTTP], i: int, flavor: str, image: st
     finally:
         pool.put_nowait(conn)
     if status != 202:
-        raise SystemExit(f"POST /servers answered {status}: {data.decode(errors='replace')}")
+        stop.set()
+        raise BenchError(f"POST /servers answered {status}: {data.decode(errors='replace')}")
     created[json.loads(data)["server"]["id"]] = (t0, answered)
 
 
@@ -109,7 +128,7 @@ async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
         finally:
             pool.put_nowait(conn)
         if status not in (204, 404):
-            raise SystemExit(f"DELETE answered {status}: {data.decode(errors='replace')}")
+            raise BenchError(f"DELETE answered {status}: {data.decode(errors='replace')}")
 
     await asyncio.gather(*(one(s) for s in ids))
     deadline = time.monotonic() + timeout
@@ -121,24 +140,104 @@ async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
     return time.monotonic() - t0
 
 
+_QUOTAS = ("instances", "cores", "ram")
+
+
+async def _room(client: httpx.AsyncClient, flavor: dict[str, Any]) -> tuple[float, str]:
+    """How many servers of ``flavor`` the project's quota still takes (``inf``: no limit), and
+    the limits behind that figure."""
+    r = await client.get("/limits")
+    r.raise_for_status()
+    absolute = r.json()["limits"]["absolute"]
+    room, said = float("inf"), []
+    for what, limit_key, used_key, each in (("instances", "maxTotalInstances", "totalInstancesUsed", 1),
+                                            ("cores", "maxTotalCores", "totalCoresUsed", flavor["vcpus"]),
+                                            ("RAM MB", "maxTotalRAMSize", "totalRAMUsed", flavor["ram"])):
+        limit, used = absolute.get(limit_key, -1), absolute.get(used_key, 0)
+        if limit is None or limit < 0 or each <= 0:
+            continue
+        room = min(room, max(0, limit - used) // each)
+        said.append(f"{what}: {used} of {limit} used")
+    return room, ", ".join(said)
+
+
+async def _flavor(client: httpx.AsyncClient, flavor: str) -> dict[str, Any]:
+    r = await client.get(f"/flavors/{flavor}")
+    if r.status_code == 404:
+        raise BenchError(f"flavor {flavor!r} not found; pass --flavor with an id the cloud has")
+    r.raise_for_status()
+    return dict(r.json()["flavor"])
+
+
+async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, project: str,
+                     own_server: bool) -> dict[str, Any] | None:
+    """Check (or make) room for N servers in the project's quota. Returns the quota values to put
+    back after the run (None: nothing was changed)."""
+    unlimited = {"quota_set": dict.fromkeys(_QUOTAS, -1)}
+    if own_server:  # a throwaway cloud: lift the quota, nothing to put back
+        (await client.put(f"/os-quota-sets/{project}", json=unlimited)).raise_for_status()
+        return None
+    room, limits = await _room(client, await _flavor(client, args.flavor))
+    if room >= args.n:
+        return None
+    if not args.lift_quota:
+        raise BenchError(f"the project's quota has room for {int(room)} more servers of flavor {args.flavor!r} "
+                         f"({limits}), not {args.n}: pass -n {int(room)} or less, or --lift-quota (admin) to lift "
+                         "it for the run")
+    r = await client.get(f"/os-quota-sets/{project}")
+    if r.status_code != 200:
+        raise BenchError(f"--lift-quota: reading the project's quota answered {r.status_code}: {r.text[:300]}")
+    before = {k: r.json()["quota_set"][k] for k in _QUOTAS}
+    r = await client.put(f"/os-quota-sets/{project}", json=unlimited)
+    if r.status_code != 200:
+        raise BenchError(f"--lift-quota: changing the project's quota answered {r.status_code} "
+                         f"(an admin's token is needed): {r.text[:300]}")
+    return before
+
+
+async def _boot_phase(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], args: argparse.Namespace,
+                      latencies: list[float], created: dict[str, tuple[float, float]],
+                      done_at: dict[str, float], late: list[int]) -> tuple[float, float]:
+    """Every POST, and the watch until each server left BUILD. Returns (start, POSTs done) in
+    monotonic seconds. When a POST fails, no further POST is sent, the ones in flight are
+    answered, every server created is deleted and the error goes up."""
+    stop = asyncio.Event()
+    t0 = time.monotonic()
+    watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
+    outcomes = await asyncio.gather(*(_create(pool, i, args.flavor, args.image, latencies, created, stop,
+                                              due=t0 + i / args.rate if args.rate else None, late=late)
+                                      for i in range(args.n)), return_exceptions=True)
+    post_done = time.monotonic()
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    if not failed:
+        await watcher
+        return t0, post_done
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    if created:
+        await _delete_all(client, pool, list(created), args.timeout)
+    first = failed[0]
+    if isinstance(first, BenchError) and created:
+        raise BenchError(f"{first} (the {len(created)} servers created before that were deleted again)")
+    raise first
+
+
 async def run(args: argparse.Namespace) -> None:
     server = None
     if args.endpoint:
-        identity = args.endpoint.rstrip("/").removesuffix("/identity")
-        tok, compute = token(identity, args.user, args.password, args.project)
+        auth = authenticate(args.endpoint, args.user, args.password, args.project, args.domain)
     else:
         server = start_server("--fake-hosts", str(args.hosts), database_url=args.database_url)
-        tok, compute = token(server.url)
-    headers = {"X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.37"}
+        auth = authenticate(f"{server.url}/identity", "admin", ADMIN_PW, "admin")
+    compute = auth.endpoint("compute")
+    headers = {"X-Auth-Token": auth.token, "OpenStack-API-Version": "compute 2.37"}
     if not args.image:
-        args.image = default_image(compute, tok)
+        args.image = default_image(auth.endpoint("image"), auth.token)
     limits = httpx.Limits(max_connections=args.concurrency + 4)
+    restore: dict[str, Any] | None = None
     try:
         async with httpx.AsyncClient(base_url=compute, headers=headers, timeout=120, limits=limits) as client:
-            if not args.endpoint:
-                # lift the admin project's quota so N servers fit
-                quota = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
-                (await client.put(f"/os-quota-sets/{project_id(server.url)}", json=quota)).raise_for_status()  # type: ignore[union-attr]
+            restore = await _make_room(client, args, auth.project_id, own_server=server is not None)
             # the timed requests go through C lean keep-alive connections (common.PlainHTTP)
             pool: asyncio.Queue[PlainHTTP] = asyncio.Queue()
             for _ in range(args.concurrency):
@@ -148,28 +247,31 @@ async def run(args: argparse.Namespace) -> None:
             done_at: dict[str, float] = {}
             cpu0 = server.cpu_seconds() if server is not None else 0.0
             late: list[int] = []
-            t0 = time.monotonic()
-            watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
-            await asyncio.gather(*(_create(pool, i, args.flavor, args.image, latencies, created,
-                                           due=t0 + i / args.rate if args.rate else None, late=late)
-                                   for i in range(args.n)))
-            post_done = time.monotonic() - t0
-            await watcher
-            final = await _final_states(client, set(created))
-            total = max(done_at.values()) - t0 if done_at else float("nan")
-            to_active = [done_at[i] - created[i][0] for i in done_at]
-            errors = sum(1 for st in final.values() if st == "ERROR")
-            stuck = len(created) - len(done_at)
-            boot_cpu = (server.cpu_seconds() - cpu0) if server is not None else 0.0
-            delete_s = await _delete_all(client, pool, list(created), args.timeout)
-            while not pool.empty():
-                pool.get_nowait().close()
+            try:
+                t0, posts_end = await _boot_phase(client, pool, args, latencies, created, done_at, late)
+                post_done = posts_end - t0
+                final = await _final_states(client, set(created))
+                total = max(done_at.values()) - t0 if done_at else float("nan")
+                to_active = [done_at[i] - created[i][0] for i in done_at]
+                errors = sum(1 for st in final.values() if st == "ERROR")
+                stuck = len(created) - len(done_at)
+                boot_cpu = (server.cpu_seconds() - cpu0) if server is not None else 0.0
+                delete_s = await _delete_all(client, pool, list(created), args.timeout)
+            finally:
+                while not pool.empty():
+                    pool.get_nowait().close()
+                if restore is not None:
+                    r = await client.put(f"/os-quota-sets/{auth.project_id}", json={"quota_set": restore})
+                    if r.status_code != 200:
+                        print(f"putting the quota back ({restore}) answered {r.status_code}: {r.text[:300]}",
+                              file=sys.stderr)
     finally:
         if server is not None:
             server.stop()
     pacing = f"arrivals paced at {args.rate:g}/s" if args.rate else "closed loop (a new POST as soon as one is answered)"
-    print(f"servers: {args.n}  concurrency: {args.concurrency}  hosts: {args.hosts if not args.endpoint else '-'}  "
-          f"db: {args.database_url or 'sqlite'}  {pacing}")
+    where = (f"endpoint: {args.endpoint}" if args.endpoint
+             else f"hosts: {args.hosts}  db: {args.database_url or 'sqlite'}")
+    print(f"servers: {args.n}  concurrency: {args.concurrency}  {where}  {pacing}")
     print(f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in {post_done:.2f} s)")
     print(f"POST /servers latency ms: p50 {percentile(latencies, 50) * 1000:.1f}  p95 {percentile(latencies, 95) * 1000:.1f}  "
           f"p99 {percentile(latencies, 99) * 1000:.1f}")
@@ -200,8 +302,15 @@ def main() -> None:
     p.add_argument("--user", default="admin")
     p.add_argument("--password", default=ADMIN_PW)
     p.add_argument("--project", default="admin")
+    p.add_argument("--domain", default="Default", help="domain (name) of the user and the project")
+    p.add_argument("--lift-quota", action="store_true",
+                   help="with --endpoint: lift the project's instances, cores and RAM quotas for the run when "
+                        "N servers do not fit (an admin's token), and put them back afterwards")
     args = p.parse_args()
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except BenchError as exc:
+        raise SystemExit(f"boot.py: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -150,36 +150,69 @@ def start_server(*args: str, database_url: str | None = None, quiet: bool = True
     return server
 
 
-def token(url: str, user: str = "admin", password: str = ADMIN_PW, project: str = "admin") -> tuple[str, str]:
-    """(token, compute endpoint) for a user; the endpoint comes from the catalog."""
-    r = _auth(url, user, password, project)
-    catalog: list[dict[str, Any]] = r.json()["token"]["catalog"]
-    compute = next(c for c in catalog if c["type"] == "compute")
-    endpoint = next(e["url"] for e in compute["endpoints"] if e["interface"] == "public")
-    return r.headers["X-Subject-Token"], endpoint
+@dataclass(frozen=True)
+class Auth:
+    """A project-scoped token and what came with it."""
+
+    token: str
+    project_id: str
+    endpoints: dict[str, str]  # service type -> public URL, from the catalog
+
+    def endpoint(self, service_type: str) -> str:
+        try:
+            return self.endpoints[service_type]
+        except KeyError:
+            raise BenchError(f"the catalog has no public {service_type} endpoint") from None
 
 
-def _auth(url: str, user: str, password: str, project: str) -> httpx.Response:
+class BenchError(Exception):
+    """Why a benchmark cannot go on, in words for its user (the scripts print it and exit 1)."""
+
+
+def identity_v3(auth_url: str) -> str:
+    """The Identity v3 root for an auth URL as clouds.yaml writes it: ``http://HOST/identity``,
+    ``http://HOST:5000`` or either with ``/v3`` already on it."""
+    url = auth_url.rstrip("/")
+    return url if url.endswith("/v3") else url + "/v3"
+
+
+def authenticate(auth_url: str, user: str, password: str, project: str, domain: str = "Default") -> Auth:
+    """Password authentication, scoped to ``project`` (user and project in ``domain``, by name)."""
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
-    r = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
-    r.raise_for_status()
-    return r
+        "name": user, "domain": {"name": domain}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": domain}}}}}
+    try:
+        r = httpx.post(f"{identity_v3(auth_url)}/auth/tokens", json=body, timeout=30)
+    except httpx.HTTPError as exc:
+        raise BenchError(f"cannot reach the identity service at {identity_v3(auth_url)}: {exc}") from exc
+    if r.status_code != 201:
+        raise BenchError(f"authentication as {user} in project {project} failed: {r.status_code} {r.text[:300]}")
+    doc = r.json()["token"]
+    endpoints = {}
+    for service in doc.get("catalog", []):
+        public = [e["url"] for e in service.get("endpoints", []) if e.get("interface") == "public"]
+        if public:
+            endpoints[service["type"]] = public[0].rstrip("/")
+    return Auth(r.headers["X-Subject-Token"], str(doc["project"]["id"]), endpoints)
+
+
+def token(url: str, user: str = "admin", password: str = ADMIN_PW, project: str = "admin") -> tuple[str, str]:
+    """(token, compute endpoint) for a user of the novalite at ``url``."""
+    auth = authenticate(f"{url}/identity", user, password, project)
+    return auth.token, auth.endpoint("compute")
 
 
 def project_id(url: str, user: str = "admin", password: str = ADMIN_PW, project: str = "admin") -> str:
-    return str(_auth(url, user, password, project).json()["token"]["project"]["id"])
+    return authenticate(f"{url}/identity", user, password, project).project_id
 
 
-def default_image(compute_url: str, tok: str) -> str:
-    """The id of the first active image visible through the compute image proxy or Glance."""
-    base = compute_url.split("/compute/")[0]
-    r = httpx.get(f"{base}/image/v2/images", params={"status": "active"}, headers={"X-Auth-Token": tok}, timeout=30)
+def default_image(image_url: str, tok: str) -> str:
+    """The id of the first active image the Image service (``image_url``, its catalog URL) lists."""
+    r = httpx.get(f"{image_url}/v2/images", params={"status": "active"}, headers={"X-Auth-Token": tok}, timeout=30)
     r.raise_for_status()
     images = r.json()["images"]
     if not images:
-        raise SystemExit("no active image found; pass --image")
+        raise BenchError("no active image found; pass --image")
     return str(images[0]["id"])
 
 
@@ -220,6 +253,9 @@ class PlainHTTP:
                 self.close()
                 if attempt == 2:
                     raise
+            except BaseException:  # cancelled or failed mid-request: what is left on the socket is unknown
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     async def _response(self) -> tuple[int, bytes]:

@@ -6,9 +6,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+from tests.conftest import ADMIN_PW, RunningServer
 
 pytestmark = pytest.mark.e2e
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -20,6 +25,27 @@ def _run(script: str, *args: str, timeout: float = 300) -> str:
                           timeout=timeout)
     assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def _admin(server: RunningServer) -> tuple[httpx.Client, str]:
+    """A compute client with the admin's token (microversion 2.37) and the admin project's id."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": ADMIN_PW}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+    r = httpx.post(f"{server.url}/identity/v3/auth/tokens", json=body)
+    r.raise_for_status()
+    headers = {"X-Auth-Token": r.headers["X-Subject-Token"], "OpenStack-API-Version": "compute 2.37"}
+    client = httpx.Client(base_url=f"{server.url}/compute/v2.1", headers=headers, timeout=30)
+    return client, str(r.json()["token"]["project"]["id"])
+
+
+def _names(client: httpx.Client) -> list[str]:
+    return sorted(s["name"] for s in client.get("/servers").json()["servers"])
+
+
+def _boot_at(server: RunningServer, *args: str) -> list[str]:
+    return [sys.executable, str(BENCH / "boot.py"), "--endpoint", f"{server.url}/identity", "--password", ADMIN_PW,
+            *args]
 
 
 def test_boot_prints_throughput_latencies_and_footprint() -> None:
@@ -67,3 +93,69 @@ def test_pipeline_prints_cpu_per_server_for_each_part() -> None:
     assert "servers: 20  hosts: 3  batch: 4  all ACTIVE" in out, out
     assert re.search(rf"CPU us per server: api {NUMBER}\s+schedule {NUMBER}\s+build {NUMBER}\s+total {NUMBER}",
                      out), out
+
+
+def test_boot_times_a_running_endpoint_and_leaves_no_server(server: RunningServer) -> None:
+    client, _project = _admin(server)
+    done = subprocess.run(_boot_at(server, "-n", "6", "-c", "3"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert f"endpoint: {server.url}/identity" in out, out
+    assert re.search(rf"boot throughput: {NUMBER} servers/s", out), out
+    assert re.search(rf"POST /servers latency ms: p50 {NUMBER}\s+p95 {NUMBER}\s+p99 {NUMBER}", out), out
+    assert "ERROR: 0  still building at timeout: 0" in out, out
+    assert "server peak memory" not in out  # not its process: nothing to measure
+    assert _names(client) == []
+
+
+def test_boot_stops_before_creating_when_the_quota_has_no_room(server: RunningServer) -> None:
+    client, _project = _admin(server)
+    done = subprocess.run(_boot_at(server, "-n", "12", "-c", "3"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "the project's quota has room for 10 more servers of flavor '1'" in done.stderr, done.stderr
+    assert "pass -n 10 or less, or --lift-quota" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _names(client) == []
+
+
+def test_boot_lifts_the_quota_for_the_run_and_puts_it_back(server: RunningServer) -> None:
+    client, project = _admin(server)
+    done = subprocess.run(_boot_at(server, "-n", "12", "-c", "3", "--lift-quota"), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ERROR: 0  still building at timeout: 0" in done.stdout, done.stdout
+    quota = client.get(f"/os-quota-sets/{project}").json()["quota_set"]
+    assert (quota["instances"], quota["cores"], quota["ram"]) == (10, 20, 51200)
+    assert _names(client) == []
+
+
+def test_boot_deletes_what_it_created_when_a_post_fails_midway(server: RunningServer) -> None:
+    """Another client takes the rest of the quota while the (paced) run is under way: the run's
+    next POST gets 403, it sends no more, deletes the servers it made and says so."""
+    client, _project = _admin(server)
+    proc = subprocess.Popen(_boot_at(server, "-n", "8", "-c", "1", "--rate", "2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    fillers: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any(n.startswith("bench-") for n in _names(client)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run created no server"
+            time.sleep(0.05)
+        image = client.get("/servers/detail").json()["servers"][0]["image"]["id"]  # the one the run boots
+        body: dict[str, Any] = {"server": {"name": "filler", "flavorRef": "1", "networks": "none", "imageRef": image}}
+        while (r := client.post("/servers", json=body)).status_code == 202:
+            fillers.append(r.json()["server"]["id"])
+        assert r.status_code == 403, r.text
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, err
+        assert "POST /servers answered 403" in err and "Quota exceeded for instances" in err, err
+        assert re.search(r"the \d+ servers created before that were deleted again", err), err
+        assert _names(client) == ["filler"] * len(fillers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for sid in fillers:
+            client.delete(f"/servers/{sid}")
+        deadline = time.monotonic() + 60
+        while _names(client) and time.monotonic() < deadline:
+            time.sleep(0.1)
