@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -39,26 +40,35 @@ from common import (  # noqa: E402
 )
 
 
-async def _create(pool: asyncio.Queue[PlainHTTP], i: int, flavor: str, image: str,
+async def _create(pool: asyncio.Queue[PlainHTTP], i: int, args: argparse.Namespace, prefix: str,
                   latencies: list[float], created: dict[str, tuple[float, float]], stop: asyncio.Event,
                   due: float | None = None, late: list[int] | None = None) -> None:
-    """POST one server on a free connection of ``pool`` (C connections: at most C in flight);
-    ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced arrivals) it is not
-    sent before that time; sent more than 5 ms after it because C POSTs were still in flight, it
-    counts in ``late``. Once ``stop`` is set (a POST failed), nothing more is sent; a POST that
-    fails sets it."""
-    body = {"server": {"name": f"bench-{i}", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
-    if due is not None:
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-    conn = await pool.get()
+    """POST one server (named ``<prefix>-i``) on a free connection of ``pool`` (C connections: at
+    most C in flight); ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced
+    arrivals) it is not sent before that time; sent more than 5 ms after it because C POSTs were
+    still in flight, it counts in ``late``. Once ``stop`` is set nothing more is sent; a POST that
+    fails in any way sets it."""
+    body = {"server": {"name": f"{prefix}-{i}", "flavorRef": args.flavor, "imageRef": args.image,
+                       "networks": "none"}}
+    if due is not None and due > time.monotonic():
+        try:  # a stop wakes the wait
+            await asyncio.wait_for(stop.wait(), due - time.monotonic())
+        except TimeoutError:
+            pass
     if stop.is_set():
-        pool.put_nowait(conn)
         return
+    conn = await pool.get()
     try:
+        if stop.is_set():
+            return
         t0 = time.monotonic()
         if due is not None and late is not None and t0 - due > 0.005:
             late.append(i)
-        status, data = await conn.request("POST", "/servers", body)
+        try:
+            status, data = await conn.request("POST", "/servers", body)
+        except BaseException:
+            stop.set()
+            raise
         answered = time.monotonic()
         latencies.append(answered - t0)
     finally:
@@ -77,9 +87,7 @@ async def _building(client: httpx.AsyncClient) -> set[str]:
         params: dict[str, Any] = {"status": "BUILD", "limit": 1000}
         if marker:
             params["marker"] = marker
-        r = await client.get("/servers", params=params)
-        r.raise_for_status()
-        servers = r.json()["servers"]
+        servers = _answer(await client.get("/servers", params=params), "polling the BUILD list")["servers"]
         ids.update(s["id"] for s in servers)
         if len(servers) < 1000:
             return ids
@@ -110,7 +118,7 @@ async def _final_states(client: httpx.AsyncClient, ids: set[str]) -> dict[str, s
         params: dict[str, Any] = {"limit": 1000}
         if marker:
             params["marker"] = marker
-        servers = (await client.get("/servers/detail", params=params)).json()["servers"]
+        servers = _answer(await client.get("/servers/detail", params=params), "listing the servers")["servers"]
         final.update({s["id"]: s["status"] for s in servers if s["id"] in ids})
         if len(servers) < 1000:
             return final
@@ -119,6 +127,8 @@ async def _final_states(client: httpx.AsyncClient, ids: set[str]) -> dict[str, s
 
 async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], ids: list[str],
                       timeout: float) -> float:
+    """DELETE every server of ``ids`` (over the lean connections; a failed DELETE is tried once
+    more) and wait until none is listed. Returns the seconds it took."""
     t0 = time.monotonic()
 
     async def one(sid: str) -> None:
@@ -128,16 +138,43 @@ async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
         finally:
             pool.put_nowait(conn)
         if status not in (204, 404):
-            raise BenchError(f"DELETE answered {status}: {data.decode(errors='replace')}")
+            raise BenchError(f"DELETE /servers/{sid} answered {status}: {data.decode(errors='replace')}")
 
-    await asyncio.gather(*(one(s) for s in ids))
+    left = list(ids)
+    for attempt in (1, 2):
+        outcomes = await asyncio.gather(*(one(s) for s in left), return_exceptions=True)
+        failed = [(sid, o) for sid, o in zip(left, outcomes, strict=True) if isinstance(o, BaseException)]
+        if not failed:
+            break
+        if attempt == 2:
+            raise BenchError(f"{len(failed)} servers could not be deleted ({failed[0][1]}): "
+                             + " ".join(sid for sid, _ in failed))
+        left = [sid for sid, _ in failed]
+    wanted = set(ids)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = await client.get("/servers", params={"limit": 1000})
-        if not [s for s in r.json()["servers"] if s["id"] in set(ids)]:
+        if not [s for s in _answer(r, "listing the servers")["servers"] if s["id"] in wanted]:
             break
         await asyncio.sleep(0.05)
     return time.monotonic() - t0
+
+
+async def _sweep(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], prefix: str, timeout: float) -> int:
+    """Delete the servers named ``<prefix>-*`` that are still listed: ones whose POST was sent but
+    whose id never arrived (the run stopped or the connection broke first). Returns how many."""
+    r = await client.get("/servers", params={"name": f"^{prefix}-", "limit": 1000})
+    ids = [s["id"] for s in _answer(r, "listing the run's servers")["servers"]]
+    if ids:
+        await _delete_all(client, pool, ids, timeout)
+    return len(ids)
+
+
+def _answer(r: httpx.Response, what: str) -> Any:
+    """The JSON body of a 2xx answer; anything else is a BenchError naming ``what`` was asked."""
+    if not r.is_success:
+        raise BenchError(f"{what}: {r.request.method} {r.request.url} answered {r.status_code}: {r.text[:300]}")
+    return r.json()
 
 
 _QUOTAS = ("instances", "cores", "ram")
@@ -146,9 +183,7 @@ _QUOTAS = ("instances", "cores", "ram")
 async def _room(client: httpx.AsyncClient, flavor: dict[str, Any]) -> tuple[float, str]:
     """How many servers of ``flavor`` the project's quota still takes (``inf``: no limit), and
     the limits behind that figure."""
-    r = await client.get("/limits")
-    r.raise_for_status()
-    absolute = r.json()["limits"]["absolute"]
+    absolute = _answer(await client.get("/limits"), "reading the project's limits")["limits"]["absolute"]
     room, said = float("inf"), []
     for what, limit_key, used_key, each in (("instances", "maxTotalInstances", "totalInstancesUsed", 1),
                                             ("cores", "maxTotalCores", "totalCoresUsed", flavor["vcpus"]),
@@ -165,8 +200,7 @@ async def _flavor(client: httpx.AsyncClient, flavor: str) -> dict[str, Any]:
     r = await client.get(f"/flavors/{flavor}")
     if r.status_code == 404:
         raise BenchError(f"flavor {flavor!r} not found; pass --flavor with an id the cloud has")
-    r.raise_for_status()
-    return dict(r.json()["flavor"])
+    return dict(_answer(r, "reading the flavor")["flavor"])
 
 
 async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, project: str,
@@ -175,7 +209,7 @@ async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, projec
     back after the run (None: nothing was changed)."""
     unlimited = {"quota_set": dict.fromkeys(_QUOTAS, -1)}
     if own_server:  # a throwaway cloud: lift the quota, nothing to put back
-        (await client.put(f"/os-quota-sets/{project}", json=unlimited)).raise_for_status()
+        _answer(await client.put(f"/os-quota-sets/{project}", json=unlimited), "lifting the quota")
         return None
     room, limits = await _room(client, await _flavor(client, args.flavor))
     if room >= args.n:
@@ -196,30 +230,57 @@ async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, projec
 
 
 async def _boot_phase(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], args: argparse.Namespace,
-                      latencies: list[float], created: dict[str, tuple[float, float]],
+                      prefix: str, latencies: list[float], created: dict[str, tuple[float, float]],
                       done_at: dict[str, float], late: list[int]) -> tuple[float, float]:
     """Every POST, and the watch until each server left BUILD. Returns (start, POSTs done) in
     monotonic seconds. When a POST fails, no further POST is sent, the ones in flight are
-    answered, every server created is deleted and the error goes up."""
+    answered, and the first error goes up (``run`` deletes what was created)."""
     stop = asyncio.Event()
     t0 = time.monotonic()
     watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
-    outcomes = await asyncio.gather(*(_create(pool, i, args.flavor, args.image, latencies, created, stop,
-                                              due=t0 + i / args.rate if args.rate else None, late=late)
-                                      for i in range(args.n)), return_exceptions=True)
-    post_done = time.monotonic()
-    failed = [o for o in outcomes if isinstance(o, BaseException)]
-    if not failed:
+    try:
+        outcomes = await asyncio.gather(*(_create(pool, i, args, prefix, latencies, created, stop,
+                                                  due=t0 + i / args.rate if args.rate else None, late=late)
+                                          for i in range(args.n)), return_exceptions=True)
+        post_done = time.monotonic()
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise failed[0]
         await watcher
-        return t0, post_done
-    watcher.cancel()
-    await asyncio.gather(watcher, return_exceptions=True)
-    if created:
-        await _delete_all(client, pool, list(created), args.timeout)
-    first = failed[0]
-    if isinstance(first, BenchError) and created:
-        raise BenchError(f"{first} (the {len(created)} servers created before that were deleted again)")
-    raise first
+    finally:
+        if not watcher.done():
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    return t0, post_done
+
+
+async def _clean_up(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], prefix: str,
+                   created: dict[str, tuple[float, float]], timeout: float, deleted: bool) -> str:
+    """Delete every server the run made (the known ids, then any other named after the run);
+    returns what happened, in words."""
+    try:
+        if not deleted and created:
+            await _delete_all(client, pool, list(created), timeout)
+        swept = await _sweep(client, pool, prefix, timeout)
+    except (BenchError, httpx.HTTPError, OSError) as exc:
+        return (f"deleting the run's servers failed too: {exc}; "
+                f"they are named {prefix}-*: openstack server list --name '^{prefix}-'")
+    made = len(created) + swept
+    if not made:
+        return "no server had been created"
+    return f"the {made} servers created before that were deleted again"
+
+
+async def _put_back(client: httpx.AsyncClient, project: str, quota: dict[str, Any]) -> None:
+    try:
+        r = await client.put(f"/os-quota-sets/{project}", json={"quota_set": quota})
+        failure = None if r.status_code == 200 else f"answered {r.status_code}: {r.text[:300]}"
+    except httpx.HTTPError as exc:
+        failure = str(exc)
+    if failure is not None:
+        print(f"boot.py: putting the project's quota back to {quota} failed ({failure}); "
+              f"set it by hand: openstack quota set --instances {quota['instances']} --cores {quota['cores']} "
+              f"--ram {quota['ram']} {project}", file=sys.stderr)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -231,11 +292,12 @@ async def run(args: argparse.Namespace) -> None:
         auth = authenticate(f"{server.url}/identity", "admin", ADMIN_PW, "admin")
     compute = auth.endpoint("compute")
     headers = {"X-Auth-Token": auth.token, "OpenStack-API-Version": "compute 2.37"}
-    if not args.image:
-        args.image = default_image(auth.endpoint("image"), auth.token)
+    prefix = f"bench-{secrets.token_hex(3)}"  # this run's servers: bench-<run>-<i>
     limits = httpx.Limits(max_connections=args.concurrency + 4)
     restore: dict[str, Any] | None = None
     try:
+        if not args.image:
+            args.image = default_image(auth.endpoint("image"), auth.token)
         async with httpx.AsyncClient(base_url=compute, headers=headers, timeout=120, limits=limits) as client:
             restore = await _make_room(client, args, auth.project_id, own_server=server is not None)
             # the timed requests go through C lean keep-alive connections (common.PlainHTTP)
@@ -247,8 +309,9 @@ async def run(args: argparse.Namespace) -> None:
             done_at: dict[str, float] = {}
             cpu0 = server.cpu_seconds() if server is not None else 0.0
             late: list[int] = []
+            deleted = False
             try:
-                t0, posts_end = await _boot_phase(client, pool, args, latencies, created, done_at, late)
+                t0, posts_end = await _boot_phase(client, pool, args, prefix, latencies, created, done_at, late)
                 post_done = posts_end - t0
                 final = await _final_states(client, set(created))
                 total = max(done_at.values()) - t0 if done_at else float("nan")
@@ -257,14 +320,20 @@ async def run(args: argparse.Namespace) -> None:
                 stuck = len(created) - len(done_at)
                 boot_cpu = (server.cpu_seconds() - cpu0) if server is not None else 0.0
                 delete_s = await _delete_all(client, pool, list(created), args.timeout)
+                deleted = True
+                await _sweep(client, pool, prefix, args.timeout)
+            except BaseException as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
+                note = await _clean_up(client, pool, prefix, created, args.timeout, deleted)
+                if isinstance(exc, BenchError):
+                    raise BenchError(f"{exc} ({note})") from exc
+                why = "interrupted" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
+                print(f"boot.py: {why}; {note}", file=sys.stderr)
+                raise
             finally:
                 while not pool.empty():
                     pool.get_nowait().close()
                 if restore is not None:
-                    r = await client.put(f"/os-quota-sets/{auth.project_id}", json={"quota_set": restore})
-                    if r.status_code != 200:
-                        print(f"putting the quota back ({restore}) answered {r.status_code}: {r.text[:300]}",
-                              file=sys.stderr)
+                    await _put_back(client, auth.project_id, restore)
     finally:
         if server is not None:
             server.stop()
@@ -311,6 +380,10 @@ def main() -> None:
         asyncio.run(run(args))
     except BenchError as exc:
         raise SystemExit(f"boot.py: {exc}") from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise SystemExit(f"boot.py: {type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

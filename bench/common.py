@@ -209,7 +209,8 @@ def project_id(url: str, user: str = "admin", password: str = ADMIN_PW, project:
 def default_image(image_url: str, tok: str) -> str:
     """The id of the first active image the Image service (``image_url``, its catalog URL) lists."""
     r = httpx.get(f"{image_url}/v2/images", params={"status": "active"}, headers={"X-Auth-Token": tok}, timeout=30)
-    r.raise_for_status()
+    if not r.is_success:
+        raise BenchError(f"listing the images answered {r.status_code}: {r.text[:300]}; pass --image")
     images = r.json()["images"]
     if not images:
         raise BenchError("no active image found; pass --image")
@@ -227,14 +228,19 @@ class PlainHTTP:
         from urllib.parse import urlsplit
 
         parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.tls = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (443 if self.tls else 80)
         self.prefix = parts.path.rstrip("/")
         fixed = {"Host": parts.netloc, **headers}
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
         self._reader: Any = None
         self._writer: Any = None
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      timeout: float = 120.0) -> tuple[int, bytes]:
+        """(status, body). A connection the server closed while it sat idle is replaced before
+        use; a request that fails on a reused connection is sent once more on a new one (a POST
+        too: it fails that way when the server dropped the idle connection as it was sent)."""
         import asyncio
         import json as _json
 
@@ -244,16 +250,21 @@ class PlainHTTP:
             head += "Content-Type: application/json\r\n"
         payload = (head + "\r\n").encode() + data
         for attempt in (1, 2):
-            if self._writer is None:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            if self._reader is not None and self._reader.at_eof():
+                self.close()
+            reused = self._writer is not None
+            if not reused:
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port,
+                                                                           ssl=True if self.tls else None)
             try:
-                self._writer.write(payload)
-                return await self._response()
+                async with asyncio.timeout(timeout):
+                    self._writer.write(payload)
+                    return await self._response()
             except (ConnectionError, asyncio.IncompleteReadError):
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or not reused:
                     raise
-            except BaseException:  # cancelled or failed mid-request: what is left on the socket is unknown
+            except BaseException:  # cancelled, timed out or failed mid-request: the socket's state is unknown
                 self.close()
                 raise
         raise AssertionError("unreachable")

@@ -4,6 +4,7 @@ print its figure lines. No thresholds: the figures themselves are recorded in be
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +29,9 @@ def _run(script: str, *args: str, timeout: float = 300) -> str:
 
 
 def _admin(server: RunningServer) -> tuple[httpx.Client, str]:
-    """A compute client with the admin's token (microversion 2.37) and the admin project's id."""
+    """A compute client with the admin's token (microversion 2.37) and the admin project's id. The
+    tests below share the module's server: each starts from an empty admin project with the
+    default quota (10 instances, 20 cores, 51200 MB)."""
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "admin", "domain": {"name": "Default"}, "password": ADMIN_PW}}},
         "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
@@ -36,7 +39,18 @@ def _admin(server: RunningServer) -> tuple[httpx.Client, str]:
     r.raise_for_status()
     headers = {"X-Auth-Token": r.headers["X-Subject-Token"], "OpenStack-API-Version": "compute 2.37"}
     client = httpx.Client(base_url=f"{server.url}/compute/v2.1", headers=headers, timeout=30)
-    return client, str(r.json()["token"]["project"]["id"])
+    project = str(r.json()["token"]["project"]["id"])
+    assert _names(client) == [], "an earlier test left servers behind"
+    default = {"instances": 10, "cores": 20, "ram": 51200}
+    client.put(f"/os-quota-sets/{project}", json={"quota_set": default}).raise_for_status()
+    return client, project
+
+
+def _wait_for_a_bench_server(client: httpx.Client, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not any(n.startswith("bench-") for n in _names(client)):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run created no server"
+        time.sleep(0.05)
 
 
 def _names(client: httpx.Client) -> list[str]:
@@ -111,7 +125,7 @@ def test_boot_times_a_running_endpoint_and_leaves_no_server(server: RunningServe
 def test_boot_stops_before_creating_when_the_quota_has_no_room(server: RunningServer) -> None:
     client, _project = _admin(server)
     done = subprocess.run(_boot_at(server, "-n", "12", "-c", "3"), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr
     assert "the project's quota has room for 10 more servers of flavor '1'" in done.stderr, done.stderr
     assert "pass -n 10 or less, or --lift-quota" in done.stderr
     assert "Traceback" not in done.stderr
@@ -133,23 +147,24 @@ def test_boot_deletes_what_it_created_when_a_post_fails_midway(server: RunningSe
     """Another client takes the rest of the quota while the (paced) run is under way: the run's
     next POST gets 403, it sends no more, deletes the servers it made and says so."""
     client, _project = _admin(server)
-    proc = subprocess.Popen(_boot_at(server, "-n", "8", "-c", "1", "--rate", "2"), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_boot_at(server, "-n", "10", "-c", "1", "--rate", "1"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     fillers: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while not any(n.startswith("bench-") for n in _names(client)):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run created no server"
-            time.sleep(0.05)
+        _wait_for_a_bench_server(client, proc)
         image = client.get("/servers/detail").json()["servers"][0]["image"]["id"]  # the one the run boots
         body: dict[str, Any] = {"server": {"name": "filler", "flavorRef": "1", "networks": "none", "imageRef": image}}
-        while (r := client.post("/servers", json=body)).status_code == 202:
+        for _ in range(10):
+            r = client.post("/servers", json=body)
+            if r.status_code != 202:
+                break
             fillers.append(r.json()["server"]["id"])
         assert r.status_code == 403, r.text
         _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 1, err
         assert "POST /servers answered 403" in err and "Quota exceeded for instances" in err, err
         assert re.search(r"the \d+ servers created before that were deleted again", err), err
+        assert "Traceback" not in err, err
         assert _names(client) == ["filler"] * len(fillers)
     finally:
         if proc.poll() is None:
@@ -159,3 +174,20 @@ def test_boot_deletes_what_it_created_when_a_post_fails_midway(server: RunningSe
         deadline = time.monotonic() + 60
         while _names(client) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def test_boot_interrupted_deletes_what_it_created(server: RunningServer) -> None:
+    client, _project = _admin(server)
+    proc = subprocess.Popen(_boot_at(server, "-n", "10", "-c", "1", "--rate", "1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for_a_bench_server(client, proc)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert re.search(r"boot.py: interrupted; the \d+ servers created before that were deleted again", err), err
+    assert "Traceback" not in err, err
+    assert _names(client) == []
