@@ -42,12 +42,12 @@ from common import (  # noqa: E402
 
 async def _create(pool: asyncio.Queue[PlainHTTP], i: int, args: argparse.Namespace, prefix: str,
                   latencies: list[float], created: dict[str, tuple[float, float]], stop: asyncio.Event,
-                  due: float | None = None, late: list[int] | None = None) -> None:
+                  unanswered: list[int], due: float | None = None, late: list[int] | None = None) -> None:
     """POST one server (named ``<prefix>-i``) on a free connection of ``pool`` (C connections: at
     most C in flight); ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced
     arrivals) it is not sent before that time; sent more than 5 ms after it because C POSTs were
     still in flight, it counts in ``late``. Once ``stop`` is set nothing more is sent; a POST that
-    fails in any way sets it."""
+    fails in any way sets it (and one sent without an answer goes into ``unanswered``)."""
     body = {"server": {"name": f"{prefix}-{i}", "flavorRef": args.flavor, "imageRef": args.image,
                        "networks": "none"}}
     if due is not None and due > time.monotonic():
@@ -66,8 +66,11 @@ async def _create(pool: asyncio.Queue[PlainHTTP], i: int, args: argparse.Namespa
             late.append(i)
         try:
             status, data = await conn.request("POST", "/servers", body)
-        except BaseException:
+        except BaseException as exc:
             stop.set()
+            unanswered.append(i)
+            if isinstance(exc, Exception):
+                raise BenchError(f"POST /servers got no answer: {type(exc).__name__}: {exc}") from exc
             raise
         answered = time.monotonic()
         latencies.append(answered - t0)
@@ -152,12 +155,14 @@ async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
         left = [sid for sid, _ in failed]
     wanted = set(ids)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         r = await client.get("/servers", params={"limit": 1000})
-        if not [s for s in _answer(r, "listing the servers")["servers"] if s["id"] in wanted]:
-            break
+        listed = [s["id"] for s in _answer(r, "listing the servers")["servers"] if s["id"] in wanted]
+        if not listed:
+            return time.monotonic() - t0
+        if time.monotonic() > deadline:
+            raise BenchError(f"{len(listed)} deleted servers were still listed after {timeout:g} s: " + " ".join(listed))
         await asyncio.sleep(0.05)
-    return time.monotonic() - t0
 
 
 async def _sweep(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], prefix: str, timeout: float) -> int:
@@ -203,17 +208,18 @@ async def _flavor(client: httpx.AsyncClient, flavor: str) -> dict[str, Any]:
     return dict(_answer(r, "reading the flavor")["flavor"])
 
 
-async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, project: str,
-                     own_server: bool) -> dict[str, Any] | None:
-    """Check (or make) room for N servers in the project's quota. Returns the quota values to put
-    back after the run (None: nothing was changed)."""
+async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, project: str, own_server: bool,
+                     restore: dict[str, Any]) -> None:
+    """Check (or make) room for N servers in the project's quota. With ``--lift-quota``, the values
+    to put back after the run go into ``restore`` before the quota is changed (so that a change
+    whose answer never came is undone too); ``restore`` stays empty when nothing changed."""
     unlimited = {"quota_set": dict.fromkeys(_QUOTAS, -1)}
     if own_server:  # a throwaway cloud: lift the quota, nothing to put back
         _answer(await client.put(f"/os-quota-sets/{project}", json=unlimited), "lifting the quota")
-        return None
+        return
     room, limits = await _room(client, await _flavor(client, args.flavor))
     if room >= args.n:
-        return None
+        return
     if not args.lift_quota:
         raise BenchError(f"the project's quota has room for {int(room)} more servers of flavor {args.flavor!r} "
                          f"({limits}), not {args.n}: pass -n {int(room)} or less, or --lift-quota (admin) to lift "
@@ -221,25 +227,26 @@ async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, projec
     r = await client.get(f"/os-quota-sets/{project}")
     if r.status_code != 200:
         raise BenchError(f"--lift-quota: reading the project's quota answered {r.status_code}: {r.text[:300]}")
-    before = {k: r.json()["quota_set"][k] for k in _QUOTAS}
+    restore.update({k: r.json()["quota_set"][k] for k in _QUOTAS})
     r = await client.put(f"/os-quota-sets/{project}", json=unlimited)
     if r.status_code != 200:
+        restore.clear()  # refused: nothing to put back
         raise BenchError(f"--lift-quota: changing the project's quota answered {r.status_code} "
                          f"(an admin's token is needed): {r.text[:300]}")
-    return before
 
 
 async def _boot_phase(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], args: argparse.Namespace,
                       prefix: str, latencies: list[float], created: dict[str, tuple[float, float]],
-                      done_at: dict[str, float], late: list[int]) -> tuple[float, float]:
+                      done_at: dict[str, float], late: list[int], unanswered: list[int]) -> tuple[float, float]:
     """Every POST, and the watch until each server left BUILD. Returns (start, POSTs done) in
-    monotonic seconds. When a POST fails, no further POST is sent, the ones in flight are
-    answered, and the first error goes up (``run`` deletes what was created)."""
+    monotonic seconds. When a POST or the watch fails, no further POST is sent, the ones in flight
+    are answered, and the first error goes up (``run`` deletes what was created)."""
     stop = asyncio.Event()
     t0 = time.monotonic()
     watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
+    watcher.add_done_callback(lambda t: stop.set() if not t.cancelled() and t.exception() is not None else None)
     try:
-        outcomes = await asyncio.gather(*(_create(pool, i, args, prefix, latencies, created, stop,
+        outcomes = await asyncio.gather(*(_create(pool, i, args, prefix, latencies, created, stop, unanswered,
                                                   due=t0 + i / args.rate if args.rate else None, late=late)
                                           for i in range(args.n)), return_exceptions=True)
         post_done = time.monotonic()
@@ -248,23 +255,35 @@ async def _boot_phase(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
             raise failed[0]
         await watcher
     finally:
-        if not watcher.done():
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        watcher.cancel()  # nothing when it is done; either way its outcome is collected here
+        await asyncio.gather(watcher, return_exceptions=True)
     return t0, post_done
 
 
+SWEEP_GRACE = 10.0  # seconds a POST sent without an answer may still take to appear in the list
+
+
 async def _clean_up(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], prefix: str,
-                   created: dict[str, tuple[float, float]], timeout: float, deleted: bool) -> str:
-    """Delete every server the run made (the known ids, then any other named after the run);
-    returns what happened, in words."""
+                    created: dict[str, tuple[float, float]], timeout: float, deleted: bool, unanswered: bool) -> str:
+    """Delete every server the run made: the known ids, then any other listed under the run's
+    name; with POSTs that never got an answer, the list is swept again for ``SWEEP_GRACE``
+    seconds, since the cloud may still be creating those. Returns what happened, in words."""
     try:
         if not deleted and created:
             await _delete_all(client, pool, list(created), timeout)
         swept = await _sweep(client, pool, prefix, timeout)
-    except (BenchError, httpx.HTTPError, OSError) as exc:
-        return (f"deleting the run's servers failed too: {exc}; "
+        if unanswered:
+            until = time.monotonic() + SWEEP_GRACE
+            while time.monotonic() < until:
+                await asyncio.sleep(1.0)
+                swept += await _sweep(client, pool, prefix, timeout)
+    except BaseException as exc:
+        hint = (f"deleting the run's servers did not finish ({type(exc).__name__}: {exc}); "
                 f"they are named {prefix}-*: openstack server list --name '^{prefix}-'")
+        if not isinstance(exc, Exception):
+            print(f"boot.py: {hint}", file=sys.stderr)
+            raise
+        return hint
     made = len(created) + swept
     if not made:
         return "no server had been created"
@@ -294,12 +313,17 @@ async def run(args: argparse.Namespace) -> None:
     headers = {"X-Auth-Token": auth.token, "OpenStack-API-Version": "compute 2.37"}
     prefix = f"bench-{secrets.token_hex(3)}"  # this run's servers: bench-<run>-<i>
     limits = httpx.Limits(max_connections=args.concurrency + 4)
-    restore: dict[str, Any] | None = None
+    restore: dict[str, Any] = {}
     try:
         if not args.image:
             args.image = default_image(auth.endpoint("image"), auth.token)
         async with httpx.AsyncClient(base_url=compute, headers=headers, timeout=120, limits=limits) as client:
-            restore = await _make_room(client, args, auth.project_id, own_server=server is not None)
+            try:
+                await _make_room(client, args, auth.project_id, server is not None, restore)
+            except BaseException:
+                if restore:
+                    await _put_back(client, auth.project_id, restore)
+                raise
             # the timed requests go through C lean keep-alive connections (common.PlainHTTP)
             pool: asyncio.Queue[PlainHTTP] = asyncio.Queue()
             for _ in range(args.concurrency):
@@ -309,9 +333,11 @@ async def run(args: argparse.Namespace) -> None:
             done_at: dict[str, float] = {}
             cpu0 = server.cpu_seconds() if server is not None else 0.0
             late: list[int] = []
+            unanswered: list[int] = []  # POSTs sent whose answer never came (the server may have them)
             deleted = False
             try:
-                t0, posts_end = await _boot_phase(client, pool, args, prefix, latencies, created, done_at, late)
+                t0, posts_end = await _boot_phase(client, pool, args, prefix, latencies, created, done_at, late,
+                                                  unanswered)
                 post_done = posts_end - t0
                 final = await _final_states(client, set(created))
                 total = max(done_at.values()) - t0 if done_at else float("nan")
@@ -323,7 +349,7 @@ async def run(args: argparse.Namespace) -> None:
                 deleted = True
                 await _sweep(client, pool, prefix, args.timeout)
             except BaseException as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
-                note = await _clean_up(client, pool, prefix, created, args.timeout, deleted)
+                note = await _clean_up(client, pool, prefix, created, args.timeout, deleted, bool(unanswered))
                 if isinstance(exc, BenchError):
                     raise BenchError(f"{exc} ({note})") from exc
                 why = "interrupted" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
@@ -332,7 +358,7 @@ async def run(args: argparse.Namespace) -> None:
             finally:
                 while not pool.empty():
                     pool.get_nowait().close()
-                if restore is not None:
+                if restore:
                     await _put_back(client, auth.project_id, restore)
     finally:
         if server is not None:
@@ -380,7 +406,7 @@ def main() -> None:
         asyncio.run(run(args))
     except BenchError as exc:
         raise SystemExit(f"boot.py: {exc}") from None
-    except (httpx.HTTPError, OSError) as exc:
+    except (httpx.HTTPError, OSError, EOFError, ValueError) as exc:
         raise SystemExit(f"boot.py: {type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -217,6 +217,10 @@ def default_image(image_url: str, tok: str) -> str:
     return str(images[0]["id"])
 
 
+class NoResponse(ConnectionError):
+    """Not one byte of an answer came: the server closed the connection first."""
+
+
 class PlainHTTP:
     """A lean HTTP/1.1 client for the timed requests: one keep-alive connection, requests one
     after another, nothing but the status line, the headers and a Content-Length (or chunked)
@@ -239,8 +243,9 @@ class PlainHTTP:
     async def request(self, method: str, path: str, body: Any = None, *,
                       timeout: float = 120.0) -> tuple[int, bytes]:
         """(status, body). A connection the server closed while it sat idle is replaced before
-        use; a request that fails on a reused connection is sent once more on a new one (a POST
-        too: it fails that way when the server dropped the idle connection as it was sent)."""
+        use; a request that got no byte of answer on a reused connection is sent once more on a
+        new one (a POST too: that is the server dropping the idle connection as it was sent). Any
+        other failure is raised: a request may have been carried out, and is never sent twice."""
         import asyncio
         import json as _json
 
@@ -260,7 +265,7 @@ class PlainHTTP:
                 async with asyncio.timeout(timeout):
                     self._writer.write(payload)
                     return await self._response()
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except NoResponse:  # on a reused connection: the server dropped it, unread, as it was sent
                 self.close()
                 if attempt == 2 or not reused:
                     raise
@@ -270,7 +275,16 @@ class PlainHTTP:
         raise AssertionError("unreachable")
 
     async def _response(self) -> tuple[int, bytes]:
-        status = int((await self._reader.readline()).split()[1])
+        try:
+            line = await self._reader.readline()
+        except ConnectionError as exc:
+            raise NoResponse(str(exc)) from exc
+        if not line:
+            raise NoResponse("the server closed the connection")
+        parts = line.split()
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise ConnectionError(f"not an HTTP status line: {line[:80]!r}")
+        status = int(parts[1])
         length, chunked, close = 0, False, False
         while True:
             line = await self._reader.readline()
