@@ -23,6 +23,7 @@ import json
 import secrets
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,106 +41,104 @@ from common import (  # noqa: E402
 )
 
 
-async def _create(pool: asyncio.Queue[PlainHTTP], i: int, args: argparse.Namespace, prefix: str,
-                  latencies: list[float], created: dict[str, tuple[float, float]], stop: asyncio.Event,
-                  unanswered: list[int], due: float | None = None, late: list[int] | None = None) -> None:
-    """POST one server (named ``<prefix>-i``) on a free connection of ``pool`` (C connections: at
+@dataclass
+class _Run:
+    """One run's connections and what it has seen so far."""
+
+    args: argparse.Namespace
+    client: httpx.AsyncClient  # polls, lists, quota (httpx)
+    pool: asyncio.Queue[PlainHTTP]  # the timed requests: C lean keep-alive connections
+    prefix: str  # this run's servers are named <prefix>-<i>
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: no further POST
+    latencies: list[float] = field(default_factory=list)
+    created: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> (sent, answered)
+    done_at: dict[str, float] = field(default_factory=dict)  # id -> first poll not listing it in BUILD
+    late: list[int] = field(default_factory=list)  # paced POSTs that waited for a free connection
+    unanswered: list[int] = field(default_factory=list)  # POSTs sent whose answer never came
+    deleted: bool = False  # the known servers are deleted (what is left is the sweep)
+
+
+async def _create(run: _Run, i: int, due: float | None) -> None:
+    """POST one server (named ``<prefix>-i``) on a free connection of the pool (C connections: at
     most C in flight); ``created[id] = (sent, answered)`` (monotonic seconds). With ``due`` (paced
     arrivals) it is not sent before that time; sent more than 5 ms after it because C POSTs were
     still in flight, it counts in ``late``. Once ``stop`` is set nothing more is sent; a POST that
     fails in any way sets it (and one sent without an answer goes into ``unanswered``)."""
-    body = {"server": {"name": f"{prefix}-{i}", "flavorRef": args.flavor, "imageRef": args.image,
+    args = run.args
+    body = {"server": {"name": f"{run.prefix}-{i}", "flavorRef": args.flavor, "imageRef": args.image,
                        "networks": "none"}}
     if due is not None and due > time.monotonic():
         try:  # a stop wakes the wait
-            await asyncio.wait_for(stop.wait(), due - time.monotonic())
+            await asyncio.wait_for(run.stop.wait(), due - time.monotonic())
         except TimeoutError:
             pass
-    if stop.is_set():
+    if run.stop.is_set():
         return
-    conn = await pool.get()
+    conn = await run.pool.get()
     try:
-        if stop.is_set():
+        if run.stop.is_set():
             return
         t0 = time.monotonic()
-        if due is not None and late is not None and t0 - due > 0.005:
-            late.append(i)
+        if due is not None and t0 - due > 0.005:
+            run.late.append(i)
         try:
             status, data = await conn.request("POST", "/servers", body)
         except BaseException as exc:
-            stop.set()
-            unanswered.append(i)
+            run.stop.set()
+            run.unanswered.append(i)
             if isinstance(exc, Exception):
                 raise BenchError(f"POST /servers got no answer: {type(exc).__name__}: {exc}") from exc
             raise
         answered = time.monotonic()
-        latencies.append(answered - t0)
+        run.latencies.append(answered - t0)
     finally:
-        pool.put_nowait(conn)
+        run.pool.put_nowait(conn)
     if status != 202:
-        stop.set()
+        run.stop.set()
         raise BenchError(f"POST /servers answered {status}: {data.decode(errors='replace')}")
-    created[json.loads(data)["server"]["id"]] = (t0, answered)
+    run.created[json.loads(data)["server"]["id"]] = (t0, answered)
 
 
-async def _building(client: httpx.AsyncClient) -> set[str]:
-    """Ids of every server still in BUILD (paged)."""
-    ids: set[str] = set()
+async def _listed(client: httpx.AsyncClient, path: str, params: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """Every server ``GET path`` lists, following the markers in pages of 1,000."""
+    out: list[dict[str, Any]] = []
     marker = None
     while True:
-        params: dict[str, Any] = {"status": "BUILD", "limit": 1000}
-        if marker:
-            params["marker"] = marker
-        servers = _answer(await client.get("/servers", params=params), "polling the BUILD list")["servers"]
-        ids.update(s["id"] for s in servers)
+        page = {**params, "limit": 1000, **({"marker": marker} if marker else {})}
+        servers = _answer(await client.get(path, params=page), what)["servers"]
+        out.extend(servers)
         if len(servers) < 1000:
-            return ids
+            return out
         marker = servers[-1]["id"]
 
 
-async def _watch(client: httpx.AsyncClient, expected: int, created: dict[str, tuple[float, float]],
-                 done_at: dict[str, float], timeout: float, interval: float) -> None:
+async def _watch(run: _Run) -> None:
     """Runs alongside the POSTs: a server whose POST was answered before a poll was sent and that
     the poll no longer lists in BUILD left BUILD (ACTIVE or ERROR) by the time of that poll.
     Polling only the BUILD list keeps the client's own load on the server small."""
-    deadline = time.monotonic() + timeout
-    while len(done_at) < expected and time.monotonic() < deadline:
+    deadline = time.monotonic() + run.args.timeout
+    while len(run.done_at) < run.args.n and time.monotonic() < deadline:
         sent = time.monotonic()
-        known = [i for i, (_t0, answered) in created.items() if answered <= sent and i not in done_at]
-        building = await _building(client)
+        known = [i for i, (_t0, answered) in run.created.items() if answered <= sent and i not in run.done_at]
+        building = {s["id"] for s in await _listed(run.client, "/servers", {"status": "BUILD"}, "polling the BUILD list")}
         now = time.monotonic()
         for i in known:
             if i not in building:
-                done_at[i] = now
-        await asyncio.sleep(interval)
+                run.done_at[i] = now
+        await asyncio.sleep(run.args.poll)
 
 
-async def _final_states(client: httpx.AsyncClient, ids: set[str]) -> dict[str, str]:
-    final: dict[str, str] = {}
-    marker = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000}
-        if marker:
-            params["marker"] = marker
-        servers = _answer(await client.get("/servers/detail", params=params), "listing the servers")["servers"]
-        final.update({s["id"]: s["status"] for s in servers if s["id"] in ids})
-        if len(servers) < 1000:
-            return final
-        marker = servers[-1]["id"]
-
-
-async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], ids: list[str],
-                      timeout: float) -> float:
+async def _delete_all(run: _Run, ids: list[str]) -> float:
     """DELETE every server of ``ids`` (over the lean connections; a failed DELETE is tried once
     more) and wait until none is listed. Returns the seconds it took."""
     t0 = time.monotonic()
 
     async def one(sid: str) -> None:
-        conn = await pool.get()
+        conn = await run.pool.get()
         try:
             status, data = await conn.request("DELETE", f"/servers/{sid}")
         finally:
-            pool.put_nowait(conn)
+            run.pool.put_nowait(conn)
         if status not in (204, 404):
             raise BenchError(f"DELETE /servers/{sid} answered {status}: {data.decode(errors='replace')}")
 
@@ -154,24 +153,25 @@ async def _delete_all(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
                              + " ".join(sid for sid, _ in failed))
         left = [sid for sid, _ in failed]
     wanted = set(ids)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + run.args.timeout
     while True:
-        r = await client.get("/servers", params={"limit": 1000})
+        r = await run.client.get("/servers", params={"limit": 1000})
         listed = [s["id"] for s in _answer(r, "listing the servers")["servers"] if s["id"] in wanted]
         if not listed:
             return time.monotonic() - t0
         if time.monotonic() > deadline:
-            raise BenchError(f"{len(listed)} deleted servers were still listed after {timeout:g} s: " + " ".join(listed))
+            raise BenchError(f"{len(listed)} deleted servers were still listed after {run.args.timeout:g} s: "
+                             + " ".join(listed))
         await asyncio.sleep(0.05)
 
 
-async def _sweep(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], prefix: str, timeout: float) -> int:
+async def _sweep(run: _Run) -> int:
     """Delete the servers named ``<prefix>-*`` that are still listed: ones whose POST was sent but
     whose id never arrived (the run stopped or the connection broke first). Returns how many."""
-    r = await client.get("/servers", params={"name": f"^{prefix}-", "limit": 1000})
+    r = await run.client.get("/servers", params={"name": f"^{run.prefix}-", "limit": 1000})
     ids = [s["id"] for s in _answer(r, "listing the run's servers")["servers"]]
     if ids:
-        await _delete_all(client, pool, ids, timeout)
+        await _delete_all(run, ids)
     return len(ids)
 
 
@@ -224,10 +224,8 @@ async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, projec
         raise BenchError(f"the project's quota has room for {int(room)} more servers of flavor {args.flavor!r} "
                          f"({limits}), not {args.n}: pass -n {int(room)} or less, or --lift-quota (admin) to lift "
                          "it for the run")
-    r = await client.get(f"/os-quota-sets/{project}")
-    if r.status_code != 200:
-        raise BenchError(f"--lift-quota: reading the project's quota answered {r.status_code}: {r.text[:300]}")
-    restore.update({k: r.json()["quota_set"][k] for k in _QUOTAS})
+    quota = _answer(await client.get(f"/os-quota-sets/{project}"), "--lift-quota: reading the project's quota")
+    restore.update({k: quota["quota_set"][k] for k in _QUOTAS})
     r = await client.put(f"/os-quota-sets/{project}", json=unlimited)
     if r.status_code != 200:
         restore.clear()  # refused: nothing to put back
@@ -235,20 +233,17 @@ async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, projec
                          f"(an admin's token is needed): {r.text[:300]}")
 
 
-async def _boot_phase(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], args: argparse.Namespace,
-                      prefix: str, latencies: list[float], created: dict[str, tuple[float, float]],
-                      done_at: dict[str, float], late: list[int], unanswered: list[int]) -> tuple[float, float]:
+async def _boot_phase(run: _Run) -> tuple[float, float]:
     """Every POST, and the watch until each server left BUILD. Returns (start, POSTs done) in
     monotonic seconds. When a POST or the watch fails, no further POST is sent, the ones in flight
     are answered, and the first error goes up (``run`` deletes what was created)."""
-    stop = asyncio.Event()
+    rate = run.args.rate
     t0 = time.monotonic()
-    watcher = asyncio.create_task(_watch(client, args.n, created, done_at, args.timeout, args.poll))
-    watcher.add_done_callback(lambda t: stop.set() if not t.cancelled() and t.exception() is not None else None)
+    watcher = asyncio.create_task(_watch(run))
+    watcher.add_done_callback(lambda t: run.stop.set() if not t.cancelled() and t.exception() is not None else None)
     try:
-        outcomes = await asyncio.gather(*(_create(pool, i, args, prefix, latencies, created, stop, unanswered,
-                                                  due=t0 + i / args.rate if args.rate else None, late=late)
-                                          for i in range(args.n)), return_exceptions=True)
+        outcomes = await asyncio.gather(*(_create(run, i, t0 + i / rate if rate else None)
+                                          for i in range(run.args.n)), return_exceptions=True)
         post_done = time.monotonic()
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
@@ -263,28 +258,27 @@ async def _boot_phase(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP],
 SWEEP_GRACE = 10.0  # seconds a POST sent without an answer may still take to appear in the list
 
 
-async def _clean_up(client: httpx.AsyncClient, pool: asyncio.Queue[PlainHTTP], prefix: str,
-                    created: dict[str, tuple[float, float]], timeout: float, deleted: bool, unanswered: bool) -> str:
+async def _clean_up(run: _Run) -> str:
     """Delete every server the run made: the known ids, then any other listed under the run's
     name; with POSTs that never got an answer, the list is swept again for ``SWEEP_GRACE``
     seconds, since the cloud may still be creating those. Returns what happened, in words."""
     try:
-        if not deleted and created:
-            await _delete_all(client, pool, list(created), timeout)
-        swept = await _sweep(client, pool, prefix, timeout)
-        if unanswered:
+        if not run.deleted and run.created:
+            await _delete_all(run, list(run.created))
+        swept = await _sweep(run)
+        if run.unanswered:
             until = time.monotonic() + SWEEP_GRACE
             while time.monotonic() < until:
                 await asyncio.sleep(1.0)
-                swept += await _sweep(client, pool, prefix, timeout)
+                swept += await _sweep(run)
     except BaseException as exc:
         hint = (f"deleting the run's servers did not finish ({type(exc).__name__}: {exc}); "
-                f"they are named {prefix}-*: openstack server list --name '^{prefix}-'")
+                f"they are named {run.prefix}-*: openstack server list --name '^{run.prefix}-'")
         if not isinstance(exc, Exception):
             print(f"boot.py: {hint}", file=sys.stderr)
             raise
         return hint
-    made = len(created) + swept
+    made = len(run.created) + swept
     if not made:
         return "no server had been created"
     return f"the {made} servers created before that were deleted again"
@@ -311,7 +305,6 @@ async def run(args: argparse.Namespace) -> None:
         auth = authenticate(f"{server.url}/identity", "admin", ADMIN_PW, "admin")
     compute = auth.endpoint("compute")
     headers = {"X-Auth-Token": auth.token, "OpenStack-API-Version": "compute 2.37"}
-    prefix = f"bench-{secrets.token_hex(3)}"  # this run's servers: bench-<run>-<i>
     limits = httpx.Limits(max_connections=args.concurrency + 4)
     restore: dict[str, Any] = {}
     try:
@@ -324,32 +317,26 @@ async def run(args: argparse.Namespace) -> None:
                 if restore:
                     await _put_back(client, auth.project_id, restore)
                 raise
-            # the timed requests go through C lean keep-alive connections (common.PlainHTTP)
             pool: asyncio.Queue[PlainHTTP] = asyncio.Queue()
             for _ in range(args.concurrency):
                 pool.put_nowait(PlainHTTP(compute, headers))
-            latencies: list[float] = []
-            created: dict[str, tuple[float, float]] = {}
-            done_at: dict[str, float] = {}
+            state = _Run(args, client, pool, prefix=f"bench-{secrets.token_hex(3)}")
             cpu0 = server.cpu_seconds() if server is not None else 0.0
-            late: list[int] = []
-            unanswered: list[int] = []  # POSTs sent whose answer never came (the server may have them)
-            deleted = False
             try:
-                t0, posts_end = await _boot_phase(client, pool, args, prefix, latencies, created, done_at, late,
-                                                  unanswered)
+                t0, posts_end = await _boot_phase(state)
                 post_done = posts_end - t0
-                final = await _final_states(client, set(created))
-                total = max(done_at.values()) - t0 if done_at else float("nan")
-                to_active = [done_at[i] - created[i][0] for i in done_at]
+                final = {s["id"]: s["status"] for s in await _listed(client, "/servers/detail", {}, "listing the servers")
+                         if s["id"] in state.created}
+                total = max(state.done_at.values()) - t0 if state.done_at else float("nan")
+                to_active = [state.done_at[i] - state.created[i][0] for i in state.done_at]
                 errors = sum(1 for st in final.values() if st == "ERROR")
-                stuck = len(created) - len(done_at)
+                stuck = len(state.created) - len(state.done_at)
                 boot_cpu = (server.cpu_seconds() - cpu0) if server is not None else 0.0
-                delete_s = await _delete_all(client, pool, list(created), args.timeout)
-                deleted = True
-                await _sweep(client, pool, prefix, args.timeout)
+                delete_s = await _delete_all(state, list(state.created))
+                state.deleted = True
+                await _sweep(state)
             except BaseException as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
-                note = await _clean_up(client, pool, prefix, created, args.timeout, deleted, bool(unanswered))
+                note = await _clean_up(state)
                 if isinstance(exc, BenchError):
                     raise BenchError(f"{exc} ({note})") from exc
                 why = "interrupted" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
@@ -368,10 +355,10 @@ async def run(args: argparse.Namespace) -> None:
              else f"hosts: {args.hosts}  db: {args.database_url or 'sqlite'}")
     print(f"servers: {args.n}  concurrency: {args.concurrency}  {where}  {pacing}")
     print(f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in {post_done:.2f} s)")
-    print(f"POST /servers latency ms: p50 {percentile(latencies, 50) * 1000:.1f}  p95 {percentile(latencies, 95) * 1000:.1f}  "
-          f"p99 {percentile(latencies, 99) * 1000:.1f}")
+    print(f"POST /servers latency ms: p50 {percentile(state.latencies, 50) * 1000:.1f}  "
+          f"p95 {percentile(state.latencies, 95) * 1000:.1f}  p99 {percentile(state.latencies, 99) * 1000:.1f}")
     if args.rate:
-        print(f"POSTs sent late (C already in flight at their arrival time): {len(late)}")
+        print(f"POSTs sent late (C already in flight at their arrival time): {len(state.late)}")
     print(f"time to ACTIVE ms: p50 {percentile(to_active, 50) * 1000:.1f}  p95 {percentile(to_active, 95) * 1000:.1f}")
     print(f"delete throughput: {args.n / delete_s:.1f} servers/s ({delete_s:.2f} s)")
     print(f"ERROR: {errors}  still building at timeout: {stuck}")
