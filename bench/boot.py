@@ -65,8 +65,14 @@ async def _create(run: _Run, i: int, due: float | None) -> None:
     still in flight, it counts in ``late``. Once ``stop`` is set nothing more is sent; a POST that
     fails in any way sets it (and one sent without an answer goes into ``unanswered``)."""
     args = run.args
-    body = {"server": {"name": f"{run.prefix}-{i}", "flavorRef": args.flavor, "imageRef": args.image,
-                       "networks": "none"}}
+    body = {
+        "server": {
+            "name": f"{run.prefix}-{i}",
+            "flavorRef": args.flavor,
+            "imageRef": args.image,
+            "networks": "none",
+        }
+    }
     if due is not None and due > time.monotonic():
         try:  # a stop wakes the wait
             await asyncio.wait_for(run.stop.wait(), due - time.monotonic())
@@ -99,7 +105,9 @@ async def _create(run: _Run, i: int, due: float | None) -> None:
     run.created[json.loads(data)["server"]["id"]] = (t0, answered)
 
 
-async def _listed(client: httpx.AsyncClient, path: str, params: dict[str, Any], what: str) -> list[dict[str, Any]]:
+async def _listed(
+    client: httpx.AsyncClient, path: str, params: dict[str, Any], what: str
+) -> list[dict[str, Any]]:
     """Every server ``GET path`` lists, following the markers in pages of 1,000."""
     out: list[dict[str, Any]] = []
     marker = None
@@ -120,7 +128,10 @@ async def _watch(run: _Run) -> None:
     while len(run.done_at) < run.args.n and time.monotonic() < deadline:
         sent = time.monotonic()
         known = [i for i, (_t0, answered) in run.created.items() if answered <= sent and i not in run.done_at]
-        building = {s["id"] for s in await _listed(run.client, "/servers", {"status": "BUILD"}, "polling the BUILD list")}
+        building = {
+            s["id"]
+            for s in await _listed(run.client, "/servers", {"status": "BUILD"}, "polling the BUILD list")
+        }
         now = time.monotonic()
         for i in known:
             if i not in building:
@@ -149,8 +160,10 @@ async def _delete_all(run: _Run, ids: list[str]) -> float:
         if not failed:
             break
         if attempt == 2:
-            raise BenchError(f"{len(failed)} servers could not be deleted ({failed[0][1]}): "
-                             + " ".join(sid for sid, _ in failed))
+            raise BenchError(
+                f"{len(failed)} servers could not be deleted ({failed[0][1]}): "
+                + " ".join(sid for sid, _ in failed)
+            )
         left = [sid for sid, _ in failed]
     wanted = set(ids)
     deadline = time.monotonic() + run.args.timeout
@@ -160,8 +173,10 @@ async def _delete_all(run: _Run, ids: list[str]) -> float:
         if not listed:
             return time.monotonic() - t0
         if time.monotonic() > deadline:
-            raise BenchError(f"{len(listed)} deleted servers were still listed after {run.args.timeout:g} s: "
-                             + " ".join(listed))
+            raise BenchError(
+                f"{len(listed)} deleted servers were still listed after {run.args.timeout:g} s: "
+                + " ".join(listed)
+            )
         await asyncio.sleep(0.05)
 
 
@@ -178,7 +193,9 @@ async def _sweep(run: _Run) -> int:
 def _answer(r: httpx.Response, what: str) -> Any:
     """The JSON body of a 2xx answer; anything else is a BenchError naming ``what`` was asked."""
     if not r.is_success:
-        raise BenchError(f"{what}: {r.request.method} {r.request.url} answered {r.status_code}: {r.text[:300]}")
+        raise BenchError(
+            f"{what}: {r.request.method} {r.request.url} answered {r.status_code}: {r.text[:300]}"
+        )
     return r.json()
 
 
@@ -190,9 +207,11 @@ async def _room(client: httpx.AsyncClient, flavor: dict[str, Any]) -> tuple[floa
     the limits behind that figure."""
     absolute = _answer(await client.get("/limits"), "reading the project's limits")["limits"]["absolute"]
     room, said = float("inf"), []
-    for what, limit_key, used_key, each in (("instances", "maxTotalInstances", "totalInstancesUsed", 1),
-                                            ("cores", "maxTotalCores", "totalCoresUsed", flavor["vcpus"]),
-                                            ("RAM MB", "maxTotalRAMSize", "totalRAMUsed", flavor["ram"])):
+    for what, limit_key, used_key, each in (
+        ("instances", "maxTotalInstances", "totalInstancesUsed", 1),
+        ("cores", "maxTotalCores", "totalCoresUsed", flavor["vcpus"]),
+        ("RAM MB", "maxTotalRAMSize", "totalRAMUsed", flavor["ram"]),
+    ):
         limit, used = absolute.get(limit_key, -1), absolute.get(used_key, 0)
         if limit is None or limit < 0 or each <= 0:
             continue
@@ -208,8 +227,13 @@ async def _flavor(client: httpx.AsyncClient, flavor: str) -> dict[str, Any]:
     return dict(_answer(r, "reading the flavor")["flavor"])
 
 
-async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, project: str, own_server: bool,
-                     restore: dict[str, Any]) -> None:
+async def _make_room(
+    client: httpx.AsyncClient,
+    args: argparse.Namespace,
+    project: str,
+    own_server: bool,
+    restore: dict[str, Any],
+) -> None:
     """Check (or make) room for N servers in the project's quota. With ``--lift-quota``, the values
     to put back after the run go into ``restore`` before the quota is changed (so that a change
     whose answer never came is undone too); ``restore`` stays empty when nothing changed."""
@@ -221,16 +245,22 @@ async def _make_room(client: httpx.AsyncClient, args: argparse.Namespace, projec
     if room >= args.n:
         return
     if not args.lift_quota:
-        raise BenchError(f"the project's quota has room for {int(room)} more servers of flavor {args.flavor!r} "
-                         f"({limits}), not {args.n}: pass -n {int(room)} or less, or --lift-quota (admin) to lift "
-                         "it for the run")
-    quota = _answer(await client.get(f"/os-quota-sets/{project}"), "--lift-quota: reading the project's quota")
+        raise BenchError(
+            f"the project's quota has room for {int(room)} more servers of flavor {args.flavor!r} "
+            f"({limits}), not {args.n}: pass -n {int(room)} or less, or --lift-quota (admin) to lift "
+            "it for the run"
+        )
+    quota = _answer(
+        await client.get(f"/os-quota-sets/{project}"), "--lift-quota: reading the project's quota"
+    )
     restore.update({k: quota["quota_set"][k] for k in _QUOTAS})
     r = await client.put(f"/os-quota-sets/{project}", json=unlimited)
     if r.status_code != 200:
         restore.clear()  # refused: nothing to put back
-        raise BenchError(f"--lift-quota: changing the project's quota answered {r.status_code} "
-                         f"(an admin's token is needed): {r.text[:300]}")
+        raise BenchError(
+            f"--lift-quota: changing the project's quota answered {r.status_code} "
+            f"(an admin's token is needed): {r.text[:300]}"
+        )
 
 
 async def _boot_phase(run: _Run) -> tuple[float, float]:
@@ -240,10 +270,14 @@ async def _boot_phase(run: _Run) -> tuple[float, float]:
     rate = run.args.rate
     t0 = time.monotonic()
     watcher = asyncio.create_task(_watch(run))
-    watcher.add_done_callback(lambda t: run.stop.set() if not t.cancelled() and t.exception() is not None else None)
+    watcher.add_done_callback(
+        lambda t: run.stop.set() if not t.cancelled() and t.exception() is not None else None
+    )
     try:
-        outcomes = await asyncio.gather(*(_create(run, i, t0 + i / rate if rate else None)
-                                          for i in range(run.args.n)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(_create(run, i, t0 + i / rate if rate else None) for i in range(run.args.n)),
+            return_exceptions=True,
+        )
         post_done = time.monotonic()
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
@@ -272,8 +306,10 @@ async def _clean_up(run: _Run) -> str:
                 await asyncio.sleep(1.0)
                 swept += await _sweep(run)
     except BaseException as exc:
-        hint = (f"deleting the run's servers did not finish ({type(exc).__name__}: {exc}); "
-                f"they are named {run.prefix}-*: openstack server list --name '^{run.prefix}-'")
+        hint = (
+            f"deleting the run's servers did not finish ({type(exc).__name__}: {exc}); "
+            f"they are named {run.prefix}-*: openstack server list --name '^{run.prefix}-'"
+        )
         if not isinstance(exc, Exception):
             print(f"boot.py: {hint}", file=sys.stderr)
             raise
@@ -291,9 +327,12 @@ async def _put_back(client: httpx.AsyncClient, project: str, quota: dict[str, An
     except httpx.HTTPError as exc:
         failure = str(exc)
     if failure is not None:
-        print(f"boot.py: putting the project's quota back to {quota} failed ({failure}); "
-              f"set it by hand: openstack quota set --instances {quota['instances']} --cores {quota['cores']} "
-              f"--ram {quota['ram']} {project}", file=sys.stderr)
+        print(
+            f"boot.py: putting the project's quota back to {quota} failed ({failure}); "
+            f"set it by hand: openstack quota set --instances {quota['instances']} --cores {quota['cores']} "
+            f"--ram {quota['ram']} {project}",
+            file=sys.stderr,
+        )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -325,8 +364,11 @@ async def run(args: argparse.Namespace) -> None:
             try:
                 t0, posts_end = await _boot_phase(state)
                 post_done = posts_end - t0
-                final = {s["id"]: s["status"] for s in await _listed(client, "/servers/detail", {}, "listing the servers")
-                         if s["id"] in state.created}
+                final = {
+                    s["id"]: s["status"]
+                    for s in await _listed(client, "/servers/detail", {}, "listing the servers")
+                    if s["id"] in state.created
+                }
                 total = max(state.done_at.values()) - t0 if state.done_at else float("nan")
                 to_active = [state.done_at[i] - state.created[i][0] for i in state.done_at]
                 errors = sum(1 for st in final.values() if st == "ERROR")
@@ -335,11 +377,17 @@ async def run(args: argparse.Namespace) -> None:
                 delete_s = await _delete_all(state, list(state.created))
                 state.deleted = True
                 await _sweep(state)
-            except BaseException as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
+            except (
+                BaseException
+            ) as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
                 note = await _clean_up(state)
                 if isinstance(exc, BenchError):
                     raise BenchError(f"{exc} ({note})") from exc
-                why = "interrupted" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
+                why = (
+                    "interrupted"
+                    if isinstance(exc, asyncio.CancelledError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
                 print(f"boot.py: {why}; {note}", file=sys.stderr)
                 raise
             finally:
@@ -350,20 +398,38 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         if server is not None:
             server.stop()
-    pacing = f"arrivals paced at {args.rate:g}/s" if args.rate else "closed loop (a new POST as soon as one is answered)"
-    where = (f"endpoint: {args.endpoint}" if args.endpoint
-             else f"hosts: {args.hosts}  db: {args.database_url or 'sqlite'}")
+    pacing = (
+        f"arrivals paced at {args.rate:g}/s"
+        if args.rate
+        else "closed loop (a new POST as soon as one is answered)"
+    )
+    where = (
+        f"endpoint: {args.endpoint}"
+        if args.endpoint
+        else f"hosts: {args.hosts}  db: {args.database_url or 'sqlite'}"
+    )
     print(f"servers: {args.n}  concurrency: {args.concurrency}  {where}  {pacing}")
-    print(f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in {post_done:.2f} s)")
-    print(f"POST /servers latency ms: p50 {percentile(state.latencies, 50) * 1000:.1f}  "
-          f"p95 {percentile(state.latencies, 95) * 1000:.1f}  p99 {percentile(state.latencies, 99) * 1000:.1f}")
+    print(
+        f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in "
+        f"{post_done:.2f} s)"
+    )
+    print(
+        f"POST /servers latency ms: p50 {percentile(state.latencies, 50) * 1000:.1f}  "
+        f"p95 {percentile(state.latencies, 95) * 1000:.1f}  p99 {percentile(state.latencies, 99) * 1000:.1f}"
+    )
     if args.rate:
         print(f"POSTs sent late (C already in flight at their arrival time): {len(state.late)}")
-    print(f"time to ACTIVE ms: p50 {percentile(to_active, 50) * 1000:.1f}  p95 {percentile(to_active, 95) * 1000:.1f}")
+    print(
+        f"time to ACTIVE ms: p50 {percentile(to_active, 50) * 1000:.1f}  p95 "
+        f"{percentile(to_active, 95) * 1000:.1f}"
+    )
     print(f"delete throughput: {args.n / delete_s:.1f} servers/s ({delete_s:.2f} s)")
     print(f"ERROR: {errors}  still building at timeout: {stuck}")
     if server is not None:
-        print(f"server CPU while booting: {boot_cpu * 1000 / args.n:.1f} ms per server (user+sys, incl. the polls)")
+        print(
+            f"server CPU while booting: {boot_cpu * 1000 / args.n:.1f} ms per server (user+sys, incl. the "
+            "polls)"
+        )
         print(f"{server.memory_line()}  first answer after start: {server.first_answer_s:.2f} s")
 
 
@@ -376,18 +442,25 @@ def main() -> None:
     p.add_argument("--flavor", default="1")
     p.add_argument("--image", default=None, help="image id (default: the server's novalite-tiny)")
     p.add_argument("--timeout", type=float, default=600)
-    p.add_argument("--rate", type=float, default=None,
-                   help="open loop: send the POSTs at this many per second (still at most C in flight) "
-                        "instead of a new one as soon as one is answered")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: send the POSTs at this many per second (still at most C in flight) "
+        "instead of a new one as soon as one is answered",
+    )
     p.add_argument("--poll", type=float, default=0.05, help="seconds between polls of the BUILD list")
     p.add_argument("--endpoint", default=None, help="identity URL of an already running cloud")
     p.add_argument("--user", default="admin")
     p.add_argument("--password", default=ADMIN_PW)
     p.add_argument("--project", default="admin")
     p.add_argument("--domain", default="Default", help="domain (name) of the user and the project")
-    p.add_argument("--lift-quota", action="store_true",
-                   help="with --endpoint: lift the project's instances, cores and RAM quotas for the run when "
-                        "N servers do not fit (an admin's token), and put them back afterwards")
+    p.add_argument(
+        "--lift-quota",
+        action="store_true",
+        help="with --endpoint: lift the project's instances, cores and RAM quotas for the run when "
+        "N servers do not fit (an admin's token), and put them back afterwards",
+    )
     args = p.parse_args()
     try:
         asyncio.run(run(args))

@@ -81,8 +81,10 @@ class Server:
     def memory_now(self) -> tuple[float, float]:
         """(RSS, PSS) of the process tree now, in MB."""
         tree = self._tree()
-        return (sum(p.memory_info().rss for p in tree) / 1024 / 1024,
-                sum(_pss_bytes(p) for p in tree) / 1024 / 1024)
+        return (
+            sum(p.memory_info().rss for p in tree) / 1024 / 1024,
+            sum(_pss_bytes(p) for p in tree) / 1024 / 1024,
+        )
 
     def memory_line(self) -> str:
         procs = "1 process" if self.processes <= 1 else f"{self.processes} processes"
@@ -123,10 +125,22 @@ def _pss_bytes(proc: Any) -> int:
 def start_server(*args: str, database_url: str | None = None, quiet: bool = True) -> Server:
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="novalite-bench-"))
-    env = dict(os.environ, NOVALITE_ADMIN_PASSWORD=ADMIN_PW, NOVALITE_DEMO_PASSWORD=ADMIN_PW,
-               NOVALITE_WRITE_CLOUDS_YAML="false", NOVALITE_LOG_LEVEL="warning")
-    cmd = [str(Path(sys.executable).parent / "novalite"), "serve", "--port", str(port), "--data-dir", str(tmp),
-           *args]
+    env = dict(
+        os.environ,
+        NOVALITE_ADMIN_PASSWORD=ADMIN_PW,
+        NOVALITE_DEMO_PASSWORD=ADMIN_PW,
+        NOVALITE_WRITE_CLOUDS_YAML="false",
+        NOVALITE_LOG_LEVEL="warning",
+    )
+    cmd = [
+        str(Path(sys.executable).parent / "novalite"),
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp),
+        *args,
+    ]
     if database_url:
         cmd += ["--database-url", database_url]
     started = time.monotonic()
@@ -144,8 +158,9 @@ def start_server(*args: str, database_url: str | None = None, quiet: bool = True
         if time.monotonic() - started > 120:
             proc.kill()
             raise SystemExit("novalite serve did not answer within 120 s")
-    server = Server(url=url, process=proc, data_dir=tmp, started_at=started,
-                    first_answer_s=time.monotonic() - started)
+    server = Server(
+        url=url, process=proc, data_dir=tmp, started_at=started, first_answer_s=time.monotonic() - started
+    )
     server.sample_rss()
     return server
 
@@ -178,15 +193,23 @@ def identity_v3(auth_url: str) -> str:
 
 def authenticate(auth_url: str, user: str, password: str, project: str, domain: str = "Default") -> Auth:
     """Password authentication, scoped to ``project`` (user and project in ``domain``, by name)."""
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"name": domain}, "password": password}}},
-        "scope": {"project": {"name": project, "domain": {"name": domain}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"name": domain}, "password": password}},
+            },
+            "scope": {"project": {"name": project, "domain": {"name": domain}}},
+        }
+    }
     try:
         r = httpx.post(f"{identity_v3(auth_url)}/auth/tokens", json=body, timeout=30)
     except httpx.HTTPError as exc:
         raise BenchError(f"cannot reach the identity service at {identity_v3(auth_url)}: {exc}") from exc
     if r.status_code != 201:
-        raise BenchError(f"authentication as {user} in project {project} failed: {r.status_code} {r.text[:300]}")
+        raise BenchError(
+            f"authentication as {user} in project {project} failed: {r.status_code} {r.text[:300]}"
+        )
     doc = r.json()["token"]
     endpoints = {}
     for service in doc.get("catalog", []):
@@ -208,7 +231,9 @@ def project_id(url: str, user: str = "admin", password: str = ADMIN_PW, project:
 
 def default_image(image_url: str, tok: str) -> str:
     """The id of the first active image the Image service (``image_url``, its catalog URL) lists."""
-    r = httpx.get(f"{image_url}/v2/images", params={"status": "active"}, headers={"X-Auth-Token": tok}, timeout=30)
+    r = httpx.get(
+        f"{image_url}/v2/images", params={"status": "active"}, headers={"X-Auth-Token": tok}, timeout=30
+    )
     if not r.is_success:
         raise BenchError(f"listing the images answered {r.status_code}: {r.text[:300]}; pass --image")
     images = r.json()["images"]
@@ -240,8 +265,9 @@ class PlainHTTP:
         self._reader: Any = None
         self._writer: Any = None
 
-    async def request(self, method: str, path: str, body: Any = None, *,
-                      timeout: float = 120.0) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: Any = None, *, timeout: float = 120.0
+    ) -> tuple[int, bytes]:
         """(status, body). A connection the server closed while it sat idle is replaced before
         use; a request that got no byte of answer on a reused connection is sent once more on a
         new one (a POST too: that is the server dropping the idle connection as it was sent). Any
@@ -259,8 +285,9 @@ class PlainHTTP:
                 self.close()
             reused = self._writer is not None
             if not reused:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port,
-                                                                           ssl=True if self.tls else None)
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=True if self.tls else None
+                )
             try:
                 async with asyncio.timeout(timeout):
                     self._writer.write(payload)

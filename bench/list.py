@@ -26,20 +26,47 @@ def fill(database_url: str, n: int, project: str, user: str) -> None:
     from novalite.db.models.compute import Instance, InstanceMetadata
 
     db = Database(database_url)
-    flavor = {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1, "ephemeral_gb": 0,
-              "swap": 0, "extra_specs": {}}
+    flavor = {
+        "flavorid": "1",
+        "name": "m1.tiny",
+        "memory_mb": 512,
+        "vcpus": 1,
+        "root_gb": 1,
+        "ephemeral_gb": 0,
+        "swap": 0,
+        "extra_specs": {},
+    }
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     batch = 2000
     for start in range(0, n, batch):
         rows, meta = [], []
         for i in range(start, min(n, start + batch)):
             u = str(uuid.uuid4())
-            rows.append(Instance(
-                uuid=u, project_id=project, user_id=user, display_name=f"listed-{i}", hostname=f"listed-{i}",
-                reservation_id=f"r-{i:08d}"[:10], image_ref="", flavor_id="1", flavor=flavor, memory_mb=512,
-                vcpus=1, root_gb=1, vm_state="active", power_state=1, host=f"fake-host-{i % 100 + 1}",
-                node=f"fake-host-{i % 100 + 1}", launched_at=now, created_at=now - dt.timedelta(seconds=n - i),
-                system_metadata={}, security_groups=[], network_info=[]))
+            rows.append(
+                Instance(
+                    uuid=u,
+                    project_id=project,
+                    user_id=user,
+                    display_name=f"listed-{i}",
+                    hostname=f"listed-{i}",
+                    reservation_id=f"r-{i:08d}"[:10],
+                    image_ref="",
+                    flavor_id="1",
+                    flavor=flavor,
+                    memory_mb=512,
+                    vcpus=1,
+                    root_gb=1,
+                    vm_state="active",
+                    power_state=1,
+                    host=f"fake-host-{i % 100 + 1}",
+                    node=f"fake-host-{i % 100 + 1}",
+                    launched_at=now,
+                    created_at=now - dt.timedelta(seconds=n - i),
+                    system_metadata={},
+                    security_groups=[],
+                    network_info=[],
+                )
+            )
             meta.append(InstanceMetadata(instance_uuid=u, key="group", value=str(i % 10)))
         with db.session() as s:
             s.add_all(rows)
@@ -76,7 +103,9 @@ def main() -> None:
         proj = project_id(server.url)
         assert server.data_dir is not None
         t0 = time.monotonic()
-        r = httpx.get(server.url + "/identity/v3/auth/tokens", headers={"X-Auth-Token": tok, "X-Subject-Token": tok})
+        r = httpx.get(
+            server.url + "/identity/v3/auth/tokens", headers={"X-Auth-Token": tok, "X-Subject-Token": tok}
+        )
         user = r.json()["token"]["user"]["id"]
         fill(f"sqlite:///{server.data_dir / 'novalite.db'}", args.n, proj, user)
         print(f"inserted {args.n} servers in {time.monotonic() - t0:.1f} s")
@@ -88,15 +117,22 @@ def main() -> None:
             filtered: list[float] = []
             for _ in range(args.rounds):
                 t1 = time.monotonic()
-                r = client.get("/servers/detail", params={"name": "listed-12", "status": "ACTIVE", "limit": args.page})
+                r = client.get(
+                    "/servers/detail", params={"name": "listed-12", "status": "ACTIVE", "limit": args.page}
+                )
                 filtered.append(time.monotonic() - t1)
                 r.raise_for_status()
             matched = len(r.json()["servers"])
     finally:
         server.stop()
-    print(f"GET /servers/detail?limit={args.page} over {args.n} servers: {len(pages)} pages, "
-          f"ms per page p50 {percentile(pages, 50) * 1000:.1f}  max {max(pages) * 1000:.1f}")
-    print(f"filtered list (name regex + status, {matched} matches): ms p50 {percentile(filtered, 50) * 1000:.1f}")
+    print(
+        f"GET /servers/detail?limit={args.page} over {args.n} servers: {len(pages)} pages, "
+        f"ms per page p50 {percentile(pages, 50) * 1000:.1f}  max {max(pages) * 1000:.1f}"
+    )
+    print(
+        f"filtered list (name regex + status, {matched} matches): ms p50 "
+        f"{percentile(filtered, 50) * 1000:.1f}"
+    )
     print(f"{server.memory_line()}  first answer after start: {server.first_answer_s:.2f} s")
 
 

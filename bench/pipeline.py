@@ -69,36 +69,67 @@ def run(args: argparse.Namespace) -> None:
     from novalite.virt.fake import FakeDriver
 
     logging.disable(logging.WARNING)
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="novalite-pipeline-")), admin_password=ADMIN_PW,
-                        demo_password=ADMIN_PW, write_clouds_yaml=False, fake_hosts=args.hosts)
+    settings = Settings(
+        data_dir=Path(tempfile.mkdtemp(prefix="novalite-pipeline-")),
+        admin_password=ADMIN_PW,
+        demo_password=ADMIN_PW,
+        write_clouds_yaml=False,
+        fake_hosts=args.hosts,
+    )
     upgrade(settings.effective_database_url)
     runtime = build_runtime(settings)
     bootstrap(runtime)
     db = runtime.db
     with db.session() as s:
-        project, user, image = (s.execute(text(q)).scalar() for q in (
-            "SELECT id FROM projects WHERE name = 'admin'", "SELECT id FROM users WHERE name = 'admin'",
-            "SELECT id FROM images WHERE name = 'novalite-tiny'"))
+        project, user, image = (
+            s.execute(text(q)).scalar()
+            for q in (
+                "SELECT id FROM projects WHERE name = 'admin'",
+                "SELECT id FROM users WHERE name = 'admin'",
+                "SELECT id FROM images WHERE name = 'novalite-tiny'",
+            )
+        )
         for resource in ("instances", "cores", "ram"):
             s.add(Quota(project_id=project, user_id="", resource=resource, hard_limit=-1))
-    ctx = RequestContext(user_id=str(user), project_id=str(project), roles=("admin", "member", "reader"),
-                         user_name="admin", project_name="admin", request_id="req-bench")
+    ctx = RequestContext(
+        user_id=str(user),
+        project_id=str(project),
+        roles=("admin", "member", "reader"),
+        user_name="admin",
+        project_name="admin",
+        request_id="req-bench",
+    )
     with db.reader() as s:
         hosts = fake_hosts.local_hosts(s)
     nodes = node_uuids(db, hosts)
     recorder = _Recorder()
-    conductor = ConductorManager(db=db, scheduler=SchedulerService(db, settings), compute=recorder,  # type: ignore[arg-type]
-                                 max_attempts=settings.max_attempts)
+    conductor = ConductorManager(
+        db=db,
+        scheduler=SchedulerService(db, settings),
+        compute=recorder,  # type: ignore[arg-type]
+        max_attempts=settings.max_attempts,
+    )
     driver = FakeDriver(build_delay=0.0)
-    agents = {h: ComputeAgent(host=h, node_uuid=nodes[h], db=db, driver=driver, conductor=None,  # type: ignore[arg-type]
-                              max_attempts=settings.max_attempts) for h in hosts}
+    agents = {
+        h: ComputeAgent(
+            host=h,
+            node_uuid=nodes[h],
+            db=db,
+            driver=driver,
+            conductor=None,  # type: ignore[arg-type]
+            max_attempts=settings.max_attempts,
+        )
+        for h in hosts
+    }
     settle_heap()
     version = V(2, 37)
 
     t0 = time.thread_time()
     plans = []
     for i in range(args.n):
-        body = {"server": {"name": f"bench-{i}", "flavorRef": args.flavor, "imageRef": image, "networks": "none"}}
+        body = {
+            "server": {"name": f"bench-{i}", "flavorRef": args.flavor, "imageRef": image, "networks": "none"}
+        }
         validate(schemas.create_schema(version), body, fast=True)
         req = CreateServerRequest.from_body(body, ctx, version)
         plan = pipeline.parse(req)
@@ -110,16 +141,30 @@ def run(args: argparse.Namespace) -> None:
         plans.append(plan)
     t1 = time.thread_time()
     for start in range(0, len(plans), args.batch):
-        conductor.schedule_batch([ScheduleAndBuildInstances(context=context_to_dict(ctx),
-                                                            instance_uuids=list(p.instance_uuids),
-                                                            build_args=pipeline.build_args(p))
-                                  for p in plans[start:start + args.batch]])
+        conductor.schedule_batch(
+            [
+                ScheduleAndBuildInstances(
+                    context=context_to_dict(ctx),
+                    instance_uuids=list(p.instance_uuids),
+                    build_args=pipeline.build_args(p),
+                )
+                for p in plans[start : start + args.batch]
+            ]
+        )
     t2 = time.thread_time()
     for b in recorder.builds:
-        agents[b["host"]].build_and_run_instance(BuildAndRunInstance(
-            context=context_to_dict(b["context"]), instance_uuid=b["instance_uuid"], host=b["host"],
-            node=b["node"], build_args=b["build_args"], alternates=b["alternates"], attempt=b["attempt"],
-            failures=b["failures"]))
+        agents[b["host"]].build_and_run_instance(
+            BuildAndRunInstance(
+                context=context_to_dict(b["context"]),
+                instance_uuid=b["instance_uuid"],
+                host=b["host"],
+                node=b["node"],
+                build_args=b["build_args"],
+                alternates=b["alternates"],
+                attempt=b["attempt"],
+                failures=b["failures"],
+            )
+        )
     t3 = time.thread_time()
     with db.reader() as s:
         active = s.scalar(select(func.count()).select_from(Instance).where(Instance.vm_state == "active"))
@@ -128,8 +173,10 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"only {active} of {args.n} servers are ACTIVE")
     n = max(args.n, 1)
     print(f"servers: {args.n}  hosts: {args.hosts}  batch: {args.batch}  all ACTIVE")
-    print(f"CPU us per server: api {(t1 - t0) * 1e6 / n:.0f}  schedule {(t2 - t1) * 1e6 / n:.0f}  "
-          f"build {(t3 - t2) * 1e6 / n:.0f}  total {(t3 - t0) * 1e6 / n:.0f}")
+    print(
+        f"CPU us per server: api {(t1 - t0) * 1e6 / n:.0f}  schedule {(t2 - t1) * 1e6 / n:.0f}  "
+        f"build {(t3 - t2) * 1e6 / n:.0f}  total {(t3 - t0) * 1e6 / n:.0f}"
+    )
 
 
 def main() -> None:

@@ -35,10 +35,24 @@ def one_start(hosts: int, database_url: str | None) -> tuple[float, float, dict[
     {phase: ms})."""
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="novalite-startup-"))
-    env = dict(os.environ, NOVALITE_ADMIN_PASSWORD=ADMIN_PW, NOVALITE_DEMO_PASSWORD=ADMIN_PW,
-               NOVALITE_WRITE_CLOUDS_YAML="false", NOVALITE_LOG_LEVEL="warning", NOVALITE_STARTUP_TIMES="1")
-    cmd = [str(Path(sys.executable).parent / "novalite"), "serve", "--port", str(port), "--data-dir", str(data),
-           "--fake-hosts", str(hosts)]
+    env = dict(
+        os.environ,
+        NOVALITE_ADMIN_PASSWORD=ADMIN_PW,
+        NOVALITE_DEMO_PASSWORD=ADMIN_PW,
+        NOVALITE_WRITE_CLOUDS_YAML="false",
+        NOVALITE_LOG_LEVEL="warning",
+        NOVALITE_STARTUP_TIMES="1",
+    )
+    cmd = [
+        str(Path(sys.executable).parent / "novalite"),
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--fake-hosts",
+        str(hosts),
+    ]
     if database_url:
         cmd += ["--database-url", database_url]
     stderr = (data / "stderr.txt").open("w+")
@@ -94,14 +108,22 @@ def main() -> None:
         for name, ms in ph.items():
             phases.setdefault(name, []).append(ms)
     print(f"starts: {k}  hosts: {args.hosts}  db: {args.database_url or 'sqlite'}")
-    print(f"first answer after start: median {statistics.median(times):.2f} s  "
-          f"min {min(times):.2f} s  max {max(times):.2f} s")
-    print(f"server CPU until the first answer: median {statistics.median(cpus):.2f} s (user+sys; compare this one "
-          "on a shared machine)")
+    print(
+        f"first answer after start: median {statistics.median(times):.2f} s  "
+        f"min {min(times):.2f} s  max {max(times):.2f} s"
+    )
+    print(
+        f"server CPU until the first answer: median {statistics.median(cpus):.2f} s (user+sys; compare this "
+        "one "
+        "on a shared machine)"
+    )
     if phases:
         accounted = sum(statistics.median(v) for v in phases.values())
-        print("phase medians ms: " + "  ".join(f"{name} {statistics.median(v):.0f}" for name, v in phases.items())
-              + f"  (interpreter, CLI and HTTP listener: {statistics.median(times) * 1000 - accounted:.0f})")
+        print(
+            "phase medians ms: "
+            + "  ".join(f"{name} {statistics.median(v):.0f}" for name, v in phases.items())
+            + f"  (interpreter, CLI and HTTP listener: {statistics.median(times) * 1000 - accounted:.0f})"
+        )
 
 
 if __name__ == "__main__":

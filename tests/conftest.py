@@ -72,8 +72,17 @@ class Api:
     tokens: dict[str, str] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
 
-    def request(self, method: str, path: str, *, as_: str = "demo", version: str | None = None,
-                json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        as_: str = "demo",
+        version: str | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
         h = {"X-Auth-Token": self.tokens[as_]} if as_ else {}
         if version:
             h["OpenStack-API-Version"] = f"compute {version}"
@@ -97,15 +106,28 @@ class Api:
         return self.request("DELETE", path, **kw)
 
     def token_for(self, user: str, password: str, project: str) -> str:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}},
+                },
+                "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+            }
+        }
         r = self.client.post("/identity/v3/auth/tokens", json=body)
         assert r.status_code == 201, r.text
         return str(r.headers["X-Subject-Token"])
 
-    def wait_for(self, path: str, predicate: Any, *, as_: str = "demo", version: str | None = None,
-                 timeout: float = 30.0) -> httpx.Response:
+    def wait_for(
+        self,
+        path: str,
+        predicate: Any,
+        *,
+        as_: str = "demo",
+        version: str | None = None,
+        timeout: float = 30.0,
+    ) -> httpx.Response:
         deadline = time.monotonic() + timeout
         while True:
             r = self.get(path, as_=as_, version=version)
@@ -117,8 +139,14 @@ class Api:
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    s = Settings(data_dir=tmp, admin_password=ADMIN_PW, demo_password=DEMO_PW, write_clouds_yaml=False,
-                 port=8774, public_url="http://testserver")
+    s = Settings(
+        data_dir=tmp,
+        admin_password=ADMIN_PW,
+        demo_password=DEMO_PW,
+        write_clouds_yaml=False,
+        port=8774,
+        public_url="http://testserver",
+    )
     for k, v in overrides.items():
         setattr(s, k, v)
     return s
@@ -179,13 +207,16 @@ class RunningServer:
     log: Path
     data_dir: Path
 
-    def openstack(self, *args: str, cloud: str = "novalite", check: bool = True,
-                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def openstack(
+        self, *args: str, cloud: str = "novalite", check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(self.env, OS_CLOUD=cloud)
         exe = str(Path(sys.executable).parent / "openstack")
         proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"openstack {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"openstack {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def sdk(self, cloud: str = "novalite") -> Any:
@@ -202,16 +233,25 @@ def start_server(tmp: Path, *extra: str, env_extra: dict[str, str] | None = None
     data_dir = tmp / "data"
     clouds = tmp / "clouds.yaml"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env.update({
-        "NOVALITE_ADMIN_PASSWORD": ADMIN_PW, "NOVALITE_DEMO_PASSWORD": DEMO_PW,
-        "NOVALITE_CLOUDS_YAML_PATH": str(clouds), "OS_CLIENT_CONFIG_FILE": str(clouds),
-        "HOME": str(tmp), "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "NOVALITE_ADMIN_PASSWORD": ADMIN_PW,
+            "NOVALITE_DEMO_PASSWORD": DEMO_PW,
+            "NOVALITE_CLOUDS_YAML_PATH": str(clouds),
+            "OS_CLIENT_CONFIG_FILE": str(clouds),
+            "HOME": str(tmp),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(env_extra or {})
     log = tmp / "server.log"
     exe = str(Path(sys.executable).parent / "novalite")
-    proc = subprocess.Popen([exe, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
-                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

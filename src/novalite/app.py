@@ -72,7 +72,9 @@ def _no_lifespan(lifespan: Any) -> bool:
     merged = getattr(lifespan, "__wrapped__", None)
     if merged is None or not merged.__qualname__.endswith("_merge_lifespan_context.<locals>.merged_lifespan"):
         return False
-    cells = dict(zip(merged.__code__.co_freevars, (c.cell_contents for c in merged.__closure__ or ()), strict=True))
+    cells = dict(
+        zip(merged.__code__.co_freevars, (c.cell_contents for c in merged.__closure__ or ()), strict=True)
+    )
     return _no_lifespan(cells.get("original_context")) and _no_lifespan(cells.get("nested_context"))
 
 
@@ -80,8 +82,13 @@ def _plain(router: APIRouter) -> bool:
     """True when including ``router`` adds nothing to its routes: its decorators already gave each route
     the router's prefix, dependencies, response class, content-type and body-size settings, and it
     has no form limits, event handlers or lifespan of its own."""
-    return (not router.form_limits and not router.on_startup and not router.on_shutdown
-            and router.max_body_size is None and _no_lifespan(router.lifespan_context))
+    return (
+        not router.form_limits
+        and not router.on_startup
+        and not router.on_shutdown
+        and router.max_body_size is None
+        and _no_lifespan(router.lifespan_context)
+    )
 
 
 def _default(value: Any, expected: Any) -> bool:
@@ -100,10 +107,16 @@ def _flat_routes(router: APIRouter) -> list[Any]:
     for route in router.routes:
         if isinstance(route, _IncludedRouter):
             ctx = route.include_context
-            if (not ctx.prefix and not ctx.dependencies and ctx.max_body_size is None and not ctx.form_limits
-                    and ctx.dependency_overrides_provider is None and _plain(route.original_router)
-                    and _default(ctx.default_response_class, JSONResponse)
-                    and _default(ctx.strict_content_type, True)):
+            if (
+                not ctx.prefix
+                and not ctx.dependencies
+                and ctx.max_body_size is None
+                and not ctx.form_limits
+                and ctx.dependency_overrides_provider is None
+                and _plain(route.original_router)
+                and _default(ctx.default_response_class, JSONResponse)
+                and _default(ctx.strict_content_type, True)
+            ):
                 out.extend(_flat_routes(route.original_router))
                 continue
         out.append(route)
@@ -129,8 +142,13 @@ def _include(app: FastAPI, router: APIRouter) -> None:
         mark()
 
 
-def create_app(runtime: Runtime, *, start_background: bool = True,
-               on_started: Callable[[], None] | None = None, hot_routes: bool = True) -> FastAPI:
+def create_app(
+    runtime: Runtime,
+    *,
+    start_background: bool = True,
+    on_started: Callable[[], None] | None = None,
+    hot_routes: bool = True,
+) -> FastAPI:
     """The application; ``on_started`` is called once the background services have started.
     ``hot_routes=False``: POST /servers too goes through FastAPI's router (``api.hot_routes``)."""
     stops: list[Callable[[], None]] = []

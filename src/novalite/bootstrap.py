@@ -55,8 +55,16 @@ def _generate_password() -> str:
     return random_chars(string.ascii_letters + string.digits, 20)
 
 
-def _ensure_user(s: Session, report: BootstrapReport, *, name: str, project_id: str, role_names: list[str],
-                 given: str, generated: str = "") -> str:
+def _ensure_user(
+    s: Session,
+    report: BootstrapReport,
+    *,
+    name: str,
+    project_id: str,
+    role_names: list[str],
+    given: str,
+    generated: str = "",
+) -> str:
     user = s.scalars(select(User).where(User.name == name)).first()
     if user is None:
         password = given or generated or _generate_password()
@@ -80,26 +88,44 @@ def bootstrap(runtime: Any) -> BootstrapReport:
         # every password this start stores a hash of, hashed at once on threads (scrypt releases the
         # GIL): a given password is hashed again on every start, a missing user gets a generated one
         existing = set(s.scalars(select(User.name).where(User.name.in_(("admin", "demo")))))
-        generated = {name: _generate_password() for name, given in
-                     (("admin", settings.admin_password), ("demo", settings.demo_password))
-                     if not given and name not in existing}
+        generated = {
+            name: _generate_password()
+            for name, given in (("admin", settings.admin_password), ("demo", settings.demo_password))
+            if not given and name not in existing
+        }
         prehash([p for p in (*generated.values(), settings.admin_password, settings.demo_password) if p])
         for role in ("admin", "member", "reader"):
             identity.ensure_role(s, role)
         admin_project = identity.find_project(s, "admin") or identity.create_project(
-            s, name="admin", description="Bootstrap project for the novalite administrator")
+            s, name="admin", description="Bootstrap project for the novalite administrator"
+        )
         demo_project = identity.find_project(s, "demo") or identity.create_project(
-            s, name="demo", description="Bootstrap project for the demo user")
+            s, name="demo", description="Bootstrap project for the demo user"
+        )
         report.ids.update(admin_project=admin_project.id, demo_project=demo_project.id)
-        report.ids["admin_user"] = _ensure_user(s, report, name="admin", project_id=admin_project.id,
-                                                role_names=["admin"], given=settings.admin_password,
-                                                generated=generated.get("admin", ""))
-        report.ids["demo_user"] = _ensure_user(s, report, name="demo", project_id=demo_project.id,
-                                               role_names=["member"], given=settings.demo_password,
-                                               generated=generated.get("demo", ""))
+        report.ids["admin_user"] = _ensure_user(
+            s,
+            report,
+            name="admin",
+            project_id=admin_project.id,
+            role_names=["admin"],
+            given=settings.admin_password,
+            generated=generated.get("admin", ""),
+        )
+        report.ids["demo_user"] = _ensure_user(
+            s,
+            report,
+            name="demo",
+            project_id=demo_project.id,
+            role_names=["member"],
+            given=settings.demo_password,
+            generated=generated.get("demo", ""),
+        )
         # the admin may also act in the demo project, as devstack's admin does
         admin_role = identity.ensure_role(s, "admin")
-        identity.assign_role(s, user_id=report.ids["admin_user"], project_id=demo_project.id, role_id=admin_role.id)
+        identity.assign_role(
+            s, user_id=report.ids["admin_user"], project_id=demo_project.id, role_id=admin_role.id
+        )
         s.flush()
         for seeder in seeders():
             seeder(runtime, s, report.ids)
@@ -131,8 +157,11 @@ def write_clouds_yaml(settings: Any, passwords: dict[str, str]) -> Path:
         clouds[cloud] = {
             "auth": {
                 "auth_url": f"{settings.effective_public_url}/identity",
-                "username": user, "password": password, "project_name": project,
-                "user_domain_name": "Default", "project_domain_name": "Default",
+                "username": user,
+                "password": password,
+                "project_name": project,
+                "user_domain_name": "Default",
+                "project_domain_name": "Default",
             },
             "region_name": settings.region,
             "interface": "public",

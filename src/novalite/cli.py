@@ -14,12 +14,24 @@ from novalite.config import load_settings
 _IMPORTED_AT = time.perf_counter()
 
 _COMMON = [
-    click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                 help="Where the SQLite database, image files and keys live [env NOVALITE_DATA_DIR]."),
-    click.option("--database-url", default=None,
-                 help="SQLAlchemy URL, e.g. postgresql+psycopg://user@127.0.0.1/novalite [env NOVALITE_DATABASE_URL]."),
-    click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
-                 help="TOML config file with a [novalite] table [env NOVALITE_CONFIG]."),
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Where the SQLite database, image files and keys live [env NOVALITE_DATA_DIR].",
+    ),
+    click.option(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@127.0.0.1/novalite [env NOVALITE_DATABASE_URL].",
+    ),
+    click.option(
+        "--config",
+        "config",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="TOML config file with a [novalite] table [env NOVALITE_CONFIG].",
+    ),
 ]
 
 
@@ -90,9 +102,15 @@ def prepare_schema(url: str) -> None:
                 from novalite.db.base import Base
 
                 Base.metadata.create_all(conn)
-                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
-                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": next(iter(heads))})
+                conn.execute(
+                    text(
+                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                    )
+                )
+                conn.execute(
+                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": next(iter(heads))}
+                )
                 return
     finally:
         engine.dispose()
@@ -114,8 +132,12 @@ def main() -> None:
 @click.option("--admin-password", default=None, help="Admin password [env NOVALITE_ADMIN_PASSWORD].")
 @click.option("--demo-password", default=None, help="Demo password [env NOVALITE_DEMO_PASSWORD].")
 @click.option("--transport-url", default=None, help="Messaging: memory:// (default) or amqp://...")
-@click.option("--engine-process", type=click.Choice(["auto", "on", "off"]), default=None,
-              help="Run the conductor and compute agents in a second process [default auto: with 2+ CPUs].")
+@click.option(
+    "--engine-process",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    help="Run the conductor and compute agents in a second process [default auto: with 2+ CPUs].",
+)
 @click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:
@@ -131,12 +153,16 @@ def serve(**kwargs: Any) -> None:
 
     # the bootstrap stores a fresh hash of each given password: scrypt runs on other cores meanwhile
     prehash([p for p in (settings.admin_password, settings.demo_password) if p])
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     import uvicorn
 
     from novalite.app import build_runtime, create_app
     from novalite.bootstrap import bootstrap
+
     phases.mark("imports")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare_schema(settings.effective_database_url)
@@ -168,9 +194,17 @@ def serve(**kwargs: Any) -> None:
         click.echo(f"clouds.yaml entries 'novalite' and 'novalite-admin' written to {report.clouds_yaml}")
         click.echo("export OS_CLOUD=novalite")
     sys.stdout.flush()
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                            access_log=settings.log_level.lower() == "debug", timeout_graceful_shutdown=5,
-                            loop="auto", http="auto", lifespan="on")  # uvloop + httptools when installed
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level.lower() == "debug",
+        timeout_graceful_shutdown=5,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+    )  # uvloop + httptools when installed
     try:
         _quiet_server_class()(config).run()
     finally:

@@ -37,7 +37,7 @@ def token_bytes(count: int) -> bytes:
     with _lock:
         if _pos + count > len(_buf):
             _buf, _pos = os.urandom(_CHUNK), 0
-        out = _buf[_pos:_pos + count]
+        out = _buf[_pos : _pos + count]
         _pos += count
     return out
 

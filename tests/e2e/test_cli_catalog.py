@@ -27,8 +27,24 @@ def test_flavor_list_and_show(server: RunningServer) -> None:
 
 
 def test_private_flavor_lifecycle(server: RunningServer) -> None:
-    created = _json(server, "flavor", "create", "--id", "cli-1", "--ram", "128", "--vcpus", "1", "--disk", "1",
-                    "--private", "--property", "hw:cpu_policy=shared", "cli.private", cloud=ADMIN)
+    created = _json(
+        server,
+        "flavor",
+        "create",
+        "--id",
+        "cli-1",
+        "--ram",
+        "128",
+        "--vcpus",
+        "1",
+        "--disk",
+        "1",
+        "--private",
+        "--property",
+        "hw:cpu_policy=shared",
+        "cli.private",
+        cloud=ADMIN,
+    )
     assert created["id"] == "cli-1" and created["os-flavor-access:is_public"] is False
     assert "cli.private" not in {f["Name"] for f in _json(server, "flavor", "list")}
     server.openstack("flavor", "set", "--project", "demo", "cli.private", cloud=ADMIN)

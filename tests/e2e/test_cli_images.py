@@ -17,8 +17,21 @@ def test_cli_image_lifecycle(server: RunningServer, tmp_path: Path) -> None:
     data = b"NOVALITE-E2E" + bytes(range(256)) * 40
     source = tmp_path / "img1.raw"
     source.write_bytes(data)
-    created = json.loads(server.openstack("image", "create", "--file", str(source), "--disk-format", "raw",
-                                          "--container-format", "bare", "img1", "-f", "json").stdout)
+    created = json.loads(
+        server.openstack(
+            "image",
+            "create",
+            "--file",
+            str(source),
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "img1",
+            "-f",
+            "json",
+        ).stdout
+    )
     assert created["name"] == "img1"
     assert created["status"] == "active"
 
@@ -41,7 +54,9 @@ def test_cli_image_lifecycle(server: RunningServer, tmp_path: Path) -> None:
     server.openstack("image", "delete", "img1")
     missing = server.openstack("image", "show", "img1", check=False)
     assert missing.returncode != 0
-    assert "img1" not in {row["Name"] for row in json.loads(server.openstack("image", "list", "-f", "json").stdout)}
+    assert "img1" not in {
+        row["Name"] for row in json.loads(server.openstack("image", "list", "-f", "json").stdout)
+    }
 
 
 def test_sdk_lists_and_finds_the_default_image(server: RunningServer) -> None:
@@ -59,8 +74,12 @@ def test_sdk_lists_and_finds_the_default_image(server: RunningServer) -> None:
 
 def test_sdk_pages_through_images(server: RunningServer) -> None:
     conn = server.sdk()
-    made = [conn.image.create_image(name=f"page-{n}", disk_format="raw", container_format="bare",
-                                    visibility="private") for n in range(3)]
+    made = [
+        conn.image.create_image(
+            name=f"page-{n}", disk_format="raw", container_format="bare", visibility="private"
+        )
+        for n in range(3)
+    ]
     try:
         seen = [image.name for image in conn.image.images(visibility="private", limit=2, sort="name:asc")]
         assert [n for n in seen if n.startswith("page-")] == ["page-0", "page-1", "page-2"]

@@ -44,12 +44,15 @@ def test_security_group_commands(server: RunningServer) -> None:
     assert sg["name"] == "sg1"
     names = {g["Name"] for g in _json(server, "security", "group", "list")}
     assert {"default", "sg1"} <= names
-    rule = _json(server, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "sg1")
+    rule = _json(
+        server, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "sg1"
+    )
     assert rule["protocol"] == "tcp" and rule["port_range_min"] == 22 and rule["port_range_max"] == 22
     rules = _json(server, "security", "group", "rule", "list", "sg1")
     assert any(r.get("Port Range") == "22:22" for r in rules)
-    dup = server.openstack("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "sg1",
-                           check=False)
+    dup = server.openstack(
+        "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "sg1", check=False
+    )
     assert dup.returncode != 0
     server.openstack("security", "group", "delete", "sg1")
 
@@ -70,9 +73,13 @@ def test_volume_commands(server: RunningServer) -> None:
 
 
 def test_quota_set_and_show_cover_network_and_volume(server: RunningServer) -> None:
-    server.openstack("quota", "set", "--networks", "7", "--ports", "50", "--volumes", "4", "demo",
-                     cloud="novalite-admin")
-    limits = {row["Resource"]: row["Limit"] for row in _json(server, "quota", "show", "demo", cloud="novalite-admin")}
+    server.openstack(
+        "quota", "set", "--networks", "7", "--ports", "50", "--volumes", "4", "demo", cloud="novalite-admin"
+    )
+    limits = {
+        row["Resource"]: row["Limit"]
+        for row in _json(server, "quota", "show", "demo", cloud="novalite-admin")
+    }
     assert (limits["networks"], limits["ports"], limits["volumes"], limits["gigabytes"]) == (7, 50, 4, 1000)
     denied = server.openstack("quota", "set", "--networks", "9", "demo", check=False)
     assert denied.returncode != 0
@@ -98,13 +105,36 @@ def test_openstacksdk_network_and_block_storage(server: RunningServer) -> None:
 
 
 def test_servers_get_ports_and_boot_volumes(server: RunningServer) -> None:
-    vm = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--network", "private",
-               "--wait", "netvm")
+    vm = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--network",
+        "private",
+        "--wait",
+        "netvm",
+    )
     assert vm["addresses"]["private"][0].startswith("10.0.0.")
     ports = _json(server, "port", "list", "--server", "netvm")
     assert len(ports) == 1 and ports[0]["Status"] == "ACTIVE"
-    bfv = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--boot-from-volume",
-                "1", "--no-network", "--wait", "bfvvm")
+    bfv = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--boot-from-volume",
+        "1",
+        "--no-network",
+        "--wait",
+        "bfvvm",
+    )
     assert bfv["status"] == "ACTIVE"
     volumes = _json(server, "volume", "list")
     assert [(v["Status"], v["Size"]) for v in volumes] == [("in-use", 1)]

@@ -30,13 +30,37 @@ def _addresses(server: RunningServer, name: str) -> str:
 
 
 def test_create_with_network_security_group_and_port(server: RunningServer) -> None:
-    vm = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny",
-               "--network", "private", "--security-group", "default", "--wait", "sgvm")
+    vm = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--network",
+        "private",
+        "--security-group",
+        "default",
+        "--wait",
+        "sgvm",
+    )
     assert vm["status"] == "ACTIVE" and vm["addresses"]["private"][0].startswith("10.0.0.")
     assert "default" in json.dumps(vm["security_groups"])
     port = _json(server, "port", "create", "--network", "private", "userport")
-    nic = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny",
-                "--nic", f"port-id={port['id']}", "--wait", "nicvm")
+    nic = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--nic",
+        f"port-id={port['id']}",
+        "--wait",
+        "nicvm",
+    )
     assert nic["status"] == "ACTIVE"
     assert port["fixed_ips"][0]["ip_address"] in json.dumps(nic["addresses"])
     assert _json(server, "port", "show", "userport")["device_id"] == nic["id"]
@@ -48,10 +72,22 @@ def test_create_with_network_security_group_and_port(server: RunningServer) -> N
 
 
 def test_add_and_remove_port_and_security_group(server: RunningServer) -> None:
-    vm = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--no-network",
-               "--wait", "devvm")
+    vm = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--no-network",
+        "--wait",
+        "devvm",
+    )
     assert vm["addresses"] == {}
-    port = _json(server, "port", "create", "--network", "private", "--fixed-ip", "ip-address=10.0.0.33", "extra")
+    port = _json(
+        server, "port", "create", "--network", "private", "--fixed-ip", "ip-address=10.0.0.33", "extra"
+    )
     server.openstack("server", "add", "port", "devvm", "extra")
     assert "10.0.0.33" in _addresses(server, "devvm")
     assert _json(server, "port", "show", "extra")["device_id"] == vm["id"]
@@ -73,8 +109,18 @@ def test_add_and_remove_port_and_security_group(server: RunningServer) -> None:
 
 
 def test_add_and_remove_volume(server: RunningServer) -> None:
-    vm = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--no-network",
-               "--wait", "volvm")
+    vm = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--no-network",
+        "--wait",
+        "volvm",
+    )
     _json(server, "volume", "create", "--size", "1", "datavol")
     _wait_volume(server, "datavol", "available")
     server.openstack("server", "add", "volume", "volvm", "datavol")

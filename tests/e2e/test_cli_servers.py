@@ -14,8 +14,18 @@ def _json(server: RunningServer, *args: str, cloud: str = "novalite") -> Any:
 
 
 def test_cli_create_show_list_delete(server: RunningServer) -> None:
-    created = _json(server, "server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny",
-                    "--no-network", "--wait", "vm1")
+    created = _json(
+        server,
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--no-network",
+        "--wait",
+        "vm1",
+    )
     assert created["status"] == "ACTIVE"
     assert created["name"] == "vm1"
     shown = _json(server, "server", "show", "vm1")
@@ -29,8 +39,21 @@ def test_cli_create_show_list_delete(server: RunningServer) -> None:
 
 
 def test_cli_multi_create(server: RunningServer) -> None:
-    server.openstack("server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--no-network",
-                     "--min", "3", "--max", "5", "--wait", "multi")
+    server.openstack(
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--no-network",
+        "--min",
+        "3",
+        "--max",
+        "5",
+        "--wait",
+        "multi",
+    )
     listed = _json(server, "server", "list", "--name", "^multi-")
     names = sorted(s["Name"] for s in listed)
     assert names == ["multi-1", "multi-2", "multi-3", "multi-4", "multi-5"]
@@ -44,12 +67,26 @@ def test_cli_multi_create(server: RunningServer) -> None:
 
 
 def test_cli_failed_spawn_shows_fault(server: RunningServer) -> None:
-    proc = server.openstack("server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--no-network",
-                            "--property", "novalite:fail_spawn=always", "--wait", "doomed", check=False)
+    proc = server.openstack(
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--no-network",
+        "--property",
+        "novalite:fail_spawn=always",
+        "--wait",
+        "doomed",
+        check=False,
+    )
     assert proc.returncode != 0  # --wait reports the ERROR
     shown = _json(server, "server", "show", "doomed")
     assert shown["status"] == "ERROR"
-    fault = shown["fault"] if isinstance(shown["fault"], dict) else json.loads(shown["fault"].replace("'", '"'))
+    fault = (
+        shown["fault"] if isinstance(shown["fault"], dict) else json.loads(shown["fault"].replace("'", '"'))
+    )
     assert fault["code"] in (500, 400) and fault["message"]
     server.openstack("server", "delete", "--wait", "doomed")
 
@@ -58,7 +95,9 @@ def test_sdk_create_wait_delete(server: RunningServer) -> None:
     conn = server.sdk()
     image = conn.image.find_image("novalite-tiny")
     flavor = conn.compute.find_flavor("m1.tiny")
-    created = conn.compute.create_server(name="sdk-vm", image_id=image.id, flavor_id=flavor.id, networks="none")
+    created = conn.compute.create_server(
+        name="sdk-vm", image_id=image.id, flavor_id=flavor.id, networks="none"
+    )
     assert created.admin_password
     active = conn.compute.wait_for_server(created, status="ACTIVE", wait=120, interval=1)
     assert active.status == "ACTIVE" and active.name == "sdk-vm"

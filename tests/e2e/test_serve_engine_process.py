@@ -20,9 +20,19 @@ def _engine_children(srv: RunningServer) -> list[psutil.Process]:
 
 
 def _boot_one(srv: RunningServer, name: str) -> dict[str, str]:
-    out = srv.openstack("server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny",
-                        "--no-network", "--wait", name,
-                        "-f", "json")
+    out = srv.openstack(
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "novalite-tiny",
+        "--no-network",
+        "--wait",
+        name,
+        "-f",
+        "json",
+    )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -43,15 +53,26 @@ def test_engine_in_its_own_process_builds_answers_calls_and_stops_with_the_api(t
         engine = children[0]
         server = _boot_one(srv, "two-proc")
         assert server["status"] == "ACTIVE"
-        host = srv.openstack("server", "show", server["id"], "-f", "value", "-c", "OS-EXT-SRV-ATTR:host",
-                             cloud="novalite-admin").stdout.strip()
+        host = srv.openstack(
+            "server",
+            "show",
+            server["id"],
+            "-f",
+            "value",
+            "-c",
+            "OS-EXT-SRV-ATTR:host",
+            cloud="novalite-admin",
+        ).stdout.strip()
         assert host.startswith("fake-host-"), host
         # a call that needs an answer from the compute agent crosses to the engine and back
         console = srv.openstack("console", "log", "show", "two-proc").stdout
         assert "two-proc" in console
         srv.openstack("server", "stop", "two-proc")
         deadline = time.monotonic() + 30
-        while srv.openstack("server", "show", "two-proc", "-f", "value", "-c", "status").stdout.strip() != "SHUTOFF":
+        while (
+            srv.openstack("server", "show", "two-proc", "-f", "value", "-c", "status").stdout.strip()
+            != "SHUTOFF"
+        ):
             assert time.monotonic() < deadline, "server did not stop"
             time.sleep(0.2)
         srv.openstack("server", "delete", "--wait", "two-proc")

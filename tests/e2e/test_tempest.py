@@ -24,8 +24,13 @@ def _summary(output: str) -> str:
 def test_tempest_compute_api_run_passes(tmp_path: Path) -> None:
     env_tmp = tmp_path / "tmp"
     env_tmp.mkdir()
-    proc = subprocess.run([str(ROOT / "scripts" / "tempest.sh")], capture_output=True, text=True, timeout=600,
-                          env={"PATH": "/usr/bin:/bin", "TMPDIR": str(env_tmp), "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "tempest.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(env_tmp), "HOME": str(tmp_path)},
+    )
     output = proc.stdout + proc.stderr
     summary = _summary(output)
     print(summary)

@@ -44,8 +44,15 @@ class InProcessHttp:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def request(self, url: str, method: str, headers: dict[str, str] | None = None, body: Any = None,
-                chunked: bool = False, preload_content: bool = True) -> tuple[_Response, bytes]:
+    def request(
+        self,
+        url: str,
+        method: str,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        chunked: bool = False,
+        preload_content: bool = True,
+    ) -> tuple[_Response, bytes]:
         r = self.client.request(method, url, headers=headers or {}, content=body)
         return _Response(url, r), r.content
 
@@ -85,8 +92,14 @@ class StaticAuthProvider:
         base = self.base_urls[filters.get("service", "compute")]
         return f"{base}/{filters['api_version']}" if filters.get("api_version") else base
 
-    def auth_request(self, method: str, url: str, headers: dict[str, str] | None = None, body: Any = None,
-                     filters: dict[str, Any] | None = None) -> tuple[str, dict[str, str], Any]:
+    def auth_request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        filters: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, str], Any]:
         base = self.base_url(filters or {})
         full = base if not url else "/".join([base.rstrip("/"), url.lstrip("/")])
         return full, dict(headers or {}, **{"X-Auth-Token": self.token}), body
@@ -94,14 +107,18 @@ class StaticAuthProvider:
 
 def credentials_for(api: Any, who: str) -> Credentials:
     """admin -> the admin user in the admin project; demo -> the demo user in the demo project."""
-    return Credentials(username=who, user_id=api.ids[f"{who}_user"], tenant_id=api.ids[f"{who}_project"],
-                       tenant_name=who)
+    return Credentials(
+        username=who, user_id=api.ids[f"{who}_user"], tenant_id=api.ids[f"{who}_project"], tenant_name=who
+    )
 
 
 def tempest_client(api: Any, cls: type[C], *, as_: str = "demo", service: str = "compute") -> C:
     """An instance of a Tempest service client class wired to the in-process stack."""
-    provider = StaticAuthProvider(api.tokens[as_], credentials_for(api, as_), {
-        "compute": f"{BASE}/compute/v2.1", "image": f"{BASE}/image"})
+    provider = StaticAuthProvider(
+        api.tokens[as_],
+        credentials_for(api, as_),
+        {"compute": f"{BASE}/compute/v2.1", "image": f"{BASE}/image"},
+    )
     client = cls(provider, service, "RegionOne")  # type: ignore[call-arg]
     client.http_obj = InProcessHttp(api.client)  # type: ignore[attr-defined]
     return client

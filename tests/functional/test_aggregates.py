@@ -33,7 +33,16 @@ def test_create_show_list_with_uuid_from_241(cloud: Api) -> None:
     r = _create(cloud, "agg1", "az1")
     assert r.status_code == 200, r.text
     agg = r.json()["aggregate"]
-    assert set(agg) == {"availability_zone", "created_at", "deleted", "deleted_at", "id", "name", "updated_at", "uuid"}
+    assert set(agg) == {
+        "availability_zone",
+        "created_at",
+        "deleted",
+        "deleted_at",
+        "id",
+        "name",
+        "updated_at",
+        "uuid",
+    }
     assert agg["availability_zone"] == "az1" and agg["deleted"] is False
     shown = cloud.get(f"{AGG}/{agg['id']}", as_="admin", version="2.41").json()["aggregate"]
     assert shown["hosts"] == [] and shown["metadata"] == {"availability_zone": "az1"}
@@ -56,10 +65,19 @@ def test_duplicate_name_is_409_and_bad_bodies_are_400(cloud: Api) -> None:
     r = _create(cloud, "dup")
     assert r.status_code == 409
     assert r.json()["conflictingRequest"]["message"] == "Aggregate dup already exists."
-    for body in ({"name": ""}, {"name": "x" * 256}, {"name": " x"}, {"name": "x", "availability_zone": "a:b"},
-                 {"name": "x", "bogus": 1}, {}):
+    for body in (
+        {"name": ""},
+        {"name": "x" * 256},
+        {"name": " x"},
+        {"name": "x", "availability_zone": "a:b"},
+        {"name": "x", "bogus": 1},
+        {},
+    ):
         assert cloud.post(AGG, as_="admin", json={"aggregate": body}).status_code == 400, body
-    assert cloud.post(AGG, as_="admin", content=b"[", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        cloud.post(AGG, as_="admin", content=b"[", headers={"Content-Type": "application/json"}).status_code
+        == 400
+    )
 
 
 def test_ids_must_be_integers_and_unknown_is_404(cloud: Api) -> None:
@@ -123,9 +141,13 @@ def test_set_metadata_adds_replaces_and_removes_keys(cloud: Api) -> None:
 def test_update_name_and_zone(cloud: Api) -> None:
     agg_id = _create(cloud, "old").json()["aggregate"]["id"]
     _create(cloud, "taken")
-    renamed = cloud.put(f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "renamed"}}).json()["aggregate"]
+    renamed = cloud.put(f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "renamed"}}).json()[
+        "aggregate"
+    ]
     assert renamed["name"] == "renamed" and renamed["updated_at"] is not None
-    r = cloud.put(f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "new", "availability_zone": "az2"}})
+    r = cloud.put(
+        f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "new", "availability_zone": "az2"}}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["aggregate"]["name"] == "new" and r.json()["aggregate"]["availability_zone"] == "az2"
     assert cloud.put(f"{AGG}/{agg_id}", as_="admin", json={"aggregate": {"name": "taken"}}).status_code == 409
@@ -140,14 +162,19 @@ def test_a_host_cannot_be_in_two_zones(cloud: Api) -> None:
     assert _action(cloud, a1, {"add_host": {"host": "fake-host-1"}}).status_code == 200
     r = _action(cloud, a2, {"add_host": {"host": "fake-host-1"}})
     assert r.status_code == 409
-    assert "One or more hosts already in availability zone(s) ['az1']" in r.json()["conflictingRequest"]["message"]
+    assert (
+        "One or more hosts already in availability zone(s) ['az1']"
+        in r.json()["conflictingRequest"]["message"]
+    )
     # a zone-less aggregate may share the host, but may not then take another zone
     assert _action(cloud, plain, {"add_host": {"host": "fake-host-1"}}).status_code == 200
     r = _action(cloud, plain, {"set_metadata": {"metadata": {"availability_zone": "az2"}}})
     assert r.status_code == 400
     r = cloud.put(f"{AGG}/{plain}", as_="admin", json={"aggregate": {"availability_zone": "az2"}})
     assert r.status_code == 400
-    assert _action(cloud, plain, {"set_metadata": {"metadata": {"availability_zone": "az1"}}}).status_code == 200
+    assert (
+        _action(cloud, plain, {"set_metadata": {"metadata": {"availability_zone": "az1"}}}).status_code == 200
+    )
 
 
 def test_hosts_are_mirrored_into_placement_aggregates(cloud: Api) -> None:
@@ -169,8 +196,10 @@ def test_availability_zones_come_from_aggregates(cloud: Api) -> None:
     assert names == ["nova"]
     _action(cloud, agg_id, {"add_host": {"host": "fake-host-2"}})
     listed = cloud.get(AZ).json()["availabilityZoneInfo"]
-    assert listed == [{"zoneName": "az1", "zoneState": {"available": True}, "hosts": None},
-                      {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]
+    assert listed == [
+        {"zoneName": "az1", "zoneState": {"available": True}, "hosts": None},
+        {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None},
+    ]
     detail = {z["zoneName"]: z for z in cloud.get(f"{AZ}/detail", as_="admin").json()["availabilityZoneInfo"]}
     assert set(detail) == {"az1", "nova", "internal"}
     assert set(detail["az1"]["hosts"]) == {"fake-host-2"}
@@ -184,12 +213,23 @@ def test_servers_asking_for_a_zone_land_on_its_hosts(cloud: Api) -> None:
     _action(cloud, agg_id, {"add_host": {"host": "fake-host-2"}})
     image = cloud.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
     for _ in range(2):
-        body = {"server": {"name": "vm", "imageRef": image, "flavorRef": "1", "networks": "none",
-                           "availability_zone": "az1"}}
+        body = {
+            "server": {
+                "name": "vm",
+                "imageRef": image,
+                "flavorRef": "1",
+                "networks": "none",
+                "availability_zone": "az1",
+            }
+        }
         r = cloud.post("/compute/v2.1/servers", version="2.96", json=body)
         assert r.status_code == 202, r.text
-        server = cloud.wait_for(f"/compute/v2.1/servers/{r.json()['server']['id']}", as_="admin", version="2.96",
-                                predicate=lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR")).json()["server"]
+        server = cloud.wait_for(
+            f"/compute/v2.1/servers/{r.json()['server']['id']}",
+            as_="admin",
+            version="2.96",
+            predicate=lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+        ).json()["server"]
         assert server["status"] == "ACTIVE"
         assert server["OS-EXT-SRV-ATTR:host"] == "fake-host-2"
         assert server["OS-EXT-AZ:availability_zone"] == "az1"

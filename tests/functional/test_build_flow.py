@@ -89,8 +89,11 @@ def test_fewer_hosts_than_attempts_exhausts_alternates(stack_factory: Any) -> No
 def test_no_valid_host_names_filters_and_placement(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=3, fake_host_ram_mb=1024)
     with api.runtime.db.session() as s:
-        s.execute(update(Service).where(Service.host == "fake-host-1").values(disabled=True,
-                                                                              disabled_reason="maintenance"))
+        s.execute(
+            update(Service)
+            .where(Service.host == "fake-host-1")
+            .values(disabled=True, disabled_reason="maintenance")
+        )
     h.create_instances(api, flavor=dict(h.TINY, memory_mb=1024))  # fills one of hosts 2 and 3
     [uuid] = h.create_instances(api, flavor=dict(h.TINY, memory_mb=1024))
     h.wait_for(api, uuid, h.settled)
@@ -132,7 +135,11 @@ def test_delete_while_scheduling_leaves_nothing(stack_factory: Any) -> None:
     api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
     api.runtime.services["conductor"].schedule_and_build_instances(h.demo_ctx(api), [uuid], {})
     row = h.wait_for(api, uuid, lambda r: r.deleted)
-    assert (row.vm_state, row.deleted_at is not None, row.terminated_at is not None) == ("deleted", True, True)
+    assert (row.vm_state, row.deleted_at is not None, row.terminated_at is not None) == (
+        "deleted",
+        True,
+        True,
+    )
     assert h.allocations_by_host(api, uuid) == {}
     h.usage_matches_live_servers(api)
 
@@ -196,9 +203,14 @@ def test_restart_resubmits_waiting_builds_and_fails_interrupted_ones(stack_facto
     [interrupted] = h.create_instances(api, start=False)
     db = api.runtime.db
     with db.session() as s:
-        s.execute(update(h.Instance).where(h.Instance.uuid == interrupted)
-                  .values(host="fake-host-1", node="fake-host-1", task_state="spawning"))
-        provider = s.execute(select(ResourceProvider.uuid).where(ResourceProvider.name == "fake-host-1")).scalar_one()
+        s.execute(
+            update(h.Instance)
+            .where(h.Instance.uuid == interrupted)
+            .values(host="fake-host-1", node="fake-host-1", task_state="spawning")
+        )
+        provider = s.execute(
+            select(ResourceProvider.uuid).where(ResourceProvider.name == "fake-host-1")
+        ).scalar_one()
         allocations.claim(s, allocations.ConsumerRef(interrupted, "p", "u"), {provider: {"VCPU": 1}})
     assert recovery.fail_interrupted_builds(db, ["fake-host-1", "fake-host-2"]) == [interrupted]
     row = h.instance(api, interrupted)
@@ -215,8 +227,13 @@ def _private_network(api: Any) -> str:
     from novalite.db.models.network import Network
 
     with api.runtime.db.reader() as s:
-        return str(s.execute(select(Network.id).where(Network.project_id == api.ids["demo_project"],
-                                                      Network.name == "private")).scalar_one())
+        return str(
+            s.execute(
+                select(Network.id).where(
+                    Network.project_id == api.ids["demo_project"], Network.name == "private"
+                )
+            ).scalar_one()
+        )
 
 
 def test_build_plugs_a_port_and_delete_removes_it(stack_factory: Any) -> None:
@@ -238,7 +255,9 @@ def test_build_plugs_a_port_and_delete_removes_it(stack_factory: Any) -> None:
 
 def test_network_failure_aborts_without_reschedule(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=3)
-    [uuid] = h.create_instances(api, requested_networks=[{"network_id": "00000000-0000-0000-0000-00000000dead"}])
+    [uuid] = h.create_instances(
+        api, requested_networks=[{"network_id": "00000000-0000-0000-0000-00000000dead"}]
+    )
     row = h.wait_for(api, uuid, h.settled)
     assert row.vm_state == "error"
     [fault] = h.faults(api, uuid)
@@ -253,13 +272,17 @@ def test_forced_host_skips_filters_and_unknown_host_is_no_such_host(stack_factor
         s.execute(update(Service).where(Service.host == "fake-host-2").values(disabled=True))
     [forced] = h.create_instances(api, spec_extra={"force_hosts": ["fake-host-2"]})
     assert h.wait_for(api, forced, h.settled).host == "fake-host-2"  # filters skipped
-    [requested] = h.create_instances(api, spec_extra={"requested_destination": {"host": "fake-host-2",
-                                                                                   "node": None}})
+    [requested] = h.create_instances(
+        api, spec_extra={"requested_destination": {"host": "fake-host-2", "node": None}}
+    )
     assert h.wait_for(api, requested, h.settled).vm_state == "error"  # requested still filters
     assert "ComputeFilter: 1 host" in h.faults(api, requested)[0].message
     [unknown] = h.create_instances(api, spec_extra={"force_hosts": ["nowhere"]})
     assert h.wait_for(api, unknown, h.settled).vm_state == "error"
-    assert h.faults(api, unknown)[0].message == "No valid host was found. No such host - host: nowhere node: None"
+    assert (
+        h.faults(api, unknown)[0].message
+        == "No valid host was found. No such host - host: nowhere node: None"
+    )
 
 
 def test_mixed_run_on_postgresql(stack_factory: Any) -> None:
@@ -330,7 +353,10 @@ def test_a_batch_of_requests_shares_capacity_without_double_claims(stack_factory
     flavor = dict(h.TINY, memory_mb=1024)
     uuids = [h.create_instances(api, flavor=flavor, start=False)[0] for _ in range(3)]
     with api.runtime.db.reader() as s:
-        docs = {r.instance_uuid: r.spec for r in s.scalars(select(RequestSpec).where(RequestSpec.instance_uuid.in_(uuids)))}
+        docs = {
+            r.instance_uuid: r.spec
+            for r in s.scalars(select(RequestSpec).where(RequestSpec.instance_uuid.in_(uuids)))
+        }
     requests = [ScheduleRequest(docs[u], (u,), api.ids["demo_project"], api.ids["demo_user"]) for u in uuids]
     outcomes = api.runtime.services["scheduler"].select_batch(requests)
     placed = [o for o in outcomes if not isinstance(o, NoValidHost)]

@@ -24,12 +24,15 @@ def test_versioned_documents(stack: Api) -> None:
         assert "media-types" in r.json()["version"]
 
 
-@pytest.mark.parametrize("header,expected", [
-    ({"X-OpenStack-Nova-API-Version": "2.10"}, "2.10"),
-    ({"OpenStack-API-Version": "compute 2.53"}, "2.53"),
-    ({"OpenStack-API-Version": "compute latest"}, None),
-    ({}, "2.1"),
-])
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ({"X-OpenStack-Nova-API-Version": "2.10"}, "2.10"),
+        ({"OpenStack-API-Version": "compute 2.53"}, "2.53"),
+        ({"OpenStack-API-Version": "compute latest"}, None),
+        ({}, "2.1"),
+    ],
+)
 def test_negotiation_echoes_version(stack: Api, header: dict, expected: str | None) -> None:
     r = stack.get("/compute/v2.1", headers=header)
     assert r.status_code == 200

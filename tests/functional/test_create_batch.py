@@ -21,8 +21,9 @@ from tests.conftest import Api
 
 
 def _ctx(stack: Api) -> RequestContext:
-    return RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"],
-                          roles=("member",))
+    return RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
 
 
 def _request(stack: Api, image: str, name: str, **server: Any) -> CreateServerRequest:
@@ -44,8 +45,11 @@ def _rows(stack: Api) -> tuple[list[str], int]:
 @pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
 def test_each_create_of_a_batch_ends_as_if_alone(stack_factory: Any, postgres: bool) -> None:
     stack = stack_factory(postgres=postgres)
-    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
-                  json={"quota_set": {"instances": 3}})
+    r = stack.put(
+        f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"instances": 3}},
+    )
     assert r.status_code == 200, r.text
     image = _image(stack)
     reqs = [
@@ -59,20 +63,31 @@ def test_each_create_of_a_batch_ends_as_if_alone(stack_factory: Any, postgres: b
     outcomes = pipeline.create_servers(stack.runtime, reqs)  # type: ignore[attr-defined]
 
     kinds = [type(o).__name__ for o in outcomes]
-    assert kinds == ["CreateServerResult", "BadRequest", "CreateServerResult", "BadRequest",
-                     "CreateServerResult", "OverQuota"], outcomes
-    assert isinstance(outcomes[1], BadRequest) and "Flavor no-such-flavor could not be found" in str(outcomes[1])
+    assert kinds == [
+        "CreateServerResult",
+        "BadRequest",
+        "CreateServerResult",
+        "BadRequest",
+        "CreateServerResult",
+        "OverQuota",
+    ], outcomes
+    assert isinstance(outcomes[1], BadRequest) and "Flavor no-such-flavor could not be found" in str(
+        outcomes[1]
+    )
     assert isinstance(outcomes[3], BadRequest) and "Can not find requested image" in str(outcomes[3])
     assert isinstance(outcomes[5], OverQuota) and "Quota exceeded for instances" in str(outcomes[5])
     assert _rows(stack) == (["first", "second", "third"], 3)
     for outcome in (outcomes[0], outcomes[2], outcomes[4]):
         assert isinstance(outcome, CreateServerResult)
-        r = stack.wait_for(f"/compute/v2.1/servers/{outcome.first_uuid}",
-                           lambda r: r.json()["server"]["status"] != "BUILD")
+        r = stack.wait_for(
+            f"/compute/v2.1/servers/{outcome.first_uuid}", lambda r: r.json()["server"]["status"] != "BUILD"
+        )
         assert r.json()["server"]["status"] == "ACTIVE"
 
 
-def test_a_failed_hand_off_removes_only_its_own_rows(stack_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_hand_off_removes_only_its_own_rows(
+    stack_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stack = stack_factory()
     image = _image(stack)
     real_hand_off = pipeline.hand_off
@@ -83,16 +98,30 @@ def test_a_failed_hand_off_removes_only_its_own_rows(stack_factory: Any, monkeyp
         real_hand_off(runtime, plan)
 
     monkeypatch.setattr(pipeline, "hand_off", hand_off)
-    outcomes = pipeline.create_servers(stack.runtime, [  # type: ignore[attr-defined]
-        _request(stack, image, "lucky"), _request(stack, image, "unlucky"), _request(stack, image, "also-lucky")])
-    assert [type(o).__name__ for o in outcomes] == ["CreateServerResult", "RuntimeError", "CreateServerResult"]
+    outcomes = pipeline.create_servers(
+        stack.runtime,
+        [  # type: ignore[attr-defined]
+            _request(stack, image, "lucky"),
+            _request(stack, image, "unlucky"),
+            _request(stack, image, "also-lucky"),
+        ],
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "CreateServerResult",
+        "RuntimeError",
+        "CreateServerResult",
+    ]
     assert _rows(stack) == (["also-lucky", "lucky"], 2)
 
 
 def test_a_batch_of_one_refused_create_leaves_nothing(stack_factory: Any) -> None:
     stack = stack_factory()
-    (outcome,) = pipeline.create_servers(stack.runtime, [  # type: ignore[attr-defined]
-        _request(stack, _image(stack), "x", flavorRef="42")])
+    (outcome,) = pipeline.create_servers(
+        stack.runtime,
+        [  # type: ignore[attr-defined]
+            _request(stack, _image(stack), "x", flavorRef="42")
+        ],
+    )
     assert isinstance(outcome, BadRequest) and "Flavor 42 could not be found" in str(outcome)
     assert _rows(stack) == ([], 0)
 
@@ -101,18 +130,38 @@ def test_creates_of_a_batch_see_flavors_as_their_own_project_does(stack_factory:
     """The checks of a batch read a flavor once per project and role: a private flavor the admin
     may use stays invisible to the demo project in the same batch, and the other way round."""
     stack = stack_factory()
-    r = stack.post("/compute/v2.1/flavors", as_="admin", json={"flavor": {
-        "name": "private", "ram": 64, "vcpus": 1, "disk": 1, "id": "priv-batch", "os-flavor-access:is_public": False}})
+    r = stack.post(
+        "/compute/v2.1/flavors",
+        as_="admin",
+        json={
+            "flavor": {
+                "name": "private",
+                "ram": 64,
+                "vcpus": 1,
+                "disk": 1,
+                "id": "priv-batch",
+                "os-flavor-access:is_public": False,
+            }
+        },
+    )
     assert r.status_code == 200, r.text
-    admin = RequestContext(user_id=stack.ids["admin_user"], project_id=stack.ids["admin_project"], roles=("admin",))
+    admin = RequestContext(
+        user_id=stack.ids["admin_user"], project_id=stack.ids["admin_project"], roles=("admin",)
+    )
     image = _image(stack)
 
     def req(ctx: RequestContext, name: str) -> CreateServerRequest:
         body = {"server": {"name": name, "flavorRef": "priv-batch", "imageRef": image}}
         return CreateServerRequest.from_body(body, ctx, V(2, 1))
 
-    outcomes = pipeline.create_servers(stack.runtime, [  # type: ignore[attr-defined]
-        req(admin, "admins"), req(_ctx(stack), "demos"), req(admin, "admins-too")])
+    outcomes = pipeline.create_servers(
+        stack.runtime,
+        [  # type: ignore[attr-defined]
+            req(admin, "admins"),
+            req(_ctx(stack), "demos"),
+            req(admin, "admins-too"),
+        ],
+    )
     assert [type(o).__name__ for o in outcomes] == ["CreateServerResult", "BadRequest", "CreateServerResult"]
     assert "Flavor priv-batch could not be found" in str(outcomes[1])
     assert _rows(stack)[0] == ["admins", "admins-too"]

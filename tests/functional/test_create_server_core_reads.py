@@ -37,16 +37,35 @@ def test_core_reads_match_the_orm_contracts(stack_factory: Any, postgres: bool) 
     stack = stack_factory(postgres=postgres)
     db = stack.runtime.db
     with db.session() as s:
-        private = Flavor(flavorid="priv-1", name="priv", memory_mb=64, vcpus=1, root_gb=1, is_public=False,
-                         description="d")
+        private = Flavor(
+            flavorid="priv-1", name="priv", memory_mb=64, vcpus=1, root_gb=1, is_public=False, description="d"
+        )
         s.add(private)
         s.flush()
-        s.add_all([FlavorExtraSpec(flavor_id=private.id, key=k, value=v) for k, v in (("b", "2"), ("a", "1"))])
+        s.add_all(
+            [FlavorExtraSpec(flavor_id=private.id, key=k, value=v) for k, v in (("b", "2"), ("a", "1"))]
+        )
         s.add(FlavorProjectAccess(flavor_id=private.id, project_id="granted"))
-        s.add(Image(id="11111111-2222-3333-4444-555555555555", name="p", status="active", visibility="private",
-                    owner="granted", disk_format="qcow2", container_format="bare", size=10, min_ram=1, min_disk=2))
-        s.add_all([ImageProperty(image_id="11111111-2222-3333-4444-555555555555", name=n, value=v)
-                   for n, v in (("z", "26"), ("kernel_id", "nokernel"))])
+        s.add(
+            Image(
+                id="11111111-2222-3333-4444-555555555555",
+                name="p",
+                status="active",
+                visibility="private",
+                owner="granted",
+                disk_format="qcow2",
+                container_format="bare",
+                size=10,
+                min_ram=1,
+                min_disk=2,
+            )
+        )
+        s.add_all(
+            [
+                ImageProperty(image_id="11111111-2222-3333-4444-555555555555", name=n, value=v)
+                for n, v in (("z", "26"), ("kernel_id", "nokernel"))
+            ]
+        )
         quotas.set_limits(s, "granted", None, {"instances": 7, "metadata_items": 3})
         quotas.set_limits(s, "granted", "u-1", {"cores": 5})
         quotas.set_class_limits(s, "default", {"ram": 1000})

@@ -12,8 +12,19 @@ from novalite.db.models.catalog import Flavor
 from tests.conftest import Api
 
 FL = "/compute/v2.1/flavors"
-DETAIL_21 = {"id", "name", "links", "ram", "disk", "swap", "vcpus", "OS-FLV-EXT-DATA:ephemeral",
-             "os-flavor-access:is_public", "OS-FLV-DISABLED:disabled", "rxtx_factor"}
+DETAIL_21 = {
+    "id",
+    "name",
+    "links",
+    "ram",
+    "disk",
+    "swap",
+    "vcpus",
+    "OS-FLV-EXT-DATA:ephemeral",
+    "os-flavor-access:is_public",
+    "OS-FLV-DISABLED:disabled",
+    "rxtx_factor",
+}
 
 
 def _create(stack: Api, name: str, version: str = "2.1", **fields: Any) -> Any:
@@ -29,25 +40,40 @@ def _names(r: Any) -> list[str]:
 def test_classic_flavors_are_seeded(stack: Api) -> None:
     r = stack.get(f"{FL}/detail")
     sizes = {f["id"]: (f["name"], f["ram"], f["vcpus"], f["disk"]) for f in r.json()["flavors"]}
-    assert sizes == {"1": ("m1.tiny", 512, 1, 1), "2": ("m1.small", 2048, 1, 20), "3": ("m1.medium", 4096, 2, 40),
-                     "4": ("m1.large", 8192, 4, 80), "5": ("m1.xlarge", 16384, 8, 160)}
+    assert sizes == {
+        "1": ("m1.tiny", 512, 1, 1),
+        "2": ("m1.small", 2048, 1, 20),
+        "3": ("m1.medium", 4096, 2, 40),
+        "4": ("m1.large", 8192, 4, 80),
+        "5": ("m1.xlarge", 16384, 8, 160),
+    }
     tiny = stack.get(f"{FL}/1").json()["flavor"]
-    assert tiny["links"] == [{"rel": "self", "href": "http://testserver/compute/v2.1/flavors/1"},
-                             {"rel": "bookmark", "href": "http://testserver/compute/flavors/1"}]
+    assert tiny["links"] == [
+        {"rel": "self", "href": "http://testserver/compute/v2.1/flavors/1"},
+        {"rel": "bookmark", "href": "http://testserver/compute/flavors/1"},
+    ]
 
 
-@pytest.mark.parametrize("version,extra", [
-    ("2.1", set()), ("2.54", set()), ("2.55", {"description"}), ("2.60", {"description"}),
-    ("2.61", {"description", "extra_specs"}), ("2.96", {"description", "extra_specs"}),
-])
+@pytest.mark.parametrize(
+    "version,extra",
+    [
+        ("2.1", set()),
+        ("2.54", set()),
+        ("2.55", {"description"}),
+        ("2.60", {"description"}),
+        ("2.61", {"description", "extra_specs"}),
+        ("2.96", {"description", "extra_specs"}),
+    ],
+)
 def test_detail_view_keys_per_version(stack: Api, version: str, extra: set[str]) -> None:
     for flavor in stack.get(f"{FL}/detail", version=version).json()["flavors"]:
         assert set(flavor) == DETAIL_21 | extra
     assert set(stack.get(f"{FL}/2", version=version).json()["flavor"]) == DETAIL_21 | extra
 
 
-@pytest.mark.parametrize("version,keys", [("2.54", {"id", "name", "links"}),
-                                          ("2.55", {"id", "name", "links", "description"})])
+@pytest.mark.parametrize(
+    "version,keys", [("2.54", {"id", "name", "links"}), ("2.55", {"id", "name", "links", "description"})]
+)
 def test_summary_view_keys(stack: Api, version: str, keys: set[str]) -> None:
     assert all(set(f) == keys for f in stack.get(FL, version=version).json()["flavors"])
 
@@ -67,8 +93,16 @@ def test_show_by_name_or_unknown_is_plain_404(stack: Api) -> None:
 
 
 def test_admin_creates_and_deletes(stack: Api) -> None:
-    r = _create(stack, "custom", version="2.61", id="c1", ram="1024", vcpus=2, disk=10,
-                **{"OS-FLV-EXT-DATA:ephemeral": 5, "swap": 128, "rxtx_factor": 2.0})
+    r = _create(
+        stack,
+        "custom",
+        version="2.61",
+        id="c1",
+        ram="1024",
+        vcpus=2,
+        disk=10,
+        **{"OS-FLV-EXT-DATA:ephemeral": 5, "swap": 128, "rxtx_factor": 2.0},
+    )
     assert r.status_code == 200, r.text
     flavor = r.json()["flavor"]
     assert (flavor["id"], flavor["ram"], flavor["vcpus"], flavor["disk"]) == ("c1", 1024, 2, 10)
@@ -102,12 +136,30 @@ def test_member_cannot_manage_flavors(stack: Api) -> None:
     assert "os_compute_api:os-flavor-manage:create" in r.json()["forbidden"]["message"]
 
 
-@pytest.mark.parametrize("fields", [
-    {"ram": "abc"}, {"ram": 0}, {"ram": -1}, {"vcpus": 0}, {"disk": -1}, {"ram": ""}, {"ram": 2**31},
-    {"name": ""}, {"name": "x" * 256}, {"name": " lead"}, {"name": "trail "}, {"id": "bad/id"},
-    {"rxtx_factor": 0}, {"rxtx_factor": "fast"}, {"swap": -5}, {"os-flavor-access:is_public": "maybe"},
-    {"unknown": 1}, {"description": "not before 2.55"}, {"ram": True},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ram": "abc"},
+        {"ram": 0},
+        {"ram": -1},
+        {"vcpus": 0},
+        {"disk": -1},
+        {"ram": ""},
+        {"ram": 2**31},
+        {"name": ""},
+        {"name": "x" * 256},
+        {"name": " lead"},
+        {"name": "trail "},
+        {"id": "bad/id"},
+        {"rxtx_factor": 0},
+        {"rxtx_factor": "fast"},
+        {"swap": -5},
+        {"os-flavor-access:is_public": "maybe"},
+        {"unknown": 1},
+        {"description": "not before 2.55"},
+        {"ram": True},
+    ],
+)
 def test_invalid_create_bodies_are_400(stack: Api, fields: dict[str, Any]) -> None:
     body = {"name": "bad", "ram": 64, "vcpus": 1, "disk": 1, **fields}
     r = stack.post(FL, as_="admin", json={"flavor": body})
@@ -116,7 +168,9 @@ def test_invalid_create_bodies_are_400(stack: Api, fields: dict[str, Any]) -> No
 
 
 def test_missing_fields_and_malformed_json_are_400(stack: Api) -> None:
-    assert stack.post(FL, as_="admin", json={"flavor": {"name": "x", "ram": 1, "vcpus": 1}}).status_code == 400
+    assert (
+        stack.post(FL, as_="admin", json={"flavor": {"name": "x", "ram": 1, "vcpus": 1}}).status_code == 400
+    )
     assert stack.post(FL, as_="admin", json={}).status_code == 400
     r = stack.post(FL, as_="admin", content=b"{nope", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
@@ -131,7 +185,9 @@ def test_description_from_255_and_update(stack: Api) -> None:
     r = stack.put(f"{FL}/d1", as_="admin", version="2.55", json=body)
     assert r.status_code == 200 and r.json()["flavor"]["description"] == "second"
     assert stack.put(f"{FL}/d1", version="2.55", json=body).status_code == 403
-    assert stack.put(f"{FL}/d1", as_="admin", version="2.55", json={"flavor": {"name": "x"}}).status_code == 400
+    assert (
+        stack.put(f"{FL}/d1", as_="admin", version="2.55", json={"flavor": {"name": "x"}}).status_code == 400
+    )
     listed = {f["id"]: f["description"] for f in stack.get(FL, version="2.55").json()["flavors"]}
     assert listed["d1"] == "second" and listed["1"] is None
 
@@ -202,7 +258,13 @@ def test_min_ram_min_disk_sorting(stack: Api) -> None:
     assert _names(stack.get(f"{FL}?minRam={10**30}")) == []
     assert len(_names(stack.get(f"{FL}?minDisk=-{10**30}"))) == 5
     assert _names(stack.get(f"{FL}?sort_key=memory_mb&sort_dir=desc"))[0] == "m1.xlarge"
-    assert _names(stack.get(f"{FL}?sort_key=name")) == ["m1.large", "m1.medium", "m1.small", "m1.tiny", "m1.xlarge"]
+    assert _names(stack.get(f"{FL}?sort_key=name")) == [
+        "m1.large",
+        "m1.medium",
+        "m1.small",
+        "m1.tiny",
+        "m1.xlarge",
+    ]
     assert stack.get(f"{FL}?sort_key=colour").status_code == 400
     assert stack.get(f"{FL}?sort_dir=up").status_code == 400
 

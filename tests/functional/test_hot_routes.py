@@ -15,7 +15,9 @@ from tests.conftest import Api
 
 SERVERS = "/compute/v2.1/servers"
 # generated per request: ids, passwords, reservation and request ids
-_VOLATILE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|req-[0-9a-f-]{36}|r-[0-9a-z]{8}\b")
+_VOLATILE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|req-[0-9a-f-]{36}|r-[0-9a-z]{8}\b"
+)
 
 
 def _image(stack: Api) -> str:
@@ -25,7 +27,9 @@ def _image(stack: Api) -> str:
 def _shape(r: Any) -> tuple[int, str, dict[str, str]]:
     body = _VOLATILE.sub("<id>", r.text)
     body = re.sub(r'"adminPass": ?"[^"]+"', '"adminPass": "<pw>"', body)
-    headers = {k: _VOLATILE.sub("<id>", v) for k, v in r.headers.items() if k not in ("date", "content-length")}
+    headers = {
+        k: _VOLATILE.sub("<id>", v) for k, v in r.headers.items() if k not in ("date", "content-length")
+    }
     return r.status_code, body, headers
 
 
@@ -33,8 +37,10 @@ def _shape(r: Any) -> tuple[int, str, dict[str, str]]:
 def pair(stack: Api) -> Any:
     from novalite.app import create_app
 
-    plain = TestClient(create_app(stack.runtime, start_background=False, hot_routes=False),  # type: ignore[attr-defined]
-                       raise_server_exceptions=False)
+    plain = TestClient(
+        create_app(stack.runtime, start_background=False, hot_routes=False),  # type: ignore[attr-defined]
+        raise_server_exceptions=False,
+    )
     return stack, Api(client=plain, tokens=stack.tokens, ids=stack.ids)
 
 
@@ -66,8 +72,11 @@ def test_post_servers_answers_the_same_with_and_without_the_direct_path(pair: An
     assert hot.post(SERVERS, json=good).status_code == 202  # the direct path did create
 
     used = len(hot.get(f"{SERVERS}?limit=1000").json()["servers"])
-    r = hot.put(f"/compute/v2.1/os-quota-sets/{hot.ids['demo_project']}", as_="admin",
-                json={"quota_set": {"instances": used}})
+    r = hot.put(
+        f"/compute/v2.1/os-quota-sets/{hot.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"instances": used}},
+    )
     assert r.status_code == 200, r.text
     a, b = hot.post(SERVERS, json=good), plain.post(SERVERS, json=good)
     assert a.status_code == 403 and _shape(a) == _shape(b)

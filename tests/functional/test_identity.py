@@ -8,8 +8,14 @@ from tests.conftest import ADMIN_PW, DEMO_PW, Api
 
 
 def _auth_body(user: str, password: str, project: str | None = "admin") -> dict:
-    body: dict = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"name": "Default"}, "password": password}}}}}
+    body: dict = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}},
+            }
+        }
+    }
     if project:
         body["auth"]["scope"] = {"project": {"name": project, "domain": {"name": "Default"}}}
     return body
@@ -57,7 +63,9 @@ def test_demo_cannot_scope_to_admin_project(stack: Api) -> None:
 
 
 def test_malformed_auth_body(stack: Api) -> None:
-    r = stack.client.post("/identity/v3/auth/tokens", content=b"{not json", headers={"Content-Type": "application/json"})
+    r = stack.client.post(
+        "/identity/v3/auth/tokens", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     assert "error" in r.json()
     r = stack.client.post("/identity/v3/auth/tokens", json={"nope": 1})
@@ -70,22 +78,32 @@ def test_token_validation(stack: Api) -> None:
     assert r.json()["token"]["user"]["name"] == "demo"
     r = stack.request("HEAD", "/identity/v3/auth/tokens", as_="admin", headers={"X-Subject-Token": "garbage"})
     assert r.status_code == 404
-    r = stack.client.get("/identity/v3/auth/tokens", headers={"X-Auth-Token": "garbage", "X-Subject-Token": "x"})
+    r = stack.client.get(
+        "/identity/v3/auth/tokens", headers={"X-Auth-Token": "garbage", "X-Subject-Token": "x"}
+    )
     assert r.status_code == 401
 
 
 def test_admin_creates_project_user_and_role_assignment(stack: Api) -> None:
-    r = stack.post("/identity/v3/projects", as_="admin", json={"project": {"name": "p1", "domain_id": "default"}})
+    r = stack.post(
+        "/identity/v3/projects", as_="admin", json={"project": {"name": "p1", "domain_id": "default"}}
+    )
     assert r.status_code == 201
     pid = r.json()["project"]["id"]
     r = stack.post("/identity/v3/projects", as_="admin", json={"project": {"name": "p1"}})
     assert r.status_code == 409
-    r = stack.post("/identity/v3/users", as_="admin",
-                   json={"user": {"name": "u1", "password": "pw1", "default_project_id": pid}})
+    r = stack.post(
+        "/identity/v3/users",
+        as_="admin",
+        json={"user": {"name": "u1", "password": "pw1", "default_project_id": pid}},
+    )
     assert r.status_code == 201
     uid = r.json()["user"]["id"]
     role = stack.get("/identity/v3/roles?name=member", as_="admin").json()["roles"][0]
-    assert stack.put(f"/identity/v3/projects/{pid}/users/{uid}/roles/{role['id']}", as_="admin").status_code == 204
+    assert (
+        stack.put(f"/identity/v3/projects/{pid}/users/{uid}/roles/{role['id']}", as_="admin").status_code
+        == 204
+    )
     token = stack.token_for("u1", "pw1", "p1")
     assert token
     r = stack.get(f"/identity/v3/role_assignments?user.id={uid}&include_names", as_="admin")
@@ -108,8 +126,12 @@ def test_expired_token_is_rejected(stack: Api) -> None:
 
     rt = stack.runtime  # type: ignore[attr-defined]
     past = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=5)
-    token, _ = rt.tokens.issue(user=(stack.ids["demo_user"], "demo"), project=(stack.ids["demo_project"], "demo"),
-                               roles=[("x", "member")], expires_at=past)
+    token, _ = rt.tokens.issue(
+        user=(stack.ids["demo_user"], "demo"),
+        project=(stack.ids["demo_project"], "demo"),
+        roles=[("x", "member")],
+        expires_at=past,
+    )
     r = stack.client.get("/identity/v3/auth/catalog", headers={"X-Auth-Token": token})
     assert r.status_code == 401
     r = stack.client.get("/compute/v2.1/flavors", headers={"X-Auth-Token": token})
@@ -127,10 +149,22 @@ def test_repeated_logins_and_a_password_change(stack: Api) -> None:
     """Successful checks are remembered (Tempest logs in hundreds of times); a new password
     replaces the old one at once."""
     for _ in range(3):
-        assert stack.client.post("/identity/v3/auth/tokens", json=_auth_body("demo", DEMO_PW, "demo")).status_code == 201
+        assert (
+            stack.client.post(
+                "/identity/v3/auth/tokens", json=_auth_body("demo", DEMO_PW, "demo")
+            ).status_code
+            == 201
+        )
     demo_id = stack.ids["demo_user"]
     r = stack.patch(f"/identity/v3/users/{demo_id}", as_="admin", json={"user": {"password": "new-secret"}})
     assert r.status_code == 200, r.text
-    assert stack.client.post("/identity/v3/auth/tokens", json=_auth_body("demo", DEMO_PW, "demo")).status_code == 401
-    assert stack.client.post("/identity/v3/auth/tokens",
-                             json=_auth_body("demo", "new-secret", "demo")).status_code == 201
+    assert (
+        stack.client.post("/identity/v3/auth/tokens", json=_auth_body("demo", DEMO_PW, "demo")).status_code
+        == 401
+    )
+    assert (
+        stack.client.post(
+            "/identity/v3/auth/tokens", json=_auth_body("demo", "new-secret", "demo")
+        ).status_code
+        == 201
+    )

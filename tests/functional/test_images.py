@@ -32,9 +32,14 @@ def patch(stack: Api, image_id: str, ops: Any, as_: str = "demo") -> httpx.Respo
 
 def other_project_token(stack: Api) -> str:
     """A member of a third project, to check what one project sees of another's images."""
-    pid = stack.post("/identity/v3/projects", as_="admin", json={"project": {"name": "p-other"}}).json()["project"]["id"]
-    uid = stack.post("/identity/v3/users", as_="admin", json={"user": {
-        "name": "u-other", "password": "pw-other", "default_project_id": pid}}).json()["user"]["id"]
+    pid = stack.post("/identity/v3/projects", as_="admin", json={"project": {"name": "p-other"}}).json()[
+        "project"
+    ]["id"]
+    uid = stack.post(
+        "/identity/v3/users",
+        as_="admin",
+        json={"user": {"name": "u-other", "password": "pw-other", "default_project_id": pid}},
+    ).json()["user"]["id"]
     role = stack.get("/identity/v3/roles?name=member", as_="admin").json()["roles"][0]["id"]
     assert stack.put(f"/identity/v3/projects/{pid}/users/{uid}/roles/{role}", as_="admin").status_code == 204
     return stack.token_for("u-other", "pw-other", "p-other")
@@ -61,7 +66,11 @@ def test_default_image_is_seeded_public_and_active(stack: Api) -> None:
     assert r.status_code == 200
     (tiny,) = r.json()["images"]
     assert (tiny["status"], tiny["visibility"], tiny["disk_format"], tiny["container_format"]) == (
-        "active", "public", "raw", "bare")
+        "active",
+        "public",
+        "raw",
+        "bare",
+    )
     assert tiny["owner"] == stack.ids["admin_project"]
     assert (tiny["min_ram"], tiny["min_disk"]) == (0, 0)
     data = stack.get(f"{IMAGES}/{tiny['id']}/file").content
@@ -117,25 +126,28 @@ def test_upload_needs_formats_and_octet_stream(stack: Api) -> None:
     assert upload(stack, "00000000-0000-0000-0000-000000000000", b"x").status_code == 404
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"status": "active"}, 403),
-    ({"size": 5}, 403),
-    ({"checksum": "x"}, 403),
-    ({"deleted": True}, 403),
-    ({"os_glance_foo": "x"}, 403),
-    ({"disk_format": "floppy"}, 400),
-    ({"container_format": 7}, 400),
-    ({"name": "n" * 256}, 400),
-    ({"min_ram": -1}, 400),
-    ({"min_disk": "1"}, 400),
-    ({"protected": "yes"}, 400),
-    ({"visibility": "everyone"}, 400),
-    ({"tags": "t1"}, 400),
-    ({"custom": 5}, 400),
-    ({"id": "not-a-uuid"}, 400),
-    ({"visibility": "public"}, 403),
-    ([1, 2], 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"status": "active"}, 403),
+        ({"size": 5}, 403),
+        ({"checksum": "x"}, 403),
+        ({"deleted": True}, 403),
+        ({"os_glance_foo": "x"}, 403),
+        ({"disk_format": "floppy"}, 400),
+        ({"container_format": 7}, 400),
+        ({"name": "n" * 256}, 400),
+        ({"min_ram": -1}, 400),
+        ({"min_disk": "1"}, 400),
+        ({"protected": "yes"}, 400),
+        ({"visibility": "everyone"}, 400),
+        ({"tags": "t1"}, 400),
+        ({"custom": 5}, 400),
+        ({"id": "not-a-uuid"}, 400),
+        ({"visibility": "public"}, 403),
+        ([1, 2], 400),
+    ],
+)
 def test_create_rejects_bad_input(stack: Api, body: Any, status: int) -> None:
     r = stack.post(IMAGES, json=body)
     assert r.status_code == status, r.text
@@ -156,15 +168,19 @@ def test_create_malformed_json_and_duplicate_id(stack: Api) -> None:
 
 def test_patch_properties_and_core_fields(stack: Api) -> None:
     iid = create(stack, name="before", keep="1", drop="2")["id"]
-    r = patch(stack, iid, [
-        {"op": "replace", "path": "/name", "value": "after"},
-        {"op": "add", "path": "/new", "value": "3"},
-        {"op": "replace", "path": "/keep", "value": "11"},
-        {"op": "remove", "path": "/drop"},
-        {"op": "add", "path": "/min_disk", "value": 2},
-        {"op": "replace", "path": "/tags", "value": ["b", "a"]},
-        {"op": "add", "path": "/with~1slash", "value": "s"},
-    ])
+    r = patch(
+        stack,
+        iid,
+        [
+            {"op": "replace", "path": "/name", "value": "after"},
+            {"op": "add", "path": "/new", "value": "3"},
+            {"op": "replace", "path": "/keep", "value": "11"},
+            {"op": "remove", "path": "/drop"},
+            {"op": "add", "path": "/min_disk", "value": 2},
+            {"op": "replace", "path": "/tags", "value": ["b", "a"]},
+            {"op": "add", "path": "/with~1slash", "value": "s"},
+        ],
+    )
     assert r.status_code == 200, r.text
     shown = stack.get(f"{IMAGES}/{iid}").json()
     assert shown["name"] == "after" and shown["min_disk"] == 2 and shown["tags"] == ["a", "b"]
@@ -172,24 +188,27 @@ def test_patch_properties_and_core_fields(stack: Api) -> None:
     assert "drop" not in shown
 
 
-@pytest.mark.parametrize(("ops", "status"), [
-    ([{"op": "replace", "path": "/status", "value": "active"}], 403),
-    ([{"op": "replace", "path": "/id", "value": "x"}], 403),
-    ([{"op": "remove", "path": "/name"}], 403),
-    ([{"op": "remove", "path": "/missing"}], 409),
-    ([{"op": "replace", "path": "/missing", "value": "x"}], 409),
-    ([{"op": "move", "path": "/name", "from": "/x"}], 400),
-    ([{"op": "add", "path": "name", "value": "x"}], 400),
-    ([{"op": "add", "path": "/a/b", "value": "x"}], 400),
-    ([{"op": "add", "path": "/name"}], 400),
-    ([{"op": "add", "path": "/prop", "value": 1}], 400),
-    ([{"op": "replace", "path": "/visibility", "value": "public"}], 403),
-    ({"op": "add"}, 400),
-    ([{"op": "add", "value": "x"}], 400),
-    ([{"add": "/a", "remove": "/b"}], 400),
-    ([{"path": "/a", "value": "x"}], 400),
-    (["x"], 400),
-])
+@pytest.mark.parametrize(
+    ("ops", "status"),
+    [
+        ([{"op": "replace", "path": "/status", "value": "active"}], 403),
+        ([{"op": "replace", "path": "/id", "value": "x"}], 403),
+        ([{"op": "remove", "path": "/name"}], 403),
+        ([{"op": "remove", "path": "/missing"}], 409),
+        ([{"op": "replace", "path": "/missing", "value": "x"}], 409),
+        ([{"op": "move", "path": "/name", "from": "/x"}], 400),
+        ([{"op": "add", "path": "name", "value": "x"}], 400),
+        ([{"op": "add", "path": "/a/b", "value": "x"}], 400),
+        ([{"op": "add", "path": "/name"}], 400),
+        ([{"op": "add", "path": "/prop", "value": 1}], 400),
+        ([{"op": "replace", "path": "/visibility", "value": "public"}], 403),
+        ({"op": "add"}, 400),
+        ([{"op": "add", "value": "x"}], 400),
+        ([{"add": "/a", "remove": "/b"}], 400),
+        ([{"path": "/a", "value": "x"}], 400),
+        (["x"], 400),
+    ],
+)
 def test_patch_rejects_bad_changes(stack: Api, ops: Any, status: int) -> None:
     iid = create(stack, name="p")["id"]
     r = patch(stack, iid, ops)
@@ -199,9 +218,11 @@ def test_patch_rejects_bad_changes(stack: Api, ops: Any, status: int) -> None:
 
 def test_patch_in_the_v2_0_dialect(stack: Api) -> None:
     iid = create(stack, name="old", gone="x")["id"]
-    r = stack.patch(f"{IMAGES}/{iid}", json=[{"replace": "/name", "value": "new"}, {"add": "/k", "value": "v"},
-                                             {"remove": "/gone"}],
-                    headers={"Content-Type": "application/openstack-images-v2.0-json-patch"})
+    r = stack.patch(
+        f"{IMAGES}/{iid}",
+        json=[{"replace": "/name", "value": "new"}, {"add": "/k", "value": "v"}, {"remove": "/gone"}],
+        headers={"Content-Type": "application/openstack-images-v2.0-json-patch"},
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["name"], r.json()["k"], "gone" in r.json()) == ("new", "v", False)
 
@@ -236,7 +257,9 @@ def test_visibility_between_projects(stack: Api) -> None:
     assert {private, shared, community} <= admin
 
     # visible but not yours: 403 to change it
-    assert patch(stack, community, [{"op": "add", "path": "/x", "value": "y"}], as_="other").status_code == 403
+    assert (
+        patch(stack, community, [{"op": "add", "path": "/x", "value": "y"}], as_="other").status_code == 403
+    )
     tiny = stack.get(f"{IMAGES}?name=novalite-tiny").json()["images"][0]["id"]
     assert stack.delete(f"{IMAGES}/{tiny}").status_code == 403
 
@@ -263,9 +286,20 @@ def test_list_filters(stack: Api) -> None:
     assert names(f"owner={stack.ids['demo_project']}") == {"alpha", "beta", "gamma"}
     assert names("size_min=1&name=in:alpha,beta") == {"beta"}
     assert names("created_at=gte:2000-01-01T00:00:00Z&name=alpha") == {"alpha"}
-    for bad in ("status=bogus", "visibility=everyone", "limit=x", "limit=-1", "sort_key=bogus",
-                "sort_dir=up", "marker=00000000-0000-0000-0000-000000000000", "protected=maybe",
-                "created_at=gt:yesterday", "sort=name:sideways", "sort=name&sort_key=name", "size_min=big"):
+    for bad in (
+        "status=bogus",
+        "visibility=everyone",
+        "limit=x",
+        "limit=-1",
+        "sort_key=bogus",
+        "sort_dir=up",
+        "marker=00000000-0000-0000-0000-000000000000",
+        "protected=maybe",
+        "created_at=gt:yesterday",
+        "sort=name:sideways",
+        "sort=name&sort_key=name",
+        "size_min=big",
+    ):
         r = stack.get(f"{IMAGES}?{bad}")
         assert r.status_code == 400, (bad, r.text)
 
@@ -337,11 +371,35 @@ def test_schemas(stack: Api) -> None:
 
 def test_odd_input_is_never_a_server_error(stack: Api) -> None:
     """A sweep of malformed queries, bodies, patches and paths: each is answered 2xx/4xx, never 5xx."""
-    iid = stack.post("/image/v2/images", json={"name": "f", "disk_format": "raw", "container_format": "bare"}).json()["id"]
-    queries = ["limit=99999999999999999999", "limit=", "marker=", "sort=", "sort=:", "sort=name:", "sort_key=", "sort_dir=",
-               "id=in:", "created_at=gt:", "created_at=zz:1", "size_max=-1", "tag=", "member_status=x", "os_hidden=",
-               "visibility=", "status=in:active,bogus", "name=in:", "updated_at=lte:2020-13-45", "created_at=gt:2020-01-01T00:00:00+05:00",
-               "sort=name:asc,name:desc", "sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc&sort_dir=asc", "owner=%00", "foo=%ff"]
+    iid = stack.post(
+        "/image/v2/images", json={"name": "f", "disk_format": "raw", "container_format": "bare"}
+    ).json()["id"]
+    queries = [
+        "limit=99999999999999999999",
+        "limit=",
+        "marker=",
+        "sort=",
+        "sort=:",
+        "sort=name:",
+        "sort_key=",
+        "sort_dir=",
+        "id=in:",
+        "created_at=gt:",
+        "created_at=zz:1",
+        "size_max=-1",
+        "tag=",
+        "member_status=x",
+        "os_hidden=",
+        "visibility=",
+        "status=in:active,bogus",
+        "name=in:",
+        "updated_at=lte:2020-13-45",
+        "created_at=gt:2020-01-01T00:00:00+05:00",
+        "sort=name:asc,name:desc",
+        "sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc&sort_dir=asc",
+        "owner=%00",
+        "foo=%ff",
+    ]
     bad: list[Any] = []
     for q in queries:
         r = stack.get(f"/image/v2/images?{q}")
@@ -350,26 +408,73 @@ def test_odd_input_is_never_a_server_error(stack: Api) -> None:
         r = stack.get(f"/compute/v2.1/images/detail?{q}")
         if r.status_code >= 500:
             bad.append(("c " + q, r.status_code, r.text))
-    for q in ["changes-since=", "minRam=x", "minDisk=1.5", "server=", "property-x=y", "limit=1e3", "marker=%00"]:
+    for q in [
+        "changes-since=",
+        "minRam=x",
+        "minDisk=1.5",
+        "server=",
+        "property-x=y",
+        "limit=1e3",
+        "marker=%00",
+    ]:
         r = stack.get(f"/compute/v2.1/images?{q}")
         if r.status_code >= 500:
             bad.append(("c " + q, r.status_code, r.text))
-    bodies = [None, 1, "s", [], {}, {"name": None}, {"tags": None}, {"tags": [None]}, {"min_ram": 2**40}, {"owner": 5},
-              {"x" * 300: "v"}, {"": "v"}, {"id": None}, {"id": 5}, {"visibility": None}, {"protected": None}, {"os_hidden": 1},
-              {"disk_format": None, "container_format": None}, {"k": "v" * 70000}, {"tags": ["a"] * 200}]
+    bodies = [
+        None,
+        1,
+        "s",
+        [],
+        {},
+        {"name": None},
+        {"tags": None},
+        {"tags": [None]},
+        {"min_ram": 2**40},
+        {"owner": 5},
+        {"x" * 300: "v"},
+        {"": "v"},
+        {"id": None},
+        {"id": 5},
+        {"visibility": None},
+        {"protected": None},
+        {"os_hidden": 1},
+        {"disk_format": None, "container_format": None},
+        {"k": "v" * 70000},
+        {"tags": ["a"] * 200},
+    ]
     for b in bodies:
         r = stack.post("/image/v2/images", json=b)
         if r.status_code >= 500:
             bad.append(("create", b, r.status_code, r.text))
-    ops = [[{"op": "add", "path": "/", "value": 1}], [{"op": "add", "path": 5, "value": 1}], [{"op": None, "path": "/a", "value": "b"}],
-           [{"op": "add", "path": "/tags", "value": None}], [{"op": "replace", "path": "/owner", "value": 7}],
-           [{"op": "add", "path": "/~", "value": "x"}], [{"op": "remove", "path": "/tags"}], [{"op": "add", "path": "/name", "value": {"a": 1}}],
-           [{"op": "add", "path": "/id", "value": "x"}], [{"op": "add", "path": "/" + "k" * 300, "value": "v"}], [{}], [[]], [None]]
+    ops = [
+        [{"op": "add", "path": "/", "value": 1}],
+        [{"op": "add", "path": 5, "value": 1}],
+        [{"op": None, "path": "/a", "value": "b"}],
+        [{"op": "add", "path": "/tags", "value": None}],
+        [{"op": "replace", "path": "/owner", "value": 7}],
+        [{"op": "add", "path": "/~", "value": "x"}],
+        [{"op": "remove", "path": "/tags"}],
+        [{"op": "add", "path": "/name", "value": {"a": 1}}],
+        [{"op": "add", "path": "/id", "value": "x"}],
+        [{"op": "add", "path": "/" + "k" * 300, "value": "v"}],
+        [{}],
+        [[]],
+        [None],
+    ]
     for o in ops:
-        r = stack.patch(f"/image/v2/images/{iid}", json=o, headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        r = stack.patch(
+            f"/image/v2/images/{iid}",
+            json=o,
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+        )
         if r.status_code >= 500:
             bad.append(("patch", o, r.status_code, r.text))
-    for path in [f"/image/v2/images/{iid}/tags/" + "%00", f"/image/v2/images/{'z'*5000}", f"/image/v2/images/{iid}/actions/", "/image/v2/images/%ff/file"]:
+    for path in [
+        f"/image/v2/images/{iid}/tags/" + "%00",
+        f"/image/v2/images/{'z' * 5000}",
+        f"/image/v2/images/{iid}/actions/",
+        "/image/v2/images/%ff/file",
+    ]:
         for m in ("GET", "PUT", "DELETE", "POST", "PATCH"):
             r = stack.request(m, path)
             if r.status_code >= 500:
@@ -387,8 +492,20 @@ def test_proxy_detail_view(stack: Api) -> None:
     r = stack.get(f"{COMPUTE}/images/{iid}", version="2.1")
     assert r.status_code == 200
     image = r.json()["image"]
-    assert set(image) == {"id", "name", "minRam", "minDisk", "metadata", "created", "updated", "status",
-                          "progress", "links", "OS-EXT-IMG-SIZE:size", "server"}
+    assert set(image) == {
+        "id",
+        "name",
+        "minRam",
+        "minDisk",
+        "metadata",
+        "created",
+        "updated",
+        "status",
+        "progress",
+        "links",
+        "OS-EXT-IMG-SIZE:size",
+        "server",
+    }
     assert (image["status"], image["progress"], image["minRam"], image["minDisk"]) == ("SAVING", 25, 128, 1)
     assert image["metadata"] == {"instance_uuid": "inst-1", "foo": "bar"}
     assert image["OS-EXT-IMG-SIZE:size"] is None
@@ -486,17 +603,20 @@ def test_proxy_metadata(stack: Api) -> None:
     assert stack.delete(f"{url}/d").status_code == 404
 
 
-@pytest.mark.parametrize(("method", "suffix", "body"), [
-    ("PUT", "/k", {"meta": {"other": "v"}}),
-    ("PUT", "/k", {"meta": {"k": "v", "j": "w"}}),
-    ("PUT", "/k", {"meta": {}}),
-    ("PUT", "", {"metadata": {"k": 1}}),
-    ("PUT", "", {"metadata": {"k": "v" * 256}}),
-    ("POST", "", {"metadata": {"bad/key": "v"}}),
-    ("POST", "", {"meta": {"k": "v"}}),
-    ("POST", "", [1]),
-    ("POST", "", None),
-])
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("PUT", "/k", {"meta": {"other": "v"}}),
+        ("PUT", "/k", {"meta": {"k": "v", "j": "w"}}),
+        ("PUT", "/k", {"meta": {}}),
+        ("PUT", "", {"metadata": {"k": 1}}),
+        ("PUT", "", {"metadata": {"k": "v" * 256}}),
+        ("POST", "", {"metadata": {"bad/key": "v"}}),
+        ("POST", "", {"meta": {"k": "v"}}),
+        ("POST", "", [1]),
+        ("POST", "", None),
+    ],
+)
 def test_proxy_metadata_bad_input_is_400(stack: Api, method: str, suffix: str, body: Any) -> None:
     iid = create(stack)["id"]
     r = stack.request(method, f"{COMPUTE}/images/{iid}/metadata{suffix}", json=body)
@@ -523,12 +643,15 @@ def test_proxy_delete(stack: Api) -> None:
 
 # --- the contract other parts use, and PostgreSQL --------------------------------------------
 
+
 def test_get_image_contract(stack: Api) -> None:
     from novalite.context import RequestContext
     from novalite.image.service import get_image
 
     iid = create(stack, name="contract", visibility="private", hw_disk_bus="virtio")["id"]
-    demo = RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    demo = RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
     stranger = RequestContext(user_id="u", project_id="someone-else", roles=("member",))
     db = stack.runtime.db  # type: ignore[attr-defined]
     with db.reader() as s:
@@ -555,7 +678,9 @@ def test_upload_bytes_helper(stack: Api) -> None:
     from novalite.image.service import upload_bytes
 
     iid = create(stack, name="snap")["id"]
-    demo = RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    demo = RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
     info = upload_bytes(stack.runtime, demo, iid, b"snapshot")  # type: ignore[attr-defined]
     assert (info.status, info.size) == ("active", 8)
     assert stack.get(f"{IMAGES}/{iid}/file").content == b"snapshot"

@@ -52,12 +52,15 @@ def fault(r: Any, status: int) -> str:
 
 # -- interfaces -----------------------------------------------------------------------------------
 
+
 def test_attach_interface_on_a_network_shows_the_address_then_detach_drops_it(stack: Api) -> None:
     sid = boot(stack)
     assert stack.get(f"{SERVERS}/{sid}/os-interface").json() == {"interfaceAttachments": []}
     net = network_id(stack)
-    r = stack.post(f"{SERVERS}/{sid}/os-interface", json={"interfaceAttachment": {
-        "net_id": net, "fixed_ips": [{"ip_address": "10.0.0.40"}]}})
+    r = stack.post(
+        f"{SERVERS}/{sid}/os-interface",
+        json={"interfaceAttachment": {"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.40"}]}},
+    )
     assert r.status_code == 200, r.text
     att = r.json()["interfaceAttachment"]
     assert att["net_id"] == net and att["port_state"] == "ACTIVE" and "tag" not in att
@@ -65,8 +68,10 @@ def test_attach_interface_on_a_network_shows_the_address_then_detach_drops_it(st
     port = att["port_id"]
     listed = stack.get(f"{SERVERS}/{sid}/os-interface").json()["interfaceAttachments"]
     assert [i["port_id"] for i in listed] == [port]
-    assert stack.get(f"{SERVERS}/{sid}/os-interface/{port}").json()["interfaceAttachment"]["mac_addr"] == \
-        att["mac_addr"]
+    assert (
+        stack.get(f"{SERVERS}/{sid}/os-interface/{port}").json()["interfaceAttachment"]["mac_addr"]
+        == att["mac_addr"]
+    )
     addrs = stack.get(f"{SERVERS}/{sid}").json()["server"]["addresses"]["private"]
     assert any(a["addr"] == "10.0.0.40" and a["OS-EXT-IPS-MAC:mac_addr"] == att["mac_addr"] for a in addrs)
     assert any(a["addr"] == "10.0.0.40" for a in stack.get(f"{SERVERS}/{sid}/ips/private").json()["private"])
@@ -77,7 +82,9 @@ def test_attach_interface_on_a_network_shows_the_address_then_detach_drops_it(st
     assert stack.get(f"{SERVERS}/{sid}").json()["server"]["addresses"] == {}
     assert stack.get(f"{SERVERS}/{sid}/ips").json() == {"addresses": {}}
     assert stack.get(f"/network/v2.0/ports/{port}").status_code == 404  # the port Nova made is gone
-    actions = [a["action"] for a in stack.get(f"{SERVERS}/{sid}/os-instance-actions").json()["instanceActions"]]
+    actions = [
+        a["action"] for a in stack.get(f"{SERVERS}/{sid}/os-instance-actions").json()["instanceActions"]
+    ]
     assert "attach_interface" in actions and "detach_interface" in actions
 
 
@@ -86,14 +93,19 @@ def test_attach_a_users_port_and_detach_only_unbinds_it(stack: Api) -> None:
     r = stack.post("/network/v2.0/ports", json={"port": {"network_id": network_id(stack), "name": "mine"}})
     assert r.status_code == 201, r.text
     port = r.json()["port"]["id"]
-    r = stack.post(f"{SERVERS}/{sid}/os-interface", version="2.70",
-                   json={"interfaceAttachment": {"port_id": port, "tag": "nic1"}})
+    r = stack.post(
+        f"{SERVERS}/{sid}/os-interface",
+        version="2.70",
+        json={"interfaceAttachment": {"port_id": port, "tag": "nic1"}},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["interfaceAttachment"]["tag"] == "nic1"
     shown = stack.get(f"{SERVERS}/{sid}/os-interface/{port}", version="2.70").json()["interfaceAttachment"]
     assert shown["tag"] == "nic1"
-    assert "tag" not in stack.get(f"{SERVERS}/{sid}/os-interface/{port}", version="2.69").json()[
-        "interfaceAttachment"]
+    assert (
+        "tag"
+        not in stack.get(f"{SERVERS}/{sid}/os-interface/{port}", version="2.69").json()["interfaceAttachment"]
+    )
     other = boot(stack, "other")
     r = stack.post(f"{SERVERS}/{other}/os-interface", json={"interfaceAttachment": {"port_id": port}})
     assert "is still in use" in fault(r, 409)
@@ -101,8 +113,12 @@ def test_attach_a_users_port_and_detach_only_unbinds_it(stack: Api) -> None:
     kept = stack.get(f"/network/v2.0/ports/{port}").json()["port"]
     assert kept["device_id"] == "" and kept["status"] == "DOWN"
     # attached again, then the server is deleted: the user's port survives, unbound
-    assert stack.post(f"{SERVERS}/{other}/os-interface",
-                      json={"interfaceAttachment": {"port_id": port}}).status_code == 200
+    assert (
+        stack.post(
+            f"{SERVERS}/{other}/os-interface", json={"interfaceAttachment": {"port_id": port}}
+        ).status_code
+        == 200
+    )
     assert stack.delete(f"{SERVERS}/{other}").status_code == 204
     stack.wait_for(f"{SERVERS}/{other}", lambda r: r.status_code == 404)
     assert stack.get(f"/network/v2.0/ports/{port}").json()["port"]["device_id"] == ""
@@ -117,7 +133,11 @@ def test_interface_errors(stack: Api) -> None:
         ({"port_id": MISSING}, 404, f"Port id {MISSING} could not be found"),
         ({"net_id": net, "port_id": MISSING}, 400, "Must not input both network_id and port_id"),
         ({"fixed_ips": [{"ip_address": "10.0.0.9"}]}, 400, "Must input network_id when request IP address"),
-        ({"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.x"}]}, 400, "Invalid input for field/attribute"),
+        (
+            {"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.x"}]},
+            400,
+            "Invalid input for field/attribute",
+        ),
         ({"net_id": net, "fixed_ips": [{"ip_address": "192.168.9.9"}]}, 400, "is not a valid IP"),
         ({"net_id": "not-a-uuid"}, 400, "Invalid input for field/attribute net_id"),
         ({"net_id": net, "tag": "t"}, 400, "Additional properties are not allowed"),  # tag needs 2.49
@@ -125,9 +145,15 @@ def test_interface_errors(stack: Api) -> None:
     ]
     for spec, status, gist in cases:
         assert gist in fault(stack.post(base, json={"interfaceAttachment": spec}), status), spec
-    assert stack.post(base, json={"interfaceAttachment": {"net_id": net, "fixed_ips": [
-        {"ip_address": "10.0.0.41"}]}}).status_code == 200
-    r = stack.post(base, json={"interfaceAttachment": {"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.41"}]}})
+    assert (
+        stack.post(
+            base, json={"interfaceAttachment": {"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.41"}]}}
+        ).status_code
+        == 200
+    )
+    r = stack.post(
+        base, json={"interfaceAttachment": {"net_id": net, "fixed_ips": [{"ip_address": "10.0.0.41"}]}}
+    )
     assert "already in use" in fault(r, 409)
     assert f"Port id {MISSING} could not be found" in fault(stack.get(f"{base}/{MISSING}"), 404)
     assert f"Port id {MISSING} could not be found" in fault(stack.delete(f"{base}/{MISSING}"), 404)
@@ -138,7 +164,9 @@ def test_interface_errors(stack: Api) -> None:
     assert stack.get(base, as_="admin").status_code == 200  # admins see any project's server
     # another project's server is a 404
     admin_net = network_id(stack, as_="admin")
-    r = stack.post(f"{SERVERS}/{sid}/os-interface", as_="demo", json={"interfaceAttachment": {"net_id": admin_net}})
+    r = stack.post(
+        f"{SERVERS}/{sid}/os-interface", as_="demo", json={"interfaceAttachment": {"net_id": admin_net}}
+    )
     assert r.status_code == 404  # the admin project's private network is not the demo project's
     # state checks: suspended servers refuse, stopped servers accept
     assert stack.post(f"{SERVERS}/{sid}/action", json={"suspend": None}).status_code == 202
@@ -158,12 +186,18 @@ def test_attach_without_a_network_uses_the_only_one_and_ambiguity_is_409(stack: 
     r = stack.post("/network/v2.0/networks", json={"network": {"name": "second"}})
     assert r.status_code == 201, r.text
     second = r.json()["network"]["id"]
-    assert stack.post("/network/v2.0/subnets", json={"subnet": {
-        "network_id": second, "cidr": "10.9.0.0/24", "ip_version": 4}}).status_code == 201
+    assert (
+        stack.post(
+            "/network/v2.0/subnets",
+            json={"subnet": {"network_id": second, "cidr": "10.9.0.0/24", "ip_version": 4}},
+        ).status_code
+        == 201
+    )
     assert "More than one possible network" in fault(stack.post(base, json={"interfaceAttachment": {}}), 409)
 
 
 # -- volumes --------------------------------------------------------------------------------------
+
 
 def test_attach_and_detach_a_volume(stack: Api) -> None:
     sid = boot(stack)
@@ -173,7 +207,9 @@ def test_attach_and_detach_a_volume(stack: Api) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["volumeAttachment"] == {"id": vol, "volumeId": vol, "serverId": sid, "device": "/dev/vdb"}
     assert volume_status(stack, vol) == "in-use"
-    assert stack.get(f"{SERVERS}/{sid}").json()["server"]["os-extended-volumes:volumes_attached"] == [{"id": vol}]
+    assert stack.get(f"{SERVERS}/{sid}").json()["server"]["os-extended-volumes:volumes_attached"] == [
+        {"id": vol}
+    ]
     listed = stack.get(base).json()["volumeAttachments"]
     assert listed == [{"id": vol, "volumeId": vol, "serverId": sid, "device": "/dev/vdb"}]
     cinder = stack.get(f"/volume/v3/volumes/{vol}").json()["volume"]["attachments"]
@@ -194,15 +230,31 @@ def test_volume_attachment_views_per_microversion(stack: Api) -> None:
     sid = boot(stack)
     vol = new_volume(stack)
     base = f"{SERVERS}/{sid}/os-volume_attachments"
-    body = {"volumeAttachment": {"volumeId": vol, "device": "/dev/vdc", "tag": "db",
-                                 "delete_on_termination": True}}
+    body = {
+        "volumeAttachment": {
+            "volumeId": vol,
+            "device": "/dev/vdc",
+            "tag": "db",
+            "delete_on_termination": True,
+        }
+    }
     assert "Additional properties" in fault(stack.post(base, version="2.78", json=body), 400)
     r = stack.post(base, version="2.79", json=body)
     assert r.status_code == 200, r.text
-    assert r.json()["volumeAttachment"] == {"id": vol, "volumeId": vol, "serverId": sid, "device": "/dev/vdc",
-                                            "tag": "db", "delete_on_termination": True}
+    assert r.json()["volumeAttachment"] == {
+        "id": vol,
+        "volumeId": vol,
+        "serverId": sid,
+        "device": "/dev/vdc",
+        "tag": "db",
+        "delete_on_termination": True,
+    }
     assert set(stack.get(f"{base}/{vol}", version="2.69").json()["volumeAttachment"]) == {
-        "id", "volumeId", "serverId", "device"}
+        "id",
+        "volumeId",
+        "serverId",
+        "device",
+    }
     assert stack.get(f"{base}/{vol}", version="2.70").json()["volumeAttachment"]["tag"] == "db"
     new = stack.get(f"{base}/{vol}", version="2.89").json()["volumeAttachment"]
     assert "id" not in new and new["delete_on_termination"] is True and new["tag"] == "db"
@@ -214,8 +266,13 @@ def test_volume_attachment_views_per_microversion(stack: Api) -> None:
     put = {"volumeAttachment": {"volumeId": vol, "delete_on_termination": False}}
     assert "Additional properties" in fault(stack.put(f"{base}/{vol}", version="2.84", json=put), 400)
     assert stack.put(f"{base}/{vol}", version="2.85", json=put).status_code == 202
-    assert stack.get(f"{base}/{vol}", version="2.85").json()["volumeAttachment"]["delete_on_termination"] is False
-    r = stack.put(f"{base}/{vol}", version="2.85", json={"volumeAttachment": {"volumeId": vol, "device": "/dev/vdq"}})
+    assert (
+        stack.get(f"{base}/{vol}", version="2.85").json()["volumeAttachment"]["delete_on_termination"]
+        is False
+    )
+    r = stack.put(
+        f"{base}/{vol}", version="2.85", json={"volumeAttachment": {"volumeId": vol, "device": "/dev/vdq"}}
+    )
     assert "not mutable" in fault(r, 400)
     # the server goes: the volume is kept (delete_on_termination false) and available again
     assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
@@ -225,8 +282,14 @@ def test_volume_attachment_views_per_microversion(stack: Api) -> None:
 def test_delete_on_termination_removes_the_volume_with_the_server(stack: Api) -> None:
     sid = boot(stack)
     vol = new_volume(stack)
-    assert stack.post(f"{SERVERS}/{sid}/os-volume_attachments", version="2.79", json={"volumeAttachment": {
-        "volumeId": vol, "delete_on_termination": True}}).status_code == 200
+    assert (
+        stack.post(
+            f"{SERVERS}/{sid}/os-volume_attachments",
+            version="2.79",
+            json={"volumeAttachment": {"volumeId": vol, "delete_on_termination": True}},
+        ).status_code
+        == 200
+    )
     assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
     stack.wait_for(f"/volume/v3/volumes/{vol}", lambda r: r.status_code == 404)
 
@@ -250,17 +313,28 @@ def test_volume_attachment_errors(stack: Api) -> None:
     base = f"{SERVERS}/{sid}/os-volume_attachments"
     vol = new_volume(stack)
     assert f"Volume {MISSING} could not be found" in fault(
-        stack.post(base, json={"volumeAttachment": {"volumeId": MISSING}}), 404)
-    for body in ({}, {"volumeAttachment": {}}, {"volumeAttachment": {"volumeId": "x"}},
-                 {"volumeAttachment": {"volumeId": vol, "device": "sda b"}},
-                 {"volumeAttachment": {"volumeId": vol, "tag": "t"}}, [1]):
+        stack.post(base, json={"volumeAttachment": {"volumeId": MISSING}}), 404
+    )
+    for body in (
+        {},
+        {"volumeAttachment": {}},
+        {"volumeAttachment": {"volumeId": "x"}},
+        {"volumeAttachment": {"volumeId": vol, "device": "sda b"}},
+        {"volumeAttachment": {"volumeId": vol, "tag": "t"}},
+        [1],
+    ):
         assert stack.post(base, json=body).status_code == 400, body
-    assert stack.post(base, json={"volumeAttachment": {"volumeId": vol, "device": "/dev/vdb"}}).status_code == 200
+    assert (
+        stack.post(base, json={"volumeAttachment": {"volumeId": vol, "device": "/dev/vdb"}}).status_code
+        == 200
+    )
     other = new_volume(stack, "other")
     r = stack.post(base, json={"volumeAttachment": {"volumeId": other, "device": "/dev/vdb"}})
     assert "is in use" in fault(r, 409)
     assert f"volume_id not found: {MISSING}" in fault(stack.get(f"{base}/{MISSING}"), 404)
-    admin_vol = stack.post("/volume/v3/volumes", as_="admin", json={"volume": {"size": 1}}).json()["volume"]["id"]
+    admin_vol = stack.post("/volume/v3/volumes", as_="admin", json={"volume": {"size": 1}}).json()["volume"][
+        "id"
+    ]
     assert stack.post(base, json={"volumeAttachment": {"volumeId": admin_vol}}).status_code == 404
     assert stack.post(f"{SERVERS}/{sid}/action", json={"suspend": None}).status_code == 202
     r = stack.post(base, json={"volumeAttachment": {"volumeId": other}})
@@ -270,10 +344,27 @@ def test_volume_attachment_errors(stack: Api) -> None:
 
 
 def test_root_volume_of_a_boot_from_volume_server_cannot_be_detached(stack: Api) -> None:
-    r = stack.post(SERVERS, version="2.37", json={"server": {
-        "name": "bfv", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [{
-            "source_type": "image", "destination_type": "volume", "uuid": image_id(stack), "boot_index": 0,
-            "volume_size": 1, "delete_on_termination": True}]}})
+    r = stack.post(
+        SERVERS,
+        version="2.37",
+        json={
+            "server": {
+                "name": "bfv",
+                "flavorRef": "1",
+                "networks": "none",
+                "block_device_mapping_v2": [
+                    {
+                        "source_type": "image",
+                        "destination_type": "volume",
+                        "uuid": image_id(stack),
+                        "boot_index": 0,
+                        "volume_size": 1,
+                        "delete_on_termination": True,
+                    }
+                ],
+            }
+        },
+    )
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
     stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"))
@@ -291,6 +382,7 @@ def test_root_volume_of_a_boot_from_volume_server_cannot_be_detached(stack: Api)
 
 
 # -- network proxies (< 2.36) ---------------------------------------------------------------------
+
 
 def test_os_networks_proxy_until_2_35(stack: Api) -> None:
     nets = stack.get("/compute/v2.1/os-networks", version="2.35").json()["networks"]
@@ -310,34 +402,61 @@ def test_os_security_groups_proxy(stack: Api) -> None:
     base = "/compute/v2.1/os-security-groups"
     groups = stack.get(base).json()["security_groups"]
     assert [g["name"] for g in groups] == ["default"]
-    assert all(r["group"] == {"name": "default", "tenant_id": stack.ids["demo_project"]}
-               for r in groups[0]["rules"])  # the default group's ingress rules: from its own members
+    assert all(
+        r["group"] == {"name": "default", "tenant_id": stack.ids["demo_project"]} for r in groups[0]["rules"]
+    )  # the default group's ingress rules: from its own members
     r = stack.post(base, json={"security_group": {"name": "web", "description": "web servers"}})
     assert r.status_code == 200, r.text
     web = r.json()["security_group"]
     assert web["rules"] == [] and web["tenant_id"] == stack.ids["demo_project"]
-    for body, gist in (({"security_group": {"name": "", "description": "d"}}, "minimum character"),
-                       ({"security_group": {"name": "x", "description": 5}}, "not a string"),
-                       ({"security_group": {"name": "x" * 256, "description": "d"}}, "more than 255"),
-                       ({"security_group": {"name": "default", "description": "d"}}, "already exists"),
-                       ({"nothing": {}}, "Missing parameter dict")):
+    for body, gist in (
+        ({"security_group": {"name": "", "description": "d"}}, "minimum character"),
+        ({"security_group": {"name": "x", "description": 5}}, "not a string"),
+        ({"security_group": {"name": "x" * 256, "description": "d"}}, "more than 255"),
+        ({"security_group": {"name": "default", "description": "d"}}, "already exists"),
+        ({"nothing": {}}, "Missing parameter dict"),
+    ):
         assert gist in fault(stack.post(base, json=body), 400), body
     rules = "/compute/v2.1/os-security-group-rules"
-    r = stack.post(rules, json={"security_group_rule": {"parent_group_id": web["id"], "ip_protocol": "tcp",
-                                                        "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    r = stack.post(
+        rules,
+        json={
+            "security_group_rule": {
+                "parent_group_id": web["id"],
+                "ip_protocol": "tcp",
+                "from_port": 22,
+                "to_port": 22,
+                "cidr": "10.0.0.0/8",
+            }
+        },
+    )
     assert r.status_code == 200, r.text
     rule = r.json()["security_group_rule"]
     assert rule["ip_range"] == {"cidr": "10.0.0.0/8"} and (rule["from_port"], rule["to_port"]) == (22, 22)
-    again = stack.post(rules, json={"security_group_rule": {"parent_group_id": web["id"], "ip_protocol": "tcp",
-                                                            "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    again = stack.post(
+        rules,
+        json={
+            "security_group_rule": {
+                "parent_group_id": web["id"],
+                "ip_protocol": "tcp",
+                "from_port": 22,
+                "to_port": 22,
+                "cidr": "10.0.0.0/8",
+            }
+        },
+    )
     assert "already exists" in fault(again, 400)
-    for spec, status in (({"parent_group_id": MISSING, "ip_protocol": "tcp", "from_port": 1, "to_port": 2}, 404),
-                         ({"parent_group_id": web["id"], "ip_protocol": "bogus", "from_port": 1, "to_port": 2}, 400),
-                         ({"parent_group_id": web["id"], "ip_protocol": "tcp", "from_port": 9, "to_port": 2}, 400),
-                         ({"parent_group_id": web["id"], "ip_protocol": "tcp", "from_port": "a", "to_port": 2}, 400),
-                         ({"parent_group_id": web["id"], "cidr": "10.0.0.0/8", "group_id": web["id"]}, 400)):
+    for spec, status in (
+        ({"parent_group_id": MISSING, "ip_protocol": "tcp", "from_port": 1, "to_port": 2}, 404),
+        ({"parent_group_id": web["id"], "ip_protocol": "bogus", "from_port": 1, "to_port": 2}, 400),
+        ({"parent_group_id": web["id"], "ip_protocol": "tcp", "from_port": 9, "to_port": 2}, 400),
+        ({"parent_group_id": web["id"], "ip_protocol": "tcp", "from_port": "a", "to_port": 2}, 400),
+        ({"parent_group_id": web["id"], "cidr": "10.0.0.0/8", "group_id": web["id"]}, 400),
+    ):
         assert stack.post(rules, json={"security_group_rule": spec}).status_code == status, spec
-    assert [x["id"] for x in stack.get(f"{base}/{web['id']}").json()["security_group"]["rules"]] == [rule["id"]]
+    assert [x["id"] for x in stack.get(f"{base}/{web['id']}").json()["security_group"]["rules"]] == [
+        rule["id"]
+    ]
     assert stack.delete(f"{rules}/{rule['id']}").status_code == 202
     assert stack.delete(f"{rules}/{rule['id']}").status_code == 404
     assert stack.get(f"{base}/{web['id']}", as_="admin").status_code == 200
@@ -363,12 +482,23 @@ def test_server_security_groups_proxy(stack: Api) -> None:
 
 def test_odd_inputs_are_4xx_never_500(stack: Api) -> None:
     sid = boot(stack)
-    paths = [f"{SERVERS}/{sid}/os-interface", f"{SERVERS}/{sid}/os-volume_attachments",
-             "/compute/v2.1/os-security-groups", "/compute/v2.1/os-security-group-rules"]
-    bodies: list[Any] = [[1], "x", None, {"interfaceAttachment": None}, {"volumeAttachment": []},
-                         {"volumeAttachment": {"volumeId": 7}}, {"security_group": "x"},
-                         {"security_group_rule": {"parent_group_id": {"a": 1}, "from_port": [1]}},
-                         {"interfaceAttachment": {"port_id": "x" * 300}}]
+    paths = [
+        f"{SERVERS}/{sid}/os-interface",
+        f"{SERVERS}/{sid}/os-volume_attachments",
+        "/compute/v2.1/os-security-groups",
+        "/compute/v2.1/os-security-group-rules",
+    ]
+    bodies: list[Any] = [
+        [1],
+        "x",
+        None,
+        {"interfaceAttachment": None},
+        {"volumeAttachment": []},
+        {"volumeAttachment": {"volumeId": 7}},
+        {"security_group": "x"},
+        {"security_group_rule": {"parent_group_id": {"a": 1}, "from_port": [1]}},
+        {"interfaceAttachment": {"port_id": "x" * 300}},
+    ]
     for path in paths:
         for body in bodies:
             r = stack.post(path, json=body)
@@ -376,18 +506,29 @@ def test_odd_inputs_are_4xx_never_500(stack: Api) -> None:
         r = stack.post(path, content=b"{bad json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400, (path, r.text)
     long_id = "z" * 300
-    for path in (f"{SERVERS}/{sid}/os-interface/{long_id}", f"{SERVERS}/{sid}/os-volume_attachments/{long_id}",
-                 f"/compute/v2.1/os-security-groups/{long_id}", f"/compute/v2.1/os-networks/{long_id}"):
+    for path in (
+        f"{SERVERS}/{sid}/os-interface/{long_id}",
+        f"{SERVERS}/{sid}/os-volume_attachments/{long_id}",
+        f"/compute/v2.1/os-security-groups/{long_id}",
+        f"/compute/v2.1/os-networks/{long_id}",
+    ):
         assert stack.get(path).status_code == 404, path
         assert stack.delete(path).status_code in (404, 405), path
-    r = stack.put(f"{SERVERS}/{sid}/os-volume_attachments/{long_id}", as_="admin",
-                  json={"volumeAttachment": {"volumeId": MISSING}})
+    r = stack.put(
+        f"{SERVERS}/{sid}/os-volume_attachments/{long_id}",
+        as_="admin",
+        json={"volumeAttachment": {"volumeId": MISSING}},
+    )
     assert r.status_code == 404
 
 
 def test_another_projects_server_is_404(stack: Api) -> None:
-    r = stack.post(SERVERS, as_="admin", version="2.37", json={"server": {
-        "name": "adm", "imageRef": image_id(stack), "flavorRef": "1", "networks": "none"}})
+    r = stack.post(
+        SERVERS,
+        as_="admin",
+        version="2.37",
+        json={"server": {"name": "adm", "imageRef": image_id(stack), "flavorRef": "1", "networks": "none"}},
+    )
     sid = r.json()["server"]["id"]
     stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE", as_="admin")
     for path in ("os-interface", "os-volume_attachments", "os-security-groups"):
@@ -403,17 +544,27 @@ def test_device_flows_on_postgresql(stack_factory: Any) -> None:
     r = stack.post(SERVERS, json={"server": {"name": "pg", "imageRef": image_id(stack), "flavorRef": "1"}})
     sid = r.json()["server"]["id"]
     stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE")
-    r = stack.post(f"{SERVERS}/{sid}/os-interface", version="2.49",
-                   json={"interfaceAttachment": {"net_id": network_id(stack), "tag": "second"}})
+    r = stack.post(
+        f"{SERVERS}/{sid}/os-interface",
+        version="2.49",
+        json={"interfaceAttachment": {"net_id": network_id(stack), "tag": "second"}},
+    )
     assert r.status_code == 200, r.text
     assert len(stack.get(f"{SERVERS}/{sid}/os-interface").json()["interfaceAttachments"]) == 2
-    assert [g["name"] for g in stack.get(f"{SERVERS}/{sid}/os-security-groups").json()["security_groups"]] == [
-        "default"]
+    assert [
+        g["name"] for g in stack.get(f"{SERVERS}/{sid}/os-security-groups").json()["security_groups"]
+    ] == ["default"]
     vol = new_volume(stack)
-    assert stack.post(f"{SERVERS}/{sid}/os-volume_attachments",
-                      json={"volumeAttachment": {"volumeId": vol}}).status_code == 200
-    assert stack.delete(f"{SERVERS}/{sid}/os-interface/{r.json()['interfaceAttachment']['port_id']}").status_code \
+    assert (
+        stack.post(
+            f"{SERVERS}/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": vol}}
+        ).status_code
+        == 200
+    )
+    assert (
+        stack.delete(f"{SERVERS}/{sid}/os-interface/{r.json()['interfaceAttachment']['port_id']}").status_code
         == 202
+    )
     assert stack.delete(f"{SERVERS}/{sid}/os-volume_attachments/{vol}").status_code == 202
     assert volume_status(stack, vol) == "available"
     assert len(stack.get(f"{SERVERS}/{sid}").json()["server"]["addresses"]["private"]) == 2  # IPv4 + IPv6

@@ -8,9 +8,12 @@ import pytest
 from tests.conftest import Api
 
 KP = "/compute/v2.1/os-keypairs"
-RSA_PUB = ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDFjk9FSmnmZcrMAzoUBwcc5m0rACGx9bpECStct8GbadZmQp71p4vLkn0pXoooQYHRo4I"
-           "mt0tSTiNsmARZQjRsWRCcL9c7qfDk+C9M2H8k/eAtGMVEBLLZFKzmKoX8cqvDpWXX8u6rRfiYZE2S5ZtnQKrRGYfNhDt2/Cxa/lRpvw== "
-           "test@novalite")
+RSA_PUB = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDFjk9FSmnmZcrMAzoUBwcc5m0rACGx9bpECS"
+    "tct8GbadZmQp71p4vLkn0pXoooQYHRo4Imt0tSTiNsmARZQjRsWRCcL9c7qfDk+C9M2H8k/eA"
+    "tGMVEBLLZFKzmKoX8cqvDpWXX8u6rRfiYZE2S5ZtnQKrRGYfNhDt2/Cxa/lRpvw== "
+    "test@novalite"
+)
 RSA_MD5 = "3a:39:1f:b6:09:ec:8a:9c:58:ab:8f:b1:b5:d9:de:14"  # ssh-keygen -l -E md5
 ED25519_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGpI8NtPBk5Y8FG28yhgkBlB6E5dRZxmBk/bqYPk6k5v"
 ED25519_MD5 = "89:9e:ca:01:36:26:15:ff:57:8a:04:c6:c4:46:73:eb"
@@ -30,8 +33,17 @@ j8dy1QaM16ubKLlfpm6mT639OCRgKIq3DRXDC1QLFVN05FPuADKaKXhXKf9aROFy
 -----END CERTIFICATE-----
 """
 CERT_SHA1 = "86:1b:c3:e2:d6:48:ae:d9:2b:b5:c2:c2:07:0b:a5:ca:91:34:ec:61"  # openssl x509 -fingerprint -sha1
-SHOW_KEYS_21 = {"name", "public_key", "fingerprint", "user_id", "id", "created_at", "updated_at", "deleted",
-                "deleted_at"}
+SHOW_KEYS_21 = {
+    "name",
+    "public_key",
+    "fingerprint",
+    "user_id",
+    "id",
+    "created_at",
+    "updated_at",
+    "deleted",
+    "deleted_at",
+}
 
 
 def _create(stack: Api, name: str, version: str = "2.2", as_: str = "demo", **fields: str):  # type: ignore[no-untyped-def]
@@ -188,8 +200,11 @@ def test_paging_from_235(stack: Api) -> None:
 
 
 def test_key_pairs_quota(stack: Api) -> None:
-    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
-                  json={"quota_set": {"key_pairs": 1}})
+    r = stack.put(
+        f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"key_pairs": 1}},
+    )
     assert r.status_code == 200, r.text
     assert _create(stack, "one", public_key=RSA_PUB).status_code == 201
     r = _create(stack, "two", public_key=RSA_PUB)
@@ -211,11 +226,16 @@ def test_concurrent_creates_respect_the_quota(stack_factory, postgres: bool) -> 
     from concurrent.futures import ThreadPoolExecutor
 
     api = stack_factory(postgres=postgres)
-    r = api.put(f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}", as_="admin",
-                json={"quota_set": {"key_pairs": 3}})
+    r = api.put(
+        f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"key_pairs": 3}},
+    )
     assert r.status_code == 200
     with ThreadPoolExecutor(max_workers=8) as pool:
-        codes = list(pool.map(lambda i: _create(api, f"race-{i % 5}", public_key=RSA_PUB).status_code, range(10)))
+        codes = list(
+            pool.map(lambda i: _create(api, f"race-{i % 5}", public_key=RSA_PUB).status_code, range(10))
+        )
     assert codes.count(201) == 3
     assert set(codes) <= {201, 403, 409}
     assert len(api.get(KP).json()["keypairs"]) == 3

@@ -13,7 +13,9 @@ from tests.conftest import Api
 N = "/network/v2.0"
 
 
-def _create(stack: Api, collection: str, resource: str, body: dict[str, Any], as_: str = "demo") -> dict[str, Any]:
+def _create(
+    stack: Api, collection: str, resource: str, body: dict[str, Any], as_: str = "demo"
+) -> dict[str, Any]:
     r = stack.post(f"{N}/{collection}", json={resource: body}, as_=as_)
     assert r.status_code == 201, r.text
     return r.json()[resource]  # type: ignore[no-any-return]
@@ -21,7 +23,9 @@ def _create(stack: Api, collection: str, resource: str, body: dict[str, Any], as
 
 def _network_with_subnet(stack: Api, cidr: str = "10.9.0.0/29", as_: str = "demo") -> tuple[str, str]:
     net = _create(stack, "networks", "network", {"name": "n1"}, as_=as_)
-    sub = _create(stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": cidr}, as_=as_)
+    sub = _create(
+        stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": cidr}, as_=as_
+    )
     return net["id"], sub["id"]
 
 
@@ -44,10 +48,21 @@ def test_version_documents_and_extensions(stack: Api) -> None:
     assert {"security-group", "quotas", "external-net", "binding"} <= aliases
     assert stack.get(f"{N}/extensions/security-group").json()["extension"]["alias"] == "security-group"
     _neutron_error(stack.get(f"{N}/extensions/nope"), 404)
-    token = stack.post("/identity/v3/auth/tokens", as_=None, json={"auth": {"identity": {
-        "methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"},
-                                                        "password": "demo-secret"}}},
-        "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}}).json()["token"]
+    token = stack.post(
+        "/identity/v3/auth/tokens",
+        as_=None,
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo-secret"}
+                    },
+                },
+                "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}},
+            }
+        },
+    ).json()["token"]
     network = next(c for c in token["catalog"] if c["type"] == "network")
     assert network["endpoints"][0]["url"] == "http://testserver/network"
 
@@ -74,7 +89,11 @@ def test_seeded_networks_and_default_group(stack: Api) -> None:
     assert [g["name"] for g in groups] == ["default"]
     rules = groups[0]["security_group_rules"]
     assert sorted((r["direction"], r["ethertype"], r["remote_group_id"] is not None) for r in rules) == [
-        ("egress", "IPv4", False), ("egress", "IPv6", False), ("ingress", "IPv4", True), ("ingress", "IPv6", True)]
+        ("egress", "IPv4", False),
+        ("egress", "IPv6", False),
+        ("ingress", "IPv4", True),
+        ("ingress", "IPv6", True),
+    ]
     # admin sees every project's private network
     admin_names = sorted(n["name"] for n in stack.get(f"{N}/networks", as_="admin").json()["networks"])
     assert admin_names == ["private", "private", "public"]
@@ -134,9 +153,13 @@ def test_fixed_ip_requests(stack: Api) -> None:
     net_id, sub_id = _network_with_subnet(stack, "10.9.0.0/24")
     port = _create(stack, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.50"}]})
     assert port["fixed_ips"] == [{"subnet_id": sub_id, "ip_address": "10.9.0.50"}]
-    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.50"}]}})
+    r = stack.post(
+        f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.50"}]}}
+    )
     _neutron_error(r, 409, "IpAddressAlreadyAllocated")
-    r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.8.0.5"}]}})
+    r = stack.post(
+        f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.8.0.5"}]}}
+    )
     _neutron_error(r, 400)
     r = stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"subnet_id": "nope"}]}})
     _neutron_error(r, 400)
@@ -171,8 +194,12 @@ def test_subnet_validation(stack: Api) -> None:
         {"network_id": net["id"], "ip_version": 6, "cidr": "10.0.0.0/24"},
         {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.5/24"},
         {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24", "gateway_ip": "10.1.0.1"},
-        {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24",
-         "allocation_pools": [{"start": "10.0.0.200", "end": "10.0.1.5"}]},
+        {
+            "network_id": net["id"],
+            "ip_version": 4,
+            "cidr": "10.0.0.0/24",
+            "allocation_pools": [{"start": "10.0.0.200", "end": "10.0.1.5"}],
+        },
         {"network_id": net["id"], "ip_version": 6, "cidr": "fd01::/80", "ipv6_address_mode": "slaac"},
         {"network_id": net["id"], "ip_version": 5, "cidr": "10.0.0.0/24"},
         {"network_id": net["id"], "cidr": "10.0.0.0/24"},
@@ -180,8 +207,12 @@ def test_subnet_validation(stack: Api) -> None:
     ]
     for body in bad:
         _neutron_error(stack.post(f"{N}/subnets", json={"subnet": body}), 400)
-    _create(stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24",
-                                         "gateway_ip": None})
+    _create(
+        stack,
+        "subnets",
+        "subnet",
+        {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24", "gateway_ip": None},
+    )
     overlap = {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.128/25"}
     _neutron_error(stack.post(f"{N}/subnets", json={"subnet": overlap}), 400)
     missing = {"network_id": "nope", "ip_version": 4, "cidr": "10.0.0.0/24"}
@@ -198,11 +229,20 @@ def test_network_and_subnet_in_use(stack: Api) -> None:
     _neutron_error(stack.get(f"{N}/subnets/{sub_id}"), 404, "SubnetNotFound")
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"[]", b'{"network": "x"}', b'{"network": {"name": 5}}', b'{"network": {"name": "' + b"x" * 300 + b'"}}',
-    b'{"network": {"admin_state_up": "maybe"}}', b'{"network": {"mtu": "big"}}', b'{"network": {"unknown": 1}}',
-    b'{"network": {"mtu": 99999999999999999999999}}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"network": "x"}',
+        b'{"network": {"name": 5}}',
+        b'{"network": {"name": "' + b"x" * 300 + b'"}}',
+        b'{"network": {"admin_state_up": "maybe"}}',
+        b'{"network": {"mtu": "big"}}',
+        b'{"network": {"unknown": 1}}',
+        b'{"network": {"mtu": 99999999999999999999999}}',
+    ],
+)
 def test_bad_network_bodies_are_400(stack: Api, body: bytes) -> None:
     r = stack.post(f"{N}/networks", content=body, headers={"Content-Type": "application/json"})
     _neutron_error(r, 400)
@@ -211,9 +251,12 @@ def test_bad_network_bodies_are_400(stack: Api, body: bytes) -> None:
 def test_bad_port_and_rule_bodies_are_4xx_never_500(stack: Api) -> None:
     net_id, _ = _network_with_subnet(stack)
     bodies = [
-        {"port": {"network_id": net_id, "fixed_ips": "x"}}, {"port": {"network_id": net_id, "fixed_ips": [5]}},
-        {"port": {"network_id": net_id, "mac_address": "zz"}}, {"port": {"network_id": net_id, "security_groups": 3}},
-        {"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "nope"}]}}, {"port": {}},
+        {"port": {"network_id": net_id, "fixed_ips": "x"}},
+        {"port": {"network_id": net_id, "fixed_ips": [5]}},
+        {"port": {"network_id": net_id, "mac_address": "zz"}},
+        {"port": {"network_id": net_id, "security_groups": 3}},
+        {"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "nope"}]}},
+        {"port": {}},
         {"port": {"network_id": net_id, "binding:vnic_type": "weird"}},
     ]
     for body in bodies:
@@ -248,20 +291,43 @@ def test_isolation_between_projects(stack: Api) -> None:
 def test_security_groups_and_rules(stack: Api) -> None:
     sg = _create(stack, "security-groups", "security_group", {"name": "sg1", "description": "web"})
     assert [(r["direction"], r["ethertype"]) for r in sg["security_group_rules"]] == [
-        ("egress", "IPv4"), ("egress", "IPv6")]
-    rule = _create(stack, "security-group-rules", "security_group_rule", {
-        "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
-        "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0", "ethertype": "IPv4"})
+        ("egress", "IPv4"),
+        ("egress", "IPv6"),
+    ]
+    rule = _create(
+        stack,
+        "security-group-rules",
+        "security_group_rule",
+        {
+            "security_group_id": sg["id"],
+            "direction": "ingress",
+            "protocol": "tcp",
+            "port_range_min": 22,
+            "port_range_max": 22,
+            "remote_ip_prefix": "0.0.0.0/0",
+            "ethertype": "IPv4",
+        },
+    )
     assert rule["protocol"] == "tcp" and rule["port_range_min"] == 22
-    dup = {"security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
-           "port_range_max": 22}
-    _neutron_error(stack.post(f"{N}/security-group-rules", json={"security_group_rule": dup}), 409,
-                   "SecurityGroupRuleExists")
+    dup = {
+        "security_group_id": sg["id"],
+        "direction": "ingress",
+        "protocol": "tcp",
+        "port_range_min": 22,
+        "port_range_max": 22,
+    }
+    _neutron_error(
+        stack.post(f"{N}/security-group-rules", json={"security_group_rule": dup}),
+        409,
+        "SecurityGroupRuleExists",
+    )
     bad_rules = [
-        {"direction": "sideways"}, {"direction": "ingress", "protocol": "tcp", "port_range_min": 30,
-                                    "port_range_max": 20},
-        {"direction": "ingress", "port_range_min": 22}, {"direction": "ingress", "protocol": "gre", "port_range_min": 1},
-        {"direction": "ingress", "protocol": "bogus"}, {"direction": "ingress", "remote_ip_prefix": "::/0"},
+        {"direction": "sideways"},
+        {"direction": "ingress", "protocol": "tcp", "port_range_min": 30, "port_range_max": 20},
+        {"direction": "ingress", "port_range_min": 22},
+        {"direction": "ingress", "protocol": "gre", "port_range_min": 1},
+        {"direction": "ingress", "protocol": "bogus"},
+        {"direction": "ingress", "remote_ip_prefix": "::/0"},
         {"direction": "ingress", "protocol": "tcp", "port_range_min": 70000},
     ]
     for extra in bad_rules:
@@ -278,9 +344,18 @@ def test_security_groups_and_rules(stack: Api) -> None:
 
 def test_rule_changes_move_the_group_revision(stack: Api) -> None:
     sg = _create(stack, "security-groups", "security_group", {"name": "sg-rev"})
-    rule = _create(stack, "security-group-rules", "security_group_rule", {
-        "security_group_id": sg["id"], "direction": "ingress", "protocol": "udp", "port_range_min": 53,
-        "port_range_max": 53})
+    rule = _create(
+        stack,
+        "security-group-rules",
+        "security_group_rule",
+        {
+            "security_group_id": sg["id"],
+            "direction": "ingress",
+            "protocol": "udp",
+            "port_range_min": 53,
+            "port_range_max": 53,
+        },
+    )
     added = stack.get(f"{N}/security-groups/{sg['id']}").json()["security_group"]["revision_number"]
     assert added > sg["revision_number"]
     assert stack.delete(f"{N}/security-group-rules/{rule['id']}").status_code == 204
@@ -295,22 +370,38 @@ def test_rule_changes_move_the_group_revision(stack: Api) -> None:
 
 
 def test_default_group_created_lazily_for_a_new_project(stack: Api) -> None:
-    pid = stack.post("/identity/v3/projects", as_="admin",
-                     json={"project": {"name": "p2", "domain_id": "default"}}).json()["project"]["id"]
-    groups = stack.get(f"{N}/security-groups", as_="admin", params={"project_id": pid}).json()["security_groups"]
+    pid = stack.post(
+        "/identity/v3/projects", as_="admin", json={"project": {"name": "p2", "domain_id": "default"}}
+    ).json()["project"]["id"]
+    groups = stack.get(f"{N}/security-groups", as_="admin", params={"project_id": pid}).json()[
+        "security_groups"
+    ]
     assert groups == []
     net = _create(stack, "networks", "network", {"name": "p2net", "project_id": pid}, as_="admin")
-    _create(stack, "subnets", "subnet", {"network_id": net["id"], "ip_version": 4, "cidr": "10.5.0.0/24"},
-            as_="admin")
+    _create(
+        stack,
+        "subnets",
+        "subnet",
+        {"network_id": net["id"], "ip_version": 4, "cidr": "10.5.0.0/24"},
+        as_="admin",
+    )
     port = _create(stack, "ports", "port", {"network_id": net["id"], "project_id": pid}, as_="admin")
-    groups = stack.get(f"{N}/security-groups", as_="admin", params={"project_id": pid}).json()["security_groups"]
+    groups = stack.get(f"{N}/security-groups", as_="admin", params={"project_id": pid}).json()[
+        "security_groups"
+    ]
     assert [g["name"] for g in groups] == ["default"] and port["security_groups"] == [groups[0]["id"]]
 
 
 def test_quotas_show_update_and_409(stack: Api) -> None:
     pid = stack.ids["demo_project"]
     quota = stack.get(f"{N}/quotas/{pid}").json()["quota"]
-    assert quota == {"network": 100, "subnet": 100, "port": 500, "security_group": 10, "security_group_rule": 100}
+    assert quota == {
+        "network": 100,
+        "subnet": 100,
+        "port": 500,
+        "security_group": 10,
+        "security_group_rule": 100,
+    }
     details = stack.get(f"{N}/quotas/{pid}/details").json()["quota"]
     assert details["network"]["used"] == 1 and details["security_group"]["used"] == 1
     _neutron_error(stack.put(f"{N}/quotas/{pid}", json={"quota": {"network": 2}}), 403)
@@ -332,6 +423,7 @@ def test_quotas_show_update_and_409(stack: Api) -> None:
 
 # The Python contract the compute side uses (nova-create-pipeline.md §2.2 step 5.3-5.4).
 
+
 def test_compute_contract_validate_requested_networks(stack: Api) -> None:
     from novalite.errors import BadRequest, Conflict, Forbidden
     from novalite.network import service as network
@@ -346,13 +438,18 @@ def test_compute_contract_validate_requested_networks(stack: Api) -> None:
         req = [network.RequestedNetwork(network_id=private.id)]
         assert network.validate_requested_networks(s, project_id=demo, requested=req, max_count=2) == 2
         with pytest.raises(BadRequest) as exc:
-            network.validate_requested_networks(s, project_id=demo, requested=[
-                network.RequestedNetwork(network_id="missing")], max_count=1)
+            network.validate_requested_networks(
+                s, project_id=demo, requested=[network.RequestedNetwork(network_id="missing")], max_count=1
+            )
         assert exc.value.kind == "NetworkNotFound"
         admin_private = next(n for n in network.list_available_networks(s, admin) if n.name == "private")
         with pytest.raises(BadRequest):  # another project's private network is not visible
-            network.validate_requested_networks(s, project_id=demo, requested=[
-                network.RequestedNetwork(network_id=admin_private.id)], max_count=1)
+            network.validate_requested_networks(
+                s,
+                project_id=demo,
+                requested=[network.RequestedNetwork(network_id=admin_private.id)],
+                max_count=1,
+            )
     net_id, _ = _network_with_subnet(stack)
     with db.session() as s:
         with pytest.raises(Conflict) as conflict:
@@ -361,8 +458,9 @@ def test_compute_contract_validate_requested_networks(stack: Api) -> None:
     empty = _create(stack, "networks", "network", {"name": "empty"})
     with db.session() as s:
         with pytest.raises(BadRequest) as exc:
-            network.validate_requested_networks(s, project_id=demo, requested=[
-                network.RequestedNetwork(network_id=empty["id"])], max_count=1)
+            network.validate_requested_networks(
+                s, project_id=demo, requested=[network.RequestedNetwork(network_id=empty["id"])], max_count=1
+            )
         assert exc.value.kind == "NetworkRequiresSubnet"
     stack.put(f"{N}/quotas/{demo}", as_="admin", json={"quota": {"port": 3}})
     with db.session() as s:  # 3 ports free, 2 per instance -> 1 instance
@@ -396,25 +494,44 @@ def test_compute_contract_ports_and_security_groups(stack: Api) -> None:
         with pytest.raises(Conflict) as dup:
             network.resolve_security_group(s, demo, "dup")
         assert dup.value.kind == "NoUniqueMatch"
-        port = network.allocate_port(s, project_id=demo, network_id=net_id, device_id="vm-1",
-                                     device_owner="compute:nova", host="host1", security_group_ids=[sg["id"]])
+        port = network.allocate_port(
+            s,
+            project_id=demo,
+            network_id=net_id,
+            device_id="vm-1",
+            device_owner="compute:nova",
+            host="host1",
+            security_group_ids=[sg["id"]],
+        )
         assert port.fixed_ips[0].ip_address == "10.9.0.2" and port.status == "ACTIVE"
         assert port.security_group_ids == (sg["id"],) and port.network_name == "n1"
-        fixed = network.allocate_port(s, project_id=demo, network_id=net_id, device_id="vm-1",
-                                      device_owner="compute:nova", host="host1", fixed_ip="10.9.0.5")
+        fixed = network.allocate_port(
+            s,
+            project_id=demo,
+            network_id=net_id,
+            device_id="vm-1",
+            device_owner="compute:nova",
+            host="host1",
+            fixed_ip="10.9.0.5",
+        )
         assert fixed.fixed_ips[0].ip_address == "10.9.0.5"
         assert network.instance_addresses(s, "vm-1")["n1"][0]["addr"] == "10.9.0.2"
     user_port = _create(stack, "ports", "port", {"network_id": net_id, "name": "mine"})
     with db.session() as s:
         with pytest.raises(BadRequest) as in_use:
-            network.validate_requested_networks(s, project_id=demo, requested=[
-                network.RequestedNetwork(network_id=net_id, fixed_ip="10.9.0.5")], max_count=1)
+            network.validate_requested_networks(
+                s,
+                project_id=demo,
+                requested=[network.RequestedNetwork(network_id=net_id, fixed_ip="10.9.0.5")],
+                max_count=1,
+            )
         assert in_use.value.kind == "FixedIpAlreadyInUse"
         bound = network.bind_port(s, user_port["id"], host="host1", device_id="vm-1")
         assert bound.device_id == "vm-1"
         with pytest.raises(Conflict) as port_in_use:
-            network.validate_requested_networks(s, project_id=demo, requested=[
-                network.RequestedNetwork(port_id=user_port["id"])], max_count=1)
+            network.validate_requested_networks(
+                s, project_id=demo, requested=[network.RequestedNetwork(port_id=user_port["id"])], max_count=1
+            )
         assert port_in_use.value.kind == "PortInUse"
         released = network.release_ports_for_device(s, "vm-1", keep=[user_port["id"]])
         assert len(released) == 3
@@ -442,8 +559,14 @@ def test_concurrent_allocations_never_share_an_address(stack_factory: Any, postg
 
     def allocate(i: int) -> str:
         with db.session() as s:
-            port = network.allocate_port(s, project_id=demo, network_id=net_id, device_id=f"vm-{i}",
-                                         device_owner="compute:nova", host="h")
+            port = network.allocate_port(
+                s,
+                project_id=demo,
+                network_id=net_id,
+                device_id=f"vm-{i}",
+                device_owner="compute:nova",
+                host="h",
+            )
             return port.fixed_ips[0].ip_address
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -456,12 +579,16 @@ def test_concurrent_allocations_never_share_an_address(stack_factory: Any, postg
 
 def test_bulk_create_is_all_or_nothing(stack: Api) -> None:
     net_id, _ = _network_with_subnet(stack, "10.9.0.0/24")
-    r = stack.post(f"{N}/ports", json={"ports": [{"network_id": net_id, "name": "b1"},
-                                                   {"network_id": net_id, "name": "b2"}]})
+    r = stack.post(
+        f"{N}/ports",
+        json={"ports": [{"network_id": net_id, "name": "b1"}, {"network_id": net_id, "name": "b2"}]},
+    )
     assert r.status_code == 201, r.text
     assert [p["name"] for p in r.json()["ports"]] == ["b1", "b2"]
-    r = stack.post(f"{N}/ports", json={"ports": [{"network_id": net_id, "name": "b3"},
-                                                   {"network_id": "missing", "name": "b4"}]})
+    r = stack.post(
+        f"{N}/ports",
+        json={"ports": [{"network_id": net_id, "name": "b3"}, {"network_id": "missing", "name": "b4"}]},
+    )
     _neutron_error(r, 404, "NetworkNotFound")
     names = [p["name"] for p in stack.get(f"{N}/ports", params={"network_id": net_id}).json()["ports"]]
     assert names == ["b1", "b2"]
@@ -472,7 +599,9 @@ def test_bulk_create_is_all_or_nothing(stack: Api) -> None:
 
 def test_port_filter_by_ip_substring(stack: Api) -> None:
     net_id, _ = _network_with_subnet(stack, "10.9.0.0/24")
-    port = _create(stack, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.123"}]})
+    port = _create(
+        stack, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.123"}]}
+    )
     _create(stack, "ports", "port", {"network_id": net_id})
     found = stack.get(f"{N}/ports", params={"fixed_ips": "ip_address_substr=0.12"}).json()["ports"]
     assert [p["id"] for p in found] == [port["id"]]
@@ -480,35 +609,71 @@ def test_port_filter_by_ip_substring(stack: Api) -> None:
 
 def test_allowed_address_pairs_and_extra_dhcp_options(stack: Api) -> None:
     net_id, _ = _network_with_subnet(stack, "10.9.0.0/24")
-    opts = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"}, {"opt_name": "tftp-server",
-                                                                        "opt_value": "10.1.1.1"}]
-    port = _create(stack, "ports", "port", {"network_id": net_id, "extra_dhcp_opts": opts,
-                                            "allowed_address_pairs": [{"ip_address": "10.9.0.200/30"}]})
-    assert port["allowed_address_pairs"] == [{"ip_address": "10.9.0.200/30", "mac_address": port["mac_address"]}]
+    opts = [
+        {"opt_name": "bootfile-name", "opt_value": "pxelinux.0"},
+        {"opt_name": "tftp-server", "opt_value": "10.1.1.1"},
+    ]
+    port = _create(
+        stack,
+        "ports",
+        "port",
+        {
+            "network_id": net_id,
+            "extra_dhcp_opts": opts,
+            "allowed_address_pairs": [{"ip_address": "10.9.0.200/30"}],
+        },
+    )
+    assert port["allowed_address_pairs"] == [
+        {"ip_address": "10.9.0.200/30", "mac_address": port["mac_address"]}
+    ]
     assert {(o["opt_name"], o["opt_value"]) for o in port["extra_dhcp_opts"]} == {
-        ("bootfile-name", "pxelinux.0"), ("tftp-server", "10.1.1.1")}
-    r = stack.put(f"{N}/ports/{port['id']}", json={"port": {"extra_dhcp_opts": [
-        {"opt_name": "tftp-server", "opt_value": None}], "allowed_address_pairs": []}})
+        ("bootfile-name", "pxelinux.0"),
+        ("tftp-server", "10.1.1.1"),
+    }
+    r = stack.put(
+        f"{N}/ports/{port['id']}",
+        json={
+            "port": {
+                "extra_dhcp_opts": [{"opt_name": "tftp-server", "opt_value": None}],
+                "allowed_address_pairs": [],
+            }
+        },
+    )
     assert r.status_code == 200
     assert [o["opt_name"] for o in r.json()["port"]["extra_dhcp_opts"]] == ["bootfile-name"]
     assert r.json()["port"]["allowed_address_pairs"] == []
     bad = {"network_id": net_id, "allowed_address_pairs": [{"ip_address": "nope"}]}
     _neutron_error(stack.post(f"{N}/ports", json={"port": bad}), 400)
-    insecure = {"network_id": net_id, "port_security_enabled": False, "security_groups": [],
-                "allowed_address_pairs": [{"ip_address": "10.9.0.9"}]}
+    insecure = {
+        "network_id": net_id,
+        "port_security_enabled": False,
+        "security_groups": [],
+        "allowed_address_pairs": [{"ip_address": "10.9.0.9"}],
+    }
     _neutron_error(stack.post(f"{N}/ports", json={"port": insecure}), 409)
 
 
 def test_rule_port_messages_follow_neutron(stack: Api) -> None:
     sg = _create(stack, "security-groups", "security_group", {"name": "ports"})
-    cases = [("tcp", -16, 80, "Invalid value for port -16"), ("tcp", 80, 79, "port_range_min must be <= port_range_max"),
-             ("tcp", 80, 65536, "Invalid value for port 65536"),
-             ("tcp", None, 6, "port_range_min must be <= port_range_max"),
-             ("icmp", 1, 256, "Invalid value for ICMP code"), ("icmp", None, 6, "ICMP type (port-range-min) is missing"),
-             ("icmp", 300, 1, "Invalid value for ICMP type")]
+    cases = [
+        ("tcp", -16, 80, "Invalid value for port -16"),
+        ("tcp", 80, 79, "port_range_min must be <= port_range_max"),
+        ("tcp", 80, 65536, "Invalid value for port 65536"),
+        ("tcp", None, 6, "port_range_min must be <= port_range_max"),
+        ("icmp", 1, 256, "Invalid value for ICMP code"),
+        ("icmp", None, 6, "ICMP type (port-range-min) is missing"),
+        ("icmp", 300, 1, "Invalid value for ICMP type"),
+    ]
     for protocol, low, high, message in cases:
-        body = {"security_group_rule": {"security_group_id": sg["id"], "direction": "ingress", "protocol": protocol,
-                                        "port_range_min": low, "port_range_max": high}}
+        body = {
+            "security_group_rule": {
+                "security_group_id": sg["id"],
+                "direction": "ingress",
+                "protocol": protocol,
+                "port_range_min": low,
+                "port_range_max": high,
+            }
+        }
         err = _neutron_error(stack.post(f"{N}/security-group-rules", json=body), 400)
         assert message in err["message"], (protocol, low, high, err)
     r = stack.put(f"{N}/security-groups/{sg['id']}", json={"security_group": {"name": "default"}})
@@ -558,11 +723,16 @@ def test_sorting_by_any_attribute_never_fails(stack: Api) -> None:
 
 def test_port_binding_is_admin_only(stack: Api) -> None:
     net_id, _ = _network_with_subnet(stack)
-    _neutron_error(stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "binding:host_id": "h1"}}), 403)
+    _neutron_error(
+        stack.post(f"{N}/ports", json={"port": {"network_id": net_id, "binding:host_id": "h1"}}), 403
+    )
     port = _create(stack, "ports", "port", {"network_id": net_id})
     _neutron_error(stack.put(f"{N}/ports/{port['id']}", json={"port": {"binding:host_id": "h1"}}), 403)
-    r = stack.put(f"{N}/ports/{port['id']}", as_="admin",
-                  json={"port": {"binding:host_id": "h1", "binding:profile": {"k": "v"}}})
+    r = stack.put(
+        f"{N}/ports/{port['id']}",
+        as_="admin",
+        json={"port": {"binding:host_id": "h1", "binding:profile": {"k": "v"}}},
+    )
     assert r.status_code == 200
     bound = r.json()["port"]
     assert bound["binding:host_id"] == "h1" and bound["binding:profile"] == {"k": "v"}
@@ -574,13 +744,27 @@ def test_network_api_on_postgresql(stack_factory: Any) -> None:
     net_id, sub_id = _network_with_subnet(api, "10.9.0.0/29")
     first = _create(api, "ports", "port", {"network_id": net_id})
     second = _create(api, "ports", "port", {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.6"}]})
-    assert (first["fixed_ips"][0]["ip_address"], second["fixed_ips"][0]["ip_address"]) == ("10.9.0.2", "10.9.0.6")
-    r = api.post(f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.6"}]}})
+    assert (first["fixed_ips"][0]["ip_address"], second["fixed_ips"][0]["ip_address"]) == (
+        "10.9.0.2",
+        "10.9.0.6",
+    )
+    r = api.post(
+        f"{N}/ports", json={"port": {"network_id": net_id, "fixed_ips": [{"ip_address": "10.9.0.6"}]}}
+    )
     _neutron_error(r, 409, "IpAddressAlreadyAllocated")
     sg = _create(api, "security-groups", "security_group", {"name": "pg"})
-    _create(api, "security-group-rules", "security_group_rule", {"security_group_id": sg["id"], "direction": "ingress",
-                                                                 "protocol": "tcp", "port_range_min": 22,
-                                                                 "port_range_max": 22})
+    _create(
+        api,
+        "security-group-rules",
+        "security_group_rule",
+        {
+            "security_group_id": sg["id"],
+            "direction": "ingress",
+            "protocol": "tcp",
+            "port_range_min": 22,
+            "port_range_max": 22,
+        },
+    )
     assert api.put(f"{N}/networks/{net_id}/tags", json={"tags": ["pg"]}).json() == {"tags": ["pg"]}
     assert [n["id"] for n in api.get(f"{N}/networks", params={"tags": "pg"}).json()["networks"]] == [net_id]
     assert api.get(f"{N}/quotas/{api.ids['demo_project']}/details").json()["quota"]["port"]["used"] == 2

@@ -34,19 +34,32 @@ def _rp(api: Api, name: str = "fake-host-1") -> dict[str, Any]:
 
 
 def _allocate(api: Api, rp: str, vcpu: int, generation: int | None, version: str = "1.28") -> Any:
-    return api.put(f"{P}/allocations/{CONSUMER}", as_="admin", headers=h(version),
-                   json={"allocations": {rp: {"resources": {"VCPU": vcpu}}}, "project_id": "p1", "user_id": "u1",
-                         "consumer_generation": generation})
+    return api.put(
+        f"{P}/allocations/{CONSUMER}",
+        as_="admin",
+        headers=h(version),
+        json={
+            "allocations": {rp: {"resources": {"VCPU": vcpu}}},
+            "project_id": "p1",
+            "user_id": "u1",
+            "consumer_generation": generation,
+        },
+    )
 
 
 # --- versions and errors ---------------------------------------------------------------------
+
 
 def test_root_document_needs_no_token(cloud: Api) -> None:
     r = cloud.get(f"{P}/", as_=None)
     assert r.status_code == 200
     version = r.json()["versions"][0]
-    assert (version["id"], version["min_version"], version["max_version"], version["status"]) == \
-        ("v1.0", "1.0", "1.39", "CURRENT")
+    assert (version["id"], version["min_version"], version["max_version"], version["status"]) == (
+        "v1.0",
+        "1.0",
+        "1.39",
+        "CURRENT",
+    )
     assert r.headers["openstack-api-version"] == "placement 1.0"
 
 
@@ -66,7 +79,11 @@ def test_admin_only_and_error_envelope(cloud: Api) -> None:
     assert r.status_code == 403
     error = r.json()["errors"][0]
     assert set(error) == {"status", "title", "detail", "code", "request_id"}
-    assert error["status"] == 403 and error["title"] == "Forbidden" and error["code"] == "placement.undefined_code"
+    assert (
+        error["status"] == 403
+        and error["title"] == "Forbidden"
+        and error["code"] == "placement.undefined_code"
+    )
     assert cloud.get(f"{P}/resource_providers", as_=None).status_code == 401
     r = cloud.get(f"{P}/resource_providers/{CONSUMER}", as_="admin")
     assert r.status_code == 404 and "errors" in r.json()
@@ -74,15 +91,25 @@ def test_admin_only_and_error_envelope(cloud: Api) -> None:
 
 # --- providers ---------------------------------------------------------------------------------
 
+
 def test_compute_nodes_are_providers_with_links_per_version(cloud: Api) -> None:
     rps = _providers(cloud, version="1.29")
     assert sorted(rp["name"] for rp in rps) == ["fake-host-1", "fake-host-2"]
-    assert {link["rel"] for link in rps[0]["links"]} == {"self", "inventories", "usages", "aggregates", "traits",
-                                                          "allocations"}
+    assert {link["rel"] for link in rps[0]["links"]} == {
+        "self",
+        "inventories",
+        "usages",
+        "aggregates",
+        "traits",
+        "allocations",
+    }
     assert rps[0]["root_provider_uuid"] == rps[0]["uuid"] and rps[0]["parent_provider_uuid"] is None
     old = _providers(cloud, version="1.0")[0]
-    assert "root_provider_uuid" not in old and {link["rel"] for link in old["links"]} == {"self", "inventories",
-                                                                                         "usages"}
+    assert "root_provider_uuid" not in old and {link["rel"] for link in old["links"]} == {
+        "self",
+        "inventories",
+        "usages",
+    }
 
 
 def test_create_update_delete_provider(cloud: Api) -> None:
@@ -95,11 +122,17 @@ def test_create_update_delete_provider(cloud: Api) -> None:
     assert r.headers["location"].startswith("http://testserver/placement/resource_providers/")
     r = cloud.post(f"{P}/resource_providers", as_="admin", headers=h("1.29"), json={"name": "extra"})
     assert r.status_code == 409 and r.json()["errors"][0]["code"] == "placement.duplicate_name"
-    child = cloud.post(f"{P}/resource_providers", as_="admin", headers=h("1.29"),
-                       json={"name": "child", "parent_provider_uuid": rp["uuid"]}).json()
+    child = cloud.post(
+        f"{P}/resource_providers",
+        as_="admin",
+        headers=h("1.29"),
+        json={"name": "child", "parent_provider_uuid": rp["uuid"]},
+    ).json()
     assert child["root_provider_uuid"] == rp["uuid"]
     assert [c["name"] for c in _providers(cloud, f"?in_tree={child['uuid']}")] == ["extra", "child"]
-    r = cloud.put(f"{P}/resource_providers/{rp['uuid']}", as_="admin", headers=h("1.29"), json={"name": "renamed"})
+    r = cloud.put(
+        f"{P}/resource_providers/{rp['uuid']}", as_="admin", headers=h("1.29"), json={"name": "renamed"}
+    )
     assert r.status_code == 200 and r.json()["name"] == "renamed"
     r = cloud.delete(f"{P}/resource_providers/{rp['uuid']}", as_="admin", headers=h("1.29"))
     assert r.status_code == 409  # it has a child
@@ -108,8 +141,9 @@ def test_create_update_delete_provider(cloud: Api) -> None:
     assert cloud.get(f"{P}/resource_providers/{rp['uuid']}", as_="admin").status_code == 404
 
 
-@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x" * 201}, {"name": "x", "uuid": "nope"},
-                                  {"name": "x", "bogus": 1}])
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "x" * 201}, {"name": "x", "uuid": "nope"}, {"name": "x", "bogus": 1}]
+)
 def test_bad_provider_bodies_are_400(cloud: Api, body: dict[str, Any]) -> None:
     assert cloud.post(f"{P}/resource_providers", as_="admin", headers=h("1.29"), json=body).status_code == 400
 
@@ -118,13 +152,16 @@ def test_list_filters(cloud: Api) -> None:
     assert [rp["name"] for rp in _providers(cloud, "?name=fake-host-2")] == ["fake-host-2"]
     assert len(_providers(cloud, "?resources=VCPU:1,MEMORY_MB:1024")) == 2
     assert _providers(cloud, "?resources=VCPU:100000") == []
-    assert cloud.get(f"{P}/resource_providers?resources=VCPU", as_="admin", headers=h("1.29")).status_code == 400
+    assert (
+        cloud.get(f"{P}/resource_providers?resources=VCPU", as_="admin", headers=h("1.29")).status_code == 400
+    )
     assert cloud.get(f"{P}/resource_providers?bogus=1", as_="admin", headers=h("1.29")).status_code == 400
     r = cloud.get(f"{P}/resource_providers?required=NO_SUCH_TRAIT", as_="admin", headers=h("1.29"))
     assert r.status_code == 400
 
 
 # --- inventories -------------------------------------------------------------------------------
+
 
 def test_inventories_with_generation_checks(cloud: Api) -> None:
     rp = _rp(cloud)
@@ -138,15 +175,21 @@ def test_inventories_with_generation_checks(cloud: Api) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["resource_provider_generation"] == gen + 1
     assert r.json()["inventories"]["CUSTOM_GPU"]["max_unit"] == 2147483647
-    stale = cloud.put(url, as_="admin", headers=h("1.29"),
-                      json={"resource_provider_generation": gen, "inventories": new})
+    stale = cloud.put(
+        url, as_="admin", headers=h("1.29"), json={"resource_provider_generation": gen, "inventories": new}
+    )
     assert stale.status_code == 409 and stale.json()["errors"][0]["code"] == "placement.concurrent_update"
     one = cloud.get(f"{url}/CUSTOM_GPU", as_="admin").json()
     assert one["total"] == 4 and one["resource_provider_generation"] == gen + 1
-    r = cloud.put(f"{url}/CUSTOM_GPU", as_="admin", json={"resource_provider_generation": gen + 1, "total": 8})
+    r = cloud.put(
+        f"{url}/CUSTOM_GPU", as_="admin", json={"resource_provider_generation": gen + 1, "total": 8}
+    )
     assert r.status_code == 200 and r.json()["total"] == 8
-    bad = cloud.put(f"{url}/CUSTOM_GPU", as_="admin",
-                    json={"resource_provider_generation": gen + 2, "total": 1, "reserved": 2})
+    bad = cloud.put(
+        f"{url}/CUSTOM_GPU",
+        as_="admin",
+        json={"resource_provider_generation": gen + 2, "total": 1, "reserved": 2},
+    )
     assert bad.status_code == 400
     assert cloud.delete(f"{url}/CUSTOM_GPU", as_="admin").status_code == 204
     assert cloud.get(f"{url}/CUSTOM_GPU", as_="admin").status_code == 404
@@ -156,7 +199,9 @@ def test_post_inventory_and_in_use_inventory_cannot_go(cloud: Api) -> None:
     rp = _rp(cloud)
     url = f"{P}/resource_providers/{rp['uuid']}/inventories"
     gen = cloud.get(url, as_="admin").json()["resource_provider_generation"]
-    r = cloud.post(url, as_="admin", json={"resource_class": "CUSTOM_X", "total": 2, "resource_provider_generation": gen})
+    r = cloud.post(
+        url, as_="admin", json={"resource_class": "CUSTOM_X", "total": 2, "resource_provider_generation": gen}
+    )
     assert r.status_code == 201 and r.json()["total"] == 2
     assert _allocate(cloud, rp["uuid"], 2, None).status_code == 204
     r = cloud.delete(f"{url}/VCPU", as_="admin", headers=h("1.29"))
@@ -165,6 +210,7 @@ def test_post_inventory_and_in_use_inventory_cannot_go(cloud: Api) -> None:
 
 
 # --- allocations and usages --------------------------------------------------------------------
+
 
 def test_allocations_consumer_generations_and_usages(cloud: Api) -> None:
     rp = _rp(cloud)["uuid"]
@@ -177,7 +223,9 @@ def test_allocations_consumer_generations_and_usages(cloud: Api) -> None:
     assert _allocate(cloud, rp, 3, 0).status_code == 204
     usage = cloud.get(f"{P}/resource_providers/{rp}/usages", as_="admin").json()["usages"]
     assert usage["VCPU"] == 3
-    assert cloud.get(f"{P}/usages?project_id=p1", as_="admin", headers=h("1.9")).json() == {"usages": {"VCPU": 3}}
+    assert cloud.get(f"{P}/usages?project_id=p1", as_="admin", headers=h("1.9")).json() == {
+        "usages": {"VCPU": 3}
+    }
     grouped = cloud.get(f"{P}/usages?project_id=p1", as_="admin", headers=h("1.38")).json()["usages"]
     assert grouped == {"INSTANCE": {"consumer_count": 1, "VCPU": 3}}
     by_rp = cloud.get(f"{P}/resource_providers/{rp}/allocations", as_="admin").json()["allocations"]
@@ -197,13 +245,21 @@ def test_over_capacity_and_unknown_provider(cloud: Api) -> None:
 
 def test_old_list_shaped_allocations(cloud: Api) -> None:
     rp = _rp(cloud)["uuid"]
-    body = {"allocations": [{"resource_provider": {"uuid": rp}, "resources": {"MEMORY_MB": 512}}],
-            "project_id": "p", "user_id": "u"}
-    assert cloud.put(f"{P}/allocations/{CONSUMER}", as_="admin", headers=h("1.8"), json=body).status_code == 204
-    assert cloud.put(f"{P}/allocations/{CONSUMER}", as_="admin", headers=h("1.12"), json=body).status_code == 400
+    body = {
+        "allocations": [{"resource_provider": {"uuid": rp}, "resources": {"MEMORY_MB": 512}}],
+        "project_id": "p",
+        "user_id": "u",
+    }
+    assert (
+        cloud.put(f"{P}/allocations/{CONSUMER}", as_="admin", headers=h("1.8"), json=body).status_code == 204
+    )
+    assert (
+        cloud.put(f"{P}/allocations/{CONSUMER}", as_="admin", headers=h("1.12"), json=body).status_code == 400
+    )
 
 
 # --- candidates --------------------------------------------------------------------------------
+
 
 def test_allocation_candidates(cloud: Api) -> None:
     r = cloud.get(f"{P}/allocation_candidates?resources=VCPU:1,MEMORY_MB:512", as_="admin", headers=h("1.29"))
@@ -219,14 +275,20 @@ def test_allocation_candidates(cloud: Api) -> None:
     assert len(limited.json()["allocation_requests"]) == 1
     old = cloud.get(f"{P}/allocation_candidates?resources=VCPU:1", as_="admin", headers=h("1.10")).json()
     assert isinstance(old["allocation_requests"][0]["allocations"], list)
-    assert cloud.get(f"{P}/allocation_candidates?resources=VCPU:1", as_="admin", headers=h("1.9")).status_code == 404
+    assert (
+        cloud.get(f"{P}/allocation_candidates?resources=VCPU:1", as_="admin", headers=h("1.9")).status_code
+        == 404
+    )
     assert cloud.get(f"{P}/allocation_candidates", as_="admin", headers=h("1.29")).status_code == 400
 
 
 # --- traits and aggregates ---------------------------------------------------------------------
 
+
 def test_traits(cloud: Api) -> None:
-    assert "COMPUTE_STATUS_DISABLED" in cloud.get(f"{P}/traits", as_="admin", headers=h("1.6")).json()["traits"]
+    assert (
+        "COMPUTE_STATUS_DISABLED" in cloud.get(f"{P}/traits", as_="admin", headers=h("1.6")).json()["traits"]
+    )
     assert cloud.put(f"{P}/traits/CUSTOM_FAST", as_="admin", headers=h("1.6")).status_code == 201
     assert cloud.put(f"{P}/traits/CUSTOM_FAST", as_="admin", headers=h("1.6")).status_code == 204
     assert cloud.put(f"{P}/traits/NOT_CUSTOM", as_="admin", headers=h("1.6")).status_code == 400
@@ -236,10 +298,22 @@ def test_traits(cloud: Api) -> None:
     rp = _rp(cloud)
     url = f"{P}/resource_providers/{rp['uuid']}/traits"
     gen = cloud.get(url, as_="admin", headers=h("1.6")).json()["resource_provider_generation"]
-    r = cloud.put(url, as_="admin", headers=h("1.6"), json={"traits": ["CUSTOM_FAST"], "resource_provider_generation": gen})
+    r = cloud.put(
+        url,
+        as_="admin",
+        headers=h("1.6"),
+        json={"traits": ["CUSTOM_FAST"], "resource_provider_generation": gen},
+    )
     assert r.status_code == 200 and r.json()["traits"] == ["CUSTOM_FAST"]
-    assert cloud.put(url, as_="admin", headers=h("1.6"),
-                     json={"traits": ["CUSTOM_NOPE"], "resource_provider_generation": gen + 1}).status_code == 400
+    assert (
+        cloud.put(
+            url,
+            as_="admin",
+            headers=h("1.6"),
+            json={"traits": ["CUSTOM_NOPE"], "resource_provider_generation": gen + 1},
+        ).status_code
+        == 400
+    )
     assert [p["name"] for p in _providers(cloud, "?required=CUSTOM_FAST")] == ["fake-host-1"]
     assert [p["name"] for p in _providers(cloud, "?required=!CUSTOM_FAST")] == ["fake-host-2"]
     assert cloud.delete(f"{P}/traits/CUSTOM_FAST", as_="admin", headers=h("1.6")).status_code == 409
@@ -255,9 +329,13 @@ def test_provider_aggregates_with_generation(cloud: Api) -> None:
     current = cloud.get(url, as_="admin", headers=h("1.19")).json()
     assert current["aggregates"] == []
     gen = current["resource_provider_generation"]
-    r = cloud.put(url, as_="admin", headers=h("1.19"), json={"aggregates": [agg], "resource_provider_generation": gen})
+    r = cloud.put(
+        url, as_="admin", headers=h("1.19"), json={"aggregates": [agg], "resource_provider_generation": gen}
+    )
     assert r.status_code == 200 and r.json()["aggregates"] == [agg]
-    stale = cloud.put(url, as_="admin", headers=h("1.19"), json={"aggregates": [], "resource_provider_generation": gen})
+    stale = cloud.put(
+        url, as_="admin", headers=h("1.19"), json={"aggregates": [], "resource_provider_generation": gen}
+    )
     assert stale.status_code == 409
     assert [p["name"] for p in _providers(cloud, f"?member_of=in:{agg}")] == ["fake-host-1"]
     assert [p["name"] for p in _providers(cloud, f"?member_of=!{agg}")] == ["fake-host-2"]
@@ -273,7 +351,14 @@ def test_resource_classes(cloud: Api) -> None:
     rp = _rp(cloud)
     url = f"{P}/resource_providers/{rp['uuid']}/inventories"
     gen = cloud.get(url, as_="admin").json()["resource_provider_generation"]
-    cloud.post(url, as_="admin", json={"resource_class": "CUSTOM_DISK", "total": 2, "resource_provider_generation": gen})
-    assert cloud.get(f"{P}/resource_classes/CUSTOM_DISK", as_="admin", headers=h("1.2")).json()["name"] == "CUSTOM_DISK"
+    cloud.post(
+        url,
+        as_="admin",
+        json={"resource_class": "CUSTOM_DISK", "total": 2, "resource_provider_generation": gen},
+    )
+    assert (
+        cloud.get(f"{P}/resource_classes/CUSTOM_DISK", as_="admin", headers=h("1.2")).json()["name"]
+        == "CUSTOM_DISK"
+    )
     assert cloud.get(f"{P}/resource_classes/CUSTOM_NONE", as_="admin", headers=h("1.2")).status_code == 404
     assert cloud.get(f"{P}/resource_classes", as_="admin", headers=h("1.1")).status_code == 404

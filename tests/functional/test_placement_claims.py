@@ -14,13 +14,20 @@ from novalite.placement import allocations, candidates, providers
 from novalite.placement.providers import InventorySpec
 
 
-def _provider(db: Any, name: str, *, vcpus: int = 4, ram: int = 4096, disk: int = 100,
-              cpu_ratio: float = 1.0) -> str:
+def _provider(
+    db: Any, name: str, *, vcpus: int = 4, ram: int = 4096, disk: int = 100, cpu_ratio: float = 1.0
+) -> str:
     with db.session() as s:
         rp = providers.create_provider(s, name=name)
-        providers.set_inventories(s, rp, {"VCPU": InventorySpec(total=vcpus, allocation_ratio=cpu_ratio),
-                                          "MEMORY_MB": InventorySpec(total=ram),
-                                          "DISK_GB": InventorySpec(total=disk)})
+        providers.set_inventories(
+            s,
+            rp,
+            {
+                "VCPU": InventorySpec(total=vcpus, allocation_ratio=cpu_ratio),
+                "MEMORY_MB": InventorySpec(total=ram),
+                "DISK_GB": InventorySpec(total=disk),
+            },
+        )
         return rp.uuid
 
 
@@ -30,7 +37,9 @@ def _consumer() -> allocations.ConsumerRef:
 
 def _generation(db: Any, uuid: str) -> int:
     with db.reader() as s:
-        return int(s.execute(select(ResourceProvider.generation).where(ResourceProvider.uuid == uuid)).scalar_one())
+        return int(
+            s.execute(select(ResourceProvider.generation).where(ResourceProvider.uuid == uuid)).scalar_one()
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -133,18 +142,23 @@ def test_candidates_respect_capacity_ratio_traits_and_limit(db: Any) -> None:
         assert names(candidates.ResourceQuery({"MEMORY_MB": 256})) == ["rp-small", "rp-big"]
         assert names(candidates.ResourceQuery({"VCPU": 2})) == ["rp-big"]  # 2 of 2 used; 2 of 2 * 4.0
         assert names(candidates.ResourceQuery({"VCPU": 3})) == []  # above max_unit
-        assert names(candidates.ResourceQuery({"DISK_GB": 1}, forbidden_traits=("CUSTOM_FAST",))) == ["rp-small"]
+        assert names(candidates.ResourceQuery({"DISK_GB": 1}, forbidden_traits=("CUSTOM_FAST",))) == [
+            "rp-small"
+        ]
         assert names(candidates.ResourceQuery({"DISK_GB": 1}, required_traits=("CUSTOM_FAST",))) == ["rp-big"]
         assert names(candidates.ResourceQuery({"DISK_GB": 1}, limit=1)) == ["rp-small"]
-        [cand] = candidates.find_candidates(s, candidates.ResourceQuery({"VCPU": 1, "DISK_GB": 5},
-                                                                        provider_names=("rp-big",)))
+        [cand] = candidates.find_candidates(
+            s, candidates.ResourceQuery({"VCPU": 1, "DISK_GB": 5}, provider_names=("rp-big",))
+        )
         assert cand.allocation_request == {big: {"VCPU": 1, "DISK_GB": 5}}
 
 
 def test_candidates_stay_sql_at_ten_thousand_providers(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=10_000, max_placement_results=1000)
     with api.runtime.db.reader() as s:
-        found = candidates.find_candidates(s, candidates.ResourceQuery({"VCPU": 1, "MEMORY_MB": 512}, limit=1000))
+        found = candidates.find_candidates(
+            s, candidates.ResourceQuery({"VCPU": 1, "MEMORY_MB": 512}, limit=1000)
+        )
         assert len(found) == 1000
         assert candidates.count_providers(s) == 10_000
 
@@ -164,13 +178,20 @@ def test_fake_hosts_seed_is_idempotent_and_grows(stack_factory: Any) -> None:
     with rt.db.reader() as s:
         assert hosts.local_hosts(s) == ["fake-host-1", "fake-host-2", "fake-host-3", "fake-host-4"]
         assert s.execute(select(func.count()).select_from(ComputeNode)).scalar_one() == 4
-        assert s.execute(select(func.count()).select_from(Service)
-                         .where(Service.binary == "nova-compute")).scalar_one() == 4
+        assert (
+            s.execute(
+                select(func.count()).select_from(Service).where(Service.binary == "nova-compute")
+            ).scalar_one()
+            == 4
+        )
         node = s.scalars(select(ComputeNode).where(ComputeNode.host == "fake-host-4")).one()
         rp = s.scalars(select(ResourceProvider).where(ResourceProvider.uuid == node.uuid)).one()
         assert rp.name == "fake-host-4"
-        vcpu = s.scalars(select(Inventory).where(Inventory.resource_provider_id == rp.id,
-                                                 Inventory.resource_class == "VCPU")).one()
+        vcpu = s.scalars(
+            select(Inventory).where(
+                Inventory.resource_provider_id == rp.id, Inventory.resource_class == "VCPU"
+            )
+        ).one()
         assert (vcpu.total, vcpu.allocation_ratio) == (8, 2.0)
 
 

@@ -22,8 +22,9 @@ def create(stack: Api, version: str = "2.1", **fields: Any) -> Any:
 
 def settle(stack: Api) -> list[dict[str, Any]]:
     """Wait until no server of the demo project is building; return them (detail view)."""
-    stack.wait_for(f"{SERVERS}/detail", lambda r: all(s["status"] in ("ACTIVE", "ERROR")
-                                                      for s in r.json()["servers"]))
+    stack.wait_for(
+        f"{SERVERS}/detail", lambda r: all(s["status"] in ("ACTIVE", "ERROR") for s in r.json()["servers"])
+    )
     return stack.get(f"{SERVERS}/detail").json()["servers"]  # type: ignore[no-any-return]
 
 
@@ -42,7 +43,9 @@ def private_ipv4(server: dict[str, Any]) -> str:
 
 
 def test_port_quota_lowers_max_count_or_refuses_min_count(stack: Api) -> None:
-    r = stack.put(f"/network/v2.0/quotas/{stack.ids['demo_project']}", as_="admin", json={"quota": {"port": 3}})
+    r = stack.put(
+        f"/network/v2.0/quotas/{stack.ids['demo_project']}", as_="admin", json={"quota": {"port": 3}}
+    )
     assert r.status_code == 200, r.text
     r = create(stack, min_count=4, max_count=5)
     assert r.status_code == 403, r.text
@@ -91,18 +94,37 @@ def test_failed_builds_and_deletes_leave_nothing_behind_and_ips_are_reused(stack
 
 
 def test_volumes_and_user_ports_survive_failures_detached(stack: Api) -> None:
-    r = stack.post("/volume/v3/volumes", json={"volume": {"size": 1, "name": "root", "imageRef": image_id(stack)}})
+    r = stack.post(
+        "/volume/v3/volumes", json={"volume": {"size": 1, "name": "root", "imageRef": image_id(stack)}}
+    )
     vol = r.json()["volume"]["id"]
     stack.wait_for(f"/volume/v3/volumes/{vol}", lambda r: r.json()["volume"]["status"] == "available")
     nets = stack.get("/network/v2.0/networks?name=private").json()["networks"]
     net = next(n["id"] for n in nets if n["project_id"] == stack.ids["demo_project"])
-    port = stack.post("/network/v2.0/ports", json={"port": {"network_id": net, "name": "mine"}}).json()["port"]
-    r = stack.post(SERVERS, version="2.37", json={"server": {
-        "name": "bfv", "flavorRef": "1", "metadata": FAIL, "networks": [{"port": port["id"]}],
-        "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": vol,
-                                     "boot_index": 0}, {
-            "source_type": "blank", "destination_type": "volume", "volume_size": 1,
-            "delete_on_termination": True}]}})
+    port = stack.post("/network/v2.0/ports", json={"port": {"network_id": net, "name": "mine"}}).json()[
+        "port"
+    ]
+    r = stack.post(
+        SERVERS,
+        version="2.37",
+        json={
+            "server": {
+                "name": "bfv",
+                "flavorRef": "1",
+                "metadata": FAIL,
+                "networks": [{"port": port["id"]}],
+                "block_device_mapping_v2": [
+                    {"source_type": "volume", "destination_type": "volume", "uuid": vol, "boot_index": 0},
+                    {
+                        "source_type": "blank",
+                        "destination_type": "volume",
+                        "volume_size": 1,
+                        "delete_on_termination": True,
+                    },
+                ],
+            }
+        },
+    )
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
     [server] = settle(stack)
@@ -117,13 +139,27 @@ def test_volumes_and_user_ports_survive_failures_detached(stack: Api) -> None:
     stack.wait_for(SERVERS, lambda r: r.json()["servers"] == [])
     assert stack.get(f"/volume/v3/volumes/{vol}").json()["volume"]["status"] == "available"
     assert stack.get(f"/volume/v3/volumes/{blank}").status_code == 404  # delete_on_termination
-    assert stack.get("/volume/v3/attachments", headers={"OpenStack-API-Version": "volume 3.27"}).json()[
-        "attachments"] == []
+    assert (
+        stack.get("/volume/v3/attachments", headers={"OpenStack-API-Version": "volume 3.27"}).json()[
+            "attachments"
+        ]
+        == []
+    )
     # the user's port and volume boot a new server
-    r = stack.post(SERVERS, version="2.37", json={"server": {
-        "name": "again", "flavorRef": "1", "networks": [{"port": port["id"]}],
-        "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": vol,
-                                     "boot_index": 0}]}})
+    r = stack.post(
+        SERVERS,
+        version="2.37",
+        json={
+            "server": {
+                "name": "again",
+                "flavorRef": "1",
+                "networks": [{"port": port["id"]}],
+                "block_device_mapping_v2": [
+                    {"source_type": "volume", "destination_type": "volume", "uuid": vol, "boot_index": 0}
+                ],
+            }
+        },
+    )
     assert r.status_code == 202, r.text
     [again] = settle(stack)
     assert again["status"] == "ACTIVE"

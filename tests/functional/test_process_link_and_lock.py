@@ -106,8 +106,12 @@ _HOLDER = textwrap.dedent("""
 
 def test_the_write_lock_excludes_writers_of_another_process(tmp_path: Path) -> None:
     db_file = tmp_path / "novalite.db"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(db_file)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline().strip() == "held"
@@ -176,8 +180,12 @@ def test_a_priority_writer_goes_before_writers_that_queued_later(tmp_path: Path)
     db_file = tmp_path / "novalite.db"
 
     def writer(kind: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-c", _WRITER, str(db_file), kind], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(db_file), kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -232,8 +240,11 @@ def test_serve_forks_only_without_other_threads(tmp_path: Path, monkeypatch: pyt
     busy = threading.Thread(target=release.wait, name="still-busy")
     busy.start()
     try:
+
         def runtime(choice: str) -> SimpleNamespace:
-            return SimpleNamespace(settings=SimpleNamespace(engine_process=choice), db=db, role="all", peer=None)
+            return SimpleNamespace(
+                settings=SimpleNamespace(engine_process=choice), db=db, role="all", peer=None
+            )
 
         auto = runtime("auto")
         assert engine_process.start(auto) is None
@@ -243,8 +254,9 @@ def test_serve_forks_only_without_other_threads(tmp_path: Path, monkeypatch: pyt
         assert engine_process.start(runtime("off")) is None
         with pytest.raises(ValueError, match="auto, on or off"):
             engine_process.start(runtime("sometimes"))
-        memory = SimpleNamespace(settings=SimpleNamespace(engine_process="on"), db=Database("sqlite://"),
-                                 role="all", peer=None)
+        memory = SimpleNamespace(
+            settings=SimpleNamespace(engine_process="on"), db=Database("sqlite://"), role="all", peer=None
+        )
         with pytest.raises(ValueError, match="in-memory"):
             engine_process.start(memory)
     finally:

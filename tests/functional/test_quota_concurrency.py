@@ -20,8 +20,9 @@ SERVERS = "/compute/v2.1/servers"
 
 
 def _set_quota(stack: Api, **limits: int) -> None:
-    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
-                  json={"quota_set": limits})
+    r = stack.put(
+        f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin", json={"quota_set": limits}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -33,8 +34,14 @@ def _live_servers(stack: Api) -> int:
     from novalite.db.models.compute import Instance
 
     with stack.runtime.db.reader() as s:  # type: ignore[attr-defined]
-        return int(s.scalar(select(func.count()).select_from(Instance).where(
-            Instance.project_id == stack.ids["demo_project"], Instance.deleted.is_(False))) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(Instance)
+                .where(Instance.project_id == stack.ids["demo_project"], Instance.deleted.is_(False))
+            )
+            or 0
+        )
 
 
 def _race(stack: Api, workers: int) -> list[int]:
@@ -72,29 +79,58 @@ def test_thirty_concurrent_creates_never_exceed_ten(stack_factory: Any, postgres
 def test_partial_multi_create(stack: Api) -> None:
     _set_quota(stack, instances=5)
     image = _image(stack)
-    r = stack.post(SERVERS, json={"server": {"name": "many", "imageRef": image, "flavorRef": "1",
-                                             "min_count": 2, "max_count": 10, "return_reservation_id": True}})
+    r = stack.post(
+        SERVERS,
+        json={
+            "server": {
+                "name": "many",
+                "imageRef": image,
+                "flavorRef": "1",
+                "min_count": 2,
+                "max_count": 10,
+                "return_reservation_id": True,
+            }
+        },
+    )
     assert r.status_code == 202, r.text
     rid = r.json()["reservation_id"]
     names = sorted(s["name"] for s in stack.get(f"{SERVERS}?reservation_id={rid}").json()["servers"])
     assert names == [f"many-{i}" for i in range(1, 6)]  # 5 fit of 2..10
-    r = stack.post(SERVERS, json={"server": {"name": "more", "imageRef": image, "flavorRef": "1",
-                                             "min_count": 1, "max_count": 3}})
+    r = stack.post(
+        SERVERS,
+        json={
+            "server": {"name": "more", "imageRef": image, "flavorRef": "1", "min_count": 1, "max_count": 3}
+        },
+    )
     assert r.status_code == 403
-    assert r.json()["forbidden"]["message"] == \
-        "Quota exceeded for instances: Requested 1-3, but already used 5 of 5 instances"
+    assert (
+        r.json()["forbidden"]["message"]
+        == "Quota exceeded for instances: Requested 1-3, but already used 5 of 5 instances"
+    )
     assert _live_servers(stack) == 5
 
 
 def test_cores_limit_the_count(stack: Api) -> None:
     _set_quota(stack, instances=10, cores=3)
-    r = stack.post(SERVERS, json={"server": {"name": "c", "imageRef": _image(stack), "flavorRef": "3",
-                                             "min_count": 1, "max_count": 4}})  # m1.medium: 2 vcpus
+    r = stack.post(
+        SERVERS,
+        json={
+            "server": {
+                "name": "c",
+                "imageRef": _image(stack),
+                "flavorRef": "3",
+                "min_count": 1,
+                "max_count": 4,
+            }
+        },
+    )  # m1.medium: 2 vcpus
     assert r.status_code == 202
     assert _live_servers(stack) == 1
 
 
-def test_a_queued_group_of_creates_is_judged_create_by_create(stack: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_queued_group_of_creates_is_judged_create_by_create(
+    stack: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Creates that queue while the create worker waits for the project's quota lock are stored
     together (one quota read, one insert per table: ``pipeline._store_batch``); each one is still
     judged as if it ran after the ones before it: with 3 instances left, a group asking 2, 1-3 and 1
@@ -120,8 +156,18 @@ def test_a_queued_group_of_creates_is_judged_create_by_create(stack: Api, monkey
     deadline = time.monotonic() + 20
 
     def post(name: str, lo: int, hi: int) -> None:
-        results[name] = stack.post(SERVERS, json={"server": {"name": name, "imageRef": image, "flavorRef": "1",
-                                                             "min_count": lo, "max_count": hi}})
+        results[name] = stack.post(
+            SERVERS,
+            json={
+                "server": {
+                    "name": name,
+                    "imageRef": image,
+                    "flavorRef": "1",
+                    "min_count": lo,
+                    "max_count": hi,
+                }
+            },
+        )
 
     def start(name: str, lo: int, hi: int, queued: int) -> threading.Thread:
         thread = threading.Thread(target=post, args=(name, lo, hi))
@@ -146,6 +192,8 @@ def test_a_queued_group_of_creates_is_judged_create_by_create(stack: Api, monkey
     assert results["a"].status_code == 202, results["a"].text
     assert results["b"].status_code == 202, results["b"].text
     assert results["c"].status_code == 403
-    assert results["c"].json()["forbidden"]["message"] == \
-        "Quota exceeded for instances: Requested 1, but already used 4 of 4 instances"
+    assert (
+        results["c"].json()["forbidden"]["message"]
+        == "Quota exceeded for instances: Requested 1, but already used 4 of 4 instances"
+    )
     assert _live_servers(stack) == 4  # first 1 + a 2 + b 1 (of 1-3: only 1 was left)

@@ -22,24 +22,41 @@ LEGACY = {"fixed_ips", "floating_ips", "security_groups", "security_group_rules"
 FLAVOR = {"vcpus": 2, "memory_mb": 4096}
 
 
-def _servers(stack: Api, count: int, *, vcpus: int = 1, ram: int = 512, user: str = "demo_user",
-             deleted: bool = False) -> None:
+def _servers(
+    stack: Api, count: int, *, vcpus: int = 1, ram: int = 512, user: str = "demo_user", deleted: bool = False
+) -> None:
     """Existing servers of the demo project, as the create pipeline leaves them in the database."""
     with stack.runtime.db.session() as s:  # type: ignore[attr-defined]
         for _ in range(count):
-            s.add(Instance(uuid=str(uuid.uuid4()), project_id=stack.ids["demo_project"], user_id=stack.ids[user],
-                           display_name="vm", reservation_id="r-x", flavor_id="1", flavor={}, memory_mb=ram,
-                           vcpus=vcpus, root_gb=1, vm_state="active", deleted=deleted))
+            s.add(
+                Instance(
+                    uuid=str(uuid.uuid4()),
+                    project_id=stack.ids["demo_project"],
+                    user_id=stack.ids[user],
+                    display_name="vm",
+                    reservation_id="r-x",
+                    flavor_id="1",
+                    flavor={},
+                    memory_mb=ram,
+                    vcpus=vcpus,
+                    root_gb=1,
+                    vm_state="active",
+                    deleted=deleted,
+                )
+            )
 
 
 def _demo_ctx(stack: Api) -> RequestContext:
-    return RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    return RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
 
 
 def _set(stack: Api, version: str = "2.1", user_id: str | None = None, **values: Any) -> Any:
     query = f"?user_id={user_id}" if user_id else ""
-    return stack.put(f"{QS}/{stack.ids['demo_project']}{query}", as_="admin", version=version,
-                     json={"quota_set": values})
+    return stack.put(
+        f"{QS}/{stack.ids['demo_project']}{query}", as_="admin", version=version, json={"quota_set": values}
+    )
 
 
 def _check(stack: Api, min_count: int, max_count: int, flavor: dict[str, int] = FLAVOR) -> int:
@@ -49,16 +66,21 @@ def _check(stack: Api, min_count: int, max_count: int, flavor: dict[str, int] = 
 
 # --- instance quota ------------------------------------------------------------------------
 
+
 def test_instance_quota_message_and_partial_create(stack: Api) -> None:
     _servers(stack, 9)
     _servers(stack, 3, deleted=True)  # deleted servers do not count
     with pytest.raises(OverQuota) as exc:
         _check(stack, 3, 3)
-    assert exc.value.message == "Quota exceeded for instances: Requested 3, but already used 9 of 10 instances"
+    assert (
+        exc.value.message == "Quota exceeded for instances: Requested 3, but already used 9 of 10 instances"
+    )
     assert exc.value.status == 403
     with pytest.raises(OverQuota) as exc:
         _check(stack, 2, 4)
-    assert exc.value.message == "Quota exceeded for instances: Requested 2-4, but already used 9 of 10 instances"
+    assert (
+        exc.value.message == "Quota exceeded for instances: Requested 2-4, but already used 9 of 10 instances"
+    )
     assert _check(stack, 1, 4) == 1
     assert _check(stack, 1, 1) == 1
 
@@ -67,8 +89,9 @@ def test_cores_and_ram_are_listed_together(stack: Api) -> None:
     _servers(stack, 2, vcpus=9, ram=20480)  # 18 of 20 cores, 40960 of 51200 MB
     with pytest.raises(OverQuota) as exc:
         _check(stack, 2, 2, {"vcpus": 2, "memory_mb": 8192})
-    assert exc.value.message == ("Quota exceeded for cores, ram: Requested 2, but already used 18, 40960 of "
-                                 "20, 51200 cores, ram")
+    assert exc.value.message == (
+        "Quota exceeded for cores, ram: Requested 2, but already used 18, 40960 of 20, 51200 cores, ram"
+    )
     assert _check(stack, 1, 5, {"vcpus": 2, "memory_mb": 8192}) == 1
 
 
@@ -80,17 +103,21 @@ def test_unlimited_and_per_user_limits(stack: Api) -> None:
     assert _set(stack, user_id=stack.ids["demo_user"], instances=10).status_code == 200
     with pytest.raises(OverQuota) as exc:
         _check(stack, 2, 2, {"vcpus": 1, "memory_mb": 1})
-    assert exc.value.message == "Quota exceeded for instances: Requested 2, but already used 9 of 10 instances"
+    assert (
+        exc.value.message == "Quota exceeded for instances: Requested 2, but already used 9 of 10 instances"
+    )
 
 
 def test_recheck_after_insert(stack: Api) -> None:
     _servers(stack, 11)
     with stack.runtime.db.session() as s:  # type: ignore[attr-defined]
         with pytest.raises(OverQuota):
-            quotas.recheck_instance_quota(s, stack.ids["demo_project"], stack.ids["demo_user"],
-                                          {"vcpus": 1, "memory_mb": 512}, 2)
-        quotas.recheck_instance_quota(s, stack.ids["admin_project"], stack.ids["admin_user"],
-                                      {"vcpus": 1, "memory_mb": 512}, 2)
+            quotas.recheck_instance_quota(
+                s, stack.ids["demo_project"], stack.ids["demo_user"], {"vcpus": 1, "memory_mb": 512}, 2
+            )
+        quotas.recheck_instance_quota(
+            s, stack.ids["admin_project"], stack.ids["admin_user"], {"vcpus": 1, "memory_mb": 512}, 2
+        )
 
 
 def test_metadata_and_injected_file_limits(stack: Api) -> None:
@@ -119,10 +146,17 @@ def test_registered_counters_feed_usage(stack: Api) -> None:
 
 # --- quota sets ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("version,keys", [
-    ("2.1", CORE | INJECTED | LEGACY), ("2.35", CORE | INJECTED | LEGACY), ("2.36", CORE | INJECTED),
-    ("2.56", CORE | INJECTED), ("2.57", CORE),
-])
+
+@pytest.mark.parametrize(
+    "version,keys",
+    [
+        ("2.1", CORE | INJECTED | LEGACY),
+        ("2.35", CORE | INJECTED | LEGACY),
+        ("2.36", CORE | INJECTED),
+        ("2.56", CORE | INJECTED),
+        ("2.57", CORE),
+    ],
+)
 def test_quota_set_keys_per_version(stack: Api, version: str, keys: set[str]) -> None:
     project = stack.ids["demo_project"]
     body = stack.get(f"{QS}/{project}", version=version).json()["quota_set"]
@@ -143,7 +177,10 @@ def test_quota_set_access_rules(stack: Api) -> None:
     assert stack.get(f"{QS}/{admin_project}").status_code == 403
     assert stack.get(f"{QS}/{admin_project}/detail").status_code == 403
     assert stack.get(f"{QS}/{admin_project}/defaults").status_code == 200
-    assert stack.put(f"{QS}/{stack.ids['demo_project']}", json={"quota_set": {"instances": 1}}).status_code == 403
+    assert (
+        stack.put(f"{QS}/{stack.ids['demo_project']}", json={"quota_set": {"instances": 1}}).status_code
+        == 403
+    )
     assert stack.delete(f"{QS}/{stack.ids['demo_project']}").status_code == 403
 
 
@@ -161,8 +198,17 @@ def test_update_show_and_reset(stack: Api) -> None:
     assert stack.get(f"{QS}/{project}").json()["quota_set"]["instances"] == 10
 
 
-@pytest.mark.parametrize("values", [{"instances": -2}, {"instances": "many"}, {"instances": 2**31},
-                                    {"bogus": 1}, {"force": "perhaps"}, {"instances": 1.5}])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"instances": -2},
+        {"instances": "many"},
+        {"instances": 2**31},
+        {"bogus": 1},
+        {"force": "perhaps"},
+        {"instances": 1.5},
+    ],
+)
 def test_invalid_updates_are_400(stack: Api, values: dict[str, Any]) -> None:
     assert _set(stack, **values).status_code == 400
 
@@ -178,11 +224,15 @@ def test_update_below_usage_needs_force(stack: Api) -> None:
     _servers(stack, 3)
     r = _set(stack, instances=2)
     assert r.status_code == 400
-    assert r.json()["badRequest"]["message"] == ("Quota limit 2 for instances must be greater than or equal to "
-                                                 "already used and reserved 3.")
+    assert r.json()["badRequest"]["message"] == (
+        "Quota limit 2 for instances must be greater than or equal to already used and reserved 3."
+    )
     assert _set(stack, instances=2, force=True).status_code == 200
     assert stack.get(f"{QS}/{stack.ids['demo_project']}/detail").json()["quota_set"]["instances"] == {
-        "limit": 2, "in_use": 3, "reserved": 0}
+        "limit": 2,
+        "in_use": 3,
+        "reserved": 0,
+    }
 
 
 def test_per_user_quota(stack: Api) -> None:
@@ -195,7 +245,10 @@ def test_per_user_quota(stack: Api) -> None:
     assert "already used and reserved 1" in r.json()["badRequest"]["message"]
     r = _set(stack, user_id=demo_user, key_pairs=500)
     assert r.status_code == 400
-    assert r.json()["badRequest"]["message"] == "Quota limit 500 for key_pairs must be less than or equal to 100."
+    assert (
+        r.json()["badRequest"]["message"]
+        == "Quota limit 500 for key_pairs must be less than or equal to 100."
+    )
     assert _set(stack, user_id=demo_user, key_pairs=3).status_code == 200
     assert stack.get(f"{QS}/{project}?user_id={demo_user}").json()["quota_set"]["key_pairs"] == 3
     assert stack.get(f"{QS}/{project}").json()["quota_set"]["key_pairs"] == 100
@@ -212,11 +265,17 @@ def test_unknown_project_update_is_400(stack: Api) -> None:
 
 # --- quota classes -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("version,keys", [
-    ("2.1", CORE - {"server_groups", "server_group_members"} | INJECTED | LEGACY),
-    ("2.49", CORE - {"server_groups", "server_group_members"} | INJECTED | LEGACY),
-    ("2.50", CORE | INJECTED), ("2.56", CORE | INJECTED), ("2.57", CORE),
-])
+
+@pytest.mark.parametrize(
+    "version,keys",
+    [
+        ("2.1", CORE - {"server_groups", "server_group_members"} | INJECTED | LEGACY),
+        ("2.49", CORE - {"server_groups", "server_group_members"} | INJECTED | LEGACY),
+        ("2.50", CORE | INJECTED),
+        ("2.56", CORE | INJECTED),
+        ("2.57", CORE),
+    ],
+)
 def test_quota_class_keys_per_version(stack: Api, version: str, keys: set[str]) -> None:
     body = stack.get(f"{QC}/default", as_="admin", version=version).json()["quota_class_set"]
     assert set(body) == keys | {"id"}
@@ -229,33 +288,69 @@ def test_default_class_changes_project_defaults(stack: Api) -> None:
     assert stack.put(f"{QC}/default", json={"quota_class_set": {"instances": 3}}).status_code == 403
     r = stack.put(f"{QC}/default", as_="admin", version="2.50", json={"quota_class_set": {"instances": 3}})
     assert r.status_code == 200, r.text
-    assert r.json() == {"quota_class_set": {"instances": 3, "cores": 20, "ram": 51200, "metadata_items": 128,
-                                            "key_pairs": 100, "server_groups": 10, "server_group_members": 10,
-                                            "injected_files": 5, "injected_file_content_bytes": 10240,
-                                            "injected_file_path_bytes": 255}}
+    assert r.json() == {
+        "quota_class_set": {
+            "instances": 3,
+            "cores": 20,
+            "ram": 51200,
+            "metadata_items": 128,
+            "key_pairs": 100,
+            "server_groups": 10,
+            "server_group_members": 10,
+            "injected_files": 5,
+            "injected_file_content_bytes": 10240,
+            "injected_file_path_bytes": 255,
+        }
+    }
     assert stack.get(f"{QS}/{project}").json()["quota_set"]["instances"] == 3
     assert stack.get(f"{QS}/{project}/defaults").json()["quota_set"]["instances"] == 3
     # a project row still wins over the class
     _set(stack, instances=4)
     assert stack.get(f"{QS}/{project}").json()["quota_set"]["instances"] == 4
-    r = stack.put(f"{QC}/default", as_="admin", version="2.57", json={"quota_class_set": {"injected_files": 1}})
+    r = stack.put(
+        f"{QC}/default", as_="admin", version="2.57", json={"quota_class_set": {"injected_files": 1}}
+    )
     assert r.status_code == 400
 
 
 # --- limits --------------------------------------------------------------------------------
 
-ABS_257 = {"maxTotalRAMSize", "maxTotalInstances", "maxTotalCores", "maxTotalKeypairs", "maxServerMeta",
-           "maxServerGroups", "maxServerGroupMembers", "totalRAMUsed", "totalCoresUsed", "totalInstancesUsed",
-           "totalServerGroupsUsed"}
+ABS_257 = {
+    "maxTotalRAMSize",
+    "maxTotalInstances",
+    "maxTotalCores",
+    "maxTotalKeypairs",
+    "maxServerMeta",
+    "maxServerGroups",
+    "maxServerGroupMembers",
+    "totalRAMUsed",
+    "totalCoresUsed",
+    "totalInstancesUsed",
+    "totalServerGroupsUsed",
+}
 ABS_239 = ABS_257 | {"maxPersonality", "maxPersonalitySize"}
 ABS_236 = ABS_239 | {"maxImageMeta"}
-ABS_21 = ABS_236 | {"maxTotalFloatingIps", "maxSecurityGroups", "maxSecurityGroupRules", "totalFloatingIpsUsed",
-                    "totalSecurityGroupsUsed"}
+ABS_21 = ABS_236 | {
+    "maxTotalFloatingIps",
+    "maxSecurityGroups",
+    "maxSecurityGroupRules",
+    "totalFloatingIpsUsed",
+    "totalSecurityGroupsUsed",
+}
 
 
-@pytest.mark.parametrize("version,keys", [("2.1", ABS_21), ("2.35", ABS_21), ("2.36", ABS_236),
-                                          ("2.38", ABS_236), ("2.39", ABS_239), ("2.56", ABS_239),
-                                          ("2.57", ABS_257)])
+@pytest.mark.parametrize(
+    "version,keys",
+    [
+        ("2.1", ABS_21),
+        ("2.35", ABS_21),
+        ("2.36", ABS_236),
+        ("2.38", ABS_236),
+        ("2.39", ABS_239),
+        ("2.56", ABS_239),
+        ("2.57", ABS_257),
+    ],
+)
 def test_limits_keys_per_version(stack: Api, version: str, keys: set[str]) -> None:
     r = stack.get("/compute/v2.1/limits", version=version)
     assert r.status_code == 200
@@ -269,7 +364,11 @@ def test_limits_reflect_quotas_and_usage(stack: Api) -> None:
     _set(stack, instances=7)
     absolute = stack.get("/compute/v2.1/limits").json()["limits"]["absolute"]
     assert absolute["maxTotalInstances"] == 7 and absolute["maxTotalCores"] == 20
-    assert (absolute["totalInstancesUsed"], absolute["totalCoresUsed"], absolute["totalRAMUsed"]) == (2, 4, 2048)
+    assert (absolute["totalInstancesUsed"], absolute["totalCoresUsed"], absolute["totalRAMUsed"]) == (
+        2,
+        4,
+        2048,
+    )
     assert absolute["maxTotalFloatingIps"] == -1 and absolute["totalFloatingIpsUsed"] == 0
     own = stack.get("/compute/v2.1/limits", as_="admin").json()["limits"]["absolute"]
     assert own["totalInstancesUsed"] == 0
@@ -282,11 +381,13 @@ def test_limits_reflect_quotas_and_usage(stack: Api) -> None:
 
 # --- availability zones ----------------------------------------------------------------------
 
+
 def test_availability_zones(stack: Api) -> None:
     r = stack.get("/compute/v2.1/os-availability-zone")
     assert r.status_code == 200
-    assert r.json() == {"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True},
-                                                  "hosts": None}]}
+    assert r.json() == {
+        "availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]
+    }
     assert stack.get("/compute/v2.1/os-availability-zone/detail").status_code == 403
     r = stack.get("/compute/v2.1/os-availability-zone/detail", as_="admin")
     assert r.status_code == 200
@@ -301,14 +402,38 @@ def test_availability_zones(stack: Api) -> None:
 def test_catalog_on_postgresql(stack_factory: Any) -> None:
     api = stack_factory(postgres=True)
     demo_project = api.ids["demo_project"]
-    r = api.post("/compute/v2.1/flavors", as_="admin", json={"flavor": {
-        "name": "pg", "id": "pg1", "ram": 64, "vcpus": 1, "disk": 0, "os-flavor-access:is_public": False}})
+    r = api.post(
+        "/compute/v2.1/flavors",
+        as_="admin",
+        json={
+            "flavor": {
+                "name": "pg",
+                "id": "pg1",
+                "ram": 64,
+                "vcpus": 1,
+                "disk": 0,
+                "os-flavor-access:is_public": False,
+            }
+        },
+    )
     assert r.status_code == 200, r.text
-    assert api.post("/compute/v2.1/flavors/pg1/action", as_="admin",
-                    json={"addTenantAccess": {"tenant": demo_project}}).status_code == 200
+    assert (
+        api.post(
+            "/compute/v2.1/flavors/pg1/action",
+            as_="admin",
+            json={"addTenantAccess": {"tenant": demo_project}},
+        ).status_code
+        == 200
+    )
     assert "pg" in {f["name"] for f in api.get("/compute/v2.1/flavors").json()["flavors"]}
-    assert api.post("/compute/v2.1/os-keypairs", version="2.2", json={"keypair": {"name": "k"}}).status_code == 201
-    assert api.post("/compute/v2.1/os-keypairs", version="2.2", json={"keypair": {"name": "k"}}).status_code == 409
+    assert (
+        api.post("/compute/v2.1/os-keypairs", version="2.2", json={"keypair": {"name": "k"}}).status_code
+        == 201
+    )
+    assert (
+        api.post("/compute/v2.1/os-keypairs", version="2.2", json={"keypair": {"name": "k"}}).status_code
+        == 409
+    )
     _servers(api, 2, vcpus=2)
     assert _set(api, instances=1).status_code == 400
     assert _set(api, instances=3, force="True").status_code == 200
@@ -319,8 +444,12 @@ def test_catalog_on_postgresql(stack_factory: Any) -> None:
     # PostgreSQL refuses NUL in text: such requests must stay 4xx, never 500
     for path in ("os-keypairs/a%00b", "flavors/a%00b", "os-quota-sets/a%00b", "os-quota-class-sets/a%00b"):
         assert api.get(f"/compute/v2.1/{path}", as_="admin").status_code == 404, path
-    r = api.post("/compute/v2.1/os-keypairs", as_="admin", version="2.10",
-                 json={"keypair": {"name": "n", "user_id": "a\x00b"}})
+    r = api.post(
+        "/compute/v2.1/os-keypairs",
+        as_="admin",
+        version="2.10",
+        json={"keypair": {"name": "n", "user_id": "a\x00b"}},
+    )
     assert r.status_code == 400
     for path in ("os-keypairs?user_id=a%00b", "limits?tenant_id=a%00", "flavors?marker=%00"):
         assert api.get(f"/compute/v2.1/{path}", as_="admin", version="2.35").status_code == 400, path

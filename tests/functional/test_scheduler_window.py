@@ -22,8 +22,16 @@ from novalite.placement import allocations
 from novalite.scheduler.service import NoValidHost, SchedulerService
 
 HOSTS = 12
-FLAVOR = {"flavorid": "1", "name": "m1.tiny", "memory_mb": 512, "vcpus": 1, "root_gb": 1, "ephemeral_gb": 0,
-          "swap": 0, "extra_specs": {}}
+FLAVOR = {
+    "flavorid": "1",
+    "name": "m1.tiny",
+    "memory_mb": 512,
+    "vcpus": 1,
+    "root_gb": 1,
+    "ephemeral_gb": 0,
+    "swap": 0,
+    "extra_specs": {},
+}
 
 
 def _t(model: Any) -> Table:
@@ -42,24 +50,89 @@ def db(request: Any, tmp_path: Path, stack_factory: Any) -> Any:
     ids = range(1, HOSTS + 1)
     with database.session() as s:
         conn = s.connection()
-        conn.execute(insert(_t(Service)), [
-            {"id": i, "uuid": str(uuidlib.uuid4()), "binary": "nova-compute", "host": host_name(i),
-             "topic": "compute", "availability_zone": "nova", "disabled": False, "forced_down": False,
-             "report_count": 0, "version": 1, "last_seen_at": now, "created_at": now, "updated_at": now,
-             "deleted": False} for i in ids])
+        conn.execute(
+            insert(_t(Service)),
+            [
+                {
+                    "id": i,
+                    "uuid": str(uuidlib.uuid4()),
+                    "binary": "nova-compute",
+                    "host": host_name(i),
+                    "topic": "compute",
+                    "availability_zone": "nova",
+                    "disabled": False,
+                    "forced_down": False,
+                    "report_count": 0,
+                    "version": 1,
+                    "last_seen_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted": False,
+                }
+                for i in ids
+            ],
+        )
         uuids = {i: str(uuidlib.uuid4()) for i in ids}
-        conn.execute(insert(_t(ComputeNode)), [
-            {"id": i, "uuid": uuids[i], "service_id": i, "host": host_name(i), "hypervisor_hostname": host_name(i),
-             "hypervisor_type": "QEMU", "hypervisor_version": 1, "vcpus": 8, "memory_mb": 4096, "local_gb": 100,
-             "cpu_info": {}, "supported_instances": [], "stats": {}, "host_ip": "127.0.0.1", "failed_builds": 0,
-             "created_at": now, "updated_at": now, "deleted": False, "notes": ""} for i in ids])
-        conn.execute(insert(_t(ResourceProvider)), [
-            {"id": i, "uuid": uuids[i], "name": host_name(i), "generation": 1, "root_provider_uuid": uuids[i],
-             "created_at": now, "updated_at": now} for i in ids])
-        conn.execute(insert(_t(Inventory)), [
-            {"resource_provider_id": i, "resource_class": rc, "total": total, "reserved": 0, "min_unit": 1,
-             "max_unit": total, "step_size": 1, "allocation_ratio": 1.0, "used": 0}
-            for i in ids for rc, total in (("VCPU", 8), ("MEMORY_MB", 4096), ("DISK_GB", 100))])
+        conn.execute(
+            insert(_t(ComputeNode)),
+            [
+                {
+                    "id": i,
+                    "uuid": uuids[i],
+                    "service_id": i,
+                    "host": host_name(i),
+                    "hypervisor_hostname": host_name(i),
+                    "hypervisor_type": "QEMU",
+                    "hypervisor_version": 1,
+                    "vcpus": 8,
+                    "memory_mb": 4096,
+                    "local_gb": 100,
+                    "cpu_info": {},
+                    "supported_instances": [],
+                    "stats": {},
+                    "host_ip": "127.0.0.1",
+                    "failed_builds": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted": False,
+                    "notes": "",
+                }
+                for i in ids
+            ],
+        )
+        conn.execute(
+            insert(_t(ResourceProvider)),
+            [
+                {
+                    "id": i,
+                    "uuid": uuids[i],
+                    "name": host_name(i),
+                    "generation": 1,
+                    "root_provider_uuid": uuids[i],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in ids
+            ],
+        )
+        conn.execute(
+            insert(_t(Inventory)),
+            [
+                {
+                    "resource_provider_id": i,
+                    "resource_class": rc,
+                    "total": total,
+                    "reserved": 0,
+                    "min_unit": 1,
+                    "max_unit": total,
+                    "step_size": 1,
+                    "allocation_ratio": 1.0,
+                    "used": 0,
+                }
+                for i in ids
+                for rc, total in (("VCPU", 8), ("MEMORY_MB", 4096), ("DISK_GB", 100))
+            ],
+        )
     yield database
     if request.param != "postgres":
         database.dispose()
@@ -73,20 +146,61 @@ def _instance(db: Any) -> str:
     u = str(uuidlib.uuid4())
     now = utcnow()
     with db.session() as s:
-        s.connection().execute(insert(_t(Instance)), [{
-            "uuid": u, "project_id": "p", "user_id": "u", "display_name": "w", "hostname": "w",
-            "reservation_id": "r-1", "launch_index": 0, "image_ref": "", "kernel_id": "", "ramdisk_id": "",
-            "flavor_id": "1", "flavor": FLAVOR, "memory_mb": 512, "vcpus": 1, "root_gb": 1, "ephemeral_gb": 0,
-            "config_drive": "", "auto_disk_config": False, "vm_state": "building", "task_state": "scheduling",
-            "power_state": 0, "progress": 0, "locked": False, "security_groups": [], "system_metadata": {},
-            "network_info": [], "created_at": now, "updated_at": now, "deleted": False}])
+        s.connection().execute(
+            insert(_t(Instance)),
+            [
+                {
+                    "uuid": u,
+                    "project_id": "p",
+                    "user_id": "u",
+                    "display_name": "w",
+                    "hostname": "w",
+                    "reservation_id": "r-1",
+                    "launch_index": 0,
+                    "image_ref": "",
+                    "kernel_id": "",
+                    "ramdisk_id": "",
+                    "flavor_id": "1",
+                    "flavor": FLAVOR,
+                    "memory_mb": 512,
+                    "vcpus": 1,
+                    "root_gb": 1,
+                    "ephemeral_gb": 0,
+                    "config_drive": "",
+                    "auto_disk_config": False,
+                    "vm_state": "building",
+                    "task_state": "scheduling",
+                    "power_state": 0,
+                    "progress": 0,
+                    "locked": False,
+                    "security_groups": [],
+                    "system_metadata": {},
+                    "network_info": [],
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted": False,
+                }
+            ],
+        )
     return u
 
 
 def _doc(u: str, flavor: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"instance_uuid": u, "project_id": "p", "user_id": "u", "num_instances": 1, "flavor": flavor or FLAVOR,
-            "image": {"properties": {}}, "is_bfv": False, "availability_zone": None, "force_hosts": [],
-            "force_nodes": [], "requested_destination": None, "scheduler_hints": {}, "instance_group": None}
+    return {
+        "instance_uuid": u,
+        "project_id": "p",
+        "user_id": "u",
+        "num_instances": 1,
+        "flavor": flavor or FLAVOR,
+        "image": {"properties": {}},
+        "is_bfv": False,
+        "availability_zone": None,
+        "force_hosts": [],
+        "force_nodes": [],
+        "requested_destination": None,
+        "scheduler_hints": {},
+        "instance_group": None,
+    }
 
 
 def _force_down(db: Any, hosts: list[int]) -> None:
@@ -130,8 +244,11 @@ def test_no_valid_host_counts_every_host_per_filter_and_placement(db: Any) -> No
     _force_down(db, list(range(1, HOSTS)))
     with db.session() as s:  # the one live host is full
         last = s.execute(_t(ResourceProvider).select().where(_t(ResourceProvider).c.id == HOSTS)).one()
-        allocations.claim(s, allocations.ConsumerRef(str(uuidlib.uuid4()), "p", "u"),
-                          {last.uuid: {"VCPU": 8, "MEMORY_MB": 4096, "DISK_GB": 100}})
+        allocations.claim(
+            s,
+            allocations.ConsumerRef(str(uuidlib.uuid4()), "p", "u"),
+            {last.uuid: {"VCPU": 8, "MEMORY_MB": 4096, "DISK_GB": 100}},
+        )
     scheduler = _scheduler(db)
     with pytest.raises(NoValidHost) as err:
         _place(scheduler, db)

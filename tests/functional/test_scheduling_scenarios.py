@@ -18,8 +18,11 @@ SERVERS = "/compute/v2.1/servers"
 def cloud(stack_factory: Any) -> Api:
     api: Api = stack_factory(fake_hosts=3)
     # lift the demo project's quotas: these tests create more than 10 servers
-    r = api.put(f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}", as_="admin",
-                json={"quota_set": {"instances": 100, "cores": 200, "ram": 512000, "server_group_members": 100}})
+    r = api.put(
+        f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"instances": 100, "cores": 200, "ram": 512000, "server_group_members": 100}},
+    )
     assert r.status_code == 200, r.text
     return api
 
@@ -38,7 +41,9 @@ def _group(api: Api, policy: str, rules: dict[str, int] | None = None) -> str:
     return str(r.json()["server_group"]["id"])
 
 
-def _create(api: Api, name: str, *, group: str | None = None, as_: str = "demo", zone: str | None = None) -> str:
+def _create(
+    api: Api, name: str, *, group: str | None = None, as_: str = "demo", zone: str | None = None
+) -> str:
     server: dict[str, Any] = {"name": name, "imageRef": _image(api), "flavorRef": "1", "networks": "none"}
     if zone:
         server["availability_zone"] = zone
@@ -51,8 +56,12 @@ def _create(api: Api, name: str, *, group: str | None = None, as_: str = "demo",
 
 
 def _settle(api: Api, sid: str) -> dict[str, Any]:
-    r = api.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
-                     as_="admin", version="2.37")
+    r = api.wait_for(
+        f"{SERVERS}/{sid}",
+        lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+        as_="admin",
+        version="2.37",
+    )
     return r.json()["server"]  # type: ignore[no-any-return]
 
 
@@ -75,8 +84,11 @@ def test_anti_affinity_spreads_then_the_extra_server_fails_naming_the_filter(clo
 
 def test_parallel_creates_into_one_anti_affinity_group_never_share_a_host(stack_factory: Any) -> None:
     api: Api = stack_factory(fake_hosts=20)
-    api.put(f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}", as_="admin",
-            json={"quota_set": {"instances": 100, "cores": 200, "ram": 512000, "server_group_members": 100}})
+    api.put(
+        f"/compute/v2.1/os-quota-sets/{api.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"instances": 100, "cores": 200, "ram": 512000, "server_group_members": 100}},
+    )
     group = _group(api, "anti-affinity")
     ids: list[str] = []
     lock = threading.Lock()
@@ -124,17 +136,33 @@ def test_forced_zone_host_lands_there(cloud: Api) -> None:
     assert server["status"] == "ACTIVE"
     assert _host(server) == "fake-host-3"
     # members may not force a host
-    r = cloud.post(SERVERS, version="2.37", json={"server": {
-        "name": "nope", "imageRef": _image(cloud), "flavorRef": "1", "networks": "none",
-        "availability_zone": "nova:fake-host-3"}})
+    r = cloud.post(
+        SERVERS,
+        version="2.37",
+        json={
+            "server": {
+                "name": "nope",
+                "imageRef": _image(cloud),
+                "flavorRef": "1",
+                "networks": "none",
+                "availability_zone": "nova:fake-host-3",
+            }
+        },
+    )
     assert r.status_code == 403
 
 
 def test_disabled_service_receives_nothing(cloud: Api) -> None:
-    services = cloud.get("/compute/v2.1/os-services?binary=nova-compute", as_="admin", version="2.53").json()["services"]
+    services = cloud.get("/compute/v2.1/os-services?binary=nova-compute", as_="admin", version="2.53").json()[
+        "services"
+    ]
     disabled = next(s for s in services if s["host"] == "fake-host-1")
-    r = cloud.put(f"/compute/v2.1/os-services/{disabled['id']}", as_="admin", version="2.53",
-                  json={"status": "disabled", "disabled_reason": "maintenance"})
+    r = cloud.put(
+        f"/compute/v2.1/os-services/{disabled['id']}",
+        as_="admin",
+        version="2.53",
+        json={"status": "disabled", "disabled_reason": "maintenance"},
+    )
     assert r.status_code == 200, r.text
     servers = [_settle(cloud, _create(cloud, f"d-{i}")) for i in range(6)]
     assert all(s["status"] == "ACTIVE" for s in servers)
@@ -143,20 +171,31 @@ def test_disabled_service_receives_nothing(cloud: Api) -> None:
 
 def test_no_valid_host_when_nothing_fits_names_placement(stack_factory: Any) -> None:
     api: Api = stack_factory(fake_hosts=2, fake_host_ram_mb=1024)
-    r = api.post("/compute/v2.1/flavors", as_="admin",
-                 json={"flavor": {"name": "big", "ram": 4096, "vcpus": 1, "disk": 1, "id": "big"}})
+    r = api.post(
+        "/compute/v2.1/flavors",
+        as_="admin",
+        json={"flavor": {"name": "big", "ram": 4096, "vcpus": 1, "disk": 1, "id": "big"}},
+    )
     assert r.status_code == 200, r.text
-    r = api.post(SERVERS, as_="admin", version="2.37", json={"server": {
-        "name": "big", "imageRef": _image(api), "flavorRef": "big", "networks": "none"}})
+    r = api.post(
+        SERVERS,
+        as_="admin",
+        version="2.37",
+        json={"server": {"name": "big", "imageRef": _image(api), "flavorRef": "big", "networks": "none"}},
+    )
     assert r.status_code == 202
     server = _settle(api, r.json()["server"]["id"])
     assert server["status"] == "ERROR"
     assert server["fault"]["code"] == 500
     assert "No valid host was found" in server["fault"]["message"]
     # nothing is left claimed on any provider
-    providers = api.get("/placement/resource_providers", as_="admin",
-                        headers={"OpenStack-API-Version": "placement 1.9"}).json()["resource_providers"]
+    providers = api.get(
+        "/placement/resource_providers", as_="admin", headers={"OpenStack-API-Version": "placement 1.9"}
+    ).json()["resource_providers"]
     for rp in providers:
-        usage = api.get(f"/placement/resource_providers/{rp['uuid']}/usages", as_="admin",
-                        headers={"OpenStack-API-Version": "placement 1.9"}).json()["usages"]
+        usage = api.get(
+            f"/placement/resource_providers/{rp['uuid']}/usages",
+            as_="admin",
+            headers={"OpenStack-API-Version": "placement 1.9"},
+        ).json()["usages"]
         assert usage.get("MEMORY_MB", 0) == 0

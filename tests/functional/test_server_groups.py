@@ -61,29 +61,35 @@ def test_soft_policies_from_215(stack: Api, version: str, ok: bool) -> None:
     assert r.status_code == (200 if ok else 400), r.text
 
 
-@pytest.mark.parametrize("body", [
-    {"name": "x", "policies": ["affinity", "anti-affinity"]},
-    {"name": "x", "policies": []},
-    {"name": "x", "policies": ["legacy"]},
-    {"name": "", "policies": ["affinity"]},
-    {"name": " lead", "policies": ["affinity"]},
-    {"name": "x" * 256, "policies": ["affinity"]},
-    {"name": "x"},
-    {"name": "x", "policies": ["affinity"], "extra": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "policies": ["affinity", "anti-affinity"]},
+        {"name": "x", "policies": []},
+        {"name": "x", "policies": ["legacy"]},
+        {"name": "", "policies": ["affinity"]},
+        {"name": " lead", "policies": ["affinity"]},
+        {"name": "x" * 256, "policies": ["affinity"]},
+        {"name": "x"},
+        {"name": "x", "policies": ["affinity"], "extra": 1},
+    ],
+)
 def test_invalid_bodies_before_264_are_400(stack: Api, body: dict[str, Any]) -> None:
     r = _create(stack, body, version="2.63")
     assert r.status_code == 400, r.text
     assert "badRequest" in r.json()
 
 
-@pytest.mark.parametrize("body", [
-    {"name": "x", "policy": "affinity", "rules": {"max_server_per_host": 0}},
-    {"name": "x", "policy": "anti-affinity", "rules": {"max_server_per_host": -1}},
-    {"name": "x", "policy": "anti-affinity", "rules": {"other": 1}},
-    {"name": "x", "policy": "anti-affinity", "rules": {"max_server_per_host": "a"}},
-    {"name": "x", "policy": ["affinity"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "policy": "affinity", "rules": {"max_server_per_host": 0}},
+        {"name": "x", "policy": "anti-affinity", "rules": {"max_server_per_host": -1}},
+        {"name": "x", "policy": "anti-affinity", "rules": {"other": 1}},
+        {"name": "x", "policy": "anti-affinity", "rules": {"max_server_per_host": "a"}},
+        {"name": "x", "policy": ["affinity"]},
+    ],
+)
 def test_invalid_bodies_at_264_are_400(stack: Api, body: dict[str, Any]) -> None:
     assert _create(stack, body).status_code == 400
 
@@ -141,8 +147,11 @@ def test_delete_is_204_then_404(stack: Api) -> None:
 
 
 def test_server_groups_quota(stack: Api) -> None:
-    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
-                  json={"quota_set": {"server_groups": 2}})
+    r = stack.put(
+        f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"server_groups": 2}},
+    )
     assert r.status_code == 200, r.text
     first = _create(stack, {"name": "q1", "policy": "affinity"}).json()["server_group"]["id"]
     assert _create(stack, {"name": "q2", "policy": "affinity"}).status_code == 200
@@ -158,16 +167,22 @@ def test_server_groups_quota(stack: Api) -> None:
 
 # --- membership through server create ---------------------------------------------------------
 
+
 def _boot(stack: Api, group_id: str) -> Any:
     image = stack.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
-    body = {"server": {"name": "member", "imageRef": image, "flavorRef": "1", "networks": "none"},
-            "OS-SCH-HNT:scheduler_hints": {"group": group_id}}
+    body = {
+        "server": {"name": "member", "imageRef": image, "flavorRef": "1", "networks": "none"},
+        "OS-SCH-HNT:scheduler_hints": {"group": group_id},
+    }
     return stack.post("/compute/v2.1/servers", version="2.96", json=body)
 
 
 def _settled(stack: Api, server_id: str) -> Any:
-    return stack.wait_for(f"/compute/v2.1/servers/{server_id}", version="2.96",
-                          predicate=lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"))
+    return stack.wait_for(
+        f"/compute/v2.1/servers/{server_id}",
+        version="2.96",
+        predicate=lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+    )
 
 
 def test_servers_join_the_group_and_deleted_ones_leave(stack_factory: Any) -> None:
@@ -190,8 +205,11 @@ def test_servers_join_the_group_and_deleted_ones_leave(stack_factory: Any) -> No
 
 
 def test_server_group_members_quota(stack: Api) -> None:
-    r = stack.put(f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}", as_="admin",
-                  json={"quota_set": {"server_group_members": 1}})
+    r = stack.put(
+        f"/compute/v2.1/os-quota-sets/{stack.ids['demo_project']}",
+        as_="admin",
+        json={"quota_set": {"server_group_members": 1}},
+    )
     assert r.status_code == 200, r.text
     gid = _create(stack, {"name": "small", "policy": "affinity"}).json()["server_group"]["id"]
     assert _boot(stack, gid).status_code == 202

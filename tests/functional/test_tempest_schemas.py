@@ -51,18 +51,19 @@ def test_flavors_match_tempest(stack: Any, version: str) -> None:
         assert any(f["id"] == "1" and f["ram"] == 512 for f in detail)
         assert demo.show_flavor("1")["flavor"]["name"] == "m1.tiny"
         extra = {"description": "for tempest"} if version != "2.1" else {}
-        created = admin.create_flavor(name="tempest-f", ram=64, vcpus=1, disk=1, id="9001",
-                                      **extra)["flavor"]
+        created = admin.create_flavor(name="tempest-f", ram=64, vcpus=1, disk=1, id="9001", **extra)["flavor"]
         assert created["id"] == "9001"
         if version != "2.1":
             updated = admin.update_flavor("9001", description="changed")["flavor"]
             assert updated["description"] == "changed"
         assert admin.set_flavor_extra_spec("9001", **{"hw:numa_nodes": "1"})["extra_specs"] == {
-            "hw:numa_nodes": "1"}
+            "hw:numa_nodes": "1"
+        }
         assert admin.list_flavor_extra_specs("9001")["extra_specs"] == {"hw:numa_nodes": "1"}
         assert admin.show_flavor_extra_spec("9001", "hw:numa_nodes") == {"hw:numa_nodes": "1"}
         assert admin.update_flavor_extra_spec("9001", "hw:numa_nodes", **{"hw:numa_nodes": "2"}) == {
-            "hw:numa_nodes": "2"}
+            "hw:numa_nodes": "2"
+        }
         admin.unset_flavor_extra_spec("9001", "hw:numa_nodes")
         if version >= "2.61":
             assert admin.show_flavor("9001")["flavor"]["extra_specs"] == {}
@@ -77,8 +78,9 @@ def test_flavor_access_matches_tempest(stack: Any, version: str) -> None:
     demo = tempest_client(stack, FlavorsClient)
     demo_project = stack.ids["demo_project"]
     with microversion(version):
-        admin.create_flavor(name="private-f", ram=64, vcpus=1, disk=1, id="9002",
-                            **{"os-flavor-access:is_public": False})
+        admin.create_flavor(
+            name="private-f", ram=64, vcpus=1, disk=1, id="9002", **{"os-flavor-access:is_public": False}
+        )
         with pytest.raises(lib_exc.NotFound):
             demo.show_flavor("9002")
         added = admin.add_flavor_access("9002", demo_project)["flavor_access"]
@@ -155,17 +157,22 @@ def test_quota_classes_match_tempest(stack: Any, version: str) -> None:
     with microversion(version):
         default = admin.show_quota_class_set("default")["quota_class_set"]
         assert default["id"] == "default"
-        updated = admin.update_quota_class_set("default", instances=default["instances"] + 1)["quota_class_set"]
+        updated = admin.update_quota_class_set("default", instances=default["instances"] + 1)[
+            "quota_class_set"
+        ]
         assert updated["instances"] == default["instances"] + 1
         assert "id" not in updated
 
 
 def test_availability_zones_match_tempest(stack: Any) -> None:
     with microversion("2.1"):
-        zones = tempest_client(stack, AvailabilityZoneClient).list_availability_zones()["availabilityZoneInfo"]
+        zones = tempest_client(stack, AvailabilityZoneClient).list_availability_zones()[
+            "availabilityZoneInfo"
+        ]
         assert [z["zoneName"] for z in zones] == ["nova"]
         detail = tempest_client(stack, AvailabilityZoneClient, as_="admin").list_availability_zones(
-            detail=True)["availabilityZoneInfo"]
+            detail=True
+        )["availabilityZoneInfo"]
         assert {z["zoneName"] for z in detail} >= {"nova", "internal"}
 
 
@@ -180,7 +187,10 @@ def test_image_proxy_matches_tempest(stack: Any, version: str) -> None:
         assert any(i["id"] == image_id and i["status"] == "ACTIVE" for i in detail)
         assert demo.show_image(image_id)["image"]["minDisk"] >= 0
         admin.set_image_metadata(image_id, {"a": "1"})
-        assert admin.update_image_metadata(image_id, {"b": "2"})["metadata"].items() >= {"a": "1", "b": "2"}.items()
+        assert (
+            admin.update_image_metadata(image_id, {"b": "2"})["metadata"].items()
+            >= {"a": "1", "b": "2"}.items()
+        )
         assert admin.list_image_metadata(image_id)["metadata"].items() >= {"a": "1", "b": "2"}.items()
         assert admin.show_image_metadata_item(image_id, "a")["meta"] == {"a": "1"}
         assert admin.set_image_metadata_item(image_id, "a", {"a": "3"})["meta"] == {"a": "3"}
@@ -204,14 +214,20 @@ ERROR_CASES = [
     ("POST", "/compute/v2.1/os-no-such-api", {"x": {}}, 404, "itemNotFound"),
     ("DELETE", "/compute/v2.1/os-keypairs", None, 404, "itemNotFound"),
     ("DELETE", "/compute/v2.1/servers/", None, 404, "itemNotFound"),
-    ("POST", "/compute/v2.1/flavors", {"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 1}}, 403,
-     "forbidden"),
+    (
+        "POST",
+        "/compute/v2.1/flavors",
+        {"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 1}},
+        403,
+        "forbidden",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "envelope"), ERROR_CASES)
-def test_errors_have_tempest_content_type_and_envelope(stack: Any, method: str, path: str, body: Any,
-                                                        status: int, envelope: str) -> None:
+def test_errors_have_tempest_content_type_and_envelope(
+    stack: Any, method: str, path: str, body: Any, status: int, envelope: str
+) -> None:
     kw: dict[str, Any] = {"content": body} if isinstance(body, str) else {"json": body}
     r = stack.request(method, path, version="2.1", **kw)
     assert r.status_code == status, r.text

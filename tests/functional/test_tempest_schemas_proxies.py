@@ -59,8 +59,9 @@ def test_security_group_proxy_matches_tempest(stack: Any) -> None:
         group = groups.create_security_group(name="web", description="web servers")["security_group"]
         assert group["name"] == "web"
         assert "default" in [g["name"] for g in groups.list_security_groups()["security_groups"]]
-        rule = rules.create_security_group_rule(parent_group_id=group["id"], ip_protocol="tcp", from_port=80,
-                                                to_port=80, cidr="10.0.0.0/24")["security_group_rule"]
+        rule = rules.create_security_group_rule(
+            parent_group_id=group["id"], ip_protocol="tcp", from_port=80, to_port=80, cidr="10.0.0.0/24"
+        )["security_group_rule"]
         assert rule["ip_range"] == {"cidr": "10.0.0.0/24"}
         shown = groups.show_security_group(group["id"])["security_group"]
         assert [r["id"] for r in shown["rules"]] == [rule["id"]]
@@ -83,13 +84,17 @@ def test_security_group_proxy_keeps_what_tempest_sent(stack: Any) -> None:
         group = groups.create_security_group(name=" spaced name ", description="d")["security_group"]
         assert group["name"] == " spaced name "
         assert groups.show_security_group(group["id"])["security_group"]["name"] == " spaced name "
-        rule = rules.create_security_group_rule(parent_group_id=group["id"], ip_protocol="tcp", from_port=22,
-                                                to_port=22, cidr="10.2.3.124/24")["security_group_rule"]
+        rule = rules.create_security_group_rule(
+            parent_group_id=group["id"], ip_protocol="tcp", from_port=22, to_port=22, cidr="10.2.3.124/24"
+        )["security_group_rule"]
         assert rule["ip_range"] == {"cidr": "10.2.3.124/24"}
-        updated = groups.update_security_group(group["id"], name="renamed", description="d2")["security_group"]
+        updated = groups.update_security_group(group["id"], name="renamed", description="d2")[
+            "security_group"
+        ]
         assert (updated["name"], updated["description"]) == ("renamed", "d2")
         with pytest.raises(lib_exc.BadRequest):
-            rules.create_security_group_rule(parent_group_id="not-a-uuid", ip_protocol="tcp", from_port=22,
-                                             to_port=22)
+            rules.create_security_group_rule(
+                parent_group_id="not-a-uuid", ip_protocol="tcp", from_port=22, to_port=22
+            )
         with pytest.raises(lib_exc.NotFound):
             groups.update_security_group("00000000-0000-0000-0000-000000000000", name="x", description="y")

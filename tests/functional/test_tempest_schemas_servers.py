@@ -26,8 +26,21 @@ from tempest.lib.services.compute.services_client import ServicesClient
 
 from tests.functional.tempest_inprocess import microversion, tempest_client
 
-SERVER_VERSIONS = ["2.1", "2.3", "2.9", "2.16", "2.19", "2.26", "2.47", "2.63", "2.71", "2.73", "2.75",
-                   "2.90", "2.96"]
+SERVER_VERSIONS = [
+    "2.1",
+    "2.3",
+    "2.9",
+    "2.16",
+    "2.19",
+    "2.26",
+    "2.47",
+    "2.63",
+    "2.71",
+    "2.73",
+    "2.75",
+    "2.90",
+    "2.96",
+]
 
 
 def v(text: str) -> tuple[int, int]:
@@ -71,8 +84,15 @@ def boot(stack: Any, version: str = "2.1", **extra: Any) -> dict[str, Any]:
 
 
 def test_create_server_2_1_matches_tempest(stack: Any) -> None:
-    created = boot(stack, "2.1", adminPass="s3cret", metadata={"k": "v"}, accessIPv4="1.2.3.4",
-                   accessIPv6="::babe:dc0c:1602", **{"OS-DCF:diskConfig": "AUTO"})
+    created = boot(
+        stack,
+        "2.1",
+        adminPass="s3cret",
+        metadata={"k": "v"},
+        accessIPv4="1.2.3.4",
+        accessIPv6="::babe:dc0c:1602",
+        **{"OS-DCF:diskConfig": "AUTO"},
+    )
     assert created["adminPass"] == "s3cret"
     assert created["OS-DCF:diskConfig"] == "AUTO"
     with microversion("2.1"):
@@ -89,8 +109,14 @@ def test_access_ipv6_comes_back_compressed_as_tempest_expects(stack: Any) -> Non
 
 
 def test_create_server_2_96_matches_tempest(stack: Any) -> None:
-    created = boot(stack, "2.96", description="d", hostname="vm-host", tags=["a"],
-                   networks=[{"uuid": private_network(stack)}])
+    created = boot(
+        stack,
+        "2.96",
+        description="d",
+        hostname="vm-host",
+        tags=["a"],
+        networks=[{"uuid": private_network(stack)}],
+    )
     with microversion("2.96"):
         client = tempest_client(stack, ServersClient)
         shown = client.show_server(created["id"])["server"]
@@ -113,7 +139,9 @@ def test_server_views_match_tempest_at_every_view_microversion(stack: Any) -> No
                 with microversion(version):
                     assert client.show_server(server_id)["server"]["id"] == server_id
                     assert server_id in [s["id"] for s in client.list_servers(**params)["servers"]]
-                    assert server_id in [s["id"] for s in client.list_servers(detail=True, **params)["servers"]]
+                    assert server_id in [
+                        s["id"] for s in client.list_servers(detail=True, **params)["servers"]
+                    ]
                     client.update_server(server_id, name=f"renamed-{version}")
             except (lib_exc.TempestException, AssertionError) as exc:
                 failures.append(f"{version} as {who}: {exc}"[:2000])
@@ -209,8 +237,10 @@ def test_hypervisors_match_tempest(stack: Any, version: str) -> None:
         assert hypervisors
         detail = client.list_hypervisors(detail=True)["hypervisors"]
         first = detail[0]
-        assert client.show_hypervisor(first["id"])["hypervisor"]["hypervisor_hostname"] == first[
-            "hypervisor_hostname"]
+        assert (
+            client.show_hypervisor(first["id"])["hypervisor"]["hypervisor_hostname"]
+            == first["hypervisor_hostname"]
+        )
         if v(version) < (2, 53):
             assert client.search_hypervisor(first["hypervisor_hostname"])["hypervisors"]
             assert client.list_servers_on_hypervisor(first["hypervisor_hostname"])["hypervisors"]
@@ -224,8 +254,20 @@ def test_hypervisors_match_tempest(stack: Any, version: str) -> None:
 
 # Nova 2.88 drops these from the hypervisor view and adds ``uptime``; Tempest's newest
 # hypervisor schema is 2.53's, so the 2.88 one is derived from it.
-REMOVED_IN_2_88 = ["current_workload", "cpu_info", "vcpus", "vcpus_used", "free_disk_gb", "disk_available_least",
-                   "local_gb", "local_gb_used", "free_ram_mb", "memory_mb", "memory_mb_used", "running_vms"]
+REMOVED_IN_2_88 = [
+    "current_workload",
+    "cpu_info",
+    "vcpus",
+    "vcpus_used",
+    "free_disk_gb",
+    "disk_available_least",
+    "local_gb",
+    "local_gb_used",
+    "free_ram_mb",
+    "memory_mb",
+    "memory_mb_used",
+    "running_vms",
+]
 
 
 def hypervisor_schemas_2_88() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -283,8 +325,9 @@ def test_services_match_tempest(stack: Any, version: str) -> None:
 def test_aggregates_match_tempest(stack: Any, version: str) -> None:
     client = tempest_client(stack, AggregatesClient, as_="admin")
     with microversion(version):
-        host = tempest_client(stack, ServicesClient, as_="admin").list_services(
-            binary="nova-compute")["services"][0]["host"]
+        host = tempest_client(stack, ServicesClient, as_="admin").list_services(binary="nova-compute")[
+            "services"
+        ][0]["host"]
         agg = client.create_aggregate(name="agg", availability_zone="zone-a")["aggregate"]
         assert [a["id"] for a in client.list_aggregates()["aggregates"]] == [agg["id"]]
         assert client.update_aggregate(agg["id"], name="agg2")["aggregate"]["name"] == "agg2"

@@ -40,16 +40,28 @@ def test_version_documents_and_catalog(stack: Api) -> None:
     assert doc["id"] == "v3.0" and doc["min_version"] == "3.0" and doc["version"].startswith("3.")
     r = stack.client.get("/volume/v3/")
     assert r.status_code == 200 and r.json()["versions"][0]["id"] == "v3.0"
-    token = stack.client.post("/identity/v3/auth/tokens", json={"auth": {"identity": {
-        "methods": ["password"], "password": {"user": {"name": "demo", "domain": {"name": "Default"},
-                                                        "password": "demo-secret"}}},
-        "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}}).json()["token"]
+    token = stack.client.post(
+        "/identity/v3/auth/tokens",
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": "demo", "domain": {"name": "Default"}, "password": "demo-secret"}
+                    },
+                },
+                "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}},
+            }
+        },
+    ).json()["token"]
     entry = next(c for c in token["catalog"] if c["type"] == "volumev3")
     assert entry["endpoints"][0]["url"] == "http://testserver/volume/v3"
 
 
 def test_blank_volume_lifecycle(stack: Api) -> None:
-    r = stack.post(f"{V}/volumes", json={"volume": {"size": 1, "name": "v1", "metadata": {"a": "b"}}}, headers=MV)
+    r = stack.post(
+        f"{V}/volumes", json={"volume": {"size": 1, "name": "v1", "metadata": {"a": "b"}}}, headers=MV
+    )
     assert r.status_code == 202
     assert r.headers["OpenStack-API-Version"] == "volume 3.60"
     vol = r.json()["volume"]
@@ -68,8 +80,9 @@ def test_blank_volume_lifecycle(stack: Api) -> None:
     assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["size"] == 2
     r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-extend": {"new_size": 1}})
     _fault(r, 400, "badRequest")
-    assert stack.post(f"{V}/volumes/{vol['id']}/metadata", json={"metadata": {"c": "d"}}).json()["metadata"] == {
-        "a": "b", "c": "d"}
+    assert stack.post(f"{V}/volumes/{vol['id']}/metadata", json={"metadata": {"c": "d"}}).json()[
+        "metadata"
+    ] == {"a": "b", "c": "d"}
     assert stack.delete(f"{V}/volumes/{vol['id']}").status_code == 202
     _fault(stack.get(f"{V}/volumes/{vol['id']}"), 404, "itemNotFound")
 
@@ -83,9 +96,10 @@ def test_volume_from_image_copies_the_image_file(stack: Api) -> None:
     assert shown["volume_image_metadata"]["image_id"] == image["id"]
     data_dir = Path(stack.runtime.settings.data_dir)  # type: ignore[attr-defined]
     copy = data_dir / "volumes" / f"volume-{vol['id']}"
-    assert copy.exists() and copy.stat().st_size == 1024 ** 3
-    original = stack.client.get(f"/image/v2/images/{image['id']}/file",
-                                headers={"X-Auth-Token": stack.tokens["demo"]}).content
+    assert copy.exists() and copy.stat().st_size == 1024**3
+    original = stack.client.get(
+        f"/image/v2/images/{image['id']}/file", headers={"X-Auth-Token": stack.tokens["demo"]}
+    ).content
     with copy.open("rb") as handle:
         assert handle.read(len(original)) == original
     assert stack.delete(f"{V}/volumes/{vol['id']}").status_code == 202
@@ -96,7 +110,9 @@ def test_volume_from_image_copies_the_image_file(stack: Api) -> None:
 
 def test_attachment_flow_and_state_checks(stack: Api) -> None:
     vol = _create(stack, {"size": 1, "name": "data"})
-    att_body = {"attachment": {"volume_uuid": vol["id"], "instance_uuid": "8c7e6f1a-0000-4000-8000-000000000001"}}
+    att_body = {
+        "attachment": {"volume_uuid": vol["id"], "instance_uuid": "8c7e6f1a-0000-4000-8000-000000000001"}
+    }
     _fault(stack.post(f"{V}/attachments", json=att_body), 404, "itemNotFound")  # needs 3.27
     headers = {"OpenStack-API-Version": "volume 3.44"}
     r = stack.post(f"{V}/attachments", json=att_body, headers=headers)
@@ -105,8 +121,11 @@ def test_attachment_flow_and_state_checks(stack: Api) -> None:
     assert att["status"] == "reserved" and _status(stack, vol["id"]) == "reserved"
     _fault(stack.post(f"{V}/attachments", json=att_body, headers=headers), 400, "badRequest")
     _fault(stack.delete(f"{V}/volumes/{vol['id']}"), 400, "badRequest")
-    r = stack.put(f"{V}/attachments/{att['id']}", headers=headers,
-                  json={"attachment": {"connector": {"host": "compute1", "mountpoint": "/dev/vdb"}}})
+    r = stack.put(
+        f"{V}/attachments/{att['id']}",
+        headers=headers,
+        json={"attachment": {"connector": {"host": "compute1", "mountpoint": "/dev/vdb"}}},
+    )
     assert r.status_code == 200 and r.json()["attachment"]["connection_info"]["serial"] == vol["id"]
     assert _status(stack, vol["id"]) == "attaching"
     r = stack.post(f"{V}/attachments/{att['id']}/action", json={"os-complete": {}}, headers=headers)
@@ -133,7 +152,9 @@ def test_types_and_project_id_in_url(stack: Api) -> None:
     assert r.status_code == 200
     vol = _create(stack, {"size": 1, "volume_type": "fast"})
     assert vol["volume_type"] == "fast"
-    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": "nope"}}), 404, "itemNotFound")
+    _fault(
+        stack.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": "nope"}}), 404, "itemNotFound"
+    )
     pid = stack.ids["demo_project"]
     assert stack.get(f"{V}/{pid}/volumes/{vol['id']}").status_code == 200
     _fault(stack.get(f"{V}/{stack.ids['admin_project']}/volumes"), 400, "badRequest")
@@ -147,7 +168,11 @@ def test_quotas_and_limits(stack: Api) -> None:
     _fault(stack.put(f"{V}/os-quota-sets/{pid}", json={"quota_set": {"volumes": 1}}), 403, "forbidden")
     r = stack.put(f"{V}/os-quota-sets/{pid}", as_="admin", json={"quota_set": {"volumes": 2, "gigabytes": 3}})
     assert r.status_code == 200 and r.json()["quota_set"]["volumes"] == 2
-    _fault(stack.put(f"{V}/os-quota-sets/{pid}", as_="admin", json={"quota_set": {"volumes": "x"}}), 400, "badRequest")
+    _fault(
+        stack.put(f"{V}/os-quota-sets/{pid}", as_="admin", json={"quota_set": {"volumes": "x"}}),
+        400,
+        "badRequest",
+    )
     _create(stack, {"size": 2})
     message = _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 2}}), 413, "overLimit")
     assert "gigabytes quota" in message
@@ -172,9 +197,14 @@ def test_isolation_between_projects(stack: Api) -> None:
     everything = stack.get(f"{V}/volumes", as_="admin", params={"all_tenants": "1"}).json()["volumes"]
     assert {v["name"] for v in everything} == {"mine", "admins"}
     assert stack.get(f"{V}/volumes/{vol['id']}", as_="admin").status_code == 200
-    _fault(stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-reset_status": {"status": "error"}}),
-           403, "forbidden")
-    r = stack.post(f"{V}/volumes/{vol['id']}/action", as_="admin", json={"os-reset_status": {"status": "error"}})
+    _fault(
+        stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-reset_status": {"status": "error"}}),
+        403,
+        "forbidden",
+    )
+    r = stack.post(
+        f"{V}/volumes/{vol['id']}/action", as_="admin", json={"os-reset_status": {"status": "error"}}
+    )
     assert r.status_code == 202 and _status(stack, vol["id"]) == "error"
 
 
@@ -190,13 +220,26 @@ def test_list_paging_and_sorting(stack: Api) -> None:
     _fault(stack.get(f"{V}/volumes", params={"limit": "x"}), 400, "badRequest")
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"[]", b'{"volume": 3}', b'{"volume": {"size": "x"}}', b'{"volume": {"size": 0}}',
-    b'{"volume": {"size": -1}}', b'{"volume": {"size": 1.5}}', b'{"volume": {}}', b'{"volume": {"size": true}}',
-    b'{"volume": {"size": 1, "name": 7}}', b'{"volume": {"size": 1, "name": "' + b"x" * 300 + b'"}}',
-    b'{"volume": {"size": 1, "metadata": []}}', b'{"volume": {"size": 1, "availability_zone": "mars"}}',
-    b'{"volume": {"size": 1, "backup_id": "abc"}}', b'{"volume": {"size": 99999999999999999999}}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"volume": 3}',
+        b'{"volume": {"size": "x"}}',
+        b'{"volume": {"size": 0}}',
+        b'{"volume": {"size": -1}}',
+        b'{"volume": {"size": 1.5}}',
+        b'{"volume": {}}',
+        b'{"volume": {"size": true}}',
+        b'{"volume": {"size": 1, "name": 7}}',
+        b'{"volume": {"size": 1, "name": "' + b"x" * 300 + b'"}}',
+        b'{"volume": {"size": 1, "metadata": []}}',
+        b'{"volume": {"size": 1, "availability_zone": "mars"}}',
+        b'{"volume": {"size": 1, "backup_id": "abc"}}',
+        b'{"volume": {"size": 99999999999999999999}}',
+    ],
+)
 def test_bad_create_bodies_are_400(stack: Api, body: bytes) -> None:
     r = stack.post(f"{V}/volumes", content=body, headers={"Content-Type": "application/json"})
     _fault(r, 400, "badRequest")
@@ -204,8 +247,15 @@ def test_bad_create_bodies_are_400(stack: Api, body: bytes) -> None:
 
 def test_bad_actions_and_versions(stack: Api) -> None:
     vol = _create(stack, {"size": 1})
-    for body in ({"os-nope": {}}, {"os-extend": {}}, {"os-extend": {"new_size": "x"}}, {"os-extend": 5}, [],
-                 {"os-set_bootable": {"bootable": "maybe"}}, {"a": 1, "b": 2}):
+    for body in (
+        {"os-nope": {}},
+        {"os-extend": {}},
+        {"os-extend": {"new_size": "x"}},
+        {"os-extend": 5},
+        [],
+        {"os-set_bootable": {"bootable": "maybe"}},
+        {"a": 1, "b": 2},
+    ):
         r = stack.post(f"{V}/volumes/{vol['id']}/action", json=body)
         assert r.status_code == 400, (body, r.text)
     r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-set_bootable": {"bootable": True}})
@@ -219,13 +269,16 @@ def test_bad_actions_and_versions(stack: Api) -> None:
 
 # The Python contract the compute side uses (boot from volume, attach/detach).
 
+
 def test_compute_contract_volume_functions(stack: Api) -> None:
     from novalite.context import RequestContext
     from novalite.errors import BadRequest
     from novalite.volume import attachments, service
 
     rt = stack.runtime  # type: ignore[attr-defined]
-    ctx = RequestContext(user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",))
+    ctx = RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
     image = next(i for i in stack.get("/image/v2/images").json()["images"] if i["status"] == "active")
     vol = service.create_volume_from_image(rt, ctx, image_id=image["id"], size=1, name="root")
     assert vol.status == "available" and vol.bootable and vol.image_id == image["id"]
@@ -256,11 +309,22 @@ def test_volume_lifecycle_on_postgresql(stack_factory: Any) -> None:
     vol = _create(api, {"size": 1, "name": "pg"})
     assert _status(api, vol["id"]) == "available"
     headers = {"OpenStack-API-Version": "volume 3.44"}
-    att = api.post(f"{V}/attachments", headers=headers, json={"attachment": {
-        "volume_uuid": vol["id"], "instance_uuid": "11111111-2222-4333-8444-555555555555",
-        "connector": {"host": "h1"}}}).json()["attachment"]
+    att = api.post(
+        f"{V}/attachments",
+        headers=headers,
+        json={
+            "attachment": {
+                "volume_uuid": vol["id"],
+                "instance_uuid": "11111111-2222-4333-8444-555555555555",
+                "connector": {"host": "h1"},
+            }
+        },
+    ).json()["attachment"]
     assert att["status"] == "attaching"
-    assert api.post(f"{V}/attachments/{att['id']}/action", headers=headers, json={"os-complete": {}}).status_code == 204
+    assert (
+        api.post(f"{V}/attachments/{att['id']}/action", headers=headers, json={"os-complete": {}}).status_code
+        == 204
+    )
     assert _status(api, vol["id"]) == "in-use"
     assert api.delete(f"{V}/attachments/{att['id']}", headers=headers).status_code == 200
     assert api.delete(f"{V}/volumes/{vol['id']}").status_code == 202
@@ -272,25 +336,42 @@ def test_boot_from_volume_attaches_volumes_to_the_server(stack: Api) -> None:
 
     image = next(i for i in stack.get("/image/v2/images").json()["images"] if i["status"] == "active")
     data = _create(stack, {"size": 1, "name": "data"})
-    body = {"server": {"name": "bfv", "flavorRef": "1", "imageRef": "", "networks": "none",
-                       "block_device_mapping_v2": [
-                           {"boot_index": 0, "uuid": image["id"], "source_type": "image",
-                            "destination_type": "volume", "volume_size": 1, "delete_on_termination": True},
-                           {"boot_index": 1, "uuid": data["id"], "source_type": "volume",
-                            "destination_type": "volume"}]}}
+    body = {
+        "server": {
+            "name": "bfv",
+            "flavorRef": "1",
+            "imageRef": "",
+            "networks": "none",
+            "block_device_mapping_v2": [
+                {
+                    "boot_index": 0,
+                    "uuid": image["id"],
+                    "source_type": "image",
+                    "destination_type": "volume",
+                    "volume_size": 1,
+                    "delete_on_termination": True,
+                },
+                {"boot_index": 1, "uuid": data["id"], "source_type": "volume", "destination_type": "volume"},
+            ],
+        }
+    }
     r = stack.post("/compute/v2.1/servers", json=body, version="2.67")
     assert r.status_code == 202, r.text
     server_id = r.json()["server"]["id"]
-    stack.wait_for(f"/compute/v2.1/servers/{server_id}",
-                   lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"), version="2.67")
+    stack.wait_for(
+        f"/compute/v2.1/servers/{server_id}",
+        lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+        version="2.67",
+    )
     vols = {v["id"]: v for v in stack.get(f"{V}/volumes/detail").json()["volumes"]}
     assert len(vols) == 2
     root = next(v for v in vols.values() if v["id"] != data["id"])
     assert root["bootable"] == "true" and root["volume_image_metadata"]["image_id"] == image["id"]
     data_dir = Path(stack.runtime.settings.data_dir)  # type: ignore[attr-defined]
     root_file = data_dir / "volumes" / f"volume-{root['id']}"
-    original = stack.client.get(f"/image/v2/images/{image['id']}/file",
-                                headers={"X-Auth-Token": stack.tokens["demo"]}).content
+    original = stack.client.get(
+        f"/image/v2/images/{image['id']}/file", headers={"X-Auth-Token": stack.tokens["demo"]}
+    ).content
     with root_file.open("rb") as handle:  # the compute agent's volume holds the image's data
         assert handle.read(len(original)) == original
     for vol in vols.values():
@@ -357,9 +438,19 @@ def test_clone_snapshots_and_empty_ids(stack: Api) -> None:
     clone = _create(stack, {"source_volid": source["id"], "name": "copy"})
     shown = stack.get(f"{V}/volumes/{clone['id']}").json()["volume"]
     assert shown["size"] == 1 and shown["source_volid"] == source["id"] and shown["status"] == "available"
-    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "source_volid": "missing"}}), 404, "itemNotFound")
-    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "snapshot_id": "missing"}}), 404, "itemNotFound")
-    r = stack.post(f"{V}/volumes", json={"volume": {"size": 1, "source_volid": source["id"], "name": "small"}})
+    _fault(
+        stack.post(f"{V}/volumes", json={"volume": {"size": 1, "source_volid": "missing"}}),
+        404,
+        "itemNotFound",
+    )
+    _fault(
+        stack.post(f"{V}/volumes", json={"volume": {"size": 1, "snapshot_id": "missing"}}),
+        404,
+        "itemNotFound",
+    )
+    r = stack.post(
+        f"{V}/volumes", json={"volume": {"size": 1, "source_volid": source["id"], "name": "small"}}
+    )
     assert r.status_code == 202  # same size is fine
     for method in ("GET", "PUT", "DELETE"):
         _fault(stack.request(method, f"{V}/volumes/", json={"volume": {"name": "x"}}), 404, "itemNotFound")
@@ -368,18 +459,37 @@ def test_clone_snapshots_and_empty_ids(stack: Api) -> None:
 
 
 def test_volume_types_extra_specs_and_private_access(stack: Api) -> None:
-    r = stack.post(f"{V}/types", as_="admin", json={"volume_type": {
-        "name": "gold", "extra_specs": {"tier": "1"}, "os-volume-type-access:is_public": False}})
+    r = stack.post(
+        f"{V}/types",
+        as_="admin",
+        json={
+            "volume_type": {
+                "name": "gold",
+                "extra_specs": {"tier": "1"},
+                "os-volume-type-access:is_public": False,
+            }
+        },
+    )
     assert r.status_code == 200 and "qos_specs_id" not in r.json()["volume_type"]
     gold = r.json()["volume_type"]
-    _fault(stack.post(f"{V}/types", as_="admin", json={"volume_type": {"name": "gold"}}), 409, "conflictingRequest")
+    _fault(
+        stack.post(f"{V}/types", as_="admin", json={"volume_type": {"name": "gold"}}),
+        409,
+        "conflictingRequest",
+    )
     assert "gold" not in [t["name"] for t in stack.get(f"{V}/types").json()["volume_types"]]
-    _fault(stack.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": "gold"}}), 404, "itemNotFound")
+    _fault(
+        stack.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": "gold"}}), 404, "itemNotFound"
+    )
     demo = stack.ids["demo_project"]
     act = f"{V}/types/{gold['id']}/action"
     assert stack.post(act, as_="admin", json={"addProjectAccess": {"project": demo}}).status_code == 202
-    _fault(stack.post(act, as_="admin", json={"addProjectAccess": {"project": demo}}), 409, "conflictingRequest")
-    access = stack.get(f"{V}/types/{gold['id']}/os-volume-type-access", as_="admin").json()["volume_type_access"]
+    _fault(
+        stack.post(act, as_="admin", json={"addProjectAccess": {"project": demo}}), 409, "conflictingRequest"
+    )
+    access = stack.get(f"{V}/types/{gold['id']}/os-volume-type-access", as_="admin").json()[
+        "volume_type_access"
+    ]
     assert access == [{"volume_type_id": gold["id"], "project_id": demo}]
     assert _create(stack, {"size": 1, "volume_type": "gold"})["volume_type"] == "gold"
     specs = f"{V}/types/{gold['id']}/extra_specs"
@@ -397,7 +507,9 @@ def test_volume_types_extra_specs_and_private_access(stack: Api) -> None:
 def test_readonly_flag_shows_in_metadata(stack: Api) -> None:
     vol = _create(stack, {"size": 1})
     for flag in (True, False):
-        r = stack.post(f"{V}/volumes/{vol['id']}/action", json={"os-update_readonly_flag": {"readonly": flag}})
+        r = stack.post(
+            f"{V}/volumes/{vol['id']}/action", json={"os-update_readonly_flag": {"readonly": flag}}
+        )
         assert r.status_code == 202
         assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["metadata"]["readonly"] == str(flag)
 
@@ -434,15 +546,37 @@ def test_sorting_by_name_with_unnamed_volumes(stack: Api) -> None:
 def test_deleting_the_server_detaches_and_deletes_its_volumes(stack: Api) -> None:
     image = next(i for i in stack.get("/image/v2/images").json()["images"] if i["status"] == "active")
     data = _create(stack, {"size": 1, "name": "keep"})
-    body = {"server": {"name": "bfv", "flavorRef": "1", "imageRef": "", "networks": "none",
-                       "block_device_mapping_v2": [
-                           {"boot_index": 0, "uuid": image["id"], "source_type": "image",
-                            "destination_type": "volume", "volume_size": 1, "delete_on_termination": True},
-                           {"boot_index": 1, "uuid": data["id"], "source_type": "volume",
-                            "destination_type": "volume", "delete_on_termination": False}]}}
+    body = {
+        "server": {
+            "name": "bfv",
+            "flavorRef": "1",
+            "imageRef": "",
+            "networks": "none",
+            "block_device_mapping_v2": [
+                {
+                    "boot_index": 0,
+                    "uuid": image["id"],
+                    "source_type": "image",
+                    "destination_type": "volume",
+                    "volume_size": 1,
+                    "delete_on_termination": True,
+                },
+                {
+                    "boot_index": 1,
+                    "uuid": data["id"],
+                    "source_type": "volume",
+                    "destination_type": "volume",
+                    "delete_on_termination": False,
+                },
+            ],
+        }
+    }
     server_id = stack.post("/compute/v2.1/servers", json=body, version="2.67").json()["server"]["id"]
-    stack.wait_for(f"/compute/v2.1/servers/{server_id}",
-                   lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"), version="2.67")
+    stack.wait_for(
+        f"/compute/v2.1/servers/{server_id}",
+        lambda r: r.json()["server"]["status"] in ("ACTIVE", "ERROR"),
+        version="2.67",
+    )
     assert len(stack.get(f"{V}/volumes").json()["volumes"]) == 2
     assert stack.delete(f"/compute/v2.1/servers/{server_id}").status_code == 204
     stack.wait_for(f"/compute/v2.1/servers/{server_id}", lambda r: r.status_code == 404)
@@ -457,23 +591,37 @@ def test_over_long_values_are_4xx_on_postgresql(stack_factory: Any) -> None:
     headers = {"OpenStack-API-Version": "volume 3.44"}
     checks = [
         api.put(f"{V}/os-quota-sets/{long}", as_="admin", json={"quota_set": {"volumes": 3}}),
-        api.post(f"{V}/attachments", headers=headers,
-                 json={"attachment": {"volume_uuid": vol["id"], "instance_uuid": long}}),
+        api.post(
+            f"{V}/attachments",
+            headers=headers,
+            json={"attachment": {"volume_uuid": vol["id"], "instance_uuid": long}},
+        ),
         api.post(f"{V}/volumes/{vol['id']}/action", json={"os-attach": {"instance_uuid": long}}),
-        api.get(f"{V}/volumes/{long}"), api.get(f"{V}/attachments/{long}", headers=headers),
+        api.get(f"{V}/volumes/{long}"),
+        api.get(f"{V}/attachments/{long}", headers=headers),
         api.post(f"{V}/volumes", json={"volume": {"size": 1, "name": long}}),
         api.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": long}}),
         api.put(f"/network/v2.0/quotas/{long}", as_="admin", json={"quota": {"network": 3}}),
         api.post("/network/v2.0/networks", as_="admin", json={"network": {"name": "n", "project_id": long}}),
-        api.get(f"/network/v2.0/networks/{long}"), api.put(f"/network/v2.0/networks/{long}/tags/{long}"),
-        api.get(f"/network/v2.0/security-groups/{long}"), api.get(f"/network/v2.0/ports/{long}"),
+        api.get(f"/network/v2.0/networks/{long}"),
+        api.put(f"/network/v2.0/networks/{long}/tags/{long}"),
+        api.get(f"/network/v2.0/security-groups/{long}"),
+        api.get(f"/network/v2.0/ports/{long}"),
     ]
     for r in checks:
         assert 400 <= r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text[:200])
     r = api.post(f"{V}/volumes/{vol['id']}/action", json={"os-attach": {"instance_uuid": "i" * 36}})
     assert r.status_code == 202
-    r = api.post(f"{V}/attachments", headers=headers, json={"attachment": {
-        "volume_uuid": _create(api, {"size": 1})["id"], "connector": {"host": long, "mountpoint": long}}})
+    r = api.post(
+        f"{V}/attachments",
+        headers=headers,
+        json={
+            "attachment": {
+                "volume_uuid": _create(api, {"size": 1})["id"],
+                "connector": {"host": long, "mountpoint": long},
+            }
+        },
+    )
     assert r.status_code == 200
 
 

@@ -8,8 +8,9 @@ user in the demo project is the member account and ``admin`` the admin account. 
 same time (Tempest locks one account per hash), so a second set is created through the
 Identity API: ``tempest-member2`` (project ``tempest-2``), reader users in both member projects,
 two alt users in projects of their own, and a second admin. Creating them is idempotent.
-Each extra project gets a ``private`` network like demo's. Classes that force tenant isolation (admin quota tests) create their own accounts through the
-Identity API with the ``[auth] admin_*`` credentials.
+Each extra project gets a ``private`` network like demo's. Classes that force tenant isolation
+(admin quota tests) create their own accounts through the Identity API with the
+``[auth] admin_*`` credentials.
 
 ``[service_available]`` and ``[compute-feature-enabled]`` say what novalite implements: a
 service is "available" only when it is in the catalog, and a feature flag is on only when
@@ -45,22 +46,51 @@ EXTRA_ACCOUNTS = [
 ADMIN_ROLES = ["admin", "service"]
 
 # Features the compute API serves today; everything else Tempest can probe is off.
-FEATURES_ON = ["disk_config", "pause", "suspend", "enable_instance_password", "personality",
-               "hostname_fqdn_sanitization", "console_output", "change_password", "snapshot"]
+FEATURES_ON = [
+    "disk_config",
+    "pause",
+    "suspend",
+    "enable_instance_password",
+    "personality",
+    "hostname_fqdn_sanitization",
+    "console_output",
+    "change_password",
+    "snapshot",
+]
 FEATURES_OFF = [
-    "resize", "shelve", "shelve_migrate", "cold_migration",
-    "live_migration", "metadata_service", "block_migration_for_live_migration", "vnc_console",
-    "spice_console", "serial_console", "rescue", "stable_rescue", "interface_attach",
-    "attach_encrypted_volume", "config_drive", "swap_volume", "volume_multiattach",
-    "ide_bus", "unified_limits",
+    "resize",
+    "shelve",
+    "shelve_migrate",
+    "cold_migration",
+    "live_migration",
+    "metadata_service",
+    "block_migration_for_live_migration",
+    "vnc_console",
+    "spice_console",
+    "serial_console",
+    "rescue",
+    "stable_rescue",
+    "interface_attach",
+    "attach_encrypted_volume",
+    "config_drive",
+    "swap_volume",
+    "volume_multiattach",
+    "ide_bus",
+    "unified_limits",
 ]
 
 
 def token(client: httpx.Client, user: str, password: str, project: str) -> tuple[str, dict[str, Any]]:
     """Password-authenticate; return the token and the token body."""
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}},
+            },
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+        }
+    }
     r = client.post("/identity/v3/auth/tokens", json=body)
     r.raise_for_status()
     return r.headers["X-Subject-Token"], r.json()["token"]
@@ -82,8 +112,17 @@ def ensure_account(client: httpx.Client, user: str, project: str, roles: list[st
         project_id = r.json()["project"]["id"]
     user_id = _find(client, "users", user)
     if user_id is None:
-        r = client.post("/identity/v3/users", json={"user": {
-            "name": user, "password": ACCOUNT_PASSWORD, "domain_id": "default", "default_project_id": project_id}})
+        r = client.post(
+            "/identity/v3/users",
+            json={
+                "user": {
+                    "name": user,
+                    "password": ACCOUNT_PASSWORD,
+                    "domain_id": "default",
+                    "default_project_id": project_id,
+                }
+            },
+        )
         r.raise_for_status()
         user_id = r.json()["user"]["id"]
     for role in roles:
@@ -108,9 +147,18 @@ def ensure_private_network(client: httpx.Client, project: str) -> None:
     r = client.post("/network/v2.0/networks", json={"network": {"name": "private", "project_id": project_id}})
     r.raise_for_status()
     net_id = r.json()["network"]["id"]
-    r = client.post("/network/v2.0/subnets", json={"subnet": {
-        "name": "private-subnet", "network_id": net_id, "ip_version": 4, "cidr": "10.0.0.0/26",
-        "project_id": project_id}})
+    r = client.post(
+        "/network/v2.0/subnets",
+        json={
+            "subnet": {
+                "name": "private-subnet",
+                "network_id": net_id,
+                "ip_version": 4,
+                "cidr": "10.0.0.0/26",
+                "project_id": project_id,
+            }
+        },
+    )
     r.raise_for_status()
 
 
@@ -124,8 +172,10 @@ def accounts_yaml(admin_password: str, demo_password: str) -> str:
     rows += [r for r in extra if r[3]]
     out = []
     for user, project, password, roles in rows:
-        out.append(f"- username: '{user}'\n  project_name: '{project}'\n  password: '{password}'\n"
-                   "  user_domain_name: 'Default'\n  project_domain_name: 'Default'\n")
+        out.append(
+            f"- username: '{user}'\n  project_name: '{project}'\n  password: '{password}'\n"
+            "  user_domain_name: 'Default'\n  project_domain_name: 'Default'\n"
+        )
         if roles:
             out.append(f"  roles: [{', '.join(roles)}]\n")
     return "".join(out)
@@ -153,15 +203,24 @@ def ensure_alt_image(client: httpx.Client, source_id: str, name: str) -> str:
     source = client.get(f"/image/v2/images/{source_id}")
     source.raise_for_status()
     meta = source.json()
-    created = client.post("/image/v2/images", json={
-        "name": name, "visibility": "public", "disk_format": meta["disk_format"],
-        "container_format": meta["container_format"]})
+    created = client.post(
+        "/image/v2/images",
+        json={
+            "name": name,
+            "visibility": "public",
+            "disk_format": meta["disk_format"],
+            "container_format": meta["container_format"],
+        },
+    )
     created.raise_for_status()
     new_id = str(created.json()["id"])
     data = client.get(f"/image/v2/images/{source_id}/file")
     data.raise_for_status()
-    put = client.put(f"/image/v2/images/{new_id}/file", content=data.content,
-                     headers={"Content-Type": "application/octet-stream"})
+    put = client.put(
+        f"/image/v2/images/{new_id}/file",
+        content=data.content,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     put.raise_for_status()
     return new_id
 
@@ -172,8 +231,16 @@ def max_microversion(client: httpx.Client) -> str:
     return str(r.json()["version"]["version"])
 
 
-def tempest_conf(url: str, workspace: Path, *, image: str, image_alt: str, max_version: str,
-                 services: set[str], admin_password: str) -> str:
+def tempest_conf(
+    url: str,
+    workspace: Path,
+    *,
+    image: str,
+    image_alt: str,
+    max_version: str,
+    services: set[str],
+    admin_password: str,
+) -> str:
     """tempest.conf for this novalite."""
     neutron = "network" in services
     cinder = "volumev3" in services
@@ -274,11 +341,20 @@ def main(argv: list[str]) -> None:
     (workspace / "locks").mkdir(exist_ok=True)
     (etc / "accounts.yaml").write_text(accounts_yaml(admin_password, demo_password))
     (etc / "tempest.conf").write_text(
-        tempest_conf(url, workspace, image=image, image_alt=image_alt, max_version=max_version,
-                     services=catalog_types(body),
-                     admin_password=admin_password))
-    print(f"tempest.conf written: image {image}, max microversion {max_version}, "
-          f"catalog {sorted(catalog_types(body))}")
+        tempest_conf(
+            url,
+            workspace,
+            image=image,
+            image_alt=image_alt,
+            max_version=max_version,
+            services=catalog_types(body),
+            admin_password=admin_password,
+        )
+    )
+    print(
+        f"tempest.conf written: image {image}, max microversion {max_version}, "
+        f"catalog {sorted(catalog_types(body))}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ def _effective(routes: list[Any]) -> list[tuple[str, frozenset[str], Any]]:
     out: list[tuple[str, frozenset[str], Any]] = []
     for route in routes:
         if isinstance(route, _IncludedRouter):
-            out.extend((c.path_format, frozenset(c.methods or ()), c.endpoint) for c in route.effective_route_contexts())
+            out.extend(
+                (c.path_format, frozenset(c.methods or ()), c.endpoint)
+                for c in route.effective_route_contexts()
+            )
         else:
             out.append((route.path_format, frozenset(getattr(route, "methods", None) or ()), route.endpoint))
     return out

@@ -24,20 +24,25 @@ ADMIN = RequestContext(user_id="a", project_id="p", roles=("admin",))
 IMAGE = "11111111-2222-3333-4444-555555555555"
 
 
-def request(ctx: RequestContext = MEMBER, version: tuple[int, int] = (2, 1), **server: Any) -> CreateServerRequest:
+def request(
+    ctx: RequestContext = MEMBER, version: tuple[int, int] = (2, 1), **server: Any
+) -> CreateServerRequest:
     body = {"server": {"name": "vm", "flavorRef": "1", "imageRef": IMAGE, **server}}
     return CreateServerRequest.from_body(body, ctx, V(*version))
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("web", "web"),
-    ("My Server_1.example", "my-server-1-example"),
-    ("--edge--", "edge"),
-    ("a" * 70, "a" * 63),
-    ("héllo wörld", "héllo-wörld"),
-    ("日本", ""),
-    ("a!b@c", "abc"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("web", "web"),
+        ("My Server_1.example", "my-server-1-example"),
+        ("--edge--", "edge"),
+        ("a" * 70, "a" * 63),
+        ("héllo wörld", "héllo-wörld"),
+        ("日本", ""),
+        ("a!b@c", "abc"),
+    ],
+)
 def test_sanitize_hostname(name: str, expected: str) -> None:
     assert naming.sanitize_hostname(name) == expected
 
@@ -50,14 +55,17 @@ def test_hostnames_and_names_for_many() -> None:
     assert naming.display_name("web", 0, 1) == "web"
 
 
-@pytest.mark.parametrize(("zone", "ctx", "expected"), [
-    (None, MEMBER, (None, None, None)),
-    ("az1", MEMBER, ("az1", None, None)),
-    ("az1:host1", ADMIN, ("az1", "host1", None)),
-    ("az1:host1:node1", ADMIN, ("az1", "host1", "node1")),
-    ("az1::node1", ADMIN, ("az1", None, "node1")),
-    (":host1", ADMIN, (None, "host1", None)),
-])
+@pytest.mark.parametrize(
+    ("zone", "ctx", "expected"),
+    [
+        (None, MEMBER, (None, None, None)),
+        ("az1", MEMBER, ("az1", None, None)),
+        ("az1:host1", ADMIN, ("az1", "host1", None)),
+        ("az1:host1:node1", ADMIN, ("az1", "host1", "node1")),
+        ("az1::node1", ADMIN, ("az1", None, "node1")),
+        (":host1", ADMIN, (None, "host1", None)),
+    ],
+)
 def test_parse_availability_zone(zone: str | None, ctx: RequestContext, expected: tuple[Any, ...]) -> None:
     dest = destination.parse_availability_zone(request(ctx, availability_zone=zone) if zone else request(ctx))
     assert (dest.availability_zone, dest.forced_host, dest.forced_node) == expected
@@ -81,8 +89,15 @@ def test_requested_destination_2_74() -> None:
 
 def test_plain_image_boot_gets_a_root_disk() -> None:
     bdms = block_devices.convert_legacy(request(), IMAGE)
-    assert bdms == [{"source_type": "image", "destination_type": "local", "image_id": IMAGE, "boot_index": 0,
-                     "delete_on_termination": True}]
+    assert bdms == [
+        {
+            "source_type": "image",
+            "destination_type": "local",
+            "image_id": IMAGE,
+            "boot_index": 0,
+            "delete_on_termination": True,
+        }
+    ]
     block_devices.check_boot_sequence(bdms)
     assert not block_devices.is_boot_from_volume(bdms)
 
@@ -94,19 +109,34 @@ def test_legacy_volume_root_is_boot_from_volume() -> None:
     assert block_devices.is_boot_from_volume(bdms)
 
 
-@pytest.mark.parametrize(("bdm", "message"), [
-    ({"source_type": "blank", "destination_type": "local", "uuid": IMAGE}, "Invalid device UUID"),
-    ({"source_type": "volume", "destination_type": "volume"}, "Missing device UUID"),
-    ({"source_type": "image", "destination_type": "local", "uuid": IMAGE, "boot_index": 1},
-     "Mapping image to local is not supported"),
-])
+@pytest.mark.parametrize(
+    ("bdm", "message"),
+    [
+        ({"source_type": "blank", "destination_type": "local", "uuid": IMAGE}, "Invalid device UUID"),
+        ({"source_type": "volume", "destination_type": "volume"}, "Missing device UUID"),
+        (
+            {"source_type": "image", "destination_type": "local", "uuid": IMAGE, "boot_index": 1},
+            "Mapping image to local is not supported",
+        ),
+    ],
+)
 def test_bdm_v2_format_errors(bdm: dict[str, Any], message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         block_devices.convert_v2(request(block_device_mapping_v2=[bdm]))
 
 
-@pytest.mark.parametrize(("indexes", "ok"), [([0], True), ([0, 1, 2], True), ([1], False), ([0, 2], False),
-                                             ([], False), ([None, 0], True), ([-1, 0], True)])
+@pytest.mark.parametrize(
+    ("indexes", "ok"),
+    [
+        ([0], True),
+        ([0, 1, 2], True),
+        ([1], False),
+        ([0, 2], False),
+        ([], False),
+        ([None, 0], True),
+        ([-1, 0], True),
+    ],
+)
 def test_boot_sequence(indexes: list[int | None], ok: bool) -> None:
     bdms = [{"boot_index": i} for i in indexes]
     if ok:
@@ -129,8 +159,15 @@ def test_networks_parsing() -> None:
 
 
 def test_request_normalisation() -> None:
-    req = request(MEMBER, (2, 19), name="  spaced  ", flavorRef="http://x/compute/flavors/42", min_count="2",
-                  security_groups=[{"name": "b"}, {"name": "a"}, {"name": "b"}], accessIPv6="0:0::1")
+    req = request(
+        MEMBER,
+        (2, 19),
+        name="  spaced  ",
+        flavorRef="http://x/compute/flavors/42",
+        min_count="2",
+        security_groups=[{"name": "b"}, {"name": "a"}, {"name": "b"}],
+        accessIPv6="0:0::1",
+    )
     assert req.name == "spaced" and req.flavor_ref == "42" and (req.min_count, req.max_count) == (2, 2)
     assert req.description is None and req.security_groups == ("a", "b")
     assert req.access_ip_v6 == "::1"
@@ -146,4 +183,3 @@ def test_password_and_reservation_id() -> None:
         assert len(password) == 12 and not set(password) & set("01IOl")
         assert re.search("[2-9]", password) and re.search("[A-Z]", password) and re.search("[a-z]", password)
     assert re.fullmatch(r"r-[0-9a-z]{8}", generate_reservation_id())
-

@@ -57,8 +57,15 @@ def test_creates_run_under_the_projects_quota_lock(db: Database, monkeypatch: py
 
 
 def test_a_failing_create_of_a_group_gets_its_own_error_and_costs_the_others_nothing(db: Database) -> None:
-    outcomes = pipeline.store_group(db, "quota:p3", [SimpleNamespace(v=1), SimpleNamespace(v=1),  # type: ignore[list-item]
-                                                     SimpleNamespace(v=2)])
+    outcomes = pipeline.store_group(
+        db,
+        "quota:p3",
+        [
+            SimpleNamespace(v=1),
+            SimpleNamespace(v=1),  # type: ignore[list-item]
+            SimpleNamespace(v=2),
+        ],
+    )
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], IntegrityError)
     assert _values(db) == [1, 2]

@@ -26,6 +26,7 @@ def _insert(v: int):
     def work(s: Session) -> int:
         s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
         return v
+
     return work
 
 
@@ -152,5 +153,7 @@ def test_a_unit_rolled_back_as_a_deadlock_victim_runs_again(db: Database) -> Non
     assert _values(db) == [11]  # the first run's row was rolled back with it
 
     with pytest.raises(OperationalError):
-        group_commit.group(db, "retry").run(db, lambda s: (runs.append(1), s.execute(text("SELECT * FROM nope"))))
+        group_commit.group(db, "retry").run(
+            db, lambda s: (runs.append(1), s.execute(text("SELECT * FROM nope")))
+        )
     assert len(runs) == 3  # "no such table" is not retried

@@ -55,5 +55,5 @@ def test_at_most_read_workers_run_at_once_and_the_rest_in_order() -> None:
     asyncio.run(main())
     assert peak == READ_WORKERS
     # queued calls start first come, first served: each wave is the next READ_WORKERS submitted
-    waves = [set(order[i:i + READ_WORKERS]) for i in range(0, len(order), READ_WORKERS)]
+    waves = [set(order[i : i + READ_WORKERS]) for i in range(0, len(order), READ_WORKERS)]
     assert waves == [set(range(i, i + READ_WORKERS)) for i in range(0, len(order), READ_WORKERS)]

@@ -41,8 +41,15 @@ def pg(tmp_path: Path) -> Iterator[Database]:
 def _provider(db: Database, name: str) -> str:
     with db.session() as s:
         rp = providers.create_provider(s, name=name)
-        providers.set_inventories(s, rp, {"VCPU": InventorySpec(total=8), "MEMORY_MB": InventorySpec(total=8192),
-                                          "DISK_GB": InventorySpec(total=100)})
+        providers.set_inventories(
+            s,
+            rp,
+            {
+                "VCPU": InventorySpec(total=8),
+                "MEMORY_MB": InventorySpec(total=8192),
+                "DISK_GB": InventorySpec(total=100),
+            },
+        )
         return rp.uuid
 
 
@@ -63,9 +70,12 @@ def _waiting_statement(db: Database, timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     with db.engine.connect() as conn:
         while time.monotonic() < deadline:
-            row = conn.execute(text(
-                "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).first()
+            row = conn.execute(
+                text(
+                    "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            ).first()
             if row is not None:
                 return str(row[0])
             conn.rollback()
@@ -73,8 +83,9 @@ def _waiting_statement(db: Database, timeout: float = 10.0) -> str:
     raise AssertionError("no backend started waiting for a lock")
 
 
-def _second_writer_queues_at_the_provider_row(pg: Database, first: Callable[[Session], None],
-                                               second: Callable[[Session], None]) -> None:
+def _second_writer_queues_at_the_provider_row(
+    pg: Database, first: Callable[[Session], None], second: Callable[[Session], None]
+) -> None:
     """``second`` runs in its own unit of work while ``first``'s is still open: it must wait at
     the provider's row (before any inventory row), then go through once ``first`` commits."""
     errors: list[BaseException] = []
@@ -117,12 +128,19 @@ def test_a_claim_waits_at_the_provider_row_while_inventories_are_replaced(pg: Da
     def replace_inventories(s: Session) -> None:
         provider = providers.get_provider(s, rp)
         assert provider is not None
-        providers.set_inventories(s, provider, {"VCPU": InventorySpec(total=16),
-                                                "MEMORY_MB": InventorySpec(total=8192),
-                                                "DISK_GB": InventorySpec(total=100)})
+        providers.set_inventories(
+            s,
+            provider,
+            {
+                "VCPU": InventorySpec(total=16),
+                "MEMORY_MB": InventorySpec(total=8192),
+                "DISK_GB": InventorySpec(total=100),
+            },
+        )
 
-    _second_writer_queues_at_the_provider_row(pg, replace_inventories,
-                                              lambda s: allocations.claim(s, _consumer(), {rp: SMALL}))
+    _second_writer_queues_at_the_provider_row(
+        pg, replace_inventories, lambda s: allocations.claim(s, _consumer(), {rp: SMALL})
+    )
     assert _usage(pg, rp) == {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}
 
 
@@ -174,8 +192,10 @@ def test_write_runs_a_deadlock_victim_again(pg: Database) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=batch, args=("first", [a, b], [_consumer(), _consumer()])),
-               threading.Thread(target=batch, args=("second", [b, a], [_consumer(), _consumer()]))]
+    threads = [
+        threading.Thread(target=batch, args=("first", [a, b], [_consumer(), _consumer()])),
+        threading.Thread(target=batch, args=("second", [b, a], [_consumer(), _consumer()])),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -194,9 +214,13 @@ def test_write_does_not_run_other_errors_again(pg: Database) -> None:
 
     def unit(s: Session) -> Any:
         calls.append(1)
-        return s.execute(text("INSERT INTO consumers (uuid, project_id, user_id, consumer_type, generation, "
-                              "created_at, updated_at) VALUES (:u, 'p', 'u', 'INSTANCE', 0, now(), now())"),
-                         {"u": c.uuid})
+        return s.execute(
+            text(
+                "INSERT INTO consumers (uuid, project_id, user_id, consumer_type, generation, "
+                "created_at, updated_at) VALUES (:u, 'p', 'u', 'INSTANCE', 0, now(), now())"
+            ),
+            {"u": c.uuid},
+        )
 
     with pytest.raises(IntegrityError):
         pg.write(unit)

@@ -21,17 +21,29 @@ _CONSUMERS = cast(Table, Consumer.__table__)
 _INSTANCES = cast(Table, Instance.__table__)
 
 ADD_CONSUMER = Precompiled(insert(_CONSUMERS))
-BUMP = Precompiled(update(_RP).where(_RP.c.name == bindparam("name"))
-                   .values(generation=_RP.c.generation + 1).returning(_RP.c.id, _RP.c.generation))
-TOUCH = Precompiled(update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("uuid"), _INSTANCES.c.deleted.is_(False))
-                    .values(updated_at=bindparam("now")))
+BUMP = Precompiled(
+    update(_RP)
+    .where(_RP.c.name == bindparam("name"))
+    .values(generation=_RP.c.generation + 1)
+    .returning(_RP.c.id, _RP.c.generation)
+)
+TOUCH = Precompiled(
+    update(_INSTANCES)
+    .where(_INSTANCES.c.uuid == bindparam("uuid"), _INSTANCES.c.deleted.is_(False))
+    .values(updated_at=bindparam("now"))
+)
 
 
 def test_insert_fills_python_defaults_and_reads_back_like_core(db: Database) -> None:
     before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with db.session() as s:
-        ADD_CONSUMER.run_many(s, [{"uuid": "c1", "project_id": "p", "user_id": "u"},
-                                  {"uuid": "c2", "project_id": "p", "user_id": "u"}])
+        ADD_CONSUMER.run_many(
+            s,
+            [
+                {"uuid": "c1", "project_id": "p", "user_id": "u"},
+                {"uuid": "c2", "project_id": "p", "user_id": "u"},
+            ],
+        )
         s.connection().execute(insert(_CONSUMERS), {"uuid": "c3", "project_id": "p", "user_id": "u"})
     with db.reader() as s:
         rows = {c.uuid: c for c in s.scalars(select(Consumer))}
@@ -61,9 +73,22 @@ def test_boolean_and_datetime_parameters_are_processed(db: Database) -> None:
     stamp = dt.datetime(2026, 1, 2, 3, 4, 5, 678000)
     with db.session() as s:
         for uuid, deleted in (("i1", False), ("i2", True)):
-            s.add(Instance(uuid=uuid, project_id="p", user_id="u", display_name=uuid, reservation_id="r-1",
-                           flavor_id="1", flavor={}, memory_mb=64, vcpus=1, root_gb=1, vm_state="building",
-                           deleted=deleted))
+            s.add(
+                Instance(
+                    uuid=uuid,
+                    project_id="p",
+                    user_id="u",
+                    display_name=uuid,
+                    reservation_id="r-1",
+                    flavor_id="1",
+                    flavor={},
+                    memory_mb=64,
+                    vcpus=1,
+                    root_gb=1,
+                    vm_state="building",
+                    deleted=deleted,
+                )
+            )
     with db.session() as s:
         assert TOUCH.run(s, {"uuid": "i1", "now": stamp}) == 1
         assert TOUCH.run(s, {"uuid": "i2", "now": stamp}) == 0  # deleted IS false
@@ -95,12 +120,31 @@ def test_instance_insert_writes_the_same_row_as_core(db: Database) -> None:
     stamp = dt.datetime(2026, 11, 25, 1, 2, 3, 456789)
 
     def row(uuid: str) -> dict[str, object]:
-        return dict(uuid=uuid, project_id="p", user_id="u", display_name="vm", display_description=None,
-                    reservation_id="r-1", launch_index=0, flavor_id="1",
-                    flavor={"flavorid": "1", "extra_specs": {"hw:cpu_policy": "shared"}}, memory_mb=512, vcpus=1,
-                    root_gb=1, auto_disk_config=True, locked=False, vm_state="building", task_state="scheduling",
-                    trusted_certs=None, security_groups=[{"name": "default"}], requested_networks="none",
-                    system_metadata={"image_min_ram": "0"}, network_info=[], created_at=stamp, updated_at=stamp)
+        return dict(
+            uuid=uuid,
+            project_id="p",
+            user_id="u",
+            display_name="vm",
+            display_description=None,
+            reservation_id="r-1",
+            launch_index=0,
+            flavor_id="1",
+            flavor={"flavorid": "1", "extra_specs": {"hw:cpu_policy": "shared"}},
+            memory_mb=512,
+            vcpus=1,
+            root_gb=1,
+            auto_disk_config=True,
+            locked=False,
+            vm_state="building",
+            task_state="scheduling",
+            trusted_certs=None,
+            security_groups=[{"name": "default"}],
+            requested_networks="none",
+            system_metadata={"image_min_ram": "0"},
+            network_info=[],
+            created_at=stamp,
+            updated_at=stamp,
+        )
 
     with db.session() as s:
         s.connection().execute(insert(_INSTANCES), [row("core")])
@@ -108,7 +152,9 @@ def test_instance_insert_writes_the_same_row_as_core(db: Database) -> None:
     with db.reader() as s:
         result = s.connection().exec_driver_sql("SELECT * FROM instances ORDER BY uuid")
         names = list(result.keys())
-        core, fast = ({k: v for k, v in zip(names, r, strict=True) if k not in ("id", "uuid")} for r in result)
+        core, fast = (
+            {k: v for k, v in zip(names, r, strict=True) if k not in ("id", "uuid")} for r in result
+        )
     assert fast == core
     assert core["auto_disk_config"] in (1, True) and core["hostname"] == ""
 

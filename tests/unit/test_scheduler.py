@@ -13,7 +13,9 @@ FLAVOR = FlavorView(vcpus=1, memory_mb=1024, root_gb=10)
 
 
 def host(name: str, **kw: Any) -> HostSnapshot:
-    base = dict(uuid=f"u-{name}", host=name, node=name, vcpus_total=4, memory_mb_total=4096, disk_gb_total=100)
+    base = dict(
+        uuid=f"u-{name}", host=name, node=name, vcpus_total=4, memory_mb_total=4096, disk_gb_total=100
+    )
     base.update(kw)
     return HostSnapshot(**base)  # type: ignore[arg-type]
 
@@ -34,7 +36,11 @@ def test_ranked_by_weight_with_chosen_first() -> None:
 
 
 def test_every_dropped_host_keeps_its_reason() -> None:
-    hosts = [host("h1", service_up=False), host("h2", service_disabled=True, disabled_reason="maint"), host("h3")]
+    hosts = [
+        host("h1", service_up=False),
+        host("h2", service_disabled=True, disabled_reason="maint"),
+        host("h3"),
+    ]
     sel = select(request(), hosts)
     assert [x.host for x in sel.ranked[0]] == ["h3"]
     assert {(d.filter, d.host) for d in sel.dropped} == {("ComputeFilter", "h1"), ("ComputeFilter", "h2")}
@@ -95,8 +101,10 @@ def test_alternates_exclude_chosen_hosts_and_are_capped() -> None:
 
 def test_host_subset_size_picks_among_the_best() -> None:
     hosts = [host("h1"), host("h2", memory_mb_used=10), host("h3", memory_mb_used=3000)]
-    picks = {select(request(), hosts, host_subset_size=2, rng=random.Random(seed)).ranked[0][0].host
-             for seed in range(20)}
+    picks = {
+        select(request(), hosts, host_subset_size=2, rng=random.Random(seed)).ranked[0][0].host
+        for seed in range(20)
+    }
     assert picks == {"h1", "h2"}
 
 

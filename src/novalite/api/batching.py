@@ -35,8 +35,9 @@ _STOP = object()
 
 
 class LoopBatcher(Generic[T, R]):
-    def __init__(self, process: Callable[[list[T]], Sequence[R | BaseException]], *, name: str,
-                 max_batch: int = 64):
+    def __init__(
+        self, process: Callable[[list[T]], Sequence[R | BaseException]], *, name: str, max_batch: int = 64
+    ):
         self.process, self.name, self.max_batch = process, name, max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()

@@ -51,12 +51,18 @@ def context(request: Request) -> RequestContext:
     data = runtime(request).tokens.validate(token)
     url_project = request.scope.get("state", {}).get("url_project_id")
     ctx = RequestContext(
-        user_id=data.user_id, project_id=data.project_id, roles=data.role_names,
-        user_name=data.user_name, project_name=data.project_name,
+        user_id=data.user_id,
+        project_id=data.project_id,
+        roles=data.role_names,
+        user_name=data.user_name,
+        project_name=data.project_name,
         request_id=request.scope.get("state", {}).get("request_id", ""),
     )
     if url_project and url_project != data.project_id and not ctx.is_admin:
-        raise BadRequest(f"Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id '{data.project_id}'")
+        raise BadRequest(
+            f"Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id "
+            f"'{data.project_id}'"
+        )
     request.scope.setdefault("state", {})["context"] = ctx
     return ctx
 
@@ -71,11 +77,19 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
     raw = await request.body()
     if not raw.strip():
         if required:
-            raise BadRequest("The server could not comply with the request since it is either malformed or otherwise incorrect.")
+            raise BadRequest(
+                "The server could not comply with the request since it is either malformed or "
+                "otherwise incorrect."
+            )
         return None
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if ctype and ctype not in ("application/json", "application/openstack-images-v2.1-json-patch",
-                               "application/json-patch+json", "text/plain", ""):
+    if ctype and ctype not in (
+        "application/json",
+        "application/openstack-images-v2.1-json-patch",
+        "application/json-patch+json",
+        "text/plain",
+        "",
+    ):
         raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype}")
     try:
         return json.loads(raw)
@@ -138,8 +152,12 @@ def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
 
     formats = {name: _format_function(check) for name, (check, _raises) in _format_checker.checkers.items()}
     try:
-        return fastjsonschema.compile(schema, formats=formats, use_default=False,  # type: ignore[no-any-return]
-                                      detailed_exceptions=False)
+        return fastjsonschema.compile(
+            schema,
+            formats=formats,
+            use_default=False,  # type: ignore[no-any-return]
+            detailed_exceptions=False,
+        )
     except Exception:  # a schema it cannot compile: jsonschema alone, as before
         return None
 
@@ -191,12 +209,23 @@ def validate(schema: dict[str, Any], body: Any, *, query: bool = False, fast: bo
         return
     error = errors[0]
     if query:
-        raise BadRequest(f"Invalid input for query parameters {_field_path(error)}. Value: {error.instance}. {error.message}")
-    if error.validator == "additionalProperties" or error.validator == "required" or not list(error.absolute_path):
-        raise BadRequest(f"Invalid input for field/attribute {_field_path(error) or 'body'}. Value: {error.instance}. "
-                         f"{error.message}")
-    raise BadRequest(f"Invalid input for field/attribute {error.absolute_path[-1]}. Value: {error.instance}. "
-                     f"{error.message}")
+        raise BadRequest(
+            f"Invalid input for query parameters {_field_path(error)}. Value: {error.instance}. "
+            f"{error.message}"
+        )
+    if (
+        error.validator == "additionalProperties"
+        or error.validator == "required"
+        or not list(error.absolute_path)
+    ):
+        raise BadRequest(
+            f"Invalid input for field/attribute {_field_path(error) or 'body'}. Value: {error.instance}. "
+            f"{error.message}"
+        )
+    raise BadRequest(
+        f"Invalid input for field/attribute {error.absolute_path[-1]}. Value: {error.instance}. "
+        f"{error.message}"
+    )
 
 
 def link_prefixes(request: Request, collection: str) -> tuple[str, str]:
@@ -240,11 +269,12 @@ def paginate(items: Sequence[T], key: Any, limit: int, marker: str | None) -> li
                 break
         else:
             raise BadRequest(f"marker [{marker}] not found")
-    return list(items[start:start + limit])
+    return list(items[start : start + limit])
 
 
-def next_link(request: Request, collection: str, page: Sequence[Any], key: Any, limit: int,
-              max_limit: int = 1000) -> list[dict[str, str]] | None:
+def next_link(
+    request: Request, collection: str, page: Sequence[Any], key: Any, limit: int, max_limit: int = 1000
+) -> list[dict[str, str]] | None:
     if not page or len(page) < min(limit, max_limit):
         return None
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("marker",)]

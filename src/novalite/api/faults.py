@@ -15,16 +15,33 @@ from novalite import errors
 LOG = logging.getLogger(__name__)
 
 NOVA_FAULT_NAMES = {
-    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
-    405: "badMethod", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
-    429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
 }
 
 
 HTTP_TITLES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    406: "Not Acceptable", 409: "Conflict", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
 }
 
 
@@ -40,17 +57,29 @@ def error_body(path: str, status: int, message: str, kind: str, request_id: str 
     if path.startswith("/placement"):
         # placement error codes (1.23) are "placement.<name>"; other kinds are undefined codes
         code = kind if kind.startswith("placement.") else "placement.undefined_code"
-        return {"errors": [{"status": status, "title": HTTP_TITLES.get(status, "Error"), "detail": message,
-                            "code": code, "request_id": request_id}]}
+        return {
+            "errors": [
+                {
+                    "status": status,
+                    "title": HTTP_TITLES.get(status, "Error"),
+                    "detail": message,
+                    "code": code,
+                    "request_id": request_id,
+                }
+            ]
+        }
     if path.startswith("/image"):
         return {"code": status, "title": kind, "message": message}
     return nova_fault_body(status, message)
 
 
-def _render(request: Request, status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _render(
+    request: Request, status: int, message: str, kind: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     rid = request.scope.get("state", {}).get("request_id", "")
-    return JSONResponse(error_body(request.url.path, status, message, kind, rid), status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        error_body(request.url.path, status, message, kind, rid), status_code=status, headers=headers
+    )
 
 
 async def novalite_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -76,8 +105,13 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
     LOG.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _render(request, 500, "Unexpected API Error. Please report this at the novalite issue tracker "
-                   f"and attach the novalite API log if possible.\n<class '{type(exc).__name__}'>", "Internal")
+    return _render(
+        request,
+        500,
+        "Unexpected API Error. Please report this at the novalite issue tracker "
+        f"and attach the novalite API log if possible.\n<class '{type(exc).__name__}'>",
+        "Internal",
+    )
 
 
 def install(app: Any) -> None:

@@ -35,7 +35,11 @@ class HotRoutes:
         self.routes = dict(routes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        endpoint = self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
+        endpoint = (
+            self.routes.get((scope.get("method", ""), scope.get("path", "")))
+            if scope["type"] == "http"
+            else None
+        )
         if endpoint is None:
             await self.app(scope, receive, send)
             return

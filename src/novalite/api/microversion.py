@@ -26,7 +26,9 @@ class Version:
     def parse(cls, text: str) -> Version:
         m = _FORMAT.match(text.strip())
         if not m:
-            raise BadRequest(f"API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum.")
+            raise BadRequest(
+                f"API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum."
+            )
         return cls(int(m.group(1)), int(m.group(2)))
 
 
@@ -39,7 +41,9 @@ MIN_VERSION = V(2, 1)
 MAX_VERSION = V(2, 96)
 
 
-def negotiate(headers: dict[str, str], *, minimum: Version = MIN_VERSION, maximum: Version = MAX_VERSION) -> Version:
+def negotiate(
+    headers: dict[str, str], *, minimum: Version = MIN_VERSION, maximum: Version = MAX_VERSION
+) -> Version:
     """Pick the version from ``OpenStack-API-Version: compute X.Y`` or the legacy header."""
     raw: str | None = None
     modern = headers.get("openstack-api-version")

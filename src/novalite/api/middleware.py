@@ -70,10 +70,19 @@ class RequestContextMiddleware:
                 await self._error(send, path, 500, "Unexpected API Error.", "Internal", extra_headers)
 
     @staticmethod
-    async def _error(send: Any, path: str, status: int, message: str, kind: str,
-                     headers: list[tuple[bytes, bytes]]) -> None:
+    async def _error(
+        send: Any, path: str, status: int, message: str, kind: str, headers: list[tuple[bytes, bytes]]
+    ) -> None:
         body = json.dumps(error_body(path, status, message, kind)).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())] + headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                + headers,
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -30,10 +30,14 @@ from novalite.errors import NotFound
 _INSTANCES = cast(Table, Instance.__table__)
 _ACTIONS = cast(Table, InstanceAction.__table__)
 _DELETING = select(_INSTANCES.c.deleted, _INSTANCES.c.host, _INSTANCES.c.requested_networks).where(
-    _INSTANCES.c.uuid == bindparam("instance_uuid"))
+    _INSTANCES.c.uuid == bindparam("instance_uuid")
+)
 _ADD_ACTION = insert(_ACTIONS)
-_SET_DELETING = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
-                 .values(task_state=TaskState.DELETING, updated_at=bindparam("now")))
+_SET_DELETING = (
+    update(_INSTANCES)
+    .where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
+    .values(task_state=TaskState.DELETING, updated_at=bindparam("now"))
+)
 
 
 class ComputeAPI:
@@ -70,6 +74,15 @@ def _start_delete(s: Session, ctx: RequestContext, instance_uuid: str) -> str | 
 
 def _record_delete_action(s: Session, ctx: RequestContext, instance_uuid: str) -> None:
     now = utcnow()
-    s.connection().execute(_ADD_ACTION, {"instance_uuid": instance_uuid, "action": "delete",
-                                         "request_id": ctx.request_id or "", "user_id": ctx.user_id,
-                                         "project_id": ctx.project_id, "start_time": now, "updated_at": now})
+    s.connection().execute(
+        _ADD_ACTION,
+        {
+            "instance_uuid": instance_uuid,
+            "action": "delete",
+            "request_id": ctx.request_id or "",
+            "user_id": ctx.user_id,
+            "project_id": ctx.project_id,
+            "start_time": now,
+            "updated_at": now,
+        },
+    )

@@ -73,8 +73,11 @@ def _transition(expect_none: bool, columns: tuple[str, ...]) -> Precompiled:
     """The UPDATE for one shape of transition, compiled once (values are bound at execution)."""
     table = cast(Table, Instance.__table__)
     state = table.c.task_state.is_(None) if expect_none else table.c.task_state == bindparam("expected")
-    return Precompiled(update(table).where(table.c.uuid == bindparam("instance_uuid"), table.c.deleted.is_(False), state)
-                       .values({c: bindparam(f"v_{c}") for c in ("task_state", "updated_at", *columns)}))
+    return Precompiled(
+        update(table)
+        .where(table.c.uuid == bindparam("instance_uuid"), table.c.deleted.is_(False), state)
+        .values({c: bindparam(f"v_{c}") for c in ("task_state", "updated_at", *columns)})
+    )
 
 
 def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None, **values: Any) -> None:
@@ -86,11 +89,22 @@ def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None,
         raise Vanished(uuid)
 
 
-_INSTANCE = select(Instance.id, Instance.uuid, Instance.deleted, Instance.task_state, Instance.user_id,
-                   Instance.project_id, Instance.requested_networks, Instance.security_groups,
-                   Instance.flavor).where(Instance.uuid == bindparam("instance_uuid"))
-_METADATA = Precompiled(select(InstanceMetadata.key, InstanceMetadata.value).where(
-    InstanceMetadata.instance_uuid == bindparam("instance_uuid")))
+_INSTANCE = select(
+    Instance.id,
+    Instance.uuid,
+    Instance.deleted,
+    Instance.task_state,
+    Instance.user_id,
+    Instance.project_id,
+    Instance.requested_networks,
+    Instance.security_groups,
+    Instance.flavor,
+).where(Instance.uuid == bindparam("instance_uuid"))
+_METADATA = Precompiled(
+    select(InstanceMetadata.key, InstanceMetadata.value).where(
+        InstanceMetadata.instance_uuid == bindparam("instance_uuid")
+    )
+)
 
 
 def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict[str, Any]) -> str | None:
@@ -111,7 +125,9 @@ def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict
     others = {h for u, h in group.member_hosts.items() if u != instance_uuid}
     if group.policy == "affinity" and others and host not in others:
         return f"Affinity instance group policy was violated: members run on {', '.join(sorted(others))}"
-    if group.policy == "anti-affinity" and group.members_on(host, excluding=instance_uuid) >= max_per_host(group.rules):
+    if group.policy == "anti-affinity" and group.members_on(host, excluding=instance_uuid) >= max_per_host(
+        group.rules
+    ):
         return "Anti-affinity instance group policy was violated."
     return None
 
@@ -134,14 +150,22 @@ def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | No
     return cast(GuestSpec, guest)
 
 
-def _accept(s: Session, *, b: Build, networks: Callable[[Session, Build], str | None]) -> tuple[Any, ...] | None:
+def _accept(
+    s: Session, *, b: Build, networks: Callable[[Session, Build], str | None]
+) -> tuple[Any, ...] | None:
     """``accept``'s transaction; None when the instance is gone (nothing written)."""
     conn = s.connection()
     inst = conn.execute(_INSTANCE, {"instance_uuid": b.instance_uuid}).first()
     if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
         return None
-    action = actions.find_action(s, b.instance_uuid, "create", user_id=inst.user_id,
-                                 project_id=inst.project_id, request_id=b.ctx.request_id)
+    action = actions.find_action(
+        s,
+        b.instance_uuid,
+        "create",
+        user_id=inst.user_id,
+        project_id=inst.project_id,
+        request_id=b.ctx.request_id,
+    )
     b.event_id = actions.start_event(s, action, BUILD_EVENT, host=b.host)
     b.requested_networks, b.project_id = inst.requested_networks, inst.project_id
     b.security_groups = [str(g.get("name")) for g in (inst.security_groups or []) if isinstance(g, dict)]
@@ -152,13 +176,28 @@ def _accept(s: Session, *, b: Build, networks: Callable[[Session, Build], str | 
         problem, by_policy = violation, True
     network_error = None
     if problem is None:
-        set_task_state(s, b.instance_uuid, TaskState.SCHEDULING, TaskState.NETWORKING, host=b.host, node=b.node,
-                       launched_on=b.host, vm_state=VmState.BUILDING)
+        set_task_state(
+            s,
+            b.instance_uuid,
+            TaskState.SCHEDULING,
+            TaskState.NETWORKING,
+            host=b.host,
+            node=b.node,
+            launched_on=b.host,
+            vm_state=VmState.BUILDING,
+        )
         network_error = networks(s, b)
     metadata = {k: v for k, v in _METADATA.all(conn, {"instance_uuid": b.instance_uuid})}
-    guest = GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", host=b.host, node=b.node,
-                      flavor=dict(inst.flavor or {}), metadata=metadata, attempt=b.attempt,
-                      admin_password=b.build_args.get("admin_password"))
+    guest = GuestSpec(
+        uuid=inst.uuid,
+        name=f"instance-{inst.id:08x}",
+        host=b.host,
+        node=b.node,
+        flavor=dict(inst.flavor or {}),
+        metadata=metadata,
+        attempt=b.attempt,
+        admin_password=b.build_args.get("admin_password"),
+    )
     return guest, problem, by_policy, network_error
 
 
@@ -168,9 +207,19 @@ _FINISH_COLUMNS = ("launched_at", "power_state", "progress", "vm_state")
 def _finish(s: Session, *, b: Build, power_state: PowerState) -> bool:
     """``finish``'s transaction; False when the row moved on (nothing written)."""
     now = utcnow()
-    changed = _transition(False, _FINISH_COLUMNS).run(s, {
-        "instance_uuid": b.instance_uuid, "expected": TaskState.SPAWNING, "v_task_state": None, "v_updated_at": now,
-        "v_vm_state": VmState.ACTIVE, "v_power_state": int(power_state), "v_launched_at": now, "v_progress": 100})
+    changed = _transition(False, _FINISH_COLUMNS).run(
+        s,
+        {
+            "instance_uuid": b.instance_uuid,
+            "expected": TaskState.SPAWNING,
+            "v_task_state": None,
+            "v_updated_at": now,
+            "v_vm_state": VmState.ACTIVE,
+            "v_power_state": int(power_state),
+            "v_launched_at": now,
+            "v_progress": 100,
+        },
+    )
     if changed != 1:
         return False
     if b.event_id is not None:

@@ -46,15 +46,29 @@ def _ports(s: Session, b: Build) -> list[dict[str, Any]]:
         wanted = [r for r in requested if isinstance(r, dict)]
     for req in wanted:
         if req.get("port_id"):
-            port = network.bind_port(s, str(req["port_id"]), host=b.host, device_id=b.instance_uuid,
-                                     device_owner=owner)
+            port = network.bind_port(
+                s, str(req["port_id"]), host=b.host, device_id=b.instance_uuid, device_owner=owner
+            )
         else:
-            port = network.allocate_port(s, project_id=b.project_id, network_id=str(req["network_id"]),
-                                         device_id=b.instance_uuid, device_owner=owner, host=b.host,
-                                         fixed_ip=req.get("fixed_ip"), security_group_ids=groups)
-        out.append({"port_id": port.id, "network_id": port.network_id, "network_name": port.network_name,
-                    "mac_address": port.mac_address,
-                    "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips]})
+            port = network.allocate_port(
+                s,
+                project_id=b.project_id,
+                network_id=str(req["network_id"]),
+                device_id=b.instance_uuid,
+                device_owner=owner,
+                host=b.host,
+                fixed_ip=req.get("fixed_ip"),
+                security_group_ids=groups,
+            )
+        out.append(
+            {
+                "port_id": port.id,
+                "network_id": port.network_id,
+                "network_name": port.network_name,
+                "mac_address": port.mac_address,
+                "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips],
+            }
+        )
     return out
 
 
@@ -72,8 +86,9 @@ def allocate_networks(s: Session, b: Build) -> str | None:
     try:
         with s.begin_nested():
             info = _ports(s, b)
-            set_task_state(s, b.instance_uuid, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
-                           network_info=info)
+            set_task_state(
+                s, b.instance_uuid, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING, network_info=info
+            )
             if not needs_block_devices(b):
                 set_task_state(s, b.instance_uuid, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING)
     except (NovaliteError, KeyError, ValueError) as exc:

@@ -73,9 +73,19 @@ def release_resources(s: Session, instance_uuid: str, requested_networks: Any) -
 
 
 _INSTANCES = cast(Table, Instance.__table__)
-_MARK_DELETED = (update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
-                 .values(deleted=True, vm_state=VmState.DELETED, task_state=None, power_state=int(PowerState.NOSTATE),
-                         deleted_at=bindparam("now"), terminated_at=bindparam("now"), updated_at=bindparam("now")))
+_MARK_DELETED = (
+    update(_INSTANCES)
+    .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+    .values(
+        deleted=True,
+        vm_state=VmState.DELETED,
+        task_state=None,
+        power_state=int(PowerState.NOSTATE),
+        deleted_at=bindparam("now"),
+        terminated_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
 
 
 def mark_deleted(s: Session, instance_uuid: str) -> bool:

@@ -19,9 +19,14 @@ from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvide
 
 BINARY = "nova-compute"
 PREFIX = "fake-host-"
-CPU_INFO = {"arch": "x86_64", "model": "Nehalem", "vendor": "Intel", "maxphysaddr": {"bits": 46},
-            "topology": {"cells": 1, "sockets": 1, "cores": 1, "threads": 1},
-            "features": ["sse", "sse2", "ssse3", "sse4.1", "sse4.2", "avx", "vmx"]}
+CPU_INFO = {
+    "arch": "x86_64",
+    "model": "Nehalem",
+    "vendor": "Intel",
+    "maxphysaddr": {"bits": 46},
+    "topology": {"cells": 1, "sockets": 1, "cores": 1, "threads": 1},
+    "features": ["sse", "sse2", "ssse3", "sse4.1", "sse4.2", "avx", "vmx"],
+}
 SUPPORTED_INSTANCES = [["x86_64", "qemu", "hvm"], ["i686", "qemu", "hvm"]]
 
 
@@ -31,8 +36,9 @@ def host_name(index: int) -> str:
 
 def local_hosts(s: Session) -> list[str]:
     """Every simulated compute host recorded in the database (the agents this process runs)."""
-    q = select(Service.host).where(Service.binary == BINARY, Service.host.like(PREFIX + "%"),
-                                   Service.deleted.is_(False))
+    q = select(Service.host).where(
+        Service.binary == BINARY, Service.host.like(PREFIX + "%"), Service.deleted.is_(False)
+    )
     return sorted(s.scalars(q), key=lambda h: (len(h), h))
 
 
@@ -44,27 +50,79 @@ def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
         return
     now = utcnow()
     conn = s.connection()  # executemany, no ORM objects: thousands of hosts in one pass
-    conn.execute(insert(Service), [
-        {"uuid": new_uuid(), "binary": BINARY, "host": h, "topic": "compute", "availability_zone": "nova",
-         "last_seen_at": now, "report_count": 0} for h in missing])
+    conn.execute(
+        insert(Service),
+        [
+            {
+                "uuid": new_uuid(),
+                "binary": BINARY,
+                "host": h,
+                "topic": "compute",
+                "availability_zone": "nova",
+                "last_seen_at": now,
+                "report_count": 0,
+            }
+            for h in missing
+        ],
+    )
     wanted = set(missing)
-    service_ids = {h: i for i, h in conn.execute(select(Service.id, Service.host).where(Service.binary == BINARY))
-                   if h in wanted}
+    service_ids = {
+        h: i
+        for i, h in conn.execute(select(Service.id, Service.host).where(Service.binary == BINARY))
+        if h in wanted
+    }
     node_uuids = {h: new_uuid() for h in missing}
-    conn.execute(insert(ComputeNode), [
-        {"uuid": node_uuids[h], "service_id": service_ids[h], "host": h, "hypervisor_hostname": h,
-         "hypervisor_type": "QEMU", "hypervisor_version": 8002000, "vcpus": settings.fake_host_vcpus,
-         "memory_mb": settings.fake_host_ram_mb, "local_gb": settings.fake_host_disk_gb, "cpu_info": CPU_INFO,
-         "supported_instances": SUPPORTED_INSTANCES, "stats": {}, "host_ip": "127.0.0.1"} for h in missing])
-    conn.execute(insert(ResourceProvider), [
-        {"uuid": node_uuids[h], "name": h, "generation": 1, "root_provider_uuid": node_uuids[h]} for h in missing])
-    provider_ids = [i for i, name in conn.execute(select(ResourceProvider.id, ResourceProvider.name)) if name in wanted]
+    conn.execute(
+        insert(ComputeNode),
+        [
+            {
+                "uuid": node_uuids[h],
+                "service_id": service_ids[h],
+                "host": h,
+                "hypervisor_hostname": h,
+                "hypervisor_type": "QEMU",
+                "hypervisor_version": 8002000,
+                "vcpus": settings.fake_host_vcpus,
+                "memory_mb": settings.fake_host_ram_mb,
+                "local_gb": settings.fake_host_disk_gb,
+                "cpu_info": CPU_INFO,
+                "supported_instances": SUPPORTED_INSTANCES,
+                "stats": {},
+                "host_ip": "127.0.0.1",
+            }
+            for h in missing
+        ],
+    )
+    conn.execute(
+        insert(ResourceProvider),
+        [
+            {"uuid": node_uuids[h], "name": h, "generation": 1, "root_provider_uuid": node_uuids[h]}
+            for h in missing
+        ],
+    )
+    provider_ids = [
+        i for i, name in conn.execute(select(ResourceProvider.id, ResourceProvider.name)) if name in wanted
+    ]
     conn.execute(insert(Inventory), [inv for rp in provider_ids for inv in _inventories(rp, settings)])
 
 
 def _inventories(provider_id: int, settings: Any) -> list[dict[str, Any]]:
-    spec = [("VCPU", settings.fake_host_vcpus, settings.cpu_allocation_ratio),
-            ("MEMORY_MB", settings.fake_host_ram_mb, settings.ram_allocation_ratio),
-            ("DISK_GB", settings.fake_host_disk_gb, settings.disk_allocation_ratio)]
-    return [{"resource_provider_id": provider_id, "resource_class": rc, "total": total, "reserved": 0, "min_unit": 1,
-             "max_unit": total, "step_size": 1, "allocation_ratio": ratio, "used": 0} for rc, total, ratio in spec]
+    spec = [
+        ("VCPU", settings.fake_host_vcpus, settings.cpu_allocation_ratio),
+        ("MEMORY_MB", settings.fake_host_ram_mb, settings.ram_allocation_ratio),
+        ("DISK_GB", settings.fake_host_disk_gb, settings.disk_allocation_ratio),
+    ]
+    return [
+        {
+            "resource_provider_id": provider_id,
+            "resource_class": rc,
+            "total": total,
+            "reserved": 0,
+            "min_unit": 1,
+            "max_unit": total,
+            "step_size": 1,
+            "allocation_ratio": ratio,
+            "used": 0,
+        }
+        for rc, total, ratio in spec
+    ]

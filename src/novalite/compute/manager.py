@@ -33,24 +33,51 @@ from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec, Ser
 
 LOG = logging.getLogger(__name__)
 TERMINATE_EVENT = "compute_terminate_instance"
-_TERMINATING = select(Instance.id, Instance.uuid, Instance.deleted, Instance.node, Instance.flavor,
-                      Instance.requested_networks, Instance.user_id, Instance.project_id).where(
-    Instance.uuid == bindparam("instance_uuid"))
-_BUILD_TASK_STATES = {None, TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
-                      TaskState.SPAWNING}
+_TERMINATING = select(
+    Instance.id,
+    Instance.uuid,
+    Instance.deleted,
+    Instance.node,
+    Instance.flavor,
+    Instance.requested_networks,
+    Instance.user_id,
+    Instance.project_id,
+).where(Instance.uuid == bindparam("instance_uuid"))
+_BUILD_TASK_STATES = {
+    None,
+    TaskState.SCHEDULING,
+    TaskState.NETWORKING,
+    TaskState.BLOCK_DEVICE_MAPPING,
+    TaskState.SPAWNING,
+}
 
 
 class ComputeAgent:
-    def __init__(self, *, host: str, node_uuid: str, db: Database, driver: Driver, conductor: ConductorClient,
-                 max_attempts: int):
+    def __init__(
+        self,
+        *,
+        host: str,
+        node_uuid: str,
+        db: Database,
+        driver: Driver,
+        conductor: ConductorClient,
+        max_attempts: int,
+    ):
         self.host, self.node_uuid = host, node_uuid
         self.db, self.driver, self.conductor = db, driver, conductor
         self.max_attempts = max_attempts
 
     # --- build -------------------------------------------------------------------------
     def build_and_run_instance(self, msg: BuildAndRunInstance) -> None:
-        b = Build(ctx=context_from_dict(msg.context), instance_uuid=msg.instance_uuid, host=self.host,
-                  node=msg.node, node_uuid=self.node_uuid, build_args=dict(msg.build_args), attempt=msg.attempt)
+        b = Build(
+            ctx=context_from_dict(msg.context),
+            instance_uuid=msg.instance_uuid,
+            host=self.host,
+            node=msg.node,
+            node_uuid=self.node_uuid,
+            build_args=dict(msg.build_args),
+            attempt=msg.attempt,
+        )
         guest: GuestSpec | None = None
         try:
             guest = build.accept(self.db, b, build_resources.allocate_networks)
@@ -94,7 +121,9 @@ class ComputeAgent:
             if row is not None and row.deleted:
                 cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
             if b.event_id is not None:
-                actions.finish_event(s, b.event_id, ok=False, details="Instance was deleted during the build.")
+                actions.finish_event(
+                    s, b.event_id, ok=False, details="Instance was deleted during the build."
+                )
 
         self.db.write(give_back)
 
@@ -115,8 +144,9 @@ class ComputeAgent:
             if current not in _BUILD_TASK_STATES:  # being deleted: the delete finishes the job
                 return False
             try:
-                build.set_task_state(s, b.instance_uuid, current, TaskState.SCHEDULING,
-                                     host=None, node=None, network_info=[])
+                build.set_task_state(
+                    s, b.instance_uuid, current, TaskState.SCHEDULING, host=None, node=None, network_info=[]
+                )
             except Vanished:
                 return False
             return True
@@ -124,8 +154,14 @@ class ComputeAgent:
         if not self.db.write(give_back):
             return
         failures = [*msg.failures, {"host": self.host, "reason": exc.reason}]
-        self.conductor.build_instances(b.ctx, instance_uuid=b.instance_uuid, build_args=b.build_args,
-                                       alternates=list(msg.alternates), attempt=msg.attempt + 1, failures=failures)
+        self.conductor.build_instances(
+            b.ctx,
+            instance_uuid=b.instance_uuid,
+            build_args=b.build_args,
+            alternates=list(msg.alternates),
+            attempt=msg.attempt + 1,
+            failures=failures,
+        )
 
     def _fail(self, b: Build, reason: str, tb: str) -> None:
         self.db.write(lambda s: self._record_failure(s, b, reason, tb))
@@ -155,8 +191,14 @@ class ComputeAgent:
                 return
             metadata = {k: v for k, v in build._METADATA.all(conn, {"instance_uuid": uuid})}
             has_volumes = cleanup.has_volumes(s, uuid)
-        guest = GuestSpec(uuid=row.uuid, name=f"instance-{row.id:08x}", host=self.host, node=row.node or self.host,
-                          flavor=dict(row.flavor or {}), metadata=metadata)
+        guest = GuestSpec(
+            uuid=row.uuid,
+            name=f"instance-{row.id:08x}",
+            host=self.host,
+            node=row.node or self.host,
+            flavor=dict(row.flavor or {}),
+            metadata=metadata,
+        )
         try:
             self.driver.destroy(guest)
         except DriverError as exc:
@@ -164,8 +206,9 @@ class ComputeAgent:
             return
 
         def deleted(s: Session) -> None:
-            action = actions.find_action(s, uuid, "delete", user_id=ctx.user_id, project_id=ctx.project_id,
-                                         request_id=ctx.request_id)
+            action = actions.find_action(
+                s, uuid, "delete", user_id=ctx.user_id, project_id=ctx.project_id, request_id=ctx.request_id
+            )
             cleanup.release_resources(s, uuid, row.requested_networks)
             if cleanup.mark_deleted(s, uuid):
                 actions.record_event(s, action, TERMINATE_EVENT, ok=True, host=self.host)
@@ -179,9 +222,12 @@ class ComputeAgent:
 
     def _delete_failed(self, request_id: str, row: Any, reason: str, tb: str) -> None:
         with self.db.session() as s:
-            action = actions.find_action(s, row.uuid, "delete", user_id=row.user_id, project_id=row.project_id,
-                                         request_id=request_id)
-            actions.record_event(s, action, TERMINATE_EVENT, ok=False, host=self.host, traceback=tb, details=reason)
+            action = actions.find_action(
+                s, row.uuid, "delete", user_id=row.user_id, project_id=row.project_id, request_id=request_id
+            )
+            actions.record_event(
+                s, action, TERMINATE_EVENT, ok=False, host=self.host, traceback=tb, details=reason
+            )
             current = s.scalars(select(Instance).where(Instance.uuid == row.uuid)).first()
             if current is None or current.deleted:
                 return
@@ -196,12 +242,19 @@ def _current_task(s: Session, uuid: str) -> str | None:
 def node_uuids(db: Database, hosts: list[str]) -> dict[str, str]:
     """host -> its compute node uuid (simulated hosts have one node each)."""
     with db.reader() as s:
-        return {h: u for h, u in s.execute(select(ComputeNode.host, ComputeNode.uuid).where(
-            ComputeNode.host.in_(hosts), ComputeNode.deleted.is_(False)))}
+        return {
+            h: u
+            for h, u in s.execute(
+                select(ComputeNode.host, ComputeNode.uuid).where(
+                    ComputeNode.host.in_(hosts), ComputeNode.deleted.is_(False)
+                )
+            )
+        }
 
 
 def dispatch(agents: dict[str, ComputeAgent]) -> Any:
     """The consumer's handler: route each message to the agent of the host it names."""
+
     def handle(_topic: str, msg: Any) -> None:
         agent = agents.get(msg.host)
         if agent is None:
@@ -211,4 +264,5 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             agent.build_and_run_instance(msg)
         elif isinstance(msg, TerminateInstance):
             agent.terminate_instance(msg)
+
     return handle

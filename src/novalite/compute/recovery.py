@@ -31,13 +31,25 @@ def fail_interrupted_builds(db: Database, hosts: Sequence[str]) -> list[str]:
     if not hosts:
         return []
     with db.session() as s:
-        rows = list(s.scalars(select(Instance).where(Instance.vm_state == VmState.BUILDING,
-                                                     Instance.deleted.is_(False), Instance.host.in_(list(hosts)))))
+        rows = list(
+            s.scalars(
+                select(Instance).where(
+                    Instance.vm_state == VmState.BUILDING,
+                    Instance.deleted.is_(False),
+                    Instance.host.in_(list(hosts)),
+                )
+            )
+        )
         for row in rows:
             cleanup.release_resources(s, row.uuid, row.requested_networks)
             actions.add_fault(s, row.uuid, message=INTERRUPTED, host=row.host)
             row.vm_state, row.task_state, row.host, row.node, row.updated_at = (
-                VmState.ERROR, None, None, None, utcnow())
+                VmState.ERROR,
+                None,
+                None,
+                None,
+                utcnow(),
+            )
     if rows:
         LOG.warning("%d interrupted builds set to ERROR", len(rows))
     return [r.uuid for r in rows]
@@ -46,10 +58,16 @@ def fail_interrupted_builds(db: Database, hosts: Sequence[str]) -> list[str]:
 def resubmit_waiting(db: Database, conductor: ConductorClient) -> int:
     """Cast every instance still waiting for a host to the conductor again; returns how many."""
     with db.reader() as s:
-        rows = s.execute(select(Instance.uuid, Instance.reservation_id, Instance.project_id, Instance.user_id)
-                         .where(Instance.vm_state == VmState.BUILDING, Instance.task_state == TaskState.SCHEDULING,
-                                Instance.host.is_(None), Instance.deleted.is_(False))
-                         .order_by(Instance.reservation_id, Instance.launch_index)).all()
+        rows = s.execute(
+            select(Instance.uuid, Instance.reservation_id, Instance.project_id, Instance.user_id)
+            .where(
+                Instance.vm_state == VmState.BUILDING,
+                Instance.task_state == TaskState.SCHEDULING,
+                Instance.host.is_(None),
+                Instance.deleted.is_(False),
+            )
+            .order_by(Instance.reservation_id, Instance.launch_index)
+        ).all()
     groups: dict[str, list[tuple[str, str, str]]] = {}
     for uuid, reservation, project_id, user_id in rows:
         groups.setdefault(reservation, []).append((uuid, project_id, user_id))

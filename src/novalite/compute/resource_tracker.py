@@ -34,13 +34,20 @@ class NodeUsage:
 
 _NODES = cast(Table, ComputeNode.__table__)
 # Precompiled (``db.precompiled``): they run in every build's accept and finish transactions
-_HOLDS = Precompiled(select(Allocation.id).join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
-                     .where(Allocation.consumer_id == bindparam("instance_uuid"), ResourceProvider.uuid == bindparam("node"))
-                     .limit(1))
-_RESET = Precompiled(update(_NODES).where(_NODES.c.uuid == bindparam("node"), _NODES.c.failed_builds != 0)
-                     .values(failed_builds=0))
-_FAILED = Precompiled(update(_NODES).where(_NODES.c.uuid == bindparam("node"))
-                      .values(failed_builds=_NODES.c.failed_builds + 1))
+_HOLDS = Precompiled(
+    select(Allocation.id)
+    .join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
+    .where(Allocation.consumer_id == bindparam("instance_uuid"), ResourceProvider.uuid == bindparam("node"))
+    .limit(1)
+)
+_RESET = Precompiled(
+    update(_NODES)
+    .where(_NODES.c.uuid == bindparam("node"), _NODES.c.failed_builds != 0)
+    .values(failed_builds=0)
+)
+_FAILED = Precompiled(
+    update(_NODES).where(_NODES.c.uuid == bindparam("node")).values(failed_builds=_NODES.c.failed_builds + 1)
+)
 
 
 def instance_claim(s: Session, instance_uuid: str, node_uuid: str) -> bool:
@@ -59,19 +66,31 @@ def node_usage(s: Session, node_uuids: Sequence[str]) -> dict[str, NodeUsage]:
         return {}
     nodes = {n.uuid: n for n in s.scalars(select(ComputeNode).where(ComputeNode.uuid.in_(node_uuids)))}
     used: dict[str, dict[str, int]] = {}
-    q = (select(ResourceProvider.uuid, Inventory.resource_class, Inventory.used)
-         .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
-         .where(ResourceProvider.uuid.in_(node_uuids)))
+    q = (
+        select(ResourceProvider.uuid, Inventory.resource_class, Inventory.used)
+        .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
+        .where(ResourceProvider.uuid.in_(node_uuids))
+    )
     for uuid, rc, amount in s.execute(q):
         used.setdefault(uuid, {})[rc] = amount
     hosts = {n.hypervisor_hostname for n in nodes.values()}
-    counts = dict(s.execute(select(Instance.node, func.count(Instance.id))
-                            .where(Instance.deleted.is_(False), Instance.node.in_(hosts)).group_by(Instance.node)).all())
+    counts = dict(
+        s.execute(
+            select(Instance.node, func.count(Instance.id))
+            .where(Instance.deleted.is_(False), Instance.node.in_(hosts))
+            .group_by(Instance.node)
+        ).all()
+    )
     out = {}
     for uuid, node in nodes.items():
         u = used.get(uuid, {})
-        out[uuid] = NodeUsage(vcpus=node.vcpus, vcpus_used=u.get("VCPU", 0), memory_mb=node.memory_mb,
-                              memory_mb_used=u.get("MEMORY_MB", 0), local_gb=node.local_gb,
-                              local_gb_used=u.get("DISK_GB", 0),
-                              running_vms=int(counts.get(node.hypervisor_hostname, 0)))
+        out[uuid] = NodeUsage(
+            vcpus=node.vcpus,
+            vcpus_used=u.get("VCPU", 0),
+            memory_mb=node.memory_mb,
+            memory_mb_used=u.get("MEMORY_MB", 0),
+            local_gb=node.local_gb,
+            local_gb_used=u.get("DISK_GB", 0),
+            running_vms=int(counts.get(node.hypervisor_hostname, 0)),
+        )
     return out

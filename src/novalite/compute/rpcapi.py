@@ -45,13 +45,33 @@ class ComputeClient:
     def __init__(self, transport: Transport):
         self.transport = transport
 
-    def build_and_run_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str, node: str,
-                               build_args: dict[str, Any], alternates: list[dict[str, Any]], attempt: int,
-                               failures: list[dict[str, str]]) -> None:
-        self.transport.cast(TOPIC, BuildAndRunInstance(
-            context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, node=node,
-            build_args=build_args, alternates=alternates, attempt=attempt, failures=failures))
+    def build_and_run_instance(
+        self,
+        ctx: RequestContext,
+        *,
+        instance_uuid: str,
+        host: str,
+        node: str,
+        build_args: dict[str, Any],
+        alternates: list[dict[str, Any]],
+        attempt: int,
+        failures: list[dict[str, str]],
+    ) -> None:
+        self.transport.cast(
+            TOPIC,
+            BuildAndRunInstance(
+                context=context_to_dict(ctx),
+                instance_uuid=instance_uuid,
+                host=host,
+                node=node,
+                build_args=build_args,
+                alternates=alternates,
+                attempt=attempt,
+                failures=failures,
+            ),
+        )
 
     def terminate_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> None:
-        self.transport.cast(TOPIC, TerminateInstance(context=context_to_dict(ctx), instance_uuid=instance_uuid,
-                                                     host=host))
+        self.transport.cast(
+            TOPIC, TerminateInstance(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)
+        )

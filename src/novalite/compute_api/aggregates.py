@@ -24,48 +24,104 @@ router = APIRouter(prefix="/compute/v2.1")
 
 MAX_ID = 2147483647
 _PRINTABLE = "^[^\\x00-\\x1f\\x7f]*$"
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-         "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$"}
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$",
+}
 _NAME_SPACES = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": _PRINTABLE}
-_AZ = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255,
-                  "pattern": "^[^\\s\\x00-\\x1f\\x7f:]([^\\x00-\\x1f\\x7f:]*[^\\s\\x00-\\x1f\\x7f:])?$"},
-                 {"type": "null"}]}
+_AZ = {
+    "oneOf": [
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": "^[^\\s\\x00-\\x1f\\x7f:]([^\\x00-\\x1f\\x7f:]*[^\\s\\x00-\\x1f\\x7f:])?$",
+        },
+        {"type": "null"},
+    ]
+}
 _HOST = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"}
-_METADATA = {"type": "object", "additionalProperties": False,
-             "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": ["string", "null"], "maxLength": 255}}}
+_METADATA = {
+    "type": "object",
+    "additionalProperties": False,
+    "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": ["string", "null"], "maxLength": 255}},
+}
 
 
 def _wrap(key: str, inner: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": {key: inner}, "required": [key], "additionalProperties": False}
 
 
-CREATE_SCHEMA = _wrap("aggregate", {"type": "object", "properties": {"name": _NAME, "availability_zone": _AZ},
-                                    "required": ["name"], "additionalProperties": False})
-UPDATE_SCHEMA = _wrap("aggregate", {"type": "object", "properties": {"name": _NAME_SPACES, "availability_zone": _AZ},
-                                    "additionalProperties": False,
-                                    "anyOf": [{"required": ["name"]}, {"required": ["availability_zone"]}]})
+CREATE_SCHEMA = _wrap(
+    "aggregate",
+    {
+        "type": "object",
+        "properties": {"name": _NAME, "availability_zone": _AZ},
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+)
+UPDATE_SCHEMA = _wrap(
+    "aggregate",
+    {
+        "type": "object",
+        "properties": {"name": _NAME_SPACES, "availability_zone": _AZ},
+        "additionalProperties": False,
+        "anyOf": [{"required": ["name"]}, {"required": ["availability_zone"]}],
+    },
+)
 ACTION_SCHEMAS = {
-    "add_host": _wrap("add_host", {"type": "object", "properties": {"host": _HOST}, "required": ["host"],
-                                   "additionalProperties": False}),
-    "remove_host": _wrap("remove_host", {"type": "object", "properties": {"host": _HOST}, "required": ["host"],
-                                         "additionalProperties": False}),
-    "set_metadata": _wrap("set_metadata", {"type": "object", "properties": {"metadata": _METADATA},
-                                           "required": ["metadata"], "additionalProperties": False}),
+    "add_host": _wrap(
+        "add_host",
+        {
+            "type": "object",
+            "properties": {"host": _HOST},
+            "required": ["host"],
+            "additionalProperties": False,
+        },
+    ),
+    "remove_host": _wrap(
+        "remove_host",
+        {
+            "type": "object",
+            "properties": {"host": _HOST},
+            "required": ["host"],
+            "additionalProperties": False,
+        },
+    ),
+    "set_metadata": _wrap(
+        "set_metadata",
+        {
+            "type": "object",
+            "properties": {"metadata": _METADATA},
+            "required": ["metadata"],
+            "additionalProperties": False,
+        },
+    ),
 }
 
 
 # --- views -------------------------------------------------------------------------------
 
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
-def aggregate_view(version: Version, agg: Aggregate, hosts: list[str] | None,
-                   metadata: dict[str, str] | None) -> dict[str, Any]:
+def aggregate_view(
+    version: Version, agg: Aggregate, hosts: list[str] | None, metadata: dict[str, str] | None
+) -> dict[str, Any]:
     """Nova's aggregate; ``hosts``/``metadata`` None leaves them out (the create answer)."""
     body: dict[str, Any] = {
-        "availability_zone": agg.availability_zone, "created_at": _iso(agg.created_at), "deleted": False,
-        "deleted_at": None, "id": agg.id, "name": agg.name, "updated_at": _iso(agg.updated_at),
+        "availability_zone": agg.availability_zone,
+        "created_at": _iso(agg.created_at),
+        "deleted": False,
+        "deleted_at": None,
+        "id": agg.id,
+        "name": agg.name,
+        "updated_at": _iso(agg.updated_at),
     }
     if hosts is not None:
         body["hosts"] = hosts
@@ -101,6 +157,7 @@ def _normalize(name: str) -> str:
 
 # --- routes ------------------------------------------------------------------------------
 
+
 @router.get("/os-aggregates")
 def list_aggregates(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:index")
@@ -113,7 +170,9 @@ def list_aggregates(request: Request, ctx: RequestContext = Depends(request_cont
 
 
 @router.post("/os-aggregates")
-async def create_aggregate(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def create_aggregate(
+    request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:create")
     body = await json_body(request)
     validate(CREATE_SCHEMA, body)
@@ -129,14 +188,18 @@ async def create_aggregate(request: Request, ctx: RequestContext = Depends(reque
 
 
 @router.get("/os-aggregates/{agg_id}")
-def show_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_aggregate(
+    agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:show")
     with runtime(request).db.reader() as s:
         return _full_view(request, s, service.get_aggregate(s, _agg_id(agg_id)))
 
 
 @router.put("/os-aggregates/{agg_id}")
-async def update_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_aggregate(
+    agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-aggregates:update")
     body = await json_body(request)
     validate(UPDATE_SCHEMA, body)
@@ -153,7 +216,9 @@ async def update_aggregate(agg_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.delete("/os-aggregates/{agg_id}")
-def delete_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_aggregate(
+    agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("os_compute_api:os-aggregates:delete")
     ident = _agg_id(agg_id)
     with runtime(request).db.session() as s:
@@ -162,7 +227,9 @@ def delete_aggregate(agg_id: str, request: Request, ctx: RequestContext = Depend
 
 
 @router.post("/os-aggregates/{agg_id}/action")
-async def aggregate_action(agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def aggregate_action(
+    agg_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     name = next(iter(body), None) if isinstance(body, dict) and len(body) == 1 else None
     if name not in ACTION_SCHEMAS:

@@ -24,9 +24,13 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def _hosts_view(zone: ZoneInfo) -> dict[str, Any]:
-    return {host: {binary: {"available": st.available, "active": st.active, "updated_at": _iso(st.updated_at)}
-                   for binary, st in services.items()}
-            for host, services in zone.hosts.items()}
+    return {
+        host: {
+            binary: {"available": st.available, "active": st.active, "updated_at": _iso(st.updated_at)}
+            for binary, st in services.items()
+        }
+        for host, services in zone.hosts.items()
+    }
 
 
 def _zones(request: Request) -> list[ZoneInfo]:
@@ -36,14 +40,21 @@ def _zones(request: Request) -> list[ZoneInfo]:
 
 @router.get("/os-availability-zone")
 def list_zones(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return {"availabilityZoneInfo": [
-        {"zoneName": z.zone, "zoneState": {"available": z.available}, "hosts": None}
-        for z in _zones(request) if z.zone != INTERNAL_ZONE]}
+    return {
+        "availabilityZoneInfo": [
+            {"zoneName": z.zone, "zoneState": {"available": z.available}, "hosts": None}
+            for z in _zones(request)
+            if z.zone != INTERNAL_ZONE
+        ]
+    }
 
 
 @router.get("/os-availability-zone/detail")
 def list_zones_detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-availability-zone:detail")
-    return {"availabilityZoneInfo": [
-        {"zoneName": z.zone, "zoneState": {"available": z.available}, "hosts": _hosts_view(z) or None}
-        for z in _zones(request)]}
+    return {
+        "availabilityZoneInfo": [
+            {"zoneName": z.zone, "zoneState": {"available": z.available}, "hosts": _hosts_view(z) or None}
+            for z in _zones(request)
+        ]
+    }

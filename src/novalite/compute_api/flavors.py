@@ -33,51 +33,127 @@ router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 
 MAX_INT = 2147483647
 _NO_NUL = "^[^\\x00]*$"
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-         "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$"}
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$",
+}
 _POSITIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "maximum": MAX_INT}
 _NON_NEGATIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "maximum": MAX_INT}
-_BOOLEAN = {"type": ["boolean", "string"], "enum": [
-    True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t",
-    False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no", "n", "f"]}
+_BOOLEAN = {
+    "type": ["boolean", "string"],
+    "enum": [
+        True,
+        "True",
+        "TRUE",
+        "true",
+        "1",
+        "ON",
+        "On",
+        "on",
+        "YES",
+        "Yes",
+        "yes",
+        "y",
+        "t",
+        False,
+        "False",
+        "FALSE",
+        "false",
+        "0",
+        "OFF",
+        "Off",
+        "off",
+        "NO",
+        "No",
+        "no",
+        "n",
+        "f",
+    ],
+}
 _DESCRIPTION = {"type": ["string", "null"], "minLength": 0, "maxLength": 65535, "pattern": _NO_NUL}
 
 
 def _create_schema(version: Version) -> dict[str, Any]:
     props: dict[str, Any] = {
         "name": _NAME,
-        "id": {"type": ["string", "number", "null"], "minLength": 1, "maxLength": 255,
-               "pattern": "^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
-        "ram": _POSITIVE, "vcpus": _POSITIVE, "disk": _NON_NEGATIVE,
-        "OS-FLV-EXT-DATA:ephemeral": _NON_NEGATIVE, "swap": _NON_NEGATIVE,
-        "rxtx_factor": {"type": ["number", "string"], "pattern": "^[0-9]+(\\.[0-9]+)?$",
-                        "minimum": 0, "exclusiveMinimum": True, "maximum": 3.40282e38},
+        "id": {
+            "type": ["string", "number", "null"],
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": "^(?! )[a-zA-Z0-9. _-]+(?<! )$",
+        },
+        "ram": _POSITIVE,
+        "vcpus": _POSITIVE,
+        "disk": _NON_NEGATIVE,
+        "OS-FLV-EXT-DATA:ephemeral": _NON_NEGATIVE,
+        "swap": _NON_NEGATIVE,
+        "rxtx_factor": {
+            "type": ["number", "string"],
+            "pattern": "^[0-9]+(\\.[0-9]+)?$",
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": 3.40282e38,
+        },
         "os-flavor-access:is_public": _BOOLEAN,
     }
     if version >= V(2, 55):  # 2.55: description
         props["description"] = _DESCRIPTION
-    flavor = {"type": "object", "properties": props, "required": ["name", "ram", "vcpus", "disk"],
-              "additionalProperties": False}
-    return {"type": "object", "properties": {"flavor": flavor}, "required": ["flavor"], "additionalProperties": False}
+    flavor = {
+        "type": "object",
+        "properties": props,
+        "required": ["name", "ram", "vcpus", "disk"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"flavor": flavor},
+        "required": ["flavor"],
+        "additionalProperties": False,
+    }
 
 
 UPDATE_SCHEMA = {  # 2.55: PUT /flavors/{id} changes the description only
-    "type": "object", "required": ["flavor"], "additionalProperties": False,
-    "properties": {"flavor": {"type": "object", "properties": {"description": _DESCRIPTION},
-                              "required": ["description"], "additionalProperties": False}},
+    "type": "object",
+    "required": ["flavor"],
+    "additionalProperties": False,
+    "properties": {
+        "flavor": {
+            "type": "object",
+            "properties": {"description": _DESCRIPTION},
+            "required": ["description"],
+            "additionalProperties": False,
+        }
+    },
 }
 _SPEC_KEY = "^[a-zA-Z0-9-_:. ]{1,255}$"
 _SPEC_VALUE = {"type": ["string", "number", "boolean"], "minLength": 0, "maxLength": 255, "pattern": _NO_NUL}
 EXTRA_SPECS_SCHEMA = {
-    "type": "object", "required": ["extra_specs"], "additionalProperties": False,
-    "properties": {"extra_specs": {"type": "object", "patternProperties": {_SPEC_KEY: _SPEC_VALUE},
-                                   "additionalProperties": False}},
+    "type": "object",
+    "required": ["extra_specs"],
+    "additionalProperties": False,
+    "properties": {
+        "extra_specs": {
+            "type": "object",
+            "patternProperties": {_SPEC_KEY: _SPEC_VALUE},
+            "additionalProperties": False,
+        }
+    },
 }
-EXTRA_SPEC_ITEM_SCHEMA = {"type": "object", "patternProperties": {_SPEC_KEY: _SPEC_VALUE},
-                          "additionalProperties": False, "minProperties": 1, "maxProperties": 1}
-_TENANT = {"type": "object", "properties": {"tenant": {"type": "string", "minLength": 1, "maxLength": 255,
-                                                        "pattern": _NO_NUL}},
-           "required": ["tenant"], "additionalProperties": False}
+EXTRA_SPEC_ITEM_SCHEMA = {
+    "type": "object",
+    "patternProperties": {_SPEC_KEY: _SPEC_VALUE},
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+}
+_TENANT = {
+    "type": "object",
+    "properties": {"tenant": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": _NO_NUL}},
+    "required": ["tenant"],
+    "additionalProperties": False,
+}
 ACCESS_ACTIONS = ("addTenantAccess", "removeTenantAccess")
 LIST_QUERY_KEYS = {"limit", "marker", "is_public", "minRam", "minDisk", "sort_key", "sort_dir"}
 _FLAVOR_ID = re.compile(r"^(?! )[a-zA-Z0-9. _-]{1,255}(?<! )$")
@@ -87,9 +163,13 @@ _FALSE = {"0", "f", "false", "off", "n", "no"}
 
 # --- views -------------------------------------------------------------------------------
 
+
 def summary_view(request: Request, flavor: Flavor) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": flavor.flavorid, "name": flavor.name,
-                            "links": compute_links(request, "flavors", flavor.flavorid)}
+    body: dict[str, Any] = {
+        "id": flavor.flavorid,
+        "name": flavor.name,
+        "links": compute_links(request, "flavors", flavor.flavorid),
+    }
     if request_version(request) >= V(2, 55):  # 2.55: description
         body["description"] = flavor.description
     return body
@@ -98,21 +178,26 @@ def summary_view(request: Request, flavor: Flavor) -> dict[str, Any]:
 def detail_view(request: Request, flavor: Flavor) -> dict[str, Any]:
     version = request_version(request)
     body = summary_view(request, flavor)
-    body.update({
-        "ram": flavor.memory_mb, "disk": flavor.root_gb, "vcpus": flavor.vcpus,
-        # 2.75: swap is always an integer (before: "" when there is none)
-        "swap": flavor.swap if (flavor.swap or version >= V(2, 75)) else "",
-        "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
-        "os-flavor-access:is_public": flavor.is_public,
-        "OS-FLV-DISABLED:disabled": flavor.disabled,  # until 2.102
-        "rxtx_factor": flavor.rxtx_factor,  # until 2.102
-    })
+    body.update(
+        {
+            "ram": flavor.memory_mb,
+            "disk": flavor.root_gb,
+            "vcpus": flavor.vcpus,
+            # 2.75: swap is always an integer (before: "" when there is none)
+            "swap": flavor.swap if (flavor.swap or version >= V(2, 75)) else "",
+            "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
+            "os-flavor-access:is_public": flavor.is_public,
+            "OS-FLV-DISABLED:disabled": flavor.disabled,  # until 2.102
+            "rxtx_factor": flavor.rxtx_factor,  # until 2.102
+        }
+    )
     if version >= V(2, 61):  # 2.61: extra_specs
         body["extra_specs"] = dict(flavor.extra_specs)
     return body
 
 
 # --- query parsing -----------------------------------------------------------------------
+
 
 def _parse_is_public(raw: str | None) -> bool | None:
     if raw is None:
@@ -142,21 +227,33 @@ def _list_query(request: Request, ctx: RequestContext) -> service.FlavorQuery:
     if request_version(request) >= V(2, 75):  # 2.75: unknown query parameters are refused
         extra = sorted(set(params.keys()) - LIST_QUERY_KEYS)
         if extra:
-            raise BadRequest(f"Invalid input for query parameters {extra[0]}. Value: {params.get(extra[0])}. "
-                             "Additional properties are not allowed")
+            raise BadRequest(
+                f"Invalid input for query parameters {extra[0]}. Value: {params.get(extra[0])}. "
+                "Additional properties are not allowed"
+            )
     sort_key = params.get("sort_key") or "flavorid"
     sort_dir = params.get("sort_dir") or "asc"
     if sort_key not in service.SORT_KEYS:
-        raise BadRequest(f"Invalid input for query parameters sort_key. Value: {sort_key}. "
-                         f"'{sort_key}' is not one of {sorted(service.SORT_KEYS)}")
+        raise BadRequest(
+            f"Invalid input for query parameters sort_key. Value: {sort_key}. "
+            f"'{sort_key}' is not one of {sorted(service.SORT_KEYS)}"
+        )
     if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid input for query parameters sort_dir. Value: {sort_dir}. "
-                         "'{sort_dir}' is not one of ['asc', 'desc']")
+        raise BadRequest(
+            f"Invalid input for query parameters sort_dir. Value: {sort_dir}. "
+            "'{sort_dir}' is not one of ['asc', 'desc']"
+        )
     limit, marker = parse_limit(request)
     is_public = _parse_is_public(params.get("is_public")) if ctx.is_admin else True
-    return service.FlavorQuery(is_public=is_public, min_ram=_parse_min(request, "minRam"),
-                               min_disk=_parse_min(request, "minDisk"), sort_key=sort_key,
-                               sort_dir=sort_dir, limit=limit, marker=marker)
+    return service.FlavorQuery(
+        is_public=is_public,
+        min_ram=_parse_min(request, "minRam"),
+        min_disk=_parse_min(request, "minDisk"),
+        sort_key=sort_key,
+        sort_dir=sort_dir,
+        limit=limit,
+        marker=marker,
+    )
 
 
 def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, Any]:
@@ -165,13 +262,16 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
         page = service.list_flavors(s, ctx, query)
     view = detail_view if detail else summary_view
     body: dict[str, Any] = {"flavors": [view(request, f) for f in page]}
-    links = next_link(request, "flavors/detail" if detail else "flavors", page, lambda f: f.flavorid, query.limit)
+    links = next_link(
+        request, "flavors/detail" if detail else "flavors", page, lambda f: f.flavorid, query.limit
+    )
     if links:
         body["flavors_links"] = links
     return body
 
 
 # --- flavors -----------------------------------------------------------------------------
+
 
 @router.get("/flavors")
 def list_flavors(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
@@ -184,7 +284,9 @@ def list_flavors_detail(request: Request, ctx: RequestContext = Depends(request_
 
 
 @router.get("/flavors/{flavor_id}")
-def show_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_flavor(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         flavor = service.get_flavor(s, ctx, flavor_id)
         return {"flavor": detail_view(request, flavor)}
@@ -208,8 +310,10 @@ def _new_flavor(body: dict[str, Any]) -> service.NewFlavor:
     if isinstance(raw_id, float) and raw_id.is_integer():
         raw_id = int(raw_id)
     if raw_id is not None and not _FLAVOR_ID.match(str(raw_id)):
-        raise BadRequest("Invalid input received: id can only contain letters from A-Z (both cases), periods, "
-                         "dashes, underscores and spaces, at most 255 of them.")
+        raise BadRequest(
+            "Invalid input received: id can only contain letters from A-Z (both cases), periods, "
+            "dashes, underscores and spaces, at most 255 of them."
+        )
     rxtx = float(body.get("rxtx_factor", 1.0))
     if not 0 < rxtx <= 3.40282e38:
         raise BadRequest("Invalid input received: 'rxtx_factor' argument must be a positive float")
@@ -217,11 +321,16 @@ def _new_flavor(body: dict[str, Any]) -> service.NewFlavor:
     if isinstance(is_public, str):
         is_public = is_public.lower() in _TRUE
     return service.NewFlavor(
-        name=body["name"], memory_mb=_as_int(body["ram"], "ram", 1), vcpus=_as_int(body["vcpus"], "vcpus", 1),
+        name=body["name"],
+        memory_mb=_as_int(body["ram"], "ram", 1),
+        vcpus=_as_int(body["vcpus"], "vcpus", 1),
         root_gb=_as_int(body["disk"], "disk", 0),
         ephemeral_gb=_as_int(body.get("OS-FLV-EXT-DATA:ephemeral", 0), "OS-FLV-EXT-DATA:ephemeral", 0),
-        swap=_as_int(body.get("swap", 0), "swap", 0), rxtx_factor=rxtx, is_public=bool(is_public),
-        flavorid=None if raw_id is None else str(raw_id), description=body.get("description"),
+        swap=_as_int(body.get("swap", 0), "swap", 0),
+        rxtx_factor=rxtx,
+        is_public=bool(is_public),
+        flavorid=None if raw_id is None else str(raw_id),
+        description=body.get("description"),
     )
 
 
@@ -247,7 +356,9 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
 
 
 @router.put("/flavors/{flavor_id}")
-async def update_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_flavor(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if request_version(request) < V(2, 55):  # 2.55: the update API appears
         raise NotFound("The resource could not be found.")
     ctx.require_admin("os_compute_api:os-flavor-manage:update")
@@ -256,14 +367,18 @@ async def update_flavor(flavor_id: str, request: Request, ctx: RequestContext = 
     return await _in_thread(_update_flavor, request, ctx, flavor_id, body["flavor"]["description"])
 
 
-def _update_flavor(request: Request, ctx: RequestContext, flavor_id: str, description: str | None) -> dict[str, Any]:
+def _update_flavor(
+    request: Request, ctx: RequestContext, flavor_id: str, description: str | None
+) -> dict[str, Any]:
     with runtime(request).db.session() as s:
         flavor = service.update_description(s, ctx, flavor_id, description)
         return {"flavor": detail_view(request, flavor)}
 
 
 @router.delete("/flavors/{flavor_id}", status_code=202)
-def delete_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_flavor(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("os_compute_api:os-flavor-manage:delete")
     with runtime(request).db.session() as s:
         service.delete_flavor(s, ctx, flavor_id)
@@ -272,27 +387,36 @@ def delete_flavor(flavor_id: str, request: Request, ctx: RequestContext = Depend
 
 # --- project access ----------------------------------------------------------------------
 
+
 @router.get("/flavors/{flavor_id}/os-flavor-access")
-def list_access(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_access(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-access")
     with runtime(request).db.reader() as s:
         return {"flavor_access": service.access_list(service.get_flavor(s, ctx, flavor_id))}
 
 
 @router.post("/flavors/{flavor_id}/action")
-async def flavor_action(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def flavor_action(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     name = next(iter(body), None) if isinstance(body, dict) and len(body) == 1 else None
     if name not in ACCESS_ACTIONS:
         raise BadRequest(f"There is no such action: {name}" if name else "Malformed request body")
     rule = "add_tenant_access" if name == "addTenantAccess" else "remove_tenant_access"
     ctx.require_admin(f"os_compute_api:os-flavor-access:{rule}")
-    validate({"type": "object", "properties": {name: _TENANT}, "required": [name],
-              "additionalProperties": False}, body)
+    validate(
+        {"type": "object", "properties": {name: _TENANT}, "required": [name], "additionalProperties": False},
+        body,
+    )
     return await _in_thread(_change_access, request, ctx, flavor_id, name, body[name]["tenant"])
 
 
-def _change_access(request: Request, ctx: RequestContext, flavor_id: str, action: str, tenant: str) -> dict[str, Any]:
+def _change_access(
+    request: Request, ctx: RequestContext, flavor_id: str, action: str, tenant: str
+) -> dict[str, Any]:
     # serialized per flavor: two concurrent grants of one project must give 200 + 409, not a key clash
     with runtime(request).db.serialized(f"flavor:{flavor_id}") as s:
         flavor = service.get_flavor(s, ctx, flavor_id)
@@ -308,19 +432,23 @@ def _change_access(request: Request, ctx: RequestContext, flavor_id: str, action
 
 # --- extra specs -------------------------------------------------------------------------
 
+
 def _stringify(specs: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in specs.items()}
 
 
 @router.get("/flavors/{flavor_id}/os-extra_specs")
-def list_extra_specs(flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_extra_specs(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"extra_specs": service.get_flavor(s, ctx, flavor_id).extra_specs}
 
 
 @router.post("/flavors/{flavor_id}/os-extra_specs")
-async def create_extra_specs(flavor_id: str, request: Request,
-                             ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def create_extra_specs(
+    flavor_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:create")
     body = await json_body(request)
     validate(EXTRA_SPECS_SCHEMA, body)
@@ -332,8 +460,9 @@ async def create_extra_specs(flavor_id: str, request: Request,
 
 
 @router.get("/flavors/{flavor_id}/os-extra_specs/{key}")
-def show_extra_spec(flavor_id: str, key: str, request: Request,
-                    ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_extra_spec(
+    flavor_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         specs = service.get_flavor(s, ctx, flavor_id).extra_specs
     if key not in specs:
@@ -342,8 +471,9 @@ def show_extra_spec(flavor_id: str, key: str, request: Request,
 
 
 @router.put("/flavors/{flavor_id}/os-extra_specs/{key}")
-async def update_extra_spec(flavor_id: str, key: str, request: Request,
-                            ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_extra_spec(
+    flavor_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:update")
     body = await json_body(request)
     validate(EXTRA_SPEC_ITEM_SCHEMA, body)
@@ -357,7 +487,9 @@ async def update_extra_spec(flavor_id: str, key: str, request: Request,
 
 
 @router.delete("/flavors/{flavor_id}/os-extra_specs/{key}")
-def delete_extra_spec(flavor_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_extra_spec(
+    flavor_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:delete")
     with runtime(request).db.session() as s:
         service.delete_extra_spec(s, service.get_flavor(s, ctx, flavor_id), key)
@@ -377,8 +509,15 @@ _ENUMS = {
     "hw:watchdog_action": ("none", "pause", "poweroff", "reset", "disabled"),
 }
 _GROUPED = re.compile(r"^(trait|resources)(\d*|_[a-zA-Z0-9_-]+)$")
-_INTEGERS = {"hw:numa_nodes": 1, "hw:cpu_sockets": 1, "hw:cpu_cores": 1, "hw:cpu_threads": 1,
-             "hw:cpu_max_sockets": 1, "hw:cpu_max_cores": 1, "hw:cpu_max_threads": 1}
+_INTEGERS = {
+    "hw:numa_nodes": 1,
+    "hw:cpu_sockets": 1,
+    "hw:cpu_cores": 1,
+    "hw:cpu_threads": 1,
+    "hw:cpu_max_sockets": 1,
+    "hw:cpu_max_cores": 1,
+    "hw:cpu_max_threads": 1,
+}
 
 
 def _validate_known_specs(specs: dict[str, str]) -> None:
@@ -387,9 +526,13 @@ def _validate_known_specs(specs: dict[str, str]) -> None:
         ns, _, rest = key.partition(":")
         group_ns = _GROUPED.match(ns)
         if key in _ENUMS and value not in _ENUMS[key]:
-            raise BadRequest(f"Validation failed; {key} must be one of {', '.join(_ENUMS[key])}, got '{value}'.")
+            raise BadRequest(
+                f"Validation failed; {key} must be one of {', '.join(_ENUMS[key])}, got '{value}'."
+            )
         if key in _INTEGERS and not (value.isdigit() and int(value) >= _INTEGERS[key]):
-            raise BadRequest(f"Validation failed; {key} must be an integer >= {_INTEGERS[key]}, got '{value}'.")
+            raise BadRequest(
+                f"Validation failed; {key} must be an integer >= {_INTEGERS[key]}, got '{value}'."
+            )
         if group_ns and group_ns.group(1) == "trait" and value not in ("required", "forbidden"):
             raise BadRequest(f"Validation failed; {key} must be 'required' or 'forbidden', got '{value}'.")
         if group_ns and group_ns.group(1) == "resources" and rest and not value.isdigit():

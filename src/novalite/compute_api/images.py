@@ -1,9 +1,10 @@
 """The compute API's image proxy: /images and /images/{id}/metadata over the Image service.
 
 /images answers up to microversion 2.35 and /images/{id}/metadata up to 2.38; past that
-they answer a plain 404 (Nova removed the proxy APIs in 2.36 and 2.39). Reads and writes go through ``novalite.image.service``,
-so visibility and ownership rules are the Image service's: another project's private
-image is a 404, a visible image you do not own is a 403 to change or delete.
+they answer a plain 404 (Nova removed the proxy APIs in 2.36 and 2.39). Reads and writes
+go through ``novalite.image.service``, so visibility and ownership rules are the Image
+service's: another project's private image is a 404, a visible image you do not own is a
+403 to change or delete.
 """
 
 from __future__ import annotations
@@ -54,21 +55,38 @@ _METADATA = {
     "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
     "additionalProperties": False,
 }
-METADATA_ALL_SCHEMA = {"type": "object", "properties": {"metadata": _METADATA}, "required": ["metadata"],
-                       "additionalProperties": False}
-METADATA_ITEM_SCHEMA = {"type": "object",
-                        "properties": {"meta": dict(_METADATA, minProperties=1, maxProperties=1)},
-                        "required": ["meta"], "additionalProperties": False}
-STATUS_MAP = {"active": "ACTIVE", "queued": "SAVING", "saving": "SAVING", "deleted": "DELETED",
-              "pending_delete": "DELETED", "killed": "ERROR"}
+METADATA_ALL_SCHEMA = {
+    "type": "object",
+    "properties": {"metadata": _METADATA},
+    "required": ["metadata"],
+    "additionalProperties": False,
+}
+METADATA_ITEM_SCHEMA = {
+    "type": "object",
+    "properties": {"meta": dict(_METADATA, minProperties=1, maxProperties=1)},
+    "required": ["meta"],
+    "additionalProperties": False,
+}
+STATUS_MAP = {
+    "active": "ACTIVE",
+    "queued": "SAVING",
+    "saving": "SAVING",
+    "deleted": "DELETED",
+    "pending_delete": "DELETED",
+    "killed": "ERROR",
+}
 PROGRESS = {"queued": 25, "saving": 50, "active": 100}
 
 
 # --- views -------------------------------------------------------------------------------
 
+
 def _links(request: Request, image_id: str) -> list[dict[str, str]]:
-    alternate = {"rel": "alternate", "type": "application/vnd.openstack.image",
-                 "href": f"{runtime(request).public_url}/image/images/{image_id}"}
+    alternate = {
+        "rel": "alternate",
+        "type": "application/vnd.openstack.image",
+        "href": f"{runtime(request).public_url}/image/images/{image_id}",
+    }
     return [*compute_links(request, "images", image_id), alternate]
 
 
@@ -79,10 +97,17 @@ def basic_view(request: Request, image: Image) -> dict[str, Any]:
 def detail_view(request: Request, image: Image) -> dict[str, Any]:
     props = image.properties
     body: dict[str, Any] = {
-        "id": image.id, "name": image.name, "minRam": image.min_ram, "minDisk": image.min_disk,
-        "metadata": props, "created": iso(image.created_at), "updated": iso(image.updated_at),
-        "status": STATUS_MAP.get(image.status, "UNKNOWN"), "progress": PROGRESS.get(image.status, 0),
-        "links": _links(request, image.id), "OS-EXT-IMG-SIZE:size": image.size,
+        "id": image.id,
+        "name": image.name,
+        "minRam": image.min_ram,
+        "minDisk": image.min_disk,
+        "metadata": props,
+        "created": iso(image.created_at),
+        "updated": iso(image.updated_at),
+        "status": STATUS_MAP.get(image.status, "UNKNOWN"),
+        "progress": PROGRESS.get(image.status, 0),
+        "links": _links(request, image.id),
+        "OS-EXT-IMG-SIZE:size": image.size,
     }
     server = props.get("instance_uuid")
     if server:
@@ -91,6 +116,7 @@ def detail_view(request: Request, image: Image) -> dict[str, Any]:
 
 
 # --- reading -----------------------------------------------------------------------------
+
 
 def _attr_is(attr: str, value: Any) -> listing.Predicate:
     return lambda img: bool(getattr(img, attr) == value)
@@ -116,7 +142,7 @@ def _filter(key: str, raw: str) -> listing.Predicate | None:
     if key == "type":
         return _property_is("image_type", raw)
     if key.startswith("property-"):
-        return _property_is(key[len("property-"):], raw)
+        return _property_is(key[len("property-") :], raw)
     if key in ("minRam", "minDisk"):
         return _attr_at_least("min_ram" if key == "minRam" else "min_disk", _int_filter(key, raw))
     return None
@@ -204,15 +230,19 @@ def delete(image_id: str, request: Request, ctx: RequestContext = Depends(reques
 
 # --- metadata ----------------------------------------------------------------------------
 
+
 @_metadata.get("/images/{image_id}/metadata")
-def metadata_index(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def metadata_index(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"metadata": _image(s, ctx, image_id).properties}
 
 
 @_metadata.get("/images/{image_id}/metadata/{key}")
-def metadata_show(image_id: str, key: str, request: Request,
-                  ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def metadata_show(
+    image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         props = _image(s, ctx, image_id).properties
     if key not in props:
@@ -228,8 +258,14 @@ def _metadata_limit(s: Session, project_id: str) -> int:
     return int(limit)
 
 
-def _write_metadata(request: Request, ctx: RequestContext, image_id: str, *, merge: dict[str, str] | None = None,
-                    replace: dict[str, str] | None = None) -> dict[str, str]:
+def _write_metadata(
+    request: Request,
+    ctx: RequestContext,
+    image_id: str,
+    *,
+    merge: dict[str, str] | None = None,
+    replace: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Merge into or replace the image's properties, within the metadata_items quota (-1: no limit)."""
     with runtime(request).db.session() as s:
         image = _image(s, ctx, image_id)
@@ -241,8 +277,9 @@ def _write_metadata(request: Request, ctx: RequestContext, image_id: str, *, mer
 
 
 @_metadata.put("/images/{image_id}/metadata")
-async def metadata_update_all(image_id: str, request: Request,
-                              ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def metadata_update_all(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ALL_SCHEMA, body)
     metadata = body["metadata"]
@@ -251,15 +288,18 @@ async def metadata_update_all(image_id: str, request: Request,
 
 
 @_metadata.post("/images/{image_id}/metadata")
-async def metadata_create(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def metadata_create(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ALL_SCHEMA, body)
     return {"metadata": await _run(_write_metadata, request, ctx, image_id, merge=body["metadata"])}
 
 
 @_metadata.put("/images/{image_id}/metadata/{key}")
-async def metadata_update(image_id: str, key: str, request: Request,
-                          ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def metadata_update(
+    image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_ITEM_SCHEMA, body)
     meta = body["meta"]
@@ -270,7 +310,9 @@ async def metadata_update(image_id: str, key: str, request: Request,
 
 
 @_metadata.delete("/images/{image_id}/metadata/{key}", status_code=204)
-def metadata_delete(image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def metadata_delete(
+    image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         props = _image(s, ctx, image_id).properties
         if key not in props:

@@ -30,21 +30,36 @@ IP_ADDRESS: dict[str, Any] = {"type": "string", "oneOf": [{"format": "ipv4"}, {"
 
 def attach_schema(version: Version) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "port_id": UUID, "net_id": UUID,
-        "fixed_ips": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
-            "type": "object", "properties": {"ip_address": IP_ADDRESS},
-            "required": ["ip_address"], "additionalProperties": False}},
+        "port_id": UUID,
+        "net_id": UUID,
+        "fixed_ips": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {"ip_address": IP_ADDRESS},
+                "required": ["ip_address"],
+                "additionalProperties": False,
+            },
+        },
     }
     if version >= V(2, 49):  # 2.49: tagged attach
         props["tag"] = TAG
-    return {"type": "object", "properties": {"interfaceAttachment": {
-        "type": "object", "properties": props, "additionalProperties": False}},
-        "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "interfaceAttachment": {"type": "object", "properties": props, "additionalProperties": False}
+        },
+        "additionalProperties": False,
+    }
 
 
 def interface_view(iface: devices.Interface, version: Version) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "net_id": iface.net_id, "port_id": iface.port_id, "mac_addr": iface.mac_addr,
+        "net_id": iface.net_id,
+        "port_id": iface.port_id,
+        "mac_addr": iface.mac_addr,
         "port_state": iface.port_state,
         "fixed_ips": [{"ip_address": ip, "subnet_id": subnet} for ip, subnet in iface.fixed_ips],
     }
@@ -54,7 +69,9 @@ def interface_view(iface: devices.Interface, version: Version) -> dict[str, Any]
 
 
 @router.get(_BASE)
-def list_interfaces(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_interfaces(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -63,8 +80,9 @@ def list_interfaces(server_id: str, request: Request, ctx: RequestContext = Depe
 
 
 @router.get(_BASE + "/{port_id}")
-def show_interface(server_id: str, port_id: str, request: Request,
-                   ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_interface(
+    server_id: str, port_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -82,15 +100,23 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
         raise BadRequest("Must input network_id when request IP address")
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
-        iface = devices.attach_interface(s, ctx, inst, port_id=port_id, net_id=net_id,
-                                         fixed_ip=fixed_ips[0]["ip_address"] if fixed_ips else None,
-                                         tag=spec.get("tag"))
+        iface = devices.attach_interface(
+            s,
+            ctx,
+            inst,
+            port_id=port_id,
+            net_id=net_id,
+            fixed_ip=fixed_ips[0]["ip_address"] if fixed_ips else None,
+            tag=spec.get("tag"),
+        )
         record_action(s, ctx, inst, "attach_interface", event="compute_attach_interface")
     return {"interfaceAttachment": interface_view(iface, version)}
 
 
 @router.post(_BASE)
-async def attach_interface(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def attach_interface(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(attach_schema(request_version(request)), body)
     return await run_in_threadpool(_attach, request, ctx, server_id, body.get("interfaceAttachment") or {})
@@ -104,7 +130,8 @@ def _detach(request: Request, ctx: RequestContext, server_id: str, port_id: str)
 
 
 @router.delete(_BASE + "/{port_id}", status_code=202)
-def detach_interface(server_id: str, port_id: str, request: Request,
-                     ctx: RequestContext = Depends(request_context)) -> Response:
+def detach_interface(
+    server_id: str, port_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     _detach(request, ctx, server_id, port_id)
     return Response(status_code=202)

@@ -45,19 +45,28 @@ def create_schema(version: Version) -> dict[str, Any]:
         props["name"] = _NAME_292
         required.append("public_key")
     keypair = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
-    return {"type": "object", "properties": {"keypair": keypair}, "required": ["keypair"],
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"keypair": keypair},
+        "required": ["keypair"],
+        "additionalProperties": False,
+    }
 
 
 # --- views -------------------------------------------------------------------------------
+
 
 def _iso(value: Any) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 def created_view(version: Version, keypair: KeyPair, private_key: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": keypair.name, "public_key": keypair.public_key,
-                            "fingerprint": keypair.fingerprint, "user_id": keypair.user_id}
+    body: dict[str, Any] = {
+        "name": keypair.name,
+        "public_key": keypair.public_key,
+        "fingerprint": keypair.fingerprint,
+        "user_id": keypair.user_id,
+    }
     if version >= V(2, 2):  # 2.2: type
         body["type"] = keypair.type
     if private_key is not None:
@@ -66,8 +75,11 @@ def created_view(version: Version, keypair: KeyPair, private_key: str | None) ->
 
 
 def list_item_view(version: Version, keypair: KeyPair) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": keypair.name, "public_key": keypair.public_key,
-                            "fingerprint": keypair.fingerprint}
+    body: dict[str, Any] = {
+        "name": keypair.name,
+        "public_key": keypair.public_key,
+        "fingerprint": keypair.fingerprint,
+    }
     if version >= V(2, 2):  # 2.2: type
         body["type"] = keypair.type
     return {"keypair": body}
@@ -75,9 +87,15 @@ def list_item_view(version: Version, keypair: KeyPair) -> dict[str, Any]:
 
 def show_view(version: Version, keypair: KeyPair) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": keypair.name, "public_key": keypair.public_key, "fingerprint": keypair.fingerprint,
-        "user_id": keypair.user_id, "id": keypair.id, "created_at": _iso(keypair.created_at),
-        "updated_at": _iso(keypair.updated_at), "deleted": False, "deleted_at": None,
+        "name": keypair.name,
+        "public_key": keypair.public_key,
+        "fingerprint": keypair.fingerprint,
+        "user_id": keypair.user_id,
+        "id": keypair.id,
+        "created_at": _iso(keypair.created_at),
+        "updated_at": _iso(keypair.updated_at),
+        "deleted": False,
+        "deleted_at": None,
     }
     if version >= V(2, 2):  # 2.2: type
         body["type"] = keypair.type
@@ -85,6 +103,7 @@ def show_view(version: Version, keypair: KeyPair) -> dict[str, Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def _target_user(request: Request, ctx: RequestContext, action: str, requested: str | None = None) -> str:
     """Whose key pairs: the caller's, or (2.10, admin or oneself) the ``user_id`` asked for."""
@@ -98,6 +117,7 @@ def _target_user(request: Request, ctx: RequestContext, action: str, requested: 
 
 # --- routes ------------------------------------------------------------------------------
 
+
 @router.post("/os-keypairs")
 async def create_keypair(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     version = request_version(request)
@@ -106,13 +126,20 @@ async def create_keypair(request: Request, ctx: RequestContext = Depends(request
     req = body["keypair"]
     user_id = _target_user(request, ctx, "create", req.get("user_id"))
     key_type = req.get("type", "ssh")
-    material = await run_in_threadpool(service.key_material, key_type=key_type,
-                                       public_key=req.get("public_key"), user_id=user_id)
+    material = await run_in_threadpool(
+        service.key_material, key_type=key_type, public_key=req.get("public_key"), user_id=user_id
+    )
 
     def _store() -> dict[str, Any]:
         with runtime(request).db.serialized(f"quota:{ctx.project_id}") as s:
-            keypair = service.create_keypair(s, project_id=ctx.project_id, user_id=user_id, name=req["name"],
-                                             key_type=key_type, material=material)
+            keypair = service.create_keypair(
+                s,
+                project_id=ctx.project_id,
+                user_id=user_id,
+                name=req["name"],
+                key_type=key_type,
+                material=material,
+            )
             return created_view(version, keypair, material.private_key)
 
     view = await run_in_threadpool(_store)
@@ -139,7 +166,9 @@ def list_keypairs(request: Request, ctx: RequestContext = Depends(request_contex
 
 
 @router.get("/os-keypairs/{name}")
-def show_keypair(name: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_keypair(
+    name: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     user_id = _target_user(request, ctx, "show")
     with runtime(request).db.reader() as s:
         keypair = service.get_keypair(s, user_id, name)

@@ -58,8 +58,10 @@ def show_limits(request: Request, ctx: RequestContext = Depends(request_context)
     if version >= V(2, 75):  # 2.75: unknown query parameters are refused
         extra = sorted(set(request.query_params.keys()) - {"tenant_id"})
         if extra:
-            raise BadRequest(f"Invalid input for query parameters {extra[0]}. "
-                             f"Value: {request.query_params.get(extra[0])}. Additional properties are not allowed")
+            raise BadRequest(
+                f"Invalid input for query parameters {extra[0]}. "
+                f"Value: {request.query_params.get(extra[0])}. Additional properties are not allowed"
+            )
     project_id = request.query_params.get("tenant_id") or ctx.project_id
     if project_id != ctx.project_id and not ctx.is_admin:
         raise PolicyNotAuthorized("os_compute_api:limits:other_project")

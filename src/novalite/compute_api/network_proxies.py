@@ -26,12 +26,42 @@ from novalite.db.models.network import Network, Port, PortSecurityGroup, Securit
 from novalite.errors import BadRequest, NotFound, NovaliteError
 from novalite.network import networks, security_groups
 
-NETWORK_FIELDS = ("id", "cidr", "netmask", "gateway", "broadcast", "dns1", "dns2", "cidr_v6", "gateway_v6",
-                  "label", "netmask_v6")
-ADMIN_NETWORK_FIELDS = ("created_at", "updated_at", "deleted_at", "deleted", "injected", "bridge", "vlan",
-                        "vpn_public_address", "vpn_public_port", "vpn_private_address", "dhcp_start", "project_id",
-                        "host", "bridge_interface", "multi_host", "priority", "rxtx_base", "mtu", "dhcp_server",
-                        "enable_dhcp", "share_address")
+NETWORK_FIELDS = (
+    "id",
+    "cidr",
+    "netmask",
+    "gateway",
+    "broadcast",
+    "dns1",
+    "dns2",
+    "cidr_v6",
+    "gateway_v6",
+    "label",
+    "netmask_v6",
+)
+ADMIN_NETWORK_FIELDS = (
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "deleted",
+    "injected",
+    "bridge",
+    "vlan",
+    "vpn_public_address",
+    "vpn_public_port",
+    "vpn_private_address",
+    "dhcp_start",
+    "project_id",
+    "host",
+    "bridge_interface",
+    "multi_host",
+    "priority",
+    "rxtx_base",
+    "mtu",
+    "dhcp_server",
+    "enable_dhcp",
+    "share_address",
+)
 
 
 def _proxies_available(request: Request) -> None:
@@ -44,6 +74,7 @@ router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(_proxies_availa
 
 
 # -- os-networks ----------------------------------------------------------------------------------
+
 
 def network_view(ctx: RequestContext, net: Network) -> dict[str, Any]:
     fields = NETWORK_FIELDS + (ADMIN_NETWORK_FIELDS if ctx.is_admin else ())
@@ -59,7 +90,9 @@ def list_networks(request: Request, ctx: RequestContext = Depends(request_contex
 
 
 @router.get("/os-networks/{network_id}")
-def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_network(
+    network_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         net = s.get(Network, network_id) if len(network_id) <= 36 else None
         if net is None or not networks.can_see(ctx, net):
@@ -68,6 +101,7 @@ def show_network(network_id: str, request: Request, ctx: RequestContext = Depend
 
 
 # -- views ----------------------------------------------------------------------------------------
+
 
 def group_not_found(group_id: str) -> NotFound:
     return NotFound(f"Security group {group_id} not found.", kind="SecurityGroupNotFound")
@@ -78,8 +112,15 @@ def rule_view(s: Session, rule: SecurityGroupRule) -> dict[str, Any]:
     low, high = rule.port_range_min, rule.port_range_max
     if rule.protocol is not None and low is None and high is None:
         low, high = (1, 65535) if rule.protocol.upper() in ("TCP", "UDP") else (-1, -1)
-    out: dict[str, Any] = {"id": rule.id, "parent_group_id": rule.security_group_id, "ip_protocol": rule.protocol,
-                           "from_port": low, "to_port": high, "group": {}, "ip_range": {}}
+    out: dict[str, Any] = {
+        "id": rule.id,
+        "parent_group_id": rule.security_group_id,
+        "ip_protocol": rule.protocol,
+        "from_port": low,
+        "to_port": high,
+        "group": {},
+        "ip_range": {},
+    }
     remote = s.get(SecurityGroup, rule.remote_group_id) if rule.remote_group_id else None
     if remote is not None:
         out["group"] = {"name": remote.name, "tenant_id": remote.project_id}
@@ -90,8 +131,13 @@ def rule_view(s: Session, rule: SecurityGroupRule) -> dict[str, Any]:
 
 def group_view(s: Session, group: SecurityGroup) -> dict[str, Any]:
     rules = [r for r in security_groups.group_rules(s, group.id) if r.direction == "ingress"]
-    return {"id": group.id, "name": group.name, "description": group.description, "tenant_id": group.project_id,
-            "rules": [rule_view(s, r) for r in rules]}
+    return {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "tenant_id": group.project_id,
+        "rules": [rule_view(s, r) for r in rules],
+    }
 
 
 def _get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
@@ -102,6 +148,7 @@ def _get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
 
 
 # -- os-security-groups ---------------------------------------------------------------------------
+
 
 @router.get("/os-security-groups")
 def list_groups(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
@@ -115,7 +162,9 @@ def list_groups(request: Request, ctx: RequestContext = Depends(request_context)
 
 
 @router.get("/os-security-groups/{group_id}")
-def show_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_group(
+    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"security_group": group_view(s, _get_group(s, ctx, group_id))}
 
@@ -144,8 +193,11 @@ def _group_id(value: Any) -> str:
 
 def _body_dict(body: Any, key: str) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest("Missing parameter dict" if not isinstance(body, dict) or key not in body
-                         else f"Invalid input for field/attribute {key}.")
+        raise BadRequest(
+            "Missing parameter dict"
+            if not isinstance(body, dict) or key not in body
+            else f"Invalid input for field/attribute {key}."
+        )
     return body[key]  # type: ignore[no-any-return]
 
 
@@ -153,12 +205,14 @@ def _create_group(request: Request, ctx: RequestContext, spec: dict[str, Any]) -
     name, description = _property(spec, "name"), _property(spec, "description")
     with runtime(request).db.session() as s:
         try:
-            group = security_groups.create_group(s, ctx, name=name, description=description, stateful=True,
-                                                 project_id=ctx.project_id)
+            group = security_groups.create_group(
+                s, ctx, name=name, description=description, stateful=True, project_id=ctx.project_id
+            )
         except NovaliteError as exc:
             if exc.kind == "OverQuota":
-                raise BadRequest("Quota exceeded, too many security groups.", kind="SecurityGroupLimitExceeded") \
-                    from None
+                raise BadRequest(
+                    "Quota exceeded, too many security groups.", kind="SecurityGroupLimitExceeded"
+                ) from None
             raise BadRequest(exc.message, kind=exc.kind) from None
         return {"security_group": group_view(s, group)}
 
@@ -169,7 +223,9 @@ async def create_group(request: Request, ctx: RequestContext = Depends(request_c
     return await run_in_threadpool(_create_group, request, ctx, spec)
 
 
-def _update_group(request: Request, ctx: RequestContext, group_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _update_group(
+    request: Request, ctx: RequestContext, group_id: str, spec: dict[str, Any]
+) -> dict[str, Any]:
     name, description = _property(spec, "name"), _property(spec, "description")
     with runtime(request).db.session() as s:
         group = _get_group(s, ctx, group_id)
@@ -182,7 +238,9 @@ def _update_group(request: Request, ctx: RequestContext, group_id: str, spec: di
 
 
 @router.put("/os-security-groups/{group_id}")
-async def update_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_group(
+    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     spec = _body_dict(await json_body(request), "security_group")
     return await run_in_threadpool(_update_group, request, ctx, group_id, spec)
 
@@ -200,31 +258,42 @@ def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(
 
 # -- os-security-group-rules ----------------------------------------------------------------------
 
+
 def _port(value: Any, name: str) -> int | None:
     if value is None:
         return None
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"Invalid port range {value}. {name} must be an integer.", kind="InvalidPortRange") from None
+        raise BadRequest(
+            f"Invalid port range {value}. {name} must be an integer.", kind="InvalidPortRange"
+        ) from None
 
 
 def _rule_fields(spec: dict[str, Any], group: SecurityGroup) -> dict[str, Any]:
     protocol = spec.get("ip_protocol")
-    if protocol is not None and (not isinstance(protocol, str) or protocol.upper() not in ("TCP", "UDP", "ICMP")):
+    if protocol is not None and (
+        not isinstance(protocol, str) or protocol.upper() not in ("TCP", "UDP", "ICMP")
+    ):
         raise BadRequest(f"Invalid IP protocol {protocol}.", kind="InvalidIpProtocol")
     low, high = _port(spec.get("from_port"), "from_port"), _port(spec.get("to_port"), "to_port")
     if protocol and protocol.upper() == "ICMP":
         low, high = (None if low == -1 else low), (None if high == -1 else high)
     elif protocol and (low is None or high is None or not 1 <= low <= high <= 65535):
-        raise BadRequest(f"Invalid port range {low}:{high}. Valid TCP ports should be between 1-65535",
-                         kind="InvalidPortRange")
+        raise BadRequest(
+            f"Invalid port range {low}:{high}. Valid TCP ports should be between 1-65535",
+            kind="InvalidPortRange",
+        )
     cidr, remote = spec.get("cidr"), spec.get("group_id")
     if cidr and remote:
         raise BadRequest("Can't specify both cidr and group_id for a security group rule", kind="Invalid")
-    fields: dict[str, Any] = {"security_group_id": group.id, "direction": "ingress",
-                              "protocol": protocol.lower() if protocol else None,
-                              "port_range_min": low, "port_range_max": high}
+    fields: dict[str, Any] = {
+        "security_group_id": group.id,
+        "direction": "ingress",
+        "protocol": protocol.lower() if protocol else None,
+        "port_range_min": low,
+        "port_range_max": high,
+    }
     if remote:
         fields["remote_group_id"] = str(remote)
     elif cidr:
@@ -260,18 +329,28 @@ def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(re
     with runtime(request).db.session() as s:
         rule = s.get(SecurityGroupRule, rule_id) if len(rule_id) <= 36 else None
         if rule is None or not ctx.can_access_project(rule.project_id):
-            raise NotFound(f"Security group rule {rule_id} could not be found.", kind="SecurityGroupRuleNotFound")
+            raise NotFound(
+                f"Security group rule {rule_id} could not be found.", kind="SecurityGroupRuleNotFound"
+            )
         security_groups.delete_rule(s, rule)
     return Response(status_code=202)
 
 
 # -- servers/{id}/os-security-groups --------------------------------------------------------------
 
+
 @router.get("/servers/{server_id}/os-security-groups")
-def server_groups(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def server_groups(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
-        q = (select(SecurityGroup).join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
-             .join(Port, Port.id == PortSecurityGroup.port_id).where(Port.device_id == inst.uuid)
-             .order_by(SecurityGroup.created_at, SecurityGroup.id).distinct())
+        q = (
+            select(SecurityGroup)
+            .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
+            .join(Port, Port.id == PortSecurityGroup.port_id)
+            .where(Port.device_id == inst.uuid)
+            .order_by(SecurityGroup.created_at, SecurityGroup.id)
+            .distinct()
+        )
         return {"security_groups": [group_view(s, g) for g in s.scalars(q)]}

@@ -25,8 +25,25 @@ router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 MAX_INT = 2147483647
 INJECTED = ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")
 _LIMIT = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$", "minimum": -1, "maximum": MAX_INT}
-_FORCE = {"type": ["boolean", "string"], "enum": [True, False, "True", "False", "true", "false", "1", "0",
-                                                   "TRUE", "FALSE", "yes", "no", "on", "off"]}
+_FORCE = {
+    "type": ["boolean", "string"],
+    "enum": [
+        True,
+        False,
+        "True",
+        "False",
+        "true",
+        "false",
+        "1",
+        "0",
+        "TRUE",
+        "FALSE",
+        "yes",
+        "no",
+        "on",
+        "off",
+    ],
+}
 
 
 def set_resources(version: Version) -> list[str]:
@@ -52,7 +69,12 @@ def _update_schema(wrapper: str, names: list[str], *, force: bool) -> dict[str, 
     if force:
         props["force"] = _FORCE
     inner = {"type": "object", "properties": props, "additionalProperties": False}
-    return {"type": "object", "properties": {wrapper: inner}, "required": [wrapper], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {wrapper: inner},
+        "required": [wrapper],
+        "additionalProperties": False,
+    }
 
 
 def _values(body: dict[str, Any]) -> dict[str, int]:
@@ -63,8 +85,10 @@ def _values(body: dict[str, Any]) -> dict[str, int]:
             continue
         value = int(raw)
         if not -1 <= value <= MAX_INT:
-            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {raw}. "
-                             f"{value} is not between -1 and {MAX_INT}")
+            raise BadRequest(
+                f"Invalid input for field/attribute {key}. Value: {raw}. "
+                f"{value} is not between -1 and {MAX_INT}"
+            )
         out[key] = value
     return out
 
@@ -73,8 +97,10 @@ def _check_query(request: Request, allowed: set[str]) -> None:
     if request_version(request) >= V(2, 75):  # 2.75: unknown query parameters are refused
         extra = sorted(set(request.query_params.keys()) - allowed)
         if extra:
-            raise BadRequest(f"Invalid input for query parameters {extra[0]}. "
-                             f"Value: {request.query_params.get(extra[0])}. Additional properties are not allowed")
+            raise BadRequest(
+                f"Invalid input for query parameters {extra[0]}. "
+                f"Value: {request.query_params.get(extra[0])}. Additional properties are not allowed"
+            )
 
 
 def _may_read(ctx: RequestContext, project_id: str, rule: str) -> None:
@@ -88,8 +114,11 @@ def _filtered(limits: dict[str, int], names: list[str]) -> dict[str, int]:
 
 # --- quota sets --------------------------------------------------------------------------
 
+
 @router.get("/os-quota-sets/{project_id}/defaults")
-def quota_defaults(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def quota_defaults(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     names = set_resources(request_version(request))
     with runtime(request).db.reader() as s:
         limits = service.class_limits(s)
@@ -97,7 +126,9 @@ def quota_defaults(project_id: str, request: Request, ctx: RequestContext = Depe
 
 
 @router.get("/os-quota-sets/{project_id}/detail")
-def quota_detail(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def quota_detail(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     _may_read(ctx, project_id, "detail")
     _check_query(request, {"user_id"})
     user_id = request.query_params.get("user_id") or None
@@ -110,7 +141,9 @@ def quota_detail(project_id: str, request: Request, ctx: RequestContext = Depend
 
 
 @router.get("/os-quota-sets/{project_id}")
-def quota_show(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def quota_show(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     _may_read(ctx, project_id, "show")
     _check_query(request, {"user_id"})
     user_id = request.query_params.get("user_id") or None
@@ -126,15 +159,21 @@ def _check_settable(s: Any, project_id: str, user_id: str | None, values: dict[s
     for resource, limit in values.items():
         wanted = float("inf") if limit == -1 else limit
         if wanted < usage.get(resource, 0):
-            raise BadRequest(f"Quota limit {limit} for {resource} must be greater than or equal to already "
-                             f"used and reserved {usage.get(resource, 0)}.")
+            raise BadRequest(
+                f"Quota limit {limit} for {resource} must be greater than or equal to already "
+                f"used and reserved {usage.get(resource, 0)}."
+            )
         if user_id and project_limits[resource] != -1 and wanted > project_limits[resource]:
-            raise BadRequest(f"Quota limit {limit} for {resource} must be less than or equal to "
-                             f"{project_limits[resource]}.")
+            raise BadRequest(
+                f"Quota limit {limit} for {resource} must be less than or equal to "
+                f"{project_limits[resource]}."
+            )
 
 
 @router.put("/os-quota-sets/{project_id}")
-async def quota_update(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def quota_update(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-quota-sets:update")
     _check_query(request, {"user_id"})
     names = set_resources(request_version(request))
@@ -157,7 +196,9 @@ async def quota_update(project_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.delete("/os-quota-sets/{project_id}")
-def quota_delete(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def quota_delete(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("os_compute_api:os-quota-sets:delete")
     _check_query(request, {"user_id"})
     with runtime(request).db.session() as s:
@@ -167,6 +208,7 @@ def quota_delete(project_id: str, request: Request, ctx: RequestContext = Depend
 
 # --- quota classes -----------------------------------------------------------------------
 
+
 def _class_name(name: str) -> str:
     if not 1 <= len(name) <= 255:
         raise BadRequest("quota_class_name has a length outside 1-255 characters.")
@@ -174,7 +216,9 @@ def _class_name(name: str) -> str:
 
 
 @router.get("/os-quota-class-sets/{class_name}")
-def quota_class_show(class_name: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def quota_class_show(
+    class_name: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-quota-class-sets:show")
     names = class_resources(request_version(request))
     with runtime(request).db.reader() as s:
@@ -183,8 +227,9 @@ def quota_class_show(class_name: str, request: Request, ctx: RequestContext = De
 
 
 @router.put("/os-quota-class-sets/{class_name}")
-async def quota_class_update(class_name: str, request: Request,
-                             ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def quota_class_update(
+    class_name: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-quota-class-sets:update")
     version = request_version(request)
     names = class_resources(version)

@@ -30,9 +30,19 @@ from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
 
 router = APIRouter(prefix="/compute/v2.1")
 
-_HARD_REBOOT_TASKS = (None, "rebooting", "reboot_pending", "reboot_started", "rebooting_hard",
-                      "reboot_pending_hard", "reboot_started_hard", TaskState.PAUSING, TaskState.UNPAUSING,
-                      TaskState.SUSPENDING, TaskState.RESUMING)
+_HARD_REBOOT_TASKS = (
+    None,
+    "rebooting",
+    "reboot_pending",
+    "reboot_started",
+    "rebooting_hard",
+    "reboot_pending_hard",
+    "reboot_started_hard",
+    TaskState.PAUSING,
+    TaskState.UNPAUSING,
+    TaskState.SUSPENDING,
+    TaskState.RESUMING,
+)
 
 
 @dataclass(frozen=True)
@@ -56,29 +66,50 @@ TRANSITIONS: dict[str, Transition] = {
     "resume": Transition("resume", (VmState.SUSPENDED,), VmState.ACTIVE, PowerState.RUNNING),
 }
 SOFT_REBOOT = Transition("reboot", (VmState.ACTIVE,), None, PowerState.RUNNING)
-HARD_REBOOT = Transition("reboot", (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED,
-                                    VmState.ERROR), VmState.ACTIVE, PowerState.RUNNING,
-                         from_task=_HARD_REBOOT_TASKS)
+HARD_REBOOT = Transition(
+    "reboot",
+    (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED, VmState.ERROR),
+    VmState.ACTIVE,
+    PowerState.RUNNING,
+    from_task=_HARD_REBOOT_TASKS,
+)
 
 REBOOT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"reboot": {"type": "object", "properties": {
-        "type": {"type": "string", "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}},
-        "required": ["type"], "additionalProperties": False}},
-    "required": ["reboot"], "additionalProperties": False,
+    "properties": {
+        "reboot": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}
+            },
+            "required": ["type"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["reboot"],
+    "additionalProperties": False,
 }
 LOCK_SCHEMA_273: dict[str, Any] = {
     "type": "object",
-    "properties": {"lock": {"type": ["object", "null"], "properties": {
-        "locked_reason": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NAME_PATTERN}},
-        "additionalProperties": False}},
-    "required": ["lock"], "additionalProperties": False,
+    "properties": {
+        "lock": {
+            "type": ["object", "null"],
+            "properties": {
+                "locked_reason": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NAME_PATTERN}
+            },
+            "additionalProperties": False,
+        }
+    },
+    "required": ["lock"],
+    "additionalProperties": False,
 }
 
 
 def invalid_state(action: str, instance_uuid: str, attr: str, state: Any) -> Conflict:
-    return Conflict(f"Cannot '{action}' instance {instance_uuid} while it is in {attr} {state}",
-                    kind="InstanceInvalidState")
+    return Conflict(
+        f"Cannot '{action}' instance {instance_uuid} while it is in {attr} {state}",
+        kind="InstanceInvalidState",
+    )
 
 
 def check_state(inst: Instance, t: Transition) -> None:
@@ -99,13 +130,28 @@ def check_not_locked(ctx: RequestContext, inst: Instance) -> None:
 def record_action(s: Session, ctx: RequestContext, inst: Instance, action: str, *, event: str | None) -> None:
     """An instance action (and, for work a compute would do, its finished event)."""
     now = utcnow()
-    row = InstanceAction(instance_uuid=inst.uuid, action=action, request_id=ctx.request_id, user_id=ctx.user_id,
-                         project_id=ctx.project_id, start_time=now, finish_time=now if event else None)
+    row = InstanceAction(
+        instance_uuid=inst.uuid,
+        action=action,
+        request_id=ctx.request_id,
+        user_id=ctx.user_id,
+        project_id=ctx.project_id,
+        start_time=now,
+        finish_time=now if event else None,
+    )
     s.add(row)
     s.flush()
     if event:
-        s.add(InstanceActionEvent(action_id=row.id, event=event, start_time=now, finish_time=now,
-                                  result="Success", host=inst.host))
+        s.add(
+            InstanceActionEvent(
+                action_id=row.id,
+                event=event,
+                start_time=now,
+                finish_time=now,
+                result="Success",
+                host=inst.host,
+            )
+        )
 
 
 def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transition) -> None:
@@ -115,9 +161,17 @@ def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transit
     values: dict[str, Any] = {"power_state": int(t.power), "task_state": None, "updated_at": now}
     if t.to_vm is not None:
         values["vm_state"] = t.to_vm
-    result = s.execute(update(Instance).where(Instance.id == inst.id, Instance.vm_state == inst.vm_state,
-                                              Instance.task_state.is_(None) if inst.task_state is None
-                                              else Instance.task_state == inst.task_state).values(**values))
+    result = s.execute(
+        update(Instance)
+        .where(
+            Instance.id == inst.id,
+            Instance.vm_state == inst.vm_state,
+            Instance.task_state.is_(None)
+            if inst.task_state is None
+            else Instance.task_state == inst.task_state,
+        )
+        .values(**values)
+    )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise invalid_state(t.name, inst.uuid, "task_state", "changed")
     record_action(s, ctx, inst, t.name, event=f"compute_{t.name}_instance")
@@ -133,8 +187,11 @@ def lock(s: Session, ctx: RequestContext, inst: Instance, body: dict[str, Any], 
     if request_version(request) >= V(2, 73):  # 2.73: an optional locked_reason
         validate(LOCK_SCHEMA_273, body)
         reason = (body["lock"] or {}).get("locked_reason")
-    inst.locked, inst.locked_by, inst.locked_reason = True, "admin" if ctx.is_admin and \
-        ctx.project_id != inst.project_id else "owner", reason
+    inst.locked, inst.locked_by, inst.locked_reason = (
+        True,
+        "admin" if ctx.is_admin and ctx.project_id != inst.project_id else "owner",
+        reason,
+    )
     inst.updated_at = utcnow()
     record_action(s, ctx, inst, "lock", event=None)
 
@@ -148,9 +205,19 @@ def unlock(s: Session, ctx: RequestContext, inst: Instance) -> None:
 
 
 def _group_schema(action: str) -> dict[str, Any]:
-    return {"type": "object", "properties": {action: {
-        "type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
-        "required": ["name"], "additionalProperties": False}}, "required": [action], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            action: {
+                "type": "object",
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
+                "required": ["name"],
+                "additionalProperties": False,
+            }
+        },
+        "required": [action],
+        "additionalProperties": False,
+    }
 
 
 def _resolve_group(s: Session, inst: Instance, name: str) -> str:
@@ -168,14 +235,20 @@ def change_security_group(s: Session, inst: Instance, name: str, *, add: bool) -
     from novalite.network import ports as net_ports
 
     group_id = _resolve_group(s, inst, name)
-    instance_ports = list(s.scalars(select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at)))
+    instance_ports = list(
+        s.scalars(select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at))
+    )
     if not instance_ports:
-        raise NotFound(f"instance_id {inst.uuid} could not be found as device id on any ports",
-                       kind="SecurityGroupNotFound")
+        raise NotFound(
+            f"instance_id {inst.uuid} could not be found as device id on any ports",
+            kind="SecurityGroupNotFound",
+        )
     current = {p.id: net_ports.port_group_ids(s, p.id) for p in instance_ports}
     if not add and not any(group_id in ids for ids in current.values()):
-        raise NotFound(f"Security group {name} not associated with the instance {inst.uuid}",
-                       kind="SecurityGroupNotFound")
+        raise NotFound(
+            f"Security group {name} not associated with the instance {inst.uuid}",
+            kind="SecurityGroupNotFound",
+        )
     for port in instance_ports:
         ids = current[port.id]
         if add:
@@ -219,7 +292,9 @@ def register_action(name: str, handler: ActionHandler) -> None:
 
 
 @router.post("/servers/{server_id}/action")
-async def action(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+async def action(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or not body:
         raise BadRequest("Malformed request body")

@@ -23,8 +23,12 @@ router = APIRouter(prefix="/compute/v2.1")
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 2147483647
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-         "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$"}
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?$",
+}
 _POSITIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
 _NON_NEGATIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "minLength": 1}
 _LEGACY_POLICIES = ["anti-affinity", "affinity"]
@@ -38,26 +42,42 @@ def create_schema(version: Version) -> dict[str, Any]:
     props: dict[str, Any] = {"name": _NAME}
     if version >= V(2, 64):  # 2.64: policy + rules instead of policies
         props["policy"] = {"type": "string", "enum": names}
-        props["rules"] = {"type": "object", "properties": {"max_server_per_host": _POSITIVE},
-                          "additionalProperties": False}
+        props["rules"] = {
+            "type": "object",
+            "properties": {"max_server_per_host": _POSITIVE},
+            "additionalProperties": False,
+        }
         required = ["name", "policy"]
     else:
-        props["policies"] = {"type": "array", "items": [{"type": "string", "enum": names}],
-                             "uniqueItems": True, "minItems": 1, "maxItems": 1, "additionalItems": False}
+        props["policies"] = {
+            "type": "array",
+            "items": [{"type": "string", "enum": names}],
+            "uniqueItems": True,
+            "minItems": 1,
+            "maxItems": 1,
+            "additionalItems": False,
+        }
         required = ["name", "policies"]
     group = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
-    return {"type": "object", "properties": {"server_group": group}, "required": ["server_group"],
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"server_group": group},
+        "required": ["server_group"],
+        "additionalProperties": False,
+    }
 
 
 def _list_query_schema(version: Version) -> dict[str, Any]:
-    return {"type": "object",
-            "properties": {"all_projects": {"type": "string"}, "limit": _NON_NEGATIVE, "offset": _NON_NEGATIVE},
-            # 2.75: unknown query parameters are refused
-            "additionalProperties": version < V(2, 75)}
+    return {
+        "type": "object",
+        "properties": {"all_projects": {"type": "string"}, "limit": _NON_NEGATIVE, "offset": _NON_NEGATIVE},
+        # 2.75: unknown query parameters are refused
+        "additionalProperties": version < V(2, 75),
+    }
 
 
 # --- views -------------------------------------------------------------------------------
+
 
 def group_view(version: Version, group: InstanceGroup, members: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = {"id": group.uuid, "name": group.name}
@@ -83,8 +103,11 @@ def _new_group(version: Version, body: dict[str, Any]) -> service.NewGroup:
 
 # --- routes ------------------------------------------------------------------------------
 
+
 @router.post("/os-server-groups")
-async def create_server_group(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def create_server_group(
+    request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     version = request_version(request)
     body = await json_body(request)
     validate(create_schema(version), body)
@@ -113,7 +136,9 @@ def list_server_groups(request: Request, ctx: RequestContext = Depends(request_c
 
 
 @router.get("/os-server-groups/{group_id}")
-def show_server_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_server_group(
+    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         group = service.require_group(s, ctx, group_id)
         members = service.live_members(s, [group.id])[group.id]
@@ -121,7 +146,9 @@ def show_server_group(group_id: str, request: Request, ctx: RequestContext = Dep
 
 
 @router.delete("/os-server-groups/{group_id}", status_code=204)
-def delete_server_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_server_group(
+    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         service.delete_group(s, ctx, group_id)
     return Response(status_code=204)

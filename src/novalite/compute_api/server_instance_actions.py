@@ -25,14 +25,19 @@ _SERVER = "/servers/{server_id}"
 
 # -- os-instance-actions ---------------------------------------------------------------------------
 
+
 def action_time(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 def _action_view(row: InstanceAction, request: Request) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "action": row.action, "instance_uuid": row.instance_uuid, "request_id": row.request_id,
-        "user_id": row.user_id, "project_id": row.project_id, "start_time": action_time(row.start_time),
+        "action": row.action,
+        "instance_uuid": row.instance_uuid,
+        "request_id": row.request_id,
+        "user_id": row.user_id,
+        "project_id": row.project_id,
+        "start_time": action_time(row.start_time),
         "message": row.message,
     }
     if request_version(request) >= V(2, 58):  # 2.58: updated_at
@@ -40,10 +45,16 @@ def _action_view(row: InstanceAction, request: Request) -> dict[str, Any]:
     return out
 
 
-def _event_view(ev: InstanceActionEvent, inst: Instance, ctx: RequestContext, request: Request) -> dict[str, Any]:
+def _event_view(
+    ev: InstanceActionEvent, inst: Instance, ctx: RequestContext, request: Request
+) -> dict[str, Any]:
     version = request_version(request)
-    out: dict[str, Any] = {"event": ev.event, "start_time": action_time(ev.start_time),
-                           "finish_time": action_time(ev.finish_time), "result": ev.result}
+    out: dict[str, Any] = {
+        "event": ev.event,
+        "start_time": action_time(ev.start_time),
+        "finish_time": action_time(ev.finish_time),
+        "result": ev.result,
+    }
     if ctx.is_admin:
         out["traceback"] = ev.traceback
     if version >= V(2, 62):  # 2.62: host (admin) and hostId
@@ -84,8 +95,11 @@ def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str
     if before:
         query = query.where(InstanceAction.updated_at <= before)
     if "marker" in params:
-        marker = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == instance_uuid,
-                                                        InstanceAction.request_id == params["marker"])).first()
+        marker = s.scalars(
+            select(InstanceAction).where(
+                InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == params["marker"]
+            )
+        ).first()
         if marker is None:
             raise BadRequest(f"Marker {params['marker']} could not be found.")
         query = query.where(InstanceAction.id < marker.id)
@@ -93,7 +107,9 @@ def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str
 
 
 @router.get(_SERVER + "/os-instance-actions")
-def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_actions(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = _actions_instance(s, request, ctx, server_id)
         query = select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
@@ -103,22 +119,35 @@ def list_actions(server_id: str, request: Request, ctx: RequestContext = Depends
     out: dict[str, Any] = {"instanceActions": [_action_view(r, request) for r in rows]}
     if limit is not None and rows and len(rows) == limit:
         href = compute_links(request, "servers", server_id)[0]["href"]
-        out["links"] = [{"rel": "next", "href": f"{href}/os-instance-actions?limit={limit}&marker={rows[-1].request_id}"}]
+        out["links"] = [
+            {"rel": "next", "href": f"{href}/os-instance-actions?limit={limit}&marker={rows[-1].request_id}"}
+        ]
     return out
 
 
 @router.get(_SERVER + "/os-instance-actions/{request_id}")
-def show_action(server_id: str, request_id: str, request: Request,
-                ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_action(
+    server_id: str, request_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = _actions_instance(s, request, ctx, server_id)
-        row = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid,
-                                                     InstanceAction.request_id == request_id)).first()
+        row = s.scalars(
+            select(InstanceAction).where(
+                InstanceAction.instance_uuid == inst.uuid, InstanceAction.request_id == request_id
+            )
+        ).first()
         if row is None:
-            raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found",
-                           kind="InstanceActionNotFound")
-        events = list(s.scalars(select(InstanceActionEvent).where(InstanceActionEvent.action_id == row.id)
-                                .order_by(InstanceActionEvent.start_time.desc(), InstanceActionEvent.id.desc())))
+            raise NotFound(
+                f"Action for request_id {request_id} on instance {server_id} not found",
+                kind="InstanceActionNotFound",
+            )
+        events = list(
+            s.scalars(
+                select(InstanceActionEvent)
+                .where(InstanceActionEvent.action_id == row.id)
+                .order_by(InstanceActionEvent.start_time.desc(), InstanceActionEvent.id.desc())
+            )
+        )
     out = _action_view(row, request)
     if ctx.is_admin or request_version(request) >= V(2, 51):  # 2.51: events for the owner too
         out["events"] = [_event_view(e, inst, ctx, request) for e in events]
@@ -126,6 +155,7 @@ def show_action(server_id: str, request_id: str, request: Request,
 
 
 # -- os-server-external-events (admin) -------------------------------------------------------------
+
 
 def _event_names(request: Request) -> list[str]:
     names = ["network-changed", "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"]
@@ -138,22 +168,33 @@ def _event_names(request: Request) -> list[str]:
 
 
 def _events_schema(request: Request) -> dict[str, Any]:
-    event = {"type": "object", "properties": {
-        "name": {"type": "string", "enum": _event_names(request)},
-        "server_uuid": {"type": "string", "format": "uuid"},
-        "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
-        "tag": {"type": "string", "maxLength": 255}},
-        "required": ["name", "server_uuid"], "additionalProperties": False}
-    return {"type": "object", "properties": {"events": {"type": "array", "minItems": 1, "items": event}},
-            "required": ["events"], "additionalProperties": False}
+    event = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "enum": _event_names(request)},
+            "server_uuid": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
+            "tag": {"type": "string", "maxLength": 255},
+        },
+        "required": ["name", "server_uuid"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"events": {"type": "array", "minItems": 1, "items": event}},
+        "required": ["events"],
+        "additionalProperties": False,
+    }
 
 
 def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rt = runtime(request)
     uuids = {e["server_uuid"] for e in events}
     with rt.db.reader() as s:
-        found = {i.uuid: i.host for i in s.scalars(select(Instance).where(Instance.uuid.in_(uuids),
-                                                                          Instance.deleted.is_(False)))}
+        found = {
+            i.uuid: i.host
+            for i in s.scalars(select(Instance).where(Instance.uuid.in_(uuids), Instance.deleted.is_(False)))
+        }
     compute = rt.services.get("compute_api")
     handler = getattr(compute, "external_instance_event", None)
     out = []

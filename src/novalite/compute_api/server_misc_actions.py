@@ -36,14 +36,21 @@ def _body_schema(action: str, properties: dict[str, Any], required: list[str]) -
     inner: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         inner["required"] = required
-    return {"type": "object", "properties": {action: inner}, "required": [action], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {action: inner},
+        "required": [action],
+        "additionalProperties": False,
+    }
 
 
 def reset_state(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
     """Admin: force vm_state to active or error and clear the task."""
     ctx.require_admin("os_compute_api:os-admin-actions:reset_state")
-    validate(_body_schema("os-resetState", {"state": {"type": "string", "enum": ["active", "error"]}},
-                          ["state"]), body)
+    validate(
+        _body_schema("os-resetState", {"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
+        body,
+    )
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         inst.vm_state = VmState.ACTIVE if body["os-resetState"]["state"] == "active" else VmState.ERROR
@@ -57,6 +64,7 @@ def _admin_noop(rule: str) -> Any:
         ctx.require_admin(rule)
         with runtime(request).db.reader() as s:
             sq.get_instance(s, ctx, server_id)
+
     return handler
 
 
@@ -68,9 +76,15 @@ def force_delete(request: Request, ctx: RequestContext, server_id: str, body: di
     rt.services["compute_api"].delete_instance(ctx, server_id)
 
 
-RESTORE = Transition("restore", (VmState.SOFT_DELETED,), VmState.ACTIVE, PowerState.RUNNING, needs_launched=False)
-CRASH_DUMP = Transition("trigger_crash_dump", (VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED,
-                                               VmState.ERROR), None, PowerState.RUNNING)
+RESTORE = Transition(
+    "restore", (VmState.SOFT_DELETED,), VmState.ACTIVE, PowerState.RUNNING, needs_launched=False
+)
+CRASH_DUMP = Transition(
+    "trigger_crash_dump",
+    (VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED, VmState.ERROR),
+    None,
+    PowerState.RUNNING,
+)
 CHANGE_PASSWORD = Transition("changePassword", (VmState.ACTIVE,), None, PowerState.RUNNING)
 
 
@@ -78,6 +92,7 @@ def _transition(t: Transition) -> Any:
     def handler(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
         with runtime(request).db.session() as s:
             apply_transition(s, ctx, sq.get_instance(s, ctx, server_id), t)
+
     return handler
 
 
@@ -104,16 +119,20 @@ def console_output(request: Request, ctx: RequestContext, server_id: str, body: 
         inst = sq.get_instance(s, ctx, server_id)
     if inst.host is None or inst.vm_state == VmState.BUILDING:
         raise Conflict(f"Instance {server_id} is not ready", kind="InstanceNotReady")
-    lines = [f"[{i:6d}.000000] novalite fake console of {inst.display_name} ({inst.uuid}) on {inst.host}"
-             for i in range(CONSOLE_LINES)]
+    lines = [
+        f"[{i:6d}.000000] novalite fake console of {inst.display_name} ({inst.uuid}) on {inst.host}"
+        for i in range(CONSOLE_LINES)
+    ]
     raw = (body.get("os-getConsoleOutput") or {}).get("length")
     length = int(raw) if raw is not None else -1
     if length >= 0:
-        lines = lines[len(lines) - length:] if length else []
+        lines = lines[len(lines) - length :] if length else []
     return JSONResponse({"output": "\n".join(lines)})
 
 
-RESCUE = Transition("rescue", (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR), VmState.RESCUED, PowerState.RUNNING)
+RESCUE = Transition(
+    "rescue", (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR), VmState.RESCUED, PowerState.RUNNING
+)
 UNRESCUE = Transition("unrescue", (VmState.RESCUED,), VmState.ACTIVE, PowerState.RUNNING)
 
 
@@ -130,7 +149,9 @@ def rescue(request: Request, ctx: RequestContext, server_id: str, body: dict[str
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         if not inst.image_ref and request_version(request) < V(2, 87):  # 2.87: stable rescue of BFV servers
-            raise BadRequest(f"Cannot rescue a volume-backed instance {inst.uuid}", kind="InstanceNotRescuable")
+            raise BadRequest(
+                f"Cannot rescue a volume-backed instance {inst.uuid}", kind="InstanceNotRescuable"
+            )
         image_ref = req.get("rescue_image_ref") or inst.image_ref
         if image_ref and get_image(s, ctx, image_ref) is None:
             raise BadRequest(f"Image {image_ref} could not be found.", kind="ImageNotFound")

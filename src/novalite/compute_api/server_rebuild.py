@@ -36,16 +36,25 @@ from novalite.domain.states import PowerState, VmState
 from novalite.errors import BadRequest
 from novalite.services.create_server.request import generate_password, normalize_ip
 
-REBUILD = Transition("rebuild", (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR), None, PowerState.RUNNING,
-                     needs_launched=False)
+REBUILD = Transition(
+    "rebuild",
+    (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR),
+    None,
+    PowerState.RUNNING,
+    needs_launched=False,
+)
 
 
 def rebuild_schema(version: Version) -> dict[str, Any]:
     create = schemas.create_schema(version)["properties"]["server"]["properties"]
     props: dict[str, Any] = {
-        "imageRef": schemas.UUID, "name": schemas.NAME, "adminPass": {"type": "string"},
-        "metadata": schemas.METADATA, "preserve_ephemeral": schemas.BOOLEAN,
-        "OS-DCF:diskConfig": create["OS-DCF:diskConfig"], "accessIPv4": create["accessIPv4"],
+        "imageRef": schemas.UUID,
+        "name": schemas.NAME,
+        "adminPass": {"type": "string"},
+        "metadata": schemas.METADATA,
+        "preserve_ephemeral": schemas.BOOLEAN,
+        "OS-DCF:diskConfig": create["OS-DCF:diskConfig"],
+        "accessIPv4": create["accessIPv4"],
         "accessIPv6": create["accessIPv6"],
     }
     if version < V(2, 57):  # personality until 2.56
@@ -60,9 +69,19 @@ def rebuild_schema(version: Version) -> dict[str, Any]:
         props["trusted_image_certificates"] = create["trusted_image_certificates"]
     if version >= V(2, 90):  # 2.90: hostname (2.94: FQDN)
         props["hostname"] = create["hostname"]
-    return {"type": "object", "properties": {"rebuild": {
-        "type": "object", "properties": props, "required": ["imageRef"], "additionalProperties": False}},
-        "required": ["rebuild"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "rebuild": {
+                "type": "object",
+                "properties": props,
+                "required": ["imageRef"],
+                "additionalProperties": False,
+            }
+        },
+        "required": ["rebuild"],
+        "additionalProperties": False,
+    }
 
 
 def _check_image(s: Session, ctx: RequestContext, inst: Instance, image_id: str) -> Any:
@@ -77,10 +96,14 @@ def _check_image(s: Session, ctx: RequestContext, inst: Instance, image_id: str)
     if inst.memory_mb < int(image.min_ram or 0):
         raise BadRequest("Flavor's memory is too small for requested image.", kind="FlavorMemoryTooSmall")
     if inst.root_gb and int(image.min_disk or 0) > inst.root_gb:
-        raise BadRequest("Flavor's disk is too small for requested image.", kind="FlavorDiskSmallerThanMinDisk")
+        raise BadRequest(
+            "Flavor's disk is too small for requested image.", kind="FlavorDiskSmallerThanMinDisk"
+        )
     if not inst.image_ref and image_id:
-        raise BadRequest("Rebuilding a volume-backed server with a new image is not supported here.",
-                         kind="ImageUnacceptable")
+        raise BadRequest(
+            "Rebuilding a volume-backed server with a new image is not supported here.",
+            kind="ImageUnacceptable",
+        )
     return image
 
 
@@ -88,11 +111,18 @@ def _apply(s: Session, ctx: RequestContext, inst: Instance, req: dict[str, Any],
     inst.image_ref = image.id
     sysmeta = {k: v for k, v in (inst.system_metadata or {}).items() if not k.startswith("image_")}
     sysmeta.update({f"image_{k}": str(v)[:255] for k, v in image.properties.items()})
-    sysmeta.update(image_base_image_ref=image.id, image_min_ram=str(image.min_ram or 0),
-                   image_min_disk=str(max(int(image.min_disk or 0), inst.root_gb)))
+    sysmeta.update(
+        image_base_image_ref=image.id,
+        image_min_ram=str(image.min_ram or 0),
+        image_min_disk=str(max(int(image.min_disk or 0), inst.root_gb)),
+    )
     inst.system_metadata = sysmeta
-    simple = {"name": "display_name", "description": "display_description", "hostname": "hostname",
-              "user_data": "user_data"}
+    simple = {
+        "name": "display_name",
+        "description": "display_description",
+        "hostname": "hostname",
+        "user_data": "user_data",
+    }
     for key, attr in simple.items():
         if key in req:
             setattr(inst, attr, req[key].strip() if key == "name" else req[key])
@@ -107,7 +137,9 @@ def _apply(s: Session, ctx: RequestContext, inst: Instance, req: dict[str, Any],
         _set_key(s, ctx, inst, req["key_name"])
     if "metadata" in req:
         s.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_uuid == inst.uuid))
-        s.add_all(InstanceMetadata(instance_uuid=inst.uuid, key=k, value=v) for k, v in req["metadata"].items())
+        s.add_all(
+            InstanceMetadata(instance_uuid=inst.uuid, key=k, value=v) for k, v in req["metadata"].items()
+        )
 
 
 def _set_key(s: Session, ctx: RequestContext, inst: Instance, name: str | None) -> None:
@@ -128,8 +160,9 @@ def _check_limits(s: Session, inst: Instance, req: dict[str, Any]) -> None:
     if "metadata" in req:
         quotas.check_metadata_quota(s, inst.project_id, req["metadata"])
     if req.get("personality"):
-        quotas.check_injected_files(s, inst.project_id, [(f.get("path", ""), f.get("contents", ""))
-                                                         for f in req["personality"]])
+        quotas.check_injected_files(
+            s, inst.project_id, [(f.get("path", ""), f.get("contents", "")) for f in req["personality"]]
+        )
 
 
 def rebuild(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:

@@ -32,26 +32,53 @@ from novalite.context import RequestContext
 from novalite.domain.states import PowerState, VmState
 from novalite.errors import Conflict
 
-SNAPSHOT = Transition("createImage", (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED), None,
-                      PowerState.RUNNING)
+SNAPSHOT = Transition(
+    "createImage",
+    (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED),
+    None,
+    PowerState.RUNNING,
+)
 SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"createImage": {"type": "object", "properties": {"name": NAME, "metadata": METADATA},
-                                   "required": ["name"], "additionalProperties": False}},
-    "required": ["createImage"], "additionalProperties": False,
+    "properties": {
+        "createImage": {
+            "type": "object",
+            "properties": {"name": NAME, "metadata": METADATA},
+            "required": ["name"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["createImage"],
+    "additionalProperties": False,
 }
 BACKUP_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"createBackup": {"type": "object", "properties": {
-        "name": NAME, "metadata": METADATA, "backup_type": {"type": "string"},
-        "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0, "minLength": 1}},
-        "required": ["name", "backup_type", "rotation"], "additionalProperties": False}},
-    "required": ["createBackup"], "additionalProperties": False,
+    "properties": {
+        "createBackup": {
+            "type": "object",
+            "properties": {
+                "name": NAME,
+                "metadata": METADATA,
+                "backup_type": {"type": "string"},
+                "rotation": {
+                    "type": ["integer", "string"],
+                    "pattern": "^[0-9]+$",
+                    "minimum": 0,
+                    "minLength": 1,
+                },
+            },
+            "required": ["name", "backup_type", "rotation"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["createBackup"],
+    "additionalProperties": False,
 }
 
 
-def _new_image(request: Request, ctx: RequestContext, server_id: str, req: dict[str, Any],
-               extra: dict[str, str]) -> tuple[str, str | None]:
+def _new_image(
+    request: Request, ctx: RequestContext, server_id: str, req: dict[str, Any], extra: dict[str, str]
+) -> tuple[str, str | None]:
     """Check the server, create the queued image; returns (image id, path of the base image's data)."""
     from novalite.image import service as images
 
@@ -60,37 +87,56 @@ def _new_image(request: Request, ctx: RequestContext, server_id: str, req: dict[
         check_not_locked(ctx, inst)
         check_state(inst, SNAPSHOT)
         if not inst.image_ref:
-            raise Conflict(f"Cannot 'createImage' instance {inst.uuid}: snapshots of volume-backed servers are "
-                           "not supported here", kind="InstanceInvalidState")
+            raise Conflict(
+                f"Cannot 'createImage' instance {inst.uuid}: snapshots of volume-backed servers are "
+                "not supported here",
+                kind="InstanceInvalidState",
+            )
         base = images.get_image(s, ctx, inst.image_ref)
         owner_ctx = RequestContext(user_id=inst.user_id, project_id=inst.project_id, roles=("member",))
-        image = images.create_image(s, owner_ctx, {
-            "name": req["name"], "visibility": "private",
-            "disk_format": (base.disk_format if base else None) or "raw",
-            "container_format": (base.container_format if base else None) or "bare",
-            "min_ram": base.min_ram if base else 0, "min_disk": max(base.min_disk if base else 0, inst.root_gb),
-            "instance_uuid": inst.uuid, "image_type": "snapshot", "base_image_ref": inst.image_ref,
-            "user_id": inst.user_id,
-            # the request's metadata overrides the system properties, as in Nova (Tempest sends
-            # image_type=test); a backup's own keys come last so rotation still finds it
-            **{k: str(v) for k, v in (req.get("metadata") or {}).items()}, **extra,
-        })
+        image = images.create_image(
+            s,
+            owner_ctx,
+            {
+                "name": req["name"],
+                "visibility": "private",
+                "disk_format": (base.disk_format if base else None) or "raw",
+                "container_format": (base.container_format if base else None) or "bare",
+                "min_ram": base.min_ram if base else 0,
+                "min_disk": max(base.min_disk if base else 0, inst.root_gb),
+                "instance_uuid": inst.uuid,
+                "image_type": "snapshot",
+                "base_image_ref": inst.image_ref,
+                "user_id": inst.user_id,
+                # the request's metadata overrides the system properties, as in Nova (Tempest sends
+                # image_type=test); a backup's own keys come last so rotation still finds it
+                **{k: str(v) for k, v in (req.get("metadata") or {}).items()},
+                **extra,
+            },
+        )
         action = "createBackup" if extra else "createImage"
         record_action(s, ctx, inst, action, event=f"compute_{'backup' if extra else 'snapshot'}_instance")
         return image.id, base.path if base is not None else None
 
 
-def _snapshot(request: Request, ctx: RequestContext, server_id: str, req: dict[str, Any],
-              extra: dict[str, str]) -> str:
+def _snapshot(
+    request: Request, ctx: RequestContext, server_id: str, req: dict[str, Any], extra: dict[str, str]
+) -> str:
     """Create the image and give it data; returns its id."""
     from novalite.image import service as images
 
     image_id, base_path = _new_image(request, ctx, server_id, req, extra)
-    data = Path(base_path).read_bytes() if base_path and Path(base_path).is_file() else images.tiny_image_bytes()
+    data = (
+        Path(base_path).read_bytes() if base_path and Path(base_path).is_file() else images.tiny_image_bytes()
+    )
     with runtime(request).db.reader() as s:
         owner = sq.get_instance(s, ctx, server_id).project_id
-    images.upload_bytes(runtime(request), RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",)),
-                        image_id, data)
+    images.upload_bytes(
+        runtime(request),
+        RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",)),
+        image_id,
+        data,
+    )
     return image_id
 
 
@@ -99,7 +145,9 @@ def _answer(request: Request, image_id: str | None) -> Response:
         return Response(status_code=202)
     if request_version(request) >= V(2, 45):  # 2.45: the image id in the body, no Location
         return JSONResponse({"image_id": image_id}, status_code=202)
-    return Response(status_code=202, headers={"Location": f"{runtime(request).public_url}/image/v2/images/{image_id}"})
+    return Response(
+        status_code=202, headers={"Location": f"{runtime(request).public_url}/image/v2/images/{image_id}"}
+    )
 
 
 def create_image(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:
@@ -119,9 +167,18 @@ def _rotate(request: Request, ctx: RequestContext, server_id: str, backup_type: 
 
     with runtime(request).db.session() as s:
         owner = sq.get_instance(s, ctx, server_id).project_id
-        ids = list(s.scalars(select(Image.id).where(
-            Image.deleted.is_(False), prop("instance_uuid", server_id), prop("image_type", "backup"),
-            prop("backup_type", backup_type)).order_by(Image.created_at.desc(), Image.id.desc())))
+        ids = list(
+            s.scalars(
+                select(Image.id)
+                .where(
+                    Image.deleted.is_(False),
+                    prop("instance_uuid", server_id),
+                    prop("image_type", "backup"),
+                    prop("backup_type", backup_type),
+                )
+                .order_by(Image.created_at.desc(), Image.id.desc())
+            )
+        )
         owner_ctx = RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",))
         for image_id in ids[keep:]:
             images.delete_image(s, owner_ctx, image_id)
@@ -133,8 +190,9 @@ def create_backup(request: Request, ctx: RequestContext, server_id: str, body: d
     rotation = int(req["rotation"])
     image_id = None
     if rotation > 0:
-        image_id = _snapshot(request, ctx, server_id, req, {"image_type": "backup",
-                                                            "backup_type": str(req["backup_type"])})
+        image_id = _snapshot(
+            request, ctx, server_id, req, {"image_type": "backup", "backup_type": str(req["backup_type"])}
+        )
     else:
         with runtime(request).db.reader() as s:
             inst = sq.get_instance(s, ctx, server_id)

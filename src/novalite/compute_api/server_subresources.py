@@ -36,18 +36,25 @@ def _writable(ctx: RequestContext, inst: Instance, action: str) -> None:
     """Metadata and tag writes: not while building/erroring (409), not when locked (409)."""
     check_not_locked(ctx, inst)
     if inst.vm_state not in WRITABLE_STATES:
-        raise Conflict(f"Cannot '{action}' instance {inst.uuid} while it is in vm_state {inst.vm_state}",
-                       kind="InstanceInvalidState")
+        raise Conflict(
+            f"Cannot '{action}' instance {inst.uuid} while it is in vm_state {inst.vm_state}",
+            kind="InstanceInvalidState",
+        )
 
 
 # -- metadata --------------------------------------------------------------------------------------
 
-METADATA_BODY: dict[str, Any] = {"type": "object", "properties": {"metadata": METADATA},
-                                 "required": ["metadata"], "additionalProperties": False}
+METADATA_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"metadata": METADATA},
+    "required": ["metadata"],
+    "additionalProperties": False,
+}
 META_ITEM_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {"meta": {**METADATA, "minProperties": 1, "maxProperties": 1}},
-    "required": ["meta"], "additionalProperties": False,
+    "required": ["meta"],
+    "additionalProperties": False,
 }
 
 
@@ -56,8 +63,9 @@ def _metadata(s: Session, instance_uuid: str) -> dict[str, str]:
     return {r.key: r.value for r in rows}
 
 
-def _write_metadata(request: Request, ctx: RequestContext, server_id: str, new: dict[str, str], *,
-                    replace: bool) -> dict[str, str]:
+def _write_metadata(
+    request: Request, ctx: RequestContext, server_id: str, new: dict[str, str], *, replace: bool
+) -> dict[str, str]:
     """Merge (POST, PUT of one key) or replace (PUT) under the metadata quota (403)."""
     from novalite.services import quotas
 
@@ -73,22 +81,30 @@ def _write_metadata(request: Request, ctx: RequestContext, server_id: str, new: 
 
 
 @router.get(_SERVER + "/metadata")
-def list_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_metadata(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
         return {"metadata": _metadata(s, inst.uuid)}
 
 
 @router.post(_SERVER + "/metadata")
-async def merge_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def merge_metadata(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_BODY, body)
-    merged = await run_in_threadpool(_write_metadata, request, ctx, server_id, body["metadata"], replace=False)
+    merged = await run_in_threadpool(
+        _write_metadata, request, ctx, server_id, body["metadata"], replace=False
+    )
     return {"metadata": merged}
 
 
 @router.put(_SERVER + "/metadata")
-async def replace_metadata(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def replace_metadata(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(METADATA_BODY, body)
     merged = await run_in_threadpool(_write_metadata, request, ctx, server_id, body["metadata"], replace=True)
@@ -96,8 +112,9 @@ async def replace_metadata(server_id: str, request: Request, ctx: RequestContext
 
 
 @router.get(_SERVER + "/metadata/{key}")
-def show_metadata_item(server_id: str, key: str, request: Request,
-                       ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_metadata_item(
+    server_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
         meta = _metadata(s, inst.uuid)
@@ -107,8 +124,9 @@ def show_metadata_item(server_id: str, key: str, request: Request,
 
 
 @router.put(_SERVER + "/metadata/{key}")
-async def set_metadata_item(server_id: str, key: str, request: Request,
-                            ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def set_metadata_item(
+    server_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     if isinstance(body, dict) and isinstance(body.get("meta"), dict) and len(body["meta"]) > 1:
         raise BadRequest("Request body contains too many items")
@@ -120,23 +138,30 @@ async def set_metadata_item(server_id: str, key: str, request: Request,
 
 
 @router.delete(_SERVER + "/metadata/{key}", status_code=204)
-def delete_metadata_item(server_id: str, key: str, request: Request,
-                         ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_metadata_item(
+    server_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         if key not in _metadata(s, inst.uuid):
             raise NotFound("Metadata item was not found")
         _writable(ctx, inst, "delete_instance_metadata")
-        s.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_uuid == inst.uuid,
-                                                 InstanceMetadata.key == key))
+        s.execute(
+            delete(InstanceMetadata).where(
+                InstanceMetadata.instance_uuid == inst.uuid, InstanceMetadata.key == key
+            )
+        )
     return Response(status_code=204)
 
 
 # -- tags (2.26) -----------------------------------------------------------------------------------
 
-TAGS_BODY: dict[str, Any] = {"type": "object", "properties": {"tags": {"type": "array", "items": TAG,
-                                                                       "maxItems": MAX_TAGS}},
-                             "required": ["tags"], "additionalProperties": False}
+TAGS_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"tags": {"type": "array", "items": TAG, "maxItems": MAX_TAGS}},
+    "required": ["tags"],
+    "additionalProperties": False,
+}
 
 
 def _require_tags_version(request: Request) -> None:
@@ -145,25 +170,36 @@ def _require_tags_version(request: Request) -> None:
 
 
 def _tags(s: Session, instance_uuid: str) -> list[str]:
-    return list(s.scalars(select(InstanceTag.tag).where(InstanceTag.instance_uuid == instance_uuid)
-                          .order_by(InstanceTag.tag)))
+    return list(
+        s.scalars(
+            select(InstanceTag.tag)
+            .where(InstanceTag.instance_uuid == instance_uuid)
+            .order_by(InstanceTag.tag)
+        )
+    )
 
 
 def _check_tag(tag: str) -> None:
     if not tag or len(tag) > 60 or "," in tag or "/" in tag:
-        raise BadRequest(f"Invalid input for field/attribute tag. Value: {tag}. Tag must be 1-60 characters "
-                         "without ',' or '/'")
+        raise BadRequest(
+            f"Invalid input for field/attribute tag. Value: {tag}. Tag must be 1-60 characters "
+            "without ',' or '/'"
+        )
 
 
 @router.get(_SERVER + "/tags")
-def list_tags(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_tags(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     _require_tags_version(request)
     with runtime(request).db.reader() as s:
         return {"tags": _tags(s, sq.get_instance(s, ctx, server_id).uuid)}
 
 
 @router.put(_SERVER + "/tags")
-async def replace_tags(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def replace_tags(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     _require_tags_version(request)
     body = await json_body(request)
     validate(TAGS_BODY, body)
@@ -195,7 +231,9 @@ def _tag_missing(server_id: str, tag: str) -> NotFound:
 
 
 @router.get(_SERVER + "/tags/{tag}", status_code=204)
-def check_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def check_tag(
+    server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     _require_tags_version(request)
     with runtime(request).db.reader() as s:
         if tag not in _tags(s, sq.get_instance(s, ctx, server_id).uuid):
@@ -204,7 +242,9 @@ def check_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = 
 
 
 @router.put(_SERVER + "/tags/{tag}")
-def add_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def add_tag(
+    server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     _require_tags_version(request)
     _check_tag(tag)
     with runtime(request).db.session() as s:
@@ -221,7 +261,9 @@ def add_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = De
 
 
 @router.delete(_SERVER + "/tags/{tag}", status_code=204)
-def delete_tag(server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_tag(
+    server_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     _require_tags_version(request)
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -234,23 +276,30 @@ def delete_tag(server_id: str, tag: str, request: Request, ctx: RequestContext =
 
 # -- ips -------------------------------------------------------------------------------------------
 
+
 def _addresses(request: Request, ctx: RequestContext, server_id: str) -> dict[str, list[dict[str, Any]]]:
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
         extras = sq.load_extras(s, [inst])[inst.uuid]
     if inst.vm_state == VmState.BUILDING:
         return {}
-    return {net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
-            for net, addrs in extras.addresses.items()}
+    return {
+        net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
+        for net, addrs in extras.addresses.items()
+    }
 
 
 @router.get(_SERVER + "/ips")
-def list_ips(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_ips(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     return {"addresses": _addresses(request, ctx, server_id)}
 
 
 @router.get(_SERVER + "/ips/{network}")
-def show_ips(server_id: str, network: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_ips(
+    server_id: str, network: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     addresses = _addresses(request, ctx, server_id)
     if network not in addresses:
         raise NotFound("Instance is not a member of specified network")
@@ -263,7 +312,9 @@ PASSWORD_KEY = "password"
 
 
 @router.get(_SERVER + "/os-server-password")
-def get_password(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def get_password(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     """The encrypted password the guest posted (system metadata), or ``""``."""
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -271,7 +322,9 @@ def get_password(server_id: str, request: Request, ctx: RequestContext = Depends
 
 
 @router.delete(_SERVER + "/os-server-password", status_code=204)
-def clear_password(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def clear_password(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items() if k != PASSWORD_KEY}
@@ -280,4 +333,3 @@ def clear_password(server_id: str, request: Request, ctx: RequestContext = Depen
 
 # os-instance-actions and os-server-external-events live in their own module
 router.include_router(instance_actions.router)
-

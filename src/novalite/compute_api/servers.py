@@ -59,7 +59,8 @@ def _create_batch(items: list[tuple[Runtime, CreateServerRequest]]) -> list[Crea
 
 # POST /servers' blocking part (checks, store, hand-off) for the creates that arrive together
 CREATES: LoopBatcher[tuple[Runtime, CreateServerRequest], CreateServerResult] = LoopBatcher(
-    _create_batch, name="api-create")
+    _create_batch, name="api-create"
+)
 
 
 def warm_up() -> None:
@@ -83,13 +84,18 @@ async def create(request: Request, ctx: RequestContext = Depends(request_context
     result = await CREATES.submit((runtime(request), req))
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
-    out = views.create_response(request, result.first_uuid, admin_pass=result.admin_pass,
-                                auto_disk_config=result.auto_disk_config,
-                                security_groups=list(result.security_groups_echo))
+    out = views.create_response(
+        request,
+        result.first_uuid,
+        admin_pass=result.admin_pass,
+        auto_disk_config=result.auto_disk_config,
+        security_groups=list(result.security_groups_echo),
+    )
     return JSONResponse(out, status_code=202, headers={"Location": out["server"]["links"][0]["href"]})
 
 
 # -- list ------------------------------------------------------------------------------------------
+
 
 def _params(request: Request) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
@@ -103,8 +109,10 @@ def _check_known(params: dict[str, list[str]], request: Request) -> None:
         return
     unknown = sorted(set(params) - schemas.LIST_PARAMS_BASE)
     if unknown:
-        raise BadRequest(f"Invalid input for query parameters {unknown[0]}. Value: {params[unknown[0]][0]}. "
-                         f"Additional properties are not allowed ('{unknown[0]}' was unexpected)")
+        raise BadRequest(
+            f"Invalid input for query parameters {unknown[0]}. Value: {params[unknown[0]][0]}. "
+            f"Additional properties are not allowed ('{unknown[0]}' was unexpected)"
+        )
 
 
 def _status_conditions(q: sq.ListQuery, values: list[str], ctx: RequestContext, request: Request) -> bool:
@@ -133,10 +141,20 @@ def _status_conditions(q: sq.ListQuery, values: list[str], ctx: RequestContext, 
 
 
 def _simple_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> None:
-    eq: dict[str, Any] = {"reservation_id": Instance.reservation_id, "image": Instance.image_ref, "flavor": Instance.flavor_id,
-          "availability_zone": Instance.availability_zone, "key_name": Instance.key_name,
-          "task_state": Instance.task_state, "vm_state": Instance.vm_state, "user_id": Instance.user_id,
-          "hostname": Instance.hostname, "host": Instance.host, "node": Instance.node, "uuid": Instance.uuid}
+    eq: dict[str, Any] = {
+        "reservation_id": Instance.reservation_id,
+        "image": Instance.image_ref,
+        "flavor": Instance.flavor_id,
+        "availability_zone": Instance.availability_zone,
+        "key_name": Instance.key_name,
+        "task_state": Instance.task_state,
+        "vm_state": Instance.vm_state,
+        "user_id": Instance.user_id,
+        "hostname": Instance.hostname,
+        "host": Instance.host,
+        "node": Instance.node,
+        "uuid": Instance.uuid,
+    }
     for key, column in eq.items():
         if key in p:
             q.conditions.append(column.in_(p[key]))
@@ -199,7 +217,9 @@ def build_list_query(request: Request, ctx: RequestContext) -> sq.ListQuery:
     q.sort = sq.parse_sort(ctx, p.pop("sort_key", []), p.pop("sort_dir", []))
     _scope(q, p, ctx)
     if not ctx.is_admin:
-        p = {k: v for k, v in p.items() if k in schemas.non_admin_filters(version) or k in ("limit", "marker")}
+        p = {
+            k: v for k, v in p.items() if k in schemas.non_admin_filters(version) or k in ("limit", "marker")
+        }
     wants_deleted = _status_conditions(q, p["status"], ctx, request) if "status" in p else False
     include_deleted = _time_filters(q, p) or wants_deleted
     if ctx.is_admin and "deleted" in p:
@@ -251,17 +271,23 @@ async def detail(request: Request, ctx: RequestContext = Depends(request_context
 
 # -- one server ------------------------------------------------------------------------------------
 
+
 def show_server(request: Request, ctx: RequestContext, instance_uuid: str) -> dict[str, Any]:
     """The full view of one server (shared by show, update and actions that answer with it)."""
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, instance_uuid)
         extras = sq.load_extras(s, [inst], server_groups=True, down_time=_down_time(request, ctx))[inst.uuid]
-    return {"server": views.server_detail(request, inst, extras, version=request_version(request), ctx=ctx,
-                                          show=True)}
+    return {
+        "server": views.server_detail(
+            request, inst, extras, version=request_version(request), ctx=ctx, show=True
+        )
+    }
 
 
 @router.get("/servers/{server_id}")
-async def show(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def show(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     return await in_thread(show_server, request, ctx, server_id, pool=READ_POOL)
 
 
@@ -282,7 +308,9 @@ def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
 
 
 @router.put("/servers/{server_id}")
-async def update(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(schemas.update_schema(request_version(request)), body)
 
@@ -292,8 +320,11 @@ async def update(server_id: str, request: Request, ctx: RequestContext = Depends
         with runtime(request).db.reader() as s:
             inst = sq.get_instance(s, ctx, server_id)
             extras = sq.load_extras(s, [inst], server_groups=True)[inst.uuid]
-        return {"server": views.server_update_view(request, inst, extras, version=request_version(request),
-                                                   ctx=ctx)}
+        return {
+            "server": views.server_update_view(
+                request, inst, extras, version=request_version(request), ctx=ctx
+            )
+        }
 
     return await run_in_threadpool(work)
 

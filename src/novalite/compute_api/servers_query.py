@@ -23,10 +23,35 @@ from novalite.db.models.compute import Instance, InstanceFault, InstanceMetadata
 from novalite.errors import BadRequest, Forbidden, NotFound
 
 SORT_KEYS = {
-    "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone", "config_drive", "created_at",
-    "display_description", "display_name", "host", "hostname", "image_ref", "instance_type_id", "kernel_id",
-    "key_name", "launch_index", "launched_at", "locked_by", "node", "power_state", "progress", "project_id",
-    "ramdisk_id", "root_device_name", "task_state", "terminated_at", "updated_at", "user_id", "uuid", "vm_state",
+    "access_ip_v4",
+    "access_ip_v6",
+    "auto_disk_config",
+    "availability_zone",
+    "config_drive",
+    "created_at",
+    "display_description",
+    "display_name",
+    "host",
+    "hostname",
+    "image_ref",
+    "instance_type_id",
+    "kernel_id",
+    "key_name",
+    "launch_index",
+    "launched_at",
+    "locked_by",
+    "node",
+    "power_state",
+    "progress",
+    "project_id",
+    "ramdisk_id",
+    "root_device_name",
+    "task_state",
+    "terminated_at",
+    "updated_at",
+    "user_id",
+    "uuid",
+    "vm_state",
 }
 _SORT_COLUMN = {"instance_type_id": "flavor_id"}
 _ADMIN_SORT_KEYS = {"host", "node"}
@@ -37,7 +62,9 @@ def instance_not_found(instance_uuid: str) -> NotFound:
     return NotFound(f"Instance {instance_uuid} could not be found.", kind="InstanceNotFound")
 
 
-def get_instance(s: Session, ctx: RequestContext, instance_uuid: str, *, read_deleted: bool = False) -> Instance:
+def get_instance(
+    s: Session, ctx: RequestContext, instance_uuid: str, *, read_deleted: bool = False
+) -> Instance:
     """The caller's (or, for admins, anyone's) server; 404 when missing, deleted or foreign."""
     query = select(Instance).where(Instance.uuid == instance_uuid)
     if not read_deleted:
@@ -59,9 +86,26 @@ class ListQuery:
     empty: bool = False  # a filter that can match nothing (e.g. unknown status before 2.38)
 
 
-_NOT_NULL = {"created_at", "updated_at", "uuid", "display_name", "vm_state", "project_id", "user_id",
-             "reservation_id", "hostname", "image_ref", "instance_type_id", "kernel_id", "ramdisk_id",
-             "config_drive", "power_state", "progress", "launch_index", "auto_disk_config"}
+_NOT_NULL = {
+    "created_at",
+    "updated_at",
+    "uuid",
+    "display_name",
+    "vm_state",
+    "project_id",
+    "user_id",
+    "reservation_id",
+    "hostname",
+    "image_ref",
+    "instance_type_id",
+    "kernel_id",
+    "ramdisk_id",
+    "config_drive",
+    "power_state",
+    "progress",
+    "launch_index",
+    "auto_disk_config",
+}
 
 
 def _sort_expr(key: str) -> Any:
@@ -79,13 +123,16 @@ def parse_sort(ctx: RequestContext, keys: list[str], dirs: list[str]) -> list[tu
     """Repeatable sort_key/sort_dir; default created_at desc; uuid is the final tie-breaker."""
     for d in dirs:
         if d not in ("asc", "desc"):
-            raise BadRequest(f"Invalid input for query parameters sort_dir. Value: {d}. '{d}' is not one of "
-                             "['asc', 'desc']")
+            raise BadRequest(
+                f"Invalid input for query parameters sort_dir. Value: {d}. '{d}' is not one of "
+                "['asc', 'desc']"
+            )
     sort: list[tuple[str, str]] = []
     for i, key in enumerate(keys):
         if key not in SORT_KEYS:
-            raise BadRequest(f"Invalid input for query parameters sort_key. Value: {key}. '{key}' is not a "
-                             "valid sort key")
+            raise BadRequest(
+                f"Invalid input for query parameters sort_key. Value: {key}. '{key}' is not a valid sort key"
+            )
         if key in _ADMIN_SORT_KEYS and not ctx.is_admin:
             raise Forbidden("Only administrators can sort servers by host/node")
         sort.append((key, dirs[i] if i < len(dirs) else (dirs[-1] if dirs else "desc")))
@@ -158,6 +205,7 @@ def run_summary_list(s: Session, q: ListQuery) -> list[tuple[str, str]]:
 
 # -- filters ---------------------------------------------------------------------------------------
 
+
 def regex_condition(column: Any, pattern: str) -> ColumnElement[bool]:
     """A case-insensitive regular-expression search in SQL; an invalid pattern matches nothing."""
     try:
@@ -198,8 +246,9 @@ def parse_time(name: str, value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}. "
-                         f"'{value}' is not a 'date-time'") from None
+        raise BadRequest(
+            f"Invalid input for query parameters {name}. Value: {value}. '{value}' is not a 'date-time'"
+        ) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
@@ -207,8 +256,10 @@ def parse_time(name: str, value: str) -> dt.datetime:
 
 # -- extras for views ------------------------------------------------------------------------------
 
-def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: bool = False,
-                down_time: int | None = None) -> dict[str, ServerExtras]:
+
+def load_extras(
+    s: Session, instances: Sequence[Instance], *, server_groups: bool = False, down_time: int | None = None
+) -> dict[str, ServerExtras]:
     """Metadata, tags, latest faults and addresses of many servers in a handful of queries."""
     uuids = [i.uuid for i in instances]
     extras = {u: ServerExtras() for u in uuids}
@@ -216,12 +267,17 @@ def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: boo
         return extras
     for row in s.scalars(select(InstanceMetadata).where(InstanceMetadata.instance_uuid.in_(uuids))):
         extras[row.instance_uuid].metadata[row.key] = row.value
-    for tag in s.scalars(select(InstanceTag).where(InstanceTag.instance_uuid.in_(uuids)).order_by(InstanceTag.tag)):
+    for tag in s.scalars(
+        select(InstanceTag).where(InstanceTag.instance_uuid.in_(uuids)).order_by(InstanceTag.tag)
+    ):
         extras[tag.instance_uuid].tags.append(tag.tag)
     faulted = [i.uuid for i in instances if i.vm_state == "error" or i.deleted]
     if faulted:
-        faults = s.scalars(select(InstanceFault).where(InstanceFault.instance_uuid.in_(faulted))
-                           .order_by(InstanceFault.created_at, InstanceFault.id))
+        faults = s.scalars(
+            select(InstanceFault)
+            .where(InstanceFault.instance_uuid.in_(faulted))
+            .order_by(InstanceFault.created_at, InstanceFault.id)
+        )
         for fault in faults:
             extras[fault.instance_uuid].fault = fault
     _load_addresses(s, [i.uuid for i in instances if i.vm_state != "building"], extras)
@@ -233,15 +289,26 @@ def load_extras(s: Session, instances: Sequence[Instance], *, server_groups: boo
     return extras
 
 
-def _load_host_status(s: Session, instances: Sequence[Instance], extras: dict[str, ServerExtras],
-                      down_time: int) -> None:
+def _load_host_status(
+    s: Session, instances: Sequence[Instance], extras: dict[str, ServerExtras], down_time: int
+) -> None:
     """2.16 ``host_status``: UP, DOWN (no heartbeat lately, or forced down), MAINTENANCE (disabled),
     UNKNOWN (no such compute service); empty without a host."""
     from novalite.db.models.placement import Service
 
     hosts = {i.host for i in instances if i.host}
-    services = {svc.host: svc for svc in s.scalars(select(Service).where(
-        Service.binary == "nova-compute", Service.host.in_(hosts), Service.deleted.is_(False)))} if hosts else {}
+    services = (
+        {
+            svc.host: svc
+            for svc in s.scalars(
+                select(Service).where(
+                    Service.binary == "nova-compute", Service.host.in_(hosts), Service.deleted.is_(False)
+                )
+            )
+        }
+        if hosts
+        else {}
+    )
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     for inst in instances:
         svc = services.get(inst.host or "")
@@ -263,30 +330,48 @@ def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras
         from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, SecurityGroup
     except ModuleNotFoundError:  # pragma: no cover - network model not present
         return
-    groups = (select(Port.device_id, SecurityGroup.name)
-              .join(PortSecurityGroup, PortSecurityGroup.port_id == Port.id)
-              .join(SecurityGroup, SecurityGroup.id == PortSecurityGroup.security_group_id)
-              .where(Port.device_id.in_(uuids)).order_by(Port.created_at, Port.id, SecurityGroup.name))
+    groups = (
+        select(Port.device_id, SecurityGroup.name)
+        .join(PortSecurityGroup, PortSecurityGroup.port_id == Port.id)
+        .join(SecurityGroup, SecurityGroup.id == PortSecurityGroup.security_group_id)
+        .where(Port.device_id.in_(uuids))
+        .order_by(Port.created_at, Port.id, SecurityGroup.name)
+    )
     for device_id, group_name in s.execute(groups):
         extras[device_id].security_groups.append(group_name)
-    query = (select(Port.device_id, Network.name, PortIP.ip_address, Port.mac_address)
-             .join(PortIP, PortIP.port_id == Port.id).join(Network, Network.id == Port.network_id)
-             .where(Port.device_id.in_(uuids)).order_by(Port.created_at, Port.id, PortIP.ip_address))
+    query = (
+        select(Port.device_id, Network.name, PortIP.ip_address, Port.mac_address)
+        .join(PortIP, PortIP.port_id == Port.id)
+        .join(Network, Network.id == Port.network_id)
+        .where(Port.device_id.in_(uuids))
+        .order_by(Port.created_at, Port.id, PortIP.ip_address)
+    )
     for device_id, net_name, address, mac in s.execute(query):
-        extras[device_id].addresses.setdefault(net_name, []).append({
-            "version": ipaddress.ip_address(address).version, "addr": address,
-            "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac})
+        extras[device_id].addresses.setdefault(net_name, []).append(
+            {
+                "version": ipaddress.ip_address(address).version,
+                "addr": address,
+                "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": mac,
+            }
+        )
 
 
 def _load_volumes(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
     """``os-extended-volumes:volumes_attached``: the server's current volume attachments."""
     from novalite.db.models.volume import VolumeAttachment
 
-    query = (select(VolumeAttachment.instance_uuid, VolumeAttachment.volume_id, VolumeAttachment.delete_on_termination)
-             .where(VolumeAttachment.instance_uuid.in_(uuids), VolumeAttachment.detached_at.is_(None))
-             .order_by(VolumeAttachment.created_at, VolumeAttachment.id))
+    query = (
+        select(
+            VolumeAttachment.instance_uuid, VolumeAttachment.volume_id, VolumeAttachment.delete_on_termination
+        )
+        .where(VolumeAttachment.instance_uuid.in_(uuids), VolumeAttachment.detached_at.is_(None))
+        .order_by(VolumeAttachment.created_at, VolumeAttachment.id)
+    )
     for instance_uuid, volume_id, delete in s.execute(query):
-        extras[str(instance_uuid)].volumes_attached.append({"id": volume_id, "delete_on_termination": bool(delete)})
+        extras[str(instance_uuid)].volumes_attached.append(
+            {"id": volume_id, "delete_on_termination": bool(delete)}
+        )
 
 
 def _load_server_groups(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
@@ -299,7 +384,10 @@ def _load_server_groups(s: Session, uuids: list[str], extras: dict[str, ServerEx
     if not (hasattr(member_cls, "instance_uuid") and hasattr(member_cls, "group_id")):
         return
     group_uuid = getattr(group_cls, "uuid", None) or group_cls.id
-    query = (select(member_cls.instance_uuid, group_uuid).join(group_cls, group_cls.id == member_cls.group_id)
-             .where(member_cls.instance_uuid.in_(uuids)))
+    query = (
+        select(member_cls.instance_uuid, group_uuid)
+        .join(group_cls, group_cls.id == member_cls.group_id)
+        .where(member_cls.instance_uuid.in_(uuids))
+    )
     for instance_uuid, gid in s.execute(query):
         extras[instance_uuid].server_groups.append(str(gid))

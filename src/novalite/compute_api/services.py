@@ -25,25 +25,67 @@ from novalite.services.aggregates import service_is_up
 router = APIRouter(prefix="/compute/v2.1")
 
 MAX_ID = 2147483647
-_BOOLEAN = {"type": ["boolean", "string"], "enum": [
-    True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes", "y", "t",
-    False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no", "n", "f"]}
+_BOOLEAN = {
+    "type": ["boolean", "string"],
+    "enum": [
+        True,
+        "True",
+        "TRUE",
+        "true",
+        "1",
+        "ON",
+        "On",
+        "on",
+        "YES",
+        "Yes",
+        "yes",
+        "y",
+        "t",
+        False,
+        "False",
+        "FALSE",
+        "false",
+        "0",
+        "OFF",
+        "Off",
+        "off",
+        "NO",
+        "No",
+        "no",
+        "n",
+        "f",
+    ],
+}
 _TRUE = {"true", "1", "on", "yes", "y", "t"}
 _REASON = {"type": "string", "minLength": 1, "maxLength": 255}
 _HOST = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"}
 
 
 def legacy_update_schema(version: Version) -> dict[str, Any]:
-    props: dict[str, Any] = {"host": _HOST, "binary": {"type": "string", "minLength": 1, "maxLength": 255},
-                             "disabled_reason": _REASON}
+    props: dict[str, Any] = {
+        "host": _HOST,
+        "binary": {"type": "string", "minLength": 1, "maxLength": 255},
+        "disabled_reason": _REASON,
+    }
     if version >= V(2, 11):  # 2.11: forced_down
         props["forced_down"] = _BOOLEAN
-    return {"type": "object", "properties": props, "required": ["host", "binary"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": ["host", "binary"],
+        "additionalProperties": False,
+    }
 
 
-UPDATE_SCHEMA_253 = {"type": "object", "additionalProperties": False, "properties": {
-    "status": {"type": "string", "enum": ["enabled", "disabled"]}, "disabled_reason": _REASON,
-    "forced_down": _BOOLEAN}}
+UPDATE_SCHEMA_253 = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "status": {"type": "string", "enum": ["enabled", "disabled"]},
+        "disabled_reason": _REASON,
+        "forced_down": _BOOLEAN,
+    },
+}
 
 
 def _as_bool(value: Any) -> bool:
@@ -52,11 +94,14 @@ def _as_bool(value: Any) -> bool:
 
 # --- views -------------------------------------------------------------------------------
 
+
 def service_view(version: Version, svc: Service, zone: str, down_time: int) -> dict[str, Any]:
     updated = service.updated_time(svc)
     body: dict[str, Any] = {
         "id": svc.uuid if version >= V(2, 53) else svc.id,  # 2.53: uuid ids
-        "binary": svc.binary, "host": svc.host, "zone": zone,
+        "binary": svc.binary,
+        "host": svc.host,
+        "zone": zone,
         "status": "disabled" if svc.disabled else "enabled",
         "state": "up" if service_is_up(svc, down_time) else "down",
         "updated_at": updated.strftime("%Y-%m-%dT%H:%M:%S.%f") if updated else None,
@@ -78,6 +123,7 @@ def _detail(request: Request, s: Any, svc: Service) -> dict[str, Any]:
 
 # --- routes ------------------------------------------------------------------------------
 
+
 @router.get("/os-services")
 def list_services(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-services:list")
@@ -86,8 +132,10 @@ def list_services(request: Request, ctx: RequestContext = Depends(request_contex
     if version >= V(2, 75):  # 2.75: unknown query parameters are refused
         extra = sorted(set(params.keys()) - {"host", "binary"})
         if extra:
-            raise BadRequest(f"Invalid input for query parameters {extra[0]}. Value: {params.get(extra[0])}. "
-                             "Additional properties are not allowed")
+            raise BadRequest(
+                f"Invalid input for query parameters {extra[0]}. Value: {params.get(extra[0])}. "
+                "Additional properties are not allowed"
+            )
     service.ensure_control_services(runtime(request).db, _down_time(request))
     with runtime(request).db.reader() as s:
         found = service.list_services(s, host=params.get("host"), binary=params.get("binary"))
@@ -96,7 +144,9 @@ def list_services(request: Request, ctx: RequestContext = Depends(request_contex
 
 
 @router.put("/os-services/{service_id}")
-async def update_service(service_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_service(
+    service_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("os_compute_api:os-services:update")
     version = request_version(request)
     body = await json_body(request)
@@ -122,7 +172,9 @@ def _update_253(request: Request, service_id: str, body: dict[str, Any]) -> dict
         if body.get("status") == "enabled" and body.get("disabled_reason"):
             raise BadRequest("Specifying 'disabled_reason' with status 'enabled' is invalid.")
         if "status" not in body and "forced_down" not in body:
-            raise BadRequest("No updates were requested. Fields 'status' or 'forced_down' should be specified.")
+            raise BadRequest(
+                "No updates were requested. Fields 'status' or 'forced_down' should be specified."
+            )
         if "status" in body:
             disabled = body["status"] == "disabled"
             service.set_disabled(s, svc, disabled, body.get("disabled_reason") if disabled else None)
@@ -150,14 +202,20 @@ def _legacy_action(request: Request, action: str, body: dict[str, Any]) -> dict[
             return {"service": {"host": host, "binary": binary, "forced_down": forced}}
         reason = body["disabled_reason"] if action == "disable-log-reason" else None
         service.set_disabled(s, svc, action != "enable", reason)
-    out: dict[str, Any] = {"host": host, "binary": binary, "status": "enabled" if action == "enable" else "disabled"}
+    out: dict[str, Any] = {
+        "host": host,
+        "binary": binary,
+        "status": "enabled" if action == "enable" else "disabled",
+    }
     if reason:
         out["disabled_reason"] = reason
     return {"service": out}
 
 
 @router.delete("/os-services/{service_id}", status_code=204)
-def delete_service(service_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_service(
+    service_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("os_compute_api:os-services:delete")
     with runtime(request).db.session() as s:
         if request_version(request) >= V(2, 53):  # 2.53: uuid ids

@@ -18,13 +18,25 @@ MEDIA_TYPES = [{"base": "application/json", "type": "application/vnd.openstack.c
 
 
 def _v20(base: str) -> dict[str, Any]:
-    return {"id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z",
-            "links": [{"rel": "self", "href": f"{base}/compute/v2/"}]}
+    return {
+        "id": "v2.0",
+        "status": "DEPRECATED",
+        "version": "",
+        "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{base}/compute/v2/"}],
+    }
 
 
 def _v21(base: str) -> dict[str, Any]:
-    return {"id": "v2.1", "status": "CURRENT", "version": str(MAX_VERSION), "min_version": str(MIN_VERSION),
-            "updated": UPDATED, "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}]}
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": str(MAX_VERSION),
+        "min_version": str(MIN_VERSION),
+        "updated": UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}],
+    }
 
 
 @router.get("/compute")
@@ -36,7 +48,9 @@ def root(request: Request) -> dict[str, Any]:
 
 def _doc(entry: dict[str, Any]) -> dict[str, Any]:
     entry = dict(entry)
-    entry["links"] = entry["links"] + [{"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}]
+    entry["links"] = entry["links"] + [
+        {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}
+    ]
     entry["media-types"] = MEDIA_TYPES
     return {"version": entry}
 
@@ -66,4 +80,3 @@ def unknown_root(other: str, request: Request) -> JSONResponse:
     if other.startswith("v2") or request.method not in ("GET", "HEAD"):
         raise NotFound("The resource could not be found.")
     return JSONResponse({"choices": [_v20(base), _v21(base)]}, status_code=300)
-

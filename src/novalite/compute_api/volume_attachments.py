@@ -25,14 +25,27 @@ from novalite.services import server_devices as devices
 
 router = APIRouter(prefix="/compute/v2.1")
 _BASE = "/servers/{server_id}/os-volume_attachments"
-DEVICE: dict[str, Any] = {"type": ["string", "null"], "pattern": "(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$"}
+DEVICE: dict[str, Any] = {
+    "type": ["string", "null"],
+    "pattern": "(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$",
+}
 SWAP_RULE = "os_compute_api:os-volumes-attachments:swap"
 
 
 def _wrap(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": {"volumeAttachment": {
-        "type": "object", "properties": props, "required": required, "additionalProperties": False}},
-        "required": ["volumeAttachment"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "volumeAttachment": {
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["volumeAttachment"],
+        "additionalProperties": False,
+    }
 
 
 def attach_schema(version: Version) -> dict[str, Any]:
@@ -47,8 +60,15 @@ def attach_schema(version: Version) -> dict[str, Any]:
 def update_schema(version: Version) -> dict[str, Any]:
     props: dict[str, Any] = {"volumeId": UUID}
     if version >= V(2, 85):  # 2.85: the other fields may be sent (unchanged), delete_on_termination changed
-        props.update({"id": UUID, "serverId": UUID, "device": DEVICE, "tag": TAG,
-                      "delete_on_termination": {"type": "boolean"}})
+        props.update(
+            {
+                "id": UUID,
+                "serverId": UUID,
+                "device": DEVICE,
+                "tag": TAG,
+                "delete_on_termination": {"type": "boolean"},
+            }
+        )
     return _wrap(props, ["volumeId"])
 
 
@@ -67,7 +87,9 @@ def attachment_view(dev: devices.VolumeDevice, version: Version, *, created: boo
 
 
 @router.get(_BASE)
-def list_attachments(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_attachments(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -76,8 +98,9 @@ def list_attachments(server_id: str, request: Request, ctx: RequestContext = Dep
 
 
 @router.get(_BASE + "/{volume_id}")
-def show_attachment(server_id: str, volume_id: str, request: Request,
-                    ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_attachment(
+    server_id: str, volume_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
         inst = sq.get_instance(s, ctx, server_id)
@@ -89,14 +112,23 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
     version = request_version(request)
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
-        dev = devices.attach_volume(s, ctx, inst, spec["volumeId"], device=spec.get("device"), tag=spec.get("tag"),
-                                    delete_on_termination=bool(spec.get("delete_on_termination", False)))
+        dev = devices.attach_volume(
+            s,
+            ctx,
+            inst,
+            spec["volumeId"],
+            device=spec.get("device"),
+            tag=spec.get("tag"),
+            delete_on_termination=bool(spec.get("delete_on_termination", False)),
+        )
         record_action(s, ctx, inst, "attach_volume", event="compute_attach_volume")
     return {"volumeAttachment": attachment_view(dev, version, created=True)}
 
 
 @router.post(_BASE)
-async def attach_volume(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def attach_volume(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     validate(attach_schema(request_version(request)), body)
     return await run_in_threadpool(_attach, request, ctx, server_id, body["volumeAttachment"])
@@ -109,26 +141,32 @@ def _check_immutable(dev: devices.VolumeDevice, server_id: str, spec: dict[str, 
             raise BadRequest(f"The {key} property is not mutable", kind="HTTPBadRequest")
 
 
-def _update(request: Request, ctx: RequestContext, server_id: str, volume_id: str, spec: dict[str, Any]) -> None:
+def _update(
+    request: Request, ctx: RequestContext, server_id: str, volume_id: str, spec: dict[str, Any]
+) -> None:
     version = request_version(request)
     new_id = spec["volumeId"]
     with runtime(request).db.session() as s:
         inst = sq.get_instance(s, ctx, server_id)
         if version >= V(2, 85) and new_id == volume_id:  # 2.85: an update of the same attachment
             _check_immutable(devices.get_volume(s, inst, volume_id), inst.uuid, spec)
-            devices.update_volume(s, ctx, inst, volume_id, delete_on_termination=spec.get("delete_on_termination"))
+            devices.update_volume(
+                s, ctx, inst, volume_id, delete_on_termination=spec.get("delete_on_termination")
+            )
             return
         ctx.require_admin(SWAP_RULE)
         if "delete_on_termination" in spec:
-            raise BadRequest("delete_on_termination can only be changed without swapping the volume",
-                             kind="HTTPBadRequest")
+            raise BadRequest(
+                "delete_on_termination can only be changed without swapping the volume", kind="HTTPBadRequest"
+            )
         devices.swap_volume(s, ctx, inst, volume_id, new_id)
         record_action(s, ctx, inst, "swap_volume", event="compute_swap_volume")
 
 
 @router.put(_BASE + "/{volume_id}", status_code=202)
-async def update_attachment(server_id: str, volume_id: str, request: Request,
-                            ctx: RequestContext = Depends(request_context)) -> Response:
+async def update_attachment(
+    server_id: str, volume_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     body = await json_body(request)
     validate(update_schema(request_version(request)), body)
     await run_in_threadpool(_update, request, ctx, server_id, volume_id, body["volumeAttachment"])
@@ -143,6 +181,8 @@ def _detach(request: Request, ctx: RequestContext, server_id: str, volume_id: st
 
 
 @router.delete(_BASE + "/{volume_id}", status_code=202)
-def detach_volume(server_id: str, volume_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def detach_volume(
+    server_id: str, volume_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     _detach(request, ctx, server_id, volume_id)
     return Response(status_code=202)

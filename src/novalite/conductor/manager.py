@@ -28,16 +28,22 @@ from novalite.scheduler.service import Destination, NoValidHost, ScheduleRequest
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
-_LIVE_SPECS = (select(RequestSpec.instance_uuid, RequestSpec.spec)
-               .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
-               .where(RequestSpec.instance_uuid.in_(bindparam("uuids", expanding=True)), Instance.deleted.is_(False)))
+_LIVE_SPECS = (
+    select(RequestSpec.instance_uuid, RequestSpec.spec)
+    .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
+    .where(RequestSpec.instance_uuid.in_(bindparam("uuids", expanding=True)), Instance.deleted.is_(False))
+)
 
 
 class ConductorManager:
-    def __init__(self, *, db: Database, scheduler: SchedulerService, compute: ComputeClient, max_attempts: int):
+    def __init__(
+        self, *, db: Database, scheduler: SchedulerService, compute: ComputeClient, max_attempts: int
+    ):
         self.db, self.scheduler, self.compute = db, scheduler, compute
         self.max_attempts = max_attempts
-        self.batcher: Batcher[ScheduleAndBuildInstances] = Batcher(self.schedule_batch, name="conductor-batcher")
+        self.batcher: Batcher[ScheduleAndBuildInstances] = Batcher(
+            self.schedule_batch, name="conductor-batcher"
+        )
 
     def handle(self, _topic: str, msg: Message) -> None:
         """The consumer's handler: first builds go to the batcher, reschedules run here."""
@@ -53,11 +59,17 @@ class ConductorManager:
         self.batcher.stop()
 
     # --- first build ----------------------------------------------------------------------
-    def schedule_and_build_instances(self, ctx: RequestContext, instance_uuids: Sequence[str],
-                                     build_args: dict[str, Any]) -> None:
+    def schedule_and_build_instances(
+        self, ctx: RequestContext, instance_uuids: Sequence[str], build_args: dict[str, Any]
+    ) -> None:
         """Schedule one request now (in this thread)."""
-        self.schedule_batch([ScheduleAndBuildInstances(context=context_to_dict(ctx),
-                                                       instance_uuids=list(instance_uuids), build_args=build_args)])
+        self.schedule_batch(
+            [
+                ScheduleAndBuildInstances(
+                    context=context_to_dict(ctx), instance_uuids=list(instance_uuids), build_args=build_args
+                )
+            ]
+        )
 
     def schedule_batch(self, msgs: Sequence[ScheduleAndBuildInstances]) -> None:
         """Schedule several requests together (one read per distinct query, one claim transaction);
@@ -67,8 +79,15 @@ class ConductorManager:
         work = [(m, uuids) for m, uuids in work if uuids]
         if not work:
             return
-        requests = [ScheduleRequest(docs[uuids[0]], tuple(uuids), str(docs[uuids[0]].get("project_id") or ""),
-                                    str(docs[uuids[0]].get("user_id") or "")) for _m, uuids in work]
+        requests = [
+            ScheduleRequest(
+                docs[uuids[0]],
+                tuple(uuids),
+                str(docs[uuids[0]].get("project_id") or ""),
+                str(docs[uuids[0]].get("user_id") or ""),
+            )
+            for _m, uuids in work
+        ]
         try:
             outcomes: list[Any] = self.scheduler.select_batch(requests)
         except Exception as exc:  # the scheduler itself failed: nobody of this batch gets a host
@@ -91,11 +110,27 @@ class ConductorManager:
             rows = s.connection().execute(_LIVE_SPECS, {"uuids": list(instance_uuids)})
             return {u: dict(spec or {}) for u, spec in rows}
 
-    def _cast_build(self, ctx: RequestContext, uuid: str, dest: Destination, alternates: Sequence[Destination],
-                    build_args: dict[str, Any], *, attempt: int, failures: list[dict[str, str]]) -> None:
-        self.compute.build_and_run_instance(ctx, instance_uuid=uuid, host=dest.host, node=dest.node,
-                                            build_args=build_args, alternates=[a.to_dict() for a in alternates],
-                                            attempt=attempt, failures=failures)
+    def _cast_build(
+        self,
+        ctx: RequestContext,
+        uuid: str,
+        dest: Destination,
+        alternates: Sequence[Destination],
+        build_args: dict[str, Any],
+        *,
+        attempt: int,
+        failures: list[dict[str, str]],
+    ) -> None:
+        self.compute.build_and_run_instance(
+            ctx,
+            instance_uuid=uuid,
+            host=dest.host,
+            node=dest.node,
+            build_args=build_args,
+            alternates=[a.to_dict() for a in alternates],
+            attempt=attempt,
+            failures=failures,
+        )
 
     # --- reschedule -----------------------------------------------------------------------
     def build_instances(self, msg: BuildInstances) -> None:
@@ -108,26 +143,45 @@ class ConductorManager:
             except Exception as exc:  # never leave the instance in BUILD: it ends in ERROR with why
                 LOG.exception("rescheduling %s failed", msg.instance_uuid)
                 failures = [*msg.failures, {"host": "(conductor)", "reason": f"{type(exc).__name__}: {exc}"}]
-                self.bury([msg.instance_uuid], f"Rescheduling instance {msg.instance_uuid} failed: "
-                          f"{type(exc).__name__}: {exc}", _failure_details(failures), event=None)
+                self.bury(
+                    [msg.instance_uuid],
+                    f"Rescheduling instance {msg.instance_uuid} failed: {type(exc).__name__}: {exc}",
+                    _failure_details(failures),
+                    event=None,
+                )
                 return
             if outcome is None:  # deleted (or moved on) meanwhile: nothing to build
                 return
             chosen, rest = outcome
             if chosen is not None:
-                self._cast_build(ctx, msg.instance_uuid, chosen, rest, msg.build_args, attempt=msg.attempt,
-                                 failures=list(msg.failures))
+                self._cast_build(
+                    ctx,
+                    msg.instance_uuid,
+                    chosen,
+                    rest,
+                    msg.build_args,
+                    attempt=msg.attempt,
+                    failures=list(msg.failures),
+                )
                 return
-        self.bury([msg.instance_uuid], _retries_message(msg, self.max_attempts), _failure_details(msg.failures),
-                  event=None)
+        self.bury(
+            [msg.instance_uuid],
+            _retries_message(msg, self.max_attempts),
+            _failure_details(msg.failures),
+            event=None,
+        )
 
     # --- burial ---------------------------------------------------------------------------
-    def bury(self, instance_uuids: Sequence[str], message: str, details: str, *, event: str | None = BURY_EVENT) -> None:
+    def bury(
+        self, instance_uuids: Sequence[str], message: str, details: str, *, event: str | None = BURY_EVENT
+    ) -> None:
         """ERROR + fault (code 500) + failed action event for every live instance; claims released."""
         self.db.write(lambda s: self._bury(s, instance_uuids, message, details, event))
 
     @staticmethod
-    def _bury(s: Session, instance_uuids: Sequence[str], message: str, details: str, event: str | None) -> None:
+    def _bury(
+        s: Session, instance_uuids: Sequence[str], message: str, details: str, event: str | None
+    ) -> None:
         rows = list(s.scalars(select(Instance).where(Instance.uuid.in_(list(instance_uuids)))))
         for row in rows:
             allocations.release(s, row.uuid)
@@ -136,21 +190,29 @@ class ConductorManager:
             row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
             row.updated_at = utcnow()
             actions.add_fault(s, row.uuid, message=message, details=details)
-            action = actions.find_action(s, row.uuid, "create", user_id=row.user_id, project_id=row.project_id)
+            action = actions.find_action(
+                s, row.uuid, "create", user_id=row.user_id, project_id=row.project_id
+            )
             if event is not None:
-                actions.record_event(s, action, event, ok=False, host=None, traceback=details, details=message)
+                actions.record_event(
+                    s, action, event, ok=False, host=None, traceback=details, details=message
+                )
             else:
                 actions.mark_error(s, action)
 
 
 def _owner(s: Session, uuid: str) -> tuple[str, str] | None:
-    row = s.execute(select(Instance.project_id, Instance.user_id).where(
-        Instance.uuid == uuid, Instance.deleted.is_(False), Instance.task_state == TaskState.SCHEDULING)).first()
+    row = s.execute(
+        select(Instance.project_id, Instance.user_id).where(
+            Instance.uuid == uuid, Instance.deleted.is_(False), Instance.task_state == TaskState.SCHEDULING
+        )
+    ).first()
     return (row[0], row[1]) if row else None
 
 
-def _take_alternate(s: Session, uuid: str, alternates: list[Destination]
-                    ) -> tuple[Destination | None, list[Destination]] | None:
+def _take_alternate(
+    s: Session, uuid: str, alternates: list[Destination]
+) -> tuple[Destination | None, list[Destination]] | None:
     """Claim the first alternate that still fits (and record its zone); None when the instance
     is no longer waiting for a host (its allocations, if any, are released)."""
     owner = _owner(s, uuid)
@@ -159,14 +221,18 @@ def _take_alternate(s: Session, uuid: str, alternates: list[Destination]
         return None
     chosen, rest = _claim_alternate(s, uuid, owner, alternates)
     if chosen is not None:
-        s.execute(update(Instance).where(Instance.uuid == uuid)
-                  .values(availability_zone=chosen.availability_zone)
-                  .execution_options(synchronize_session=False))
+        s.execute(
+            update(Instance)
+            .where(Instance.uuid == uuid)
+            .values(availability_zone=chosen.availability_zone)
+            .execution_options(synchronize_session=False)
+        )
     return chosen, rest
 
 
-def _claim_alternate(s: Session, uuid: str, owner: tuple[str, str],
-                     alternates: list[Destination]) -> tuple[Destination | None, list[Destination]]:
+def _claim_alternate(
+    s: Session, uuid: str, owner: tuple[str, str], alternates: list[Destination]
+) -> tuple[Destination | None, list[Destination]]:
     consumer = allocations.ConsumerRef(uuid, owner[0], owner[1])
     for i, dest in enumerate(alternates):
         try:
@@ -174,7 +240,7 @@ def _claim_alternate(s: Session, uuid: str, owner: tuple[str, str],
         except allocations.AllocationConflict as exc:
             LOG.info("alternate %s for %s is gone (%s)", dest.host, uuid, exc)
             continue
-        return dest, alternates[i + 1:]
+        return dest, alternates[i + 1 :]
     return None, []
 
 
@@ -182,8 +248,10 @@ def _retries_message(msg: BuildInstances, max_attempts: int) -> str:
     hosts = ", ".join(f["host"] for f in msg.failures)
     last = msg.failures[-1]["reason"] if msg.failures else ""
     if msg.attempt > max_attempts:
-        head = (f"Exceeded maximum number of retries. Exceeded max scheduling attempts {max_attempts} "
-                f"for instance {msg.instance_uuid}.")
+        head = (
+            f"Exceeded maximum number of retries. Exceeded max scheduling attempts {max_attempts} "
+            f"for instance {msg.instance_uuid}."
+        )
     else:
         head = f"Exhausted all hosts available for retrying build failures for instance {msg.instance_uuid}."
     return f"{head} Hosts tried: {hosts}. Last exception: {last}"

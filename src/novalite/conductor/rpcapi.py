@@ -44,14 +44,36 @@ class ConductorClient:
     def __init__(self, transport: Transport):
         self.transport = transport
 
-    def schedule_and_build_instances(self, ctx: RequestContext, instance_uuids: list[str],
-                                     build_args: dict[str, Any] | None = None) -> None:
-        self.transport.cast(TOPIC, ScheduleAndBuildInstances(context=context_to_dict(ctx),
-                                                             instance_uuids=list(instance_uuids),
-                                                             build_args=dict(build_args or {})))
+    def schedule_and_build_instances(
+        self, ctx: RequestContext, instance_uuids: list[str], build_args: dict[str, Any] | None = None
+    ) -> None:
+        self.transport.cast(
+            TOPIC,
+            ScheduleAndBuildInstances(
+                context=context_to_dict(ctx),
+                instance_uuids=list(instance_uuids),
+                build_args=dict(build_args or {}),
+            ),
+        )
 
-    def build_instances(self, ctx: RequestContext, *, instance_uuid: str, build_args: dict[str, Any],
-                        alternates: list[dict[str, Any]], attempt: int, failures: list[dict[str, str]]) -> None:
-        self.transport.cast(TOPIC, BuildInstances(context=context_to_dict(ctx), instance_uuid=instance_uuid,
-                                                  build_args=build_args, alternates=alternates, attempt=attempt,
-                                                  failures=failures))
+    def build_instances(
+        self,
+        ctx: RequestContext,
+        *,
+        instance_uuid: str,
+        build_args: dict[str, Any],
+        alternates: list[dict[str, Any]],
+        attempt: int,
+        failures: list[dict[str, str]],
+    ) -> None:
+        self.transport.cast(
+            TOPIC,
+            BuildInstances(
+                context=context_to_dict(ctx),
+                instance_uuid=instance_uuid,
+                build_args=build_args,
+                alternates=alternates,
+                attempt=attempt,
+                failures=failures,
+            ),
+        )

@@ -43,8 +43,12 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, seria
 WRITE_ATTEMPTS = 5
 
 
-def run_retrying(begin: Callable[[], AbstractContextManager[Session]], fn: Callable[[Session], T], *,
-                 attempts: int = WRITE_ATTEMPTS) -> T:
+def run_retrying(
+    begin: Callable[[], AbstractContextManager[Session]],
+    fn: Callable[[Session], T],
+    *,
+    attempts: int = WRITE_ATTEMPTS,
+) -> T:
     """``fn(session)`` in the unit of work ``begin()`` opens, run again (in a new one) while the
     database rolls it back for a ``retryable`` reason, up to ``attempts`` runs in all."""
     for attempt in range(1, attempts + 1):
@@ -54,8 +58,12 @@ def run_retrying(begin: Callable[[], AbstractContextManager[Session]], fn: Calla
         except DBAPIError as exc:
             if attempt == attempts or not retryable(exc):
                 raise
-            LOG.warning("transaction rolled back by the database (%s); running it again (%d of %d)",
-                        getattr(exc.orig, "sqlstate", "?"), attempt + 1, attempts)
+            LOG.warning(
+                "transaction rolled back by the database (%s); running it again (%d of %d)",
+                getattr(exc.orig, "sqlstate", "?"),
+                attempt + 1,
+                attempts,
+            )
             time.sleep(random.uniform(0.0, 0.02 * attempt))  # noqa: S311 - jitter, not security
     raise AssertionError("unreachable")
 
@@ -120,7 +128,9 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self._write_lock = WriteLock()  # SQLite: serialises the writers (this process's; see share_with_processes)
+        self._write_lock = (
+            WriteLock()
+        )  # SQLite: serialises the writers (this process's; see share_with_processes)
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -140,11 +150,18 @@ class Database:
                 # straight to the DBAPI connection: through exec_driver_sql this statement cost
                 # more than the rest of a short read unit (every unit of work runs it)
                 mode = conn.info.pop("begin_mode", "")
-                conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+                conn.connection.driver_connection.execute(
+                    "BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN"
+                )
 
         else:
-            self.engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True,
-                                        query_cache_size=QUERY_CACHE_SIZE)
+            self.engine = create_engine(
+                url,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
+                pool_pre_ping=True,
+                query_cache_size=QUERY_CACHE_SIZE,
+            )
 
     @contextmanager
     def _unit(self, *, write: bool, lock_key: str | None = None) -> Iterator[Session]:

@@ -51,17 +51,28 @@ class GroupCommit:
         self._writer = threading.Lock()
         self._pending: list[_Unit] = []
 
-    def run(self, db: Database, work: Callable[[Session], Any], *,
-            begin: Callable[[], AbstractContextManager[Session]] | None = None,
-            item: Any = None, batch: Batch | None = None) -> Any:
+    def run(
+        self,
+        db: Database,
+        work: Callable[[Session], Any],
+        *,
+        begin: Callable[[], AbstractContextManager[Session]] | None = None,
+        item: Any = None,
+        batch: Batch | None = None,
+    ) -> Any:
         (unit,) = self._join(db, [_Unit(work, item, batch)], begin)
         if unit.error is not None:
             raise unit.error
         return unit.result
 
-    def run_all(self, db: Database, units: Sequence[tuple[Callable[[Session], Any], Any]], *,
-                begin: Callable[[], AbstractContextManager[Session]] | None = None,
-                batch: Batch | None = None) -> list[Any]:
+    def run_all(
+        self,
+        db: Database,
+        units: Sequence[tuple[Callable[[Session], Any], Any]],
+        *,
+        begin: Callable[[], AbstractContextManager[Session]] | None = None,
+        batch: Batch | None = None,
+    ) -> list[Any]:
         """``run`` for several units of one caller (``(work, item)`` pairs): they join the group
         together, as if they had arrived at the same moment, and share its transaction (with any
         other caller's units queued meanwhile). Returns each one's outcome in order: its result,
@@ -69,8 +80,9 @@ class GroupCommit:
         done = self._join(db, [_Unit(work, item, batch) for work, item in units], begin)
         return [u.error if u.error is not None else u.result for u in done]
 
-    def _join(self, db: Database, mine: list[_Unit],
-              begin: Callable[[], AbstractContextManager[Session]] | None) -> list[_Unit]:
+    def _join(
+        self, db: Database, mine: list[_Unit], begin: Callable[[], AbstractContextManager[Session]] | None
+    ) -> list[_Unit]:
         """Queue ``mine``; unless another writer took them meanwhile, write everything queued."""
         with self._mutex:
             self._pending.extend(mine)

@@ -68,10 +68,15 @@ def _build(statement: ClauseElement, dialect: Dialect, keys: Sequence[str] | Non
     if "POSTCOMPILE" in compiled.string:
         raise ValueError("Precompiled statements cannot have expanding (IN) parameters")
     fixed = {k: v for k, v in compiled.construct_params(_check=False).items() if v is not None}
-    defaults = tuple([(c.key, _python_default(c, update=False)) for c in compiled.insert_prefetch]
-                     + [(c.key, _python_default(c, update=True)) for c in compiled.update_prefetch])
-    processors = tuple((name, cast("Callable[[Any], Any]", fn)) for name, fn in compiled._bind_processors.items()
-                       if callable(fn))
+    defaults = tuple(
+        [(c.key, _python_default(c, update=False)) for c in compiled.insert_prefetch]
+        + [(c.key, _python_default(c, update=True)) for c in compiled.update_prefetch]
+    )
+    processors = tuple(
+        (name, cast("Callable[[Any], Any]", fn))
+        for name, fn in compiled._bind_processors.items()
+        if callable(fn)
+    )
     names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup is not None else None
     return _Form(compiled.string, names, fixed, defaults, processors)
 
@@ -93,12 +98,14 @@ class Precompiled:
         keys = tuple(params or ()) if self._by_keys else ()
         form = self._forms.get((dialect.name, keys))
         if form is None:
-            form = self._forms[(dialect.name, keys)] = _build(self.statement, dialect,
-                                                               keys if self._by_keys else None)
+            form = self._forms[(dialect.name, keys)] = _build(
+                self.statement, dialect, keys if self._by_keys else None
+            )
         return form
 
-    def _execute(self, s: Session | Connection, params: Any, *, many: bool = False,
-                 fetch: bool = False) -> tuple[int, list[tuple[Any, ...]]]:
+    def _execute(
+        self, s: Session | Connection, params: Any, *, many: bool = False, fetch: bool = False
+    ) -> tuple[int, list[tuple[Any, ...]]]:
         """Run on the DBAPI cursor; (rowcount, rows read to the end when ``fetch``). A driver error
         is raised as the SQLAlchemy exception ``Connection.execute`` would raise (``IntegrityError``,
         ``OperationalError``, ...), chained to the driver's."""
@@ -117,8 +124,9 @@ class Precompiled:
             rows = [tuple(row) for row in cursor.fetchall()] if fetch else []
             return int(cursor.rowcount), rows
         except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(form.sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect,
-                                      ismulti=many) from exc
+            raise DBAPIError.instance(
+                form.sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect, ismulti=many
+            ) from exc
         finally:
             cursor.close()
 
@@ -131,7 +139,9 @@ class Precompiled:
         end so the statement is finished before the transaction commits."""
         return self._execute(s, params, fetch=True)[1]
 
-    def first(self, s: Session | Connection, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
+    def first(
+        self, s: Session | Connection, params: Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
         rows = self.all(s, params)
         return rows[0] if rows else None
 

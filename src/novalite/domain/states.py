@@ -47,13 +47,27 @@ class PowerState(IntEnum):
 
 
 # vm_state -> (default status, {task_state: status})
-_REBOOT = {"rebooting": "REBOOT", "reboot_pending": "REBOOT", "reboot_started": "REBOOT",
-           "rebooting_hard": "HARD_REBOOT", "reboot_pending_hard": "HARD_REBOOT", "reboot_started_hard": "HARD_REBOOT"}
+_REBOOT = {
+    "rebooting": "REBOOT",
+    "reboot_pending": "REBOOT",
+    "reboot_started": "REBOOT",
+    "rebooting_hard": "HARD_REBOOT",
+    "reboot_pending_hard": "HARD_REBOOT",
+    "reboot_started_hard": "HARD_REBOOT",
+}
 _REBUILD = {"rebuilding": "REBUILD", "rebuild_block_device_mapping": "REBUILD", "rebuild_spawning": "REBUILD"}
-_RESIZE = {"resize_prep": "RESIZE", "resize_migrating": "RESIZE", "resize_migrated": "RESIZE", "resize_finish": "RESIZE"}
+_RESIZE = {
+    "resize_prep": "RESIZE",
+    "resize_migrating": "RESIZE",
+    "resize_migrated": "RESIZE",
+    "resize_finish": "RESIZE",
+}
 
 STATUS_MAP: dict[str, tuple[str, dict[str, str]]] = {
-    VmState.ACTIVE: ("ACTIVE", {**_REBOOT, "updating_password": "PASSWORD", **_REBUILD, "migrating": "MIGRATING", **_RESIZE}),
+    VmState.ACTIVE: (
+        "ACTIVE",
+        {**_REBOOT, "updating_password": "PASSWORD", **_REBUILD, "migrating": "MIGRATING", **_RESIZE},
+    ),
     VmState.BUILDING: ("BUILD", {}),
     VmState.STOPPED: ("SHUTOFF", {**_RESIZE, **_REBUILD}),
     VmState.RESIZED: ("VERIFY_RESIZE", {"resize_reverting": "REVERT_RESIZE"}),

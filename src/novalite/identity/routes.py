@@ -28,7 +28,9 @@ def _base(request: Request) -> str:
 
 def _version_doc(request: Request) -> dict[str, Any]:
     return {
-        "id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
+        "id": "v3.14",
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
         "links": [{"rel": "self", "href": f"{_base(request)}/v3/"}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
     }
@@ -51,26 +53,46 @@ def catalog(request: Request) -> list[dict[str, Any]]:
     entries = []
     for ctype, name, suffix in rt.catalog:
         url = f"{rt.public_url}{suffix}"
-        entries.append({
-            "type": ctype, "name": name, "id": f"{ctype}-service",
-            "endpoints": [{"id": f"{ctype}-{iface}", "interface": iface, "region": rt.settings.region,
-                           "region_id": rt.settings.region, "url": url}
-                          for iface in ("public", "internal", "admin")],
-        })
+        entries.append(
+            {
+                "type": ctype,
+                "name": name,
+                "id": f"{ctype}-service",
+                "endpoints": [
+                    {
+                        "id": f"{ctype}-{iface}",
+                        "interface": iface,
+                        "region": rt.settings.region,
+                        "region_id": rt.settings.region,
+                        "url": url,
+                    }
+                    for iface in ("public", "internal", "admin")
+                ],
+            }
+        )
     return entries
 
 
 def _token_body(request: Request, data: TokenData) -> dict[str, Any]:
     domain = dict(service.DEFAULT_DOMAIN)
-    return {"token": {
-        "methods": list(data.methods), "expires_at": iso_z(data.expires_at), "issued_at": iso_z(data.issued_at),
-        "audit_ids": [data.audit_id],
-        "user": {"id": data.user_id, "name": data.user_name, "domain": domain, "password_expires_at": None},
-        "project": {"id": data.project_id, "name": data.project_name, "domain": domain},
-        "is_domain": False,
-        "roles": [{"id": rid, "name": name} for rid, name in data.roles],
-        "catalog": catalog(request),
-    }}
+    return {
+        "token": {
+            "methods": list(data.methods),
+            "expires_at": iso_z(data.expires_at),
+            "issued_at": iso_z(data.issued_at),
+            "audit_ids": [data.audit_id],
+            "user": {
+                "id": data.user_id,
+                "name": data.user_name,
+                "domain": domain,
+                "password_expires_at": None,
+            },
+            "project": {"id": data.project_id, "name": data.project_name, "domain": domain},
+            "is_domain": False,
+            "roles": [{"id": rid, "name": name} for rid, name in data.roles],
+            "catalog": catalog(request),
+        }
+    }
 
 
 def _expanded_roles(s: Any, roles: list[Role]) -> list[tuple[str, str]]:
@@ -112,8 +134,13 @@ def _issue_token(request: Request, auth: dict[str, Any]) -> JSONResponse:
             user, project, roles = result.user, result.project, result.roles
             token_methods, expires = ("password",), None
         expanded = _expanded_roles(s, roles)
-        token, data = rt.tokens.issue(user=(user.id, user.name), project=(project.id, project.name),
-                                      roles=expanded, methods=token_methods, expires_at=expires)
+        token, data = rt.tokens.issue(
+            user=(user.id, user.name),
+            project=(project.id, project.name),
+            roles=expanded,
+            methods=token_methods,
+            expires_at=expires,
+        )
     return JSONResponse(_token_body(request, data), status_code=201, headers={"X-Subject-Token": token})
 
 
@@ -144,16 +171,28 @@ def auth_catalog(request: Request, ctx: RequestContext = Depends(request_context
 @router.get("/v3/auth/projects")
 def auth_projects(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        q = (select(Project).join(RoleAssignment, RoleAssignment.project_id == Project.id)
-             .where(RoleAssignment.user_id == ctx.user_id).distinct())
+        q = (
+            select(Project)
+            .join(RoleAssignment, RoleAssignment.project_id == Project.id)
+            .where(RoleAssignment.user_id == ctx.user_id)
+            .distinct()
+        )
         return {"projects": [_project_view(request, p) for p in s.scalars(q)]}
 
 
 # ---- domains (only Default) ----
 
+
 def _domain_view(request: Request) -> dict[str, Any]:
-    return {"id": "default", "name": "Default", "description": "The default domain", "enabled": True,
-            "tags": [], "options": {}, "links": {"self": f"{_base(request)}/v3/domains/default"}}
+    return {
+        "id": "default",
+        "name": "Default",
+        "description": "The default domain",
+        "enabled": True,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{_base(request)}/v3/domains/default"},
+    }
 
 
 @router.get("/v3/domains")
@@ -164,7 +203,9 @@ def list_domains(request: Request, ctx: RequestContext = Depends(request_context
 
 
 @router.get("/v3/domains/{domain_id}")
-def get_domain(domain_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def get_domain(
+    domain_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if domain_id != "default":
         raise NotFound(f"Could not find domain: {domain_id}.")
     return {"domain": _domain_view(request)}
@@ -172,10 +213,20 @@ def get_domain(domain_id: str, request: Request, ctx: RequestContext = Depends(r
 
 # ---- projects ----
 
+
 def _project_view(request: Request, p: Project) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
-            "enabled": p.enabled, "parent_id": p.domain_id, "is_domain": False, "tags": [], "options": {},
-            "links": {"self": f"{_base(request)}/v3/projects/{p.id}"}}
+    return {
+        "id": p.id,
+        "name": p.name,
+        "domain_id": p.domain_id,
+        "description": p.description,
+        "enabled": p.enabled,
+        "parent_id": p.domain_id,
+        "is_domain": False,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{_base(request)}/v3/projects/{p.id}"},
+    }
 
 
 def _dict_body(body: Any, key: str) -> dict[str, Any]:
@@ -191,8 +242,10 @@ def list_projects(request: Request, ctx: RequestContext = Depends(request_contex
         q = select(Project).order_by(Project.name)
         if name := request.query_params.get("name"):
             q = q.where(Project.name == name)
-        return {"projects": [_project_view(request, p) for p in s.scalars(q)],
-                "links": {"self": f"{_base(request)}/v3/projects", "next": None, "previous": None}}
+        return {
+            "projects": [_project_view(request, p) for p in s.scalars(q)],
+            "links": {"self": f"{_base(request)}/v3/projects", "next": None, "previous": None},
+        }
 
 
 @router.post("/v3/projects")
@@ -205,13 +258,16 @@ async def create_project(request: Request, ctx: RequestContext = Depends(request
     if ref.get("domain_id", "default") != "default":
         raise BadRequest("novalite only has the Default domain.")
     with runtime(request).db.session() as s:
-        p = service.create_project(s, name=name, description=ref.get("description") or "",
-                                   enabled=bool(ref.get("enabled", True)))
+        p = service.create_project(
+            s, name=name, description=ref.get("description") or "", enabled=bool(ref.get("enabled", True))
+        )
         return JSONResponse({"project": _project_view(request, p)}, status_code=201)
 
 
 @router.get("/v3/projects/{project_id}")
-def get_project(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def get_project(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if not ctx.is_admin and project_id != ctx.project_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:get_project.")
     with runtime(request).db.reader() as s:
@@ -219,7 +275,9 @@ def get_project(project_id: str, request: Request, ctx: RequestContext = Depends
 
 
 @router.patch("/v3/projects/{project_id}")
-async def update_project(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_project(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("identity:update_project")
     ref = _dict_body(await json_body(request), "project")
     with runtime(request).db.session() as s:
@@ -231,7 +289,9 @@ async def update_project(project_id: str, request: Request, ctx: RequestContext 
 
 
 @router.delete("/v3/projects/{project_id}")
-def delete_project(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_project(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("identity:delete_project")
     with runtime(request).db.session() as s:
         s.delete(service.get_project(s, project_id))
@@ -240,10 +300,17 @@ def delete_project(project_id: str, request: Request, ctx: RequestContext = Depe
 
 # ---- users ----
 
+
 def _user_view(request: Request, u: User) -> dict[str, Any]:
-    view: dict[str, Any] = {"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
-                            "password_expires_at": None, "options": {},
-                            "links": {"self": f"{_base(request)}/v3/users/{u.id}"}}
+    view: dict[str, Any] = {
+        "id": u.id,
+        "name": u.name,
+        "domain_id": u.domain_id,
+        "enabled": u.enabled,
+        "password_expires_at": None,
+        "options": {},
+        "links": {"self": f"{_base(request)}/v3/users/{u.id}"},
+    }
     if u.default_project_id:
         view["default_project_id"] = u.default_project_id
     if u.email:
@@ -260,8 +327,10 @@ def list_users(request: Request, ctx: RequestContext = Depends(request_context))
         q = select(User).order_by(User.name)
         if name := request.query_params.get("name"):
             q = q.where(User.name == name)
-        return {"users": [_user_view(request, u) for u in s.scalars(q)],
-                "links": {"self": f"{_base(request)}/v3/users", "next": None, "previous": None}}
+        return {
+            "users": [_user_view(request, u) for u in s.scalars(q)],
+            "links": {"self": f"{_base(request)}/v3/users", "next": None, "previous": None},
+        }
 
 
 @router.post("/v3/users")
@@ -275,14 +344,22 @@ async def create_user(request: Request, ctx: RequestContext = Depends(request_co
         default_project = ref.get("default_project_id")
         if default_project:
             service.get_project(s, default_project)
-        u = service.create_user(s, name=name, password=ref.get("password"), default_project_id=default_project,
-                                enabled=bool(ref.get("enabled", True)), email=ref.get("email"),
-                                description=ref.get("description"))
+        u = service.create_user(
+            s,
+            name=name,
+            password=ref.get("password"),
+            default_project_id=default_project,
+            enabled=bool(ref.get("enabled", True)),
+            email=ref.get("email"),
+            description=ref.get("description"),
+        )
         return JSONResponse({"user": _user_view(request, u)}, status_code=201)
 
 
 @router.get("/v3/users/{user_id}")
-def get_user(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def get_user(
+    user_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if not ctx.is_admin and user_id != ctx.user_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:get_user.")
     with runtime(request).db.reader() as s:
@@ -290,7 +367,9 @@ def get_user(user_id: str, request: Request, ctx: RequestContext = Depends(reque
 
 
 @router.patch("/v3/users/{user_id}")
-async def update_user(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_user(
+    user_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("identity:update_user")
     ref = _dict_body(await json_body(request), "user")
     with runtime(request).db.session() as s:
@@ -312,20 +391,35 @@ def delete_user(user_id: str, request: Request, ctx: RequestContext = Depends(re
 
 
 @router.get("/v3/users/{user_id}/projects")
-def user_projects(user_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def user_projects(
+    user_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if not ctx.is_admin and user_id != ctx.user_id:
-        raise Forbidden("You are not authorized to perform the requested action: identity:list_user_projects.")
+        raise Forbidden(
+            "You are not authorized to perform the requested action: identity:list_user_projects."
+        )
     with runtime(request).db.reader() as s:
-        q = (select(Project).join(RoleAssignment, RoleAssignment.project_id == Project.id)
-             .where(RoleAssignment.user_id == user_id).distinct())
+        q = (
+            select(Project)
+            .join(RoleAssignment, RoleAssignment.project_id == Project.id)
+            .where(RoleAssignment.user_id == user_id)
+            .distinct()
+        )
         return {"projects": [_project_view(request, p) for p in s.scalars(q)]}
 
 
 # ---- roles and assignments ----
 
+
 def _role_view(request: Request, r: Role) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "domain_id": None, "description": r.description, "options": {},
-            "links": {"self": f"{_base(request)}/v3/roles/{r.id}"}}
+    return {
+        "id": r.id,
+        "name": r.name,
+        "domain_id": None,
+        "description": r.description,
+        "options": {},
+        "links": {"self": f"{_base(request)}/v3/roles/{r.id}"},
+    }
 
 
 @router.get("/v3/roles")
@@ -334,8 +428,10 @@ def list_roles(request: Request, ctx: RequestContext = Depends(request_context))
         q = select(Role).order_by(Role.name)
         if name := request.query_params.get("name"):
             q = q.where(Role.name == name)
-        return {"roles": [_role_view(request, r) for r in s.scalars(q)],
-                "links": {"self": f"{_base(request)}/v3/roles", "next": None, "previous": None}}
+        return {
+            "roles": [_role_view(request, r) for r in s.scalars(q)],
+            "links": {"self": f"{_base(request)}/v3/roles", "next": None, "previous": None},
+        }
 
 
 @router.post("/v3/roles")
@@ -348,6 +444,7 @@ async def create_role(request: Request, ctx: RequestContext = Depends(request_co
     with runtime(request).db.session() as s:
         if s.scalars(select(Role).where(Role.name == name)).first():
             from novalite.errors import Conflict
+
             raise Conflict(f"Duplicate entry found with name {name}.")
         r = service.ensure_role(s, name)
         r.description = ref.get("description")
@@ -355,7 +452,9 @@ async def create_role(request: Request, ctx: RequestContext = Depends(request_co
 
 
 @router.get("/v3/roles/{role_id}")
-def get_role(role_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def get_role(
+    role_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"role": _role_view(request, service.get_role(s, role_id))}
 
@@ -369,8 +468,13 @@ def delete_role(role_id: str, request: Request, ctx: RequestContext = Depends(re
 
 
 @router.put("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
-def grant(project_id: str, user_id: str, role_id: str, request: Request,
-          ctx: RequestContext = Depends(request_context)) -> Response:
+def grant(
+    project_id: str,
+    user_id: str,
+    role_id: str,
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+) -> Response:
     ctx.require_admin("identity:create_grant")
     with runtime(request).db.session() as s:
         service.get_project(s, project_id)
@@ -382,8 +486,13 @@ def grant(project_id: str, user_id: str, role_id: str, request: Request,
 
 @router.head("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
 @router.get("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
-def check_grant(project_id: str, user_id: str, role_id: str, request: Request,
-                ctx: RequestContext = Depends(request_context)) -> Response:
+def check_grant(
+    project_id: str,
+    user_id: str,
+    role_id: str,
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+) -> Response:
     ctx.require_admin("identity:check_grant")
     with runtime(request).db.reader() as s:
         if s.get(RoleAssignment, (user_id, project_id, role_id)) is None:
@@ -392,8 +501,13 @@ def check_grant(project_id: str, user_id: str, role_id: str, request: Request,
 
 
 @router.delete("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}")
-def revoke(project_id: str, user_id: str, role_id: str, request: Request,
-           ctx: RequestContext = Depends(request_context)) -> Response:
+def revoke(
+    project_id: str,
+    user_id: str,
+    role_id: str,
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+) -> Response:
     ctx.require_admin("identity:revoke_grant")
     with runtime(request).db.session() as s:
         service.unassign_role(s, user_id=user_id, project_id=project_id, role_id=role_id)
@@ -401,8 +515,9 @@ def revoke(project_id: str, user_id: str, role_id: str, request: Request,
 
 
 @router.get("/v3/projects/{project_id}/users/{user_id}/roles")
-def list_grants(project_id: str, user_id: str, request: Request,
-                ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_grants(
+    project_id: str, user_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if not ctx.is_admin and user_id != ctx.user_id:
         raise Forbidden("You are not authorized to perform the requested action: identity:list_grants.")
     with runtime(request).db.reader() as s:
@@ -415,11 +530,17 @@ def role_assignments(request: Request, ctx: RequestContext = Depends(request_con
     q_project = request.query_params.get("scope.project.id")
     q_role = request.query_params.get("role.id")
     if not ctx.is_admin and q_user != ctx.user_id:
-        raise Forbidden("You are not authorized to perform the requested action: identity:list_role_assignments.")
+        raise Forbidden(
+            "You are not authorized to perform the requested action: identity:list_role_assignments."
+        )
     names = request.query_params.get("include_names") in ("1", "true", "True", "")
     with runtime(request).db.reader() as s:
-        q = select(RoleAssignment, User, Project, Role).join(User, User.id == RoleAssignment.user_id) \
-            .join(Project, Project.id == RoleAssignment.project_id).join(Role, Role.id == RoleAssignment.role_id)
+        q = (
+            select(RoleAssignment, User, Project, Role)
+            .join(User, User.id == RoleAssignment.user_id)
+            .join(Project, Project.id == RoleAssignment.project_id)
+            .join(Role, Role.id == RoleAssignment.role_id)
+        )
         if q_user:
             q = q.where(RoleAssignment.user_id == q_user)
         if q_project:
@@ -428,8 +549,12 @@ def role_assignments(request: Request, ctx: RequestContext = Depends(request_con
             q = q.where(RoleAssignment.role_id == q_role)
         out = []
         for _ra, u, p, r in s.execute(q):
-            item: dict[str, Any] = {"role": {"id": r.id}, "user": {"id": u.id}, "scope": {"project": {"id": p.id}},
-                                    "links": {"assignment": f"{_base(request)}/v3/projects/{p.id}/users/{u.id}/roles/{r.id}"}}
+            item: dict[str, Any] = {
+                "role": {"id": r.id},
+                "user": {"id": u.id},
+                "scope": {"project": {"id": p.id}},
+                "links": {"assignment": f"{_base(request)}/v3/projects/{p.id}/users/{u.id}/roles/{r.id}"},
+            }
             if names and "include_names" in request.query_params:
                 item["role"]["name"] = r.name
                 item["user"].update(name=u.name, domain=dict(service.DEFAULT_DOMAIN))

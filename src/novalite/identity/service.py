@@ -102,10 +102,14 @@ def find_project(s: Session, name_or_id: str) -> Project | None:
     return s.get(Project, name_or_id) or s.scalars(select(Project).where(Project.name == name_or_id)).first()
 
 
-def create_project(s: Session, *, name: str, description: str = "", enabled: bool = True,
-                   project_id: str | None = None) -> Project:
+def create_project(
+    s: Session, *, name: str, description: str = "", enabled: bool = True, project_id: str | None = None
+) -> Project:
     if s.scalars(select(Project).where(Project.name == name)).first():
-        raise Conflict(f"Conflict occurred attempting to store project - Duplicate entry found with name {name} at domain ID default.")
+        raise Conflict(
+            f"Conflict occurred attempting to store project - Duplicate entry found with name {name} "
+            "at domain ID default."
+        )
     p = Project(name=name, description=description, enabled=enabled)
     if project_id:
         p.id = project_id
@@ -121,12 +125,29 @@ def get_user(s: Session, user_id: str) -> User:
     return u
 
 
-def create_user(s: Session, *, name: str, password: str | None, default_project_id: str | None = None,
-                enabled: bool = True, email: str | None = None, description: str | None = None) -> User:
+def create_user(
+    s: Session,
+    *,
+    name: str,
+    password: str | None,
+    default_project_id: str | None = None,
+    enabled: bool = True,
+    email: str | None = None,
+    description: str | None = None,
+) -> User:
     if s.scalars(select(User).where(User.name == name)).first():
-        raise Conflict(f"Conflict occurred attempting to store user - Duplicate entry found with name {name} at domain ID default.")
-    u = User(name=name, password_hash=hash_password(password) if password else "", enabled=enabled,
-             default_project_id=default_project_id, email=email, description=description)
+        raise Conflict(
+            f"Conflict occurred attempting to store user - Duplicate entry found with name {name} "
+            "at domain ID default."
+        )
+    u = User(
+        name=name,
+        password_hash=hash_password(password) if password else "",
+        enabled=enabled,
+        default_project_id=default_project_id,
+        email=email,
+        description=description,
+    )
     s.add(u)
     s.flush()
     return u
@@ -157,5 +178,8 @@ def assign_role(s: Session, *, user_id: str, project_id: str, role_id: str) -> N
 def unassign_role(s: Session, *, user_id: str, project_id: str, role_id: str) -> None:
     ra = s.get(RoleAssignment, (user_id, project_id, role_id))
     if ra is None:
-        raise NotFound(f"Could not find role assignment with role: {role_id}, user or group: {user_id}, project, domain, or system: {project_id}.")
+        raise NotFound(
+            f"Could not find role assignment with role: {role_id}, user or group: {user_id}, "
+            f"project, domain, or system: {project_id}."
+        )
     s.delete(ra)

@@ -65,14 +65,24 @@ class TokenProvider:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         expires = expires_at or now + dt.timedelta(seconds=self.ttl)
         data = TokenData(
-            user_id=user[0], user_name=user[1], project_id=project[0], project_name=project[1],
-            roles=tuple(roles), methods=methods, issued_at=now, expires_at=expires,
+            user_id=user[0],
+            user_name=user[1],
+            project_id=project[0],
+            project_name=project[1],
+            roles=tuple(roles),
+            methods=methods,
+            issued_at=now,
+            expires_at=expires,
             audit_id=base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="),
         )
         payload = {
-            "u": [data.user_id, data.user_name], "p": [data.project_id, data.project_name],
-            "r": [list(r) for r in data.roles], "m": list(methods),
-            "i": _iso(now), "e": _iso(expires), "a": data.audit_id,
+            "u": [data.user_id, data.user_name],
+            "p": [data.project_id, data.project_name],
+            "r": [list(r) for r in data.roles],
+            "m": list(methods),
+            "i": _iso(now),
+            "e": _iso(expires),
+            "a": data.audit_id,
         }
         token = self._fernet.encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode()
         return token, data
@@ -97,10 +107,15 @@ class TokenProvider:
             raise err("The request you have made requires authentication.") from None
         parse = lambda s: dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
         data = TokenData(
-            user_id=payload["u"][0], user_name=payload["u"][1],
-            project_id=payload["p"][0], project_name=payload["p"][1],
-            roles=tuple((r[0], r[1]) for r in payload["r"]), methods=tuple(payload["m"]),
-            issued_at=parse(payload["i"]), expires_at=parse(payload["e"]), audit_id=payload["a"],
+            user_id=payload["u"][0],
+            user_name=payload["u"][1],
+            project_id=payload["p"][0],
+            project_name=payload["p"][1],
+            roles=tuple((r[0], r[1]) for r in payload["r"]),
+            methods=tuple(payload["m"]),
+            issued_at=parse(payload["i"]),
+            expires_at=parse(payload["e"]),
+            audit_id=payload["a"],
         )
         return data
 

@@ -16,10 +16,23 @@ from novalite.errors import BadRequest, Forbidden, RequestTooLarge
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
-READ_ONLY = frozenset({
-    "checksum", "os_hash_algo", "os_hash_value", "created_at", "updated_at", "size", "virtual_size",
-    "status", "self", "file", "schema", "direct_url", "locations",
-})
+READ_ONLY = frozenset(
+    {
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "created_at",
+        "updated_at",
+        "size",
+        "virtual_size",
+        "status",
+        "self",
+        "file",
+        "schema",
+        "direct_url",
+        "locations",
+    }
+)
 RESERVED = frozenset({"location", "deleted", "deleted_at"})
 MAX_NAME = 255
 MAX_PROPERTY_VALUE = 65535
@@ -33,6 +46,7 @@ def _enum(field: str, choices: tuple[str, ...], *, nullable: bool) -> Callable[[
         if not isinstance(value, str) or value not in choices:
             raise BadRequest(f"Invalid value '{value}' for '{field}': must be one of {', '.join(choices)}")
         return value
+
     return check
 
 
@@ -41,6 +55,7 @@ def _bool(field: str) -> Callable[[Any], Any]:
         if not isinstance(value, bool):
             raise BadRequest(f"Invalid value '{value}' for '{field}': must be a boolean")
         return value
+
     return check
 
 
@@ -49,6 +64,7 @@ def _non_negative_int(field: str) -> Callable[[Any], Any]:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
             raise BadRequest(f"Invalid value '{value}' for '{field}': must be a non-negative integer")
         return value
+
     return check
 
 

@@ -20,15 +20,50 @@ from novalite.errors import BadRequest
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
-SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at",
-             "min_disk", "min_ram", "visibility", "owner", "protected", "virtual_size", "os_hidden")
+SORT_KEYS = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+    "min_disk",
+    "min_ram",
+    "visibility",
+    "owner",
+    "protected",
+    "virtual_size",
+    "os_hidden",
+)
 IN_FILTERS = ("id", "name", "status", "owner", "disk_format", "container_format", "checksum", "os_hash_value")
-NOT_PROPERTIES = frozenset(IN_FILTERS + ("visibility", "tag", "member_status", "sort", "sort_key", "sort_dir",
-                                        "limit", "marker", "size_min", "size_max", "protected", "os_hidden",
-                                        "created_at", "updated_at"))
+NOT_PROPERTIES = frozenset(
+    IN_FILTERS
+    + (
+        "visibility",
+        "tag",
+        "member_status",
+        "sort",
+        "sort_key",
+        "sort_dir",
+        "limit",
+        "marker",
+        "size_min",
+        "size_max",
+        "protected",
+        "os_hidden",
+        "created_at",
+        "updated_at",
+    )
+)
 TIME_OPS: dict[str, Callable[[dt.datetime, dt.datetime], bool]] = {
-    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
 }
 Predicate = Callable[[Image], bool]
 
@@ -184,6 +219,7 @@ def _sort_value(value: Any) -> tuple[bool, Any]:
 def sort_images(images: list[Image], sort: list[tuple[str, str]]) -> list[Image]:
     out = list(images)
     for key, direction in reversed(sort):
+
         def sort_key(img: Image, k: str = key) -> tuple[bool, Any]:
             return _sort_value(getattr(img, k))
 
@@ -199,7 +235,7 @@ def page_after(images: list[Image], marker: str | None, limit: int) -> tuple[lis
         if marker not in ids:
             raise BadRequest(f"Invalid marker. Image {marker} could not be found.")
         start = ids.index(marker) + 1
-    page = images[start:start + limit]
+    page = images[start : start + limit]
     return page, start + limit < len(images)
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 from novalite.errors import BadRequest, UnsupportedMediaType
 
-PATCH_MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
+PATCH_MEDIA_TYPES = (
+    "application/openstack-images-v2.1-json-patch",
+    "application/openstack-images-v2.0-json-patch",
+)
 OPS = ("add", "replace", "remove")
 
 
@@ -27,13 +30,20 @@ class Change:
 def check_media_type(content_type: str | None) -> None:
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype not in PATCH_MEDIA_TYPES:
-        raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype or 'none'}. Use "
-                                   f"{PATCH_MEDIA_TYPES[0]}")
+        raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype or 'none'}. Use {PATCH_MEDIA_TYPES[0]}")
 
 
 def _decode_path(path: Any) -> str:
-    if not isinstance(path, str) or not path.startswith("/") or path.endswith("/") or "//" in path or path == "/":
-        raise BadRequest("Json path should start with a '/', end with no '/', no 2 subsequent '/' are allowed.")
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or path.endswith("/")
+        or "//" in path
+        or path == "/"
+    ):
+        raise BadRequest(
+            "Json path should start with a '/', end with no '/', no 2 subsequent '/' are allowed."
+        )
     parts = path[1:].split("/")
     if len(parts) != 1:
         raise BadRequest(f"Invalid path {path}: nested attributes are not supported")

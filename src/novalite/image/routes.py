@@ -84,7 +84,9 @@ def show(image_id: str, request: Request, ctx: RequestContext = Depends(request_
 
 
 @router.get("/v2/images/{image_id}/tasks")
-def image_tasks(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def image_tasks(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     """Glance 2.12's task list of an image. Uploads and snapshots here are synchronous, so an
     image never has tasks: ``{"tasks": []}`` (Tempest waits on this after every snapshot)."""
     with runtime(request).db.reader() as s:
@@ -93,7 +95,9 @@ def image_tasks(image_id: str, request: Request, ctx: RequestContext = Depends(r
 
 
 @router.patch("/v2/images/{image_id}")
-async def update(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     check_media_type(request.headers.get("content-type"))
     changes = parse_patch(await request.body())
 
@@ -154,7 +158,9 @@ def download(image_id: str, request: Request, ctx: RequestContext = Depends(requ
 
 
 @router.post("/v2/images/{image_id}/actions/{action}", status_code=204)
-def action(image_id: str, action: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def action(
+    image_id: str, action: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     if action not in ("deactivate", "reactivate"):
         raise NotFound("The resource could not be found.")
     with runtime(request).db.session() as s:
@@ -163,14 +169,18 @@ def action(image_id: str, action: str, request: Request, ctx: RequestContext = D
 
 
 @router.put("/v2/images/{image_id}/tags/{tag}", status_code=204)
-def add_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def add_tag(
+    image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         service.add_tag(s, ctx, image_id, tag)
     return Response(status_code=204)
 
 
 @router.delete("/v2/images/{image_id}/tags/{tag}", status_code=204)
-def delete_tag(image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_tag(
+    image_id: str, tag: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         service.remove_tag(s, ctx, image_id, tag)
     return Response(status_code=204)

@@ -71,9 +71,18 @@ def can_see(ctx: RequestContext, image: Image) -> bool:
 def info(image: Image) -> ImageInfo:
     path = image_data_path(image)
     return ImageInfo(
-        id=image.id, name=image.name, status=image.status, size=image.size, min_ram=image.min_ram,
-        min_disk=image.min_disk, disk_format=image.disk_format, container_format=image.container_format,
-        visibility=image.visibility, owner=image.owner, properties=image.properties, checksum=image.checksum,
+        id=image.id,
+        name=image.name,
+        status=image.status,
+        size=image.size,
+        min_ram=image.min_ram,
+        min_disk=image.min_disk,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+        visibility=image.visibility,
+        owner=image.owner,
+        properties=image.properties,
+        checksum=image.checksum,
         path=str(path) if path is not None else None,
     )
 
@@ -84,13 +93,28 @@ def image_data_path(image: Image) -> Path | None:
     return None
 
 
-_INFO_COLUMNS = (Image.id, Image.name, Image.status, Image.size, Image.min_ram, Image.min_disk, Image.disk_format,
-                 Image.container_format, Image.visibility, Image.owner, Image.checksum, Image.data_path,
-                 Image.deleted)
+_INFO_COLUMNS = (
+    Image.id,
+    Image.name,
+    Image.status,
+    Image.size,
+    Image.min_ram,
+    Image.min_disk,
+    Image.disk_format,
+    Image.container_format,
+    Image.visibility,
+    Image.owner,
+    Image.checksum,
+    Image.data_path,
+    Image.deleted,
+)
 # the image's columns with its properties (one row per property, ordered by name as ``props``)
-_INFO_QUERY = Precompiled(select(*_INFO_COLUMNS, ImageProperty.name.label("prop_name"), ImageProperty.value)
-                          .outerjoin(ImageProperty, ImageProperty.image_id == Image.id)
-                          .where(Image.id == bindparam("image_id")).order_by(ImageProperty.name))
+_INFO_QUERY = Precompiled(
+    select(*_INFO_COLUMNS, ImageProperty.name.label("prop_name"), ImageProperty.value)
+    .outerjoin(ImageProperty, ImageProperty.image_id == Image.id)
+    .where(Image.id == bindparam("image_id"))
+    .order_by(ImageProperty.name)
+)
 
 
 def get_image(s: Session, ctx: RequestContext, image_id: str) -> ImageInfo | None:
@@ -100,16 +124,45 @@ def get_image(s: Session, ctx: RequestContext, image_id: str) -> ImageInfo | Non
     rows = _INFO_QUERY.all(_core(s), {"image_id": image_id})
     if not rows:
         return None
-    (id_, name, status, size, min_ram, min_disk, disk_format, container_format, visibility, owner, checksum,
-     data_path, deleted) = rows[0][:len(_INFO_COLUMNS)]
-    if deleted or not (ctx.is_admin or visibility in ("public", "community")
-                       or (owner is not None and owner == ctx.project_id)):
+    (
+        id_,
+        name,
+        status,
+        size,
+        min_ram,
+        min_disk,
+        disk_format,
+        container_format,
+        visibility,
+        owner,
+        checksum,
+        data_path,
+        deleted,
+    ) = rows[0][: len(_INFO_COLUMNS)]
+    if deleted or not (
+        ctx.is_admin
+        or visibility in ("public", "community")
+        or (owner is not None and owner == ctx.project_id)
+    ):
         return None
-    path = data_path if (data_path and status in ("active", "deactivated") and Path(data_path).is_file()) else None
+    path = (
+        data_path
+        if (data_path and status in ("active", "deactivated") and Path(data_path).is_file())
+        else None
+    )
     return ImageInfo(
-        id=id_, name=name, status=status, size=size, min_ram=min_ram, min_disk=min_disk,
-        disk_format=disk_format, container_format=container_format, visibility=visibility, owner=owner,
-        properties={row[-2]: row[-1] for row in rows if row[-2] is not None}, checksum=checksum,
+        id=id_,
+        name=name,
+        status=status,
+        size=size,
+        min_ram=min_ram,
+        min_disk=min_disk,
+        disk_format=disk_format,
+        container_format=container_format,
+        visibility=visibility,
+        owner=owner,
+        properties={row[-2]: row[-1] for row in rows if row[-2] is not None},
+        checksum=checksum,
         path=str(Path(path)) if path is not None else None,
     )
 
@@ -186,8 +239,15 @@ def create_image(s: Session, ctx: RequestContext, body: Any) -> Image:
     """POST /v2/images: a queued image owned by ``ctx``'s project (or ``owner`` for admin)."""
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object.")
-    image = Image(status="queued", visibility="shared", owner=ctx.project_id, protected=False,
-                  os_hidden=False, min_ram=0, min_disk=0)
+    image = Image(
+        status="queued",
+        visibility="shared",
+        owner=ctx.project_id,
+        protected=False,
+        os_hidden=False,
+        min_ram=0,
+        min_disk=0,
+    )
     props: dict[str, str] = {}
     for attr, value in body.items():
         if attr == "id":
@@ -296,8 +356,12 @@ def begin_upload(s: Session, ctx: RequestContext, image_id: str) -> None:
     require_owner(ctx, image, "upload data to")
     if not image.disk_format or not image.container_format:
         raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
-    swapped = s.execute(update(Image).where(Image.id == image.id, Image.status == "queued")
-                        .values(status="saving").execution_options(synchronize_session=False))
+    swapped = s.execute(
+        update(Image)
+        .where(Image.id == image.id, Image.status == "queued")
+        .values(status="saving")
+        .execution_options(synchronize_session=False)
+    )
     if swapped.rowcount != 1:  # type: ignore[attr-defined]
         s.refresh(image)
         raise Conflict(f"Image status transition from {image.status} to saving is not allowed")
@@ -306,8 +370,10 @@ def begin_upload(s: Session, ctx: RequestContext, image_id: str) -> None:
 def finish_upload(s: Session, image_id: str, data: store.StoredData) -> None:
     image = s.get(Image, image_id)
     if image is None or image.deleted or image.status != "saving":
-        raise NotFound(f"Image {image_id} could not be found after upload. The image may have been deleted "
-                       "during the upload.")
+        raise NotFound(
+            f"Image {image_id} could not be found after upload. The image may have been deleted "
+            "during the upload."
+        )
     image.status = "active"
     image.size = data.size
     image.virtual_size = data.size if image.disk_format == "raw" else None
@@ -354,12 +420,24 @@ def tiny_image_bytes(size: int = 4096) -> bytes:
 
 def seed(runtime: Any, session: Session, ids: dict[str, str]) -> None:
     """Create the public ``novalite-tiny`` image when missing (and its data file when lost)."""
-    image = session.scalars(select(Image).where(Image.name == DEFAULT_IMAGE_NAME, Image.deleted.is_(False))).first()
+    image = session.scalars(
+        select(Image).where(Image.name == DEFAULT_IMAGE_NAME, Image.deleted.is_(False))
+    ).first()
     data_dir = runtime.settings.data_dir
     if image is None:
-        image = Image(name=DEFAULT_IMAGE_NAME, status="queued", visibility="public", owner=ids["admin_project"],
-                      protected=False, os_hidden=False, disk_format="raw", container_format="bare",
-                      min_ram=0, min_disk=0, created_at=utcnow() - dt.timedelta(seconds=1))
+        image = Image(
+            name=DEFAULT_IMAGE_NAME,
+            status="queued",
+            visibility="public",
+            owner=ids["admin_project"],
+            protected=False,
+            os_hidden=False,
+            disk_format="raw",
+            container_format="bare",
+            min_ram=0,
+            min_disk=0,
+            created_at=utcnow() - dt.timedelta(seconds=1),
+        )
         session.add(image)
         session.flush()
     elif image_data_path(image) is not None:

@@ -54,8 +54,9 @@ class DataWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self._tmp, self.final)
-        return StoredData(path=self.final, size=self._size, md5=self._md5.hexdigest(),
-                          sha512=self._sha512.hexdigest())
+        return StoredData(
+            path=self.final, size=self._size, md5=self._md5.hexdigest(), sha512=self._sha512.hexdigest()
+        )
 
     def abort(self) -> None:
         """Drop the partial file; safe to call after ``commit`` or twice."""

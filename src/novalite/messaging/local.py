@@ -3,8 +3,9 @@
 A published message is put on a ``queue.Queue`` and the consumer thread blocked on it wakes at
 once (kombu's memory transport polls every ``polling_interval``). Bodies go through a JSON round
 trip, as on a broker: the handler gets its own copy, and a payload that would not survive
-``amqp://`` (tuples, datetimes, objects) does not pass unnoticed here either. Several consumers of one queue compete for its messages, as
-on a broker. Queue names carry the transport's private prefix, so deployments never meet.
+``amqp://`` (tuples, datetimes, objects) does not pass unnoticed here either. Several consumers
+of one queue compete for its messages, as on a broker. Queue names carry the transport's private
+prefix, so deployments never meet.
 """
 
 from __future__ import annotations

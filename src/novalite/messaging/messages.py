@@ -29,8 +29,10 @@ def encode(msg: Message) -> dict[str, Any]:
     """The wire form. Fields are JSON values already (the transport serialises or copies them), so
     only a nested dataclass needs converting: no deep copy of every payload."""
     args = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
-    args = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
-            for k, v in args.items()}
+    args = {
+        k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+        for k, v in args.items()
+    }
     return {"method": msg.METHOD, "version": msg.VERSION, "args": args}
 
 
@@ -47,7 +49,9 @@ def decode(body: Mapping[str, Any], registry: Mapping[str, type[Message]]) -> Me
         raise IncompatibleMessage(f"unknown method {method!r}")
     got, have = _ver(str(body.get("version", "1.0"))), _ver(cls.VERSION)
     if got[0] != have[0] or got[1] > have[1]:
-        raise IncompatibleMessage(f"{method} version {body.get('version')} not supported (server has {cls.VERSION})")
+        raise IncompatibleMessage(
+            f"{method} version {body.get('version')} not supported (server has {cls.VERSION})"
+        )
     names = {f.name for f in dataclasses.fields(cls)}
     args = {k: v for k, v in dict(body.get("args") or {}).items() if k in names}
     return cls(**args)
@@ -58,11 +62,22 @@ def registry_of(classes: Iterable[type[Message]]) -> dict[str, type[Message]]:
 
 
 def context_to_dict(ctx: RequestContext) -> dict[str, Any]:
-    return {"user_id": ctx.user_id, "project_id": ctx.project_id, "roles": list(ctx.roles),
-            "user_name": ctx.user_name, "project_name": ctx.project_name, "request_id": ctx.request_id}
+    return {
+        "user_id": ctx.user_id,
+        "project_id": ctx.project_id,
+        "roles": list(ctx.roles),
+        "user_name": ctx.user_name,
+        "project_name": ctx.project_name,
+        "request_id": ctx.request_id,
+    }
 
 
 def context_from_dict(d: Mapping[str, Any]) -> RequestContext:
-    return RequestContext(user_id=str(d.get("user_id", "")), project_id=str(d.get("project_id", "")),
-                          roles=tuple(d.get("roles") or ()), user_name=str(d.get("user_name", "")),
-                          project_name=str(d.get("project_name", "")), request_id=str(d.get("request_id", "")))
+    return RequestContext(
+        user_id=str(d.get("user_id", "")),
+        project_id=str(d.get("project_id", "")),
+        roles=tuple(d.get("roles") or ()),
+        user_name=str(d.get("user_name", "")),
+        project_name=str(d.get("project_name", "")),
+        request_id=str(d.get("request_id", "")),
+    )

@@ -28,8 +28,14 @@ Deliver = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 
 class PeerLink:
-    def __init__(self, sock: socket.socket, deliver: Deliver, *,
-                 on_closed: Callable[[], None] | None = None, name: str = "peer"):
+    def __init__(
+        self,
+        sock: socket.socket,
+        deliver: Deliver,
+        *,
+        on_closed: Callable[[], None] | None = None,
+        name: str = "peer",
+    ):
         self._sock = sock
         self._deliver = deliver
         self._on_closed = on_closed

@@ -48,7 +48,9 @@ class Transport:
     def __init__(self, url: str = "memory://", *, namespace: str | None = None):
         self.url = url
         self.is_memory = url.startswith("memory")
-        self.prefix = namespace if namespace is not None else (uuid.uuid4().hex[:8] + "." if self.is_memory else "")
+        self.prefix = (
+            namespace if namespace is not None else (uuid.uuid4().hex[:8] + "." if self.is_memory else "")
+        )
         self._options = {"polling_interval": 0.005} if self.is_memory else {}
         self._lock = threading.Lock()
         self._producer_conn: kombu.Connection | None = None
@@ -72,11 +74,13 @@ class Transport:
         retired deployments); while a deployment runs its consumers keep it alive."""
         name = self.prefix + topic
         expires = None if self.is_memory else QUEUE_EXPIRES
-        return kombu.Queue(name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete,
-                           expires=expires)
+        return kombu.Queue(
+            name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete, expires=expires
+        )
 
-    def attach_peer(self, sock: socket.socket, *, on_closed: Callable[[], None] | None = None,
-                    name: str = "peer") -> None:
+    def attach_peer(
+        self, sock: socket.socket, *, on_closed: Callable[[], None] | None = None, name: str = "peer"
+    ) -> None:
         """``memory://``: messages for topics no consumer of this process serves go to the process
         at the other end of ``sock``, and the messages it sends arrive on this process's queues."""
         if not self.is_memory:
@@ -104,9 +108,15 @@ class Transport:
             if self._producer_conn is None:
                 self._producer_conn = self.connection()
             producer = self._producer_conn.Producer(serializer="json")
-            producer.publish(body, exchange=self.exchange, routing_key=self.prefix + topic,
-                             declare=[self.queue(topic)], retry=True,
-                             retry_policy={"max_retries": 3, "interval_start": 0.1}, **props)
+            producer.publish(
+                body,
+                exchange=self.exchange,
+                routing_key=self.prefix + topic,
+                declare=[self.queue(topic)],
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.1},
+                **props,
+            )
 
     def cast(self, topic: str, msg: Message) -> None:
         """Fire and forget."""
@@ -121,7 +131,9 @@ class Transport:
         result: dict[str, Any] = {}
         with self.connection() as conn:
             reply_queue(conn.default_channel).declare()
-            with conn.Consumer([reply_queue], accept=["json"], callbacks=[lambda b, m: (result.update(b), m.ack())]):
+            with conn.Consumer(
+                [reply_queue], accept=["json"], callbacks=[lambda b, m: (result.update(b), m.ack())]
+            ):
                 self._publish(topic, encode(msg), reply_to=reply_topic)
                 self._wait(conn, result, timeout)
             reply_queue(conn.default_channel).delete()
@@ -170,12 +182,22 @@ class Transport:
             if self._producer_conn is None:
                 self._producer_conn = self.connection()
             self._producer_conn.Producer(serializer="json").publish(
-                body, exchange=self.exchange, routing_key=self.prefix + reply_to, retry=True)
+                body, exchange=self.exchange, routing_key=self.prefix + reply_to, retry=True
+            )
 
-    def serve(self, topics: Sequence[str], handler: Handler, registry: Mapping[str, type[Message]], *,
-              executor: Executor | None = None, name: str = "") -> Server:
+    def serve(
+        self,
+        topics: Sequence[str],
+        handler: Handler,
+        registry: Mapping[str, type[Message]],
+        *,
+        executor: Executor | None = None,
+        name: str = "",
+    ) -> Server:
         """Start a consumer thread for ``topics``; ``handler(topic, payload)`` runs each message."""
-        server = Server(self, list(topics), handler, registry, executor=executor, name=name or ",".join(topics))
+        server = Server(
+            self, list(topics), handler, registry, executor=executor, name=name or ",".join(topics)
+        )
         self._served.update(topics)
         self._servers.append(server)
         server.start()
@@ -201,8 +223,16 @@ class Transport:
 class Server:
     """One consumer thread. Calls (messages with ``reply_to``) run inline and are answered."""
 
-    def __init__(self, transport: Transport, topics: list[str], handler: Handler,
-                 registry: Mapping[str, type[Message]], *, executor: Executor | None, name: str):
+    def __init__(
+        self,
+        transport: Transport,
+        topics: list[str],
+        handler: Handler,
+        registry: Mapping[str, type[Message]],
+        *,
+        executor: Executor | None,
+        name: str,
+    ):
         self.transport, self.topics, self.handler, self.registry = transport, topics, handler, registry
         self.executor = executor
         self._stop = threading.Event()
@@ -226,7 +256,9 @@ class Server:
             try:
                 with self.transport.connection() as conn:
                     queues = [self.transport.queue(t) for t in self.topics]
-                    with conn.Consumer(queues, accept=["json"], callbacks=[self._on_message], prefetch_count=64):
+                    with conn.Consumer(
+                        queues, accept=["json"], callbacks=[self._on_message], prefetch_count=64
+                    ):
                         self._ready.set()
                         while not self._stop.is_set():
                             try:
@@ -252,10 +284,12 @@ class Server:
 
     def _on_message(self, body: dict[str, Any], message: Any) -> None:
         message.ack()
-        self._dispatch(str(message.delivery_info.get("routing_key", "")), body, message.properties.get("reply_to"))
+        self._dispatch(
+            str(message.delivery_info.get("routing_key", "")), body, message.properties.get("reply_to")
+        )
 
     def _dispatch(self, routing_key: str, body: dict[str, Any], reply_to: str | None) -> None:
-        topic = routing_key[len(self.transport.prefix):]
+        topic = routing_key[len(self.transport.prefix) :]
         try:
             payload = decode(body, self.registry)
         except IncompatibleMessage as exc:

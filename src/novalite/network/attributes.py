@@ -28,12 +28,14 @@ def _string(limit: int) -> Converter:
         if len(value) > limit:
             raise _bad(name, value, f"'{value}' exceeds maximum length of {limit}.")
         return value
+
     return convert
 
 
 def _nullable(inner: Converter) -> Converter:
     def convert(name: str, value: Any) -> Any:
         return None if value is None else inner(name, value)
+
     return convert
 
 
@@ -58,6 +60,7 @@ def _int_range(low: int, high: int) -> Converter:
         if not low <= number <= high:
             raise _bad(name, value, f"'{number}' is not in range {low} through {high}.")
         return number
+
     return convert
 
 
@@ -66,6 +69,7 @@ def _one_of(*choices: Any) -> Converter:
         if value not in choices:
             raise _bad(name, value, f"'{value}' is not in {list(choices)}.")
         return value
+
     return convert
 
 
@@ -76,6 +80,7 @@ def _list_of(inner: Converter) -> Converter:
         if len(value) > 1000:
             raise _bad(name, value, "too many items.")
         return [inner(name, item) for item in value]
+
     return convert
 
 
@@ -88,9 +93,14 @@ def _dict_of(keys: dict[str, Converter], required: tuple[str, ...] = ()) -> Conv
             raise _bad(name, value, f"Unrecognized attribute(s) '{', '.join(unknown)}'")
         missing = [k for k in required if k not in value]
         if missing:
-            raise _bad(name, value, f"Validation of dictionary's keys failed. Expected keys: {set(required)} "
-                       f"Provided keys: {set(value)}")
+            raise _bad(
+                name,
+                value,
+                f"Validation of dictionary's keys failed. Expected keys: {set(required)} "
+                f"Provided keys: {set(value)}",
+            )
         return {k: keys[k](f"{name}.{k}", v) for k, v in value.items()}
+
     return convert
 
 
@@ -144,47 +154,96 @@ _FIXED_IP = _dict_of({"subnet_id": ID, "ip_address": IP})
 
 RESOURCES: dict[str, dict[str, Attr]] = {
     "network": {
-        "name": Attr(NAME), "description": Attr(TEXT), "admin_state_up": Attr(_bool),
-        "shared": Attr(_bool), "router:external": Attr(_bool), "mtu": Attr(_int_range(68, 9216)),
-        "port_security_enabled": Attr(_bool), "availability_zone_hints": Attr(_list_of(NAME), put=False),
-        "dns_domain": Attr(_nullable(_string(255))), "qos_policy_id": Attr(_nullable(ID)),
-        "is_default": Attr(_bool), "provider:network_type": Attr(_nullable(NAME)),
+        "name": Attr(NAME),
+        "description": Attr(TEXT),
+        "admin_state_up": Attr(_bool),
+        "shared": Attr(_bool),
+        "router:external": Attr(_bool),
+        "mtu": Attr(_int_range(68, 9216)),
+        "port_security_enabled": Attr(_bool),
+        "availability_zone_hints": Attr(_list_of(NAME), put=False),
+        "dns_domain": Attr(_nullable(_string(255))),
+        "qos_policy_id": Attr(_nullable(ID)),
+        "is_default": Attr(_bool),
+        "provider:network_type": Attr(_nullable(NAME)),
         "provider:physical_network": Attr(_nullable(NAME)),
-        "provider:segmentation_id": Attr(_nullable(_int_range(0, 2**32))), **_OWNER,
+        "provider:segmentation_id": Attr(_nullable(_int_range(0, 2**32))),
+        **_OWNER,
     },
     "subnet": {
-        "name": Attr(NAME), "description": Attr(TEXT), "network_id": Attr(ID, put=False, required=True),
-        "ip_version": Attr(_int_range(4, 6), put=False, required=True), "cidr": Attr(IP, put=False, required=True),
-        "gateway_ip": Attr(_nullable(IP)), "allocation_pools": Attr(_list_of(_POOL)),
-        "enable_dhcp": Attr(_bool), "dns_nameservers": Attr(_list_of(IP)), "host_routes": Attr(_list_of(_ROUTE)),
+        "name": Attr(NAME),
+        "description": Attr(TEXT),
+        "network_id": Attr(ID, put=False, required=True),
+        "ip_version": Attr(_int_range(4, 6), put=False, required=True),
+        "cidr": Attr(IP, put=False, required=True),
+        "gateway_ip": Attr(_nullable(IP)),
+        "allocation_pools": Attr(_list_of(_POOL)),
+        "enable_dhcp": Attr(_bool),
+        "dns_nameservers": Attr(_list_of(IP)),
+        "host_routes": Attr(_list_of(_ROUTE)),
         "ipv6_ra_mode": Attr(_nullable(_one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless")), put=False),
-        "ipv6_address_mode": Attr(_nullable(_one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless")), put=False),
-        "subnetpool_id": Attr(_nullable(ID), put=False), "use_default_subnet_pool": Attr(_bool, put=False),
-        "prefixlen": Attr(_nullable(_int_range(0, 128)), put=False), "segment_id": Attr(_nullable(ID)),
-        "service_types": Attr(_list_of(NAME)), "dns_publish_fixed_ip": Attr(_bool), **_OWNER,
+        "ipv6_address_mode": Attr(
+            _nullable(_one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless")), put=False
+        ),
+        "subnetpool_id": Attr(_nullable(ID), put=False),
+        "use_default_subnet_pool": Attr(_bool, put=False),
+        "prefixlen": Attr(_nullable(_int_range(0, 128)), put=False),
+        "segment_id": Attr(_nullable(ID)),
+        "service_types": Attr(_list_of(NAME)),
+        "dns_publish_fixed_ip": Attr(_bool),
+        **_OWNER,
     },
     "port": {
-        "name": Attr(NAME), "description": Attr(TEXT), "network_id": Attr(ID, put=False, required=True),
-        "admin_state_up": Attr(_bool), "mac_address": Attr(IP), "fixed_ips": Attr(_list_of(_FIXED_IP)),
-        "device_id": Attr(_string(255)), "device_owner": Attr(_string(255)),
-        "security_groups": Attr(_nullable(_list_of(ID))), "port_security_enabled": Attr(_bool),
+        "name": Attr(NAME),
+        "description": Attr(TEXT),
+        "network_id": Attr(ID, put=False, required=True),
+        "admin_state_up": Attr(_bool),
+        "mac_address": Attr(IP),
+        "fixed_ips": Attr(_list_of(_FIXED_IP)),
+        "device_id": Attr(_string(255)),
+        "device_owner": Attr(_string(255)),
+        "security_groups": Attr(_nullable(_list_of(ID))),
+        "port_security_enabled": Attr(_bool),
         "binding:host_id": Attr(_nullable(_string(255))),
-        "binding:vnic_type": Attr(_one_of("normal", "direct", "macvtap", "baremetal", "direct-physical",
-                                          "virtio-forwarder", "smart-nic", "vdpa", "remote-managed")),
-        "binding:profile": Attr(_nullable(_any_dict)), "allowed_address_pairs": Attr(_list_of(_any_dict)),
-        "extra_dhcp_opts": Attr(_list_of(_any_dict)), "dns_name": Attr(_nullable(_string(255))),
-        "qos_policy_id": Attr(_nullable(ID)), "propagate_uplink_status": Attr(_bool), **_OWNER,
+        "binding:vnic_type": Attr(
+            _one_of(
+                "normal",
+                "direct",
+                "macvtap",
+                "baremetal",
+                "direct-physical",
+                "virtio-forwarder",
+                "smart-nic",
+                "vdpa",
+                "remote-managed",
+            )
+        ),
+        "binding:profile": Attr(_nullable(_any_dict)),
+        "allowed_address_pairs": Attr(_list_of(_any_dict)),
+        "extra_dhcp_opts": Attr(_list_of(_any_dict)),
+        "dns_name": Attr(_nullable(_string(255))),
+        "qos_policy_id": Attr(_nullable(ID)),
+        "propagate_uplink_status": Attr(_bool),
+        **_OWNER,
     },
     "security_group": {
-        "name": Attr(NAME), "description": Attr(TEXT), "stateful": Attr(_bool), **_OWNER,
+        "name": Attr(NAME),
+        "description": Attr(TEXT),
+        "stateful": Attr(_bool),
+        **_OWNER,
     },
     "security_group_rule": {
         "security_group_id": Attr(ID, put=False, required=True),
         "direction": Attr(_one_of("ingress", "egress"), put=False, required=True),
-        "ethertype": Attr(_one_of("IPv4", "IPv6"), put=False), "protocol": Attr(_protocol, put=False),
-        "port_range_min": Attr(_port_value, put=False), "port_range_max": Attr(_port_value, put=False),
-        "remote_ip_prefix": Attr(_nullable(IP), put=False), "remote_group_id": Attr(_nullable(ID), put=False),
-        "remote_address_group_id": Attr(_nullable(ID), put=False), "description": Attr(TEXT), **_OWNER,
+        "ethertype": Attr(_one_of("IPv4", "IPv6"), put=False),
+        "protocol": Attr(_protocol, put=False),
+        "port_range_min": Attr(_port_value, put=False),
+        "port_range_max": Attr(_port_value, put=False),
+        "remote_ip_prefix": Attr(_nullable(IP), put=False),
+        "remote_group_id": Attr(_nullable(ID), put=False),
+        "remote_address_group_id": Attr(_nullable(ID), put=False),
+        "description": Attr(TEXT),
+        **_OWNER,
     },
 }
 
@@ -196,8 +255,9 @@ def check_create(resource: str, body: Any) -> tuple[list[dict[str, Any]], bool]:
     if isinstance(body, dict) and collection in body and resource not in body:
         items = body[collection]
         if not isinstance(items, list) or not items or len(items) > 1000:
-            raise BadRequest(f"Invalid input for {collection}. Reason: a non-empty list is required.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input for {collection}. Reason: a non-empty list is required.", kind="InvalidInput"
+            )
         return [check_body(resource, {resource: item}) for item in items], True
     return [check_body(resource, body)], False
 
@@ -208,7 +268,9 @@ def check_body(resource: str, body: Any, *, update: bool = False) -> dict[str, A
         raise BadRequest(f"Unable to find '{resource}' in request body", kind="HTTPBadRequest")
     attrs = body[resource]
     if not isinstance(attrs, dict):
-        raise BadRequest(f"Invalid input for {resource}. Reason: '{attrs}' is not a dictionary.", kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input for {resource}. Reason: '{attrs}' is not a dictionary.", kind="InvalidInput"
+        )
     spec = RESOURCES[resource]
     unknown = sorted(k for k in attrs if k not in spec)
     if unknown:
@@ -222,8 +284,10 @@ def check_body(resource: str, body: Any, *, update: bool = False) -> dict[str, A
     if not update:
         missing = [k for k, a in spec.items() if a.required and k not in out]
         if missing:
-            raise BadRequest(f"Failed to parse request. Required attribute '{missing[0]}' not specified",
-                             kind="HTTPBadRequest")
+            raise BadRequest(
+                f"Failed to parse request. Required attribute '{missing[0]}' not specified",
+                kind="HTTPBadRequest",
+            )
     if "tenant_id" in out and "project_id" not in out:
         out["project_id"] = out["tenant_id"]
     if out.get("tenant_id") not in (None, out.get("project_id")):

@@ -16,9 +16,16 @@ from novalite.network import quotas
 Row = TypeVar("Row")
 
 
-def create_response(request: Request, ctx: RequestContext, items: list[dict[str, Any]], bulk: bool, *,
-                    member: str, create: Callable[[Session, dict[str, Any]], Row],
-                    view: Callable[[Session, Row], dict[str, Any]]) -> JSONResponse:
+def create_response(
+    request: Request,
+    ctx: RequestContext,
+    items: list[dict[str, Any]],
+    bulk: bool,
+    *,
+    member: str,
+    create: Callable[[Session, dict[str, Any]], Row],
+    view: Callable[[Session, Row], dict[str, Any]],
+) -> JSONResponse:
     """Create every item under the quota lock of the first item's project (all or none: one
     transaction), render them once all exist, and answer 201 with ``{member}`` or, for a bulk
     request, ``{member}s``."""

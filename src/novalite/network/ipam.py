@@ -25,18 +25,27 @@ def parse_cidr(cidr: str, ip_version: int) -> IPNetwork:
     try:
         net = ipaddress.ip_network(cidr, strict=False)
     except (ValueError, TypeError):
-        raise BadRequest(f"Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet.",
-                         kind="InvalidInput") from None
+        raise BadRequest(
+            f"Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet.", kind="InvalidInput"
+        ) from None
     if net.version != ip_version:
-        raise BadRequest("Invalid input for operation: Cidr and IP version are not compatible.",
-                         kind="InvalidInput")
-    if "/" in cidr and ipaddress.ip_network(cidr, strict=False).network_address != ipaddress.ip_interface(
-            cidr).ip:
-        raise BadRequest(f"Invalid input for cidr. Reason: '{cidr}' isn't a recognized IP subnet cidr, "
-                         f"'{net}' is recommended.", kind="InvalidInput")
+        raise BadRequest(
+            "Invalid input for operation: Cidr and IP version are not compatible.", kind="InvalidInput"
+        )
+    if (
+        "/" in cidr
+        and ipaddress.ip_network(cidr, strict=False).network_address != ipaddress.ip_interface(cidr).ip
+    ):
+        raise BadRequest(
+            f"Invalid input for cidr. Reason: '{cidr}' isn't a recognized IP subnet cidr, "
+            f"'{net}' is recommended.",
+            kind="InvalidInput",
+        )
     if ip_version == 4 and net.prefixlen > 30 or ip_version == 6 and net.prefixlen > 126:
-        raise BadRequest(f"Invalid input for operation: Requested subnet with cidr: {net} is too small.",
-                         kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input for operation: Requested subnet with cidr: {net} is too small.",
+            kind="InvalidInput",
+        )
     return net
 
 
@@ -44,8 +53,9 @@ def parse_ip(value: str, what: str = "ip_address") -> IPAddress:
     try:
         return ipaddress.ip_address(value)
     except (ValueError, TypeError):
-        raise BadRequest(f"Invalid input for {what}. Reason: '{value}' is not a valid IP address.",
-                         kind="InvalidInput") from None
+        raise BadRequest(
+            f"Invalid input for {what}. Reason: '{value}' is not a valid IP address.", kind="InvalidInput"
+        ) from None
 
 
 def default_gateway(net: IPNetwork) -> str:
@@ -59,8 +69,11 @@ def default_pools(net: IPNetwork, gateway: str | None) -> list[dict[str, str]]:
     ranges: list[tuple[int, int]] = [(first, last)]
     if gateway is not None:
         gw = int(ipaddress.ip_address(gateway))
-        ranges = [piece for lo, hi in ranges for piece in ((lo, gw - 1), (gw + 1, hi)) if piece[0] <= piece[1]] \
-            if first <= gw <= last else ranges
+        ranges = (
+            [piece for lo, hi in ranges for piece in ((lo, gw - 1), (gw + 1, hi)) if piece[0] <= piece[1]]
+            if first <= gw <= last
+            else ranges
+        )
     make = ipaddress.ip_address
     return [{"start": str(make(lo)), "end": str(make(hi))} for lo, hi in ranges]
 
@@ -71,8 +84,10 @@ def check_pools(net: IPNetwork, pools: list[dict[str, str]], gateway: str | None
     for pool in pools:
         start, end = parse_ip(pool["start"], "allocation_pools"), parse_ip(pool["end"], "allocation_pools")
         if start.version != net.version or start not in net or end not in net or int(start) > int(end):
-            raise BadRequest(f"The allocation pool {pool['start']}-{pool['end']} spans beyond the subnet "
-                             f"cidr {net}.", kind="OutOfBoundsAllocationPool")
+            raise BadRequest(
+                f"The allocation pool {pool['start']}-{pool['end']} spans beyond the subnet cidr {net}.",
+                kind="OutOfBoundsAllocationPool",
+            )
         spans.append((int(start), int(end)))
     spans.sort()
     for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
@@ -81,14 +96,20 @@ def check_pools(net: IPNetwork, pools: list[dict[str, str]], gateway: str | None
     if gateway is not None:
         gw = int(ipaddress.ip_address(gateway))
         if any(lo <= gw <= hi for lo, hi in spans):
-            raise BadRequest(f"Gateway ip {gateway} conflicts with allocation pool.",
-                             kind="GatewayConflictWithAllocationPools")
-    return [{"start": str(ipaddress.ip_address(lo)), "end": str(ipaddress.ip_address(hi))} for lo, hi in spans]
+            raise BadRequest(
+                f"Gateway ip {gateway} conflicts with allocation pool.",
+                kind="GatewayConflictWithAllocationPools",
+            )
+    return [
+        {"start": str(ipaddress.ip_address(lo)), "end": str(ipaddress.ip_address(hi))} for lo, hi in spans
+    ]
 
 
 def in_pools(address: str, pools: Iterable[dict[str, str]]) -> bool:
     value = int(ipaddress.ip_address(address))
-    return any(int(ipaddress.ip_address(p["start"])) <= value <= int(ipaddress.ip_address(p["end"])) for p in pools)
+    return any(
+        int(ipaddress.ip_address(p["start"])) <= value <= int(ipaddress.ip_address(p["end"])) for p in pools
+    )
 
 
 def first_free(pools: list[dict[str, str]], taken: set[str]) -> str | None:

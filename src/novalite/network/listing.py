@@ -32,7 +32,9 @@ def _matches(item: dict[str, Any], key: str, wanted: list[str]) -> bool:
     if key == "fixed_ips":
         pairs = {f"{k}={ip.get(k)}" for ip in value for k in ("subnet_id", "ip_address")}
         substrings = [w.split("=", 1)[1] for w in wanted if w.startswith("ip_address_substr=")]
-        return any(w in pairs for w in wanted) or any(sub in ip["ip_address"] for sub in substrings for ip in value)
+        return any(w in pairs for w in wanted) or any(
+            sub in ip["ip_address"] for sub in substrings for ip in value
+        )
     if isinstance(value, list):
         return any(w in [_text(v) for v in value] for w in wanted)
     text = _text(value)
@@ -107,7 +109,9 @@ def _limit(request: Request) -> int | None:
     try:
         limit = int(raw)
     except ValueError:
-        raise BadRequest(f"Limit must be an integer 0 or greater and not '{raw}'", kind="BadRequest") from None
+        raise BadRequest(
+            f"Limit must be an integer 0 or greater and not '{raw}'", kind="BadRequest"
+        ) from None
     if limit < 0:
         raise BadRequest(f"Limit must be an integer 0 or greater and not '{raw}'", kind="BadRequest")
     return limit or None
@@ -120,8 +124,13 @@ def _fields(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any
     return [{k: v for k, v in item.items() if k in wanted} for item in items]
 
 
-def list_response(request: Request, collection: str, items: list[dict[str, Any]], *,
-                  not_found: Callable[[str], NotFound] | None = None) -> dict[str, Any]:
+def list_response(
+    request: Request,
+    collection: str,
+    items: list[dict[str, Any]],
+    *,
+    not_found: Callable[[str], NotFound] | None = None,
+) -> dict[str, Any]:
     """Filter, sort, page and trim ``items``; the body Neutron answers for a list.
 
     ``not_found(marker)`` is the error for a marker that names no listed item.
@@ -136,16 +145,24 @@ def list_response(request: Request, collection: str, items: list[dict[str, Any]]
         if marker not in ids:
             raise not_found(marker) if not_found else NotFound(f"Marker {marker} could not be found.")
         start = ids.index(marker) + 1
-    page = items[start:start + limit] if limit else items[start:]
+    page = items[start : start + limit] if limit else items[start:]
     body: dict[str, Any] = {collection: _fields(request, page)}
     if limit:
         links = []
         base = f"{runtime(request).public_url}{request.url.path}"
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
         if len(page) == limit and start + limit < len(items):
-            links.append({"rel": "next", "href": f"{base}?{urlencode(params + [('marker', page[-1]['id'])])}"})
+            links.append(
+                {"rel": "next", "href": f"{base}?{urlencode(params + [('marker', page[-1]['id'])])}"}
+            )
         if marker is not None and page:
-            links.append({"rel": "previous", "href": f"{base}?{urlencode(params + [('marker', page[0]['id']), ('page_reverse', 'True')])}"})
+            links.append(
+                {
+                    "rel": "previous",
+                    "href": f"{base}?"
+                    + urlencode(params + [("marker", page[0]["id"]), ("page_reverse", "True")]),
+                }
+            )
         if links:
             body[f"{collection}_links"] = links
     return body

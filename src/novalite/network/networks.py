@@ -38,8 +38,13 @@ def can_see(ctx: RequestContext, net: Network) -> bool:
 def visible_networks(s: Session, ctx: RequestContext) -> list[Network]:
     q = select(Network).order_by(Network.created_at, Network.id)
     if not ctx.is_admin:
-        q = q.where(or_(Network.project_id == ctx.project_id, Network.shared.is_(True),
-                        Network.router_external.is_(True)))
+        q = q.where(
+            or_(
+                Network.project_id == ctx.project_id,
+                Network.shared.is_(True),
+                Network.router_external.is_(True),
+            )
+        )
     return list(s.scalars(q))
 
 
@@ -63,10 +68,15 @@ def create_network(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> N
         if fields.get(flag) and not ctx.is_admin:
             raise policy_denied(f"rule:create_network and rule:create_network:{flag.replace(':', '_')}")
     quotas.check(s, project_id, "network")
-    net = Network(name=fields.get("name") or "", project_id=project_id, shared=bool(fields.get("shared")),
-                  router_external=bool(fields.get("router:external")),
-                  admin_state_up=fields.get("admin_state_up", True), mtu=fields.get("mtu") or 1500,
-                  description=fields.get("description") or "")
+    net = Network(
+        name=fields.get("name") or "",
+        project_id=project_id,
+        shared=bool(fields.get("shared")),
+        router_external=bool(fields.get("router:external")),
+        admin_state_up=fields.get("admin_state_up", True),
+        mtu=fields.get("mtu") or 1500,
+        description=fields.get("description") or "",
+    )
     s.add(net)
     s.flush()
     return net
@@ -77,8 +87,14 @@ def update_network(s: Session, ctx: RequestContext, net: Network, changes: dict[
     for flag in ("shared", "router:external"):
         if flag in changes and not ctx.is_admin:
             raise policy_denied(f"rule:update_network:{flag.replace(':', '_')}")
-    mapping = {"name": "name", "description": "description", "admin_state_up": "admin_state_up", "mtu": "mtu",
-               "shared": "shared", "router:external": "router_external"}
+    mapping = {
+        "name": "name",
+        "description": "description",
+        "admin_state_up": "admin_state_up",
+        "mtu": "mtu",
+        "shared": "shared",
+        "router:external": "router_external",
+    }
     for key, attr in mapping.items():
         if key in changes and changes[key] is not None:
             setattr(net, attr, changes[key])
@@ -93,8 +109,11 @@ def _user_ports(s: Session, network_id: str) -> list[Port]:
 def delete_network(s: Session, ctx: RequestContext, net: Network) -> None:
     require_owner(ctx, net.project_id, "rule:delete_network")
     if _user_ports(s, net.id):
-        raise Conflict(f"Unable to complete operation on network {net.id}. There are one or more ports still "
-                       "in use on the network.", kind="NetworkInUse")
+        raise Conflict(
+            f"Unable to complete operation on network {net.id}. There are one or more ports still "
+            "in use on the network.",
+            kind="NetworkInUse",
+        )
     doomed: list[str] = [net.id]
     for port in s.scalars(select(Port).where(Port.network_id == net.id)):
         doomed.append(port.id)
@@ -115,9 +134,14 @@ def network_subnets(s: Session, network_id: str) -> list[Subnet]:
 def visible_subnets(s: Session, ctx: RequestContext) -> list[Subnet]:
     q = select(Subnet).order_by(Subnet.created_at, Subnet.id)
     if not ctx.is_admin:
-        q = q.join(Network, Network.id == Subnet.network_id).where(or_(
-            Subnet.project_id == ctx.project_id, Network.project_id == ctx.project_id,
-            Network.shared.is_(True), Network.router_external.is_(True)))
+        q = q.join(Network, Network.id == Subnet.network_id).where(
+            or_(
+                Subnet.project_id == ctx.project_id,
+                Network.project_id == ctx.project_id,
+                Network.shared.is_(True),
+                Network.router_external.is_(True),
+            )
+        )
     return list(s.scalars(q))
 
 
@@ -142,11 +166,15 @@ def _check_ipv6_modes(fields: dict[str, Any], net: ipam.IPNetwork) -> tuple[str 
             raise _invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when ip_version is 4.")
         return None, None
     if ra is not None and addr is not None and ra != addr:
-        raise _invalid(f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not valid. "
-                       "If both attributes are set, they must be the same value.")
+        raise _invalid(
+            f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not valid. "
+            "If both attributes are set, they must be the same value."
+        )
     if (addr in ipam.SLAAC_MODES or ra in ipam.SLAAC_MODES) and net.prefixlen != 64:
-        raise _invalid(f"Invalid CIDR {net} for IPv6 address mode. OpenStack uses the EUI-64 address format, "
-                       "which requires the prefix to be /64.")
+        raise _invalid(
+            f"Invalid CIDR {net} for IPv6 address mode. OpenStack uses the EUI-64 address format, "
+            "which requires the prefix to be /64."
+        )
     return ra, addr
 
 
@@ -169,8 +197,9 @@ def create_subnet(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Su
     cidr = ipam.parse_cidr(fields["cidr"], fields["ip_version"])
     for other in network_subnets(s, net.id):
         if ipaddress.ip_network(other.cidr).overlaps(cidr):  # type: ignore[arg-type]
-            raise _invalid(f"Requested subnet with cidr: {cidr} for network: {net.id} overlaps with another "
-                           "subnet.")
+            raise _invalid(
+                f"Requested subnet with cidr: {cidr} for network: {net.id} overlaps with another subnet."
+            )
     ra, addr = _check_ipv6_modes(fields, cidr)
     gateway = _gateway(fields, cidr)
     pools = fields.get("allocation_pools")
@@ -179,16 +208,32 @@ def create_subnet(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Su
         ipam.parse_ip(server, "dns_nameservers")
     project_id = fields.get("project_id") or net.project_id
     quotas.check(s, project_id, "subnet")
-    subnet = Subnet(name=fields.get("name") or "", network_id=net.id, project_id=project_id,
-                    ip_version=cidr.version, cidr=str(cidr), gateway_ip=gateway, allocation_pools=pools,
-                    enable_dhcp=fields.get("enable_dhcp", True), dns_nameservers=fields.get("dns_nameservers") or [],
-                    host_routes=fields.get("host_routes") or [], ipv6_ra_mode=ra, ipv6_address_mode=addr,
-                    description=fields.get("description") or "")
+    subnet = Subnet(
+        name=fields.get("name") or "",
+        network_id=net.id,
+        project_id=project_id,
+        ip_version=cidr.version,
+        cidr=str(cidr),
+        gateway_ip=gateway,
+        allocation_pools=pools,
+        enable_dhcp=fields.get("enable_dhcp", True),
+        dns_nameservers=fields.get("dns_nameservers") or [],
+        host_routes=fields.get("host_routes") or [],
+        ipv6_ra_mode=ra,
+        ipv6_address_mode=addr,
+        description=fields.get("description") or "",
+    )
     s.add(subnet)
     s.flush()
     if addr in ipam.SLAAC_MODES:  # existing ports get their autoconfigured address, as in Neutron
         for port in s.scalars(select(Port).where(Port.network_id == net.id)):
-            s.add(PortIP(port_id=port.id, subnet_id=subnet.id, ip_address=ipam.eui64_address(cidr, port.mac_address)))
+            s.add(
+                PortIP(
+                    port_id=port.id,
+                    subnet_id=subnet.id,
+                    ip_address=ipam.eui64_address(cidr, port.mac_address),
+                )
+            )
     return subnet
 
 
@@ -211,7 +256,10 @@ def delete_subnet(s: Session, ctx: RequestContext, subnet: Subnet) -> None:
     require_owner(ctx, subnet.project_id, "rule:delete_subnet")
     q = select(Port).join(PortIP, PortIP.port_id == Port.id).where(PortIP.subnet_id == subnet.id)
     if any(not p.device_owner.startswith("network:") for p in s.scalars(q)):
-        raise Conflict(f"Unable to complete operation on subnet {subnet.id}: One or more ports have an IP "
-                       "allocation from this subnet.", kind="SubnetInUse")
+        raise Conflict(
+            f"Unable to complete operation on subnet {subnet.id}: One or more ports have an IP "
+            "allocation from this subnet.",
+            kind="SubnetInUse",
+        )
     tags.clear(s, subnet.id)
     s.delete(subnet)

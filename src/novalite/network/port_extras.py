@@ -14,16 +14,22 @@ def _invalid(reason: str) -> BadRequest:
     return BadRequest(f"Invalid input for operation: {reason}", kind="InvalidInput")
 
 
-def address_pairs(requested: list[dict[str, Any]], port_mac: str, port_security: bool) -> list[dict[str, str]]:
+def address_pairs(
+    requested: list[dict[str, Any]], port_mac: str, port_security: bool
+) -> list[dict[str, str]]:
     """Validated pairs with the port's MAC filled in; 400 on bad or duplicate entries."""
     if requested and not port_security:
-        raise Conflict("Port Security must be enabled in order to have allowed address pairs on a port.",
-                       kind="AddressPairAndPortSecurityRequired")
+        raise Conflict(
+            "Port Security must be enabled in order to have allowed address pairs on a port.",
+            kind="AddressPairAndPortSecurityRequired",
+        )
     out: list[dict[str, str]] = []
     for pair in requested:
         ip = pair.get("ip_address")
         if not isinstance(ip, str):
-            raise BadRequest("Allowed address pair must contain ip_address", kind="AllowedAddressPairsMissingIP")
+            raise BadRequest(
+                "Allowed address pair must contain ip_address", kind="AllowedAddressPairsMissingIP"
+            )
         try:
             ipaddress.ip_network(ip, strict=False)
         except ValueError:
@@ -36,8 +42,11 @@ def address_pairs(requested: list[dict[str, Any]], port_mac: str, port_security:
             raise _invalid(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'")
         entry = {"ip_address": ip, "mac_address": mac.lower()}
         if entry in out:
-            raise BadRequest("Request contains duplicate address pair: mac_address "
-                             f"{entry['mac_address']} ip_address {ip}.", kind="DuplicateAddressPairInRequest")
+            raise BadRequest(
+                "Request contains duplicate address pair: mac_address "
+                f"{entry['mac_address']} ip_address {ip}.",
+                kind="DuplicateAddressPairInRequest",
+            )
         out.append(entry)
     return out
 

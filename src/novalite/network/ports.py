@@ -35,7 +35,8 @@ def visible_ports(s: Session, ctx: RequestContext) -> list[Port]:
     q = select(Port).order_by(Port.created_at, Port.id)
     if not ctx.is_admin:
         q = q.join(Network, Network.id == Port.network_id).where(
-            or_(Port.project_id == ctx.project_id, Network.project_id == ctx.project_id))
+            or_(Port.project_id == ctx.project_id, Network.project_id == ctx.project_id)
+        )
     return list(s.scalars(q))
 
 
@@ -78,27 +79,36 @@ def _allocate_next(s: Session, port: Port, subnet: Subnet) -> str:
         address = ipam.eui64_address(ipaddress.ip_network(subnet.cidr), port.mac_address)
         if _insert_ip(s, port, subnet, address):
             return address
-        raise Conflict(f"IP address {address} already allocated in subnet {subnet.id}",
-                       kind="IpAddressAlreadyAllocated")
+        raise Conflict(
+            f"IP address {address} already allocated in subnet {subnet.id}", kind="IpAddressAlreadyAllocated"
+        )
     for _ in range(_RETRIES):
         free = ipam.first_free(subnet.allocation_pools, _taken(s, subnet.id))
         if free is None:
             break
         if _insert_ip(s, port, subnet, free):
             return free
-    raise Conflict(f"No more IP addresses available for subnet {subnet.id}.", kind="IpAddressGenerationFailure")
+    raise Conflict(
+        f"No more IP addresses available for subnet {subnet.id}.", kind="IpAddressGenerationFailure"
+    )
 
 
 def _allocate_fixed(s: Session, port: Port, subnet: Subnet, address: str) -> None:
     ip = ipam.parse_ip(address)
     if ip.version != subnet.ip_version or ip not in ipaddress.ip_network(subnet.cidr):
-        raise BadRequest(f"IP address {address} is not a valid IP for the specified subnet.", kind="InvalidIpForSubnet")
+        raise BadRequest(
+            f"IP address {address} is not a valid IP for the specified subnet.", kind="InvalidIpForSubnet"
+        )
     if subnet.ipv6_address_mode in ipam.SLAAC_MODES:
-        raise BadRequest(f"Invalid input for operation: IPv6 address {address} cannot be directly assigned to a "
-                         f"port on subnet {subnet.id} as the subnet is configured for automatic addresses.",
-                         kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input for operation: IPv6 address {address} cannot be directly assigned to a "
+            f"port on subnet {subnet.id} as the subnet is configured for automatic addresses.",
+            kind="InvalidInput",
+        )
     if not _insert_ip(s, port, subnet, str(ip)):
-        raise Conflict(f"IP address {ip} already allocated in subnet {subnet.id}", kind="IpAddressAlreadyAllocated")
+        raise Conflict(
+            f"IP address {ip} already allocated in subnet {subnet.id}", kind="IpAddressAlreadyAllocated"
+        )
 
 
 def _subnet_for_address(subnets: list[Subnet], address: str) -> Subnet:
@@ -106,20 +116,30 @@ def _subnet_for_address(subnets: list[Subnet], address: str) -> Subnet:
     for subnet in subnets:
         if ip.version == subnet.ip_version and ip in ipaddress.ip_network(subnet.cidr):
             return subnet
-    raise BadRequest(f"IP address {address} is not a valid IP for any of the subnets on the specified network.",
-                     kind="InvalidIpForNetwork")
+    raise BadRequest(
+        f"IP address {address} is not a valid IP for any of the subnets on the specified network.",
+        kind="InvalidIpForNetwork",
+    )
 
 
-def _allocate_requested(s: Session, port: Port, subnets: list[Subnet], requested: list[dict[str, Any]]) -> None:
+def _allocate_requested(
+    s: Session, port: Port, subnets: list[Subnet], requested: list[dict[str, Any]]
+) -> None:
     by_id = {sub.id: sub for sub in subnets}
     for item in requested:
         subnet_id, address = item.get("subnet_id"), item.get("ip_address")
         if subnet_id is not None and subnet_id not in by_id:
-            raise BadRequest(f"Invalid input for operation: Failed to create port on network {port.network_id}, "
-                             f"because fixed_ips included invalid subnet {subnet_id}.", kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input for operation: Failed to create port on network {port.network_id}, "
+                f"because fixed_ips included invalid subnet {subnet_id}.",
+                kind="InvalidInput",
+            )
         if subnet_id is None and address is None:
-            raise BadRequest("Invalid input for operation: Exceeded maximum amount of fixed ips per port or "
-                             "no subnet_id or ip_address given.", kind="InvalidInput")
+            raise BadRequest(
+                "Invalid input for operation: Exceeded maximum amount of fixed ips per port or "
+                "no subnet_id or ip_address given.",
+                kind="InvalidInput",
+            )
         if subnet_id is not None:
             subnet = by_id[subnet_id]
         else:
@@ -134,8 +154,11 @@ def _allocate_requested(s: Session, port: Port, subnets: list[Subnet], requested
 def _allocate_default(s: Session, port: Port, subnets: list[Subnet]) -> None:
     """Neutron's choice: one IPv4 and one stateful IPv6 address, plus every SLAAC subnet."""
     for version in (4, 6):
-        candidates = [sub for sub in subnets if sub.ip_version == version
-                      and sub.ipv6_address_mode not in ipam.SLAAC_MODES]
+        candidates = [
+            sub
+            for sub in subnets
+            if sub.ip_version == version and sub.ipv6_address_mode not in ipam.SLAAC_MODES
+        ]
         for subnet in candidates:
             try:
                 _allocate_next(s, port, subnet)
@@ -144,8 +167,10 @@ def _allocate_default(s: Session, port: Port, subnets: list[Subnet]) -> None:
                 continue
         else:
             if candidates:
-                raise Conflict(f"No more IP addresses available on network {port.network_id}.",
-                               kind="IpAddressGenerationFailure")
+                raise Conflict(
+                    f"No more IP addresses available on network {port.network_id}.",
+                    kind="IpAddressGenerationFailure",
+                )
     for subnet in subnets:
         if subnet.ipv6_address_mode in ipam.SLAAC_MODES:
             _allocate_next(s, port, subnet)
@@ -158,17 +183,24 @@ def _mac(s: Session, network_id: str, requested: str | None) -> str:
 
     if requested is not None:
         if not ipam.valid_mac(requested):
-            raise BadRequest(f"Invalid input for mac_address. Reason: '{requested}' is not a valid MAC address.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input for mac_address. Reason: '{requested}' is not a valid MAC address.",
+                kind="InvalidInput",
+            )
         if used(requested.lower()):
-            raise Conflict(f"Unable to complete operation for network {network_id}. The mac address {requested} "
-                           "is in use.", kind="MacAddressInUse")
+            raise Conflict(
+                f"Unable to complete operation for network {network_id}. The mac address {requested} "
+                "is in use.",
+                kind="MacAddressInUse",
+            )
         return requested.lower()
     for _ in range(16):
         mac = ipam.random_mac()
         if not used(mac):
             return mac
-    raise Conflict(f"Unable to generate unique mac on network {network_id}.", kind="MacAddressGenerationFailure")
+    raise Conflict(
+        f"Unable to generate unique mac on network {network_id}.", kind="MacAddressGenerationFailure"
+    )
 
 
 def set_security_groups(s: Session, port: Port, group_ids: list[str]) -> None:
@@ -183,8 +215,11 @@ def _initial_groups(s: Session, ctx: RequestContext, port: Port, requested: list
     if requested is not None:
         groups = security_groups.resolve_for_port(s, ctx, port.project_id, requested)
         if groups and not port.port_security_enabled:
-            raise BadRequest("Port has security group associated. Cannot disable port security or ip address "
-                             "until security group is removed.", kind="PortSecurityAndIPRequiredForSecurityGroups")
+            raise BadRequest(
+                "Port has security group associated. Cannot disable port security or ip address "
+                "until security group is removed.",
+                kind="PortSecurityAndIPRequiredForSecurityGroups",
+            )
         return groups
     if not port.port_security_enabled or port.device_owner.startswith("network:"):
         return []
@@ -205,18 +240,27 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
     _check_admin_only(ctx, fields, "create")
     net = get_network(s, ctx, fields["network_id"])
     project_id = fields.get("project_id") or ctx.project_id
-    if not ctx.is_admin and (project_id != ctx.project_id or net.project_id != ctx.project_id and not net.shared):
+    if not ctx.is_admin and (
+        project_id != ctx.project_id or net.project_id != ctx.project_id and not net.shared
+    ):
         raise policy_denied("rule:create_port")
     quotas.check(s, project_id, "port")
     host = fields.get("binding:host_id") or ""
-    port = Port(network_id=net.id, project_id=project_id, name=fields.get("name") or "",
-                description=fields.get("description") or "", mac_address=_mac(s, net.id, fields.get("mac_address")),
-                device_id=fields.get("device_id") or "", device_owner=fields.get("device_owner") or "",
-                binding_host_id=host, binding_profile=fields.get("binding:profile") or {},
-                admin_state_up=fields.get("admin_state_up", True),
-                vnic_type=fields.get("binding:vnic_type") or "normal",
-                port_security_enabled=fields.get("port_security_enabled", True),
-                status="ACTIVE" if host else "DOWN")
+    port = Port(
+        network_id=net.id,
+        project_id=project_id,
+        name=fields.get("name") or "",
+        description=fields.get("description") or "",
+        mac_address=_mac(s, net.id, fields.get("mac_address")),
+        device_id=fields.get("device_id") or "",
+        device_owner=fields.get("device_owner") or "",
+        binding_host_id=host,
+        binding_profile=fields.get("binding:profile") or {},
+        admin_state_up=fields.get("admin_state_up", True),
+        vnic_type=fields.get("binding:vnic_type") or "normal",
+        port_security_enabled=fields.get("port_security_enabled", True),
+        status="ACTIVE" if host else "DOWN",
+    )
     s.add(port)
     s.flush()
     subnets = network_subnets(s, net.id)
@@ -225,8 +269,9 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
     else:
         _allocate_default(s, port, subnets)
     set_security_groups(s, port, _initial_groups(s, ctx, port, fields.get("security_groups")))
-    port.allowed_address_pairs = port_extras.address_pairs(fields.get("allowed_address_pairs") or [],
-                                                           port.mac_address, port.port_security_enabled)
+    port.allowed_address_pairs = port_extras.address_pairs(
+        fields.get("allowed_address_pairs") or [], port.mac_address, port.port_security_enabled
+    )
     port.extra_dhcp_opts = port_extras.dhcp_options([], fields.get("extra_dhcp_opts") or [])
     s.flush()
     return port
@@ -240,9 +285,15 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
         if not ctx.is_admin:
             raise policy_denied("rule:update_port:mac_address")
         port.mac_address = _mac(s, port.network_id, changes["mac_address"])
-    simple = {"name": "name", "description": "description", "admin_state_up": "admin_state_up",
-              "device_id": "device_id", "device_owner": "device_owner", "binding:vnic_type": "vnic_type",
-              "port_security_enabled": "port_security_enabled"}
+    simple = {
+        "name": "name",
+        "description": "description",
+        "admin_state_up": "admin_state_up",
+        "device_id": "device_id",
+        "device_owner": "device_owner",
+        "binding:vnic_type": "vnic_type",
+        "port_security_enabled": "port_security_enabled",
+    }
     for key, attr in simple.items():
         if key in changes and changes[key] is not None:
             setattr(port, attr, changes[key])
@@ -259,17 +310,26 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
     if changes.get("security_groups") is not None:
         groups = security_groups.resolve_for_port(s, ctx, port.project_id, changes["security_groups"])
         if groups and not port.port_security_enabled:
-            raise Conflict("Port has security group associated. Cannot disable port security or ip address until "
-                           "security group is removed.", kind="PortSecurityAndIPRequiredForSecurityGroups")
+            raise Conflict(
+                "Port has security group associated. Cannot disable port security or ip address until "
+                "security group is removed.",
+                kind="PortSecurityAndIPRequiredForSecurityGroups",
+            )
         set_security_groups(s, port, groups)
     elif "port_security_enabled" in changes and not port.port_security_enabled and port_group_ids(s, port.id):
-        raise Conflict("Port has security group associated. Cannot disable port security or ip address until "
-                       "security group is removed.", kind="PortSecurityAndIPRequiredForSecurityGroups")
+        raise Conflict(
+            "Port has security group associated. Cannot disable port security or ip address until "
+            "security group is removed.",
+            kind="PortSecurityAndIPRequiredForSecurityGroups",
+        )
     if changes.get("allowed_address_pairs") is not None:
-        port.allowed_address_pairs = port_extras.address_pairs(changes["allowed_address_pairs"], port.mac_address,
-                                                               port.port_security_enabled)
+        port.allowed_address_pairs = port_extras.address_pairs(
+            changes["allowed_address_pairs"], port.mac_address, port.port_security_enabled
+        )
     if changes.get("extra_dhcp_opts") is not None:
-        port.extra_dhcp_opts = port_extras.dhcp_options(port.extra_dhcp_opts or [], changes["extra_dhcp_opts"])
+        port.extra_dhcp_opts = port_extras.dhcp_options(
+            port.extra_dhcp_opts or [], changes["extra_dhcp_opts"]
+        )
     port.revision_number += 1
     s.flush()
 

@@ -22,8 +22,11 @@ DEFAULTS: dict[str, int] = {
     "security_group_rule": 100,
 }
 _MODELS = {
-    "network": Network, "subnet": Subnet, "port": Port,
-    "security_group": SecurityGroup, "security_group_rule": SecurityGroupRule,
+    "network": Network,
+    "subnet": Subnet,
+    "port": Port,
+    "security_group": SecurityGroup,
+    "security_group_rule": SecurityGroupRule,
 }
 
 
@@ -63,8 +66,10 @@ def check(s: Session, project_id: str, resource: str, delta: int = 1) -> None:
 def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
     """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
     if not project_id or len(project_id) > 64:
-        raise BadRequest(f"Invalid input for project_id. Reason: '{project_id}' is not a valid project id.",
-                         kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input for project_id. Reason: '{project_id}' is not a valid project id.",
+            kind="InvalidInput",
+        )
     for resource, value in values.items():
         if resource in ("check_limit", "force", "project_id", "tenant_id"):  # request flags, not limits
             continue
@@ -73,11 +78,13 @@ def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
         try:
             number = quota_overrides.integer_limit(value)
         except ValueError:
-            raise BadRequest(f"Invalid input for {resource}. Reason: '{value}' is not an integer.",
-                             kind="InvalidInput") from None
+            raise BadRequest(
+                f"Invalid input for {resource}. Reason: '{value}' is not an integer.", kind="InvalidInput"
+            ) from None
         if number < -1 or number > quota_overrides.MAX_LIMIT:
-            raise BadRequest(f"Invalid input for {resource}. Reason: '{value}' should be >= -1.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input for {resource}. Reason: '{value}' should be >= -1.", kind="InvalidInput"
+            )
         quota_overrides.store(s, NetworkQuota, project_id, resource, number)
 
 

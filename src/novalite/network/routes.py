@@ -24,34 +24,61 @@ router.include_router(routes_tags.router)
 UPDATED = "2013-02-03T10:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
-    "extra_dhcp_opt": ("Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot "
-                       "options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, "
-                       "bootfile-name)"),
+    "extra_dhcp_opt": (
+        "Neutron Extra DHCP options",
+        "Extra options configuration for DHCP. For example PXE boot "
+        "options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, "
+        "bootfile-name)",
+    ),
     "binding": ("Port Binding", "Expose port bindings of a virtual port to external application"),
     "external-net": ("Neutron external network", "Adds external network attribute to network resource."),
-    "ip-substring-filtering": ("IP address substring filtering", "Provides IP address substring filtering when "
-                               "listing ports"),
+    "ip-substring-filtering": (
+        "IP address substring filtering",
+        "Provides IP address substring filtering when listing ports",
+    ),
     "network-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "pagination": ("Pagination support", "Extension that indicates that pagination is enabled."),
     "port-security": ("Port Security", "Provides port security"),
     "project-id": ("project_id field enabled", "Extension that indicates that project_id field is enabled."),
     "quotas": ("Quota management support", "Expose functions for quotas management per project"),
-    "quota_details": ("Quota details management support", "Expose functions for quotas usage statistics per "
-                      "project"),
+    "quota_details": (
+        "Quota details management support",
+        "Expose functions for quotas usage statistics per project",
+    ),
     "security-group": ("security-group", "The security groups extension."),
     "sorting": ("Sorting support", "Extension that indicates that sorting is enabled."),
-    "standard-attr-description": ("standard-attr-description", "Extension to add descriptions to standard "
-                                  "attributes"),
-    "standard-attr-revisions": ("Resource revision numbers", "This extension will display the revision number "
-                                "of neutron resources."),
-    "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields to all Neutron "
-                                "resources that have Neutron standard attributes."),
-    "standard-attr-tag": ("Tag support for resources with standard attribute: subnet, trunk, network_segment_range, "
-                          "router, network, policy, subnetpool, port, security_group, floatingip",
-                          "Enables to set tag on resources with standard attribute."),
-    "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),
+    "standard-attr-description": (
+        "standard-attr-description",
+        "Extension to add descriptions to standard attributes",
+    ),
+    "standard-attr-revisions": (
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+    ),
+    "standard-attr-timestamp": (
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron "
+        "resources that have Neutron standard attributes.",
+    ),
+    "standard-attr-tag": (
+        "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, "
+        "router, network, policy, subnetpool, port, security_group, floatingip",
+        "Enables to set tag on resources with standard attribute.",
+    ),
+    "stateful-security-group": (
+        "Stateful security group",
+        "Indicates if the security group is stateful or not",
+    ),
 }
-RESOURCES = ("subnets", "networks", "ports", "security-groups", "security-group-rules", "quotas", "extensions")
+RESOURCES = (
+    "subnets",
+    "networks",
+    "ports",
+    "security-groups",
+    "security-group-rules",
+    "quotas",
+    "extensions",
+)
 
 
 def _base(request: Request) -> str:
@@ -61,16 +88,26 @@ def _base(request: Request) -> str:
 @router.get("/network")
 @router.get("/network/")
 def versions(request: Request) -> dict[str, Any]:
-    return {"versions": [{"id": "v2.0", "status": "CURRENT",
-                          "links": [{"rel": "self", "href": f"{_base(request)}/v2.0/"}]}]}
+    return {
+        "versions": [
+            {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{_base(request)}/v2.0/"}]}
+        ]
+    }
 
 
 @router.get("/network/v2.0")
 @router.get("/network/v2.0/")
 def version_v20(request: Request) -> dict[str, Any]:
-    return {"resources": [{"name": name.rstrip("s").replace("-", "_"), "collection": name.replace("-", "_"),
-                           "links": [{"rel": "self", "href": f"{_base(request)}/v2.0/{name}"}]}
-                          for name in RESOURCES]}
+    return {
+        "resources": [
+            {
+                "name": name.rstrip("s").replace("-", "_"),
+                "collection": name.replace("-", "_"),
+                "links": [{"rel": "self", "href": f"{_base(request)}/v2.0/{name}"}],
+            }
+            for name in RESOURCES
+        ]
+    }
 
 
 def _extension(alias: str) -> dict[str, Any]:
@@ -84,7 +121,9 @@ def list_extensions(request: Request, ctx: RequestContext = Depends(request_cont
 
 
 @router.get("/network/v2.0/extensions/{alias}")
-def show_extension(alias: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_extension(
+    alias: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     if alias not in EXTENSIONS:
         raise NotFound(f"Extension with alias {alias} does not exist", kind="ExtensionNotFound")
     return {"extension": _extension(alias)}
@@ -94,8 +133,9 @@ def _quota_project(ctx: RequestContext, project_id: str) -> str:
     if project_id in ("tenant", "project"):
         return ctx.project_id
     if not ctx.is_admin and project_id != ctx.project_id:
-        raise Forbidden("Non-admin is not authorised to access quotas for another project",
-                        kind="AdminRequired")
+        raise Forbidden(
+            "Non-admin is not authorised to access quotas for another project", kind="AdminRequired"
+        )
     return project_id
 
 
@@ -103,25 +143,35 @@ def _quota_project(ctx: RequestContext, project_id: str) -> str:
 def list_quotas(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("get_quota")
     with runtime(request).db.reader() as s:
-        return {"quotas": [dict(quotas.limits(s, pid), project_id=pid, tenant_id=pid)
-                           for pid in quotas.projects_with_overrides(s)]}
+        return {
+            "quotas": [
+                dict(quotas.limits(s, pid), project_id=pid, tenant_id=pid)
+                for pid in quotas.projects_with_overrides(s)
+            ]
+        }
 
 
 @router.get("/network/v2.0/quotas/{project_id}")
-def show_quota(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_quota(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     pid = _quota_project(ctx, project_id)
     with runtime(request).db.reader() as s:
         return {"quota": quotas.limits(s, pid)}
 
 
 @router.get("/network/v2.0/quotas/{project_id}/default")
-def show_quota_default(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_quota_default(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     _quota_project(ctx, project_id)
     return {"quota": dict(quotas.DEFAULTS)}
 
 
 @router.get("/network/v2.0/quotas/{project_id}/details")
-def show_quota_details(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_quota_details(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     pid = _quota_project(ctx, project_id)
     with runtime(request).db.reader() as s:
         limits, used = quotas.limits(s, pid), quotas.usage(s, pid)
@@ -136,7 +186,9 @@ def _update_quota(request: Request, project_id: str, values: dict[str, Any]) -> 
 
 
 @router.put("/network/v2.0/quotas/{project_id}")
-async def update_quota(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_quota(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     ctx.require_admin("update_quota")
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
@@ -145,7 +197,9 @@ async def update_quota(project_id: str, request: Request, ctx: RequestContext = 
 
 
 @router.delete("/network/v2.0/quotas/{project_id}", status_code=204)
-def reset_quota(project_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def reset_quota(
+    project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     ctx.require_admin("delete_quota")
     with runtime(request).db.session() as s:
         quotas.reset(s, project_id)

@@ -29,7 +29,9 @@ def list_networks(request: Request, ctx: RequestContext = Depends(request_contex
 
 
 @router.get("/networks/{network_id}")
-def show_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_network(
+    network_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"network": fields_of(request, network_view(s, networks.get_network(s, ctx, network_id)))}
 
@@ -38,11 +40,20 @@ def show_network(network_id: str, request: Request, ctx: RequestContext = Depend
 async def create_network(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     items, bulk = check_create("network", await json_body(request))
     return await run_in_threadpool(
-        create_response, request, ctx, items, bulk, member="network",
-        create=lambda s, fields: networks.create_network(s, ctx, fields), view=network_view)
+        create_response,
+        request,
+        ctx,
+        items,
+        bulk,
+        member="network",
+        create=lambda s, fields: networks.create_network(s, ctx, fields),
+        view=network_view,
+    )
 
 
-def _update_network(request: Request, ctx: RequestContext, network_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def _update_network(
+    request: Request, ctx: RequestContext, network_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
     with runtime(request).db.session() as s:
         net = networks.get_network(s, ctx, network_id)
         networks.update_network(s, ctx, net, changes)
@@ -51,13 +62,17 @@ def _update_network(request: Request, ctx: RequestContext, network_id: str, chan
 
 
 @router.put("/networks/{network_id}")
-async def update_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_network(
+    network_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     changes = check_body("network", await json_body(request), update=True)
     return await run_in_threadpool(_update_network, request, ctx, network_id, changes)
 
 
 @router.delete("/networks/{network_id}", status_code=204)
-def delete_network(network_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_network(
+    network_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         networks.delete_network(s, ctx, networks.get_network(s, ctx, network_id))
     return Response(status_code=204)
@@ -73,7 +88,9 @@ def list_subnets(request: Request, ctx: RequestContext = Depends(request_context
 
 
 @router.get("/subnets/{subnet_id}")
-def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_subnet(
+    subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"subnet": fields_of(request, subnet_view(s, networks.get_subnet(s, ctx, subnet_id)))}
 
@@ -82,11 +99,20 @@ def show_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(
 async def create_subnet(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     items, bulk = check_create("subnet", await json_body(request))
     return await run_in_threadpool(
-        create_response, request, ctx, items, bulk, member="subnet",
-        create=lambda s, fields: networks.create_subnet(s, ctx, fields), view=subnet_view)
+        create_response,
+        request,
+        ctx,
+        items,
+        bulk,
+        member="subnet",
+        create=lambda s, fields: networks.create_subnet(s, ctx, fields),
+        view=subnet_view,
+    )
 
 
-def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def _update_subnet(
+    request: Request, ctx: RequestContext, subnet_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
     with runtime(request).db.session() as s:
         subnet = networks.get_subnet(s, ctx, subnet_id)
         networks.update_subnet(s, ctx, subnet, changes)
@@ -95,13 +121,17 @@ def _update_subnet(request: Request, ctx: RequestContext, subnet_id: str, change
 
 
 @router.put("/subnets/{subnet_id}")
-async def update_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_subnet(
+    subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     changes = check_body("subnet", await json_body(request), update=True)
     return await run_in_threadpool(_update_subnet, request, ctx, subnet_id, changes)
 
 
 @router.delete("/subnets/{subnet_id}", status_code=204)
-def delete_subnet(subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+def delete_subnet(
+    subnet_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         networks.delete_subnet(s, ctx, networks.get_subnet(s, ctx, subnet_id))
     return Response(status_code=204)

@@ -29,7 +29,9 @@ def list_ports(request: Request, ctx: RequestContext = Depends(request_context))
 
 
 @router.get("/ports/{port_id}")
-def show_port(port_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_port(
+    port_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         return {"port": fields_of(request, port_view(s, ports.get_port(s, ctx, port_id)))}
 
@@ -38,11 +40,20 @@ def show_port(port_id: str, request: Request, ctx: RequestContext = Depends(requ
 async def create_port(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     items, bulk = check_create("port", await json_body(request))
     return await run_in_threadpool(
-        create_response, request, ctx, items, bulk, member="port",
-        create=lambda s, fields: ports.create_port(s, ctx, fields), view=port_view)
+        create_response,
+        request,
+        ctx,
+        items,
+        bulk,
+        member="port",
+        create=lambda s, fields: ports.create_port(s, ctx, fields),
+        view=port_view,
+    )
 
 
-def _update_port(request: Request, ctx: RequestContext, port_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def _update_port(
+    request: Request, ctx: RequestContext, port_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
     with runtime(request).db.session() as s:
         port = ports.get_port(s, ctx, port_id)
         ports.update_port(s, ctx, port, changes)
@@ -50,7 +61,9 @@ def _update_port(request: Request, ctx: RequestContext, port_id: str, changes: d
 
 
 @router.put("/ports/{port_id}")
-async def update_port(port_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_port(
+    port_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     changes = check_body("port", await json_body(request), update=True)
     return await run_in_threadpool(_update_port, request, ctx, port_id, changes)
 

@@ -31,7 +31,9 @@ def list_groups(request: Request, ctx: RequestContext = Depends(request_context)
 
 
 @router.get("/security-groups/{group_id}")
-def show_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_group(
+    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         group = security_groups.get_group(s, ctx, group_id)
         return {"security_group": fields_of(request, security_group_view(s, group))}
@@ -42,8 +44,13 @@ def _create_group(request: Request, ctx: RequestContext, fields: dict[str, Any])
     require_owner(ctx, project_id, "rule:create_security_group")
     with runtime(request).db.serialized(quotas.quota_lock(project_id)) as s:
         group = security_groups.create_group(
-            s, ctx, name=fields.get("name") or "", description=fields.get("description") or "",
-            stateful=fields.get("stateful", True), project_id=project_id)
+            s,
+            ctx,
+            name=fields.get("name") or "",
+            description=fields.get("description") or "",
+            stateful=fields.get("stateful", True),
+            project_id=project_id,
+        )
         return JSONResponse({"security_group": security_group_view(s, group)}, status_code=201)
 
 
@@ -53,7 +60,9 @@ async def create_group(request: Request, ctx: RequestContext = Depends(request_c
     return await run_in_threadpool(_create_group, request, ctx, fields)
 
 
-def _update_group(request: Request, ctx: RequestContext, group_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def _update_group(
+    request: Request, ctx: RequestContext, group_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
     with runtime(request).db.session() as s:
         group = security_groups.get_group(s, ctx, group_id)
         security_groups.update_group(s, group, changes)
@@ -62,7 +71,9 @@ def _update_group(request: Request, ctx: RequestContext, group_id: str, changes:
 
 
 @router.put("/security-groups/{group_id}")
-async def update_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def update_group(
+    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     changes = check_body("security_group", await json_body(request), update=True)
     return await run_in_threadpool(_update_group, request, ctx, group_id, changes)
 
@@ -82,17 +93,28 @@ def list_rules(request: Request, ctx: RequestContext = Depends(request_context))
 
 
 @router.get("/security-group-rules/{rule_id}")
-def show_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def show_rule(
+    rule_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        return {"security_group_rule": fields_of(request, rule_view(security_groups.get_rule(s, ctx, rule_id)))}
+        return {
+            "security_group_rule": fields_of(request, rule_view(security_groups.get_rule(s, ctx, rule_id)))
+        }
 
 
 @router.post("/security-group-rules")
 async def create_rule(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     items, bulk = check_create("security_group_rule", await json_body(request))
     return await run_in_threadpool(
-        create_response, request, ctx, items, bulk, member="security_group_rule",
-        create=lambda s, fields: security_groups.create_rule(s, ctx, fields), view=lambda s, rule: rule_view(rule))
+        create_response,
+        request,
+        ctx,
+        items,
+        bulk,
+        member="security_group_rule",
+        create=lambda s, fields: security_groups.create_rule(s, ctx, fields),
+        view=lambda s, rule: rule_view(rule),
+    )
 
 
 @router.delete("/security-group-rules/{rule_id}", status_code=204)

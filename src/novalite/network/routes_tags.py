@@ -18,7 +18,9 @@ from novalite.network.networks import require_owner
 router = APIRouter(prefix="/network/v2.0")
 Getter = Callable[[Session, RequestContext, str], Any]
 GETTERS: dict[str, Getter] = {
-    "networks": networks.get_network, "subnets": networks.get_subnet, "ports": ports.get_port,
+    "networks": networks.get_network,
+    "subnets": networks.get_subnet,
+    "ports": ports.get_port,
     "security-groups": security_groups.get_group,
 }
 
@@ -34,22 +36,26 @@ def _resource(s: Session, ctx: RequestContext, collection: str, resource_id: str
 
 
 @router.get("/{collection}/{resource_id}/tags")
-def list_tags(collection: str, resource_id: str, request: Request,
-              ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+def list_tags(
+    collection: str, resource_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         _resource(s, ctx, collection, resource_id, write=False)
         return {"tags": tags.tags_of(s, resource_id)}
 
 
-def _replace(request: Request, ctx: RequestContext, collection: str, resource_id: str, wanted: list[Any]) -> Any:
+def _replace(
+    request: Request, ctx: RequestContext, collection: str, resource_id: str, wanted: list[Any]
+) -> Any:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         return {"tags": tags.replace(s, resource_id, wanted)}
 
 
 @router.put("/{collection}/{resource_id}/tags")
-async def replace_tags(collection: str, resource_id: str, request: Request,
-                       ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+async def replace_tags(
+    collection: str, resource_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("tags"), list) or len(body["tags"]) > 1000:
         raise BadRequest("Invalid input for tags. Reason: a list of tags is required.", kind="InvalidInput")
@@ -57,8 +63,9 @@ async def replace_tags(collection: str, resource_id: str, request: Request,
 
 
 @router.delete("/{collection}/{resource_id}/tags", status_code=204)
-def clear_tags(collection: str, resource_id: str, request: Request,
-               ctx: RequestContext = Depends(request_context)) -> Response:
+def clear_tags(
+    collection: str, resource_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         tags.clear(s, resource_id)
@@ -66,8 +73,13 @@ def clear_tags(collection: str, resource_id: str, request: Request,
 
 
 @router.get("/{collection}/{resource_id}/tags/{tag}", status_code=204)
-def check_tag(collection: str, resource_id: str, tag: str, request: Request,
-              ctx: RequestContext = Depends(request_context)) -> Response:
+def check_tag(
+    collection: str,
+    resource_id: str,
+    tag: str,
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+) -> Response:
     with runtime(request).db.reader() as s:
         _resource(s, ctx, collection, resource_id, write=False)
         if tag not in tags.tags_of(s, resource_id):
@@ -76,8 +88,13 @@ def check_tag(collection: str, resource_id: str, tag: str, request: Request,
 
 
 @router.put("/{collection}/{resource_id}/tags/{tag}")
-def add_tag(collection: str, resource_id: str, tag: str, request: Request,
-            ctx: RequestContext = Depends(request_context)) -> Response:
+def add_tag(
+    collection: str,
+    resource_id: str,
+    tag: str,
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+) -> Response:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         tags.add(s, resource_id, tag)
@@ -85,8 +102,13 @@ def add_tag(collection: str, resource_id: str, tag: str, request: Request,
 
 
 @router.delete("/{collection}/{resource_id}/tags/{tag}", status_code=204)
-def remove_tag(collection: str, resource_id: str, tag: str, request: Request,
-               ctx: RequestContext = Depends(request_context)) -> Response:
+def remove_tag(
+    collection: str,
+    resource_id: str,
+    tag: str,
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+) -> Response:
     with runtime(request).db.session() as s:
         _resource(s, ctx, collection, resource_id, write=True)
         if not tags.remove(s, resource_id, tag):

@@ -25,11 +25,35 @@ from novalite.db.models.network import (
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.network import quotas, tags
 
-PROTOCOL_NAMES = frozenset({
-    "ah", "dccp", "egp", "esp", "gre", "hopopt", "icmp", "igmp", "ip", "ipip", "ipv6-encap", "ipv6-frag",
-    "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route", "ospf", "pgm", "rsvp", "sctp", "tcp",
-    "udp", "udplite", "vrrp",
-})
+PROTOCOL_NAMES = frozenset(
+    {
+        "ah",
+        "dccp",
+        "egp",
+        "esp",
+        "gre",
+        "hopopt",
+        "icmp",
+        "igmp",
+        "ip",
+        "ipip",
+        "ipv6-encap",
+        "ipv6-frag",
+        "ipv6-icmp",
+        "icmpv6",
+        "ipv6-nonxt",
+        "ipv6-opts",
+        "ipv6-route",
+        "ospf",
+        "pgm",
+        "rsvp",
+        "sctp",
+        "tcp",
+        "udp",
+        "udplite",
+        "vrrp",
+    }
+)
 PORT_PROTOCOLS = frozenset({"tcp", "udp", "sctp", "dccp", "udplite", "6", "17", "132", "33", "136"})
 ICMP_PROTOCOLS = frozenset({"icmp", "ipv6-icmp", "icmpv6", "1", "58"})
 ANY_PREFIX = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
@@ -39,13 +63,23 @@ def group_not_found(group_id: str) -> NotFound:
     return NotFound(f"Security group {group_id} does not exist", kind="SecurityGroupNotFound")
 
 
-def _add_rule(s: Session, group: SecurityGroup, *, direction: str, ethertype: str,
-              remote_group_id: str | None = None) -> None:
-    s.add(SecurityGroupRule(security_group_id=group.id, project_id=group.project_id, direction=direction,
-                            ethertype=ethertype, remote_group_id=remote_group_id))
+def _add_rule(
+    s: Session, group: SecurityGroup, *, direction: str, ethertype: str, remote_group_id: str | None = None
+) -> None:
+    s.add(
+        SecurityGroupRule(
+            security_group_id=group.id,
+            project_id=group.project_id,
+            direction=direction,
+            ethertype=ethertype,
+            remote_group_id=remote_group_id,
+        )
+    )
 
 
-def _new_group(s: Session, project_id: str, name: str, description: str, stateful: bool = True) -> SecurityGroup:
+def _new_group(
+    s: Session, project_id: str, name: str, description: str, stateful: bool = True
+) -> SecurityGroup:
     group = SecurityGroup(project_id=project_id, name=name, description=description, stateful=stateful)
     s.add(group)
     s.flush()
@@ -97,8 +131,9 @@ def get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
     return group
 
 
-def create_group(s: Session, ctx: RequestContext, *, name: str, description: str, stateful: bool,
-                 project_id: str) -> SecurityGroup:
+def create_group(
+    s: Session, ctx: RequestContext, *, name: str, description: str, stateful: bool, project_id: str
+) -> SecurityGroup:
     ensure_default_group(s, project_id)
     if name == "default":
         raise Conflict("Default security group already exists.", kind="SecurityGroupDefaultAlreadyExists")
@@ -108,7 +143,9 @@ def create_group(s: Session, ctx: RequestContext, *, name: str, description: str
 
 def update_group(s: Session, group: SecurityGroup, changes: dict[str, Any]) -> None:
     if "name" in changes and changes["name"] != group.name and is_default(s, group):
-        raise Conflict("Updating default security group not allowed.", kind="SecurityGroupCannotUpdateDefault")
+        raise Conflict(
+            "Updating default security group not allowed.", kind="SecurityGroupCannotUpdateDefault"
+        )
     if changes.get("name") == "default" and not is_default(s, group):
         raise Conflict("Default security group already exists.", kind="SecurityGroupDefaultAlreadyExists")
     for key in ("name", "description", "stateful"):
@@ -119,7 +156,9 @@ def update_group(s: Session, group: SecurityGroup, changes: dict[str, Any]) -> N
 
 def delete_group(s: Session, ctx: RequestContext, group: SecurityGroup) -> None:
     if is_default(s, group) and not ctx.is_admin:
-        raise Conflict("Removing default security group not allowed.", kind="SecurityGroupCannotRemoveDefault")
+        raise Conflict(
+            "Removing default security group not allowed.", kind="SecurityGroupCannotRemoveDefault"
+        )
     used = s.scalars(select(PortSecurityGroup).where(PortSecurityGroup.security_group_id == group.id)).first()
     if used is not None:
         raise Conflict(f"Security Group {group.id} in use.", kind="SecurityGroupInUse")
@@ -158,34 +197,46 @@ def _protocol(value: Any) -> str | None:
         return text
     if text in PROTOCOL_NAMES:
         return text
-    raise BadRequest(f"Security group rule protocol {value} not supported. Only protocol values "
-                     f"{sorted(PROTOCOL_NAMES)} and integer representations [0 to 255] are supported.",
-                     kind="SecurityGroupRuleInvalidProtocol")
+    raise BadRequest(
+        f"Security group rule protocol {value} not supported. Only protocol values "
+        f"{sorted(PROTOCOL_NAMES)} and integer representations [0 to 255] are supported.",
+        kind="SecurityGroupRuleInvalidProtocol",
+    )
 
 
 def _ports(protocol: str | None, low: int | None, high: int | None) -> tuple[int | None, int | None]:
     if low is None and high is None:
         return None, None
     if protocol is None:
-        raise BadRequest("Must also specify protocol if port range is given.",
-                         kind="SecurityGroupProtocolRequiredWithPorts")
+        raise BadRequest(
+            "Must also specify protocol if port range is given.",
+            kind="SecurityGroupProtocolRequiredWithPorts",
+        )
     if protocol in ICMP_PROTOCOLS:
         for value, what, attr in ((low, "type", "port-range-min"), (high, "code", "port-range-max")):
             if value is not None and not 0 <= value <= 255:
-                raise BadRequest(f"Invalid value for ICMP {what} ({attr}): {value}",
-                                 kind="SecurityGroupInvalidIcmpValue")
+                raise BadRequest(
+                    f"Invalid value for ICMP {what} ({attr}): {value}", kind="SecurityGroupInvalidIcmpValue"
+                )
         if low is None:
-            raise BadRequest(f"ICMP code (port-range-max) {high} is provided but ICMP type (port-range-min) "
-                             "is missing.", kind="SecurityGroupMissingIcmpType")
+            raise BadRequest(
+                f"ICMP code (port-range-max) {high} is provided but ICMP type (port-range-min) is missing.",
+                kind="SecurityGroupMissingIcmpType",
+            )
         return low, high
     if protocol not in PORT_PROTOCOLS:
-        raise BadRequest(f"Invalid protocol {protocol} for port range, only supported for TCP, UDP, UDPLITE, "
-                         "SCTP and DCCP.", kind="SecurityGroupInvalidProtocolForPortRange")
+        raise BadRequest(
+            f"Invalid protocol {protocol} for port range, only supported for TCP, UDP, UDPLITE, "
+            "SCTP and DCCP.",
+            kind="SecurityGroupInvalidProtocolForPortRange",
+        )
     if low == 0 or high == 0:
         raise BadRequest("Invalid value for port 0", kind="SecurityGroupInvalidPortValue")
     if low is None or high is None or low > high:
-        raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max",
-                         kind="SecurityGroupInvalidPortRange")
+        raise BadRequest(
+            "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+            kind="SecurityGroupInvalidPortRange",
+        )
     return low, high
 
 
@@ -195,11 +246,15 @@ def _prefix(value: str | None, ethertype: str) -> str | None:
     try:
         net = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise BadRequest(f"Invalid input for remote_ip_prefix. Reason: '{value}' is not a valid IP subnet.",
-                         kind="InvalidInput") from None
+        raise BadRequest(
+            f"Invalid input for remote_ip_prefix. Reason: '{value}' is not a valid IP subnet.",
+            kind="InvalidInput",
+        ) from None
     if f"IPv{net.version}" != ethertype:
-        raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR {value}",
-                         kind="SecurityGroupRuleParameterConflict")
+        raise BadRequest(
+            f"Conflicting value ethertype {ethertype} for CIDR {value}",
+            kind="SecurityGroupRuleParameterConflict",
+        )
     # kept as given, with its prefix length (10.2.3.124/24 stays so, as Neutron answers and
     # Tempest's SecurityGroupRulesTestJSON expects)
     return str(ipaddress.ip_interface(value))
@@ -214,22 +269,48 @@ def create_rule(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Secu
     remote_group_id = fields.get("remote_group_id")
     prefix = _prefix(fields.get("remote_ip_prefix"), ethertype)
     if remote_group_id is not None and prefix is not None:
-        raise BadRequest("Only remote_ip_prefix or remote_group_id may be provided.",
-                         kind="SecurityGroupRemoteGroupAndRemoteIpPrefix")
+        raise BadRequest(
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+            kind="SecurityGroupRemoteGroupAndRemoteIpPrefix",
+        )
     if remote_group_id is not None:
         get_group(s, ctx, remote_group_id)
-    candidate = (fields["direction"], ethertype, protocol, low, high, prefix or ANY_PREFIX[ethertype], remote_group_id)
+    candidate = (
+        fields["direction"],
+        ethertype,
+        protocol,
+        low,
+        high,
+        prefix or ANY_PREFIX[ethertype],
+        remote_group_id,
+    )
     for rule in group_rules(s, group.id):
-        existing = (rule.direction, rule.ethertype, rule.protocol, rule.port_range_min, rule.port_range_max,
-                    rule.remote_ip_prefix or ANY_PREFIX[rule.ethertype], rule.remote_group_id)
+        existing = (
+            rule.direction,
+            rule.ethertype,
+            rule.protocol,
+            rule.port_range_min,
+            rule.port_range_max,
+            rule.remote_ip_prefix or ANY_PREFIX[rule.ethertype],
+            rule.remote_group_id,
+        )
         if existing == candidate:
-            raise Conflict(f"Security group rule already exists. Rule id is {rule.id}.",
-                           kind="SecurityGroupRuleExists")
+            raise Conflict(
+                f"Security group rule already exists. Rule id is {rule.id}.", kind="SecurityGroupRuleExists"
+            )
     quotas.check(s, group.project_id, "security_group_rule")
-    rule = SecurityGroupRule(security_group_id=group.id, project_id=group.project_id,
-                             direction=fields["direction"], ethertype=ethertype, protocol=protocol,
-                             port_range_min=low, port_range_max=high, remote_ip_prefix=prefix,
-                             remote_group_id=remote_group_id, description=fields.get("description") or "")
+    rule = SecurityGroupRule(
+        security_group_id=group.id,
+        project_id=group.project_id,
+        direction=fields["direction"],
+        ethertype=ethertype,
+        protocol=protocol,
+        port_range_min=low,
+        port_range_max=high,
+        remote_ip_prefix=prefix,
+        remote_group_id=remote_group_id,
+        description=fields.get("description") or "",
+    )
     s.add(rule)
     group.revision_number += 1
     s.flush()

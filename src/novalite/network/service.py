@@ -28,9 +28,21 @@ from novalite.network import networks, ports, quotas, security_groups, tags
 from novalite.network.security_groups import resolve_security_group
 
 __all__ = [
-    "FixedIP", "NetworkInfo", "PortInfo", "RequestedNetwork", "allocate_port", "bind_port", "get_network",
-    "get_port", "instance_addresses", "list_available_networks", "ports_allowed", "release_ports_for_device",
-    "resolve_security_group", "seed", "validate_requested_networks",
+    "FixedIP",
+    "NetworkInfo",
+    "PortInfo",
+    "RequestedNetwork",
+    "allocate_port",
+    "bind_port",
+    "get_network",
+    "get_port",
+    "instance_addresses",
+    "list_available_networks",
+    "ports_allowed",
+    "release_ports_for_device",
+    "resolve_security_group",
+    "seed",
+    "validate_requested_networks",
 ]
 
 
@@ -84,28 +96,54 @@ def _agent(project_id: str) -> RequestContext:
 
 
 def _network_info(s: Session, net: Network) -> NetworkInfo:
-    return NetworkInfo(id=net.id, name=net.name, project_id=net.project_id, shared=net.shared,
-                       external=net.router_external, mtu=net.mtu,
-                       subnet_ids=tuple(sub.id for sub in networks.network_subnets(s, net.id)))
+    return NetworkInfo(
+        id=net.id,
+        name=net.name,
+        project_id=net.project_id,
+        shared=net.shared,
+        external=net.router_external,
+        mtu=net.mtu,
+        subnet_ids=tuple(sub.id for sub in networks.network_subnets(s, net.id)),
+    )
 
 
 def _port_info(s: Session, port: Port) -> PortInfo:
     net = s.get(Network, port.network_id)
-    ips = tuple(FixedIP(ip.subnet_id, ip.ip_address, ipaddress.ip_address(ip.ip_address).version)
-                for ip in ports.port_ips(s, port.id))
-    return PortInfo(id=port.id, network_id=port.network_id, network_name=net.name if net else "",
-                    project_id=port.project_id, mac_address=port.mac_address, fixed_ips=ips,
-                    device_id=port.device_id, device_owner=port.device_owner, host=port.binding_host_id,
-                    status=port.status, security_group_ids=tuple(ports.port_group_ids(s, port.id)),
-                    mtu=net.mtu if net else 1500)
+    ips = tuple(
+        FixedIP(ip.subnet_id, ip.ip_address, ipaddress.ip_address(ip.ip_address).version)
+        for ip in ports.port_ips(s, port.id)
+    )
+    return PortInfo(
+        id=port.id,
+        network_id=port.network_id,
+        network_name=net.name if net else "",
+        project_id=port.project_id,
+        mac_address=port.mac_address,
+        fixed_ips=ips,
+        device_id=port.device_id,
+        device_owner=port.device_owner,
+        host=port.binding_host_id,
+        status=port.status,
+        security_group_ids=tuple(ports.port_group_ids(s, port.id)),
+        mtu=net.mtu if net else 1500,
+    )
 
 
 def list_available_networks(s: Session, project_id: str) -> list[NetworkInfo]:
     """Networks a server of ``project_id`` lands on when none is requested: the project's own
     (not shared, not external) plus every shared network, as Nova asks Neutron for them."""
-    q = select(Network).where(or_(
-        (Network.project_id == project_id) & Network.shared.is_(False) & Network.router_external.is_(False),
-        Network.shared.is_(True))).order_by(Network.created_at, Network.id)
+    q = (
+        select(Network)
+        .where(
+            or_(
+                (Network.project_id == project_id)
+                & Network.shared.is_(False)
+                & Network.router_external.is_(False),
+                Network.shared.is_(True),
+            )
+        )
+        .order_by(Network.created_at, Network.id)
+    )
     return [_network_info(s, n) for n in s.scalars(q)]
 
 
@@ -142,7 +180,9 @@ def _check_port(s: Session, project_id: str, port_id: str) -> None:
     if port.device_id:
         raise Conflict(f"Port {port_id} is still in use.", kind="PortInUse")
     if not ports.port_ips(s, port_id):
-        raise BadRequest(f"Port {port_id} requires a FixedIP in order to be used.", kind="PortRequiresFixedIP")
+        raise BadRequest(
+            f"Port {port_id} requires a FixedIP in order to be used.", kind="PortRequiresFixedIP"
+        )
 
 
 def _check_network(s: Session, project_id: str, req: RequestedNetwork) -> None:
@@ -151,19 +191,27 @@ def _check_network(s: Session, project_id: str, req: RequestedNetwork) -> None:
     if info is None:
         raise BadRequest(f"Network {req.network_id} could not be found.", kind="NetworkNotFound")
     if not info.subnet_ids:
-        raise BadRequest(f"Network {req.network_id} requires a subnet in order to boot instances on.",
-                         kind="NetworkRequiresSubnet")
+        raise BadRequest(
+            f"Network {req.network_id} requires a subnet in order to boot instances on.",
+            kind="NetworkRequiresSubnet",
+        )
     if req.fixed_ip is not None:
-        q = select(Port).join(PortIP, PortIP.port_id == Port.id).where(
-            Port.network_id == req.network_id, PortIP.ip_address == req.fixed_ip)
+        q = (
+            select(Port)
+            .join(PortIP, PortIP.port_id == Port.id)
+            .where(Port.network_id == req.network_id, PortIP.ip_address == req.fixed_ip)
+        )
         holder = s.scalars(q).first()
         if holder is not None:
-            raise BadRequest(f"Fixed IP address {req.fixed_ip} is already in use on instance {holder.device_id}.",
-                             kind="FixedIpAlreadyInUse")
+            raise BadRequest(
+                f"Fixed IP address {req.fixed_ip} is already in use on instance {holder.device_id}.",
+                kind="FixedIpAlreadyInUse",
+            )
 
 
-def validate_requested_networks(s: Session, *, project_id: str,
-                                requested: str | Sequence[RequestedNetwork] | None, max_count: int) -> int:
+def validate_requested_networks(
+    s: Session, *, project_id: str, requested: str | Sequence[RequestedNetwork] | None, max_count: int
+) -> int:
     """Nova's ``validate_networks``: check the request and return how many instances (<= max_count)
     the port quota allows. ``requested`` is ``"none"``, ``"auto"``, None (nothing given) or a list."""
     if requested == "none":
@@ -171,12 +219,17 @@ def validate_requested_networks(s: Session, *, project_id: str,
     if requested is None or requested == "auto":
         available = list_available_networks(s, project_id)
         if len(available) > 1:
-            raise Conflict("More than one possible network found. Specify network ID(s) to select which one(s) "
-                           "to connect to.", kind="NetworkAmbiguous")
+            raise Conflict(
+                "More than one possible network found. Specify network ID(s) to select which one(s) "
+                "to connect to.",
+                kind="NetworkAmbiguous",
+            )
         if not available:
             if requested == "auto":
-                raise BadRequest(f"Unable to automatically allocate a network for project {project_id}",
-                                 kind="UnableToAutoAllocateNetwork")
+                raise BadRequest(
+                    f"Unable to automatically allocate a network for project {project_id}",
+                    kind="UnableToAutoAllocateNetwork",
+                )
             return max_count
         return ports_allowed(s, project_id, 1, max_count)
     assert not isinstance(requested, str)
@@ -190,16 +243,29 @@ def validate_requested_networks(s: Session, *, project_id: str,
     return ports_allowed(s, project_id, needed, max_count)
 
 
-def allocate_port(s: Session, *, project_id: str, network_id: str, device_id: str, device_owner: str,
-                  host: str, fixed_ip: str | None = None,
-                  security_group_ids: Sequence[str] | None = None) -> PortInfo:
+def allocate_port(
+    s: Session,
+    *,
+    project_id: str,
+    network_id: str,
+    device_id: str,
+    device_owner: str,
+    host: str,
+    fixed_ip: str | None = None,
+    security_group_ids: Sequence[str] | None = None,
+) -> PortInfo:
     """Create a port for an instance (device) on ``network_id``, bound to ``host``.
 
     ``security_group_ids`` None means the project's default group. Raises Neutron's errors:
     409 OverQuota / IpAddressGenerationFailure / IpAddressAlreadyAllocated, 404 NetworkNotFound.
     """
-    fields: dict[str, Any] = {"network_id": network_id, "project_id": project_id, "device_id": device_id,
-                              "device_owner": device_owner, "binding:host_id": host}
+    fields: dict[str, Any] = {
+        "network_id": network_id,
+        "project_id": project_id,
+        "device_id": device_id,
+        "device_owner": device_owner,
+        "binding:host_id": host,
+    }
     if fixed_ip is not None:
         fields["fixed_ips"] = [{"ip_address": fixed_ip}]
     if security_group_ids is not None:
@@ -208,15 +274,21 @@ def allocate_port(s: Session, *, project_id: str, network_id: str, device_id: st
     return _port_info(s, port)
 
 
-def bind_port(s: Session, port_id: str, *, host: str, device_id: str,
-              device_owner: str = "compute:nova") -> PortInfo:
+def bind_port(
+    s: Session, port_id: str, *, host: str, device_id: str, device_owner: str = "compute:nova"
+) -> PortInfo:
     """Attach an existing (pre-created) port to an instance on ``host``; the port becomes ACTIVE."""
     port = s.get(Port, port_id)
     if port is None:
         raise ports.port_not_found(port_id)
     if port.device_id and port.device_id != device_id:
         raise Conflict(f"Port {port_id} is still in use.", kind="PortInUse")
-    port.device_id, port.device_owner, port.binding_host_id, port.status = device_id, device_owner, host, "ACTIVE"
+    port.device_id, port.device_owner, port.binding_host_id, port.status = (
+        device_id,
+        device_owner,
+        host,
+        "ACTIVE",
+    )
     port.revision_number += 1
     s.flush()
     return _port_info(s, port)
@@ -245,9 +317,14 @@ def instance_addresses(s: Session, device_id: str) -> dict[str, list[dict[str, A
     for port in s.scalars(q):
         info = _port_info(s, port)
         for ip in info.fixed_ips:
-            out.setdefault(info.network_name, []).append({
-                "version": ip.version, "addr": ip.ip_address, "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": info.mac_address})
+            out.setdefault(info.network_name, []).append(
+                {
+                    "version": ip.version,
+                    "addr": ip.ip_address,
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": info.mac_address,
+                }
+            )
     return out
 
 
@@ -255,13 +332,16 @@ def ensure_default_security_group(s: Session, project_id: str) -> str:
     return security_groups.ensure_default_group(s, project_id).id
 
 
-def _seed_network(s: Session, *, project_id: str, name: str, external: bool,
-                  subnets: list[dict[str, Any]]) -> None:
+def _seed_network(
+    s: Session, *, project_id: str, name: str, external: bool, subnets: list[dict[str, Any]]
+) -> None:
     q = select(Network).where(Network.project_id == project_id, Network.name == name)
     if s.scalars(q).first() is not None:
         return
     ctx = _agent(project_id)
-    net = networks.create_network(s, ctx, {"name": name, "project_id": project_id, "router:external": external})
+    net = networks.create_network(
+        s, ctx, {"name": name, "project_id": project_id, "router:external": external}
+    )
     for fields in subnets:
         networks.create_subnet(s, ctx, dict(fields, network_id=net.id, project_id=project_id))
 
@@ -269,13 +349,29 @@ def _seed_network(s: Session, *, project_id: str, name: str, external: bool,
 def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
     """Idempotent first-start data: ``public`` (external), per-project ``private``, ``default`` groups."""
     admin, demo = ids["admin_project"], ids["demo_project"]
-    _seed_network(s, project_id=admin, name="public", external=True, subnets=[
-        {"name": "public-subnet", "ip_version": 4, "cidr": "172.24.4.0/24", "enable_dhcp": False}])
+    _seed_network(
+        s,
+        project_id=admin,
+        name="public",
+        external=True,
+        subnets=[{"name": "public-subnet", "ip_version": 4, "cidr": "172.24.4.0/24", "enable_dhcp": False}],
+    )
     for project_id in (admin, demo):
-        _seed_network(s, project_id=project_id, name="private", external=False, subnets=[
-            {"name": "private-subnet", "ip_version": 4, "cidr": "10.0.0.0/26"},
-            {"name": "ipv6-private-subnet", "ip_version": 6, "cidr": "fd00::/64",
-             "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}])
+        _seed_network(
+            s,
+            project_id=project_id,
+            name="private",
+            external=False,
+            subnets=[
+                {"name": "private-subnet", "ip_version": 4, "cidr": "10.0.0.0/26"},
+                {
+                    "name": "ipv6-private-subnet",
+                    "ip_version": 6,
+                    "cidr": "fd00::/64",
+                    "ipv6_ra_mode": "slaac",
+                    "ipv6_address_mode": "slaac",
+                },
+            ],
+        )
         security_groups.ensure_default_group(s, project_id)
     s.flush()
-

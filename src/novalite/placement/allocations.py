@@ -64,14 +64,24 @@ class ConsumerRef:
 def _take_statement(rcs: tuple[str, ...]) -> Precompiled:
     """One conditional UPDATE for all classes of one provider (amounts bound as amount_<i>)."""
     inv = cast(Table, Inventory.__table__)
-    amount = case({rc: bindparam(f"amount_{i}", type_=Integer) for i, rc in enumerate(rcs)},
-                  value=inv.c.resource_class, else_=0)
+    amount = case(
+        {rc: bindparam(f"amount_{i}", type_=Integer) for i, rc in enumerate(rcs)},
+        value=inv.c.resource_class,
+        else_=0,
+    )
     capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
-    return Precompiled(update(inv)
-                       .where(inv.c.resource_provider_id == bindparam("provider_id", type_=Integer),
-                              inv.c.resource_class.in_([literal(rc) for rc in rcs]), inv.c.used + amount <= capacity,
-                              inv.c.min_unit <= amount, inv.c.max_unit >= amount, (amount % inv.c.step_size) == 0)
-                       .values(used=inv.c.used + amount))
+    return Precompiled(
+        update(inv)
+        .where(
+            inv.c.resource_provider_id == bindparam("provider_id", type_=Integer),
+            inv.c.resource_class.in_([literal(rc) for rc in rcs]),
+            inv.c.used + amount <= capacity,
+            inv.c.min_unit <= amount,
+            inv.c.max_unit >= amount,
+            (amount % inv.c.step_size) == 0,
+        )
+        .values(used=inv.c.used + amount)
+    )
 
 
 def _take(s: Session, provider_id: int, resources: Mapping[str, int]) -> bool:
@@ -85,19 +95,25 @@ def _take(s: Session, provider_id: int, resources: Mapping[str, int]) -> bool:
 _INV = cast(Table, Inventory.__table__)
 _ALLOC = cast(Table, Allocation.__table__)
 _CONSUMERS = cast(Table, Consumer.__table__)
-_GIVE_BACK = (update(_INV).where(_INV.c.resource_provider_id == bindparam("provider_id"),
-                                 _INV.c.resource_class == bindparam("rc"))
-              .values(used=_INV.c.used - bindparam("amount", type_=Integer)))
+_GIVE_BACK = (
+    update(_INV)
+    .where(_INV.c.resource_provider_id == bindparam("provider_id"), _INV.c.resource_class == bindparam("rc"))
+    .values(used=_INV.c.used - bindparam("amount", type_=Integer))
+)
 _CONSUMER_GENERATION = select(_CONSUMERS.c.generation).where(_CONSUMERS.c.uuid == bindparam("uuid"))
 _HELD = select(_ALLOC.c.id).where(_ALLOC.c.consumer_id == bindparam("uuid")).limit(1)
 _ADD_CONSUMER = insert(_CONSUMERS)
-_BUMP_CONSUMER = (update(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("consumer_uuid"),
-                                           _CONSUMERS.c.generation == bindparam("seen"))
-                  .values(generation=_CONSUMERS.c.generation + 1))
+_BUMP_CONSUMER = (
+    update(_CONSUMERS)
+    .where(_CONSUMERS.c.uuid == bindparam("consumer_uuid"), _CONSUMERS.c.generation == bindparam("seen"))
+    .values(generation=_CONSUMERS.c.generation + 1)
+)
 _PROVIDERS = cast(Table, ResourceProvider.__table__)
-_HELD_ROWS = (select(_PROVIDERS.c.uuid, _ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALLOC.c.used)
-              .join(_PROVIDERS, _PROVIDERS.c.id == _ALLOC.c.resource_provider_id)
-              .where(_ALLOC.c.consumer_id == bindparam("uuid")))
+_HELD_ROWS = (
+    select(_PROVIDERS.c.uuid, _ALLOC.c.resource_provider_id, _ALLOC.c.resource_class, _ALLOC.c.used)
+    .join(_PROVIDERS, _PROVIDERS.c.id == _ALLOC.c.resource_provider_id)
+    .where(_ALLOC.c.consumer_id == bindparam("uuid"))
+)
 _DROP_ALLOCATIONS = delete(_ALLOC).where(_ALLOC.c.consumer_id == bindparam("uuid"))
 _DROP_CONSUMER = delete(_CONSUMERS).where(_CONSUMERS.c.uuid == bindparam("uuid"))
 _ADD_ALLOCATIONS = Precompiled(insert(_ALLOC))
@@ -113,12 +129,20 @@ def _add_new_consumer(dialect: str) -> Precompiled | None:
     returns the uuid when it inserted (rowcount is not reliable for it with psycopg)."""
     if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
-        return Precompiled(sqlite.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
-                           .returning(_CONSUMERS.c.uuid))
+
+        return Precompiled(
+            sqlite.insert(_CONSUMERS)
+            .on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
+            .returning(_CONSUMERS.c.uuid)
+        )
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
-        return Precompiled(postgresql.insert(_CONSUMERS).on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
-                           .returning(_CONSUMERS.c.uuid))
+
+        return Precompiled(
+            postgresql.insert(_CONSUMERS)
+            .on_conflict_do_nothing(index_elements=[_CONSUMERS.c.uuid])
+            .returning(_CONSUMERS.c.uuid)
+        )
     return None
 
 
@@ -129,9 +153,21 @@ def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -
         add = _add_new_consumer(conn.dialect.name)
         if add is not None:
             now = utcnow()
-            if add.first(conn, {"uuid": consumer.uuid, "project_id": consumer.project_id,
-                                "user_id": consumer.user_id, "consumer_type": "INSTANCE", "generation": 0,
-                                "created_at": now, "updated_at": now}) is not None:
+            if (
+                add.first(
+                    conn,
+                    {
+                        "uuid": consumer.uuid,
+                        "project_id": consumer.project_id,
+                        "user_id": consumer.user_id,
+                        "consumer_type": "INSTANCE",
+                        "generation": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                is not None
+            ):
                 return
     current = conn.execute(_CONSUMER_GENERATION, {"uuid": consumer.uuid}).scalar()
     if generation is None:
@@ -141,9 +177,18 @@ def _check_consumer(s: Session, consumer: ConsumerRef, generation: int | None) -
             _bump_consumer(s, consumer.uuid, current)
             return
         now = utcnow()
-        conn.execute(_ADD_CONSUMER, {"uuid": consumer.uuid, "project_id": consumer.project_id,
-                                     "user_id": consumer.user_id, "consumer_type": "INSTANCE", "generation": 0,
-                                     "created_at": now, "updated_at": now})
+        conn.execute(
+            _ADD_CONSUMER,
+            {
+                "uuid": consumer.uuid,
+                "project_id": consumer.project_id,
+                "user_id": consumer.user_id,
+                "consumer_type": "INSTANCE",
+                "generation": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
         return
     if current is None or current != generation:
         raise AllocationConflict(f"consumer generation conflict for {consumer.uuid}")
@@ -155,9 +200,14 @@ def _bump_consumer(s: Session, uuid: str, seen: int) -> None:
         raise AllocationConflict(f"consumer generation conflict for {uuid}")
 
 
-def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
-          consumer_generation: int | None = None,
-          provider_generations: Mapping[str, int] | None = None) -> None:
+def claim(
+    s: Session,
+    consumer: ConsumerRef,
+    request: AllocationRequest,
+    *,
+    consumer_generation: int | None = None,
+    provider_generations: Mapping[str, int] | None = None,
+) -> None:
     """Allocate ``request`` to ``consumer`` or raise ``AllocationConflict`` leaving nothing behind."""
     try:
         with savepoint(s):
@@ -166,8 +216,13 @@ def claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, *,
         raise AllocationConflict(f"consumer {consumer.uuid} was claimed concurrently") from exc
 
 
-def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consumer_generation: int | None,
-           provider_generations: Mapping[str, int]) -> None:
+def _claim(
+    s: Session,
+    consumer: ConsumerRef,
+    request: AllocationRequest,
+    consumer_generation: int | None,
+    provider_generations: Mapping[str, int],
+) -> None:
     _check_consumer(s, consumer, consumer_generation)
     conn = s.connection()
     rows: list[dict[str, Any]] = []
@@ -183,8 +238,15 @@ def _claim(s: Session, consumer: ConsumerRef, request: AllocationRequest, consum
             raise AllocationConflict(f"resource provider {provider_uuid} does not exist")
         if wanted and not _take(s, provider_id, wanted):
             raise AllocationConflict(f"unable to allocate {wanted} on resource provider {provider_uuid}")
-        rows.extend({"resource_provider_id": provider_id, "consumer_id": consumer.uuid, "resource_class": rc,
-                     "used": n} for rc, n in wanted.items())
+        rows.extend(
+            {
+                "resource_provider_id": provider_id,
+                "consumer_id": consumer.uuid,
+                "resource_class": rc,
+                "used": n,
+            }
+            for rc, n in wanted.items()
+        )
     if rows:
         _ADD_ALLOCATIONS.run_many(conn, rows)
 
@@ -219,9 +281,11 @@ def move(s: Session, consumer: ConsumerRef, request: AllocationRequest) -> None:
 
 def allocations_of(s: Session, consumer_uuid: str) -> dict[str, dict[str, int]]:
     """provider uuid -> resource class -> amount held by the consumer."""
-    q = (select(ResourceProvider.uuid, Allocation.resource_class, Allocation.used)
-         .join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
-         .where(Allocation.consumer_id == consumer_uuid))
+    q = (
+        select(ResourceProvider.uuid, Allocation.resource_class, Allocation.used)
+        .join(ResourceProvider, ResourceProvider.id == Allocation.resource_provider_id)
+        .where(Allocation.consumer_id == consumer_uuid)
+    )
     out: dict[str, dict[str, int]] = {}
     for provider_uuid, rc, used in s.execute(q):
         out.setdefault(provider_uuid, {})[rc] = used
@@ -230,7 +294,9 @@ def allocations_of(s: Session, consumer_uuid: str) -> dict[str, dict[str, int]]:
 
 def provider_usages(s: Session, provider_uuid: str) -> dict[str, int]:
     """resource class -> units in use on the provider (placement's ``/usages``)."""
-    q = (select(Inventory.resource_class, Inventory.used)
-         .join(ResourceProvider, ResourceProvider.id == Inventory.resource_provider_id)
-         .where(ResourceProvider.uuid == provider_uuid))
+    q = (
+        select(Inventory.resource_class, Inventory.used)
+        .join(ResourceProvider, ResourceProvider.id == Inventory.resource_provider_id)
+        .where(ResourceProvider.uuid == provider_uuid)
+    )
     return {rc: used for rc, used in s.execute(q)}

@@ -35,23 +35,48 @@ from novalite.placement.api_common import (
 router = APIRouter(prefix="/placement", route_class=PlacementRoute)
 
 V = Version
-_RESOURCES = {"type": "object", "minProperties": 1,
-              "patternProperties": {"^[A-Z0-9_]+$": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
-              "additionalProperties": False}
+_RESOURCES = {
+    "type": "object",
+    "minProperties": 1,
+    "patternProperties": {"^[A-Z0-9_]+$": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
+    "additionalProperties": False,
+}
 _ID = {"type": "string", "minLength": 1, "maxLength": 255}
 
 
 def put_schema(v: Version) -> dict[str, Any]:
     if v >= V(1, 12):  # 1.12: allocations keyed by provider uuid
-        allocs: dict[str, Any] = {"type": "object", "additionalProperties": False, "patternProperties": {
-            "^[0-9a-fA-F-]{32,36}$": {"type": "object", "required": ["resources"], "additionalProperties": False,
-                                      "properties": {"resources": _RESOURCES, "generation": {"type": "integer"}}}}}
+        allocs: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": False,
+            "patternProperties": {
+                "^[0-9a-fA-F-]{32,36}$": {
+                    "type": "object",
+                    "required": ["resources"],
+                    "additionalProperties": False,
+                    "properties": {"resources": _RESOURCES, "generation": {"type": "integer"}},
+                }
+            },
+        }
     else:
-        allocs = {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["resource_provider", "resources"], "additionalProperties": False,
-            "properties": {"resource_provider": {"type": "object", "required": ["uuid"], "additionalProperties": False,
-                                                 "properties": {"uuid": {"type": "string", "format": "uuid"}}},
-                           "resources": _RESOURCES}}}
+        allocs = {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["resource_provider", "resources"],
+                "additionalProperties": False,
+                "properties": {
+                    "resource_provider": {
+                        "type": "object",
+                        "required": ["uuid"],
+                        "additionalProperties": False,
+                        "properties": {"uuid": {"type": "string", "format": "uuid"}},
+                    },
+                    "resources": _RESOURCES,
+                },
+            },
+        }
     props: dict[str, Any] = {"allocations": allocs}
     required = ["allocations"]
     if v >= V(1, 8):  # 1.8: project_id and user_id
@@ -77,16 +102,27 @@ def _requested(v: Version, body: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 # --- per consumer ------------------------------------------------------------------------------
 
+
 @router.get("/allocations/{consumer_uuid}")
 def show_allocations(consumer_uuid: str, request: Request) -> dict[str, Any]:
     admin(request, "allocations:list")
     v = version(request)
     with runtime(request).db.reader() as s:
         held = allocations.allocations_of(s, consumer_uuid)
-        gens = dict(s.execute(select(ResourceProvider.uuid, ResourceProvider.generation)
-                              .where(ResourceProvider.uuid.in_(list(held)))).all()) if held else {}
-        body: dict[str, Any] = {"allocations": {rp: {"generation": gens.get(rp), "resources": res}
-                                                for rp, res in held.items()}}
+        gens = (
+            dict(
+                s.execute(
+                    select(ResourceProvider.uuid, ResourceProvider.generation).where(
+                        ResourceProvider.uuid.in_(list(held))
+                    )
+                ).all()
+            )
+            if held
+            else {}
+        )
+        body: dict[str, Any] = {
+            "allocations": {rp: {"generation": gens.get(rp), "resources": res} for rp, res in held.items()}
+        }
         consumer = s.get(Consumer, consumer_uuid)
         if consumer is not None and held and v >= V(1, 12):  # 1.12: project_id, user_id
             body.update(project_id=consumer.project_id, user_id=consumer.user_id)
@@ -119,8 +155,10 @@ def _replace(request: Request, consumer_uuid: str, body: dict[str, Any], v: Vers
         existing = s.get(Consumer, consumer_uuid)
         previous = existing.generation if existing is not None else None
         if v >= V(1, 28) and body["consumer_generation"] != previous:  # 1.28: consumer generations
-            raise Conflict(f"consumer generation conflict - expected {body['consumer_generation']} "
-                           f"but got {previous}", kind="placement.concurrent_update")
+            raise Conflict(
+                f"consumer generation conflict - expected {body['consumer_generation']} but got {previous}",
+                kind="placement.concurrent_update",
+            )
         project = body.get("project_id") or (existing.project_id if existing else "")
         user = body.get("user_id") or (existing.user_id if existing else "")
         if existing is not None:
@@ -152,6 +190,7 @@ def delete_allocations(consumer_uuid: str, request: Request) -> Response:
 
 # --- project usages ----------------------------------------------------------------------------
 
+
 @router.get("/usages")
 def project_usages(request: Request) -> dict[str, Any]:
     require_version(request, V(1, 9))  # 1.9: /usages
@@ -160,10 +199,17 @@ def project_usages(request: Request) -> dict[str, Any]:
     q = query(request, {"project_id", "user_id"} | ({"consumer_type"} if v >= V(1, 38) else set()))
     if "project_id" not in q:
         raise BadRequest("Invalid query string parameters: 'project_id' is a required property")
-    stmt = (select(Consumer.consumer_type, Allocation.resource_class, func.sum(Allocation.used),
-                   func.count(func.distinct(Allocation.consumer_id)))
-            .join(Consumer, Consumer.uuid == Allocation.consumer_id)
-            .where(Consumer.project_id == q["project_id"][-1]).group_by(Consumer.consumer_type, Allocation.resource_class))
+    stmt = (
+        select(
+            Consumer.consumer_type,
+            Allocation.resource_class,
+            func.sum(Allocation.used),
+            func.count(func.distinct(Allocation.consumer_id)),
+        )
+        .join(Consumer, Consumer.uuid == Allocation.consumer_id)
+        .where(Consumer.project_id == q["project_id"][-1])
+        .group_by(Consumer.consumer_type, Allocation.resource_class)
+    )
     if "user_id" in q:
         stmt = stmt.where(Consumer.user_id == q["user_id"][-1])
     wanted_type = q.get("consumer_type", [None])[-1]
@@ -184,9 +230,12 @@ def project_usages(request: Request) -> dict[str, Any]:
 
 
 def _consumer_counts(s: Any, q: dict[str, list[str]]) -> dict[str, int]:
-    stmt = (select(Consumer.consumer_type, func.count(func.distinct(Consumer.uuid)))
-            .join(Allocation, Allocation.consumer_id == Consumer.uuid)
-            .where(Consumer.project_id == q["project_id"][-1]).group_by(Consumer.consumer_type))
+    stmt = (
+        select(Consumer.consumer_type, func.count(func.distinct(Consumer.uuid)))
+        .join(Allocation, Allocation.consumer_id == Consumer.uuid)
+        .where(Consumer.project_id == q["project_id"][-1])
+        .group_by(Consumer.consumer_type)
+    )
     if "user_id" in q:
         stmt = stmt.where(Consumer.user_id == q["user_id"][-1])
     return {ctype: int(n) for ctype, n in s.execute(stmt)}

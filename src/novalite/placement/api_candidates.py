@@ -37,6 +37,7 @@ CUSTOM_TRAIT = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
 
 # --- allocation candidates ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CandidateAsk:
     query: candidates.ResourceQuery
@@ -47,7 +48,9 @@ class CandidateAsk:
 
 def _candidate_query(request: Request, s: Any) -> CandidateAsk:
     v = version(request)
-    allowed = {"resources"} | ({"limit"} if v >= V(1, 16) else set()) | ({"required"} if v >= V(1, 17) else set())
+    allowed = (
+        {"resources"} | ({"limit"} if v >= V(1, 16) else set()) | ({"required"} if v >= V(1, 17) else set())
+    )
     allowed |= ({"member_of"} if v >= V(1, 21) else set()) | ({"in_tree"} if v >= V(1, 31) else set())
     allowed |= {"group_policy"} if v >= V(1, 25) else set()
     q = query(request, allowed)
@@ -60,42 +63,78 @@ def _candidate_query(request: Request, s: Any) -> CandidateAsk:
     limit = None
     if "limit" in q:
         if not q["limit"][-1].isdigit() or int(q["limit"][-1]) < 1:
-            raise BadRequest(f"Invalid query string parameters: '{q['limit'][-1]}' does not match '^[1-9][0-9]*$'")
+            raise BadRequest(
+                f"Invalid query string parameters: '{q['limit'][-1]}' does not match '^[1-9][0-9]*$'"
+            )
         limit = int(q["limit"][-1])
     names = None
     if "in_tree" in q:
         tree = providers.get_provider(s, q["in_tree"][-1])
-        names = () if tree is None else tuple(s.scalars(select(ResourceProvider.name).where(
-            ResourceProvider.root_provider_uuid == (tree.root_provider_uuid or tree.uuid))))
-    rq = candidates.ResourceQuery(resources=resources, required_traits=tuple(traits.required),
-                                  forbidden_traits=tuple(traits.forbidden),
-                                  member_of=tuple(tuple(g) for g in member_of.any_of) if member_of else (),
-                                  provider_names=names, limit=None)
+        names = (
+            ()
+            if tree is None
+            else tuple(
+                s.scalars(
+                    select(ResourceProvider.name).where(
+                        ResourceProvider.root_provider_uuid == (tree.root_provider_uuid or tree.uuid)
+                    )
+                )
+            )
+        )
+    rq = candidates.ResourceQuery(
+        resources=resources,
+        required_traits=tuple(traits.required),
+        forbidden_traits=tuple(traits.forbidden),
+        member_of=tuple(tuple(g) for g in member_of.any_of) if member_of else (),
+        provider_names=names,
+        limit=None,
+    )
     return CandidateAsk(rq, traits.any_of, member_of.forbidden if member_of else [], limit)
 
 
-def _post_filter(s: Any, found: list[candidates.Candidate], any_of: list[list[str]],
-                 no_aggs: list[str]) -> list[candidates.Candidate]:
+def _post_filter(
+    s: Any, found: list[candidates.Candidate], any_of: list[list[str]], no_aggs: list[str]
+) -> list[candidates.Candidate]:
     if not found or (not any_of and not no_aggs):
         return found
     uuids = [c.provider_uuid for c in found]
     traits: dict[str, set[str]] = {}
-    for uuid, name in s.execute(select(ResourceProvider.uuid, Trait.name)
-                                .join(ProviderTrait, ProviderTrait.resource_provider_id == ResourceProvider.id)
-                                .join(Trait, Trait.id == ProviderTrait.trait_id).where(ResourceProvider.uuid.in_(uuids))):
+    for uuid, name in s.execute(
+        select(ResourceProvider.uuid, Trait.name)
+        .join(ProviderTrait, ProviderTrait.resource_provider_id == ResourceProvider.id)
+        .join(Trait, Trait.id == ProviderTrait.trait_id)
+        .where(ResourceProvider.uuid.in_(uuids))
+    ):
         traits.setdefault(uuid, set()).add(name)
-    excluded = set(s.scalars(select(ResourceProvider.uuid).join(
-        ProviderAggregate, ProviderAggregate.resource_provider_id == ResourceProvider.id)
-        .where(ProviderAggregate.aggregate_uuid.in_(no_aggs)))) if no_aggs else set()
-    return [c for c in found if c.provider_uuid not in excluded
-            and all(traits.get(c.provider_uuid, set()) & set(group) for group in any_of)]
+    excluded = (
+        set(
+            s.scalars(
+                select(ResourceProvider.uuid)
+                .join(ProviderAggregate, ProviderAggregate.resource_provider_id == ResourceProvider.id)
+                .where(ProviderAggregate.aggregate_uuid.in_(no_aggs))
+            )
+        )
+        if no_aggs
+        else set()
+    )
+    return [
+        c
+        for c in found
+        if c.provider_uuid not in excluded
+        and all(traits.get(c.provider_uuid, set()) & set(group) for group in any_of)
+    ]
 
 
 def _summary(s: Any, v: Version, rp: ResourceProvider, requested: dict[str, int]) -> dict[str, Any]:
     invs = providers.inventories_of(s, rp.id)
-    shown = invs if v >= V(1, 27) else {rc: i for rc, i in invs.items() if rc in requested}  # 1.27: all classes
-    body: dict[str, Any] = {"resources": {rc: {"capacity": providers.capacity(i), "used": i.used}
-                                          for rc, i in sorted(shown.items())}}
+    shown = (
+        invs if v >= V(1, 27) else {rc: i for rc, i in invs.items() if rc in requested}
+    )  # 1.27: all classes
+    body: dict[str, Any] = {
+        "resources": {
+            rc: {"capacity": providers.capacity(i), "used": i.used} for rc, i in sorted(shown.items())
+        }
+    }
     if v >= V(1, 17):  # 1.17: traits
         body["traits"] = providers.provider_traits(s, rp.id)
     if v >= V(1, 29):  # 1.29: tree
@@ -106,9 +145,15 @@ def _summary(s: Any, v: Version, rp: ResourceProvider, requested: dict[str, int]
 
 def _request_view(v: Version, cand: candidates.Candidate) -> dict[str, Any]:
     if v < V(1, 12):  # before 1.12: a list per provider
-        return {"allocations": [{"resource_provider": {"uuid": rp}, "resources": dict(res)}
-                                for rp, res in cand.allocation_request.items()]}
-    body: dict[str, Any] = {"allocations": {rp: {"resources": dict(res)} for rp, res in cand.allocation_request.items()}}
+        return {
+            "allocations": [
+                {"resource_provider": {"uuid": rp}, "resources": dict(res)}
+                for rp, res in cand.allocation_request.items()
+            ]
+        }
+    body: dict[str, Any] = {
+        "allocations": {rp: {"resources": dict(res)} for rp, res in cand.allocation_request.items()}
+    }
     if v >= V(1, 34):  # 1.34: mappings of request groups to providers
         body["mappings"] = {"": list(cand.allocation_request)}
     return body
@@ -123,14 +168,27 @@ def allocation_candidates(request: Request) -> dict[str, Any]:
         ask = _candidate_query(request, s)
         found = _post_filter(s, candidates.find_candidates(s, ask.query), ask.any_of, ask.no_aggregates)
         if ask.limit is not None:
-            found = found[:ask.limit]
-        rps = {rp.uuid: rp for rp in s.scalars(select(ResourceProvider).where(
-            ResourceProvider.uuid.in_([c.provider_uuid for c in found])))} if found else {}
-        summaries = {c.provider_uuid: _summary(s, v, rps[c.provider_uuid], dict(ask.query.resources)) for c in found}
+            found = found[: ask.limit]
+        rps = (
+            {
+                rp.uuid: rp
+                for rp in s.scalars(
+                    select(ResourceProvider).where(
+                        ResourceProvider.uuid.in_([c.provider_uuid for c in found])
+                    )
+                )
+            }
+            if found
+            else {}
+        )
+        summaries = {
+            c.provider_uuid: _summary(s, v, rps[c.provider_uuid], dict(ask.query.resources)) for c in found
+        }
     return {"allocation_requests": [_request_view(v, c) for c in found], "provider_summaries": summaries}
 
 
 # --- traits ------------------------------------------------------------------------------------
+
 
 @router.get("/traits")
 def list_traits(request: Request) -> dict[str, Any]:
@@ -139,21 +197,26 @@ def list_traits(request: Request) -> dict[str, Any]:
     q = query(request, {"name", "associated"})
     with runtime(request).db.reader() as s:
         names = set(STANDARD_TRAITS) | set(s.scalars(select(Trait.name)))
-        associated = set(s.scalars(select(Trait.name).join(ProviderTrait, ProviderTrait.trait_id == Trait.id)))
+        associated = set(
+            s.scalars(select(Trait.name).join(ProviderTrait, ProviderTrait.trait_id == Trait.id))
+        )
     if "name" in q:
         raw = q["name"][-1]
         if raw.startswith("in:"):
             names &= {n.strip() for n in raw[3:].split(",")}
         elif raw.startswith("startswith:"):
-            names = {n for n in names if n.startswith(raw[len("startswith:"):])}
+            names = {n for n in names if n.startswith(raw[len("startswith:") :])}
         else:
-            raise BadRequest(f"Badly formatted name parameter. Expected name query string parameter in form: "
-                             f"?name=[in|startswith]:[name1,name2|prefix]. Got: \"{raw}\"")
+            raise BadRequest(
+                f"Badly formatted name parameter. Expected name query string parameter in form: "
+                f'?name=[in|startswith]:[name1,name2|prefix]. Got: "{raw}"'
+            )
     if "associated" in q:
         flag = q["associated"][-1].lower()
         if flag not in ("true", "false"):
-            raise BadRequest(f"Invalid query string parameters: '{q['associated'][-1]}' is not one of "
-                             "['true', 'false']")
+            raise BadRequest(
+                f"Invalid query string parameters: '{q['associated'][-1]}' is not one of ['true', 'false']"
+            )
         names = names & associated if flag == "true" else names - associated
     return {"traits": sorted(names)}
 
@@ -174,8 +237,10 @@ def create_trait(name: str, request: Request) -> Response:
     require_version(request, V(1, 6))  # 1.6: traits
     admin(request, "traits:update")
     if not CUSTOM_TRAIT.match(name) or len(name) > 255:
-        raise BadRequest('The trait is invalid. A valid trait must be no longer than 255 characters, start with '
-                         'the prefix "CUSTOM_" and use following characters: "A"-"Z", "0"-"9" and "_"')
+        raise BadRequest(
+            "The trait is invalid. A valid trait must be no longer than 255 characters, start with "
+            'the prefix "CUSTOM_" and use following characters: "A"-"Z", "0"-"9" and "_"'
+        )
     with runtime(request).db.session() as s:
         if s.scalars(select(Trait.id).where(Trait.name == name)).first():
             return no_content()

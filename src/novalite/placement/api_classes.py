@@ -19,10 +19,26 @@ from novalite.placement.api_common import PREFIX, PlacementRoute, admin, query, 
 router = APIRouter(prefix="/placement", route_class=PlacementRoute)
 
 STANDARD_CLASSES: tuple[str, ...] = (
-    "VCPU", "MEMORY_MB", "DISK_GB", "PCI_DEVICE", "SRIOV_NET_VF", "NUMA_SOCKET", "NUMA_CORE", "NUMA_THREAD",
-    "NUMA_MEMORY_MB", "IPV4_ADDRESS", "VGPU", "VGPU_DISPLAY_HEAD", "NET_BW_EGR_KILOBIT_PER_SEC",
-    "NET_BW_IGR_KILOBIT_PER_SEC", "PCPU", "MEM_ENCRYPTION_CONTEXT", "FPGA", "PGPU",
-    "NET_PACKET_RATE_KILOPACKET_PER_SEC", "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC",
+    "VCPU",
+    "MEMORY_MB",
+    "DISK_GB",
+    "PCI_DEVICE",
+    "SRIOV_NET_VF",
+    "NUMA_SOCKET",
+    "NUMA_CORE",
+    "NUMA_THREAD",
+    "NUMA_MEMORY_MB",
+    "IPV4_ADDRESS",
+    "VGPU",
+    "VGPU_DISPLAY_HEAD",
+    "NET_BW_EGR_KILOBIT_PER_SEC",
+    "NET_BW_IGR_KILOBIT_PER_SEC",
+    "PCPU",
+    "MEM_ENCRYPTION_CONTEXT",
+    "FPGA",
+    "PGPU",
+    "NET_PACKET_RATE_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC",
     "NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC",
 )
 
@@ -33,8 +49,15 @@ def _view(name: str) -> dict[str, Any]:
 
 def _all(request: Request) -> list[str]:
     with runtime(request).db.reader() as s:
-        custom = sorted(set(s.scalars(select(Inventory.resource_class).where(
-            Inventory.resource_class.like("CUSTOM\\_%", escape="\\")))))
+        custom = sorted(
+            set(
+                s.scalars(
+                    select(Inventory.resource_class).where(
+                        Inventory.resource_class.like("CUSTOM\\_%", escape="\\")
+                    )
+                )
+            )
+        )
     return list(STANDARD_CLASSES) + custom
 
 

@@ -118,8 +118,10 @@ def query(request: Request, allowed: set[str]) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
         if key not in allowed:
-            raise BadRequest(f"Invalid query string parameters: Additional properties are not allowed "
-                             f"('{key}' was unexpected)")
+            raise BadRequest(
+                f"Invalid query string parameters: Additional properties are not allowed "
+                f"('{key}' was unexpected)"
+            )
         params.setdefault(key, []).append(value)
     return params
 

@@ -46,47 +46,91 @@ _FIELDS: dict[str, Any] = {
     "allocation_ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3.40282e38},
 }
 _INVENTORY = {"type": "object", "properties": _FIELDS, "required": ["total"], "additionalProperties": False}
-PUT_ALL_SCHEMA = {"type": "object", "required": ["resource_provider_generation", "inventories"],
-                  "additionalProperties": False,
-                  "properties": {"resource_provider_generation": _GENERATION,
-                                 "inventories": {"type": "object", "patternProperties": {"^[A-Z0-9_]+$": _INVENTORY},
-                                                 "additionalProperties": False}}}
-ONE_SCHEMA = {"type": "object", "required": ["resource_provider_generation", "total"], "additionalProperties": False,
-              "properties": {**_FIELDS, "resource_provider_generation": _GENERATION}}
-POST_SCHEMA = {"type": "object", "required": ["resource_class", "resource_provider_generation", "total"],
-               "additionalProperties": False,
-               "properties": {**_FIELDS, "resource_provider_generation": _GENERATION,
-                              "resource_class": {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255}}}
+PUT_ALL_SCHEMA = {
+    "type": "object",
+    "required": ["resource_provider_generation", "inventories"],
+    "additionalProperties": False,
+    "properties": {
+        "resource_provider_generation": _GENERATION,
+        "inventories": {
+            "type": "object",
+            "patternProperties": {"^[A-Z0-9_]+$": _INVENTORY},
+            "additionalProperties": False,
+        },
+    },
+}
+ONE_SCHEMA = {
+    "type": "object",
+    "required": ["resource_provider_generation", "total"],
+    "additionalProperties": False,
+    "properties": {**_FIELDS, "resource_provider_generation": _GENERATION},
+}
+POST_SCHEMA = {
+    "type": "object",
+    "required": ["resource_class", "resource_provider_generation", "total"],
+    "additionalProperties": False,
+    "properties": {
+        **_FIELDS,
+        "resource_provider_generation": _GENERATION,
+        "resource_class": {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255},
+    },
+}
 
 
 def inventory_view(inv: Inventory) -> dict[str, Any]:
-    return {"allocation_ratio": inv.allocation_ratio, "max_unit": inv.max_unit, "min_unit": inv.min_unit,
-            "reserved": inv.reserved, "step_size": inv.step_size, "total": inv.total}
+    return {
+        "allocation_ratio": inv.allocation_ratio,
+        "max_unit": inv.max_unit,
+        "min_unit": inv.min_unit,
+        "reserved": inv.reserved,
+        "step_size": inv.step_size,
+        "total": inv.total,
+    }
 
 
 def _spec(rp: ResourceProvider, rc: str, body: dict[str, Any], v: Version) -> providers.InventorySpec:
     total, reserved = int(body["total"]), int(body.get("reserved", 0))
     if reserved > total or (reserved == total and v < V(1, 26)):  # 1.26: reserved may equal total
-        raise BadRequest(f"Unable to update inventory for resource provider {rp.uuid}: Invalid inventory for "
-                         f"'{rc}' on resource provider '{rp.uuid}'. The reserved value is greater than total.")
-    return providers.InventorySpec(total=total, reserved=reserved, min_unit=int(body.get("min_unit", 1)),
-                                   max_unit=int(body.get("max_unit", MAX_INT)), step_size=int(body.get("step_size", 1)),
-                                   allocation_ratio=float(body.get("allocation_ratio", 1.0)))
+        raise BadRequest(
+            f"Unable to update inventory for resource provider {rp.uuid}: Invalid inventory for "
+            f"'{rc}' on resource provider '{rp.uuid}'. The reserved value is greater than total."
+        )
+    return providers.InventorySpec(
+        total=total,
+        reserved=reserved,
+        min_unit=int(body.get("min_unit", 1)),
+        max_unit=int(body.get("max_unit", MAX_INT)),
+        step_size=int(body.get("step_size", 1)),
+        allocation_ratio=float(body.get("allocation_ratio", 1.0)),
+    )
 
 
 def _current(s: Any, rp: ResourceProvider) -> dict[str, providers.InventorySpec]:
-    return {rc: providers.InventorySpec(total=i.total, reserved=i.reserved, min_unit=i.min_unit, max_unit=i.max_unit,
-                                        step_size=i.step_size, allocation_ratio=i.allocation_ratio)
-            for rc, i in providers.inventories_of(s, rp.id).items()}
+    return {
+        rc: providers.InventorySpec(
+            total=i.total,
+            reserved=i.reserved,
+            min_unit=i.min_unit,
+            max_unit=i.max_unit,
+            step_size=i.step_size,
+            allocation_ratio=i.allocation_ratio,
+        )
+        for rc, i in providers.inventories_of(s, rp.id).items()
+    }
 
 
 def _inventories_body(s: Any, rp: ResourceProvider) -> dict[str, Any]:
     s.refresh(rp)
-    return {"resource_provider_generation": rp.generation,
-            "inventories": {rc: inventory_view(i) for rc, i in sorted(providers.inventories_of(s, rp.id).items())}}
+    return {
+        "resource_provider_generation": rp.generation,
+        "inventories": {
+            rc: inventory_view(i) for rc, i in sorted(providers.inventories_of(s, rp.id).items())
+        },
+    }
 
 
 # --- inventories -----------------------------------------------------------------------------
+
 
 @router.get("/resource_providers/{uuid}/inventories")
 def list_inventories(uuid: str, request: Request) -> dict[str, Any]:
@@ -134,12 +178,16 @@ async def create_inventory(uuid: str, request: Request) -> Response:
             rp = get_provider(s, uuid)
             current = _current(s, rp)
             if rc in current:
-                raise Conflict(f"Update conflict: Inventory for {rc} on resource provider {uuid} already exists.")
+                raise Conflict(
+                    f"Update conflict: Inventory for {rc} on resource provider {uuid} already exists."
+                )
             current[rc] = _spec(rp, rc, body, v)
             providers.set_inventories(s, rp, current, seen_generation=body["resource_provider_generation"])
             s.refresh(rp)
-            return {**inventory_view(providers.inventories_of(s, rp.id)[rc]),
-                    "resource_provider_generation": rp.generation}
+            return {
+                **inventory_view(providers.inventories_of(s, rp.id)[rc]),
+                "resource_provider_generation": rp.generation,
+            }
 
     view = await run_in_threadpool(_store)
     return created(view, provider_url(uuid, f"/inventories/{rc}"))
@@ -174,8 +222,10 @@ async def update_inventory(uuid: str, rc: str, request: Request) -> dict[str, An
             current[rc] = _spec(rp, rc, body, v)
             providers.set_inventories(s, rp, current, seen_generation=body["resource_provider_generation"])
             s.refresh(rp)
-            return {**inventory_view(providers.inventories_of(s, rp.id)[rc]),
-                    "resource_provider_generation": rp.generation}
+            return {
+                **inventory_view(providers.inventories_of(s, rp.id)[rc]),
+                "resource_provider_generation": rp.generation,
+            }
 
     return await run_in_threadpool(_store)
 
@@ -195,11 +245,19 @@ def delete_inventory(uuid: str, rc: str, request: Request) -> Response:
 
 # --- provider traits -------------------------------------------------------------------------
 
-TRAITS_SCHEMA = {"type": "object", "required": ["traits", "resource_provider_generation"],
-                 "additionalProperties": False,
-                 "properties": {"traits": {"type": "array", "uniqueItems": True,
-                                           "items": {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255}},
-                                "resource_provider_generation": _GENERATION}}
+TRAITS_SCHEMA = {
+    "type": "object",
+    "required": ["traits", "resource_provider_generation"],
+    "additionalProperties": False,
+    "properties": {
+        "traits": {
+            "type": "array",
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255},
+        },
+        "resource_provider_generation": _GENERATION,
+    },
+}
 
 
 @router.get("/resource_providers/{uuid}/traits")
@@ -224,7 +282,10 @@ async def set_provider_traits(uuid: str, request: Request) -> dict[str, Any]:
             require_known_traits(s, body["traits"])
             providers.set_traits(s, rp, body["traits"], seen_generation=body["resource_provider_generation"])
             s.refresh(rp)
-            return {"traits": providers.provider_traits(s, rp.id), "resource_provider_generation": rp.generation}
+            return {
+                "traits": providers.provider_traits(s, rp.id),
+                "resource_provider_generation": rp.generation,
+            }
 
     return await run_in_threadpool(_store)
 
@@ -262,9 +323,15 @@ async def set_provider_aggregates(uuid: str, request: Request) -> dict[str, Any]
     v = version(request)
     body = await json_body(request)
     if v >= V(1, 19):  # 1.19: {"aggregates": [...], "resource_provider_generation": n}
-        validate({"type": "object", "required": ["aggregates", "resource_provider_generation"],
-                  "additionalProperties": False,
-                  "properties": {"aggregates": _AGGREGATE_LIST, "resource_provider_generation": _GENERATION}}, body)
+        validate(
+            {
+                "type": "object",
+                "required": ["aggregates", "resource_provider_generation"],
+                "additionalProperties": False,
+                "properties": {"aggregates": _AGGREGATE_LIST, "resource_provider_generation": _GENERATION},
+            },
+            body,
+        )
         wanted, seen = body["aggregates"], body["resource_provider_generation"]
     else:
         validate(_AGGREGATE_LIST, body)

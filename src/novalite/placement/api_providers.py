@@ -40,9 +40,11 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 
 
 def provider_view(v: Version, rp: ResourceProvider) -> dict[str, Any]:
-    links = [{"rel": "self", "href": provider_url(rp.uuid)},
-             {"rel": "inventories", "href": provider_url(rp.uuid, "/inventories")},
-             {"rel": "usages", "href": provider_url(rp.uuid, "/usages")}]
+    links = [
+        {"rel": "self", "href": provider_url(rp.uuid)},
+        {"rel": "inventories", "href": provider_url(rp.uuid, "/inventories")},
+        {"rel": "usages", "href": provider_url(rp.uuid, "/usages")},
+    ]
     if v >= V(1, 1):  # 1.1: aggregates
         links.append({"rel": "aggregates", "href": provider_url(rp.uuid, "/aggregates")})
     if v >= V(1, 6):  # 1.6: traits
@@ -65,6 +67,7 @@ def get_provider(s: Any, uuid: str) -> ResourceProvider:
 
 # --- list ----------------------------------------------------------------------------------
 
+
 def _list_filter(request: Request) -> ProviderFilter:
     v = version(request)
     allowed = {"name", "uuid"}
@@ -73,8 +76,9 @@ def _list_filter(request: Request) -> ProviderFilter:
     allowed |= {"in_tree"} if v >= V(1, 14) else set()  # 1.14: in_tree
     allowed |= {"required"} if v >= V(1, 18) else set()  # 1.18: required traits
     q = query(request, allowed)
-    f = ProviderFilter(name=q.get("name", [None])[-1], uuid=q.get("uuid", [None])[-1],
-                       in_tree=q.get("in_tree", [None])[-1])
+    f = ProviderFilter(
+        name=q.get("name", [None])[-1], uuid=q.get("uuid", [None])[-1], in_tree=q.get("in_tree", [None])[-1]
+    )
     for key in ("uuid", "in_tree"):
         value = getattr(f, key)
         if value is not None and not is_uuid(value):
@@ -101,6 +105,7 @@ def list_providers(request: Request) -> dict[str, Any]:
 
 # --- create / show / update / delete ---------------------------------------------------------
 
+
 def _create_schema(v: Version) -> dict[str, Any]:
     props: dict[str, Any] = {"name": _NAME, "uuid": _UUID}
     if v >= V(1, 14):  # 1.14: parent_provider_uuid
@@ -123,7 +128,9 @@ def _set_parent(s: Any, rp: ResourceProvider, parent_uuid: str | None) -> None:
 def _check_unique(s: Any, name: str, uuid: str | None, except_id: int | None = None) -> None:
     named = s.scalars(select(ResourceProvider).where(ResourceProvider.name == name)).first()
     if named is not None and named.id != except_id:
-        raise Conflict(f"Conflicting resource provider name: {name} already exists.", kind="placement.duplicate_name")
+        raise Conflict(
+            f"Conflicting resource provider name: {name} already exists.", kind="placement.duplicate_name"
+        )
     if uuid is not None and except_id is None and providers.get_provider(s, uuid) is not None:
         raise Conflict(f"Conflicting resource provider uuid: {uuid} already exists.")
 
@@ -187,16 +194,23 @@ def delete_provider(uuid: str, request: Request) -> Response:
     with runtime(request).db.session() as s:
         rp = get_provider(s, uuid)
         if s.scalars(select(Allocation.id).where(Allocation.resource_provider_id == rp.id).limit(1)).first():
-            raise Conflict(f"Unable to delete resource provider {uuid}: Resource provider has allocations.",
-                           kind="placement.resource_provider.inuse")
-        if s.scalars(select(ResourceProvider.id).where(ResourceProvider.parent_provider_uuid == uuid)).first():
-            raise Conflict(f"Unable to delete parent resource provider {uuid}: It has child resource providers.",
-                           kind="placement.resource_provider.cannot_delete_parent")
+            raise Conflict(
+                f"Unable to delete resource provider {uuid}: Resource provider has allocations.",
+                kind="placement.resource_provider.inuse",
+            )
+        if s.scalars(
+            select(ResourceProvider.id).where(ResourceProvider.parent_provider_uuid == uuid)
+        ).first():
+            raise Conflict(
+                f"Unable to delete parent resource provider {uuid}: It has child resource providers.",
+                kind="placement.resource_provider.cannot_delete_parent",
+            )
         s.delete(rp)
     return no_content()
 
 
 # --- usages ----------------------------------------------------------------------------------
+
 
 @router.get("/resource_providers/{uuid}/usages")
 def provider_usages(uuid: str, request: Request) -> dict[str, Any]:
@@ -212,8 +226,10 @@ def provider_allocations(uuid: str, request: Request) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         rp = get_provider(s, uuid)
         held: dict[str, dict[str, dict[str, int]]] = {}
-        for consumer, rc, used in s.execute(select(Allocation.consumer_id, Allocation.resource_class, Allocation.used)
-                                            .where(Allocation.resource_provider_id == rp.id)):
+        for consumer, rc, used in s.execute(
+            select(Allocation.consumer_id, Allocation.resource_class, Allocation.used).where(
+                Allocation.resource_provider_id == rp.id
+            )
+        ):
             held.setdefault(consumer, {"resources": {}})["resources"][rc] = used
         return {"allocations": held, "resource_provider_generation": rp.generation}
-

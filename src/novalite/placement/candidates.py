@@ -55,12 +55,22 @@ class Candidate:
 
 
 def _trait_exists(trait: str) -> Exists:
-    return exists().where(ProviderTrait.resource_provider_id == ResourceProvider.id,
-                          ProviderTrait.trait_id == Trait.id, Trait.name == trait)
+    return exists().where(
+        ProviderTrait.resource_provider_id == ResourceProvider.id,
+        ProviderTrait.trait_id == Trait.id,
+        Trait.name == trait,
+    )
 
 
-def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
-           names: bool, limited: bool, order: tuple[int, bool] | None = None) -> Select[Any]:
+def _build(
+    rcs: tuple[str, ...],
+    required: tuple[str, ...],
+    forbidden: tuple[str, ...],
+    member_of: int,
+    names: bool,
+    limited: bool,
+    order: tuple[int, bool] | None = None,
+) -> Select[Any]:
     """The statement for one query *shape*; amounts, aggregates, names and limit are bound.
 
     Ordered by the first inventory's provider id (the same as the provider's): the database
@@ -69,26 +79,41 @@ def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str
     first?) ordered by that inventory's ``shortfall`` then provider id instead: a walk of
     ``ix_inventories_rc_shortfall`` (forwards or backwards) that stops at the limit too."""
     aliases = [aliased(Inventory) for _ in rcs]
-    stmt: Any = select(ResourceProvider.id, ResourceProvider.uuid, ResourceProvider.name,
-                       ResourceProvider.generation,
-                       *(c for inv in aliases for c in (inv.total, inv.reserved, inv.used, inv.allocation_ratio)))
+    stmt: Any = select(
+        ResourceProvider.id,
+        ResourceProvider.uuid,
+        ResourceProvider.name,
+        ResourceProvider.generation,
+        *(c for inv in aliases for c in (inv.total, inv.reserved, inv.used, inv.allocation_ratio)),
+    )
     for i, (rc, inv) in enumerate(zip(rcs, aliases, strict=True)):
         amount = bindparam(f"amount_{i}", type_=Integer)
         capacity = (inv.total - inv.reserved) * inv.allocation_ratio
-        stmt = stmt.join(inv, and_(inv.resource_provider_id == ResourceProvider.id, inv.resource_class == rc,
-                                   inv.used + amount <= capacity, inv.min_unit <= amount,
-                                   inv.max_unit >= amount,
-                                   # the same test; spelt so PostgreSQL's row estimate sees the usual
-                                   # step_size 1 (a bare modulo is guessed at 0.5 % of rows per class,
-                                   # and the planner then sorts every fitting provider)
-                                   or_(inv.step_size == 1, (amount % inv.step_size) == 0)))
+        stmt = stmt.join(
+            inv,
+            and_(
+                inv.resource_provider_id == ResourceProvider.id,
+                inv.resource_class == rc,
+                inv.used + amount <= capacity,
+                inv.min_unit <= amount,
+                inv.max_unit >= amount,
+                # the same test; spelt so PostgreSQL's row estimate sees the usual
+                # step_size 1 (a bare modulo is guessed at 0.5 % of rows per class,
+                # and the planner then sorts every fitting provider)
+                or_(inv.step_size == 1, (amount % inv.step_size) == 0),
+            ),
+        )
     for trait in required:
         stmt = stmt.where(_trait_exists(trait))
     for trait in forbidden:
         stmt = stmt.where(~_trait_exists(trait))
     for i in range(member_of):
-        stmt = stmt.where(exists().where(ProviderAggregate.resource_provider_id == ResourceProvider.id,
-                                         ProviderAggregate.aggregate_uuid.in_(bindparam(f"aggs_{i}", expanding=True))))
+        stmt = stmt.where(
+            exists().where(
+                ProviderAggregate.resource_provider_id == ResourceProvider.id,
+                ProviderAggregate.aggregate_uuid.in_(bindparam(f"aggs_{i}", expanding=True)),
+            )
+        )
     if names:
         stmt = stmt.where(ResourceProvider.name.in_(bindparam("names", expanding=True)))
     if order is not None and aliases:
@@ -105,8 +130,15 @@ def _build(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str
 
 
 @functools.lru_cache(maxsize=256)
-def _cached(rcs: tuple[str, ...], required: tuple[str, ...], forbidden: tuple[str, ...], member_of: int,
-            names: bool, limited: bool, order: tuple[int, bool] | None = None) -> Select[Any]:
+def _cached(
+    rcs: tuple[str, ...],
+    required: tuple[str, ...],
+    forbidden: tuple[str, ...],
+    member_of: int,
+    names: bool,
+    limited: bool,
+    order: tuple[int, bool] | None = None,
+) -> Select[Any]:
     return _build(rcs, required, forbidden, member_of, names, limited, order)
 
 
@@ -126,8 +158,15 @@ def prepare(query: ResourceQuery) -> tuple[Select[Any], dict[str, object], dict[
     order = None
     if query.order_by_free is not None and query.order_by_free[0] in wanted:
         order = (rcs.index(query.order_by_free[0]), query.order_by_free[1])
-    stmt = _cached(rcs, tuple(query.required_traits), tuple(query.forbidden_traits), len(query.member_of),
-                   query.provider_names is not None, query.limit is not None, order)
+    stmt = _cached(
+        rcs,
+        tuple(query.required_traits),
+        tuple(query.forbidden_traits),
+        len(query.member_of),
+        query.provider_names is not None,
+        query.limit is not None,
+        order,
+    )
     params: dict[str, object] = {f"amount_{i}": wanted[rc] for i, rc in enumerate(rcs)}
     params.update({f"aggs_{i}": list(any_of) for i, any_of in enumerate(query.member_of)})
     if query.provider_names is not None:

@@ -19,22 +19,65 @@ from novalite.errors import BadRequest
 from novalite.placement.params import MemberOf, TraitFilter
 
 # A subset of os-traits: what a compute node reports, plus the status/image-type traits Nova uses.
-STANDARD_TRAITS: tuple[str, ...] = tuple(sorted({
-    "COMPUTE_STATUS_DISABLED", "COMPUTE_NODE", "COMPUTE_TRUSTED_CERTS", "COMPUTE_DEVICE_TAGGING",
-    "COMPUTE_NET_ATTACH_INTERFACE", "COMPUTE_NET_ATTACH_INTERFACE_WITH_TAG", "COMPUTE_VOLUME_ATTACH_WITH_TAG",
-    "COMPUTE_VOLUME_EXTEND", "COMPUTE_VOLUME_MULTI_ATTACH", "COMPUTE_RESCUE_BFV", "COMPUTE_ACCELERATORS",
-    "COMPUTE_IMAGE_TYPE_QCOW2", "COMPUTE_IMAGE_TYPE_RAW", "COMPUTE_IMAGE_TYPE_ISO", "COMPUTE_IMAGE_TYPE_AMI",
-    "COMPUTE_IMAGE_TYPE_ARI", "COMPUTE_IMAGE_TYPE_AKI", "COMPUTE_IMAGE_TYPE_VHD", "COMPUTE_IMAGE_TYPE_VMDK",
-    "COMPUTE_IMAGE_TYPE_VDI", "COMPUTE_IMAGE_TYPE_PLOOP", "COMPUTE_GRAPHICS_MODEL_VGA",
-    "COMPUTE_GRAPHICS_MODEL_VIRTIO", "COMPUTE_NET_VIF_MODEL_VIRTIO", "COMPUTE_NET_VIF_MODEL_E1000",
-    "COMPUTE_STORAGE_BUS_VIRTIO", "COMPUTE_STORAGE_BUS_SCSI", "COMPUTE_STORAGE_BUS_IDE",
-    "COMPUTE_STORAGE_BUS_SATA", "COMPUTE_STORAGE_BUS_USB", "COMPUTE_STORAGE_BUS_FDC",
-    "COMPUTE_SOCKET_PCI_NUMA_AFFINITY", "COMPUTE_ADDRESS_SPACE_PASSTHROUGH", "COMPUTE_ADDRESS_SPACE_EMULATED",
-    "HW_ARCH_X86_64", "HW_CPU_X86_SSE", "HW_CPU_X86_SSE2", "HW_CPU_X86_SSSE3", "HW_CPU_X86_SSE41",
-    "HW_CPU_X86_SSE42", "HW_CPU_X86_AVX", "HW_CPU_X86_AVX2", "HW_CPU_X86_AVX512F", "HW_CPU_X86_VMX",
-    "HW_CPU_X86_SVM", "HW_CPU_X86_AESNI", "HW_CPU_HYPERTHREADING", "HW_NIC_SRIOV", "HW_GPU_API_VULKAN",
-    "MISC_SHARES_VIA_AGGREGATE", "STORAGE_DISK_HDD", "STORAGE_DISK_SSD", "OWNER_NOVA",
-}))
+STANDARD_TRAITS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            "COMPUTE_STATUS_DISABLED",
+            "COMPUTE_NODE",
+            "COMPUTE_TRUSTED_CERTS",
+            "COMPUTE_DEVICE_TAGGING",
+            "COMPUTE_NET_ATTACH_INTERFACE",
+            "COMPUTE_NET_ATTACH_INTERFACE_WITH_TAG",
+            "COMPUTE_VOLUME_ATTACH_WITH_TAG",
+            "COMPUTE_VOLUME_EXTEND",
+            "COMPUTE_VOLUME_MULTI_ATTACH",
+            "COMPUTE_RESCUE_BFV",
+            "COMPUTE_ACCELERATORS",
+            "COMPUTE_IMAGE_TYPE_QCOW2",
+            "COMPUTE_IMAGE_TYPE_RAW",
+            "COMPUTE_IMAGE_TYPE_ISO",
+            "COMPUTE_IMAGE_TYPE_AMI",
+            "COMPUTE_IMAGE_TYPE_ARI",
+            "COMPUTE_IMAGE_TYPE_AKI",
+            "COMPUTE_IMAGE_TYPE_VHD",
+            "COMPUTE_IMAGE_TYPE_VMDK",
+            "COMPUTE_IMAGE_TYPE_VDI",
+            "COMPUTE_IMAGE_TYPE_PLOOP",
+            "COMPUTE_GRAPHICS_MODEL_VGA",
+            "COMPUTE_GRAPHICS_MODEL_VIRTIO",
+            "COMPUTE_NET_VIF_MODEL_VIRTIO",
+            "COMPUTE_NET_VIF_MODEL_E1000",
+            "COMPUTE_STORAGE_BUS_VIRTIO",
+            "COMPUTE_STORAGE_BUS_SCSI",
+            "COMPUTE_STORAGE_BUS_IDE",
+            "COMPUTE_STORAGE_BUS_SATA",
+            "COMPUTE_STORAGE_BUS_USB",
+            "COMPUTE_STORAGE_BUS_FDC",
+            "COMPUTE_SOCKET_PCI_NUMA_AFFINITY",
+            "COMPUTE_ADDRESS_SPACE_PASSTHROUGH",
+            "COMPUTE_ADDRESS_SPACE_EMULATED",
+            "HW_ARCH_X86_64",
+            "HW_CPU_X86_SSE",
+            "HW_CPU_X86_SSE2",
+            "HW_CPU_X86_SSSE3",
+            "HW_CPU_X86_SSE41",
+            "HW_CPU_X86_SSE42",
+            "HW_CPU_X86_AVX",
+            "HW_CPU_X86_AVX2",
+            "HW_CPU_X86_AVX512F",
+            "HW_CPU_X86_VMX",
+            "HW_CPU_X86_SVM",
+            "HW_CPU_X86_AESNI",
+            "HW_CPU_HYPERTHREADING",
+            "HW_NIC_SRIOV",
+            "HW_GPU_API_VULKAN",
+            "MISC_SHARES_VIA_AGGREGATE",
+            "STORAGE_DISK_HDD",
+            "STORAGE_DISK_SSD",
+            "OWNER_NOVA",
+        }
+    )
+)
 
 
 def known_traits(s: Session, names: Iterable[str]) -> set[str]:
@@ -54,20 +97,31 @@ def require_known_traits(s: Session, names: Iterable[str]) -> None:
 
 
 def _has_trait(name: str) -> Any:
-    return exists().where(ProviderTrait.resource_provider_id == ResourceProvider.id,
-                          ProviderTrait.trait_id == Trait.id, Trait.name == name)
+    return exists().where(
+        ProviderTrait.resource_provider_id == ResourceProvider.id,
+        ProviderTrait.trait_id == Trait.id,
+        Trait.name == name,
+    )
 
 
 def _in_aggregates(uuids: list[str]) -> Any:
-    return exists().where(ProviderAggregate.resource_provider_id == ResourceProvider.id,
-                          ProviderAggregate.aggregate_uuid.in_(uuids))
+    return exists().where(
+        ProviderAggregate.resource_provider_id == ResourceProvider.id,
+        ProviderAggregate.aggregate_uuid.in_(uuids),
+    )
 
 
 def _fits(rc: str, amount: int) -> Any:
     capacity = (Inventory.total - Inventory.reserved) * Inventory.allocation_ratio
-    return exists().where(and_(Inventory.resource_provider_id == ResourceProvider.id, Inventory.resource_class == rc,
-                               Inventory.used + amount <= capacity, Inventory.min_unit <= amount,
-                               Inventory.max_unit >= amount))
+    return exists().where(
+        and_(
+            Inventory.resource_provider_id == ResourceProvider.id,
+            Inventory.resource_class == rc,
+            Inventory.used + amount <= capacity,
+            Inventory.min_unit <= amount,
+            Inventory.max_unit >= amount,
+        )
+    )
 
 
 @dataclass

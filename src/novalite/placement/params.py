@@ -38,8 +38,10 @@ class MemberOf:
 def parse_resources(raw: str) -> dict[str, int]:
     """``VCPU:1,MEMORY_MB:512`` -> {"VCPU": 1, "MEMORY_MB": 512}; 400 when malformed."""
     out: dict[str, int] = {}
-    bad = BadRequest("Badly formed resources parameter. Expected resources query string parameter in form: "
-                     f"?resources=VCPU:2,MEMORY_MB:1024. Got: {raw}.")
+    bad = BadRequest(
+        "Badly formed resources parameter. Expected resources query string parameter in form: "
+        f"?resources=VCPU:2,MEMORY_MB:1024. Got: {raw}."
+    )
     for item in raw.split(","):
         name, sep, amount = item.strip().partition(":")
         if not sep or not RC_PATTERN.match(name) or not amount.strip().isdigit() or int(amount) > MAX_AMOUNT:
@@ -72,8 +74,10 @@ def parse_required(values: list[str], version: Version) -> TraitFilter:
 
 def _check_traits(names: list[str], raw: str) -> None:
     if not names or any(not TRAIT_PATTERN.match(n) for n in names):
-        raise BadRequest(f"Invalid query string parameters: Expected 'required' parameter value of the form: "
-                         f"HW_CPU_X86_VMX,!CUSTOM_MAGIC. Got: {raw}")
+        raise BadRequest(
+            f"Invalid query string parameters: Expected 'required' parameter value of the form: "
+            f"HW_CPU_X86_VMX,!CUSTOM_MAGIC. Got: {raw}"
+        )
 
 
 def parse_member_of(values: list[str], version: Version) -> MemberOf:
@@ -89,8 +93,10 @@ def parse_member_of(values: list[str], version: Version) -> MemberOf:
             value = value[3:]
         uuids = [u.strip() for u in value.split(",") if u.strip()]
         if not uuids or any(not is_uuid(u) for u in uuids):
-            raise BadRequest("Invalid query string parameters: Expected 'member_of' parameter to contain valid "
-                             f"UUID(s). Got: {raw}")
+            raise BadRequest(
+                "Invalid query string parameters: Expected 'member_of' parameter to contain valid "
+                f"UUID(s). Got: {raw}"
+            )
         if forbidden:
             found.forbidden.extend(uuids)
         else:

@@ -29,8 +29,9 @@ class ProviderGenerationConflict(Conflict):
     """Another writer changed the provider since it was read."""
 
     def __init__(self, provider_uuid: str):
-        super().__init__(f"resource provider generation conflict on {provider_uuid}",
-                         kind="placement.concurrent_update")
+        super().__init__(
+            f"resource provider generation conflict on {provider_uuid}", kind="placement.concurrent_update"
+        )
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,16 @@ class InventorySpec:
 
 
 _PROVIDERS = cast(Table, ResourceProvider.__table__)
-_BUMP = (update(_PROVIDERS).where(_PROVIDERS.c.id == bindparam("provider_id"))
-         .values(generation=_PROVIDERS.c.generation + 1))
-_BUMP_IF_SEEN = (update(_PROVIDERS).where(_PROVIDERS.c.id == bindparam("provider_id"),
-                                          _PROVIDERS.c.generation == bindparam("seen"))
-                 .values(generation=_PROVIDERS.c.generation + 1))
+_BUMP = (
+    update(_PROVIDERS)
+    .where(_PROVIDERS.c.id == bindparam("provider_id"))
+    .values(generation=_PROVIDERS.c.generation + 1)
+)
+_BUMP_IF_SEEN = (
+    update(_PROVIDERS)
+    .where(_PROVIDERS.c.id == bindparam("provider_id"), _PROVIDERS.c.generation == bindparam("seen"))
+    .values(generation=_PROVIDERS.c.generation + 1)
+)
 
 
 def bump_generation(s: Session, provider_id: int, seen: int | None = None) -> None:
@@ -68,11 +74,18 @@ def bump_generation(s: Session, provider_id: int, seen: int | None = None) -> No
         raise ProviderGenerationConflict(str(uuid))
 
 
-_BUMP_UUID = Precompiled(update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
-                         .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
-_BUMP_UUID_IF_SEEN = (update(_PROVIDERS).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"),
-                                               _PROVIDERS.c.generation == bindparam("seen"))
-                      .values(generation=_PROVIDERS.c.generation + 1).returning(_PROVIDERS.c.id))
+_BUMP_UUID = Precompiled(
+    update(_PROVIDERS)
+    .where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
+    .values(generation=_PROVIDERS.c.generation + 1)
+    .returning(_PROVIDERS.c.id)
+)
+_BUMP_UUID_IF_SEEN = (
+    update(_PROVIDERS)
+    .where(_PROVIDERS.c.uuid == bindparam("provider_uuid"), _PROVIDERS.c.generation == bindparam("seen"))
+    .values(generation=_PROVIDERS.c.generation + 1)
+    .returning(_PROVIDERS.c.id)
+)
 _PROVIDER_ID = select(_PROVIDERS.c.id).where(_PROVIDERS.c.uuid == bindparam("provider_uuid"))
 
 
@@ -104,8 +117,13 @@ def get_provider(s: Session, uuid: str) -> ResourceProvider | None:
     return s.scalars(select(ResourceProvider).where(ResourceProvider.uuid == uuid)).first()
 
 
-def set_inventories(s: Session, provider: ResourceProvider, inventories: Mapping[str, InventorySpec],
-                    *, seen_generation: int | None = None) -> None:
+def set_inventories(
+    s: Session,
+    provider: ResourceProvider,
+    inventories: Mapping[str, InventorySpec],
+    *,
+    seen_generation: int | None = None,
+) -> None:
     """Replace the provider's inventories, keeping ``used``; refuses to shrink below usage.
 
     The generation is bumped (and checked) first: the provider's row is the lock claims and
@@ -113,14 +131,21 @@ def set_inventories(s: Session, provider: ResourceProvider, inventories: Mapping
     after it cannot change until this transaction ends."""
     s.flush()
     bump_generation(s, provider.id, seen_generation)
-    existing = {inv.resource_class: inv for inv in
-                s.scalars(select(Inventory).where(Inventory.resource_provider_id == provider.id)
-                          .execution_options(populate_existing=True))}
+    existing = {
+        inv.resource_class: inv
+        for inv in s.scalars(
+            select(Inventory)
+            .where(Inventory.resource_provider_id == provider.id)
+            .execution_options(populate_existing=True)
+        )
+    }
     for rc, inv in existing.items():
         if rc not in inventories:
             if inv.used:
-                raise Conflict(f"Inventory for {rc} on resource provider {provider.uuid} in use.",
-                               kind="placement.inventory.inuse")
+                raise Conflict(
+                    f"Inventory for {rc} on resource provider {provider.uuid} in use.",
+                    kind="placement.inventory.inuse",
+                )
             s.delete(inv)
     for rc, spec in inventories.items():
         row = existing.get(rc)
@@ -146,8 +171,9 @@ def ensure_traits(s: Session, names: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def set_traits(s: Session, provider: ResourceProvider, names: Iterable[str],
-               *, seen_generation: int | None = None) -> None:
+def set_traits(
+    s: Session, provider: ResourceProvider, names: Iterable[str], *, seen_generation: int | None = None
+) -> None:
     """Replace the provider's traits."""
     ids = ensure_traits(s, names)
     s.execute(delete(ProviderTrait).where(ProviderTrait.resource_provider_id == provider.id))
@@ -157,16 +183,27 @@ def set_traits(s: Session, provider: ResourceProvider, names: Iterable[str],
 
 
 def provider_traits(s: Session, provider_id: int) -> list[str]:
-    q = select(Trait.name).join(ProviderTrait, ProviderTrait.trait_id == Trait.id).where(
-        ProviderTrait.resource_provider_id == provider_id).order_by(Trait.name)
+    q = (
+        select(Trait.name)
+        .join(ProviderTrait, ProviderTrait.trait_id == Trait.id)
+        .where(ProviderTrait.resource_provider_id == provider_id)
+        .order_by(Trait.name)
+    )
     return list(s.scalars(q))
 
 
-def set_aggregates(s: Session, provider: ResourceProvider, aggregate_uuids: Iterable[str],
-                   *, seen_generation: int | None = None) -> None:
+def set_aggregates(
+    s: Session,
+    provider: ResourceProvider,
+    aggregate_uuids: Iterable[str],
+    *,
+    seen_generation: int | None = None,
+) -> None:
     """Replace the provider's placement aggregates."""
     s.execute(delete(ProviderAggregate).where(ProviderAggregate.resource_provider_id == provider.id))
-    s.add_all(ProviderAggregate(resource_provider_id=provider.id, aggregate_uuid=a) for a in set(aggregate_uuids))
+    s.add_all(
+        ProviderAggregate(resource_provider_id=provider.id, aggregate_uuid=a) for a in set(aggregate_uuids)
+    )
     s.flush()
     bump_generation(s, provider.id, seen_generation)
 

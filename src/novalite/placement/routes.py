@@ -30,10 +30,17 @@ router = APIRouter(route_class=PlacementRoute)
 
 
 def _root(request: Request) -> dict[str, Any]:
-    return {"versions": [{
-        "id": "v1.0", "max_version": str(MAX_VERSION), "min_version": str(MIN_VERSION), "status": "CURRENT",
-        "links": [{"rel": "self", "href": f"{runtime(request).public_url}/placement/"}],
-    }]}
+    return {
+        "versions": [
+            {
+                "id": "v1.0",
+                "max_version": str(MAX_VERSION),
+                "min_version": str(MIN_VERSION),
+                "status": "CURRENT",
+                "links": [{"rel": "self", "href": f"{runtime(request).public_url}/placement/"}],
+            }
+        ]
+    }
 
 
 @router.get("/placement")

@@ -76,8 +76,11 @@ def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str,
         az = getattr(agg, "availability_zone", None)
         if az and "availability_zone" not in md:
             md["availability_zone"] = az
-        out.setdefault(host, []).append(AggregateSnapshot(uuid=str(getattr(agg, "uuid", agg.id)),
-                                                          name=str(getattr(agg, "name", "")), metadata=md))
+        out.setdefault(host, []).append(
+            AggregateSnapshot(
+                uuid=str(getattr(agg, "uuid", agg.id)), name=str(getattr(agg, "name", "")), metadata=md
+            )
+        )
     return out
 
 
@@ -98,8 +101,11 @@ def _group_queries(group_cls: Any, member_cls: Any) -> tuple[Any, Any]:
     group = select(table).where(table.c.uuid == bindparam("group_uuid")).limit(1)
     members = None
     if member_cls is not None:
-        members = (select(Instance.uuid, Instance.host).join(member_cls, member_cls.instance_uuid == Instance.uuid)
-                   .where(member_cls.group_id == bindparam("group_id"), Instance.deleted.is_(False)))
+        members = (
+            select(Instance.uuid, Instance.host)
+            .join(member_cls, member_cls.instance_uuid == Instance.uuid)
+            .where(member_cls.group_id == bindparam("group_id"), Instance.deleted.is_(False))
+        )
     return group, members
 
 
@@ -121,8 +127,9 @@ def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
     if members_q is not None:
         members = {str(u): str(h) for u, h in conn.execute(members_q, {"group_id": group["id"]}).all() if h}
     policy = group.get("policy") or (group.get("policies") or [""])[0]
-    return GroupView(uuid=group_uuid, policy=str(policy), rules=dict(group.get("rules") or {}),
-                     member_hosts=members)
+    return GroupView(
+        uuid=group_uuid, policy=str(policy), rules=dict(group.get("rules") or {}), member_hosts=members
+    )
 
 
 @dataclass(frozen=True)
@@ -133,22 +140,35 @@ class _Inv:
     allocation_ratio: float
 
 
-_USAGE = (select(ResourceProvider.uuid, Inventory.resource_class, Inventory.total, Inventory.reserved, Inventory.used,
-                 Inventory.allocation_ratio)
-          .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
-          .where(ResourceProvider.uuid.in_(bindparam("uuids", expanding=True))))
+_USAGE = (
+    select(
+        ResourceProvider.uuid,
+        Inventory.resource_class,
+        Inventory.total,
+        Inventory.reserved,
+        Inventory.used,
+        Inventory.allocation_ratio,
+    )
+    .join(Inventory, Inventory.resource_provider_id == ResourceProvider.id)
+    .where(ResourceProvider.uuid.in_(bindparam("uuids", expanding=True)))
+)
 
 
 def _usage(s: Session, provider_uuids: Sequence[str]) -> dict[str, dict[str, _Inv]]:
     out: dict[str, dict[str, _Inv]] = {}
-    for uuid, rc, total, reserved, used, ratio in s.connection().execute(_USAGE, {"uuids": list(provider_uuids)}):
+    for uuid, rc, total, reserved, used, ratio in s.connection().execute(
+        _USAGE, {"uuids": list(provider_uuids)}
+    ):
         out.setdefault(uuid, {})[rc] = _Inv(total, reserved, used, ratio)
     return out
 
 
 def _instance_counts(s: Session, hosts: Sequence[str]) -> dict[str, int]:
-    q = (select(Instance.host, func.count(Instance.id)).where(Instance.deleted.is_(False), Instance.host.in_(hosts))
-         .group_by(Instance.host))
+    q = (
+        select(Instance.host, func.count(Instance.id))
+        .where(Instance.deleted.is_(False), Instance.host.in_(hosts))
+        .group_by(Instance.host)
+    )
     return {str(h): int(n) for h, n in s.execute(q)}
 
 
@@ -170,14 +190,30 @@ def is_up(service: Any, down_time: int, now: dt.datetime) -> bool:
     return (now - service.last_seen_at).total_seconds() <= down_time
 
 
-_NODE_COLUMNS = (ComputeNode.uuid, ComputeNode.host, ComputeNode.hypervisor_hostname, ComputeNode.failed_builds,
-                 Service.disabled, Service.disabled_reason, Service.forced_down, Service.last_seen_at,
-                 Service.id.label("service_id"))
-_NODES = (select(*_NODE_COLUMNS).join(Service, Service.id == ComputeNode.service_id, isouter=True)
-          .where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)), ComputeNode.deleted.is_(False)))
-_STATIC = select(ComputeNode.uuid, ComputeNode.hypervisor_type, ComputeNode.hypervisor_version, ComputeNode.cpu_info,
-                 ComputeNode.supported_instances, ComputeNode.stats).where(
-    ComputeNode.uuid.in_(bindparam("uuids", expanding=True)))
+_NODE_COLUMNS = (
+    ComputeNode.uuid,
+    ComputeNode.host,
+    ComputeNode.hypervisor_hostname,
+    ComputeNode.failed_builds,
+    Service.disabled,
+    Service.disabled_reason,
+    Service.forced_down,
+    Service.last_seen_at,
+    Service.id.label("service_id"),
+)
+_NODES = (
+    select(*_NODE_COLUMNS)
+    .join(Service, Service.id == ComputeNode.service_id, isouter=True)
+    .where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)), ComputeNode.deleted.is_(False))
+)
+_STATIC = select(
+    ComputeNode.uuid,
+    ComputeNode.hypervisor_type,
+    ComputeNode.hypervisor_version,
+    ComputeNode.cpu_info,
+    ComputeNode.supported_instances,
+    ComputeNode.stats,
+).where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)))
 _NODE_OFFSET = len(_NODE_COLUMNS)
 
 
@@ -185,9 +221,13 @@ _NODE_OFFSET = len(_NODE_COLUMNS)
 def _with_nodes(stmt: Any) -> Any:
     """A candidates statement with each provider's compute node and service (outer joins on
     unique keys: one row per provider still, so limit and order are unchanged)."""
-    return (stmt.add_columns(*_NODE_COLUMNS)
-            .outerjoin(ComputeNode, and_(ComputeNode.uuid == ResourceProvider.uuid, ComputeNode.deleted.is_(False)))
-            .outerjoin(Service, Service.id == ComputeNode.service_id))
+    return (
+        stmt.add_columns(*_NODE_COLUMNS)
+        .outerjoin(
+            ComputeNode, and_(ComputeNode.uuid == ResourceProvider.uuid, ComputeNode.deleted.is_(False))
+        )
+        .outerjoin(Service, Service.id == ComputeNode.service_id)
+    )
 
 
 def candidates_with_nodes(s: Session, query: ResourceQuery) -> tuple[list[Candidate], dict[str, Any] | None]:
@@ -239,23 +279,37 @@ def _static(s: Session, uuids: Sequence[str]) -> dict[str, _Static]:
     """What the virt driver reported about each node (changes rarely): cached for ``STATIC_TTL``."""
     now = time.monotonic()
     with _static_lock:
-        found = {u: e[1] for u in uuids if (e := _static_cache.get(u)) is not None and now - e[0] < STATIC_TTL}
+        found = {
+            u: e[1] for u in uuids if (e := _static_cache.get(u)) is not None and now - e[0] < STATIC_TTL
+        }
     missing = [u for u in uuids if u not in found]
     if missing:
         fresh = {}
         for uuid, hv_type, hv_version, cpu_info, supported, stats in s.connection().execute(
-                _STATIC, {"uuids": missing}):
-            fresh[uuid] = _Static(hv_type, hv_version, dict(cpu_info or {}),
-                                  tuple(tuple(x) for x in (supported or [])), dict(stats or {}))  # type: ignore[misc]
+            _STATIC, {"uuids": missing}
+        ):
+            fresh[uuid] = _Static(
+                hv_type,
+                hv_version,
+                dict(cpu_info or {}),
+                tuple(tuple(x) for x in (supported or [])),
+                dict(stats or {}),
+            )  # type: ignore[misc]
         with _static_lock:
             _static_cache.update({u: (now, v) for u, v in fresh.items()})
         found.update(fresh)
     return found
 
 
-def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_time: int,
-                   hinted_uuids: Sequence[str] = (), instance_counts: bool = True,
-                   nodes: Mapping[str, Any] | None = None) -> list[HostSnapshot]:
+def host_snapshots(
+    s: Session,
+    candidates: Sequence[Candidate],
+    *,
+    service_down_time: int,
+    hinted_uuids: Sequence[str] = (),
+    instance_counts: bool = True,
+    nodes: Mapping[str, Any] | None = None,
+) -> list[HostSnapshot]:
     """One snapshot per candidate provider that is a compute node (candidate order kept);
     ``num_instances`` is 0 unless ``instance_counts``; ``nodes`` as ``candidates_with_nodes``
     read them (else read here)."""
@@ -267,8 +321,9 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
     static = _static(s, list(nodes))
     complete = all(_CLASSES <= c.usage.keys() for c in candidates)
     # the candidates' own inventory rows serve as they are (same fields as ``_Inv``)
-    usage: Mapping[str, Mapping[str, Any]] = ({c.provider_uuid: c.usage for c in candidates}
-                                             if complete else _usage(s, uuids))
+    usage: Mapping[str, Mapping[str, Any]] = (
+        {c.provider_uuid: c.usage for c in candidates} if complete else _usage(s, uuids)
+    )
     hosts = sorted({n.host for n in nodes.values()})
     counts = _instance_counts(s, hosts) if instance_counts else {}
     aggs, hinted = host_aggregates(s, hosts), _hinted(s, hinted_uuids)
@@ -282,10 +337,18 @@ def host_snapshots(s: Session, candidates: Sequence[Candidate], *, service_down_
         if node is None:
             continue
         host = node.host
-        out.append(_snapshot(node, static[cand.provider_uuid], usage.get(cand.provider_uuid, empty), cand,
-                             up_since=up_since, num_instances=counts.get(host, 0),
-                             aggregates=tuple(aggs[host]) if host in aggs else (),
-                             instance_uuids=frozenset(hinted[host]) if host in hinted else frozenset()))
+        out.append(
+            _snapshot(
+                node,
+                static[cand.provider_uuid],
+                usage.get(cand.provider_uuid, empty),
+                cand,
+                up_since=up_since,
+                num_instances=counts.get(host, 0),
+                aggregates=tuple(aggs[host]) if host in aggs else (),
+                instance_uuids=frozenset(hinted[host]) if host in hinted else frozenset(),
+            )
+        )
     return out
 
 
@@ -293,27 +356,50 @@ _CLASSES = frozenset(("VCPU", "MEMORY_MB", "DISK_GB"))
 _new_snapshot = object.__new__
 
 
-def _snapshot(node: Any, static: _Static, inv: Mapping[str, Any], cand: Candidate, *,
-              up_since: dt.datetime, num_instances: int,
-              aggregates: tuple[AggregateSnapshot, ...], instance_uuids: frozenset[str]) -> HostSnapshot:
+def _snapshot(
+    node: Any,
+    static: _Static,
+    inv: Mapping[str, Any],
+    cand: Candidate,
+    *,
+    up_since: dt.datetime,
+    num_instances: int,
+    aggregates: tuple[AggregateSnapshot, ...],
+    instance_uuids: frozenset[str],
+) -> HostSnapshot:
     """A HostSnapshot built straight into its ``__dict__`` (every field given): the frozen
     dataclass ``__init__`` costs one ``object.__setattr__`` per field, 40 candidates a request."""
     vcpu, ram, disk = inv.get("VCPU"), inv.get("MEMORY_MB"), inv.get("DISK_GB")
     seen = node.last_seen_at
     snap: HostSnapshot = _new_snapshot(HostSnapshot)
     snap.__dict__.update(
-        uuid=node.uuid, host=node.host, node=node.hypervisor_hostname,
-        service_up=(node.service_id is not None and not node.forced_down and seen is not None
-                    and seen >= up_since),
-        service_disabled=bool(node.disabled), disabled_reason=node.disabled_reason,
-        vcpus_total=vcpu.total - vcpu.reserved if vcpu else 0, vcpus_used=vcpu.used if vcpu else 0,
+        uuid=node.uuid,
+        host=node.host,
+        node=node.hypervisor_hostname,
+        service_up=(
+            node.service_id is not None and not node.forced_down and seen is not None and seen >= up_since
+        ),
+        service_disabled=bool(node.disabled),
+        disabled_reason=node.disabled_reason,
+        vcpus_total=vcpu.total - vcpu.reserved if vcpu else 0,
+        vcpus_used=vcpu.used if vcpu else 0,
         cpu_allocation_ratio=vcpu.allocation_ratio if vcpu else 1.0,
-        memory_mb_total=ram.total if ram else 0, memory_mb_used=ram.used if ram else 0,
-        memory_mb_reserved=ram.reserved if ram else 0, ram_allocation_ratio=ram.allocation_ratio if ram else 1.0,
-        disk_gb_total=(disk.total - disk.reserved) if disk else 0, disk_gb_used=disk.used if disk else 0,
-        disk_allocation_ratio=disk.allocation_ratio if disk else 1.0, num_instances=num_instances,
-        failed_builds=node.failed_builds, hypervisor_type=static.hypervisor_type,
-        hypervisor_version=static.hypervisor_version, cpu_info=static.cpu_info,
-        supported_instances=static.supported_instances, stats=static.stats, aggregates=aggregates,
-        instance_uuids=instance_uuids, allocation_request=cand.allocation_request)
+        memory_mb_total=ram.total if ram else 0,
+        memory_mb_used=ram.used if ram else 0,
+        memory_mb_reserved=ram.reserved if ram else 0,
+        ram_allocation_ratio=ram.allocation_ratio if ram else 1.0,
+        disk_gb_total=(disk.total - disk.reserved) if disk else 0,
+        disk_gb_used=disk.used if disk else 0,
+        disk_allocation_ratio=disk.allocation_ratio if disk else 1.0,
+        num_instances=num_instances,
+        failed_builds=node.failed_builds,
+        hypervisor_type=static.hypervisor_type,
+        hypervisor_version=static.hypervisor_version,
+        cpu_info=static.cpu_info,
+        supported_instances=static.supported_instances,
+        stats=static.stats,
+        aggregates=aggregates,
+        instance_uuids=instance_uuids,
+        allocation_request=cand.allocation_request,
+    )
     return snap

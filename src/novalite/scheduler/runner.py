@@ -31,8 +31,13 @@ from novalite.scheduler.filters.base import Filter
 from novalite.scheduler.snapshots import Drop, HostSnapshot, RequestView, Selection
 from novalite.scheduler.weighers import WeigherConfig
 
-DEFAULT_FILTERS = ["ComputeFilter", "ComputeCapabilitiesFilter", "ImagePropertiesFilter",
-                   "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter"]
+DEFAULT_FILTERS = [
+    "ComputeFilter",
+    "ComputeCapabilitiesFilter",
+    "ImagePropertiesFilter",
+    "ServerGroupAntiAffinityFilter",
+    "ServerGroupAffinityFilter",
+]
 NOT_ENOUGH_HOSTS = "There are not enough hosts available."
 
 
@@ -41,15 +46,18 @@ def _forced(spec: RequestView, hosts: Sequence[HostSnapshot], drops: list[Drop])
     want_nodes = {n.lower() for n in spec.force_nodes}
     out = []
     for h in hosts:
-        if (want_hosts and h.host.lower() not in want_hosts) or (want_nodes and h.node.lower() not in want_nodes):
+        if (want_hosts and h.host.lower() not in want_hosts) or (
+            want_nodes and h.node.lower() not in want_nodes
+        ):
             drops.append(Drop("forced_host", h.host, "not the forced host/node"))
         else:
             out.append(h)
     return out
 
 
-def _filtered(spec: RequestView, hosts: Sequence[HostSnapshot], filters: Sequence[Filter],
-              drops: list[Drop]) -> list[HostSnapshot]:
+def _filtered(
+    spec: RequestView, hosts: Sequence[HostSnapshot], filters: Sequence[Filter], drops: list[Drop]
+) -> list[HostSnapshot]:
     out = []
     for h in hosts:
         if spec.requested_host and h.host != spec.requested_host:
@@ -82,12 +90,19 @@ def _pick(ranked: list[HostSnapshot], subset_size: int, rng: random.Random) -> l
     if subset_size <= 1 or len(ranked) <= 1:
         return ranked
     chosen = rng.randrange(min(subset_size, len(ranked)))
-    return [ranked[chosen], *ranked[:chosen], *ranked[chosen + 1:]]
+    return [ranked[chosen], *ranked[:chosen], *ranked[chosen + 1 :]]
 
 
-def rank_for_instance(spec: RequestView, hosts: Sequence[HostSnapshot], *, filters: Sequence[Filter],
-                      weighers: Sequence[WeigherConfig], drops: list[Drop], subset_size: int = 1,
-                      rng: random.Random | None = None) -> list[HostSnapshot]:
+def rank_for_instance(
+    spec: RequestView,
+    hosts: Sequence[HostSnapshot],
+    *,
+    filters: Sequence[Filter],
+    weighers: Sequence[WeigherConfig],
+    drops: list[Drop],
+    subset_size: int = 1,
+    rng: random.Random | None = None,
+) -> list[HostSnapshot]:
     """Hosts acceptable for ``spec.instance_uuid``, in the order to try them."""
     if spec.force_hosts or spec.force_nodes:
         passing = _forced(spec, hosts, drops)
@@ -98,9 +113,16 @@ def rank_for_instance(spec: RequestView, hosts: Sequence[HostSnapshot], *, filte
     return _pick(ranked, subset_size, rng or random.Random())
 
 
-def select_hosts(spec: RequestView, hosts: Sequence[HostSnapshot], *,
-                 filters: Sequence[Filter] | None = None, weighers: Sequence[WeigherConfig] | None = None,
-                 host_subset_size: int = 1, max_attempts: int = 3, rng: random.Random | None = None) -> Selection:
+def select_hosts(
+    spec: RequestView,
+    hosts: Sequence[HostSnapshot],
+    *,
+    filters: Sequence[Filter] | None = None,
+    weighers: Sequence[WeigherConfig] | None = None,
+    host_subset_size: int = 1,
+    max_attempts: int = 3,
+    rng: random.Random | None = None,
+) -> Selection:
     """Plan every instance of ``spec`` onto ``hosts`` (all-or-nothing: see ``Selection.error``)."""
     filters = filter_registry.load(DEFAULT_FILTERS) if filters is None else filters
     weighers = weigher_registry.load(list(weigher_registry.REGISTRY)) if weighers is None else weighers
@@ -111,8 +133,15 @@ def select_hosts(spec: RequestView, hosts: Sequence[HostSnapshot], *,
     for uuid in spec.instance_uuids:
         current = dataclasses.replace(spec, instance_uuid=uuid, group=group)
         instance_drops: list[Drop] = []
-        ranked = rank_for_instance(current, list(state.values()), filters=filters, weighers=weighers,
-                                   drops=instance_drops, subset_size=host_subset_size, rng=rng)
+        ranked = rank_for_instance(
+            current,
+            list(state.values()),
+            filters=filters,
+            weighers=weighers,
+            drops=instance_drops,
+            subset_size=host_subset_size,
+            rng=rng,
+        )
         if not ranked:
             return Selection(ranked=tuple(plans), dropped=tuple(instance_drops), error=NOT_ENOUGH_HOSTS)
         drops.extend(instance_drops)

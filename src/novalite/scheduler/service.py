@@ -40,8 +40,10 @@ class NoValidHost(NovaliteError):
     status = 500
 
     def __init__(self, reason: str = ""):
-        super().__init__(f"No valid host was found. {reason}".rstrip() if reason else "No valid host was found. ",
-                         kind="NoValidHost")
+        super().__init__(
+            f"No valid host was found. {reason}".rstrip() if reason else "No valid host was found. ",
+            kind="NoValidHost",
+        )
 
 
 @dataclass(frozen=True)
@@ -56,20 +58,33 @@ class Destination:
 
     def to_dict(self) -> dict[str, Any]:
         """What ``asdict`` gives, written out (its recursive deep copy cost ~0.1 ms per alternate)."""
-        return {"host": self.host, "node": self.node, "compute_node_uuid": self.compute_node_uuid,
-                "allocation_request": {p: dict(r) for p, r in self.allocation_request.items()},
-                "availability_zone": self.availability_zone}
+        return {
+            "host": self.host,
+            "node": self.node,
+            "compute_node_uuid": self.compute_node_uuid,
+            "allocation_request": {p: dict(r) for p, r in self.allocation_request.items()},
+            "availability_zone": self.availability_zone,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Destination:
-        return cls(**{k: d[k] for k in ("host", "node", "compute_node_uuid", "allocation_request",
-                                         "availability_zone") if k in d})
+        return cls(
+            **{
+                k: d[k]
+                for k in ("host", "node", "compute_node_uuid", "allocation_request", "availability_zone")
+                if k in d
+            }
+        )
 
     @classmethod
     def of(cls, h: HostSnapshot) -> Destination:
-        return cls(host=h.host, node=h.node, compute_node_uuid=h.uuid,
-                   allocation_request={k: dict(v) for k, v in h.allocation_request.items()},
-                   availability_zone=h.availability_zone)
+        return cls(
+            host=h.host,
+            node=h.node,
+            compute_node_uuid=h.uuid,
+            allocation_request={k: dict(v) for k, v in h.allocation_request.items()},
+            availability_zone=h.availability_zone,
+        )
 
 
 @dataclass(frozen=True)
@@ -106,12 +121,18 @@ def request_view(doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> Reque
     dest = doc.get("requested_destination") or {}
     image = doc.get("image") or {}
     return RequestView(
-        instance_uuids=tuple(instance_uuids), flavor=FlavorView.from_dict(doc.get("flavor") or {}),
-        project_id=str(doc.get("project_id") or ""), image_properties=dict(image.get("properties") or {}),
-        is_bfv=bool(doc.get("is_bfv")), availability_zone=doc.get("availability_zone"),
-        force_hosts=tuple(doc.get("force_hosts") or ()), force_nodes=tuple(doc.get("force_nodes") or ()),
-        requested_host=dest.get("host"), requested_node=dest.get("node"),
-        hints=dict(doc.get("scheduler_hints") or {}))
+        instance_uuids=tuple(instance_uuids),
+        flavor=FlavorView.from_dict(doc.get("flavor") or {}),
+        project_id=str(doc.get("project_id") or ""),
+        image_properties=dict(image.get("properties") or {}),
+        is_bfv=bool(doc.get("is_bfv")),
+        availability_zone=doc.get("availability_zone"),
+        force_hosts=tuple(doc.get("force_hosts") or ()),
+        force_nodes=tuple(doc.get("force_nodes") or ()),
+        requested_host=dest.get("host"),
+        requested_node=dest.get("node"),
+        hints=dict(doc.get("scheduler_hints") or {}),
+    )
 
 
 def resources_for(view: RequestView) -> dict[str, int]:
@@ -134,7 +155,9 @@ class SchedulerService:
         self.weighers = weigher_registry.load(names, parse_multipliers(settings.weigher_multipliers))
         self.rng = random.Random()
         # instance counts per host cost a GROUP BY over instances: read them only when used
-        self.counts_needed = any(w.weigher.name == "NumInstancesWeigher" and w.multiplier != 0 for w in self.weighers)
+        self.counts_needed = any(
+            w.weigher.name == "NumInstancesWeigher" and w.multiplier != 0 for w in self.weighers
+        )
         # the order placement returns a limited candidate list in: the RAM weigher's (else the CPU
         # weigher's) own order, so the first ``scheduler_candidate_window`` candidates are the
         # hosts the weighers would rank first; by provider id when neither weighs anything
@@ -151,14 +174,21 @@ class SchedulerService:
             zone_hosts = hostdata.hosts_in_zone(s, view.availability_zone)
             if zone_hosts is not None:
                 names = set(zone_hosts)
-        for wanted in (set(view.force_hosts) | set(view.force_nodes), {view.requested_host} - {None},
-                       {view.requested_node} - {None}):
+        for wanted in (
+            set(view.force_hosts) | set(view.force_nodes),
+            {view.requested_host} - {None},
+            {view.requested_node} - {None},
+        ):
             if wanted:
                 names = set(wanted) if names is None else names & set(wanted)  # type: ignore[arg-type]
         limit = None if names is not None else self._limit(view)
-        return candidates.ResourceQuery(resources=resources_for(view), forbidden_traits=(STATUS_DISABLED_TRAIT,),
-                                        provider_names=tuple(sorted(names)) if names is not None else None,
-                                        limit=limit, order_by_free=self.order if limit is not None else None)
+        return candidates.ResourceQuery(
+            resources=resources_for(view),
+            forbidden_traits=(STATUS_DISABLED_TRAIT,),
+            provider_names=tuple(sorted(names)) if names is not None else None,
+            limit=limit,
+            order_by_free=self.order if limit is not None else None,
+        )
 
     def _limit(self, view: RequestView) -> int | None:
         """How many candidates placement returns: ``max_placement_results`` widened by every host a
@@ -173,13 +203,18 @@ class SchedulerService:
             extra += len(view.group.hosts) + len(view.instance_uuids)
         return self.settings.max_placement_results + extra
 
-    def _first_window(self, query: candidates.ResourceQuery, items: list[tuple[int, RequestView]]) -> int | None:
+    def _first_window(
+        self, query: candidates.ResourceQuery, items: list[tuple[int, RequestView]]
+    ) -> int | None:
         """How many candidates to read first: ``scheduler_candidate_window``, at least what the
         requests need (their instances, the alternates, the random subset); None: all ``limit``."""
         if query.limit is None or query.order_by_free is None:
             return None
-        need = (sum(len(v.instance_uuids) for _i, v in items) + self.settings.max_attempts
-                + self.settings.host_subset_size)
+        need = (
+            sum(len(v.instance_uuids) for _i, v in items)
+            + self.settings.max_attempts
+            + self.settings.host_subset_size
+        )
         window = max(self.settings.scheduler_candidate_window, need)
         return window if window < query.limit else None
 
@@ -190,11 +225,17 @@ class SchedulerService:
             return False
         alts = max(0, self.settings.max_attempts - 1)
         subset = self.settings.host_subset_size
-        return (all(len(a) >= alts for a in selection.alternates)
-                and all(len(r) >= subset for r in selection.ranked))
+        return all(len(a) >= alts for a in selection.alternates) and all(
+            len(r) >= subset for r in selection.ranked
+        )
 
-    def _plan_group(self, s: Session, items: list[tuple[int, RequestView]], query: candidates.ResourceQuery,
-                    plans: list[Plan | None]) -> None:
+    def _plan_group(
+        self,
+        s: Session,
+        items: list[tuple[int, RequestView]],
+        query: candidates.ResourceQuery,
+        plans: list[Plan | None],
+    ) -> None:
         """Requests with the same placement query share one read; each sees the hosts as the
         earlier ones of the batch left them (their chosen hosts consumed).
 
@@ -205,17 +246,31 @@ class SchedulerService:
         over the same candidates as without it."""
         window = self._first_window(query, items)
         hinted = [u for _i, v in items for u in v.hint_list("same_host") + v.hint_list("different_host")]
-        counts = self.counts_needed or any("num_instances" in k for _i, v in items for k in v.flavor.extra_specs)
+        counts = self.counts_needed or any(
+            "num_instances" in k for _i, v in items for k in v.flavor.extra_specs
+        )
         while True:
             q = query if window is None else dataclasses.replace(query, limit=window)
             found, nodes = hostdata.candidates_with_nodes(s, q)
-            hosts = hostdata.host_snapshots(s, found, service_down_time=self.settings.service_down_time,
-                                            hinted_uuids=hinted, instance_counts=counts, nodes=nodes)
+            hosts = hostdata.host_snapshots(
+                s,
+                found,
+                service_down_time=self.settings.service_down_time,
+                hinted_uuids=hinted,
+                instance_counts=counts,
+                nodes=nodes,
+            )
             made: list[tuple[int, Plan]] = []
             for i, view in items:
-                selection = runner.select_hosts(view, hosts, filters=self.filters, weighers=self.weighers,
-                                                host_subset_size=self.settings.host_subset_size,
-                                                max_attempts=self.settings.max_attempts, rng=self.rng)
+                selection = runner.select_hosts(
+                    view,
+                    hosts,
+                    filters=self.filters,
+                    weighers=self.weighers,
+                    host_subset_size=self.settings.host_subset_size,
+                    max_attempts=self.settings.max_attempts,
+                    rng=self.rng,
+                )
                 made.append((i, Plan(view=view, selection=selection, query=q, found=len(found))))
                 if selection.error is None and len(items) > 1:
                     hosts = _consumed(hosts, selection, view)
@@ -251,7 +306,9 @@ class SchedulerService:
             self._check_destination_exists(plan)
         except NoValidHost as exc:
             return exc
-        return NoValidHost(_reason(plan.selection, self.excluded_by_placement(plan), claim_failed=claim_failed))
+        return NoValidHost(
+            _reason(plan.selection, self.excluded_by_placement(plan), claim_failed=claim_failed)
+        )
 
     def _check_destination_exists(self, plan: Plan) -> None:
         """A forced or requested host/node that does not exist is "No such host" (§3.3 step 2)."""
@@ -292,8 +349,9 @@ class SchedulerService:
                     outcomes[i] = {}
                     try:
                         with contextlib.nullcontext() if lone else savepoint(s):
-                            claimed[i] = self._claim_all(s, plan.view, plan.selection,
-                                                         project_id=req.project_id, user_id=req.user_id)
+                            claimed[i] = self._claim_all(
+                                s, plan.view, plan.selection, project_id=req.project_id, user_id=req.user_id
+                            )
                     except _ClaimLost:
                         if lone:
                             s.rollback()
@@ -307,8 +365,9 @@ class SchedulerService:
                 outcomes[i] = self._no_valid_host(plan, claim_failed=True)
         return outcomes
 
-    def select_destinations(self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *,
-                            project_id: str, user_id: str) -> dict[str, list[Destination]]:
+    def select_destinations(
+        self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *, project_id: str, user_id: str
+    ) -> dict[str, list[Destination]]:
         """``select_batch`` for one request; raises its ``NoValidHost``."""
         [outcome] = self.select_batch([ScheduleRequest(doc, tuple(instance_uuids), project_id, user_id)])
         if isinstance(outcome, NoValidHost):
@@ -324,8 +383,9 @@ class SchedulerService:
                 out[uuid] = [chosen[uuid], *(Destination.of(h) for h in alts)]
         return out
 
-    def _claim_all(self, s: Session, view: RequestView, selection: Selection, *, project_id: str,
-                   user_id: str) -> dict[str, Destination]:
+    def _claim_all(
+        self, s: Session, view: RequestView, selection: Selection, *, project_id: str, user_id: str
+    ) -> dict[str, Destination]:
         """Claims for every live instance; ``_ClaimLost`` when one cannot be placed (the caller's
         savepoint then undoes the others)."""
         chosen: dict[str, Destination] = {}
@@ -343,8 +403,9 @@ class SchedulerService:
                     continue
                 chosen[uuid] = Destination.of(host)
                 if chosen[uuid].availability_zone != zone:
-                    _SET_ZONE.run(s, {"instance_uuid": uuid, "zone": chosen[uuid].availability_zone,
-                                      "now": utcnow()})
+                    _SET_ZONE.run(
+                        s, {"instance_uuid": uuid, "zone": chosen[uuid].availability_zone, "now": utcnow()}
+                    )
                 break
             else:
                 raise _ClaimLost(uuid)
@@ -356,8 +417,14 @@ class _ClaimLost(Exception):
 
 
 def _shape(query: candidates.ResourceQuery) -> tuple[Any, ...]:
-    return (tuple(sorted(query.resources.items())), query.required_traits, query.forbidden_traits,
-            query.member_of, query.provider_names, query.limit)
+    return (
+        tuple(sorted(query.resources.items())),
+        query.required_traits,
+        query.forbidden_traits,
+        query.member_of,
+        query.provider_names,
+        query.limit,
+    )
 
 
 def _consumed(hosts: list[HostSnapshot], selection: Selection, view: RequestView) -> list[HostSnapshot]:
@@ -374,14 +441,21 @@ def _consumed(hosts: list[HostSnapshot], selection: Selection, view: RequestView
 
 
 _INSTANCES = cast(Table, Instance.__table__)
-_TOUCH = Precompiled(update(_INSTANCES)
-                     .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
-                     .values(updated_at=bindparam("now")))
-_TOUCH_ZONE = Precompiled(update(_INSTANCES)
-                          .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
-                          .values(updated_at=bindparam("now"), availability_zone=bindparam("zone")))
-_SET_ZONE = Precompiled(update(_INSTANCES).where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
-                        .values(availability_zone=bindparam("zone"), updated_at=bindparam("now")))
+_TOUCH = Precompiled(
+    update(_INSTANCES)
+    .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+    .values(updated_at=bindparam("now"))
+)
+_TOUCH_ZONE = Precompiled(
+    update(_INSTANCES)
+    .where(_INSTANCES.c.uuid == bindparam("instance_uuid"), _INSTANCES.c.deleted.is_(False))
+    .values(updated_at=bindparam("now"), availability_zone=bindparam("zone"))
+)
+_SET_ZONE = Precompiled(
+    update(_INSTANCES)
+    .where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
+    .values(availability_zone=bindparam("zone"), updated_at=bindparam("now"))
+)
 
 
 def _still_wanted(s: Session, instance_uuid: str, zone: str | None = None) -> bool:

@@ -59,7 +59,9 @@ class HostSnapshot:
 
     @property
     def free_ram_mb(self) -> float:
-        return self.memory_mb_total * self.ram_allocation_ratio - self.memory_mb_reserved - self.memory_mb_used
+        return (
+            self.memory_mb_total * self.ram_allocation_ratio - self.memory_mb_reserved - self.memory_mb_used
+        )
 
     @property
     def free_disk_mb(self) -> float:
@@ -87,12 +89,19 @@ class HostSnapshot:
     def consume(self, flavor: FlavorView, *, is_bfv: bool = False) -> HostSnapshot:
         """The host after placing one more instance of ``flavor`` (used inside multi-create)."""
         return dataclasses.replace(
-            self, vcpus_used=self.vcpus_used + flavor.vcpus, memory_mb_used=self.memory_mb_used + flavor.memory_mb,
-            disk_gb_used=self.disk_gb_used + flavor.disk_gb(is_bfv), num_instances=self.num_instances + 1)
+            self,
+            vcpus_used=self.vcpus_used + flavor.vcpus,
+            memory_mb_used=self.memory_mb_used + flavor.memory_mb,
+            disk_gb_used=self.disk_gb_used + flavor.disk_gb(is_bfv),
+            num_instances=self.num_instances + 1,
+        )
 
     def fits(self, flavor: FlavorView, *, is_bfv: bool = False) -> bool:
-        return (self.free_vcpus >= flavor.vcpus and self.free_ram_mb >= flavor.memory_mb
-                and self.free_disk_mb >= flavor.disk_gb(is_bfv) * 1024)
+        return (
+            self.free_vcpus >= flavor.vcpus
+            and self.free_ram_mb >= flavor.memory_mb
+            and self.free_disk_mb >= flavor.disk_gb(is_bfv) * 1024
+        )
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,16 @@ class FlavorView:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FlavorView:
-        return cls(vcpus=int(d.get("vcpus") or 0), memory_mb=int(d.get("memory_mb") or 0),
-                   root_gb=int(d.get("root_gb") or 0), ephemeral_gb=int(d.get("ephemeral_gb") or 0),
-                   swap=int(d.get("swap") or 0), extra_specs=dict(d.get("extra_specs") or {}),
-                   name=str(d.get("name") or ""), flavorid=str(d.get("flavorid") or ""))
+        return cls(
+            vcpus=int(d.get("vcpus") or 0),
+            memory_mb=int(d.get("memory_mb") or 0),
+            root_gb=int(d.get("root_gb") or 0),
+            ephemeral_gb=int(d.get("ephemeral_gb") or 0),
+            swap=int(d.get("swap") or 0),
+            extra_specs=dict(d.get("extra_specs") or {}),
+            name=str(d.get("name") or ""),
+            flavorid=str(d.get("flavorid") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,7 @@ class Selection:
         return tuple(r[0] for r in self.ranked)
 
     def summary(self, extra: Mapping[str, int] | None = None) -> str:
-        """"ComputeFilter: 1 host; placement: 2 hosts" -- distinct hosts dropped per filter."""
+        """ "ComputeFilter: 1 host; placement: 2 hosts" -- distinct hosts dropped per filter."""
         counts: Counter[str] = Counter()
         for f, hosts in _hosts_by_filter(self.dropped).items():
             counts[f] += len(hosts)

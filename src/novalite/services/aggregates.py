@@ -45,6 +45,7 @@ def controller_host() -> str:
 
 # --- lookups --------------------------------------------------------------------------------
 
+
 def aggregate_not_found(agg_id: object) -> NotFound:
     return NotFound(f"Aggregate {agg_id} could not be found.", kind="AggregateNotFound")
 
@@ -62,8 +63,11 @@ def list_aggregates(s: Session) -> list[Aggregate]:
 
 def hosts_of(s: Session, agg_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {i: [] for i in agg_ids}
-    rows = s.execute(select(AggregateHost.aggregate_id, AggregateHost.host)
-                     .where(AggregateHost.aggregate_id.in_(agg_ids)).order_by(AggregateHost.host))
+    rows = s.execute(
+        select(AggregateHost.aggregate_id, AggregateHost.host)
+        .where(AggregateHost.aggregate_id.in_(agg_ids))
+        .order_by(AggregateHost.host)
+    )
     for agg_id, host in rows:
         out[agg_id].append(host)
     return out
@@ -71,8 +75,11 @@ def hosts_of(s: Session, agg_ids: list[int]) -> dict[int, list[str]]:
 
 def metadata_of(s: Session, agg_ids: list[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {i: {} for i in agg_ids}
-    rows = s.execute(select(AggregateMetadata.aggregate_id, AggregateMetadata.key, AggregateMetadata.value)
-                     .where(AggregateMetadata.aggregate_id.in_(agg_ids)))
+    rows = s.execute(
+        select(AggregateMetadata.aggregate_id, AggregateMetadata.key, AggregateMetadata.value).where(
+            AggregateMetadata.aggregate_id.in_(agg_ids)
+        )
+    )
     for agg_id, key, value in rows:
         out[agg_id][key] = value
     return out
@@ -80,9 +87,11 @@ def metadata_of(s: Session, agg_ids: list[int]) -> dict[int, dict[str, str]]:
 
 def host_zones(s: Session, hosts: list[str] | None = None) -> dict[str, set[str]]:
     """host -> zones of the zoned aggregates holding it (only hosts in such aggregates)."""
-    stmt = (select(AggregateHost.host, Aggregate.availability_zone)
-            .join(Aggregate, Aggregate.id == AggregateHost.aggregate_id)
-            .where(Aggregate.availability_zone.is_not(None)))
+    stmt = (
+        select(AggregateHost.host, Aggregate.availability_zone)
+        .join(Aggregate, Aggregate.id == AggregateHost.aggregate_id)
+        .where(Aggregate.availability_zone.is_not(None))
+    )
     if hosts is not None:
         stmt = stmt.where(AggregateHost.host.in_(hosts))
     out: dict[str, set[str]] = {}
@@ -104,6 +113,7 @@ def zone_aggregate_uuids(s: Session, zone: str) -> list[str]:
 
 
 # --- availability zones ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class HostService:
@@ -154,15 +164,20 @@ def availability_zones(s: Session, down_time: int = 60) -> list[ZoneInfo]:
     now = utcnow()
     enabled: dict[str, dict[str, dict[str, HostService]]] = {}
     if not any(svc.binary in CONTROL_BINARIES for svc in services):
-        enabled[INTERNAL_ZONE] = {controller_host(): {b: HostService(True, True, now) for b in CONTROL_BINARIES}}
+        enabled[INTERNAL_ZONE] = {
+            controller_host(): {b: HostService(True, True, now) for b in CONTROL_BINARIES}
+        }
     disabled: set[str] = set()
     for svc in services:
         zone = service_zone(svc, zones)
         if svc.disabled:
             disabled.add(zone)
             continue
-        state = HostService(available=service_is_up(svc, down_time, now), active=True,
-                            updated_at=svc.last_seen_at or svc.updated_at)
+        state = HostService(
+            available=service_is_up(svc, down_time, now),
+            active=True,
+            updated_at=svc.last_seen_at or svc.updated_at,
+        )
         enabled.setdefault(zone, {}).setdefault(svc.host, {})[svc.binary] = state
     out = [ZoneInfo(zone, True, enabled[zone]) for zone in sorted(enabled)]
     out += [ZoneInfo(zone, False) for zone in sorted(disabled - enabled.keys())]
@@ -170,6 +185,7 @@ def availability_zones(s: Session, down_time: int = 60) -> list[ZoneInfo]:
 
 
 # --- writes ---------------------------------------------------------------------------------
+
 
 def _name_taken(s: Session, name: str, except_id: int | None = None) -> None:
     other = s.scalars(select(Aggregate).where(Aggregate.name == name)).first()
@@ -186,17 +202,30 @@ def create_aggregate(s: Session, name: str, zone: str | None) -> Aggregate:
     return agg
 
 
-def _check_zone(s: Session, agg: Aggregate, metadata: Mapping[str, str | None], hosts: list[str],
-                fail: type[BadRequest] | type[Conflict], prefix: str) -> None:
+def _check_zone(
+    s: Session,
+    agg: Aggregate,
+    metadata: Mapping[str, str | None],
+    hosts: list[str],
+    fail: type[BadRequest] | type[Conflict],
+    prefix: str,
+) -> None:
     """Refuse an empty zone, or a zone that differs from one the hosts already have."""
     if AZ_KEY not in metadata:
         return
     zone = metadata[AZ_KEY]
     if not zone:
         raise fail(f"{prefix}. Reason: Aggregate {agg.name} does not support empty named availability zone.")
-    stmt = (select(Aggregate.availability_zone).join(AggregateHost, AggregateHost.aggregate_id == Aggregate.id)
-            .where(AggregateHost.host.in_(hosts), Aggregate.id != agg.id, Aggregate.availability_zone.is_not(None),
-                   Aggregate.availability_zone != zone))
+    stmt = (
+        select(Aggregate.availability_zone)
+        .join(AggregateHost, AggregateHost.aggregate_id == Aggregate.id)
+        .where(
+            AggregateHost.host.in_(hosts),
+            Aggregate.id != agg.id,
+            Aggregate.availability_zone.is_not(None),
+            Aggregate.availability_zone != zone,
+        )
+    )
     conflicting = list(s.scalars(stmt))
     if conflicting:
         raise fail(f"{prefix}. Reason: One or more hosts already in availability zone(s) {conflicting}.")
@@ -208,15 +237,20 @@ def _apply_metadata(s: Session, agg: Aggregate, metadata: Mapping[str, str | Non
         if key == AZ_KEY:
             agg.availability_zone = value or None
             continue
-        s.execute(delete(AggregateMetadata).where(AggregateMetadata.aggregate_id == agg.id,
-                                                  AggregateMetadata.key == key))
+        s.execute(
+            delete(AggregateMetadata).where(
+                AggregateMetadata.aggregate_id == agg.id, AggregateMetadata.key == key
+            )
+        )
         if value is not None:
             s.add(AggregateMetadata(aggregate_id=agg.id, key=key, value=str(value)))
     agg.updated_at = utcnow()
     s.flush()
 
 
-def update_aggregate(s: Session, agg_id: int, *, name: str | None, fields: Mapping[str, str | None]) -> Aggregate:
+def update_aggregate(
+    s: Session, agg_id: int, *, name: str | None, fields: Mapping[str, str | None]
+) -> Aggregate:
     """PUT: rename and/or change the zone (``fields`` may hold ``availability_zone``)."""
     agg = get_aggregate(s, agg_id)
     if name is not None:
@@ -243,16 +277,19 @@ def delete_aggregate(s: Session, agg_id: int) -> None:
     """400 while hosts remain (Nova's InvalidAggregateActionDelete)."""
     agg = get_aggregate(s, agg_id)
     if hosts_of(s, [agg.id])[agg.id]:
-        raise BadRequest(f"Cannot delete aggregate: {agg.id}. Reason: Host aggregate is not empty.",
-                         kind="InvalidAggregateActionDelete")
+        raise BadRequest(
+            f"Cannot delete aggregate: {agg.id}. Reason: Host aggregate is not empty.",
+            kind="InvalidAggregateActionDelete",
+        )
     s.execute(delete(ProviderAggregate).where(ProviderAggregate.aggregate_uuid == agg.uuid))
     s.delete(agg)
     s.flush()
 
 
 def _require_compute_host(s: Session, host: str) -> None:
-    found = s.scalars(select(Service.id).where(Service.host == host, Service.binary == COMPUTE,
-                                               Service.deleted.is_(False))).first()
+    found = s.scalars(
+        select(Service.id).where(Service.host == host, Service.binary == COMPUTE, Service.deleted.is_(False))
+    ).first()
     if found is None:
         raise NotFound(f"Compute host {host} could not be found.", kind="ComputeHostNotFound")
 
@@ -264,8 +301,14 @@ def add_host(s: Session, agg_id: int, host: str) -> Aggregate:
     if s.get(AggregateHost, (agg.id, host)) is not None:
         raise Conflict(f"Aggregate {agg.id} already has host {host}.", kind="AggregateHostExists")
     if agg.availability_zone:
-        _check_zone(s, agg, {AZ_KEY: agg.availability_zone}, [host], Conflict,
-                    f"Cannot add host to aggregate {agg.id}")
+        _check_zone(
+            s,
+            agg,
+            {AZ_KEY: agg.availability_zone},
+            [host],
+            Conflict,
+            f"Cannot add host to aggregate {agg.id}",
+        )
     s.add(AggregateHost(aggregate_id=agg.id, host=host))
     agg.updated_at = utcnow()
     s.flush()
@@ -288,8 +331,11 @@ def remove_host(s: Session, agg_id: int, host: str) -> Aggregate:
 
 def _mirror(s: Session, host: str, agg_uuid: str, *, add: bool) -> None:
     """Add/remove ``agg_uuid`` on the resource providers of the host's compute nodes."""
-    rps = s.scalars(select(ResourceProvider).join(ComputeNode, ComputeNode.uuid == ResourceProvider.uuid)
-                    .where(ComputeNode.host == host, ComputeNode.deleted.is_(False)))
+    rps = s.scalars(
+        select(ResourceProvider)
+        .join(ComputeNode, ComputeNode.uuid == ResourceProvider.uuid)
+        .where(ComputeNode.host == host, ComputeNode.deleted.is_(False))
+    )
     for rp in list(rps):
         current = set(providers.provider_aggregates(s, rp.id))
         wanted = current | {agg_uuid} if add else current - {agg_uuid}

@@ -42,15 +42,28 @@ def ensure_control_services(db: Database, down_time: int) -> None:
     host, now = controller_host(), utcnow()
     try:
         with db.session() as s:
-            found = {svc.binary: svc for svc in s.scalars(select(Service).where(
-                Service.host == host, Service.binary.in_(CONTROL_BINARIES)))}
+            found = {
+                svc.binary: svc
+                for svc in s.scalars(
+                    select(Service).where(Service.host == host, Service.binary.in_(CONTROL_BINARIES))
+                )
+            }
             for binary in CONTROL_BINARIES:
                 svc = found.get(binary)
                 if svc is None:
-                    s.add(Service(binary=binary, host=host, topic=binary.removeprefix("nova-"),
-                                  availability_zone=INTERNAL_ZONE, last_seen_at=now, report_count=1))
-                elif not svc.deleted and (svc.last_seen_at is None
-                                          or (now - svc.last_seen_at).total_seconds() > down_time / 4):
+                    s.add(
+                        Service(
+                            binary=binary,
+                            host=host,
+                            topic=binary.removeprefix("nova-"),
+                            availability_zone=INTERNAL_ZONE,
+                            last_seen_at=now,
+                            report_count=1,
+                        )
+                    )
+                elif not svc.deleted and (
+                    svc.last_seen_at is None or (now - svc.last_seen_at).total_seconds() > down_time / 4
+                ):
                     svc.last_seen_at = now
                     svc.report_count += 1
     except IntegrityError:  # another request recorded them first
@@ -83,23 +96,34 @@ def get_by_id(s: Session, ident: int) -> Service:
 def get_by_host_binary(s: Session, host: str, binary: str) -> Service:
     """The pre-2.53 lookup; only nova-compute may be updated (400), unknown is 404."""
     if binary != COMPUTE:
-        raise BadRequest(f"Updating a {binary} service is not supported. Only nova-compute services can be updated.")
-    svc = s.scalars(select(Service).where(Service.host == host, Service.binary == binary,
-                                          Service.deleted.is_(False))).first()
+        raise BadRequest(
+            f"Updating a {binary} service is not supported. Only nova-compute services can be updated."
+        )
+    svc = s.scalars(
+        select(Service).where(Service.host == host, Service.binary == binary, Service.deleted.is_(False))
+    ).first()
     if svc is None:
-        raise NotFound(f"Compute host {host} with binary {binary} could not be found.", kind="HostBinaryNotFound")
+        raise NotFound(
+            f"Compute host {host} with binary {binary} could not be found.", kind="HostBinaryNotFound"
+        )
     return svc
 
 
 def require_compute(svc: Service) -> None:
     if svc.binary != COMPUTE:
-        raise BadRequest(f"Updating a {svc.binary} service is not supported. "
-                         "Only nova-compute services can be updated.")
+        raise BadRequest(
+            f"Updating a {svc.binary} service is not supported. Only nova-compute services can be updated."
+        )
 
 
 def _host_providers(s: Session, host: str) -> list[ResourceProvider]:
-    return list(s.scalars(select(ResourceProvider).join(ComputeNode, ComputeNode.uuid == ResourceProvider.uuid)
-                          .where(ComputeNode.host == host)))
+    return list(
+        s.scalars(
+            select(ResourceProvider)
+            .join(ComputeNode, ComputeNode.uuid == ResourceProvider.uuid)
+            .where(ComputeNode.host == host)
+        )
+    )
 
 
 def set_disabled(s: Session, svc: Service, disabled: bool, reason: str | None) -> None:
@@ -112,8 +136,11 @@ def set_disabled(s: Session, svc: Service, disabled: bool, reason: str | None) -
         return
     for rp in _host_providers(s, svc.host):
         current = set(providers.provider_traits(s, rp.id))
-        wanted = current | {providers.STATUS_DISABLED_TRAIT} if disabled else current - {
-            providers.STATUS_DISABLED_TRAIT}
+        wanted = (
+            current | {providers.STATUS_DISABLED_TRAIT}
+            if disabled
+            else current - {providers.STATUS_DISABLED_TRAIT}
+        )
         if wanted != current:
             providers.set_traits(s, rp, wanted)
 
@@ -127,20 +154,34 @@ def set_forced_down(s: Session, svc: Service, forced_down: bool) -> None:
 def delete_service(s: Session, svc: Service) -> None:
     """409 while a compute host has servers; else drop memberships, providers and nodes too."""
     if svc.binary == COMPUTE:
-        hosted = s.scalar(select(func.count(Instance.id)).where(Instance.host == svc.host,
-                                                                Instance.deleted.is_(False)))
+        hosted = s.scalar(
+            select(func.count(Instance.id)).where(Instance.host == svc.host, Instance.deleted.is_(False))
+        )
         if hosted:
-            raise Conflict("Unable to delete compute service that is hosting instances. "
-                           "Migrate or delete the instances first.")
-        agg_uuids = list(s.scalars(select(Aggregate.uuid).join(AggregateHost, AggregateHost.aggregate_id == Aggregate.id)
-                                   .where(AggregateHost.host == svc.host)))
+            raise Conflict(
+                "Unable to delete compute service that is hosting instances. "
+                "Migrate or delete the instances first."
+            )
+        agg_uuids = list(
+            s.scalars(
+                select(Aggregate.uuid)
+                .join(AggregateHost, AggregateHost.aggregate_id == Aggregate.id)
+                .where(AggregateHost.host == svc.host)
+            )
+        )
         s.execute(delete(AggregateHost).where(AggregateHost.host == svc.host))
         for rp in _host_providers(s, svc.host):
-            s.execute(delete(ProviderAggregate).where(ProviderAggregate.resource_provider_id == rp.id,
-                                                      ProviderAggregate.aggregate_uuid.in_(agg_uuids)))
+            s.execute(
+                delete(ProviderAggregate).where(
+                    ProviderAggregate.resource_provider_id == rp.id,
+                    ProviderAggregate.aggregate_uuid.in_(agg_uuids),
+                )
+            )
             s.delete(rp)
         now = utcnow()
-        for node in s.scalars(select(ComputeNode).where(ComputeNode.host == svc.host, ComputeNode.deleted.is_(False))):
+        for node in s.scalars(
+            select(ComputeNode).where(ComputeNode.host == svc.host, ComputeNode.deleted.is_(False))
+        ):
             node.deleted, node.deleted_at = True, now
     svc.deleted, svc.deleted_at = True, utcnow()
     s.flush()

@@ -82,8 +82,11 @@ class EngineProcess:
         self._exited.set()
         if not self._stopping.is_set():
             self.died_unexpectedly = True
-            LOG.error("the engine process (pid %d) exited with status %s; stopping the API too",
-                      self.pid, self.exit_status)
+            LOG.error(
+                "the engine process (pid %d) exited with status %s; stopping the API too",
+                self.pid,
+                self.exit_status,
+            )
             os.kill(os.getpid(), signal.SIGTERM)
 
     def stop(self) -> None:
@@ -97,8 +100,11 @@ class EngineProcess:
             except ProcessLookupError:
                 pass
             if not self._exited.wait(STOP_TIMEOUT):
-                LOG.error("the engine process (pid %d) did not stop within %.0f s; killing it",
-                          self.pid, STOP_TIMEOUT)
+                LOG.error(
+                    "the engine process (pid %d) did not stop within %.0f s; killing it",
+                    self.pid,
+                    STOP_TIMEOUT,
+                )
                 os.kill(self.pid, signal.SIGKILL)
                 self._exited.wait(5)
         try:

@@ -35,8 +35,21 @@ CLASSIC_FLAVORS: tuple[tuple[str, str, int, int, int], ...] = (
 
 # Columns a list may be sorted by (Nova's set; vcpu_weight is not stored here and sorts like id).
 SORT_KEYS = {
-    "created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id", "is_public", "memory_mb",
-    "name", "root_gb", "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus",
+    "created_at",
+    "description",
+    "disabled",
+    "ephemeral_gb",
+    "flavorid",
+    "id",
+    "is_public",
+    "memory_mb",
+    "name",
+    "root_gb",
+    "rxtx_factor",
+    "swap",
+    "updated_at",
+    "vcpu_weight",
+    "vcpus",
 }
 
 
@@ -45,8 +58,20 @@ def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
     for flavorid, name, ram, vcpus, disk in CLASSIC_FLAVORS:
         clash = s.scalar(select(Flavor.id).where(or_(Flavor.flavorid == flavorid, Flavor.name == name)))
         if clash is None:
-            s.add(Flavor(flavorid=flavorid, name=name, memory_mb=ram, vcpus=vcpus, root_gb=disk,
-                         ephemeral_gb=0, swap=0, rxtx_factor=1.0, is_public=True, disabled=False))
+            s.add(
+                Flavor(
+                    flavorid=flavorid,
+                    name=name,
+                    memory_mb=ram,
+                    vcpus=vcpus,
+                    root_gb=disk,
+                    ephemeral_gb=0,
+                    swap=0,
+                    rxtx_factor=1.0,
+                    is_public=True,
+                    disabled=False,
+                )
+            )
     s.flush()
 
 
@@ -57,7 +82,9 @@ def flavor_not_found(flavorid: str) -> NotFound:
 def _visible_to(ctx: RequestContext) -> ColumnElement[bool]:
     if ctx.is_admin:
         return true()
-    return or_(Flavor.is_public == true(), Flavor.projects.any(FlavorProjectAccess.project_id == ctx.project_id))
+    return or_(
+        Flavor.is_public == true(), Flavor.projects.any(FlavorProjectAccess.project_id == ctx.project_id)
+    )
 
 
 def get_flavor(s: Session, ctx: RequestContext, flavorid: str) -> Flavor:
@@ -71,9 +98,16 @@ def get_flavor(s: Session, ctx: RequestContext, flavorid: str) -> Flavor:
 def flavor_snapshot(flavor: Flavor) -> dict[str, Any]:
     """What a server keeps of its flavor at boot (the instance's ``flavor`` JSON column)."""
     return {
-        "name": flavor.name, "memory_mb": flavor.memory_mb, "vcpus": flavor.vcpus, "root_gb": flavor.root_gb,
-        "ephemeral_gb": flavor.ephemeral_gb, "swap": flavor.swap, "flavorid": flavor.flavorid,
-        "extra_specs": dict(flavor.extra_specs), "disabled": flavor.disabled, "is_public": flavor.is_public,
+        "name": flavor.name,
+        "memory_mb": flavor.memory_mb,
+        "vcpus": flavor.vcpus,
+        "root_gb": flavor.root_gb,
+        "ephemeral_gb": flavor.ephemeral_gb,
+        "swap": flavor.swap,
+        "flavorid": flavor.flavorid,
+        "extra_specs": dict(flavor.extra_specs),
+        "disabled": flavor.disabled,
+        "is_public": flavor.is_public,
         "description": flavor.description,
     }
 
@@ -141,10 +175,19 @@ def create_flavor(s: Session, new: NewFlavor) -> Flavor:
         raise Conflict(f"Flavor with name {new.name} already exists.", kind="FlavorExists")
     if s.scalar(select(Flavor.id).where(Flavor.flavorid == flavorid)) is not None:
         raise Conflict(f"Flavor with ID {flavorid} already exists.", kind="FlavorIdExists")
-    flavor = Flavor(flavorid=flavorid, name=new.name, memory_mb=new.memory_mb, vcpus=new.vcpus,
-                    root_gb=new.root_gb, ephemeral_gb=new.ephemeral_gb, swap=new.swap,
-                    rxtx_factor=new.rxtx_factor, is_public=new.is_public, disabled=False,
-                    description=new.description)
+    flavor = Flavor(
+        flavorid=flavorid,
+        name=new.name,
+        memory_mb=new.memory_mb,
+        vcpus=new.vcpus,
+        root_gb=new.root_gb,
+        ephemeral_gb=new.ephemeral_gb,
+        swap=new.swap,
+        rxtx_factor=new.rxtx_factor,
+        is_public=new.is_public,
+        disabled=False,
+        description=new.description,
+    )
     s.add(flavor)
     try:
         s.flush()
@@ -168,6 +211,7 @@ def update_description(s: Session, ctx: RequestContext, flavorid: str, descripti
 
 
 # --- extra specs ---------------------------------------------------------------------------
+
 
 def extra_spec_not_found(flavorid: str, key: str) -> NotFound:
     return NotFound(f"Flavor {flavorid} has no extra specs with key {key}.", kind="FlavorExtraSpecsNotFound")
@@ -195,12 +239,15 @@ def delete_extra_spec(s: Session, flavor: Flavor, key: str) -> None:
 
 # --- project access ------------------------------------------------------------------------
 
+
 def access_list(flavor: Flavor, *, refuse_public: bool = True) -> list[dict[str, str]]:
     """``[{flavor_id, tenant_id}]``; with ``refuse_public`` a public flavor has no list (404)."""
     if refuse_public and flavor.is_public:
         raise NotFound("Access list not available for public flavors.")
-    return [{"flavor_id": flavor.flavorid, "tenant_id": p.project_id}
-            for p in sorted(flavor.projects, key=lambda p: p.project_id)]
+    return [
+        {"flavor_id": flavor.flavorid, "tenant_id": p.project_id}
+        for p in sorted(flavor.projects, key=lambda p: p.project_id)
+    ]
 
 
 def add_access(s: Session, flavor: Flavor, project_id: str, *, refuse_public: bool) -> None:
@@ -208,8 +255,11 @@ def add_access(s: Session, flavor: Flavor, project_id: str, *, refuse_public: bo
     if refuse_public and flavor.is_public:
         raise Conflict("Can not add access to a public flavor.", kind="FlavorAccessExists")
     if any(p.project_id == project_id for p in flavor.projects):
-        raise Conflict(f"Flavor access already exists for flavor {flavor.flavorid} and project "
-                       f"{project_id} combination.", kind="FlavorAccessExists")
+        raise Conflict(
+            f"Flavor access already exists for flavor {flavor.flavorid} and project "
+            f"{project_id} combination.",
+            kind="FlavorAccessExists",
+        )
     flavor.projects.append(FlavorProjectAccess(project_id=project_id))
     s.flush()
 
@@ -220,5 +270,7 @@ def remove_access(s: Session, flavor: Flavor, project_id: str) -> None:
             flavor.projects.remove(grant)
             s.flush()
             return
-    raise NotFound(f"Flavor access not found for {flavor.flavorid} / {project_id} combination.",
-                   kind="FlavorAccessNotFound")
+    raise NotFound(
+        f"Flavor access not found for {flavor.flavorid} / {project_id} combination.",
+        kind="FlavorAccessNotFound",
+    )

@@ -47,9 +47,13 @@ def ssh_fingerprint(public_key: str) -> str:
         serialization.load_ssh_public_key(public_key.strip().encode())
         blob = base64.b64decode(public_key.strip().split()[1], validate=True)
     except (ValueError, IndexError, UnicodeError, binascii.Error, TypeError):
-        raise BadRequest("Keypair data is invalid: failed to generate fingerprint", kind="InvalidKeypair") from None
+        raise BadRequest(
+            "Keypair data is invalid: failed to generate fingerprint", kind="InvalidKeypair"
+        ) from None
     except Exception:  # cryptography raises UnsupportedAlgorithm for unknown key types
-        raise BadRequest("Keypair data is invalid: failed to generate fingerprint", kind="InvalidKeypair") from None
+        raise BadRequest(
+            "Keypair data is invalid: failed to generate fingerprint", kind="InvalidKeypair"
+        ) from None
     return _colon_hex(hashlib.md5(blob, usedforsecurity=False).digest())
 
 
@@ -58,16 +62,21 @@ def x509_fingerprint(pem: str) -> str:
     try:
         cert = x509.load_pem_x509_certificate(pem.encode())
     except (ValueError, UnicodeError, TypeError) as exc:
-        raise BadRequest(f"Keypair data is invalid: failed to generate X509 fingerprint. Error message: {exc}",
-                         kind="InvalidKeypair") from None
+        raise BadRequest(
+            f"Keypair data is invalid: failed to generate X509 fingerprint. Error message: {exc}",
+            kind="InvalidKeypair",
+        ) from None
     der = cert.public_bytes(serialization.Encoding.DER)
     return _colon_hex(hashlib.sha1(der, usedforsecurity=False).digest())
 
 
 def _new_rsa() -> tuple[rsa.RSAPrivateKey, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
     return key, private
 
 
@@ -82,9 +91,16 @@ def _generate_x509(user_id: str) -> KeyMaterial:
     key, private = _new_rsa()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id or "novalite")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=3650)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     return KeyMaterial(public_key=pem, fingerprint=x509_fingerprint(pem), private_key=private)
 
@@ -111,15 +127,21 @@ def _over_quota(s: Session, project_id: str, user_id: str, delta: int) -> bool:
     return limit >= 0 and quotas.count_resource(s, "key_pairs", project_id, user_id) + delta > limit
 
 
-def create_keypair(s: Session, *, project_id: str, user_id: str, name: str, key_type: str,
-                   material: KeyMaterial) -> KeyPair:
+def create_keypair(
+    s: Session, *, project_id: str, user_id: str, name: str, key_type: str, material: KeyMaterial
+) -> KeyPair:
     """Quota check, duplicate check, insert, recheck (see the module docstring)."""
     if _over_quota(s, project_id, user_id, 1):
         raise OverQuota("Quota exceeded, too many key pairs.", kind="KeypairLimitExceeded")
     if get_keypair(s, user_id, name) is not None:
         raise Conflict(f"Key pair '{name}' already exists.", kind="KeyPairExists")
-    keypair = KeyPair(user_id=user_id, name=name, type=key_type, public_key=material.public_key,
-                      fingerprint=material.fingerprint)
+    keypair = KeyPair(
+        user_id=user_id,
+        name=name,
+        type=key_type,
+        public_key=material.public_key,
+        fingerprint=material.fingerprint,
+    )
     s.add(keypair)
     try:
         s.flush()
@@ -133,7 +155,9 @@ def create_keypair(s: Session, *, project_id: str, user_id: str, name: str, key_
     return keypair
 
 
-def list_keypairs(s: Session, user_id: str, *, limit: int | None = None, marker: str | None = None) -> list[KeyPair]:
+def list_keypairs(
+    s: Session, user_id: str, *, limit: int | None = None, marker: str | None = None
+) -> list[KeyPair]:
     """The user's key pairs by name; ``marker`` is a name (unknown -> 400)."""
     stmt = select(KeyPair).where(KeyPair.user_id == user_id).order_by(KeyPair.name)
     if marker is not None:

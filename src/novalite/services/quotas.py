@@ -29,12 +29,24 @@ from novalite.db.precompiled import Precompiled
 from novalite.errors import OverQuota
 
 DEFAULTS: dict[str, int] = {
-    "instances": 10, "cores": 20, "ram": 51200, "metadata_items": 128, "injected_files": 5,
-    "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255, "key_pairs": 100,
-    "server_groups": 10, "server_group_members": 10,
+    "instances": 10,
+    "cores": 20,
+    "ram": 51200,
+    "metadata_items": 128,
+    "injected_files": 5,
+    "injected_file_content_bytes": 10240,
+    "injected_file_path_bytes": 255,
+    "key_pairs": 100,
+    "server_groups": 10,
+    "server_group_members": 10,
 }
 # nova-network era resources: shown (default -1) and settable before 2.36, never enforced
-LEGACY: dict[str, int] = {"fixed_ips": -1, "floating_ips": -1, "security_groups": -1, "security_group_rules": -1}
+LEGACY: dict[str, int] = {
+    "fixed_ips": -1,
+    "floating_ips": -1,
+    "security_groups": -1,
+    "security_group_rules": -1,
+}
 RESOURCES: tuple[str, ...] = tuple(DEFAULTS)  # the enforced ones
 STORED: dict[str, int] = {**DEFAULTS, **LEGACY}  # everything a row may hold
 INSTANCE_RESOURCES = ("instances", "cores", "ram")
@@ -62,9 +74,11 @@ def register_counter(resource: str, fn: Counter) -> None:
 
 # column-only statements built once (no ORM objects per row: these run on every POST /servers)
 _CLASS_ROWS = select(QuotaClass.class_name, QuotaClass.resource, QuotaClass.hard_limit).where(
-    QuotaClass.class_name.in_(bindparam("names", expanding=True)))
+    QuotaClass.class_name.in_(bindparam("names", expanding=True))
+)
 _LIMIT_ROWS = select(Quota.user_id, Quota.resource, Quota.hard_limit).where(
-    Quota.project_id == bindparam("project_id"), Quota.user_id.in_(bindparam("users", expanding=True)))
+    Quota.project_id == bindparam("project_id"), Quota.user_id.in_(bindparam("users", expanding=True))
+)
 
 
 def class_limits(s: Session, class_name: str = DEFAULT_CLASS) -> dict[str, int]:
@@ -87,19 +101,30 @@ def _limit_rows(s: Session, project_id: str, users: Sequence[str]) -> dict[str, 
 
 # the ``default`` class rows and the project's rows (and one user's) in one statement
 def _sources_statement(with_user: bool) -> Precompiled:
-    owners = (or_(Quota.user_id == "", Quota.user_id == bindparam("user_id")) if with_user
-              else Quota.user_id == "")
-    return Precompiled(union_all(
-        select(literal_column("'c'").label("kind"), QuotaClass.class_name.label("owner"), QuotaClass.resource,
-               QuotaClass.hard_limit).where(QuotaClass.class_name == DEFAULT_CLASS),
-        select(literal_column("'q'"), Quota.user_id, Quota.resource, Quota.hard_limit).where(
-            Quota.project_id == bindparam("project_id"), owners)))
+    owners = (
+        or_(Quota.user_id == "", Quota.user_id == bindparam("user_id")) if with_user else Quota.user_id == ""
+    )
+    return Precompiled(
+        union_all(
+            select(
+                literal_column("'c'").label("kind"),
+                QuotaClass.class_name.label("owner"),
+                QuotaClass.resource,
+                QuotaClass.hard_limit,
+            ).where(QuotaClass.class_name == DEFAULT_CLASS),
+            select(literal_column("'q'"), Quota.user_id, Quota.resource, Quota.hard_limit).where(
+                Quota.project_id == bindparam("project_id"), owners
+            ),
+        )
+    )
 
 
 _SOURCES_PROJECT, _SOURCES_USER = _sources_statement(False), _sources_statement(True)
 
 
-def _sources(s: Session, project_id: str, user_id: str | None) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def _sources(
+    s: Session, project_id: str, user_id: str | None
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """``(class_limits(s), _limit_rows(s, project_id, ["", user_id]))`` in one round trip (the
     project's rows under "", the user's under ``user_id`` when given)."""
     limits = dict(STORED)
@@ -132,9 +157,14 @@ def effective_limits(s: Session, project_id: str, user_id: str | None = None) ->
     return limits
 
 
-def _store(s: Session, existing: Mapping[str, Quota | QuotaClass], values: Mapping[str, int],
-           new: Callable[[str, int], Quota | QuotaClass]) -> None:
-    """Update the ``existing`` rows (by resource) or add ``new(resource, limit)``; unknown resources are skipped."""
+def _store(
+    s: Session,
+    existing: Mapping[str, Quota | QuotaClass],
+    values: Mapping[str, int],
+    new: Callable[[str, int], Quota | QuotaClass],
+) -> None:
+    """Update the ``existing`` rows (by resource) or add ``new(resource, limit)``; unknown
+    resources are skipped."""
     for resource, limit in values.items():
         if resource not in STORED:
             continue
@@ -147,10 +177,20 @@ def _store(s: Session, existing: Mapping[str, Quota | QuotaClass], values: Mappi
 
 def set_limits(s: Session, project_id: str, user_id: str | None, values: Mapping[str, int]) -> None:
     """Create or update project (``user_id`` None) or per-user rows."""
-    existing = {r.resource: r for r in s.scalars(
-        select(Quota).where(Quota.project_id == project_id, Quota.user_id == (user_id or "")))}
-    _store(s, existing, values, lambda resource, limit: Quota(
-        project_id=project_id, user_id=user_id or "", resource=resource, hard_limit=limit))
+    existing = {
+        r.resource: r
+        for r in s.scalars(
+            select(Quota).where(Quota.project_id == project_id, Quota.user_id == (user_id or ""))
+        )
+    }
+    _store(
+        s,
+        existing,
+        values,
+        lambda resource, limit: Quota(
+            project_id=project_id, user_id=user_id or "", resource=resource, hard_limit=limit
+        ),
+    )
 
 
 def delete_limits(s: Session, project_id: str, user_id: str | None) -> None:
@@ -162,17 +202,29 @@ def delete_limits(s: Session, project_id: str, user_id: str | None) -> None:
 
 
 def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> None:
-    existing = {r.resource: r for r in s.scalars(select(QuotaClass).where(QuotaClass.class_name == class_name))}
-    _store(s, existing, values, lambda resource, limit: QuotaClass(
-        class_name=class_name, resource=resource, hard_limit=limit))
+    existing = {
+        r.resource: r for r in s.scalars(select(QuotaClass).where(QuotaClass.class_name == class_name))
+    }
+    _store(
+        s,
+        existing,
+        values,
+        lambda resource, limit: QuotaClass(class_name=class_name, resource=resource, hard_limit=limit),
+    )
 
 
 # --- usage ----------------------------------------------------------------------------------
 
-_USAGE_COLUMNS = (func.count(Instance.id), func.coalesce(func.sum(Instance.vcpus), 0),
-                  func.coalesce(func.sum(Instance.memory_mb), 0))
+_USAGE_COLUMNS = (
+    func.count(Instance.id),
+    func.coalesce(func.sum(Instance.vcpus), 0),
+    func.coalesce(func.sum(Instance.memory_mb), 0),
+)
 _PROJECT_USAGE_QUERY = select(*_USAGE_COLUMNS).where(
-    Instance.project_id == bindparam("project_id"), Instance.deleted.is_(False), Instance.vm_state != SOFT_DELETED)
+    Instance.project_id == bindparam("project_id"),
+    Instance.deleted.is_(False),
+    Instance.vm_state != SOFT_DELETED,
+)
 _PROJECT_USAGE = Precompiled(_PROJECT_USAGE_QUERY)
 _USER_USAGE = Precompiled(_PROJECT_USAGE_QUERY.where(Instance.user_id == bindparam("user_id")))
 
@@ -215,6 +267,7 @@ def count_usage(s: Session, project_id: str, user_id: str | None = None) -> dict
 
 # --- checks ---------------------------------------------------------------------------------
 
+
 def _flavor_size(flavor: Any) -> tuple[int, int]:
     if isinstance(flavor, Mapping):
         return int(flavor["vcpus"]), int(flavor["memory_mb"])
@@ -235,7 +288,9 @@ def _levels(s: Session, project_id: str, user_id: str) -> list[tuple[dict[str, i
     return levels
 
 
-def _usage_if_limited(s: Session, limits: dict[str, int], project_id: str, user_id: str | None) -> dict[str, int]:
+def _usage_if_limited(
+    s: Session, limits: dict[str, int], project_id: str, user_id: str | None
+) -> dict[str, int]:
     if all(limits[r] < 0 for r in INSTANCE_RESOURCES):
         return dict.fromkeys(INSTANCE_RESOURCES, 0)
     return _instance_usage(s, project_id, user_id)
@@ -245,8 +300,9 @@ def _overs(limits: dict[str, int], usage: dict[str, int], deltas: dict[str, int]
     return [r for r in INSTANCE_RESOURCES if limits[r] >= 0 and usage[r] + deltas[r] > limits[r]]
 
 
-def _fit(levels: list[tuple[dict[str, int], dict[str, int]]], vcpus: int, ram: int,
-         min_count: int, max_count: int) -> int:
+def _fit(
+    levels: list[tuple[dict[str, int], dict[str, int]]], vcpus: int, ram: int, min_count: int, max_count: int
+) -> int:
     deltas = {"instances": max_count, "cores": max_count * vcpus, "ram": max_count * ram}
     for limits, usage in levels:
         overs = _overs(limits, usage, deltas)
@@ -266,8 +322,10 @@ def _fit(levels: list[tuple[dict[str, int], dict[str, int]]], vcpus: int, ram: i
     names = ", ".join(overs)
     used = ", ".join(str(usage[r]) for r in overs)
     limit = ", ".join(str(limits[r]) for r in overs)
-    raise OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} of {limit} {names}",
-                    kind="TooManyInstances")
+    raise OverQuota(
+        f"Quota exceeded for {names}: Requested {requested}, but already used {used} of {limit} {names}",
+        kind="TooManyInstances",
+    )
 
 
 def check_instance_quota(s: Session, ctx: RequestContext, flavor: Any, min_count: int, max_count: int) -> int:
@@ -281,7 +339,9 @@ def check_instance_quota(s: Session, ctx: RequestContext, flavor: Any, min_count
     return _fit(_levels(s, ctx.project_id, ctx.user_id), vcpus, ram, min_count, max_count)
 
 
-def _now_over(s: Session, project_id: str, user_id: str) -> tuple[dict[str, int], dict[str, int], list[str]] | None:
+def _now_over(
+    s: Session, project_id: str, user_id: str
+) -> tuple[dict[str, int], dict[str, int], list[str]] | None:
     """After the instance rows exist (delta 0): the first level (limits, usage) that is over one
     of its limits, with the resources it is over; None when all are within."""
     for limits, usage in _levels(s, project_id, user_id):
@@ -299,11 +359,15 @@ def recheck_instance_quota(s: Session, project_id: str, user_id: str, flavor: An
     limits, usage, overs = found
     vcpus, ram = _flavor_size(flavor)
     names = ", ".join(overs)
-    used = ", ".join(str(usage[r] - {"instances": requested, "cores": requested * vcpus,
-                                     "ram": requested * ram}[r]) for r in overs)
+    used = ", ".join(
+        str(usage[r] - {"instances": requested, "cores": requested * vcpus, "ram": requested * ram}[r])
+        for r in overs
+    )
     limit = ", ".join(str(limits[r]) for r in overs)
-    raise OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} of "
-                    f"{limit} {names}", kind="TooManyInstances")
+    raise OverQuota(
+        f"Quota exceeded for {names}: Requested {requested}, but already used {used} of {limit} {names}",
+        kind="TooManyInstances",
+    )
 
 
 class InstanceQuotaBatch:
@@ -322,8 +386,10 @@ class InstanceQuotaBatch:
         """``check_instance_quota`` for the next create (403 ``OverQuota`` when it does not fit:
         it then adds nothing)."""
         vcpus, ram = _flavor_size(flavor)
-        levels = [(limits, {r: usage[r] + self._added[r] for r in INSTANCE_RESOURCES})
-                  for limits, usage in self._levels]
+        levels = [
+            (limits, {r: usage[r] + self._added[r] for r in INSTANCE_RESOURCES})
+            for limits, usage in self._levels
+        ]
         count = _fit(levels, vcpus, ram, min_count, max_count)
         self._added["instances"] += count
         self._added["cores"] += count * vcpus
@@ -353,8 +419,12 @@ def check_injected_files(s: Session, project_id: str, files: Sequence[tuple[str,
     longest_path = max((len(path) for path, _ in files), default=0)
     largest = max((len(c if isinstance(c, bytes) else c.encode()) for _, c in files), default=0)
     if 0 <= limits["injected_file_path_bytes"] < longest_path:
-        raise OverQuota(f"Personality file path exceeds maximum {limits['injected_file_path_bytes']}",
-                        kind="OnsetFilePathLimitExceeded")
+        raise OverQuota(
+            f"Personality file path exceeds maximum {limits['injected_file_path_bytes']}",
+            kind="OnsetFilePathLimitExceeded",
+        )
     if 0 <= limits["injected_file_content_bytes"] < largest:
-        raise OverQuota(f"Personality file content exceeds maximum {limits['injected_file_content_bytes']}",
-                        kind="OnsetFileContentLimitExceeded")
+        raise OverQuota(
+            f"Personality file content exceeds maximum {limits['injected_file_content_bytes']}",
+            kind="OnsetFileContentLimitExceeded",
+        )

@@ -40,8 +40,15 @@ from novalite.volume import service as volumes
 TAGS_KEY = "novalite_device_tags"
 OWNER = "compute:nova"
 INTERFACE_STATES = (VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED)
-VOLUME_STATES = (VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED, VmState.RESIZED, VmState.SOFT_DELETED,
-                 VmState.SHELVED, VmState.SHELVED_OFFLOADED)
+VOLUME_STATES = (
+    VmState.ACTIVE,
+    VmState.PAUSED,
+    VmState.STOPPED,
+    VmState.RESIZED,
+    VmState.SOFT_DELETED,
+    VmState.SHELVED,
+    VmState.SHELVED_OFFLOADED,
+)
 DEVICE_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _BDM_NAMESPACE = uuidlib.UUID("6d1f1c43-3a0e-4b0e-9b8e-6f7c2b0a9d11")
 
@@ -69,16 +76,21 @@ class VolumeDevice:
 
 # -- state checks ---------------------------------------------------------------------------------
 
+
 def check_state(ctx: RequestContext, inst: Instance, action: str, states: tuple[str, ...]) -> None:
     """Nova's lock check, then ``check_instance_state`` (vm_state in ``states``, no task)."""
     if inst.locked and not ctx.is_admin:
         raise Conflict(f"Instance {inst.uuid} is locked", kind="InstanceIsLocked")
     if inst.vm_state not in states:
-        raise Conflict(f"Cannot '{action}' instance {inst.uuid} while it is in vm_state {inst.vm_state}",
-                       kind="InstanceInvalidState")
+        raise Conflict(
+            f"Cannot '{action}' instance {inst.uuid} while it is in vm_state {inst.vm_state}",
+            kind="InstanceInvalidState",
+        )
     if inst.task_state is not None:
-        raise Conflict(f"Cannot '{action}' instance {inst.uuid} while it is in task_state {inst.task_state}",
-                       kind="InstanceInvalidState")
+        raise Conflict(
+            f"Cannot '{action}' instance {inst.uuid} while it is in task_state {inst.task_state}",
+            kind="InstanceInvalidState",
+        )
 
 
 def _tags(inst: Instance) -> dict[str, str]:
@@ -96,10 +108,16 @@ def _set_tag(inst: Instance, device_id: str, tag: str | None) -> None:
 
 # -- interfaces -----------------------------------------------------------------------------------
 
+
 def _interface(info: network.PortInfo, tags: dict[str, str]) -> Interface:
-    return Interface(port_id=info.id, net_id=info.network_id, mac_addr=info.mac_address, port_state=info.status,
-                     fixed_ips=tuple((ip.ip_address, ip.subnet_id) for ip in info.fixed_ips),
-                     tag=tags.get(info.id))
+    return Interface(
+        port_id=info.id,
+        net_id=info.network_id,
+        mac_addr=info.mac_address,
+        port_state=info.status,
+        fixed_ips=tuple((ip.ip_address, ip.subnet_id) for ip in info.fixed_ips),
+        tag=tags.get(info.id),
+    )
 
 
 def _server_ports(s: Session, inst: Instance) -> list[network.PortInfo]:
@@ -139,11 +157,16 @@ def _remember_user_port(inst: Instance, port_id: str, *, keep: bool) -> None:
 def _pick_network(s: Session, inst: Instance) -> str:
     available = network.list_available_networks(s, inst.project_id)
     if len(available) > 1:
-        raise Conflict("More than one possible network found. Specify network ID(s) to select which one(s) to "
-                       "connect to.", kind="NetworkAmbiguous")
+        raise Conflict(
+            "More than one possible network found. Specify network ID(s) to select which one(s) to "
+            "connect to.",
+            kind="NetworkAmbiguous",
+        )
     if not available:
-        raise BadRequest(f"No specific network was requested and none are available for project "
-                         f"'{inst.project_id}'.", kind="InterfaceAttachFailedNoNetwork")
+        raise BadRequest(
+            f"No specific network was requested and none are available for project '{inst.project_id}'.",
+            kind="InterfaceAttachFailedNoNetwork",
+        )
     return available[0].id
 
 
@@ -154,7 +177,9 @@ def _bind_user_port(s: Session, inst: Instance, port_id: str) -> network.PortInf
     if info.device_id:
         raise Conflict(f"Port {port_id} is still in use.", kind="PortInUse")
     if not info.fixed_ips:
-        raise BadRequest(f"Port {port_id} requires a FixedIP in order to be used.", kind="PortRequiresFixedIP")
+        raise BadRequest(
+            f"Port {port_id} requires a FixedIP in order to be used.", kind="PortRequiresFixedIP"
+        )
     bound = network.bind_port(s, port_id, host=inst.host or "", device_id=inst.uuid, device_owner=OWNER)
     _remember_user_port(inst, port_id, keep=True)
     return bound
@@ -165,22 +190,39 @@ def _new_port(s: Session, inst: Instance, net_id: str, fixed_ip: str | None) -> 
         raise NotFound(f"Network {net_id} could not be found.", kind="NetworkNotFound")
     try:
         with s.begin_nested():
-            return network.allocate_port(s, project_id=inst.project_id, network_id=net_id, device_id=inst.uuid,
-                                         device_owner=OWNER, host=inst.host or "", fixed_ip=fixed_ip)
+            return network.allocate_port(
+                s,
+                project_id=inst.project_id,
+                network_id=net_id,
+                device_id=inst.uuid,
+                device_owner=OWNER,
+                host=inst.host or "",
+                fixed_ip=fixed_ip,
+            )
     except NovaliteError as exc:  # Neutron's answer, in Nova's words
         if exc.kind == "OverQuota":
             raise Forbidden("Maximum number of ports exceeded", kind="PortLimitExceeded") from None
         if exc.kind == "IpAddressAlreadyAllocated":
-            raise Conflict(f"Fixed IP address {fixed_ip} is already in use on instance.",
-                           kind="FixedIpAlreadyInUse") from None
+            raise Conflict(
+                f"Fixed IP address {fixed_ip} is already in use on instance.", kind="FixedIpAlreadyInUse"
+            ) from None
         if exc.kind == "IpAddressGenerationFailure":
-            raise BadRequest(f"No fixed IP addresses available for network: {net_id}",
-                             kind="NoMoreFixedIps") from None
+            raise BadRequest(
+                f"No fixed IP addresses available for network: {net_id}", kind="NoMoreFixedIps"
+            ) from None
         raise BadRequest(exc.message, kind=exc.kind) from None
 
 
-def attach_interface(s: Session, ctx: RequestContext, inst: Instance, *, port_id: str | None = None,
-                     net_id: str | None = None, fixed_ip: str | None = None, tag: str | None = None) -> Interface:
+def attach_interface(
+    s: Session,
+    ctx: RequestContext,
+    inst: Instance,
+    *,
+    port_id: str | None = None,
+    net_id: str | None = None,
+    fixed_ip: str | None = None,
+    tag: str | None = None,
+) -> Interface:
     """Bind ``port_id`` or create a port on ``net_id`` (or the only available network)."""
     check_state(ctx, inst, "attach_interface", INTERFACE_STATES)
     if port_id:
@@ -213,14 +255,20 @@ def detach_interface(s: Session, ctx: RequestContext, inst: Instance, port_id: s
 
 def _refresh_network_info(s: Session, inst: Instance) -> None:
     inst.network_info = [
-        {"port_id": port.id, "network_id": port.network_id, "network_name": port.network_name,
-         "mac_address": port.mac_address,
-         "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips]}
-        for port in _server_ports(s, inst)]
+        {
+            "port_id": port.id,
+            "network_id": port.network_id,
+            "network_name": port.network_name,
+            "mac_address": port.mac_address,
+            "fixed_ips": [{"ip_address": ip.ip_address, "version": ip.version} for ip in port.fixed_ips],
+        }
+        for port in _server_ports(s, inst)
+    ]
     inst.updated_at = utcnow()
 
 
 # -- volumes --------------------------------------------------------------------------------------
+
 
 def bdm_uuid(attachment_id: str) -> str:
     """A stable block-device-mapping id for an attachment (2.89's ``bdm_uuid``)."""
@@ -232,15 +280,22 @@ def _owner(inst: Instance) -> RequestContext:
 
 
 def _attachments(s: Session, inst: Instance) -> list[VolumeAttachment]:
-    q = select(VolumeAttachment).where(VolumeAttachment.instance_uuid == inst.uuid,
-                                       VolumeAttachment.detached_at.is_(None))
+    q = select(VolumeAttachment).where(
+        VolumeAttachment.instance_uuid == inst.uuid, VolumeAttachment.detached_at.is_(None)
+    )
     return list(s.scalars(q.order_by(VolumeAttachment.created_at, VolumeAttachment.id)))
 
 
 def _device_view(inst: Instance, att: VolumeAttachment) -> VolumeDevice:
-    return VolumeDevice(attachment_id=att.id, bdm_uuid=bdm_uuid(att.id), volume_id=att.volume_id,
-                        server_id=inst.uuid, device=att.mountpoint, tag=_tags(inst).get(att.volume_id),
-                        delete_on_termination=bool(att.delete_on_termination))
+    return VolumeDevice(
+        attachment_id=att.id,
+        bdm_uuid=bdm_uuid(att.id),
+        volume_id=att.volume_id,
+        server_id=inst.uuid,
+        device=att.mountpoint,
+        tag=_tags(inst).get(att.volume_id),
+        delete_on_termination=bool(att.delete_on_termination),
+    )
 
 
 def list_volumes(s: Session, inst: Instance) -> list[VolumeDevice]:
@@ -283,8 +338,14 @@ def _next_device(inst: Instance, current: list[VolumeAttachment], requested: str
     raise BadRequest("No free disk device names for prefix 'vd'", kind="InvalidDevicePath")
 
 
-def _attach_at(s: Session, inst: Instance, owner: RequestContext, volume_id: str, device: str | None,
-               delete_on_termination: bool) -> VolumeAttachment:
+def _attach_at(
+    s: Session,
+    inst: Instance,
+    owner: RequestContext,
+    volume_id: str,
+    device: str | None,
+    delete_on_termination: bool,
+) -> VolumeAttachment:
     """Reserve ``volume_id`` for the server and attach it at ``device``: the new attachment row."""
     attachment_id = attachments.reserve_volume(s, owner, volume_id, inst.uuid)
     attachments.attach_volume(s, owner, attachment_id, host=inst.host or "", mountpoint=device)
@@ -294,8 +355,16 @@ def _attach_at(s: Session, inst: Instance, owner: RequestContext, volume_id: str
     return att
 
 
-def attach_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: str, *, device: str | None = None,
-                  tag: str | None = None, delete_on_termination: bool = False) -> VolumeDevice:
+def attach_volume(
+    s: Session,
+    ctx: RequestContext,
+    inst: Instance,
+    volume_id: str,
+    *,
+    device: str | None = None,
+    tag: str | None = None,
+    delete_on_termination: bool = False,
+) -> VolumeDevice:
     """Reserve and attach ``volume_id`` (the server's project's) at ``device`` (next free vdX)."""
     check_state(ctx, inst, "attach_volume", VOLUME_STATES)
     owner = _owner(inst)
@@ -322,8 +391,9 @@ def detach_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: st
     s.flush()
 
 
-def update_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: str, *,
-                  delete_on_termination: bool | None) -> None:
+def update_volume(
+    s: Session, ctx: RequestContext, inst: Instance, volume_id: str, *, delete_on_termination: bool | None
+) -> None:
     """2.85: change ``delete_on_termination`` of an attached volume."""
     check_state(ctx, inst, "update_volume", VOLUME_STATES)
     att = _find(s, inst, volume_id)
@@ -341,8 +411,10 @@ def swap_volume(s: Session, ctx: RequestContext, inst: Instance, old_id: str, ne
     if new is None:
         raise BadRequest(f"Volume {new_id} could not be found.", kind="VolumeNotFound")
     if new.status != "available":
-        raise BadRequest(f"Invalid volume: volume {new_id} status must be available, but is {new.status}",
-                         kind="InvalidVolume")
+        raise BadRequest(
+            f"Invalid volume: volume {new_id} status must be available, but is {new.status}",
+            kind="InvalidVolume",
+        )
     device, delete = att.mountpoint, bool(att.delete_on_termination)
     attachments.detach_volume(s, RequestContext.system(), att.id)
     _attach_at(s, inst, owner, new_id, device, delete)

@@ -50,10 +50,12 @@ def group_not_found(group_uuid: str) -> NotFound:
 
 # --- counting -------------------------------------------------------------------------------
 
+
 def count_groups(s: Session, project_id: str, user_id: str | None) -> int:
     """Live groups of the project (of one user in it when ``user_id`` is given)."""
     stmt = select(func.count(InstanceGroup.id)).where(
-        InstanceGroup.project_id == project_id, InstanceGroup.deleted.is_(False))
+        InstanceGroup.project_id == project_id, InstanceGroup.deleted.is_(False)
+    )
     if user_id:
         stmt = stmt.where(InstanceGroup.user_id == user_id)
     return int(s.scalar(stmt) or 0)
@@ -61,12 +63,19 @@ def count_groups(s: Session, project_id: str, user_id: str | None) -> int:
 
 def _live_member() -> Any:
     """Members whose server is not deleted (a member without an instance row yet is live)."""
-    return ~exists().where(and_(Instance.uuid == InstanceGroupMember.instance_uuid, Instance.deleted.is_(True)))
+    return ~exists().where(
+        and_(Instance.uuid == InstanceGroupMember.instance_uuid, Instance.deleted.is_(True))
+    )
 
 
 def count_members(s: Session, group_id: int, user_id: str) -> int:
-    stmt = select(func.count()).select_from(InstanceGroupMember).where(
-        InstanceGroupMember.group_id == group_id, InstanceGroupMember.user_id == user_id, _live_member())
+    stmt = (
+        select(func.count())
+        .select_from(InstanceGroupMember)
+        .where(
+            InstanceGroupMember.group_id == group_id, InstanceGroupMember.user_id == user_id, _live_member()
+        )
+    )
     return int(s.scalar(stmt) or 0)
 
 
@@ -88,6 +97,7 @@ def _members_over(s: Session, ctx: RequestContext, group_id: int, delta: int) ->
 
 # --- groups ---------------------------------------------------------------------------------
 
+
 def create_group(s: Session, ctx: RequestContext, new: NewGroup) -> InstanceGroup:
     """Quota check, insert, recheck (see the module docstring); 400 for rules on other policies."""
     if new.policy not in POLICIES:
@@ -96,8 +106,15 @@ def create_group(s: Session, ctx: RequestContext, new: NewGroup) -> InstanceGrou
         raise BadRequest("Only anti-affinity policy supports rules.")
     if _groups_over(s, ctx.project_id, ctx.user_id, 1):
         raise OverQuota(GROUPS_OVER, kind="OverQuota")
-    group = InstanceGroup(uuid=new_uuid(), name=new.name, project_id=ctx.project_id, user_id=ctx.user_id,
-                          policy=new.policy, rules=dict(new.rules), deleted=False)
+    group = InstanceGroup(
+        uuid=new_uuid(),
+        name=new.name,
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
+        policy=new.policy,
+        rules=dict(new.rules),
+        deleted=False,
+    )
     s.add(group)
     s.flush()
     if _groups_over(s, ctx.project_id, ctx.user_id, 0):
@@ -122,8 +139,9 @@ def require_group(s: Session, ctx: RequestContext, group_uuid: str) -> InstanceG
     return group
 
 
-def list_groups(s: Session, ctx: RequestContext, *, all_projects: bool, limit: int,
-                offset: int) -> list[InstanceGroup]:
+def list_groups(
+    s: Session, ctx: RequestContext, *, all_projects: bool, limit: int, offset: int
+) -> list[InstanceGroup]:
     """Live groups of ctx's project (of every project for ``all_projects``), oldest first."""
     stmt = select(InstanceGroup).where(InstanceGroup.deleted.is_(False))
     if not all_projects:
@@ -142,14 +160,17 @@ def delete_group(s: Session, ctx: RequestContext, group_uuid: str) -> None:
 
 # --- members --------------------------------------------------------------------------------
 
+
 def live_members(s: Session, group_ids: Sequence[int]) -> dict[int, list[str]]:
     """group id -> uuids of its members whose servers are not deleted, in joining order."""
     out: dict[int, list[str]] = {gid: [] for gid in group_ids}
     if not group_ids:
         return out
-    stmt = (select(InstanceGroupMember.group_id, InstanceGroupMember.instance_uuid)
-            .where(InstanceGroupMember.group_id.in_(list(group_ids)), _live_member())
-            .order_by(InstanceGroupMember.created_at, InstanceGroupMember.instance_uuid))
+    stmt = (
+        select(InstanceGroupMember.group_id, InstanceGroupMember.instance_uuid)
+        .where(InstanceGroupMember.group_id.in_(list(group_ids)), _live_member())
+        .order_by(InstanceGroupMember.created_at, InstanceGroupMember.instance_uuid)
+    )
     for gid, instance_uuid in s.execute(stmt):
         out[gid].append(instance_uuid)
     return out
@@ -173,18 +194,28 @@ def add_member(s: Session, ctx: RequestContext, group_uuid: str, instance_uuid: 
 
 def group_snapshot(s: Session, group_uuid: str) -> dict[str, Any] | None:
     """What the scheduler's affinity filters and the compute's late check need (no ORM objects)."""
-    group = s.scalars(select(InstanceGroup).where(InstanceGroup.uuid == group_uuid,
-                                                  InstanceGroup.deleted.is_(False))).first()
+    group = s.scalars(
+        select(InstanceGroup).where(InstanceGroup.uuid == group_uuid, InstanceGroup.deleted.is_(False))
+    ).first()
     if group is None:
         return None
     members = live_members(s, [group.id])[group.id]
     member_hosts: dict[str, str] = {}
     if members:
-        rows = s.execute(select(Instance.uuid, Instance.host).where(
-            Instance.uuid.in_(members), Instance.deleted.is_(False), Instance.host.is_not(None)))
+        rows = s.execute(
+            select(Instance.uuid, Instance.host).where(
+                Instance.uuid.in_(members), Instance.deleted.is_(False), Instance.host.is_not(None)
+            )
+        )
         member_hosts = {uuid: host for uuid, host in rows if host}
     return {
-        "uuid": group.uuid, "name": group.name, "policy": group.policy, "rules": dict(group.rules or {}),
-        "project_id": group.project_id, "user_id": group.user_id, "members": members,
-        "hosts": sorted(set(member_hosts.values())), "member_hosts": member_hosts,
+        "uuid": group.uuid,
+        "name": group.name,
+        "policy": group.policy,
+        "rules": dict(group.rules or {}),
+        "project_id": group.project_id,
+        "user_id": group.user_id,
+        "members": members,
+        "hosts": sorted(set(member_hosts.values())),
+        "member_hosts": member_hosts,
     }

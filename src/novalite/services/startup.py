@@ -6,7 +6,8 @@ clear error), the conductor's consumer, one compute agent per simulated host (th
 run in a shared pool of ``max_concurrent_builds`` threads), and the heartbeat thread that
 keeps the agents' services up. On start it also recovers what a previous process left
 behind (``compute.recovery``: interrupted builds -> ERROR; with ``memory://`` builds still
-waiting for a host are handed to the conductor again). Registers ``runtime.services["conductor"]`` (the RPC client),
+waiting for a host are handed to the conductor again). Registers
+``runtime.services["conductor"]`` (the RPC client),
 ``["compute_api"]`` and ``["scheduler"]``. ``stop`` undoes it all and may be called twice.
 
 In a two-process ``novalite serve`` (``runtime.role``, see ``services.engine_process``), the API
@@ -62,9 +63,12 @@ def heartbeat(db: Database, hosts: list[str]) -> None:
     if not hosts:
         return
     with db.session() as s:
-        s.execute(update(Service).where(Service.binary == fake_hosts.BINARY, Service.host.in_(hosts))
-                  .values(last_seen_at=utcnow(), report_count=Service.report_count + 1)
-                  .execution_options(synchronize_session=False))
+        s.execute(
+            update(Service)
+            .where(Service.binary == fake_hosts.BINARY, Service.host.in_(hosts))
+            .values(last_seen_at=utcnow(), report_count=Service.report_count + 1)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _start_heartbeats(db: Database, hosts: list[str], interval: float) -> Callable[[], None]:
@@ -83,6 +87,7 @@ def _start_heartbeats(db: Database, hosts: list[str], interval: float) -> Callab
     def stop() -> None:
         done.set()
         thread.join(5)
+
     return stop
 
 
@@ -98,14 +103,17 @@ def _start_api_side(runtime: Any) -> Callable[[], None]:
     """The API process of a two-process serve: clients only; the engine process consumes."""
     settings, db = runtime.settings, runtime.db
     transport = _transport(runtime)
-    runtime.services.update(conductor=conductor_rpc.ConductorClient(transport),
-                            compute_api=ComputeAPI(db, compute_rpc.ComputeClient(transport)),
-                            scheduler=SchedulerService(db, settings))
+    runtime.services.update(
+        conductor=conductor_rpc.ConductorClient(transport),
+        compute_api=ComputeAPI(db, compute_rpc.ComputeClient(transport)),
+        scheduler=SchedulerService(db, settings),
+    )
 
     def stop() -> None:
         for key in ("conductor", "compute_api", "scheduler"):
             runtime.services.pop(key, None)
         transport.stop()
+
     return stop
 
 
@@ -118,25 +126,45 @@ def start(runtime: Any) -> Callable[[], None]:
     transport = _transport(runtime)
     conductor_client = conductor_rpc.ConductorClient(transport)
     compute_client = compute_rpc.ComputeClient(transport)
-    conductor = ConductorManager(db=db, scheduler=scheduler, compute=compute_client,
-                                 max_attempts=settings.max_attempts)
+    conductor = ConductorManager(
+        db=db, scheduler=scheduler, compute=compute_client, max_attempts=settings.max_attempts
+    )
     conductor_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="conductor")
-    build_pool = ThreadPoolExecutor(max_workers=max(1, settings.max_concurrent_builds), thread_name_prefix="compute")
+    build_pool = ThreadPoolExecutor(
+        max_workers=max(1, settings.max_concurrent_builds), thread_name_prefix="compute"
+    )
     with db.reader() as s:
         hosts = fake_hosts.local_hosts(s)
     nodes = node_uuids(db, hosts)
-    agents = {h: ComputeAgent(host=h, node_uuid=nodes[h], db=db, driver=driver, conductor=conductor_client,
-                              max_attempts=settings.max_attempts) for h in hosts if h in nodes}
+    agents = {
+        h: ComputeAgent(
+            host=h,
+            node_uuid=nodes[h],
+            db=db,
+            driver=driver,
+            conductor=conductor_client,
+            max_attempts=settings.max_attempts,
+        )
+        for h in hosts
+        if h in nodes
+    }
     heartbeat(db, list(agents))
     recovery.fail_interrupted_builds(db, list(agents))
-    transport.serve([conductor_rpc.TOPIC], conductor.handle, conductor_rpc.REGISTRY, executor=conductor_pool,
-                    name="conductor")
-    transport.serve([compute_rpc.TOPIC], dispatch(agents), compute_rpc.REGISTRY, executor=build_pool,
-                    name="compute")
+    transport.serve(
+        [conductor_rpc.TOPIC],
+        conductor.handle,
+        conductor_rpc.REGISTRY,
+        executor=conductor_pool,
+        name="conductor",
+    )
+    transport.serve(
+        [compute_rpc.TOPIC], dispatch(agents), compute_rpc.REGISTRY, executor=build_pool, name="compute"
+    )
     conductor.start()
     stop_beats = _start_heartbeats(db, list(agents), max(0.5, float(settings.report_interval)))
-    runtime.services.update(conductor=conductor_client, compute_api=ComputeAPI(db, compute_client),
-                            scheduler=scheduler)
+    runtime.services.update(
+        conductor=conductor_client, compute_api=ComputeAPI(db, compute_client), scheduler=scheduler
+    )
     if transport.is_memory:  # the queue died with the last process: hand waiting builds over again
         recovery.resubmit_waiting(db, conductor_client)
     stopped = threading.Event()
@@ -153,4 +181,5 @@ def start(runtime: Any) -> Callable[[], None]:
         conductor.stop()
         conductor_pool.shutdown(wait=True, cancel_futures=True)
         build_pool.shutdown(wait=False, cancel_futures=True)
+
     return stop

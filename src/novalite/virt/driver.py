@@ -37,7 +37,10 @@ class Capabilities:
     supports_rescue: bool = False
     hypervisor_type: str = "QEMU"
     hypervisor_version: int = 8002000
-    supported_instances: tuple[tuple[str, str, str], ...] = (("x86_64", "qemu", "hvm"), ("i686", "qemu", "hvm"))
+    supported_instances: tuple[tuple[str, str, str], ...] = (
+        ("x86_64", "qemu", "hvm"),
+        ("i686", "qemu", "hvm"),
+    )
 
 
 @dataclass(frozen=True)

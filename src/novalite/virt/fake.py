@@ -58,8 +58,10 @@ class FakeDriver:
         except ValueError:
             fail_first = 0
         if guest.attempt <= fail_first:
-            raise DriverError(f"Injected spawn failure on {guest.host} (attempt {guest.attempt} of "
-                              f"novalite:fail_spawn_hosts={fail_first})")
+            raise DriverError(
+                f"Injected spawn failure on {guest.host} (attempt {guest.attempt} of "
+                f"novalite:fail_spawn_hosts={fail_first})"
+            )
         with self._lock:
             self._guests[guest.uuid] = PowerState.RUNNING
 
@@ -103,5 +105,8 @@ class FakeDriver:
     def get_info(self, guest: GuestSpec) -> GuestInfo:
         with self._lock:
             state = self._guests.get(guest.uuid, PowerState.NOSTATE)
-        return GuestInfo(state=state, memory_mb=int(guest.flavor.get("memory_mb") or 0),
-                         vcpus=int(guest.flavor.get("vcpus") or 0))
+        return GuestInfo(
+            state=state,
+            memory_mb=int(guest.flavor.get("memory_mb") or 0),
+            vcpus=int(guest.flavor.get("vcpus") or 0),
+        )

@@ -32,8 +32,11 @@ def negotiate(request: Request) -> Version:
         return MAX_VERSION
     version = Version.parse(raw)
     if not MIN_VERSION <= version <= MAX_VERSION:
-        raise NotAcceptable(f"Version {version} is not supported by the API. Minimum is {MIN_VERSION} and maximum "
-                            f"is {MAX_VERSION}.", kind="InvalidAPIVersion")
+        raise NotAcceptable(
+            f"Version {version} is not supported by the API. Minimum is {MIN_VERSION} and maximum "
+            f"is {MAX_VERSION}.",
+            kind="InvalidAPIVersion",
+        )
     return version
 
 
@@ -58,9 +61,15 @@ def require(version: Version, minimum: Version) -> None:
         raise NotFound("The resource could not be found.", kind="VersionNotFoundForAPIMethod")
 
 
-def respond(vr: VolumeRequest, body: Any, status: int = 200, background: BackgroundTask | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, background=background,
-                        headers={"OpenStack-API-Version": f"volume {vr.version}", "Vary": "OpenStack-API-Version"})
+def respond(
+    vr: VolumeRequest, body: Any, status: int = 200, background: BackgroundTask | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        body,
+        status_code=status,
+        background=background,
+        headers={"OpenStack-API-Version": f"volume {vr.version}", "Vary": "OpenStack-API-Version"},
+    )
 
 
 def section(body: Any, key: str) -> dict[str, Any]:
@@ -73,11 +82,15 @@ def text(name: str, value: Any, limit: int = 255) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest(f"Invalid input for field/attribute {name}. Value: {value}. {value!r} is not of type "
-                         "'string'", kind="ValidationError")
+        raise BadRequest(
+            f"Invalid input for field/attribute {name}. Value: {value}. {value!r} is not of type 'string'",
+            kind="ValidationError",
+        )
     if len(value) > limit:
-        raise BadRequest(f"Invalid input for field/attribute {name}. Value: {value}. {value!r} is too long",
-                         kind="ValidationError")
+        raise BadRequest(
+            f"Invalid input for field/attribute {name}. Value: {value}. {value!r} is too long",
+            kind="ValidationError",
+        )
     return value
 
 
@@ -87,11 +100,15 @@ def integer(name: str, value: Any, minimum: int = 1, maximum: int = 2**31 - 1) -
             raise ValueError
         number = int(value)
     except ValueError:
-        raise BadRequest(f"Invalid input received: {name} must be an integer and greater than {minimum - 1}.",
-                         kind="InvalidInput") from None
+        raise BadRequest(
+            f"Invalid input received: {name} must be an integer and greater than {minimum - 1}.",
+            kind="InvalidInput",
+        ) from None
     if not minimum <= number <= maximum:
-        raise BadRequest(f"Invalid input received: {name} must be an integer and greater than {minimum - 1}.",
-                         kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input received: {name} must be an integer and greater than {minimum - 1}.",
+            kind="InvalidInput",
+        )
     return number
 
 
@@ -110,6 +127,9 @@ def metadata(value: Any) -> dict[str, str]:
         raise BadRequest("Invalid input received: metadata must be a dictionary.", kind="InvalidInput")
     for key, item in value.items():
         if not key or len(key) > 255 or not isinstance(item, str) or len(item) > 255:
-            raise BadRequest("Invalid input received: metadata keys must be 1-255 characters and values strings "
-                             "of at most 255 characters.", kind="InvalidInput")
+            raise BadRequest(
+                "Invalid input received: metadata keys must be 1-255 characters and values strings "
+                "of at most 255 characters.",
+                kind="InvalidInput",
+            )
     return {str(k): v for k, v in value.items()}

@@ -25,8 +25,10 @@ ATTACHABLE = ("available", "reserved", "in-use", "attaching", "detaching")
 
 
 def attachment_not_found(attachment_id: str) -> NotFound:
-    return NotFound(f"Volume attachment could not be found with filter: attachment_id = {attachment_id}.",
-                    kind="VolumeAttachmentNotFound")
+    return NotFound(
+        f"Volume attachment could not be found with filter: attachment_id = {attachment_id}.",
+        kind="VolumeAttachmentNotFound",
+    )
 
 
 def volume_attachments(s: Session, volume_id: str) -> list[VolumeAttachment]:
@@ -34,7 +36,9 @@ def volume_attachments(s: Session, volume_id: str) -> list[VolumeAttachment]:
     return list(s.scalars(q.order_by(VolumeAttachment.created_at, VolumeAttachment.id)))
 
 
-def visible_attachments(s: Session, ctx: RequestContext, *, all_projects: bool = False) -> list[VolumeAttachment]:
+def visible_attachments(
+    s: Session, ctx: RequestContext, *, all_projects: bool = False
+) -> list[VolumeAttachment]:
     q = select(VolumeAttachment).join(Volume, Volume.id == VolumeAttachment.volume_id)
     if not (ctx.is_admin and all_projects):
         q = q.where(Volume.project_id == ctx.project_id)
@@ -51,10 +55,19 @@ def get_attachment(s: Session, ctx: RequestContext, attachment_id: str) -> tuple
 
 def connection_info(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
     """What a compute host needs to plug the volume in (a local file for this embedded service)."""
-    return {"driver_volume_type": "file", "data": {"device_path": vol.location, "name": f"volume-{vol.id}",
-                                                   "volume_id": vol.id, "access_mode": att.attach_mode,
-                                                   "encrypted": False, "discard": True},
-            "serial": vol.id, "attachment_id": att.id}
+    return {
+        "driver_volume_type": "file",
+        "data": {
+            "device_path": vol.location,
+            "name": f"volume-{vol.id}",
+            "volume_id": vol.id,
+            "access_mode": att.attach_mode,
+            "encrypted": False,
+            "discard": True,
+        },
+        "serial": vol.id,
+        "attachment_id": att.id,
+    }
 
 
 def _connect(vol: Volume, att: VolumeAttachment, connector: dict[str, Any]) -> None:
@@ -67,16 +80,27 @@ def _connect(vol: Volume, att: VolumeAttachment, connector: dict[str, Any]) -> N
     vol.status = "attaching"
 
 
-def create_attachment(s: Session, ctx: RequestContext, *, volume_id: str, instance_uuid: str | None,
-                      connector: dict[str, Any] | None = None, mode: str = "rw") -> VolumeAttachment:
+def create_attachment(
+    s: Session,
+    ctx: RequestContext,
+    *,
+    volume_id: str,
+    instance_uuid: str | None,
+    connector: dict[str, Any] | None = None,
+    mode: str = "rw",
+) -> VolumeAttachment:
     vol = get_volume_row(s, ctx, volume_id)
     existing = volume_attachments(s, vol.id)
     if vol.status not in ATTACHABLE or existing and not vol.multiattach:
-        raise invalid_volume(f"Volume {vol.id} status must be available or downloading to reserve, but the current "
-                             f"status is {vol.status}.")
+        raise invalid_volume(
+            f"Volume {vol.id} status must be available or downloading to reserve, but the current "
+            f"status is {vol.status}."
+        )
     if mode not in ("rw", "ro"):
         raise BadRequest(f"Invalid input received: Invalid attach mode {mode}.", kind="InvalidInput")
-    att = VolumeAttachment(volume_id=vol.id, instance_uuid=instance_uuid, attach_mode=mode, attach_status="reserved")
+    att = VolumeAttachment(
+        volume_id=vol.id, instance_uuid=instance_uuid, attach_mode=mode, attach_status="reserved"
+    )
     s.add(att)
     s.flush()
     if vol.status == "available":
@@ -87,7 +111,9 @@ def create_attachment(s: Session, ctx: RequestContext, *, volume_id: str, instan
     return att
 
 
-def update_attachment(s: Session, ctx: RequestContext, attachment_id: str, connector: dict[str, Any]) -> VolumeAttachment:
+def update_attachment(
+    s: Session, ctx: RequestContext, attachment_id: str, connector: dict[str, Any]
+) -> VolumeAttachment:
     att, vol = get_attachment(s, ctx, attachment_id)
     if not isinstance(connector, dict) or not connector:
         raise BadRequest("Invalid input received: Connector is required.", kind="InvalidInput")
@@ -118,13 +144,15 @@ def delete_attachment(s: Session, ctx: RequestContext, attachment_id: str) -> No
 
 # The compute-facing helpers: ids in, ids/dicts out.
 
+
 def reserve_volume(s: Session, ctx: RequestContext, volume_id: str, instance_uuid: str) -> str:
     """Reserve ``volume_id`` for ``instance_uuid``; returns the attachment id (volume ``reserved``)."""
     return create_attachment(s, ctx, volume_id=volume_id, instance_uuid=instance_uuid).id
 
 
-def attach_volume(s: Session, ctx: RequestContext, attachment_id: str, *, host: str,
-                  mountpoint: str | None = None) -> dict[str, Any]:
+def attach_volume(
+    s: Session, ctx: RequestContext, attachment_id: str, *, host: str, mountpoint: str | None = None
+) -> dict[str, Any]:
     """Connect and complete a reserved attachment (volume ``in-use``); returns its connection_info."""
     att = update_attachment(s, ctx, attachment_id, {"host": host, "mountpoint": mountpoint})
     complete_attachment(s, ctx, attachment_id)

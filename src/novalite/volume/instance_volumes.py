@@ -56,11 +56,15 @@ def _new_volume(s: Session, ctx: RequestContext, bdm: dict[str, Any], storage: V
     if bdm.get("source_type") == "image":
         fields["imageRef"] = bdm.get("image_id")
         from novalite.image.service import get_image
+
         image = get_image(s, ctx, str(bdm.get("image_id")))
         image_path = image.path if image is not None else None
     vol = service.create_volume(s, ctx, fields)
-    vol.location = (storage.create_from_image(vol.id, vol.size, image_path) if bdm.get("source_type") == "image"
-                    else storage.create_blank(vol.id, vol.size))
+    vol.location = (
+        storage.create_from_image(vol.id, vol.size, image_path)
+        if bdm.get("source_type") == "image"
+        else storage.create_blank(vol.id, vol.size)
+    )
     vol.status, vol.launched_at = "available", utcnow()
     return vol
 
@@ -70,25 +74,41 @@ def _device(bdm: dict[str, Any], index: int) -> str:
     return str(name) if name else f"/dev/vd{DEVICE_LETTERS[min(index, 25)]}"
 
 
-def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_device_mapping: list[dict[str, Any]],
-                        runtime: Any = None) -> list[dict[str, Any]]:
+def attach_for_instance(
+    s: Session,
+    *,
+    instance_uuid: str,
+    host: str,
+    block_device_mapping: list[dict[str, Any]],
+    runtime: Any = None,
+) -> list[dict[str, Any]]:
     """Create/attach the instance's volumes; returns one entry per volume BDM:
     volume_id, attachment_id, device_name, boot_index, delete_on_termination, connection_info."""
     ctx = _owner(s, instance_uuid)
     storage, _ = _storage(runtime, s)
     out: list[dict[str, Any]] = []
     volume_bdms = [b for b in block_device_mapping if b.get("destination_type") == "volume"]
-    for index, bdm in enumerate(sorted(volume_bdms, key=lambda b: (b.get("boot_index") is None or
-                                                                   b.get("boot_index", 0) < 0,
-                                                                   b.get("boot_index") or 0))):
+    for index, bdm in enumerate(
+        sorted(
+            volume_bdms,
+            key=lambda b: (
+                b.get("boot_index") is None or b.get("boot_index", 0) < 0,
+                b.get("boot_index") or 0,
+            ),
+        )
+    ):
         source = bdm.get("source_type")
         if source == "snapshot":
-            raise BadRequest("Block Device Mapping is Invalid: snapshots are not supported.", kind="InvalidBDM")
+            raise BadRequest(
+                "Block Device Mapping is Invalid: snapshots are not supported.", kind="InvalidBDM"
+            )
         if source == "volume":
             volume_id = str(bdm.get("volume_id") or "")
             if service.get_volume(s, ctx, volume_id) is None:
-                raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume {volume_id}.",
-                                 kind="InvalidBDMVolume")
+                raise BadRequest(
+                    f"Block Device Mapping is Invalid: failed to get volume {volume_id}.",
+                    kind="InvalidBDMVolume",
+                )
         else:
             volume_id = _new_volume(s, ctx, bdm, storage).id
         delete = bool(bdm.get("delete_on_termination") or False)  # Nova's default: keep the volume
@@ -98,8 +118,16 @@ def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_devi
         att = s.get(VolumeAttachment, attachment_id)
         assert att is not None
         att.delete_on_termination = delete
-        out.append({"volume_id": volume_id, "attachment_id": attachment_id, "device_name": device,
-                    "boot_index": bdm.get("boot_index"), "delete_on_termination": delete, "connection_info": info})
+        out.append(
+            {
+                "volume_id": volume_id,
+                "attachment_id": attachment_id,
+                "device_name": device,
+                "boot_index": bdm.get("boot_index"),
+                "delete_on_termination": delete,
+                "connection_info": info,
+            }
+        )
     s.flush()
     return out
 

@@ -23,8 +23,10 @@ from novalite.volume.storage import storage_for
 
 def _expect(vol: Volume, action: str, *allowed: str) -> None:
     if vol.status not in allowed:
-        raise invalid_volume(f"Volume status must be {' or '.join(allowed)} to {action}, but the current "
-                             f"status is {vol.status}.")
+        raise invalid_volume(
+            f"Volume status must be {' or '.join(allowed)} to {action}, but the current "
+            f"status is {vol.status}."
+        )
 
 
 def _args(args: Any) -> dict[str, Any]:
@@ -54,10 +56,20 @@ def attach(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> No
     instance = text("instance_uuid", body.get("instance_uuid"), 36)
     host = text("host_name", body.get("host_name"))
     if not instance and not host:
-        raise BadRequest("Invalid request to attach volume to an invalid target", kind="InvalidVolumeAttachMode")
-    s.add(VolumeAttachment(volume_id=vol.id, instance_uuid=instance, attached_host=host,
-                           mountpoint=text("mountpoint", body.get("mountpoint")), attach_mode=mode,
-                           attach_status="attached", attached_at=utcnow()))
+        raise BadRequest(
+            "Invalid request to attach volume to an invalid target", kind="InvalidVolumeAttachMode"
+        )
+    s.add(
+        VolumeAttachment(
+            volume_id=vol.id,
+            instance_uuid=instance,
+            attached_host=host,
+            mountpoint=text("mountpoint", body.get("mountpoint")),
+            attach_mode=mode,
+            attach_status="attached",
+            attached_at=utcnow(),
+        )
+    )
     vol.status, vol.attach_status = "in-use", "attached"
 
 
@@ -83,8 +95,14 @@ def initialize_connection(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, a
     connector = _args(args).get("connector")
     if not isinstance(connector, dict):
         raise BadRequest("Must specify 'connector'", kind="InvalidInput")
-    info = {"driver_volume_type": "file", "data": {"device_path": vol.location, "volume_id": vol.id,
-                                                   "access_mode": "ro" if vol.read_only else "rw"}}
+    info = {
+        "driver_volume_type": "file",
+        "data": {
+            "device_path": vol.location,
+            "volume_id": vol.id,
+            "access_mode": "ro" if vol.read_only else "rw",
+        },
+    }
     return {"connection_info": info}
 
 

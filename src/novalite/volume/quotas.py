@@ -11,8 +11,13 @@ from novalite.errors import BadRequest, RequestTooLarge
 from novalite.services import quota_overrides
 
 DEFAULTS: dict[str, int] = {
-    "volumes": 10, "gigabytes": 1000, "snapshots": 10, "backups": 10, "backup_gigabytes": 1000,
-    "groups": 10, "per_volume_gigabytes": -1,
+    "volumes": 10,
+    "gigabytes": 1000,
+    "snapshots": 10,
+    "backups": 10,
+    "backup_gigabytes": 1000,
+    "groups": 10,
+    "per_volume_gigabytes": -1,
 }
 TYPED = ("volumes", "gigabytes", "snapshots")  # also reported per volume type: volumes___DEFAULT__
 
@@ -26,10 +31,18 @@ def limits(s: Session, project_id: str) -> dict[str, int]:
 
 
 def usage(s: Session, project_id: str) -> dict[str, int]:
-    count, gigabytes = s.execute(select(func.count(), func.coalesce(func.sum(Volume.size), 0)).where(
-        Volume.project_id == project_id)).one()
-    return {"volumes": int(count), "gigabytes": int(gigabytes), "snapshots": 0, "backups": 0,
-            "backup_gigabytes": 0, "groups": 0, "per_volume_gigabytes": 0}
+    count, gigabytes = s.execute(
+        select(func.count(), func.coalesce(func.sum(Volume.size), 0)).where(Volume.project_id == project_id)
+    ).one()
+    return {
+        "volumes": int(count),
+        "gigabytes": int(gigabytes),
+        "snapshots": 0,
+        "backups": 0,
+        "backup_gigabytes": 0,
+        "groups": 0,
+        "per_volume_gigabytes": 0,
+    }
 
 
 def check_new_volume(s: Session, project_id: str, size: int, *, count: int = 1) -> None:
@@ -37,41 +50,61 @@ def check_new_volume(s: Session, project_id: str, size: int, *, count: int = 1) 
     lim, used = limits(s, project_id), usage(s, project_id)
     per_volume = lim["per_volume_gigabytes"]
     if per_volume >= 0 and size > per_volume:
-        raise RequestTooLarge(f"Requested volume size {size}G is larger than maximum allowed limit {per_volume}G.",
-                              kind="VolumeSizeExceedsLimit")
+        raise RequestTooLarge(
+            f"Requested volume size {size}G is larger than maximum allowed limit {per_volume}G.",
+            kind="VolumeSizeExceedsLimit",
+        )
     if lim["volumes"] >= 0 and used["volumes"] + count > lim["volumes"]:
-        raise RequestTooLarge(f"Maximum number of volumes allowed ({lim['volumes']}) exceeded for quota "
-                              "'volumes'.", kind="VolumeLimitExceeded")
+        raise RequestTooLarge(
+            f"Maximum number of volumes allowed ({lim['volumes']}) exceeded for quota 'volumes'.",
+            kind="VolumeLimitExceeded",
+        )
     check_gigabytes(s, project_id, size, lim=lim, used=used)
 
 
-def check_gigabytes(s: Session, project_id: str, delta: int, *, lim: dict[str, int] | None = None,
-                    used: dict[str, int] | None = None) -> None:
+def check_gigabytes(
+    s: Session,
+    project_id: str,
+    delta: int,
+    *,
+    lim: dict[str, int] | None = None,
+    used: dict[str, int] | None = None,
+) -> None:
     lim = lim or limits(s, project_id)
     used = used or usage(s, project_id)
     if lim["gigabytes"] >= 0 and used["gigabytes"] + delta > lim["gigabytes"]:
-        raise RequestTooLarge(f"Requested volume or snapshot exceeds allowed gigabytes quota. Requested {delta}G, "
-                              f"quota is {lim['gigabytes']}G and {used['gigabytes']}G has been consumed.",
-                              kind="VolumeSizeExceedsAvailableQuota")
+        raise RequestTooLarge(
+            f"Requested volume or snapshot exceeds allowed gigabytes quota. Requested {delta}G, "
+            f"quota is {lim['gigabytes']}G and {used['gigabytes']}G has been consumed.",
+            kind="VolumeSizeExceedsAvailableQuota",
+        )
 
 
 def set_limits(s: Session, project_id: str, values: dict[str, object]) -> None:
     """Store overrides; 400 for unknown resources or values that are not integers >= -1."""
     if not project_id or len(project_id) > 64:
-        raise BadRequest(f"Invalid input received: '{project_id}' is not a valid project id.", kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input received: '{project_id}' is not a valid project id.", kind="InvalidInput"
+        )
     for resource, value in values.items():
         if resource in ("tenant_id", "project_id", "id", "force", "check_limit"):
             continue
         if resource not in DEFAULTS:
-            raise BadRequest(f"Invalid input received: Bad key(s) in quota set: {resource}", kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input received: Bad key(s) in quota set: {resource}", kind="InvalidInput"
+            )
         try:
             number = quota_overrides.integer_limit(value)
         except ValueError:
-            raise BadRequest(f"Invalid input received: Quota limit {value} for {resource} must be an integer.",
-                             kind="InvalidInput") from None
+            raise BadRequest(
+                f"Invalid input received: Quota limit {value} for {resource} must be an integer.",
+                kind="InvalidInput",
+            ) from None
         if number < -1 or number > quota_overrides.MAX_LIMIT:
-            raise BadRequest(f"Invalid input received: Quota limit {value} for {resource} must be -1 or greater.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input received: Quota limit {value} for {resource} must be -1 or greater.",
+                kind="InvalidInput",
+            )
         quota_overrides.store(s, VolumeQuota, project_id, resource, number)
 
 

@@ -30,12 +30,20 @@ router = APIRouter()
 
 def _v3_doc(request: Request) -> dict[str, Any]:
     base = runtime(request).public_url
-    return {"id": "v3.0", "status": "CURRENT", "version": str(MAX_VERSION), "min_version": str(MIN_VERSION),
-            "updated": UPDATED,
-            "links": [{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
-                      {"rel": "self", "href": f"{base}/volume/v3/"}],
-            "media-types": [{"base": "application/json",
-                             "type": "application/vnd.openstack.volume+json;version=3"}]}
+    return {
+        "id": "v3.0",
+        "status": "CURRENT",
+        "version": str(MAX_VERSION),
+        "min_version": str(MIN_VERSION),
+        "updated": UPDATED,
+        "links": [
+            {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+            {"rel": "self", "href": f"{base}/volume/v3/"},
+        ],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}
+        ],
+    }
 
 
 @router.get("/volume")

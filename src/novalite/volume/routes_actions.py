@@ -20,8 +20,20 @@ from novalite.volume import service
 from novalite.volume.api import VolumeRequest, boolean, integer, metadata, respond, volume_request
 
 router = APIRouter()
-STATUSES = ("available", "error", "creating", "deleting", "in-use", "attaching", "detaching", "reserved",
-            "error_deleting", "maintenance", "error_extending", "extending")
+STATUSES = (
+    "available",
+    "error",
+    "creating",
+    "deleting",
+    "in-use",
+    "attaching",
+    "detaching",
+    "reserved",
+    "error_deleting",
+    "maintenance",
+    "error_extending",
+    "extending",
+)
 Handler = Callable[[Any, Session, VolumeRequest, Volume, Any], dict[str, Any] | None]
 
 
@@ -42,24 +54,30 @@ def _reset_status(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any
     status = args.get("status")
     if status is not None:
         if status not in STATUSES:
-            raise BadRequest(f"Invalid input received: Must specify a valid status, got '{status}'.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input received: Must specify a valid status, got '{status}'.", kind="InvalidInput"
+            )
         vol.status = status
     attach_status = args.get("attach_status")
     if attach_status is not None:
         if attach_status not in ("attached", "detached"):
-            raise BadRequest(f"Invalid input received: Must specify a valid attach status, got '{attach_status}'.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input received: Must specify a valid attach status, got '{attach_status}'.",
+                kind="InvalidInput",
+            )
         vol.attach_status = attach_status
 
 
 def _retype(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> None:
     new_type = _arg(args, "new_type")
     if not isinstance(new_type, str):
-        raise BadRequest("Invalid input received: new_type must be a volume type name or id.", kind="InvalidInput")
+        raise BadRequest(
+            "Invalid input received: new_type must be a volume type name or id.", kind="InvalidInput"
+        )
     if vol.status not in ("available", "in-use"):
-        raise service.invalid_volume(f"Volume {vol.id} status must be available or in-use, but current status is: "
-                                     f"{vol.status}.")
+        raise service.invalid_volume(
+            f"Volume {vol.id} status must be available or in-use, but current status is: {vol.status}."
+        )
     vol.volume_type_id = service.find_type(s, new_type, vr.ctx).id
 
 
@@ -82,8 +100,10 @@ def _unset_image_metadata(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, a
     key = _arg(args, "key")
     meta = dict(vol.image_metadata or {})
     if key not in meta:
-        raise NotFound(f"Glance metadata for volume {vol.id} with key {key} could not be found.",
-                       kind="GlanceMetadataNotFound")
+        raise NotFound(
+            f"Glance metadata for volume {vol.id} with key {key} could not be found.",
+            kind="GlanceMetadataNotFound",
+        )
     del meta[key]
     vol.image_metadata = meta
 
@@ -93,13 +113,23 @@ def _show_image_metadata(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, ar
 
 
 ACTIONS: dict[str, tuple[Handler, int]] = {
-    "os-extend": (_extend, 202), "os-reset_status": (_reset_status, 202), "os-set_bootable": (_bootable, 200),
-    "os-update_readonly_flag": (_readonly, 202), "os-set_image_metadata": (_set_image_metadata, 200),
-    "os-unset_image_metadata": (_unset_image_metadata, 200), "os-show_image_metadata": (_show_image_metadata, 200),
-    "os-retype": (_retype, 202), "os-reserve": (legacy.reserve, 202), "os-unreserve": (legacy.unreserve, 202), "os-attach": (legacy.attach, 202),
-    "os-begin_detaching": (legacy.begin_detaching, 202), "os-roll_detaching": (legacy.roll_detaching, 202),
-    "os-detach": (legacy.detach, 202), "os-initialize_connection": (legacy.initialize_connection, 200),
-    "os-terminate_connection": (legacy.terminate_connection, 202), "os-force_detach": (legacy.force_detach, 202),
+    "os-extend": (_extend, 202),
+    "os-reset_status": (_reset_status, 202),
+    "os-set_bootable": (_bootable, 200),
+    "os-update_readonly_flag": (_readonly, 202),
+    "os-set_image_metadata": (_set_image_metadata, 200),
+    "os-unset_image_metadata": (_unset_image_metadata, 200),
+    "os-show_image_metadata": (_show_image_metadata, 200),
+    "os-retype": (_retype, 202),
+    "os-reserve": (legacy.reserve, 202),
+    "os-unreserve": (legacy.unreserve, 202),
+    "os-attach": (legacy.attach, 202),
+    "os-begin_detaching": (legacy.begin_detaching, 202),
+    "os-roll_detaching": (legacy.roll_detaching, 202),
+    "os-detach": (legacy.detach, 202),
+    "os-initialize_connection": (legacy.initialize_connection, 200),
+    "os-terminate_connection": (legacy.terminate_connection, 202),
+    "os-force_detach": (legacy.force_detach, 202),
     "os-force_delete": (legacy.force_delete, 202),
 }
 
@@ -118,8 +148,9 @@ def _run(request: Request, vr: VolumeRequest, volume_id: str, name: str, args: A
 
 
 @router.post("/volumes/{volume_id}/action")
-async def volume_action(volume_id: str, request: Request,
-                        vr: VolumeRequest = Depends(volume_request)) -> Response:
+async def volume_action(
+    volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or len(body) != 1:
         raise BadRequest("Invalid request body: exactly one action is required.", kind="InvalidInput")

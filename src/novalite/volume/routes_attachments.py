@@ -24,8 +24,11 @@ def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
     volume_id = request.query_params.get("volume_id")
     with runtime(request).db.reader() as s:
         found = attachments.visible_attachments(s, vr.ctx, all_projects=all_projects)
-        items = [(attachment_view if detail else attachment_summary)(a) for a in found
-                 if volume_id is None or a.volume_id == volume_id]
+        items = [
+            (attachment_view if detail else attachment_summary)(a)
+            for a in found
+            if volume_id is None or a.volume_id == volume_id
+        ]
     return respond(vr, {"attachments": items})
 
 
@@ -40,7 +43,9 @@ def list_attachments_detail(request: Request, vr: VolumeRequest = Depends(volume
 
 
 @router.get("/attachments/{attachment_id}")
-def show_attachment(attachment_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def show_attachment(
+    attachment_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     require(vr.version, V(3, 27))
     with runtime(request).db.reader() as s:
         att, _ = attachments.get_attachment(s, vr.ctx, attachment_id)
@@ -67,21 +72,30 @@ async def create_attachment(request: Request, vr: VolumeRequest = Depends(volume
     body = section(await json_body(request), "attachment")
     volume_id = text("volume_uuid", body.get("volume_uuid"))
     if not volume_id:
-        raise BadRequest("Missing required element 'volume_uuid' in request body.", kind="MissingRequiredElement")
-    fields = {"volume_id": volume_id, "instance_uuid": text("instance_uuid", body.get("instance_uuid"), 36),
-              "connector": _connector(body.get("connector")), "mode": text("mode", body.get("mode")) or "rw"}
+        raise BadRequest(
+            "Missing required element 'volume_uuid' in request body.", kind="MissingRequiredElement"
+        )
+    fields = {
+        "volume_id": volume_id,
+        "instance_uuid": text("instance_uuid", body.get("instance_uuid"), 36),
+        "connector": _connector(body.get("connector")),
+        "mode": text("mode", body.get("mode")) or "rw",
+    }
     return await run_in_threadpool(_create, request, vr, fields)
 
 
-def _update(request: Request, vr: VolumeRequest, attachment_id: str, connector: dict[str, Any]) -> JSONResponse:
+def _update(
+    request: Request, vr: VolumeRequest, attachment_id: str, connector: dict[str, Any]
+) -> JSONResponse:
     with runtime(request).db.session() as s:
         att = attachments.update_attachment(s, vr.ctx, attachment_id, connector)
         return respond(vr, {"attachment": attachment_view(att)})
 
 
 @router.put("/attachments/{attachment_id}")
-async def update_attachment(attachment_id: str, request: Request,
-                            vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+async def update_attachment(
+    attachment_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     require(vr.version, V(3, 27))
     connector = _connector(section(await json_body(request), "attachment").get("connector")) or {}
     return await run_in_threadpool(_update, request, vr, attachment_id, connector)
@@ -94,17 +108,22 @@ def _complete(request: Request, vr: VolumeRequest, attachment_id: str) -> Respon
 
 
 @router.post("/attachments/{attachment_id}/action")
-async def attachment_action(attachment_id: str, request: Request,
-                            vr: VolumeRequest = Depends(volume_request)) -> Response:
+async def attachment_action(
+    attachment_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> Response:
     require(vr.version, V(3, 44))
     body = await json_body(request)
     if not isinstance(body, dict) or list(body) != ["os-complete"]:
-        raise BadRequest("Invalid input received: only the os-complete action is supported.", kind="InvalidInput")
+        raise BadRequest(
+            "Invalid input received: only the os-complete action is supported.", kind="InvalidInput"
+        )
     return await run_in_threadpool(_complete, request, vr, attachment_id)
 
 
 @router.delete("/attachments/{attachment_id}")
-def delete_attachment(attachment_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def delete_attachment(
+    attachment_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     require(vr.version, V(3, 27))
     with runtime(request).db.session() as s:
         att, vol = attachments.get_attachment(s, vr.ctx, attachment_id)

@@ -29,27 +29,43 @@ def _quota_set(project_id: str, limits: dict[str, int], used: dict[str, int] | N
     out: dict[str, Any] = {"id": project_id}
     for key, limit in values.items():
         base = key.split("_" + service.DEFAULT_TYPE)[0]
-        out[key] = limit if used is None else {"limit": limit, "in_use": used.get(base, 0) if base == key else 0,
-                                               "reserved": 0, "allocated": 0}
+        out[key] = (
+            limit
+            if used is None
+            else {
+                "limit": limit,
+                "in_use": used.get(base, 0) if base == key else 0,
+                "reserved": 0,
+                "allocated": 0,
+            }
+        )
     return out
 
 
 @router.get("/os-quota-sets/{project_id}")
-def show_quota(project_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def show_quota(
+    project_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     _quota_project(vr, project_id)
     usage = boolean("usage", request.query_params.get("usage", "false"))
     with runtime(request).db.reader() as s:
-        body = _quota_set(project_id, quotas.limits(s, project_id), quotas.usage(s, project_id) if usage else None)
+        body = _quota_set(
+            project_id, quotas.limits(s, project_id), quotas.usage(s, project_id) if usage else None
+        )
     return respond(vr, {"quota_set": body})
 
 
 @router.get("/os-quota-sets/{project_id}/defaults")
-def show_quota_defaults(project_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def show_quota_defaults(
+    project_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     _quota_project(vr, project_id)
     return respond(vr, {"quota_set": _quota_set(project_id, dict(quotas.DEFAULTS), None)})
 
 
-def _update_quota(request: Request, vr: VolumeRequest, project_id: str, values: dict[str, Any]) -> JSONResponse:
+def _update_quota(
+    request: Request, vr: VolumeRequest, project_id: str, values: dict[str, Any]
+) -> JSONResponse:
     with runtime(request).db.session() as s:
         quotas.set_limits(s, project_id, values)
         s.flush()
@@ -59,7 +75,9 @@ def _update_quota(request: Request, vr: VolumeRequest, project_id: str, values: 
 
 
 @router.put("/os-quota-sets/{project_id}")
-async def update_quota(project_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+async def update_quota(
+    project_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     vr.ctx.require_admin("volume_extension:quotas:update")
     values = section(await json_body(request), "quota_set")
     return await run_in_threadpool(_update_quota, request, vr, project_id, values)
@@ -79,10 +97,15 @@ def show_limits(request: Request, vr: VolumeRequest = Depends(volume_request)) -
     with runtime(request).db.reader() as s:
         lim, used = quotas.limits(s, pid), quotas.usage(s, pid)
     absolute = {
-        "maxTotalVolumes": lim["volumes"], "maxTotalVolumeGigabytes": lim["gigabytes"],
-        "maxTotalSnapshots": lim["snapshots"], "maxTotalBackups": lim["backups"],
-        "maxTotalBackupGigabytes": lim["backup_gigabytes"], "totalVolumesUsed": used["volumes"],
-        "totalGigabytesUsed": used["gigabytes"], "totalSnapshotsUsed": 0, "totalBackupsUsed": 0,
+        "maxTotalVolumes": lim["volumes"],
+        "maxTotalVolumeGigabytes": lim["gigabytes"],
+        "maxTotalSnapshots": lim["snapshots"],
+        "maxTotalBackups": lim["backups"],
+        "maxTotalBackupGigabytes": lim["backup_gigabytes"],
+        "totalVolumesUsed": used["volumes"],
+        "totalGigabytesUsed": used["gigabytes"],
+        "totalSnapshotsUsed": 0,
+        "totalBackupsUsed": 0,
         "totalBackupGigabytesUsed": 0,
     }
     return respond(vr, {"limits": {"rate": [], "absolute": absolute}})
@@ -97,10 +120,19 @@ def list_services(request: Request, vr: VolumeRequest = Depends(volume_request))
     vr.ctx.require_admin("volume_extension:services:index")
     now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
     q = request.query_params
-    items = [{"binary": binary, "host": host, "zone": "nova", "status": "enabled", "state": "up",
-              "updated_at": now, "disabled_reason": None}
-             for binary, host in SERVICES
-             if q.get("binary") in (None, binary) and q.get("host") in (None, host, host.split("@")[0])]
+    items = [
+        {
+            "binary": binary,
+            "host": host,
+            "zone": "nova",
+            "status": "enabled",
+            "state": "up",
+            "updated_at": now,
+            "disabled_reason": None,
+        }
+        for binary, host in SERVICES
+        if q.get("binary") in (None, binary) and q.get("host") in (None, host, host.split("@")[0])
+    ]
     return respond(vr, {"services": items})
 
 

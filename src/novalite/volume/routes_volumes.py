@@ -53,10 +53,13 @@ def _filters(request: Request, vr: VolumeRequest, vols: list[Volume]) -> list[Vo
         try:
             wanted = json.loads(q["metadata"].replace("'", '"'))
         except ValueError:
-            raise BadRequest("Invalid input received: metadata filter must be a JSON object.",
-                             kind="InvalidInput") from None
+            raise BadRequest(
+                "Invalid input received: metadata filter must be a JSON object.", kind="InvalidInput"
+            ) from None
         if not isinstance(wanted, dict):
-            raise BadRequest("Invalid input received: metadata filter must be a JSON object.", kind="InvalidInput")
+            raise BadRequest(
+                "Invalid input received: metadata filter must be a JSON object.", kind="InvalidInput"
+            )
         vols = [x for x in vols if all((x.volume_metadata or {}).get(k) == val for k, val in wanted.items())]
     return vols
 
@@ -72,11 +75,14 @@ def _sort(request: Request, vols: list[Volume]) -> list[Volume]:
         pairs.append((q["sort_key"], q.get("sort_dir", "desc")))
     for key, direction in reversed(pairs):
         if key not in SORTABLE or direction not in ("asc", "desc"):
-            raise BadRequest(f"Invalid input received: Invalid sort key or direction: {key}:{direction}",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input received: Invalid sort key or direction: {key}:{direction}",
+                kind="InvalidInput",
+            )
         # (present, value): None sorts first and is never compared with a value
-        vols = sorted(vols, key=lambda x: (getattr(x, key) is not None, getattr(x, key)),
-                      reverse=direction == "desc")
+        vols = sorted(
+            vols, key=lambda x: (getattr(x, key) is not None, getattr(x, key)), reverse=direction == "desc"
+        )
     return vols
 
 
@@ -90,7 +96,7 @@ def _page(request: Request, vols: list[Volume]) -> tuple[list[Volume], bool]:
             raise NotFound(f"Marker {q['marker']} could not be found.", kind="MarkerNotFound")
         start = ids.index(q["marker"]) + 1
     limit = MAX_LIMIT if not limit else min(limit, MAX_LIMIT)
-    page = vols[start:start + limit]
+    page = vols[start : start + limit]
     return page, len(page) == limit  # Cinder: a full page has a next link
 
 
@@ -107,8 +113,10 @@ def _attachments_by_volume(s: Session, volume_ids: list[str]) -> dict[str, list[
 def _details(request: Request, s: Session, vr: VolumeRequest, page: list[Volume]) -> list[dict[str, Any]]:
     types = {t.id: t for t in s.scalars(select(VolumeType))}
     atts = _attachments_by_volume(s, [x.id for x in page])
-    return [v.volume_detail(request, s, vr.ctx, vr.version, x, types.get(x.volume_type_id), atts=atts[x.id])
-            for x in page]
+    return [
+        v.volume_detail(request, s, vr.ctx, vr.version, x, types.get(x.volume_type_id), atts=atts[x.id])
+        for x in page
+    ]
 
 
 def _next_link(request: Request, page: list[Volume]) -> dict[str, str]:
@@ -120,7 +128,9 @@ def _next_link(request: Request, page: list[Volume]) -> dict[str, str]:
 def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
     all_projects = boolean("all_tenants", request.query_params.get("all_tenants", "false"))
     with runtime(request).db.reader() as s:
-        vols = _sort(request, _filters(request, vr, service.visible_volumes(s, vr.ctx, all_projects=all_projects)))
+        vols = _sort(
+            request, _filters(request, vr, service.visible_volumes(s, vr.ctx, all_projects=all_projects))
+        )
         page, more = _page(request, vols)
         items = _details(request, s, vr, page) if detail else [v.volume_summary(request, x) for x in page]
     body: dict[str, Any] = {"volumes": items}
@@ -141,12 +151,20 @@ def list_volumes_detail(request: Request, vr: VolumeRequest = Depends(volume_req
     return _list(request, vr, detail=True)
 
 
-def _show(request: Request, vr: VolumeRequest, volume_id: str, status: int = 200,
-          background: BackgroundTask | None = None, *, extended: bool = True) -> JSONResponse:
+def _show(
+    request: Request,
+    vr: VolumeRequest,
+    volume_id: str,
+    status: int = 200,
+    background: BackgroundTask | None = None,
+    *,
+    extended: bool = True,
+) -> JSONResponse:
     with runtime(request).db.reader() as s:
         vol = service.get_volume_row(s, vr.ctx, volume_id)
-        body = v.volume_detail(request, s, vr.ctx, vr.version, vol, s.get(VolumeType, vol.volume_type_id),
-                               extended=extended)
+        body = v.volume_detail(
+            request, s, vr.ctx, vr.version, vol, s.get(VolumeType, vol.volume_type_id), extended=extended
+        )
     return respond(vr, {"volume": body}, status, background)
 
 
@@ -159,7 +177,9 @@ def volume_without_id(request: Request, vr: VolumeRequest = Depends(volume_reque
 
 
 @router.get("/volumes/{volume_id}")
-def show_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def show_volume(
+    volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     return _show(request, vr, volume_id)
 
 
@@ -167,8 +187,9 @@ def _create_fields(body: Any) -> dict[str, Any]:
     vol = section(body, "volume")
     for unsupported in ("backup_id", "consistencygroup_id", "group_id"):
         if vol.get(unsupported):
-            raise BadRequest(f"Invalid input received: {unsupported} is not supported by this cloud.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                f"Invalid input received: {unsupported} is not supported by this cloud.", kind="InvalidInput"
+            )
     fields: dict[str, Any] = {
         "name": text("name", vol.get("name", vol.get("display_name"))),
         "description": text("description", vol.get("description", vol.get("display_description"))),
@@ -188,7 +209,9 @@ def _create(request: Request, vr: VolumeRequest, fields: dict[str, Any]) -> JSON
     rt = runtime(request)
     with rt.db.serialized(quotas.quota_lock(vr.ctx.project_id)) as s:
         volume_id = service.create_volume(s, vr.ctx, fields).id
-    return _show(request, vr, volume_id, 202, BackgroundTask(service.finish_create, rt, volume_id), extended=False)
+    return _show(
+        request, vr, volume_id, 202, BackgroundTask(service.finish_create, rt, volume_id), extended=False
+    )
 
 
 @router.post("/volumes")
@@ -204,13 +227,18 @@ def _update(request: Request, vr: VolumeRequest, volume_id: str, changes: dict[s
 
 
 @router.put("/volumes/{volume_id}")
-async def update_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+async def update_volume(
+    volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     vol = section(await json_body(request), "volume")
     allowed = {"name", "description", "display_name", "display_description", "metadata"}
     unknown = sorted(set(vol) - allowed)
     if unknown or not vol:
-        raise BadRequest(f"Invalid input for field/attribute volume. Additional properties are not allowed "
-                         f"({', '.join(unknown)} were unexpected)", kind="ValidationError")
+        raise BadRequest(
+            f"Invalid input for field/attribute volume. Additional properties are not allowed "
+            f"({', '.join(unknown)} were unexpected)",
+            kind="ValidationError",
+        )
     changes: dict[str, Any] = {}
     for key, alias in (("name", "display_name"), ("description", "display_description")):
         if key in vol or alias in vol:
@@ -226,8 +254,9 @@ def delete_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(
     return Response(status_code=202, headers={"OpenStack-API-Version": f"volume {vr.version}"})
 
 
-def _metadata(request: Request, vr: VolumeRequest, volume_id: str, new: dict[str, str] | None,
-              replace: bool) -> JSONResponse:
+def _metadata(
+    request: Request, vr: VolumeRequest, volume_id: str, new: dict[str, str] | None, replace: bool
+) -> JSONResponse:
     with runtime(request).db.session() as s:
         vol = service.get_volume_row(s, vr.ctx, volume_id)
         if new is not None:
@@ -236,37 +265,50 @@ def _metadata(request: Request, vr: VolumeRequest, volume_id: str, new: dict[str
 
 
 @router.get("/volumes/{volume_id}/metadata")
-def show_metadata(volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def show_metadata(
+    volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     return _metadata(request, vr, volume_id, None, False)
 
 
 @router.post("/volumes/{volume_id}/metadata")
 @router.put("/volumes/{volume_id}/metadata")
-async def set_metadata(volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+async def set_metadata(
+    volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     body = await json_body(request)
-    new = metadata(body.get("metadata") if isinstance(body, dict) else None) if isinstance(body, dict) \
-        and "metadata" in body else None
+    new = (
+        metadata(body.get("metadata") if isinstance(body, dict) else None)
+        if isinstance(body, dict) and "metadata" in body
+        else None
+    )
     if new is None:
-        raise BadRequest("Missing required element 'metadata' in request body.", kind="MissingRequiredElement")
+        raise BadRequest(
+            "Missing required element 'metadata' in request body.", kind="MissingRequiredElement"
+        )
     return await run_in_threadpool(_metadata, request, vr, volume_id, new, request.method == "PUT")
 
 
 @router.delete("/volumes/{volume_id}/metadata/{key}")
-def delete_metadata_key(volume_id: str, key: str, request: Request,
-                        vr: VolumeRequest = Depends(volume_request)) -> Response:
+def delete_metadata_key(
+    volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> Response:
     with runtime(request).db.session() as s:
         vol = service.get_volume_row(s, vr.ctx, volume_id)
         meta = dict(vol.volume_metadata or {})
         if key not in meta:
-            raise NotFound(f"Volume {volume_id} has no metadata with key {key}.", kind="VolumeMetadataNotFound")
+            raise NotFound(
+                f"Volume {volume_id} has no metadata with key {key}.", kind="VolumeMetadataNotFound"
+            )
         del meta[key]
         vol.volume_metadata = meta
     return Response(status_code=200)
 
 
 @router.get("/volumes/{volume_id}/metadata/{key}")
-def show_metadata_key(volume_id: str, key: str, request: Request,
-                      vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+def show_metadata_key(
+    volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     with runtime(request).db.reader() as s:
         meta = dict(service.get_volume_row(s, vr.ctx, volume_id).volume_metadata or {})
     if key not in meta:
@@ -282,8 +324,9 @@ def _set_key(request: Request, vr: VolumeRequest, volume_id: str, key: str, valu
 
 
 @router.put("/volumes/{volume_id}/metadata/{key}")
-async def update_metadata_key(volume_id: str, key: str, request: Request,
-                              vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
+async def update_metadata_key(
+    volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
+) -> JSONResponse:
     body = await json_body(request)
     meta = metadata(body.get("meta") if isinstance(body, dict) else None)
     if not isinstance(body, dict) or "meta" not in body:

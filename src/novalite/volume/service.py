@@ -26,7 +26,7 @@ from novalite.volume.storage import storage_for
 
 DEFAULT_TYPE = "__DEFAULT__"
 DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ def invalid_volume(reason: str) -> BadRequest:
 def ensure_default_type(s: Session) -> VolumeType:
     vtype = s.scalars(select(VolumeType).where(VolumeType.name == DEFAULT_TYPE)).first()
     if vtype is None:
-        vtype = VolumeType(name=DEFAULT_TYPE, description="Default Volume Type", is_public=True, extra_specs={})
+        vtype = VolumeType(
+            name=DEFAULT_TYPE, description="Default Volume Type", is_public=True, extra_specs={}
+        )
         s.add(vtype)
         s.flush()
     return vtype
@@ -72,21 +74,35 @@ def type_visible(s: Session, ctx: RequestContext, vtype: VolumeType) -> bool:
 def find_type(s: Session, name_or_id: str | None, ctx: RequestContext | None = None) -> VolumeType:
     if name_or_id is None:
         return ensure_default_type(s)
-    vtype = s.get(VolumeType, name_or_id) or s.scalars(
-        select(VolumeType).where(VolumeType.name == name_or_id)).first()
+    vtype = (
+        s.get(VolumeType, name_or_id)
+        or s.scalars(select(VolumeType).where(VolumeType.name == name_or_id)).first()
+    )
     if vtype is None and name_or_id == DEFAULT_TYPE:
         return ensure_default_type(s)
     if vtype is None or ctx is not None and not type_visible(s, ctx, vtype):
-        raise NotFound(f"Volume type with name {name_or_id} could not be found.", kind="VolumeTypeNotFoundByName")
+        raise NotFound(
+            f"Volume type with name {name_or_id} could not be found.", kind="VolumeTypeNotFoundByName"
+        )
     return vtype
 
 
 def info(s: Session, vol: Volume) -> VolumeInfo:
     q = select(VolumeAttachment.id).where(VolumeAttachment.volume_id == vol.id)
-    return VolumeInfo(id=vol.id, name=vol.name, project_id=vol.project_id, size=vol.size, status=vol.status,
-                      attach_status=vol.attach_status, bootable=vol.bootable, multiattach=vol.multiattach,
-                      image_id=vol.image_id, image_metadata=dict(vol.image_metadata or {}), location=vol.location,
-                      attachment_ids=tuple(s.scalars(q)))
+    return VolumeInfo(
+        id=vol.id,
+        name=vol.name,
+        project_id=vol.project_id,
+        size=vol.size,
+        status=vol.status,
+        attach_status=vol.attach_status,
+        bootable=vol.bootable,
+        multiattach=vol.multiattach,
+        image_id=vol.image_id,
+        image_metadata=dict(vol.image_metadata or {}),
+        location=vol.location,
+        attachment_ids=tuple(s.scalars(q)),
+    )
 
 
 def visible_volumes(s: Session, ctx: RequestContext, *, all_projects: bool = False) -> list[Volume]:
@@ -116,17 +132,25 @@ def _image_for(s: Session, ctx: RequestContext, image_id: str, size: int | None)
 
     image = get_image(s, ctx, image_id)
     if image is None:
-        raise BadRequest("Invalid image identifier or unable to access requested image.", kind="ImageNotFound")
+        raise BadRequest(
+            "Invalid image identifier or unable to access requested image.", kind="ImageNotFound"
+        )
     if image.status != "active":
         raise BadRequest(f"Invalid input received: Image {image_id} is not active.", kind="InvalidInput")
     image_gb = -(-(image.size or 0) // GIB)
     size = size if size is not None else max(image_gb, image.min_disk, 1)
     if image_gb > size:
-        raise BadRequest(f"Invalid input received: Size of specified image {image_gb}GB is larger than volume size "
-                         f"{size}GB.", kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input received: Size of specified image {image_gb}GB is larger than volume size "
+            f"{size}GB.",
+            kind="InvalidInput",
+        )
     if image.min_disk > size:
-        raise BadRequest(f"Invalid input received: Volume size {size}GB cannot be smaller than the image minDisk "
-                         f"size {image.min_disk}GB.", kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input received: Volume size {size}GB cannot be smaller than the image minDisk "
+            f"size {image.min_disk}GB.",
+            kind="InvalidInput",
+        )
     return image, size
 
 
@@ -155,23 +179,41 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
         source = get_volume_row(s, ctx, fields["source_volid"])
         size = size if size is not None else source.size
         if size < source.size:
-            raise BadRequest("Invalid input received: Clones currently must be >= original volume size.",
-                             kind="InvalidInput")
+            raise BadRequest(
+                "Invalid input received: Clones currently must be >= original volume size.",
+                kind="InvalidInput",
+            )
         if source.status not in ("available", "in-use"):
             raise invalid_volume(f"Volume {source.id} status must be available or in-use to clone.")
     if size is None:
         raise BadRequest("Invalid input received: 'size' is a required property", kind="InvalidInput")
     zone = fields.get("availability_zone") or "nova"
     if zone != "nova":
-        raise BadRequest(f"Invalid input received: Availability zone '{zone}' is invalid.", kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input received: Availability zone '{zone}' is invalid.", kind="InvalidInput"
+        )
     vtype = find_type(s, fields.get("volume_type"), ctx)
     quotas.check_new_volume(s, ctx.project_id, size)
-    vol = Volume(name=fields.get("name"), description=fields.get("description"), project_id=ctx.project_id,
-                 user_id=ctx.user_id, size=size, status="creating", volume_type_id=vtype.id, availability_zone=zone,
-                 multiattach=bool(fields.get("multiattach")), volume_metadata=dict(fields.get("metadata") or {}),
-                 image_id=image.id if image else None, source_volid=source.id if source else None,
-                 image_metadata=_image_metadata(image) if image else dict(source.image_metadata or {}) if source
-                 else {}, bootable=image is not None or bool(source and source.bootable))
+    vol = Volume(
+        name=fields.get("name"),
+        description=fields.get("description"),
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
+        size=size,
+        status="creating",
+        volume_type_id=vtype.id,
+        availability_zone=zone,
+        multiattach=bool(fields.get("multiattach")),
+        volume_metadata=dict(fields.get("metadata") or {}),
+        image_id=image.id if image else None,
+        source_volid=source.id if source else None,
+        image_metadata=_image_metadata(image)
+        if image
+        else dict(source.image_metadata or {})
+        if source
+        else {},
+        bootable=image is not None or bool(source and source.bootable),
+    )
     s.add(vol)
     s.flush()
     return vol
@@ -189,6 +231,7 @@ def finish_create(runtime: Any, volume_id: str) -> None:
         image_path = None
         if image_id:
             from novalite.image.service import get_image
+
             image = get_image(s, RequestContext.system(), image_id)
             image_path = image.path if image is not None else None
     storage = storage_for(runtime)
@@ -211,8 +254,9 @@ def finish_create(runtime: Any, volume_id: str) -> None:
         vol.launched_at = utcnow() if status == "available" else None
 
 
-def create_volume_from_image(runtime: Any, ctx: RequestContext, *, image_id: str, size: int | None,
-                             name: str | None = None) -> VolumeInfo:
+def create_volume_from_image(
+    runtime: Any, ctx: RequestContext, *, image_id: str, size: int | None, name: str | None = None
+) -> VolumeInfo:
     """Create a volume holding ``image_id`` and wait for it: the compute agent's boot-from-volume step."""
     with runtime.db.serialized(quotas.quota_lock(ctx.project_id)) as s:
         volume_id = create_volume(s, ctx, {"size": size, "imageRef": image_id, "name": name}).id
@@ -231,11 +275,15 @@ def update_volume(vol: Volume, changes: dict[str, Any]) -> None:
 
 def extend_volume(runtime: Any, s: Session, vol: Volume, new_size: int) -> None:
     if vol.status != "available":
-        raise invalid_volume(f"Volume {vol.id} status must be available to extend, but current status is: "
-                             f"{vol.status}.")
+        raise invalid_volume(
+            f"Volume {vol.id} status must be available to extend, but current status is: {vol.status}."
+        )
     if new_size <= vol.size:
-        raise BadRequest(f"Invalid input received: New size for extend must be greater than current size. "
-                         f"(current: {vol.size}, extended: {new_size}).", kind="InvalidInput")
+        raise BadRequest(
+            f"Invalid input received: New size for extend must be greater than current size. "
+            f"(current: {vol.size}, extended: {new_size}).",
+            kind="InvalidInput",
+        )
     quotas.check_gigabytes(s, vol.project_id, new_size - vol.size)
     storage_for(runtime).extend(vol.id, vol.location, new_size)
     vol.size = new_size
@@ -247,10 +295,12 @@ def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str) -> None:
         vol = get_volume_row(s, ctx, volume_id)
         attached = s.scalars(select(VolumeAttachment.id).where(VolumeAttachment.volume_id == vol.id)).first()
         if vol.status not in DELETABLE or attached is not None:
-            raise invalid_volume("Volume status must be available or error or error_restoring or error_extending "
-                                 "or error_managing and must not be migrating, attached, belong to a group, have "
-                                 "snapshots, awaiting a transfer, or be disassociated from snapshots after volume "
-                                 "transfer.")
+            raise invalid_volume(
+                "Volume status must be available or error or error_restoring or error_extending "
+                "or error_managing and must not be migrating, attached, belong to a group, have "
+                "snapshots, awaiting a transfer, or be disassociated from snapshots after volume "
+                "transfer."
+            )
         vol.status = "deleting"
         location = vol.location
     storage_for(runtime).delete(volume_id, location)
@@ -272,13 +322,20 @@ def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
         vol.status = "error"
 
 
-def attach_for_instance(s: Session, *, instance_uuid: str, host: str, block_device_mapping: list[dict[str, Any]],
-                        runtime: Any = None) -> list[dict[str, Any]]:
+def attach_for_instance(
+    s: Session,
+    *,
+    instance_uuid: str,
+    host: str,
+    block_device_mapping: list[dict[str, Any]],
+    runtime: Any = None,
+) -> list[dict[str, Any]]:
     """See ``novalite.volume.instance_volumes.attach_for_instance`` (the compute agent's entry point)."""
     from novalite.volume import instance_volumes
 
-    return instance_volumes.attach_for_instance(s, instance_uuid=instance_uuid, host=host,
-                                                block_device_mapping=block_device_mapping, runtime=runtime)
+    return instance_volumes.attach_for_instance(
+        s, instance_uuid=instance_uuid, host=host, block_device_mapping=block_device_mapping, runtime=runtime
+    )
 
 
 def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) -> list[str]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 class VolumeStorage(Protocol):

@@ -21,8 +21,10 @@ def stamp(value: dt.datetime | None) -> str | None:
 
 def volume_links(request: Request, volume_id: str) -> list[dict[str, str]]:
     base = f"{runtime(request).public_url}/volume"
-    return [{"rel": "self", "href": f"{base}/v3/volumes/{volume_id}"},
-            {"rel": "bookmark", "href": f"{base}/volumes/{volume_id}"}]
+    return [
+        {"rel": "self", "href": f"{base}/v3/volumes/{volume_id}"},
+        {"rel": "bookmark", "href": f"{base}/volumes/{volume_id}"},
+    ]
 
 
 def volume_summary(request: Request, vol: Volume) -> dict[str, Any]:
@@ -30,33 +32,66 @@ def volume_summary(request: Request, vol: Volume) -> dict[str, Any]:
 
 
 def _attachment_entry(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
-    return {"id": vol.id, "attachment_id": att.id, "volume_id": vol.id, "server_id": att.instance_uuid,
-            "host_name": att.attached_host, "device": att.mountpoint, "attached_at": stamp(att.attached_at)}
+    return {
+        "id": vol.id,
+        "attachment_id": att.id,
+        "volume_id": vol.id,
+        "server_id": att.instance_uuid,
+        "host_name": att.attached_host,
+        "device": att.mountpoint,
+        "attached_at": stamp(att.attached_at),
+    }
 
 
-def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Version, vol: Volume,
-                  vtype: VolumeType | None, *, extended: bool = True,
-                  atts: list[VolumeAttachment] | None = None) -> dict[str, Any]:
+def volume_detail(
+    request: Request,
+    s: Session,
+    ctx: RequestContext,
+    version: Version,
+    vol: Volume,
+    vtype: VolumeType | None,
+    *,
+    extended: bool = True,
+    atts: list[VolumeAttachment] | None = None,
+) -> dict[str, Any]:
     """Cinder's volume view. ``extended`` (show and list, not create/update): the attributes
     Cinder's API extensions add (tenant, image metadata, and for admins host and migration)."""
     found = atts if atts is not None else volume_attachments(s, vol.id)
     attached = [a for a in found if a.attach_status == "attached"]
     out: dict[str, Any] = {
-        "id": vol.id, "name": vol.name, "description": vol.description, "status": vol.status, "size": vol.size,
-        "availability_zone": vol.availability_zone, "created_at": stamp(vol.created_at),
-        "updated_at": stamp(vol.updated_at), "attachments": [_attachment_entry(vol, a) for a in attached],
-        "volume_type": vtype.name if vtype else None, "snapshot_id": None, "source_volid": vol.source_volid,
-        "metadata": dict(vol.volume_metadata or {}), "links": volume_links(request, vol.id),
-        "user_id": vol.user_id, "bootable": "true" if vol.bootable else "false", "encrypted": False,
-        "replication_status": None, "consistencygroup_id": None, "multiattach": vol.multiattach,
+        "id": vol.id,
+        "name": vol.name,
+        "description": vol.description,
+        "status": vol.status,
+        "size": vol.size,
+        "availability_zone": vol.availability_zone,
+        "created_at": stamp(vol.created_at),
+        "updated_at": stamp(vol.updated_at),
+        "attachments": [_attachment_entry(vol, a) for a in attached],
+        "volume_type": vtype.name if vtype else None,
+        "snapshot_id": None,
+        "source_volid": vol.source_volid,
+        "metadata": dict(vol.volume_metadata or {}),
+        "links": volume_links(request, vol.id),
+        "user_id": vol.user_id,
+        "bootable": "true" if vol.bootable else "false",
+        "encrypted": False,
+        "replication_status": None,
+        "consistencygroup_id": None,
+        "multiattach": vol.multiattach,
     }
     if extended:
         out["os-vol-tenant-attr:tenant_id"] = vol.project_id
         if vol.image_metadata:
             out["volume_image_metadata"] = dict(vol.image_metadata)
         if ctx.is_admin:
-            out.update({"os-vol-host-attr:host": vol.host, "os-vol-mig-status-attr:migstat": None,
-                        "os-vol-mig-status-attr:name_id": None})
+            out.update(
+                {
+                    "os-vol-host-attr:host": vol.host,
+                    "os-vol-mig-status-attr:migstat": None,
+                    "os-vol-mig-status-attr:name_id": None,
+                }
+            )
     if ctx.is_admin:
         out["migration_status"] = None
     if version >= V(3, 13):  # 3.13: group_id
@@ -75,19 +110,36 @@ def volume_detail(request: Request, s: Session, ctx: RequestContext, version: Ve
 
 
 def attachment_view(att: VolumeAttachment) -> dict[str, Any]:
-    return {"id": att.id, "status": att.attach_status, "instance": att.instance_uuid, "volume_id": att.volume_id,
-            "attached_at": stamp(att.attached_at), "detached_at": stamp(att.detached_at),
-            "attach_mode": att.attach_mode, "connection_info": att.connection_info}
+    return {
+        "id": att.id,
+        "status": att.attach_status,
+        "instance": att.instance_uuid,
+        "volume_id": att.volume_id,
+        "attached_at": stamp(att.attached_at),
+        "detached_at": stamp(att.detached_at),
+        "attach_mode": att.attach_mode,
+        "connection_info": att.connection_info,
+    }
 
 
 def attachment_summary(att: VolumeAttachment) -> dict[str, Any]:
-    return {"id": att.id, "status": att.attach_status, "instance": att.instance_uuid, "volume_id": att.volume_id}
+    return {
+        "id": att.id,
+        "status": att.attach_status,
+        "instance": att.instance_uuid,
+        "volume_id": att.volume_id,
+    }
 
 
 def type_view(vtype: VolumeType, *, admin: bool, create: bool = False) -> dict[str, Any]:
     """``create``: the create/update answer, which carries no qos_specs_id."""
-    out: dict[str, Any] = {"id": vtype.id, "name": vtype.name, "description": vtype.description,
-                           "is_public": vtype.is_public, "os-volume-type-access:is_public": vtype.is_public}
+    out: dict[str, Any] = {
+        "id": vtype.id,
+        "name": vtype.name,
+        "description": vtype.description,
+        "is_public": vtype.is_public,
+        "os-volume-type-access:is_public": vtype.is_public,
+    }
     if admin:
         out["extra_specs"] = dict(vtype.extra_specs or {})
         if not create:

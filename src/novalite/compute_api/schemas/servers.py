@@ -29,32 +29,84 @@ def _is_base64(value: object) -> bool:
 # printable, no leading/trailing whitespace (Nova's format "name")
 NAME_PATTERN = r"^(?![\s])[^\x00-\x1f\x7f]*(?<![\s])$"
 NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NAME_PATTERN}
-DESCRIPTION: dict[str, Any] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255,
-                               "pattern": r"^[^\x00-\x1f\x7f]*$"}
+DESCRIPTION: dict[str, Any] = {
+    "type": ["string", "null"],
+    "minLength": 0,
+    "maxLength": 255,
+    "pattern": r"^[^\x00-\x1f\x7f]*$",
+}
 UUID: dict[str, Any] = {"type": "string", "format": "uuid"}
 TAG: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
-BOOLEAN: dict[str, Any] = {"type": ["boolean", "string"], "enum": [
-    True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
-    False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]}
-POSITIVE_INT: dict[str, Any] = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
-NON_NEGATIVE_INT: dict[str, Any] = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "minLength": 1}
-HOSTLIKE: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"}
+BOOLEAN: dict[str, Any] = {
+    "type": ["boolean", "string"],
+    "enum": [
+        True,
+        "True",
+        "TRUE",
+        "true",
+        "1",
+        "ON",
+        "On",
+        "on",
+        "YES",
+        "Yes",
+        "yes",
+        False,
+        "False",
+        "FALSE",
+        "false",
+        "0",
+        "OFF",
+        "Off",
+        "off",
+        "NO",
+        "No",
+        "no",
+    ],
+}
+POSITIVE_INT: dict[str, Any] = {
+    "type": ["integer", "string"],
+    "pattern": "^[0-9]*$",
+    "minimum": 1,
+    "minLength": 1,
+}
+NON_NEGATIVE_INT: dict[str, Any] = {
+    "type": ["integer", "string"],
+    "pattern": "^[0-9]*$",
+    "minimum": 0,
+    "minLength": 1,
+}
+HOSTLIKE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[a-zA-Z0-9-._]*$",
+}
 METADATA: dict[str, Any] = {
     "type": "object",
     "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
     "additionalProperties": False,
 }
 IP_ADDRESS: dict[str, Any] = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
-DEVICE_NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255,
-                               "pattern": "^[a-zA-Z0-9._/-]*$"}
+DEVICE_NAME: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[a-zA-Z0-9._/-]*$",
+}
 
 _LEGACY_BDM: dict[str, Any] = {
     "type": "object",
     "properties": {
         "virtual_name": {"type": "string", "maxLength": 255},
-        "volume_id": UUID, "snapshot_id": UUID,
-        "volume_size": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1,
-                        "maximum": 2147483647},
+        "volume_id": UUID,
+        "snapshot_id": UUID,
+        "volume_size": {
+            "type": ["integer", "string"],
+            "pattern": "^[0-9]+$",
+            "minimum": 1,
+            "maximum": 2147483647,
+        },
         "device_name": DEVICE_NAME,
         "delete_on_termination": BOOLEAN,
         "no_device": {},
@@ -67,9 +119,15 @@ _BDM_V2: dict[str, Any] = {
     "type": "object",
     "properties": {
         "virtual_name": {"type": "string", "maxLength": 255},
-        "volume_id": UUID, "snapshot_id": UUID, "image_id": UUID,
-        "volume_size": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1,
-                        "maximum": 2147483647},
+        "volume_id": UUID,
+        "snapshot_id": UUID,
+        "image_id": UUID,
+        "volume_size": {
+            "type": ["integer", "string"],
+            "pattern": "^[0-9]+$",
+            "minimum": 1,
+            "maximum": 2147483647,
+        },
         "device_name": DEVICE_NAME,
         "delete_on_termination": BOOLEAN,
         "no_device": {},
@@ -97,9 +155,11 @@ _NETWORK: dict[str, Any] = {
 
 _PERSONALITY: dict[str, Any] = {
     "type": "array",
-    "items": {"type": "object", "properties": {
-        "path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
-        "additionalProperties": False},
+    "items": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "contents": {"type": "string", "format": "base64"}},
+        "additionalProperties": False,
+    },
 }
 
 HINTS: dict[str, Any] = {
@@ -138,9 +198,14 @@ _BASE_SERVER: dict[str, Any] = {
         "min_count": POSITIVE_INT,
         "max_count": POSITIVE_INT,
         "return_reservation_id": BOOLEAN,
-        "security_groups": {"type": "array", "items": {
-            "type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
-            "additionalProperties": False}},
+        "security_groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
+                "additionalProperties": False,
+            },
+        },
         "user_data": {"type": "string", "format": "base64", "maxLength": 65535},
     },
     "required": ["name", "flavorRef"],
@@ -169,8 +234,12 @@ def _create_server(version: Version) -> dict[str, Any]:
         del props["personality"]
     if version >= V(2, 63):  # 2.63: trusted image certificates
         props["trusted_image_certificates"] = {
-            "type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
-            "items": {"type": "string", "minLength": 1}}
+            "type": ["array", "null"],
+            "minItems": 1,
+            "maxItems": 50,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1},
+        }
     if version >= V(2, 67):  # 2.67: volume_type in BDM v2
         bdm_props["volume_type"] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
     if version >= V(2, 74):  # 2.74: requested host / hypervisor_hostname
@@ -179,8 +248,12 @@ def _create_server(version: Version) -> dict[str, Any]:
     if version >= V(2, 94):  # 2.94: FQDN hostnames
         props["hostname"] = HOSTLIKE
     elif version >= V(2, 90):  # 2.90: hostname
-        props["hostname"] = {"type": "string", "minLength": 2, "maxLength": 63,
-                             "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"}
+        props["hostname"] = {
+            "type": "string",
+            "minLength": 2,
+            "maxLength": 63,
+            "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$",
+        }
     return server
 
 
@@ -223,15 +296,61 @@ def update_schema(version: Version) -> dict[str, Any]:
 
 # Query parameters understood by GET /servers[/detail] (values are lists: params repeat).
 LIST_PARAMS_BASE = {
-    "limit", "marker", "sort_key", "sort_dir", "reservation_id", "name", "status", "image", "flavor",
-    "ip", "changes-since", "all_tenants", "deleted", "host", "node", "project_id", "tenant_id",
-    "user_id", "uuid", "ip6", "tags", "tags-any", "not-tags", "not-tags-any", "changes-before",
-    "locked", "availability_zone", "config_drive", "key_name", "created_at", "launched_at",
-    "terminated_at", "power_state", "task_state", "vm_state", "progress", "hostname", "soft_deleted",
-    "access_ip_v4", "access_ip_v6", "auto_disk_config", "description", "display_name",
-    "display_description", "launch_index", "kernel_id", "ramdisk_id", "root_device_name",
-    "image_ref", "flavor_id", "instance_type_id", "architecture", "os_type",
-    "vm_mode", "pinned_availability_zone",
+    "limit",
+    "marker",
+    "sort_key",
+    "sort_dir",
+    "reservation_id",
+    "name",
+    "status",
+    "image",
+    "flavor",
+    "ip",
+    "changes-since",
+    "all_tenants",
+    "deleted",
+    "host",
+    "node",
+    "project_id",
+    "tenant_id",
+    "user_id",
+    "uuid",
+    "ip6",
+    "tags",
+    "tags-any",
+    "not-tags",
+    "not-tags-any",
+    "changes-before",
+    "locked",
+    "availability_zone",
+    "config_drive",
+    "key_name",
+    "created_at",
+    "launched_at",
+    "terminated_at",
+    "power_state",
+    "task_state",
+    "vm_state",
+    "progress",
+    "hostname",
+    "soft_deleted",
+    "access_ip_v4",
+    "access_ip_v6",
+    "auto_disk_config",
+    "description",
+    "display_name",
+    "display_description",
+    "launch_index",
+    "kernel_id",
+    "ramdisk_id",
+    "root_device_name",
+    "image_ref",
+    "flavor_id",
+    "instance_type_id",
+    "architecture",
+    "os_type",
+    "vm_mode",
+    "pinned_availability_zone",
 }
 
 NON_ADMIN_FILTERS = {"reservation_id", "name", "status", "image", "flavor", "ip", "changes-since"}
@@ -248,8 +367,19 @@ def non_admin_filters(version: Version) -> set[str]:
     if version >= V(2, 73):  # 2.73: locked
         allowed.add("locked")
     if version >= V(2, 83):  # 2.83: more filters for everyone
-        allowed |= {"availability_zone", "config_drive", "key_name", "created_at", "launched_at",
-                    "terminated_at", "power_state", "task_state", "vm_state", "progress", "user_id"}
+        allowed |= {
+            "availability_zone",
+            "config_drive",
+            "key_name",
+            "created_at",
+            "launched_at",
+            "terminated_at",
+            "power_state",
+            "task_state",
+            "vm_state",
+            "progress",
+            "user_id",
+        }
     if version >= V(2, 90):  # 2.90: hostname
         allowed.add("hostname")
     return allowed

@@ -61,9 +61,17 @@ def server_summary(request: Request, inst: Instance) -> dict[str, Any]:
 def server_summaries(request: Request, rows: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """``server_summary`` for a page of (uuid, name) rows, the link prefixes built once."""
     self_prefix, bookmark_prefix = link_prefixes(request, "servers")
-    return [{"id": uuid, "name": name, "links": [{"rel": "self", "href": self_prefix + uuid},
-                                                 {"rel": "bookmark", "href": bookmark_prefix + uuid}]}
-            for uuid, name in rows]
+    return [
+        {
+            "id": uuid,
+            "name": name,
+            "links": [
+                {"rel": "self", "href": self_prefix + uuid},
+                {"rel": "bookmark", "href": bookmark_prefix + uuid},
+            ],
+        }
+        for uuid, name in rows
+    ]
 
 
 def _image(request: Request, inst: Instance) -> Any:
@@ -77,10 +85,15 @@ def _flavor(request: Request, inst: Instance, version: Version) -> dict[str, Any
     if version < V(2, 47):
         return {"id": inst.flavor_id, "links": [compute_links(request, "flavors", inst.flavor_id)[1]]}
     # 2.47: the flavor embedded as it was at boot
-    return {"vcpus": snap.get("vcpus", inst.vcpus), "ram": snap.get("memory_mb", inst.memory_mb),
-            "disk": snap.get("root_gb", inst.root_gb), "ephemeral": snap.get("ephemeral_gb", inst.ephemeral_gb),
-            "swap": snap.get("swap") or 0, "original_name": snap.get("name", ""),
-            "extra_specs": dict(snap.get("extra_specs") or {})}
+    return {
+        "vcpus": snap.get("vcpus", inst.vcpus),
+        "ram": snap.get("memory_mb", inst.memory_mb),
+        "disk": snap.get("root_gb", inst.root_gb),
+        "ephemeral": snap.get("ephemeral_gb", inst.ephemeral_gb),
+        "swap": snap.get("swap") or 0,
+        "original_name": snap.get("name", ""),
+        "extra_specs": dict(snap.get("extra_specs") or {}),
+    }
 
 
 def _fault(inst: Instance, extras: ServerExtras, ctx: RequestContext) -> dict[str, Any] | None:
@@ -95,45 +108,68 @@ def _fault(inst: Instance, extras: ServerExtras, ctx: RequestContext) -> dict[st
 
 def _admin_attrs(inst: Instance, version: Version) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "OS-EXT-SRV-ATTR:host": inst.host, "OS-EXT-SRV-ATTR:instance_name": instance_name(inst),
+        "OS-EXT-SRV-ATTR:host": inst.host,
+        "OS-EXT-SRV-ATTR:instance_name": instance_name(inst),
         "OS-EXT-SRV-ATTR:hypervisor_hostname": inst.node,
     }
     if version >= V(2, 3):  # 2.3: more extended attributes
-        out.update({
-            "OS-EXT-SRV-ATTR:hostname": inst.hostname, "OS-EXT-SRV-ATTR:kernel_id": inst.kernel_id or "",
-            "OS-EXT-SRV-ATTR:launch_index": inst.launch_index, "OS-EXT-SRV-ATTR:ramdisk_id": inst.ramdisk_id or "",
-            "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-            "OS-EXT-SRV-ATTR:root_device_name": inst.root_device_name,
-            "OS-EXT-SRV-ATTR:user_data": inst.user_data,
-        })
+        out.update(
+            {
+                "OS-EXT-SRV-ATTR:hostname": inst.hostname,
+                "OS-EXT-SRV-ATTR:kernel_id": inst.kernel_id or "",
+                "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
+                "OS-EXT-SRV-ATTR:ramdisk_id": inst.ramdisk_id or "",
+                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+                "OS-EXT-SRV-ATTR:root_device_name": inst.root_device_name,
+                "OS-EXT-SRV-ATTR:user_data": inst.user_data,
+            }
+        )
     return out
 
 
 def _base(request: Request, inst: Instance, extras: ServerExtras, version: Version) -> dict[str, Any]:
     building = inst.vm_state == VmState.BUILDING
     return {
-        "id": inst.uuid, "name": inst.display_name, "status": status(inst), "tenant_id": inst.project_id,
-        "user_id": inst.user_id, "metadata": dict(extras.metadata), "hostId": host_id(inst.project_id, inst.host),
-        "image": _image(request, inst), "flavor": _flavor(request, inst, version),
-        "created": isotime(inst.created_at), "updated": isotime(inst.updated_at),
+        "id": inst.uuid,
+        "name": inst.display_name,
+        "status": status(inst),
+        "tenant_id": inst.project_id,
+        "user_id": inst.user_id,
+        "metadata": dict(extras.metadata),
+        "hostId": host_id(inst.project_id, inst.host),
+        "image": _image(request, inst),
+        "flavor": _flavor(request, inst, version),
+        "created": isotime(inst.created_at),
+        "updated": isotime(inst.updated_at),
         "addresses": {} if building else extras.addresses,
-        "accessIPv4": inst.access_ip_v4 or "", "accessIPv6": inst.access_ip_v6 or "",
+        "accessIPv4": inst.access_ip_v4 or "",
+        "accessIPv6": inst.access_ip_v6 or "",
         "links": compute_links(request, "servers", inst.uuid),
         "OS-DCF:diskConfig": "AUTO" if inst.auto_disk_config else "MANUAL",
         "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
-        "config_drive": inst.config_drive or "", "key_name": inst.key_name,
+        "config_drive": inst.config_drive or "",
+        "key_name": inst.key_name,
         "OS-SRV-USG:launched_at": usage_time(inst.launched_at),
         "OS-SRV-USG:terminated_at": usage_time(inst.terminated_at),
-        "OS-EXT-STS:task_state": inst.task_state, "OS-EXT-STS:vm_state": inst.vm_state,
+        "OS-EXT-STS:task_state": inst.task_state,
+        "OS-EXT-STS:vm_state": inst.vm_state,
         "OS-EXT-STS:power_state": inst.power_state,
         "os-extended-volumes:volumes_attached": [
             {k: v for k, v in vol.items() if k != "delete_on_termination" or version >= V(2, 3)}  # 2.3
-            for vol in extras.volumes_attached],
+            for vol in extras.volumes_attached
+        ],
     }
 
 
-def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, version: Version,
-                  ctx: RequestContext, show: bool = False) -> dict[str, Any]:
+def server_detail(
+    request: Request,
+    inst: Instance,
+    extras: ServerExtras,
+    *,
+    version: Version,
+    ctx: RequestContext,
+    show: bool = False,
+) -> dict[str, Any]:
     """One server as GET /servers/{id} (``show=True``) or an item of /servers/detail shows it."""
     out = _base(request, inst, extras, version)
     if extras.security_groups:  # from the ports' groups: no ports (or groups), no key
@@ -148,7 +184,9 @@ def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, ver
     if version >= V(2, 9):  # 2.9: locked
         out["locked"] = bool(inst.locked)
     if version >= V(2, 16) and ctx.is_admin:  # 2.16: host_status (admin policy)
-        out["host_status"] = extras.host_status if extras.host_status is not None else ("UP" if inst.host else "")
+        out["host_status"] = (
+            extras.host_status if extras.host_status is not None else ("UP" if inst.host else "")
+        )
     if version >= V(2, 19):  # 2.19: description
         out["description"] = inst.display_description
     if version >= V(2, 26):  # 2.26: tags
@@ -167,28 +205,52 @@ def server_detail(request: Request, inst: Instance, extras: ServerExtras, *, ver
 
 
 # What PUT /servers/{id} leaves out before 2.75 (Nova's reduced update view).
-_NOT_IN_UPDATE = ("key_name", "security_groups", "OS-SRV-USG:launched_at", "OS-SRV-USG:terminated_at",
-                  "OS-EXT-AZ:availability_zone", "config_drive", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state",
-                  "OS-EXT-STS:power_state", "os-extended-volumes:volumes_attached", "host_status")
+_NOT_IN_UPDATE = (
+    "key_name",
+    "security_groups",
+    "OS-SRV-USG:launched_at",
+    "OS-SRV-USG:terminated_at",
+    "OS-EXT-AZ:availability_zone",
+    "config_drive",
+    "OS-EXT-STS:task_state",
+    "OS-EXT-STS:vm_state",
+    "OS-EXT-STS:power_state",
+    "os-extended-volumes:volumes_attached",
+    "host_status",
+)
 
 
-def server_update_view(request: Request, inst: Instance, extras: ServerExtras, *, version: Version,
-                       ctx: RequestContext) -> dict[str, Any]:
+def server_update_view(
+    request: Request, inst: Instance, extras: ServerExtras, *, version: Version, ctx: RequestContext
+) -> dict[str, Any]:
     """PUT's answer: the show view; before 2.75 without the extension attributes."""
     out = server_detail(request, inst, extras, version=version, ctx=ctx, show=True)
     if version >= V(2, 75):  # 2.75: update answers with the same fields as show
         return out
     for key in _NOT_IN_UPDATE:
         out.pop(key, None)
-    for key in [k for k in out if k.startswith("OS-EXT-SRV-ATTR:") and not (version >= V(2, 90) and k.endswith(":hostname"))]:
+    for key in [
+        k
+        for k in out
+        if k.startswith("OS-EXT-SRV-ATTR:") and not (version >= V(2, 90) and k.endswith(":hostname"))
+    ]:
         out.pop(key)
-    out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
-                        for net, addrs in out["addresses"].items()}
+    out["addresses"] = {
+        net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
+        for net, addrs in out["addresses"].items()
+    }
     return out
 
 
-def server_rebuild_view(request: Request, inst: Instance, extras: ServerExtras, *, version: Version,
-                        ctx: RequestContext, admin_pass: str) -> dict[str, Any]:
+def server_rebuild_view(
+    request: Request,
+    inst: Instance,
+    extras: ServerExtras,
+    *,
+    version: Version,
+    ctx: RequestContext,
+    admin_pass: str,
+) -> dict[str, Any]:
     """The rebuild answer: the update view plus key_name (2.54), user_data (2.57) and adminPass."""
     out = server_update_view(request, inst, extras, version=version, ctx=ctx)
     if version >= V(2, 54):  # 2.54: key_name in the rebuild answer
@@ -201,11 +263,21 @@ def server_rebuild_view(request: Request, inst: Instance, extras: ServerExtras, 
     return out
 
 
-def create_response(request: Request, instance_uuid: str, *, admin_pass: str, auto_disk_config: bool,
-                    security_groups: list[dict[str, Any]]) -> dict[str, Any]:
+def create_response(
+    request: Request,
+    instance_uuid: str,
+    *,
+    admin_pass: str,
+    auto_disk_config: bool,
+    security_groups: list[dict[str, Any]],
+) -> dict[str, Any]:
     """The 202 body of POST /servers (§1.3 step 12)."""
-    return {"server": {
-        "id": instance_uuid, "links": compute_links(request, "servers", instance_uuid),
-        "OS-DCF:diskConfig": "AUTO" if auto_disk_config else "MANUAL",
-        "security_groups": security_groups, "adminPass": admin_pass,
-    }}
+    return {
+        "server": {
+            "id": instance_uuid,
+            "links": compute_links(request, "servers", instance_uuid),
+            "OS-DCF:diskConfig": "AUTO" if auto_disk_config else "MANUAL",
+            "security_groups": security_groups,
+            "adminPass": admin_pass,
+        }
+    }

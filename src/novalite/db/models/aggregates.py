@@ -31,13 +31,17 @@ class Aggregate(Base):
 class AggregateHost(Base):
     __tablename__ = "aggregate_hosts"
 
-    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    aggregate_id: Mapped[int] = mapped_column(
+        ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True
+    )
     host: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
 class AggregateMetadata(Base):
     __tablename__ = "aggregate_metadata"
 
-    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    aggregate_id: Mapped[int] = mapped_column(
+        ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))

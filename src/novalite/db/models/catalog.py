@@ -38,9 +38,11 @@ class Flavor(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, onupdate=utcnow)
 
     specs: Mapped[list[FlavorExtraSpec]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True)
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
     projects: Mapped[list[FlavorProjectAccess]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True)
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def extra_specs(self) -> dict[str, str]:
@@ -80,7 +82,9 @@ class Quota(Base):
     """One limit of one project (``user_id == ""``) or of one user inside a project."""
 
     __tablename__ = "quotas"
-    __table_args__ = (UniqueConstraint("project_id", "user_id", "resource", name="uq_quotas_project_user_resource"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "user_id", "resource", name="uq_quotas_project_user_resource"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(String(255))

@@ -40,7 +40,9 @@ class Instance(Base):
     ramdisk_id: Mapped[str] = mapped_column(String(36), default="")
     # flavor snapshot at boot
     flavor_id: Mapped[str] = mapped_column(String(255))
-    flavor: Mapped[dict[str, Any]] = mapped_column(JSON)  # name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, extra_specs
+    flavor: Mapped[dict[str, Any]] = mapped_column(
+        JSON
+    )  # name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, extra_specs
     memory_mb: Mapped[int] = mapped_column(Integer)
     vcpus: Mapped[int] = mapped_column(Integer)
     root_gb: Mapped[int] = mapped_column(Integer)
@@ -51,7 +53,9 @@ class Instance(Base):
     config_drive: Mapped[str] = mapped_column(String(8), default="")
     access_ip_v4: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_ip_v6: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)  # host AZ once scheduled
+    availability_zone: Mapped[str | None] = mapped_column(
+        String(255), nullable=True
+    )  # host AZ once scheduled
     requested_availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
     auto_disk_config: Mapped[bool] = mapped_column(Boolean, default=False)
     root_device_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -81,7 +85,9 @@ class Instance(Base):
 class InstanceMetadata(Base):
     __tablename__ = "instance_metadata"
 
-    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(
+        ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
 
@@ -89,7 +95,9 @@ class InstanceMetadata(Base):
 class InstanceTag(Base):
     __tablename__ = "instance_tags"
 
-    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(
+        ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True
+    )
     tag: Mapped[str] = mapped_column(String(60), primary_key=True)
 
 

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from novalite.db.base import Base, UTCDateTime, new_uuid, utcnow
 
-IMAGE_STATUSES = ("queued", "saving", "active", "deactivated", "killed", "deleted", "pending_delete", "importing")
+IMAGE_STATUSES = (
+    "queued",
+    "saving",
+    "active",
+    "deactivated",
+    "killed",
+    "deleted",
+    "pending_delete",
+    "importing",
+)
 VISIBILITIES = ("public", "private", "shared", "community")
 
 
@@ -48,9 +57,11 @@ class Image(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     props: Mapped[list[ImageProperty]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", lazy="selectin", order_by="ImageProperty.name")
+        back_populates="image", cascade="all, delete-orphan", lazy="selectin", order_by="ImageProperty.name"
+    )
     tag_rows: Mapped[list[ImageTag]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", lazy="selectin", order_by="ImageTag.value")
+        back_populates="image", cascade="all, delete-orphan", lazy="selectin", order_by="ImageTag.value"
+    )
 
     @property
     def properties(self) -> dict[str, str]:

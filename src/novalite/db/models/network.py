@@ -80,8 +80,12 @@ class Port(Base):
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # [{ip_address, mac}]
-    extra_dhcp_opts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{opt_name, opt_value, ..}]
+    allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(
+        JSON, default=list
+    )  # [{ip_address, mac}]
+    extra_dhcp_opts: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list
+    )  # [{opt_name, opt_value, ..}]
     description: Mapped[str] = mapped_column(String(255), default="")
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -136,7 +140,8 @@ class SecurityGroupRule(Base):
     port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remote_ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     remote_group_id: Mapped[str | None] = mapped_column(
-        ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=True)
+        ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=True
+    )
     description: Mapped[str] = mapped_column(String(255), default="")
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -147,8 +152,9 @@ class PortSecurityGroup(Base):
     __tablename__ = "port_security_groups"
 
     port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True)
-    security_group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id", ondelete="CASCADE"),
-                                                   primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class NetworkTag(Base):

@@ -85,7 +85,8 @@ class Inventory(Base):
     # scheduler's candidate window (most -- or least -- free first) is an index walk that stops
     # after the window instead of a sort of every fitting provider.
     shortfall: Mapped[float] = mapped_column(
-        Float, Computed("used + reserved - total * allocation_ratio", persisted=True))
+        Float, Computed("used + reserved - total * allocation_ratio", persisted=True)
+    )
 
 
 class Consumer(Base):
@@ -107,7 +108,9 @@ class Allocation(Base):
 
     __tablename__ = "allocations"
     __table_args__ = (
-        UniqueConstraint("consumer_id", "resource_provider_id", "resource_class", name="uq_allocations_c_rp_rc"),
+        UniqueConstraint(
+            "consumer_id", "resource_provider_id", "resource_class", name="uq_allocations_c_rp_rc"
+        ),
         Index("ix_allocations_provider_rc", "resource_provider_id", "resource_class"),
     )
 
@@ -135,7 +138,8 @@ class ProviderTrait(Base):
     __tablename__ = "provider_traits"
 
     resource_provider_id: Mapped[int] = mapped_column(
-        ForeignKey("resource_providers.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("resource_providers.id", ondelete="CASCADE"), primary_key=True
+    )
     trait_id: Mapped[int] = mapped_column(ForeignKey("traits.id", ondelete="CASCADE"), primary_key=True)
 
 
@@ -147,7 +151,8 @@ class ProviderAggregate(Base):
     __table_args__ = (Index("ix_provider_aggregates_aggregate", "aggregate_uuid"),)
 
     resource_provider_id: Mapped[int] = mapped_column(
-        ForeignKey("resource_providers.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("resource_providers.id", ondelete="CASCADE"), primary_key=True
+    )
     aggregate_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
 
 
@@ -166,7 +171,9 @@ class Service(Base):
     binary: Mapped[str] = mapped_column(String(255))
     host: Mapped[str] = mapped_column(String(255))
     topic: Mapped[str] = mapped_column(String(255), default="")
-    availability_zone: Mapped[str] = mapped_column(String(255), default="nova")  # "internal" for control services
+    availability_zone: Mapped[str] = mapped_column(
+        String(255), default="nova"
+    )  # "internal" for control services
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -191,7 +198,9 @@ class ComputeNode(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
-    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id", ondelete="SET NULL"), nullable=True)
+    service_id: Mapped[int | None] = mapped_column(
+        ForeignKey("services.id", ondelete="SET NULL"), nullable=True
+    )
     host: Mapped[str] = mapped_column(String(255))
     hypervisor_hostname: Mapped[str] = mapped_column(String(255), unique=True)
     hypervisor_type: Mapped[str] = mapped_column(String(255), default="QEMU")
@@ -199,8 +208,12 @@ class ComputeNode(Base):
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_mb: Mapped[int] = mapped_column(Integer)
     local_gb: Mapped[int] = mapped_column(Integer)
-    cpu_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # arch, model, vendor, topology, features
-    supported_instances: Mapped[list[list[str]]] = mapped_column(JSON, default=list)  # [[arch, hv_type, vm_mode]]
+    cpu_info: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict
+    )  # arch, model, vendor, topology, features
+    supported_instances: Mapped[list[list[str]]] = mapped_column(
+        JSON, default=list
+    )  # [[arch, hv_type, vm_mode]]
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # extra capabilities for the filters
     host_ip: Mapped[str] = mapped_column(String(64), default="127.0.0.1")
     failed_builds: Mapped[int] = mapped_column(Integer, default=0)  # consecutive, reset on success

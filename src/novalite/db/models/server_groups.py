@@ -37,7 +37,9 @@ class InstanceGroup(Base):
 class InstanceGroupMember(Base):
     __tablename__ = "instance_group_members"
 
-    group_id: Mapped[int] = mapped_column(ForeignKey("instance_groups.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("instance_groups.id", ondelete="CASCADE"), primary_key=True
+    )
     instance_uuid: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
     user_id: Mapped[str] = mapped_column(String(64), default="")  # the server's owner, for member quotas
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

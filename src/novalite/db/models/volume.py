@@ -27,7 +27,9 @@ class VolumeTypeAccess(Base):
 
     __tablename__ = "volume_type_access"
 
-    volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id", ondelete="CASCADE"), primary_key=True)
+    volume_type_id: Mapped[str] = mapped_column(
+        ForeignKey("volume_types.id", ondelete="CASCADE"), primary_key=True
+    )
     project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
@@ -61,8 +63,10 @@ class Volume(Base):
 
 class VolumeAttachment(Base):
     __tablename__ = "volume_attachments"
-    __table_args__ = (Index("ix_volume_attachments_volume", "volume_id"),
-                      Index("ix_volume_attachments_instance", "instance_uuid"))
+    __table_args__ = (
+        Index("ix_volume_attachments_volume", "volume_id"),
+        Index("ix_volume_attachments_instance", "instance_uuid"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="CASCADE"))

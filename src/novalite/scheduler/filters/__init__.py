@@ -33,8 +33,10 @@ def load(names: list[str]) -> list[Filter]:
     """Instances of the named filters, in order; raises ``UnknownFilter`` naming the culprit."""
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise UnknownFilter(f"unknown scheduler filter(s) {', '.join(unknown)} in enabled_filters; "
-                            f"known: {', '.join(sorted(REGISTRY))}")
+        raise UnknownFilter(
+            f"unknown scheduler filter(s) {', '.join(unknown)} in enabled_filters; "
+            f"known: {', '.join(sorted(REGISTRY))}"
+        )
     return [REGISTRY[n]() for n in names]
 
 

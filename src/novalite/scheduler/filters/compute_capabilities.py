@@ -15,9 +15,22 @@ from novalite.scheduler.filters.base import PASS, Verdict, fail
 from novalite.scheduler.snapshots import HostSnapshot, RequestView
 
 _MISSING = object()
-_ATTRIBUTES = ("hypervisor_type", "hypervisor_version", "cpu_info", "supported_instances", "vcpus_total",
-               "vcpus_used", "memory_mb_total", "memory_mb_used", "free_ram_mb", "free_disk_mb", "num_instances",
-               "host", "node", "disk_gb_total")
+_ATTRIBUTES = (
+    "hypervisor_type",
+    "hypervisor_version",
+    "cpu_info",
+    "supported_instances",
+    "vcpus_total",
+    "vcpus_used",
+    "memory_mb_total",
+    "memory_mb_used",
+    "free_ram_mb",
+    "free_disk_mb",
+    "num_instances",
+    "host",
+    "node",
+    "disk_gb_total",
+)
 
 
 def _host_value(host: HostSnapshot, path: list[str]) -> Any:

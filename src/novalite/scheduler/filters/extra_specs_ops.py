@@ -26,10 +26,20 @@ def _all_in(value: Any, words: list[str]) -> bool:
 
 
 _NUMERIC: dict[str, Callable[[float, float], bool]] = {
-    "=": operator.ge, "==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le}
+    "=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+}
 _STRING: dict[str, Callable[[str, str], bool]] = {
-    "s==": operator.eq, "s!=": operator.ne, "s<": operator.lt, "s<=": operator.le, "s>": operator.gt,
-    "s>=": operator.ge}
+    "s==": operator.eq,
+    "s!=": operator.ne,
+    "s<": operator.lt,
+    "s<=": operator.le,
+    "s>": operator.gt,
+    "s>=": operator.ge,
+}
 
 
 def match(value: Any, requirement: str) -> bool:

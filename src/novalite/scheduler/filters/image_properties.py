@@ -24,9 +24,16 @@ def _norm(value: object, aliases: dict[str, str]) -> str | None:
 
 def _supported(host: HostSnapshot, arch: str | None, hv: str | None, mode: str | None) -> bool:
     for entry in host.supported_instances:
-        h_arch, h_hv, h_mode = (_norm(entry[0], _ARCH_ALIASES), _norm(entry[1], _HV_ALIASES),
-                                _norm(entry[2], _MODE_ALIASES))
-        if (arch is None or arch == h_arch) and (hv is None or hv == h_hv) and (mode is None or mode == h_mode):
+        h_arch, h_hv, h_mode = (
+            _norm(entry[0], _ARCH_ALIASES),
+            _norm(entry[1], _HV_ALIASES),
+            _norm(entry[2], _MODE_ALIASES),
+        )
+        if (
+            (arch is None or arch == h_arch)
+            and (hv is None or hv == h_hv)
+            and (mode is None or mode == h_mode)
+        ):
             return True
     return False
 

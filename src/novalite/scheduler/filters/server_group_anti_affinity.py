@@ -27,6 +27,8 @@ class ServerGroupAntiAffinityFilter:
         limit = max_per_host(group.rules)
         here = group.members_on(host.host, excluding=spec.instance_uuid)
         if here >= limit:
-            return fail(f"server group {group.uuid} (anti-affinity) already has {here} member(s) here, "
-                        f"max_server_per_host={limit}")
+            return fail(
+                f"server group {group.uuid} (anti-affinity) already has {here} member(s) here, "
+                f"max_server_per_host={limit}"
+            )
         return PASS

@@ -47,7 +47,9 @@ def load(names: Sequence[str], multipliers: Mapping[str, float] | None = None) -
     """Enabled weighers with their multipliers (``multipliers`` keyed by weigher name or option)."""
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise UnknownWeigher(f"unknown scheduler weigher(s) {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
+        raise UnknownWeigher(
+            f"unknown scheduler weigher(s) {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}"
+        )
     out = []
     for name in names:
         w: Weigher = REGISTRY[name]()
@@ -74,16 +76,18 @@ def _multiplier(cfg: WeigherConfig, host: HostSnapshot) -> float:
     return cfg.multiplier
 
 
-def weigh_hosts(hosts: Sequence[HostSnapshot], spec: RequestView,
-                weighers: Sequence[WeigherConfig]) -> list[tuple[HostSnapshot, float]]:
+def weigh_hosts(
+    hosts: Sequence[HostSnapshot], spec: RequestView, weighers: Sequence[WeigherConfig]
+) -> list[tuple[HostSnapshot, float]]:
     """Hosts with their combined weight, best first (stable for ties)."""
     if not hosts:
         return []
     totals = [0.0] * len(hosts)
     with_aggregates = any(h.aggregates for h in hosts)  # only they may override a multiplier
     for cfg in weighers:
-        if cfg.multiplier == 0 and not (with_aggregates and any(
-                cfg.weigher.option in a.metadata for h in hosts for a in h.aggregates)):
+        if cfg.multiplier == 0 and not (
+            with_aggregates and any(cfg.weigher.option in a.metadata for h in hosts for a in h.aggregates)
+        ):
             continue  # weighs nothing anywhere
         weigh = cfg.weigher.weigh
         raw = [weigh(h, spec) for h in hosts]

@@ -14,4 +14,8 @@ class ServerGroupSoftAntiAffinityWeigher:
     minval: ClassVar[float | None] = None
 
     def weigh(self, host: HostSnapshot, spec: RequestView) -> float:
-        return -float(spec.group.members_on(host.host, excluding=spec.instance_uuid)) if spec.group and spec.group.policy == "soft-anti-affinity" else 0.0
+        return (
+            -float(spec.group.members_on(host.host, excluding=spec.instance_uuid))
+            if spec.group and spec.group.policy == "soft-anti-affinity"
+            else 0.0
+        )

@@ -68,8 +68,11 @@ def host_aggregate_zones(s: Session, host: str) -> set[str] | None:
     hosts_cls = _model("aggregates", "AggregateHost")
     if cls is None or hosts_cls is None or not hasattr(cls, "availability_zone"):
         return None
-    query = (select(cls.availability_zone).join(hosts_cls, hosts_cls.aggregate_id == cls.id)
-             .where(hosts_cls.host == host))
+    query = (
+        select(cls.availability_zone)
+        .join(hosts_cls, hosts_cls.aggregate_id == cls.id)
+        .where(hosts_cls.host == host)
+    )
     return {z for (z,) in s.execute(query) if z}
 
 

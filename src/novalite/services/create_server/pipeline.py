@@ -62,8 +62,10 @@ def parse(req: CreateServerRequest) -> BuildPlan:
     plan.requested_networks = networks.parse_networks(req)
     networks.precheck_networks(req, plan.requested_networks)
     if req.requested_hostname and req.max_count > 1:
-        raise BadRequest("Unable to allocate a single hostname to multiple instances.",
-                         kind="AmbiguousHostnameForMultipleInstances")
+        raise BadRequest(
+            "Unable to allocate a single hostname to multiple instances.",
+            kind="AmbiguousHostnameForMultipleInstances",
+        )
     return plan
 
 
@@ -137,8 +139,9 @@ def store_group(db: Any, key: str, plans: Sequence[BuildPlan]) -> list[Any]:
     batch itself fail, each create runs again alone, so an error is always its own. One outcome per
     plan: None, or the exception that stopped it (nothing of it written)."""
     units = [(functools.partial(_store_unit, plan=plan), plan) for plan in plans]
-    return group_commit.group(db, key).run_all(db, units, begin=functools.partial(db.serialized, key),
-                                               batch=_store_batch)
+    return group_commit.group(db, key).run_all(
+        db, units, begin=functools.partial(db.serialized, key), batch=_store_batch
+    )
 
 
 def unstore(runtime: Any, plan: BuildPlan) -> None:
@@ -153,9 +156,13 @@ def unstore(runtime: Any, plan: BuildPlan) -> None:
 
 def build_args(plan: BuildPlan) -> dict[str, Any]:
     req = plan.request
-    return {"admin_password": req.admin_pass, "injected_files": [list(f) for f in req.injected_files],
-            "requested_networks": plan.requested_networks, "block_device_mapping": plan.block_devices,
-            "tags": list(req.tags)}
+    return {
+        "admin_password": req.admin_pass,
+        "injected_files": [list(f) for f in req.injected_files],
+        "requested_networks": plan.requested_networks,
+        "block_device_mapping": plan.block_devices,
+        "tags": list(req.tags),
+    }
 
 
 def hand_off(runtime: Any, plan: BuildPlan) -> None:
@@ -192,10 +199,13 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
             outcomes[i] = exc
             continue
         req = plan.request
-        outcomes[i] = CreateServerResult(instance_uuids=tuple(plan.instance_uuids),
-                                         reservation_id=plan.reservation_id, admin_pass=req.admin_pass,
-                                         auto_disk_config=plan.auto_disk_config,
-                                         security_groups_echo=req.security_groups_echo)
+        outcomes[i] = CreateServerResult(
+            instance_uuids=tuple(plan.instance_uuids),
+            reservation_id=plan.reservation_id,
+            admin_pass=req.admin_pass,
+            auto_disk_config=plan.auto_disk_config,
+            security_groups_echo=req.security_groups_echo,
+        )
     return [o if o is not None else RuntimeError("create left without an outcome") for o in outcomes]
 
 

@@ -98,8 +98,12 @@ class CreateServerRequest:
         name = server["name"].strip()
         description = server.get("description") if version >= V(2, 19) else name  # 2.19
         return cls(
-            ctx=ctx, version=version, name=name, description=description,
-            flavor_ref=_flavor_id(server["flavorRef"]), image_ref=server.get("imageRef") or "",
+            ctx=ctx,
+            version=version,
+            name=name,
+            description=description,
+            flavor_ref=_flavor_id(server["flavorRef"]),
+            image_ref=server.get("imageRef") or "",
             admin_pass=server.get("adminPass") or generate_password(),
             requested_hostname=server.get("hostname"),
             networks=server.get("networks"),
@@ -110,22 +114,29 @@ class CreateServerRequest:
             availability_zone=server.get("availability_zone"),
             legacy_bdm=tuple(server.get("block_device_mapping") or ()),
             bdm_v2=tuple(server.get("block_device_mapping_v2") or ()),
-            min_count=min_count, max_count=max_count,
+            min_count=min_count,
+            max_count=max_count,
             return_reservation_id=to_bool(server.get("return_reservation_id", False)),
             config_drive=server.get("config_drive"),
-            injected_files=tuple((f.get("path", ""), f.get("contents", "")) for f in server.get("personality") or ()),
-            access_ip_v4=normalize_ip(server.get("accessIPv4")), access_ip_v6=normalize_ip(server.get("accessIPv6")),
+            injected_files=tuple(
+                (f.get("path", ""), f.get("contents", "")) for f in server.get("personality") or ()
+            ),
+            access_ip_v4=normalize_ip(server.get("accessIPv4")),
+            access_ip_v6=normalize_ip(server.get("accessIPv6")),
             auto_disk_config=_disk_config(server.get("OS-DCF:diskConfig")),
             tags=tuple(server.get("tags") or ()),
-            trusted_certs=tuple(server["trusted_image_certificates"]) if server.get("trusted_image_certificates")
+            trusted_certs=tuple(server["trusted_image_certificates"])
+            if server.get("trusted_image_certificates")
             else None,
-            host=server.get("host"), hypervisor_hostname=server.get("hypervisor_hostname"),
+            host=server.get("host"),
+            hypervisor_hostname=server.get("hypervisor_hostname"),
             scheduler_hints=dict(hints),
         )
 
 
 def normalize_ip(value: str | None) -> str | None:
-    """Access IPs are kept in their canonical text form (``0:0::babe:220.12.22.2`` -> ``::babe:dc0c:1602``)."""
+    """Access IPs are kept in their canonical text form
+    (``0:0::babe:220.12.22.2`` -> ``::babe:dc0c:1602``)."""
     if not value:
         return value
     try:

@@ -22,7 +22,7 @@ from novalite.services.create_server.plan import BuildPlan
 from novalite.services.create_server.request import CreateServerRequest, to_bool
 
 T = TypeVar("T")
-GiB = 1024 ** 3
+GiB = 1024**3
 ZERO_DISK_RULE = "os_compute_api:servers:create:zero_disk_flavor"
 FALSE_STRINGS = {"false", "0", "off", "no", ""}
 
@@ -38,26 +38,39 @@ def _flavor_query(admin: bool) -> Precompiled:
     column query: no ORM objects, compiled once (POST /servers runs it)."""
     from novalite.db.models.catalog import Flavor, FlavorExtraSpec, FlavorProjectAccess
 
-    query = (select(*(getattr(Flavor, c) for c in _SNAPSHOT_COLUMNS + _TAIL_COLUMNS),
-                    FlavorExtraSpec.key.label("spec_key"), FlavorExtraSpec.value.label("spec_value"))
-             .outerjoin(FlavorExtraSpec, FlavorExtraSpec.flavor_id == Flavor.id)
-             .where(Flavor.flavorid == bindparam("flavorid"))
-             .order_by(FlavorExtraSpec.key))
+    query = (
+        select(
+            *(getattr(Flavor, c) for c in _SNAPSHOT_COLUMNS + _TAIL_COLUMNS),
+            FlavorExtraSpec.key.label("spec_key"),
+            FlavorExtraSpec.value.label("spec_value"),
+        )
+        .outerjoin(FlavorExtraSpec, FlavorExtraSpec.flavor_id == Flavor.id)
+        .where(Flavor.flavorid == bindparam("flavorid"))
+        .order_by(FlavorExtraSpec.key)
+    )
     if not admin:
-        query = query.where(or_(Flavor.is_public == true(), Flavor.projects.any(
-            FlavorProjectAccess.project_id == bindparam("project_id"))))
+        query = query.where(
+            or_(
+                Flavor.is_public == true(),
+                Flavor.projects.any(FlavorProjectAccess.project_id == bindparam("project_id")),
+            )
+        )
     return Precompiled(query)
 
 
 def _flavor_snapshot(s: Session, ctx: RequestContext, flavorid: str) -> dict[str, Any] | None:
     """``flavors.flavor_snapshot(flavors.get_flavor(...))``, or None when missing or invisible."""
-    rows = _flavor_query(ctx.is_admin).all(_core(s), {"flavorid": str(flavorid), "project_id": ctx.project_id})
+    rows = _flavor_query(ctx.is_admin).all(
+        _core(s), {"flavorid": str(flavorid), "project_id": ctx.project_id}
+    )
     if not rows:
         return None
     first = rows[0]
     snapshot: dict[str, Any] = dict(zip(_SNAPSHOT_COLUMNS, first, strict=False))
     snapshot["extra_specs"] = {r[-2]: r[-1] for r in rows if r[-2] is not None}
-    disabled, is_public, description = first[len(_SNAPSHOT_COLUMNS):len(_SNAPSHOT_COLUMNS) + len(_TAIL_COLUMNS)]
+    disabled, is_public, description = first[
+        len(_SNAPSHOT_COLUMNS) : len(_SNAPSHOT_COLUMNS) + len(_TAIL_COLUMNS)
+    ]
     # the driver's values: SQLite gives booleans as 0/1
     snapshot.update(disabled=bool(disabled), is_public=bool(is_public), description=description)
     return snapshot
@@ -85,8 +98,9 @@ def _once(s: Session, key: tuple[Any, ...], read: Callable[[], T]) -> T:
 def load_flavor(s: Session, plan: BuildPlan) -> None:
     """Flavor by id (404 from the flavor service becomes a 400 here); disabled -> 400."""
     ctx, flavor_ref = plan.request.ctx, plan.request.flavor_ref
-    snapshot = _once(s, ("flavor", flavor_ref, ctx.is_admin, ctx.project_id),
-                     lambda: _flavor_snapshot(s, ctx, flavor_ref))
+    snapshot = _once(
+        s, ("flavor", flavor_ref, ctx.is_admin, ctx.project_id), lambda: _flavor_snapshot(s, ctx, flavor_ref)
+    )
     if snapshot is None or snapshot.get("disabled"):
         raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound")
     plan.flavor, plan.flavor_snapshot = snapshot, snapshot
@@ -96,9 +110,12 @@ def load_image(s: Session, plan: BuildPlan) -> None:
     """Image boot: the image must be visible (ImageNotFound 400)."""
     if not plan.image_ref:
         if plan.request.trusted_certs:
-            raise BadRequest(f"Image signature certificate validation failed for certificate: "
-                             f"{', '.join(plan.request.trusted_certs)}. Image certificate validation is not "
-                             "supported when booting from volume", kind="CertificateValidationFailed")
+            raise BadRequest(
+                f"Image signature certificate validation failed for certificate: "
+                f"{', '.join(plan.request.trusted_certs)}. Image certificate validation is not "
+                "supported when booting from volume",
+                kind="CertificateValidationFailed",
+            )
         return
     from novalite.image.service import get_image
 
@@ -114,8 +131,10 @@ def check_disk_config(plan: BuildPlan) -> None:
     props = plan.image.properties if plan.image is not None else {}
     image_setting = str(props.get("auto_disk_config", "")).lower()
     if plan.request.auto_disk_config is True and image_setting == "disabled":
-        raise BadRequest(f"Requested image {plan.image_ref} has automatic disk resize disabled.",
-                         kind="AutoDiskConfigDisabledByImage")
+        raise BadRequest(
+            f"Requested image {plan.image_ref} has automatic disk resize disabled.",
+            kind="AutoDiskConfigDisabledByImage",
+        )
     if plan.request.auto_disk_config is not None:
         plan.auto_disk_config = plan.request.auto_disk_config
     else:
@@ -176,16 +195,23 @@ def check_image(plan: BuildPlan) -> None:
     root_gb = int(flavor["root_gb"])
     if root_gb == 0:
         if not plan.request.ctx.is_admin:
-            raise Forbidden("Only volume-backed servers are allowed for flavors with zero disk.",
-                            kind="BootFromVolumeRequiredForZeroDiskFlavor")
+            raise Forbidden(
+                "Only volume-backed servers are allowed for flavors with zero disk.",
+                kind="BootFromVolumeRequiredForZeroDiskFlavor",
+            )
         return
     if (image.size or 0) > root_gb * GiB:
-        raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is {root_gb * GiB} bytes, "
-                         f"image is {image.size} bytes.", kind="FlavorDiskSmallerThanImage")
+        raise BadRequest(
+            f"Flavor's disk is too small for requested image. Flavor disk is {root_gb * GiB} bytes, "
+            f"image is {image.size} bytes.",
+            kind="FlavorDiskSmallerThanImage",
+        )
     if int(image.min_disk or 0) > root_gb:
-        raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is {root_gb * GiB} bytes, "
-                         f"minimum requested disk is {int(image.min_disk) * GiB} bytes.",
-                         kind="FlavorDiskSmallerThanMinDisk")
+        raise BadRequest(
+            f"Flavor's disk is too small for requested image. Flavor disk is {root_gb * GiB} bytes, "
+            f"minimum requested disk is {int(image.min_disk) * GiB} bytes.",
+            kind="FlavorDiskSmallerThanMinDisk",
+        )
 
 
 def image_settings(s: Session, plan: BuildPlan) -> None:
@@ -208,8 +234,11 @@ def check_image_properties(plan: BuildPlan) -> None:
     """§2.2 10.3 and 10.5: encrypted-volume images cannot boot directly; img_config_drive values."""
     props: dict[str, Any] = plan.image.properties if plan.image is not None else {}
     if plan.image is not None and props.get("cinder_encryption_key_id"):
-        raise BadRequest(f"Image {plan.image.id} is unacceptable: Direct booting of an image uploaded from an "
-                         "encrypted volume is unsupported.", kind="ImageUnacceptable")
+        raise BadRequest(
+            f"Image {plan.image.id} is unacceptable: Direct booting of an image uploaded from an "
+            "encrypted volume is unsupported.",
+            kind="ImageUnacceptable",
+        )
     drive = props.get("img_config_drive")
     if drive is None:
         return

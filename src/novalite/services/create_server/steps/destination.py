@@ -35,10 +35,15 @@ def add_requested_destination(req: CreateServerRequest, dest: Destination) -> De
         return dest
     req.ctx.require_admin(REQUESTED_DESTINATION_RULE)
     if dest.forced_host is not None or dest.forced_node is not None:
-        raise BadRequest("The requested availability zone contains ':'. Cannot specify both host and/or "
-                         "hypervisor_hostname and availability_zone with host and/or node.")
-    return Destination(availability_zone=dest.availability_zone, requested_host=req.host,
-                       requested_node=req.hypervisor_hostname)
+        raise BadRequest(
+            "The requested availability zone contains ':'. Cannot specify both host and/or "
+            "hypervisor_hostname and availability_zone with host and/or node."
+        )
+    return Destination(
+        availability_zone=dest.availability_zone,
+        requested_host=req.host,
+        requested_node=req.hypervisor_hostname,
+    )
 
 
 def reconcile_forced_host_zone(s: Session, dest: Destination) -> Destination:
@@ -46,8 +51,11 @@ def reconcile_forced_host_zone(s: Session, dest: Destination) -> Destination:
     if dest.forced_host is None or dest.availability_zone is None:
         return dest
     zones = lookups.host_aggregate_zones(s, dest.forced_host)
-    keep = (zones is None or dest.availability_zone in zones
-            or (dest.availability_zone == lookups.DEFAULT_AZ and not zones))
+    keep = (
+        zones is None
+        or dest.availability_zone in zones
+        or (dest.availability_zone == lookups.DEFAULT_AZ and not zones)
+    )
     if keep:
         return dest
     return Destination(availability_zone=None, forced_host=dest.forced_host, forced_node=dest.forced_node)

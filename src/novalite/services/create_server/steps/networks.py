@@ -31,11 +31,18 @@ def parse_networks(req: CreateServerRequest) -> Any:
     out = []
     for item in req.networks:
         port = item.get("port")
-        entry = {"network_id": None, "port_id": port, "fixed_ip": item.get("fixed_ip"), "tag": item.get("tag")}
+        entry = {
+            "network_id": None,
+            "port_id": port,
+            "fixed_ip": item.get("fixed_ip"),
+            "tag": item.get("tag"),
+        }
         if port:
             if item.get("fixed_ip"):
-                raise BadRequest(f"Specified Fixed IP '{item['fixed_ip']}' cannot be used with port '{port}': "
-                                 "the two cannot be specified together.")
+                raise BadRequest(
+                    f"Specified Fixed IP '{item['fixed_ip']}' cannot be used with port '{port}': "
+                    "the two cannot be specified together."
+                )
             if port in seen_ports:
                 raise BadRequest(f"Port {port} is already in use.")  # duplicate port in one request
             seen_ports.add(port)
@@ -55,12 +62,16 @@ def precheck_networks(req: CreateServerRequest, networks: Any) -> None:
     if not isinstance(networks, list) or req.max_count <= 1:
         return
     if any(n["network_id"] and n["fixed_ip"] for n in networks):
-        raise BadRequest("max_count cannot be greater than 1 if an fixed_ip is specified.",
-                         kind="InvalidFixedIpAndMaxCountRequest")
+        raise BadRequest(
+            "max_count cannot be greater than 1 if an fixed_ip is specified.",
+            kind="InvalidFixedIpAndMaxCountRequest",
+        )
     if any(n["port_id"] for n in networks):
-        raise BadRequest("Unable to launch multiple instances with a single configured port ID. Please "
-                         "launch your instance one by one with different ports.",
-                         kind="MultiplePortsNotApplicable")
+        raise BadRequest(
+            "Unable to launch multiple instances with a single configured port ID. Please "
+            "launch your instance one by one with different ports.",
+            kind="MultiplePortsNotApplicable",
+        )
 
 
 def validate_networks(s: Session, req: CreateServerRequest, networks: Any) -> int:
@@ -70,10 +81,15 @@ def validate_networks(s: Session, req: CreateServerRequest, networks: Any) -> in
 
     requested: Any = networks
     if isinstance(networks, list):
-        requested = [network.RequestedNetwork(network_id=n["network_id"], port_id=n["port_id"],
-                                              fixed_ip=n["fixed_ip"], tag=n["tag"]) for n in networks]
-    allowed = network.validate_requested_networks(s, project_id=req.ctx.project_id, requested=requested,
-                                                  max_count=req.max_count)
+        requested = [
+            network.RequestedNetwork(
+                network_id=n["network_id"], port_id=n["port_id"], fixed_ip=n["fixed_ip"], tag=n["tag"]
+            )
+            for n in networks
+        ]
+    allowed = network.validate_requested_networks(
+        s, project_id=req.ctx.project_id, requested=requested, max_count=req.max_count
+    )
     if allowed < req.min_count:
         raise OverQuota("Maximum number of ports exceeded", kind="PortLimitExceeded")
     return min(allowed, req.max_count)

@@ -40,8 +40,10 @@ def recheck_quota(s: Session, plan: BuildPlan) -> None:
 
 def system_metadata(plan: BuildPlan) -> dict[str, Any]:
     """``image_<prop>`` (truncated to 255) plus the image basics and the owner names."""
-    meta: dict[str, Any] = {"owner_user_name": plan.request.ctx.user_name,
-                            "owner_project_name": plan.request.ctx.project_name}
+    meta: dict[str, Any] = {
+        "owner_user_name": plan.request.ctx.user_name,
+        "owner_project_name": plan.request.ctx.project_name,
+    }
     image = plan.image
     if image is None:
         return meta
@@ -49,10 +51,16 @@ def system_metadata(plan: BuildPlan) -> dict[str, Any]:
         if key not in _SKIPPED_IMAGE_PROPS:
             meta[f"image_{key}"] = str(value)[:255]
     root_gb = int(plan.flavor_snapshot.get("root_gb") or 0)
-    min_disk = int(image.min_disk or 0) if image.disk_format == "vhd" else max(int(image.min_disk or 0), root_gb)
-    meta.update(image_min_ram=str(image.min_ram or 0), image_min_disk=str(min_disk),
-                image_disk_format=image.disk_format or "", image_container_format=image.container_format or "",
-                image_base_image_ref=image.id)
+    min_disk = (
+        int(image.min_disk or 0) if image.disk_format == "vhd" else max(int(image.min_disk or 0), root_gb)
+    )
+    meta.update(
+        image_min_ram=str(image.min_ram or 0),
+        image_min_disk=str(min_disk),
+        image_disk_format=image.disk_format or "",
+        image_container_format=image.container_format or "",
+        image_base_image_ref=image.id,
+    )
     return meta
 
 
@@ -61,45 +69,86 @@ def build_instance(plan: BuildPlan, index: int, instance_uuid: str) -> dict[str,
     req, flavor = plan.request, plan.flavor_snapshot
     count = plan.num_instances
     return dict(
-        uuid=instance_uuid, project_id=req.ctx.project_id, user_id=req.ctx.user_id,
-        display_name=naming.display_name(req.name, index, count), display_description=req.description,
+        uuid=instance_uuid,
+        project_id=req.ctx.project_id,
+        user_id=req.ctx.user_id,
+        display_name=naming.display_name(req.name, index, count),
+        display_description=req.description,
         hostname=naming.hostname(req.name, req.requested_hostname, instance_uuid, index, count),
-        reservation_id=plan.reservation_id, launch_index=index, image_ref=plan.image_ref,
-        kernel_id=plan.kernel_id, ramdisk_id=plan.ramdisk_id,
-        flavor_id=str(flavor["flavorid"]), flavor=flavor, memory_mb=int(flavor["memory_mb"]),
-        vcpus=int(flavor["vcpus"]), root_gb=int(flavor["root_gb"]), ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
-        key_name=plan.key_name, key_data=plan.key_data, user_data=req.user_data, config_drive=plan.config_drive,
-        access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
+        reservation_id=plan.reservation_id,
+        launch_index=index,
+        image_ref=plan.image_ref,
+        kernel_id=plan.kernel_id,
+        ramdisk_id=plan.ramdisk_id,
+        flavor_id=str(flavor["flavorid"]),
+        flavor=flavor,
+        memory_mb=int(flavor["memory_mb"]),
+        vcpus=int(flavor["vcpus"]),
+        root_gb=int(flavor["root_gb"]),
+        ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
+        key_name=plan.key_name,
+        key_data=plan.key_data,
+        user_data=req.user_data,
+        config_drive=plan.config_drive,
+        access_ip_v4=req.access_ip_v4,
+        access_ip_v6=req.access_ip_v6,
         availability_zone=plan.destination.availability_zone,
         requested_availability_zone=plan.destination.availability_zone,
-        auto_disk_config=plan.auto_disk_config, root_device_name=plan.root_device_name,
-        vm_state=VmState.BUILDING, task_state=TaskState.SCHEDULING, power_state=int(PowerState.NOSTATE),
-        progress=0, locked=False, trusted_certs=list(req.trusted_certs) if req.trusted_certs else None,
+        auto_disk_config=plan.auto_disk_config,
+        root_device_name=plan.root_device_name,
+        vm_state=VmState.BUILDING,
+        task_state=TaskState.SCHEDULING,
+        power_state=int(PowerState.NOSTATE),
+        progress=0,
+        locked=False,
+        trusted_certs=list(req.trusted_certs) if req.trusted_certs else None,
         security_groups=[{"name": n} for n in req.security_groups],
         requested_networks=plan.requested_networks,
         system_metadata=system_metadata(plan),
-        network_info=[], created_at=utcnow(), updated_at=utcnow(),
+        network_info=[],
+        created_at=utcnow(),
+        updated_at=utcnow(),
     )
 
 
 def request_spec(plan: BuildPlan, instance_uuid: str) -> dict[str, Any]:
     """The RequestSpec document the conductor and scheduler read (DEVELOPING.md contract)."""
     req, flavor, image, dest = plan.request, plan.flavor_snapshot, plan.image, plan.destination
-    image_doc: dict[str, Any] = {} if image is None or plan.is_bfv else {
-        "id": image.id, "name": image.name, "properties": dict(image.properties), "min_ram": image.min_ram,
-        "min_disk": image.min_disk, "size": image.size, "disk_format": image.disk_format,
-        "container_format": image.container_format}
+    image_doc: dict[str, Any] = (
+        {}
+        if image is None or plan.is_bfv
+        else {
+            "id": image.id,
+            "name": image.name,
+            "properties": dict(image.properties),
+            "min_ram": image.min_ram,
+            "min_disk": image.min_disk,
+            "size": image.size,
+            "disk_format": image.disk_format,
+            "container_format": image.container_format,
+        }
+    )
     return {
-        "instance_uuid": instance_uuid, "project_id": req.ctx.project_id, "user_id": req.ctx.user_id,
-        "num_instances": plan.num_instances, "reservation_id": plan.reservation_id,
-        "flavor": {k: flavor.get(k) for k in ("flavorid", "name", "memory_mb", "vcpus", "root_gb",
-                                              "ephemeral_gb", "swap")} | {"extra_specs": flavor.get("extra_specs") or {}},
-        "image": image_doc, "is_bfv": plan.is_bfv, "availability_zone": dest.availability_zone,
+        "instance_uuid": instance_uuid,
+        "project_id": req.ctx.project_id,
+        "user_id": req.ctx.user_id,
+        "num_instances": plan.num_instances,
+        "reservation_id": plan.reservation_id,
+        "flavor": {
+            k: flavor.get(k)
+            for k in ("flavorid", "name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap")
+        }
+        | {"extra_specs": flavor.get("extra_specs") or {}},
+        "image": image_doc,
+        "is_bfv": plan.is_bfv,
+        "availability_zone": dest.availability_zone,
         "force_hosts": [dest.forced_host] if dest.forced_host else [],
         "force_nodes": [dest.forced_node] if dest.forced_node else [],
         "requested_destination": dest.requested_destination,
-        "scheduler_hints": plan.scheduler_hints, "instance_group": plan.instance_group,
-        "security_groups": list(req.security_groups), "requested_networks": plan.requested_networks,
+        "scheduler_hints": plan.scheduler_hints,
+        "instance_group": plan.instance_group,
+        "security_groups": list(req.security_groups),
+        "requested_networks": plan.requested_networks,
     }
 
 
@@ -131,12 +180,22 @@ def insert_many(s: Session, plans: list[BuildPlan]) -> None:
         plan.instance_uuids = uuids = [new_uuid() for _ in range(plan.num_instances)]
         instances.extend(build_instance(plan, index, u) for index, u in enumerate(uuids))
         specs.extend({"instance_uuid": u, "spec": request_spec(plan, u)} for u in uuids)
-        metadata.extend({"instance_uuid": u, "key": k, "value": v} for u in uuids for k, v in req.metadata.items())
+        metadata.extend(
+            {"instance_uuid": u, "key": k, "value": v} for u in uuids for k, v in req.metadata.items()
+        )
         tags.extend({"instance_uuid": u, "tag": t} for u in uuids for t in dict.fromkeys(req.tags))
         started = utcnow()
-        actions.extend({"instance_uuid": u, "action": "create", "request_id": req.ctx.request_id,
-                        "user_id": req.ctx.user_id, "project_id": req.ctx.project_id,
-                        "start_time": started} for u in uuids)
+        actions.extend(
+            {
+                "instance_uuid": u,
+                "action": "create",
+                "request_id": req.ctx.request_id,
+                "user_id": req.ctx.user_id,
+                "project_id": req.ctx.project_id,
+                "start_time": started,
+            }
+            for u in uuids
+        )
     if not instances:
         return
     conn = s.connection()

@@ -27,8 +27,11 @@ def _check_volume(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
     if vol is None:
         raise _invalid(f"failed to get volume {volume_id}.", "InvalidBDMVolume")
     if vol.status != "available" and not vol.multiattach:
-        raise BadRequest(f"Invalid volume: volume {volume_id} status must be available, but the current status "
-                         f"is {vol.status}.", kind="InvalidVolume")
+        raise BadRequest(
+            f"Invalid volume: volume {volume_id} status must be available, but the current status "
+            f"is {vol.status}.",
+            kind="InvalidVolume",
+        )
     if bdm.get("boot_index") == 0 and not vol.bootable:
         raise BadRequest(f"Block Device {volume_id} is not bootable.", kind="InvalidBDMVolumeNotBootable")
     bdm.setdefault("volume_size", vol.size)
@@ -45,9 +48,11 @@ def _check_image(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
         raise _invalid(f"failed to get image {image_id}.", "InvalidBDMImage")
     size, min_disk = int(bdm.get("volume_size") or 0), int(image.min_disk or 0)
     if bdm.get("boot_index") == 0 and bdm.get("destination_type") == "volume" and 0 < size < min_disk:
-        raise BadRequest(f"Volume is smaller than the minimum size specified in image metadata. Volume size is "
-                         f"{size * 1024 ** 3} bytes, minimum size is {min_disk * 1024 ** 3} bytes.",
-                         kind="VolumeSmallerThanMinDisk")  # §2.2 10.8
+        raise BadRequest(
+            f"Volume is smaller than the minimum size specified in image metadata. Volume size is "
+            f"{size * 1024**3} bytes, minimum size is {min_disk * 1024**3} bytes.",
+            kind="VolumeSmallerThanMinDisk",
+        )  # §2.2 10.8
 
 
 def check_block_device_sources(s: Session, plan: BuildPlan) -> None:
