@@ -6,7 +6,7 @@ One ``Runtime`` per process. Routes reach it through ``request.app.state.runtime
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -14,6 +14,41 @@ from novalite.config import Settings
 from novalite.db.base import Database
 from novalite.db.models.identity import ServiceKey
 from novalite.identity.tokens import TokenProvider
+
+if TYPE_CHECKING:
+    from novalite.compute.api import ComputeAPI
+    from novalite.conductor.rpcapi import ConductorClient
+    from novalite.scheduler.service import SchedulerService
+    from novalite.volume.storage import VolumeStorage
+
+
+class ServiceUnavailable(RuntimeError):
+    """A part of the engine was asked for while it is not running in this process."""
+
+
+@dataclass
+class Services:
+    """What ``services.startup`` starts (or, in the API process of a two-process serve, the
+    clients that reach it), one typed attribute each. ``None`` until started and after stop."""
+
+    conductor: ConductorClient | None = None  # RPC client: schedule and build, reschedule
+    compute_api: ComputeAPI | None = None  # what the servers API asks of the compute side
+    scheduler: SchedulerService | None = None
+    volume_storage: VolumeStorage | None = None  # created on first use (volume.storage)
+
+    def require_conductor(self) -> ConductorClient:
+        if self.conductor is None:
+            raise ServiceUnavailable("the conductor is not running in this process")
+        return self.conductor
+
+    def require_compute_api(self) -> ComputeAPI:
+        if self.compute_api is None:
+            raise ServiceUnavailable("the compute side is not running in this process")
+        return self.compute_api
+
+    def clear_engine(self) -> None:
+        """Forget what ``services.startup`` registered (its ``stop``)."""
+        self.conductor = self.compute_api = self.scheduler = None
 
 
 @dataclass
@@ -23,7 +58,7 @@ class Runtime:
     tokens: TokenProvider
     # service name -> (catalog type, catalog name, url suffix); filled by each service's router
     catalog: list[tuple[str, str, str]] = field(default_factory=list)
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
     # "all": API and engine in this process; "api" / "engine": one half of a two-process
     # ``novalite serve`` (services.engine_process), joined by ``peer``, a connected socket
     role: str = "all"

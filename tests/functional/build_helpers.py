@@ -116,7 +116,7 @@ def create_instances(
                 )
             )
     if start:
-        rt.services["conductor"].schedule_and_build_instances(
+        rt.services.require_conductor().schedule_and_build_instances(
             ctx, uuids, {"requested_networks": requested_networks}
         )
     return uuids

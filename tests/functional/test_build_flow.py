@@ -132,8 +132,8 @@ def test_multi_create_is_all_or_nothing(stack_factory: Any) -> None:
 def test_delete_while_scheduling_leaves_nothing(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=2)
     [uuid] = h.create_instances(api, start=False)
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
-    api.runtime.services["conductor"].schedule_and_build_instances(h.demo_ctx(api), [uuid], {})
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_conductor().schedule_and_build_instances(h.demo_ctx(api), [uuid], {})
     row = h.wait_for(api, uuid, lambda r: r.deleted)
     assert (row.vm_state, row.deleted_at is not None, row.terminated_at is not None) == (
         "deleted",
@@ -148,10 +148,10 @@ def test_delete_during_build_releases_the_claim(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=2)
     [uuid] = h.create_instances(api, metadata={"novalite:build_delay": "1"})
     h.wait_for(api, uuid, lambda r: r.task_state in ("spawning", "networking", "block_device_mapping"))
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
     row = h.wait_for(api, uuid, lambda r: r.deleted)
     assert row.vm_state == "deleted"
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)  # idempotent
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)  # idempotent
     h.wait_for(api, uuid, lambda r: h.allocations_by_host(api, uuid) == {})
     h.usage_matches_live_servers(api)
 
@@ -160,10 +160,10 @@ def test_failed_delete_goes_to_error_and_a_second_delete_works(stack_factory: An
     api = stack_factory(fake_hosts=1)
     [uuid] = h.create_instances(api, metadata={"novalite:fail_delete_once": "true"})
     h.wait_for(api, uuid, h.settled)
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
     row = h.wait_for(api, uuid, lambda r: r.vm_state == "error" and r.task_state is None)
     assert not row.deleted and h.faults(api, uuid)
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
     row = h.wait_for(api, uuid, lambda r: r.deleted)
     assert h.allocations_by_host(api, uuid) == {}
     assert ("delete", "compute_terminate_instance", "Success") in h.events(api, uuid)
@@ -173,7 +173,7 @@ def test_error_instance_deletes_locally(stack_factory: Any) -> None:
     api = stack_factory(fake_hosts=1)
     [uuid] = h.create_instances(api, flavor=dict(h.TINY, vcpus=10_000))
     h.wait_for(api, uuid, h.settled)
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
     assert h.instance(api, uuid).deleted
 
 
@@ -185,7 +185,7 @@ def test_usage_equals_live_servers_after_a_mixed_run(stack_factory: Any) -> None
     too_big = h.create_instances(api, flavor=dict(h.TINY, memory_mb=10**8))
     for u in ok + rescheduled + failed + too_big:
         h.wait_for(api, u, h.settled)
-    compute_api = api.runtime.services["compute_api"]
+    compute_api = api.runtime.services.require_compute_api()
     for u in ok[:3] + failed:
         compute_api.delete_instance(h.demo_ctx(api), u)
     for u in ok[:3] + failed:
@@ -217,7 +217,7 @@ def test_restart_resubmits_waiting_builds_and_fails_interrupted_ones(stack_facto
     assert (row.vm_state, row.task_state, row.host) == ("error", None, None)
     assert h.faults(api, interrupted)[0].message == recovery.INTERRUPTED
     assert h.allocations_by_host(api, interrupted) == {}
-    assert recovery.resubmit_waiting(db, api.runtime.services["conductor"]) == 2
+    assert recovery.resubmit_waiting(db, api.runtime.services.require_conductor()) == 2
     for uuid in waiting:
         assert h.wait_for(api, uuid, h.settled).vm_state == "active"
     h.usage_matches_live_servers(api)
@@ -247,7 +247,7 @@ def test_build_plugs_a_port_and_delete_removes_it(stack_factory: Any) -> None:
     assert port["fixed_ips"]
     with api.runtime.db.reader() as s:
         assert s.execute(select(Port.binding_host_id).where(Port.device_id == uuid)).scalar_one() == row.host
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
     h.wait_for(api, uuid, lambda r: r.deleted)
     with api.runtime.db.reader() as s:
         assert s.execute(select(Port.id).where(Port.device_id == uuid)).all() == []
@@ -295,7 +295,7 @@ def test_mixed_run_on_postgresql(stack_factory: Any) -> None:
     assert h.instance(api, rescheduled[0]).vm_state == "active"
     assert h.instance(api, failed[0]).vm_state == "error"
     for u in ok[:2] + failed:
-        api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), u)
+        api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), u)
     for u in ok[:2] + failed:
         h.wait_for(api, u, lambda r: r.deleted)
     h.usage_matches_live_servers(api)
@@ -305,7 +305,7 @@ def test_delete_during_a_failing_build_does_not_reschedule(stack_factory: Any) -
     api = stack_factory(fake_hosts=3)
     [uuid] = h.create_instances(api, metadata={"novalite:build_delay": "1", "novalite:fail_spawn": "always"})
     h.wait_for(api, uuid, lambda r: r.task_state == "spawning")
-    api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), uuid)
+    api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), uuid)
     h.wait_for(api, uuid, lambda r: r.deleted)
     build_events = lambda: [e for e in h.events(api, uuid) if e[1] == "compute__do_build_and_run_instance"]  # noqa: E731
     h.wait_for(api, uuid, lambda r: all(result is not None for *_x, result in build_events()))
@@ -358,7 +358,7 @@ def test_a_batch_of_requests_shares_capacity_without_double_claims(stack_factory
             for r in s.scalars(select(RequestSpec).where(RequestSpec.instance_uuid.in_(uuids)))
         }
     requests = [ScheduleRequest(docs[u], (u,), api.ids["demo_project"], api.ids["demo_user"]) for u in uuids]
-    outcomes = api.runtime.services["scheduler"].select_batch(requests)
+    outcomes = api.runtime.services.scheduler.select_batch(requests)
     placed = [o for o in outcomes if not isinstance(o, NoValidHost)]
     assert len(placed) == 2 and isinstance(outcomes[2], NoValidHost)
     hosts = [dests[0].host for o in placed for dests in o.values()]

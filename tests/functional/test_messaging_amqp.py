@@ -84,7 +84,7 @@ def test_builds_and_deletes_over_rabbitmq(stack_factory: Any) -> None:
     rows = [h.wait_for(api, u, h.settled) for u in uuids]
     assert {r.vm_state for r in rows} == {"active"}
     for u in uuids:
-        api.runtime.services["compute_api"].delete_instance(h.demo_ctx(api), u)
+        api.runtime.services.require_compute_api().delete_instance(h.demo_ctx(api), u)
     for u in uuids:
         h.wait_for(api, u, lambda r: r.deleted)
     h.usage_matches_live_servers(api)

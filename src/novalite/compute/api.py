@@ -1,4 +1,4 @@
-"""``runtime.services["compute_api"]``: what the servers API asks of the compute side.
+"""``runtime.services.compute_api``: what the servers API asks of the compute side.
 
 ``delete_instance`` works in any state (§6.3) and is idempotent:
 

@@ -195,7 +195,7 @@ def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]
             i.uuid: i.host
             for i in s.scalars(select(Instance).where(Instance.uuid.in_(uuids), Instance.deleted.is_(False)))
         }
-    compute = rt.services.get("compute_api")
+    compute = rt.services.compute_api
     handler = getattr(compute, "external_instance_event", None)
     out = []
     for event in events:

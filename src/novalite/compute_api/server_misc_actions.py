@@ -73,7 +73,7 @@ def force_delete(request: Request, ctx: RequestContext, server_id: str, body: di
     rt = runtime(request)
     with rt.db.reader() as s:
         check_not_locked(ctx, sq.get_instance(s, ctx, server_id))
-    rt.services["compute_api"].delete_instance(ctx, server_id)
+    rt.services.require_compute_api().delete_instance(ctx, server_id)
 
 
 RESTORE = Transition(

@@ -337,7 +337,7 @@ def delete(server_id: str, request: Request, ctx: RequestContext = Depends(reque
         inst = sq.get_instance(s, ctx, server_id)
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {server_id} is locked", kind="InstanceIsLocked")
-    compute = rt.services.get("compute_api")
+    compute = rt.services.compute_api
     if compute is not None:
         compute.delete_instance(ctx, server_id)
     else:

@@ -1,4 +1,4 @@
-"""The conductor's messages and its client (``runtime.services["conductor"]``)."""
+"""The conductor's messages and its client (``runtime.services.conductor``)."""
 
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ clear error), the conductor's consumer, one compute agent per simulated host (th
 run in a shared pool of ``max_concurrent_builds`` threads), and the heartbeat thread that
 keeps the agents' services up. On start it also recovers what a previous process left
 behind (``compute.recovery``: interrupted builds -> ERROR; with ``memory://`` builds still
-waiting for a host are handed to the conductor again). Registers
-``runtime.services["conductor"]`` (the RPC client),
-``["compute_api"]`` and ``["scheduler"]``. ``stop`` undoes it all and may be called twice.
+waiting for a host are handed to the conductor again). Fills
+``runtime.services`` (``runtime.Services``: the conductor's RPC client, ``compute_api`` and
+``scheduler``). ``stop`` undoes it all and may be called twice.
 
 In a two-process ``novalite serve`` (``runtime.role``, see ``services.engine_process``), the API
 process only registers the clients, whose messages cross ``runtime.peer`` to the engine process,
@@ -103,15 +103,13 @@ def _start_api_side(runtime: Any) -> Callable[[], None]:
     """The API process of a two-process serve: clients only; the engine process consumes."""
     settings, db = runtime.settings, runtime.db
     transport = _transport(runtime)
-    runtime.services.update(
-        conductor=conductor_rpc.ConductorClient(transport),
-        compute_api=ComputeAPI(db, compute_rpc.ComputeClient(transport)),
-        scheduler=SchedulerService(db, settings),
-    )
+    services = runtime.services
+    services.conductor = conductor_rpc.ConductorClient(transport)
+    services.compute_api = ComputeAPI(db, compute_rpc.ComputeClient(transport))
+    services.scheduler = SchedulerService(db, settings)
 
     def stop() -> None:
-        for key in ("conductor", "compute_api", "scheduler"):
-            runtime.services.pop(key, None)
+        services.clear_engine()
         transport.stop()
 
     return stop
@@ -162,9 +160,10 @@ def start(runtime: Any) -> Callable[[], None]:
     )
     conductor.start()
     stop_beats = _start_heartbeats(db, list(agents), max(0.5, float(settings.report_interval)))
-    runtime.services.update(
-        conductor=conductor_client, compute_api=ComputeAPI(db, compute_client), scheduler=scheduler
-    )
+    services = runtime.services
+    services.conductor = conductor_client
+    services.compute_api = ComputeAPI(db, compute_client)
+    services.scheduler = scheduler
     if transport.is_memory:  # the queue died with the last process: hand waiting builds over again
         recovery.resubmit_waiting(db, conductor_client)
     stopped = threading.Event()
@@ -173,8 +172,7 @@ def start(runtime: Any) -> Callable[[], None]:
         if stopped.is_set():
             return
         stopped.set()
-        for key in ("conductor", "compute_api", "scheduler"):
-            runtime.services.pop(key, None)
+        services.clear_engine()
         stop_beats()
         driver.stop()  # cut short build delays so no worker outlives the service
         transport.stop()

@@ -9,7 +9,7 @@
 
 ``storage_for(runtime)`` picks one per runtime (setting ``volume_storage``: ``records`` or
 ``file``; default ``file``, or ``records`` when the data directory is not writable), keeps it
-in ``runtime.services["volume_storage"]`` and registers it for the runtime's database engine,
+in ``runtime.services.volume_storage`` and registers it for the runtime's database engine,
 so code that only holds a session (the compute agent) finds it with ``storage_for_session``.
 The volume seeder calls ``storage_for`` at start-up. Every method is idempotent.
 """
@@ -128,9 +128,9 @@ def delete_location(location: str | None) -> None:
 
 def storage_for(runtime: Any) -> VolumeStorage:
     """The runtime's volume storage, created on first use."""
-    existing = runtime.services.get("volume_storage")
+    existing = runtime.services.volume_storage
     if existing is not None:
-        return existing  # type: ignore[no-any-return]
+        return existing
     kind = getattr(runtime.settings, "volume_storage", "file")
     root = Path(runtime.settings.data_dir) / "volumes"
     storage: VolumeStorage
@@ -142,6 +142,6 @@ def storage_for(runtime: Any) -> VolumeStorage:
             storage = FileStorage(root)
         except OSError:
             storage = RecordsOnlyStorage()
-    runtime.services["volume_storage"] = storage
+    runtime.services.volume_storage = storage
     _BY_ENGINE[runtime.db.engine] = storage
     return storage

@@ -166,7 +166,7 @@ def build_args(plan: BuildPlan) -> dict[str, Any]:
 
 
 def hand_off(runtime: Any, plan: BuildPlan) -> None:
-    conductor = runtime.services.get("conductor")
+    conductor = runtime.services.conductor
     if conductor is None:
         LOG.warning("no conductor running; instances %s stay in BUILD", plan.instance_uuids)
         return
