@@ -1,20 +1,26 @@
 """The error hierarchy. Every error the API can answer is one of these.
 
-    NovaliteError (status 500, computeFault)
-    ├── BadRequest (400)            ── Invalid, ValidationFailed, FlavorNotFoundForCreate, ...
+    NovaliteError (500, computeFault)
+    ├── BadRequest (400)
     ├── Unauthorized (401)
-    ├── Forbidden (403)             ── PolicyNotAuthorized, OverQuota
+    ├── Forbidden (403)
+    │   ├── PolicyNotAuthorized          "Policy doesn't allow <rule> to be performed."
+    │   └── OverQuota                    every quota refusal of the compute API
     ├── NotFound (404)
-    ├── MethodNotAllowed (405)
-    ├── NotAcceptable (406)
+    ├── NotAcceptable (406)              microversion outside the range
     ├── Conflict (409)
+    │   ├── placement.providers.ProviderGenerationConflict
+    │   └── placement.allocations.AllocationConflict
     ├── RequestTooLarge (413)
     ├── UnsupportedMediaType (415)
-    └── NotImplementedYet (501)
+    ├── ServiceUnavailable (503)
+    │   └── EngineNotRunning             the conductor / compute side is not started here
+    └── scheduler.service.NoValidHost    (500) never an HTTP answer: the fault of an ERROR server
 
-Each service renders these in its own envelope (Nova faults, Keystone ``error``,
-Neutron ``NeutronError``, placement ``errors``) in ``novalite.api.faults``.
-``kind`` names the error for services that report a type (Neutron, tests).
+Which Nova exception an error stands for is its ``kind`` (``BadRequest("...",
+kind="ImageNotFound")``): Neutron reports it as the error type, and tests read it. One handler
+per service renders these in the service's envelope (Nova faults, Keystone ``error``, Neutron
+``NeutronError``, placement ``errors``): ``novalite.api.faults``.
 """
 
 from __future__ import annotations
@@ -62,11 +68,6 @@ class NotFound(NovaliteError):
     title = "Not Found"
 
 
-class MethodNotAllowed(NovaliteError):
-    status = 405
-    title = "Method Not Allowed"
-
-
 class NotAcceptable(NovaliteError):
     status = 406
     title = "Not Acceptable"
@@ -87,11 +88,11 @@ class UnsupportedMediaType(NovaliteError):
     title = "Unsupported Media Type"
 
 
-class NotImplementedYet(NovaliteError):
-    status = 501
-    title = "Not Implemented"
-
-
 class ServiceUnavailable(NovaliteError):
     status = 503
     title = "Service Unavailable"
+
+
+class EngineNotRunning(ServiceUnavailable):
+    """A part of the engine (conductor, compute side) was asked for in a process that has not
+    started it (``runtime.Services``)."""

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from novalite.config import Settings
 from novalite.db.base import Database
 from novalite.db.models.identity import ServiceKey
+from novalite.errors import EngineNotRunning
 from novalite.identity.tokens import TokenProvider
 
 if TYPE_CHECKING:
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
     from novalite.conductor.rpcapi import ConductorClient
     from novalite.scheduler.service import SchedulerService
     from novalite.volume.storage import VolumeStorage
-
-
-class ServiceUnavailable(RuntimeError):
-    """A part of the engine was asked for while it is not running in this process."""
 
 
 @dataclass
@@ -38,12 +35,12 @@ class Services:
 
     def require_conductor(self) -> ConductorClient:
         if self.conductor is None:
-            raise ServiceUnavailable("the conductor is not running in this process")
+            raise EngineNotRunning("the conductor is not running in this process")
         return self.conductor
 
     def require_compute_api(self) -> ComputeAPI:
         if self.compute_api is None:
-            raise ServiceUnavailable("the compute side is not running in this process")
+            raise EngineNotRunning("the compute side is not running in this process")
         return self.compute_api
 
     def clear_engine(self) -> None:
