@@ -127,8 +127,9 @@ def _include(app: FastAPI, router: APIRouter) -> None:
     """``app.include_router(router)`` without FastAPI building every route a second time.
 
     FastAPI wraps an included router and, at the first request that walks past it, rebuilds every
-    route of it for the inclusion (dependency analysis and pydantic adapters again: ~1.8 s for
-    ~280 routes over the first requests after a start). Our routers are included with no prefix and
+    route of it for the inclusion (dependency analysis and pydantic adapters again: seconds of CPU
+    spread over the first requests after a start; bench/README.md, "Costs behind the code's
+    choices"). Our routers are included with no prefix and
     no settings, so that copy would be identical to the route the decorator built: the routes go
     straight into the app's route list, in the same order, and are matched the same way. (Routers
     included with a prefix or dependencies of their own stay wrapped, as FastAPI does it.)

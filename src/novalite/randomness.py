@@ -2,8 +2,9 @@
 
 ``os.urandom`` lets go of the GIL for its system call. In a busy process the calling thread then
 waits for the GIL to come back, up to the switch interval (5 ms) and longer when many threads
-want it: one ``uuid.uuid4()`` per request id on the event loop cost about 0.1 ms of waiting per
-request under load, and ``secrets.choice`` one such wait per character. Here the OS's generator is
+want it: one ``uuid.uuid4()`` per request id on the event loop meant one such wait per request
+under load, and ``secrets.choice`` one per character (figures: bench/README.md, "Costs behind
+the code's choices"). Here the OS's generator is
 read 4 KiB at a time and handed out under a lock: the bytes are the same kind (``os.urandom``,
 fit for passwords and tokens), only the reads are fewer. A forked child starts with an empty
 buffer, so parent and child never hand out the same bytes.

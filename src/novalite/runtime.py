@@ -79,8 +79,8 @@ def load_token_key(db: Database) -> bytes:
 # Each request allocates thousands of short-lived objects (ORM rows, dicts, coroutine frames), so
 # with the default the young generation is collected every few requests and the oldest one, which
 # walks every object the process holds, every few hundred: a pause of tens of milliseconds that
-# lands on whichever requests are in flight (bench/boot.py: POST p99 about 200 ms with the default,
-# 85-110 ms with this; 3.6-3.9 instead of 4.4-4.9 ms CPU per server).
+# lands on whichever requests are in flight (bench/README.md, "Costs behind the code's choices":
+# POST p99 and CPU per server with both settings).
 GC_THRESHOLDS = (5000, 20, 20)
 
 
@@ -94,8 +94,8 @@ def limit_malloc_arenas(arenas: int = 1) -> None:
     glibc gives threads arenas of their own, up to eight per core, and an arena keeps what it
     once held. A page of 1,000 servers is built in one thread (the database read) and serialised
     in another (the event loop): each arena then kept its own few MB of freed memory
-    (bench/list.py, 10,000 servers: PSS 159-163 MB with the default, 148 MB with one arena; boot
-    and list speed unchanged, since nearly every allocation happens under the GIL anyway)."""
+    (bench/README.md, "Costs behind the code's choices": memory with both settings; boot and
+    list speed unchanged, since nearly every allocation happens under the GIL anyway)."""
     import ctypes
     import ctypes.util
 

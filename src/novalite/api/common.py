@@ -146,8 +146,9 @@ def _fast_validator(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
 
 
 def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
-    """The schema as fastjsonschema's generated function (15-25 ms for a create schema): no
-    defaults written into the body, no error details (a rejected body goes to jsonschema)."""
+    """The schema as fastjsonschema's generated function (slow to compile: see
+    ``warm_fast_validation``): no defaults written into the body, no error details (a rejected
+    body goes to jsonschema)."""
     import fastjsonschema
 
     formats = {name: _format_function(check) for name, (check, _raises) in _format_checker.checkers.items()}
@@ -164,8 +165,8 @@ def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
 
 def warm_fast_validation(schemas: Sequence[dict[str, Any]]) -> None:
     """Compile these schemas' fast paths now (at start-up) rather than in the first request
-    that needs each: a compile holds the GIL for 15-25 ms, which every request in flight
-    would wait for."""
+    that needs each: a compile holds the GIL for a long while (bench/README.md, "Costs behind the
+    code's choices"), which every request in flight would wait for."""
     for schema in schemas:
         _fast_validator(schema)
 
@@ -188,8 +189,8 @@ def validate(schema: dict[str, Any], body: Any, *, query: bool = False, fast: bo
     """Validate ``body``; raise BadRequest with Nova's message shape on the first error.
 
     ``fast`` (POST /servers, whose schema is built once per microversion): a body that the
-    schema compiled by fastjsonschema accepts is accepted at once (~8 µs against ~65 µs for
-    jsonschema, a tenth of the API's CPU per create); any other body, and any body holding a
+    schema compiled by fastjsonschema accepts is accepted at once (several times faster than
+    jsonschema: bench/README.md, "Costs behind the code's choices"); any other body, and any body holding a
     float, is judged by jsonschema as always, so every error and its message are jsonschema's.
     fastjsonschema counts 1.0 as an integer where Draft 4 does not, hence the floats; otherwise
     it accepted nothing jsonschema rejects in a differential run of 340,000 mutated bodies

@@ -256,11 +256,12 @@ def savepoint(s: Session) -> Iterator[None]:
     ends, rolled back to when it raises (the exception propagates).
 
     ``Session.begin_nested`` does the same with the ORM's bookkeeping, and compiles the
-    SAVEPOINT and RELEASE clauses anew each time: 0.3-1.4 ms a savepoint against a few
-    microseconds here, where the statements go straight to the DBAPI connection of the
-    session's transaction. The price: the identity map knows nothing of it, so pending ORM
-    changes are flushed before the savepoint, and the block must use Core statements only
-    (an ORM object changed inside would keep its state after a rollback)."""
+    SAVEPOINT and RELEASE clauses anew each time, a hundred times the cost of this one
+    (bench/README.md, "Costs behind the code's choices"), where the statements go straight to
+    the DBAPI connection of the session's transaction. The price: the identity map knows
+    nothing of it, so pending ORM changes are flushed before the savepoint, and the block must
+    use Core statements only (an ORM object changed inside would keep its state after a
+    rollback)."""
     s.flush()
     driver = s.connection().connection.driver_connection
     assert driver is not None

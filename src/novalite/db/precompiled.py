@@ -2,8 +2,9 @@
 transaction, for the few statements that run while the SQLite write lock is held by the hot
 paths (claims, the create's store, the compute agent's state changes).
 
-``Connection.execute`` spends 25-40 µs of Python on every statement (cache-key generation,
-parameter processing, execution context, result wrapping) where SQLite itself takes a few: in
+``Connection.execute`` spends far more Python on every statement (cache-key generation,
+parameter processing, execution context, result wrapping) than SQLite itself takes
+(bench/README.md, "Costs behind the code's choices"): in
 a write transaction that time is time every other writer waits. A ``Precompiled`` statement
 keeps what SQLAlchemy would work out again each time -- the SQL text, the order of the
 parameters, their bind processors (``UTCDateTime`` and booleans on SQLite), the literal values

@@ -47,8 +47,9 @@ def _pending_tag(password: str) -> bytes:
 def prehash(passwords: list[str]) -> None:
     """Start hashing each of ``passwords`` on a thread now, for the next ``hash_password`` calls.
 
-    scrypt releases the GIL, so at start-up the hashes (about 90 ms of CPU each) run on other cores
-    while this one goes on; each result is exactly what ``hash_password`` would have computed then
+    scrypt releases the GIL, so at start-up the hashes (tens of milliseconds of CPU each: the
+    figure is in bench/README.md, "Costs behind the code's choices") run on other cores while
+    this one goes on; each result is exactly what ``hash_password`` would have computed then
     (same parameters, its own random salt). A password listed n times gets n hashes; hashes already
     started for it count (calling this twice with the same list starts nothing the second time).
     """

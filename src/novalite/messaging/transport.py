@@ -63,7 +63,7 @@ class Transport:
     @functools.cached_property
     def exchange(self) -> kombu.Exchange:
         """Made on first use: only a broker needs it (memory:// never does), and making the first one
-        loads much of kombu (~0.2 s of CPU at start-up)."""
+        loads much of kombu (a noticeable part of the start-up's CPU)."""
         return kombu.Exchange(self.prefix + "novalite", type="direct", durable=False)
 
     def connection(self) -> kombu.Connection:
