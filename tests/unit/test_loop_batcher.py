@@ -1,4 +1,4 @@
-"""``api.batching.LoopBatcher``: what queues while the worker is busy is processed as one batch;
+"""``batching.CallBatcher``: what queues while the worker is busy is processed as one batch;
 each submitter gets its own result or exception; a failing ``process`` fails only its batch;
 ``stop`` finishes what is queued, and a later ``submit`` starts a new worker."""
 
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from novalite.api.batching import LoopBatcher
+from novalite.batching import CallBatcher
 from novalite.errors import BadRequest
 
 
@@ -33,7 +33,7 @@ class Recorder:
 
 def test_what_queues_meanwhile_is_one_batch_with_its_own_outcomes() -> None:
     rec = Recorder()
-    batcher: LoopBatcher[int, int] = LoopBatcher(rec.process, name="test-batch")
+    batcher: CallBatcher[int, int] = CallBatcher(rec.process, name="test-batch")
 
     async def main() -> list[int | BaseException]:
         rec.gate.clear()
@@ -54,7 +54,7 @@ def test_what_queues_meanwhile_is_one_batch_with_its_own_outcomes() -> None:
 
 def test_a_failing_process_fails_its_batch_and_the_worker_goes_on() -> None:
     rec = Recorder()
-    batcher: LoopBatcher[int, int] = LoopBatcher(rec.process, name="test-batch")
+    batcher: CallBatcher[int, int] = CallBatcher(rec.process, name="test-batch")
 
     async def main() -> int:
         with pytest.raises(RuntimeError, match="a bug in process"):
@@ -67,7 +67,7 @@ def test_a_failing_process_fails_its_batch_and_the_worker_goes_on() -> None:
 
 def test_stop_finishes_the_queue_and_submit_starts_again() -> None:
     rec = Recorder()
-    batcher: LoopBatcher[int, int] = LoopBatcher(rec.process, name="test-batch", max_batch=2)
+    batcher: CallBatcher[int, int] = CallBatcher(rec.process, name="test-batch", max_batch=2)
 
     async def main() -> list[int]:
         rec.gate.clear()
@@ -92,7 +92,7 @@ def test_stop_finishes_the_queue_and_submit_starts_again() -> None:
 
 def test_a_cancelled_submitter_does_not_disturb_the_others() -> None:
     rec = Recorder()
-    batcher: LoopBatcher[int, int] = LoopBatcher(rec.process, name="test-batch")
+    batcher: CallBatcher[int, int] = CallBatcher(rec.process, name="test-batch")
 
     async def main() -> int:
         rec.gate.clear()

@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.batching import LoopBatcher
 from novalite.api.common import (
     READ_POOL,
     in_thread,
@@ -23,6 +22,7 @@ from novalite.api.common import (
     warm_fast_validation,
 )
 from novalite.api.microversion import MAX_VERSION, V, request_version
+from novalite.batching import CallBatcher
 from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas import servers as schemas
 from novalite.compute_api.views import servers as views
@@ -58,7 +58,7 @@ def _create_batch(items: list[tuple[Runtime, CreateServerRequest]]) -> list[Crea
 
 
 # POST /servers' blocking part (checks, store, hand-off) for the creates that arrive together
-CREATES: LoopBatcher[tuple[Runtime, CreateServerRequest], CreateServerResult] = LoopBatcher(
+CREATES: CallBatcher[tuple[Runtime, CreateServerRequest], CreateServerResult] = CallBatcher(
     _create_batch, name="api-create"
 )
 

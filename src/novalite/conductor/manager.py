@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from novalite.batching import CastBatcher
 from novalite.compute import actions
 from novalite.compute.rpcapi import ComputeClient
-from novalite.conductor.batcher import Batcher
 from novalite.conductor.rpcapi import BuildInstances, ScheduleAndBuildInstances
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
@@ -41,7 +41,7 @@ class ConductorManager:
     ):
         self.db, self.scheduler, self.compute = db, scheduler, compute
         self.max_attempts = max_attempts
-        self.batcher: Batcher[ScheduleAndBuildInstances] = Batcher(
+        self.batcher: CastBatcher[ScheduleAndBuildInstances] = CastBatcher(
             self.schedule_batch, name="conductor-batcher"
         )
 
