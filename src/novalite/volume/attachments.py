@@ -19,7 +19,7 @@ from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import BadRequest, NotFound
-from novalite.volume.service import get_volume_row, invalid_volume
+from novalite.volume.records import get_volume_row, invalid_volume
 
 ATTACHABLE = ("available", "reserved", "in-use", "attaching", "detaching")
 

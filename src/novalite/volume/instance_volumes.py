@@ -22,7 +22,8 @@ from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import BadRequest
-from novalite.volume import attachments, service
+from novalite.image.service import get_image
+from novalite.volume import attachments, records
 from novalite.volume.storage import (
     RecordsOnlyStorage,
     VolumeStorage,
@@ -55,11 +56,9 @@ def _new_volume(s: Session, ctx: RequestContext, bdm: dict[str, Any], storage: V
     image_path = None
     if bdm.get("source_type") == "image":
         fields["imageRef"] = bdm.get("image_id")
-        from novalite.image.service import get_image
-
         image = get_image(s, ctx, str(bdm.get("image_id")))
         image_path = image.path if image is not None else None
-    vol = service.create_volume(s, ctx, fields)
+    vol = records.create_volume(s, ctx, fields)
     vol.location = (
         storage.create_from_image(vol.id, vol.size, image_path)
         if bdm.get("source_type") == "image"
@@ -104,7 +103,7 @@ def attach_for_instance(
             )
         if source == "volume":
             volume_id = str(bdm.get("volume_id") or "")
-            if service.get_volume(s, ctx, volume_id) is None:
+            if records.get_volume(s, ctx, volume_id) is None:
                 raise BadRequest(
                     f"Block Device Mapping is Invalid: failed to get volume {volume_id}.",
                     kind="InvalidBDMVolume",

@@ -17,7 +17,7 @@ from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import BadRequest
 from novalite.volume import attachments
 from novalite.volume.api import VolumeRequest, text
-from novalite.volume.service import invalid_volume
+from novalite.volume.records import invalid_volume
 from novalite.volume.storage import storage_for
 
 

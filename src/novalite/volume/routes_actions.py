@@ -16,7 +16,7 @@ from novalite.api.common import json_body, runtime
 from novalite.db.models.volume import Volume
 from novalite.errors import BadRequest, NotFound
 from novalite.volume import legacy_actions as legacy
-from novalite.volume import service
+from novalite.volume import records, service
 from novalite.volume.api import VolumeRequest, boolean, integer, metadata, respond, volume_request
 
 router = APIRouter()
@@ -75,10 +75,10 @@ def _retype(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> N
             "Invalid input received: new_type must be a volume type name or id.", kind="InvalidInput"
         )
     if vol.status not in ("available", "in-use"):
-        raise service.invalid_volume(
+        raise records.invalid_volume(
             f"Volume {vol.id} status must be available or in-use, but current status is: {vol.status}."
         )
-    vol.volume_type_id = service.find_type(s, new_type, vr.ctx).id
+    vol.volume_type_id = records.find_type(s, new_type, vr.ctx).id
 
 
 def _bootable(rt: Any, s: Session, vr: VolumeRequest, vol: Volume, args: Any) -> None:
@@ -137,7 +137,7 @@ ACTIONS: dict[str, tuple[Handler, int]] = {
 def _run(request: Request, vr: VolumeRequest, volume_id: str, name: str, args: Any) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
-        vol = service.get_volume_row(s, vr.ctx, volume_id)  # 404 before any body check, as Cinder
+        vol = records.get_volume_row(s, vr.ctx, volume_id)  # 404 before any body check, as Cinder
         if name not in ACTIONS:
             raise BadRequest(f"There is no such action: {name}", kind="InvalidInput")
         handler, status = ACTIONS[name]

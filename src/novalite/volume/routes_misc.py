@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, runtime
 from novalite.db.base import utcnow
 from novalite.errors import PolicyNotAuthorized
-from novalite.volume import quotas, service
+from novalite.volume import quotas, records
 from novalite.volume.api import VolumeRequest, boolean, respond, section, volume_request
 
 router = APIRouter()
@@ -25,10 +25,10 @@ def _quota_project(vr: VolumeRequest, project_id: str) -> None:
 def _quota_set(project_id: str, limits: dict[str, int], used: dict[str, int] | None) -> dict[str, Any]:
     values: dict[str, int] = dict(limits)
     for resource in quotas.TYPED:
-        values[f"{resource}_{service.DEFAULT_TYPE}"] = -1
+        values[f"{resource}_{records.DEFAULT_TYPE}"] = -1
     out: dict[str, Any] = {"id": project_id}
     for key, limit in values.items():
-        base = key.split("_" + service.DEFAULT_TYPE)[0]
+        base = key.split("_" + records.DEFAULT_TYPE)[0]
         out[key] = (
             limit
             if used is None

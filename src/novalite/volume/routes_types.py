@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, runtime
 from novalite.db.models.volume import Volume, VolumeType, VolumeTypeAccess
 from novalite.errors import BadRequest, Conflict, NotFound
-from novalite.volume import service
+from novalite.volume import records
 from novalite.volume.api import VolumeRequest, boolean, respond, section, text, volume_request
 from novalite.volume.views import type_view
 
@@ -22,8 +22,8 @@ MANAGE = "volume_extension:types_manage"
 
 
 def _get(s: Session, vr: VolumeRequest, type_id: str) -> VolumeType:
-    vtype = service.ensure_default_type(s) if type_id == "default" else s.get(VolumeType, type_id)
-    if vtype is None or not service.type_visible(s, vr.ctx, vtype):
+    vtype = records.ensure_default_type(s) if type_id == "default" else s.get(VolumeType, type_id)
+    if vtype is None or not records.type_visible(s, vr.ctx, vtype):
         raise NotFound(f"Volume type {type_id} could not be found.", kind="VolumeTypeNotFound")
     return vtype
 
@@ -43,10 +43,10 @@ def _specs(value: Any) -> dict[str, str]:
 @router.get("/types")
 def list_types(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
     with runtime(request).db.session() as s:
-        service.ensure_default_type(s)
+        records.ensure_default_type(s)
         q = select(VolumeType).order_by(VolumeType.created_at, VolumeType.name)
         items = [
-            type_view(t, admin=vr.ctx.is_admin) for t in s.scalars(q) if service.type_visible(s, vr.ctx, t)
+            type_view(t, admin=vr.ctx.is_admin) for t in s.scalars(q) if records.type_visible(s, vr.ctx, t)
         ]
     return respond(vr, {"volume_types": items})
 
@@ -87,7 +87,7 @@ def _update_type(request: Request, vr: VolumeRequest, type_id: str, changes: dic
     with runtime(request).db.session() as s:
         vtype = _get(s, vr, type_id)
         if "name" in changes and changes["name"] != vtype.name:
-            if vtype.name == service.DEFAULT_TYPE:
+            if vtype.name == records.DEFAULT_TYPE:
                 raise BadRequest("The default volume type can not be renamed.", kind="InvalidVolumeType")
             if s.scalars(select(VolumeType).where(VolumeType.name == changes["name"])).first() is not None:
                 raise Conflict(f"Volume Type {changes['name']} already exists.", kind="VolumeTypeExists")
@@ -130,7 +130,7 @@ def delete_type(type_id: str, request: Request, vr: VolumeRequest = Depends(volu
     vr.ctx.require_admin(MANAGE)
     with runtime(request).db.session() as s:
         vtype = _get(s, vr, type_id)
-        if vtype.name == service.DEFAULT_TYPE:
+        if vtype.name == records.DEFAULT_TYPE:
             raise BadRequest("Default volume type can not be deleted.", kind="VolumeTypeDefaultDeletionError")
         if s.scalars(select(Volume.id).where(Volume.volume_type_id == vtype.id)).first() is not None:
             raise BadRequest("Target volume type is still in use.", kind="VolumeTypeInUse")

@@ -18,7 +18,7 @@ from novalite.api.common import json_body, runtime
 from novalite.api.microversion import V
 from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType
 from novalite.errors import BadRequest, NotFound
-from novalite.volume import quotas, service
+from novalite.volume import quotas, records, service
 from novalite.volume import views as v
 from novalite.volume.api import (
     VolumeRequest,
@@ -129,7 +129,7 @@ def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
     all_projects = boolean("all_tenants", request.query_params.get("all_tenants", "false"))
     with runtime(request).db.reader() as s:
         vols = _sort(
-            request, _filters(request, vr, service.visible_volumes(s, vr.ctx, all_projects=all_projects))
+            request, _filters(request, vr, records.visible_volumes(s, vr.ctx, all_projects=all_projects))
         )
         page, more = _page(request, vols)
         items = _details(request, s, vr, page) if detail else [v.volume_summary(request, x) for x in page]
@@ -161,7 +161,7 @@ def _show(
     extended: bool = True,
 ) -> JSONResponse:
     with runtime(request).db.reader() as s:
-        vol = service.get_volume_row(s, vr.ctx, volume_id)
+        vol = records.get_volume_row(s, vr.ctx, volume_id)
         body = v.volume_detail(
             request, s, vr.ctx, vr.version, vol, s.get(VolumeType, vol.volume_type_id), extended=extended
         )
@@ -173,7 +173,7 @@ def _show(
 @router.delete("/volumes/")
 def volume_without_id(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
     """An empty volume id names no volume (Cinder answers 404, not the collection)."""
-    raise service.volume_not_found("")
+    raise records.volume_not_found("")
 
 
 @router.get("/volumes/{volume_id}")
@@ -208,7 +208,7 @@ def _create_fields(body: Any) -> dict[str, Any]:
 def _create(request: Request, vr: VolumeRequest, fields: dict[str, Any]) -> JSONResponse:
     rt = runtime(request)
     with rt.db.serialized(quotas.quota_lock(vr.ctx.project_id)) as s:
-        volume_id = service.create_volume(s, vr.ctx, fields).id
+        volume_id = records.create_volume(s, vr.ctx, fields).id
     return _show(
         request, vr, volume_id, 202, BackgroundTask(service.finish_create, rt, volume_id), extended=False
     )
@@ -222,7 +222,7 @@ async def create_volume(request: Request, vr: VolumeRequest = Depends(volume_req
 
 def _update(request: Request, vr: VolumeRequest, volume_id: str, changes: dict[str, Any]) -> JSONResponse:
     with runtime(request).db.session() as s:
-        service.update_volume(service.get_volume_row(s, vr.ctx, volume_id), changes)
+        service.update_volume(records.get_volume_row(s, vr.ctx, volume_id), changes)
     return _show(request, vr, volume_id, extended=False)
 
 
@@ -258,7 +258,7 @@ def _metadata(
     request: Request, vr: VolumeRequest, volume_id: str, new: dict[str, str] | None, replace: bool
 ) -> JSONResponse:
     with runtime(request).db.session() as s:
-        vol = service.get_volume_row(s, vr.ctx, volume_id)
+        vol = records.get_volume_row(s, vr.ctx, volume_id)
         if new is not None:
             vol.volume_metadata = dict(new) if replace else {**(vol.volume_metadata or {}), **new}
         return respond(vr, {"metadata": dict(vol.volume_metadata or {})})
@@ -294,7 +294,7 @@ def delete_metadata_key(
     volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
     with runtime(request).db.session() as s:
-        vol = service.get_volume_row(s, vr.ctx, volume_id)
+        vol = records.get_volume_row(s, vr.ctx, volume_id)
         meta = dict(vol.volume_metadata or {})
         if key not in meta:
             raise NotFound(
@@ -310,7 +310,7 @@ def show_metadata_key(
     volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
     with runtime(request).db.reader() as s:
-        meta = dict(service.get_volume_row(s, vr.ctx, volume_id).volume_metadata or {})
+        meta = dict(records.get_volume_row(s, vr.ctx, volume_id).volume_metadata or {})
     if key not in meta:
         raise NotFound(f"Volume {volume_id} has no metadata with key {key}.", kind="VolumeMetadataNotFound")
     return respond(vr, {"meta": {key: meta[key]}})
@@ -318,7 +318,7 @@ def show_metadata_key(
 
 def _set_key(request: Request, vr: VolumeRequest, volume_id: str, key: str, value: str) -> JSONResponse:
     with runtime(request).db.session() as s:
-        vol = service.get_volume_row(s, vr.ctx, volume_id)
+        vol = records.get_volume_row(s, vr.ctx, volume_id)
         vol.volume_metadata = {**(vol.volume_metadata or {}), key: value}
     return respond(vr, {"meta": {key: value}})
 
