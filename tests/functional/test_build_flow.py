@@ -347,7 +347,7 @@ def test_stop_abandons_slow_builds_and_the_next_start_fails_them(tmp_path: Any) 
 
 def test_a_batch_of_requests_shares_capacity_without_double_claims(stack_factory: Any) -> None:
     from novalite.db.models.compute import RequestSpec
-    from novalite.scheduler.service import NoValidHost, ScheduleRequest
+    from novalite.scheduler.service import Placed, ScheduleRequest, Unplaced
 
     api = stack_factory(fake_hosts=2, fake_host_ram_mb=1024)
     flavor = dict(h.TINY, memory_mb=1024)
@@ -359,8 +359,8 @@ def test_a_batch_of_requests_shares_capacity_without_double_claims(stack_factory
         }
     requests = [ScheduleRequest(docs[u], (u,), api.ids["demo_project"], api.ids["demo_user"]) for u in uuids]
     outcomes = api.runtime.services.scheduler.select_batch(requests)
-    placed = [o for o in outcomes if not isinstance(o, NoValidHost)]
-    assert len(placed) == 2 and isinstance(outcomes[2], NoValidHost)
+    placed = [o.hosts for o in outcomes if isinstance(o, Placed)]
+    assert len(placed) == 2 and isinstance(outcomes[2], Unplaced)
     hosts = [dests[0].host for o in placed for dests in o.values()]
     assert sorted(hosts) == ["fake-host-1", "fake-host-2"]
     assert [list(h.allocations_by_host(api, u)) for u in uuids] == [[hosts[0]], [hosts[1]], []]

@@ -113,16 +113,16 @@ def test_default_filters_come_from_the_registry() -> None:
     assert dataclasses.is_dataclass(request())
 
 
-def test_destination_to_dict_matches_asdict_and_round_trips() -> None:
-    """``Destination.to_dict`` is written out by hand; it must stay what ``asdict`` gives (a field
+def test_host_choice_to_dict_matches_asdict_and_round_trips() -> None:
+    """``HostChoice.to_dict`` is written out by hand; it must stay what ``asdict`` gives (a field
     added to the class and forgotten there fails here) and not share the allocation dicts."""
     import dataclasses
 
-    from novalite.scheduler.service import Destination
+    from novalite.scheduler.service import HostChoice
 
-    dest = Destination("host1", "node1", "uuid-1", {"rp-1": {"VCPU": 2, "MEMORY_MB": 512}}, "az1")
+    dest = HostChoice("host1", "node1", "uuid-1", {"rp-1": {"VCPU": 2, "MEMORY_MB": 512}}, "az1")
     out = dest.to_dict()
     assert out == dataclasses.asdict(dest)
-    assert Destination.from_dict(out) == dest
+    assert HostChoice.from_dict(out) == dest
     out["allocation_request"]["rp-1"]["VCPU"] = 99
     assert dest.allocation_request["rp-1"]["VCPU"] == 2

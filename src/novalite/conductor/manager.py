@@ -24,7 +24,7 @@ from novalite.db.models.compute import Instance, RequestSpec
 from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import Message, context_from_dict, context_to_dict
 from novalite.placement import allocations
-from novalite.scheduler.service import Destination, NoValidHost, ScheduleRequest, SchedulerService
+from novalite.scheduler.service import HostChoice, Outcome, ScheduleRequest, SchedulerService, Unplaced
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
@@ -89,18 +89,18 @@ class ConductorManager:
             for _m, uuids in work
         ]
         try:
-            outcomes: list[Any] = self.scheduler.select_batch(requests)
+            outcomes: list[Outcome] = self.scheduler.select_batch(requests)
         except Exception as exc:  # the scheduler itself failed: nobody of this batch gets a host
             LOG.exception("scheduling a batch of %d requests failed", len(work))
-            outcomes = [NoValidHost(str(exc))] * len(work)
+            outcomes = [Unplaced(str(exc))] * len(work)
         for (msg, uuids), outcome in zip(work, outcomes, strict=True):
-            if isinstance(outcome, NoValidHost):
+            if isinstance(outcome, Unplaced):
                 LOG.info("scheduling %s failed: %s", uuids, outcome.message)
                 self.bury(uuids, outcome.message, outcome.message)
                 continue
             ctx = context_from_dict(msg.context)
             for uuid in uuids:
-                dests = outcome.get(uuid)
+                dests = outcome.hosts.get(uuid)
                 if dests:
                     args = {**msg.build_args, "instance_group": docs[uuid].get("instance_group")}
                     self._cast_build(ctx, uuid, dests[0], dests[1:], args, attempt=1, failures=[])
@@ -114,8 +114,8 @@ class ConductorManager:
         self,
         ctx: RequestContext,
         uuid: str,
-        dest: Destination,
-        alternates: Sequence[Destination],
+        dest: HostChoice,
+        alternates: Sequence[HostChoice],
         build_args: dict[str, Any],
         *,
         attempt: int,
@@ -136,7 +136,7 @@ class ConductorManager:
     def build_instances(self, msg: BuildInstances) -> None:
         """Claim the next alternate and build there; exhausted -> ERROR naming every host's failure."""
         ctx = context_from_dict(msg.context)
-        alternates = [Destination.from_dict(a) for a in msg.alternates]
+        alternates = [HostChoice.from_dict(a) for a in msg.alternates]
         if msg.attempt <= self.max_attempts:
             try:
                 outcome = self.db.write(lambda s: _take_alternate(s, msg.instance_uuid, alternates))
@@ -211,8 +211,8 @@ def _owner(s: Session, uuid: str) -> tuple[str, str] | None:
 
 
 def _take_alternate(
-    s: Session, uuid: str, alternates: list[Destination]
-) -> tuple[Destination | None, list[Destination]] | None:
+    s: Session, uuid: str, alternates: list[HostChoice]
+) -> tuple[HostChoice | None, list[HostChoice]] | None:
     """Claim the first alternate that still fits (and record its zone); None when the instance
     is no longer waiting for a host (its allocations, if any, are released)."""
     owner = _owner(s, uuid)
@@ -231,8 +231,8 @@ def _take_alternate(
 
 
 def _claim_alternate(
-    s: Session, uuid: str, owner: tuple[str, str], alternates: list[Destination]
-) -> tuple[Destination | None, list[Destination]]:
+    s: Session, uuid: str, owner: tuple[str, str], alternates: list[HostChoice]
+) -> tuple[HostChoice | None, list[HostChoice]]:
     consumer = allocations.ConsumerRef(uuid, owner[0], owner[1])
     for i, dest in enumerate(alternates):
         try:

@@ -1,9 +1,11 @@
-"""The scheduler service: turn RequestSpecs into claimed destinations.
+"""The scheduler service: turn RequestSpecs into claimed hosts.
 
-``select_destinations`` = read (candidates, host snapshots, group) -> plan (the pure
+``select_batch`` = read (candidates, host snapshots, group) -> plan (the pure
 ``runner.select_hosts``) -> commit (claim in placement, in ranked order, every instance of
-the request in one transaction: all-or-nothing). Errors leave no allocation behind and
-raise ``NoValidHost`` whose message names how many hosts each filter dropped.
+the request in one transaction: all-or-nothing). Each request's outcome is a value:
+``Placed`` (instance uuid -> [chosen, alternates...]) or ``Unplaced`` (nothing claimed; its
+reason names how many hosts each filter dropped). ``select_destinations`` is the one-request
+form that raises ``NoValidHost`` for an ``Unplaced``.
 """
 
 from __future__ import annotations
@@ -40,15 +42,17 @@ class NoValidHost(NovaliteError):
     status = 500
 
     def __init__(self, reason: str = ""):
-        super().__init__(
-            f"No valid host was found. {reason}".rstrip() if reason else "No valid host was found. ",
-            kind="NoValidHost",
-        )
+        super().__init__(_no_valid_host_message(reason), kind="NoValidHost")
+
+
+def _no_valid_host_message(reason: str) -> str:
+    return f"No valid host was found. {reason}".rstrip() if reason else "No valid host was found. "
 
 
 @dataclass(frozen=True)
-class Destination:
-    """Where one instance goes (or may go, as an alternate); JSON-able for messages."""
+class HostChoice:
+    """The host chosen for one instance (or one it may go to, as an alternate); JSON-able for
+    messages."""
 
     host: str
     node: str
@@ -67,7 +71,7 @@ class Destination:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Destination:
+    def from_dict(cls, d: Mapping[str, Any]) -> HostChoice:
         return cls(
             **{
                 k: d[k]
@@ -77,7 +81,7 @@ class Destination:
         )
 
     @classmethod
-    def of(cls, h: HostSnapshot) -> Destination:
+    def of(cls, h: HostSnapshot) -> HostChoice:
         return cls(
             host=h.host,
             node=h.node,
@@ -97,7 +101,30 @@ class ScheduleRequest:
     user_id: str
 
 
-Outcome = dict[str, list["Destination"]] | NoValidHost
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A request whose live instances are claimed: instance uuid -> [chosen, alternates...]
+    (instances deleted meanwhile are left out)."""
+
+    hosts: dict[str, list[HostChoice]]
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaced:
+    """A request that got no hosts (nothing of it claimed); ``message`` is what the instance
+    fault shows."""
+
+    reason: str = ""
+
+    @property
+    def message(self) -> str:
+        return _no_valid_host_message(self.reason)
+
+    def error(self) -> NoValidHost:
+        return NoValidHost(self.reason)
+
+
+Outcome = Placed | Unplaced
 
 
 @dataclass(frozen=True)
@@ -301,28 +328,25 @@ class SchedulerService:
     def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> Plan:
         return self.plan_batch([ScheduleRequest(doc, tuple(instance_uuids), "", "")])[0]
 
-    def _no_valid_host(self, plan: Plan, *, claim_failed: bool = False) -> NoValidHost:
-        try:
-            self._check_destination_exists(plan)
-        except NoValidHost as exc:
-            return exc
-        return NoValidHost(
+    def _unplaced(self, plan: Plan, *, claim_failed: bool = False) -> Unplaced:
+        return self._missing_destination(plan) or Unplaced(
             _reason(plan.selection, self.excluded_by_placement(plan), claim_failed=claim_failed)
         )
 
-    def _check_destination_exists(self, plan: Plan) -> None:
+    def _missing_destination(self, plan: Plan) -> Unplaced | None:
         """A forced or requested host/node that does not exist is "No such host" (§3.3 step 2)."""
         names = plan.query.provider_names
         if names is None or plan.found:
-            return
+            return None
         v = plan.view
         if not (v.force_hosts or v.force_nodes or v.requested_host or v.requested_node):
-            return
+            return None
         with self.db.reader() as s:
             if candidates.count_providers(s, names) == 0:
                 host = (v.force_hosts or (v.requested_host,))[0]
                 node = (v.force_nodes or (v.requested_node,))[0]
-                raise NoValidHost(f"No such host - host: {host} node: {node}")
+                return Unplaced(f"No such host - host: {host} node: {node}")
+        return None
 
     def excluded_by_placement(self, plan: Plan) -> int:
         """How many providers placement left out (counted only when a failure needs the figure)."""
@@ -332,21 +356,22 @@ class SchedulerService:
             return max(0, candidates.count_providers(s, plan.query.provider_names) - plan.found)
 
     def select_batch(self, requests: Sequence[ScheduleRequest]) -> list[Outcome]:
-        """Per request: instance uuid -> [chosen, alternates...] (claimed, the instance's AZ set in the
-        same transaction; instances deleted meanwhile left out), or the ``NoValidHost`` it got.
+        """Per request, ``Placed`` (instance uuid -> [chosen, alternates...], claimed, the instance's
+        AZ set in the same transaction; instances deleted meanwhile left out) or ``Unplaced``.
         Every request's claims are all-or-nothing; one transaction holds the whole batch."""
         plans = self.plan_batch(requests)
-        outcomes: list[Outcome] = [self._no_valid_host(p) if p.selection.error else {} for p in plans]
-        claimed: dict[int, dict[str, Destination]] = {}
-        pending = [i for i, o in enumerate(outcomes) if not isinstance(o, NoValidHost)]
+        outcomes: list[Outcome | None] = [self._unplaced(p) if p.selection.error else None for p in plans]
+        claimed: dict[int, dict[str, HostChoice]] = {}
+        pending = [i for i, o in enumerate(outcomes) if o is None]
+        lost: set[int] = set()
         if pending:
             lone = len(pending) == 1  # alone in the transaction: a lost claim rolls it all back
 
             def claim_pending(s: Session) -> None:  # run again from scratch by db.write after a deadlock
                 claimed.clear()
+                lost.clear()
                 for i in pending:
                     req, plan = requests[i], plans[i]
-                    outcomes[i] = {}
                     try:
                         with contextlib.nullcontext() if lone else savepoint(s):
                             claimed[i] = self._claim_all(
@@ -355,40 +380,41 @@ class SchedulerService:
                     except _ClaimLost:
                         if lone:
                             s.rollback()
-                        outcomes[i] = NoValidHost("")  # replaced below, outside the write transaction
+                        lost.add(i)  # its Unplaced is made below, outside the write transaction
 
             self.db.write(claim_pending)
         for i, plan in enumerate(plans):
             if i in claimed:
-                outcomes[i] = self._destinations(plan, claimed[i])
-            elif isinstance(outcomes[i], NoValidHost) and not plan.selection.error:
-                outcomes[i] = self._no_valid_host(plan, claim_failed=True)
-        return outcomes
+                outcomes[i] = Placed(self._host_lists(plan, claimed[i]))
+            elif i in lost:
+                outcomes[i] = self._unplaced(plan, claim_failed=True)
+        return [o if o is not None else Placed({}) for o in outcomes]
 
     def select_destinations(
         self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *, project_id: str, user_id: str
-    ) -> dict[str, list[Destination]]:
-        """``select_batch`` for one request; raises its ``NoValidHost``."""
+    ) -> dict[str, list[HostChoice]]:
+        """``select_batch`` for one request (its RequestSpec document as stored); raises
+        ``NoValidHost`` for an ``Unplaced``."""
         [outcome] = self.select_batch([ScheduleRequest(doc, tuple(instance_uuids), project_id, user_id)])
-        if isinstance(outcome, NoValidHost):
-            raise outcome
-        return outcome
+        if isinstance(outcome, Unplaced):
+            raise outcome.error()
+        return outcome.hosts
 
-    def _destinations(self, plan: Plan, chosen: dict[str, Destination]) -> dict[str, list[Destination]]:
+    def _host_lists(self, plan: Plan, chosen: dict[str, HostChoice]) -> dict[str, list[HostChoice]]:
         taken = {d.host for d in chosen.values()}
-        out: dict[str, list[Destination]] = {}
+        out: dict[str, list[HostChoice]] = {}
         for uuid, ranked in zip(plan.view.instance_uuids, plan.selection.ranked, strict=False):
             if uuid in chosen:
                 alts = runner.alternates(ranked, taken, max(0, self.settings.max_attempts - 1))
-                out[uuid] = [chosen[uuid], *(Destination.of(h) for h in alts)]
+                out[uuid] = [chosen[uuid], *(HostChoice.of(h) for h in alts)]
         return out
 
     def _claim_all(
         self, s: Session, view: RequestView, selection: Selection, *, project_id: str, user_id: str
-    ) -> dict[str, Destination]:
+    ) -> dict[str, HostChoice]:
         """Claims for every live instance; ``_ClaimLost`` when one cannot be placed (the caller's
         savepoint then undoes the others)."""
-        chosen: dict[str, Destination] = {}
+        chosen: dict[str, HostChoice] = {}
         for uuid, ranked in zip(view.instance_uuids, selection.ranked, strict=True):
             # the first choice's zone is written with the row lock; another host's after its claim
             zone = ranked[0].availability_zone if ranked else None
@@ -401,7 +427,7 @@ class SchedulerService:
                 except allocations.AllocationConflict as exc:
                     LOG.info("claim of %s on %s lost a race (%s); trying the next host", uuid, host.host, exc)
                     continue
-                chosen[uuid] = Destination.of(host)
+                chosen[uuid] = HostChoice.of(host)
                 if chosen[uuid].availability_zone != zone:
                     _SET_ZONE.run(
                         s, {"instance_uuid": uuid, "zone": chosen[uuid].availability_zone, "now": utcnow()}
