@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,14 +26,7 @@ StartHook = Callable[[Runtime], Callable[[], None]]
 
 
 def start_hooks() -> list[StartHook]:
-    from novalite.compute_api.routes import _load
-
-    out = []
-    for name in START_MODULES:
-        mod = _load(name)
-        if mod is not None:
-            out.append(mod.start)  # type: ignore[attr-defined]
-    return out
+    return [importlib.import_module(name).start for name in START_MODULES]
 
 
 def _routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:

@@ -3,6 +3,7 @@ then the clouds.yaml entries. Safe to run on every start: it only adds what is m
 
 from __future__ import annotations
 
+import importlib
 import logging
 import string
 from collections.abc import Callable
@@ -33,14 +34,7 @@ Seeder = Callable[[Any, Session, dict[str, str]], None]
 
 
 def seeders() -> list[Seeder]:
-    from novalite.compute_api.routes import _load
-
-    out = []
-    for name in SEEDER_MODULES:
-        mod = _load(name)
-        if mod is not None and hasattr(mod, "seed"):
-            out.append(mod.seed)
-    return out
+    return [importlib.import_module(name).seed for name in SEEDER_MODULES]
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, cast
 
@@ -11,8 +10,12 @@ from sqlalchemy.orm import Session
 
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
+from novalite.db.models.network import Port
+from novalite.db.models.volume import VolumeAttachment
 from novalite.domain.states import PowerState, VmState
+from novalite.network import service as network
 from novalite.placement import allocations
+from novalite.volume import service as volume
 
 LOG = logging.getLogger(__name__)
 
@@ -24,42 +27,26 @@ def user_ports(requested_networks: Any) -> list[str]:
     return [str(r["port_id"]) for r in requested_networks if isinstance(r, dict) and r.get("port_id")]
 
 
-@functools.cache
-def _has_ports() -> Any:
-    from novalite.db.models.network import Port
-
-    table = cast(Table, Port.__table__)
-    return select(table.c.id).where(table.c.device_id == bindparam("instance_uuid")).limit(1)
-
-
-@functools.cache
-def _has_attachments() -> Any:
-    from novalite.db.models.volume import VolumeAttachment
-
-    table = cast(Table, VolumeAttachment.__table__)
-    return select(table.c.id).where(table.c.instance_uuid == bindparam("instance_uuid")).limit(1)
+_PORTS = cast(Table, Port.__table__)
+_HAS_PORTS = select(_PORTS.c.id).where(_PORTS.c.device_id == bindparam("instance_uuid")).limit(1)
+_ATTACHMENTS = cast(Table, VolumeAttachment.__table__)
+_HAS_ATTACHMENTS = (
+    select(_ATTACHMENTS.c.id).where(_ATTACHMENTS.c.instance_uuid == bindparam("instance_uuid")).limit(1)
+)
 
 
 def release_ports(s: Session, instance_uuid: str, requested_networks: Any) -> None:
-    try:
-        from novalite.network import service as network
-    except ModuleNotFoundError:  # pragma: no cover - networking not installed
-        return
-    if s.connection().execute(_has_ports(), {"instance_uuid": instance_uuid}).first() is None:
+    if s.connection().execute(_HAS_PORTS, {"instance_uuid": instance_uuid}).first() is None:
         return  # nothing bound to the instance (the common case: one indexed probe, no ORM load)
     network.release_ports_for_device(s, instance_uuid, keep=user_ports(requested_networks))
 
 
 def has_volumes(s: Session, instance_uuid: str) -> bool:
-    return s.connection().execute(_has_attachments(), {"instance_uuid": instance_uuid}).first() is not None
+    return s.connection().execute(_HAS_ATTACHMENTS, {"instance_uuid": instance_uuid}).first() is not None
 
 
 def release_volumes(s: Session, instance_uuid: str) -> None:
     """Detach the instance's volumes; those marked delete_on_termination are deleted."""
-    try:
-        from novalite.volume import service as volume
-    except ModuleNotFoundError:  # pragma: no cover - block storage not installed
-        return
     if not has_volumes(s, instance_uuid):
         return
     volume.detach_for_instance(s, instance_uuid=instance_uuid)

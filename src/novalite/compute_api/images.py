@@ -25,12 +25,12 @@ from novalite.api.common import (
     validate,
 )
 from novalite.api.microversion import V, request_version
-from novalite.compute_api.routes import _load
 from novalite.context import RequestContext
 from novalite.db.models.image import Image
 from novalite.errors import BadRequest, Forbidden, NotFound
 from novalite.image import listing, service, store
 from novalite.image.views import iso
+from novalite.services import quotas
 
 
 def _images_available(request: Request) -> None:
@@ -251,9 +251,6 @@ def metadata_show(
 
 
 def _metadata_limit(s: Session, project_id: str) -> int:
-    quotas: Any = _load("novalite.services.quotas")
-    if quotas is None or not hasattr(quotas, "effective_limits"):
-        return DEFAULT_METADATA_ITEMS
     limit = quotas.effective_limits(s, project_id).get("metadata_items", DEFAULT_METADATA_ITEMS)
     return int(limit)
 

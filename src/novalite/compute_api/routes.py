@@ -39,28 +39,13 @@ SERVICE_MODULES = [
 ]
 
 
-def _load(name: str) -> object | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):  # not written yet
-            return None
-        raise
-
-
 def routers() -> list[APIRouter]:
-    out = []
-    for name in COMPUTE_MODULES:
-        mod = _load(name)
-        if mod is not None:
-            out.append(mod.router)  # type: ignore[attr-defined]
-    return out
+    return [importlib.import_module(name).router for name in COMPUTE_MODULES]
 
 
 def service_routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:
     out = []
     for name in SERVICE_MODULES:
-        mod = _load(name)
-        if mod is not None:
-            out.append((mod.router, getattr(mod, "CATALOG", None)))  # type: ignore[attr-defined]
+        mod = importlib.import_module(name)
+        out.append((mod.router, getattr(mod, "CATALOG", None)))
     return out

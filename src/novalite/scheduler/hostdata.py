@@ -1,15 +1,12 @@
 """Read the scheduler's inputs from the database: host snapshots, server groups, aggregates.
 
-Batched: one query per table for the whole candidate list, never one per host. Host
-aggregates and server groups belong to other modules (``db.models.aggregates``,
-``db.models.server_groups``); when those are not installed the lookups return nothing.
+Batched: one query per table for the whole candidate list, never one per host.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,67 +17,39 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from novalite.db.base import utcnow
+from novalite.db.models.aggregates import Aggregate, AggregateHost, AggregateMetadata
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvider, Service
+from novalite.db.models.server_groups import InstanceGroup, InstanceGroupMember
 from novalite.placement.candidates import Candidate, ResourceQuery, candidates_from_rows, prepare
 from novalite.scheduler.snapshots import AggregateSnapshot, GroupView, HostSnapshot
 
-
-def _model(module: str, *names: str) -> Any:
-    try:
-        mod = importlib.import_module(f"novalite.db.models.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"novalite.db.models.{module}":
-            return None
-        raise
-    for name in names:
-        if hasattr(mod, name):
-            return getattr(mod, name)
-    return None
-
-
-@functools.lru_cache(maxsize=8)
-def _aggregates_query(agg_cls: Any, host_cls: Any, by_host: bool) -> Any:
-    q = select(agg_cls, host_cls.host).join(host_cls, host_cls.aggregate_id == agg_cls.id)
-    if hasattr(agg_cls, "deleted"):
-        q = q.where(agg_cls.deleted.is_(False))
-    if by_host:
-        q = q.where(host_cls.host.in_(bindparam("hosts", expanding=True)))
-    return q
-
-
-@functools.lru_cache(maxsize=8)
-def _any_member(host_cls: Any) -> Any:
-    return select(host_cls.host).limit(1)
+_AGGREGATES = select(Aggregate, AggregateHost.host).join(
+    AggregateHost, AggregateHost.aggregate_id == Aggregate.id
+)
+_HOST_AGGREGATES = _AGGREGATES.where(AggregateHost.host.in_(bindparam("hosts", expanding=True)))
+_ANY_MEMBER = select(AggregateHost.host).limit(1)
 
 
 def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str, list[AggregateSnapshot]]:
     """host -> its Nova host aggregates (with metadata, incl. ``availability_zone``)."""
-    agg_cls = _model("aggregates", "Aggregate")
-    host_cls = _model("aggregates", "AggregateHost")
-    meta_cls = _model("aggregates", "AggregateMetadata")
-    if agg_cls is None or host_cls is None:
-        return {}
-    if hosts is not None and s.connection().execute(_any_member(host_cls)).first() is None:
+    if hosts is not None and s.connection().execute(_ANY_MEMBER).first() is None:
         return {}  # no host is in any aggregate: skip the per-host lookup (ORM rows, long IN list)
-    q = _aggregates_query(agg_cls, host_cls, hosts is not None)
-    rows = s.execute(q, {"hosts": list(hosts)} if hosts is not None else {}).all()
-    meta: dict[Any, dict[str, str]] = {}
-    if meta_cls is not None and rows:
+    if hosts is None:
+        rows = s.execute(_AGGREGATES).all()
+    else:
+        rows = s.execute(_HOST_AGGREGATES, {"hosts": list(hosts)}).all()
+    meta: dict[int, dict[str, str]] = {}
+    if rows:
         ids = {agg.id for agg, _h in rows}
-        for m in s.scalars(select(meta_cls).where(meta_cls.aggregate_id.in_(ids))):
+        for m in s.scalars(select(AggregateMetadata).where(AggregateMetadata.aggregate_id.in_(ids))):
             meta.setdefault(m.aggregate_id, {})[m.key] = m.value
     out: dict[str, list[AggregateSnapshot]] = {}
     for agg, host in rows:
         md = dict(meta.get(agg.id, {}))
-        az = getattr(agg, "availability_zone", None)
-        if az and "availability_zone" not in md:
-            md["availability_zone"] = az
-        out.setdefault(host, []).append(
-            AggregateSnapshot(
-                uuid=str(getattr(agg, "uuid", agg.id)), name=str(getattr(agg, "name", "")), metadata=md
-            )
-        )
+        if agg.availability_zone and "availability_zone" not in md:
+            md["availability_zone"] = agg.availability_zone
+        out.setdefault(host, []).append(AggregateSnapshot(uuid=agg.uuid, name=agg.name, metadata=md))
     return out
 
 
@@ -94,38 +63,25 @@ def hosts_in_zone(s: Session, zone: str) -> list[str] | None:
     return [] if zone in zones else None
 
 
-@functools.lru_cache(maxsize=4)
-def _group_queries(group_cls: Any, member_cls: Any) -> tuple[Any, Any]:
-    """Core statements (no ORM entity loads) for the group row and its live members' hosts."""
-    table = group_cls.__table__
-    group = select(table).where(table.c.uuid == bindparam("group_uuid")).limit(1)
-    members = None
-    if member_cls is not None:
-        members = (
-            select(Instance.uuid, Instance.host)
-            .join(member_cls, member_cls.instance_uuid == Instance.uuid)
-            .where(member_cls.group_id == bindparam("group_id"), Instance.deleted.is_(False))
-        )
-    return group, members
+# Core statements (no ORM entity loads) for the group row and its live members' hosts
+_GROUP = select(InstanceGroup.__table__).where(InstanceGroup.uuid == bindparam("group_uuid")).limit(1)
+_GROUP_MEMBERS = (
+    select(Instance.uuid, Instance.host)
+    .join(InstanceGroupMember, InstanceGroupMember.instance_uuid == Instance.uuid)
+    .where(InstanceGroupMember.group_id == bindparam("group_id"), Instance.deleted.is_(False))
+)
 
 
 def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
     """The group's policy, rules and live members' hosts."""
     if not group_uuid:
         return None
-    group_cls = _model("server_groups", "InstanceGroup", "ServerGroup")
-    member_cls = _model("server_groups", "InstanceGroupMember", "ServerGroupMember")
-    if group_cls is None:
-        return None
-    group_q, members_q = _group_queries(group_cls, member_cls)
     conn = s.connection()
-    row = conn.execute(group_q, {"group_uuid": group_uuid}).first()
+    row = conn.execute(_GROUP, {"group_uuid": group_uuid}).first()
     if row is None:
         return None
     group = row._mapping
-    members: dict[str, str] = {}
-    if members_q is not None:
-        members = {str(u): str(h) for u, h in conn.execute(members_q, {"group_id": group["id"]}).all() if h}
+    members = {str(u): str(h) for u, h in conn.execute(_GROUP_MEMBERS, {"group_id": group["id"]}).all() if h}
     policy = group.get("policy") or (group.get("policies") or [""])[0]
     return GroupView(
         uuid=group_uuid, policy=str(policy), rules=dict(group.get("rules") or {}), member_hosts=members

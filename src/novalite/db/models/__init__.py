@@ -18,8 +18,4 @@ MODEL_MODULES = [
 ]
 
 for _name in MODEL_MODULES:
-    try:
-        importlib.import_module(f"novalite.db.models.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"novalite.db.models.{_name}":
-            raise
+    importlib.import_module(f"novalite.db.models.{_name}")

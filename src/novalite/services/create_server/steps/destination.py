@@ -51,12 +51,7 @@ def reconcile_forced_host_zone(s: Session, dest: Destination) -> Destination:
     if dest.forced_host is None or dest.availability_zone is None:
         return dest
     zones = lookups.host_aggregate_zones(s, dest.forced_host)
-    keep = (
-        zones is None
-        or dest.availability_zone in zones
-        or (dest.availability_zone == lookups.DEFAULT_AZ and not zones)
-    )
-    if keep:
+    if dest.availability_zone in zones or (dest.availability_zone == lookups.DEFAULT_AZ and not zones):
         return dest
     return Destination(availability_zone=None, forced_host=dest.forced_host, forced_node=dest.forced_node)
 
@@ -73,6 +68,6 @@ def check_requested_destination(s: Session, dest: Destination) -> None:
     """§2.3 #1: the 2.74 host/node must exist (ComputeHostNotFound, 400)."""
     if dest.requested_host is None and dest.requested_node is None:
         return
-    if lookups.compute_host_exists(s, dest.requested_host, dest.requested_node) is False:
+    if not lookups.compute_host_exists(s, dest.requested_host, dest.requested_node):
         name = dest.requested_host or dest.requested_node
         raise BadRequest(f"Compute host {name} could not be found.", kind="ComputeHostNotFound")
