@@ -15,12 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import TAG, UUID
 from novalite.compute_api.server_actions import record_action
 from novalite.context import RequestContext
 from novalite.errors import BadRequest
 from novalite.services import server_devices as devices
+from novalite.services import server_queries as queries
 
 router = APIRouter(prefix="/compute/v2.1")
 _BASE = "/servers/{server_id}/os-interface"
@@ -74,7 +74,7 @@ def list_interfaces(
 ) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         items = devices.list_interfaces(s, inst)
     return {"interfaceAttachments": [interface_view(i, version) for i in items]}
 
@@ -85,7 +85,7 @@ def show_interface(
 ) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         iface = devices.get_interface(s, inst, port_id)
     return {"interfaceAttachment": interface_view(iface, version)}
 
@@ -99,7 +99,7 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
     if fixed_ips and not net_id:
         raise BadRequest("Must input network_id when request IP address")
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         iface = devices.attach_interface(
             s,
             ctx,
@@ -124,7 +124,7 @@ async def attach_interface(
 
 def _detach(request: Request, ctx: RequestContext, server_id: str, port_id: str) -> None:
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         devices.detach_interface(s, ctx, inst, port_id)
         record_action(s, ctx, inst, "detach_interface", event="compute_detach_interface")
 

@@ -20,11 +20,11 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime
 from novalite.api.microversion import V, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, Port, PortSecurityGroup, SecurityGroup, SecurityGroupRule
 from novalite.errors import BadRequest, NotFound, NovaliteError
 from novalite.network import networks, security_groups
+from novalite.services import server_queries as queries
 
 NETWORK_FIELDS = (
     "id",
@@ -344,7 +344,7 @@ def server_groups(
     server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         q = (
             select(SecurityGroup)
             .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)

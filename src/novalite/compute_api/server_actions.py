@@ -20,13 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import NAME_PATTERN
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
+from novalite.services import server_queries as queries
 
 router = APIRouter(prefix="/compute/v2.1")
 
@@ -262,7 +262,7 @@ def change_security_group(s: Session, inst: Instance, name: str, *, add: bool) -
 def perform(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
     name = next(iter(body))
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         if name in TRANSITIONS:
             apply_transition(s, ctx, inst, TRANSITIONS[name])
         elif name == "reboot":

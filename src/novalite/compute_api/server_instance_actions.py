@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import compute_links, json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.views.servers import host_id
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
 from novalite.errors import BadRequest, NotFound
+from novalite.services import server_queries as queries
 
 router = APIRouter()  # included by server_subresources under /compute/v2.1
 _SERVER = "/servers/{server_id}"
@@ -68,7 +68,7 @@ def _event_view(
 
 def _actions_instance(s: Session, request: Request, ctx: RequestContext, server_id: str) -> Instance:
     deleted_ok = request_version(request) >= V(2, 21)  # 2.21: actions of deleted servers
-    return sq.get_instance(s, ctx, server_id, read_deleted=deleted_ok)
+    return queries.get_instance(s, ctx, server_id, read_deleted=deleted_ok)
 
 
 def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str) -> tuple[Any, int | None]:
@@ -84,10 +84,12 @@ def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str
             raise BadRequest(f"Invalid input for query parameters limit. Value: {params['limit']}.") from None
         if limit < 0:
             raise BadRequest(f"Invalid input for query parameters limit. Value: {limit}.")
-    since = sq.parse_time("changes-since", params["changes-since"]) if "changes-since" in params else None
+    since = (
+        queries.parse_time("changes-since", params["changes-since"]) if "changes-since" in params else None
+    )
     before = None
     if version >= V(2, 66) and "changes-before" in params:
-        before = sq.parse_time("changes-before", params["changes-before"])
+        before = queries.parse_time("changes-before", params["changes-before"])
     if since and before and before < since:
         raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
     if since:

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 
 from novalite.api.common import runtime, validate
 from novalite.api.microversion import V, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.server_actions import (
     Transition,
     apply_transition,
@@ -28,6 +27,7 @@ from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.domain.states import PowerState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound
+from novalite.services import server_queries as queries
 
 CONSOLE_LINES = 50
 
@@ -52,7 +52,7 @@ def reset_state(request: Request, ctx: RequestContext, server_id: str, body: dic
         body,
     )
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         inst.vm_state = VmState.ACTIVE if body["os-resetState"]["state"] == "active" else VmState.ERROR
         inst.task_state, inst.updated_at = None, utcnow()
         record_action(s, ctx, inst, "resetState", event=None)
@@ -63,7 +63,7 @@ def _admin_noop(rule: str) -> Any:
         """Admin: nothing to redo on a simulated host; the server must exist."""
         ctx.require_admin(rule)
         with runtime(request).db.reader() as s:
-            sq.get_instance(s, ctx, server_id)
+            queries.get_instance(s, ctx, server_id)
 
     return handler
 
@@ -72,7 +72,7 @@ def force_delete(request: Request, ctx: RequestContext, server_id: str, body: di
     """Delete now, in any state (there is no deferred delete here, so this is DELETE)."""
     rt = runtime(request)
     with rt.db.reader() as s:
-        check_not_locked(ctx, sq.get_instance(s, ctx, server_id))
+        check_not_locked(ctx, queries.get_instance(s, ctx, server_id))
     rt.services.require_compute_api().delete_instance(ctx, server_id)
 
 
@@ -91,7 +91,7 @@ CHANGE_PASSWORD = Transition("changePassword", (VmState.ACTIVE,), None, PowerSta
 def _transition(t: Transition) -> Any:
     def handler(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
         with runtime(request).db.session() as s:
-            apply_transition(s, ctx, sq.get_instance(s, ctx, server_id), t)
+            apply_transition(s, ctx, queries.get_instance(s, ctx, server_id), t)
 
     return handler
 
@@ -100,7 +100,7 @@ def trigger_crash_dump(request: Request, ctx: RequestContext, server_id: str, bo
     if request_version(request) < V(2, 17):  # 2.17: trigger_crash_dump
         raise NotFound("The resource could not be found.")
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
         check_state(inst, CRASH_DUMP)
         record_action(s, ctx, inst, "trigger_crash_dump", event="compute_trigger_crash_dump")
@@ -116,7 +116,7 @@ def console_output(request: Request, ctx: RequestContext, server_id: str, body: 
     length_schema = {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$", "minimum": -1}
     validate(_body_schema("os-getConsoleOutput", {"length": length_schema}, []), body)
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
     if inst.host is None or inst.vm_state == VmState.BUILDING:
         raise Conflict(f"Instance {server_id} is not ready", kind="InstanceNotReady")
     lines = [
@@ -147,7 +147,7 @@ def rescue(request: Request, ctx: RequestContext, server_id: str, body: dict[str
     validate(schema, body)
     req = body["rescue"] or {}
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         if not inst.image_ref and request_version(request) < V(2, 87):  # 2.87: stable rescue of BFV servers
             raise BadRequest(
                 f"Cannot rescue a volume-backed instance {inst.uuid}", kind="InstanceNotRescuable"

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from novalite.api.common import runtime, validate
 from novalite.api.microversion import V, Version, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas import servers as schemas
 from novalite.compute_api.server_actions import (
     Transition,
@@ -34,6 +33,7 @@ from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata
 from novalite.domain.states import PowerState, VmState
 from novalite.errors import BadRequest
+from novalite.services import server_queries as queries
 from novalite.services.create_server.request import generate_password, normalize_ip
 
 REBUILD = Transition(
@@ -172,7 +172,7 @@ def rebuild(request: Request, ctx: RequestContext, server_id: str, body: dict[st
     password = req.get("adminPass") or generate_password()
     rt = runtime(request)
     with rt.db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
         check_state(inst, REBUILD)
         image = _check_image(s, ctx, inst, req["imageRef"])
@@ -185,8 +185,8 @@ def rebuild(request: Request, ctx: RequestContext, server_id: str, body: dict[st
         inst.launched_at = inst.launched_at or utcnow()
         record_action(s, ctx, inst, "rebuild", event="compute_rebuild_instance")
     with rt.db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
-        extras = sq.load_extras(s, [inst], server_groups=True)[inst.uuid]
+        inst = queries.get_instance(s, ctx, server_id)
+        extras = queries.load_extras(s, [inst], server_groups=True)[inst.uuid]
     view = views.server_rebuild_view(request, inst, extras, version=version, ctx=ctx, admin_pass=password)
     return JSONResponse({"server": view}, status_code=202)
 

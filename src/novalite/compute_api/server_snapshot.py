@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse
 
 from novalite.api.common import runtime, validate
 from novalite.api.microversion import V, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import METADATA, NAME
 from novalite.compute_api.server_actions import (
     Transition,
@@ -31,6 +30,7 @@ from novalite.compute_api.server_actions import (
 from novalite.context import RequestContext
 from novalite.domain.states import PowerState, VmState
 from novalite.errors import Conflict
+from novalite.services import server_queries as queries
 
 SNAPSHOT = Transition(
     "createImage",
@@ -83,7 +83,7 @@ def _new_image(
     from novalite.image import service as images
 
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
         check_state(inst, SNAPSHOT)
         if not inst.image_ref:
@@ -130,7 +130,7 @@ def _snapshot(
         Path(base_path).read_bytes() if base_path and Path(base_path).is_file() else images.tiny_image_bytes()
     )
     with runtime(request).db.reader() as s:
-        owner = sq.get_instance(s, ctx, server_id).project_id
+        owner = queries.get_instance(s, ctx, server_id).project_id
     images.upload_bytes(
         runtime(request),
         RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",)),
@@ -166,7 +166,7 @@ def _rotate(request: Request, ctx: RequestContext, server_id: str, backup_type: 
         return Image.props.any((ImageProperty.name == name) & (ImageProperty.value == value))
 
     with runtime(request).db.session() as s:
-        owner = sq.get_instance(s, ctx, server_id).project_id
+        owner = queries.get_instance(s, ctx, server_id).project_id
         ids = list(
             s.scalars(
                 select(Image.id)
@@ -195,7 +195,7 @@ def create_backup(request: Request, ctx: RequestContext, server_id: str, body: d
         )
     else:
         with runtime(request).db.reader() as s:
-            inst = sq.get_instance(s, ctx, server_id)
+            inst = queries.get_instance(s, ctx, server_id)
             check_not_locked(ctx, inst)
             check_state(inst, SNAPSHOT)
     _rotate(request, ctx, server_id, str(req["backup_type"]), rotation)

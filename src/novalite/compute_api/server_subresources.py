@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import compute_links, json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import server_instance_actions as instance_actions
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import METADATA, TAG
 from novalite.compute_api.server_actions import check_not_locked
 from novalite.context import RequestContext
@@ -24,6 +23,7 @@ from novalite.db.models.compute import (
 )
 from novalite.domain.states import VmState
 from novalite.errors import BadRequest, Conflict, NotFound
+from novalite.services import server_queries as queries
 
 router = APIRouter(prefix="/compute/v2.1")
 
@@ -70,7 +70,7 @@ def _write_metadata(
     from novalite.services import quotas
 
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         _writable(ctx, inst, "update_metadata")
         current = {} if replace else _metadata(s, inst.uuid)
         merged = {**current, **new}
@@ -85,7 +85,7 @@ def list_metadata(
     server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         return {"metadata": _metadata(s, inst.uuid)}
 
 
@@ -116,7 +116,7 @@ def show_metadata_item(
     server_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         meta = _metadata(s, inst.uuid)
     if key not in meta:
         raise NotFound("Metadata item was not found")
@@ -142,7 +142,7 @@ def delete_metadata_item(
     server_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> Response:
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         if key not in _metadata(s, inst.uuid):
             raise NotFound("Metadata item was not found")
         _writable(ctx, inst, "delete_instance_metadata")
@@ -193,7 +193,7 @@ def list_tags(
 ) -> dict[str, Any]:
     _require_tags_version(request)
     with runtime(request).db.reader() as s:
-        return {"tags": _tags(s, sq.get_instance(s, ctx, server_id).uuid)}
+        return {"tags": _tags(s, queries.get_instance(s, ctx, server_id).uuid)}
 
 
 @router.put(_SERVER + "/tags")
@@ -207,7 +207,7 @@ async def replace_tags(
 
     def work() -> dict[str, Any]:
         with runtime(request).db.session() as s:
-            inst = sq.get_instance(s, ctx, server_id)
+            inst = queries.get_instance(s, ctx, server_id)
             _writable(ctx, inst, "update tags")
             s.execute(delete(InstanceTag).where(InstanceTag.instance_uuid == inst.uuid))
             s.add_all(InstanceTag(instance_uuid=inst.uuid, tag=t) for t in tags)
@@ -220,7 +220,7 @@ async def replace_tags(
 def delete_tags(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     _require_tags_version(request)
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         _writable(ctx, inst, "delete tags")
         s.execute(delete(InstanceTag).where(InstanceTag.instance_uuid == inst.uuid))
     return Response(status_code=204)
@@ -236,7 +236,7 @@ def check_tag(
 ) -> Response:
     _require_tags_version(request)
     with runtime(request).db.reader() as s:
-        if tag not in _tags(s, sq.get_instance(s, ctx, server_id).uuid):
+        if tag not in _tags(s, queries.get_instance(s, ctx, server_id).uuid):
             raise _tag_missing(server_id, tag)
     return Response(status_code=204)
 
@@ -248,7 +248,7 @@ def add_tag(
     _require_tags_version(request)
     _check_tag(tag)
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         _writable(ctx, inst, "update tag")
         tags = _tags(s, inst.uuid)
         if tag in tags:
@@ -266,7 +266,7 @@ def delete_tag(
 ) -> Response:
     _require_tags_version(request)
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         _writable(ctx, inst, "delete tag")
         if tag not in _tags(s, inst.uuid):
             raise _tag_missing(server_id, tag)
@@ -279,8 +279,8 @@ def delete_tag(
 
 def _addresses(request: Request, ctx: RequestContext, server_id: str) -> dict[str, list[dict[str, Any]]]:
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
-        extras = sq.load_extras(s, [inst])[inst.uuid]
+        inst = queries.get_instance(s, ctx, server_id)
+        extras = queries.load_extras(s, [inst])[inst.uuid]
     if inst.vm_state == VmState.BUILDING:
         return {}
     return {
@@ -317,7 +317,7 @@ def get_password(
 ) -> dict[str, Any]:
     """The encrypted password the guest posted (system metadata), or ``""``."""
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         return {"password": (inst.system_metadata or {}).get(PASSWORD_KEY, "")}
 
 
@@ -326,7 +326,7 @@ def clear_password(
     server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> Response:
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items() if k != PASSWORD_KEY}
     return Response(status_code=204)
 

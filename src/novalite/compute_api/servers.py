@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import ColumnElement, or_
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import (
@@ -23,21 +22,19 @@ from novalite.api.common import (
 )
 from novalite.api.microversion import MAX_VERSION, V, request_version
 from novalite.batching import CallBatcher
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas import servers as schemas
 from novalite.compute_api.views import servers as views
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
-from novalite.domain.states import states_for_status
-from novalite.errors import BadRequest, Conflict, Forbidden
+from novalite.errors import BadRequest, Conflict
 from novalite.runtime import Runtime
+from novalite.services import server_queries as queries
 from novalite.services.create_server.pipeline import create_servers
 from novalite.services.create_server.request import (
     CreateServerRequest,
     CreateServerResult,
     normalize_ip,
-    to_bool,
 )
 
 LOG = logging.getLogger(__name__)
@@ -115,120 +112,20 @@ def _check_known(params: dict[str, list[str]], request: Request) -> None:
         )
 
 
-def _status_conditions(q: sq.ListQuery, values: list[str], ctx: RequestContext, request: Request) -> bool:
-    """Returns True when deleted servers were asked for (status=deleted, admins only)."""
-    conds: list[ColumnElement[bool]] = []
-    wants_deleted = False
-    for value in values:
-        if value.lower() == "deleted":
-            if not ctx.is_admin:
-                raise Forbidden("Only administrators may list deleted instances")
-            wants_deleted = True
-            conds.append(Instance.deleted.is_(True))
-            continue
-        states = states_for_status(value)
-        if states is None:
-            if schemas.status_filter_strict(request_version(request)):  # 2.38
-                raise BadRequest("Invalid status value")
-            q.empty = True
-            continue
-        for vm_state, task_state in states:
-            cond = Instance.vm_state == vm_state
-            conds.append(cond if task_state is None else (cond & (Instance.task_state == task_state)))
-    if conds:
-        q.conditions.append(or_(*conds))
-    return wants_deleted
-
-
-def _simple_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> None:
-    eq: dict[str, Any] = {
-        "reservation_id": Instance.reservation_id,
-        "image": Instance.image_ref,
-        "flavor": Instance.flavor_id,
-        "availability_zone": Instance.availability_zone,
-        "key_name": Instance.key_name,
-        "task_state": Instance.task_state,
-        "vm_state": Instance.vm_state,
-        "user_id": Instance.user_id,
-        "hostname": Instance.hostname,
-        "host": Instance.host,
-        "node": Instance.node,
-        "uuid": Instance.uuid,
-    }
-    for key, column in eq.items():
-        if key in p:
-            q.conditions.append(column.in_(p[key]))
-    for key, int_column in (("power_state", Instance.power_state), ("progress", Instance.progress)):
-        if key in p:
-            try:
-                q.conditions.append(int_column.in_([int(v) for v in p[key]]))
-            except ValueError:
-                raise BadRequest(f"Invalid input for query parameters {key}. Value: {p[key][0]}.") from None
-    if "config_drive" in p:
-        wanted = to_bool(p["config_drive"][-1])
-        q.conditions.append(Instance.config_drive == "True" if wanted else Instance.config_drive != "True")
-    if "locked" in p:
-        q.conditions.append(Instance.locked.is_(to_bool(p["locked"][-1])))
-    if "name" in p:
-        q.conditions.append(sq.regex_condition(Instance.display_name, p["name"][-1]))
-    if "ip" in p:
-        q.conditions.append(sq.ip_condition(p["ip"][-1], v6_only=False))
-    if "ip6" in p:
-        q.conditions.append(sq.ip_condition(p["ip6"][-1], v6_only=True))
-    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
-        if key in p:
-            q.conditions.append(sq.tag_conditions(key, [t for v in p[key] for t in v.split(",") if t]))
-
-
-def _time_filters(q: sq.ListQuery, p: dict[str, list[str]]) -> bool:
-    since = sq.parse_time("changes-since", p["changes-since"][-1]) if "changes-since" in p else None
-    before = sq.parse_time("changes-before", p["changes-before"][-1]) if "changes-before" in p else None
-    if since and before and before < since:
-        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    if since:
-        q.conditions.append(Instance.updated_at >= since)
-    if before:
-        q.conditions.append(Instance.updated_at <= before)
-    for key in ("created_at", "launched_at", "terminated_at"):
-        if key in p:
-            q.conditions.append(getattr(Instance, key) >= sq.parse_time(key, p[key][-1]))
-    return since is not None or before is not None
-
-
-def _scope(q: sq.ListQuery, p: dict[str, list[str]], ctx: RequestContext) -> None:
-    """Own project only, unless an admin asks for all_tenants (then project_id/tenant_id narrow it)."""
-    all_tenants = "all_tenants" in p and p["all_tenants"][-1].lower() not in ("false", "0", "off", "no")
-    if not all_tenants:
-        q.conditions.append(Instance.project_id == ctx.project_id)
-        return
-    ctx.require_admin("os_compute_api:servers:detail:get_all_tenants")
-    project = (p.get("project_id") or p.get("tenant_id") or [""])[-1]
-    if project:
-        q.conditions.append(Instance.project_id == project)
-
-
-def build_list_query(request: Request, ctx: RequestContext) -> sq.ListQuery:
-    """Query parameters -> SQL (non-admins' disallowed filters are dropped, as Nova does)."""
+def build_list_query(request: Request, ctx: RequestContext) -> queries.ListQuery:
+    """Query parameters -> the list query (non-admins' disallowed filters are dropped, as Nova does)."""
     version = request_version(request)
     p = _params(request)
     _check_known(p, request)
-    q = sq.ListQuery()
-    q.limit, q.marker = parse_limit(request)
-    q.sort = sq.parse_sort(ctx, p.pop("sort_key", []), p.pop("sort_dir", []))
-    _scope(q, p, ctx)
-    if not ctx.is_admin:
-        p = {
-            k: v for k, v in p.items() if k in schemas.non_admin_filters(version) or k in ("limit", "marker")
-        }
-    wants_deleted = _status_conditions(q, p["status"], ctx, request) if "status" in p else False
-    include_deleted = _time_filters(q, p) or wants_deleted
-    if ctx.is_admin and "deleted" in p:
-        include_deleted = True
-        q.conditions.append(Instance.deleted.is_(to_bool(p["deleted"][-1])))
-    if not include_deleted:
-        q.conditions.append(Instance.deleted.is_(False))
-    _simple_filters(q, p)
-    return q
+    limit, marker = parse_limit(request)
+    return queries.build_list_query(
+        ctx,
+        p,
+        limit=limit,
+        marker=marker,
+        non_admin_filters=() if ctx.is_admin else schemas.non_admin_filters(version),
+        strict_status=schemas.status_filter_strict(version),  # 2.38
+    )
 
 
 def _down_time(request: Request, ctx: RequestContext) -> int | None:
@@ -242,12 +139,12 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
     items: list[dict[str, Any]]
     if detail:
         with runtime(request).db.reader() as s:
-            rows = sq.run_list(s, q)
-            extras = sq.load_extras(s, rows, down_time=_down_time(request, ctx))
+            rows = queries.run_list(s, q)
+            extras = queries.load_extras(s, rows, down_time=_down_time(request, ctx))
         items = [views.server_detail(request, i, extras[i.uuid], version=version, ctx=ctx) for i in rows]
     else:
         with runtime(request).db.reader() as s:
-            summary_rows = sq.run_summary_list(s, q)
+            summary_rows = queries.run_summary_list(s, q)
         items = views.server_summaries(request, summary_rows)
     out: dict[str, Any] = {"servers": items}
     links = next_link(request, "servers/detail" if detail else "servers", items, lambda x: x["id"], q.limit)
@@ -275,8 +172,10 @@ async def detail(request: Request, ctx: RequestContext = Depends(request_context
 def show_server(request: Request, ctx: RequestContext, instance_uuid: str) -> dict[str, Any]:
     """The full view of one server (shared by show, update and actions that answer with it)."""
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, instance_uuid)
-        extras = sq.load_extras(s, [inst], server_groups=True, down_time=_down_time(request, ctx))[inst.uuid]
+        inst = queries.get_instance(s, ctx, instance_uuid)
+        extras = queries.load_extras(s, [inst], server_groups=True, down_time=_down_time(request, ctx))[
+            inst.uuid
+        ]
     return {
         "server": views.server_detail(
             request, inst, extras, version=request_version(request), ctx=ctx, show=True
@@ -316,10 +215,10 @@ async def update(
 
     def work() -> dict[str, Any]:
         with runtime(request).db.session() as s:
-            _apply_update(sq.get_instance(s, ctx, server_id), body["server"])
+            _apply_update(queries.get_instance(s, ctx, server_id), body["server"])
         with runtime(request).db.reader() as s:
-            inst = sq.get_instance(s, ctx, server_id)
-            extras = sq.load_extras(s, [inst], server_groups=True)[inst.uuid]
+            inst = queries.get_instance(s, ctx, server_id)
+            extras = queries.load_extras(s, [inst], server_groups=True)[inst.uuid]
         return {
             "server": views.server_update_view(
                 request, inst, extras, version=request_version(request), ctx=ctx
@@ -334,7 +233,7 @@ def delete(server_id: str, request: Request, ctx: RequestContext = Depends(reque
     """204 in any state (BUILD included); 409 when locked and the caller is not an admin."""
     rt = runtime(request)
     with rt.db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {server_id} is locked", kind="InstanceIsLocked")
     compute = rt.services.compute_api
@@ -349,7 +248,7 @@ def _delete_locally(rt: Any, ctx: RequestContext, server_id: str) -> None:
     """Without a compute agent nothing runs the server: marking the row deleted is the whole job."""
     LOG.warning("no compute_api service; deleting %s in the database only", server_id)
     with rt.db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         now = utcnow()
         inst.vm_state, inst.task_state, inst.deleted = "deleted", None, True
         inst.deleted_at = inst.terminated_at = inst.updated_at = now

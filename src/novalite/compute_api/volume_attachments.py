@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
-from novalite.compute_api import servers_query as sq
 from novalite.compute_api.schemas.servers import TAG, UUID
 from novalite.compute_api.server_actions import record_action
 from novalite.context import RequestContext
 from novalite.errors import BadRequest
 from novalite.services import server_devices as devices
+from novalite.services import server_queries as queries
 
 router = APIRouter(prefix="/compute/v2.1")
 _BASE = "/servers/{server_id}/os-volume_attachments"
@@ -92,7 +92,7 @@ def list_attachments(
 ) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         items = devices.list_volumes(s, inst)
     return {"volumeAttachments": [attachment_view(d, version) for d in items]}
 
@@ -103,7 +103,7 @@ def show_attachment(
 ) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.reader() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         dev = devices.get_volume(s, inst, volume_id)
     return {"volumeAttachment": attachment_view(dev, version)}
 
@@ -111,7 +111,7 @@ def show_attachment(
 def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     version = request_version(request)
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         dev = devices.attach_volume(
             s,
             ctx,
@@ -147,7 +147,7 @@ def _update(
     version = request_version(request)
     new_id = spec["volumeId"]
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         if version >= V(2, 85) and new_id == volume_id:  # 2.85: an update of the same attachment
             _check_immutable(devices.get_volume(s, inst, volume_id), inst.uuid, spec)
             devices.update_volume(
@@ -175,7 +175,7 @@ async def update_attachment(
 
 def _detach(request: Request, ctx: RequestContext, server_id: str, volume_id: str) -> None:
     with runtime(request).db.session() as s:
-        inst = sq.get_instance(s, ctx, server_id)
+        inst = queries.get_instance(s, ctx, server_id)
         devices.detach_volume(s, ctx, inst, volume_id)
         record_action(s, ctx, inst, "detach_volume", event="compute_detach_volume")
 

@@ -2,6 +2,8 @@
 bulk loaders for what views need besides the row (metadata, tags, faults, addresses).
 
 The list never loads more than one page of rows: every filter, the sort and the marker are SQL.
+Routes parse the request (query parameters, limit and marker, what the microversion allows) and
+hand it to ``build_list_query``; the SQL is built here only.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,13 @@ from sqlalchemy.orm import Session
 from novalite.compute_api.views.servers import ServerExtras
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance, InstanceFault, InstanceMetadata, InstanceTag
+from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, SecurityGroup
+from novalite.db.models.placement import Service
+from novalite.db.models.server_groups import InstanceGroup, InstanceGroupMember
+from novalite.db.models.volume import VolumeAttachment
+from novalite.domain.states import states_for_status
 from novalite.errors import BadRequest, Forbidden, NotFound
+from novalite.services.create_server.request import to_bool
 
 SORT_KEYS = {
     "access_ip_v4",
@@ -233,8 +241,6 @@ def tag_conditions(name: str, tags: list[str]) -> ColumnElement[bool]:
 
 def ip_condition(pattern: str, *, v6_only: bool) -> ColumnElement[bool]:
     """Servers with a fixed IP matching the regex (ports of the embedded network service)."""
-    from novalite.db.models.network import Port, PortIP
-
     cond = regex_condition(PortIP.ip_address, pattern)
     if v6_only:
         cond = and_(cond, PortIP.ip_address.contains(":"))
@@ -252,6 +258,132 @@ def parse_time(name: str, value: str) -> dt.datetime:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
+
+
+# -- the list request ----------------------------------------------------------------------------
+
+
+def _status_conditions(q: ListQuery, values: list[str], ctx: RequestContext, *, strict_status: bool) -> bool:
+    """Returns True when deleted servers were asked for (status=deleted, admins only)."""
+    conds: list[ColumnElement[bool]] = []
+    wants_deleted = False
+    for value in values:
+        if value.lower() == "deleted":
+            if not ctx.is_admin:
+                raise Forbidden("Only administrators may list deleted instances")
+            wants_deleted = True
+            conds.append(Instance.deleted.is_(True))
+            continue
+        states = states_for_status(value)
+        if states is None:
+            if strict_status:
+                raise BadRequest("Invalid status value")
+            q.empty = True
+            continue
+        for vm_state, task_state in states:
+            cond = Instance.vm_state == vm_state
+            conds.append(cond if task_state is None else (cond & (Instance.task_state == task_state)))
+    if conds:
+        q.conditions.append(or_(*conds))
+    return wants_deleted
+
+
+def _simple_filters(q: ListQuery, p: dict[str, list[str]]) -> None:
+    eq: dict[str, Any] = {
+        "reservation_id": Instance.reservation_id,
+        "image": Instance.image_ref,
+        "flavor": Instance.flavor_id,
+        "availability_zone": Instance.availability_zone,
+        "key_name": Instance.key_name,
+        "task_state": Instance.task_state,
+        "vm_state": Instance.vm_state,
+        "user_id": Instance.user_id,
+        "hostname": Instance.hostname,
+        "host": Instance.host,
+        "node": Instance.node,
+        "uuid": Instance.uuid,
+    }
+    for key, column in eq.items():
+        if key in p:
+            q.conditions.append(column.in_(p[key]))
+    for key, int_column in (("power_state", Instance.power_state), ("progress", Instance.progress)):
+        if key in p:
+            try:
+                q.conditions.append(int_column.in_([int(v) for v in p[key]]))
+            except ValueError:
+                raise BadRequest(f"Invalid input for query parameters {key}. Value: {p[key][0]}.") from None
+    if "config_drive" in p:
+        wanted = to_bool(p["config_drive"][-1])
+        q.conditions.append(Instance.config_drive == "True" if wanted else Instance.config_drive != "True")
+    if "locked" in p:
+        q.conditions.append(Instance.locked.is_(to_bool(p["locked"][-1])))
+    if "name" in p:
+        q.conditions.append(regex_condition(Instance.display_name, p["name"][-1]))
+    if "ip" in p:
+        q.conditions.append(ip_condition(p["ip"][-1], v6_only=False))
+    if "ip6" in p:
+        q.conditions.append(ip_condition(p["ip6"][-1], v6_only=True))
+    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
+        if key in p:
+            q.conditions.append(tag_conditions(key, [t for v in p[key] for t in v.split(",") if t]))
+
+
+def _time_filters(q: ListQuery, p: dict[str, list[str]]) -> bool:
+    since = parse_time("changes-since", p["changes-since"][-1]) if "changes-since" in p else None
+    before = parse_time("changes-before", p["changes-before"][-1]) if "changes-before" in p else None
+    if since and before and before < since:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    if since:
+        q.conditions.append(Instance.updated_at >= since)
+    if before:
+        q.conditions.append(Instance.updated_at <= before)
+    for key in ("created_at", "launched_at", "terminated_at"):
+        if key in p:
+            q.conditions.append(getattr(Instance, key) >= parse_time(key, p[key][-1]))
+    return since is not None or before is not None
+
+
+def _scope(q: ListQuery, p: dict[str, list[str]], ctx: RequestContext) -> None:
+    """Own project only, unless an admin asks for all_tenants (then project_id/tenant_id narrow it)."""
+    all_tenants = "all_tenants" in p and p["all_tenants"][-1].lower() not in ("false", "0", "off", "no")
+    if not all_tenants:
+        q.conditions.append(Instance.project_id == ctx.project_id)
+        return
+    ctx.require_admin("os_compute_api:servers:detail:get_all_tenants")
+    project = (p.get("project_id") or p.get("tenant_id") or [""])[-1]
+    if project:
+        q.conditions.append(Instance.project_id == project)
+
+
+def build_list_query(
+    ctx: RequestContext,
+    params: dict[str, list[str]],
+    *,
+    limit: int,
+    marker: str | None,
+    non_admin_filters: Collection[str],
+    strict_status: bool,
+) -> ListQuery:
+    """The list request's query parameters -> SQL. ``params`` (each name's values) is consumed;
+    ``non_admin_filters`` are the filters a non-admin may use (the others are dropped, as Nova
+    does); ``strict_status``: an unknown status is a 400 (2.38) rather than an empty list."""
+    p = params
+    q = ListQuery(limit=limit, marker=marker)
+    q.sort = parse_sort(ctx, p.pop("sort_key", []), p.pop("sort_dir", []))
+    _scope(q, p, ctx)
+    if not ctx.is_admin:
+        p = {k: v for k, v in p.items() if k in non_admin_filters or k in ("limit", "marker")}
+    wants_deleted = (
+        _status_conditions(q, p["status"], ctx, strict_status=strict_status) if "status" in p else False
+    )
+    include_deleted = _time_filters(q, p) or wants_deleted
+    if ctx.is_admin and "deleted" in p:
+        include_deleted = True
+        q.conditions.append(Instance.deleted.is_(to_bool(p["deleted"][-1])))
+    if not include_deleted:
+        q.conditions.append(Instance.deleted.is_(False))
+    _simple_filters(q, p)
+    return q
 
 
 # -- extras for views ------------------------------------------------------------------------------
@@ -294,8 +426,6 @@ def _load_host_status(
 ) -> None:
     """2.16 ``host_status``: UP, DOWN (no heartbeat lately, or forced down), MAINTENANCE (disabled),
     UNKNOWN (no such compute service); empty without a host."""
-    from novalite.db.models.placement import Service
-
     hosts = {i.host for i in instances if i.host}
     services = (
         {
@@ -326,10 +456,6 @@ def _load_host_status(
 def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
     if not uuids:
         return
-    try:
-        from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, SecurityGroup
-    except ModuleNotFoundError:  # pragma: no cover - network model not present
-        return
     groups = (
         select(Port.device_id, SecurityGroup.name)
         .join(PortSecurityGroup, PortSecurityGroup.port_id == Port.id)
@@ -359,8 +485,6 @@ def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras
 
 def _load_volumes(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
     """``os-extended-volumes:volumes_attached``: the server's current volume attachments."""
-    from novalite.db.models.volume import VolumeAttachment
-
     query = (
         select(
             VolumeAttachment.instance_uuid, VolumeAttachment.volume_id, VolumeAttachment.delete_on_termination
@@ -375,19 +499,10 @@ def _load_volumes(s: Session, uuids: list[str], extras: dict[str, ServerExtras])
 
 
 def _load_server_groups(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
-    from novalite.services.create_server import lookups
-
-    member_cls = lookups._model("server_groups", "InstanceGroupMember", "ServerGroupMember")
-    group_cls = lookups._model("server_groups", "InstanceGroup", "ServerGroup")
-    if member_cls is None or group_cls is None:
-        return
-    if not (hasattr(member_cls, "instance_uuid") and hasattr(member_cls, "group_id")):
-        return
-    group_uuid = getattr(group_cls, "uuid", None) or group_cls.id
     query = (
-        select(member_cls.instance_uuid, group_uuid)
-        .join(group_cls, group_cls.id == member_cls.group_id)
-        .where(member_cls.instance_uuid.in_(uuids))
+        select(InstanceGroupMember.instance_uuid, InstanceGroup.uuid)
+        .join(InstanceGroup, InstanceGroup.id == InstanceGroupMember.group_id)
+        .where(InstanceGroupMember.instance_uuid.in_(uuids))
     )
     for instance_uuid, gid in s.execute(query):
         extras[instance_uuid].server_groups.append(str(gid))
