@@ -1,6 +1,6 @@
 """The column-only reads POST /servers uses give what the ORM-based contracts give.
 
-``checks._flavor_snapshot`` = ``flavors.flavor_snapshot(flavors.get_flavor(...))`` (visibility
+``flavors.find_snapshot`` = ``flavors.flavor_snapshot(flavors.get_flavor(...))`` (visibility
 of private flavors included), ``image.service.get_image`` = ``info(find_visible(...))``, and the
 one-statement quota limits = ``class_limits`` + the project's and user's rows; on SQLite and
 PostgreSQL.
@@ -18,11 +18,15 @@ from novalite.db.models.image import Image, ImageProperty
 from novalite.errors import NotFound
 from novalite.image import service as images
 from novalite.services import flavors, quotas
-from novalite.services.create_server.steps import checks
 
 
 def _ctx(project: str, admin: bool = False) -> RequestContext:
     return RequestContext(user_id="u-1", project_id=project, roles=("admin",) if admin else ("member",))
+
+
+def _fast_snapshot(s: Any, ctx: RequestContext, flavorid: str) -> dict[str, Any] | None:
+    snapshot = flavors.find_snapshot(s, ctx, flavorid)
+    return snapshot.to_dict() if snapshot is not None else None
 
 
 def _orm_snapshot(s: Any, ctx: RequestContext, flavorid: str) -> dict[str, Any] | None:
@@ -74,11 +78,11 @@ def test_core_reads_match_the_orm_contracts(stack_factory: Any, postgres: bool) 
     with db.reader() as s:
         for ctx in contexts:
             for flavorid in ("1", "priv-1", "missing"):
-                assert checks._flavor_snapshot(s, ctx, flavorid) == _orm_snapshot(s, ctx, flavorid)
+                assert _fast_snapshot(s, ctx, flavorid) == _orm_snapshot(s, ctx, flavorid)
             for image_id in (public_image, "11111111-2222-3333-4444-555555555555", "nope", "x" * 40):
                 orm = images.find_visible(s, ctx, image_id)
                 assert images.get_image(s, ctx, image_id) == (images.info(orm) if orm is not None else None)
-        assert checks._flavor_snapshot(s, _ctx("granted"), "priv-1")["extra_specs"] == {"a": "1", "b": "2"}
+        assert _fast_snapshot(s, _ctx("granted"), "priv-1")["extra_specs"] == {"a": "1", "b": "2"}
         limits, rows = quotas._sources(s, "granted", "u-1")
         assert limits == quotas.class_limits(s)
         assert rows == quotas._limit_rows(s, "granted", ["", "u-1"])

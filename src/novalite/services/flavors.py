@@ -5,16 +5,23 @@ their project was granted, and their *lists* leave out disabled flavors (a looku
 finds one, so servers built from it stay readable). A flavor the caller cannot see is a 404
 ``FlavorNotFound``, never a 403.
 
-Contracts used elsewhere: ``get_flavor(s, ctx, flavorid)`` and ``flavor_snapshot(flavor)``.
+One read path decides visibility and builds the snapshot: ``_visible`` is the rule of a lookup
+by id, used by ``get_flavor`` (the ORM row, for the flavor routes) and by ``find_snapshot`` (one
+precompiled column query, for POST /servers); ``snapshot`` / ``find_snapshot`` give the same
+``FlavorSnapshot``.
+
+Contracts used elsewhere: ``get_flavor(s, ctx, flavorid)``, ``find_snapshot(s, ctx, flavorid)``
+and ``flavor_snapshot(flavor)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, Connection, bindparam, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +29,8 @@ from novalite.api.common import paginate
 from novalite.context import RequestContext
 from novalite.db.base import new_uuid
 from novalite.db.models.catalog import Flavor, FlavorExtraSpec, FlavorProjectAccess
+from novalite.db.precompiled import Precompiled
+from novalite.domain.flavor import FlavorSnapshot
 from novalite.errors import Conflict, NotFound
 
 # Nova's classic flavors: (flavorid, name, memory_mb, vcpus, root_gb)
@@ -79,37 +88,113 @@ def flavor_not_found(flavorid: str) -> NotFound:
     return NotFound(f"Flavor {flavorid} could not be found.", kind="FlavorNotFound")
 
 
-def _visible_to(ctx: RequestContext) -> ColumnElement[bool]:
-    if ctx.is_admin:
+def _granted(project_id: Any) -> ColumnElement[bool]:
+    return Flavor.projects.any(FlavorProjectAccess.project_id == project_id)
+
+
+def _visible(admin: bool, project_id: Any) -> ColumnElement[bool]:
+    """Who may look a flavor up by id: an admin any flavor, anyone else public flavors and those
+    granted to ``project_id`` (a value, or a bind parameter in a precompiled statement)."""
+    if admin:
         return true()
-    return or_(
-        Flavor.is_public == true(), Flavor.projects.any(FlavorProjectAccess.project_id == ctx.project_id)
-    )
+    return or_(Flavor.is_public == true(), _granted(project_id))
 
 
 def get_flavor(s: Session, ctx: RequestContext, flavorid: str) -> Flavor:
     """The flavor with API id ``flavorid`` if ctx may see it; 404 ``FlavorNotFound`` otherwise."""
-    flavor = s.scalars(select(Flavor).where(Flavor.flavorid == str(flavorid), _visible_to(ctx))).first()
+    query = select(Flavor).where(Flavor.flavorid == str(flavorid), _visible(ctx.is_admin, ctx.project_id))
+    flavor = s.scalars(query).first()
     if flavor is None:
         raise flavor_not_found(str(flavorid))
     return flavor
 
 
+def snapshot(flavor: Flavor) -> FlavorSnapshot:
+    """What a server keeps of its flavor at boot."""
+    return FlavorSnapshot(
+        flavorid=flavor.flavorid,
+        name=flavor.name,
+        memory_mb=flavor.memory_mb,
+        vcpus=flavor.vcpus,
+        root_gb=flavor.root_gb,
+        ephemeral_gb=flavor.ephemeral_gb,
+        swap=flavor.swap,
+        extra_specs=dict(flavor.extra_specs),
+        disabled=flavor.disabled,
+        is_public=flavor.is_public,
+        description=flavor.description,
+    )
+
+
 def flavor_snapshot(flavor: Flavor) -> dict[str, Any]:
-    """What a server keeps of its flavor at boot (the instance's ``flavor`` JSON column)."""
-    return {
-        "name": flavor.name,
-        "memory_mb": flavor.memory_mb,
-        "vcpus": flavor.vcpus,
-        "root_gb": flavor.root_gb,
-        "ephemeral_gb": flavor.ephemeral_gb,
-        "swap": flavor.swap,
-        "flavorid": flavor.flavorid,
-        "extra_specs": dict(flavor.extra_specs),
-        "disabled": flavor.disabled,
-        "is_public": flavor.is_public,
-        "description": flavor.description,
-    }
+    """``snapshot(flavor)`` as the instance's ``flavor`` JSON column."""
+    return snapshot(flavor).to_dict()
+
+
+_SNAPSHOT_COLUMNS = (
+    "flavorid",
+    "name",
+    "memory_mb",
+    "vcpus",
+    "root_gb",
+    "ephemeral_gb",
+    "swap",
+    "disabled",
+    "is_public",
+    "description",
+)
+
+
+@lru_cache(maxsize=2)
+def _snapshot_query(admin: bool) -> Precompiled:
+    """The flavor's columns with its extra specs (one row per spec), visible as in ``get_flavor``
+    (``_visible`` with ``:project_id``), in one column query: no ORM objects, compiled once."""
+    query = (
+        select(
+            *(getattr(Flavor, c) for c in _SNAPSHOT_COLUMNS),
+            FlavorExtraSpec.key.label("spec_key"),
+            FlavorExtraSpec.value.label("spec_value"),
+        )
+        .outerjoin(FlavorExtraSpec, FlavorExtraSpec.flavor_id == Flavor.id)
+        .where(Flavor.flavorid == bindparam("flavorid"))
+        .order_by(FlavorExtraSpec.key)
+    )
+    if not admin:
+        query = query.where(_visible(admin, bindparam("project_id")))
+    return Precompiled(query)
+
+
+def find_snapshot(s: Session, ctx: RequestContext, flavorid: str) -> FlavorSnapshot | None:
+    """``snapshot(get_flavor(s, ctx, flavorid))``, or None when missing or not visible to ctx, in
+    one precompiled statement (POST /servers runs it for every create)."""
+    rows = _snapshot_query(ctx.is_admin).all(
+        _core(s), {"flavorid": str(flavorid), "project_id": ctx.project_id}
+    )
+    if not rows:
+        return None
+    fid, name, memory_mb, vcpus, root_gb, ephemeral_gb, swap, disabled, is_public, description = rows[0][:10]
+    return FlavorSnapshot(
+        flavorid=fid,
+        name=name,
+        memory_mb=memory_mb,
+        vcpus=vcpus,
+        root_gb=root_gb,
+        ephemeral_gb=ephemeral_gb,
+        swap=swap,
+        extra_specs={r[-2]: r[-1] for r in rows if r[-2] is not None},
+        # the driver's values: SQLite gives booleans as 0/1
+        disabled=bool(disabled),
+        is_public=bool(is_public),
+        description=description,
+    )
+
+
+def _core(s: Session) -> Connection:
+    """The session's connection, for column-only statements: skips the ORM execution layer.
+    Pending ORM changes are flushed first, as ``s.execute`` would (autoflush)."""
+    if s.autoflush:
+        s.flush()
+    return s.connection()
 
 
 @dataclass(frozen=True)
@@ -126,7 +211,7 @@ class FlavorQuery:
 
 
 def _visibility_filter(ctx: RequestContext, is_public: bool | None) -> list[ColumnElement[bool]]:
-    granted = Flavor.projects.any(FlavorProjectAccess.project_id == ctx.project_id)
+    granted = _granted(ctx.project_id)
     if not ctx.is_admin:
         # members: public + granted, never disabled; the is_public query is ignored
         return [or_(Flavor.is_public == true(), granted), Flavor.disabled == false()]

@@ -90,7 +90,7 @@ def check_in(s: Session, plan: BuildPlan) -> None:
     checks.check_limits(s, req)
     checks.check_image_properties(plan)
     checks.check_image(plan)
-    block_devices.check_against_flavor(plan.block_devices, plan.flavor_snapshot)
+    block_devices.check_against_flavor(plan.block_devices, plan.flavor)
     checks.scheduler_hints(s, plan)
     destination.check_requested_destination(s, plan.destination)
 

@@ -39,8 +39,7 @@ class BuildPlan:
     image_ref: str = ""
     is_bfv: bool = False
     requested_networks: Any = None  # "none", "auto" or list of {network_id, port_id, fixed_ip, tag}
-    flavor: Any = None  # the Flavor row
-    flavor_snapshot: dict[str, Any] = field(default_factory=dict)
+    flavor: Any = None  # FlavorSnapshot (checks.load_flavor)
     image: Any = None  # ImageInfo or None (boot from volume)
     auto_disk_config: bool = False
     key_name: str | None = None

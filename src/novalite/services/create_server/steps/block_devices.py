@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from novalite.domain.flavor import FlavorSnapshot
 from novalite.errors import BadRequest
 from novalite.services.create_server.request import CreateServerRequest, to_bool
 
@@ -124,7 +125,7 @@ def is_boot_from_volume(bdms: list[dict[str, Any]]) -> bool:
     return any(b.get("boot_index") == 0 and b.get("destination_type") == "volume" for b in bdms)
 
 
-def check_against_flavor(bdms: list[dict[str, Any]], flavor: dict[str, Any]) -> None:
+def check_against_flavor(bdms: list[dict[str, Any]], flavor: FlavorSnapshot) -> None:
     """Per-instance BDM rules that need the flavor (§2.3 7.5, format part)."""
     for bdm in bdms:
         if bdm.get("disk_bus") and bdm["disk_bus"] not in DISK_BUSES:
@@ -145,12 +146,12 @@ def check_against_flavor(bdms: list[dict[str, Any]], flavor: dict[str, Any]) -> 
     swaps = [b for b in local if b.get("guest_format") == "swap"]
     if len(swaps) > 1:
         raise invalid_bdm("More than one swap drive requested.")
-    if swaps and int(swaps[0].get("volume_size") or 0) > int(flavor.get("swap") or 0):  # both MiB
+    if swaps and int(swaps[0].get("volume_size") or 0) > int(flavor.swap or 0):  # both MiB
         raise BadRequest(
             "Swap drive requested is larger than instance type allows.", kind="InvalidBDMSwapSize"
         )
     ephemeral = sum(int(b.get("volume_size") or 0) for b in local if b.get("guest_format") != "swap")
-    if ephemeral > int(flavor.get("ephemeral_gb") or 0):
+    if ephemeral > int(flavor.ephemeral_gb or 0):
         raise BadRequest(
             "Ephemeral disks requested are larger than the instance type allows. If no size is "
             "given in one block device mapping, flavor ephemeral size will be used.",

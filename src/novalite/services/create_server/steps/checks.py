@@ -8,15 +8,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, bindparam, or_, select, true
 from sqlalchemy.orm import Session
 
-from novalite.context import RequestContext
-from novalite.db.precompiled import Precompiled
 from novalite.errors import BadRequest, Forbidden
+from novalite.services import flavors
 from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import BuildPlan
 from novalite.services.create_server.request import CreateServerRequest, to_bool
@@ -25,63 +22,6 @@ T = TypeVar("T")
 GiB = 1024**3
 ZERO_DISK_RULE = "os_compute_api:servers:create:zero_disk_flavor"
 FALSE_STRINGS = {"false", "0", "off", "no", ""}
-
-
-_SNAPSHOT_COLUMNS = ("name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap", "flavorid")
-_TAIL_COLUMNS = ("disabled", "is_public", "description")
-
-
-@lru_cache(maxsize=2)
-def _flavor_query(admin: bool) -> Precompiled:
-    """The flavor's columns with its extra specs (one row per spec), visible as in
-    ``flavors.get_flavor`` (admins: all; others: public or granted to ``:project_id``), in one
-    column query: no ORM objects, compiled once (POST /servers runs it)."""
-    from novalite.db.models.catalog import Flavor, FlavorExtraSpec, FlavorProjectAccess
-
-    query = (
-        select(
-            *(getattr(Flavor, c) for c in _SNAPSHOT_COLUMNS + _TAIL_COLUMNS),
-            FlavorExtraSpec.key.label("spec_key"),
-            FlavorExtraSpec.value.label("spec_value"),
-        )
-        .outerjoin(FlavorExtraSpec, FlavorExtraSpec.flavor_id == Flavor.id)
-        .where(Flavor.flavorid == bindparam("flavorid"))
-        .order_by(FlavorExtraSpec.key)
-    )
-    if not admin:
-        query = query.where(
-            or_(
-                Flavor.is_public == true(),
-                Flavor.projects.any(FlavorProjectAccess.project_id == bindparam("project_id")),
-            )
-        )
-    return Precompiled(query)
-
-
-def _flavor_snapshot(s: Session, ctx: RequestContext, flavorid: str) -> dict[str, Any] | None:
-    """``flavors.flavor_snapshot(flavors.get_flavor(...))``, or None when missing or invisible."""
-    rows = _flavor_query(ctx.is_admin).all(
-        _core(s), {"flavorid": str(flavorid), "project_id": ctx.project_id}
-    )
-    if not rows:
-        return None
-    first = rows[0]
-    snapshot: dict[str, Any] = dict(zip(_SNAPSHOT_COLUMNS, first, strict=False))
-    snapshot["extra_specs"] = {r[-2]: r[-1] for r in rows if r[-2] is not None}
-    disabled, is_public, description = first[
-        len(_SNAPSHOT_COLUMNS) : len(_SNAPSHOT_COLUMNS) + len(_TAIL_COLUMNS)
-    ]
-    # the driver's values: SQLite gives booleans as 0/1
-    snapshot.update(disabled=bool(disabled), is_public=bool(is_public), description=description)
-    return snapshot
-
-
-def _core(s: Session) -> Connection:
-    """The session's connection, for column-only statements: skips the ORM execution layer.
-    Pending ORM changes are flushed first, as ``s.execute`` would (autoflush)."""
-    if s.autoflush:
-        s.flush()
-    return s.connection()
 
 
 def _once(s: Session, key: tuple[Any, ...], read: Callable[[], T]) -> T:
@@ -96,14 +36,17 @@ def _once(s: Session, key: tuple[Any, ...], read: Callable[[], T]) -> T:
 
 
 def load_flavor(s: Session, plan: BuildPlan) -> None:
-    """Flavor by id (404 from the flavor service becomes a 400 here); disabled -> 400."""
+    """Flavor by id, as the flavor service sees it for ctx (not found becomes a 400 here);
+    disabled -> 400."""
     ctx, flavor_ref = plan.request.ctx, plan.request.flavor_ref
     snapshot = _once(
-        s, ("flavor", flavor_ref, ctx.is_admin, ctx.project_id), lambda: _flavor_snapshot(s, ctx, flavor_ref)
+        s,
+        ("flavor", flavor_ref, ctx.is_admin, ctx.project_id),
+        lambda: flavors.find_snapshot(s, ctx, flavor_ref),
     )
-    if snapshot is None or snapshot.get("disabled"):
+    if snapshot is None or snapshot.disabled:
         raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound")
-    plan.flavor, plan.flavor_snapshot = snapshot, snapshot
+    plan.flavor = snapshot
 
 
 def load_image(s: Session, plan: BuildPlan) -> None:
@@ -185,14 +128,14 @@ def check_limits(s: Session, req: CreateServerRequest) -> None:
 
 def check_image(plan: BuildPlan) -> None:
     """§2.2 10.4-10.8: active image, enough RAM and disk, zero-disk flavors for admins only."""
-    image, flavor = plan.image, plan.flavor_snapshot
+    image, flavor = plan.image, plan.flavor
     if image is None:
         return
     if image.status != "active":
         raise BadRequest(f"Image {image.id} is not active.", kind="ImageNotActive")
-    if int(flavor["memory_mb"]) < int(image.min_ram or 0):
+    if int(flavor.memory_mb) < int(image.min_ram or 0):
         raise BadRequest("Flavor's memory is too small for requested image.", kind="FlavorMemoryTooSmall")
-    root_gb = int(flavor["root_gb"])
+    root_gb = int(flavor.root_gb)
     if root_gb == 0:
         if not plan.request.ctx.is_admin:
             raise Forbidden(

@@ -50,7 +50,7 @@ def system_metadata(plan: BuildPlan) -> dict[str, Any]:
     for key, value in image.properties.items():
         if key not in _SKIPPED_IMAGE_PROPS:
             meta[f"image_{key}"] = str(value)[:255]
-    root_gb = int(plan.flavor_snapshot.get("root_gb") or 0)
+    root_gb = int(plan.flavor.root_gb or 0)
     min_disk = (
         int(image.min_disk or 0) if image.disk_format == "vhd" else max(int(image.min_disk or 0), root_gb)
     )
@@ -66,7 +66,7 @@ def system_metadata(plan: BuildPlan) -> dict[str, Any]:
 
 def build_instance(plan: BuildPlan, index: int, instance_uuid: str) -> dict[str, Any]:
     """The ``instances`` row (column -> value); columns left out take their defaults."""
-    req, flavor = plan.request, plan.flavor_snapshot
+    req, flavor = plan.request, plan.flavor
     count = plan.num_instances
     return dict(
         uuid=instance_uuid,
@@ -80,12 +80,12 @@ def build_instance(plan: BuildPlan, index: int, instance_uuid: str) -> dict[str,
         image_ref=plan.image_ref,
         kernel_id=plan.kernel_id,
         ramdisk_id=plan.ramdisk_id,
-        flavor_id=str(flavor["flavorid"]),
-        flavor=flavor,
-        memory_mb=int(flavor["memory_mb"]),
-        vcpus=int(flavor["vcpus"]),
-        root_gb=int(flavor["root_gb"]),
-        ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
+        flavor_id=str(flavor.flavorid),
+        flavor=flavor.to_dict(),
+        memory_mb=int(flavor.memory_mb),
+        vcpus=int(flavor.vcpus),
+        root_gb=int(flavor.root_gb),
+        ephemeral_gb=int(flavor.ephemeral_gb or 0),
         key_name=plan.key_name,
         key_data=plan.key_data,
         user_data=req.user_data,
@@ -113,7 +113,7 @@ def build_instance(plan: BuildPlan, index: int, instance_uuid: str) -> dict[str,
 
 def request_spec(plan: BuildPlan, instance_uuid: str) -> dict[str, Any]:
     """The RequestSpec document the conductor and scheduler read (DEVELOPING.md contract)."""
-    req, flavor, image, dest = plan.request, plan.flavor_snapshot, plan.image, plan.destination
+    req, flavor, image, dest = plan.request, plan.flavor, plan.image, plan.destination
     image_doc: dict[str, Any] = (
         {}
         if image is None or plan.is_bfv
@@ -135,10 +135,15 @@ def request_spec(plan: BuildPlan, instance_uuid: str) -> dict[str, Any]:
         "num_instances": plan.num_instances,
         "reservation_id": plan.reservation_id,
         "flavor": {
-            k: flavor.get(k)
-            for k in ("flavorid", "name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap")
-        }
-        | {"extra_specs": flavor.get("extra_specs") or {}},
+            "flavorid": flavor.flavorid,
+            "name": flavor.name,
+            "memory_mb": flavor.memory_mb,
+            "vcpus": flavor.vcpus,
+            "root_gb": flavor.root_gb,
+            "ephemeral_gb": flavor.ephemeral_gb,
+            "swap": flavor.swap,
+            "extra_specs": dict(flavor.extra_specs),
+        },
         "image": image_doc,
         "is_bfv": plan.is_bfv,
         "availability_zone": dest.availability_zone,
