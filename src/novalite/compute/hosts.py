@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid, utcnow
 from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvider, Service
+from novalite.domain.zones import DEFAULT_ZONE
 
 BINARY = "nova-compute"
 PREFIX = "fake-host-"
@@ -58,7 +59,7 @@ def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
                 "binary": BINARY,
                 "host": h,
                 "topic": "compute",
-                "availability_zone": "nova",
+                "availability_zone": DEFAULT_ZONE,
                 "last_seen_at": now,
                 "report_count": 0,
             }

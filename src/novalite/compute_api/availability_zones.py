@@ -1,8 +1,8 @@
 """Availability zones (§6.10): ``/os-availability-zone`` for everyone, ``/detail`` for admins.
 
 Which zones exist and which hosts are in them is decided in one place,
-``novalite.services.aggregates.availability_zones``: a compute host is in its aggregate's zone
-(else ``nova``), the control services (conductor, scheduler) are in ``internal``.
+``novalite.services.zones.availability_zones``: a compute host is in its aggregate's zone
+(else the default zone, ``nova``), the control services (conductor, scheduler) are in ``internal``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 
 from novalite.api.common import reject_nul, request_context, runtime
 from novalite.context import RequestContext
-from novalite.services.aggregates import INTERNAL_ZONE, ZoneInfo, availability_zones
+from novalite.services.zones import INTERNAL_ZONE, ZoneInfo, availability_zones
 
 router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
 

@@ -27,7 +27,7 @@ from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvider, Service
 from novalite.errors import BadRequest, NotFound
-from novalite.services.aggregates import COMPUTE, service_is_up
+from novalite.services.zones import COMPUTE, service_is_up
 
 router = APIRouter(prefix="/compute/v2.1")
 

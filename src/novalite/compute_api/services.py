@@ -20,7 +20,7 @@ from novalite.context import RequestContext
 from novalite.db.models.placement import Service
 from novalite.errors import BadRequest, NotFound
 from novalite.services import compute_services as service
-from novalite.services.aggregates import service_is_up
+from novalite.services.zones import service_is_up
 
 router = APIRouter(prefix="/compute/v2.1")
 

@@ -20,6 +20,7 @@ from novalite.db.models.network import (
     SecurityGroupRule,
     Subnet,
 )
+from novalite.domain.zones import DEFAULT_ZONE
 from novalite.network import security_groups
 
 
@@ -96,7 +97,7 @@ def network_view(s: Session, net: Network, rel: Related | None = None) -> dict[s
             "mtu": net.mtu,
             "subnets": list(rel.subnets.get(net.id, [])),
             "availability_zone_hints": [],
-            "availability_zones": ["nova"],
+            "availability_zones": [DEFAULT_ZONE],
             "ipv4_address_scope": None,
             "ipv6_address_scope": None,
             "port_security_enabled": True,

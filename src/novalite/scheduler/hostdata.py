@@ -53,16 +53,6 @@ def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str,
     return out
 
 
-def hosts_in_zone(s: Session, zone: str) -> list[str] | None:
-    """Hosts of the aggregates whose AZ is ``zone``; None when no aggregate defines it."""
-    by_host = host_aggregates(s)
-    found = [h for h, aggs in by_host.items() if any(a.availability_zone == zone for a in aggs)]
-    if found:
-        return found
-    zones = {a.availability_zone for aggs in by_host.values() for a in aggs}
-    return [] if zone in zones else None
-
-
 # Core statements (no ORM entity loads) for the group row and its live members' hosts
 _GROUP = select(InstanceGroup.__table__).where(InstanceGroup.uuid == bindparam("group_uuid")).limit(1)
 _GROUP_MEMBERS = (

@@ -25,6 +25,7 @@ from novalite.config import Settings
 from novalite.db.base import Database, savepoint, utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.precompiled import Precompiled
+from novalite.domain.zones import DEFAULT_ZONE
 from novalite.errors import NovaliteError
 from novalite.placement import allocations, candidates
 from novalite.placement.providers import DISK_GB, MEMORY_MB, STATUS_DISABLED_TRAIT, VCPU
@@ -32,6 +33,7 @@ from novalite.scheduler import filters as filter_registry
 from novalite.scheduler import hostdata, runner
 from novalite.scheduler import weighers as weigher_registry
 from novalite.scheduler.snapshots import FlavorView, HostSnapshot, RequestView, Selection
+from novalite.services import zones
 
 LOG = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class HostChoice:
     node: str
     compute_node_uuid: str
     allocation_request: dict[str, dict[str, int]] = field(default_factory=dict)
-    availability_zone: str = "nova"
+    availability_zone: str = DEFAULT_ZONE
 
     def to_dict(self) -> dict[str, Any]:
         """What ``asdict`` gives, written out (its recursive deep copy cost ~0.1 ms per alternate)."""
@@ -198,7 +200,7 @@ class SchedulerService:
     def _query(self, s: Session, view: RequestView) -> candidates.ResourceQuery:
         names: set[str] | None = None
         if view.availability_zone and not (view.force_hosts or view.force_nodes):
-            zone_hosts = hostdata.hosts_in_zone(s, view.availability_zone)
+            zone_hosts = zones.hosts_in_zone(s, view.availability_zone)
             if zone_hosts is not None:
                 names = set(zone_hosts)
         for wanted in (

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from novalite.domain.zones import DEFAULT_ZONE
+
 
 @dataclass(frozen=True)
 class AggregateSnapshot:
@@ -76,7 +78,7 @@ class HostSnapshot:
         for agg in self.aggregates:
             if agg.availability_zone:
                 return agg.availability_zone
-        return "nova"
+        return DEFAULT_ZONE
 
     def aggregate_metadata(self) -> dict[str, set[str]]:
         """key -> every value the host's aggregates give it."""

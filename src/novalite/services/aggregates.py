@@ -1,26 +1,18 @@
-"""Host aggregates and availability zones (§6.10, §3.3 step 1).
+"""Host aggregates (§6.10): create/update/delete, hosts and metadata.
 
 An aggregate groups compute hosts; its ``availability_zone`` metadata puts them in that zone
-(a host in no zoned aggregate is in ``nova``; control services are in ``internal``). A host
-may be in several aggregates but never in two different zones: adding a host, or setting a
-zone, that would do so is refused (409 on add_host, 400 on update/set_metadata, as Nova).
+(zones themselves are resolved in ``novalite.services.zones``). A host may be in several
+aggregates but never in two different zones: adding a host, or setting a zone, that would do
+so is refused (409 on add_host, 400 on update/set_metadata, as Nova).
 
 Placement mirror: every aggregate is also a placement aggregate with the same uuid, holding
 the resource providers of its hosts' compute nodes, so the AZ pre-filter can ask placement
-for ``member_of`` the zone's aggregates (``zone_aggregate_uuids``).
-
-Contracts used elsewhere:
-  ``host_availability_zone(s, host) -> str``;
-  ``availability_zones(s, down_time) -> list[ZoneInfo]`` (zone, available, hosts);
-  ``zone_aggregate_uuids(s, zone) -> list[str]`` (empty: no aggregate carries that zone).
+for ``member_of`` the zone's aggregates (``zones.zone_aggregate_uuids``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -30,17 +22,9 @@ from novalite.db.models.aggregates import Aggregate, AggregateHost, AggregateMet
 from novalite.db.models.placement import ComputeNode, ProviderAggregate, ResourceProvider, Service
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.placement import providers
+from novalite.services.zones import COMPUTE
 
-DEFAULT_ZONE = "nova"
-INTERNAL_ZONE = "internal"
-COMPUTE = "nova-compute"
-CONTROL_BINARIES = ("nova-conductor", "nova-scheduler")
 AZ_KEY = "availability_zone"
-
-
-def controller_host() -> str:
-    """Where the in-process control services (conductor, scheduler) run."""
-    return socket.gethostname()
 
 
 # --- lookups --------------------------------------------------------------------------------
@@ -82,105 +66,6 @@ def metadata_of(s: Session, agg_ids: list[int]) -> dict[int, dict[str, str]]:
     )
     for agg_id, key, value in rows:
         out[agg_id][key] = value
-    return out
-
-
-def host_zones(s: Session, hosts: list[str] | None = None) -> dict[str, set[str]]:
-    """host -> zones of the zoned aggregates holding it (only hosts in such aggregates)."""
-    stmt = (
-        select(AggregateHost.host, Aggregate.availability_zone)
-        .join(Aggregate, Aggregate.id == AggregateHost.aggregate_id)
-        .where(Aggregate.availability_zone.is_not(None))
-    )
-    if hosts is not None:
-        stmt = stmt.where(AggregateHost.host.in_(hosts))
-    out: dict[str, set[str]] = {}
-    for host, zone in s.execute(stmt):
-        if zone:
-            out.setdefault(host, set()).add(zone)
-    return out
-
-
-def host_availability_zone(s: Session, host: str) -> str:
-    """The zone of ``host``: its aggregate's ``availability_zone``, else ``nova``."""
-    zones = sorted(host_zones(s, [host]).get(host, set()))
-    return zones[0] if zones else DEFAULT_ZONE
-
-
-def zone_aggregate_uuids(s: Session, zone: str) -> list[str]:
-    """Uuids of the aggregates whose zone is ``zone`` (the AZ -> member_of pre-filter)."""
-    return sorted(s.scalars(select(Aggregate.uuid).where(Aggregate.availability_zone == zone)))
-
-
-# --- availability zones ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HostService:
-    available: bool  # up: recent heartbeat and not forced down
-    active: bool  # enabled
-    updated_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class ZoneInfo:
-    zone: str
-    available: bool
-    hosts: dict[str, dict[str, HostService]] = field(default_factory=dict)  # host -> binary -> state
-
-
-def service_is_up(svc: Service, down_time: int, now: dt.datetime | None = None) -> bool:
-    """Up when not forced down and the last heartbeat is at most ``down_time`` seconds old.
-
-    The conductor and scheduler of this controller run inside this process: while it answers,
-    they are up, whatever their recorded heartbeat says.
-    """
-    if svc.forced_down:
-        return False
-    if svc.binary in CONTROL_BINARIES and svc.host == controller_host():
-        return True
-    if svc.last_seen_at is None:
-        return False
-    return ((now or utcnow()) - svc.last_seen_at).total_seconds() <= down_time
-
-
-def service_zone(svc: Service, zones: Mapping[str, set[str]]) -> str:
-    if svc.binary != COMPUTE:
-        return INTERNAL_ZONE
-    found = sorted(zones.get(svc.host, set()))
-    return found[0] if found else DEFAULT_ZONE
-
-
-def availability_zones(s: Session, down_time: int = 60) -> list[ZoneInfo]:
-    """Zones with an enabled service (available, sorted), then zones with only disabled ones.
-
-    ``hosts`` of an available zone lists its enabled services; ``internal`` is included
-    (callers showing the plain list leave it out). Until the control services are recorded
-    (the first os-services list does it) they are shown up on the controller host: they run
-    in this process.
-    """
-    services = list(s.scalars(select(Service).where(Service.deleted.is_(False)).order_by(Service.host)))
-    zones = host_zones(s)
-    now = utcnow()
-    enabled: dict[str, dict[str, dict[str, HostService]]] = {}
-    if not any(svc.binary in CONTROL_BINARIES for svc in services):
-        enabled[INTERNAL_ZONE] = {
-            controller_host(): {b: HostService(True, True, now) for b in CONTROL_BINARIES}
-        }
-    disabled: set[str] = set()
-    for svc in services:
-        zone = service_zone(svc, zones)
-        if svc.disabled:
-            disabled.add(zone)
-            continue
-        state = HostService(
-            available=service_is_up(svc, down_time, now),
-            active=True,
-            updated_at=svc.last_seen_at or svc.updated_at,
-        )
-        enabled.setdefault(zone, {}).setdefault(svc.host, {})[svc.binary] = state
-    out = [ZoneInfo(zone, True, enabled[zone]) for zone in sorted(enabled)]
-    out += [ZoneInfo(zone, False) for zone in sorted(disabled - enabled.keys())]
     return out
 
 

@@ -27,7 +27,7 @@ from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode, ProviderAggregate, ResourceProvider, Service
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.placement import providers
-from novalite.services.aggregates import (
+from novalite.services.zones import (
     COMPUTE,
     CONTROL_BINARIES,
     INTERNAL_ZONE,

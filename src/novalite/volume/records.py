@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType, VolumeTypeAccess
+from novalite.domain.zones import DEFAULT_ZONE
 from novalite.errors import BadRequest, NotFound
 from novalite.image.service import get_image
 from novalite.volume import quotas
@@ -178,8 +179,8 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
             raise invalid_volume(f"Volume {source.id} status must be available or in-use to clone.")
     if size is None:
         raise BadRequest("Invalid input received: 'size' is a required property", kind="InvalidInput")
-    zone = fields.get("availability_zone") or "nova"
-    if zone != "nova":
+    zone = fields.get("availability_zone") or DEFAULT_ZONE
+    if zone != DEFAULT_ZONE:
         raise BadRequest(
             f"Invalid input received: Availability zone '{zone}' is invalid.", kind="InvalidInput"
         )

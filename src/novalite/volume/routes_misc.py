@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime
 from novalite.db.base import utcnow
+from novalite.domain.zones import DEFAULT_ZONE
 from novalite.errors import PolicyNotAuthorized
 from novalite.volume import quotas, records
 from novalite.volume.api import VolumeRequest, boolean, respond, section, volume_request
@@ -124,7 +125,7 @@ def list_services(request: Request, vr: VolumeRequest = Depends(volume_request))
         {
             "binary": binary,
             "host": host,
-            "zone": "nova",
+            "zone": DEFAULT_ZONE,
             "status": "enabled",
             "state": "up",
             "updated_at": now,
@@ -138,7 +139,9 @@ def list_services(request: Request, vr: VolumeRequest = Depends(volume_request))
 
 @router.get("/os-availability-zone")
 def list_zones(request: Request, vr: VolumeRequest = Depends(volume_request)) -> JSONResponse:
-    return respond(vr, {"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True}}]})
+    return respond(
+        vr, {"availabilityZoneInfo": [{"zoneName": DEFAULT_ZONE, "zoneState": {"available": True}}]}
+    )
 
 
 @router.get("/extensions")

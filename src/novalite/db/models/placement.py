@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from novalite.db.base import Base, UTCDateTime, new_uuid, utcnow
+from novalite.domain.zones import DEFAULT_ZONE
 
 
 class ResourceProvider(Base):
@@ -171,9 +172,8 @@ class Service(Base):
     binary: Mapped[str] = mapped_column(String(255))
     host: Mapped[str] = mapped_column(String(255))
     topic: Mapped[str] = mapped_column(String(255), default="")
-    availability_zone: Mapped[str] = mapped_column(
-        String(255), default="nova"
-    )  # "internal" for control services
+    # INTERNAL_ZONE for the control services
+    availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_ZONE)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     forced_down: Mapped[bool] = mapped_column(Boolean, default=False)

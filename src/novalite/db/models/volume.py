@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from novalite.db.base import Base, UTCDateTime, new_uuid, utcnow
+from novalite.domain.zones import DEFAULT_ZONE
 
 
 class VolumeType(Base):
@@ -46,7 +47,7 @@ class Volume(Base):
     status: Mapped[str] = mapped_column(String(32), default="creating")
     attach_status: Mapped[str] = mapped_column(String(32), default="detached")
     volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id"))
-    availability_zone: Mapped[str] = mapped_column(String(255), default="nova")
+    availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_ZONE)
     bootable: Mapped[bool] = mapped_column(Boolean, default=False)
     multiattach: Mapped[bool] = mapped_column(Boolean, default=False)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)

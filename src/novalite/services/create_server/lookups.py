@@ -6,33 +6,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
-from novalite.db.models.aggregates import Aggregate, AggregateHost
 from novalite.db.models.placement import ComputeNode
 from novalite.db.models.server_groups import InstanceGroupMember
 from novalite.services import server_groups
-
-DEFAULT_AZ = "nova"
 
 
 def server_group_visible(s: Session, ctx: RequestContext, group_uuid: str) -> bool:
     """Whether ctx may use the server group."""
     return server_groups.get_group(s, ctx, group_uuid) is not None
-
-
-def availability_zones(s: Session) -> set[str]:
-    """The AZ names a server may ask for: the default zone plus every aggregate's zone."""
-    query = select(Aggregate.availability_zone).where(Aggregate.availability_zone.is_not(None))
-    return {DEFAULT_AZ} | {z for (z,) in s.execute(query) if z}
-
-
-def host_aggregate_zones(s: Session, host: str) -> set[str]:
-    """AZs set by the aggregates holding ``host``."""
-    query = (
-        select(Aggregate.availability_zone)
-        .join(AggregateHost, AggregateHost.aggregate_id == Aggregate.id)
-        .where(AggregateHost.host == host)
-    )
-    return {z for (z,) in s.execute(query) if z}
 
 
 def compute_host_exists(s: Session, host: str | None, node: str | None) -> bool:

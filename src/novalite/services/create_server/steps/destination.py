@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from novalite.errors import BadRequest
+from novalite.services import zones
 from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import Destination
 from novalite.services.create_server.request import CreateServerRequest
@@ -50,8 +51,7 @@ def reconcile_forced_host_zone(s: Session, dest: Destination) -> Destination:
     """Keep the AZ only if the forced host really is in it; otherwise the host's own AZ applies."""
     if dest.forced_host is None or dest.availability_zone is None:
         return dest
-    zones = lookups.host_aggregate_zones(s, dest.forced_host)
-    if dest.availability_zone in zones or (dest.availability_zone == lookups.DEFAULT_AZ and not zones):
+    if zones.host_in_zone(s, dest.forced_host, dest.availability_zone):
         return dest
     return Destination(availability_zone=None, forced_host=dest.forced_host, forced_node=dest.forced_node)
 
@@ -60,7 +60,7 @@ def check_availability_zone(s: Session, dest: Destination) -> None:
     """§2.1 #4: a requested AZ (without forced host) must exist."""
     if dest.availability_zone is None or dest.forced_host is not None or dest.forced_node is not None:
         return
-    if dest.availability_zone not in lookups.availability_zones(s):
+    if dest.availability_zone not in zones.zone_names(s):
         raise BadRequest("The requested availability zone is not available", kind="InvalidRequest")
 
 
