@@ -347,17 +347,18 @@ def test_stop_abandons_slow_builds_and_the_next_start_fails_them(tmp_path: Any) 
 
 def test_a_batch_of_requests_shares_capacity_without_double_claims(stack_factory: Any) -> None:
     from novalite.db.models.compute import RequestSpec
+    from novalite.domain.request_spec import RequestSpecDoc
     from novalite.scheduler.service import Placed, ScheduleRequest, Unplaced
 
     api = stack_factory(fake_hosts=2, fake_host_ram_mb=1024)
     flavor = dict(h.TINY, memory_mb=1024)
     uuids = [h.create_instances(api, flavor=flavor, start=False)[0] for _ in range(3)]
     with api.runtime.db.reader() as s:
-        docs = {
-            r.instance_uuid: r.spec
+        specs = {
+            r.instance_uuid: RequestSpecDoc.from_doc(r.spec)
             for r in s.scalars(select(RequestSpec).where(RequestSpec.instance_uuid.in_(uuids)))
         }
-    requests = [ScheduleRequest(docs[u], (u,), api.ids["demo_project"], api.ids["demo_user"]) for u in uuids]
+    requests = [ScheduleRequest(specs[u], (u,), api.ids["demo_project"], api.ids["demo_user"]) for u in uuids]
     outcomes = api.runtime.services.scheduler.select_batch(requests)
     placed = [o.hosts for o in outcomes if isinstance(o, Placed)]
     assert len(placed) == 2 and isinstance(outcomes[2], Unplaced)

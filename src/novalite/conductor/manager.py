@@ -21,6 +21,7 @@ from novalite.conductor.rpcapi import BuildInstances, ScheduleAndBuildInstances
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, RequestSpec
+from novalite.domain.request_spec import RequestSpecDoc, RequestSpecVersionError
 from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import Message, context_from_dict, context_to_dict
 from novalite.placement import allocations
@@ -74,17 +75,14 @@ class ConductorManager:
     def schedule_batch(self, msgs: Sequence[ScheduleAndBuildInstances]) -> None:
         """Schedule several requests together (one read per distinct query, one claim transaction);
         each request still succeeds or is buried on its own."""
-        docs = self._live_specs([u for m in msgs for u in m.instance_uuids])
-        work = [(m, [u for u in m.instance_uuids if u in docs]) for m in msgs]
+        specs = self._live_specs([u for m in msgs for u in m.instance_uuids])
+        work = [(m, [u for u in m.instance_uuids if u in specs]) for m in msgs]
         work = [(m, uuids) for m, uuids in work if uuids]
         if not work:
             return
         requests = [
             ScheduleRequest(
-                docs[uuids[0]],
-                tuple(uuids),
-                str(docs[uuids[0]].get("project_id") or ""),
-                str(docs[uuids[0]].get("user_id") or ""),
+                specs[uuids[0]], tuple(uuids), specs[uuids[0]].project_id, specs[uuids[0]].user_id
             )
             for _m, uuids in work
         ]
@@ -102,13 +100,22 @@ class ConductorManager:
             for uuid in uuids:
                 dests = outcome.hosts.get(uuid)
                 if dests:
-                    args = {**msg.build_args, "instance_group": docs[uuid].get("instance_group")}
+                    args = {**msg.build_args, "instance_group": specs[uuid].instance_group}
                     self._cast_build(ctx, uuid, dests[0], dests[1:], args, attempt=1, failures=[])
 
-    def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, RequestSpecDoc]:
+        """The RequestSpecs of the instances not deleted meanwhile. One this release cannot read
+        (a newer major version) is buried with the reason and left out."""
         with self.db.reader() as s:
-            rows = s.connection().execute(_LIVE_SPECS, {"uuids": list(instance_uuids)})
-            return {u: dict(spec or {}) for u, spec in rows}
+            rows = s.connection().execute(_LIVE_SPECS, {"uuids": list(instance_uuids)}).all()
+        specs: dict[str, RequestSpecDoc] = {}
+        for uuid, doc in rows:
+            try:
+                specs[uuid] = RequestSpecDoc.from_doc(doc or {})
+            except RequestSpecVersionError as exc:
+                LOG.error("RequestSpec of %s: %s", uuid, exc)
+                self.bury([uuid], str(exc), str(exc))
+        return specs
 
     def _cast_build(
         self,

@@ -25,6 +25,7 @@ from novalite.config import Settings
 from novalite.db.base import Database, savepoint, utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.precompiled import Precompiled
+from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.zones import DEFAULT_ZONE
 from novalite.errors import NovaliteError
 from novalite.placement import allocations, candidates
@@ -95,9 +96,9 @@ class HostChoice:
 
 @dataclass(frozen=True)
 class ScheduleRequest:
-    """One request to place: its first RequestSpec document, its instances and their owner."""
+    """One request to place: its first RequestSpec, its instances and their owner."""
 
-    doc: Mapping[str, Any]
+    spec: RequestSpecDoc
     instance_uuids: tuple[str, ...]
     project_id: str
     user_id: str
@@ -145,22 +146,20 @@ def parse_multipliers(text: str) -> dict[str, float]:
     return out
 
 
-def request_view(doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> RequestView:
-    """The scheduler's view of the first RequestSpec document of a request."""
-    dest = doc.get("requested_destination") or {}
-    image = doc.get("image") or {}
+def request_view(spec: RequestSpecDoc, instance_uuids: Sequence[str]) -> RequestView:
+    """The scheduler's view of the first RequestSpec of a request."""
     return RequestView(
         instance_uuids=tuple(instance_uuids),
-        flavor=FlavorView.from_dict(doc.get("flavor") or {}),
-        project_id=str(doc.get("project_id") or ""),
-        image_properties=dict(image.get("properties") or {}),
-        is_bfv=bool(doc.get("is_bfv")),
-        availability_zone=doc.get("availability_zone"),
-        force_hosts=tuple(doc.get("force_hosts") or ()),
-        force_nodes=tuple(doc.get("force_nodes") or ()),
-        requested_host=dest.get("host"),
-        requested_node=dest.get("node"),
-        hints=dict(doc.get("scheduler_hints") or {}),
+        flavor=FlavorView.of(spec.flavor),
+        project_id=spec.project_id,
+        image_properties=spec.image.properties if spec.image is not None else {},
+        is_bfv=spec.is_bfv,
+        availability_zone=spec.availability_zone,
+        force_hosts=spec.force_hosts,
+        force_nodes=spec.force_nodes,
+        requested_host=spec.requested_host,
+        requested_node=spec.requested_node,
+        hints=spec.scheduler_hints,
     )
 
 
@@ -317,8 +316,8 @@ class SchedulerService:
         queries: dict[tuple[Any, ...], candidates.ResourceQuery] = {}
         with self.db.reader() as s:
             for i, req in enumerate(requests):
-                view = request_view(req.doc, req.instance_uuids)
-                view = dataclasses.replace(view, group=hostdata.load_group(s, req.doc.get("instance_group")))
+                view = request_view(req.spec, req.instance_uuids)
+                view = dataclasses.replace(view, group=hostdata.load_group(s, req.spec.instance_group))
                 query = self._query(s, view)
                 key = _shape(query)
                 queries[key] = query
@@ -327,8 +326,8 @@ class SchedulerService:
                 self._plan_group(s, items, queries[key], plans)
         return [p for p in plans if p is not None]
 
-    def plan(self, doc: Mapping[str, Any], instance_uuids: Sequence[str]) -> Plan:
-        return self.plan_batch([ScheduleRequest(doc, tuple(instance_uuids), "", "")])[0]
+    def plan(self, spec: RequestSpecDoc, instance_uuids: Sequence[str]) -> Plan:
+        return self.plan_batch([ScheduleRequest(spec, tuple(instance_uuids), "", "")])[0]
 
     def _unplaced(self, plan: Plan, *, claim_failed: bool = False) -> Unplaced:
         return self._missing_destination(plan) or Unplaced(
@@ -393,11 +392,18 @@ class SchedulerService:
         return [o if o is not None else Placed({}) for o in outcomes]
 
     def select_destinations(
-        self, doc: Mapping[str, Any], instance_uuids: Sequence[str], *, project_id: str, user_id: str
+        self,
+        spec: RequestSpecDoc | Mapping[str, Any],
+        instance_uuids: Sequence[str],
+        *,
+        project_id: str,
+        user_id: str,
     ) -> dict[str, list[HostChoice]]:
-        """``select_batch`` for one request (its RequestSpec document as stored); raises
-        ``NoValidHost`` for an ``Unplaced``."""
-        [outcome] = self.select_batch([ScheduleRequest(doc, tuple(instance_uuids), project_id, user_id)])
+        """``select_batch`` for one request (its first RequestSpec, or that spec's stored document);
+        raises ``NoValidHost`` for an ``Unplaced``."""
+        if not isinstance(spec, RequestSpecDoc):
+            spec = RequestSpecDoc.from_doc(spec)
+        [outcome] = self.select_batch([ScheduleRequest(spec, tuple(instance_uuids), project_id, user_id)])
         if isinstance(outcome, Unplaced):
             raise outcome.error()
         return outcome.hosts

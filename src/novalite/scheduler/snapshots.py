@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from novalite.domain.flavor import FlavorSnapshot
 from novalite.domain.zones import DEFAULT_ZONE
 
 
@@ -122,16 +123,16 @@ class FlavorView:
         return self.ephemeral_gb + -(-self.swap // 1024) + (0 if is_bfv else self.root_gb)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FlavorView:
+    def of(cls, f: FlavorSnapshot) -> FlavorView:
         return cls(
-            vcpus=int(d.get("vcpus") or 0),
-            memory_mb=int(d.get("memory_mb") or 0),
-            root_gb=int(d.get("root_gb") or 0),
-            ephemeral_gb=int(d.get("ephemeral_gb") or 0),
-            swap=int(d.get("swap") or 0),
-            extra_specs=dict(d.get("extra_specs") or {}),
-            name=str(d.get("name") or ""),
-            flavorid=str(d.get("flavorid") or ""),
+            vcpus=f.vcpus,
+            memory_mb=f.memory_mb,
+            root_gb=f.root_gb,
+            ephemeral_gb=f.ephemeral_gb,
+            swap=f.swap,
+            extra_specs=f.extra_specs,
+            name=f.name,
+            flavorid=f.flavorid,
         )
 
 
@@ -157,7 +158,8 @@ class GroupView:
 
 @dataclass(frozen=True)
 class RequestView:
-    """One scheduling request: the first RequestSpec plus every instance uuid to place."""
+    """One scheduling request: the first RequestSpec (``service.request_view``) plus every instance
+    uuid to place."""
 
     instance_uuids: tuple[str, ...]
     flavor: FlavorView
