@@ -28,8 +28,7 @@ from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
 from novalite.db.precompiled import Precompiled
 from novalite.domain.states import PowerState, TaskState, VmState
-from novalite.scheduler import hostdata
-from novalite.scheduler.filters.server_group_anti_affinity import max_per_host
+from novalite.services import server_groups
 from novalite.virt.driver import GuestSpec
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
@@ -119,17 +118,7 @@ def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict
         group_uuid = (doc.spec or {}).get("instance_group") if doc else None
     if not group_uuid:
         return None
-    group = hostdata.load_group(s, group_uuid)
-    if group is None:
-        return None
-    others = {h for u, h in group.member_hosts.items() if u != instance_uuid}
-    if group.policy == "affinity" and others and host not in others:
-        return f"Affinity instance group policy was violated: members run on {', '.join(sorted(others))}"
-    if group.policy == "anti-affinity" and group.members_on(host, excluding=instance_uuid) >= max_per_host(
-        group.rules
-    ):
-        return "Anti-affinity instance group policy was violated."
-    return None
+    return server_groups.late_policy_violation(s, group_uuid, instance_uuid, host)
 
 
 def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | None]) -> GuestSpec:

@@ -20,9 +20,9 @@ from novalite.db.base import utcnow
 from novalite.db.models.aggregates import Aggregate, AggregateHost, AggregateMetadata
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode, Inventory, ResourceProvider, Service
-from novalite.db.models.server_groups import InstanceGroup, InstanceGroupMember
 from novalite.placement.candidates import Candidate, ResourceQuery, candidates_from_rows, prepare
 from novalite.scheduler.snapshots import AggregateSnapshot, GroupView, HostSnapshot
+from novalite.services import server_groups
 
 _AGGREGATES = select(Aggregate, AggregateHost.host).join(
     AggregateHost, AggregateHost.aggregate_id == Aggregate.id
@@ -53,29 +53,14 @@ def host_aggregates(s: Session, hosts: Iterable[str] | None = None) -> dict[str,
     return out
 
 
-# Core statements (no ORM entity loads) for the group row and its live members' hosts
-_GROUP = select(InstanceGroup.__table__).where(InstanceGroup.uuid == bindparam("group_uuid")).limit(1)
-_GROUP_MEMBERS = (
-    select(Instance.uuid, Instance.host)
-    .join(InstanceGroupMember, InstanceGroupMember.instance_uuid == Instance.uuid)
-    .where(InstanceGroupMember.group_id == bindparam("group_id"), Instance.deleted.is_(False))
-)
-
-
 def load_group(s: Session, group_uuid: str | None) -> GroupView | None:
     """The group's policy, rules and live members' hosts."""
     if not group_uuid:
         return None
-    conn = s.connection()
-    row = conn.execute(_GROUP, {"group_uuid": group_uuid}).first()
-    if row is None:
+    group = server_groups.group_placement(s, group_uuid)
+    if group is None:
         return None
-    group = row._mapping
-    members = {str(u): str(h) for u, h in conn.execute(_GROUP_MEMBERS, {"group_id": group["id"]}).all() if h}
-    policy = group.get("policy") or (group.get("policies") or [""])[0]
-    return GroupView(
-        uuid=group_uuid, policy=str(policy), rules=dict(group.get("rules") or {}), member_hosts=members
-    )
+    return GroupView(uuid=group_uuid, policy=group.policy, rules=group.rules, member_hosts=group.member_hosts)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ Contracts used elsewhere:
   ``add_member(s, ctx, group_uuid, instance_uuid)`` (404 for an unknown group, 403 over quota);
   ``group_snapshot(s, group_uuid) -> dict | None`` with ``policy``, ``rules``, ``members``
   (live servers), ``hosts`` (their hosts, sorted, unique) and ``member_hosts``
-  (instance uuid -> host, for ``max_server_per_host``).
+  (instance uuid -> host, for ``max_server_per_host``);
+  ``group_placement(s, group_uuid) -> GroupPlacement | None`` (policy, rules, live members' hosts:
+  what the scheduler's filters and the compute side's late check read, Core statements only);
+  ``late_policy_violation(s, group_uuid, instance_uuid, host) -> str | None`` (the compute side's
+  check of the policy against where the members run now, Nova's ``_validate_instance_group_policy``).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.base import new_uuid, utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.models.server_groups import InstanceGroup, InstanceGroupMember
+from novalite.domain.server_groups import max_per_host
 from novalite.errors import BadRequest, NotFound, OverQuota
 from novalite.services import quotas
 
@@ -219,3 +224,53 @@ def group_snapshot(s: Session, group_uuid: str) -> dict[str, Any] | None:
         "hosts": sorted(set(member_hosts.values())),
         "member_hosts": member_hosts,
     }
+
+
+# --- placement: where the members run -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupPlacement:
+    policy: str
+    rules: dict[str, Any]
+    member_hosts: dict[str, str]  # live member instance uuid -> its host (members with a host)
+
+
+# Core statements (no ORM entity loads): the group row, deleted or not, and its live members' hosts
+_GROUP = (
+    select(InstanceGroup.id, InstanceGroup.policy, InstanceGroup.rules)
+    .where(InstanceGroup.uuid == bindparam("group_uuid"))
+    .limit(1)
+)
+_MEMBER_HOSTS = (
+    select(Instance.uuid, Instance.host)
+    .join(InstanceGroupMember, InstanceGroupMember.instance_uuid == Instance.uuid)
+    .where(InstanceGroupMember.group_id == bindparam("group_id"), Instance.deleted.is_(False))
+)
+
+
+def group_placement(s: Session, group_uuid: str) -> GroupPlacement | None:
+    """The group's policy, rules and live members' hosts; None when there is no such group."""
+    conn = s.connection()
+    row = conn.execute(_GROUP, {"group_uuid": group_uuid}).first()
+    if row is None:
+        return None
+    group_id, policy, rules = row
+    members = {str(u): str(h) for u, h in conn.execute(_MEMBER_HOSTS, {"group_id": group_id}).all() if h}
+    return GroupPlacement(policy=str(policy or ""), rules=dict(rules or {}), member_hosts=members)
+
+
+def late_policy_violation(s: Session, group_uuid: str, instance_uuid: str, host: str) -> str | None:
+    """The group policy against where the other members really run now, for ``instance_uuid``
+    about to be built on ``host``: the violation, or None."""
+    group = group_placement(s, group_uuid)
+    if group is None:
+        return None
+    others = {h for u, h in group.member_hosts.items() if u != instance_uuid}
+    if group.policy == "affinity" and others and host not in others:
+        return f"Affinity instance group policy was violated: members run on {', '.join(sorted(others))}"
+    if group.policy == "anti-affinity":
+        here = sum(1 for u, h in group.member_hosts.items() if h == host and u != instance_uuid)
+        if here >= max_per_host(group.rules):
+            return "Anti-affinity instance group policy was violated."
+    return None

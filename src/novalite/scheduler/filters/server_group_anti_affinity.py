@@ -3,18 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from novalite.domain.server_groups import max_per_host
 from novalite.scheduler.filters.base import PASS, Verdict, fail
 from novalite.scheduler.snapshots import HostSnapshot, RequestView
-
-
-def max_per_host(rules: Mapping[str, Any] | None) -> int:
-    try:
-        return max(1, int((rules or {}).get("max_server_per_host", 1)))
-    except (TypeError, ValueError, AttributeError):
-        return 1
 
 
 class ServerGroupAntiAffinityFilter:
