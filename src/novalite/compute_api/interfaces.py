@@ -16,11 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.compute_api.schemas.servers import TAG, UUID
-from novalite.compute_api.server_actions import record_action
 from novalite.context import RequestContext
 from novalite.errors import BadRequest
 from novalite.services import server_devices as devices
 from novalite.services import server_queries as queries
+from novalite.services.server_actions import record_action
 
 router = APIRouter(prefix="/compute/v2.1")
 _BASE = "/servers/{server_id}/os-interface"

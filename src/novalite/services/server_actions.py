@@ -1,0 +1,229 @@
+"""Performing server actions (§6.4): load the caller's server, check the action's transition
+(``domain.actions``), persist it, record the instance action.
+
+The fake virt driver has nothing to do for these, so a transition is one conditional UPDATE
+(expected vm_state and task_state in the WHERE clause): a concurrent change makes it fail with
+the same 409 instead of overwriting. Functions taking ``s`` work in the caller's unit of work;
+those taking ``db`` open their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from novalite.context import RequestContext
+from novalite.db.base import Database, utcnow
+from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
+from novalite.db.models.network import Port
+from novalite.domain.actions import CRASH_DUMP, RESCUE, Transition
+from novalite.domain.states import VmState
+from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
+from novalite.image.service import get_image
+from novalite.network import ports as net_ports
+from novalite.network import service as network
+from novalite.runtime import Runtime
+from novalite.services.server_queries import get_instance
+
+CONSOLE_LINES = 50
+
+
+def invalid_state(action: str, instance_uuid: str, attr: str, state: Any) -> Conflict:
+    return Conflict(
+        f"Cannot '{action}' instance {instance_uuid} while it is in {attr} {state}",
+        kind="InstanceInvalidState",
+    )
+
+
+def check_state(inst: Instance, t: Transition) -> None:
+    """Nova's ``check_instance_state``: vm_state, then task_state, then launched_at."""
+    refused = t.refusal(inst.vm_state, inst.task_state, launched=inst.launched_at is not None)
+    if refused is not None:
+        raise invalid_state(t.name, inst.uuid, *refused)
+
+
+def check_not_locked(ctx: RequestContext, inst: Instance) -> None:
+    if inst.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {inst.uuid} is locked", kind="InstanceIsLocked")
+
+
+def record_action(s: Session, ctx: RequestContext, inst: Instance, action: str, *, event: str | None) -> None:
+    """An instance action (and, for work a compute would do, its finished event)."""
+    now = utcnow()
+    row = InstanceAction(
+        instance_uuid=inst.uuid,
+        action=action,
+        request_id=ctx.request_id,
+        user_id=ctx.user_id,
+        project_id=ctx.project_id,
+        start_time=now,
+        finish_time=now if event else None,
+    )
+    s.add(row)
+    s.flush()
+    if event:
+        s.add(
+            InstanceActionEvent(
+                action_id=row.id,
+                event=event,
+                start_time=now,
+                finish_time=now,
+                result="Success",
+                host=inst.host,
+            )
+        )
+
+
+def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transition) -> None:
+    """Check the lock and the transition, write it with the expected states, record the action."""
+    check_not_locked(ctx, inst)
+    check_state(inst, t)
+    now = utcnow()
+    values: dict[str, Any] = {"power_state": int(t.power), "task_state": None, "updated_at": now}
+    if t.to_vm is not None:
+        values["vm_state"] = t.to_vm
+    result = s.execute(
+        update(Instance)
+        .where(
+            Instance.id == inst.id,
+            Instance.vm_state == inst.vm_state,
+            Instance.task_state.is_(None)
+            if inst.task_state is None
+            else Instance.task_state == inst.task_state,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise invalid_state(t.name, inst.uuid, "task_state", "changed")
+    record_action(s, ctx, inst, t.name, event=f"compute_{t.name}_instance")
+
+
+def perform(db: Database, ctx: RequestContext, server_id: str, t: Transition) -> None:
+    """An action that is only its transition (stop, start, restore, unrescue, ...)."""
+    with db.session() as s:
+        apply_transition(s, ctx, get_instance(s, ctx, server_id), t)
+
+
+# -- lock ------------------------------------------------------------------------------------------
+
+
+def lock(s: Session, ctx: RequestContext, inst: Instance, reason: str | None) -> None:
+    inst.locked, inst.locked_by, inst.locked_reason = (
+        True,
+        "admin" if ctx.is_admin and ctx.project_id != inst.project_id else "owner",
+        reason,
+    )
+    inst.updated_at = utcnow()
+    record_action(s, ctx, inst, "lock", event=None)
+
+
+def unlock(s: Session, ctx: RequestContext, inst: Instance) -> None:
+    if inst.locked and inst.locked_by == "admin" and not ctx.is_admin:
+        raise PolicyNotAuthorized("os_compute_api:os-lock-server:unlock:unlock_override")
+    inst.locked, inst.locked_by, inst.locked_reason = False, None, None
+    inst.updated_at = utcnow()
+    record_action(s, ctx, inst, "unlock", event=None)
+
+
+# -- security groups -------------------------------------------------------------------------------
+
+
+def _resolve_group(s: Session, inst: Instance, name: str) -> str:
+    try:
+        return network.resolve_security_group(s, inst.project_id, name)
+    except BadRequest as exc:  # the action answers 404 for an unknown group
+        raise NotFound(exc.message, kind=exc.kind) from None
+
+
+def change_security_group(s: Session, inst: Instance, name: str, *, add: bool) -> None:
+    """addSecurityGroup / removeSecurityGroup: on every port of the server (§6.4, Neutron's view)."""
+    group_id = _resolve_group(s, inst, name)
+    instance_ports = list(
+        s.scalars(select(Port).where(Port.device_id == inst.uuid).order_by(Port.created_at))
+    )
+    if not instance_ports:
+        raise NotFound(
+            f"instance_id {inst.uuid} could not be found as device id on any ports",
+            kind="SecurityGroupNotFound",
+        )
+    current = {p.id: net_ports.port_group_ids(s, p.id) for p in instance_ports}
+    if not add and not any(group_id in ids for ids in current.values()):
+        raise NotFound(
+            f"Security group {name} not associated with the instance {inst.uuid}",
+            kind="SecurityGroupNotFound",
+        )
+    for port in instance_ports:
+        ids = current[port.id]
+        if add:
+            wanted = ids if group_id in ids else [*ids, group_id]
+        else:
+            wanted = [i for i in ids if i != group_id]
+        if wanted != ids:
+            net_ports.set_security_groups(s, port, wanted)
+
+
+# -- admin and other actions -----------------------------------------------------------------------
+
+
+def reset_state(db: Database, ctx: RequestContext, server_id: str, *, active: bool) -> None:
+    """Admin: force vm_state to active or error and clear the task."""
+    with db.session() as s:
+        inst = get_instance(s, ctx, server_id)
+        inst.vm_state = VmState.ACTIVE if active else VmState.ERROR
+        inst.task_state, inst.updated_at = None, utcnow()
+        record_action(s, ctx, inst, "resetState", event=None)
+
+
+def check_exists(db: Database, ctx: RequestContext, server_id: str) -> None:
+    """Admin actions with nothing to redo on a simulated host: the server must exist."""
+    with db.reader() as s:
+        get_instance(s, ctx, server_id)
+
+
+def force_delete(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
+    """Delete now, in any state (there is no deferred delete here, so this is DELETE)."""
+    with rt.db.reader() as s:
+        check_not_locked(ctx, get_instance(s, ctx, server_id))
+    rt.services.require_compute_api().delete_instance(ctx, server_id)
+
+
+def trigger_crash_dump(db: Database, ctx: RequestContext, server_id: str) -> None:
+    with db.session() as s:
+        inst = get_instance(s, ctx, server_id)
+        check_not_locked(ctx, inst)
+        check_state(inst, CRASH_DUMP)
+        record_action(s, ctx, inst, "trigger_crash_dump", event="compute_trigger_crash_dump")
+
+
+def console_output(db: Database, ctx: RequestContext, server_id: str, length: int) -> str:
+    """The last ``length`` lines of the (simulated) serial console; -1 for all of it."""
+    with db.reader() as s:
+        inst = get_instance(s, ctx, server_id)
+    if inst.host is None or inst.vm_state == VmState.BUILDING:
+        raise Conflict(f"Instance {server_id} is not ready", kind="InstanceNotReady")
+    lines = [
+        f"[{i:6d}.000000] novalite fake console of {inst.display_name} ({inst.uuid}) on {inst.host}"
+        for i in range(CONSOLE_LINES)
+    ]
+    if length >= 0:
+        lines = lines[len(lines) - length :] if length else []
+    return "\n".join(lines)
+
+
+def rescue(
+    db: Database, ctx: RequestContext, server_id: str, *, image_ref: str | None, volume_backed_ok: bool
+) -> None:
+    """Boot the server from a rescue image (its own image when ``image_ref`` is None): RESCUE.
+    ``volume_backed_ok``: a boot-from-volume server may be rescued (2.87)."""
+    with db.session() as s:
+        inst = get_instance(s, ctx, server_id)
+        if not inst.image_ref and not volume_backed_ok:
+            raise BadRequest(
+                f"Cannot rescue a volume-backed instance {inst.uuid}", kind="InstanceNotRescuable"
+            )
+        image_ref = image_ref or inst.image_ref
+        if image_ref and get_image(s, ctx, image_ref) is None:
+            raise BadRequest(f"Image {image_ref} could not be found.", kind="ImageNotFound")
+        apply_transition(s, ctx, inst, RESCUE)
