@@ -7,8 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import compute_links, json_body, request_context, runtime, validate
@@ -17,6 +15,7 @@ from novalite.compute_api.views.servers import host_id
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
 from novalite.errors import BadRequest, NotFound
+from novalite.services import instance_actions as service
 from novalite.services import server_queries as queries
 
 router = APIRouter()  # included by server_subresources under /compute/v2.1
@@ -66,16 +65,15 @@ def _event_view(
     return out
 
 
-def _actions_instance(s: Session, request: Request, ctx: RequestContext, server_id: str) -> Instance:
-    deleted_ok = request_version(request) >= V(2, 21)  # 2.21: actions of deleted servers
-    return queries.get_instance(s, ctx, server_id, read_deleted=deleted_ok)
+def _read_deleted(request: Request) -> bool:
+    return request_version(request) >= V(2, 21)  # 2.21: actions of deleted servers
 
 
-def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str) -> tuple[Any, int | None]:
+def _action_filters(request: Request) -> dict[str, Any]:
     """2.58 limit / marker (a request id) / changes-since; 2.66 changes-before."""
     version, params = request_version(request), request.query_params
     if version < V(2, 58):
-        return query, None
+        return {}
     limit = None
     if "limit" in params:
         try:
@@ -84,28 +82,14 @@ def _action_filters(request: Request, query: Any, s: Session, instance_uuid: str
             raise BadRequest(f"Invalid input for query parameters limit. Value: {params['limit']}.") from None
         if limit < 0:
             raise BadRequest(f"Invalid input for query parameters limit. Value: {limit}.")
-    since = (
-        queries.parse_time("changes-since", params["changes-since"]) if "changes-since" in params else None
-    )
-    before = None
+    since = before = None
+    if "changes-since" in params:
+        since = queries.parse_time("changes-since", params["changes-since"])
     if version >= V(2, 66) and "changes-before" in params:
         before = queries.parse_time("changes-before", params["changes-before"])
     if since and before and before < since:
         raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    if since:
-        query = query.where(InstanceAction.updated_at >= since)
-    if before:
-        query = query.where(InstanceAction.updated_at <= before)
-    if "marker" in params:
-        marker = s.scalars(
-            select(InstanceAction).where(
-                InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == params["marker"]
-            )
-        ).first()
-        if marker is None:
-            raise BadRequest(f"Marker {params['marker']} could not be found.")
-        query = query.where(InstanceAction.id < marker.id)
-    return query, limit
+    return {"since": since, "before": before, "marker": params.get("marker"), "limit": limit}
 
 
 @router.get(_SERVER + "/os-instance-actions")
@@ -113,11 +97,10 @@ def list_actions(
     server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        inst = _actions_instance(s, request, ctx, server_id)
-        query = select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
-        query, limit = _action_filters(request, query, s, inst.uuid)
-        query = query.order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())
-        rows = list(s.scalars(query.limit(limit) if limit is not None else query))
+        inst = queries.get_instance(s, ctx, server_id, read_deleted=_read_deleted(request))
+        filters = _action_filters(request)
+        rows = service.list_actions(s, inst.uuid, **filters)
+    limit = filters.get("limit")
     out: dict[str, Any] = {"instanceActions": [_action_view(r, request) for r in rows]}
     if limit is not None and rows and len(rows) == limit:
         href = compute_links(request, "servers", server_id)[0]["href"]
@@ -132,24 +115,14 @@ def show_action(
     server_id: str, request_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        inst = _actions_instance(s, request, ctx, server_id)
-        row = s.scalars(
-            select(InstanceAction).where(
-                InstanceAction.instance_uuid == inst.uuid, InstanceAction.request_id == request_id
-            )
-        ).first()
+        inst = queries.get_instance(s, ctx, server_id, read_deleted=_read_deleted(request))
+        row = service.get_action(s, inst.uuid, request_id)
         if row is None:
             raise NotFound(
                 f"Action for request_id {request_id} on instance {server_id} not found",
                 kind="InstanceActionNotFound",
             )
-        events = list(
-            s.scalars(
-                select(InstanceActionEvent)
-                .where(InstanceActionEvent.action_id == row.id)
-                .order_by(InstanceActionEvent.start_time.desc(), InstanceActionEvent.id.desc())
-            )
-        )
+        events = service.action_events(s, row)
     out = _action_view(row, request)
     if ctx.is_admin or request_version(request) >= V(2, 51):  # 2.51: events for the owner too
         out["events"] = [_event_view(e, inst, ctx, request) for e in events]
@@ -193,10 +166,7 @@ def _deliver(request: Request, ctx: RequestContext, events: list[dict[str, Any]]
     rt = runtime(request)
     uuids = {e["server_uuid"] for e in events}
     with rt.db.reader() as s:
-        found = {
-            i.uuid: i.host
-            for i in s.scalars(select(Instance).where(Instance.uuid.in_(uuids), Instance.deleted.is_(False)))
-        }
+        found = queries.hosts_of(s, uuids)
     compute = rt.services.compute_api
     handler = getattr(compute, "external_instance_event", None)
     out = []

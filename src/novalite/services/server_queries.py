@@ -83,6 +83,12 @@ def get_instance(
     return inst
 
 
+def hosts_of(s: Session, uuids: Collection[str]) -> dict[str, str | None]:
+    """The host of each live server among ``uuids`` (None before it has one); any project's."""
+    query = select(Instance.uuid, Instance.host).where(Instance.uuid.in_(uuids), Instance.deleted.is_(False))
+    return {uuid: host for uuid, host in s.execute(query)}
+
+
 @dataclass
 class ListQuery:
     """A parsed list request: SQL conditions, sort order, limit and marker."""
