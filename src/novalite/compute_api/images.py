@@ -9,10 +9,10 @@ service's: another project's private image is a 404, a visible image you do not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import (
@@ -30,7 +30,7 @@ from novalite.db.models.image import Image
 from novalite.errors import BadRequest, Forbidden, NotFound
 from novalite.image import listing, service, store
 from novalite.image.views import iso
-from novalite.services import quotas
+from novalite.services import image_proxy as proxy
 
 
 def _images_available(request: Request) -> None:
@@ -49,7 +49,6 @@ router = APIRouter(prefix="/compute/v2.1")
 _images = APIRouter(dependencies=[Depends(_images_available)])
 _metadata = APIRouter(dependencies=[Depends(_metadata_available)])
 
-DEFAULT_METADATA_ITEMS = 128
 _METADATA = {
     "type": "object",
     "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
@@ -165,33 +164,24 @@ def _int_filter(key: str, raw: str) -> int:
         raise BadRequest(f"Invalid filter value for {key}: {raw}") from None
 
 
-def _page(request: Request, ctx: RequestContext, s: Session) -> list[Image]:
+def _rendered_page(request: Request, ctx: RequestContext, view: Callable[[Request, Image], Any]) -> list[Any]:
+    """The page the request asks for, each image through ``view`` (inside the read: the views
+    read the images' properties)."""
     limit, marker = parse_limit(request)
     preds = _filters(request)
-    rows = [img for img in listing.scope(s, ctx, None) if all(p(img) for p in preds)]
-    ordered = listing.sort_images(rows, [("created_at", "desc"), ("id", "desc")])
-    page, _ = listing.page_after(ordered, marker, limit)
-    return page
-
-
-def _image(s: Session, ctx: RequestContext, image_id: str) -> Image:
-    image = service.find_visible(s, ctx, image_id)
-    if image is None:
-        raise NotFound("Image not found.", kind="ImageNotFound")
-    return image
+    with runtime(request).db.reader() as s:
+        return [view(request, img) for img in proxy.page(s, ctx, preds, limit=limit, marker=marker)]
 
 
 @_images.get("/images")
 def index(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        images = [basic_view(request, img) for img in _page(request, ctx, s)]
+    images = _rendered_page(request, ctx, basic_view)
     return _collection(request, "images", images)
 
 
 @_images.get("/images/detail")
 def detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        images = [detail_view(request, img) for img in _page(request, ctx, s)]
+    images = _rendered_page(request, ctx, detail_view)
     return _collection(request, "images/detail", images)
 
 
@@ -207,7 +197,7 @@ def _collection(request: Request, collection: str, images: list[dict[str, Any]])
 @_images.get("/images/{image_id}")
 def show(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        return {"image": detail_view(request, _image(s, ctx, image_id))}
+        return {"image": detail_view(request, proxy.visible_image(s, ctx, image_id))}
 
 
 @_images.delete("/images/", include_in_schema=False)
@@ -220,7 +210,7 @@ def delete_blank(request: Request, ctx: RequestContext = Depends(request_context
 def delete(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     rt = runtime(request)
     with rt.db.session() as s:
-        image = _image(s, ctx, image_id)
+        image = proxy.visible_image(s, ctx, image_id)
         if image.protected or (not ctx.is_admin and image.owner != ctx.project_id):
             raise Forbidden("You are not allowed to delete the image.", kind="ImageNotAuthorized")
         service.delete_image(s, ctx, image_id)
@@ -236,7 +226,7 @@ def metadata_index(
     image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        return {"metadata": _image(s, ctx, image_id).properties}
+        return {"metadata": proxy.visible_image(s, ctx, image_id).properties}
 
 
 @_metadata.get("/images/{image_id}/metadata/{key}")
@@ -244,15 +234,10 @@ def metadata_show(
     image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        props = _image(s, ctx, image_id).properties
+        props = proxy.visible_image(s, ctx, image_id).properties
     if key not in props:
         raise NotFound("Invalid metadata key")
     return {"meta": {key: props[key]}}
-
-
-def _metadata_limit(s: Session, project_id: str) -> int:
-    limit = quotas.effective_limits(s, project_id).get("metadata_items", DEFAULT_METADATA_ITEMS)
-    return int(limit)
 
 
 def _write_metadata(
@@ -263,14 +248,7 @@ def _write_metadata(
     merge: dict[str, str] | None = None,
     replace: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Merge into or replace the image's properties, within the metadata_items quota (-1: no limit)."""
-    with runtime(request).db.session() as s:
-        image = _image(s, ctx, image_id)
-        props = dict(replace) if replace is not None else {**image.properties, **(merge or {})}
-        limit = _metadata_limit(s, ctx.project_id)
-        if 0 <= limit < len(props):
-            raise Forbidden("Image metadata limit exceeded")
-        return service.replace_metadata(s, ctx, image_id, props).properties
+    return proxy.write_metadata(runtime(request).db, ctx, image_id, merge=merge, replace=replace)
 
 
 @_metadata.put("/images/{image_id}/metadata")
@@ -311,7 +289,7 @@ def metadata_delete(
     image_id: str, key: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> Response:
     with runtime(request).db.session() as s:
-        props = _image(s, ctx, image_id).properties
+        props = proxy.visible_image(s, ctx, image_id).properties
         if key not in props:
             raise NotFound("Invalid metadata key")
         del props[key]

@@ -14,17 +14,17 @@ import uuid as uuidlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime
 from novalite.api.microversion import V, request_version
 from novalite.context import RequestContext
-from novalite.db.models.network import Network, Port, PortSecurityGroup, SecurityGroup, SecurityGroupRule
+from novalite.db.models.network import Network, SecurityGroup
 from novalite.errors import BadRequest, NotFound, NovaliteError
 from novalite.network import networks, security_groups
+from novalite.services import network_proxies as proxies
 from novalite.services import server_queries as queries
+from novalite.services.network_proxies import RuleWithRemote
 
 NETWORK_FIELDS = (
     "id",
@@ -94,21 +94,15 @@ def show_network(
     network_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        net = s.get(Network, network_id) if len(network_id) <= 36 else None
-        if net is None or not networks.can_see(ctx, net):
-            raise NotFound("Network not found", kind="NetworkNotFound")
-        return {"network": network_view(ctx, net)}
+        return {"network": network_view(ctx, proxies.get_network(s, ctx, network_id))}
 
 
 # -- views ----------------------------------------------------------------------------------------
 
 
-def group_not_found(group_id: str) -> NotFound:
-    return NotFound(f"Security group {group_id} not found.", kind="SecurityGroupNotFound")
-
-
-def rule_view(s: Session, rule: SecurityGroupRule) -> dict[str, Any]:
+def rule_view(rule_and_remote: RuleWithRemote) -> dict[str, Any]:
     """Nova's rule: tcp/udp without ports is 1-65535, other protocols without ports -1."""
+    rule, remote = rule_and_remote
     low, high = rule.port_range_min, rule.port_range_max
     if rule.protocol is not None and low is None and high is None:
         low, high = (1, 65535) if rule.protocol.upper() in ("TCP", "UDP") else (-1, -1)
@@ -121,7 +115,6 @@ def rule_view(s: Session, rule: SecurityGroupRule) -> dict[str, Any]:
         "group": {},
         "ip_range": {},
     }
-    remote = s.get(SecurityGroup, rule.remote_group_id) if rule.remote_group_id else None
     if remote is not None:
         out["group"] = {"name": remote.name, "tenant_id": remote.project_id}
     else:
@@ -129,22 +122,15 @@ def rule_view(s: Session, rule: SecurityGroupRule) -> dict[str, Any]:
     return out
 
 
-def group_view(s: Session, group: SecurityGroup) -> dict[str, Any]:
-    rules = [r for r in security_groups.group_rules(s, group.id) if r.direction == "ingress"]
+def group_view(group: SecurityGroup, rules: list[RuleWithRemote]) -> dict[str, Any]:
+    """The group with its ingress rules (``proxies.ingress_rules``)."""
     return {
         "id": group.id,
         "name": group.name,
         "description": group.description,
         "tenant_id": group.project_id,
-        "rules": [rule_view(s, r) for r in rules],
+        "rules": [rule_view(r) for r in rules],
     }
-
-
-def _get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
-    group = s.get(SecurityGroup, group_id) if len(group_id) <= 36 else None
-    if group is None or not ctx.can_access_project(group.project_id):
-        raise group_not_found(group_id)
-    return group
 
 
 # -- os-security-groups ---------------------------------------------------------------------------
@@ -154,11 +140,8 @@ def _get_group(s: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:
 def list_groups(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     all_tenants = request.query_params.get("all_tenants", "0").lower() not in ("0", "false", "off", "no")
     with runtime(request).db.session() as s:  # may create the project's default group
-        security_groups.ensure_default_group(s, ctx.project_id)
-        q = select(SecurityGroup).order_by(SecurityGroup.created_at, SecurityGroup.id)
-        if not (ctx.is_admin and all_tenants):
-            q = q.where(SecurityGroup.project_id == ctx.project_id)
-        return {"security_groups": [group_view(s, g) for g in s.scalars(q)]}
+        groups = proxies.project_groups(s, ctx, all_tenants=all_tenants)
+        return {"security_groups": [group_view(g, proxies.ingress_rules(s, g)) for g in groups]}
 
 
 @router.get("/os-security-groups/{group_id}")
@@ -166,7 +149,8 @@ def show_group(
     group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        return {"security_group": group_view(s, _get_group(s, ctx, group_id))}
+        group = proxies.get_group(s, ctx, group_id)
+        return {"security_group": group_view(group, proxies.ingress_rules(s, group))}
 
 
 def _property(spec: dict[str, Any], name: str) -> str:
@@ -214,7 +198,7 @@ def _create_group(request: Request, ctx: RequestContext, spec: dict[str, Any]) -
                     "Quota exceeded, too many security groups.", kind="SecurityGroupLimitExceeded"
                 ) from None
             raise BadRequest(exc.message, kind=exc.kind) from None
-        return {"security_group": group_view(s, group)}
+        return {"security_group": group_view(group, proxies.ingress_rules(s, group))}
 
 
 @router.post("/os-security-groups")
@@ -228,13 +212,13 @@ def _update_group(
 ) -> dict[str, Any]:
     name, description = _property(spec, "name"), _property(spec, "description")
     with runtime(request).db.session() as s:
-        group = _get_group(s, ctx, group_id)
+        group = proxies.get_group(s, ctx, group_id)
         try:
             security_groups.update_group(s, group, {"name": name, "description": description})
         except NovaliteError as exc:  # Neutron's conflicts are Nova's 400s
             raise BadRequest(exc.message, kind=exc.kind) from None
         s.flush()
-        return {"security_group": group_view(s, group)}
+        return {"security_group": group_view(group, proxies.ingress_rules(s, group))}
 
 
 @router.put("/os-security-groups/{group_id}")
@@ -248,7 +232,7 @@ async def update_group(
 @router.delete("/os-security-groups/{group_id}", status_code=202)
 def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
-        group = _get_group(s, ctx, group_id)
+        group = proxies.get_group(s, ctx, group_id)
         try:
             security_groups.delete_group(s, ctx, group)
         except NovaliteError as exc:  # Neutron's conflicts are Nova's 400s
@@ -304,9 +288,9 @@ def _rule_fields(spec: dict[str, Any], group: SecurityGroup) -> dict[str, Any]:
 
 def _create_rule(request: Request, ctx: RequestContext, spec: dict[str, Any]) -> dict[str, Any]:
     with runtime(request).db.session() as s:
-        group = _get_group(s, ctx, _group_id(spec.get("parent_group_id")))
+        group = proxies.get_group(s, ctx, _group_id(spec.get("parent_group_id")))
         if spec.get("group_id"):
-            _get_group(s, ctx, _group_id(spec["group_id"]))
+            proxies.get_group(s, ctx, _group_id(spec["group_id"]))
         fields = _rule_fields(spec, group)
         try:
             with s.begin_nested():
@@ -315,7 +299,7 @@ def _create_rule(request: Request, ctx: RequestContext, spec: dict[str, Any]) ->
             if exc.kind == "SecurityGroupRuleExists":
                 raise BadRequest(f"This rule already exists in group {group.id}", kind=exc.kind) from None
             raise BadRequest(exc.message, kind=exc.kind) from None
-        return {"security_group_rule": rule_view(s, rule)}
+        return {"security_group_rule": rule_view(proxies.with_remote(s, rule))}
 
 
 @router.post("/os-security-group-rules")
@@ -327,12 +311,7 @@ async def create_rule(request: Request, ctx: RequestContext = Depends(request_co
 @router.delete("/os-security-group-rules/{rule_id}", status_code=202)
 def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     with runtime(request).db.session() as s:
-        rule = s.get(SecurityGroupRule, rule_id) if len(rule_id) <= 36 else None
-        if rule is None or not ctx.can_access_project(rule.project_id):
-            raise NotFound(
-                f"Security group rule {rule_id} could not be found.", kind="SecurityGroupRuleNotFound"
-            )
-        security_groups.delete_rule(s, rule)
+        security_groups.delete_rule(s, proxies.get_rule(s, ctx, rule_id))
     return Response(status_code=202)
 
 
@@ -345,12 +324,5 @@ def server_groups(
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
         inst = queries.get_instance(s, ctx, server_id)
-        q = (
-            select(SecurityGroup)
-            .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
-            .join(Port, Port.id == PortSecurityGroup.port_id)
-            .where(Port.device_id == inst.uuid)
-            .order_by(SecurityGroup.created_at, SecurityGroup.id)
-            .distinct()
-        )
-        return {"security_groups": [group_view(s, g) for g in s.scalars(q)]}
+        groups = proxies.server_groups(s, inst.uuid)
+        return {"security_groups": [group_view(g, proxies.ingress_rules(s, g)) for g in groups]}
