@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from novalite.scheduler.filters import DEFAULT_FILTERS
+from novalite.scheduler.weighers import DEFAULT_WEIGHERS
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -51,14 +54,8 @@ class Settings:
     # candidates read first, best by the RAM weigher's order (most free RAM first; least with a
     # negative multiplier); widened x4 up to max_placement_results while too few pass the filters
     scheduler_candidate_window: int = 20
-    enabled_filters: str = (
-        "ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,"
-        "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter"
-    )
-    enabled_weighers: str = (
-        "RAMWeigher,CPUWeigher,DiskWeigher,NumInstancesWeigher,ServerGroupSoftAffinityWeigher,"
-        "ServerGroupSoftAntiAffinityWeigher,BuildFailureWeigher"
-    )
+    enabled_filters: str = ",".join(DEFAULT_FILTERS)
+    enabled_weighers: str = ",".join(DEFAULT_WEIGHERS)
     weigher_multipliers: str = ""  # "RAMWeigher=-1.0,NumInstancesWeigher=-1.0" (name or option name)
     max_concurrent_builds: int = 64  # compute agent worker threads per process
     cpu_allocation_ratio: float = 4.0

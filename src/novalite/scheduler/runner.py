@@ -31,13 +31,6 @@ from novalite.scheduler.filters.base import Filter
 from novalite.scheduler.snapshots import Drop, HostSnapshot, RequestView, Selection
 from novalite.scheduler.weighers import WeigherConfig
 
-DEFAULT_FILTERS = [
-    "ComputeFilter",
-    "ComputeCapabilitiesFilter",
-    "ImagePropertiesFilter",
-    "ServerGroupAntiAffinityFilter",
-    "ServerGroupAffinityFilter",
-]
 NOT_ENOUGH_HOSTS = "There are not enough hosts available."
 
 
@@ -124,8 +117,8 @@ def select_hosts(
     rng: random.Random | None = None,
 ) -> Selection:
     """Plan every instance of ``spec`` onto ``hosts`` (all-or-nothing: see ``Selection.error``)."""
-    filters = filter_registry.load(DEFAULT_FILTERS) if filters is None else filters
-    weighers = weigher_registry.load(list(weigher_registry.REGISTRY)) if weighers is None else weighers
+    filters = filter_registry.load(filter_registry.DEFAULT_FILTERS) if filters is None else filters
+    weighers = weigher_registry.load(weigher_registry.DEFAULT_WEIGHERS) if weighers is None else weighers
     state = {h.uuid: h for h in hosts}
     group = spec.group
     drops: list[Drop] = []

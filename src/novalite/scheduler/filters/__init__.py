@@ -1,7 +1,10 @@
 """The filter registry: name -> class, written out (no scanning). ``load(names)`` builds the
-enabled list from ``Settings.enabled_filters`` and fails loudly on an unknown name."""
+enabled list from ``Settings.enabled_filters`` and fails loudly on an unknown name;
+``DEFAULT_FILTERS`` is that setting's default (and the pure runner's when given no filters)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from novalite.scheduler.filters.aggregate_instance_extra_specs import AggregateInstanceExtraSpecsFilter
 from novalite.scheduler.filters.base import Filter, Verdict
@@ -25,11 +28,21 @@ REGISTRY: dict[str, type] = {
 }
 
 
+# the filters enabled unless ``enabled_filters`` says otherwise, in the order they run
+DEFAULT_FILTERS = (
+    "ComputeFilter",
+    "ComputeCapabilitiesFilter",
+    "ImagePropertiesFilter",
+    "ServerGroupAntiAffinityFilter",
+    "ServerGroupAffinityFilter",
+)
+
+
 class UnknownFilter(ValueError):
     pass
 
 
-def load(names: list[str]) -> list[Filter]:
+def load(names: Sequence[str]) -> list[Filter]:
     """Instances of the named filters, in order; raises ``UnknownFilter`` naming the culprit."""
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
@@ -40,4 +53,4 @@ def load(names: list[str]) -> list[Filter]:
     return [REGISTRY[n]() for n in names]
 
 
-__all__ = ["REGISTRY", "Filter", "UnknownFilter", "Verdict", "load"]
+__all__ = ["DEFAULT_FILTERS", "REGISTRY", "Filter", "UnknownFilter", "Verdict", "load"]

@@ -33,6 +33,18 @@ REGISTRY: dict[str, type] = {
 }
 
 
+# the weighers enabled unless ``enabled_weighers`` says otherwise (the pure runner's default too)
+DEFAULT_WEIGHERS = (
+    "RAMWeigher",
+    "CPUWeigher",
+    "DiskWeigher",
+    "NumInstancesWeigher",
+    "ServerGroupSoftAffinityWeigher",
+    "ServerGroupSoftAntiAffinityWeigher",
+    "BuildFailureWeigher",
+)
+
+
 class UnknownWeigher(ValueError):
     pass
 
@@ -107,4 +119,4 @@ def weigh_hosts(
     return [(hosts[i], totals[i]) for i in order]
 
 
-__all__ = ["REGISTRY", "UnknownWeigher", "WeigherConfig", "load", "weigh_hosts"]
+__all__ = ["DEFAULT_WEIGHERS", "REGISTRY", "UnknownWeigher", "WeigherConfig", "load", "weigh_hosts"]
