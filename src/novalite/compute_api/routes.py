@@ -43,9 +43,9 @@ def routers() -> list[APIRouter]:
     return [importlib.import_module(name).router for name in COMPUTE_MODULES]
 
 
-def service_routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:
+def service_routers() -> list[tuple[APIRouter, tuple[str, str, str]]]:
     out = []
     for name in SERVICE_MODULES:
         mod = importlib.import_module(name)
-        out.append((mod.router, getattr(mod, "CATALOG", None)))
+        out.append((mod.router, mod.CATALOG))
     return out
