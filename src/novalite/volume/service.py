@@ -23,21 +23,21 @@ from novalite.db.base import utcnow
 from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
-from novalite.volume import quotas
-from novalite.volume.instance_volumes import attach_for_instance, detach_for_instance
+from novalite.volume import instance_volumes, quotas, records
 from novalite.volume.records import (
     VolumeInfo,
     create_volume,
     ensure_default_type,
-    get_volume,
     get_volume_row,
     info,
     invalid_volume,
 )
 from novalite.volume.storage import storage_for
 
-# the compute side's entry points and lookup, reached as ``volume.service.<name>``
-__all__ = ["attach_for_instance", "detach_for_instance", "get_volume"]
+# what the compute side and the create pipeline reach as ``volume.service.<name>``
+attach_for_instance = instance_volumes.attach_for_instance
+detach_for_instance = instance_volumes.detach_for_instance
+get_volume = records.get_volume
 
 DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
 
