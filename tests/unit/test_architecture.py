@@ -17,12 +17,6 @@ import novalite
 
 ROOT = Path(novalite.__file__).parent
 
-# Route modules still importing sqlalchemy, each waiting for its SQL to move into services/.
-# Remove an entry once its module is clean; add none.
-SQL_IN_ROUTES_ALLOWED = {
-    "novalite.compute_api.hypervisors",  # being edited (microversion gating); its SQL moves to services/
-}
-
 
 def _modules() -> dict[str, Path]:
     out = {}
@@ -163,4 +157,4 @@ def test_route_modules_do_not_import_sqlalchemy() -> None:
         for name in _imported(module, runtime_only=False)
         if name == "sqlalchemy" or name.startswith("sqlalchemy.")
     }
-    assert offenders <= SQL_IN_ROUTES_ALLOWED, f"route modules importing sqlalchemy: {sorted(offenders)}"
+    assert not offenders, f"route modules importing sqlalchemy: {sorted(offenders)}"
