@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,19 +24,16 @@ from novalite.batching import CallBatcher
 from novalite.compute_api.schemas import servers as schemas
 from novalite.compute_api.views import servers as views
 from novalite.context import RequestContext
-from novalite.db.base import utcnow
-from novalite.db.models.compute import Instance
-from novalite.errors import BadRequest, Conflict
+from novalite.errors import BadRequest
 from novalite.runtime import Runtime
 from novalite.services import server_queries as queries
+from novalite.services import server_updates as updates
 from novalite.services.create_server.pipeline import create_servers
 from novalite.services.create_server.request import (
     CreateServerRequest,
     CreateServerResult,
-    normalize_ip,
 )
 
-LOG = logging.getLogger(__name__)
 router = APIRouter(prefix="/compute/v2.1")
 
 
@@ -190,22 +186,6 @@ async def show(
     return await in_thread(show_server, request, ctx, server_id, pool=READ_POOL)
 
 
-def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
-    if "name" in changes:
-        inst.display_name = changes["name"].strip()
-    if "description" in changes:
-        inst.display_description = changes["description"]
-    if "accessIPv4" in changes:
-        inst.access_ip_v4 = normalize_ip(changes["accessIPv4"]) or None
-    if "accessIPv6" in changes:
-        inst.access_ip_v6 = normalize_ip(changes["accessIPv6"]) or None
-    if "OS-DCF:diskConfig" in changes:
-        inst.auto_disk_config = changes["OS-DCF:diskConfig"] == "AUTO"
-    if "hostname" in changes:
-        inst.hostname = changes["hostname"]
-    inst.updated_at = utcnow()
-
-
 @router.put("/servers/{server_id}")
 async def update(
     server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
@@ -214,8 +194,7 @@ async def update(
     validate(schemas.update_schema(request_version(request)), body)
 
     def work() -> dict[str, Any]:
-        with runtime(request).db.session() as s:
-            _apply_update(queries.get_instance(s, ctx, server_id), body["server"])
+        updates.update_server(runtime(request).db, ctx, server_id, body["server"])
         with runtime(request).db.reader() as s:
             inst = queries.get_instance(s, ctx, server_id)
             extras = queries.load_extras(s, [inst], server_groups=True)[inst.uuid]
@@ -231,24 +210,5 @@ async def update(
 @router.delete("/servers/{server_id}", status_code=204)
 def delete(server_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     """204 in any state (BUILD included); 409 when locked and the caller is not an admin."""
-    rt = runtime(request)
-    with rt.db.reader() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        if inst.locked and not ctx.is_admin:
-            raise Conflict(f"Instance {server_id} is locked", kind="InstanceIsLocked")
-    compute = rt.services.compute_api
-    if compute is not None:
-        compute.delete_instance(ctx, server_id)
-    else:
-        _delete_locally(rt, ctx, server_id)
+    updates.delete_server(runtime(request), ctx, server_id)
     return Response(status_code=204)
-
-
-def _delete_locally(rt: Any, ctx: RequestContext, server_id: str) -> None:
-    """Without a compute agent nothing runs the server: marking the row deleted is the whole job."""
-    LOG.warning("no compute_api service; deleting %s in the database only", server_id)
-    with rt.db.session() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        now = utcnow()
-        inst.vm_state, inst.task_state, inst.deleted = "deleted", None, True
-        inst.deleted_at = inst.terminated_at = inst.updated_at = now
