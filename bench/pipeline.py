@@ -125,30 +125,30 @@ def run(args: argparse.Namespace) -> None:
     version = V(2, 37)
 
     t0 = time.thread_time()
-    plans = []
+    created = []
     for i in range(args.n):
         body = {
             "server": {"name": f"bench-{i}", "flavorRef": args.flavor, "imageRef": image, "networks": "none"}
         }
         validate(schemas.create_schema(version), body, fast=True)
         req = CreateServerRequest.from_body(body, ctx, version)
-        plan = pipeline.parse(req)
+        parsed = pipeline.parse(req)
         with db.reader() as s:
-            pipeline.check_in(s, plan)
-        stored = pipeline.store_group(db, f"quota:{ctx.project_id}", [plan])[0]
-        if stored is not None:
+            checked = pipeline.check_in(s, parsed)
+        stored = pipeline.store_group(db, f"quota:{ctx.project_id}", [checked])[0]
+        if isinstance(stored, BaseException):
             raise stored
-        plans.append(plan)
+        created.append((checked, stored))
     t1 = time.thread_time()
-    for start in range(0, len(plans), args.batch):
+    for start in range(0, len(created), args.batch):
         conductor.schedule_batch(
             [
                 ScheduleAndBuildInstances(
                     context=context_to_dict(ctx),
-                    instance_uuids=list(p.instance_uuids),
-                    build_args=pipeline.build_args(p),
+                    instance_uuids=list(stored.instance_uuids),
+                    build_args=pipeline.build_args(checked),
                 )
-                for p in plans[start : start + args.batch]
+                for checked, stored in created[start : start + args.batch]
             ]
         )
     t2 = time.thread_time()

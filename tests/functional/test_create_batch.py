@@ -92,10 +92,10 @@ def test_a_failed_hand_off_removes_only_its_own_rows(
     image = _image(stack)
     real_hand_off = pipeline.hand_off
 
-    def hand_off(runtime: Any, plan: Any) -> None:
-        if plan.request.name == "unlucky":
+    def hand_off(runtime: Any, checked: Any, stored: Any) -> None:
+        if checked.request.name == "unlucky":
             raise RuntimeError("the conductor's queue is gone")
-        real_hand_off(runtime, plan)
+        real_hand_off(runtime, checked, stored)
 
     monkeypatch.setattr(pipeline, "hand_off", hand_off)
     outcomes = pipeline.create_servers(

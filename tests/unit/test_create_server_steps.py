@@ -10,6 +10,7 @@ import pytest
 
 from novalite.api.microversion import V
 from novalite.context import RequestContext
+from novalite.domain.request_spec import networks_to_doc
 from novalite.errors import BadRequest, PolicyNotAuthorized
 from novalite.services.create_server.request import (
     CreateServerRequest,
@@ -149,7 +150,9 @@ def test_boot_sequence(indexes: list[int | None], ok: bool) -> None:
 def test_networks_parsing() -> None:
     assert networks.parse_networks(request()) is None
     parsed = networks.parse_networks(request(networks=[{"uuid": IMAGE, "fixed_ip": "10.0.0.5", "tag": "t"}]))
-    assert parsed == [{"network_id": IMAGE, "port_id": None, "fixed_ip": "10.0.0.5", "tag": "t"}]
+    assert networks_to_doc(parsed) == [
+        {"network_id": IMAGE, "port_id": None, "fixed_ip": "10.0.0.5", "tag": "t"}
+    ]
     with pytest.raises(BadRequest, match="missing 'uuid'"):
         networks.parse_networks(request(networks=[{"fixed_ip": "10.0.0.5"}]))
     with pytest.raises(BadRequest, match="not in proper format"):

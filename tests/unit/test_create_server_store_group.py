@@ -23,8 +23,8 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
     with database.session() as s:
         s.execute(text("CREATE TABLE t (v INTEGER UNIQUE)"))
 
-    def unit(s: Session, plan: Any) -> None:
-        s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": plan.v})
+    def unit(s: Session, checked: Any) -> None:
+        s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": checked.v})
 
     monkeypatch.setattr(pipeline, "_store_unit", unit)
     return database

@@ -11,7 +11,9 @@
     hand off                     conductor.schedule_and_build_instances (a cast)
                                  compensation: a failed cast deletes what persist wrote
 
-Each step raises the Nova error the API renders; nothing is written before ``store_group``.
+Each step raises the Nova error the API renders and returns what it decided; nothing is written
+before ``store_group``. The stages hand on frozen values (``plan.py``): ``parse`` -> ``ParsedCreate``,
+``check_in`` -> ``CheckedCreate``, ``store_group`` -> ``StoredCreate`` per create.
 ``create_servers`` runs them for the creates that arrive together (one read transaction for their
 checks, one group for their stores), each create with its own outcome.
 """
@@ -28,9 +30,10 @@ from sqlalchemy.orm import Session
 
 from novalite.db import group_commit
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
+from novalite.domain.request_spec import networks_to_doc
 from novalite.errors import BadRequest
 from novalite.services.create_server import lookups
-from novalite.services.create_server.plan import BuildPlan
+from novalite.services.create_server.plan import CheckedCreate, ParsedCreate, StoredCreate
 from novalite.services.create_server.request import (
     CreateServerRequest,
     CreateServerResult,
@@ -48,61 +51,86 @@ from novalite.services.create_server.steps import (
 LOG = logging.getLogger(__name__)
 
 
-def parse(req: CreateServerRequest) -> BuildPlan:
+def parse(req: CreateServerRequest) -> ParsedCreate:
     """§1.3 steps 6-10 and §2.1: everything decided from the request alone."""
-    plan = BuildPlan(request=req, reservation_id=generate_reservation_id(), max_count=req.max_count)
-    dest = destination.parse_availability_zone(req)
-    plan.destination = destination.add_requested_destination(req, dest)
+    reservation_id = generate_reservation_id()
+    placement = destination.add_requested_destination(req, destination.parse_availability_zone(req))
     if req.legacy_bdm and req.bdm_v2:
         raise BadRequest("Using different block_device_mapping syntaxes is not allowed.")
     v2 = block_devices.convert_v2(req)
-    plan.image_ref = block_devices.resolve_image_ref(req)
-    plan.legacy_bdm = not req.bdm_v2
-    plan.block_devices = v2 if req.bdm_v2 else block_devices.convert_legacy(req, plan.image_ref)
-    plan.requested_networks = networks.parse_networks(req)
-    networks.precheck_networks(req, plan.requested_networks)
+    image_ref = block_devices.resolve_image_ref(req)
+    bdms = v2 if req.bdm_v2 else block_devices.convert_legacy(req, image_ref)
+    requested_networks = networks.parse_networks(req)
+    networks.precheck_networks(req, requested_networks)
     if req.requested_hostname and req.max_count > 1:
         raise BadRequest(
             "Unable to allocate a single hostname to multiple instances.",
             kind="AmbiguousHostnameForMultipleInstances",
         )
-    return plan
+    return ParsedCreate(
+        request=req,
+        reservation_id=reservation_id,
+        placement=placement,
+        image_ref=image_ref,
+        block_devices=bdms,
+        requested_networks=requested_networks,
+    )
 
 
-def check_in(s: Session, plan: BuildPlan) -> None:
+def check_in(s: Session, parsed: ParsedCreate) -> CheckedCreate:
     """§2.2: read-only checks in Nova's order, in the read transaction ``s`` (the creates of a
-    batch share one: ``_check_all``)."""
-    req = plan.request
-    plan.destination = destination.reconcile_forced_host_zone(s, plan.destination)
-    destination.check_availability_zone(s, plan.destination)
-    checks.load_flavor(s, plan)
-    checks.load_image(s, plan)
-    checks.check_disk_config(plan)
+    batch share one: ``_check_all``); each step returns what it decided."""
+    req, ctx, bdms = parsed.request, parsed.request.ctx, parsed.block_devices
+    placement = destination.reconcile_forced_host_zone(s, parsed.placement)
+    destination.check_availability_zone(s, placement)
+    flavor = checks.load_flavor(s, ctx, req.flavor_ref)
+    image = checks.load_image(s, req, parsed.image_ref)
+    auto_disk_config = checks.check_disk_config(req, image, parsed.image_ref)
     checks.check_user_data(req)
-    checks.check_security_groups_and_networks(s, plan)
-    checks.image_settings(s, plan)
-    checks.check_config_drive(plan)
-    checks.load_key_pair(s, plan)
-    block_devices.check_boot_sequence(plan.block_devices)
-    block_devices.check_multi_create(req, plan.block_devices)
-    plan.is_bfv = block_devices.is_boot_from_volume(plan.block_devices)
-    volumes.check_block_device_sources(s, plan)
+    max_count = checks.check_security_groups_and_networks(s, req, parsed.requested_networks)
+    settings = checks.image_settings(s, ctx, image)
+    config_drive = checks.check_config_drive(req)
+    key_name, key_data = checks.load_key_pair(s, req)
+    block_devices.check_boot_sequence(bdms)
+    block_devices.check_multi_create(req, bdms)
+    is_bfv = block_devices.is_boot_from_volume(bdms)
+    volumes.check_block_device_sources(s, ctx, parsed.image_ref, bdms)
     checks.check_limits(s, req)
-    checks.check_image_properties(plan)
-    checks.check_image(plan)
-    block_devices.check_against_flavor(plan.block_devices, plan.flavor)
-    checks.scheduler_hints(s, plan)
-    destination.check_requested_destination(s, plan.destination)
+    config_drive = checks.check_image_properties(image, config_drive)
+    checks.check_image(ctx, image, flavor)
+    block_devices.check_against_flavor(bdms, flavor)
+    hints, group = checks.scheduler_hints(s, req)
+    destination.check_requested_destination(s, placement)
+    return CheckedCreate(
+        request=req,
+        reservation_id=parsed.reservation_id,
+        placement=placement,
+        image_ref=parsed.image_ref,
+        block_devices=bdms,
+        requested_networks=parsed.requested_networks,
+        flavor=flavor,
+        image=image,
+        is_bfv=is_bfv,
+        auto_disk_config=auto_disk_config,
+        key_name=key_name,
+        key_data=key_data,
+        config_drive=config_drive,
+        image_settings=settings,
+        scheduler_hints=hints,
+        instance_group=group,
+        max_count=max_count,
+    )
 
 
-def _store_unit(s: Session, plan: BuildPlan) -> None:
-    persist.check_quota(s, plan)
-    persist.insert_instances(s, plan)
-    persist.recheck_quota(s, plan)
-    persist.join_server_group(s, plan)
+def _store_unit(s: Session, checked: CheckedCreate) -> StoredCreate:
+    count = persist.check_quota(s, checked)
+    [stored] = persist.insert_many(s, [(checked, count)])
+    persist.recheck_quota(s, checked, count)
+    persist.join_server_group(s, checked, stored)
+    return stored
 
 
-def _store_batch(s: Session, plans: list[BuildPlan]) -> list[BaseException | None]:
+def _store_batch(s: Session, creates: list[CheckedCreate]) -> list[StoredCreate | BaseException]:
     """``_store_unit`` for a group of creates of one project with one quota read and one insert per
     table: each create's quota is judged as if it ran after the ones before it
     (``quotas.InstanceQuotaBatch``); one that does not fit gets its own 403 and writes nothing.
@@ -110,43 +138,41 @@ def _store_batch(s: Session, plans: list[BuildPlan]) -> list[BaseException | Non
     from novalite.errors import OverQuota
     from novalite.services import quotas
 
-    ctx = plans[0].request.ctx
-    if any(p.request.ctx.user_id != ctx.user_id or p.instance_group is not None for p in plans):
-        for plan in plans:
-            _store_unit(s, plan)
-        return [None] * len(plans)
+    ctx = creates[0].request.ctx
+    if any(c.request.ctx.user_id != ctx.user_id or c.instance_group is not None for c in creates):
+        return [_store_unit(s, c) for c in creates]
     checker = quotas.InstanceQuotaBatch(s, ctx.project_id, ctx.user_id)
-    outcomes: list[BaseException | None] = []
-    accepted: list[BuildPlan] = []
-    for plan in plans:
+    refused: list[BaseException | None] = []
+    accepted: list[tuple[CheckedCreate, int]] = []
+    for c in creates:
         try:
-            plan.num_instances = checker.fit(plan.flavor, plan.request.min_count, plan.max_count)
+            count = checker.fit(c.flavor, c.request.min_count, c.max_count)
         except OverQuota as exc:
-            outcomes.append(exc)
+            refused.append(exc)
             continue
-        outcomes.append(None)
-        accepted.append(plan)
-    persist.insert_many(s, accepted)
+        refused.append(None)
+        accepted.append((c, count))
+    stored = iter(persist.insert_many(s, accepted))
     checker.recheck(s)
-    return outcomes
+    return [exc if exc is not None else next(stored) for exc in refused]
 
 
-def store_group(db: Any, key: str, plans: Sequence[BuildPlan]) -> list[Any]:
+def store_group(db: Any, key: str, creates: Sequence[CheckedCreate]) -> list[StoredCreate | BaseException]:
     """§2.3 for creates of one project: ``_store_unit`` each under the quota lock ``key``. They
     join the project's group commit together (with any other creates queued there meanwhile) and
     share one transaction, stored as one batch (``_store_batch``): each one's quota is judged as if
     it had run after the ones before it, and one that does not fit gets its own 403. Should the
     batch itself fail, each create runs again alone, so an error is always its own. One outcome per
-    plan: None, or the exception that stopped it (nothing of it written)."""
-    units = [(functools.partial(_store_unit, plan=plan), plan) for plan in plans]
+    create: the ``StoredCreate``, or the exception that stopped it (nothing of it written)."""
+    units = [(functools.partial(_store_unit, checked=c), c) for c in creates]
     return group_commit.group(db, key).run_all(
         db, units, begin=functools.partial(db.serialized, key), batch=_store_batch
     )
 
 
-def unstore(runtime: Any, plan: BuildPlan) -> None:
-    """Compensation for ``store_group``: remove every row it wrote for ``plan``."""
-    uuids = plan.instance_uuids
+def unstore(runtime: Any, stored: StoredCreate) -> None:
+    """Compensation for ``store_group``: remove every row it wrote for one create."""
+    uuids = list(stored.instance_uuids)
     with runtime.db.session() as s:
         lookups.forget_group_members(s, uuids)
         for model in (RequestSpec, InstanceMetadata, InstanceTag, InstanceAction):
@@ -154,27 +180,29 @@ def unstore(runtime: Any, plan: BuildPlan) -> None:
         s.execute(delete(Instance).where(Instance.uuid.in_(uuids)))
 
 
-def build_args(plan: BuildPlan) -> dict[str, Any]:
-    req = plan.request
+def build_args(checked: CheckedCreate) -> dict[str, Any]:
+    req = checked.request
     return {
         "admin_password": req.admin_pass,
         "injected_files": [list(f) for f in req.injected_files],
-        "requested_networks": plan.requested_networks,
-        "block_device_mapping": plan.block_devices,
+        "requested_networks": networks_to_doc(checked.requested_networks),
+        "block_device_mapping": checked.block_devices,
         "tags": list(req.tags),
     }
 
 
-def hand_off(runtime: Any, plan: BuildPlan) -> None:
+def hand_off(runtime: Any, checked: CheckedCreate, stored: StoredCreate) -> None:
     conductor = runtime.services.conductor
     if conductor is None:
-        LOG.warning("no conductor running; instances %s stay in BUILD", plan.instance_uuids)
+        LOG.warning("no conductor running; instances %s stay in BUILD", list(stored.instance_uuids))
         return
-    conductor.schedule_and_build_instances(plan.request.ctx, list(plan.instance_uuids), build_args(plan))
+    conductor.schedule_and_build_instances(
+        checked.request.ctx, list(stored.instance_uuids), build_args(checked)
+    )
 
 
 def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[CreateServerResult | Exception]:
-    """Run the pipeline for requests that arrived together (POST /servers, ``api.batching``), each
+    """Run the pipeline for requests that arrived together (POST /servers, ``batching``), each
     as if it had run alone: every one gets its own result or the error that stopped it, and one
     request's error costs no other its work.
 
@@ -183,57 +211,63 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
     ``store_group`` (each judged against the quota as if it had run after the ones before it), and
     the hand-offs follow. On a failed hand-off that request's rows are removed again."""
     outcomes: list[CreateServerResult | Exception | None] = [None] * len(reqs)
-    plans: dict[int, BuildPlan] = {}
+    parsed: dict[int, ParsedCreate] = {}
     for i, req in enumerate(reqs):
         try:
-            plans[i] = parse(req)
+            parsed[i] = parse(req)
         except Exception as exc:
             outcomes[i] = exc
-    _check_all(runtime, plans, outcomes)
-    _store_all(runtime.db, plans, outcomes)
-    for i, plan in plans.items():
+    checked = _check_all(runtime, parsed, outcomes)
+    stored = _store_all(runtime.db, checked, outcomes)
+    for i, done in stored.items():
+        create = checked[i]
         try:
-            hand_off(runtime, plan)
+            hand_off(runtime, create, done)
         except Exception as exc:
-            unstore(runtime, plan)
+            unstore(runtime, done)
             outcomes[i] = exc
             continue
-        req = plan.request
         outcomes[i] = CreateServerResult(
-            instance_uuids=tuple(plan.instance_uuids),
-            reservation_id=plan.reservation_id,
-            admin_pass=req.admin_pass,
-            auto_disk_config=plan.auto_disk_config,
-            security_groups_echo=req.security_groups_echo,
+            instance_uuids=done.instance_uuids,
+            reservation_id=create.reservation_id,
+            admin_pass=create.request.admin_pass,
+            auto_disk_config=create.auto_disk_config,
+            security_groups_echo=create.request.security_groups_echo,
         )
     return [o if o is not None else RuntimeError("create left without an outcome") for o in outcomes]
 
 
-def _check_all(runtime: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -> None:
-    """``check_in`` for each plan, in one read transaction. A plan that fails leaves ``plans`` with
-    its error in ``outcomes``, and the plans after it go on in a new transaction (a statement that
-    failed may have ended the first one, as PostgreSQL does with any error)."""
-    todo = list(plans)
+def _check_all(
+    runtime: Any, parsed: dict[int, ParsedCreate], outcomes: list[Any]
+) -> dict[int, CheckedCreate]:
+    """``check_in`` for each parsed create, in one read transaction. One that fails gets its error
+    in ``outcomes``, and the creates after it go on in a new transaction (a statement that failed
+    may have ended the first one, as PostgreSQL does with any error)."""
+    checked: dict[int, CheckedCreate] = {}
+    todo = list(parsed)
     while todo:
         with runtime.db.reader() as s:
             while todo:
                 i = todo.pop(0)
                 try:
-                    check_in(s, plans[i])
+                    checked[i] = check_in(s, parsed[i])
                 except Exception as exc:
                     outcomes[i] = exc
-                    del plans[i]
                     break
+    return checked
 
 
-def _store_all(db: Any, plans: dict[int, BuildPlan], outcomes: list[Any]) -> None:
-    """``store_group`` for the plans of each project."""
+def _store_all(db: Any, checked: dict[int, CheckedCreate], outcomes: list[Any]) -> dict[int, StoredCreate]:
+    """``store_group`` for the checked creates of each project."""
     by_project: dict[str, list[int]] = {}
-    for i, plan in plans.items():
-        by_project.setdefault(plan.request.ctx.project_id, []).append(i)
+    for i, create in checked.items():
+        by_project.setdefault(create.request.ctx.project_id, []).append(i)
+    stored: dict[int, StoredCreate] = {}
     for project_id, indexes in by_project.items():
-        results = store_group(db, f"quota:{project_id}", [plans[i] for i in indexes])
+        results = store_group(db, f"quota:{project_id}", [checked[i] for i in indexes])
         for i, result in zip(indexes, results, strict=True):
             if isinstance(result, BaseException):
                 outcomes[i] = result
-                del plans[i]
+            else:
+                stored[i] = result
+    return dict(sorted(stored.items()))  # hand-offs in the order the creates arrived

@@ -1,19 +1,29 @@
-"""The pipeline's working state: what the steps have decided so far.
+"""The values the pipeline's stages hand on, each frozen.
 
-The request (``CreateServerRequest``) is frozen; each step reads it and fills in a part of
-``BuildPlan``. Only ``persist`` writes to the database.
+``parse`` turns the request (``CreateServerRequest``) into a ``ParsedCreate``; ``check_in``
+threads the values its steps return into a ``CheckedCreate``, which is all ``store_group`` and
+the hand-off need; ``store_group`` returns a ``StoredCreate`` per create (the instances it wrote:
+how many the quota let through). Only ``persist`` writes to the database.
+
+The block device mappings are the BDM v2 dicts the conductor receives; the volume check fills in
+a volume's size where the request left it out (``steps/volumes.py``), nothing changes them after.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from novalite.domain.flavor import FlavorSnapshot
+from novalite.domain.request_spec import RequestedNetworks
 from novalite.services.create_server.request import CreateServerRequest
 
+if TYPE_CHECKING:
+    from novalite.image.service import ImageInfo
 
-@dataclass(frozen=True)
-class Destination:
+
+@dataclass(frozen=True, slots=True)
+class RequestedPlacement:
     """Where the user asked the server to go (§1.3 steps 6-7)."""
 
     availability_zone: str | None = None
@@ -29,27 +39,52 @@ class Destination:
         return {"host": self.requested_host, "node": self.requested_node}
 
 
-@dataclass
-class BuildPlan:
+@dataclass(frozen=True, slots=True)
+class ParsedCreate:
+    """What ``parse`` decided from the request alone."""
+
     request: CreateServerRequest
     reservation_id: str
-    destination: Destination = field(default_factory=Destination)
-    block_devices: list[dict[str, Any]] = field(default_factory=list)  # BDM v2 dicts
-    legacy_bdm: bool = True
-    image_ref: str = ""
-    is_bfv: bool = False
-    requested_networks: Any = None  # "none", "auto" or list of {network_id, port_id, fixed_ip, tag}
-    flavor: Any = None  # FlavorSnapshot (checks.load_flavor)
-    image: Any = None  # ImageInfo or None (boot from volume)
-    auto_disk_config: bool = False
-    key_name: str | None = None
-    key_data: str | None = None
-    config_drive: str = ""
+    placement: RequestedPlacement
+    image_ref: str
+    block_devices: list[dict[str, Any]]  # BDM v2 dicts
+    requested_networks: RequestedNetworks
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSettings:
+    """What the image decides about the instance (``checks.image_settings``)."""
+
     kernel_id: str = ""
     ramdisk_id: str = ""
-    root_device_name: str | None = None
-    instance_group: str | None = None
+    root_device_name: str = "/dev/vda"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCreate:
+    """A create that passed every check: what ``store_group`` writes and the hand-off sends."""
+
+    request: CreateServerRequest
+    reservation_id: str
+    placement: RequestedPlacement
+    image_ref: str
+    block_devices: list[dict[str, Any]]
+    requested_networks: RequestedNetworks
+    flavor: FlavorSnapshot
+    image: ImageInfo | None  # None: boot from volume
+    is_bfv: bool
+    auto_disk_config: bool
+    key_name: str | None
+    key_data: str | None
+    config_drive: str
+    image_settings: ImageSettings
     scheduler_hints: dict[str, list[str]] = field(default_factory=dict)
-    max_count: int = 1  # lowered by the port quota
-    num_instances: int = 0
-    instance_uuids: list[str] = field(default_factory=list)
+    instance_group: str | None = None
+    max_count: int = 1  # the request's, lowered by the port quota
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCreate:
+    """The instances ``store_group`` wrote for one create (as many as the quota allowed)."""
+
+    instance_uuids: tuple[str, ...]

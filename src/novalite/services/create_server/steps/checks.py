@@ -1,6 +1,7 @@
 """Read-only checks against flavors, images, key pairs, quotas and server groups (§2.2).
 
-Every function takes an open session and raises the Nova error the API shows; none writes.
+Every function takes an open session (when it reads), raises the Nova error the API shows and
+returns what it decided; none writes.
 """
 
 from __future__ import annotations
@@ -8,15 +9,21 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
+from novalite.context import RequestContext
+from novalite.domain.flavor import FlavorSnapshot
+from novalite.domain.request_spec import RequestedNetworks
 from novalite.errors import BadRequest, Forbidden
 from novalite.services import flavors
 from novalite.services.create_server import lookups
-from novalite.services.create_server.plan import BuildPlan
+from novalite.services.create_server.plan import ImageSettings
 from novalite.services.create_server.request import CreateServerRequest, to_bool
+
+if TYPE_CHECKING:
+    from novalite.image.service import ImageInfo
 
 T = TypeVar("T")
 GiB = 1024**3
@@ -35,53 +42,52 @@ def _once(s: Session, key: tuple[Any, ...], read: Callable[[], T]) -> T:
     return cast(T, memo[key])
 
 
-def load_flavor(s: Session, plan: BuildPlan) -> None:
+def load_flavor(s: Session, ctx: RequestContext, flavor_ref: str) -> FlavorSnapshot:
     """Flavor by id, as the flavor service sees it for ctx (not found becomes a 400 here);
     disabled -> 400."""
-    ctx, flavor_ref = plan.request.ctx, plan.request.flavor_ref
     snapshot = _once(
         s,
         ("flavor", flavor_ref, ctx.is_admin, ctx.project_id),
         lambda: flavors.find_snapshot(s, ctx, flavor_ref),
     )
     if snapshot is None or snapshot.disabled:
-        raise BadRequest(f"Flavor {plan.request.flavor_ref} could not be found.", kind="FlavorNotFound")
-    plan.flavor = snapshot
+        raise BadRequest(f"Flavor {flavor_ref} could not be found.", kind="FlavorNotFound")
+    return snapshot
 
 
-def load_image(s: Session, plan: BuildPlan) -> None:
-    """Image boot: the image must be visible (ImageNotFound 400)."""
-    if not plan.image_ref:
-        if plan.request.trusted_certs:
+def load_image(s: Session, req: CreateServerRequest, image_ref: str) -> ImageInfo | None:
+    """Image boot: the image must be visible (ImageNotFound 400); None without an image."""
+    if not image_ref:
+        if req.trusted_certs:
             raise BadRequest(
                 f"Image signature certificate validation failed for certificate: "
-                f"{', '.join(plan.request.trusted_certs)}. Image certificate validation is not "
+                f"{', '.join(req.trusted_certs)}. Image certificate validation is not "
                 "supported when booting from volume",
                 kind="CertificateValidationFailed",
             )
-        return
+        return None
     from novalite.image.service import get_image
 
-    ctx, image_ref = plan.request.ctx, plan.image_ref
+    ctx = req.ctx
     image = _once(s, ("image", image_ref, ctx.is_admin, ctx.project_id), lambda: get_image(s, ctx, image_ref))
     if image is None:
         raise BadRequest("Can not find requested image", kind="ImageNotFound")
-    plan.image = image
+    return image
 
 
-def check_disk_config(plan: BuildPlan) -> None:
-    """AUTO requested while the image disables automatic disk resize -> 400."""
-    props = plan.image.properties if plan.image is not None else {}
+def check_disk_config(req: CreateServerRequest, image: ImageInfo | None, image_ref: str) -> bool:
+    """AUTO requested while the image disables automatic disk resize -> 400; else whether the
+    disk is configured automatically (the request's choice, else the image's)."""
+    props = image.properties if image is not None else {}
     image_setting = str(props.get("auto_disk_config", "")).lower()
-    if plan.request.auto_disk_config is True and image_setting == "disabled":
+    if req.auto_disk_config is True and image_setting == "disabled":
         raise BadRequest(
-            f"Requested image {plan.image_ref} has automatic disk resize disabled.",
+            f"Requested image {image_ref} has automatic disk resize disabled.",
             kind="AutoDiskConfigDisabledByImage",
         )
-    if plan.request.auto_disk_config is not None:
-        plan.auto_disk_config = plan.request.auto_disk_config
-    else:
-        plan.auto_disk_config = image_setting not in FALSE_STRINGS and image_setting != "disabled"
+    if req.auto_disk_config is not None:
+        return req.auto_disk_config
+    return image_setting not in FALSE_STRINGS and image_setting != "disabled"
 
 
 def check_user_data(req: CreateServerRequest) -> None:
@@ -93,26 +99,26 @@ def check_user_data(req: CreateServerRequest) -> None:
         raise BadRequest("User data needs to be valid base 64.", kind="InstanceUserDataMalformed") from None
 
 
-def load_key_pair(s: Session, plan: BuildPlan) -> None:
-    name = plan.request.key_name
+def load_key_pair(s: Session, req: CreateServerRequest) -> tuple[str | None, str | None]:
+    """The key pair's name and public key (both None without ``key_name``)."""
+    name = req.key_name
     if name is None:
-        return
+        return None, None
     from novalite.services.keypairs import get_keypair
 
-    keypair = get_keypair(s, plan.request.ctx.user_id, name)
+    keypair = get_keypair(s, req.ctx.user_id, name)
     if keypair is None:
         raise BadRequest("Invalid key_name provided.", kind="KeypairNotFound")
-    plan.key_name, plan.key_data = name, getattr(keypair, "public_key", None)
+    return name, getattr(keypair, "public_key", None)
 
 
-def check_config_drive(plan: BuildPlan) -> None:
-    value = plan.request.config_drive
+def check_config_drive(req: CreateServerRequest) -> str:
+    """``"True"`` or ``""`` from the request's config_drive."""
+    value = req.config_drive
     if value is None or value == "":
-        plan.config_drive = ""
-        return
+        return ""
     if isinstance(value, bool) or str(value).lower() in FALSE_STRINGS | {"true", "1", "on", "yes"}:
-        plan.config_drive = "True" if to_bool(value) else ""
-        return
+        return "True" if to_bool(value) else ""
     raise BadRequest("Invalid config_drive provided.", kind="ConfigDriveInvalidValue")
 
 
@@ -126,9 +132,8 @@ def check_limits(s: Session, req: CreateServerRequest) -> None:
         quotas.check_injected_files(s, req.ctx.project_id, list(req.injected_files))
 
 
-def check_image(plan: BuildPlan) -> None:
+def check_image(ctx: RequestContext, image: ImageInfo | None, flavor: FlavorSnapshot) -> None:
     """§2.2 10.4-10.8: active image, enough RAM and disk, zero-disk flavors for admins only."""
-    image, flavor = plan.image, plan.flavor
     if image is None:
         return
     if image.status != "active":
@@ -137,7 +142,7 @@ def check_image(plan: BuildPlan) -> None:
         raise BadRequest("Flavor's memory is too small for requested image.", kind="FlavorMemoryTooSmall")
     root_gb = int(flavor.root_gb)
     if root_gb == 0:
-        if not plan.request.ctx.is_admin:
+        if not ctx.is_admin:
             raise Forbidden(
                 "Only volume-backed servers are allowed for flavors with zero disk.",
                 kind="BootFromVolumeRequiredForZeroDiskFlavor",
@@ -157,56 +162,59 @@ def check_image(plan: BuildPlan) -> None:
         )
 
 
-def image_settings(s: Session, plan: BuildPlan) -> None:
-    """Kernel/ramdisk ids (which must exist), root device name and config drive from the image."""
-    props: dict[str, Any] = plan.image.properties if plan.image is not None else {}
+def image_settings(s: Session, ctx: RequestContext, image: ImageInfo | None) -> ImageSettings:
+    """Kernel/ramdisk ids (which must exist) and root device name from the image."""
+    props: dict[str, Any] = image.properties if image is not None else {}
     kernel, ramdisk = str(props.get("kernel_id") or ""), str(props.get("ramdisk_id") or "")
     if kernel == "nokernel":
         kernel = ramdisk = ""
     from novalite.image.service import get_image
 
     for image_id in (kernel, ramdisk):
-        if image_id and get_image(s, plan.request.ctx, image_id) is None:
+        if image_id and get_image(s, ctx, image_id) is None:
             raise BadRequest(f"Image {image_id} could not be found.", kind="ImageNotFound")
-    plan.kernel_id, plan.ramdisk_id = kernel, ramdisk
     root = props.get("root_device_name") or "vda"
-    plan.root_device_name = root if str(root).startswith("/dev/") else f"/dev/{root}"
+    return ImageSettings(
+        kernel_id=kernel,
+        ramdisk_id=ramdisk,
+        root_device_name=root if str(root).startswith("/dev/") else f"/dev/{root}",
+    )
 
 
-def check_image_properties(plan: BuildPlan) -> None:
-    """§2.2 10.3 and 10.5: encrypted-volume images cannot boot directly; img_config_drive values."""
-    props: dict[str, Any] = plan.image.properties if plan.image is not None else {}
-    if plan.image is not None and props.get("cinder_encryption_key_id"):
+def check_image_properties(image: ImageInfo | None, config_drive: str) -> str:
+    """§2.2 10.3 and 10.5: encrypted-volume images cannot boot directly; img_config_drive values.
+    Returns the config drive (``"True"`` when the image makes it mandatory)."""
+    props: dict[str, Any] = image.properties if image is not None else {}
+    if image is not None and props.get("cinder_encryption_key_id"):
         raise BadRequest(
-            f"Image {plan.image.id} is unacceptable: Direct booting of an image uploaded from an "
+            f"Image {image.id} is unacceptable: Direct booting of an image uploaded from an "
             "encrypted volume is unsupported.",
             kind="ImageUnacceptable",
         )
     drive = props.get("img_config_drive")
     if drive is None:
-        return
+        return config_drive
     if drive not in ("optional", "mandatory"):
         # Nova lets this escape as a 500; a request must never be a 500 here
         raise BadRequest(f"Image's config drive option '{drive}' is invalid", kind="InvalidImageConfigDrive")
-    if drive == "mandatory":
-        plan.config_drive = "True"
+    return "True" if drive == "mandatory" else config_drive
 
 
-def scheduler_hints(s: Session, plan: BuildPlan) -> None:
-    """Drop ``_nova*`` keys, make every value a list of strings, check the group exists (400)."""
+def scheduler_hints(s: Session, req: CreateServerRequest) -> tuple[dict[str, list[str]], str | None]:
+    """Drop ``_nova*`` keys, make every value a list of strings, check the group exists (400).
+    Returns the hints and the server group's uuid (None without one)."""
     hints: dict[str, list[str]] = {}
-    for key, value in plan.request.scheduler_hints.items():
+    for key, value in req.scheduler_hints.items():
         if key.startswith("_nova"):
             continue
         values = value if isinstance(value, list) else [value]
         hints[key] = [v if isinstance(v, str) else _json(v) for v in values]
-    plan.scheduler_hints = hints
     group = hints.get("group", [None])[0]
     if group is None:
-        return
-    if not lookups.server_group_visible(s, plan.request.ctx, group):
+        return hints, None
+    if not lookups.server_group_visible(s, req.ctx, group):
         raise BadRequest(f"Instance group {group} could not be found.", kind="InstanceGroupNotFound")
-    plan.instance_group = group
+    return hints, group
 
 
 def _json(value: Any) -> str:
@@ -215,9 +223,11 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-def check_security_groups_and_networks(s: Session, plan: BuildPlan) -> None:
-    """§2.2 5.3-5.4: security groups, then networks (may lower max_count for the port quota)."""
+def check_security_groups_and_networks(
+    s: Session, req: CreateServerRequest, requested_networks: RequestedNetworks
+) -> int:
+    """§2.2 5.3-5.4: security groups, then networks; returns the max_count the port quota allows."""
     from novalite.services.create_server.steps import networks
 
-    networks.check_security_groups(s, plan.request)
-    plan.max_count = networks.validate_networks(s, plan.request, plan.requested_networks)
+    networks.check_security_groups(s, req)
+    return networks.validate_networks(s, req, requested_networks)

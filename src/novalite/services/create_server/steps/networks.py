@@ -7,10 +7,11 @@ quota are asked of the embedded network service (``novalite.network.service``).
 from __future__ import annotations
 
 import uuid as uuidlib
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
+from novalite.domain.request_spec import RequestedNetwork, RequestedNetworks
 from novalite.errors import BadRequest, OverQuota
 from novalite.services.create_server.request import CreateServerRequest
 
@@ -23,20 +24,15 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
-def parse_networks(req: CreateServerRequest) -> Any:
-    """``"none"`` / ``"auto"`` / None stay as they are; a list becomes requested-network dicts."""
+def parse_networks(req: CreateServerRequest) -> RequestedNetworks:
+    """``"none"`` / ``"auto"`` / None stay as they are; a list becomes ``RequestedNetwork`` values."""
     if req.networks is None or isinstance(req.networks, str):
-        return req.networks
+        return cast(RequestedNetworks, req.networks)  # the schema allows no string but "none" / "auto"
     seen_ports: set[str] = set()
     out = []
     for item in req.networks:
         port = item.get("port")
-        entry = {
-            "network_id": None,
-            "port_id": port,
-            "fixed_ip": item.get("fixed_ip"),
-            "tag": item.get("tag"),
-        }
+        network_id = None
         if port:
             if item.get("fixed_ip"):
                 raise BadRequest(
@@ -52,21 +48,25 @@ def parse_networks(req: CreateServerRequest) -> Any:
                 raise BadRequest("Bad network format: missing 'uuid'")
             if not _is_uuid(net):
                 raise BadRequest(f"Bad networks format: network uuid is not in proper format ({net})")
-            entry["network_id"] = net
-        out.append(entry)
-    return out
+            network_id = net
+        out.append(
+            RequestedNetwork(
+                network_id=network_id, port_id=port, fixed_ip=item.get("fixed_ip"), tag=item.get("tag")
+            )
+        )
+    return tuple(out)
 
 
-def precheck_networks(req: CreateServerRequest, networks: Any) -> None:
+def precheck_networks(req: CreateServerRequest, networks: RequestedNetworks) -> None:
     """§2.1 #1-2: a fixed IP or a port cannot be shared by several instances."""
-    if not isinstance(networks, list) or req.max_count <= 1:
+    if not isinstance(networks, tuple) or req.max_count <= 1:
         return
-    if any(n["network_id"] and n["fixed_ip"] for n in networks):
+    if any(n.network_id and n.fixed_ip for n in networks):
         raise BadRequest(
             "max_count cannot be greater than 1 if an fixed_ip is specified.",
             kind="InvalidFixedIpAndMaxCountRequest",
         )
-    if any(n["port_id"] for n in networks):
+    if any(n.port_id for n in networks):
         raise BadRequest(
             "Unable to launch multiple instances with a single configured port ID. Please "
             "launch your instance one by one with different ports.",
@@ -74,19 +74,21 @@ def precheck_networks(req: CreateServerRequest, networks: Any) -> None:
         )
 
 
-def validate_networks(s: Session, req: CreateServerRequest, networks: Any) -> int:
+def validate_networks(s: Session, req: CreateServerRequest, networks: RequestedNetworks) -> int:
     """Nova's ``validate_networks`` through the network service: how many instances the port
     quota allows (403 ``PortLimitExceeded`` below min_count; silently fewer below max_count)."""
     from novalite.network import service as network
 
-    requested: Any = networks
-    if isinstance(networks, list):
+    requested: str | list[network.RequestedNetwork] | None
+    if isinstance(networks, tuple):
         requested = [
             network.RequestedNetwork(
-                network_id=n["network_id"], port_id=n["port_id"], fixed_ip=n["fixed_ip"], tag=n["tag"]
+                network_id=n.network_id, port_id=n.port_id, fixed_ip=n.fixed_ip, tag=n.tag
             )
             for n in networks
         ]
+    else:
+        requested = networks
     allowed = network.validate_requested_networks(
         s, project_id=req.ctx.project_id, requested=requested, max_count=req.max_count
     )

@@ -11,19 +11,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from novalite.context import RequestContext
 from novalite.errors import BadRequest
-from novalite.services.create_server.plan import BuildPlan
 
 
 def _invalid(details: str, kind: str) -> BadRequest:
     return BadRequest(f"Block Device Mapping is Invalid: {details}", kind=kind)
 
 
-def _check_volume(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
+def _check_volume(s: Session, ctx: RequestContext, bdm: dict[str, Any]) -> None:
     from novalite.volume import service as volumes
 
     volume_id = str(bdm.get("volume_id") or "")
-    vol = volumes.get_volume(s, plan.request.ctx, volume_id)
+    vol = volumes.get_volume(s, ctx, volume_id)
     if vol is None:
         raise _invalid(f"failed to get volume {volume_id}.", "InvalidBDMVolume")
     if vol.status != "available" and not vol.multiattach:
@@ -34,16 +34,16 @@ def _check_volume(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
         )
     if bdm.get("boot_index") == 0 and not vol.bootable:
         raise BadRequest(f"Block Device {volume_id} is not bootable.", kind="InvalidBDMVolumeNotBootable")
-    bdm.setdefault("volume_size", vol.size)
+    bdm.setdefault("volume_size", vol.size)  # the size the build needs, when the request left it out
 
 
-def _check_image(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
+def _check_image(s: Session, ctx: RequestContext, image_ref: str, bdm: dict[str, Any]) -> None:
     image_id = str(bdm.get("image_id") or "")
-    if image_id and image_id == plan.image_ref:
+    if image_id and image_id == image_ref:
         return
     from novalite.image.service import get_image
 
-    image = get_image(s, plan.request.ctx, image_id)
+    image = get_image(s, ctx, image_id)
     if image is None:
         raise _invalid(f"failed to get image {image_id}.", "InvalidBDMImage")
     size, min_disk = int(bdm.get("volume_size") or 0), int(image.min_disk or 0)
@@ -55,13 +55,16 @@ def _check_image(s: Session, plan: BuildPlan, bdm: dict[str, Any]) -> None:
         )  # §2.2 10.8
 
 
-def check_block_device_sources(s: Session, plan: BuildPlan) -> None:
-    """Each BDM's source exists and may be used by this request's project."""
-    for bdm in plan.block_devices:
+def check_block_device_sources(
+    s: Session, ctx: RequestContext, image_ref: str, bdms: list[dict[str, Any]]
+) -> None:
+    """Each BDM's source exists and may be used by ctx's project (``image_ref``: the server's own
+    image, checked already)."""
+    for bdm in bdms:
         source = bdm.get("source_type")
         if source == "volume":
-            _check_volume(s, plan, bdm)
+            _check_volume(s, ctx, bdm)
         elif source == "snapshot":
             raise _invalid(f"failed to get snapshot {bdm.get('snapshot_id')}.", "InvalidBDMSnapshot")
         elif source == "image":
-            _check_image(s, plan, bdm)
+            _check_image(s, ctx, image_ref, bdm)
