@@ -19,7 +19,6 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, or_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from novalite.compute_api.views.servers import ServerExtras
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance, InstanceFault, InstanceMetadata, InstanceTag
 from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, SecurityGroup
@@ -29,6 +28,21 @@ from novalite.db.models.volume import VolumeAttachment
 from novalite.domain.states import states_for_status
 from novalite.errors import BadRequest, Forbidden, NotFound
 from novalite.services.create_server.request import to_bool
+
+
+@dataclass
+class ServerExtras:
+    """What a server view needs besides the ``Instance`` row, loaded in bulk for a page."""
+
+    metadata: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    fault: InstanceFault | None = None
+    addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    server_groups: list[str] = field(default_factory=list)
+    volumes_attached: list[dict[str, Any]] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)  # names, from the server's ports
+    host_status: str | None = None  # 2.16, loaded for admins
+
 
 SORT_KEYS = {
     "access_ip_v4",

@@ -1,15 +1,14 @@
 """The server representation per microversion (§6.1). Every version gate for servers' output is here.
 
-Routes load what a view needs besides the ``Instance`` row (metadata, tags, latest fault,
-addresses, server groups) into ``ServerExtras`` in bulk, so a page of servers costs a fixed
-number of queries; views do no I/O.
+The service layer (``services.server_queries``) loads what a view needs besides the ``Instance``
+row (metadata, tags, latest fault, addresses, server groups) into ``ServerExtras`` in bulk, so a
+page of servers costs a fixed number of queries; views do no I/O.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -17,20 +16,9 @@ from fastapi import Request
 from novalite.api.common import compute_links, link_prefixes
 from novalite.api.microversion import V, Version
 from novalite.context import RequestContext
-from novalite.db.models.compute import Instance, InstanceFault
+from novalite.db.models.compute import Instance
 from novalite.domain.states import PROGRESS_STATUSES, VmState, status_of
-
-
-@dataclass
-class ServerExtras:
-    metadata: dict[str, str] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    fault: InstanceFault | None = None
-    addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    server_groups: list[str] = field(default_factory=list)
-    volumes_attached: list[dict[str, Any]] = field(default_factory=list)
-    security_groups: list[str] = field(default_factory=list)  # names, from the server's ports
-    host_status: str | None = None  # 2.16, loaded for admins
+from novalite.services.server_queries import ServerExtras
 
 
 def isotime(value: dt.datetime | None) -> str | None:
