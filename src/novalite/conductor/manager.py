@@ -75,23 +75,24 @@ class ConductorManager:
     def schedule_batch(self, msgs: Sequence[ScheduleAndBuildInstances]) -> None:
         """Schedule several requests together (one read per distinct query, one claim transaction);
         each request still succeeds or is buried on its own."""
-        specs = self._live_specs([u for m in msgs for u in m.instance_uuids])
-        work = [(m, [u for u in m.instance_uuids if u in specs]) for m in msgs]
-        work = [(m, uuids) for m, uuids in work if uuids]
+        docs = self._live_docs([u for m in msgs for u in m.instance_uuids])
+        work: list[tuple[ScheduleAndBuildInstances, list[str], RequestSpecDoc]] = []
+        for m in msgs:
+            uuids = [u for u in m.instance_uuids if u in docs]
+            spec = self._request_spec(uuids, docs) if uuids else None
+            if spec is not None:
+                work.append((m, uuids, spec))
         if not work:
             return
         requests = [
-            ScheduleRequest(
-                specs[uuids[0]], tuple(uuids), specs[uuids[0]].project_id, specs[uuids[0]].user_id
-            )
-            for _m, uuids in work
+            ScheduleRequest(spec, tuple(uuids), spec.project_id, spec.user_id) for _m, uuids, spec in work
         ]
         try:
             outcomes: list[Outcome] = self.scheduler.select_batch(requests)
         except Exception as exc:  # the scheduler itself failed: nobody of this batch gets a host
             LOG.exception("scheduling a batch of %d requests failed", len(work))
             outcomes = [Unplaced(str(exc))] * len(work)
-        for (msg, uuids), outcome in zip(work, outcomes, strict=True):
+        for (msg, uuids, spec), outcome in zip(work, outcomes, strict=True):
             if isinstance(outcome, Unplaced):
                 LOG.info("scheduling %s failed: %s", uuids, outcome.message)
                 self.bury(uuids, outcome.message, outcome.message)
@@ -100,22 +101,25 @@ class ConductorManager:
             for uuid in uuids:
                 dests = outcome.hosts.get(uuid)
                 if dests:
-                    args = {**msg.build_args, "instance_group": specs[uuid].instance_group}
+                    args = {**msg.build_args, "instance_group": spec.instance_group}
                     self._cast_build(ctx, uuid, dests[0], dests[1:], args, attempt=1, failures=[])
 
-    def _live_specs(self, instance_uuids: Sequence[str]) -> dict[str, RequestSpecDoc]:
-        """The RequestSpecs of the instances not deleted meanwhile. One this release cannot read
-        (a newer major version) is buried with the reason and left out."""
+    def _live_docs(self, instance_uuids: Sequence[str]) -> dict[str, Any]:
+        """The stored RequestSpec documents of the instances not deleted meanwhile."""
         with self.db.reader() as s:
-            rows = s.connection().execute(_LIVE_SPECS, {"uuids": list(instance_uuids)}).all()
-        specs: dict[str, RequestSpecDoc] = {}
-        for uuid, doc in rows:
-            try:
-                specs[uuid] = RequestSpecDoc.from_doc(doc or {})
-            except RequestSpecVersionError as exc:
-                LOG.error("RequestSpec of %s: %s", uuid, exc)
-                self.bury([uuid], str(exc), str(exc))
-        return specs
+            rows = s.connection().execute(_LIVE_SPECS, {"uuids": list(instance_uuids)})
+            return {u: doc for u, doc in rows}
+
+    def _request_spec(self, uuids: list[str], docs: dict[str, Any]) -> RequestSpecDoc | None:
+        """The request's RequestSpec: its first live instance's (the create writes the same spec
+        for each instance but the uuid). One this release cannot read (a newer major version)
+        buries the request's instances with the reason: None."""
+        try:
+            return RequestSpecDoc.from_doc(docs[uuids[0]] or {})
+        except RequestSpecVersionError as exc:
+            LOG.error("RequestSpec of %s: %s", uuids[0], exc)
+            self.bury(uuids, str(exc), str(exc))
+            return None
 
     def _cast_build(
         self,

@@ -2,7 +2,8 @@
 
 ``services/flavors.py`` builds it (``snapshot``, ``find_snapshot``); the create pipeline checks
 against it and stores ``to_dict()`` as the instance's ``flavor`` JSON column; the RequestSpec
-document (``domain/request_spec.py``) carries it to the conductor and the scheduler.
+document (``domain/request_spec.py``) carries it to the conductor and the scheduler, whose view
+of a flavor it is (``scheduler.snapshots.FlavorView``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FlavorSnapshot:
-    flavorid: str
-    name: str
+    flavorid: str = ""
+    name: str = ""
     memory_mb: int
     vcpus: int
     root_gb: int = 0
@@ -25,6 +26,10 @@ class FlavorSnapshot:
     disabled: bool = False
     is_public: bool = True
     description: str | None = None
+
+    def disk_gb(self, is_bfv: bool = False) -> int:
+        """DISK_GB placement asks for: ephemeral + ceil(swap / 1024) + root (not when booting from volume)."""
+        return self.ephemeral_gb + -(-self.swap // 1024) + (0 if is_bfv else self.root_gb)
 
     def to_dict(self) -> dict[str, Any]:
         """The instance's ``flavor`` column (``services.flavors.flavor_snapshot``'s contract)."""

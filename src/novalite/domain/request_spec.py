@@ -183,16 +183,9 @@ class RequestSpecDoc:
     def from_doc(cls, doc: Mapping[str, Any]) -> RequestSpecDoc:
         """Read a stored document (missing keys take their defaults, unknown keys of a newer minor
         are ignored); ``RequestSpecVersionError`` for a newer major version."""
-        version = str(doc.get("version") or VERSION)
-        try:
-            major = int(version.split(".", 1)[0])
-        except ValueError:
-            raise RequestSpecVersionError(f"RequestSpec version {version!r} is not major.minor") from None
-        if major > _MAJOR:
-            raise RequestSpecVersionError(
-                f"RequestSpec version {version} is newer than this release reads ({VERSION}); "
-                "upgrade the conductor before the API"
-            )
+        version = doc.get("version")
+        if version and version != VERSION:
+            _check_version(str(version))
         dest = doc.get("requested_destination") or {}
         image = doc.get("image")
         return cls(
@@ -213,6 +206,18 @@ class RequestSpecDoc:
             instance_group=doc.get("instance_group"),
             security_groups=tuple(doc.get("security_groups") or ()),
             requested_networks=networks_from_doc(doc.get("requested_networks")),
+        )
+
+
+def _check_version(version: str) -> None:
+    try:
+        major = int(version.split(".", 1)[0])
+    except ValueError:
+        raise RequestSpecVersionError(f"RequestSpec version {version!r} is not major.minor") from None
+    if major > _MAJOR:
+        raise RequestSpecVersionError(
+            f"RequestSpec version {version} is newer than this release reads ({VERSION}); "
+            "upgrade the conductor before the API"
         )
 
 

@@ -33,7 +33,7 @@ from novalite.placement.providers import DISK_GB, MEMORY_MB, STATUS_DISABLED_TRA
 from novalite.scheduler import filters as filter_registry
 from novalite.scheduler import hostdata, runner
 from novalite.scheduler import weighers as weigher_registry
-from novalite.scheduler.snapshots import FlavorView, HostSnapshot, RequestView, Selection
+from novalite.scheduler.snapshots import HostSnapshot, RequestView, Selection
 from novalite.services import zones
 
 LOG = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def request_view(spec: RequestSpecDoc, instance_uuids: Sequence[str]) -> Request
     """The scheduler's view of the first RequestSpec of a request."""
     return RequestView(
         instance_uuids=tuple(instance_uuids),
-        flavor=FlavorView.of(spec.flavor),
+        flavor=spec.flavor,
         project_id=spec.project_id,
         image_properties=spec.image.properties if spec.image is not None else {},
         is_bfv=spec.is_bfv,

@@ -107,33 +107,8 @@ class HostSnapshot:
         )
 
 
-@dataclass(frozen=True)
-class FlavorView:
-    vcpus: int
-    memory_mb: int
-    root_gb: int = 0
-    ephemeral_gb: int = 0
-    swap: int = 0  # MB
-    extra_specs: Mapping[str, str] = field(default_factory=dict)
-    name: str = ""
-    flavorid: str = ""
-
-    def disk_gb(self, is_bfv: bool = False) -> int:
-        """DISK_GB placement asks for: ephemeral + ceil(swap / 1024) + root (not when booting from volume)."""
-        return self.ephemeral_gb + -(-self.swap // 1024) + (0 if is_bfv else self.root_gb)
-
-    @classmethod
-    def of(cls, f: FlavorSnapshot) -> FlavorView:
-        return cls(
-            vcpus=f.vcpus,
-            memory_mb=f.memory_mb,
-            root_gb=f.root_gb,
-            ephemeral_gb=f.ephemeral_gb,
-            swap=f.swap,
-            extra_specs=f.extra_specs,
-            name=f.name,
-            flavorid=f.flavorid,
-        )
+# The scheduler sees a flavor as the snapshot the RequestSpec carries (``disk_gb`` included).
+FlavorView = FlavorSnapshot
 
 
 @dataclass(frozen=True)
