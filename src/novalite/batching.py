@@ -140,6 +140,10 @@ class CallBatcher(Generic[T, R]):
         self._drain.ensure_started()
         return await future
 
+    def waiting(self) -> int:
+        """How many items are queued and not yet taken by the worker."""
+        return self._drain.queue.qsize()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Let the worker finish what is queued, then end it (waits up to ``timeout`` s)."""
         self._drain.stop_after_queue(timeout)

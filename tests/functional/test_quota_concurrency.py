@@ -172,7 +172,7 @@ def test_a_queued_group_of_creates_is_judged_create_by_create(
     def start(name: str, lo: int, hi: int, queued: int) -> threading.Thread:
         thread = threading.Thread(target=post, args=(name, lo, hi))
         thread.start()
-        while CREATES._queue.qsize() < queued:  # one after another, so the batch's order is known
+        while CREATES.waiting() < queued:  # one after another, so the batch's order is known
             assert time.monotonic() < deadline, "the create did not queue"
             time.sleep(0.005)
         return thread

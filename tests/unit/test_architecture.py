@@ -4,7 +4,10 @@
   ``if TYPE_CHECKING:`` do not run at import time and are not counted);
 - ``novalite.compute`` does not import ``novalite.scheduler`` at all;
 - route modules (``compute_api`` modules exposing ``router``) do not import sqlalchemy: the SQL
-  is below them, in ``services``.
+  is below them, in ``services``;
+- nothing below the HTTP layer (services, domain, scheduler, conductor, compute, virt, db,
+  messaging) imports it (``api``, ``compute_api``, FastAPI, Starlette);
+- the domain imports only the domain and ``errors`` (no SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -158,3 +161,35 @@ def test_route_modules_do_not_import_sqlalchemy() -> None:
         if name == "sqlalchemy" or name.startswith("sqlalchemy.")
     }
     assert not offenders, f"route modules importing sqlalchemy: {sorted(offenders)}"
+
+
+def _in(module: str, *packages: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_nothing_below_the_http_layer_imports_it() -> None:
+    """The service layer and what it stands on (domain, scheduler, conductor, compute, virt, db,
+    messaging) are called by the routes, never the other way round: a conductor or compute agent
+    on another machine runs without the HTTP layer."""
+    below = ("services", "domain", "scheduler", "conductor", "compute", "virt", "db", "messaging")
+    offenders = {
+        f"{module} imports {name}"
+        for module in MODULES
+        if _in(module, *(f"novalite.{p}" for p in below))
+        for name in _imported(module, runtime_only=False)
+        if _in(name, "novalite.api", "novalite.compute_api", "fastapi", "starlette")
+    }
+    assert not offenders, sorted(offenders)
+
+
+def test_the_domain_imports_only_the_domain_and_errors() -> None:
+    offenders = {
+        f"{module} imports {name}"
+        for module in MODULES
+        if _in(module, "novalite.domain")
+        for name in _imported(module, runtime_only=False)
+        if _in(name, "novalite")
+        and not _in(name, "novalite.domain", "novalite.errors")
+        or _in(name, "sqlalchemy")
+    }
+    assert not offenders, sorted(offenders)

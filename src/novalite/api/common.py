@@ -260,19 +260,6 @@ def parse_limit(request: Request, max_limit: int = 1000) -> tuple[int, str | Non
     return min(limit, max_limit), marker
 
 
-def paginate(items: Sequence[T], key: Any, limit: int, marker: str | None) -> list[T]:
-    """Slice after ``marker`` (a key value); 400 when the marker is unknown."""
-    start = 0
-    if marker is not None:
-        for idx, item in enumerate(items):
-            if str(key(item)) == marker:
-                start = idx + 1
-                break
-        else:
-            raise BadRequest(f"marker [{marker}] not found")
-    return list(items[start : start + limit])
-
-
 def next_link(
     request: Request, collection: str, page: Sequence[Any], key: Any, limit: int, max_limit: int = 1000
 ) -> list[dict[str, str]] | None:

@@ -5,36 +5,12 @@ Schemas and views compare against it (``if v >= V(2, 19)``); handlers do not.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any
 
-from novalite.errors import BadRequest, NotAcceptable
+from novalite.domain.microversion import V, Version
+from novalite.errors import NotAcceptable
 
-_FORMAT = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
-
-
-@dataclass(frozen=True, order=True)
-class Version:
-    major: int
-    minor: int
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        m = _FORMAT.match(text.strip())
-        if not m:
-            raise BadRequest(
-                f"API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum."
-            )
-        return cls(int(m.group(1)), int(m.group(2)))
-
-
-def V(major: int, minor: int) -> Version:  # noqa: N802 - reads like a literal
-    return Version(major, minor)
-
+__all__ = ["MAX_VERSION", "MIN_VERSION", "V", "Version", "negotiate", "request_version", "version_headers"]
 
 MIN_VERSION = V(2, 1)
 # Raise only when the behaviour of the new microversion is implemented (docs/microversion_history.md).

@@ -27,6 +27,7 @@ from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
 from novalite.db.precompiled import Precompiled
+from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.services import server_groups
 from novalite.virt.driver import GuestSpec
@@ -114,8 +115,8 @@ def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict
     if "instance_group" in build_args:
         group_uuid = build_args["instance_group"]
     else:
-        doc = s.get(RequestSpec, instance_uuid)
-        group_uuid = (doc.spec or {}).get("instance_group") if doc else None
+        row = s.get(RequestSpec, instance_uuid)
+        group_uuid = RequestSpecDoc.from_doc(row.spec or {}).instance_group if row else None
     if not group_uuid:
         return None
     return server_groups.late_policy_violation(s, group_uuid, instance_uuid, host)

@@ -22,7 +22,7 @@ class BuildAndRunInstance(Message):
     host: str
     node: str
     build_args: dict[str, Any] = field(default_factory=dict)
-    alternates: list[dict[str, Any]] = field(default_factory=list)  # Destination dicts, in order
+    alternates: list[dict[str, Any]] = field(default_factory=list)  # HostChoice dicts, in order
     attempt: int = 1
     failures: list[dict[str, str]] = field(default_factory=list)  # [{host, reason}] of earlier attempts
 

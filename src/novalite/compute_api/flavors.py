@@ -25,8 +25,8 @@ from novalite.api.microversion import request_version
 from novalite.compute_api.schemas import flavors as schemas
 from novalite.compute_api.views import flavors as views
 from novalite.context import RequestContext
-from novalite.db.models.identity import Project
 from novalite.errors import BadRequest, NotFound
+from novalite.identity import service as identity
 from novalite.services import flavors as service
 
 router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
@@ -259,8 +259,7 @@ def _change_access(
     # serialized per flavor: two concurrent grants of one project must give 200 + 409, not a key clash
     with runtime(request).db.serialized(f"flavor:{flavor_id}") as s:
         flavor = service.get_flavor(s, ctx, flavor_id)
-        if s.get(Project, tenant) is None:
-            raise BadRequest(f"Project ID {tenant} is not a valid project.", kind="InvalidProject")
+        identity.require_valid_project(s, tenant)
         if action == "addTenantAccess":
             # 2.7: granting access to a public flavor is a conflict
             refuse_public = schemas.public_access_conflict(request_version(request))

@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, reject_nul, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
 from novalite.context import RequestContext
-from novalite.db.models.identity import Project
 from novalite.errors import BadRequest, PolicyNotAuthorized
+from novalite.identity import service as identity
 from novalite.services import quotas as service
 
 router = APIRouter(prefix="/compute/v2.1", dependencies=[Depends(reject_nul)])
@@ -185,8 +185,7 @@ async def quota_update(
 
     def _update() -> dict[str, Any]:
         with runtime(request).db.serialized(f"quota:{project_id}") as s:
-            if s.get(Project, project_id) is None:
-                raise BadRequest(f"Project ID {project_id} is not a valid project.", kind="InvalidProject")
+            identity.require_valid_project(s, project_id)
             if not force:
                 _check_settable(s, project_id, user_id, values)
             service.set_limits(s, project_id, user_id, values)

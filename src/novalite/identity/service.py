@@ -98,6 +98,12 @@ def get_project(s: Session, project_id: str) -> Project:
     return p
 
 
+def require_valid_project(s: Session, project_id: str) -> None:
+    """Nova's check, through Keystone, that a project it is asked to act on exists (400)."""
+    if s.get(Project, project_id) is None:
+        raise BadRequest(f"Project ID {project_id} is not a valid project.", kind="InvalidProject")
+
+
 def find_project(s: Session, name_or_id: str) -> Project | None:
     return s.get(Project, name_or_id) or s.scalars(select(Project).where(Project.name == name_or_id)).first()
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, Port, PortIP
+from novalite.domain.request_spec import RequestedNetwork
 from novalite.errors import BadRequest, Conflict, Forbidden
 from novalite.network import networks, ports, quotas, security_groups, tags
 from novalite.network.security_groups import resolve_security_group
@@ -78,16 +79,6 @@ class PortInfo:
     status: str
     security_group_ids: tuple[str, ...]
     mtu: int
-
-
-@dataclass(frozen=True)
-class RequestedNetwork:
-    """One entry of a server's ``networks`` list (``uuid``/``port``/``fixed_ip``/``tag``)."""
-
-    network_id: str | None = None
-    port_id: str | None = None
-    fixed_ip: str | None = None
-    tag: str | None = None
 
 
 def _agent(project_id: str) -> RequestContext:

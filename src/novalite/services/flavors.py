@@ -25,12 +25,12 @@ from sqlalchemy import ColumnElement, Connection, bindparam, false, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from novalite.api.common import paginate
 from novalite.context import RequestContext
 from novalite.db.base import new_uuid
 from novalite.db.models.catalog import Flavor, FlavorExtraSpec, FlavorProjectAccess
 from novalite.db.precompiled import Precompiled
 from novalite.domain.flavor import FlavorSnapshot
+from novalite.domain.paging import paginate
 from novalite.errors import Conflict, NotFound
 
 # Nova's classic flavors: (flavorid, name, memory_mb, vcpus, root_gb)

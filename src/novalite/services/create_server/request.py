@@ -13,8 +13,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from novalite.api.microversion import V, Version
 from novalite.context import RequestContext
+from novalite.domain.microversion import V, Version
 from novalite.errors import BadRequest
 from novalite.randomness import SecureChoices, random_chars
 

@@ -79,18 +79,8 @@ def validate_networks(s: Session, req: CreateServerRequest, networks: RequestedN
     quota allows (403 ``PortLimitExceeded`` below min_count; silently fewer below max_count)."""
     from novalite.network import service as network
 
-    requested: str | list[network.RequestedNetwork] | None
-    if isinstance(networks, tuple):
-        requested = [
-            network.RequestedNetwork(
-                network_id=n.network_id, port_id=n.port_id, fixed_ip=n.fixed_ip, tag=n.tag
-            )
-            for n in networks
-        ]
-    else:
-        requested = networks
     allowed = network.validate_requested_networks(
-        s, project_id=req.ctx.project_id, requested=requested, max_count=req.max_count
+        s, project_id=req.ctx.project_id, requested=networks, max_count=req.max_count
     )
     if allowed < req.min_count:
         raise OverQuota("Maximum number of ports exceeded", kind="PortLimitExceeded")
