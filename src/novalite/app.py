@@ -40,7 +40,7 @@ def _routers() -> list[tuple[APIRouter, tuple[str, str, str] | None]]:
         (compute_versions.router, ("compute", "nova", "/compute/v2.1")),
     ]
     entries.extend((r, None) for r in compute_routes.routers())
-    entries.extend(compute_routes.service_routers())
+    entries.extend(compute_routes.api_routers())
     entries.append((compute_versions.fallback, None))
     return entries
 

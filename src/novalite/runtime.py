@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Services:
-    """What ``services.startup`` starts (or, in the API process of a two-process serve, the
-    clients that reach it), one typed attribute each. ``None`` until started and after stop."""
+    """The services of the deployment this process reaches (in the glossary's sense: the
+    conductor, the scheduler, the compute side), one typed attribute each, set by
+    ``services.startup`` (in the API process of a two-process serve, clients that reach the
+    engine process). ``None`` until started and after stop."""
 
     conductor: ConductorClient | None = None  # RPC client: schedule and build, reschedule
     compute_api: ComputeAPI | None = None  # what the servers API asks of the compute side
     scheduler: SchedulerService | None = None
-    volume_storage: VolumeStorage | None = None  # created on first use (volume.storage)
 
     def require_conductor(self) -> ConductorClient:
         if self.conductor is None:
@@ -56,6 +57,7 @@ class Runtime:
     # service name -> (catalog type, catalog name, url suffix); filled by each service's router
     catalog: list[tuple[str, str, str]] = field(default_factory=list)
     services: Services = field(default_factory=Services)
+    volume_storage: VolumeStorage | None = None  # where volumes' data lives; volume.storage_for
     # "all": API and engine in this process; "api" / "engine": one half of a two-process
     # ``novalite serve`` (services.engine_process), joined by ``peer``, a connected socket
     role: str = "all"

@@ -1,7 +1,7 @@
 """The explicit lists of routers, in the order they are matched.
 
 Each compute module exposes ``router`` (an APIRouter whose paths start with /compute/v2.1).
-Each embedded service module exposes ``router`` and ``CATALOG = (type, name, url suffix)``.
+Each other API's routes module exposes ``router`` and ``CATALOG = (type, name, url suffix)``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ COMPUTE_MODULES = [
     "novalite.compute_api.network_proxies",  # os-networks, os-security-groups (< 2.36)
 ]
 
-SERVICE_MODULES = [
+API_MODULES = [  # the other OpenStack APIs served beside Compute
     "novalite.image.routes",
     "novalite.placement.routes",
     "novalite.network.routes",
@@ -43,9 +43,9 @@ def routers() -> list[APIRouter]:
     return [importlib.import_module(name).router for name in COMPUTE_MODULES]
 
 
-def service_routers() -> list[tuple[APIRouter, tuple[str, str, str]]]:
+def api_routers() -> list[tuple[APIRouter, tuple[str, str, str]]]:
     out = []
-    for name in SERVICE_MODULES:
+    for name in API_MODULES:
         mod = importlib.import_module(name)
         out.append((mod.router, mod.CATALOG))
     return out

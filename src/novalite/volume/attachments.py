@@ -54,7 +54,7 @@ def get_attachment(s: Session, ctx: RequestContext, attachment_id: str) -> tuple
 
 
 def connection_info(vol: Volume, att: VolumeAttachment) -> dict[str, Any]:
-    """What a compute host needs to plug the volume in (a local file for this embedded service)."""
+    """What a compute host needs to plug the volume in (a local file for this embedded Block Storage API)."""
     return {
         "driver_volume_type": "file",
         "data": {

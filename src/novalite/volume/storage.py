@@ -9,7 +9,7 @@
 
 ``storage_for(runtime)`` picks one per runtime (setting ``volume_storage``: ``records`` or
 ``file``; default ``file``, or ``records`` when the data directory is not writable), keeps it
-in ``runtime.services.volume_storage`` and registers it for the runtime's database engine,
+in ``runtime.volume_storage`` and registers it for the runtime's database engine,
 so code that only holds a session (the compute agent) finds it with ``storage_for_session``.
 The volume seeder calls ``storage_for`` at start-up. Every method is idempotent.
 """
@@ -128,7 +128,7 @@ def delete_location(location: str | None) -> None:
 
 def storage_for(runtime: Any) -> VolumeStorage:
     """The runtime's volume storage, created on first use."""
-    existing = runtime.services.volume_storage
+    existing = runtime.volume_storage
     if existing is not None:
         return existing
     kind = getattr(runtime.settings, "volume_storage", "file")
@@ -142,6 +142,6 @@ def storage_for(runtime: Any) -> VolumeStorage:
             storage = FileStorage(root)
         except OSError:
             storage = RecordsOnlyStorage()
-    runtime.services.volume_storage = storage
+    runtime.volume_storage = storage
     _BY_ENGINE[runtime.db.engine] = storage
     return storage
