@@ -64,7 +64,8 @@ class HostChoice:
     availability_zone: str = DEFAULT_ZONE
 
     def to_dict(self) -> dict[str, Any]:
-        """What ``asdict`` gives, written out (its recursive deep copy cost ~0.1 ms per alternate)."""
+        """What ``asdict`` gives, written out (its recursive deep copy is costly: bench/README.md,
+        "Costs behind the code's choices")."""
         return {
             "host": self.host,
             "node": self.node,
