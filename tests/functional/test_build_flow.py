@@ -365,3 +365,21 @@ def test_a_batch_of_requests_shares_capacity_without_double_claims(stack_factory
     hosts = [dests[0].host for o in placed for dests in o.values()]
     assert sorted(hosts) == ["fake-host-1", "fake-host-2"]
     assert [list(h.allocations_by_host(api, u)) for u in uuids] == [[hosts[0]], [hosts[1]], []]
+
+
+def test_an_unreadable_request_spec_fails_its_own_request_only(stack_factory: Any) -> None:
+    """A stored RequestSpec the conductor cannot read (here a flavor whose RAM is not a number, as
+    a hand-edited or corrupted row would hold) ends that request in ERROR with a fault that says
+    so; a healthy request handed over at the same moment still goes ACTIVE."""
+    api = stack_factory(fake_hosts=2)
+    [bad] = h.create_instances(api, start=False, spec_extra={"num_instances": "several"})
+    [good] = h.create_instances(api, start=False)
+    conductor = api.runtime.services.require_conductor()
+    conductor.schedule_and_build_instances(h.demo_ctx(api), [bad], {"requested_networks": "none"})
+    conductor.schedule_and_build_instances(h.demo_ctx(api), [good], {"requested_networks": "none"})
+    assert h.wait_for(api, good, h.settled).vm_state == "active"
+    row = h.wait_for(api, bad, h.settled)
+    assert row.vm_state == "error"
+    [fault] = h.faults(api, bad)
+    assert "RequestSpec" in fault.message and "could not be read" in fault.message
+    assert h.allocations_by_host(api, bad) == {}

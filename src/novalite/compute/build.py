@@ -27,7 +27,7 @@ from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
 from novalite.db.precompiled import Precompiled
-from novalite.domain.request_spec import RequestSpecDoc
+from novalite.domain.request_spec import instance_group_of
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.services import server_groups
 from novalite.virt.driver import GuestSpec
@@ -116,7 +116,7 @@ def late_group_check(s: Session, instance_uuid: str, host: str, build_args: dict
         group_uuid = build_args["instance_group"]
     else:
         row = s.get(RequestSpec, instance_uuid)
-        group_uuid = RequestSpecDoc.from_doc(row.spec or {}).instance_group if row else None
+        group_uuid = instance_group_of(row.spec or {}) if row else None
     if not group_uuid:
         return None
     return server_groups.late_policy_violation(s, group_uuid, instance_uuid, host)

@@ -112,14 +112,18 @@ class ConductorManager:
 
     def _request_spec(self, uuids: list[str], docs: dict[str, Any]) -> RequestSpecDoc | None:
         """The request's RequestSpec: its first live instance's (the create writes the same spec
-        for each instance but the uuid). One this release cannot read (a newer major version)
-        buries the request's instances with the reason: None."""
+        for each instance but the uuid). One this release cannot read (a newer major version, or
+        a document that does not parse) buries that request's instances with the reason, and
+        only them: None."""
         try:
             return RequestSpecDoc.from_doc(docs[uuids[0]] or {})
         except RequestSpecVersionError as exc:
-            LOG.error("RequestSpec of %s: %s", uuids[0], exc)
-            self.bury(uuids, str(exc), str(exc))
-            return None
+            reason = str(exc)
+        except Exception as exc:  # a malformed document must not stop the rest of the batch
+            reason = f"RequestSpec of {uuids[0]} could not be read: {type(exc).__name__}: {exc}"
+        LOG.error("RequestSpec of %s: %s", uuids[0], reason)
+        self.bury(uuids, reason, reason)
+        return None
 
     def _cast_build(
         self,

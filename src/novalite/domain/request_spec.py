@@ -209,6 +209,13 @@ class RequestSpecDoc:
         )
 
 
+def instance_group_of(doc: Mapping[str, Any]) -> str | None:
+    """The server group of a stored document, read alone (the compute side's late group check
+    needs nothing else, and must not fail on fields it does not use)."""
+    group = doc.get("instance_group")
+    return str(group) if group else None
+
+
 def _check_version(version: str) -> None:
     try:
         major = int(version.split(".", 1)[0])

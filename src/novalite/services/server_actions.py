@@ -25,6 +25,7 @@ from novalite.image.service import get_image
 from novalite.network import ports as net_ports
 from novalite.network import service as network
 from novalite.runtime import Runtime
+from novalite.services import server_updates
 from novalite.services.server_queries import get_instance
 
 CONSOLE_LINES = 50
@@ -184,9 +185,7 @@ def check_exists(db: Database, ctx: RequestContext, server_id: str) -> None:
 
 def force_delete(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
     """Delete now, in any state (there is no deferred delete here, so this is DELETE)."""
-    with rt.db.reader() as s:
-        check_not_locked(ctx, get_instance(s, ctx, server_id))
-    rt.services.require_compute_api().delete_instance(ctx, server_id)
+    server_updates.delete_server(rt, ctx, server_id)
 
 
 def trigger_crash_dump(db: Database, ctx: RequestContext, server_id: str) -> None:
