@@ -4,8 +4,8 @@ Networking follows the request: ``"none"`` -> no port; nothing or ``"auto"`` -> 
 the project's only available network (none available -> no port); a list -> a new port per
 ``network_id`` (with its ``fixed_ip``) and the user's ``port_id`` ports bound to this host.
 A networking failure aborts the build ("Failed to allocate the network(s), not rescheduling.").
-Block devices: the mappings are recorded as given; volumes are attached by the volume service
-when it offers ``attach_for_instance`` (otherwise nothing to do here).
+Block devices: the mappings are recorded as given; the ``destination_type: volume`` ones are
+attached by ``volume.service.attach_for_instance``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from novalite.compute.build import Abort, Build, set_task_state
 from novalite.db.base import Database
 from novalite.domain.states import TaskState
 from novalite.errors import NovaliteError
+from novalite.volume import service as volume
 
 LOG = logging.getLogger(__name__)
 NETWORK_FAILED = "Failed to allocate the network(s), not rescheduling."
@@ -97,31 +98,24 @@ def allocate_networks(s: Session, b: Build) -> str | None:
     return None
 
 
-def _attach_function() -> Any:
-    try:
-        from novalite.volume import service as volume  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(volume, "attach_for_instance", None)
-
-
 def needs_block_devices(b: Build) -> bool:
     """Only mappings with ``destination_type: volume`` have anything to attach (an image boot's
     local disk mapping has not): without them the build goes from networking to spawning."""
     bdms = b.build_args.get("block_device_mapping")
-    if not bdms or not any(isinstance(m, dict) and m.get("destination_type") == "volume" for m in bdms):
+    if not bdms:
         return False
-    return _attach_function() is not None
+    return any(isinstance(m, dict) and m.get("destination_type") == "volume" for m in bdms)
 
 
 def prepare_block_devices(db: Database, b: Build) -> None:
-    """Attach requested volumes (when a volume service is installed) and go to spawning."""
+    """Attach the requested volumes and go to spawning."""
     bdms = b.build_args.get("block_device_mapping") or []
-    attach = _attach_function()
     try:
         with db.session() as s:
-            if attach is not None and bdms:
-                attach(s, instance_uuid=b.instance_uuid, host=b.host, block_device_mapping=bdms)
+            if bdms:
+                volume.attach_for_instance(
+                    s, instance_uuid=b.instance_uuid, host=b.host, block_device_mapping=bdms
+                )
             set_task_state(s, b.instance_uuid, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING)
     except NovaliteError as exc:
         raise Abort(f"Failure prepping block device. ({exc.message})") from exc
