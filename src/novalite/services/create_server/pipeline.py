@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from novalite.db import group_commit
 from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadata, InstanceTag, RequestSpec
 from novalite.domain.request_spec import networks_to_doc
-from novalite.errors import BadRequest
+from novalite.errors import BadRequest, OverQuota
+from novalite.services import quotas
 from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import CheckedCreate, ParsedCreate, StoredCreate
 from novalite.services.create_server.request import (
@@ -135,9 +136,6 @@ def _store_batch(s: Session, creates: list[CheckedCreate]) -> list[StoredCreate 
     table: each create's quota is judged as if it ran after the ones before it
     (``quotas.InstanceQuotaBatch``); one that does not fit gets its own 403 and writes nothing.
     Creates of several users, or into server groups, run unit by unit in the same transaction."""
-    from novalite.errors import OverQuota
-    from novalite.services import quotas
-
     ctx = creates[0].request.ctx
     if any(c.request.ctx.user_id != ctx.user_id or c.instance_group is not None for c in creates):
         return [_store_unit(s, c) for c in creates]

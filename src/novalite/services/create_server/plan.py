@@ -12,14 +12,12 @@ a volume's size where the request left it out (``steps/volumes.py``), nothing ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from novalite.domain.flavor import FlavorSnapshot
 from novalite.domain.request_spec import RequestedNetworks
+from novalite.image.service import ImageInfo
 from novalite.services.create_server.request import CreateServerRequest
-
-if TYPE_CHECKING:
-    from novalite.image.service import ImageInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
@@ -17,13 +18,13 @@ from novalite.context import RequestContext
 from novalite.domain.flavor import FlavorSnapshot
 from novalite.domain.request_spec import RequestedNetworks
 from novalite.errors import BadRequest, Forbidden
-from novalite.services import flavors
+from novalite.image.service import ImageInfo, get_image
+from novalite.services import flavors, quotas
 from novalite.services.create_server import lookups
 from novalite.services.create_server.plan import ImageSettings
 from novalite.services.create_server.request import CreateServerRequest, to_bool
-
-if TYPE_CHECKING:
-    from novalite.image.service import ImageInfo
+from novalite.services.create_server.steps import networks
+from novalite.services.keypairs import get_keypair
 
 T = TypeVar("T")
 GiB = 1024**3
@@ -66,8 +67,6 @@ def load_image(s: Session, req: CreateServerRequest, image_ref: str) -> ImageInf
                 kind="CertificateValidationFailed",
             )
         return None
-    from novalite.image.service import get_image
-
     ctx = req.ctx
     image = _once(s, ("image", image_ref, ctx.is_admin, ctx.project_id), lambda: get_image(s, ctx, image_ref))
     if image is None:
@@ -104,8 +103,6 @@ def load_key_pair(s: Session, req: CreateServerRequest) -> tuple[str | None, str
     name = req.key_name
     if name is None:
         return None, None
-    from novalite.services.keypairs import get_keypair
-
     keypair = get_keypair(s, req.ctx.user_id, name)
     if keypair is None:
         raise BadRequest("Invalid key_name provided.", kind="KeypairNotFound")
@@ -124,8 +121,6 @@ def check_config_drive(req: CreateServerRequest) -> str:
 
 def check_limits(s: Session, req: CreateServerRequest) -> None:
     """Metadata items and (before 2.57) injected files against the absolute quotas (403)."""
-    from novalite.services import quotas
-
     if req.metadata:  # no items can exceed no limit: the limits are read only when there are some
         quotas.check_metadata_quota(s, req.ctx.project_id, req.metadata)
     if req.injected_files:
@@ -168,8 +163,6 @@ def image_settings(s: Session, ctx: RequestContext, image: ImageInfo | None) -> 
     kernel, ramdisk = str(props.get("kernel_id") or ""), str(props.get("ramdisk_id") or "")
     if kernel == "nokernel":
         kernel = ramdisk = ""
-    from novalite.image.service import get_image
-
     for image_id in (kernel, ramdisk):
         if image_id and get_image(s, ctx, image_id) is None:
             raise BadRequest(f"Image {image_id} could not be found.", kind="ImageNotFound")
@@ -218,8 +211,6 @@ def scheduler_hints(s: Session, req: CreateServerRequest) -> tuple[dict[str, lis
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 
@@ -227,7 +218,5 @@ def check_security_groups_and_networks(
     s: Session, req: CreateServerRequest, requested_networks: RequestedNetworks
 ) -> int:
     """§2.2 5.3-5.4: security groups, then networks; returns the max_count the port quota allows."""
-    from novalite.services.create_server.steps import networks
-
     networks.check_security_groups(s, req)
     return networks.validate_networks(s, req, requested_networks)

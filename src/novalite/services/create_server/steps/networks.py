@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from novalite.domain.request_spec import RequestedNetwork, RequestedNetworks
 from novalite.errors import BadRequest, OverQuota
+from novalite.network import service as network
 from novalite.services.create_server.request import CreateServerRequest
 
 
@@ -77,8 +78,6 @@ def precheck_networks(req: CreateServerRequest, networks: RequestedNetworks) -> 
 def validate_networks(s: Session, req: CreateServerRequest, networks: RequestedNetworks) -> int:
     """Nova's ``validate_networks`` through the network service: how many instances the port
     quota allows (403 ``PortLimitExceeded`` below min_count; silently fewer below max_count)."""
-    from novalite.network import service as network
-
     allowed = network.validate_requested_networks(
         s, project_id=req.ctx.project_id, requested=networks, max_count=req.max_count
     )
@@ -89,8 +88,6 @@ def validate_networks(s: Session, req: CreateServerRequest, networks: RequestedN
 
 def check_security_groups(s: Session, req: CreateServerRequest) -> None:
     """Each group other than the literal ``default`` must resolve (400 / 409 on duplicates)."""
-    from novalite.network import service as network
-
     for name in req.security_groups:
         if name != "default":
             network.resolve_security_group(s, req.ctx.project_id, name)

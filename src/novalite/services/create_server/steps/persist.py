@@ -16,6 +16,7 @@ from novalite.db.models.compute import Instance, InstanceAction, InstanceMetadat
 from novalite.db.precompiled import Precompiled
 from novalite.domain.request_spec import ImageSnapshot, RequestSpecDoc, networks_to_doc
 from novalite.domain.states import PowerState, TaskState, VmState
+from novalite.services import quotas, server_groups
 from novalite.services.create_server.plan import CheckedCreate, StoredCreate
 from novalite.services.create_server.steps import naming
 
@@ -24,16 +25,12 @@ _SKIPPED_IMAGE_PROPS = {"block_device_mapping", "bdm_v2", "mappings"}
 
 def check_quota(s: Session, checked: CheckedCreate) -> int:
     """How many instances fit between min_count and max_count (partial multi-create); 403 otherwise."""
-    from novalite.services import quotas
-
     req = checked.request
     return quotas.check_instance_quota(s, req.ctx, checked.flavor, req.min_count, checked.max_count)
 
 
 def recheck_quota(s: Session, checked: CheckedCreate, count: int) -> None:
     """After the insert (flushed, same transaction): usage must still be within the limits."""
-    from novalite.services import quotas
-
     ctx = checked.request.ctx
     s.flush()
     quotas.recheck_instance_quota(s, ctx.project_id, ctx.user_id, checked.flavor, count)
@@ -216,7 +213,5 @@ def join_server_group(s: Session, checked: CheckedCreate, stored: StoredCreate) 
     """§2.3 7.10: each new server becomes a member of the requested group (403 over its quota)."""
     if checked.instance_group is None:
         return
-    from novalite.services import server_groups
-
     for instance_uuid in stored.instance_uuids:
         server_groups.add_member(s, checked.request.ctx, checked.instance_group, instance_uuid)

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.errors import BadRequest
+from novalite.image.service import get_image
+from novalite.volume import service as volumes
 
 
 def _invalid(details: str, kind: str) -> BadRequest:
@@ -20,8 +22,6 @@ def _invalid(details: str, kind: str) -> BadRequest:
 
 
 def _check_volume(s: Session, ctx: RequestContext, bdm: dict[str, Any]) -> None:
-    from novalite.volume import service as volumes
-
     volume_id = str(bdm.get("volume_id") or "")
     vol = volumes.get_volume(s, ctx, volume_id)
     if vol is None:
@@ -41,8 +41,6 @@ def _check_image(s: Session, ctx: RequestContext, image_ref: str, bdm: dict[str,
     image_id = str(bdm.get("image_id") or "")
     if image_id and image_id == image_ref:
         return
-    from novalite.image.service import get_image
-
     image = get_image(s, ctx, image_id)
     if image is None:
         raise _invalid(f"failed to get image {image_id}.", "InvalidBDMImage")
