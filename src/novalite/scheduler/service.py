@@ -327,9 +327,6 @@ class SchedulerService:
                 self._plan_group(s, items, queries[key], plans)
         return [p for p in plans if p is not None]
 
-    def plan(self, spec: RequestSpecDoc, instance_uuids: Sequence[str]) -> Plan:
-        return self.plan_batch([ScheduleRequest(spec, tuple(instance_uuids), "", "")])[0]
-
     def _unplaced(self, plan: Plan, *, claim_failed: bool = False) -> Unplaced:
         return self._missing_destination(plan) or Unplaced(
             _reason(plan.selection, self.excluded_by_placement(plan), claim_failed=claim_failed)

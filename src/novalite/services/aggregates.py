@@ -6,8 +6,9 @@ aggregates but never in two different zones: adding a host, or setting a zone, t
 so is refused (409 on add_host, 400 on update/set_metadata, as Nova).
 
 Placement mirror: every aggregate is also a placement aggregate with the same uuid, holding
-the resource providers of its hosts' compute nodes, so the AZ pre-filter can ask placement
-for ``member_of`` the zone's aggregates (``zones.zone_aggregate_uuids``).
+the resource providers of its hosts' compute nodes (what placement's ``member_of`` answers).
+The scheduler does not use it for zones: it narrows the candidates to the zone's hosts by name
+(``zones.hosts_in_zone``).
 """
 
 from __future__ import annotations

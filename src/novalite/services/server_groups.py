@@ -11,9 +11,6 @@ Contracts used elsewhere:
   ``get_group(s, ctx, group_uuid) -> InstanceGroup | None`` (None when absent, deleted, or
   another project's group for a non-admin);
   ``add_member(s, ctx, group_uuid, instance_uuid)`` (404 for an unknown group, 403 over quota);
-  ``group_snapshot(s, group_uuid) -> dict | None`` with ``policy``, ``rules``, ``members``
-  (live servers), ``hosts`` (their hosts, sorted, unique) and ``member_hosts``
-  (instance uuid -> host, for ``max_server_per_host``);
   ``group_placement(s, group_uuid) -> GroupPlacement | None`` (policy, rules, live members' hosts:
   what the scheduler's filters and the compute side's late check read, Core statements only);
   ``late_policy_violation(s, group_uuid, instance_uuid, host) -> str | None`` (the compute side's
@@ -195,35 +192,6 @@ def add_member(s: Session, ctx: RequestContext, group_uuid: str, instance_uuid: 
         s.delete(member)
         s.flush()
         raise OverQuota(MEMBERS_OVER, kind="OverQuota")
-
-
-def group_snapshot(s: Session, group_uuid: str) -> dict[str, Any] | None:
-    """What the scheduler's affinity filters and the compute's late check need (no ORM objects)."""
-    group = s.scalars(
-        select(InstanceGroup).where(InstanceGroup.uuid == group_uuid, InstanceGroup.deleted.is_(False))
-    ).first()
-    if group is None:
-        return None
-    members = live_members(s, [group.id])[group.id]
-    member_hosts: dict[str, str] = {}
-    if members:
-        rows = s.execute(
-            select(Instance.uuid, Instance.host).where(
-                Instance.uuid.in_(members), Instance.deleted.is_(False), Instance.host.is_not(None)
-            )
-        )
-        member_hosts = {uuid: host for uuid, host in rows if host}
-    return {
-        "uuid": group.uuid,
-        "name": group.name,
-        "policy": group.policy,
-        "rules": dict(group.rules or {}),
-        "project_id": group.project_id,
-        "user_id": group.user_id,
-        "members": members,
-        "hosts": sorted(set(member_hosts.values())),
-        "member_hosts": member_hosts,
-    }
 
 
 # --- placement: where the members run -------------------------------------------------------

@@ -10,10 +10,9 @@ too (``service_is_up``; os-services and os-hypervisors show it).
 
 Contracts used elsewhere:
   ``zone_names(s) -> set[str]`` (the zones a server may ask for);
-  ``host_zones(s, hosts) -> dict[str, set[str]]``; ``host_availability_zone(s, host) -> str``;
+  ``host_zones(s, hosts) -> dict[str, set[str]]``;
   ``host_in_zone(s, host, zone) -> bool`` (a forced host against the zone asked for);
   ``hosts_in_zone(s, zone) -> list[str] | None`` (the scheduler's candidate hosts);
-  ``zone_aggregate_uuids(s, zone) -> list[str]`` (empty: no aggregate carries that zone);
   ``availability_zones(s, down_time) -> list[ZoneInfo]`` (zone, available, hosts: os-availability-zone).
 """
 
@@ -41,13 +40,11 @@ __all__ = [
     "ZoneInfo",
     "availability_zones",
     "controller_host",
-    "host_availability_zone",
     "host_in_zone",
     "host_zones",
     "hosts_in_zone",
     "service_is_up",
     "service_zone",
-    "zone_aggregate_uuids",
     "zone_names",
 ]
 
@@ -86,12 +83,6 @@ def host_zones(s: Session, hosts: list[str] | None = None) -> dict[str, set[str]
     return out
 
 
-def host_availability_zone(s: Session, host: str) -> str:
-    """The zone of ``host``: its aggregate's ``availability_zone``, else the default zone."""
-    zones = sorted(host_zones(s, [host]).get(host, set()))
-    return zones[0] if zones else DEFAULT_ZONE
-
-
 def host_in_zone(s: Session, host: str, zone: str) -> bool:
     """Whether ``host`` is in ``zone``: one of its aggregates' zones, or the default zone for a
     host in no zoned aggregate."""
@@ -110,11 +101,6 @@ def hosts_in_zone(s: Session, zone: str) -> list[str] | None:
     """Hosts of the aggregates whose zone is ``zone``; None when no aggregate with hosts has it
     (the default zone, or an unknown one: the candidates are then not narrowed by zone)."""
     return list(s.scalars(_ZONE_HOSTS, {"zone": zone})) or None
-
-
-def zone_aggregate_uuids(s: Session, zone: str) -> list[str]:
-    """Uuids of the aggregates whose zone is ``zone`` (the AZ -> member_of pre-filter)."""
-    return sorted(s.scalars(select(Aggregate.uuid).where(Aggregate.availability_zone == zone)))
 
 
 # --- zones of services ----------------------------------------------------------------------
