@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from novalite.scheduler.filters import DEFAULT_FILTERS
-from novalite.scheduler.weighers import DEFAULT_WEIGHERS
+from novalite.scheduler.defaults import DEFAULT_FILTERS, DEFAULT_WEIGHERS
 
 
 def default_data_dir() -> Path:

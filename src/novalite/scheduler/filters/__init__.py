@@ -1,11 +1,13 @@
 """The filter registry: name -> class, written out (no scanning). ``load(names)`` builds the
 enabled list from ``Settings.enabled_filters`` and fails loudly on an unknown name;
-``DEFAULT_FILTERS`` is that setting's default (and the pure runner's when given no filters)."""
+``DEFAULT_FILTERS`` (defined in ``scheduler.defaults``) is that setting's default (and the pure
+runner's when given no filters)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from novalite.scheduler.defaults import DEFAULT_FILTERS
 from novalite.scheduler.filters.aggregate_instance_extra_specs import AggregateInstanceExtraSpecsFilter
 from novalite.scheduler.filters.base import Filter, Verdict
 from novalite.scheduler.filters.compute import ComputeFilter
@@ -26,16 +28,6 @@ REGISTRY: dict[str, type] = {
     "DifferentHostFilter": DifferentHostFilter,
     "AggregateInstanceExtraSpecsFilter": AggregateInstanceExtraSpecsFilter,
 }
-
-
-# the filters enabled unless ``enabled_filters`` says otherwise, in the order they run
-DEFAULT_FILTERS = (
-    "ComputeFilter",
-    "ComputeCapabilitiesFilter",
-    "ImagePropertiesFilter",
-    "ServerGroupAntiAffinityFilter",
-    "ServerGroupAffinityFilter",
-)
 
 
 class UnknownFilter(ValueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from novalite.scheduler.defaults import DEFAULT_WEIGHERS
 from novalite.scheduler.snapshots import HostSnapshot, RequestView
 from novalite.scheduler.weighers.base import Weigher
 from novalite.scheduler.weighers.build_failure import BuildFailureWeigher
@@ -31,18 +32,6 @@ REGISTRY: dict[str, type] = {
     "ServerGroupSoftAntiAffinityWeigher": ServerGroupSoftAntiAffinityWeigher,
     "BuildFailureWeigher": BuildFailureWeigher,
 }
-
-
-# the weighers enabled unless ``enabled_weighers`` says otherwise (the pure runner's default too)
-DEFAULT_WEIGHERS = (
-    "RAMWeigher",
-    "CPUWeigher",
-    "DiskWeigher",
-    "NumInstancesWeigher",
-    "ServerGroupSoftAffinityWeigher",
-    "ServerGroupSoftAntiAffinityWeigher",
-    "BuildFailureWeigher",
-)
 
 
 class UnknownWeigher(ValueError):
