@@ -11,7 +11,7 @@ named like the messaging ones:
 - ``CastBatcher`` (the conductor's first builds, ``conductor.manager``): ``submit(item)`` from any
   thread returns at once; ``process(items)`` returns nothing. ``start`` starts the worker;
   ``stop`` finishes the batch in hand and returns (what is still queued is not processed); safe
-  twice.
+  twice; ``start`` after ``stop`` raises RuntimeError (as starting a thread twice did).
 
 Under load a batch shares what it can (one read transaction for the creates' checks, one store;
 one read and one claim transaction for the conductor's scheduling); when idle a batch is a single
@@ -50,7 +50,9 @@ class _Drain(Generic[E]):
 
     The worker ends when it meets a stop mark (``stop_after_queue``) with nothing queued behind
     it, or after the batch in hand once ``stop_after_batch`` was called. ``handle`` must not
-    raise: each submit style catches its ``process``' exceptions itself."""
+    raise: each submit style catches its ``process``' exceptions itself. Should something that
+    is no ``Exception`` escape it (``SystemExit``, ``KeyboardInterrupt``), that worker ends and,
+    unless stopped for good, another takes its place (what is queued is not left waiting)."""
 
     def __init__(self, handle: Callable[[list[E]], None], *, name: str, max_batch: int):
         self.handle, self.name, self.max_batch = handle, name, max_batch
@@ -64,9 +66,18 @@ class _Drain(Generic[E]):
         """Start a worker unless one runs in this process (and no stop_after_batch came)."""
         with self.lock:
             if (self._thread is None or self._pid != os.getpid()) and not self._halt:
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    @property
+    def halted(self) -> bool:
+        """Whether ``stop_after_batch`` was called (no worker starts any more)."""
+        with self.lock:
+            return self._halt
 
     def _running_here(self) -> threading.Thread | None:
         with self.lock:
@@ -110,6 +121,17 @@ class _Drain(Generic[E]):
         return entries
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:  # handle let through what is no Exception: replace this worker
+            LOG.exception("%s: the worker ended abnormally", self.name)
+            with self.lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                    if not self._halt:
+                        self._start_locked()
+
+    def _serve(self) -> None:
         while True:
             entries = self._take()
             if entries is not None:
@@ -191,6 +213,9 @@ class CastBatcher(Generic[T]):
         self._drain: _Drain[T] = _Drain(self._handle, name=name, max_batch=max_batch)
 
     def start(self) -> None:
+        """Start the worker; once stopped, a batcher cannot start again (RuntimeError)."""
+        if self._drain.halted:
+            raise RuntimeError(f"{self.name}: a CastBatcher cannot be started again once stopped")
         self._drain.ensure_started()
 
     def submit(self, item: T) -> None:

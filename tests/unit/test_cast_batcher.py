@@ -1,10 +1,13 @@
 """``batching.CastBatcher``: ``submit`` returns at once; what queues while the worker is busy is
 processed as one batch (at most ``max_batch``); a failing ``process`` does not end the worker;
-``stop`` finishes the batch in hand, leaves the rest queued, and is safe twice."""
+``stop`` finishes the batch in hand, leaves the rest queued, and is safe twice; ``start`` after
+``stop`` raises."""
 
 from __future__ import annotations
 
 import threading
+
+import pytest
 
 from novalite.batching import CastBatcher
 
@@ -70,4 +73,18 @@ def test_stop_of_an_idle_or_never_started_worker_returns() -> None:
     never: CastBatcher[int] = CastBatcher(Recorder().process, name="test-cast")
     never.stop()
     never.stop()
+    assert not [t for t in threading.enumerate() if t.name == "test-cast"]
+
+
+def test_start_after_stop_raises() -> None:
+    rec = Recorder()
+    batcher: CastBatcher[int] = CastBatcher(rec.process, name="test-cast")
+    batcher.start()
+    batcher.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        batcher.start()
+    never: CastBatcher[int] = CastBatcher(rec.process, name="test-cast")
+    never.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        never.start()
     assert not [t for t in threading.enumerate() if t.name == "test-cast"]

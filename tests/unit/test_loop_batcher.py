@@ -1,6 +1,7 @@
 """``batching.CallBatcher``: what queues while the worker is busy is processed as one batch;
-each submitter gets its own result or exception; a failing ``process`` fails only its batch;
-``stop`` finishes what is queued, and a later ``submit`` starts a new worker."""
+each submitter gets its own result or exception; a failing ``process`` fails only its batch (and
+one that raises what is no Exception ends its worker, not the batcher); ``stop`` finishes what is
+queued, and a later ``submit`` starts a new worker."""
 
 from __future__ import annotations
 
@@ -63,6 +64,34 @@ def test_a_failing_process_fails_its_batch_and_the_worker_goes_on() -> None:
 
     assert asyncio.run(main()) == 40
     batcher.stop()
+
+
+def test_after_process_raised_what_is_no_exception_a_later_submit_is_still_processed() -> None:
+    rec = Recorder()
+    raised = threading.Event()
+
+    def process(items: list[int]) -> list[int | BaseException]:
+        if -2 in items:
+            raised.set()
+            raise SystemExit("no Exception: it ends the worker thread")
+        return rec.process(items)
+
+    batcher: CallBatcher[int, int] = CallBatcher(process, name="test-batch")
+
+    async def main() -> int:
+        lost = asyncio.ensure_future(batcher.submit(-2))  # its batch dies with the worker: no answer
+        while not raised.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)  # that worker has ended
+        try:
+            return await asyncio.wait_for(batcher.submit(4), 5)
+        finally:
+            lost.cancel()
+
+    assert asyncio.run(main()) == 40
+    assert rec.batches == [[4]]
+    batcher.stop()
+    assert not [t for t in threading.enumerate() if t.name == "test-batch"]
 
 
 def test_stop_finishes_the_queue_and_submit_starts_again() -> None:
