@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, Version, request_version
+from novalite.compute_api.schemas.common import BOOLEAN
 from novalite.context import RequestContext
 from novalite.db.models.placement import Service
 from novalite.errors import BadRequest, NotFound
@@ -25,37 +26,6 @@ from novalite.services.zones import service_is_up
 router = APIRouter(prefix="/compute/v2.1")
 
 MAX_ID = 2147483647
-_BOOLEAN = {
-    "type": ["boolean", "string"],
-    "enum": [
-        True,
-        "True",
-        "TRUE",
-        "true",
-        "1",
-        "ON",
-        "On",
-        "on",
-        "YES",
-        "Yes",
-        "yes",
-        "y",
-        "t",
-        False,
-        "False",
-        "FALSE",
-        "false",
-        "0",
-        "OFF",
-        "Off",
-        "off",
-        "NO",
-        "No",
-        "no",
-        "n",
-        "f",
-    ],
-}
 _TRUE = {"true", "1", "on", "yes", "y", "t"}
 _REASON = {"type": "string", "minLength": 1, "maxLength": 255}
 _HOST = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"}
@@ -68,7 +38,7 @@ def legacy_update_schema(version: Version) -> dict[str, Any]:
         "disabled_reason": _REASON,
     }
     if version >= V(2, 11):  # 2.11: forced_down
-        props["forced_down"] = _BOOLEAN
+        props["forced_down"] = BOOLEAN
     return {
         "type": "object",
         "properties": props,
@@ -83,7 +53,7 @@ UPDATE_SCHEMA_253 = {
     "properties": {
         "status": {"type": "string", "enum": ["enabled", "disabled"]},
         "disabled_reason": _REASON,
-        "forced_down": _BOOLEAN,
+        "forced_down": BOOLEAN,
     },
 }
 

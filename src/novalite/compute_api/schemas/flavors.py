@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from novalite.api.microversion import V, Version
+from novalite.compute_api.schemas.common import BOOLEAN
 from novalite.errors import BadRequest
 
 MAX_INT = 2147483647
@@ -25,37 +26,6 @@ _NAME = {
 }
 _POSITIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "maximum": MAX_INT}
 _NON_NEGATIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "maximum": MAX_INT}
-_BOOLEAN = {
-    "type": ["boolean", "string"],
-    "enum": [
-        True,
-        "True",
-        "TRUE",
-        "true",
-        "1",
-        "ON",
-        "On",
-        "on",
-        "YES",
-        "Yes",
-        "yes",
-        "y",
-        "t",
-        False,
-        "False",
-        "FALSE",
-        "false",
-        "0",
-        "OFF",
-        "Off",
-        "off",
-        "NO",
-        "No",
-        "no",
-        "n",
-        "f",
-    ],
-}
 _DESCRIPTION = {"type": ["string", "null"], "minLength": 0, "maxLength": 65535, "pattern": _NO_NUL}
 
 
@@ -80,7 +50,7 @@ def create_schema(version: Version) -> dict[str, Any]:
             "exclusiveMinimum": True,
             "maximum": 3.40282e38,
         },
-        "os-flavor-access:is_public": _BOOLEAN,
+        "os-flavor-access:is_public": BOOLEAN,
     }
     if version >= V(2, 55):  # 2.55: description
         props["description"] = _DESCRIPTION
