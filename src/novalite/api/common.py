@@ -16,6 +16,8 @@ import jsonschema
 from fastapi import Request
 from jsonschema import Draft4Validator, FormatChecker
 
+from novalite.api import policy
+from novalite.api.policy import WRITE_METHODS, WRITER_ROLES
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 from novalite.runtime import Runtime
@@ -63,13 +65,23 @@ def context(request: Request) -> RequestContext:
             f"Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id "
             f"'{data.project_id}'"
         )
+    # secure RBAC's write gate (api.policy): a set lookup on the decoded token, no I/O
+    if request.method in WRITE_METHODS and WRITER_ROLES.isdisjoint(ctx.roles):
+        body = getattr(request, "_body", None)  # read by request_context for an action
+        denied = policy.refused(request.method, request.scope["path"], ctx.roles, body)
+        if denied is not None:
+            raise denied
     request.scope.setdefault("state", {})["context"] = ctx
     return ctx
 
 
 async def request_context(request: Request) -> RequestContext:
     """``context`` as an async dependency: the same checks, run on the event loop instead of a
-    worker thread (a token is decrypted once, then cached: no I/O)."""
+    worker thread (a token is decrypted once, then cached: no I/O). A write to an ``.../action``
+    URL has its body read first (the route reads the same cached bytes), so that a refusal names
+    the action's rule."""
+    if request.method in WRITE_METHODS and request.scope["path"].endswith("/action"):
+        await request.body()
     return context(request)
 
 
