@@ -204,5 +204,5 @@ def build_runtime(settings: Any) -> Runtime:
     from novalite.runtime import load_token_key
 
     db = Database(settings.effective_database_url)
-    tokens = TokenProvider(load_token_key(db), settings.token_ttl)
+    tokens = TokenProvider(load_token_key(db, settings), settings.token_ttl)
     return Runtime(settings=settings, db=db, tokens=tokens)

@@ -117,6 +117,39 @@ def prepare_schema(url: str) -> None:
     upgrade(url)
 
 
+def prepare_data_dir(settings: Any) -> None:
+    """Files this process creates are its user's alone (umask 077), the data directory is 0700, and
+    an existing SQLite database and its side files are made 0600: they hold password hashes, and a
+    copy of the data directory must not hand anyone the token keys (``identity.keys``).
+
+    A data directory that exists with a looser mode is tightened as well; when it is not the default
+    location (the user named it) that is said on stderr."""
+    import os
+
+    from novalite.config import default_data_dir
+
+    os.umask(0o077)
+    data_dir = settings.data_dir
+    existed = data_dir.exists()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = data_dir.stat().st_mode & 0o777
+    if mode != 0o700:
+        os.chmod(data_dir, 0o700)
+        if existed and data_dir.resolve() != default_data_dir().resolve():
+            click.echo(f"novalite: {data_dir} was mode {mode:o}; made it 0700 (database and keys)", err=True)
+    url = settings.effective_database_url
+    if url.startswith("sqlite") and "///" in url:
+        name = url.split("///", 1)[1].split("?", 1)[0]
+        if name and name != ":memory:":
+            from pathlib import Path
+
+            db_path = Path(name)
+            for suffix in ("", "-wal", "-shm", "-journal", ".writelock", ".writegate"):
+                side = db_path.with_name(db_path.name + suffix)
+                if side.exists() and side.stat().st_mode & 0o077:
+                    os.chmod(side, 0o600)
+
+
 @click.group()
 def main() -> None:
     """novalite: an OpenStack Compute (Nova) compatible cloud controller."""
@@ -149,6 +182,7 @@ def serve(**kwargs: Any) -> None:
     if kwargs.pop("no_clouds_yaml"):
         kwargs["write_clouds_yaml"] = False
     settings = load_settings(kwargs)
+    prepare_data_dir(settings)
     from novalite.identity.passwords import prehash
 
     # the bootstrap stores a fresh hash of each given password: scrypt runs on other cores meanwhile
@@ -164,7 +198,6 @@ def serve(**kwargs: Any) -> None:
     from novalite.bootstrap import bootstrap
 
     phases.mark("imports")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare_schema(settings.effective_database_url)
     phases.mark("schema")
     runtime = build_runtime(settings)
@@ -247,9 +280,42 @@ def db_upgrade(revision: str, **kwargs: Any) -> None:
     from novalite.db.base import upgrade
 
     settings = load_settings(kwargs)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     upgrade(settings.effective_database_url, revision)
     click.echo(f"database at {settings.effective_database_url} is at {revision}")
+
+
+@main.group()
+def keys() -> None:
+    """Token signing keys: the Fernet key repository (<data-dir>/fernet-keys)."""
+
+
+@keys.command("rotate")
+@common
+@click.option(
+    "--max-active-keys",
+    type=int,
+    default=None,
+    help="Keys kept: staged + primary + secondary [default 3; env NOVALITE_MAX_ACTIVE_KEYS].",
+)
+def keys_rotate(**kwargs: Any) -> None:
+    """The staged key becomes the primary, a new key is staged, the oldest keys beyond
+    max_active_keys are removed. Running processes pick the change up by themselves; copy the
+    directory to every other API host afterwards."""
+    import os
+
+    from novalite.identity.keys import KeyRepository, KeyRepositoryError
+
+    os.umask(0o077)
+    settings = load_settings(kwargs)
+    try:
+        repo = KeyRepository(settings.effective_token_key_dir, settings.max_active_keys)
+        primary = repo.rotate()
+        count = len(repo.load())
+    except (KeyRepositoryError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"key {primary} is the primary key now ({count} keys in {repo.path})")
+    click.echo("copy that directory to every other API host (0700, key files 0600)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,10 @@ class Settings:
     admin_password: str = ""
     demo_password: str = ""
     token_ttl: int = 3600
+    # the Fernet key repository (identity.keys); empty: <data_dir>/fernet-keys. Every API host
+    # needs the same keys: copy the directory to the others after each rotation
+    token_key_dir: str = ""
+    max_active_keys: int = 3  # staged + primary + secondary keys kept by `novalite keys rotate`
     write_clouds_yaml: bool = True
     clouds_yaml_path: str = ""  # empty: ~/.config/openstack/clouds.yaml
     # compute / fake driver
@@ -70,6 +74,12 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.data_dir) / 'novalite.db'}"
+
+    @property
+    def effective_token_key_dir(self) -> Path:
+        if self.token_key_dir:
+            return Path(os.path.expanduser(self.token_key_dir))
+        return Path(self.data_dir) / "fernet-keys"
 
     @property
     def effective_public_url(self) -> str:

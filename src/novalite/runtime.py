@@ -5,16 +5,19 @@ One ``Runtime`` per process. Routes reach it through ``request.app.state.runtime
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, text
 
 from novalite.config import Settings
 from novalite.db.base import Database
-from novalite.db.models.identity import ServiceKey
 from novalite.errors import EngineNotRunning
+from novalite.identity.keys import KeyRepository
 from novalite.identity.tokens import TokenProvider
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from novalite.compute.api import ComputeAPI
@@ -68,13 +71,37 @@ class Runtime:
         return self.settings.effective_public_url
 
 
-def load_token_key(db: Database) -> bytes:
-    with db.session() as s:
-        row = s.scalars(select(ServiceKey).where(ServiceKey.name == "fernet")).first()
-        if row is None:
-            row = ServiceKey(name="fernet", value=TokenProvider.generate_key())
-            s.add(row)
-        return row.value.encode()
+# where novalite before the key repository kept its one Fernet key (a row named "fernet")
+_LEGACY_KEY_TABLE = "service_keys"
+
+
+def load_token_key(db: Database, settings: Settings) -> KeyRepository:
+    """The token key repository (``identity.keys``), created on first start.
+
+    A database from before the repository may still hold the key in ``service_keys``: it becomes
+    the primary key file (tokens signed with it stay valid), then the table is dropped, so the
+    database holds no secret. The table is read with plain SQL: it is no model any more."""
+    repo = KeyRepository(settings.effective_token_key_dir, settings.max_active_keys)
+    legacy = _legacy_key(db)
+    if repo.initialize(legacy) and legacy is not None:
+        LOG.warning("moved the token signing key from the database to %s", repo.path)
+    if legacy is not None or _has_legacy_table(db):
+        with db.session() as s:
+            s.execute(text(f"DROP TABLE {_LEGACY_KEY_TABLE}"))
+    return repo
+
+
+def _has_legacy_table(db: Database) -> bool:
+    with db.engine.connect() as conn:
+        return _LEGACY_KEY_TABLE in inspect(conn).get_table_names()
+
+
+def _legacy_key(db: Database) -> bytes | None:
+    if not _has_legacy_table(db):
+        return None
+    with db.reader() as s:
+        value = s.execute(text(f"SELECT value FROM {_LEGACY_KEY_TABLE} WHERE name = 'fernet'")).scalar()
+    return str(value).encode() if value else None
 
 
 # The cyclic garbage collector's thresholds once the service runs (CPython's default: 700, 10, 10).

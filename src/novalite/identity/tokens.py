@@ -1,7 +1,12 @@
 """Fernet tokens: the token itself carries who, which project, roles and expiry.
 
-Any process that knows the deployment's key (stored in ``service_keys``) validates a
-token without a database lookup, which is what lets every service check tokens itself.
+Any process that holds the deployment's keys (the key repository, ``identity.keys``) validates a
+token without a database lookup, which is what lets every service check tokens itself. Tokens are
+signed with the primary key and accepted with any key of the repository (``MultiFernet``).
+
+A rotation (``novalite keys rotate``) reaches running processes without a restart: the keys are
+re-read when the repository directory's mtime changed (looked at no more than once a second, so
+the hot path costs one clock read) or when a token does not validate with the keys in memory.
 """
 
 from __future__ import annotations
@@ -9,12 +14,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from novalite.errors import NotFound, Unauthorized
+from novalite.identity.keys import KeyRepository, KeyRepositoryError
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,15 +50,60 @@ def _iso(t: dt.datetime) -> str:
 
 
 _DECODED_MAX = 4096
+RECHECK_INTERVAL = 1.0  # seconds between looks at the key repository's mtime
 
 
 class TokenProvider:
-    def __init__(self, key: bytes, ttl: int):
-        self._fernet = Fernet(key)
+    def __init__(self, keys: KeyRepository | bytes, ttl: int):
+        """``keys``: the key repository (re-read after rotations) or one fixed key."""
+        self._repo = keys if isinstance(keys, KeyRepository) else None
+        self._fernet = MultiFernet([Fernet(keys)]) if isinstance(keys, bytes) else self._read_keys()
         self.ttl = ttl
         # token -> its decoded data: a token is immutable, so it is decrypted once (expiry is still
-        # checked on every use); bounded, emptied when full
+        # checked on every use); bounded, emptied when full and when the keys change (a token whose
+        # key was rotated out must stop validating)
         self._decoded: dict[str, TokenData] = {}
+        self._reload_lock = threading.Lock()
+        self._checked_at = time.monotonic()
+
+    def _read_keys(self) -> MultiFernet:
+        assert self._repo is not None
+        self._mtime_ns = self._repo.mtime_ns()
+        self._loaded_at = time.monotonic()
+        return MultiFernet([Fernet(k) for k in self._repo.load()])
+
+    def _reload(self) -> bool:
+        """Re-read the repository; False when that failed (the keys in memory stay)."""
+        with self._reload_lock:
+            try:
+                fernet = self._read_keys()
+            except (OSError, KeyRepositoryError) as exc:
+                LOG.warning("could not re-read the token keys: %s", exc)
+                return False
+            self._fernet = fernet
+            self._decoded = {}
+            return True
+
+    def _maybe_reload(self) -> None:
+        """At most once a second: re-read the keys if the repository directory changed."""
+        if self._repo is None:
+            return
+        now = time.monotonic()
+        if now - self._checked_at < RECHECK_INTERVAL:
+            return
+        self._checked_at = now
+        if self._repo.mtime_ns() != self._mtime_ns:
+            self._reload()
+
+    def _reload_after_miss(self) -> bool:
+        """A token did not validate: re-read if the repository changed (one stat), or anyway when the
+        keys were last read over a second ago (an mtime too coarse to show a rotation). A flood of
+        bad tokens thus costs one stat each and a read of the keys at most once a second."""
+        if self._repo is None:
+            return False
+        if self._repo.mtime_ns() != self._mtime_ns or time.monotonic() - self._loaded_at >= RECHECK_INTERVAL:
+            return self._reload()
+        return False
 
     @staticmethod
     def generate_key() -> str:
@@ -62,6 +118,7 @@ class TokenProvider:
         methods: tuple[str, ...] = ("password",),
         expires_at: dt.datetime | None = None,
     ) -> tuple[str, TokenData]:
+        self._maybe_reload()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         expires = expires_at or now + dt.timedelta(seconds=self.ttl)
         data = TokenData(
@@ -90,9 +147,15 @@ class TokenProvider:
     def validate(self, token: str, *, for_lookup: bool = False) -> TokenData:
         """Decode and check expiry. ``for_lookup`` raises 404 instead of 401 (GET /auth/tokens)."""
         err = NotFound if for_lookup else Unauthorized
+        self._maybe_reload()
         data = self._decoded.get(token)
         if data is None:
-            data = self._decode(token, err)
+            try:
+                data = self._decode(token, err)
+            except (NotFound, Unauthorized):
+                if not self._reload_after_miss():
+                    raise
+                data = self._decode(token, err)
             if len(self._decoded) >= _DECODED_MAX:
                 self._decoded.clear()
             self._decoded[token] = data

@@ -288,11 +288,6 @@ def upgrade() -> None:
     with op.batch_alter_table('security_groups', schema=None) as batch_op:
         batch_op.create_index('ix_security_groups_project', ['project_id'], unique=False)
 
-    op.create_table('service_keys',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.String(length=255), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
     op.create_table('services',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
@@ -773,7 +768,6 @@ def downgrade() -> None:
     op.drop_table('users')
     op.drop_table('traits')
     op.drop_table('services')
-    op.drop_table('service_keys')
     with op.batch_alter_table('security_groups', schema=None) as batch_op:
         batch_op.drop_index('ix_security_groups_project')
 
