@@ -183,6 +183,12 @@ def serve(**kwargs: Any) -> None:
         kwargs["write_clouds_yaml"] = False
     settings = load_settings(kwargs)
     prepare_data_dir(settings)
+    from novalite import instance_lock
+
+    try:  # before anything writes: a second serve must not run migrations, bootstrap or recovery
+        instance_lock.hold(settings)
+    except instance_lock.InstanceLocked as exc:
+        raise SystemExit(str(exc)) from None
     from novalite.identity.passwords import prehash
 
     # the bootstrap stores a fresh hash of each given password: scrypt runs on other cores meanwhile
