@@ -83,8 +83,15 @@ def load_token_key(db: Database, settings: Settings) -> KeyRepository:
     database holds no secret. The table is read with plain SQL: it is no model any more."""
     repo = KeyRepository(settings.effective_token_key_dir, settings.max_active_keys)
     legacy = _legacy_key(db)
-    if repo.initialize(legacy) and legacy is not None:
-        LOG.warning("moved the token signing key from the database to %s", repo.path)
+    if repo.initialize(legacy):
+        if legacy is not None:
+            LOG.warning("moved the token signing key from the database to %s", repo.path)
+        elif not db.is_sqlite:
+            LOG.warning(
+                "created new token keys in %s: if other API hosts use this database, copy their key "
+                "repository here instead, or their tokens will not validate on this host",
+                repo.path,
+            )
     if legacy is not None or _has_legacy_table(db):
         with db.session() as s:
             s.execute(text(f"DROP TABLE {_LEGACY_KEY_TABLE}"))

@@ -57,6 +57,7 @@ class TokenProvider:
     def __init__(self, keys: KeyRepository | bytes, ttl: int):
         """``keys``: the key repository (re-read after rotations) or one fixed key."""
         self._repo = keys if isinstance(keys, KeyRepository) else None
+        self._keys: tuple[bytes, ...] = ()
         self._fernet = MultiFernet([Fernet(keys)]) if isinstance(keys, bytes) else self._read_keys()
         self.ttl = ttl
         # token -> its decoded data: a token is immutable, so it is decrypted once (expiry is still
@@ -70,18 +71,24 @@ class TokenProvider:
         assert self._repo is not None
         self._mtime_ns = self._repo.mtime_ns()
         self._loaded_at = time.monotonic()
-        return MultiFernet([Fernet(k) for k in self._repo.load()])
+        self._keys = tuple(self._repo.load())
+        return MultiFernet([Fernet(k) for k in self._keys])
 
     def _reload(self) -> bool:
-        """Re-read the repository; False when that failed (the keys in memory stay)."""
+        """Re-read the repository; False when that failed or the keys are the same as before (the
+        keys in memory, and the tokens decoded with them, stay)."""
         with self._reload_lock:
+            before = self._keys
             try:
                 fernet = self._read_keys()
             except (OSError, KeyRepositoryError) as exc:
                 LOG.warning("could not re-read the token keys: %s", exc)
                 return False
+            if self._keys == before:
+                return False
             self._fernet = fernet
             self._decoded = {}
+            LOG.info("token keys re-read: %d keys", len(self._keys))
             return True
 
     def _maybe_reload(self) -> None:
