@@ -14,6 +14,7 @@ database) and the pid that holds it:
   Neither process ever unlocks it explicitly: ``LOCK_UN`` in the child would release the lock the
   parent holds too. The file is left in place on exit: removing it would let a third process lock
   a fresh inode while a second still holds the old one.
+* a SQLite database file outside the data directory: ``<database>.pid`` likewise.
 * PostgreSQL: a session-level ``pg_try_advisory_lock(PG_LOCK_KEY)`` on a connection of its own,
   held for the life of the process. Two serves with different data directories share one database
   this way only. Only the all-in-one serve (and, once the engine may run on hosts of its own, the
@@ -48,20 +49,32 @@ class InstanceLocked(Exception):
 
 
 def hold(settings: Any) -> None:
-    """Lock the data directory and, on PostgreSQL, the database for this process's life.
+    """Lock the data directory and the database (PostgreSQL, or a SQLite file elsewhere) for this
+    process's life.
 
     Raises ``InstanceLocked`` when another process holds either (nothing has been written then but
     the data directory itself, created if missing, and the pid file)."""
-    lock_data_dir(Path(settings.data_dir))
+    data_dir = Path(settings.data_dir)
+    lock_data_dir(data_dir)
     url = str(settings.effective_database_url)
     if url.startswith("postgresql"):
         lock_database(url)
+    elif url.startswith("sqlite") and "///" in url:
+        name = url.split("///", 1)[1].split("?", 1)[0]
+        db_file = Path(name).resolve() if name and name != ":memory:" else None
+        if db_file is not None and db_file.parent != data_dir.resolve():
+            # a database file outside the data directory (two data dirs could name it): its own pid file
+            _lock_file(db_file.with_name(db_file.name + ".pid"), f"the database {db_file}")
 
 
 def lock_data_dir(data_dir: Path) -> int:
     """``flock`` ``<data_dir>/novalite.pid`` and write our pid into it; returns the descriptor."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = data_dir / PID_FILE
+    return _lock_file(data_dir / PID_FILE, str(data_dir))
+
+
+def _lock_file(path: Path, what: str) -> int:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # no O_TRUNC: until we hold the lock, the pid in the file is the holder's
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -70,7 +83,7 @@ def lock_data_dir(data_dir: Path) -> int:
         holder = _describe(_read_pid(fd))
         os.close(fd)
         raise InstanceLocked(
-            f"novalite: another novalite serve ({holder}) is using {data_dir}; stop it first"
+            f"novalite: another novalite serve ({holder}) is using {what}; stop it first"
         ) from None
     except BaseException:
         os.close(fd)

@@ -50,3 +50,24 @@ def test_pid_file_lock_survives_a_forked_child_and_is_close_on_exec(tmp_path: Pa
 def test_the_postgres_key_is_a_constant_bigint() -> None:
     # a changed key would let an old and a new novalite serve one database at once
     assert instance_lock.PG_LOCK_KEY == 1831146054765197671
+
+
+def test_a_sqlite_file_outside_the_data_dir_is_locked_too(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    db_file = tmp_path / "shared" / "novalite.db"
+    url = f"sqlite:///{db_file}"
+    first = SimpleNamespace(data_dir=tmp_path / "a", effective_database_url=url)
+    second = SimpleNamespace(data_dir=tmp_path / "b", effective_database_url=url)
+    held = list(instance_lock._HELD)
+    try:
+        instance_lock.hold(first)
+        with pytest.raises(instance_lock.InstanceLocked) as refused:
+            instance_lock.hold(second)
+        assert f"(pid {os.getpid()}) is using the database {db_file.resolve()}; stop it first" in str(
+            refused.value
+        )
+    finally:
+        for fd in [fd for fd in instance_lock._HELD if fd not in held]:
+            instance_lock._HELD.remove(fd)
+            os.close(fd)
