@@ -104,9 +104,33 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
     ):
         raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype}")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
         raise BadRequest("Malformed request body") from None
+    # JSON spells NUL only as the escape \u0000 (a raw control character is malformed above; NUL
+    # bytes are a UTF-16/32 body): a scan of the bytes on every body, the walk only on a hit
+    if b"\\u0000" in raw or b"\x00" in raw:
+        reject_nul_in(body)
+    return body
+
+
+NUL_IN_BODY = "Invalid input: the request body contains a NUL character."
+
+
+def reject_nul_in(value: Any) -> None:
+    """400 when a string (or key) of a parsed JSON value holds NUL: PostgreSQL text cannot store
+    it, and no OpenStack API takes it as valid input."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest(NUL_IN_BODY)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 _format_checker = FormatChecker()

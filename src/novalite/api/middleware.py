@@ -10,7 +10,7 @@ from typing import Any
 
 from novalite.api.faults import error_body
 from novalite.api.microversion import negotiate, version_headers
-from novalite.errors import NovaliteError
+from novalite.errors import BadRequest, NovaliteError
 from novalite.randomness import uuid4
 
 LOG = logging.getLogger(__name__)
@@ -18,6 +18,34 @@ Scope = dict[str, Any]
 
 # /compute/v2.1/<project_id>/... : the project id segment is optional (§0.1)
 _PROJECT_SEGMENT = re.compile(r"^/compute/(v2\.1|v2)/([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(/.*)?$")
+_VERSION_HEADERS = ("openstack-api-version", "x-openstack-nova-api-version")
+NUL_IN_QUERY = "Invalid input for query parameters: NUL characters are not allowed."
+
+
+def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request headers as text (UTF-8), lower-case names. A header that is not valid text is
+    left out, except a microversion header: that is a malformed version (400, as Nova answers a
+    version string it cannot parse). A token that is not valid text reaches ``api.common.context``
+    as Starlette decodes it (latin-1) and fails to decrypt there: 401."""
+    try:
+        return {k.decode().lower(): v.decode() for k, v in raw}
+    except UnicodeDecodeError:
+        pass
+    headers: dict[str, str] = {}
+    for k, v in raw:
+        try:
+            name = k.decode().lower()
+        except UnicodeDecodeError:
+            continue
+        try:
+            headers[name] = v.decode()
+        except UnicodeDecodeError:
+            if name in _VERSION_HEADERS:
+                text = v.decode(errors="replace")
+                raise BadRequest(
+                    f"API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum."
+                ) from None
+    return headers
 
 
 class RequestContextMiddleware:
@@ -34,6 +62,16 @@ class RequestContextMiddleware:
         path: str = scope["path"]
         extra_headers: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
 
+        # PostgreSQL text cannot hold NUL: no URL with one reaches a query (bodies: api.common.json_body).
+        # No resource is named with one (404, as api.common.reject_nul answers); a query parameter is 400.
+        if "\x00" in path:
+            await self._error(send, path, 404, "The resource could not be found.", "NotFound", extra_headers)
+            return
+        query: bytes = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            await self._error(send, path, 400, NUL_IN_QUERY, "HTTPBadRequest", extra_headers)
+            return
+
         if path.startswith("/compute"):
             extra_headers.append((b"x-compute-request-id", request_id.encode()))
             m = _PROJECT_SEGMENT.match(path)
@@ -43,9 +81,8 @@ class RequestContextMiddleware:
                 scope["raw_path"] = scope["path"].encode()
                 path = scope["path"]
             if path.startswith("/compute/v2.1/") or path == "/compute/v2.1":
-                headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
                 try:
-                    version = negotiate(headers)
+                    version = negotiate(decode_headers(scope.get("headers", [])))
                 except NovaliteError as exc:
                     await self._error(send, path, exc.status, exc.message, exc.kind, extra_headers)
                     return

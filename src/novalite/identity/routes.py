@@ -9,11 +9,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import json_body, request_context, runtime
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.context import RequestContext
 from novalite.db.models.identity import Project, Role, RoleAssignment, User
-from novalite.errors import BadRequest, Forbidden, NotFound
-from novalite.identity import service
+from novalite.errors import BadRequest, Conflict, Forbidden, NotFound
+from novalite.identity import schemas, service
 from novalite.identity.passwords import hash_password
 from novalite.identity.tokens import TokenData, iso_z
 
@@ -112,18 +112,19 @@ async def issue_token(request: Request) -> JSONResponse:
     thread pool under a read-only unit of work: never on the event loop, never holding the
     SQLite write lock."""
     body = await json_body(request)
-    auth = body.get("auth") if isinstance(body, dict) else None
-    if not isinstance(auth, dict):
+    if not isinstance(body, dict) or "auth" not in body:
         raise BadRequest("Expecting to find auth in request body.")
-    return await run_in_threadpool(_issue_token, request, auth)
+    validate(schemas.AUTH_TOKENS, body)
+    return await run_in_threadpool(_issue_token, request, body["auth"])
 
 
 def _issue_token(request: Request, auth: dict[str, Any]) -> JSONResponse:
     rt = runtime(request)
-    methods = (auth.get("identity") or {}).get("methods") or []
+    identity = auth["identity"]  # the shapes are checked (schemas.AUTH_TOKENS)
+    methods = identity["methods"]
     with rt.db.reader() as s:
         if "token" in methods and "password" not in methods:
-            old = rt.tokens.validate(((auth["identity"].get("token") or {}).get("id")) or "")
+            old = rt.tokens.validate((identity.get("token") or {}).get("id") or "")
             user = service.get_user(s, old.user_id)
             project = service.resolve_scope(s, auth.get("scope") or {"project": {"id": old.project_id}}, user)
             roles = service.roles_for(s, user.id, project.id)
@@ -252,14 +253,12 @@ def list_projects(request: Request, ctx: RequestContext = Depends(request_contex
 async def create_project(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_project")
     ref = _dict_body(await json_body(request), "project")
-    name = ref.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 64:
-        raise BadRequest("Invalid input for field 'name': a project name of 1 to 64 characters is required.")
-    if ref.get("domain_id", "default") != "default":
+    validate(schemas.PROJECT_CREATE, ref)
+    if (ref.get("domain_id") or "default") != "default":
         raise BadRequest("novalite only has the Default domain.")
     with runtime(request).db.session() as s:
         p = service.create_project(
-            s, name=name, description=ref.get("description") or "", enabled=bool(ref.get("enabled", True))
+            s, name=ref["name"], description=ref.get("description") or "", enabled=ref.get("enabled", True)
         )
         return JSONResponse({"project": _project_view(request, p)}, status_code=201)
 
@@ -280,11 +279,16 @@ async def update_project(
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_project")
     ref = _dict_body(await json_body(request), "project")
+    validate(schemas.PROJECT_UPDATE, ref)
     with runtime(request).db.session() as s:
         p = service.get_project(s, project_id)
-        for key in ("name", "description", "enabled"):
-            if key in ref:
-                setattr(p, key, ref[key])
+        if "name" in ref:
+            service.require_free_project_name(s, ref["name"], project_id=p.id)
+            p.name = ref["name"]
+        if "description" in ref:
+            p.description = ref["description"] or ""  # Keystone's null: the column holds ""
+        if "enabled" in ref:
+            p.enabled = ref["enabled"]
         return {"project": _project_view(request, p)}
 
 
@@ -337,19 +341,17 @@ def list_users(request: Request, ctx: RequestContext = Depends(request_context))
 async def create_user(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_user")
     ref = _dict_body(await json_body(request), "user")
-    name = ref.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 255:
-        raise BadRequest("Invalid input for field 'name': a user name of 1 to 255 characters is required.")
+    validate(schemas.USER_CREATE, ref)
     with runtime(request).db.session() as s:
         default_project = ref.get("default_project_id")
         if default_project:
             service.get_project(s, default_project)
         u = service.create_user(
             s,
-            name=name,
+            name=ref["name"],
             password=ref.get("password"),
             default_project_id=default_project,
-            enabled=bool(ref.get("enabled", True)),
+            enabled=ref.get("enabled", True),
             email=ref.get("email"),
             description=ref.get("description"),
         )
@@ -372,8 +374,11 @@ async def update_user(
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_user")
     ref = _dict_body(await json_body(request), "user")
+    validate(schemas.USER_UPDATE, ref)
     with runtime(request).db.session() as s:
         u = service.get_user(s, user_id)
+        if "name" in ref:
+            service.require_free_user_name(s, ref["name"], user_id=u.id)
         for key in ("name", "enabled", "email", "description", "default_project_id"):
             if key in ref:
                 setattr(u, key, ref[key])
@@ -438,13 +443,10 @@ def list_roles(request: Request, ctx: RequestContext = Depends(request_context))
 async def create_role(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_role")
     ref = _dict_body(await json_body(request), "role")
-    name = ref.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 255:
-        raise BadRequest("Invalid input for field 'name'.")
+    validate(schemas.ROLE_CREATE, ref)
+    name = ref["name"]
     with runtime(request).db.session() as s:
         if s.scalars(select(Role).where(Role.name == name)).first():
-            from novalite.errors import Conflict
-
             raise Conflict(f"Duplicate entry found with name {name}.")
         r = service.ensure_role(s, name)
         r.description = ref.get("description")

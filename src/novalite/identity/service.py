@@ -108,14 +108,34 @@ def find_project(s: Session, name_or_id: str) -> Project | None:
     return s.get(Project, name_or_id) or s.scalars(select(Project).where(Project.name == name_or_id)).first()
 
 
-def create_project(
-    s: Session, *, name: str, description: str = "", enabled: bool = True, project_id: str | None = None
-) -> Project:
-    if s.scalars(select(Project).where(Project.name == name)).first():
+def require_free_project_name(s: Session, name: str, *, project_id: str | None = None) -> None:
+    """Keystone's 409 when another project (not ``project_id``, on a rename) has ``name``."""
+    q = select(Project.id).where(Project.name == name)
+    if project_id is not None:
+        q = q.where(Project.id != project_id)
+    if s.scalars(q).first() is not None:
         raise Conflict(
             f"Conflict occurred attempting to store project - Duplicate entry found with name {name} "
             "at domain ID default."
         )
+
+
+def require_free_user_name(s: Session, name: str, *, user_id: str | None = None) -> None:
+    """Keystone's 409 when another user (not ``user_id``, on a rename) has ``name``."""
+    q = select(User.id).where(User.name == name)
+    if user_id is not None:
+        q = q.where(User.id != user_id)
+    if s.scalars(q).first() is not None:
+        raise Conflict(
+            f"Conflict occurred attempting to store user - Duplicate entry found with name {name} "
+            "at domain ID default."
+        )
+
+
+def create_project(
+    s: Session, *, name: str, description: str = "", enabled: bool = True, project_id: str | None = None
+) -> Project:
+    require_free_project_name(s, name)
     p = Project(name=name, description=description, enabled=enabled)
     if project_id:
         p.id = project_id
@@ -141,11 +161,7 @@ def create_user(
     email: str | None = None,
     description: str | None = None,
 ) -> User:
-    if s.scalars(select(User).where(User.name == name)).first():
-        raise Conflict(
-            f"Conflict occurred attempting to store user - Duplicate entry found with name {name} "
-            "at domain ID default."
-        )
+    require_free_user_name(s, name)
     u = User(
         name=name,
         password_hash=hash_password(password) if password else "",
