@@ -60,13 +60,49 @@ def require_owner(ctx: RequestContext, project_id: str, rule: str) -> None:
         raise policy_denied(rule)
 
 
+# Neutron's network attributes with ``enforce_policy`` (neutron/conf/policies/network.py), in the
+# order its match rule adds them; all admin-only but port_security_enabled (admin or member).
+POLICY_ATTRS = (
+    "shared",
+    "router:external",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+    "port_security_enabled",
+    "is_default",
+)
+ADMIN_ONLY = frozenset(POLICY_ATTRS) - {"port_security_enabled"}
+# on create an attribute is checked only when it differs from its default (policy-and-tokens §3.1)
+_DEFAULTS: dict[str, Any] = {"shared": False, "router:external": False, "is_default": False}
+_NO_DEFAULT = object()
+
+
+def check_attribute_policy(ctx: RequestContext, action: str, fields: dict[str, Any], *, update: bool) -> None:
+    """Refuse, don't drop: a non-admin setting an admin-only attribute gets Neutron's 403, whose
+    message is the whole match rule (``rule:<action>`` and one ``rule:<action>:<attr>`` per
+    attribute set)."""
+    if ctx.is_admin:
+        return
+    checked = [
+        key
+        for key in POLICY_ATTRS
+        if key in fields and (update or fields[key] != _DEFAULTS.get(key, _NO_DEFAULT))
+    ]
+    if not ADMIN_ONLY.intersection(checked):
+        return
+    rule = f"rule:{action}"
+    for key in checked:
+        rule = f"({rule} and rule:{action}:{key})"
+    raise Forbidden(f"{rule} is disallowed by policy", kind="PolicyNotAuthorized")
+
+
 def create_network(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Network:
     """``fields`` are type-checked API attributes (name, shared, router:external, mtu, ...)."""
     project_id = fields.get("project_id") or ctx.project_id
     require_owner(ctx, project_id, "rule:create_network")
-    for flag in ("shared", "router:external"):
-        if fields.get(flag) and not ctx.is_admin:
-            raise policy_denied(f"rule:create_network and rule:create_network:{flag.replace(':', '_')}")
+    check_attribute_policy(ctx, "create_network", fields, update=False)
+    if fields.get("is_default"):
+        raise BadRequest("Invalid input for operation: is_default is not supported.", kind="InvalidInput")
     quotas.check(s, project_id, "network")
     net = Network(
         name=fields.get("name") or "",
@@ -76,6 +112,10 @@ def create_network(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> N
         admin_state_up=fields.get("admin_state_up", True),
         mtu=fields.get("mtu") or 1500,
         description=fields.get("description") or "",
+        port_security_enabled=fields.get("port_security_enabled", True),
+        provider_network_type=fields.get("provider:network_type"),
+        provider_physical_network=fields.get("provider:physical_network"),
+        provider_segmentation_id=fields.get("provider:segmentation_id"),
     )
     s.add(net)
     s.flush()
@@ -84,9 +124,9 @@ def create_network(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> N
 
 def update_network(s: Session, ctx: RequestContext, net: Network, changes: dict[str, Any]) -> None:
     require_owner(ctx, net.project_id, "rule:update_network")
-    for flag in ("shared", "router:external"):
-        if flag in changes and not ctx.is_admin:
-            raise policy_denied(f"rule:update_network:{flag.replace(':', '_')}")
+    check_attribute_policy(ctx, "update_network", changes, update=True)
+    if changes.get("is_default"):
+        raise BadRequest("Invalid input for operation: is_default is not supported.", kind="InvalidInput")
     mapping = {
         "name": "name",
         "description": "description",
@@ -94,9 +134,18 @@ def update_network(s: Session, ctx: RequestContext, net: Network, changes: dict[
         "mtu": "mtu",
         "shared": "shared",
         "router:external": "router_external",
+        "port_security_enabled": "port_security_enabled",
     }
     for key, attr in mapping.items():
         if key in changes and changes[key] is not None:
+            setattr(net, attr, changes[key])
+    provider = {
+        "provider:network_type": "provider_network_type",
+        "provider:physical_network": "provider_physical_network",
+        "provider:segmentation_id": "provider_segmentation_id",
+    }
+    for key, attr in provider.items():
+        if key in changes:
             setattr(net, attr, changes[key])
     net.revision_number += 1
 

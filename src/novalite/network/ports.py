@@ -244,6 +244,9 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
         project_id != ctx.project_id or net.project_id != ctx.project_id and not net.shared
     ):
         raise policy_denied("rule:create_port")
+    if "port_security_enabled" in fields and not ctx.is_admin and net.project_id != ctx.project_id:
+        # create_port:port_security_enabled is admin or the network's owner (member)
+        raise policy_denied("rule:create_port and rule:create_port:port_security_enabled")
     quotas.check(s, project_id, "port")
     host = fields.get("binding:host_id") or ""
     port = Port(
@@ -258,7 +261,8 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
         binding_profile=fields.get("binding:profile") or {},
         admin_state_up=fields.get("admin_state_up", True),
         vnic_type=fields.get("binding:vnic_type") or "normal",
-        port_security_enabled=fields.get("port_security_enabled", True),
+        # the network's setting unless the port names its own (Neutron's port-security extension)
+        port_security_enabled=fields.get("port_security_enabled", net.port_security_enabled),
         status="ACTIVE" if host else "DOWN",
     )
     s.add(port)
@@ -281,6 +285,10 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
     if not ctx.is_admin and port.project_id != ctx.project_id:
         raise policy_denied("rule:update_port")
     _check_admin_only(ctx, changes, "update")
+    if "port_security_enabled" in changes and not ctx.is_admin:
+        net = s.get(Network, port.network_id)
+        if net is None or net.project_id != ctx.project_id:
+            raise policy_denied("rule:update_port and rule:update_port:port_security_enabled")
     if "mac_address" in changes:
         if not ctx.is_admin:
             raise policy_denied("rule:update_port:mac_address")

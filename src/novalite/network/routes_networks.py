@@ -24,7 +24,7 @@ def list_networks(request: Request, ctx: RequestContext = Depends(request_contex
     with runtime(request).db.reader() as s:
         found = networks.visible_networks(s, ctx)
         rel = load_related(s, [n.id for n in found], kind="network")
-        items = [network_view(s, n, rel) for n in found]
+        items = [network_view(s, n, rel, admin=ctx.is_admin) for n in found]
     return list_response(request, "networks", items, not_found=networks.network_not_found)
 
 
@@ -33,7 +33,8 @@ def show_network(
     network_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     with runtime(request).db.reader() as s:
-        return {"network": fields_of(request, network_view(s, networks.get_network(s, ctx, network_id)))}
+        net = networks.get_network(s, ctx, network_id)
+        return {"network": fields_of(request, network_view(s, net, admin=ctx.is_admin))}
 
 
 @router.post("/networks")
@@ -47,7 +48,7 @@ async def create_network(request: Request, ctx: RequestContext = Depends(request
         bulk,
         member="network",
         create=lambda s, fields: networks.create_network(s, ctx, fields),
-        view=network_view,
+        view=lambda s, net: network_view(s, net, admin=ctx.is_admin),
     )
 
 
@@ -58,7 +59,7 @@ def _update_network(
         net = networks.get_network(s, ctx, network_id)
         networks.update_network(s, ctx, net, changes)
         s.flush()
-        return {"network": network_view(s, net)}
+        return {"network": network_view(s, net, admin=ctx.is_admin)}
 
 
 @router.put("/networks/{network_id}")

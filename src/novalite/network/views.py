@@ -83,7 +83,11 @@ def _common(row: Any, rel: Related | None = None) -> dict[str, Any]:
     }
 
 
-def network_view(s: Session, net: Network, rel: Related | None = None) -> dict[str, Any]:
+def network_view(
+    s: Session, net: Network, rel: Related | None = None, *, admin: bool = False
+) -> dict[str, Any]:
+    """``admin``: with the provider:* attributes (``get_network:provider:*`` is admin-only in
+    Neutron: others never see them)."""
     rel = rel or load_related(s, [net.id], kind="network")
     out = _common(net, rel)
     out.update(
@@ -100,13 +104,17 @@ def network_view(s: Session, net: Network, rel: Related | None = None) -> dict[s
             "availability_zones": [DEFAULT_ZONE],
             "ipv4_address_scope": None,
             "ipv6_address_scope": None,
-            "port_security_enabled": True,
+            "port_security_enabled": net.port_security_enabled,
             "is_default": False,
             "l2_adjacency": True,
             "qos_policy_id": None,
             "dns_domain": "",
         }
     )
+    if admin:
+        out["provider:network_type"] = net.provider_network_type
+        out["provider:physical_network"] = net.provider_physical_network
+        out["provider:segmentation_id"] = net.provider_segmentation_id
     return out
 
 

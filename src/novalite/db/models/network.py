@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from novalite.db.base import Base, UTCDateTime, new_uuid, utcnow
@@ -31,6 +31,11 @@ class Network(Base):
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
     mtu: Mapped[int] = mapped_column(Integer, default=1500)
     description: Mapped[str] = mapped_column(String(255), default="")
+    # the ports' default (Neutron's port-security extension); admins' provider:* attributes
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    provider_network_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    provider_physical_network: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    provider_segmentation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
