@@ -322,3 +322,22 @@ def test_nul_in_query_and_path_is_400(any_db: Api) -> None:
         headers={"OpenStack-API-Version": "placement 1.20"},
     )
     assert r.status_code == 400 and "errors" in r.json(), r.text
+
+
+def test_non_utf8_headers_elsewhere_are_never_500(stack: Api) -> None:
+    for path in (
+        "/placement/resource_providers",
+        "/volume/v3/volumes",
+        "/network/v2.0/networks",
+        "/image/v2/images",
+        "/identity/v3/users",
+        "/compute/v2.1/servers",
+    ):
+        for name in (
+            b"openstack-api-version",
+            b"x-openstack-nova-api-version",
+            b"x-subject-token",
+            b"accept",
+        ):
+            r = _raw_get(stack, path, [_token(stack, "admin"), (name, b"compute 2.\xff")])
+            assert r.status_code < 500, (path, name, r.text)
