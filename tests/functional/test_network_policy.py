@@ -150,3 +150,8 @@ def test_port_security_on_another_projects_shared_network_is_403(stack: Api) -> 
     port = _create(stack, "port", {"network_id": net["id"]})
     r = stack.put(f"{N}/ports/{port['id']}", json={"port": {"port_security_enabled": False}})
     _policy_403(r, "(rule:update_port and rule:update_port:port_security_enabled) is disallowed by policy")
+
+
+def test_member_creating_for_another_project_names_the_plain_rule(stack: Api) -> None:
+    body = {"network": {"name": "theirs", "project_id": stack.ids["admin_project"]}}
+    _policy_403(stack.post(f"{N}/networks", json=body), "rule:create_network is disallowed by policy")

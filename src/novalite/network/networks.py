@@ -28,7 +28,9 @@ def subnet_not_found(subnet_id: str) -> NotFound:
 
 
 def policy_denied(rule: str) -> Forbidden:
-    return Forbidden(f"({rule}) is disallowed by policy", kind="PolicyNotAuthorized")
+    """Neutron's 403: the match rule's text, in parentheses when it joins several checks."""
+    text = f"({rule})" if " and " in rule else rule
+    return Forbidden(f"{text} is disallowed by policy", kind="PolicyNotAuthorized")
 
 
 def can_see(ctx: RequestContext, net: Network) -> bool:
