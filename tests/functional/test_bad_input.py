@@ -262,7 +262,7 @@ def test_nul_in_bodies_is_400(any_db: Api) -> None:
         headers={"OpenStack-API-Version": "placement 1.20"},
     )
     assert r.status_code == 400 and "errors" in r.json(), r.text
-    # the image API's JSON-patch is read raw (not through json_body): checked by the middleware
+    # the image API's JSON-patch is read raw (not through json_body): image.patch checks it
     iid = api.post("/image/v2/images", json={"name": "i", "disk_format": "raw", "container_format": "bare"})
     iid = iid.json()["id"]
     patch_type = {"Content-Type": "application/openstack-images-v2.1-json-patch"}

@@ -8,7 +8,6 @@ import logging
 import re
 from typing import Any
 
-from novalite.api.common import NUL_IN_BODY, reject_nul_in
 from novalite.api.faults import error_body
 from novalite.api.microversion import negotiate, version_headers
 from novalite.errors import BadRequest, NovaliteError
@@ -49,43 +48,6 @@ def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-async def _body_has_nul(receive: Any) -> tuple[Any, bool]:
-    """Read the whole body; answer a ``receive`` that replays it and whether a string of the JSON in
-    it holds NUL. For the one body that does not go through ``api.common.json_body``: the image
-    API's JSON-patch (image.routes reads it raw)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # disconnected: the app is told so as it would have been
-
-            async def disconnected(last: dict[str, Any] = message) -> dict[str, Any]:
-                return last
-
-            return disconnected, False
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    has_nul = False
-    if b"\\u0000" in body or b"\x00" in body:
-        try:
-            reject_nul_in(json.loads(body))
-        except BadRequest:
-            has_nul = True
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            pass  # malformed: the route says so
-    replayed = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal replayed
-        if replayed:
-            return await receive()  # type: ignore[no-any-return]
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay, has_nul
-
-
 class RequestContextMiddleware:
     def __init__(self, app: Any):
         self.app = app
@@ -109,11 +71,6 @@ class RequestContextMiddleware:
         if b"%00" in query or b"\x00" in query:
             await self._error(send, path, 400, NUL_IN_QUERY, "HTTPBadRequest", extra_headers)
             return
-        if scope.get("method") == "PATCH" and path.startswith("/image/"):
-            receive, has_nul = await _body_has_nul(receive)
-            if has_nul:
-                await self._error(send, path, 400, NUL_IN_BODY, "BadRequest", extra_headers)
-                return
 
         if path.startswith("/compute"):
             extra_headers.append((b"x-compute-request-id", request_id.encode()))

@@ -108,28 +108,25 @@ def find_project(s: Session, name_or_id: str) -> Project | None:
     return s.get(Project, name_or_id) or s.scalars(select(Project).where(Project.name == name_or_id)).first()
 
 
-def require_free_project_name(s: Session, name: str, *, project_id: str | None = None) -> None:
-    """Keystone's 409 when another project (not ``project_id``, on a rename) has ``name``."""
-    q = select(Project.id).where(Project.name == name)
-    if project_id is not None:
-        q = q.where(Project.id != project_id)
+def _require_free_name(s: Session, model: type[Project] | type[User], name: str, exclude: str | None) -> None:
+    """Keystone's 409 when another row of ``model`` (not ``exclude``, on a rename) has ``name``."""
+    q = select(model.id).where(model.name == name)
+    if exclude is not None:
+        q = q.where(model.id != exclude)
     if s.scalars(q).first() is not None:
+        kind = "project" if model is Project else "user"
         raise Conflict(
-            f"Conflict occurred attempting to store project - Duplicate entry found with name {name} "
+            f"Conflict occurred attempting to store {kind} - Duplicate entry found with name {name} "
             "at domain ID default."
         )
+
+
+def require_free_project_name(s: Session, name: str, *, project_id: str | None = None) -> None:
+    _require_free_name(s, Project, name, project_id)
 
 
 def require_free_user_name(s: Session, name: str, *, user_id: str | None = None) -> None:
-    """Keystone's 409 when another user (not ``user_id``, on a rename) has ``name``."""
-    q = select(User.id).where(User.name == name)
-    if user_id is not None:
-        q = q.where(User.id != user_id)
-    if s.scalars(q).first() is not None:
-        raise Conflict(
-            f"Conflict occurred attempting to store user - Duplicate entry found with name {name} "
-            "at domain ID default."
-        )
+    _require_free_name(s, User, name, user_id)
 
 
 def create_project(

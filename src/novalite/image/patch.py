@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from novalite.api.common import reject_nul_in
 from novalite.errors import BadRequest, UnsupportedMediaType
 
 PATCH_MEDIA_TYPES = (
@@ -84,4 +85,5 @@ def parse_patch(raw: bytes) -> list[Change]:
         raise BadRequest("Malformed request body") from None
     if not isinstance(body, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")
+    reject_nul_in(body)  # read raw, not through json_body: the same NUL rule here
     return [_parse_one(item) for item in body]
