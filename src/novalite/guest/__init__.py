@@ -1,0 +1,1 @@
+"""novalite's default guest: a small BIOS-bootable disk image (see :mod:`novalite.guest.builder`)."""
