@@ -36,7 +36,12 @@ class Settings:
     region: str = "RegionOne"
     admin_password: str = ""
     demo_password: str = ""
-    token_ttl: int = 3600
+    token_ttl: int = 3600  # seconds a new token is valid (a re-scoped one keeps its parent's expiry)
+    # login lockout (Keystone's [security_compliance]): after this many wrong passwords in a row a
+    # user cannot log in for lockout_duration seconds, even with the right one; 0: off.
+    # lockout_duration 0: locked until an admin sets a new password
+    lockout_failure_attempts: int = 0
+    lockout_duration: int = 1800
     # the Fernet key repository (identity.keys); empty: <data_dir>/fernet-keys. Every API host
     # needs the same keys: copy the directory to the others after each rotation
     token_key_dir: str = ""

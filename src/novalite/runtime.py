@@ -15,6 +15,7 @@ from novalite.config import Settings
 from novalite.db.base import Database
 from novalite.errors import EngineNotRunning
 from novalite.identity.keys import KeyRepository
+from novalite.identity.revocation import RevocationList
 from novalite.identity.tokens import TokenProvider
 
 LOG = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ class Runtime:
     # ``novalite serve`` (services.engine_process), joined by ``peer``, a connected socket
     role: str = "all"
     peer: Any = None
+
+    def __post_init__(self) -> None:
+        # every service's token check sees the revocation events of this database
+        if self.tokens.revocations is None:
+            self.tokens.revocations = RevocationList(self.db)
 
     @property
     def public_url(self) -> str:

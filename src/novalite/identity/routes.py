@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.context import RequestContext
 from novalite.db.models.identity import Project, Role, RoleAssignment, User
-from novalite.errors import BadRequest, Conflict, Forbidden, NotFound
-from novalite.identity import schemas, service
+from novalite.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from novalite.identity import revocation, schemas, service
+from novalite.identity.lockout import Lockout, check_password
 from novalite.identity.passwords import hash_password
 from novalite.identity.tokens import TokenData, iso_z
 
@@ -95,6 +96,30 @@ def _token_body(request: Request, data: TokenData) -> dict[str, Any]:
     }
 
 
+def _auth_headers(request: Request) -> dict[str, str]:
+    """The ``WWW-Authenticate`` header of Keystone's 401 answers to a login."""
+    return {"WWW-Authenticate": f'Keystone uri="{_base(request)}/v3"'}
+
+
+def _lockout(request: Request) -> Lockout | None:
+    settings = runtime(request).settings
+    if not settings.lockout_failure_attempts:
+        return None
+    return Lockout(runtime(request).db, settings.lockout_failure_attempts, settings.lockout_duration)
+
+
+def _revoke(s: Any, request: Request, **match: Any) -> None:
+    """A revocation event (identity.revocation) in the transaction of the change that causes it."""
+    revocation.record(s, ttl=runtime(request).settings.token_ttl, **match)
+
+
+def _revocations_changed(request: Request) -> None:
+    """After the commit of an event: this process applies it at once (others within a second)."""
+    revs = runtime(request).tokens.revocations
+    if revs is not None:
+        revs.refresh()
+
+
 def _expanded_roles(s: Any, roles: list[Role]) -> list[tuple[str, str]]:
     names = {r.name: r.id for r in roles}
     for r in list(roles):
@@ -124,14 +149,17 @@ def _issue_token(request: Request, auth: dict[str, Any]) -> JSONResponse:
     methods = identity["methods"]
     with rt.db.reader() as s:
         if "token" in methods and "password" not in methods:
-            old = rt.tokens.validate((identity.get("token") or {}).get("id") or "")
+            # a revoked or invalid parent token: 404 (Keystone's token method validates it)
+            old = rt.tokens.validate((identity.get("token") or {}).get("id") or "", for_lookup=True)
             user = service.get_user(s, old.user_id)
             project = service.resolve_scope(s, auth.get("scope") or {"project": {"id": old.project_id}}, user)
             roles = service.roles_for(s, user.id, project.id)
             token_methods: tuple[str, ...] = ("token",)
             expires = old.expires_at
         else:
-            result = service.authenticate_password(s, auth)
+            result = service.authenticate_password(
+                s, auth, lockout=_lockout(request), headers=_auth_headers(request)
+            )
             user, project, roles = result.user, result.project, result.roles
             token_methods, expires = ("password",), None
         expanded = _expanded_roles(s, roles)
@@ -160,7 +188,13 @@ def check_token(request: Request, ctx: RequestContext = Depends(request_context)
 
 @router.delete("/v3/auth/tokens")
 def revoke_token(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
+    """That token only (its parent and re-scoped siblings stay valid); an invalid one: 404."""
+    data = runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
+    if not ctx.is_admin and data.user_id != ctx.user_id:
+        raise Forbidden("You are not authorized to perform the requested action: identity:revoke_token.")
+    with runtime(request).db.session() as s:
+        _revoke(s, request, audit_id=data.audit_id, token_expires_at=data.expires_at)
+    _revocations_changed(request)
     return Response(status_code=204)
 
 
@@ -288,8 +322,12 @@ async def update_project(
         if "description" in ref:
             p.description = ref["description"] or ""  # Keystone's null: the column holds ""
         if "enabled" in ref:
+            if p.enabled and not ref["enabled"]:
+                _revoke(s, request, project_id=p.id)
             p.enabled = ref["enabled"]
-        return {"project": _project_view(request, p)}
+        view = {"project": _project_view(request, p)}
+    _revocations_changed(request)
+    return view
 
 
 @router.delete("/v3/projects/{project_id}")
@@ -299,6 +337,8 @@ def delete_project(
     ctx.require_admin("identity:delete_project")
     with runtime(request).db.session() as s:
         s.delete(service.get_project(s, project_id))
+        _revoke(s, request, project_id=project_id)
+    _revocations_changed(request)
     return Response(status_code=204)
 
 
@@ -379,12 +419,18 @@ async def update_user(
         u = service.get_user(s, user_id)
         if "name" in ref:
             service.require_free_user_name(s, ref["name"], user_id=u.id)
+        if u.enabled and ref.get("enabled") is False:
+            _revoke(s, request, user_id=u.id)
         for key in ("name", "enabled", "email", "description", "default_project_id"):
             if key in ref:
                 setattr(u, key, ref[key])
         if ref.get("password"):
             u.password_hash = hash_password(ref["password"])
-        return {"user": _user_view(request, u)}
+            u.failed_auth_count, u.failed_auth_at = 0, None  # an admin's reset lifts a lockout
+            _revoke(s, request, user_id=u.id)
+        view = {"user": _user_view(request, u)}
+    _revocations_changed(request)
+    return view
 
 
 @router.delete("/v3/users/{user_id}")
@@ -392,6 +438,35 @@ def delete_user(user_id: str, request: Request, ctx: RequestContext = Depends(re
     ctx.require_admin("identity:delete_user")
     with runtime(request).db.session() as s:
         s.delete(service.get_user(s, user_id))
+        _revoke(s, request, user_id=user_id)
+    _revocations_changed(request)
+    return Response(status_code=204)
+
+
+@router.post("/v3/users/{user_id}/password")
+async def change_password(user_id: str, request: Request) -> Response:
+    """Self-service password change: no token, the original password instead. All the user's
+    tokens are revoked, the caller's too (Keystone)."""
+    ref = _dict_body(await json_body(request), "user")
+    validate(schemas.USER_PASSWORD, ref)
+    return await run_in_threadpool(_change_password, request, user_id, ref)
+
+
+def _change_password(request: Request, user_id: str, ref: dict[str, Any]) -> Response:
+    rt = runtime(request)
+    headers = _auth_headers(request)
+    with rt.db.reader() as s:
+        user = s.get(User, user_id)
+    check_password(user, ref["original_password"], lockout=_lockout(request), headers=headers)
+    new_hash = hash_password(ref["password"])
+    with rt.db.session() as s:
+        u = s.get(User, user_id)
+        if u is None:
+            raise Unauthorized("The request you have made requires authentication.", headers=headers)
+        u.password_hash = new_hash
+        u.failed_auth_count, u.failed_auth_at = 0, None
+        _revoke(s, request, user_id=user_id)
+    _revocations_changed(request)
     return Response(status_code=204)
 
 
@@ -466,6 +541,8 @@ def delete_role(role_id: str, request: Request, ctx: RequestContext = Depends(re
     ctx.require_admin("identity:delete_role")
     with runtime(request).db.session() as s:
         s.delete(service.get_role(s, role_id))
+        _revoke(s, request, role_id=role_id)
+    _revocations_changed(request)
     return Response(status_code=204)
 
 
@@ -512,8 +589,18 @@ def revoke(
 ) -> Response:
     ctx.require_admin("identity:revoke_grant")
     with runtime(request).db.session() as s:
+        before = _effective_role_ids(s, user_id, project_id)
         service.unassign_role(s, user_id=user_id, project_id=project_id, role_id=role_id)
+        s.flush()
+        # tokens carrying a role the user no longer has on the project, directly or implied
+        for lost in sorted(before - _effective_role_ids(s, user_id, project_id)):
+            _revoke(s, request, user_id=user_id, project_id=project_id, role_id=lost)
+    _revocations_changed(request)
     return Response(status_code=204)
+
+
+def _effective_role_ids(s: Any, user_id: str, project_id: str) -> set[str]:
+    return {rid for rid, _ in _expanded_roles(s, service.roles_for(s, user_id, project_id))}
 
 
 @router.get("/v3/projects/{project_id}/users/{user_id}/roles")

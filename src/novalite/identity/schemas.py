@@ -74,6 +74,12 @@ _USER: dict[str, Any] = {
 }
 USER_CREATE: dict[str, Any] = {"type": "object", "properties": _USER, "required": ["name"]}
 USER_UPDATE: dict[str, Any] = {"type": "object", "properties": _USER, "minProperties": 1}
+# POST /v3/users/{id}/password (self-service change)
+USER_PASSWORD: dict[str, Any] = {
+    "type": "object",
+    "properties": {"password": _STRING, "original_password": _STRING},
+    "required": ["password", "original_password"],
+}
 
 # keystone/resource/schema.py
 _PROJECT: dict[str, Any] = {

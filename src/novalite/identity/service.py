@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from novalite.db.models.identity import Project, Role, RoleAssignment, User
 from novalite.errors import BadRequest, Conflict, NotFound, Unauthorized
-from novalite.identity.passwords import hash_password, verify_password
+from novalite.identity.lockout import Lockout, check_password
+from novalite.identity.passwords import hash_password
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
 
@@ -31,9 +32,15 @@ def _domain_ok(ref: dict | None) -> bool:
     return False
 
 
-def authenticate_password(s: Session, auth: dict) -> AuthResult:
-    """Check a Keystone v3 ``auth`` object (password method) and resolve its project scope."""
-    unauthorized = Unauthorized("The request you have made requires authentication.")
+def authenticate_password(
+    s: Session, auth: dict, *, lockout: Lockout | None = None, headers: dict[str, str] | None = None
+) -> AuthResult:
+    """Check a Keystone v3 ``auth`` object (password method) and resolve its project scope.
+
+    ``lockout``: count wrong passwords and refuse locked users (identity.lockout); ``headers``:
+    those of a 401 (``WWW-Authenticate``)."""
+    headers = headers or {}
+    unauthorized = Unauthorized("The request you have made requires authentication.", headers=headers)
     identity = auth.get("identity") or {}
     methods = identity.get("methods") or []
     if "password" not in methods:
@@ -52,8 +59,7 @@ def authenticate_password(s: Session, auth: dict) -> AuthResult:
         user = s.scalars(select(User).where(User.name == user_ref["name"])).first()
     else:
         raise BadRequest("Expecting to find id or name in user.")
-    if user is None or not user.enabled or not verify_password(password, user.password_hash):
-        raise unauthorized
+    user = check_password(user, password, lockout=lockout, headers=headers)
     project = resolve_scope(s, auth.get("scope"), user)
     return AuthResult(user=user, project=project, roles=roles_for(s, user.id, project.id))
 

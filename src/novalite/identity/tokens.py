@@ -7,6 +7,10 @@ signed with the primary key and accepted with any key of the repository (``Multi
 A rotation (``novalite keys rotate``) reaches running processes without a restart: the keys are
 re-read when the repository directory's mtime changed (looked at no more than once a second, so
 the hot path costs one clock read) or when a token does not validate with the keys in memory.
+
+A token that decrypts and has not expired may still be revoked: ``validate`` checks it against the
+process's revocation list (``identity.revocation``, a few dict lookups) on every call, after the
+decoded-token cache, since a revocation can come at any time after the token was first seen.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from novalite.errors import NotFound, Unauthorized
 from novalite.identity.keys import KeyRepository, KeyRepositoryError
+
+if TYPE_CHECKING:
+    from novalite.identity.revocation import RevocationList
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +74,8 @@ class TokenProvider:
         self._decoded: dict[str, TokenData] = {}
         self._reload_lock = threading.Lock()
         self._checked_at = time.monotonic()
+        # the revocation events (identity.revocation); set by the Runtime, which has the database
+        self.revocations: RevocationList | None = None
 
     def _read_keys(self) -> MultiFernet:
         assert self._repo is not None
@@ -152,7 +162,8 @@ class TokenProvider:
         return token, data
 
     def validate(self, token: str, *, for_lookup: bool = False) -> TokenData:
-        """Decode and check expiry. ``for_lookup`` raises 404 instead of 401 (GET /auth/tokens)."""
+        """Decode, check expiry and revocation. ``for_lookup`` raises 404 instead of 401 (the
+        subject token of GET /auth/tokens, the parent token of a re-scope)."""
         err = NotFound if for_lookup else Unauthorized
         self._maybe_reload()
         data = self._decoded.get(token)
@@ -168,6 +179,12 @@ class TokenProvider:
             self._decoded[token] = data
         if data.expires_at <= dt.datetime.now(dt.UTC).replace(tzinfo=None):
             raise err("The request you have made requires authentication.")
+        if self.revocations is not None and self.revocations.is_revoked(data):
+            raise (
+                NotFound("Failed to validate token")
+                if for_lookup
+                else Unauthorized("The request you have made requires authentication.")
+            )
         return data
 
     def _decode(self, token: str, err: type[NotFound] | type[Unauthorized]) -> TokenData:
