@@ -27,7 +27,7 @@ arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n1; }
 while read -r ko; do insmod "$ko" 2>/dev/null; done </etc/novalite-modules
 
 # 6 (set up first, so that a power-down sent right after the ready line is not lost)
-printf '#!/bin/sh\necho "novalite-guest: power button, powering off"\npoweroff\n' >/etc/acpi/PWRF/00000080
+printf '#!/bin/sh\necho "novalite-guest: power button, powering off" >/dev/console\npoweroff\n' >/etc/acpi/PWRF/00000080
 chmod 755 /etc/acpi/PWRF/00000080
 acpid -c /etc/acpi
 trap 'sync; poweroff -f' USR2
