@@ -234,6 +234,11 @@ def test_a_second_process_refuses_a_revoked_token(stack: Api) -> None:
                 refused = True
         assert refused, "the other process still accepts the token a second after the event"
         assert client.get(TOKENS, headers=h).status_code == 404
+        # a process started after the event refuses the token at its first check
+        fresh = build_runtime(rt.settings)
+        with pytest.raises(Unauthorized):
+            fresh.tokens.validate(m.token)
+        fresh.db.dispose()
     finally:
         other.db.dispose()
 

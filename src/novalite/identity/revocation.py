@@ -17,8 +17,9 @@ The row is written in the transaction of the change itself (``record``), so a ch
 event commit together. Each process checks tokens against :class:`RevocationList`, an index of
 the live events by user, project, audit id, (user, project, role) and role: a handful of dict
 lookups per request, no query. The list is read again from the database when the table changed:
-looked at (one ``count, max(id)`` query) at most every ``REFRESH_INTERVAL`` seconds by whichever
-request comes, and at once in the process that wrote an event (``refresh`` after the commit).
+looked at (one ``count, max(id)`` query, in a short-lived thread beside the request) at most every
+``REFRESH_INTERVAL`` seconds when tokens are being checked, and at once in the process that wrote
+an event (``refresh`` after the commit).
 So an event applies at once where it was made, and within about half a second in the other
 processes on the same database (the engine process of a two-process serve, other API hosts).
 """
@@ -129,20 +130,38 @@ class RevocationList:
         self._version: tuple[int, int] | None = None  # (count, max id) of the table when read
         self._checked_at = 0.0
         self._lock = threading.Lock()
+        self._first = True  # the first check reads the events itself: no token slips by at start
 
     def is_revoked(self, token: TokenData) -> bool:
-        if time.monotonic() - self._checked_at >= REFRESH_INTERVAL:
-            self.refresh(only_if_changed=True, wait=False)
+        if self._first:
+            with self._lock:
+                if self._first:
+                    self._read(only_if_changed=False)
+                    self._first = False
+        now = time.monotonic()
+        if now - self._checked_at >= REFRESH_INTERVAL and self._lock.acquire(blocking=False):
+            # the look at the table runs beside the request, not in it (the request may be on the
+            # event loop): this answer uses the events known so far
+            self._checked_at = now
+            threading.Thread(target=self._read_and_release, name="token-revocations", daemon=True).start()
         return self._index.matches(token)
 
-    def refresh(self, *, only_if_changed: bool = False, wait: bool = True) -> None:
-        """Read the events again. ``only_if_changed``: only when the table's (count, max id)
-        moved; ``wait=False``: skip when another thread is reading them already."""
-        if not self._lock.acquire(blocking=wait):
-            return
+    def refresh(self) -> None:
+        """Read the events again now (after this process wrote one)."""
+        with self._lock:
+            self._read(only_if_changed=False)
+
+    def _read_and_release(self) -> None:
         try:
-            self._checked_at = time.monotonic()
-            now = utcnow()
+            self._read(only_if_changed=True)
+        finally:
+            self._lock.release()
+
+    def _read(self, *, only_if_changed: bool) -> None:
+        """``only_if_changed``: only when the table's (count, max id) moved. Holds ``_lock``."""
+        self._checked_at = time.monotonic()
+        now = utcnow()
+        try:
             with self._db.reader() as s:
                 row = s.execute(select(func.count(), func.max(RevocationEvent.id))).one()
                 version = (int(row[0]), int(row[1] or 0))
@@ -155,5 +174,3 @@ class RevocationList:
         except SQLAlchemyError as exc:
             # keep the events known so far; the next look tries again
             LOG.warning("could not read the token revocation events: %s", exc)
-        finally:
-            self._lock.release()
