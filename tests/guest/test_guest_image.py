@@ -14,10 +14,11 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from novalite.guest.builder import build_guest_image
+from novalite.guest.builder import GuestBuildError, build_guest_image
 from novalite.virt.configdrive import ConfigDriveData, config_drive_files, write_config_drive
 from tests.guest.conftest import QemuGuests, guest_cache_dir
 
@@ -65,6 +66,21 @@ def test_image_is_small_and_cached(guest_image):
     assert info["format"] == "qcow2" and "backing-filename" not in info
     again = build_guest_image(guest_cache_dir())
     assert again.built is False and again.path == guest_image.path
+    cli = subprocess.run(
+        [sys.executable, "-m", "novalite.guest.builder", "--output", str(guest_cache_dir())],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    assert cli.stdout.startswith(f"{guest_image.path} up to date (kernel {guest_image.kernel_version}")
+
+
+def test_missing_tools_are_named_with_their_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(GuestBuildError) as err:
+        build_guest_image(tmp_path / "out")
+    assert "qemu-utils" in str(err.value) and "mtools" in str(err.value)
+    assert "scripts/install-qemu.sh" in str(err.value)
 
 
 def test_boots_from_disk_reads_config_drive_and_powers_off(qemu_guests: QemuGuests):

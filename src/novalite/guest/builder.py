@@ -26,6 +26,7 @@ The host tools come from Debian packages (``scripts/install-qemu.sh`` installs t
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gzip
 import hashlib
 import os
@@ -95,10 +96,21 @@ class GuestImage:
 
 
 def build_guest_image(output: Path, *, kernel_package: str = DEFAULT_KERNEL_PACKAGE) -> GuestImage:
-    """Build (or reuse) ``output/novalite-guest.qcow2`` and return it."""
+    """Build (or reuse) ``output/novalite-guest.qcow2`` and return it.
+
+    Concurrent builds into the same directory (test workers, two services) wait for each
+    other on ``output/.lock``; the image is replaced atomically, so a reader never sees a
+    half-written file (guests already running keep the previous file open).
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     _check_tools()
+    with (output / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(output, kernel_package)
+
+
+def _build_locked(output: Path, kernel_package: str) -> GuestImage:
     deb = _kernel_deb(output / "debs", kernel_package)
     stamp = _stamp(deb)
     image = output / IMAGE_NAME
@@ -116,6 +128,7 @@ def build_guest_image(output: Path, *, kernel_package: str = DEFAULT_KERNEL_PACK
         _disk(raw, vmlinuz=vmlinuz, initrd=initrd, work=work)
         tmp_image = work / IMAGE_NAME
         _run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(tmp_image)])
+        stamp_file.unlink(missing_ok=True)
         os.replace(tmp_image, image)
     stamp_file.write_text(f"{stamp} {kernel_version}\n")
     return GuestImage(path=image, kernel_version=kernel_version, built=True)
@@ -175,8 +188,8 @@ def _kernel_deb(cache: Path, meta_package: str) -> Path:
 def _resolve_kernel_package(meta_package: str) -> str | None:
     if not meta_package.startswith("linux-image-") or "/" in meta_package:
         raise GuestBuildError(f"not a kernel image package name: {meta_package!r}")
-    if any(ch.isdigit() for ch in meta_package.removeprefix("linux-image-")[:1]):
-        return meta_package  # already versioned
+    if meta_package.removeprefix("linux-image-")[:1].isdigit():
+        return meta_package  # already versioned, e.g. linux-image-6.1.0-57-cloud-amd64
     proc = subprocess.run(["apt-cache", "depends", meta_package], capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         name = line.strip().removeprefix("Depends:").strip()

@@ -123,6 +123,8 @@ if [ $source != none ]; then
         say "running user_data"
         $ud
         say "user_data exit=$?"
+    elif [ -f $ud ]; then
+        say "user_data is not a script (no #!): ignored"
     fi
 else
     say "no config drive and no metadata service (network $net)"
