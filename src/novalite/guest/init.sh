@@ -53,16 +53,21 @@ net_up() {
 
 # 3. metadata: config drive first
 find_config_drive() {
-    for _ in $(seq 30); do
+    # Disks appear asynchronously: look for the label until ~1.5 s after the first disk shows up
+    # (at most ~5 s), then probe each disk's content once, in case its label was not seen.
+    settled=0
+    for _ in $(seq 50); do
         dev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null) && { echo "$dev"; return 0; }
-        for d in /dev/sr0 /dev/sr1 /dev/vd? /dev/sd?; do   # blkid may miss a label: probe content
-            [ -b "$d" ] || continue
-            mount -o ro "$d" /mnt/config 2>/dev/null || continue
-            found=no; [ -f /mnt/config/openstack/latest/meta_data.json ] && found=yes
-            umount /mnt/config
-            [ $found = yes ] && { echo "$d"; return 0; }
-        done
+        for d in /dev/vd? /dev/sd? /dev/sr?; do [ -b "$d" ] && { settled=$((settled + 1)); break; }; done
+        [ $settled -ge 15 ] && break
         sleep 0.1
+    done
+    for d in /dev/sr? /dev/vd? /dev/sd?; do
+        [ -b "$d" ] || continue
+        mount -o ro "$d" /mnt/config 2>/dev/null || continue
+        found=no; [ -f /mnt/config/openstack/latest/meta_data.json ] && found=yes
+        umount /mnt/config
+        [ $found = yes ] && { echo "$d"; return 0; }
     done
     return 1
 }
@@ -90,7 +95,7 @@ net_up && net=up
 if [ $source = none ] && [ $net = up ]; then
     for _ in 1 2 3; do
         http_get /openstack/latest/meta_data.json $md && { source=metadata-service; break; }
-        sleep 1
+        sleep 0.5
     done
     [ $source = metadata-service ] && { http_get /openstack/latest/user_data $ud || rm -f $ud; }
 fi
