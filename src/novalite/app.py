@@ -178,6 +178,9 @@ def create_app(
             runtime.catalog.append(entry)
     for router in _match_order([r for r, _ in entries]):
         _include(app, router)
+    from novalite.api import openapi
+
+    _include(app, openapi.router)  # GET /openapi/{service}.json: each service's OpenAPI document
     from novalite.compute_api import servers
 
     servers.warm_up()
