@@ -126,11 +126,13 @@ sys.stdout.buffer.flush()
 
 
 def test_reads_metadata_service_without_config_drive(qemu_guests: QemuGuests):
-    """No config drive: the guest gets DHCP on eth0 and reads http://169.254.169.254/openstack/.
+    """No config drive: the guest gets DHCP and reads http://169.254.169.254/openstack/.
 
-    QEMU user networking with restrict=on (nothing reachable but the forward); the guest's
-    connections to 169.254.169.254:80 are handed to a small responder serving the same
-    documents a config drive would hold.
+    QEMU user networking with restrict=on (nothing reachable but the forward). eth0 is the
+    server's port, leased its fixed IP; QEMU allows a guestfwd to 169.254.169.254 only on a
+    169.254.0.0/16 network, so eth1 is a second restricted NIC that carries only the
+    metadata service: its connections to 169.254.169.254:80 go to a small responder
+    serving the same documents a config drive would hold.
     """
     data, _ = drive_data("meta-1")
     docroot = qemu_guests.path("metadata")
@@ -145,12 +147,15 @@ def test_reads_metadata_service_without_config_drive(qemu_guests: QemuGuests):
     assert "," not in forward
     guest = qemu_guests.start(
         "-drive", f"file={qemu_guests.overlay()},if=virtio,format=qcow2",
-        "-netdev", f"user,id=n0,restrict=on,net=169.254.0.0/16,guestfwd={forward}",
-        "-device", "virtio-net-pci,netdev=n0",
+        "-netdev", "user,id=port,restrict=on,net=10.20.30.0/24,dhcpstart=10.20.30.7",
+        "-device", "virtio-net-pci,netdev=port",
+        "-netdev", f"user,id=md,restrict=on,net=169.254.0.0/16,guestfwd={forward}",
+        "-device", "virtio-net-pci,netdev=md",
     )  # fmt: skip
     guest.wait_for(rf"novalite-guest ready {data.uuid}")
     console = guest.console_text()
-    assert "novalite-guest: net eth0 169.254." in console
+    assert "novalite-guest: net eth0 10.20.30.7/24" in console
+    assert "novalite-guest: net eth1 169.254." in console
     assert f"novalite-guest: uuid={data.uuid} hostname=meta-1 source=metadata-service" in console
     assert "novalite-guest: key=alice@laptop" in console
     assert "user-data-marker host=meta-1" in console

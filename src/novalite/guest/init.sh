@@ -2,7 +2,7 @@
 # /init of novalite's default guest (busybox initramfs built by novalite.guest.builder).
 # Does what cloud-init does for novalite's features:
 #   1. loads the drivers listed in /etc/novalite-modules (virtio, CD-ROM, iso9660/vfat, ACPI button)
-#   2. brings up eth0 with DHCP (busybox udhcpc) when there is one
+#   2. brings up each ethN with DHCP (busybox udhcpc)
 #   3. reads meta_data.json (and user_data) from the config drive (label config-2, iso9660
 #      or vfat), else from the metadata service http://169.254.169.254/openstack/latest/
 #   4. sets the hostname, installs the public keys into /root/.ssh/authorized_keys,
@@ -44,11 +44,21 @@ esac
 EOS
 chmod 755 /etc/udhcpc.script
 ip link set lo up
+# DHCP on every ethN (a second NIC may carry only the metadata service); succeeds if one got a lease.
 net_up() {
-    [ -e /sys/class/net/eth0 ] || return 1
-    ip link set eth0 up
-    udhcpc -i eth0 -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || return 1
-    say "net eth0 $(ip -4 -o addr show eth0 | awk '{print $4}')"
+    up=1
+    for path in /sys/class/net/eth*; do
+        [ -e "$path" ] || continue
+        nic=${path##*/}
+        ip link set "$nic" up
+        if udhcpc -i "$nic" -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1; then
+            say "net $nic $(ip -4 -o addr show "$nic" | awk '{print $4}')"
+            up=0
+        else
+            say "net $nic no DHCP answer"
+        fi
+    done
+    return $up
 }
 
 # 3. metadata: config drive first
