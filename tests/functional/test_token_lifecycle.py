@@ -186,10 +186,17 @@ def test_revoking_a_token_is_that_token_only(stack: Api) -> None:
     assert stack.client.delete(TOKENS, headers=h).status_code == 404
 
 
-def test_only_admin_or_the_owner_revokes_a_token(stack: Api) -> None:
+def test_only_admin_or_the_owner_looks_at_or_revokes_a_token(stack: Api) -> None:
     m = _member(stack)
     h = {"X-Auth-Token": stack.tokens["demo"], "X-Subject-Token": m.token}
-    assert stack.client.delete(TOKENS, headers=h).status_code == 403
+    for method, rule in (("GET", "validate"), ("DELETE", "revoke")):
+        r = stack.client.request(method, TOKENS, headers=h)
+        assert r.status_code == 403
+        assert r.json()["error"]["message"] == (
+            f"You are not authorized to perform the requested action: identity:{rule}_token."
+        )
+    assert stack.client.head(TOKENS, headers=h).status_code == 403
+    assert stack.client.head(TOKENS, headers={**h, "X-Auth-Token": m.token}).status_code == 200
     _works(stack, m.token)
     r = stack.delete(TOKENS, as_="admin", headers={"X-Subject-Token": m.token})
     assert r.status_code == 204

@@ -173,25 +173,33 @@ def _issue_token(request: Request, auth: dict[str, Any]) -> JSONResponse:
     return JSONResponse(_token_body(request, data), status_code=201, headers={"X-Subject-Token": token})
 
 
+def _subject_token(request: Request, ctx: RequestContext, rule: str, *, service: bool = True) -> TokenData:
+    """The valid ``X-Subject-Token`` (else 404), which only an admin, a service or the token's own
+    user may look at or revoke (Keystone's ``identity:{validate,check,revoke}_token``; else 403)."""
+    data = runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
+    if not (ctx.is_admin or data.user_id == ctx.user_id or (service and "service" in ctx.roles)):
+        raise Forbidden(f"You are not authorized to perform the requested action: {rule}.")
+    return data
+
+
 @router.get("/v3/auth/tokens")
 def validate_token(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
-    subject = request.headers.get("x-subject-token", "")
-    data = runtime(request).tokens.validate(subject, for_lookup=True)
-    return JSONResponse(_token_body(request, data), headers={"X-Subject-Token": subject})
+    data = _subject_token(request, ctx, "identity:validate_token")
+    return JSONResponse(
+        _token_body(request, data), headers={"X-Subject-Token": request.headers["x-subject-token"]}
+    )
 
 
 @router.head("/v3/auth/tokens")
 def check_token(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
+    _subject_token(request, ctx, "identity:check_token", service=False)
     return Response(status_code=200)
 
 
 @router.delete("/v3/auth/tokens")
 def revoke_token(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     """That token only (its parent and re-scoped siblings stay valid); an invalid one: 404."""
-    data = runtime(request).tokens.validate(request.headers.get("x-subject-token", ""), for_lookup=True)
-    if not ctx.is_admin and data.user_id != ctx.user_id:
-        raise Forbidden("You are not authorized to perform the requested action: identity:revoke_token.")
+    data = _subject_token(request, ctx, "identity:revoke_token", service=False)
     with runtime(request).db.session() as s:
         _revoke(s, request, audit_id=data.audit_id, token_expires_at=data.expires_at)
     _revocations_changed(request)
