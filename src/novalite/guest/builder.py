@@ -172,11 +172,17 @@ def _kernel_deb(cache: Path, meta_package: str) -> Path:
     for deb in cached:
         if deb.name.startswith(package + "_"):
             return deb
+    # As root, apt would hand the download to user _apt, who cannot write to ``cache``.
+    download = ["apt-get", "download", "-qq", package]
+    if os.geteuid() == 0:
+        download[2:2] = ["-o", "APT::Sandbox::User=root"]
     try:
-        _run(["apt-get", "download", "-qq", "-o", "APT::Sandbox::User=root", package], cwd=cache)
+        _run(download, cwd=cache)
     except GuestBuildError:
-        _run(["apt-get", "update", "-qq"])
-        _run(["apt-get", "download", "-qq", "-o", "APT::Sandbox::User=root", package], cwd=cache)
+        if os.geteuid() != 0:
+            raise
+        _run(["apt-get", "update", "-qq"])  # stale or missing package lists
+        _run(download, cwd=cache)
     found = sorted(cache.glob(f"{package}_*.deb"))
     if not found:
         raise GuestBuildError(f"apt-get download {package} left no package file in {cache}")
