@@ -5,6 +5,7 @@ The reads and writes are ``services.server_metadata``."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -176,7 +177,8 @@ def add_tag(
     _check_tag(tag)
     if not service.add_tag(runtime(request).db, ctx, server_id, tag):
         return Response(status_code=204)
-    location = compute_links(request, "servers", server_id)[0]["href"] + f"/tags/{tag}"
+    # percent-encoded: a header is Latin-1, and a tag may be any text but ',' and '/'
+    location = compute_links(request, "servers", server_id)[0]["href"] + f"/tags/{quote(tag, safe='')}"
     return Response(status_code=201, headers={"Location": location})
 
 
