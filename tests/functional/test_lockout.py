@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import DEMO_PW, Api
 
@@ -67,8 +68,9 @@ def test_locked_after_n_wrong_passwords_then_unlocked_after_the_duration(stack_f
     assert _login(api, DEMO_PW).status_code == 201
 
 
-def test_concurrent_wrong_passwords_all_count(stack_factory: Any) -> None:
-    api = stack_factory(lockout_failure_attempts=4, lockout_duration=600)
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgresql"])
+def test_concurrent_wrong_passwords_all_count(stack_factory: Any, postgres: bool) -> None:
+    api = stack_factory(lockout_failure_attempts=4, lockout_duration=600, postgres=postgres)
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: _login(api, "wrong").status_code, range(4)))
     assert answers == [401] * 4
