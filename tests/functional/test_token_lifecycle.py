@@ -267,3 +267,21 @@ def test_token_lifetime_from_file_and_environment(tmp_path: Path) -> None:
     assert (s.token_ttl, s.lockout_failure_attempts, s.lockout_duration) == (600, 5, 1800)
     s = load_settings({"data_dir": tmp_path}, environ={"NOVALITE_TOKEN_TTL": "900"})
     assert s.token_ttl == 900
+
+
+def test_deleting_a_role_revokes_the_tokens_that_carry_it(stack: Api) -> None:
+    m = _member(stack)
+    r = stack.post("/identity/v3/roles", as_="admin", json={"role": {"name": "r-" + m.name}})
+    assert r.status_code == 201, r.text
+    role = r.json()["role"]["id"]
+    grant = f"/identity/v3/projects/{m.project_id}/users/{m.user_id}/roles/{role}"
+    assert stack.put(grant, as_="admin").status_code == 204
+    first = stack.token_for(m.name, PASSWORD, "p-" + m.name)
+    assert stack.delete(grant, as_="admin").status_code == 204  # the grant goes: that token dies
+    _refused(stack, first)
+    assert stack.put(grant, as_="admin").status_code == 204
+    second = stack.token_for(m.name, PASSWORD, "p-" + m.name)  # issued after the grant's event
+    _works(stack, second)
+    assert stack.delete(f"/identity/v3/roles/{role}", as_="admin").status_code == 204
+    _refused(stack, second)
+    _works(stack, m.token)  # it never carried the role

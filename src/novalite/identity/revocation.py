@@ -115,9 +115,9 @@ class _Index:
                 return True
         if self.grants or self.roles:
             for role_id, _ in t.roles:
-                before = self.grants.get((t.user_id, t.project_id, role_id)) or self.roles.get(role_id)
-                if before is not None and issued <= before:
-                    return True
+                for before in (self.grants.get((t.user_id, t.project_id, role_id)), self.roles.get(role_id)):
+                    if before is not None and issued <= before:
+                        return True
         return False
 
 
