@@ -116,3 +116,16 @@ def test_self_service_password_change(stack: Api) -> None:
     assert r.status_code == 204, r.text
     _refused(_login(stack, DEMO_PW), GENERIC)
     assert _login(stack, "brand-new").status_code == 201
+
+
+def test_turning_lockout_off_unlocks_and_a_success_clears_the_count(stack_factory: Any) -> None:
+    api = stack_factory(lockout_failure_attempts=2, lockout_duration=0)
+    settings = api.runtime.settings  # type: ignore[attr-defined]
+    for _ in range(2):
+        _login(api, "wrong")
+    _refused(_login(api, DEMO_PW), f"The account is locked for user: {api.ids['demo_user']}.")
+    settings.lockout_failure_attempts = 0  # the operator turns lockout off (and restarts)
+    assert _login(api, DEMO_PW).status_code == 201
+    settings.lockout_failure_attempts = 2  # and on again: the old count is gone
+    _refused(_login(api, "wrong"), GENERIC)
+    assert _login(api, DEMO_PW).status_code == 201

@@ -10,7 +10,8 @@ A password login is checked in Keystone's order:
 
 A lock that has run out is lifted (counter reset) at the next try. The counter is raised with
 ``UPDATE ... SET failed_auth_count = failed_auth_count + 1``, so concurrent wrong tries all count.
-With ``lockout_failure_attempts`` 0 (the default) nothing is counted or written.
+With ``lockout_failure_attempts`` 0 (the default) nothing is counted, and a success still clears
+a count left from when lockout was on.
 """
 
 from __future__ import annotations

@@ -101,10 +101,8 @@ def _auth_headers(request: Request) -> dict[str, str]:
     return {"WWW-Authenticate": f'Keystone uri="{_base(request)}/v3"'}
 
 
-def _lockout(request: Request) -> Lockout | None:
+def _lockout(request: Request) -> Lockout:
     settings = runtime(request).settings
-    if not settings.lockout_failure_attempts:
-        return None
     return Lockout(runtime(request).db, settings.lockout_failure_attempts, settings.lockout_duration)
 
 
