@@ -95,4 +95,11 @@ class ServiceUnavailable(NovaliteError):
 
 class EngineNotRunning(ServiceUnavailable):
     """A part of the engine (conductor, compute side) was asked for in a process that has not
-    started it (``runtime.Services``)."""
+    started it (``runtime.Services``), or the engine process is being restarted. The answer says
+    when to try again (``Retry-After``, seconds)."""
+
+    RETRY_AFTER: ClassVar[int] = 2
+
+    def __init__(self, message: str = "", *, kind: str | None = None, headers: dict[str, str] | None = None):
+        retry = {"Retry-After": str(self.RETRY_AFTER)}
+        super().__init__(message, kind=kind, headers={**retry, **(headers or {})})

@@ -94,6 +94,13 @@ def _lock_file(path: Path, what: str) -> int:
     return fd
 
 
+def held_descriptors() -> list[int]:
+    """The locked files' descriptors: an engine the API process restarts in a fresh interpreter
+    (``services.engine_process.spawn``) gets them passed, and so holds the lock as a forked one
+    does. (The PostgreSQL advisory lock stays with the API process's session.)"""
+    return [fd for fd in _HELD if isinstance(fd, int)]
+
+
 def _read_pid(fd: int) -> int | None:
     try:
         return int(os.pread(fd, 32, 0).decode().strip())

@@ -194,32 +194,102 @@ def test_usage_equals_live_servers_after_a_mixed_run(stack_factory: Any) -> None
     h.usage_matches_live_servers(api)
 
 
-def test_restart_resubmits_waiting_builds_and_fails_interrupted_ones(stack_factory: Any) -> None:
-    from novalite.compute import recovery
+def _claim_on(api: Any, uuid: str, host: str) -> None:
+    """The claim the conductor makes for an m1.tiny instance on ``host``."""
     from novalite.placement import allocations
 
+    with api.runtime.db.session() as s:
+        provider = s.execute(select(ResourceProvider.uuid).where(ResourceProvider.name == host)).scalar_one()
+        row = s.execute(
+            select(h.Instance.project_id, h.Instance.user_id).where(h.Instance.uuid == uuid)
+        ).one()
+        allocations.claim(
+            s,
+            allocations.ConsumerRef(uuid, row[0], row[1]),
+            {provider: {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}},
+        )
+
+
+def _recover(api: Any, hosts: list[str]) -> Any:
+    from novalite.compute import recovery
+
+    services = api.runtime.services
+    compute = services.require_compute_api().compute
+    report = recovery.rewind(api.runtime.db, hosts)
+    return recovery.hand_over(
+        api.runtime.db,
+        services.require_conductor(),
+        compute,
+        hosts=hosts,
+        messages_lost=True,
+        report=report,
+    )
+
+
+def test_restart_resumes_claimed_and_interrupted_builds_and_reschedules_waiting_ones(
+    stack_factory: Any,
+) -> None:
+    """Issue 16, item 4: recovery used to hand claimed instances to the scheduler again, whose claim
+    then failed everywhere ('consumer already has allocations'): ERROR on empty hosts."""
     api = stack_factory(fake_hosts=2)
     waiting = h.create_instances(api, count=2, start=False)  # as if the cast died with the old process
-    [interrupted] = h.create_instances(api, start=False)
-    db = api.runtime.db
-    with db.session() as s:
+    [interrupted] = h.create_instances(api, start=False)  # accepted on fake-host-1, died while spawning
+    [claimed] = h.create_instances(api, start=False)  # claimed on fake-host-2, its build message lost
+    with api.runtime.db.session() as s:
         s.execute(
             update(h.Instance)
             .where(h.Instance.uuid == interrupted)
             .values(host="fake-host-1", node="fake-host-1", task_state="spawning")
         )
-        provider = s.execute(
-            select(ResourceProvider.uuid).where(ResourceProvider.name == "fake-host-1")
-        ).scalar_one()
-        allocations.claim(s, allocations.ConsumerRef(interrupted, "p", "u"), {provider: {"VCPU": 1}})
-    assert recovery.fail_interrupted_builds(db, ["fake-host-1", "fake-host-2"]) == [interrupted]
-    row = h.instance(api, interrupted)
+    _claim_on(api, interrupted, "fake-host-1")
+    _claim_on(api, claimed, "fake-host-2")
+    report = _recover(api, ["fake-host-1", "fake-host-2"])
+    assert sorted(report.resumed) == sorted([interrupted, claimed])
+    assert sorted(report.rescheduled) == sorted(waiting)
+    assert report.failed == []
+    for uuid in [*waiting, interrupted, claimed]:
+        assert h.wait_for(api, uuid, h.settled).vm_state == "active", h.faults(api, uuid)
+    assert h.instance(api, interrupted).host == "fake-host-1"  # built on the claim it held
+    assert h.instance(api, claimed).host == "fake-host-2"
+    assert h.allocations_by_host(api, claimed) == {"fake-host-2": {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}}
+    h.usage_matches_live_servers(api)
+
+
+def test_a_request_that_arrives_twice_is_scheduled_once(stack_factory: Any) -> None:
+    """A create's cast and a recovery's hand-over of the same instances: the second finds them
+    claimed and leaves them alone (no 'claims lost to concurrent requests')."""
+    api = stack_factory(fake_hosts=2)
+    uuids = h.create_instances(api, count=3, start=False)
+    conductor = api.runtime.services.require_conductor()
+    for _ in range(3):
+        conductor.schedule_and_build_instances(h.demo_ctx(api), uuids, {})
+    for uuid in uuids:
+        assert h.wait_for(api, uuid, h.settled).vm_state == "active", h.faults(api, uuid)
+    h.usage_matches_live_servers(api)
+
+
+def test_an_interrupted_volume_boot_ends_in_error_with_everything_released(stack_factory: Any) -> None:
+    from novalite.compute import recovery
+    from novalite.db.models.compute import RequestSpec
+
+    api = stack_factory(fake_hosts=1)
+    [uuid] = h.create_instances(api, start=False)
+    with api.runtime.db.session() as s:
+        spec = s.get(RequestSpec, uuid)
+        assert spec is not None
+        spec.spec = {**spec.spec, "is_bfv": True}
+        s.execute(
+            update(h.Instance)
+            .where(h.Instance.uuid == uuid)
+            .values(host="fake-host-1", node="fake-host-1", task_state="spawning")
+        )
+    _claim_on(api, uuid, "fake-host-1")
+    report = _recover(api, ["fake-host-1"])
+    assert report.failed == [uuid]
+    row = h.instance(api, uuid)
     assert (row.vm_state, row.task_state, row.host) == ("error", None, None)
-    assert h.faults(api, interrupted)[0].message == recovery.INTERRUPTED
-    assert h.allocations_by_host(api, interrupted) == {}
-    assert recovery.resubmit_waiting(db, api.runtime.services.require_conductor()) == 2
-    for uuid in waiting:
-        assert h.wait_for(api, uuid, h.settled).vm_state == "active"
+    assert h.faults(api, uuid)[-1].message == recovery.INTERRUPTED_VOLUMES
+    assert h.allocations_by_host(api, uuid) == {}
     h.usage_matches_live_servers(api)
 
 
@@ -314,10 +384,9 @@ def test_delete_during_a_failing_build_does_not_reschedule(stack_factory: Any) -
     h.usage_matches_live_servers(api)
 
 
-def test_stop_abandons_slow_builds_and_the_next_start_fails_them(tmp_path: Any) -> None:
+def test_stop_abandons_slow_builds_and_the_next_start_resumes_them(tmp_path: Any) -> None:
     from novalite.app import build_runtime
     from novalite.bootstrap import bootstrap
-    from novalite.compute import recovery
     from novalite.db.base import upgrade
     from novalite.services import startup
     from tests.conftest import make_settings
@@ -330,16 +399,24 @@ def test_stop_abandons_slow_builds_and_the_next_start_fails_them(tmp_path: Any) 
     api = type("Api", (), {"runtime": rt, "ids": report.ids})()
     try:
         [uuid] = h.create_instances(api, metadata={"novalite:build_delay": "3600"})
+        [quick] = h.create_instances(api, metadata={"novalite:build_delay": "3600"})
         h.wait_for(api, uuid, lambda r: r.task_state == "spawning")
+        h.wait_for(api, quick, lambda r: r.task_state == "spawning")
     finally:
         stop()  # returns although a build is sleeping for an hour
     assert h.instance(api, uuid).vm_state == "building"
+    with rt.db.session() as s:  # the next process builds this one at once
+        s.execute(
+            update(h.InstanceMetadata).where(h.InstanceMetadata.instance_uuid == quick).values(value="0")
+        )
     stop = startup.start(rt)  # the next process
     try:
-        row = h.instance(api, uuid)
-        assert (row.vm_state, row.task_state) == ("error", None)
-        assert h.faults(api, uuid)[-1].message == recovery.INTERRUPTED
-        h.usage_matches_live_servers(api)
+        assert h.wait_for(api, quick, h.settled).vm_state == "active", h.faults(api, quick)
+        h.wait_for(api, uuid, lambda r: r.task_state == "spawning")  # building again, on its claim
+        assert h.faults(api, uuid) == []
+        assert h.allocations_by_host(api, uuid) == {
+            "fake-host-1": {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}
+        }
     finally:
         stop()
         rt.db.dispose()

@@ -3,12 +3,15 @@ the payload names the host whose agent runs it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from novalite.context import RequestContext
 from novalite.messaging.messages import Message, context_to_dict, registry_of
-from novalite.messaging.transport import Transport
+from novalite.messaging.transport import PeerUnavailable, Transport
+
+LOG = logging.getLogger(__name__)
 
 TOPIC = "compute"
 
@@ -72,6 +75,11 @@ class ComputeClient:
         )
 
     def terminate_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> None:
-        self.transport.cast(
-            TOPIC, TerminateInstance(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)
-        )
+        """While the engine process restarts (``PeerUnavailable``) the delete still counts: the
+        server stays in task_state deleting and the next engine's recovery finishes it."""
+        try:
+            self.transport.cast(
+                TOPIC, TerminateInstance(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)
+            )
+        except PeerUnavailable:
+            LOG.warning("the engine is restarting: the delete of %s waits for its recovery", instance_uuid)

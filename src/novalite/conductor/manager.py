@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from novalite.batching import CastBatcher
@@ -21,6 +21,7 @@ from novalite.conductor.rpcapi import BuildInstances, ScheduleAndBuildInstances
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, RequestSpec
+from novalite.db.models.placement import Allocation
 from novalite.domain.request_spec import RequestSpecDoc, RequestSpecVersionError
 from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import Message, context_from_dict, context_to_dict
@@ -29,10 +30,19 @@ from novalite.scheduler.service import HostChoice, Outcome, ScheduleRequest, Sch
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
+# instances still waiting for a first claim: alive, scheduling, on no host, holding no allocation.
+# A request that arrives twice (an engine's recovery hands over what a create also cast to it)
+# finds its instances claimed the second time and leaves them to the first.
 _LIVE_SPECS = (
     select(RequestSpec.instance_uuid, RequestSpec.spec)
     .join(Instance, Instance.uuid == RequestSpec.instance_uuid)
-    .where(RequestSpec.instance_uuid.in_(bindparam("uuids", expanding=True)), Instance.deleted.is_(False))
+    .where(
+        RequestSpec.instance_uuid.in_(bindparam("uuids", expanding=True)),
+        Instance.deleted.is_(False),
+        Instance.task_state == TaskState.SCHEDULING,
+        Instance.host.is_(None),
+        ~exists().where(Allocation.consumer_id == Instance.uuid),
+    )
 )
 
 
@@ -78,8 +88,10 @@ class ConductorManager:
         docs = self._live_docs([u for m in msgs for u in m.instance_uuids])
         work: list[tuple[ScheduleAndBuildInstances, list[str], RequestSpecDoc]] = []
         for m in msgs:
-            uuids = [u for u in m.instance_uuids if u in docs]
-            spec = self._request_spec(uuids, docs) if uuids else None
+            # the same instance twice in one batch: its first request schedules it
+            mine = {u: docs.pop(u) for u in m.instance_uuids if u in docs}
+            uuids = list(mine)
+            spec = self._request_spec(uuids, mine) if uuids else None
             if spec is not None:
                 work.append((m, uuids, spec))
         if not work:

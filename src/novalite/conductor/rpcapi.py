@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from novalite.context import RequestContext
 from novalite.messaging.messages import Message, context_to_dict, registry_of
-from novalite.messaging.transport import Transport
+from novalite.messaging.transport import PeerUnavailable, Transport
+
+LOG = logging.getLogger(__name__)
 
 TOPIC = "conductor"
 
@@ -47,14 +50,23 @@ class ConductorClient:
     def schedule_and_build_instances(
         self, ctx: RequestContext, instance_uuids: list[str], build_args: dict[str, Any] | None = None
     ) -> None:
-        self.transport.cast(
-            TOPIC,
-            ScheduleAndBuildInstances(
-                context=context_to_dict(ctx),
-                instance_uuids=list(instance_uuids),
-                build_args=dict(build_args or {}),
-            ),
-        )
+        """While the engine process restarts (``PeerUnavailable``) the request is still accepted:
+        its instances wait in BUILD/scheduling, where the next engine's recovery finds them and
+        schedules them (``compute.recovery``). Unless the build needs what only this message
+        carries (volumes to attach, files to inject): then the caller gets the 503."""
+        try:
+            self.transport.cast(
+                TOPIC,
+                ScheduleAndBuildInstances(
+                    context=context_to_dict(ctx),
+                    instance_uuids=list(instance_uuids),
+                    build_args=dict(build_args or {}),
+                ),
+            )
+        except PeerUnavailable:
+            if not recoverable_without(build_args or {}):
+                raise
+            LOG.warning("the engine is restarting: %s wait for its recovery", list(instance_uuids))
 
     def build_instances(
         self,
@@ -77,3 +89,11 @@ class ConductorClient:
                 failures=failures,
             ),
         )
+
+
+def recoverable_without(build_args: dict[str, Any]) -> bool:
+    """Whether recovery can build the instances without ``build_args`` (it reads only the
+    database): no volume to attach, no file to inject. (The admin password is not re-injected.)"""
+    bdms = build_args.get("block_device_mapping") or []
+    volumes = any(isinstance(b, dict) and b.get("destination_type") == "volume" for b in bdms)
+    return not volumes and not build_args.get("injected_files")

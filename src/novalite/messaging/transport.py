@@ -12,6 +12,9 @@ with an ``executor`` casts are handed to it so a slow handler does not block the
 
 ``attach_peer(sock)`` (``memory://`` only) joins this process's queues to another process's
 (``messaging.peer``): what no consumer here serves goes there, replies find their way back.
+While that process is gone (the engine is being restarted), sending to it raises
+``PeerUnavailable`` (a 503 with Retry-After when it reaches the API); ``attach_peer`` with the new
+process's socket replaces the dead link.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import kombu
 
+from novalite.errors import EngineNotRunning
 from novalite.messaging import local
 from novalite.messaging.messages import IncompatibleMessage, Message, decode, encode
 from novalite.messaging.peer import PeerLink
@@ -42,6 +46,11 @@ class RemoteError(RuntimeError):
 
 class CallTimeout(TimeoutError):
     pass
+
+
+class PeerUnavailable(EngineNotRunning, ConnectionError):
+    """The process at the other end of the peer link is gone (being restarted): nothing was sent.
+    A 503 with Retry-After when it reaches the API; a ``ConnectionError`` to other callers."""
 
 
 class Transport:
@@ -85,8 +94,13 @@ class Transport:
         at the other end of ``sock``, and the messages it sends arrive on this process's queues."""
         if not self.is_memory:
             raise ValueError("a peer link joins memory:// transports only")
-        self._peer = PeerLink(sock, self._from_peer, on_closed=on_closed, name=name)
-        self._peer.start()
+        link = PeerLink(sock, self._from_peer, on_closed=on_closed, name=name)
+        with self._lock:
+            old, self._peer = self._peer, link
+            self._remote_replies.clear()  # calls that came over the old link died with its process
+        link.start()
+        if old is not None:
+            old.close()
 
     def _from_peer(self, name: str, body: dict[str, Any], props: dict[str, Any]) -> None:
         reply_to = props.get("reply_to")
@@ -99,8 +113,14 @@ class Transport:
 
     def _publish(self, topic: str, body: dict[str, Any], **props: Any) -> None:
         if self.is_memory:
-            if self._peer is not None and topic not in self._served:
-                self._peer.send(topic, body, props)
+            peer = self._peer
+            if peer is not None and topic not in self._served:
+                try:
+                    peer.send(topic, body, props)
+                except OSError as exc:  # the other process died (ConnectionError, EPIPE)
+                    raise PeerUnavailable(
+                        f"the engine process is not running ({exc}); retry shortly"
+                    ) from exc
                 return
             local.publish(self.prefix + topic, body, props)
             return
@@ -169,12 +189,16 @@ class Transport:
 
     def reply(self, reply_to: str, body: dict[str, Any]) -> None:
         if self.is_memory:
-            if self._peer is not None:
+            peer = self._peer
+            if peer is not None:
                 with self._lock:
                     remote = reply_to in self._remote_replies
                     self._remote_replies.discard(reply_to)
                 if remote:
-                    self._peer.send(reply_to, body, {})
+                    try:
+                        peer.send(reply_to, body, {})
+                    except OSError:  # the caller's process is gone: nobody waits for this reply
+                        LOG.info("dropping a reply: the other novalite process is gone")
                     return
             local.publish(self.prefix + reply_to, body, {})
             return

@@ -14,9 +14,17 @@ How the two halves meet:
   both halves simply use it;
 * lifetime: the API process leads. On SIGTERM/SIGINT it stops serving, then stops the engine
   (SIGTERM, up to ``STOP_TIMEOUT`` s, then SIGKILL). If the API process dies, the engine sees its
-  end of a pipe close and stops. If the engine dies, the API process logs it and shuts down with a
-  non-zero exit status, so a supervisor restarts the pair; builds still waiting for a host are
-  handed to the next engine on start (``compute.recovery``).
+  end of a pipe close and stops. If the engine dies, the API process keeps serving and starts a
+  new engine (``EngineProcess``): a fresh interpreter (``python -m novalite.services.engine_child``;
+  forking a process whose threads run is unsafe) that builds its ``Runtime`` from the same
+  Settings, with a new socket pair that the API side's transport attaches in place of the dead
+  link. Restarts back off (``RESTART_DELAYS``: 0.5 s, doubling up to 30 s, back to 0.5 s once an
+  engine ran ``STABLE_AFTER`` s), so an engine that dies at start does not spin. In the gap a
+  create is still accepted and a delete still counts (their instances wait in the database for
+  the new engine's recovery, ``compute.recovery``); anything else that needs the engine gets 503
+  with Retry-After (``messaging.transport.PeerUnavailable``). The new engine holds the data
+  directory's lock with the API process (``instance_lock.held_descriptors``), as the forked one
+  does.
 
 ``Settings.engine_process``: ``auto`` (the default) forks when the process may use two or more
 CPUs and the database is a file or a server; ``on`` / ``off`` force it.
@@ -24,18 +32,26 @@ CPUs and the database is a file or a server; ``on`` / ``off`` force it.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 LOG = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
 THREAD_WAIT = 5.0  # how long fork waits for start-up helper threads to finish
+FIRST_DELAY, MAX_DELAY = 0.5, 30.0  # engine restarts: the first delay, doubled up to the cap
+STABLE_AFTER = 30.0  # an engine that ran this long counts as healthy: the next restart waits FIRST_DELAY
 
 
 def wanted(runtime: Any) -> bool:
@@ -60,57 +76,195 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-class EngineProcess:
-    """The parent's handle on the forked engine."""
+def restart_delays() -> Callable[[], float]:
+    """The waits before successive restarts: 0.5, 1, 2, 4 ... 30, 30 ... seconds."""
+    state = {"next": FIRST_DELAY}
 
-    def __init__(self, pid: int, parent_alive_w: int):
-        self.pid = pid
-        self._parent_alive_w = parent_alive_w
+    def next_delay() -> float:
+        delay = state["next"]
+        state["next"] = min(MAX_DELAY, delay * 2)
+        return delay
+
+    return next_delay
+
+
+@dataclass
+class _Child:
+    """One engine process: its pid, how to wait for its exit status, the write end of its
+    parent-alive pipe (closed once it is gone)."""
+
+    pid: int
+    wait: Callable[[], int]
+    alive_w: int
+    started_at: float = dataclasses.field(default_factory=time.monotonic)
+
+
+def _forked(pid: int, alive_w: int) -> _Child:
+    def wait() -> int:
+        _pid, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    return _Child(pid, wait, alive_w)
+
+
+class EngineProcess:
+    """The API process's handle on the engine: notices its death and starts the next one."""
+
+    def __init__(self, runtime: Any, child: _Child):
+        self.runtime = runtime
+        self.child = child
+        self.restarts = 0
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._exited = threading.Event()
         self.exit_status: int | None = None
-        self.died_unexpectedly = False
-        self._reaper = threading.Thread(target=self._reap, name="engine-reaper", daemon=True)
+        self.died_unexpectedly = False  # kept for callers: the API no longer dies with the engine
+        self._supervisor = threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True)
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
 
     def watch(self) -> None:
         """Start noticing the engine's exit (call once the API side runs)."""
-        self._reaper.start()
+        self._supervisor.start()
 
-    def _reap(self) -> None:
-        _pid, status = os.waitpid(self.pid, 0)
-        self.exit_status = os.waitstatus_to_exitcode(status)
+    def _supervise(self) -> None:
+        next_delay = restart_delays()
+        while True:
+            child = self.child
+            self.exit_status = child.wait()
+            _close(child.alive_w)
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - child.started_at >= STABLE_AFTER:
+                next_delay = restart_delays()
+            if not self._restart(child, next_delay):
+                break
         self._exited.set()
-        if not self._stopping.is_set():
-            self.died_unexpectedly = True
+
+    def _restart(self, dead: _Child, next_delay: Callable[[], float]) -> bool:
+        """Start engines until one runs (backing off); False once the API process is stopping."""
+        while True:
+            delay = next_delay()
             LOG.error(
-                "the engine process (pid %d) exited with status %s; stopping the API too",
-                self.pid,
+                "the engine process (pid %d) exited with status %s; starting a new one in %.1f s",
+                dead.pid,
                 self.exit_status,
+                delay,
             )
-            os.kill(os.getpid(), signal.SIGTERM)
+            if self._stopping.wait(delay):
+                return False
+            with self._lock:
+                if self._stopping.is_set():
+                    return False
+                try:
+                    child, api_end = spawn(self.runtime)
+                except Exception:
+                    LOG.exception("could not start a new engine process")
+                    continue
+                self.child = child
+                self.restarts += 1
+            _relink(self.runtime, api_end)
+            LOG.warning("engine process %d started (restart %d)", child.pid, self.restarts)
+            return True
 
     def stop(self) -> None:
         """Stop the engine and wait for it (then kill it after ``STOP_TIMEOUT`` s)."""
-        self._stopping.set()
-        if not self._reaper.is_alive() and not self._exited.is_set():
-            self._reaper.start()
+        with self._lock:
+            self._stopping.set()
+            pid = self.child.pid
+        if not self._supervisor.is_alive() and not self._exited.is_set():
+            self._supervisor.start()
         if not self._exited.is_set():
             try:
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             if not self._exited.wait(STOP_TIMEOUT):
                 LOG.error(
                     "the engine process (pid %d) did not stop within %.0f s; killing it",
-                    self.pid,
+                    pid,
                     STOP_TIMEOUT,
                 )
-                os.kill(self.pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 self._exited.wait(5)
-        try:
-            os.close(self._parent_alive_w)
-        except OSError:
-            pass
+        _close(self.child.alive_w)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _relink(runtime: Any, api_end: socket.socket) -> None:
+    """The API side's transport sends to the new engine from now on (its dead link is closed)."""
+    conductor = runtime.services.conductor
+    transport = getattr(conductor, "transport", None)
+    old, runtime.peer = runtime.peer, api_end
+    if transport is not None and transport.is_memory:
+        transport.attach_peer(api_end, name="api")
+    elif old is not None and old is not api_end:  # not attached yet: services.startup will take the new one
+        old.close()
+
+
+def spawn(runtime: Any) -> tuple[_Child, socket.socket]:
+    """A new engine in a fresh interpreter (``novalite.services.engine_child``): its end of a new
+    socket pair, a parent-alive pipe and the data directory's lock are passed as descriptors, the
+    Settings on its stdin. Returns the child and the API's end of the link."""
+    from novalite import instance_lock
+
+    api_end, engine_end = socket.socketpair()
+    alive_r, alive_w = os.pipe()
+    locks = instance_lock.held_descriptors()
+    argv = [
+        sys.executable,
+        "-m",
+        "novalite.services.engine_child",
+        "--link-fd",
+        str(engine_end.fileno()),
+        "--parent-fd",
+        str(alive_r),
+    ]
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, pass_fds=(engine_end.fileno(), alive_r, *locks), close_fds=True
+        )
+    except BaseException:
+        api_end.close()
+        _close(alive_w)
+        raise
+    finally:
+        engine_end.close()
+        _close(alive_r)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(settings_to_json(runtime.settings).encode())
+        proc.stdin.close()
+    except OSError:  # it died at once: the supervisor sees its exit status
+        LOG.warning("the new engine process (pid %d) exited before reading its settings", proc.pid)
+    return _Child(proc.pid, proc.wait, alive_w), api_end
+
+
+def settings_to_json(settings: Any) -> str:
+    return json.dumps(dataclasses.asdict(settings), default=str)
+
+
+def settings_from_json(text: str) -> Any:
+    from pathlib import Path
+
+    from novalite.config import Settings
+
+    values = json.loads(text)
+    names = {f.name for f in dataclasses.fields(Settings)}
+    settings = Settings(**{k: v for k, v in values.items() if k in names})
+    settings.data_dir = Path(settings.data_dir)
+    return settings
 
 
 def start(runtime: Any) -> EngineProcess | None:
@@ -156,15 +310,16 @@ def fork(runtime: Any) -> EngineProcess:
     if pid == 0:
         api_end.close()
         os.close(alive_w)
-        _engine_main(runtime, engine_end, alive_r)  # never returns
+        engine_main(runtime, engine_end, alive_r)  # never returns
     engine_end.close()
     os.close(alive_r)
     runtime.db.share_with_processes(priority=True)  # a request's write goes before the engine's next
     runtime.role, runtime.peer = "api", api_end
-    return EngineProcess(pid, alive_w)
+    return EngineProcess(runtime, _forked(pid, alive_w))
 
 
-def _engine_main(runtime: Any, link: socket.socket, parent_alive_r: int) -> None:
+def engine_main(runtime: Any, link: socket.socket, parent_alive_r: int) -> None:
+    """Run the engine in this process until told to stop, then exit (never returns)."""
     code = 1
     try:
         code = _run_engine(runtime, link, parent_alive_r)

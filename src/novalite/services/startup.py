@@ -5,8 +5,8 @@ scheduler (enabled filters/weighers checked here: an unknown name stops the star
 clear error), the conductor's consumer, one compute agent per simulated host (their builds
 run in a shared pool of ``max_concurrent_builds`` threads), and the heartbeat thread that
 keeps the agents' services up. On start it also recovers what a previous process left
-behind (``compute.recovery``: interrupted builds -> ERROR; with ``memory://`` builds still
-waiting for a host are handed to the conductor again). Fills
+behind (``compute.recovery``: interrupted builds resume on the host that holds their claim;
+with ``memory://`` builds still waiting for a host are handed to the conductor again). Fills
 ``runtime.services`` (``runtime.Services``: the conductor's RPC client, ``compute_api`` and
 ``scheduler``). ``stop`` undoes it all and may be called twice.
 
@@ -147,7 +147,7 @@ def start(runtime: Any) -> Callable[[], None]:
         if h in nodes
     }
     heartbeat(db, list(agents))
-    recovery.fail_interrupted_builds(db, list(agents))
+    recovered = recovery.rewind(db, list(agents))  # before any consumer accepts a build
     transport.serve(
         [conductor_rpc.TOPIC],
         conductor.handle,
@@ -164,8 +164,16 @@ def start(runtime: Any) -> Callable[[], None]:
     services.conductor = conductor_client
     services.compute_api = ComputeAPI(db, compute_client)
     services.scheduler = scheduler
-    if transport.is_memory:  # the queue died with the last process: hand waiting builds over again
-        recovery.resubmit_waiting(db, conductor_client)
+    # the previous engine's builds: resumed on their claims, or scheduled again (memory://: its
+    # queues died with it; a broker still holds what was not consumed)
+    recovery.hand_over(
+        db,
+        conductor_client,
+        compute_client,
+        hosts=list(agents),
+        messages_lost=transport.is_memory,
+        report=recovered,
+    )
     stopped = threading.Event()
 
     def stop() -> None:
