@@ -17,7 +17,7 @@ from fastapi import Request
 from jsonschema import Draft4Validator, FormatChecker
 
 from novalite.api import policy
-from novalite.api.policy import WRITE_METHODS, WRITER_ROLES
+from novalite.api.policy import WRITE_METHODS
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 from novalite.runtime import Runtime
@@ -65,10 +65,10 @@ def context(request: Request) -> RequestContext:
             f"Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id "
             f"'{data.project_id}'"
         )
-    # secure RBAC's write gate (api.policy): a set lookup on the decoded token, no I/O
-    if request.method in WRITE_METHODS and WRITER_ROLES.isdisjoint(ctx.roles):
-        body = getattr(request, "_body", None)  # read by request_context for an action
-        denied = policy.refused(request.method, request.scope["path"], ctx.roles, body)
+    # secure RBAC from the policy tables (api.policy): for a non-admin token, one dict lookup by
+    # the matched route, no I/O; an action's body was read by request_context
+    if not ctx.is_admin:
+        denied = policy.check(request.method, request.scope, ctx.roles, getattr(request, "_body", None))
         if denied is not None:
             raise denied
     request.scope.setdefault("state", {})["context"] = ctx
