@@ -409,7 +409,6 @@ def test_every_route_as_every_persona(stack: Api) -> None:
                 wrong.append(what + " (expected to be allowed)")
     size = len(routes) * len(PERSONAS)
     print(f"authorization table: {len(routes)} routes x {len(PERSONAS)} personas = {size}")
-    print("\n".join(wrong))
     assert not errors, "500s:\n" + "\n".join(errors)
     assert not unexpected_2xx, f"{len(unexpected_2xx)} unexpected 2xx:\n" + "\n".join(unexpected_2xx)
     assert not wrong, "\n".join(wrong)
