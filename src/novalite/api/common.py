@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -108,24 +109,34 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
         raise BadRequest("Malformed request body") from None
     # JSON spells NUL only as the escape \u0000 (a raw control character is malformed above; NUL
-    # bytes are a UTF-16/32 body): a scan of the bytes on every body, the walk only on a hit
-    if b"\\u0000" in raw or b"\x00" in raw:
+    # bytes are a UTF-16/32 body), a lone surrogate as an escape \udXXX or its bytes (json.loads
+    # decodes with 'surrogatepass'): a scan of the bytes on every body, the walk only on a hit
+    if b"\\u0000" in raw or b"\x00" in raw or _MAYBE_SURROGATE.search(raw):
         reject_nul_in(body)
     return body
 
 
 NUL_IN_BODY = "Invalid input: the request body contains a NUL character."
+SURROGATE_IN_BODY = (
+    "Invalid input: the request body contains a string that is not valid Unicode (a lone surrogate)."
+)
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def reject_nul_in(value: Any) -> None:
-    """400 when a string (or key) of a parsed JSON value holds NUL: PostgreSQL text cannot store
-    it, and no OpenStack API takes it as valid input."""
+    """400 when a string (or key) of a parsed JSON value holds NUL or a lone surrogate (a string
+    with no UTF-8 form): PostgreSQL text cannot store either, and no OpenStack API takes them."""
     stack: list[Any] = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
                 raise BadRequest(NUL_IN_BODY)
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    raise BadRequest(SURROGATE_IN_BODY) from None
         elif isinstance(item, dict):
             stack.extend(item)
             stack.extend(item.values())
@@ -212,12 +223,16 @@ def _format_function(check: Callable[[Any], Any]) -> Callable[[Any], bool]:
 
 
 def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
+    """A walk with a stack, not recursion: a body nested a thousand deep is a 400, not a 500."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
