@@ -55,15 +55,6 @@ OWNERS = {
     "/identity/v3/projects/{project_id}": {"member", "reader"},
     "/identity/v3/auth/tokens": {"member"},
 }
-# allowed by novalite where Keystone refuses: identity:validate_token / check_token are admin, service
-# or the token's own user; identity.routes validates any token for any caller (reported, owned by
-# identity). Listed so that this test shows them and fails on any other.
-KNOWN_GAPS = {
-    ("reader", "GET", "/identity/v3/auth/tokens"),
-    ("reader", "HEAD", "/identity/v3/auth/tokens"),
-    ("other", "GET", "/identity/v3/auth/tokens"),
-    ("other", "HEAD", "/identity/v3/auth/tokens"),
-}
 # stricter than upstream (refused where OpenStack allows): not a security problem, listed here
 STRICTER = {
     ("GET", "/placement/usages"): "admin-only in novalite; upstream a project's reader reads its own",
@@ -401,10 +392,7 @@ def test_every_route_as_every_persona(stack: Api) -> None:
                 continue
             refusal = _refusal(persona, path, rule)
             if refusal is not None and r.status_code < 300:
-                if (persona, method, path) in KNOWN_GAPS:
-                    print("known gap:", what)
-                else:
-                    unexpected_2xx.append(what)
+                unexpected_2xx.append(what)
             elif refusal is not None and r.status_code not in refusal:
                 wrong.append(what + f" (expected {sorted(refusal)})")
             elif refusal is None and r.status_code in (401, 403) and (method, path) not in STRICTER:
