@@ -10,8 +10,9 @@ stays with the routes: another project's resource (404), owners (key pairs, one'
 token), the project in a quota URL, attribute rules (Neutron's ``create_network:shared``...),
 admin-only query parameters.
 
-The cost on the hot path: for a non-admin token a dict lookup by (method, endpoint); the index
-is built once, from the application's routes, at the first request. ``api.hot_routes`` serves
+The cost on the hot path: nothing for an admin's token; for another, a dict lookup by the matched
+route's endpoint (about 0.1 µs). The index is built once, from the application's routes, at the
+first request. ``api.hot_routes`` serves
 ``POST /servers`` before routing (no route): that one is refused from its path (``refused``), only
 when the token lacks a writer role.
 """
@@ -33,10 +34,10 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # the services whose writes ``refused`` answers for by path (the others answer from their routes)
 GATED = frozenset({"compute", "image", "network", "volume"})
 
-# (method, endpoint) -> (service, rule) for the routes whose rule can refuse someone; built from
-# an application's routes the first time it serves a request (``_index``)
-_INDEX: dict[tuple[str, Any], tuple[str, Rule]] = {}
-_INDEXED_APPS: set[int] = set()
+# endpoint -> {method: (service, rule)} for every route an application serves, the rules that can
+# refuse someone only (an empty dict for a route no rule refuses anyone); filled from an
+# application's routes at its first request (``_index``)
+_BY_ENDPOINT: dict[Any, dict[str, tuple[str, Rule]]] = {}
 _INDEX_LOCK = threading.Lock()
 
 
@@ -48,10 +49,12 @@ def check(
     route = scope.get("route")
     if route is None:  # not routed by FastAPI (api.hot_routes): the path names the rule
         return refused(method, scope.get("path", ""), roles, body) if method in WRITE_METHODS else None
-    app = scope.get("app")
-    if id(app) not in _INDEXED_APPS:
-        _index(app)
-    entry = _INDEX.get((method, route.endpoint))
+    rules = _BY_ENDPOINT.get(route.endpoint)
+    if rules is None:
+        rules = _index(scope.get("app"), route.endpoint)
+    if not rules:
+        return None
+    entry = rules.get(method)
     if entry is None:
         return None
     service, rule = entry
@@ -120,17 +123,22 @@ def _needs_check(rule: Rule) -> bool:
     return bool(rule.actions) or rule.check in REQUIRED_ROLES
 
 
-def _index(app: Any) -> None:
-    """Add ``app``'s routes to ``_INDEX`` (the same endpoint serves the same rule in every app)."""
+def _index(app: Any, endpoint: Any) -> dict[str, tuple[str, Rule]]:
+    """Add ``app``'s routes to ``_BY_ENDPOINT`` (an endpoint serves the same rules in every app,
+    so the index is shared) and answer ``endpoint``'s rules. Built aside, then added at once: a
+    request in another thread never sees an endpoint with half its rules."""
     with _INDEX_LOCK:
-        if id(app) in _INDEXED_APPS:
-            return
-        router = getattr(app, "router", None)
-        for method, path, endpoint in app_routes(list(getattr(router, "routes", []))):
-            rule = TABLE.get((method, path))
-            if rule is not None and _needs_check(rule):
-                _INDEX[(method, endpoint)] = (service_of(path), rule)
-        _INDEXED_APPS.add(id(app))
+        if endpoint not in _BY_ENDPOINT:
+            found: dict[Any, dict[str, tuple[str, Rule]]] = {}
+            router = getattr(app, "router", None)
+            for method, path, served in app_routes(list(getattr(router, "routes", []))):
+                rules = found.setdefault(served, {})
+                rule = TABLE.get((method, path))
+                if rule is not None and _needs_check(rule):
+                    rules[method] = (service_of(path), rule)
+            found.setdefault(endpoint, {})  # not served by ``app``: nothing to refuse
+            _BY_ENDPOINT.update({k: v for k, v in found.items() if k not in _BY_ENDPOINT})
+        return _BY_ENDPOINT[endpoint]
 
 
 # -- matching a concrete path to the table (the write gate by path) --------------------------------
