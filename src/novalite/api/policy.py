@@ -12,9 +12,8 @@ admin-only query parameters.
 
 The cost on the hot path: nothing for an admin's token; for another, a dict lookup by the matched
 route's endpoint (about 0.1 µs). The index is built once, from the application's routes, at the
-first request. ``api.hot_routes`` serves
-``POST /servers`` before routing (no route): that one is refused from its path (``refused``), only
-when the token lacks a writer role.
+first request. ``api.hot_routes`` serves ``POST /servers`` before routing (no route): that one is
+refused from its path (``refused``), and only when the token lacks a writer role.
 """
 
 from __future__ import annotations
