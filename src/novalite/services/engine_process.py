@@ -97,6 +97,14 @@ class _Child:
     wait: Callable[[], int]
     alive_w: int
     started_at: float = dataclasses.field(default_factory=time.monotonic)
+    reaped: bool = False  # its pid may belong to another process now: never signal it
+
+    def close_pipe(self) -> None:
+        """Close the parent-alive pipe's write end, once (a descriptor number closed twice could
+        be another file's by then)."""
+        fd, self.alive_w = self.alive_w, -1
+        if fd >= 0:
+            _close(fd)
 
 
 def _forked(pid: int, alive_w: int) -> _Child:
@@ -118,7 +126,6 @@ class EngineProcess:
         self._stopping = threading.Event()
         self._exited = threading.Event()
         self.exit_status: int | None = None
-        self.died_unexpectedly = False  # kept for callers: the API no longer dies with the engine
         self._supervisor = threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True)
 
     @property
@@ -134,7 +141,9 @@ class EngineProcess:
         while True:
             child = self.child
             self.exit_status = child.wait()
-            _close(child.alive_w)
+            with self._lock:
+                child.reaped = True
+                child.close_pipe()
             if self._stopping.is_set():
                 break
             if time.monotonic() - child.started_at >= STABLE_AFTER:
@@ -173,26 +182,32 @@ class EngineProcess:
         """Stop the engine and wait for it (then kill it after ``STOP_TIMEOUT`` s)."""
         with self._lock:
             self._stopping.set()
-            pid = self.child.pid
+            child = self.child
+            if not child.reaped:
+                _signal(child.pid, signal.SIGTERM)
+        pid = child.pid
         if not self._supervisor.is_alive() and not self._exited.is_set():
             self._supervisor.start()
         if not self._exited.is_set():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             if not self._exited.wait(STOP_TIMEOUT):
                 LOG.error(
                     "the engine process (pid %d) did not stop within %.0f s; killing it",
                     pid,
                     STOP_TIMEOUT,
                 )
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                with self._lock:
+                    if not child.reaped:
+                        _signal(pid, signal.SIGKILL)
                 self._exited.wait(5)
-        _close(self.child.alive_w)
+        with self._lock:
+            self.child.close_pipe()
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _close(fd: int) -> None:
