@@ -6,6 +6,9 @@ PostgreSQL: nothing is claimed twice and nothing leaks (issue 16, items 4 and 6)
 * the API process killed: its engine stops; a new ``novalite serve`` on the same data directory
   (and database) recovers the same way.
 
+Ten of the servers are deleted just before the kill (some on a host mid-build, some still being
+scheduled): they stay deleted and hold nothing.
+
 In the end every server is ACTIVE (or ERROR with a fault recovery wrote, never "No valid host"),
 none is left in BUILD, each provider's usage is the sum of its live servers' flavors, no
 allocation belongs to a server that is not live, and every port bound to a server belongs to a
@@ -38,6 +41,7 @@ from tests.conftest import (
 
 SERVERS = 100
 BATCH = 25  # one POST /servers with min_count creates this many
+DELETED = 10  # of them deleted just before the kill
 BUILD_DELAY = "1"  # seconds each fake build takes: builds are in flight when the kill lands
 RECOVERY_FAULTS = (
     "Instance build was interrupted by a restart of its compute service",  # compute.recovery
@@ -141,16 +145,27 @@ def _serve(tmp: Path, database: list[str]) -> RunningServer:
     )
 
 
-def _create_in_flight(cloud: Cloud) -> None:
-    """100 creates; returns once builds are spawning on hosts (the others claimed or waiting)."""
+def _create_in_flight(cloud: Cloud) -> list[str]:
+    """100 creates; once builds are spawning on hosts (the others claimed or waiting), DELETEs of
+    ``DELETED`` of them. Returns the deleted servers' ids."""
     cloud.prepare()
     for i in range(SERVERS // BATCH):
         r = cloud.create(BATCH, f"crash-{i}")
         assert r.status_code == 202, r.text
     deadline = time.monotonic() + 60
-    while not any(s["OS-EXT-STS:task_state"] == "spawning" for s in cloud.servers()):
+    while True:
+        servers = cloud.servers()
+        spawning = [s["id"] for s in servers if s["OS-EXT-STS:task_state"] == "spawning"]
+        if spawning:
+            break
         assert time.monotonic() < deadline, "no build started"
         time.sleep(0.05)
+    others = [s["id"] for s in servers if s["id"] not in spawning]
+    deleted = (spawning[:2] + others)[:DELETED]  # deletes on a host, and of servers still scheduling
+    for sid in deleted:
+        r = cloud.call("DELETE", f"/compute/v2.1/servers/{sid}")
+        assert r.status_code == 204, r.text
+    return deleted
 
 
 class GapProbe:
@@ -192,9 +207,10 @@ def _settle(cloud: Cloud, timeout: float = 120) -> list[dict[str, Any]]:
         time.sleep(0.5)
 
 
-def _check_end_state(cloud: Cloud, expected: int) -> None:
+def _check_end_state(cloud: Cloud, expected: int, deleted: list[str]) -> None:
     servers = _settle(cloud)
     assert len(servers) == expected
+    assert not {s["id"] for s in servers} & set(deleted), "a deleted server came back"
     errors = {s["id"]: (s.get("fault") or {}).get("message", "") for s in servers if s["status"] == "ERROR"}
     assert not [m for m in errors.values() if "No valid host" in m], errors
     assert all(m.startswith(RECOVERY_FAULTS) for m in errors.values()), errors
@@ -211,9 +227,9 @@ def _check_end_state(cloud: Cloud, expected: int) -> None:
         usages = cloud.call("GET", f"/placement/resource_providers/{rp['uuid']}/usages", admin=True).json()
         n = by_host.get(rp["name"], 0)
         assert usages["usages"] == {"VCPU": n, "MEMORY_MB": 512 * n, "DISK_GB": n}, rp["name"]
-    for sid in errors:
+    for sid in [*errors, *deleted]:
         held = cloud.call("GET", f"/placement/allocations/{sid}", admin=True).json()["allocations"]
-        assert held == {}, f"ERROR server {sid} still holds {held}"
+        assert held == {}, f"ERROR or deleted server {sid} still holds {held}"
     # ports: one per live server, none for a server that is not live
     r = cloud.call("GET", "/network/v2.0/ports", admin=True)
     bound = [p["device_id"] for p in r.json()["ports"] if p["device_owner"].startswith("compute:")]
@@ -236,7 +252,7 @@ def test_kill_9_of_the_engine_during_100_builds(tmp_path: Path, database: list[s
     try:
         cloud = Cloud(srv.url)
         old = _engine(srv)
-        _create_in_flight(cloud)
+        deleted = _create_in_flight(cloud)
         with GapProbe(cloud) as probe:
             os.kill(old.pid, signal.SIGKILL)
             deadline = time.monotonic() + 60
@@ -246,7 +262,7 @@ def test_kill_9_of_the_engine_during_100_builds(tmp_path: Path, database: list[s
                 time.sleep(0.1)
             time.sleep(1.0)  # a few more requests while the new engine starts
         added = _assert_gap_answers(probe.answers)
-        _check_end_state(cloud, SERVERS + added)
+        _check_end_state(cloud, SERVERS - DELETED + added, deleted)
         assert "starting a new one" in srv.log.read_text()
     finally:
         stop_server(srv)
@@ -258,7 +274,7 @@ def test_kill_9_of_the_api_process_during_100_builds(tmp_path: Path, database: l
     try:
         cloud = Cloud(srv.url)
         engine = _engine(srv)
-        _create_in_flight(cloud)
+        deleted = _create_in_flight(cloud)
         srv.process.kill()
         srv.process.wait(timeout=10)
         assert _gone(engine.pid, 30), "the engine outlived its API process"
@@ -267,7 +283,7 @@ def test_kill_9_of_the_api_process_during_100_builds(tmp_path: Path, database: l
             srv.process.kill()
     again = _serve(tmp_path, database)
     try:
-        _check_end_state(Cloud(again.url), SERVERS)
+        _check_end_state(Cloud(again.url), SERVERS - DELETED, deleted)
     finally:
         stop_server(again)
     assert again.process.returncode == 0, again.log.read_text()[-3000:]

@@ -111,6 +111,8 @@ def rewind_interrupted_builds(db: Database, hosts: Sequence[str], report: Report
             )
         ).all()
         for row in rows:
+            if row.task_state == TaskState.DELETING:  # deleted during its build: finish_deletes
+                continue
             if row.task_state not in _BUILD_STEPS or _needs_volumes(s, row.uuid):
                 _fail(s, row, INTERRUPTED_VOLUMES if row.task_state in _BUILD_STEPS else INTERRUPTED)
                 failed.append(row.uuid)
