@@ -243,3 +243,30 @@ def test_a_killed_engine_is_replaced_and_the_api_keeps_serving(tmp_path: Path) -
         stop_server(srv)
     assert srv.process.returncode == 0, srv.log.read_text()[-3000:]
     assert not psutil.pid_exists(old.pid) or psutil.Process(old.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_restarted_engine_stops_with_a_killed_api_process_and_holds_the_data_dir_until_then(
+    tmp_path: Path,
+) -> None:
+    """The replacement is no fork: it learns of the API process's death through the pipe passed to
+    it, and holds the data directory's lock as the forked engine does."""
+    srv = start_server(tmp_path, "--fake-hosts", "1", "--engine-process", "on")
+    try:
+        (first,) = psutil.Process(srv.process.pid).children()
+        os.kill(first.pid, signal.SIGKILL)
+        second = _replacement(srv.process.pid, first.pid)
+        assert "novalite.services.engine_child" in second.cmdline()
+        lock = tmp_path / "data" / "novalite.pid"
+        assert any(f.path == str(lock) for f in second.open_files())
+        srv.process.kill()
+        srv.process.wait(timeout=10)
+        _wait(
+            lambda: not psutil.pid_exists(second.pid) or second.status() == psutil.STATUS_ZOMBIE,
+            "the restarted engine outlived a killed API process",
+        )
+    finally:
+        if srv.process.poll() is None:
+            srv.process.kill()
+    again = start_server(tmp_path, "--fake-hosts", "1", "--engine-process", "on")
+    stop_server(again)
+    assert again.process.returncode == 0, again.log.read_text()[-3000:]
