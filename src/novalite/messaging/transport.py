@@ -118,9 +118,8 @@ class Transport:
                 try:
                     peer.send(topic, body, props)
                 except OSError as exc:  # the other process died (ConnectionError, EPIPE)
-                    raise PeerUnavailable(
-                        f"the engine process is not running ({exc}); retry shortly"
-                    ) from exc
+                    LOG.info("cannot send %s to the other novalite process: %s", topic, exc)
+                    raise PeerUnavailable("The compute engine is restarting; retry shortly.") from exc
                 return
             local.publish(self.prefix + topic, body, props)
             return

@@ -18,7 +18,7 @@ How the two halves meet:
   new engine (``EngineProcess``): a fresh interpreter (``python -m novalite.services.engine_child``;
   forking a process whose threads run is unsafe) that builds its ``Runtime`` from the same
   Settings, with a new socket pair that the API side's transport attaches in place of the dead
-  link. Restarts back off (``RESTART_DELAYS``: 0.5 s, doubling up to 30 s, back to 0.5 s once an
+  link. Restarts back off (``restart_delays``: 0.5 s, doubling up to 30 s, back to 0.5 s once an
   engine ran ``STABLE_AFTER`` s), so an engine that dies at start does not spin. In the gap a
   create is still accepted and a delete still counts (their instances wait in the database for
   the new engine's recovery, ``compute.recovery``); anything else that needs the engine gets 503
