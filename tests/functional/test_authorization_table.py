@@ -402,3 +402,30 @@ def test_every_route_as_every_persona(stack: Api) -> None:
     assert not errors, "500s:\n" + "\n".join(errors)
     assert not unexpected_2xx, f"{len(unexpected_2xx)} unexpected 2xx:\n" + "\n".join(unexpected_2xx)
     assert not wrong, "\n".join(wrong)
+
+
+def test_what_the_tables_newly_refuse_names_the_rule_in_each_envelope(stack: Api) -> None:
+    """Gaps the tables closed (docs/trust.md "Policy"): a reader downloading an image or reading
+    its network quota, a member listing roles or domains; each refused as its service words it."""
+    world = _world(stack)
+    image = world.ids["image_id"]
+    r = stack.get(f"/image/v2/images/{image}/file", as_="reader", headers={"Accept": "application/json"})
+    assert r.status_code == 403, r.text
+    assert "You are not authorized to complete download_image action." in r.json()["message"]
+    assert stack.get(f"/image/v2/images/{image}/file", as_="member").content == b"a-img"
+    r = stack.get(f"/network/v2.0/quotas/{world.ids['project_id']}", as_="reader")
+    assert r.status_code == 403, r.text
+    assert r.json()["NeutronError"]["message"] == "rule:get_quota is disallowed by policy"
+    assert stack.get(f"/network/v2.0/quotas/{world.ids['project_id']}", as_="member").status_code == 200
+    for path, rule in (
+        ("/identity/v3/roles", "identity:list_roles"),
+        ("/identity/v3/domains", "identity:list_domains"),
+    ):
+        r = stack.get(path, as_="member")
+        assert r.status_code == 403, r.text
+        assert r.json()["error"] == {
+            "code": 403,
+            "title": "Forbidden",
+            "message": f"You are not authorized to perform the requested action: {rule}.",
+        }
+        assert stack.get(path, as_="admin").status_code == 200
