@@ -230,6 +230,10 @@ def _check_end_state(cloud: Cloud, expected: int, deleted: list[str]) -> None:
     for sid in [*errors, *deleted]:
         held = cloud.call("GET", f"/placement/allocations/{sid}", admin=True).json()["allocations"]
         assert held == {}, f"ERROR or deleted server {sid} still holds {held}"
+    # quota usage counts the servers that exist (ERROR ones too, as in Nova), not the deleted ones
+    used = cloud.call("GET", "/compute/v2.1/limits").json()["limits"]["absolute"]
+    n = len(servers)
+    assert (used["totalInstancesUsed"], used["totalCoresUsed"], used["totalRAMUsed"]) == (n, n, 512 * n)
     # ports: one per live server, none for a server that is not live
     r = cloud.call("GET", "/network/v2.0/ports", admin=True)
     bound = [p["device_id"] for p in r.json()["ports"] if p["device_owner"].startswith("compute:")]
