@@ -150,3 +150,38 @@ class RequestSpec(Base):
 
     instance_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Migration(Base):
+    """One move of a server (resize, cold or live migration): §1.2 of the move operations.
+
+    While the move is in flight the migration's ``uuid`` is the placement consumer of the source
+    host's allocation (the instance holds the destination's); confirm or a finished live
+    migration releases it, revert moves it back to the instance."""
+
+    __tablename__ = "migrations"
+    __table_args__ = (
+        Index("ix_migrations_instance", "instance_uuid"),
+        Index("ix_migrations_status_dest", "status", "dest_compute"),
+        Index("ix_migrations_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36))
+    migration_type: Mapped[str] = mapped_column(String(16))  # migration, resize, live-migration
+    status: Mapped[str] = mapped_column(String(32))
+    source_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    old_flavor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    new_flavor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    old_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    old_vm_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
