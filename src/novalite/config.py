@@ -72,6 +72,12 @@ class Settings:
     service_down_time: int = 60
     report_interval: int = 10
     enable_instance_password: bool = True
+    # moves (Nova's [DEFAULT] options): seconds before a VERIFY_RESIZE server is confirmed by
+    # itself (0: never); whether a resize may pick the host the server is on
+    resize_confirm_window: int = 0
+    allow_resize_to_same_host: bool = False
+    # seconds a SHELVED server keeps its host before it is offloaded: 0 at once, -1 never
+    shelved_offload_time: int = 0
     log_level: str = "info"
 
     @property
