@@ -4,8 +4,9 @@
   (only ``id`` and ``label`` carry values, as in Nova since nova-network went away);
 - ``os-security-groups``: list/show/create/delete the project's groups (Nova's view: ingress
   rules only, ``ip_range``/``group`` per rule);
-- ``os-security-group-rules``: create/delete ingress rules;
-- ``GET /servers/{id}/os-security-groups``: the groups on the server's ports.
+- ``os-security-group-rules``: create/delete ingress rules.
+
+``GET /servers/{id}/os-security-groups`` stays at every microversion: ``server_subresources``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from novalite.db.models.network import Network, SecurityGroup
 from novalite.errors import BadRequest, NotFound, NovaliteError
 from novalite.network import networks, security_groups
 from novalite.services import network_proxies as proxies
-from novalite.services import server_queries as queries
 from novalite.services.network_proxies import RuleWithRemote
 
 NETWORK_FIELDS = (
@@ -313,16 +313,3 @@ def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(re
     with runtime(request).db.session() as s:
         security_groups.delete_rule(s, proxies.get_rule(s, ctx, rule_id))
     return Response(status_code=202)
-
-
-# -- servers/{id}/os-security-groups --------------------------------------------------------------
-
-
-@router.get("/servers/{server_id}/os-security-groups")
-def server_groups(
-    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        groups = proxies.server_groups(s, inst.uuid)
-        return {"security_groups": [group_view(g, proxies.ingress_rules(s, g)) for g in groups]}

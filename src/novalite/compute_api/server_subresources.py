@@ -13,10 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import compute_links, json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import server_instance_actions as instance_actions
+from novalite.compute_api.network_proxies import group_view
 from novalite.compute_api.schemas.servers import METADATA, TAG
 from novalite.context import RequestContext
 from novalite.domain.states import VmState
 from novalite.errors import BadRequest, NotFound
+from novalite.services import network_proxies as proxies
 from novalite.services import server_metadata as service
 from novalite.services import server_queries as queries
 from novalite.services.server_metadata import MAX_TAGS
@@ -240,6 +242,21 @@ def clear_password(
 ) -> Response:
     service.clear_password(runtime(request).db, ctx, server_id)
     return Response(status_code=204)
+
+
+# -- os-security-groups ----------------------------------------------------------------------------
+
+
+@router.get(_SERVER + "/os-security-groups")
+def server_security_groups(
+    server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    """The groups on the server's ports (``[]`` without a port). Unlike the ``os-security-groups``
+    proxy, this one is not removed at 2.36: Nova serves it at every microversion."""
+    with runtime(request).db.reader() as s:
+        inst = queries.get_instance(s, ctx, server_id)
+        groups = proxies.server_groups(s, inst.uuid)
+        return {"security_groups": [group_view(g, proxies.ingress_rules(s, g)) for g in groups]}
 
 
 # os-instance-actions and os-server-external-events live in their own module
