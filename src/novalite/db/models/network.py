@@ -1,5 +1,10 @@
-"""Embedded Neutron subset: networks, subnets, ports (with their fixed IPs), security groups
-and per-project network quotas.
+"""Embedded Neutron subset: networks, subnets, ports (with their fixed IPs), security groups,
+routers and floating IPs, and per-project network quotas.
+
+A router's interfaces and gateway are ports (``device_id`` the router, ``device_owner``
+``network:router_interface`` / ``network:router_gateway``); a floating IP's address is held by a
+port on the external network (``network:floatingip``), so the address's uniqueness is the
+``port_ips`` constraint's.
 
 ``PortIP`` carries a unique ``(subnet_id, ip_address)``: the database itself refuses to hand
 one address to two ports, so concurrent allocations can only fail and retry, never collide.
@@ -180,3 +185,47 @@ class NetworkQuota(Base):
     project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class Router(Base):
+    __tablename__ = "routers"
+    __table_args__ = (Index("ix_routers_project", "project_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    project_id: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    # the external gateway: its network and port (None: no gateway) and SNAT on it
+    gw_network_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    gw_port_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FloatingIP(Base):
+    """An address on an external network, optionally mapped to a port's fixed IP (through
+    ``router_id``, the router joining the port's subnet to that external network)."""
+
+    __tablename__ = "floating_ips"
+    __table_args__ = (
+        Index("ix_floating_ips_project", "project_id"),
+        Index("ix_floating_ips_fixed_port", "fixed_port_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    project_id: Mapped[str] = mapped_column(String(64))
+    floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id", ondelete="CASCADE"))
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    floating_port_id: Mapped[str] = mapped_column(String(36))
+    fixed_port_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
