@@ -7,7 +7,7 @@ microversions run 1.0-1.39. The resources live in one module each:
 * ``api_inventories`` inventories, provider traits, provider aggregates
 * ``api_allocations`` allocations per consumer, ``/usages``
 * ``api_candidates``  allocation candidates, ``/traits``
-* ``api_classes``     ``/resource_classes`` (read only)
+* ``api_classes``     ``/resource_classes`` (custom classes: create, rename/ensure, delete)
 
 Microversion negotiation and the echoed ``OpenStack-API-Version`` header are in
 ``api_common.PlacementRoute``; errors use placement's ``{"errors": [...]}`` envelope

@@ -48,4 +48,7 @@ RULES: Table = {
     ("DELETE", PL + "/traits/{name}"): _s("traits:delete"),
     ("GET", PL + "/resource_classes"): _s("resource_classes:list"),
     ("GET", PL + "/resource_classes/{name}"): _s("resource_classes:show"),
+    ("POST", PL + "/resource_classes"): _s("resource_classes:create"),
+    ("PUT", PL + "/resource_classes/{name}"): _s("resource_classes:update"),
+    ("DELETE", PL + "/resource_classes/{name}"): _s("resource_classes:delete"),
 }

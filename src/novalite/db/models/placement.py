@@ -14,6 +14,7 @@ Placement:
 * ``Allocation`` is what one consumer (an instance uuid) holds of one class on one provider.
   ``Consumer`` carries the consumer's project, user and its own ``generation``.
 * ``Trait``/``ProviderTrait`` and ``ProviderAggregate`` (placement aggregates are bare uuids).
+* ``ResourceClass``: the custom resource classes created on their own.
 
 Hosts:
 
@@ -127,6 +128,18 @@ class Trait(Base):
     """A named capability (``HW_CPU_X86_AVX2``, ``COMPUTE_STATUS_DISABLED``, ``CUSTOM_*``)."""
 
     __tablename__ = "traits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResourceClass(Base):
+    """A custom resource class (``CUSTOM_*``) made by ``POST``/``PUT /resource_classes``. The
+    standard classes are constants (``placement.api_classes``), never rows; an inventory of a
+    custom class with no row here (the class came with the inventory) counts as existing too."""
+
+    __tablename__ = "resource_classes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
