@@ -40,6 +40,8 @@ OF_PROJECT_A = {
     "rule_id",
     "volume_id",
     "attachment_id",
+    "snapshot_id",
+    "backup_id",
     "resource_id",
     "project_id",
     "url_project_id",
@@ -162,6 +164,10 @@ def _world(api: Api) -> World:
     ids["type_id"] = vtype["volume_type"]["id"]
     specs = {"extra_specs": {"k1": "v"}}
     _ok(api.post(f"/volume/v3/types/{ids['type_id']}/extra_specs", as_="admin", json=specs, headers=vh))
+    snap = {"snapshot": {"volume_id": ids["volume_id"], "name": "a-snap"}}
+    ids["snapshot_id"] = _ok(api.post("/volume/v3/snapshots", json=snap, headers=vh))["snapshot"]["id"]
+    backup = {"backup": {"volume_id": ids["volume_id"], "name": "a-backup"}}
+    ids["backup_id"] = _ok(api.post("/volume/v3/backups", json=backup, headers=vh))["backup"]["id"]
     # image (project A's own, not public)
     img = {"name": "a-img", "disk_format": "raw", "container_format": "bare", "k1": "v"}
     ids["image_id"] = _ok(api.post("/image/v2/images", json=img))["id"]
@@ -213,6 +219,7 @@ def _params(world: World, method: str, path: str) -> dict[str, str]:
         consumer_uuid=str(uuid.uuid4()),
         attachment_id=str(uuid.uuid4()),
         service_id=str(uuid.uuid4()),  # never the real compute service
+        member_id=str(uuid.uuid4()),  # an image member that is not one
     )
     if path.startswith("/compute/v2.1/os-security-groups") or "/os-security-group-rules" in path:
         out["group_id"] = ids["sg_id"]
@@ -286,6 +293,8 @@ def _body(world: World, method: str, path: str) -> Any:
         ("PUT", "/volume/v3/types/{type_id}/extra_specs/{key}"): {"k1": "w"},
         ("POST", "/volume/v3/types/{type_id}/action"): {"addProjectAccess": {"project": i["project_b"]}},
         ("POST", "/volume/v3/attachments/{attachment_id}/action"): {"os-complete": {}},
+        ("PUT", "/volume/v3/snapshots/{snapshot_id}"): {"snapshot": {"name": "a-snap"}},
+        ("POST", "/volume/v3/backups/{backup_id}/restore"): {"restore": {}},
         ("PUT", "/volume/v3/os-quota-sets/{project_id}"): {"quota_set": {"volumes": 20}},
         ("POST", "/image/v2/images"): {"name": "i2", "disk_format": "raw", "container_format": "bare"},
         ("POST", "/placement/resource_providers"): {"name": "authz-rp2"},
@@ -364,7 +373,7 @@ def _request(world: World, persona: str, method: str, path: str) -> httpx.Respon
         return world.api.client.request(
             method, url, json=[{"op": "replace", "path": "/name", "value": "a-img"}], headers=headers
         )
-    if method == "PUT" and path.endswith("/file"):
+    if method == "PUT" and path.endswith(("/file", "/stage")):
         headers["Content-Type"] = "application/octet-stream"
         return world.api.client.request(method, url, content=b"x", headers=headers)
     return world.api.client.request(method, url, json=body, headers=headers)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
-from novalite.db.models.volume import Volume, VolumeAttachment
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeSnapshot
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
 from novalite.volume import attachments, records
@@ -131,6 +131,12 @@ def attach_for_instance(
     return out
 
 
+def _has_snapshots(s: Session, volume_id: str) -> bool:
+    """Cinder refuses to delete a volume with snapshots: Nova logs it and the volume stays."""
+    q = select(VolumeSnapshot.id).where(VolumeSnapshot.volume_id == volume_id)
+    return s.scalars(q).first() is not None
+
+
 def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) -> list[str]:
     """Detach every volume of the instance; delete the ones marked delete_on_termination.
     Returns the ids of the deleted volumes. Safe to call twice."""
@@ -142,7 +148,7 @@ def detach_for_instance(s: Session, *, instance_uuid: str, runtime: Any = None) 
         volume_id, delete = att.volume_id, att.delete_on_termination
         attachments.delete_attachment(s, system, att.id)
         vol = s.get(Volume, volume_id)
-        if delete and vol is not None and vol.status == "available":
+        if delete and vol is not None and vol.status == "available" and not _has_snapshots(s, volume_id):
             storage.delete(vol.id, vol.location)
             if not configured:  # no storage at hand: remove the data by its location all the same
                 delete_location(vol.location)

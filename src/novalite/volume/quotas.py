@@ -1,12 +1,13 @@
-"""Cinder quotas: volumes, gigabytes and snapshots per project (defaults 10, 1000, 10),
-counted from the live volumes. Exceeding one is Cinder's 413."""
+"""Cinder quotas: volumes, gigabytes, snapshots, backups and backup_gigabytes per project (defaults
+10, 1000, 10, 10, 1000), counted from the live rows; ``gigabytes`` counts volumes and snapshots,
+as Cinder's does. Exceeding one is Cinder's 413."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from novalite.db.models.volume import Volume, VolumeQuota
+from novalite.db.models.volume import Volume, VolumeBackup, VolumeQuota, VolumeSnapshot
 from novalite.errors import BadRequest, RequestTooLarge
 from novalite.services import quota_overrides
 
@@ -34,12 +35,22 @@ def usage(s: Session, project_id: str) -> dict[str, int]:
     count, gigabytes = s.execute(
         select(func.count(), func.coalesce(func.sum(Volume.size), 0)).where(Volume.project_id == project_id)
     ).one()
+    snaps, snap_gb = s.execute(
+        select(func.count(), func.coalesce(func.sum(VolumeSnapshot.size), 0)).where(
+            VolumeSnapshot.project_id == project_id
+        )
+    ).one()
+    backups, backup_gb = s.execute(
+        select(func.count(), func.coalesce(func.sum(VolumeBackup.size), 0)).where(
+            VolumeBackup.project_id == project_id
+        )
+    ).one()
     return {
         "volumes": int(count),
-        "gigabytes": int(gigabytes),
-        "snapshots": 0,
-        "backups": 0,
-        "backup_gigabytes": 0,
+        "gigabytes": int(gigabytes) + int(snap_gb),
+        "snapshots": int(snaps),
+        "backups": int(backups),
+        "backup_gigabytes": int(backup_gb),
         "groups": 0,
         "per_volume_gigabytes": 0,
     }
@@ -77,6 +88,32 @@ def check_gigabytes(
             f"Requested volume or snapshot exceeds allowed gigabytes quota. Requested {delta}G, "
             f"quota is {lim['gigabytes']}G and {used['gigabytes']}G has been consumed.",
             kind="VolumeSizeExceedsAvailableQuota",
+        )
+
+
+def check_new_snapshot(s: Session, project_id: str, size: int) -> None:
+    """413 when one more snapshot of ``size`` GiB would exceed the snapshots or gigabytes quota."""
+    lim, used = limits(s, project_id), usage(s, project_id)
+    if lim["snapshots"] >= 0 and used["snapshots"] + 1 > lim["snapshots"]:
+        raise RequestTooLarge(
+            f"Maximum number of snapshots allowed ({lim['snapshots']}) exceeded",
+            kind="SnapshotLimitExceeded",
+        )
+    check_gigabytes(s, project_id, size, lim=lim, used=used)
+
+
+def check_new_backup(s: Session, project_id: str, size: int) -> None:
+    """413 when one more backup of ``size`` GiB would exceed the backups or backup_gigabytes quota."""
+    lim, used = limits(s, project_id), usage(s, project_id)
+    if lim["backups"] >= 0 and used["backups"] + 1 > lim["backups"]:
+        raise RequestTooLarge(
+            f"Maximum number of backups allowed ({lim['backups']}) exceeded", kind="BackupLimitExceeded"
+        )
+    if lim["backup_gigabytes"] >= 0 and used["backup_gigabytes"] + size > lim["backup_gigabytes"]:
+        raise RequestTooLarge(
+            f"Requested backup exceeds allowed Backup gigabytes quota. Requested {size}G, quota is "
+            f"{lim['backup_gigabytes']}G and {used['backup_gigabytes']}G has been consumed.",
+            kind="VolumeBackupSizeExceedsAvailableQuota",
         )
 
 

@@ -163,8 +163,14 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
     metadata, multiattach, all already type-checked.
     """
     size, image, source = fields.get("size"), None, None
+    snapshot_id = None
     if fields.get("snapshot_id"):
-        raise NotFound(f"Snapshot {fields['snapshot_id']} could not be found.", kind="SnapshotNotFound")
+        from novalite.volume.snapshots import source_for_volume  # snapshots builds on this module
+
+        snap, size = source_for_volume(s, ctx, fields["snapshot_id"], size)
+        snapshot_id, origin = snap.id, s.get(Volume, snap.volume_id)
+        source_bootable = bool(origin and origin.bootable)
+        source_meta = dict(origin.image_metadata or {}) if origin else {}
     if fields.get("imageRef"):
         image, size = _image_for(s, ctx, fields["imageRef"], size)
     if fields.get("source_volid"):
@@ -199,6 +205,7 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
         volume_metadata=dict(fields.get("metadata") or {}),
         image_id=image.id if image else None,
         source_volid=source.id if source else None,
+        snapshot_id=snapshot_id,
         image_metadata=_image_metadata(image)
         if image
         else dict(source.image_metadata or {})
@@ -206,6 +213,8 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
         else {},
         bootable=image is not None or bool(source and source.bootable),
     )
+    if snapshot_id is not None:
+        vol.bootable, vol.image_metadata = source_bootable, source_meta
     s.add(vol)
     s.flush()
     return vol

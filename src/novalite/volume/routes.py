@@ -14,7 +14,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from novalite.api.common import runtime
-from novalite.volume import routes_actions, routes_attachments, routes_misc, routes_types, routes_volumes
+from novalite.volume import (
+    routes_actions,
+    routes_attachments,
+    routes_misc,
+    routes_snapshots,
+    routes_types,
+    routes_volumes,
+)
 from novalite.volume.api import MAX_VERSION, MIN_VERSION
 
 CATALOG = ("volumev3", "cinderv3", "/volume/v3")
@@ -22,7 +29,14 @@ CATALOG = ("volumev3", "cinderv3", "/volume/v3")
 UPDATED = "2023-03-30T00:00:00Z"
 
 v3 = APIRouter()
-for _module in (routes_volumes, routes_actions, routes_attachments, routes_types, routes_misc):
+for _module in (
+    routes_volumes,
+    routes_actions,
+    routes_attachments,
+    routes_types,
+    routes_misc,
+    routes_snapshots,
+):
     v3.include_router(_module.router)
 
 router = APIRouter()

@@ -105,9 +105,9 @@ def show_limits(request: Request, vr: VolumeRequest = Depends(volume_request)) -
         "maxTotalBackupGigabytes": lim["backup_gigabytes"],
         "totalVolumesUsed": used["volumes"],
         "totalGigabytesUsed": used["gigabytes"],
-        "totalSnapshotsUsed": 0,
-        "totalBackupsUsed": 0,
-        "totalBackupGigabytesUsed": 0,
+        "totalSnapshotsUsed": used["snapshots"],
+        "totalBackupsUsed": used["backups"],
+        "totalBackupGigabytesUsed": used["backup_gigabytes"],
     }
     return respond(vr, {"limits": {"rate": [], "absolute": absolute}})
 

@@ -250,7 +250,8 @@ async def update_volume(
 
 @router.delete("/volumes/{volume_id}")
 def delete_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)) -> Response:
-    service.delete_volume(runtime(request), vr.ctx, volume_id)
+    cascade = boolean("cascade", request.query_params.get("cascade", "false"))
+    service.delete_volume(runtime(request), vr.ctx, volume_id, cascade=cascade)
     return Response(status_code=202, headers={"OpenStack-API-Version": f"volume {vr.version}"})
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
-from novalite.db.models.volume import Volume, VolumeAttachment
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeSnapshot
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
 from novalite.volume import instance_volumes, quotas, records
@@ -32,7 +32,8 @@ from novalite.volume.records import (
     info,
     invalid_volume,
 )
-from novalite.volume.storage import storage_for
+from novalite.volume.snapshots import delete_volume_snapshots
+from novalite.volume.storage import delete_location, storage_for
 
 # what the compute side and the create pipeline reach as ``volume.service.<name>``
 attach_for_instance = instance_volumes.attach_for_instance
@@ -51,13 +52,16 @@ def finish_create(runtime: Any, volume_id: str) -> None:
         size, image_id = vol.size, vol.image_id
         source = s.get(Volume, vol.source_volid) if vol.source_volid else None
         source_location = source.location if source is not None else None
+        if vol.snapshot_id:
+            snap = s.get(VolumeSnapshot, vol.snapshot_id)
+            source_location = snap.location if snap is not None else None
         image_path = None
         if image_id:
             image = get_image(s, RequestContext.system(), image_id)
             image_path = image.path if image is not None else None
     storage = storage_for(runtime)
     try:
-        if vol.source_volid:
+        if vol.source_volid or vol.snapshot_id:
             location = storage.create_from_volume(volume_id, size, source_location)
         elif image_id:
             location = storage.create_from_image(volume_id, size, image_path)
@@ -110,20 +114,25 @@ def extend_volume(runtime: Any, s: Session, vol: Volume, new_size: int) -> None:
     vol.size = new_size
 
 
-def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str) -> None:
-    """Cinder's delete: only detached volumes in a final state; data removed, row gone."""
+def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str, *, cascade: bool = False) -> None:
+    """Cinder's delete: only detached volumes in a final state without snapshots (``cascade``: its
+    snapshots go too); data removed, row gone."""
     with runtime.db.session() as s:
         vol = get_volume_row(s, ctx, volume_id)
         attached = s.scalars(select(VolumeAttachment.id).where(VolumeAttachment.volume_id == vol.id)).first()
-        if vol.status not in DELETABLE or attached is not None:
+        snapshots = s.scalars(select(VolumeSnapshot.id).where(VolumeSnapshot.volume_id == vol.id)).first()
+        if vol.status not in DELETABLE or attached is not None or (snapshots is not None and not cascade):
             raise invalid_volume(
                 "Volume status must be available or error or error_restoring or error_extending "
                 "or error_managing and must not be migrating, attached, belong to a group, have "
                 "snapshots, awaiting a transfer, or be disassociated from snapshots after volume "
                 "transfer."
             )
+        snapshot_locations = delete_volume_snapshots(s, vol.id) if cascade else []
         vol.status = "deleting"
         location = vol.location
+    for snapshot_location in snapshot_locations:
+        delete_location(snapshot_location)
     storage_for(runtime).delete(volume_id, location)
     with runtime.db.session() as s:
         vol = s.get(Volume, volume_id)

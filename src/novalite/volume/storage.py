@@ -3,7 +3,9 @@
 * ``RecordsOnlyStorage`` (the fake): keeps no data, remembers which volumes exist and their
   sizes so tests can look; the default for the fake virt driver.
 * ``FileStorage``: one file per volume under ``<data_dir>/volumes``; a volume created from an
-  image starts as a copy of the image file, a blank one as a sparse file of its size.
+  image starts as a copy of the image file, a blank one as a sparse file of its size. A snapshot
+  is a copy of its volume's file beside it (``snapshot-<id>``), a backup a copy under
+  ``<data_dir>/backups``; copies keep holes (only the data extents are written).
   A later qcow2 implementation (``qemu-img create -f qcow2 -b <image>``) plugs in here with
   the same four methods.
 
@@ -17,7 +19,6 @@ The volume seeder calls ``storage_for`` at start-up. Every method is idempotent.
 from __future__ import annotations
 
 import os
-import shutil
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ class VolumeStorage(Protocol):
 
     def delete(self, volume_id: str, location: str | None) -> None:
         """Remove the volume's data; no error when it is already gone."""
+
+    def copy_out(self, kind: str, item_id: str, source_location: str | None) -> str | None:
+        """A copy of a volume's data kept as a ``snapshot`` or a ``backup``; returns its location."""
+
+    def copy_into(self, location: str | None, source_location: str | None, size_gb: int) -> None:
+        """Overwrite an existing volume's data with a snapshot's or a backup's (a restore)."""
 
 
 @dataclass
@@ -70,6 +77,12 @@ class RecordsOnlyStorage:
         self.volumes.pop(volume_id, None)
         self.images.pop(volume_id, None)
 
+    def copy_out(self, kind: str, item_id: str, source_location: str | None) -> str | None:
+        return None
+
+    def copy_into(self, location: str | None, source_location: str | None, size_gb: int) -> None:
+        return None
+
 
 @dataclass
 class FileStorage:
@@ -92,7 +105,7 @@ class FileStorage:
             return self.create_blank(volume_id, size_gb)
         self.root.mkdir(parents=True, exist_ok=True)
         path = self._path(volume_id)
-        shutil.copyfile(image_path, path)
+        sparse_copy(image_path, path)
         if path.stat().st_size < size_gb * GIB:
             with open(path, "r+b") as handle:
                 handle.truncate(size_gb * GIB)
@@ -109,6 +122,63 @@ class FileStorage:
     def delete(self, volume_id: str, location: str | None) -> None:
         if location:
             Path(location).unlink(missing_ok=True)
+
+    def copy_out(self, kind: str, item_id: str, source_location: str | None) -> str | None:
+        root = self.root if kind == "snapshot" else self.root.parent / "backups"
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f"{kind}-{item_id}"
+        if source_location and os.path.exists(source_location):
+            sparse_copy(source_location, path)
+        else:
+            path.touch()
+        return str(path)
+
+    def copy_into(self, location: str | None, source_location: str | None, size_gb: int) -> None:
+        if not location:
+            return
+        if source_location and os.path.exists(source_location):
+            sparse_copy(source_location, Path(location))
+        with open(location, "r+b" if os.path.exists(location) else "wb") as handle:
+            handle.truncate(max(size_gb * GIB, os.fstat(handle.fileno()).st_size))
+
+
+def sparse_copy(source: str | Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` writing only its data extents (holes stay holes)."""
+    tmp = target.with_name(target.name + ".part")
+    with open(source, "rb") as src, open(tmp, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        for start, end in _extents(src.fileno(), size):
+            src.seek(start)
+            dst.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = src.read(min(remaining, 4 * 1024 * 1024))
+                if not chunk:
+                    break
+                dst.write(chunk)
+                remaining -= len(chunk)
+        dst.truncate(size)
+    os.replace(tmp, target)
+
+
+def _extents(fd: int, size: int) -> list[tuple[int, int]]:
+    """The (start, end) byte ranges holding data; the whole file where SEEK_DATA is not supported."""
+    seek_data, seek_hole = getattr(os, "SEEK_DATA", None), getattr(os, "SEEK_HOLE", None)
+    if seek_data is None or seek_hole is None:
+        return [(0, size)]
+    out, offset = [], 0
+    try:
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, seek_data)
+            except OSError:  # ENXIO: no data after offset
+                break
+            end = os.lseek(fd, start, seek_hole)
+            out.append((start, end))
+            offset = end
+    except OSError:
+        return [(0, size)]
+    return out
 
 
 _BY_ENGINE: weakref.WeakKeyDictionary[Any, VolumeStorage] = weakref.WeakKeyDictionary()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from novalite.api.common import runtime
 from novalite.api.microversion import V, Version
 from novalite.context import RequestContext
-from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeBackup, VolumeSnapshot, VolumeType
 from novalite.volume.attachments import volume_attachments
 
 
@@ -69,7 +69,7 @@ def volume_detail(
         "updated_at": stamp(vol.updated_at),
         "attachments": [_attachment_entry(vol, a) for a in attached],
         "volume_type": vtype.name if vtype else None,
-        "snapshot_id": None,
+        "snapshot_id": vol.snapshot_id,
         "source_volid": vol.source_volid,
         "metadata": dict(vol.volume_metadata or {}),
         "links": volume_links(request, vol.id),
@@ -144,4 +144,74 @@ def type_view(vtype: VolumeType, *, admin: bool, create: bool = False) -> dict[s
         out["extra_specs"] = dict(vtype.extra_specs or {})
         if not create:
             out["qos_specs_id"] = None
+    return out
+
+
+def snapshot_view(snap: VolumeSnapshot, version: Version, *, extended: bool = True) -> dict[str, Any]:
+    """Cinder's snapshot view; ``extended`` (show and detail): the extended snapshot attributes."""
+    out: dict[str, Any] = {
+        "id": snap.id,
+        "created_at": stamp(snap.created_at),
+        "updated_at": stamp(snap.updated_at),
+        "name": snap.name,
+        "description": snap.description,
+        "volume_id": snap.volume_id,
+        "status": snap.status,
+        "size": snap.size,
+        "metadata": dict(snap.snapshot_metadata or {}),
+    }
+    if extended:
+        out["os-extended-snapshot-attributes:progress"] = "100%" if snap.status == "available" else "0%"
+        out["os-extended-snapshot-attributes:project_id"] = snap.project_id
+    if version >= V(3, 14):  # 3.14: group_snapshot_id
+        out["group_snapshot_id"] = None
+    if version >= V(3, 41):  # 3.41: user_id
+        out["user_id"] = snap.user_id
+    if version >= V(3, 65):  # 3.65: consumes_quota
+        out["consumes_quota"] = True
+    return out
+
+
+def backup_links(request: Request, backup: VolumeBackup) -> list[dict[str, str]]:
+    base = f"{runtime(request).public_url}/volume"
+    return [
+        {"rel": "self", "href": f"{base}/v3/{backup.project_id}/backups/{backup.id}"},
+        {"rel": "bookmark", "href": f"{base}/{backup.project_id}/backups/{backup.id}"},
+    ]
+
+
+def backup_summary(request: Request, backup: VolumeBackup) -> dict[str, Any]:
+    return {"id": backup.id, "name": backup.name, "links": backup_links(request, backup)}
+
+
+def backup_detail(
+    request: Request, ctx: RequestContext, version: Version, backup: VolumeBackup
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": backup.id,
+        "status": backup.status,
+        "size": backup.size,
+        "object_count": 1 if backup.status == "available" else 0,
+        "availability_zone": backup.availability_zone,
+        "container": backup.container,
+        "created_at": stamp(backup.created_at),
+        "updated_at": stamp(backup.updated_at),
+        "name": backup.name,
+        "description": backup.description,
+        "fail_reason": backup.fail_reason,
+        "volume_id": backup.volume_id,
+        "links": backup_links(request, backup),
+        "is_incremental": False,
+        "has_dependent_backups": False,
+        "snapshot_id": backup.snapshot_id,
+        "data_timestamp": stamp(backup.data_timestamp),
+    }
+    if version >= V(3, 18) and ctx.is_admin:  # 3.18: the owning project (admin)
+        out["os-backup-project-attr:project_id"] = backup.project_id
+    if version >= V(3, 43):  # 3.43: metadata
+        out["metadata"] = dict(backup.backup_metadata or {})
+    if version >= V(3, 56):  # 3.56: user_id
+        out["user_id"] = backup.user_id
+    if version >= V(3, 64):  # 3.64: encryption_key_id
+        out["encryption_key_id"] = None
     return out

@@ -104,4 +104,17 @@ RULES: Table = {
     ("GET", V + "/os-services"): Rule("volume_extension:services:index", ADMIN),
     ("GET", V + "/os-availability-zone"): Rule("(none: availability zones are listed to every token)", ANY),
     ("GET", V + "/extensions"): Rule("(none: extensions are listed to every token)", ANY),
+    # snapshots and backups (another project's: 404)
+    ("GET", V + "/snapshots"): Rule("volume:get_all_snapshots", READER),
+    ("GET", V + "/snapshots/detail"): Rule("volume:get_all_snapshots", READER),
+    ("POST", V + "/snapshots"): Rule("volume:create_snapshot", MEMBER),
+    ("GET", V + "/snapshots/{snapshot_id}"): Rule("volume:get_snapshot", READER),
+    ("PUT", V + "/snapshots/{snapshot_id}"): Rule("volume:update_snapshot", MEMBER),
+    ("DELETE", V + "/snapshots/{snapshot_id}"): Rule("volume:delete_snapshot", MEMBER),
+    ("GET", V + "/backups"): Rule("backup:get_all", READER),
+    ("GET", V + "/backups/detail"): Rule("backup:get_all", READER),
+    ("POST", V + "/backups"): Rule("backup:create", MEMBER),
+    ("GET", V + "/backups/{backup_id}"): Rule("backup:get", READER),
+    ("DELETE", V + "/backups/{backup_id}"): Rule("backup:delete", MEMBER),
+    ("POST", V + "/backups/{backup_id}/restore"): Rule("backup:restore", MEMBER),
 }

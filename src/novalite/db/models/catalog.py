@@ -1,8 +1,13 @@
-"""Flavors (with extra specs and project access), key pairs, and quota limits.
+"""Flavors (with extra specs and project access), key pairs, quota limits, and Keystone's service
+catalog (services and their endpoints).
 
 Flavors and key pairs are hard-deleted, as Nova's API database does: a server keeps its own
 flavor snapshot, so nothing points at a flavor row after boot. ``Flavor.id`` is internal;
 the API's id is the string ``flavorid``.
+
+Catalog rows: a built-in endpoint keeps ``builtin_suffix`` (``/compute/v2.1``) and its URL is the
+server's public URL plus that suffix at the time of reading, so a changed ``public_url`` needs no
+data change; an admin who sets the URL clears it.
 
 Quota rows: ``Quota`` holds per-project limits (``user_id == ""``) and per-user limits
 (``user_id`` set); ``QuotaClass`` holds the limits of a named class, of which only
@@ -99,3 +104,27 @@ class QuotaClass(Base):
     class_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     resource: Mapped[str] = mapped_column(String(255), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class CatalogService(Base):
+    __tablename__ = "catalog_services"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CatalogEndpoint(Base):
+    __tablename__ = "catalog_endpoints"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("catalog_services.id", ondelete="CASCADE"), index=True)
+    interface: Mapped[str] = mapped_column(String(8))  # public | internal | admin
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    builtin_suffix: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,5 @@
-"""Embedded Cinder v3 subset: volumes, their attachments, volume types and per-project quotas."""
+"""Embedded Cinder v3 subset: volumes, their attachments, snapshots and backups, volume types and
+per-project quotas."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class Volume(Base):
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     image_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     source_volid: Mapped[str | None] = mapped_column(String(36), nullable=True)  # a clone's origin
+    snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # created from a snapshot
     image_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # volume_image_metadata
     volume_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # "metadata"
     location: Mapped[str | None] = mapped_column(Text, nullable=True)  # where the storage keeps the data
@@ -92,3 +94,52 @@ class VolumeQuota(Base):
     project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class VolumeSnapshot(Base):
+    """A point-in-time copy of a volume's data; the volume cannot be deleted while it has any."""
+
+    __tablename__ = "volume_snapshots"
+    __table_args__ = (
+        Index("ix_volume_snapshots_project_created", "project_id", "created_at"),
+        Index("ix_volume_snapshots_volume", "volume_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    volume_id: Mapped[str] = mapped_column(String(36))
+    size: Mapped[int] = mapped_column(Integer)  # GiB: the volume's size when taken
+    status: Mapped[str] = mapped_column(String(32), default="creating")
+    snapshot_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # "metadata"
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class VolumeBackup(Base):
+    """A full copy of a volume's data kept apart from it (under ``<data_dir>/backups``)."""
+
+    __tablename__ = "volume_backups"
+    __table_args__ = (Index("ix_volume_backups_project_created", "project_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    volume_id: Mapped[str] = mapped_column(String(36))
+    snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32), default="creating")
+    container: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_ZONE)
+    fail_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    backup_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    restore_volume_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    data_timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,204 @@
+"""Cinder v3 snapshots and backups through HTTP: the statuses, the data really copied (a volume
+made from a snapshot and a restored backup hold the bytes the volume had), the quotas (413 in
+Cinder's words), a volume with snapshots refused delete unless it cascades, another project's
+snapshot or backup a 404, and bad input a 400, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Api
+
+V = "/volume/v3"
+MV = {"OpenStack-API-Version": "volume 3.60"}
+
+
+def _wait(stack: Api, path: str, key: str, status: str, as_: str = "demo") -> dict[str, Any]:
+    r = stack.wait_for(path, lambda r: r.json()[key]["status"] not in ("creating", "restoring"), as_=as_)
+    body = r.json()[key]
+    assert body["status"] == status, body
+    return body  # type: ignore[no-any-return]
+
+
+def _volume(stack: Api, body: dict[str, Any], as_: str = "demo") -> dict[str, Any]:
+    r = stack.post(f"{V}/volumes", json={"volume": body}, as_=as_, headers=MV)
+    assert r.status_code == 202, r.text
+    return _wait(stack, f"{V}/volumes/{r.json()['volume']['id']}", "volume", "available", as_)
+
+
+def _snapshot(stack: Api, volume_id: str, as_: str = "demo", **extra: Any) -> dict[str, Any]:
+    r = stack.post(
+        f"{V}/snapshots", json={"snapshot": {"volume_id": volume_id, **extra}}, as_=as_, headers=MV
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["snapshot"]["status"] == "creating"
+    return _wait(stack, f"{V}/snapshots/{r.json()['snapshot']['id']}", "snapshot", "available", as_)
+
+
+def _fault(r: Any, status: int, name: str) -> str:
+    assert r.status_code == status, r.text
+    return str(r.json()[name]["message"])
+
+
+def _file(stack: Api, volume_id: str) -> Path:
+    return Path(stack.runtime.settings.data_dir) / "volumes" / f"volume-{volume_id}"  # type: ignore[attr-defined]
+
+
+def test_snapshot_lifecycle_and_volume_from_snapshot_copies_the_data(stack: Api) -> None:
+    vol = _volume(stack, {"size": 1, "name": "src"})
+    with open(_file(stack, vol["id"]), "r+b") as f:
+        f.seek(4096)
+        f.write(b"snapshot me")
+    snap = _snapshot(stack, vol["id"], name="s1", description="first", metadata={"k": "v"})
+    assert snap["size"] == 1 and snap["volume_id"] == vol["id"] and snap["metadata"] == {"k": "v"}
+    assert snap["os-extended-snapshot-attributes:progress"] == "100%"
+    assert snap["os-extended-snapshot-attributes:project_id"] == stack.ids["demo_project"]
+    listed = stack.get(f"{V}/snapshots").json()["snapshots"]
+    assert [s["id"] for s in listed] == [snap["id"]]
+    detail = stack.get(f"{V}/snapshots/detail", params={"volume_id": vol["id"]}).json()["snapshots"]
+    assert detail[0]["name"] == "s1"
+    r = stack.put(f"{V}/snapshots/{snap['id']}", json={"snapshot": {"name": "s2"}})
+    assert r.status_code == 200 and r.json()["snapshot"]["name"] == "s2"
+    # the volume changes after the snapshot; the new volume holds what the snapshot saw
+    with open(_file(stack, vol["id"]), "r+b") as f:
+        f.seek(4096)
+        f.write(b"changed!!!!")
+    clone = _volume(stack, {"snapshot_id": snap["id"], "name": "from-snap"})
+    assert clone["snapshot_id"] == snap["id"] and clone["size"] == 1
+    with open(_file(stack, clone["id"]), "rb") as f:
+        f.seek(4096)
+        assert f.read(11) == b"snapshot me"
+    assert _file(stack, clone["id"]).stat().st_size == 1024**3
+    r = stack.post(f"{V}/volumes", json={"volume": {"snapshot_id": snap["id"], "size": 0}}, headers=MV)
+    assert r.status_code == 400
+    # a volume with snapshots: refused delete, unless it cascades
+    msg = _fault(stack.delete(f"{V}/volumes/{vol['id']}"), 400, "badRequest")
+    assert "have snapshots" in msg
+    assert stack.delete(f"{V}/volumes/{vol['id']}", params={"cascade": "true"}).status_code == 202
+    assert stack.get(f"{V}/snapshots/{snap['id']}").status_code == 404
+    assert stack.get(f"{V}/volumes/{vol['id']}").status_code == 404
+    assert not list((_file(stack, vol["id"]).parent).glob(f"snapshot-{snap['id']}*"))
+    assert stack.delete(f"{V}/volumes/{clone['id']}").status_code == 202
+
+
+def test_snapshot_delete_and_quotas(stack: Api) -> None:
+    vol = _volume(stack, {"size": 2})
+    snap = _snapshot(stack, vol["id"])
+    limits = stack.get(f"{V}/limits").json()["limits"]["absolute"]
+    assert limits["totalSnapshotsUsed"] == 1 and limits["totalGigabytesUsed"] == 4
+    assert stack.delete(f"{V}/snapshots/{snap['id']}").status_code == 202
+    assert stack.get(f"{V}/snapshots/{snap['id']}").status_code == 404
+    assert stack.get(f"{V}/limits").json()["limits"]["absolute"]["totalSnapshotsUsed"] == 0
+    pid = stack.ids["demo_project"]
+    r = stack.put(f"{V}/os-quota-sets/{pid}", json={"quota_set": {"snapshots": 1}}, as_="admin")
+    assert r.status_code == 200, r.text
+    _snapshot(stack, vol["id"])
+    r = stack.post(f"{V}/snapshots", json={"snapshot": {"volume_id": vol["id"]}})
+    assert _fault(r, 413, "overLimit") == "Maximum number of snapshots allowed (1) exceeded"
+    r = stack.put(
+        f"{V}/os-quota-sets/{pid}", json={"quota_set": {"snapshots": 5, "gigabytes": 5}}, as_="admin"
+    )
+    assert r.status_code == 200
+    msg = _fault(stack.post(f"{V}/snapshots", json={"snapshot": {"volume_id": vol["id"]}}), 413, "overLimit")
+    assert msg.startswith("Requested volume or snapshot exceeds allowed gigabytes quota")
+
+
+def test_snapshot_refusals(stack: Api) -> None:
+    vol = _volume(stack, {"size": 1})
+    r = stack.post(f"{V}/snapshots", json={"snapshot": {"volume_id": "nope"}})
+    assert _fault(r, 404, "itemNotFound") == "Volume nope could not be found."
+    assert stack.post(f"{V}/snapshots", json={"snapshot": {}}).status_code == 400
+    assert stack.post(f"{V}/snapshots", json={"nothing": 1}).status_code == 400
+    assert (
+        stack.post(f"{V}/snapshots", json={"snapshot": {"volume_id": vol["id"], "force": "x"}}).status_code
+        == 400
+    )
+    r = stack.post(f"{V}/volumes", json={"volume": {"snapshot_id": "missing"}}, headers=MV)
+    assert _fault(r, 404, "itemNotFound") == "Snapshot missing could not be found."
+    # an in-use volume needs force below 3.66
+    admin_reset = {"os-reset_status": {"status": "in-use"}}
+    assert stack.post(f"{V}/volumes/{vol['id']}/action", json=admin_reset, as_="admin").status_code == 202
+    r = stack.post(f"{V}/snapshots", json={"snapshot": {"volume_id": vol["id"]}})
+    assert "status must be available, but current status is: in-use" in _fault(r, 400, "badRequest")
+    _snapshot(stack, vol["id"], force=True)
+    # another project (the admin's own) sees none of it; all_tenants shows it to the admin
+    snap = stack.get(f"{V}/snapshots").json()["snapshots"][0]
+    admin_list = stack.get(f"{V}/snapshots", as_="admin").json()["snapshots"]
+    assert admin_list == []
+    assert len(stack.get(f"{V}/snapshots", params={"all_tenants": "1"}, as_="admin").json()["snapshots"]) == 1
+    assert stack.get(f"{V}/snapshots/{snap['id']}", as_="admin").status_code == 200
+
+
+def test_backup_create_restore_delete(stack: Api) -> None:
+    vol = _volume(stack, {"size": 1, "name": "data"})
+    with open(_file(stack, vol["id"]), "r+b") as f:
+        f.seek(1 << 20)
+        f.write(b"backed up bytes")
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"], "name": "b1"}}, headers=MV)
+    assert r.status_code == 202, r.text
+    summary = r.json()["backup"]
+    assert set(summary) == {"id", "name", "links"} and summary["name"] == "b1"
+    backup = _wait(stack, f"{V}/backups/{summary['id']}", "backup", "available")
+    assert backup["size"] == 1 and backup["volume_id"] == vol["id"] and backup["container"]
+    stored = Path(stack.runtime.settings.data_dir) / "backups" / f"backup-{backup['id']}"  # type: ignore[attr-defined]
+    assert stored.exists()
+    assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["status"] == "available"
+    assert [b["id"] for b in stack.get(f"{V}/backups").json()["backups"]] == [backup["id"]]
+    assert stack.get(f"{V}/backups/detail").json()["backups"][0]["status"] == "available"
+    limits = stack.get(f"{V}/limits").json()["limits"]["absolute"]
+    assert limits["totalBackupsUsed"] == 1 and limits["totalBackupGigabytesUsed"] == 1
+    # restore to a new volume
+    r = stack.post(f"{V}/backups/{backup['id']}/restore", json={"restore": {}})
+    assert r.status_code == 202, r.text
+    restore = r.json()["restore"]
+    assert restore["backup_id"] == backup["id"] and restore["volume_name"] == f"restore_backup_{backup['id']}"
+    new = _wait(stack, f"{V}/volumes/{restore['volume_id']}", "volume", "available")
+    assert new["size"] == 1
+    with open(_file(stack, new["id"]), "rb") as f:
+        f.seek(1 << 20)
+        assert f.read(15) == b"backed up bytes"
+    # restore over an existing volume
+    target = _volume(stack, {"size": 2})
+    r = stack.post(f"{V}/backups/{backup['id']}/restore", json={"restore": {"volume_id": target["id"]}})
+    assert r.status_code == 202 and r.json()["restore"]["volume_id"] == target["id"]
+    _wait(stack, f"{V}/volumes/{target['id']}", "volume", "available")
+    _wait(stack, f"{V}/backups/{backup['id']}", "backup", "available")
+    with open(_file(stack, target["id"]), "rb") as f:
+        f.seek(1 << 20)
+        assert f.read(15) == b"backed up bytes"
+    assert _file(stack, target["id"]).stat().st_size == 2 * 1024**3
+    assert stack.delete(f"{V}/backups/{backup['id']}").status_code == 202
+    assert stack.get(f"{V}/backups/{backup['id']}").status_code == 404
+    assert not stored.exists()
+
+
+def test_backup_refusals_and_quotas(stack: Api) -> None:
+    vol = _volume(stack, {"size": 2})
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": "nope"}})
+    assert _fault(r, 404, "itemNotFound") == "Volume nope could not be found."
+    assert stack.post(f"{V}/backups", json={"backup": {}}).status_code == 400
+    r = stack.post(f"{V}/backups/nope/restore", json={"restore": {}})
+    assert _fault(r, 404, "itemNotFound") == "Backup nope could not be found."
+    assert stack.delete(f"{V}/backups/nope").status_code == 404
+    reset = {"os-reset_status": {"status": "in-use"}}
+    assert stack.post(f"{V}/volumes/{vol['id']}/action", json=reset, as_="admin").status_code == 202
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"]}})
+    assert (
+        _fault(r, 400, "badRequest") == "Invalid volume: Backing up an in-use volume must use the force flag."
+    )
+    reset = {"os-reset_status": {"status": "available"}}
+    assert stack.post(f"{V}/volumes/{vol['id']}/action", json=reset, as_="admin").status_code == 202
+    pid = stack.ids["demo_project"]
+    quota = {"quota_set": {"backup_gigabytes": 1}}
+    assert stack.put(f"{V}/os-quota-sets/{pid}", json=quota, as_="admin").status_code == 200
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"]}})
+    assert _fault(r, 413, "overLimit") == (
+        "Requested backup exceeds allowed Backup gigabytes quota. Requested 2G, quota is 1G and 0G has "
+        "been consumed."
+    )
+    quota = {"quota_set": {"backup_gigabytes": 100, "backups": 0}}
+    assert stack.put(f"{V}/os-quota-sets/{pid}", json=quota, as_="admin").status_code == 200
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"]}})
+    assert _fault(r, 413, "overLimit") == "Maximum number of backups allowed (0) exceeded"
+    assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["status"] == "available"
