@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
-from novalite.db.models.image import IMAGE_STATUSES, VISIBILITIES, Image
+from novalite.db.models.image import IMAGE_STATUSES, VISIBILITIES, Image, ImageMember
 from novalite.errors import BadRequest
 
 DEFAULT_LIMIT = 25
@@ -71,20 +71,34 @@ Predicate = Callable[[Image], bool]
 @dataclass
 class ImageQuery:
     visibility: str | None = None
+    member_status: str = "accepted"  # which shared-with-me images a member lists ("all": every one)
     predicates: list[Predicate] = field(default_factory=list)
     sort: list[tuple[str, str]] = field(default_factory=list)
     limit: int = DEFAULT_LIMIT
     marker: str | None = None
 
 
-def scope(s: Session, ctx: RequestContext, visibility: str | None) -> list[Image]:
-    """Non-deleted images the caller may list; others' community images only when asked for."""
+def scope(
+    s: Session, ctx: RequestContext, visibility: str | None, member_status: str = "accepted"
+) -> list[Image]:
+    """Non-deleted images the caller may list; others' community images only when asked for;
+    shared images of which the caller's project is a member of ``member_status`` (Glance's
+    default: accepted ones only)."""
     stmt = select(Image).where(Image.deleted.is_(False))
     if visibility not in (None, "all"):
         stmt = stmt.where(Image.visibility == visibility)
     if not ctx.is_admin:
         shown = ["public"] + (["community"] if visibility in ("community", "all") else [])
-        stmt = stmt.where(or_(Image.visibility.in_(shown), Image.owner == ctx.project_id))
+        memberships = select(ImageMember.image_id).where(ImageMember.member == ctx.project_id)
+        if member_status != "all":
+            memberships = memberships.where(ImageMember.status == member_status)
+        stmt = stmt.where(
+            or_(
+                Image.visibility.in_(shown),
+                Image.owner == ctx.project_id,
+                and_(Image.visibility == "shared", Image.id.in_(memberships)),
+            )
+        )
     return list(s.scalars(stmt))
 
 
@@ -150,9 +164,7 @@ def _filter_for(key: str, raw: str) -> Predicate | None:
         flag = _bool_param(key, raw)
         return lambda img: bool(getattr(img, key)) == flag
     if key == "member_status":
-        if raw not in ("accepted", "pending", "rejected", "all"):
-            raise BadRequest(f"Invalid status: {raw}")
-        return None
+        return None  # a scope, not a predicate (parse_query)
     if key in NOT_PROPERTIES:
         return None
     return lambda img: img.properties.get(key) == raw
@@ -202,6 +214,11 @@ def parse_query(items: Iterable[tuple[str, str]]) -> ImageQuery:
     if visibility is not None and visibility not in VISIBILITIES + ("all",):
         raise BadRequest(f"Invalid visibility value: {visibility}")
     q.visibility = visibility
+    member_status = _last(params, "member_status")
+    if member_status is not None:
+        if member_status not in ("accepted", "pending", "rejected", "all"):
+            raise BadRequest(f"Invalid status: {member_status}")
+        q.member_status = member_status
     if "os_hidden" not in params:
         q.predicates.append(lambda img: not img.os_hidden)
     for key, values in params.items():
@@ -240,5 +257,5 @@ def page_after(images: list[Image], marker: str | None, limit: int) -> tuple[lis
 
 
 def list_images(s: Session, ctx: RequestContext, q: ImageQuery) -> tuple[list[Image], bool]:
-    rows = [img for img in scope(s, ctx, q.visibility) if all(p(img) for p in q.predicates)]
+    rows = [img for img in scope(s, ctx, q.visibility, q.member_status) if all(p(img) for p in q.predicates)]
     return page_after(sort_images(rows, q.sort), q.marker, q.limit)

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden, NotFound, RequestTooLarge, UnsupportedMediaType
-from novalite.image import listing, service, store, views
+from novalite.image import import_, listing, members, service, store, views
 from novalite.image.patch import check_media_type, parse_patch
 
 router = APIRouter(prefix="/image")
@@ -58,7 +58,7 @@ async def create(request: Request, ctx: RequestContext = Depends(request_context
 
     shown = await run_in_threadpool(_in_session, request, work)
     location = f"{runtime(request).public_url}/image/v2/images/{shown['id']}"
-    return JSONResponse(shown, status_code=201, headers={"Location": location})
+    return JSONResponse(shown, status_code=201, headers={"Location": location, **import_.create_headers()})
 
 
 @router.get("/v2/images")
@@ -116,31 +116,109 @@ def delete(image_id: str, request: Request, ctx: RequestContext = Depends(reques
     return Response(status_code=204)
 
 
-@router.put("/v2/images/{image_id}/file", status_code=204)
-async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    """Stream the body into the image's data file: queued -> saving -> active."""
+def _check_octet_stream(request: Request) -> None:
     ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
     if ctype not in ("application/octet-stream", ""):
         raise UnsupportedMediaType(f"Unsupported Content-Type: {ctype}. Use application/octet-stream")
+
+
+async def _receive(
+    request: Request, image_id: str, *, staging: bool, finish: Callable[[Session, store.StoredData], None]
+) -> None:
+    """Stream the body into the image's data (or staged) file, then ``finish``; on any failure
+    drop what was written and let the caller's ``abort`` put the image back to queued."""
     rt = runtime(request)
-    await run_in_threadpool(_in_session, request, lambda s: service.begin_upload(s, ctx, image_id))
-    writer = store.DataWriter(rt.settings.data_dir, image_id)
+    writer = store.DataWriter(rt.settings.data_dir, image_id, staging=staging)
     try:
         async for chunk in request.stream():
             if chunk:
                 await run_in_threadpool(writer.write, chunk)
         stored = await run_in_threadpool(writer.commit)
-        await run_in_threadpool(_in_session, request, lambda s: service.finish_upload(s, image_id, stored))
+        await run_in_threadpool(_in_session, request, lambda s: finish(s, stored))
     except BaseException as exc:
         writer.abort()
-        store.remove(rt.settings.data_dir, image_id)  # only this upload can have written it (queued before)
-        await run_in_threadpool(_in_session, request, lambda s: service.abort_upload(s, image_id))
+        store.remove(rt.settings.data_dir, image_id)  # only this request can have written it (queued before)
         if isinstance(exc, ClientDisconnect):
-            raise BadRequest("The upload was interrupted before all data arrived.") from None
+            raise BadRequest("The upload was interrupted before all data arrived.") from exc
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            raise RequestTooLarge("Image storage media is full.") from None
+            raise RequestTooLarge("Image storage media is full.") from exc
+        raise
+
+
+@router.put("/v2/images/{image_id}/file", status_code=204)
+async def upload(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+    """Stream the body into the image's data file: queued -> saving -> active."""
+    _check_octet_stream(request)
+    await run_in_threadpool(_in_session, request, lambda s: service.begin_upload(s, ctx, image_id))
+    try:
+        await _receive(
+            request, image_id, staging=False, finish=lambda s, data: service.finish_upload(s, image_id, data)
+        )
+    except BaseException:
+        await run_in_threadpool(_in_session, request, lambda s: service.abort_upload(s, image_id))
         raise
     return Response(status_code=204)
+
+
+@router.put("/v2/images/{image_id}/stage", status_code=204)
+async def stage(image_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+    """Glance's interoperable import, first half: queued -> uploading with the data set aside."""
+    _check_octet_stream(request)
+    await run_in_threadpool(_in_session, request, lambda s: import_.begin_stage(s, ctx, image_id))
+    try:
+        await _receive(
+            request, image_id, staging=True, finish=lambda s, data: import_.finish_stage(s, image_id, data)
+        )
+    except BaseException:
+        await run_in_threadpool(_in_session, request, lambda s: import_.abort_stage(s, image_id))
+        raise
+    return Response(status_code=204)
+
+
+@router.post("/v2/images/{image_id}/import", status_code=202)
+async def import_image(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
+    """Second half: glance-direct makes the staged data the image's (uploading -> importing ->
+    active) before answering 202; copy-image has no other store to copy to."""
+    req = import_.parse_import(await json_body(request), request.headers.get("x-image-meta-store"))
+    rt = runtime(request)
+    if not await run_in_threadpool(
+        _in_session, request, lambda s: import_.begin_import(s, ctx, image_id, req)
+    ):
+        return Response(status_code=202)
+    data_dir = rt.settings.data_dir
+    try:
+        stored = await run_in_threadpool(store.promote_staged, data_dir, image_id)
+        await run_in_threadpool(
+            _in_session,
+            request,
+            lambda s: service.finish_upload(s, image_id, stored, from_status="importing"),
+        )
+    except BaseException:
+        staged = store.staged_path(data_dir, image_id).is_file()
+        if not staged:
+            store.remove(data_dir, image_id)
+        await run_in_threadpool(_in_session, request, lambda s: import_.abort_import(s, image_id, staged))
+        raise
+    return Response(status_code=202)
+
+
+@router.get("/v2/info/import")
+def info_import(ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return import_.import_info()
+
+
+@router.get("/v2/info/stores")
+def info_stores(ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return import_.stores_info()
+
+
+@router.get("/v2/info/stores/detail")
+def info_stores_detail(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    if not ctx.is_admin:
+        raise Forbidden("You are not authorized to complete stores_info_detail action.")
+    return import_.stores_detail(str(runtime(request).settings.data_dir))
 
 
 @router.get("/v2/images/{image_id}/file")
@@ -183,4 +261,65 @@ def delete_tag(
 ) -> Response:
     with runtime(request).db.session() as s:
         service.remove_tag(s, ctx, image_id, tag)
+    return Response(status_code=204)
+
+
+@router.get("/v2/schemas/member")
+def schema_member(ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return members.member_schema()
+
+
+@router.get("/v2/schemas/members")
+def schema_members(ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    return members.members_schema()
+
+
+@router.post("/v2/images/{image_id}/members")
+async def add_member(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    """Share a ``shared`` image with a project: a pending membership (200, as Glance)."""
+    body = await json_body(request)
+
+    def work(s: Session) -> dict[str, Any]:
+        return members.member_view(members.add_member(s, ctx, image_id, body))
+
+    return await run_in_threadpool(_in_session, request, work)
+
+
+@router.get("/v2/images/{image_id}/members")
+def list_members(
+    image_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return members.members_view(members.list_members(s, ctx, image_id))
+
+
+@router.get("/v2/images/{image_id}/members/{member_id}")
+def show_member(
+    image_id: str, member_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return members.member_view(members.show_member(s, ctx, image_id, member_id))
+
+
+@router.put("/v2/images/{image_id}/members/{member_id}")
+async def update_member(
+    image_id: str, member_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    """The member project accepts, rejects or resets (pending) the offer."""
+    body = await json_body(request)
+
+    def work(s: Session) -> dict[str, Any]:
+        return members.member_view(members.update_member(s, ctx, image_id, member_id, body))
+
+    return await run_in_threadpool(_in_session, request, work)
+
+
+@router.delete("/v2/images/{image_id}/members/{member_id}", status_code=204)
+def delete_member(
+    image_id: str, member_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
+    with runtime(request).db.session() as s:
+        members.delete_member(s, ctx, image_id, member_id)
     return Response(status_code=204)

@@ -4,11 +4,14 @@ Contract (docs/DEVELOPING.md): ``get_image(s, ctx, image_id) -> ImageInfo | None
 image as ``ctx`` may see it, ``None`` when missing, deleted or not visible.
 
 Visibility: ``public`` and ``community`` images are visible to every project, ``private``
-and ``shared`` only to the owner (there are no image members here); admin sees all.
+ones only to the owner, ``shared`` ones to the owner and to every member project whatever
+its member status (Glance: a pending member may GET the image; lists show it only once
+accepted, see ``listing``); admin sees all.
 Only the owner (or admin) may change, upload to or delete an image; a visible image that
 is not yours answers 403, an invisible one 404. Publishing (``public``) is admin-only.
 
 Statuses: queued --upload--> saving --> active <--deactivate/reactivate--> deactivated;
+queued --stage--> uploading --import--> importing --> active (``import_``);
 delete marks the row deleted (status ``deleted``) and removes its data file.
 """
 
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
-from novalite.db.models.image import Image, ImageProperty, ImageTag
+from novalite.db.models.image import Image, ImageMember, ImageProperty, ImageTag
 from novalite.db.precompiled import Precompiled
 from novalite.errors import BadRequest, Conflict, Forbidden, NotFound, RequestTooLarge
 from novalite.image import fields, store
@@ -61,11 +64,30 @@ def _core(s: Session) -> Connection:
 
 
 def can_see(ctx: RequestContext, image: Image) -> bool:
+    """Visible without asking about members (``find_visible`` also asks)."""
     if image.deleted:
         return False
     if ctx.is_admin or image.visibility in ("public", "community"):
         return True
     return image.owner is not None and image.owner == ctx.project_id
+
+
+_MEMBER_QUERY = Precompiled(
+    select(ImageMember.status).where(
+        ImageMember.image_id == bindparam("image_id"), ImageMember.member == bindparam("member")
+    )
+)
+
+
+def is_member(s: Session, image_id: str, project_id: str | None) -> bool:
+    """Whether ``project_id`` is a member of the image (any member status)."""
+    if not project_id:
+        return False
+    return bool(_MEMBER_QUERY.all(_core(s), {"image_id": image_id, "member": project_id}))
+
+
+def _shared_with(s: Session, ctx: RequestContext, image_id: str, visibility: str, deleted: bool) -> bool:
+    return not deleted and visibility == "shared" and is_member(s, image_id, ctx.project_id)
 
 
 def info(image: Image) -> ImageInfo:
@@ -143,6 +165,7 @@ def get_image(s: Session, ctx: RequestContext, image_id: str) -> ImageInfo | Non
         ctx.is_admin
         or visibility in ("public", "community")
         or (owner is not None and owner == ctx.project_id)
+        or _shared_with(s, ctx, id_, visibility, deleted)
     ):
         return None
     path = (
@@ -171,7 +194,9 @@ def find_visible(s: Session, ctx: RequestContext, image_id: str) -> Image | None
     if not isinstance(image_id, str) or len(image_id) > 36:
         return None
     image = s.get(Image, image_id)
-    if image is None or not can_see(ctx, image):
+    if image is None or not (
+        can_see(ctx, image) or _shared_with(s, ctx, image.id, image.visibility, image.deleted)
+    ):
         return None
     return image
 
@@ -367,9 +392,10 @@ def begin_upload(s: Session, ctx: RequestContext, image_id: str) -> None:
         raise Conflict(f"Image status transition from {image.status} to saving is not allowed")
 
 
-def finish_upload(s: Session, image_id: str, data: store.StoredData) -> None:
+def finish_upload(s: Session, image_id: str, data: store.StoredData, from_status: str = "saving") -> None:
+    """``from_status`` (saving, or importing for an import) -> active with the data's size and hashes."""
     image = s.get(Image, image_id)
-    if image is None or image.deleted or image.status != "saving":
+    if image is None or image.deleted or image.status != from_status:
         raise NotFound(
             f"Image {image_id} could not be found after upload. The image may have been deleted "
             "during the upload."

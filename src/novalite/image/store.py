@@ -1,4 +1,5 @@
-"""Image data files under ``<data_dir>/images/<id>``.
+"""Image data files under ``<data_dir>/images/<id>``; data staged for an import under
+``<data_dir>/staging/<id>`` until the import moves it next to the others.
 
 Data is streamed into a temporary file next to its final place while md5 and sha512 are
 computed, then renamed, so a reader never sees a half-written image.
@@ -29,13 +30,17 @@ def data_path(data_dir: Path | str, image_id: str) -> Path:
     return images_dir(data_dir) / image_id
 
 
+def staged_path(data_dir: Path | str, image_id: str) -> Path:
+    return Path(data_dir) / "staging" / image_id
+
+
 class DataWriter:
     """Receives chunks, hashes them and writes them to a temp file; ``commit`` renames it."""
 
-    def __init__(self, data_dir: Path | str, image_id: str):
-        folder = images_dir(data_dir)
+    def __init__(self, data_dir: Path | str, image_id: str, *, staging: bool = False):
+        self.final = (staged_path if staging else data_path)(data_dir, image_id)
+        folder = self.final.parent
         folder.mkdir(parents=True, exist_ok=True)
-        self.final = data_path(data_dir, image_id)
         fd, tmp = tempfile.mkstemp(prefix=f".{image_id}.", suffix=".part", dir=folder)
         self._file = os.fdopen(fd, "wb")
         self._tmp = Path(tmp)
@@ -77,3 +82,21 @@ def write_bytes(data_dir: Path | str, image_id: str, data: bytes) -> StoredData:
 
 def remove(data_dir: Path | str, image_id: str) -> None:
     data_path(data_dir, image_id).unlink(missing_ok=True)
+    staged_path(data_dir, image_id).unlink(missing_ok=True)
+
+
+def promote_staged(data_dir: Path | str, image_id: str) -> StoredData:
+    """Move the staged data to the image's data file, hashing it on the way (a copy through a
+    temporary file, as an upload: the staged file stays until the copy is in place)."""
+    source = staged_path(data_dir, image_id)
+    writer = DataWriter(data_dir, image_id)
+    try:
+        with source.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                writer.write(chunk)
+        stored = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    source.unlink(missing_ok=True)
+    return stored

@@ -6,7 +6,7 @@ caller cannot see is 404, a visible one it may not change 403. A name may hold a
 
 from __future__ import annotations
 
-from novalite.api.policies.base import ANONYMOUS, ANY, MEMBER, READER, Rule, Table
+from novalite.api.policies.base import ADMIN, ANONYMOUS, ANY, MEMBER, READER, Rule, Table
 
 IMAGES = "/image/v2/images"
 IMG = IMAGES + "/{image_id}"
@@ -32,4 +32,19 @@ RULES: Table = {
     ("POST", IMG + "/actions/{action}"): Rule("{action}", MEMBER),
     ("PUT", IMG + "/tags/{tag}"): Rule("modify_image", MEMBER),
     ("DELETE", IMG + "/tags/{tag}"): Rule("modify_image", MEMBER),
+    # image members: the owner adds/removes, the member project answers (the service checks which)
+    ("GET", "/image/v2/schemas/member"): Rule("(none: schemas are shown to every token)", ANY),
+    ("GET", "/image/v2/schemas/members"): Rule("(none: schemas are shown to every token)", ANY),
+    ("POST", IMG + "/members"): Rule("add_member", MEMBER),
+    ("GET", IMG + "/members"): Rule("get_members", READER),
+    ("GET", IMG + "/members/{member_id}"): Rule("get_member", READER),
+    ("PUT", IMG + "/members/{member_id}"): Rule("modify_member", MEMBER),
+    ("DELETE", IMG + "/members/{member_id}"): Rule("delete_member", MEMBER),
+    # interoperable import: stage and glance-direct need modify_image; copy-image is admin-only
+    # (copy_image), checked by the service once it knows the method
+    ("PUT", IMG + "/stage"): Rule("modify_image", MEMBER),
+    ("POST", IMG + "/import"): Rule("modify_image", MEMBER),
+    ("GET", "/image/v2/info/import"): Rule("(none: import discovery is shown to every token)", ANY),
+    ("GET", "/image/v2/info/stores"): Rule("(none: store discovery is shown to every token)", ANY),
+    ("GET", "/image/v2/info/stores/detail"): Rule("stores_info_detail", ADMIN),
 }

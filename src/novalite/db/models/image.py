@@ -1,4 +1,4 @@
-"""Image service (Glance v2 subset) tables: images, their free-form properties and tags.
+"""Image service (Glance v2 subset) tables: images, their free-form properties, tags and members.
 
 Deleting an image keeps its row (``deleted`` true, status ``deleted``) so the compute
 proxy's ``changes-since`` can still report it; every other read skips deleted rows.
@@ -22,8 +22,10 @@ IMAGE_STATUSES = (
     "deleted",
     "pending_delete",
     "importing",
+    "uploading",  # data staged for an interoperable import (PUT /stage), not yet imported
 )
 VISIBILITIES = ("public", "private", "shared", "community")
+MEMBER_STATUSES = ("pending", "accepted", "rejected")
 
 
 class Image(Base):
@@ -89,3 +91,18 @@ class ImageTag(Base):
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
 
     image: Mapped[Image] = relationship(back_populates="tag_rows")
+
+
+class ImageMember(Base):
+    """A project the owner shared the image with; the member project sets ``status``.
+
+    Removing a member deletes its row (Glance marks it deleted; nothing here reads old ones)."""
+
+    __tablename__ = "image_members"
+    __table_args__ = (Index("ix_image_members_member_status", "member", "status"),)
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    member: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
