@@ -220,6 +220,7 @@ def _params(world: World, method: str, path: str) -> dict[str, str]:
         attachment_id=str(uuid.uuid4()),
         service_id=str(uuid.uuid4()),  # never the real compute service
         member_id=str(uuid.uuid4()),  # an image member that is not one
+        migration_id="1",  # a migration id (none exists: a 404 or 400 behind the gate)
     )
     if path.startswith("/compute/v2.1/os-security-groups") or "/os-security-group-rules" in path:
         out["group_id"] = ids["sg_id"]

@@ -29,6 +29,7 @@ COMPUTE_MODULES = [
     "novalite.compute_api.interfaces",  # os-interface
     "novalite.compute_api.volume_attachments",  # os-volume_attachments
     "novalite.compute_api.network_proxies",  # os-networks, os-security-groups (< 2.36)
+    "novalite.compute_api.migrations",  # os-migrations, /servers/{id}/migrations
 ]
 
 API_MODULES = [  # the other OpenStack APIs served beside Compute

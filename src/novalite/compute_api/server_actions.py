@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
+from novalite.compute_api import server_actions_moves as moves
 from novalite.compute_api import server_misc_actions as misc
 from novalite.compute_api import server_rebuild, server_snapshot
 from novalite.compute_api.schemas.servers import NAME_PATTERN
@@ -137,6 +138,14 @@ HANDLERS: dict[str, ActionHandler] = {
     "rebuild": server_rebuild.rebuild,
     "createImage": server_snapshot.create_image,
     "createBackup": server_snapshot.create_backup,
+    "resize": moves.resize,
+    "confirmResize": moves.confirm_resize,
+    "revertResize": moves.revert_resize,
+    "migrate": moves.migrate,
+    "os-migrateLive": moves.live_migrate,
+    "shelve": moves.shelve_server,
+    "shelveOffload": moves.shelve_offload,
+    "unshelve": moves.unshelve,
 }
 
 

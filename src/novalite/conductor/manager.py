@@ -7,8 +7,9 @@ with a fault and an action event.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, exists, select, update
@@ -17,7 +18,13 @@ from sqlalchemy.orm import Session
 from novalite.batching import CastBatcher
 from novalite.compute import actions
 from novalite.compute.rpcapi import ComputeClient
-from novalite.conductor.rpcapi import BuildInstances, ScheduleAndBuildInstances
+from novalite.conductor import periodic
+from novalite.conductor.rpcapi import (
+    BuildInstances,
+    MigrateServer,
+    ScheduleAndBuildInstances,
+    UnshelveInstance,
+)
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, RequestSpec
@@ -27,6 +34,7 @@ from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import Message, context_from_dict, context_to_dict
 from novalite.placement import allocations
 from novalite.scheduler.service import HostChoice, Outcome, ScheduleRequest, SchedulerService, Unplaced
+from novalite.services import server_moves, shelve
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
@@ -55,6 +63,7 @@ class ConductorManager:
         self.batcher: CastBatcher[ScheduleAndBuildInstances] = CastBatcher(
             self.schedule_batch, name="conductor-batcher"
         )
+        self.periodic: Callable[[], None] | None = None
 
     def handle(self, _topic: str, msg: Message) -> None:
         """The consumer's handler: first builds go to the batcher, reschedules run here."""
@@ -62,12 +71,67 @@ class ConductorManager:
             self.batcher.submit(msg)
         elif isinstance(msg, BuildInstances):
             self.build_instances(msg)
+        elif isinstance(msg, MigrateServer):
+            self.migrate_server(msg)
+        elif isinstance(msg, UnshelveInstance):
+            self.unshelve_instance(msg)
 
     def start(self) -> None:
         self.batcher.start()
+        self.periodic = periodic.start(self.db, self.scheduler.settings)
 
     def stop(self) -> None:
+        if self.periodic is not None:
+            self.periodic()
+            self.periodic = None
         self.batcher.stop()
+
+    # --- moves (resize, cold and live migration) and unshelve ---------------------------------
+    def migrate_server(self, msg: MigrateServer) -> None:
+        """Source allocation to the migration, claim a destination for the instance, finish the
+        move there; any failure puts the allocations back and ends the migration in ``error``."""
+        start = self.db.write(lambda s: server_moves.start_move(s, msg.migration_uuid))
+        if start is None:
+            return
+        try:
+            spec = start.spec
+            if msg.host:
+                spec = dataclasses.replace(spec, requested_host=msg.host, availability_zone=None)
+            hosts = self.scheduler.select_destinations(
+                spec,
+                [start.instance_uuid],
+                project_id=start.project_id,
+                user_id=start.user_id,
+                ignore_hosts=msg.ignore_hosts,
+            )
+            dest = hosts[start.instance_uuid][0]
+        except Exception as exc:  # NoValidHost or anything else: the server stays where it was
+            LOG.info("moving %s failed: %s", start.instance_uuid, exc)
+            reason = getattr(exc, "message", None) or str(exc)
+            self.db.write(lambda s: server_moves.fail_move(s, msg.migration_uuid, reason))
+            return
+        self.db.write(
+            lambda s: server_moves.finish_move(s, msg.migration_uuid, host=dest.host, node=dest.node)
+        )
+
+    def unshelve_instance(self, msg: UnshelveInstance) -> None:
+        """Schedule an offloaded server anew; NoValidHost leaves it SHELVED_OFFLOADED (§4.5)."""
+        spec = self.db.write(lambda s: shelve.unshelve_spec(s, msg.instance_uuid))
+        if spec is None:
+            return
+        if msg.host:
+            spec = dataclasses.replace(spec, requested_host=msg.host)
+        try:
+            hosts = self.scheduler.select_destinations(
+                spec, [msg.instance_uuid], project_id=spec.project_id, user_id=spec.user_id
+            )
+            dest = hosts[msg.instance_uuid][0]
+        except Exception as exc:
+            LOG.info("unshelving %s failed: %s", msg.instance_uuid, exc)
+            reason = getattr(exc, "message", None) or str(exc)
+            self.db.write(lambda s: shelve.unshelve_failed(s, msg.instance_uuid, reason))
+            return
+        self.db.write(lambda s: shelve.unshelve_on(s, msg.instance_uuid, host=dest.host, node=dest.node))
 
     # --- first build ----------------------------------------------------------------------
     def schedule_and_build_instances(

@@ -38,7 +38,30 @@ class BuildInstances(Message):
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
-REGISTRY = registry_of([ScheduleAndBuildInstances, BuildInstances])
+@dataclass(frozen=True)
+class MigrateServer(Message):
+    """Resize, cold or live migrate the server of one migration record (``services.server_moves``)."""
+
+    METHOD: ClassVar[str] = "migrate_server"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    migration_uuid: str
+    host: str | None = None
+    ignore_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UnshelveInstance(Message):
+    """Schedule an offloaded server anew and start it there (``services.shelve``)."""
+
+    METHOD: ClassVar[str] = "unshelve_instance"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str | None = None
+
+
+REGISTRY = registry_of([ScheduleAndBuildInstances, BuildInstances, MigrateServer, UnshelveInstance])
 
 
 class ConductorClient:
@@ -88,6 +111,24 @@ class ConductorClient:
                 attempt=attempt,
                 failures=failures,
             ),
+        )
+
+    def migrate_server(
+        self, ctx: RequestContext, *, migration_uuid: str, host: str | None, ignore_hosts: list[str]
+    ) -> None:
+        self.transport.cast(
+            TOPIC,
+            MigrateServer(
+                context=context_to_dict(ctx),
+                migration_uuid=migration_uuid,
+                host=host,
+                ignore_hosts=ignore_hosts,
+            ),
+        )
+
+    def unshelve_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str | None) -> None:
+        self.transport.cast(
+            TOPIC, UnshelveInstance(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)
         )
 
 

@@ -94,6 +94,25 @@ SNAPSHOT = Transition(
     PowerState.RUNNING,
 )
 
+# moves and shelve (§2, §3, §4 of the move operations); resize and cold migrate share RESIZE
+RESIZE = Transition("resize", (VmState.ACTIVE, VmState.STOPPED), None, PowerState.RUNNING)
+MIGRATE = Transition("migrate", (VmState.ACTIVE, VmState.STOPPED), None, PowerState.RUNNING)
+CONFIRM_RESIZE = Transition("confirmResize", (VmState.RESIZED,), None, PowerState.RUNNING)
+REVERT_RESIZE = Transition("revertResize", (VmState.RESIZED,), None, PowerState.RUNNING)
+LIVE_MIGRATE = Transition("os-migrateLive", (VmState.ACTIVE, VmState.PAUSED), None, PowerState.RUNNING)
+SHELVE = Transition(
+    "shelve",
+    (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED),
+    VmState.SHELVED,
+    PowerState.SHUTDOWN,
+)
+SHELVE_OFFLOAD = Transition(
+    "shelveOffload", (VmState.SHELVED,), VmState.SHELVED_OFFLOADED, PowerState.SHUTDOWN
+)
+UNSHELVE = Transition(
+    "unshelve", (VmState.SHELVED, VmState.SHELVED_OFFLOADED), VmState.ACTIVE, PowerState.RUNNING
+)
+
 # metadata and tag writes: not while building or in error
 WRITABLE_STATES = (VmState.ACTIVE, VmState.PAUSED, VmState.SUSPENDED, VmState.STOPPED)
 

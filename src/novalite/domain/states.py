@@ -35,6 +35,15 @@ class TaskState:
     SUSPENDING = "suspending"
     RESUMING = "resuming"
     REBUILDING = "rebuilding"
+    RESIZE_PREP = "resize_prep"
+    RESIZE_MIGRATING = "resize_migrating"
+    RESIZE_MIGRATED = "resize_migrated"
+    RESIZE_FINISH = "resize_finish"
+    RESIZE_REVERTING = "resize_reverting"
+    MIGRATING = "migrating"
+    SHELVING = "shelving"
+    SHELVING_OFFLOADING = "shelving_offloading"
+    UNSHELVING = "unshelving"
 
 
 class PowerState(IntEnum):

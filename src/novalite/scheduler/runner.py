@@ -53,6 +53,9 @@ def _filtered(
 ) -> list[HostSnapshot]:
     out = []
     for h in hosts:
+        if h.host in spec.ignore_hosts:
+            drops.append(Drop("ignore_hosts", h.host, "the host the server moves from"))
+            continue
         if spec.requested_host and h.host != spec.requested_host:
             drops.append(Drop("requested_destination", h.host, "not the requested host"))
             continue

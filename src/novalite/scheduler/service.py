@@ -103,6 +103,7 @@ class ScheduleRequest:
     instance_uuids: tuple[str, ...]
     project_id: str
     user_id: str
+    ignore_hosts: tuple[str, ...] = ()  # a move's source host
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +319,9 @@ class SchedulerService:
         with self.db.reader() as s:
             for i, req in enumerate(requests):
                 view = request_view(req.spec, req.instance_uuids)
-                view = dataclasses.replace(view, group=hostdata.load_group(s, req.spec.instance_group))
+                view = dataclasses.replace(
+                    view, group=hostdata.load_group(s, req.spec.instance_group), ignore_hosts=req.ignore_hosts
+                )
                 query = self._query(s, view)
                 key = _shape(query)
                 queries[key] = query
@@ -396,12 +399,14 @@ class SchedulerService:
         *,
         project_id: str,
         user_id: str,
+        ignore_hosts: Sequence[str] = (),
     ) -> dict[str, list[HostChoice]]:
         """``select_batch`` for one request (its first RequestSpec, or that spec's stored document);
-        raises ``NoValidHost`` for an ``Unplaced``."""
+        raises ``NoValidHost`` for an ``Unplaced``. ``ignore_hosts``: hosts a move must leave."""
         if not isinstance(spec, RequestSpecDoc):
             spec = RequestSpecDoc.from_doc(spec)
-        [outcome] = self.select_batch([ScheduleRequest(spec, tuple(instance_uuids), project_id, user_id)])
+        request = ScheduleRequest(spec, tuple(instance_uuids), project_id, user_id, tuple(ignore_hosts))
+        [outcome] = self.select_batch([request])
         if isinstance(outcome, Unplaced):
             raise outcome.error()
         return outcome.hosts

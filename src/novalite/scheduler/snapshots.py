@@ -149,6 +149,7 @@ class RequestView:
     hints: Mapping[str, Any] = field(default_factory=dict)
     group: GroupView | None = None
     instance_uuid: str = ""  # the one being placed now (the runner sets it per instance)
+    ignore_hosts: tuple[str, ...] = ()  # a move's source host (unless it may stay there)
 
     def hint_list(self, name: str) -> list[str]:
         value = self.hints.get(name)

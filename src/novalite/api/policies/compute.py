@@ -124,6 +124,12 @@ RULES: Table = {
     ("DELETE", S + "/os-volume_attachments/{volume_id}"): _r("os-volumes-attachments:delete", MEMBER),
     ("GET", S + "/os-security-groups"): _r("os-security-groups:list", READER),
     ("POST", V + "/os-server-external-events"): _r("os-server-external-events:create", SERVICE),
+    # migrations (index:host and all_projects are checked by the route)
+    ("GET", V + "/os-migrations"): _r("os-migrations:index", MANAGER),
+    ("GET", S + "/migrations"): _r("servers:migrations:index", MANAGER),
+    ("GET", S + "/migrations/{migration_id}"): _r("servers:migrations:show", ADMIN),
+    ("POST", S + "/migrations/{migration_id}/action"): _r("servers:migrations:force_complete", MANAGER),
+    ("DELETE", S + "/migrations/{migration_id}"): _r("servers:migrations:delete", MANAGER),
     # flavors: no rule for reading them (a non-admin sees the public ones and its project's)
     ("GET", V + "/flavors"): _r("(none: flavors are listed to every token)", ANY),
     ("GET", V + "/flavors/detail"): _r("(none: flavors are listed to every token)", ANY),
