@@ -418,6 +418,15 @@ def _valid_bodies(
         st.one_of(ANY_JSON, st.sampled_from(ids or ["x"])),
         max_size=5,
     )
+    if op.method == "PATCH" and op.path.startswith("/image/"):  # a JSON patch: a list of changes
+        change = st.fixed_dictionaries(
+            {
+                "op": st.sampled_from(["replace", "add", "remove", "move", "x"]),
+                "path": st.one_of(st.sampled_from(ATTRIBUTES), st.text(max_size=12)).map(lambda a: "/" + a),
+            },
+            optional={"value": st.one_of(ANY_JSON, st.sampled_from(ids or ["x"]))},
+        )
+        return st.lists(change, max_size=3)
     if op.path.startswith("/image/"):
         return attrs
     words = [w for w in op.path.split("/") if w and "{" not in w]
@@ -510,15 +519,12 @@ def case_strategy(
                 st.lists(
                     st.tuples(
                         st.one_of(st.sampled_from(QUERY_KEYS), st.text(max_size=10)),
-                        st.one_of(st.text(max_size=20), JUNK_TEXT),
+                        st.one_of(st.text(max_size=20), JUNK_TEXT, st.binary(max_size=8)),
                     ),
                     max_size=4,
                 )
             )
-            query = "?" + "&".join(
-                f"{quote(k.encode('utf-8', 'surrogatepass'))}={quote(v.encode('utf-8', 'surrogatepass'))}"
-                for k, v in pairs
-            )
+            query = "?" + "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in pairs)
         headers: dict[str, bytes] = {}
         who = draw(st.sampled_from([*token_names * 4, "none", "garbage"]))  # 1 in 5 not logged in
         if who in tokens:
@@ -526,6 +532,10 @@ def case_strategy(
         elif who == "garbage":
             headers["X-Auth-Token"] = draw(st.sampled_from([b"x", b"\xff\xfe", b"gAAAAA" + b"A" * 200, b" "]))
         headers.update(draw(_version_header(service)))
+        if draw(st.integers(0, 9)) == 0:
+            headers["Accept"] = draw(
+                st.sampled_from([b"text/html", b"application/xml", b"*/*;q=x", b"\xff\xfe"])
+            )
         if draw(st.integers(0, 9)) == 0:
             headers["X-Subject-Token"] = draw(st.sampled_from([b"junk", b"\xff", b"gAAAAA"]))
         body: bytes | None = None
@@ -541,9 +551,14 @@ def case_strategy(
                 body = _encode(draw(ANY_JSON), draw)
             else:
                 body = draw(RAW_BODIES)
+            patch = b"application/openstack-images-v2.1-json-patch"
             content_type = draw(
                 st.sampled_from(
-                    [b"application/json"] * 6
+                    (
+                        [patch] * 6
+                        if op.method == "PATCH" and service == "image"
+                        else [b"application/json"] * 6
+                    )
                     + [
                         b"text/plain",
                         b"application/openstack-images-v2.1-json-patch",
@@ -556,6 +571,11 @@ def case_strategy(
         return Case(op.method, (path + query)[:8000], headers, body)
 
     return build()
+
+
+def _quoted(text: str | bytes) -> str:
+    """Percent-encoded, bytes that are not UTF-8 (and lone surrogates) included."""
+    return quote(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
 
 
 def _encode(value: Any, draw: Any) -> bytes:
