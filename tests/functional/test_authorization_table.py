@@ -47,6 +47,9 @@ OF_PROJECT_A = {
     "url_project_id",
     "user_id",
     "request_id",
+    "router_id",
+    "floatingip_id",
+    "floating_ip_id",
     "network",
 }
 # OWNER routes: who owns the target this test names (the member's key pair, user and token; A)
@@ -149,6 +152,11 @@ def _world(api: Api) -> World:
         "id"
     ]
     _ok(api.put(f"/network/v2.0/networks/{net}/tags/t1"))
+    router = _ok(api.post("/network/v2.0/routers", json={"router": {"name": "a-router"}}))
+    ids["router_id"] = router["router"]["id"]
+    public = api.get("/network/v2.0/networks?name=public").json()["networks"][0]["id"]
+    fip = _ok(api.post("/network/v2.0/floatingips", json={"floatingip": {"floating_network_id": public}}))
+    ids["floatingip_id"] = ids["floating_ip_id"] = fip["floatingip"]["id"]
     # block storage
     vh = {"OpenStack-API-Version": MV}
     vol = _ok(api.post("/volume/v3/volumes", json={"volume": {"size": 1, "name": "a-vol"}}, headers=vh))
@@ -280,6 +288,8 @@ def _body(world: World, method: str, path: str) -> Any:
         ("POST", "/network/v2.0/security-groups"): {"security_group": {"name": "sg2"}},
         ("PUT", "/network/v2.0/security-groups/{group_id}"): {"security_group": {"name": "a-sg"}},
         ("PUT", "/network/v2.0/subnets/{subnet_id}"): {"subnet": {"name": "s"}},
+        ("PUT", "/network/v2.0/routers/{router_id}"): {"router": {"name": "a-router"}},
+        ("PUT", "/network/v2.0/floatingips/{floatingip_id}"): {"floatingip": {"description": "d"}},
         ("PUT", "/network/v2.0/{collection}/{resource_id}/tags"): {"tags": ["t1"]},
         ("PUT", "/network/v2.0/quotas/{project_id}"): {"quota": {"network": 50}},
         ("POST", "/volume/v3/volumes"): {"volume": {"size": 1}},

@@ -401,6 +401,8 @@ def test_quotas_show_update_and_409(stack: Api) -> None:
         "port": 500,
         "security_group": 10,
         "security_group_rule": 100,
+        "router": 10,
+        "floatingip": 50,
     }
     details = stack.get(f"{N}/quotas/{pid}/details").json()["quota"]
     assert details["network"]["used"] == 1 and details["security_group"]["used"] == 1

@@ -17,14 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import json_body, request_context, runtime
+from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.context import RequestContext
 from novalite.db.models.network import Network, SecurityGroup
 from novalite.errors import BadRequest, NotFound, NovaliteError
-from novalite.network import networks, security_groups
+from novalite.network import networks, quotas, security_groups
 from novalite.services import network_proxies as proxies
 from novalite.services.network_proxies import RuleWithRemote
+from novalite.services.server_queries import get_instance
 
 NETWORK_FIELDS = (
     "id",
@@ -313,3 +314,118 @@ def delete_rule(rule_id: str, request: Request, ctx: RequestContext = Depends(re
     with runtime(request).db.session() as s:
         security_groups.delete_rule(s, proxies.get_rule(s, ctx, rule_id))
     return Response(status_code=202)
+
+
+# -- os-floating-ip-pools, os-floating-ips --------------------------------------------------------
+
+
+def floating_ip_view(fip: proxies.FloatingIPInfo) -> dict[str, Any]:
+    return {
+        "id": fip.id,
+        "ip": fip.ip,
+        "fixed_ip": fip.fixed_ip,
+        "instance_id": fip.instance_id,
+        "pool": fip.pool,
+    }
+
+
+@router.get("/os-floating-ip-pools")
+def list_floating_ip_pools(
+    request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"floating_ip_pools": [{"name": name} for name in proxies.floating_ip_pools(s, ctx)]}
+
+
+@router.get("/os-floating-ips")
+def list_floating_ips(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"floating_ips": [floating_ip_view(f) for f in proxies.list_floating_ips(s, ctx)]}
+
+
+@router.get("/os-floating-ips/{floating_ip_id}")
+def show_floating_ip(
+    floating_ip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    with runtime(request).db.reader() as s:
+        return {"floating_ip": floating_ip_view(proxies.get_floating_ip(s, ctx, floating_ip_id))}
+
+
+def _allocate(request: Request, ctx: RequestContext, pool: str | None) -> dict[str, Any]:
+    with runtime(request).db.serialized(quotas.quota_lock(ctx.project_id)) as s:
+        return {"floating_ip": floating_ip_view(proxies.allocate_floating_ip(s, ctx, pool))}
+
+
+@router.post("/os-floating-ips")
+async def create_floating_ip(
+    request: Request, ctx: RequestContext = Depends(request_context)
+) -> dict[str, Any]:
+    raw = await request.body()
+    body = await json_body(request) if raw.strip() else None
+    pool = body.get("pool") if isinstance(body, dict) else None
+    if pool is not None and not isinstance(pool, str):
+        raise BadRequest("Invalid input for field/attribute pool.")
+    return await run_in_threadpool(_allocate, request, ctx, pool)
+
+
+@router.delete("/os-floating-ips/{floating_ip_id}", status_code=202)
+def delete_floating_ip(
+    floating_ip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+) -> Response:
+    with runtime(request).db.session() as s:
+        proxies.release_floating_ip(s, ctx, floating_ip_id)
+    return Response(status_code=202)
+
+
+# -- the addFloatingIp / removeFloatingIp server actions (gone from 2.44) -------------------------
+
+ADDRESS: dict[str, Any] = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+ADD_FLOATING_IP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "addFloatingIp": {
+            "type": "object",
+            "properties": {"address": ADDRESS, "fixed_address": ADDRESS},
+            "required": ["address"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["addFloatingIp"],
+    "additionalProperties": False,
+}
+REMOVE_FLOATING_IP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "removeFloatingIp": {
+            "type": "object",
+            "properties": {"address": ADDRESS},
+            "required": ["address"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["removeFloatingIp"],
+    "additionalProperties": False,
+}
+
+
+def _before_244(request: Request) -> None:
+    # 2.44: addFloatingIp and removeFloatingIp are gone
+    if request_version(request) >= V(2, 44):
+        raise NotFound("The resource could not be found.")
+
+
+def add_floating_ip(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+    _before_244(request)
+    with runtime(request).db.session() as s:
+        inst = get_instance(s, ctx, server_id)
+        validate(ADD_FLOATING_IP_SCHEMA, body)
+        spec = body["addFloatingIp"]
+        proxies.add_floating_ip(s, ctx, inst.uuid, spec["address"], spec.get("fixed_address"))
+
+
+def remove_floating_ip(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
+    _before_244(request)
+    with runtime(request).db.session() as s:
+        inst = get_instance(s, ctx, server_id)
+        validate(REMOVE_FLOATING_IP_SCHEMA, body)
+        proxies.remove_floating_ip(s, ctx, inst.uuid, body["removeFloatingIp"]["address"])

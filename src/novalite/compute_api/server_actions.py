@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
+from novalite.compute_api import network_proxies, server_rebuild, server_snapshot
 from novalite.compute_api import server_actions_moves as moves
 from novalite.compute_api import server_misc_actions as misc
-from novalite.compute_api import server_rebuild, server_snapshot
 from novalite.compute_api.schemas.servers import NAME_PATTERN
 from novalite.context import RequestContext
 from novalite.domain import actions
@@ -138,6 +138,8 @@ HANDLERS: dict[str, ActionHandler] = {
     "rebuild": server_rebuild.rebuild,
     "createImage": server_snapshot.create_image,
     "createBackup": server_snapshot.create_backup,
+    "addFloatingIp": network_proxies.add_floating_ip,  # below 2.44
+    "removeFloatingIp": network_proxies.remove_floating_ip,
     "resize": moves.resize,
     "confirmResize": moves.confirm_resize,
     "revertResize": moves.revert_resize,

@@ -151,6 +151,15 @@ _OWNER = {"tenant_id": Attr(PROJECT, put=False), "project_id": Attr(PROJECT, put
 _POOL = _dict_of({"start": IP, "end": IP}, ("start", "end"))
 _ROUTE = _dict_of({"destination": IP, "nexthop": IP}, ("destination", "nexthop"))
 _FIXED_IP = _dict_of({"subnet_id": ID, "ip_address": IP})
+_GATEWAY_INFO = _dict_of(
+    {"network_id": ID, "enable_snat": _bool, "external_fixed_ips": _list_of(_FIXED_IP)}, ("network_id",)
+)
+
+
+def _GATEWAY(name: str, value: Any) -> Any:  # noqa: N802 - a converter, named as the others
+    """A router's external_gateway_info; ``{}`` (as ``null``) clears the gateway."""
+    return {} if value == {} else _GATEWAY_INFO(name, value)
+
 
 RESOURCES: dict[str, dict[str, Attr]] = {
     "network": {
@@ -224,6 +233,27 @@ RESOURCES: dict[str, dict[str, Attr]] = {
         "dns_name": Attr(_nullable(_string(255))),
         "qos_policy_id": Attr(_nullable(ID)),
         "propagate_uplink_status": Attr(_bool),
+        **_OWNER,
+    },
+    "router": {
+        "name": Attr(NAME),
+        "description": Attr(TEXT),
+        "admin_state_up": Attr(_bool),
+        "external_gateway_info": Attr(_nullable(_GATEWAY)),
+        "availability_zone_hints": Attr(_list_of(NAME), put=False),
+        "routes": Attr(_list_of(_ROUTE)),
+        **_OWNER,
+    },
+    "floatingip": {
+        "floating_network_id": Attr(ID, put=False, required=True),
+        "floating_ip_address": Attr(_nullable(IP), put=False),
+        "subnet_id": Attr(_nullable(ID), put=False),
+        "port_id": Attr(_nullable(ID)),
+        "fixed_ip_address": Attr(_nullable(IP)),
+        "description": Attr(TEXT),
+        "dns_name": Attr(_string(255), put=False),
+        "dns_domain": Attr(_string(255), put=False),
+        "qos_policy_id": Attr(_nullable(ID)),
         **_OWNER,
     },
     "security_group": {

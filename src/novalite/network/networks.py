@@ -152,9 +152,14 @@ def update_network(s: Session, ctx: RequestContext, net: Network, changes: dict[
     net.revision_number += 1
 
 
+# ports Neutron deletes with their network or subnet; any other port (a server's, a router's
+# interface or gateway, a floating IP's) keeps the network in use
+AUTO_DELETED_OWNERS = ("network:dhcp", "network:distributed")
+
+
 def _user_ports(s: Session, network_id: str) -> list[Port]:
     q = select(Port).where(Port.network_id == network_id)
-    return [p for p in s.scalars(q) if not p.device_owner.startswith("network:")]
+    return [p for p in s.scalars(q) if p.device_owner not in AUTO_DELETED_OWNERS]
 
 
 def delete_network(s: Session, ctx: RequestContext, net: Network) -> None:
@@ -306,7 +311,7 @@ def update_subnet(s: Session, ctx: RequestContext, subnet: Subnet, changes: dict
 def delete_subnet(s: Session, ctx: RequestContext, subnet: Subnet) -> None:
     require_owner(ctx, subnet.project_id, "rule:delete_subnet")
     q = select(Port).join(PortIP, PortIP.port_id == Port.id).where(PortIP.subnet_id == subnet.id)
-    if any(not p.device_owner.startswith("network:") for p in s.scalars(q)):
+    if any(p.device_owner not in AUTO_DELETED_OWNERS for p in s.scalars(q)):
         raise Conflict(
             f"Unable to complete operation on subnet {subnet.id}: One or more ports have an IP "
             "allocation from this subnet.",

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
-from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, Subnet
+from novalite.db.models.network import FloatingIP, Network, Port, PortIP, PortSecurityGroup, Router, Subnet
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.network import ipam, port_extras, quotas, security_groups, tags
 from novalite.network.networks import get_network, network_subnets, policy_denied
@@ -247,7 +247,8 @@ def create_port(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Port
     if "port_security_enabled" in fields and not ctx.is_admin and net.project_id != ctx.project_id:
         # create_port:port_security_enabled is admin or the network's owner (member)
         raise policy_denied("rule:create_port and rule:create_port:port_security_enabled")
-    quotas.check(s, project_id, "port")
+    if project_id:  # a router's gateway or a floating IP's port belongs to no project
+        quotas.check(s, project_id, "port")
     host = fields.get("binding:host_id") or ""
     port = Port(
         network_id=net.id,
@@ -342,9 +343,35 @@ def update_port(s: Session, ctx: RequestContext, port: Port, changes: dict[str, 
     s.flush()
 
 
+L3_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip")
+
+
+def _l3_owner_exists(s: Session, port: Port) -> bool:
+    if port.device_owner == "network:floatingip":
+        return s.get(FloatingIP, port.device_id) is not None
+    return s.get(Router, port.device_id) is not None
+
+
+def disassociate_floating_ips(s: Session, port_ids: list[str]) -> None:
+    """Neutron unmaps the floating IPs of a port that goes away; they stay allocated."""
+    if not port_ids:
+        return
+    for fip in s.scalars(select(FloatingIP).where(FloatingIP.fixed_port_id.in_(port_ids))):
+        fip.fixed_port_id = fip.fixed_ip_address = fip.router_id = None
+        fip.status = "DOWN"
+        fip.revision_number += 1
+
+
 def delete_port(s: Session, ctx: RequestContext, port: Port) -> None:
     if not ctx.is_admin and port.project_id != ctx.project_id:
         raise policy_denied("rule:delete_port")
+    if port.device_owner in L3_OWNERS and _l3_owner_exists(s, port):
+        raise Conflict(
+            f"Port {port.id} cannot be deleted directly via the port API: has device owner "
+            f"{port.device_owner}.",
+            kind="ServicePortInUse",
+        )
+    disassociate_floating_ips(s, [port.id])
     tags.clear(s, port.id)
     s.delete(port)
     s.flush()

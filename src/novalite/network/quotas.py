@@ -10,7 +10,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from novalite.db.models.network import Network, NetworkQuota, Port, SecurityGroup, SecurityGroupRule, Subnet
+from novalite.db.models.network import (
+    FloatingIP,
+    Network,
+    NetworkQuota,
+    Port,
+    Router,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+)
 from novalite.errors import BadRequest, Conflict
 from novalite.services import quota_overrides
 
@@ -20,6 +29,8 @@ DEFAULTS: dict[str, int] = {
     "port": 500,
     "security_group": 10,
     "security_group_rule": 100,
+    "router": 10,
+    "floatingip": 50,
 }
 _MODELS = {
     "network": Network,
@@ -27,6 +38,8 @@ _MODELS = {
     "port": Port,
     "security_group": SecurityGroup,
     "security_group_rule": SecurityGroupRule,
+    "router": Router,
+    "floatingip": FloatingIP,
 }
 
 

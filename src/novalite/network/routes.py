@@ -11,7 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden, NotFound
-from novalite.network import quotas, routes_networks, routes_ports, routes_security_groups, routes_tags
+from novalite.network import (
+    quotas,
+    routes_floating_ips,
+    routes_networks,
+    routes_ports,
+    routes_routers,
+    routes_security_groups,
+    routes_tags,
+)
 
 CATALOG = ("network", "neutron", "/network")
 
@@ -19,6 +27,8 @@ router = APIRouter()
 router.include_router(routes_networks.router)
 router.include_router(routes_ports.router)
 router.include_router(routes_security_groups.router)
+router.include_router(routes_routers.router)
+router.include_router(routes_floating_ips.router)
 router.include_router(routes_tags.router)
 
 UPDATED = "2013-02-03T10:00:00-00:00"
@@ -65,6 +75,24 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
         "router, network, policy, subnetpool, port, security_group, floatingip",
         "Enables to set tag on resources with standard attribute.",
     ),
+    "router": (
+        "Neutron L3 Router",
+        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external "
+        "networks via a NAT gateway.",
+    ),
+    "ext-gw-mode": (
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on the external "
+        "gateway",
+    ),
+    "fip-port-details": (
+        "Floating IP Port Details Extension",
+        "Add port_details attribute to Floating IP resource",
+    ),
+    "floatingip-pools": ("Floating IP Pools Extension", "Provides a floating IP pools API."),
+    "availability_zone": ("Availability Zone", "The availability zone extension."),
+    "network_availability_zone": ("Network Availability Zone", "Availability zone support for network."),
+    "router_availability_zone": ("Router Availability Zone", "Availability zone support for router."),
     "stateful-security-group": (
         "Stateful security group",
         "Indicates if the security group is stateful or not",
@@ -76,6 +104,10 @@ RESOURCES = (
     "ports",
     "security-groups",
     "security-group-rules",
+    "routers",
+    "floatingips",
+    "floatingip_pools",
+    "availability_zones",
     "quotas",
     "extensions",
 )

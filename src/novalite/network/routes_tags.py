@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotFound
-from novalite.network import networks, ports, security_groups, tags
+from novalite.network import floating_ips, networks, ports, routers, security_groups, tags
 from novalite.network.networks import require_owner
 
 router = APIRouter(prefix="/network/v2.0")
@@ -22,6 +22,8 @@ GETTERS: dict[str, Getter] = {
     "subnets": networks.get_subnet,
     "ports": ports.get_port,
     "security-groups": security_groups.get_group,
+    "routers": routers.get_router,
+    "floatingips": floating_ips.get_floating_ip,
 }
 
 

@@ -26,6 +26,7 @@ from novalite.db.models.network import Network, Port, PortIP
 from novalite.domain.request_spec import RequestedNetwork
 from novalite.errors import BadRequest, Conflict, Forbidden
 from novalite.network import networks, ports, quotas, security_groups, tags
+from novalite.network.floating_ips import floating_addresses
 from novalite.network.security_groups import resolve_security_group
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "RequestedNetwork",
     "allocate_port",
     "bind_port",
+    "floating_addresses",
     "get_network",
     "get_port",
     "instance_addresses",
@@ -290,7 +292,10 @@ def release_ports_for_device(s: Session, device_id: str, *, keep: Iterable[str] 
     ``keep`` (pre-existing ports the user passed in) are only unbound. Safe to call twice."""
     kept = set(keep)
     released: list[str] = []
-    for port in list(s.scalars(select(Port).where(Port.device_id == device_id))):
+    found = list(s.scalars(select(Port).where(Port.device_id == device_id)))
+    # the floating IPs of the ports that go stay allocated, unmapped (as Neutron does)
+    ports.disassociate_floating_ips(s, [p.id for p in found if p.id not in kept])
+    for port in found:
         released.append(port.id)
         if port.id in kept:
             port.device_id, port.device_owner, port.binding_host_id, port.status = "", "", "", "DOWN"

@@ -11,17 +11,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from novalite.db.models.network import (
+    FloatingIP,
     Network,
     NetworkTag,
     Port,
     PortIP,
     PortSecurityGroup,
+    Router,
     SecurityGroup,
     SecurityGroupRule,
     Subnet,
 )
 from novalite.domain.zones import DEFAULT_ZONE
-from novalite.network import security_groups
+from novalite.network import floating_ips, routers, security_groups
 
 
 @dataclass
@@ -209,6 +211,41 @@ def security_group_view(s: Session, group: SecurityGroup, rel: Related | None = 
             "stateful": group.stateful,
             "shared": False,
             "security_group_rules": [rule_view(r) for r in security_groups.group_rules(s, group.id)],
+        }
+    )
+    return out
+
+
+def router_view(s: Session, router: Router, rel: Related | None = None) -> dict[str, Any]:
+    out = _common(router, rel or load_related(s, [router.id]))
+    out.update(
+        {
+            "name": router.name,
+            "description": router.description,
+            "status": router.status,
+            "admin_state_up": router.admin_state_up,
+            "external_gateway_info": routers.gateway_info(s, router),
+            "routes": [],
+            "availability_zone_hints": [],
+            "availability_zones": [DEFAULT_ZONE],
+        }
+    )
+    return out
+
+
+def floating_ip_view(s: Session, fip: FloatingIP, rel: Related | None = None) -> dict[str, Any]:
+    out = _common(fip, rel or load_related(s, [fip.id]))
+    out.update(
+        {
+            "floating_ip_address": fip.floating_ip_address,
+            "floating_network_id": fip.floating_network_id,
+            "router_id": fip.router_id,
+            "port_id": fip.fixed_port_id,
+            "fixed_ip_address": fip.fixed_ip_address,
+            "status": fip.status,
+            "description": fip.description,
+            "port_details": floating_ips.port_details(s, fip),
+            "port_forwardings": [],
         }
     )
     return out

@@ -27,6 +27,7 @@ from novalite.db.models.server_groups import InstanceGroup, InstanceGroupMember
 from novalite.db.models.volume import VolumeAttachment
 from novalite.domain.states import states_for_status
 from novalite.errors import BadRequest, Forbidden, NotFound
+from novalite.network import service as network
 from novalite.services.create_server.request import to_bool
 
 
@@ -500,6 +501,10 @@ def _load_addresses(s: Session, uuids: list[str], extras: dict[str, ServerExtras
                 "OS-EXT-IPS:type": "fixed",
                 "OS-EXT-IPS-MAC:mac_addr": mac,
             }
+        )
+    for device_id, net_name, address, mac in network.floating_addresses(s, uuids):  # floating IPs mapped
+        extras[device_id].addresses.setdefault(net_name, []).append(
+            {"version": 4, "addr": address, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac}
         )
 
 

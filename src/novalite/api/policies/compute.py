@@ -217,4 +217,9 @@ RULES: Table = {
     ("DELETE", V + "/os-security-groups/{group_id}"): _r("os-security-groups:delete", MEMBER),
     ("POST", V + "/os-security-group-rules"): _r("os-security-groups:rule:create", MEMBER),
     ("DELETE", V + "/os-security-group-rules/{rule_id}"): _r("os-security-groups:rule:delete", MEMBER),
+    ("GET", V + "/os-floating-ip-pools"): _r("os-floating-ip-pools:list", READER),
+    ("GET", V + "/os-floating-ips"): _r("os-floating-ips:list", READER),
+    ("GET", V + "/os-floating-ips/{floating_ip_id}"): _r("os-floating-ips:show", READER),
+    ("POST", V + "/os-floating-ips"): _r("os-floating-ips:create", MEMBER),
+    ("DELETE", V + "/os-floating-ips/{floating_ip_id}"): _r("os-floating-ips:delete", MEMBER),
 }

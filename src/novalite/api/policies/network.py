@@ -33,6 +33,12 @@ RULES: Table = {
     **_crud("subnets", "subnet", "subnet_id"),
     **_crud("ports", "port", "port_id"),
     **_crud("security-groups", "security_group", "group_id"),
+    **_crud("routers", "router", "router_id"),
+    ("PUT", N + "/routers/{router_id}/add_router_interface"): Rule("add_router_interface", MEMBER),
+    ("PUT", N + "/routers/{router_id}/remove_router_interface"): Rule("remove_router_interface", MEMBER),
+    **_crud("floatingips", "floatingip", "floatingip_id"),
+    ("GET", N + "/floatingip_pools"): Rule("get_floatingip_pool", READER),
+    ("GET", N + "/availability_zones"): Rule("get_availability_zone", READER),
     # rules: the parent group's owner (sg_owner); there is no update
     ("GET", N + "/security-group-rules"): Rule("get_security_group_rule", READER),
     ("GET", N + "/security-group-rules/{rule_id}"): Rule("get_security_group_rule", READER),
