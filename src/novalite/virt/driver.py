@@ -59,6 +59,17 @@ class GuestSpec:
     block_devices: tuple[Mapping[str, Any], ...] = ()
     admin_password: str | None = None
     injected_files: tuple[tuple[str, str], ...] = ()
+    # What a real guest reads from its config drive / the metadata service (the fake driver
+    # ignores them): decoded user data, key pairs as (name, type, public_key), whether the
+    # request asked for a config drive, and the instance's identity as Nova writes it.
+    user_data: bytes | None = None
+    key_pairs: tuple[tuple[str, str, str], ...] = ()
+    config_drive: bool = False
+    hostname: str = ""
+    display_name: str = ""
+    project_id: str = ""
+    availability_zone: str | None = None
+    launch_index: int = 0
 
 
 @dataclass(frozen=True)

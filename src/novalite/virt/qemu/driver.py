@@ -1,0 +1,585 @@
+"""The QEMU driver: one ``qemu-system-x86_64`` process per guest, controlled over QMP.
+
+No libvirt daemon: the driver starts QEMU itself (``-daemonize``: QEMU leaves the
+service's process group and session, so guests keep running when the compute service
+stops or restarts) and finds a guest again from its instance directory alone — pid file,
+QMP socket, ``launch.json`` — so a second driver on the same ``instances_path`` (the
+service restarted) manages the guests the first one started (:meth:`list_running`).
+
+Power states, as :meth:`get_info` reports them: a live process answers ``query-status``
+(running → RUNNING, paused and migration states → PAUSED, guest-panicked/internal-error →
+CRASHED); no process with a saved memory file → SUSPENDED; no process (stopped, powered
+itself off, or killed from outside) → SHUTDOWN; no instance directory → NOSTATE.
+
+Actions (QMP): power_off = ACPI ``system_powerdown`` (resent every 10 s), hard stop after
+``shutdown_timeout``; power_on and hard reboot = a new process on the same disks (a saved
+memory file is discarded: cold boot, as Nova); soft reboot = ACPI power-down, then start
+(hard reboot when the guest does not power off in time); pause/unpause = ``stop``/``cont``;
+suspend = ``stop`` + ``migrate`` to ``memory.state`` through a passed fd + quit; resume =
+the same command line with ``-incoming defer`` + ``migrate-incoming`` from that file +
+``cont`` (the guest continues where it was: no boot).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from novalite.domain.states import PowerState
+from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec
+from novalite.virt.qemu import launch
+from novalite.virt.qemu.accel import resolve_accelerator
+from novalite.virt.qemu.images import Fetch, ImageCache
+from novalite.virt.qemu.launch import CONSOLE, LAUNCH, PID_FILE, QMP_SOCKET, STATE, LaunchOptions
+from novalite.virt.qemu.qmp import QMPClient, QMPError
+
+REQUIRED_TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils"}
+CONSOLE_LIMIT = 1024 * 1024  # the console log keeps (about) its last MiB
+START_TIMEOUT = 60.0
+KILL_TIMEOUT = 10.0
+ACPI_RETRY = 10.0
+SAVE_TIMEOUT = 300.0
+CRASHED_STATES = {"guest-panicked", "internal-error", "io-error"}
+
+
+class QemuNotInstalled(DriverError):
+    """qemu-system-x86_64 or qemu-img is missing on this host."""
+
+
+class QemuDriver:
+    def __init__(
+        self,
+        instances_path: Path | str,
+        *,
+        fetch: Fetch,
+        accelerator: str = "auto",
+        shutdown_timeout: float = 60.0,
+        cpu_model: str = "max",
+        metadata_command: Callable[[GuestSpec], str | None] | None = None,
+        console_limit: int = CONSOLE_LIMIT,
+    ) -> None:
+        missing = [
+            f"{tool} (Debian package {pkg})" for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)
+        ]
+        if missing:
+            raise QemuNotInstalled(
+                "The QEMU driver needs " + " and ".join(missing) + ": install them with "
+                "`apt-get install qemu-system-x86 qemu-utils` (or scripts/install-qemu.sh)"
+            )
+        self.instances_path = Path(instances_path).resolve()
+        if "," in str(self.instances_path):
+            raise ValueError(f"instances_path cannot contain a comma (QEMU options): {self.instances_path}")
+        self.instances_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.instances_path, 0o700)
+        self.images = ImageCache(self.instances_path, fetch)
+        self.shutdown_timeout = shutdown_timeout
+        self.cpu_model = cpu_model
+        self.accelerator = resolve_accelerator(accelerator, cpu_model=cpu_model)
+        self.metadata_command = metadata_command
+        self.console_limit = console_limit
+        self._version = _qemu_version()
+
+    # -- the Driver protocol -------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            supports_pause=True,
+            supports_suspend=True,
+            supports_rescue=False,
+            hypervisor_type="QEMU",
+            hypervisor_version=self._version,
+        )
+
+    def spawn(self, guest: GuestSpec) -> None:
+        d = self.instance_dir(guest)
+        if self._pid(d, guest.uuid) is not None:
+            raise DriverError(f"Instance {guest.uuid} is already running on {guest.host}")
+        base = self.images.ensure(guest.image)  # before the directory: a bad image leaves nothing
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(mode=0o700)
+        try:
+            launch.prepare_disks(d, guest, base)
+            md = self.metadata_command(guest) if self.metadata_command else None
+            opts = LaunchOptions(accelerator=self.accelerator, cpu_model=self.cpu_model, metadata_command=md)
+            argv = launch.argv(d, guest, opts)
+            _write_private(d / LAUNCH, json.dumps({"argv": argv}).encode())
+            self._start(d, guest.uuid)
+        except BaseException:
+            self._kill(d, guest.uuid)
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+
+    def destroy(self, guest: GuestSpec) -> None:
+        d = self.instance_dir(guest)
+        if not d.exists():
+            return
+        pid = self._pid(d, guest.uuid)
+        if pid is not None:
+            try:
+                with self._qmp(d, timeout=3.0) as qmp:
+                    qmp.execute("quit")
+            except QMPError:
+                pass
+            if not _wait_gone(pid, 3.0):
+                self._kill(d, guest.uuid)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def power_off(self, guest: GuestSpec) -> None:
+        d = self._existing(guest)
+        pid = self._pid(d, guest.uuid)
+        if pid is None:
+            return
+        if not self._acpi_shutdown(d, pid, self.shutdown_timeout):
+            self._kill(d, guest.uuid)
+
+    def power_on(self, guest: GuestSpec) -> None:
+        d = self._existing(guest)
+        if self._pid(d, guest.uuid) is not None:
+            return
+        (d / STATE).unlink(missing_ok=True)  # a start after suspend is a cold boot (as Nova)
+        self._start(d, guest.uuid)
+
+    def reboot(self, guest: GuestSpec, *, hard: bool = False) -> None:
+        d = self._existing(guest)
+        pid = self._pid(d, guest.uuid)
+        if not hard and pid is not None and self._acpi_shutdown(d, pid, max(self.shutdown_timeout, 120.0)):
+            self._start(d, guest.uuid)
+            return
+        self._kill(d, guest.uuid)
+        (d / STATE).unlink(missing_ok=True)
+        self._start(d, guest.uuid)
+
+    def pause(self, guest: GuestSpec) -> None:
+        self._running_qmp(guest, "stop")
+
+    def unpause(self, guest: GuestSpec) -> None:
+        self._running_qmp(guest, "cont")
+
+    def suspend(self, guest: GuestSpec) -> None:
+        """Save the guest's memory to ``memory.state`` and end its process."""
+        d = self._existing(guest)
+        pid = self._pid(d, guest.uuid)
+        if pid is None:
+            raise DriverError(f"Instance {guest.uuid} is not running on {guest.host}")
+        part = d / (STATE + ".part")
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with self._qmp(d) as qmp:
+                qmp.execute("stop")
+                try:
+                    qmp.execute("getfd", fds=[fd], fdname="state")
+                    qmp.execute("migrate", uri="fd:state")
+                    self._wait_migration(qmp, "query-migrate", guest.uuid)
+                except BaseException:
+                    qmp.execute("cont")
+                    raise
+                qmp.execute("quit")
+        except QMPError as exc:
+            part.unlink(missing_ok=True)
+            raise DriverError(f"Could not suspend instance {guest.uuid}: {exc}") from exc
+        finally:
+            os.close(fd)
+        if not _wait_gone(pid, KILL_TIMEOUT):
+            self._kill(d, guest.uuid)
+        os.replace(part, d / STATE)
+
+    def resume(self, guest: GuestSpec) -> None:
+        d = self._existing(guest)
+        state = d / STATE
+        if self._pid(d, guest.uuid) is not None:
+            return
+        if not state.is_file():
+            raise DriverError(f"Instance {guest.uuid} has no saved state to resume from")
+        self._start(d, guest.uuid, incoming=True)
+        fd = os.open(state, os.O_RDONLY)
+        try:
+            with self._qmp(d) as qmp:
+                qmp.execute("getfd", fds=[fd], fdname="state")
+                qmp.execute("migrate-incoming", uri="fd:state")
+                self._wait_incoming(qmp, guest.uuid)
+                qmp.execute("cont")
+        except (QMPError, DriverError) as exc:
+            self._kill(d, guest.uuid)
+            raise DriverError(f"Could not resume instance {guest.uuid}: {exc}") from exc
+        finally:
+            os.close(fd)
+        state.unlink(missing_ok=True)
+
+    def get_info(self, guest: GuestSpec) -> GuestInfo:
+        memory_mb, vcpus = _int(guest.flavor.get("memory_mb")), _int(guest.flavor.get("vcpus"))
+        d = self.instance_dir(guest)
+        if not d.is_dir():
+            return GuestInfo(PowerState.NOSTATE, memory_mb, vcpus)
+        self._bound_console(d)
+        if self._pid(d, guest.uuid) is None:
+            state = PowerState.SUSPENDED if (d / STATE).is_file() else PowerState.SHUTDOWN
+            return GuestInfo(state, memory_mb, vcpus)
+        try:
+            with self._qmp(d, timeout=5.0) as qmp:
+                status = str(qmp.execute("query-status").get("status", ""))
+        except (QMPError, AttributeError):
+            return GuestInfo(PowerState.NOSTATE, memory_mb, vcpus)
+        if status == "running":
+            power = PowerState.RUNNING
+        elif status in CRASHED_STATES:
+            power = PowerState.CRASHED
+        elif status == "shutdown":
+            power = PowerState.SHUTDOWN
+        else:
+            power = PowerState.PAUSED
+        return GuestInfo(power, memory_mb, vcpus)
+
+    # -- beyond the protocol -------------------------------------------------------------
+
+    def console_output(self, guest: GuestSpec, length: int | None = None) -> str:
+        """The serial console's last ``console_limit`` bytes; its last ``length`` lines if given."""
+        d = self.instance_dir(guest)
+        self._bound_console(d)
+        try:
+            with (d / CONSOLE).open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - self.console_limit))
+                data = f.read(self.console_limit)
+        except FileNotFoundError:
+            return ""
+        text = data.decode("ascii", errors="replace")
+        if length is None:
+            return text
+        if length <= 0:
+            return ""
+        return "".join(text.splitlines(keepends=True)[-length:])
+
+    def list_running(self) -> dict[str, int]:
+        """``{uuid: pid}`` of every guest with a live QEMU under instances_path (re-attach)."""
+        running: dict[str, int] = {}
+        for d in self.instances_path.iterdir():
+            if d.name.startswith("_") or not d.is_dir():
+                continue
+            pid = self._pid(d, d.name)
+            if pid is not None:
+                running[d.name] = pid
+        return running
+
+    def diagnostics(self, guest: GuestSpec) -> dict[str, Any]:
+        """Nova's 2.48 diagnostics shape, from QMP and /proc."""
+        d = self._existing(guest)
+        info = self.get_info(guest)
+        pid = self._pid(d, guest.uuid)
+        argv = self._argv(d)
+        result: dict[str, Any] = {
+            "state": info.state.name.lower(),
+            "driver": "qemu",
+            "hypervisor": self.accelerator,
+            "hypervisor_os": "linux",
+            "uptime": None,
+            "config_drive": (d / launch.CONFIG).exists(),
+            "num_cpus": info.vcpus,
+            "num_nics": sum(1 for a in argv if a.startswith("user,id=")),
+            "num_disks": sum(1 for a in argv if a.startswith("file=")),
+            "cpu_details": [],
+            "disk_details": [],
+            "nic_details": [],
+            "memory_details": {"maximum": info.memory_mb, "used": 0},
+        }
+        if pid is None:
+            return result
+        result["uptime"] = _uptime(pid)
+        result["memory_details"]["used"] = _rss_mb(pid)
+        try:
+            with self._qmp(d, timeout=5.0) as qmp:
+                cpus = qmp.execute("query-cpus-fast")
+                stats = qmp.execute("query-blockstats")
+        except QMPError:
+            return result
+        for cpu in cpus if isinstance(cpus, list) else []:
+            result["cpu_details"].append(
+                {
+                    "id": cpu.get("cpu-index"),
+                    "time": _thread_time_ns(pid, cpu.get("thread-id")),
+                    "utilisation": None,
+                }
+            )
+        for disk in stats if isinstance(stats, list) else []:
+            s = disk.get("stats", {})
+            result["disk_details"].append(
+                {
+                    "read_bytes": s.get("rd_bytes", 0),
+                    "read_requests": s.get("rd_operations", 0),
+                    "write_bytes": s.get("wr_bytes", 0),
+                    "write_requests": s.get("wr_operations", 0),
+                    "errors_count": s.get("failed_rd_operations", 0) + s.get("failed_wr_operations", 0),
+                }
+            )
+        return result
+
+    def prune_images(self, max_age_s: float) -> list[Path]:
+        return self.images.prune(max_age_s)
+
+    def instance_dir(self, guest: GuestSpec) -> Path:
+        try:
+            canonical = str(uuidlib.UUID(guest.uuid))
+        except ValueError as exc:
+            raise BuildAbort(f"Invalid instance uuid {guest.uuid!r}") from exc
+        if canonical != guest.uuid.lower():
+            raise BuildAbort(f"Invalid instance uuid {guest.uuid!r}")
+        return self.instances_path / canonical
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _existing(self, guest: GuestSpec) -> Path:
+        d = self.instance_dir(guest)
+        if not (d / LAUNCH).is_file():
+            raise DriverError(f"Instance {guest.uuid} does not exist on {guest.host}")
+        return d
+
+    def _argv(self, d: Path) -> list[str]:
+        try:
+            argv = json.loads((d / LAUNCH).read_text())["argv"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DriverError(f"Instance directory {d.name} has no usable {LAUNCH}: {exc}") from exc
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise DriverError(f"Instance directory {d.name} has a corrupt {LAUNCH}")
+        return argv
+
+    def _start(self, d: Path, uuid: str, *, incoming: bool = False) -> None:
+        """Start QEMU detached and wait until QMP answers and the guest runs (or waits for
+        its incoming state). The guest's boot is not waited for."""
+        argv = self._argv(d) + (["-incoming", "defer"] if incoming else [])
+        self._trim_console(d)
+        for name in (QMP_SOCKET, PID_FILE):
+            (d / name).unlink(missing_ok=True)
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=d,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=START_TIMEOUT,
+                start_new_session=True,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            self._kill(d, uuid)
+            raise DriverError(f"QEMU did not start instance {uuid} within {START_TIMEOUT:.0f}s") from exc
+        except OSError as exc:
+            raise DriverError(f"Could not run QEMU for instance {uuid}: {exc}") from exc
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip()[-1000:] or f"exit status {done.returncode}"
+            raise DriverError(f"QEMU failed to start instance {uuid}: {detail}")
+        for name in (CONSOLE, PID_FILE):
+            if (d / name).exists():
+                os.chmod(d / name, 0o600)
+        want = ("inmigrate",) if incoming else ("running",)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._pid(d, uuid) is None:
+                raise DriverError(f"QEMU for instance {uuid} exited right after starting")
+            try:
+                with self._qmp(d, timeout=5.0) as qmp:
+                    status = qmp.execute("query-status").get("status")
+                if status in want:
+                    return
+            except (QMPError, AttributeError):
+                pass
+            if time.monotonic() > deadline:
+                self._kill(d, uuid)
+                raise DriverError(f"Instance {uuid} did not reach {want[0]} within {START_TIMEOUT:.0f}s")
+            time.sleep(0.1)
+
+    def _acpi_shutdown(self, d: Path, pid: int, timeout: float) -> bool:
+        """Press the ACPI power button (again every ACPI_RETRY s); True if QEMU exited in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self._qmp(d, timeout=5.0) as qmp:
+                    qmp.execute("system_powerdown")
+            except QMPError:
+                pass
+            if _wait_gone(pid, min(ACPI_RETRY, max(0.0, deadline - time.monotonic()))):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def _kill(self, d: Path, uuid: str) -> None:
+        pid = self._pid(d, uuid)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if not _wait_gone(pid, KILL_TIMEOUT):
+            raise DriverError(f"QEMU process {pid} of instance {uuid} does not die")
+
+    def _pid(self, d: Path, uuid: str) -> int | None:
+        """The pid of this instance's live QEMU (checked against its command line), else None."""
+        try:
+            pid = int((d / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not _alive(pid):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        return pid if f"guest={uuid}".encode() in cmdline else None
+
+    def _qmp(self, d: Path, *, timeout: float = 10.0) -> QMPClient:
+        return QMPClient(d / QMP_SOCKET, timeout=timeout)
+
+    def _running_qmp(self, guest: GuestSpec, command: str) -> None:
+        d = self._existing(guest)
+        if self._pid(d, guest.uuid) is None:
+            raise DriverError(f"Instance {guest.uuid} is not running on {guest.host}")
+        try:
+            with self._qmp(d) as qmp:
+                qmp.execute(command)
+        except QMPError as exc:
+            raise DriverError(f"{command} of instance {guest.uuid} failed: {exc}") from exc
+
+    def _wait_migration(self, qmp: QMPClient, query: str, uuid: str) -> None:
+        deadline = time.monotonic() + SAVE_TIMEOUT
+        while time.monotonic() < deadline:
+            answer = qmp.execute(query)
+            status = answer.get("status")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled"):
+                why = answer.get("error-desc") or status
+                raise DriverError(f"Saving the memory of instance {uuid} failed: {why}")
+            time.sleep(0.1)
+        raise DriverError(f"Saving the memory of instance {uuid} took more than {SAVE_TIMEOUT:.0f}s")
+
+    def _wait_incoming(self, qmp: QMPClient, uuid: str) -> None:
+        deadline = time.monotonic() + SAVE_TIMEOUT
+        while time.monotonic() < deadline:
+            status = qmp.execute("query-status").get("status")
+            if status in ("paused", "running"):
+                return
+            if status != "inmigrate":
+                raise DriverError(f"Restoring instance {uuid} left it {status}")
+            time.sleep(0.1)
+        raise DriverError(f"Restoring the memory of instance {uuid} took more than {SAVE_TIMEOUT:.0f}s")
+
+    def _trim_console(self, d: Path) -> None:
+        """Keep the last console_limit bytes of the log (QEMU appends: O_APPEND writers
+        keep writing at the new end after a truncation)."""
+        path = d / CONSOLE
+        try:
+            with path.open("r+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size <= self.console_limit:
+                    return
+                f.seek(size - self.console_limit)
+                keep = f.read()
+                f.seek(0)
+                f.truncate()
+                f.write(keep)
+        except FileNotFoundError:
+            return
+
+    def _bound_console(self, d: Path) -> None:
+        try:
+            if (d / CONSOLE).stat().st_size > 2 * self.console_limit:
+                self._trim_console(d)
+        except FileNotFoundError:
+            return
+
+
+def host_resources(instances_path: Path | str) -> tuple[int, int, int]:
+    """This host's (vcpus, memory_mb, free disk GiB under instances_path) for its inventories."""
+    vcpus = os.cpu_count() or 1
+    memory_mb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                memory_mb = int(line.split()[1]) // 1024
+                break
+    path = Path(instances_path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    disk_gb = shutil.disk_usage(path).free // (1024**3)
+    return vcpus, memory_mb, disk_gb
+
+
+def _qemu_version() -> int:
+    try:
+        out = subprocess.run(
+            ["qemu-system-x86_64", "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise QemuNotInstalled(f"qemu-system-x86_64 --version failed: {exc}") from exc
+    found = re.search(r"version (\d+)\.(\d+)\.(\d+)", out)
+    if not found:
+        raise QemuNotInstalled(f"Cannot read QEMU's version from {out.strip()[:200]!r}")
+    major, minor, micro = (int(x) for x in found.groups())
+    return major * 1_000_000 + minor * 1_000 + micro
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a daemonized QEMU is not our child)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rpartition(")")[2].split()[:1]
+    return bool(state) and state[0] not in ("Z", "X")
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _uptime(pid: int) -> int | None:
+    try:
+        start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+        boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, int(boot_uptime - start_ticks / os.sysconf("SC_CLK_TCK")))
+
+
+def _rss_mb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _thread_time_ns(pid: int, tid: object) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/task/{int(str(tid))}/stat").read_text().rpartition(")")[2].split()
+        ticks = int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
