@@ -7,8 +7,8 @@
 
 Builds an in-process deployment (fresh SQLite in a temporary directory unless --database-url names
 an empty database), creates one of each resource, then draws ``cases / operations`` requests per
-operation of every service's OpenAPI document (tests/functional/fuzz_engine.py says what they
-are). Prints the cases per service, the status counts and one example of each response >= 500 or
+operation of every service's OpenAPI document (tests/functional/fuzz_strategies.py says what
+they are). Prints the cases per service, the status counts and one example of each response >= 500 or
 slower than 10 s; exits 1 when there is any. The same seed draws the same requests.
 """
 

@@ -1,7 +1,7 @@
 """Issue 16: a bounded, seeded property-based fuzzer over every route of every service.
 
 5,200 cases on SQLite and 2,100 on PostgreSQL by default, at least 5,000 and 1,000
-(tests/functional/fuzz_engine.py says what a case is); no answer may be a 5xx or take longer than
+(tests/functional/fuzz_strategies.py says what a case is); no answer may be a 5xx or take longer than
 10 s. The counts are printed. More cases, another seed:
 ``.venv/bin/python bench/fuzz.py --cases 50000 --seed 7`` (docs/trust.md, "Input").
 """
