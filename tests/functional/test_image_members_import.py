@@ -41,8 +41,18 @@ def names(stack: Api, as_: str, query: str = "") -> set[str]:
     return {img["name"] for img in r.json()["images"]}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_stack(request: pytest.FixtureRequest, stack_factory: Any) -> Api:
+    """The stack on SQLite, then on PostgreSQL (skipped loudly without it)."""
+    return stack_factory(postgres=request.param == "postgresql")  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def shared(stack: Api) -> dict[str, Any]:
+    return make_shared(stack)
+
+
+def make_shared(stack: Api) -> dict[str, Any]:
     """demo's shared image with data, and a second project ``other`` (not yet a member)."""
     image = create(stack, name="to-share", visibility="shared")
     r = stack.put(f"{IMAGES}/{image['id']}/file", content=b"shared-bytes", headers=OCTET)
@@ -50,7 +60,9 @@ def shared(stack: Api) -> dict[str, Any]:
     return {"image": image, "other": add_project(stack, "other")}
 
 
-def test_owner_shares_and_the_member_accepts(stack: Api, shared: dict[str, Any]) -> None:
+def test_owner_shares_and_the_member_accepts(db_stack: Api) -> None:
+    stack = db_stack
+    shared = make_shared(stack)
     image_id, other = shared["image"]["id"], shared["other"]
     members = f"{IMAGES}/{image_id}/members"
     assert stack.get(f"{IMAGES}/{image_id}", as_="other").status_code == 404  # not shared yet
@@ -201,7 +213,8 @@ def test_discovery_of_import_methods_and_stores(stack: Api) -> None:
     assert r.headers["OpenStack-image-store-ids"] == "local"
 
 
-def test_stage_then_glance_direct_import_makes_it_active(stack: Api) -> None:
+def test_stage_then_glance_direct_import_makes_it_active(db_stack: Api) -> None:
+    stack = db_stack
     data = b"staged-data " * 1000
     image = create(stack, name="imported")
     base = f"{IMAGES}/{image['id']}"
