@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,11 @@ def test_guest_lifecycle(instances, guest_image, image_meta):
     text = wait_console(driver, guest, READY, count=3)
     assert text.count(f"novalite-guest: uuid={guest.uuid} hostname=web-1 source=config-drive") == 3
 
+    # soft reboot: the guest powers itself off on the ACPI button, then boots again
+    again.reboot(guest)
+    text = wait_console(driver, guest, READY, count=4)
+    assert text.count("novalite-guest: power button, powering off") == 2
+
     # QEMU killed from outside: the guest shows SHUTDOWN
     os.kill(again.list_running()[guest.uuid], signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -232,9 +238,9 @@ def test_image_cache_downloads_once_and_prunes_unused_bases(instances, guest_ima
         return original_fetch(image_id)
 
     plain.images.fetch = counting_fetch
-    first = plain.images.ensure(image_meta)
-    second = plain.images.ensure(image_meta)
-    assert fetched == ["default-image"] and first.path == second.path
+    with ThreadPoolExecutor(3) as pool:  # concurrent spawns of one image download it once
+        first, *others = pool.map(lambda _: plain.images.ensure(image_meta), range(3))
+    assert fetched == ["default-image"] and all(o.path == first.path for o in others)
     assert mode(first.path) == 0o600
 
     # an overlay refers to the base: kept even when old
@@ -299,3 +305,17 @@ def test_host_resources_are_the_real_host(tmp_path):
     vcpus, memory_mb, disk_gb = host_resources(tmp_path / "not-yet")
     assert vcpus == os.cpu_count()
     assert memory_mb > 0 and disk_gb >= 0
+
+
+def test_console_log_is_bounded(instances, guest_image, image_meta):
+    require_qemu()
+    driver = make_driver(instances, guest_image, console_limit=4096)
+    guest = spec(image_meta)
+    log = driver.instance_dir(guest) / "console.log"
+    log.parent.mkdir(mode=0o700, parents=True)
+    log.write_bytes(b"".join(b"line %d\n" % i for i in range(5000)))
+    text = driver.console_output(guest)
+    assert text.endswith("line 4999\n") and len(text) <= 4096
+    assert log.stat().st_size <= 4096  # the file itself was cut down to the last 4 KiB
+    assert driver.console_output(guest, length=2) == "line 4998\nline 4999\n"
+    assert driver.console_output(guest, length=0) == ""

@@ -14,7 +14,7 @@ Every call records an InstanceAction ``delete``.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -52,6 +52,11 @@ class ComputeAPI:
         host = self.db.write(lambda s: _start_delete(s, ctx, instance_uuid))
         if host is not None:
             self.compute.terminate_instance(ctx, instance_uuid=instance_uuid, host=host)
+
+    def get_diagnostics(self, ctx: RequestContext, instance_uuid: str, host: str) -> dict[str, Any]:
+        """Ask the server's host (a call): ``{"power_state", "diagnostics"}`` (None: not
+        supported by the driver, or not running)."""
+        return self.compute.get_diagnostics(ctx, instance_uuid=instance_uuid, host=host)
 
 
 def _start_delete(s: Session, ctx: RequestContext, instance_uuid: str) -> str | None:

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from novalite.compute import actions, build, build_resources, cleanup, resource_tracker
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
-from novalite.compute.rpcapi import BuildAndRunInstance, TerminateInstance
+from novalite.compute.rpcapi import BuildAndRunInstance, GetDiagnostics, TerminateInstance
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode
-from novalite.domain.states import TaskState, VmState
+from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.messaging.messages import context_from_dict
 from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec, ServiceStopping
 
@@ -235,6 +235,28 @@ class ComputeAgent:
             actions.add_fault(s, row.uuid, message=reason, details=tb, host=self.host)
 
 
+def get_diagnostics(agent: ComputeAgent, msg: GetDiagnostics) -> dict[str, Any]:
+    """The guest's power state (the database's: the simulated actions record it there) and,
+    when it runs and the driver can tell, the driver's diagnostics."""
+    with agent.db.reader() as s:
+        inst = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
+        if inst is None or inst.deleted:
+            return {"power_state": None, "diagnostics": None}
+        guest = GuestSpec(
+            uuid=inst.uuid,
+            name=f"instance-{inst.id:08x}",
+            host=agent.host,
+            node=inst.node or agent.host,
+            flavor=dict(inst.flavor or {}),
+            network_info=tuple(inst.network_info or ()),
+        )
+        power, config_drive = int(inst.power_state), bool(inst.config_drive)
+    report = getattr(agent.driver, "diagnostics", None)  # optional: not every driver has it
+    if power != PowerState.RUNNING or report is None:
+        return {"power_state": power, "diagnostics": None}
+    return {"power_state": power, "diagnostics": {**report(guest), "config_drive": config_drive}}
+
+
 def _current_task(s: Session, uuid: str) -> str | None:
     return s.execute(select(Instance.task_state).where(Instance.uuid == uuid)).scalar()
 
@@ -255,14 +277,17 @@ def node_uuids(db: Database, hosts: list[str]) -> dict[str, str]:
 def dispatch(agents: dict[str, ComputeAgent]) -> Any:
     """The consumer's handler: route each message to the agent of the host it names."""
 
-    def handle(_topic: str, msg: Any) -> None:
+    def handle(_topic: str, msg: Any) -> Any:
         agent = agents.get(msg.host)
         if agent is None:
             LOG.error("no compute agent for host %s here; dropping %s", msg.host, msg.METHOD)
-            return
+            return None
         if isinstance(msg, BuildAndRunInstance):
             agent.build_and_run_instance(msg)
         elif isinstance(msg, TerminateInstance):
             agent.terminate_instance(msg)
+        elif isinstance(msg, GetDiagnostics):
+            return get_diagnostics(agent, msg)
+        return None
 
     return handle

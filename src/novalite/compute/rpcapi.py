@@ -39,7 +39,19 @@ class TerminateInstance(Message):
     host: str
 
 
-REGISTRY = registry_of([BuildAndRunInstance, TerminateInstance])
+@dataclass(frozen=True)
+class GetDiagnostics(Message):
+    """A call (the API waits): the agent answers ``{"power_state", "diagnostics"}``,
+    ``diagnostics`` None when its driver cannot report any."""
+
+    METHOD: ClassVar[str] = "get_diagnostics"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+
+
+REGISTRY = registry_of([BuildAndRunInstance, TerminateInstance, GetDiagnostics])
 
 
 class ComputeClient:
@@ -83,3 +95,8 @@ class ComputeClient:
             )
         except PeerUnavailable:
             LOG.warning("the engine is restarting: the delete of %s waits for its recovery", instance_uuid)
+
+    def get_diagnostics(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> dict[str, Any]:
+        msg = GetDiagnostics(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)
+        answer: dict[str, Any] = self.transport.call(TOPIC, msg)
+        return answer

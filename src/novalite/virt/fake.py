@@ -13,6 +13,8 @@ One ``FakeDriver`` serves every simulated host of the process (guests are keyed 
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
 from novalite.domain.states import PowerState
 from novalite.virt.driver import Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
@@ -35,6 +37,7 @@ class FakeDriver:
     def __init__(self, build_delay: float = 0.0):
         self.build_delay = build_delay
         self._guests: dict[str, PowerState] = {}
+        self._started: dict[str, float] = {}  # uuid -> when spawned (diagnostics' uptime)
         self._delete_failed: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -64,6 +67,7 @@ class FakeDriver:
             )
         with self._lock:
             self._guests[guest.uuid] = PowerState.RUNNING
+            self._started[guest.uuid] = time.time()
 
     def destroy(self, guest: GuestSpec) -> None:
         if guest.metadata.get(FAIL_DELETE_ONCE, "").lower() in ("true", "1", "yes"):
@@ -74,6 +78,7 @@ class FakeDriver:
                 raise DriverError(f"Injected delete failure on {guest.host} (novalite:fail_delete_once)")
         with self._lock:
             self._guests.pop(guest.uuid, None)
+            self._started.pop(guest.uuid, None)
 
     def _set(self, guest: GuestSpec, state: PowerState) -> None:
         with self._lock:
@@ -110,3 +115,56 @@ class FakeDriver:
             memory_mb=int(guest.flavor.get("memory_mb") or 0),
             vcpus=int(guest.flavor.get("vcpus") or 0),
         )
+
+    def diagnostics(self, guest: GuestSpec) -> dict[str, Any]:
+        """What a libvirt/KVM host reports of a running guest (Nova's 2.48 diagnostics), with
+        counters made up from the flavor, the ports and the time since spawn (0 for a guest this
+        process did not spawn). The compute agent checks the guest is running first and adds
+        ``config_drive``."""
+        with self._lock:
+            started = self._started.get(guest.uuid)
+        uptime = int(time.time() - started) if started is not None else 0
+        flavor = guest.flavor
+        vcpus = int(flavor.get("vcpus") or 1)
+        memory_mb = int(flavor.get("memory_mb") or 0)
+        disks = 1 + (1 if flavor.get("ephemeral_gb") else 0) + (1 if flavor.get("swap") else 0)
+        macs = [str(vif.get("address") or vif.get("mac_address") or "") for vif in guest.network_info]
+        return {
+            "state": "running",
+            "driver": "libvirt",
+            "hypervisor": "qemu",
+            "hypervisor_os": "linux",
+            "uptime": uptime,
+            "config_drive": None,  # the compute agent knows (the instance's, not the guest's)
+            "num_cpus": vcpus,
+            "num_nics": len(macs),
+            "num_disks": disks,
+            "cpu_details": [{"id": i, "time": uptime * 10**8, "utilisation": 10} for i in range(vcpus)],
+            "nic_details": [
+                {
+                    "mac_address": mac,
+                    "rx_octets": 1500 * uptime,
+                    "rx_errors": 0,
+                    "rx_drop": 0,
+                    "rx_packets": 10 * uptime,
+                    "rx_rate": None,
+                    "tx_octets": 150 * uptime,
+                    "tx_errors": 0,
+                    "tx_drop": 0,
+                    "tx_packets": uptime,
+                    "tx_rate": None,
+                }
+                for mac in macs
+            ],
+            "disk_details": [
+                {
+                    "read_bytes": 262144 + 4096 * uptime,
+                    "read_requests": 112 + uptime,
+                    "write_bytes": 8192 * uptime,
+                    "write_requests": 2 * uptime,
+                    "errors_count": 0,
+                }
+                for _ in range(disks)
+            ],
+            "memory_details": {"maximum": memory_mb, "used": memory_mb // 2},
+        }

@@ -22,17 +22,19 @@ the same command line with ``-incoming defer`` + ``migrate-incoming`` from that 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from novalite.domain.states import PowerState
 from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec
@@ -49,6 +51,23 @@ KILL_TIMEOUT = 10.0
 ACPI_RETRY = 10.0
 SAVE_TIMEOUT = 300.0
 CRASHED_STATES = {"guest-panicked", "internal-error", "io-error"}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _serialised(
+    method: Callable[Concatenate[QemuDriver, GuestSpec, P], R],
+) -> Callable[Concatenate[QemuDriver, GuestSpec, P], R]:
+    """Actions on one guest run one at a time (a stop waits for a suspend to finish)."""
+
+    @functools.wraps(method)
+    def wrapper(self: QemuDriver, guest: GuestSpec, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._guest_lock(guest.uuid):
+            return method(self, guest, *args, **kwargs)
+
+    return wrapper
 
 
 class QemuNotInstalled(DriverError):
@@ -87,6 +106,12 @@ class QemuDriver:
         self.metadata_command = metadata_command
         self.console_limit = console_limit
         self._version = _qemu_version()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _guest_lock(self, uuid: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(uuid, threading.Lock())
 
     # -- the Driver protocol -------------------------------------------------------------
 
@@ -99,6 +124,7 @@ class QemuDriver:
             hypervisor_version=self._version,
         )
 
+    @_serialised
     def spawn(self, guest: GuestSpec) -> None:
         d = self.instance_dir(guest)
         if self._pid(d, guest.uuid) is not None:
@@ -118,6 +144,7 @@ class QemuDriver:
             shutil.rmtree(d, ignore_errors=True)
             raise
 
+    @_serialised
     def destroy(self, guest: GuestSpec) -> None:
         d = self.instance_dir(guest)
         if not d.exists():
@@ -133,6 +160,7 @@ class QemuDriver:
                 self._kill(d, guest.uuid)
         shutil.rmtree(d, ignore_errors=True)
 
+    @_serialised
     def power_off(self, guest: GuestSpec) -> None:
         d = self._existing(guest)
         pid = self._pid(d, guest.uuid)
@@ -141,6 +169,7 @@ class QemuDriver:
         if not self._acpi_shutdown(d, pid, self.shutdown_timeout):
             self._kill(d, guest.uuid)
 
+    @_serialised
     def power_on(self, guest: GuestSpec) -> None:
         d = self._existing(guest)
         if self._pid(d, guest.uuid) is not None:
@@ -148,6 +177,7 @@ class QemuDriver:
         (d / STATE).unlink(missing_ok=True)  # a start after suspend is a cold boot (as Nova)
         self._start(d, guest.uuid)
 
+    @_serialised
     def reboot(self, guest: GuestSpec, *, hard: bool = False) -> None:
         d = self._existing(guest)
         pid = self._pid(d, guest.uuid)
@@ -158,12 +188,15 @@ class QemuDriver:
         (d / STATE).unlink(missing_ok=True)
         self._start(d, guest.uuid)
 
+    @_serialised
     def pause(self, guest: GuestSpec) -> None:
         self._running_qmp(guest, "stop")
 
+    @_serialised
     def unpause(self, guest: GuestSpec) -> None:
         self._running_qmp(guest, "cont")
 
+    @_serialised
     def suspend(self, guest: GuestSpec) -> None:
         """Save the guest's memory to ``memory.state`` and end its process."""
         d = self._existing(guest)
@@ -192,6 +225,7 @@ class QemuDriver:
             self._kill(d, guest.uuid)
         os.replace(part, d / STATE)
 
+    @_serialised
     def resume(self, guest: GuestSpec) -> None:
         d = self._existing(guest)
         state = d / STATE
