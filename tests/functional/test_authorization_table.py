@@ -51,6 +51,7 @@ OF_PROJECT_A = {
     "floatingip_id",
     "floating_ip_id",
     "network",
+    "tenant_id",
 }
 # OWNER routes: who owns the target this test names (the member's key pair, user and token; A)
 OWNERS = {
@@ -227,7 +228,12 @@ def _params(world: World, method: str, path: str) -> dict[str, str]:
         consumer_uuid=str(uuid.uuid4()),
         attachment_id=str(uuid.uuid4()),
         service_id=str(uuid.uuid4()),  # never the real compute service
+        endpoint_id=str(uuid.uuid4()),  # nor a real catalog endpoint
+        region_id="RegionOne",
         member_id=str(uuid.uuid4()),  # an image member that is not one
+        tenant_id=ids["project_id"],  # os-simple-tenant-usage/{tenant_id}: project A's usage
+        before="2026-01-01 00:00:00",  # os-instance_usage_audit_log/{before}
+        host_name="authz-host",  # os-hosts/{host_name}: none such (a real one is 501: no driver can)
         migration_id="1",  # a migration id (none exists: a 404 or 400 behind the gate)
     )
     if path.startswith("/compute/v2.1/os-security-groups") or "/os-security-group-rules" in path:

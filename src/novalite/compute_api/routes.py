@@ -29,6 +29,12 @@ COMPUTE_MODULES = [
     "novalite.compute_api.interfaces",  # os-interface
     "novalite.compute_api.volume_attachments",  # os-volume_attachments
     "novalite.compute_api.network_proxies",  # os-networks, os-security-groups (< 2.36)
+    "novalite.compute_api.usage",  # os-simple-tenant-usage
+    "novalite.compute_api.audit_log",  # os-instance_usage_audit_log
+    "novalite.compute_api.diagnostics",  # /servers/{id}/diagnostics
+    "novalite.compute_api.hosts",  # os-hosts (< 2.43)
+    "novalite.compute_api.extensions",  # /extensions
+    "novalite.compute_api.tenant_networks",  # os-tenant-networks
     "novalite.compute_api.migrations",  # os-migrations, /servers/{id}/migrations
 ]
 
