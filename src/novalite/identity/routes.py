@@ -13,7 +13,8 @@ from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.context import RequestContext
 from novalite.db.models.identity import Project, Role, RoleAssignment, User
 from novalite.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from novalite.identity import revocation, schemas, service
+from novalite.identity import catalog as id_catalog
+from novalite.identity import revocation, routes_catalog, schemas, service
 from novalite.identity.lockout import Lockout, check_password
 from novalite.identity.passwords import hash_password
 from novalite.identity.tokens import TokenData, iso_z
@@ -50,28 +51,11 @@ def version_v3(request: Request) -> dict[str, Any]:
 
 
 def catalog(request: Request) -> list[dict[str, Any]]:
+    """The catalog a token carries, read from the service and endpoint rows (identity.catalog)."""
     rt = runtime(request)
-    entries = []
-    for ctype, name, suffix in rt.catalog:
-        url = f"{rt.public_url}{suffix}"
-        entries.append(
-            {
-                "type": ctype,
-                "name": name,
-                "id": f"{ctype}-service",
-                "endpoints": [
-                    {
-                        "id": f"{ctype}-{iface}",
-                        "interface": iface,
-                        "region": rt.settings.region,
-                        "region_id": rt.settings.region,
-                        "url": url,
-                    }
-                    for iface in ("public", "internal", "admin")
-                ],
-            }
-        )
-    return entries
+    id_catalog.ensure_builtin(rt.db, list(rt.catalog), rt.settings.region)
+    with rt.db.reader() as s:
+        return id_catalog.token_catalog(s, rt.public_url)
 
 
 def _token_body(request: Request, data: TokenData) -> dict[str, Any]:
@@ -656,3 +640,6 @@ def role_assignments(request: Request, ctx: RequestContext = Depends(request_con
                 item["scope"]["project"].update(name=p.name, domain=dict(service.DEFAULT_DOMAIN))
             out.append(item)
         return {"role_assignments": out, "links": {"self": f"{_base(request)}/v3/role_assignments"}}
+
+
+router.include_router(routes_catalog.router)  # services, endpoints, regions

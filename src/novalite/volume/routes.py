@@ -1,7 +1,8 @@
 """The embedded Cinder v3 subset under /volume.
 
-The catalog advertises ``volumev3`` at ``/volume/v3`` (openstacksdk's block-storage proxy
-and so the ``openstack volume`` commands find it under that alias). Every v3 path also
+The catalog advertises ``block-storage`` at ``/volume/v3``, with the ``volumev3`` and ``volume``
+aliases at the same URL (identity.catalog), as DevStack registers Cinder: current Tempest and
+openstacksdk look for ``block-storage`` first, older clients for the aliases. Every v3 path also
 answers with Cinder's classic project segment, ``/volume/v3/{project_id}/...``, for clients
 configured with the old endpoint template.
 """
@@ -24,7 +25,7 @@ from novalite.volume import (
 )
 from novalite.volume.api import MAX_VERSION, MIN_VERSION
 
-CATALOG = ("volumev3", "cinderv3", "/volume/v3")
+CATALOG = ("block-storage", "cinder", "/volume/v3")
 
 UPDATED = "2023-03-30T00:00:00Z"
 

@@ -54,4 +54,17 @@ RULES: Table = {
     ("DELETE", GRANT): _i("revoke_grant", ADMIN),
     ("GET", K + "/projects/{project_id}/users/{user_id}/roles"): _i("list_grants", ADMIN),
     ("GET", K + "/role_assignments"): _i("list_role_assignments", ADMIN),
+    # the catalog: reads by a system reader (here: admin), writes admin; regions to every token
+    ("GET", K + "/services"): _i("list_services", ADMIN),
+    ("POST", K + "/services"): _i("create_service", ADMIN),
+    ("GET", K + "/services/{service_id}"): _i("get_service", ADMIN),
+    ("PATCH", K + "/services/{service_id}"): _i("update_service", ADMIN),
+    ("DELETE", K + "/services/{service_id}"): _i("delete_service", ADMIN),
+    ("GET", K + "/endpoints"): _i("list_endpoints", ADMIN),
+    ("POST", K + "/endpoints"): _i("create_endpoint", ADMIN),
+    ("GET", K + "/endpoints/{endpoint_id}"): _i("get_endpoint", ADMIN),
+    ("PATCH", K + "/endpoints/{endpoint_id}"): _i("update_endpoint", ADMIN),
+    ("DELETE", K + "/endpoints/{endpoint_id}"): _i("delete_endpoint", ADMIN),
+    ("GET", K + "/regions"): _i("list_regions", ANY),
+    ("GET", K + "/regions/{region_id}"): _i("get_region", ANY),
 }
