@@ -153,10 +153,12 @@ def test_resize_of_a_stopped_server_ends_stopped(two_hosts: Api) -> None:
     sid = boot(stack)
     assert action(stack, sid, {"os-stop": None}).status_code == 202
     wait_status(stack, sid, "SHUTOFF")
-    assert action(stack, sid, {"resize": {"flavorRef": "2"}}).status_code == 202
-    wait_status(stack, sid, "VERIFY_RESIZE")
+    assert action(stack, sid, {"resize": {"flavorRef": "2", "OS-DCF:diskConfig": "AUTO"}}).status_code == 202
+    assert wait_status(stack, sid, "VERIFY_RESIZE")["OS-DCF:diskConfig"] == "AUTO"
     assert action(stack, sid, {"confirmResize": None}).status_code == 204
     wait_status(stack, sid, "SHUTOFF")
+    assert action(stack, sid, {"migrate": None}).status_code == 202  # a migrate resets it to MANUAL
+    assert wait_status(stack, sid, "VERIFY_RESIZE")["OS-DCF:diskConfig"] == "MANUAL"
 
 
 def test_resize_refusals(two_hosts: Api) -> None:

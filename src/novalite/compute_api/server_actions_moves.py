@@ -28,7 +28,9 @@ def _exists(request: Request, ctx: RequestContext, server_id: str) -> None:
 
 def resize(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
     validate(schemas.RESIZE, body)
-    server_moves.resize(runtime(request), ctx, server_id, str(body["resize"]["flavorRef"]))
+    req = body["resize"]
+    auto = req.get("OS-DCF:diskConfig") == "AUTO"
+    server_moves.resize(runtime(request), ctx, server_id, str(req["flavorRef"]), auto_disk_config=auto)
 
 
 def confirm_resize(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:

@@ -36,6 +36,7 @@ from novalite.domain.flavor import FlavorSnapshot
 from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound, OverQuota
+from novalite.messaging.transport import PeerUnavailable
 from novalite.runtime import Runtime
 from novalite.services import flavors, quotas
 from novalite.services import migrations as records
@@ -126,6 +127,7 @@ def _begin(
     transition: actions.Transition,
     flavor_ref: str | None,
     host: str | None,
+    auto_disk_config: bool = False,
 ) -> MoveRequest:
     with rt.db.session() as s:
         inst = get_instance(s, ctx, server_id)
@@ -161,8 +163,8 @@ def _begin(
             new_flavor=new,
         )
         inst.task_state, inst.updated_at = task, utcnow()
-        if kind != MigrationType.LIVE:
-            inst.progress = 0
+        if kind != MigrationType.LIVE:  # resize and cold migrate reset diskConfig (§2.2 step 9)
+            inst.progress, inst.auto_disk_config = 0, auto_disk_config
         record_action(
             s, ctx, inst, transition.name if kind != MigrationType.LIVE else "live-migration", event=None
         )
@@ -181,13 +183,41 @@ def conductor_of(rt: Runtime) -> ConductorClient:
 
 
 def _cast(rt: Runtime, ctx: RequestContext, move: MoveRequest) -> None:
-    conductor_of(rt).migrate_server(
-        ctx, migration_uuid=move.migration_uuid, host=move.host, ignore_hosts=list(move.ignore_hosts)
+    """Hand the move to the conductor; while the engine restarts (nothing was sent) the server
+    is given back its task state and the migration ends in ``error`` before the 503."""
+    try:
+        conductor_of(rt).migrate_server(
+            ctx, migration_uuid=move.migration_uuid, host=move.host, ignore_hosts=list(move.ignore_hosts)
+        )
+    except (PeerUnavailable, Conflict):
+        rt.db.write(lambda s: _undo_begin(s, move.migration_uuid))
+        raise
+
+
+def _undo_begin(s: Session, migration_uuid: str) -> None:
+    row = records.by_uuid(s, migration_uuid)
+    if row is None:
+        return
+    records.set_status(row, "error")
+    inst = s.scalars(select(Instance).where(Instance.uuid == row.instance_uuid)).first()
+    if inst is not None and not inst.deleted:
+        inst.task_state, inst.updated_at = None, utcnow()
+
+
+def resize(
+    rt: Runtime, ctx: RequestContext, server_id: str, flavor_ref: str, *, auto_disk_config: bool = False
+) -> None:
+    """``auto_disk_config``: OS-DCF:diskConfig AUTO (a resize without it resets it to MANUAL)."""
+    move = _begin(
+        rt,
+        ctx,
+        server_id,
+        transition=actions.RESIZE,
+        flavor_ref=flavor_ref,
+        host=None,
+        auto_disk_config=auto_disk_config,
     )
-
-
-def resize(rt: Runtime, ctx: RequestContext, server_id: str, flavor_ref: str) -> None:
-    _cast(rt, ctx, _begin(rt, ctx, server_id, transition=actions.RESIZE, flavor_ref=flavor_ref, host=None))
+    _cast(rt, ctx, move)
 
 
 def migrate(rt: Runtime, ctx: RequestContext, server_id: str, host: str | None) -> None:

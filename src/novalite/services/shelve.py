@@ -33,6 +33,7 @@ from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.image import service as images
+from novalite.messaging.transport import PeerUnavailable
 from novalite.placement import allocations
 from novalite.runtime import Runtime
 from novalite.services import server_moves, zones
@@ -202,7 +203,11 @@ def unshelve(
             cast, image_id = True, None
         owner = _owner_ctx(inst)
     if cast:
-        server_moves.conductor_of(rt).unshelve_instance(ctx, instance_uuid=server_id, host=host)
+        try:
+            server_moves.conductor_of(rt).unshelve_instance(ctx, instance_uuid=server_id, host=host)
+        except (PeerUnavailable, Conflict):  # nothing was sent: the server stays offloaded
+            rt.db.write(lambda s: unshelve_failed(s, server_id, "the engine is not running"))
+            raise
     elif image_id:
         _delete_image(rt, owner, image_id)
 

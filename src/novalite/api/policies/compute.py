@@ -57,7 +57,8 @@ SERVER_ACTIONS = actions(
         "rebuild": _r("servers:rebuild", MEMBER),
         "createImage": _r("servers:create_image", MEMBER),
         "createBackup": _r("os-create-backup", MEMBER),
-        # actions novalite answers 400 "no such action" to, named as Nova names them
+        # the move and shelve actions (server_actions_moves), and actions novalite may answer 400
+        # "no such action" to, named as Nova names them
         "resize": _r("servers:resize", MEMBER),
         "confirmResize": _r("servers:confirm_resize", MEMBER),
         "revertResize": _r("servers:revert_resize", MEMBER),
