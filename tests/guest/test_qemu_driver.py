@@ -31,6 +31,7 @@ from novalite.guest.builder import GuestImage
 from novalite.virt.driver import BuildAbort, GuestSpec
 from novalite.virt.qemu import QemuDriver, QemuNotInstalled, host_resources
 from novalite.virt.qemu.accel import resolve_accelerator
+from novalite.virt.qemu.images import file_store_fetch
 from novalite.virt.qemu.launch import prepare_disks
 from novalite.virt.qemu.qmp import QMPClient, QMPError
 from tests.guest.conftest import BOOT_TIMEOUT, require_qemu
@@ -44,13 +45,14 @@ USER_DATA = (
     b'echo "user-data-marker host=$(hostname)"\n'
     b'( n=0; while true; do n=$((n+1)); echo "tick $n"; sleep 1; done ) &\n'
 )
+IMAGE_ID = "novalite-guest.qcow2"
 FLAVOR = {"memory_mb": 128, "vcpus": 1, "root_gb": 1, "ephemeral_gb": 0, "swap": 0}
 
 
 @pytest.fixture(scope="module")
 def image_meta(guest_image: GuestImage) -> dict[str, Any]:
     digest = hashlib.sha512(guest_image.path.read_bytes()).hexdigest()
-    return {"id": "default-image", "disk_format": "qcow2", "os_hash_algo": "sha512", "os_hash_value": digest}
+    return {"id": IMAGE_ID, "disk_format": "qcow2", "os_hash_algo": "sha512", "os_hash_value": digest}
 
 
 @pytest.fixture
@@ -71,12 +73,8 @@ def instances(guest_image: GuestImage) -> Iterator[Path]:
 
 
 def make_driver(instances: Path, guest_image: GuestImage, **kwargs: Any) -> QemuDriver:
-    def fetch(image_id: str) -> Iterator[bytes]:
-        assert image_id == "default-image"
-        with guest_image.path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                yield chunk
-
+    # the image store is the guest cache directory: image id = the image's file name
+    fetch = file_store_fetch(guest_image.path.parent)
     return QemuDriver(instances, fetch=fetch, accelerator="tcg", **kwargs)
 
 
@@ -222,9 +220,12 @@ def test_image_with_wrong_checksum_aborts_and_leaves_nothing(instances, guest_im
     assert [p for p in (instances / "_base").iterdir() if not p.name.endswith(".lock")] == []
     assert driver.list_running() == {}
 
-    md5_guest = spec({"id": "default-image", "disk_format": "qcow2", "checksum": "0" * 32})
+    md5_guest = spec({"id": IMAGE_ID, "disk_format": "qcow2", "checksum": "0" * 32})
     with pytest.raises(BuildAbort, match="checksum"):
         driver.spawn(md5_guest)
+    with pytest.raises(BuildAbort, match="no data"):
+        driver.spawn(spec({"id": "no-such-image", "disk_format": "qcow2"}))
+    assert [p.name for p in instances.iterdir()] == ["_base"]
 
 
 def test_image_cache_downloads_once_and_prunes_unused_bases(instances, guest_image, image_meta):
@@ -240,7 +241,7 @@ def test_image_cache_downloads_once_and_prunes_unused_bases(instances, guest_ima
     plain.images.fetch = counting_fetch
     with ThreadPoolExecutor(3) as pool:  # concurrent spawns of one image download it once
         first, *others = pool.map(lambda _: plain.images.ensure(image_meta), range(3))
-    assert fetched == ["default-image"] and all(o.path == first.path for o in others)
+    assert fetched == [IMAGE_ID] and all(o.path == first.path for o in others)
     assert mode(first.path) == 0o600
 
     # an overlay refers to the base: kept even when old

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from novalite.domain.states import PowerState
-from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec
+from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
 from novalite.virt.qemu import launch
 from novalite.virt.qemu.accel import resolve_accelerator
 from novalite.virt.qemu.images import Fetch, ImageCache
@@ -108,10 +108,16 @@ class QemuDriver:
         self._version = _qemu_version()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._stopping = threading.Event()
 
     def _guest_lock(self, uuid: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(uuid, threading.Lock())
+
+    def stop(self) -> None:
+        """The service is stopping: waits for a guest to power off are abandoned
+        (``ServiceStopping``); the guests themselves keep running."""
+        self._stopping.set()
 
     # -- the Driver protocol -------------------------------------------------------------
 
@@ -437,8 +443,10 @@ class QemuDriver:
                     qmp.execute("system_powerdown")
             except QMPError:
                 pass
-            if _wait_gone(pid, min(ACPI_RETRY, max(0.0, deadline - time.monotonic()))):
+            if _wait_gone(pid, min(ACPI_RETRY, max(0.0, deadline - time.monotonic())), self._stopping):
                 return True
+            if self._stopping.is_set():
+                raise ServiceStopping("the compute service is stopping; the guest keeps running")
             if time.monotonic() >= deadline:
                 return False
 
@@ -569,10 +577,10 @@ def _alive(pid: int) -> bool:
     return bool(state) and state[0] not in ("Z", "X")
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def _wait_gone(pid: int, timeout: float, cut_short: threading.Event | None = None) -> bool:
     deadline = time.monotonic() + timeout
     while _alive(pid):
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or (cut_short is not None and cut_short.is_set()):
             return False
         time.sleep(0.1)
     return True
