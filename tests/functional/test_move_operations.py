@@ -341,3 +341,42 @@ def test_os_migrations_filters_and_paging(two_hosts: Api) -> None:
     assert all(m["source_compute"] is None and m["dest_compute"] is None for m in mine)
     r = stack.get("/compute/v2.1/os-migrations?project_id=other", version="2.80")
     assert r.status_code == 403
+
+
+def test_delete_during_verify_resize_frees_both_hosts(two_hosts: Api) -> None:
+    stack = two_hosts
+    sid = boot(stack)
+    assert action(stack, sid, {"resize": {"flavorRef": "2"}}).status_code == 202
+    wait_status(stack, sid, "VERIFY_RESIZE")
+    [m] = migrations(stack, instance_uuid=sid)
+    assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.status_code == 404)
+    assert all(u == {} for u in usages(stack).values())
+    assert consumer(stack, m["uuid"]) == {}
+    assert migrations(stack, instance_uuid=sid)[0]["status"] == "confirmed"  # Nova confirms on delete
+
+
+def test_a_move_interrupted_by_an_engine_crash_is_given_up(two_hosts: Api) -> None:
+    """The engine dies after handing the source allocation to the migration: the periodic
+    recovery gives the move up and the server its allocation back."""
+    from novalite.context import RequestContext
+    from novalite.domain import actions as transitions
+    from novalite.services import server_moves
+
+    stack = two_hosts
+    sid = boot(stack)
+    src = host_of(stack, sid)
+    rt = stack.runtime  # type: ignore[attr-defined]
+    ctx = RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
+    move = server_moves.begin(rt, ctx, sid, transition=transitions.RESIZE, flavor_ref="2", host=None)
+    rt.db.write(lambda s: server_moves.start_move(s, move.migration_uuid))  # ... and no more
+    assert server(stack, sid)["status"] == "RESIZE"
+    assert consumer(stack, sid) == {} and usages(stack)[src] == TINY  # held by the migration
+    assert rt.db.write(lambda s: server_moves.recover_interrupted(s, older_than=0)) == 1
+    s = server(stack, sid)
+    assert s["status"] == "ACTIVE" and s["OS-EXT-SRV-ATTR:host"] == src
+    assert list(consumer(stack, sid)) == [providers(stack)[src]] and usages(stack)[src] == TINY
+    [m] = migrations(stack, instance_uuid=sid)
+    assert m["status"] == "error" and consumer(stack, m["uuid"]) == {}

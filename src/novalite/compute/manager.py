@@ -29,6 +29,7 @@ from novalite.db.models.compute import Instance
 from novalite.db.models.placement import ComputeNode
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.messaging.messages import context_from_dict
+from novalite.services import migrations
 from novalite.virt.driver import BuildAbort, Driver, DriverError, GuestSpec, ServiceStopping
 
 LOG = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ class ComputeAgent:
                 s, uuid, "delete", user_id=ctx.user_id, project_id=ctx.project_id, request_id=ctx.request_id
             )
             cleanup.release_resources(s, uuid, row.requested_networks)
+            migrations.release_for_deleted(s, uuid)  # a move's source allocation, if any
             if cleanup.mark_deleted(s, uuid):
                 actions.record_event(s, action, TERMINATE_EVENT, ok=True, host=self.host)
 

@@ -3,9 +3,12 @@
 * ``resize_confirm_window`` > 0: resizes and cold migrations left in VERIFY_RESIZE that long
   are confirmed as an admin would (``_poll_unconfirmed_resizes``, §2.6);
 * ``shelved_offload_time`` > 0: servers SHELVED that long are offloaded
-  (``_poll_shelved_instances``, §4.3).
+  (``_poll_shelved_instances``, §4.3);
+* moves and unshelves that no conductor moved on for ``service_down_time`` seconds (their engine
+  died: the fake driver finishes a move in milliseconds) are given up, their allocations back
+  with the instance.
 
-One daemon thread ticks every ``TICK`` seconds; with both settings off it does not start.
+One daemon thread ticks every ``TICK`` seconds (the recovery every half ``service_down_time``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,18 @@ LOG = logging.getLogger(__name__)
 TICK = 1.0
 
 
+def recover(db: Database, settings: Settings) -> None:
+    """Give up interrupted moves and unshelves (read first: usually there are none)."""
+    age = settings.service_down_time
+    with db.reader() as s:  # the common case, nothing stuck: no write lock taken
+        stuck = server_moves.anything_interrupted(s, older_than=age)
+    if stuck:
+        given_up = db.write(lambda s: server_moves.recover_interrupted(s, older_than=age))
+        LOG.warning("%d interrupted moves were given up", given_up)
+
+
 def run_once(db: Database, settings: Settings) -> None:
-    """One tick of both tasks (each its own unit of work)."""
+    """One tick of the confirm and offload tasks (each its own unit of work)."""
     if settings.resize_confirm_window > 0:
 
         def confirm(s: Session) -> None:
@@ -43,14 +56,19 @@ def run_once(db: Database, settings: Settings) -> None:
 
 
 def start(db: Database, settings: Settings) -> Callable[[], None] | None:
-    """Start the ticking thread; returns its stop function (None when nothing is enabled)."""
-    if settings.resize_confirm_window <= 0 and settings.shelved_offload_time <= 0:
-        return None
+    """Start the ticking thread; returns its stop function."""
     stopping = threading.Event()
 
+    # the recovery reads the instances table (no index on task_state): every half down time
+    every = max(1, settings.service_down_time // 2)
+
     def loop() -> None:
+        ticks = 0
         while not stopping.wait(TICK):
+            ticks += 1
             try:
+                if ticks % every == 0:
+                    recover(db, settings)
                 run_once(db, settings)
             except Exception:  # a failed tick is tried again at the next one
                 LOG.exception("move/shelve periodic task failed")

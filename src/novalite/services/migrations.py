@@ -100,13 +100,35 @@ def hand_back(s: Session, row: Migration) -> None:
     """Revert / failure: the instance's destination allocation is dropped and the migration's
     source allocation becomes the instance's again."""
     held = allocations.allocations_of(s, row.uuid)
+    if not held:  # never handed over (or handed back already): the instance keeps what it has
+        return
     with savepoint(s):
         allocations.release(s, row.instance_uuid)
         allocations.release(s, row.uuid)
-        if held:
-            allocations.claim(
-                s, allocations.ConsumerRef(row.instance_uuid, row.project_id, row.user_id), held
-            )
+        allocations.claim(s, allocations.ConsumerRef(row.instance_uuid, row.project_id, row.user_id), held)
+
+
+# moves not over yet (they may hold the source allocation)
+UNFINISHED = (
+    "pre-migrating",
+    "accepted",
+    "migrating",
+    "post-migrating",
+    "finished",
+    "confirming",
+    "reverting",
+)
+
+
+def release_for_deleted(s: Session, instance_uuid: str) -> None:
+    """A server deleted during a move: its migrations' allocations are freed too (a finished
+    resize counts as confirmed, as Nova confirms it on delete; anything earlier as ``error``)."""
+    rows = s.scalars(
+        select(Migration).where(Migration.instance_uuid == instance_uuid, Migration.status.in_(UNFINISHED))
+    )
+    for row in rows:
+        allocations.release(s, row.uuid)
+        set_status(row, "confirmed" if row.status == "finished" else "error")
 
 
 def drop_source(s: Session, row: Migration) -> None:

@@ -37,6 +37,7 @@ from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound, OverQuota
 from novalite.messaging.transport import PeerUnavailable
+from novalite.placement import allocations
 from novalite.runtime import Runtime
 from novalite.services import flavors, quotas
 from novalite.services import migrations as records
@@ -119,7 +120,7 @@ def check_upsize_quota(s: Session, inst: Instance, old: dict[str, Any], new: dic
             )
 
 
-def _begin(
+def begin(
     rt: Runtime,
     ctx: RequestContext,
     server_id: str,
@@ -208,7 +209,7 @@ def resize(
     rt: Runtime, ctx: RequestContext, server_id: str, flavor_ref: str, *, auto_disk_config: bool = False
 ) -> None:
     """``auto_disk_config``: OS-DCF:diskConfig AUTO (a resize without it resets it to MANUAL)."""
-    move = _begin(
+    move = begin(
         rt,
         ctx,
         server_id,
@@ -221,11 +222,11 @@ def resize(
 
 
 def migrate(rt: Runtime, ctx: RequestContext, server_id: str, host: str | None) -> None:
-    _cast(rt, ctx, _begin(rt, ctx, server_id, transition=actions.MIGRATE, flavor_ref=None, host=host))
+    _cast(rt, ctx, begin(rt, ctx, server_id, transition=actions.MIGRATE, flavor_ref=None, host=host))
 
 
 def live_migrate(rt: Runtime, ctx: RequestContext, server_id: str, host: str | None) -> None:
-    _cast(rt, ctx, _begin(rt, ctx, server_id, transition=actions.LIVE_MIGRATE, flavor_ref=None, host=host))
+    _cast(rt, ctx, begin(rt, ctx, server_id, transition=actions.LIVE_MIGRATE, flavor_ref=None, host=host))
 
 
 def _finished_migration(s: Session, inst: Instance) -> Migration:
@@ -319,7 +320,7 @@ def _rebind_ports(s: Session, instance_uuid: str, host: str | None) -> None:
 def start_move(s: Session, migration_uuid: str) -> MoveStart | None:
     """Hand the source allocation to the migration; None when the server is gone meanwhile."""
     row = records.by_uuid(s, migration_uuid)
-    if row is None:
+    if row is None or row.status not in ("pre-migrating", "accepted"):  # given up meanwhile
         return None
     inst = s.scalars(select(Instance).where(Instance.uuid == row.instance_uuid)).first()
     spec_row = s.get(RequestSpec, row.instance_uuid)
@@ -327,6 +328,7 @@ def start_move(s: Session, migration_uuid: str) -> MoveStart | None:
         records.set_status(row, "error")
         return None
     records.hand_to_migration(s, row)
+    row.status = "migrating" if row.migration_type != MigrationType.LIVE else "running"
     spec = RequestSpecDoc.from_doc(spec_row.spec)
     spec = dataclasses.replace(
         spec,
@@ -348,9 +350,9 @@ def finish_move(s: Session, migration_uuid: str, *, host: str, node: str) -> Non
     if row is None:
         return
     inst = s.scalars(select(Instance).where(Instance.uuid == row.instance_uuid)).first()
-    if inst is None or inst.deleted:
-        records.hand_back(s, row)
-        records.set_status(row, "error")
+    if inst is None or inst.deleted:  # deleted meanwhile: nothing of the move stays
+        records.release_for_deleted(s, row.instance_uuid)
+        allocations.release(s, row.instance_uuid)
         return
     row.dest_compute, row.dest_node, row.dest_host = host, node, host
     _put_on(inst, host=host, node=node, flavor=row.new_flavor)
@@ -384,11 +386,12 @@ def fail_move(s: Session, migration_uuid: str, reason: str) -> None:
     row = records.by_uuid(s, migration_uuid)
     if row is None:
         return
-    records.hand_back(s, row)
-    records.set_status(row, "error")
     inst = s.scalars(select(Instance).where(Instance.uuid == row.instance_uuid)).first()
     if inst is None or inst.deleted:
+        records.release_for_deleted(s, row.instance_uuid)
         return
+    records.hand_back(s, row)
+    records.set_status(row, "error")
     inst.task_state, inst.updated_at = None, utcnow()
     action_log.add_fault(s, inst.uuid, message=reason, host=inst.host)
     name = {MigrationType.RESIZE: "resize", MigrationType.COLD: "migrate"}.get(
@@ -421,3 +424,45 @@ def auto_confirm(s: Session, row: Migration) -> None:
         return
     ctx = RequestContext(user_id=inst.user_id, project_id=inst.project_id, roles=("admin",))
     confirm(s, ctx, inst, row)
+
+
+def anything_interrupted(s: Session, *, older_than: int) -> bool:
+    """Whether ``recover_interrupted`` has anything to do (one read)."""
+    cutoff = utcnow() - dt.timedelta(seconds=older_than)
+    moves = select(Migration.id).where(Migration.status.in_(_INTERRUPTIBLE), Migration.updated_at <= cutoff)
+    unshelves = select(Instance.id).where(
+        Instance.task_state == TaskState.UNSHELVING,
+        Instance.deleted.is_(False),
+        Instance.updated_at <= cutoff,
+    )
+    return s.execute(moves.limit(1)).first() is not None or s.execute(unshelves.limit(1)).first() is not None
+
+
+def recover_interrupted(s: Session, *, older_than: int) -> int:
+    """Moves no conductor moved on for ``older_than`` seconds (an engine died under them) are
+    given up: allocations back to the instance, migration ``error``, task cleared, a fault; so
+    are unshelves waiting that long for a host (the server stays SHELVED_OFFLOADED). Another
+    engine on the same database may be working on a younger one. Returns how many moves."""
+    cutoff = utcnow() - dt.timedelta(seconds=older_than)
+    rows = list(
+        s.scalars(
+            select(Migration).where(Migration.status.in_(_INTERRUPTIBLE), Migration.updated_at <= cutoff)
+        )
+    )
+    for row in rows:
+        fail_move(s, row.uuid, "The move was interrupted by a restart of the compute engine.")
+    waiting = s.scalars(
+        select(Instance).where(
+            Instance.task_state == TaskState.UNSHELVING,
+            Instance.vm_state == VmState.SHELVED_OFFLOADED,
+            Instance.deleted.is_(False),
+            Instance.updated_at <= cutoff,
+        )
+    )
+    for inst in waiting:
+        inst.task_state, inst.updated_at = None, utcnow()
+    return len(rows)
+
+
+# migration states that only a running conductor moves on from
+_INTERRUPTIBLE = ("pre-migrating", "accepted", "migrating", "running")
