@@ -228,3 +228,27 @@ def test_compute_floating_ip_proxies_and_actions(stack: Api) -> None:
     assert stack.delete(f"/compute/v2.1/os-floating-ips/{fip['id']}").status_code == 202
     gone = stack.get(f"/compute/v2.1/os-floating-ips/{fip['id']}")
     assert gone.status_code == 404 and f"Floating IP not found for ID {fip['id']}" in gone.text
+
+
+def test_detaching_or_deleting_the_port_unmaps_its_floating_ip(stack: Api) -> None:
+    public, private = _net(stack, "public"), _net(stack, "private")
+    router = _router(stack, external_gateway_info={"network_id": public["id"]})
+    body = {"subnet_id": _v4_subnet(stack, private)}
+    _ok(stack.put(f"{N}/routers/{router['id']}/add_router_interface", json=body))
+    sid = _boot(stack)
+    port = _server_port(stack, sid)
+    fip = {"floatingip": {"floating_network_id": public["id"], "port_id": port["id"]}}
+    made = _ok(stack.post(f"{N}/floatingips", json=fip), 201)["floatingip"]
+    assert made["status"] == "ACTIVE" and made["port_id"] == port["id"]
+
+    r = stack.delete(f"{SERVERS}/{sid}/os-interface/{port['id']}")
+    assert r.status_code == 202, r.text
+    stack.wait_for(f"{N}/ports/{port['id']}", lambda r: r.status_code == 404)
+    after = _ok(stack.get(f"{N}/floatingips/{made['id']}"))["floatingip"]
+    assert after["port_id"] is None and after["fixed_ip_address"] is None and after["status"] == "DOWN"
+
+    # a port of the user's own: deleting it unmaps too
+    mine = _ok(stack.post(f"{N}/ports", json={"port": {"network_id": private["id"]}}), 201)["port"]
+    _ok(stack.put(f"{N}/floatingips/{made['id']}", json={"floatingip": {"port_id": mine["id"]}}))
+    assert stack.delete(f"{N}/ports/{mine['id']}").status_code == 204
+    assert _ok(stack.get(f"{N}/floatingips/{made['id']}"))["floatingip"]["port_id"] is None

@@ -45,6 +45,7 @@ __all__ = [
     "release_ports_for_device",
     "resolve_security_group",
     "seed",
+    "unmap_floating_ips",
     "validate_requested_networks",
 ]
 
@@ -304,6 +305,11 @@ def release_ports_for_device(s: Session, device_id: str, *, keep: Iterable[str] 
             s.delete(port)
     s.flush()
     return released
+
+
+def unmap_floating_ips(s: Session, port_ids: Iterable[str]) -> None:
+    """The floating IPs of ports about to be deleted stay allocated, unmapped (as Neutron does)."""
+    ports.disassociate_floating_ips(s, list(port_ids))
 
 
 def instance_addresses(s: Session, device_id: str) -> dict[str, list[dict[str, Any]]]:

@@ -247,6 +247,7 @@ def detach_interface(s: Session, ctx: RequestContext, inst: Instance, port_id: s
         port.revision_number += 1
         _remember_user_port(inst, port_id, keep=False)
     else:
+        network.unmap_floating_ips(s, [port.id])
         s.delete(port)
     s.flush()
     _set_tag(inst, port_id, None)
