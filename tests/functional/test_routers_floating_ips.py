@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from tempest.lib import exceptions as lib_exc
+from tempest.lib.services.compute.floating_ips_client import FloatingIPsClient
 
 from tests.conftest import Api
+from tests.functional.tempest_inprocess import tempest_client
 
 N = "/network/v2.0"
 SERVERS = "/compute/v2.1/servers"
@@ -252,3 +256,23 @@ def test_detaching_or_deleting_the_port_unmaps_its_floating_ip(stack: Api) -> No
     _ok(stack.put(f"{N}/floatingips/{made['id']}", json={"floatingip": {"port_id": mine["id"]}}))
     assert stack.delete(f"{N}/ports/{mine['id']}").status_code == 204
     assert _ok(stack.get(f"{N}/floatingips/{made['id']}"))["floatingip"]["port_id"] is None
+
+
+def test_compute_floating_ips_match_tempest_schemas(stack: Api) -> None:
+    """Tempest's own os-floating-ips client (its response schemas, status codes) at 2.1."""
+    public, private = _net(stack, "public"), _net(stack, "private")
+    router = _router(stack, external_gateway_info={"network_id": public["id"]})
+    body = {"subnet_id": _v4_subnet(stack, private)}
+    _ok(stack.put(f"{N}/routers/{router['id']}/add_router_interface", json=body))
+    sid = _boot(stack)
+    client = tempest_client(stack, FloatingIPsClient)
+    fip = client.create_floating_ip(pool="public")["floating_ip"]
+    client.associate_floating_ip_to_server(fip["ip"], sid)
+    shown = client.show_floating_ip(fip["id"])["floating_ip"]
+    assert shown["instance_id"] == sid
+    assert [f["id"] for f in client.list_floating_ips()["floating_ips"]] == [fip["id"]]
+    client.disassociate_floating_ip_from_server(fip["ip"], sid)
+    client.delete_floating_ip(fip["id"])
+    assert client.is_resource_deleted(fip["id"])
+    with pytest.raises(lib_exc.NotFound):
+        client.create_floating_ip(pool="no-such-pool")
