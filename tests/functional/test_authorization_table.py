@@ -173,7 +173,7 @@ def _world(api: Api) -> World:
     ids["type_id"] = vtype["volume_type"]["id"]
     specs = {"extra_specs": {"k1": "v"}}
     _ok(api.post(f"/volume/v3/types/{ids['type_id']}/extra_specs", as_="admin", json=specs, headers=vh))
-    snap = {"snapshot": {"volume_id": ids["volume_id"], "name": "a-snap"}}
+    snap = {"snapshot": {"volume_id": ids["volume_id"], "name": "a-snap", "metadata": {"k1": "v"}}}
     ids["snapshot_id"] = _ok(api.post("/volume/v3/snapshots", json=snap, headers=vh))["snapshot"]["id"]
     backup = {"backup": {"volume_id": ids["volume_id"], "name": "a-backup"}}
     ids["backup_id"] = _ok(api.post("/volume/v3/backups", json=backup, headers=vh))["backup"]["id"]
@@ -312,6 +312,12 @@ def _body(world: World, method: str, path: str) -> Any:
         ("POST", "/volume/v3/attachments/{attachment_id}/action"): {"os-complete": {}},
         ("PUT", "/volume/v3/snapshots/{snapshot_id}"): {"snapshot": {"name": "a-snap"}},
         ("POST", "/volume/v3/backups/{backup_id}/restore"): {"restore": {}},
+        ("PUT", "/volume/v3/backups/{backup_id}"): {"backup": {"name": "a-backup"}},
+        ("POST", "/volume/v3/snapshots/{snapshot_id}/metadata"): {"metadata": {"k2": "v"}},
+        ("PUT", "/volume/v3/snapshots/{snapshot_id}/metadata"): {"metadata": {"k1": "v"}},
+        ("PUT", "/volume/v3/snapshots/{snapshot_id}/metadata/{key}"): {"meta": {"k1": "w"}},
+        ("POST", "/volume/v3/snapshots/{snapshot_id}/action"): {"os-reset_status": {"status": "available"}},
+        ("POST", "/volume/v3/backups/{backup_id}/action"): {"os-reset_status": {"status": "available"}},
         ("PUT", "/volume/v3/os-quota-sets/{project_id}"): {"quota_set": {"volumes": 20}},
         ("POST", "/image/v2/images"): {"name": "i2", "disk_format": "raw", "container_format": "bare"},
         ("POST", "/placement/resource_providers"): {"name": "authz-rp2"},
@@ -361,6 +367,10 @@ _BODY_KEYS = {
     "/volume/v3/{url_project_id}/types/{type_id}/action": "addProjectAccess",
     "/volume/v3/attachments/{attachment_id}/action": "os-complete",
     "/volume/v3/{url_project_id}/attachments/{attachment_id}/action": "os-complete",
+    "/volume/v3/snapshots/{snapshot_id}/action": "os-reset_status",
+    "/volume/v3/{url_project_id}/snapshots/{snapshot_id}/action": "os-reset_status",
+    "/volume/v3/backups/{backup_id}/action": "os-reset_status",
+    "/volume/v3/{url_project_id}/backups/{backup_id}/action": "os-reset_status",
 }
 
 

@@ -202,3 +202,73 @@ def test_backup_refusals_and_quotas(stack: Api) -> None:
     r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"]}})
     assert _fault(r, 413, "overLimit") == "Maximum number of backups allowed (0) exceeded"
     assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["status"] == "available"
+
+
+def test_snapshot_metadata_and_admin_actions(stack: Api) -> None:
+    vol = _volume(stack, {"size": 1})
+    snap = _snapshot(stack, vol["id"], metadata={"a": "1"})
+    base = f"{V}/snapshots/{snap['id']}"
+    assert stack.get(f"{base}/metadata").json() == {"metadata": {"a": "1"}}
+    assert stack.post(f"{base}/metadata", json={"metadata": {"b": "2"}}).json()["metadata"] == {
+        "a": "1",
+        "b": "2",
+    }
+    assert stack.put(f"{base}/metadata", json={"metadata": {"c": "3"}}).json()["metadata"] == {"c": "3"}
+    assert stack.put(f"{base}/metadata/c", json={"meta": {"c": "4"}}).json() == {"meta": {"c": "4"}}
+    assert stack.get(f"{base}/metadata/c").json() == {"meta": {"c": "4"}}
+    assert stack.put(f"{base}/metadata/c", json={"meta": {"d": "4"}}).status_code == 400
+    assert stack.delete(f"{base}/metadata/c").status_code == 200
+    r = stack.get(f"{base}/metadata/c")
+    assert _fault(r, 404, "itemNotFound") == f"Snapshot {snap['id']} has no metadata with key c."
+    # admin actions: a member is refused, the admin resets and force-deletes
+    reset = {"os-reset_status": {"status": "error"}}
+    assert stack.post(f"{base}/action", json=reset).status_code == 403
+    assert stack.post(f"{base}/action", json=reset, as_="admin").status_code == 202
+    assert stack.get(base).json()["snapshot"]["status"] == "error"
+    bad = {"os-reset_status": {"status": "sideways"}}
+    assert stack.post(f"{base}/action", json=bad, as_="admin").status_code == 400
+    assert stack.post(f"{base}/action", json={"os-nothing": {}}, as_="admin").status_code == 400
+    assert stack.post(f"{base}/action", json={"os-force_delete": {}}, as_="admin").status_code == 202
+    assert stack.get(base).status_code == 404
+
+
+def test_backup_update_and_admin_actions(stack: Api) -> None:
+    vol = _volume(stack, {"size": 1})
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"], "name": "b"}}, headers=MV)
+    backup = _wait(stack, f"{V}/backups/{r.json()['backup']['id']}", "backup", "available")
+    base = f"{V}/backups/{backup['id']}"
+    below = stack.put(base, json={"backup": {"name": "x"}}, headers={"OpenStack-API-Version": "volume 3.8"})
+    assert below.status_code == 404
+    r = stack.put(base, json={"backup": {"name": "renamed", "metadata": {"k": "v"}}}, headers=MV)
+    assert r.status_code == 200 and r.json()["backup"]["name"] == "renamed"
+    shown = stack.get(base, headers=MV).json()["backup"]
+    assert shown["name"] == "renamed" and shown["metadata"] == {"k": "v"} and shown["user_id"]
+    assert stack.put(base, json={"backup": {"size": 3}}, headers=MV).status_code == 400
+    reset = {"os-reset_status": {"status": "error"}}
+    assert stack.post(f"{base}/action", json=reset).status_code == 403
+    assert stack.post(f"{base}/action", json=reset, as_="admin").status_code == 202
+    assert stack.get(base).json()["backup"]["status"] == "error"
+    assert stack.post(f"{base}/action", json={"os-force_delete": {}}, as_="admin").status_code == 202
+    assert stack.get(base).status_code == 404
+
+
+def test_start_recovers_interrupted_copies(stack: Api) -> None:
+    from novalite.db.models.volume import Volume, VolumeBackup, VolumeSnapshot
+    from novalite.volume import service
+
+    vol = _volume(stack, {"size": 1})
+    snap = _snapshot(stack, vol["id"])
+    r = stack.post(f"{V}/backups", json={"backup": {"volume_id": vol["id"]}}, headers=MV)
+    backup = _wait(stack, f"{V}/backups/{r.json()['backup']['id']}", "backup", "available")
+    rt = stack.runtime  # type: ignore[attr-defined]
+    with rt.db.session() as s:
+        s.get(Volume, vol["id"]).status = "backing-up"
+        s.get(VolumeSnapshot, snap["id"]).status = "creating"
+        s.get(VolumeBackup, backup["id"]).status = "creating"
+    with rt.db.session() as s:
+        service.seed(rt, s, {})
+    assert stack.get(f"{V}/volumes/{vol['id']}").json()["volume"]["status"] == "available"
+    assert stack.get(f"{V}/snapshots/{snap['id']}").json()["snapshot"]["status"] == "error"
+    assert stack.get(f"{V}/backups/{backup['id']}").json()["backup"]["status"] == "error"
+    assert stack.delete(f"{V}/backups/{backup['id']}").status_code == 202
+    assert stack.delete(f"{V}/snapshots/{snap['id']}").status_code == 202

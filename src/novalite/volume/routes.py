@@ -19,6 +19,7 @@ from novalite.volume import (
     routes_actions,
     routes_attachments,
     routes_misc,
+    routes_snapshot_actions,
     routes_snapshots,
     routes_types,
     routes_volumes,
@@ -37,6 +38,7 @@ for _module in (
     routes_types,
     routes_misc,
     routes_snapshots,
+    routes_snapshot_actions,
 ):
     v3.include_router(_module.router)
 

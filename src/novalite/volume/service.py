@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
-from novalite.db.models.volume import Volume, VolumeAttachment, VolumeSnapshot
+from novalite.db.models.volume import Volume, VolumeAttachment, VolumeBackup, VolumeSnapshot
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
 from novalite.volume import instance_volumes, quotas, records
@@ -143,10 +143,22 @@ def delete_volume(runtime: Any, ctx: RequestContext, volume_id: str, *, cascade:
 def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
     """The ``__DEFAULT__`` volume type, and the runtime's storage registered for its database.
 
-    Runs at every start: a volume still ``creating`` lost its provisioning task with the
-    previous process, so it becomes ``error`` (deletable) instead of staying stuck.
+    Runs at every start: a volume, snapshot or backup still ``creating`` lost its copy task with
+    the previous process, so it becomes ``error`` (deletable) instead of staying stuck; a volume
+    left ``backing-up`` gets its status back, one left ``restoring-backup`` is ``error_restoring``
+    and its backup ``available`` again.
     """
     ensure_default_type(s)
     storage_for(runtime)
-    for vol in s.scalars(select(Volume).where(Volume.status == "creating")):
-        vol.status = "error"
+    for vol in s.scalars(
+        select(Volume).where(Volume.status.in_(("creating", "backing-up", "restoring-backup")))
+    ):
+        if vol.status == "backing-up":
+            vol.status = "in-use" if vol.attach_status == "attached" else "available"
+        else:
+            vol.status = "error" if vol.status == "creating" else "error_restoring"
+    for snap in s.scalars(select(VolumeSnapshot).where(VolumeSnapshot.status == "creating")):
+        snap.status = "error"
+    for backup in s.scalars(select(VolumeBackup).where(VolumeBackup.status.in_(("creating", "restoring")))):
+        backup.status = "error" if backup.status == "creating" else "available"
+        backup.restore_volume_id = None

@@ -12,6 +12,7 @@ from novalite.api.policies.base import ADMIN, ANONYMOUS, ANY, MEMBER, READER, Ru
 V = "/volume/v3"
 VOL = V + "/volumes/{volume_id}"
 TYPE = V + "/types/{type_id}"
+SNAP = V + "/snapshots/{snapshot_id}"
 VERSIONS = Rule("(none: version document)", ANONYMOUS)
 VA = "volume_extension:volume_actions:"
 
@@ -117,4 +118,25 @@ RULES: Table = {
     ("GET", V + "/backups/{backup_id}"): Rule("backup:get", READER),
     ("DELETE", V + "/backups/{backup_id}"): Rule("backup:delete", MEMBER),
     ("POST", V + "/backups/{backup_id}/restore"): Rule("backup:restore", MEMBER),
+    ("PUT", V + "/backups/{backup_id}"): Rule("backup:update", MEMBER),
+    ("GET", SNAP + "/metadata"): Rule("volume:get_snapshot_metadata", READER),
+    ("POST", SNAP + "/metadata"): Rule("volume:update_snapshot_metadata", MEMBER),
+    ("PUT", SNAP + "/metadata"): Rule("volume:update_snapshot_metadata", MEMBER),
+    ("GET", SNAP + "/metadata/{key}"): Rule("volume:get_snapshot_metadata", READER),
+    ("PUT", SNAP + "/metadata/{key}"): Rule("volume:update_snapshot_metadata", MEMBER),
+    ("DELETE", SNAP + "/metadata/{key}"): Rule("volume:delete_snapshot_metadata", MEMBER),
+    ("POST", SNAP + "/action"): actions(
+        "volume_extension:snapshot_admin_actions:reset_status",
+        {
+            "os-reset_status": Rule("volume_extension:snapshot_admin_actions:reset_status", ADMIN),
+            "os-force_delete": Rule("volume_extension:snapshot_admin_actions:force_delete", ADMIN),
+        },
+    ),
+    ("POST", V + "/backups/{backup_id}/action"): actions(
+        "volume_extension:backup_admin_actions:reset_status",
+        {
+            "os-reset_status": Rule("volume_extension:backup_admin_actions:reset_status", ADMIN),
+            "os-force_delete": Rule("volume_extension:backup_admin_actions:force_delete", ADMIN),
+        },
+    ),
 }
