@@ -59,8 +59,13 @@ def test_volume_snapshot_and_backup_commands(server: RunningServer) -> None:
     _wait(server, "volume", "backup", "show", "b1")
     refused = server.openstack("volume", "delete", "snap-src", check=False)
     assert refused.returncode != 0
-    server.openstack("volume", "backup", "delete", "b1")
-    server.openstack("volume", "snapshot", "delete", "s1")
+    server.openstack("--os-volume-api-version", "3.9", "volume", "backup", "set", "--name", "b2", "b1")
+    server.openstack("volume", "backup", "delete", "b2")
+    server.openstack("volume", "snapshot", "set", "--property", "tier=gold", "s1")
+    assert "gold" in json.dumps(_json(server, "volume", "snapshot", "show", "s1"))
+    server.openstack("volume", "snapshot", "set", "--state", "error", snap["id"], cloud="novalite-admin")
+    assert _json(server, "volume", "snapshot", "show", "s1")["status"] == "error"
+    server.openstack("volume", "snapshot", "delete", "--force", snap["id"], cloud="novalite-admin")
     deadline = time.monotonic() + 30
     while _json(server, "volume", "snapshot", "list"):
         assert time.monotonic() < deadline
