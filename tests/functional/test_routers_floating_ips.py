@@ -276,3 +276,10 @@ def test_compute_floating_ips_match_tempest_schemas(stack: Api) -> None:
     assert client.is_resource_deleted(fip["id"])
     with pytest.raises(lib_exc.NotFound):
         client.create_floating_ip(pool="no-such-pool")
+
+
+def test_floating_ips_on_postgres(stack_factory: Any) -> None:
+    """The same flows on PostgreSQL (skipped loudly without it)."""
+    stack = stack_factory(postgres=True)
+    test_floating_ip_allocate_associate_and_server_delete(stack)
+    test_floating_ip_refusals_and_quota(stack)
