@@ -37,6 +37,14 @@ def test_catalog_service_and_endpoint_commands(server: RunningServer) -> None:
     assert endpoints[0]["URL"].endswith("/compute/v2.1")
     refused = server.openstack("endpoint", "list", check=False)
     assert refused.returncode != 0 and "403" in refused.stderr
+    admin = "novalite-admin"
+    server.openstack("service", "create", "--name", "swift", "object-store", cloud=admin)
+    url = "http://swift.example:8080/v1"
+    server.openstack("endpoint", "create", "--region", "RegionOne", "swift", "public", url, cloud=admin)
+    catalog = json.dumps(_json(server, "catalog", "show", "object-store"))
+    assert url in catalog
+    server.openstack("service", "delete", "swift", cloud=admin)
+    assert "object-store" not in {row["Type"] for row in _json(server, "catalog", "list")}
 
 
 def test_volume_snapshot_and_backup_commands(server: RunningServer) -> None:
