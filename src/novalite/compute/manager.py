@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from novalite.compute import actions, build, build_resources, cleanup, resource_tracker
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
-from novalite.compute.rpcapi import BuildAndRunInstance, GetDiagnostics, TerminateInstance
+from novalite.compute.rpcapi import BuildAndRunInstance, GetConsoleOutput, GetDiagnostics, TerminateInstance
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
@@ -259,6 +259,23 @@ def get_diagnostics(agent: ComputeAgent, msg: GetDiagnostics) -> dict[str, Any]:
     return {"power_state": power, "diagnostics": {**report(guest), "config_drive": config_drive}}
 
 
+def get_console_output(agent: ComputeAgent, msg: GetConsoleOutput) -> dict[str, Any]:
+    """The guest's serial console from the driver (None: the driver keeps no console log)."""
+    read = getattr(agent.driver, "console_output", None)  # optional: the QEMU driver has it
+    with agent.db.reader() as s:
+        inst = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
+        if read is None or inst is None or inst.deleted:
+            return {"output": None}
+        guest = GuestSpec(
+            uuid=inst.uuid,
+            name=f"instance-{inst.id:08x}",
+            host=agent.host,
+            node=inst.node or agent.host,
+            flavor={},
+        )
+    return {"output": read(guest, msg.length)}
+
+
 def _current_task(s: Session, uuid: str) -> str | None:
     return s.execute(select(Instance.task_state).where(Instance.uuid == uuid)).scalar()
 
@@ -290,6 +307,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             agent.terminate_instance(msg)
         elif isinstance(msg, GetDiagnostics):
             return get_diagnostics(agent, msg)
+        elif isinstance(msg, GetConsoleOutput):
+            return get_console_output(agent, msg)
         return None
 
     return handle

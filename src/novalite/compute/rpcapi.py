@@ -51,7 +51,20 @@ class GetDiagnostics(Message):
     host: str
 
 
-REGISTRY = registry_of([BuildAndRunInstance, TerminateInstance, GetDiagnostics])
+@dataclass(frozen=True)
+class GetConsoleOutput(Message):
+    """A call: the agent answers ``{"output"}``, the serial console's last ``length`` lines
+    (None: all of it), ``output`` None when its driver keeps no console log."""
+
+    METHOD: ClassVar[str] = "get_console_output"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    length: int | None = None
+
+
+REGISTRY = registry_of([BuildAndRunInstance, TerminateInstance, GetDiagnostics, GetConsoleOutput])
 
 
 class ComputeClient:
@@ -98,5 +111,14 @@ class ComputeClient:
 
     def get_diagnostics(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> dict[str, Any]:
         msg = GetDiagnostics(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)
+        answer: dict[str, Any] = self.transport.call(TOPIC, msg)
+        return answer
+
+    def get_console_output(
+        self, ctx: RequestContext, *, instance_uuid: str, host: str, length: int | None
+    ) -> dict[str, Any]:
+        msg = GetConsoleOutput(
+            context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, length=length
+        )
         answer: dict[str, Any] = self.transport.call(TOPIC, msg)
         return answer

@@ -19,6 +19,7 @@ from novalite.api.microversion import V, request_version
 from novalite.context import RequestContext
 from novalite.domain import actions
 from novalite.errors import NotFound
+from novalite.services import console_output as console
 from novalite.services import server_actions as service
 from novalite.services.create_server.request import generate_password
 
@@ -88,12 +89,12 @@ def change_password(request: Request, ctx: RequestContext, server_id: str, body:
 
 
 def console_output(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:
-    """The last ``length`` lines of the (simulated) serial console; -1 or null for all of it."""
+    """The last ``length`` lines of the serial console (a real guest's, or simulated); -1 or null: all."""
     length_schema = {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$", "minimum": -1}
     validate(_body_schema("os-getConsoleOutput", {"length": length_schema}, []), body)
     raw = (body.get("os-getConsoleOutput") or {}).get("length")
     length = int(raw) if raw is not None else -1
-    return JSONResponse({"output": service.console_output(runtime(request).db, ctx, server_id, length)})
+    return JSONResponse({"output": console.console_output(runtime(request), ctx, server_id, length)})
 
 
 def rescue(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:
