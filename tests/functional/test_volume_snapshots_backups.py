@@ -272,3 +272,14 @@ def test_start_recovers_interrupted_copies(stack: Api) -> None:
     assert stack.get(f"{V}/backups/{backup['id']}").json()["backup"]["status"] == "error"
     assert stack.delete(f"{V}/backups/{backup['id']}").status_code == 202
     assert stack.delete(f"{V}/snapshots/{snap['id']}").status_code == 202
+
+
+def test_volume_from_snapshot_keeps_the_type_and_bootable_flag(stack: Api) -> None:
+    r = stack.post(f"{V}/types", json={"volume_type": {"name": "fast"}}, as_="admin", headers=MV)
+    assert r.status_code == 200, r.text
+    vol = _volume(stack, {"size": 1, "volume_type": "fast"})
+    reset = {"os-set_bootable": {"bootable": True}}
+    assert stack.post(f"{V}/volumes/{vol['id']}/action", json=reset).status_code == 200
+    snap = _snapshot(stack, vol["id"])
+    clone = _volume(stack, {"snapshot_id": snap["id"], "size": 2})
+    assert clone["volume_type"] == "fast" and clone["bootable"] == "true" and clone["size"] == 2

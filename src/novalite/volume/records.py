@@ -163,7 +163,7 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
     metadata, multiattach, all already type-checked.
     """
     size, image, source = fields.get("size"), None, None
-    snapshot_id = None
+    snapshot_id, origin_type = None, None
     if fields.get("snapshot_id"):
         from novalite.volume.snapshots import source_for_volume  # snapshots builds on this module
 
@@ -171,6 +171,7 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
         snapshot_id, origin = snap.id, s.get(Volume, snap.volume_id)
         source_bootable = bool(origin and origin.bootable)
         source_meta = dict(origin.image_metadata or {}) if origin else {}
+        origin_type = origin.volume_type_id if origin else None  # Cinder: the snapshot's type by default
     if fields.get("imageRef"):
         image, size = _image_for(s, ctx, fields["imageRef"], size)
     if fields.get("source_volid"):
@@ -190,7 +191,7 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
         raise BadRequest(
             f"Invalid input received: Availability zone '{zone}' is invalid.", kind="InvalidInput"
         )
-    vtype = find_type(s, fields.get("volume_type"), ctx)
+    vtype = find_type(s, fields.get("volume_type") or origin_type, ctx)
     quotas.check_new_volume(s, ctx.project_id, size)
     vol = Volume(
         name=fields.get("name"),
