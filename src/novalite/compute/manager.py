@@ -256,7 +256,10 @@ def get_diagnostics(agent: ComputeAgent, msg: GetDiagnostics) -> dict[str, Any]:
     report = getattr(agent.driver, "diagnostics", None)  # optional: not every driver has it
     if power != PowerState.RUNNING or report is None:
         return {"power_state": power, "diagnostics": None}
-    return {"power_state": power, "diagnostics": {**report(guest), "config_drive": config_drive}}
+    found = dict(report(guest))
+    if found.get("config_drive") is None:  # the instance's, when the driver cannot tell
+        found["config_drive"] = config_drive
+    return {"power_state": power, "diagnostics": found}
 
 
 def get_console_output(agent: ComputeAgent, msg: GetConsoleOutput) -> dict[str, Any]:
