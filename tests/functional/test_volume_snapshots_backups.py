@@ -283,3 +283,49 @@ def test_volume_from_snapshot_keeps_the_type_and_bootable_flag(stack: Api) -> No
     snap = _snapshot(stack, vol["id"])
     clone = _volume(stack, {"snapshot_id": snap["id"], "size": 2})
     assert clone["volume_type"] == "fast" and clone["bootable"] == "true" and clone["size"] == 2
+
+
+def test_compute_agent_builds_a_volume_from_a_snapshot(stack: Api) -> None:
+    """The compute side's volume step turns a ``snapshot`` block device mapping into a new volume
+    holding the snapshot's data, attached to the server (the create pipeline's own BDM check lets
+    snapshots through once it asks ``volume.service.get_snapshot``)."""
+    from novalite.volume import service
+
+    vol = _volume(stack, {"size": 1})
+    with open(_file(stack, vol["id"]), "r+b") as f:
+        f.write(b"boot sector")
+    snap = _snapshot(stack, vol["id"])
+    body = {"server": {"name": "s", "flavorRef": "1", "imageRef": _image_id(stack), "networks": "none"}}
+    r = stack.post("/compute/v2.1/servers", json=body, version="2.67")
+    assert r.status_code == 202, r.text
+    server_id = r.json()["server"]["id"]
+    rt = stack.runtime  # type: ignore[attr-defined]
+    with rt.db.reader() as s:
+        assert service.get_snapshot(s, _demo_ctx(stack), snap["id"]) is not None
+    bdm = {
+        "source_type": "snapshot",
+        "destination_type": "volume",
+        "snapshot_id": snap["id"],
+        "boot_index": 1,
+    }
+    with rt.db.session() as s:
+        out = service.attach_for_instance(
+            s, instance_uuid=server_id, host="h", block_device_mapping=[bdm], runtime=rt
+        )
+    new = stack.get(f"{V}/volumes/{out[0]['volume_id']}").json()["volume"]
+    assert new["snapshot_id"] == snap["id"] and new["status"] == "in-use" and new["size"] == 1
+    with open(_file(stack, new["id"]), "rb") as f:
+        assert f.read(11) == b"boot sector"
+
+
+def _image_id(stack: Api) -> str:
+    images = stack.get("/image/v2/images").json()["images"]
+    return str(next(i for i in images if i["status"] == "active")["id"])
+
+
+def _demo_ctx(stack: Api) -> Any:
+    from novalite.context import RequestContext
+
+    return RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )

@@ -3,8 +3,8 @@ block device mappings with ``destination_type: volume`` into attached volumes; a
 time, detach them and delete those marked ``delete_on_termination``.
 
 BDM sources handled: ``volume`` (an existing volume of the instance's project),
-``image`` (a new volume holding the image), ``blank`` (a new empty volume). ``snapshot``
-is refused (this cloud has no snapshots). Everything runs in the caller's transaction, so
+``image`` (a new volume holding the image), ``snapshot`` (a new volume holding the volume
+snapshot's data), ``blank`` (a new empty volume). Everything runs in the caller's transaction, so
 a failure leaves no half-attached volume behind. Without a ``runtime`` the storage is the
 storage registered for the session's database (``storage_for_session``) is used, and the
 records-only fake when there is none.
@@ -53,17 +53,21 @@ def _storage(runtime: Any, s: Session) -> tuple[VolumeStorage, bool]:
 def _new_volume(s: Session, ctx: RequestContext, bdm: dict[str, Any], storage: VolumeStorage) -> Volume:
     size = int(bdm.get("volume_size") or 0) or None
     fields: dict[str, Any] = {"size": size, "volume_type": bdm.get("volume_type"), "name": ""}
-    image_path = None
-    if bdm.get("source_type") == "image":
+    image_path, source = None, bdm.get("source_type")
+    if source == "image":
         fields["imageRef"] = bdm.get("image_id")
         image = get_image(s, ctx, str(bdm.get("image_id")))
         image_path = image.path if image is not None else None
+    if source == "snapshot":
+        fields["snapshot_id"] = str(bdm.get("snapshot_id") or "")
     vol = records.create_volume(s, ctx, fields)
-    vol.location = (
-        storage.create_from_image(vol.id, vol.size, image_path)
-        if bdm.get("source_type") == "image"
-        else storage.create_blank(vol.id, vol.size)
-    )
+    if source == "image":
+        vol.location = storage.create_from_image(vol.id, vol.size, image_path)
+    elif source == "snapshot":
+        snap = s.get(VolumeSnapshot, vol.snapshot_id) if vol.snapshot_id else None
+        vol.location = storage.create_from_volume(vol.id, vol.size, snap.location if snap else None)
+    else:
+        vol.location = storage.create_blank(vol.id, vol.size)
     vol.status, vol.launched_at = "available", utcnow()
     return vol
 
@@ -97,10 +101,6 @@ def attach_for_instance(
         )
     ):
         source = bdm.get("source_type")
-        if source == "snapshot":
-            raise BadRequest(
-                "Block Device Mapping is Invalid: snapshots are not supported.", kind="InvalidBDM"
-            )
         if source == "volume":
             volume_id = str(bdm.get("volume_id") or "")
             if records.get_volume(s, ctx, volume_id) is None:

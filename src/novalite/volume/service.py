@@ -23,7 +23,7 @@ from novalite.db.base import utcnow
 from novalite.db.models.volume import Volume, VolumeAttachment, VolumeBackup, VolumeSnapshot
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
-from novalite.volume import instance_volumes, quotas, records
+from novalite.volume import instance_volumes, quotas, records, snapshots
 from novalite.volume.records import (
     VolumeInfo,
     create_volume,
@@ -39,6 +39,7 @@ from novalite.volume.storage import delete_location, storage_for
 attach_for_instance = instance_volumes.attach_for_instance
 detach_for_instance = instance_volumes.detach_for_instance
 get_volume = records.get_volume
+get_snapshot = snapshots.get_snapshot
 
 DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
 

@@ -9,6 +9,7 @@ made from an ``available`` snapshot (``records.create_volume`` with ``snapshot_i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +25,16 @@ from novalite.volume.storage import delete_location, storage_for
 DELETABLE = ("available", "error", "error_deleting")
 
 
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What the compute side reads of a snapshot (a boot from a volume snapshot)."""
+
+    id: str
+    volume_id: str
+    size: int
+    status: str
+
+
 def snapshot_not_found(snapshot_id: str) -> NotFound:
     return NotFound(f"Snapshot {snapshot_id} could not be found.", kind="SnapshotNotFound")
 
@@ -37,6 +48,14 @@ def get_snapshot_row(s: Session, ctx: RequestContext, snapshot_id: str) -> Volum
     if snap is None or not ctx.can_access_project(snap.project_id):
         raise snapshot_not_found(snapshot_id)
     return snap
+
+
+def get_snapshot(s: Session, ctx: RequestContext, snapshot_id: str) -> SnapshotInfo | None:
+    """The snapshot if ``ctx`` may see it, else None."""
+    snap = s.get(VolumeSnapshot, snapshot_id) if len(snapshot_id) <= 36 else None
+    if snap is None or not ctx.can_access_project(snap.project_id):
+        return None
+    return SnapshotInfo(id=snap.id, volume_id=snap.volume_id, size=snap.size, status=snap.status)
 
 
 def visible_snapshots(s: Session, ctx: RequestContext, *, all_projects: bool = False) -> list[VolumeSnapshot]:
