@@ -162,6 +162,31 @@ def ensure_private_network(client: httpx.Client, project: str) -> None:
     r.raise_for_status()
 
 
+def ensure_router(client: httpx.Client, project: str) -> str:
+    """A ``router1`` in ``project`` joining its ``private`` subnet to the external ``public``
+    network, as DevStack sets up: floating IPs can then be mapped to the project's servers.
+    Returns the public network's id (Tempest's ``public_network_id``)."""
+    project_id = _find(client, "projects", project)
+    r = client.get("/network/v2.0/networks", params={"name": "public", "router:external": "true"})
+    r.raise_for_status()
+    public_id = str(r.json()["networks"][0]["id"])
+    r = client.get("/network/v2.0/routers", params={"name": "router1", "project_id": project_id})
+    r.raise_for_status()
+    if r.json()["routers"]:
+        return public_id
+    r = client.get("/network/v2.0/subnets", params={"name": "private-subnet", "project_id": project_id})
+    r.raise_for_status()
+    subnet_id = r.json()["subnets"][0]["id"]
+    gateway = {"network_id": public_id}
+    body = {"router": {"name": "router1", "project_id": project_id, "external_gateway_info": gateway}}
+    r = client.post("/network/v2.0/routers", json=body)
+    r.raise_for_status()
+    router_id = r.json()["router"]["id"]
+    r = client.put(f"/network/v2.0/routers/{router_id}/add_router_interface", json={"subnet_id": subnet_id})
+    r.raise_for_status()
+    return public_id
+
+
 def accounts_yaml(admin_password: str, demo_password: str) -> str:
     """The pre-provisioned accounts file (YAML written by hand: no quoting surprises)."""
     extra = [(u, p, ACCOUNT_PASSWORD, roles) for u, p, _, roles in EXTRA_ACCOUNTS]
@@ -240,6 +265,7 @@ def tempest_conf(
     max_version: str,
     services: set[str],
     admin_password: str,
+    public_network_id: str = "",
 ) -> str:
     """tempest.conf for this novalite."""
     neutron = "network" in services
@@ -300,6 +326,8 @@ api_v1 = false
 
 [network]
 region = RegionOne
+public_network_id = {public_network_id}
+floating_network_name = public
 build_interval = 1
 build_timeout = 60
 
@@ -330,9 +358,12 @@ def main(argv: list[str]) -> None:
         ensure_account(client, "admin", "admin", ADMIN_ROLES)
         for user, project, roles, _ in EXTRA_ACCOUNTS:
             ensure_account(client, user, project, roles)
+        public_network_id = ""
         if "network" in catalog_types(body):
             for project in sorted({p for _, p, _, _ in EXTRA_ACCOUNTS} - {"demo", "admin"}):
                 ensure_private_network(client, project)
+            for project in sorted({p for _, p, _, _ in EXTRA_ACCOUNTS} | {"demo"}):
+                public_network_id = ensure_router(client, project)
         image = image_id(client, "novalite-tiny")
         image_alt = ensure_alt_image(client, image, "novalite-tiny-alt")
         max_version = max_microversion(client)
@@ -349,6 +380,7 @@ def main(argv: list[str]) -> None:
             max_version=max_version,
             services=catalog_types(body),
             admin_password=admin_password,
+            public_network_id=public_network_id,
         )
     )
     print(
