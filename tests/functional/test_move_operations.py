@@ -380,3 +380,34 @@ def test_a_move_interrupted_by_an_engine_crash_is_given_up(two_hosts: Api) -> No
     assert list(consumer(stack, sid)) == [providers(stack)[src]] and usages(stack)[src] == TINY
     [m] = migrations(stack, instance_uuid=sid)
     assert m["status"] == "error" and consumer(stack, m["uuid"]) == {}
+
+
+def test_a_driver_that_cannot_move_guests_gives_the_move_up(two_hosts: Api) -> None:
+    """A host whose driver runs real guests (QEMU) refuses a move at its source step: the server
+    stays where it was with its allocation, the migration ends in error."""
+    import types
+
+    from novalite.compute import moves as agent_moves
+    from novalite.compute.rpcapi import ResizeInstance
+    from novalite.context import RequestContext
+    from novalite.domain import actions as transitions
+    from novalite.services import server_moves
+
+    stack = two_hosts
+    sid = boot(stack)
+    src = host_of(stack, sid)
+    rt = stack.runtime  # type: ignore[attr-defined]
+    ctx = RequestContext(
+        user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
+    )
+    move = server_moves.begin(rt, ctx, sid, transition=transitions.MIGRATE, flavor_ref=None, host=None)
+    rt.db.write(lambda s: server_moves.start_move(s, move.migration_uuid))
+    real_host = types.SimpleNamespace(host=src, db=rt.db, driver=object(), conductor=None)
+    msg = ResizeInstance(
+        context={}, migration_uuid=move.migration_uuid, host=src, dest_host="x", dest_node="x"
+    )
+    agent_moves.resize_instance(real_host, msg)
+    s = server(stack, sid)
+    assert s["status"] == "ACTIVE" and s["OS-EXT-SRV-ATTR:host"] == src
+    assert list(consumer(stack, sid)) == [providers(stack)[src]]
+    assert migrations(stack, instance_uuid=sid)[0]["status"] == "error"

@@ -19,9 +19,16 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, build, build_resources, cleanup, resource_tracker
+from novalite.compute import actions, build, build_resources, cleanup, moves, resource_tracker
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
-from novalite.compute.rpcapi import BuildAndRunInstance, GetConsoleOutput, GetDiagnostics, TerminateInstance
+from novalite.compute.rpcapi import (
+    BuildAndRunInstance,
+    FinishResize,
+    GetConsoleOutput,
+    GetDiagnostics,
+    ResizeInstance,
+    TerminateInstance,
+)
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
@@ -312,6 +319,10 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             return get_diagnostics(agent, msg)
         elif isinstance(msg, GetConsoleOutput):
             return get_console_output(agent, msg)
+        elif isinstance(msg, ResizeInstance):
+            moves.resize_instance(agent, msg)
+        elif isinstance(msg, FinishResize):
+            moves.finish_resize(agent, msg)
         return None
 
     return handle

@@ -64,7 +64,35 @@ class GetConsoleOutput(Message):
     length: int | None = None
 
 
-REGISTRY = registry_of([BuildAndRunInstance, TerminateInstance, GetDiagnostics, GetConsoleOutput])
+@dataclass(frozen=True)
+class ResizeInstance(Message):
+    """A move's source step (resize, cold and live migration): the source agent lets its guest go,
+    then casts ``FinishResize`` to the destination."""
+
+    METHOD: ClassVar[str] = "resize_instance"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    migration_uuid: str
+    host: str  # the source
+    dest_host: str
+    dest_node: str
+
+
+@dataclass(frozen=True)
+class FinishResize(Message):
+    """A move's destination step: the server runs on ``host`` from now on."""
+
+    METHOD: ClassVar[str] = "finish_resize"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    migration_uuid: str
+    host: str  # the destination
+    node: str
+
+
+REGISTRY = registry_of(
+    [BuildAndRunInstance, TerminateInstance, GetDiagnostics, GetConsoleOutput, ResizeInstance, FinishResize]
+)
 
 
 class ComputeClient:
@@ -108,6 +136,22 @@ class ComputeClient:
             )
         except PeerUnavailable:
             LOG.warning("the engine is restarting: the delete of %s waits for its recovery", instance_uuid)
+
+    def resize_instance(
+        self, ctx: RequestContext, *, migration_uuid: str, host: str, dest_host: str, dest_node: str
+    ) -> None:
+        msg = ResizeInstance(
+            context=context_to_dict(ctx),
+            migration_uuid=migration_uuid,
+            host=host,
+            dest_host=dest_host,
+            dest_node=dest_node,
+        )
+        self.transport.cast(TOPIC, msg)
+
+    def finish_resize(self, ctx: RequestContext, *, migration_uuid: str, host: str, node: str) -> None:
+        msg = FinishResize(context=context_to_dict(ctx), migration_uuid=migration_uuid, host=host, node=node)
+        self.transport.cast(TOPIC, msg)
 
     def get_diagnostics(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> dict[str, Any]:
         msg = GetDiagnostics(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host)

@@ -110,8 +110,17 @@ class ConductorManager:
             reason = getattr(exc, "message", None) or str(exc)
             self.db.write(lambda s: server_moves.fail_move(s, msg.migration_uuid, reason))
             return
-        self.db.write(
-            lambda s: server_moves.finish_move(s, msg.migration_uuid, host=dest.host, node=dest.node)
+        if start.source_host is None:  # nothing to leave: recorded on the destination at once
+            self.db.write(
+                lambda s: server_moves.finish_move(s, msg.migration_uuid, host=dest.host, node=dest.node)
+            )
+            return
+        self.compute.resize_instance(
+            context_from_dict(msg.context),
+            migration_uuid=msg.migration_uuid,
+            host=start.source_host,
+            dest_host=dest.host,
+            dest_node=dest.node,
         )
 
     def unshelve_instance(self, msg: UnshelveInstance) -> None:

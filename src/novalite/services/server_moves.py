@@ -294,6 +294,7 @@ class MoveStart:
     project_id: str
     user_id: str
     migration_type: str
+    source_host: str | None = None
 
 
 def _put_on(inst: Instance, *, host: str | None, node: str | None, flavor: dict[str, Any]) -> None:
@@ -339,7 +340,7 @@ def start_move(s: Session, migration_uuid: str) -> MoveStart | None:
         requested_node=None,
         num_instances=1,
     )
-    return MoveStart(spec, inst.uuid, inst.project_id, inst.user_id, row.migration_type)
+    return MoveStart(spec, inst.uuid, inst.project_id, inst.user_id, row.migration_type, row.source_compute)
 
 
 def finish_move(s: Session, migration_uuid: str, *, host: str, node: str) -> None:
