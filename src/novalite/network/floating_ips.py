@@ -29,7 +29,7 @@ def floating_ip_not_found(fip_id: str) -> NotFound:
 
 
 def bad_request(msg: str) -> BadRequest:
-    return BadRequest(f"Bad floatingip request: {msg}", kind="BadRequest")
+    return BadRequest(f"Bad floatingip request: {msg}.", kind="BadRequest")
 
 
 def visible_floating_ips(s: Session, ctx: RequestContext) -> list[FloatingIP]:
@@ -53,14 +53,14 @@ def _fixed_address(s: Session, port: Port, wanted: str | None) -> tuple[str, str
         for ip in ips:
             if ip.ip_address == wanted:
                 return ip.subnet_id, ip.ip_address
-        raise bad_request(f"Port {port.id} does not have fixed ip {wanted}.")
+        raise bad_request(f"Port {port.id} does not have fixed ip {wanted}")
     v4 = [ip for ip in ips if ipaddress.ip_address(ip.ip_address).version == 4]
     if not v4:
-        raise bad_request(f"Cannot add floating IP to port {port.id} that has no fixed IPv4 addresses.")
+        raise bad_request(f"Cannot add floating IP to port {port.id} that has no fixed IPv4 addresses")
     if len(v4) > 1:
         raise bad_request(
             f"Port {port.id} has multiple fixed IPv4 addresses.  Must provide a specific IPv4 address "
-            "when assigning a floating IP."
+            "when assigning a floating IP"
         )
     return v4[0].subnet_id, v4[0].ip_address
 
@@ -73,7 +73,9 @@ def associate(
     if not ctx.is_admin and port.project_id != fip.project_id:
         raise ports.port_not_found(port_id)
     if port.device_owner.startswith("network:"):
-        raise bad_request(f"Port {port.id} is a network service port and cannot have a floating IP.")
+        raise bad_request(
+            f"Port {port.id} has owner {port.device_owner} and therefore cannot have a floating IP"
+        )
     subnet_id, address = _fixed_address(s, port, fixed_ip)
     taken = s.scalars(
         select(FloatingIP).where(
@@ -112,7 +114,7 @@ def create_floating_ip(s: Session, ctx: RequestContext, fields: dict[str, Any]) 
         raise policy_denied("rule:create_floatingip and rule:create_floatingip:floating_ip_address")
     net = networks.get_network(s, ctx, fields["floating_network_id"])
     if not net.router_external:
-        raise bad_request(f"The network {net.id} is not a valid external network.")
+        raise bad_request(f"Network {net.id} is not a valid external network")
     quotas.check(s, project_id, "floatingip")
     fip = FloatingIP(
         project_id=project_id,
@@ -133,9 +135,7 @@ def create_floating_ip(s: Session, ctx: RequestContext, fields: dict[str, Any]) 
     port = ports.create_port(s, RequestContext.system(), port_fields)
     v4 = [ip for ip in ports.port_ips(s, port.id) if ipaddress.ip_address(ip.ip_address).version == 4]
     if not v4:
-        raise BadRequest(
-            f"Bad floatingip request: Network {net.id} does not contain any IPv4 subnet.", kind="BadRequest"
-        )
+        raise bad_request(f"Network {net.id} does not contain any IPv4 subnet")
     fip.floating_port_id, fip.floating_ip_address = port.id, v4[0].ip_address
     port.status = "N/A"
     if fields.get("port_id"):

@@ -315,8 +315,9 @@ def remove_interface(s: Session, ctx: RequestContext, router: Router, body: Any)
             )
         ips = ports.port_ips(s, port.id)
         if subnet_id and subnet_id not in [ip.subnet_id for ip in ips]:
-            raise Conflict(
-                f"Subnet {subnet_id} is not associated with port {port_id}", kind="SubnetMismatchForPort"
+            raise BadRequest(
+                f"Subnet on port {port_id} does not match the requested subnet {subnet_id}.",
+                kind="SubnetMismatchForPort",
             )
     else:
         assert subnet_id is not None

@@ -245,7 +245,6 @@ def floating_ip_view(s: Session, fip: FloatingIP, rel: Related | None = None) ->
             "status": fip.status,
             "description": fip.description,
             "port_details": floating_ips.port_details(s, fip),
-            "port_forwardings": [],
         }
     )
     return out
