@@ -329,3 +329,37 @@ def _demo_ctx(stack: Api) -> Any:
     return RequestContext(
         user_id=stack.ids["demo_user"], project_id=stack.ids["demo_project"], roles=("member",)
     )
+
+
+def test_server_boots_from_a_volume_snapshot(stack: Api) -> None:
+    """POST /servers with a ``snapshot`` block device: the server goes ACTIVE on a new volume that
+    holds the snapshot's data and is attached to it; a snapshot that does not exist is a 400."""
+    vol = _volume(stack, {"size": 1, "bootable": True})
+    with open(_file(stack, vol["id"]), "r+b") as f:
+        f.write(b"root fs")
+    snap = _snapshot(stack, vol["id"])
+    bdm = {"source_type": "snapshot", "destination_type": "volume", "uuid": snap["id"], "boot_index": 0}
+    body = {
+        "server": {
+            "name": "from-snap",
+            "flavorRef": "1",
+            "networks": "none",
+            "block_device_mapping_v2": [bdm],
+        }
+    }
+    r = stack.post("/compute/v2.1/servers", json=body, version="2.67")
+    assert r.status_code == 202, r.text
+    server_id = r.json()["server"]["id"]
+    server = stack.wait_for(
+        f"/compute/v2.1/servers/{server_id}", lambda r: r.json()["server"]["status"] != "BUILD"
+    ).json()["server"]
+    assert server["status"] == "ACTIVE", server
+    attached = stack.get(f"/compute/v2.1/servers/{server_id}/os-volume_attachments").json()
+    (att,) = attached["volumeAttachments"]
+    new = stack.get(f"{V}/volumes/{att['volumeId']}").json()["volume"]
+    assert new["snapshot_id"] == snap["id"] and new["status"] == "in-use"
+    with open(_file(stack, new["id"]), "rb") as f:
+        assert f.read(7) == b"root fs"
+    bdm["uuid"] = "9b7a4c3e-0000-4000-8000-000000000000"
+    r = stack.post("/compute/v2.1/servers", json=body, version="2.67")
+    assert r.status_code == 400 and "failed to get snapshot" in r.json()["badRequest"]["message"], r.text

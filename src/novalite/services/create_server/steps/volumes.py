@@ -63,6 +63,9 @@ def check_block_device_sources(
         if source == "volume":
             _check_volume(s, ctx, bdm)
         elif source == "snapshot":
-            raise _invalid(f"failed to get snapshot {bdm.get('snapshot_id')}.", "InvalidBDMSnapshot")
+            snap = volumes.get_snapshot(s, ctx, str(bdm.get("snapshot_id") or ""))
+            if snap is None:
+                raise _invalid(f"failed to get snapshot {bdm.get('snapshot_id')}.", "InvalidBDMSnapshot")
+            bdm.setdefault("volume_size", snap.size)
         elif source == "image":
             _check_image(s, ctx, image_ref, bdm)
