@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, build, build_resources, cleanup, moves, resource_tracker
+from novalite.compute import actions, build, build_resources, cleanup, moves, resource_tracker, shelving
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
 from novalite.compute.rpcapi import (
     BuildAndRunInstance,
@@ -27,7 +27,9 @@ from novalite.compute.rpcapi import (
     GetConsoleOutput,
     GetDiagnostics,
     ResizeInstance,
+    ShelveInstance,
     TerminateInstance,
+    UnshelveOnHost,
 )
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.db import group_commit
@@ -323,6 +325,10 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             moves.resize_instance(agent, msg)
         elif isinstance(msg, FinishResize):
             moves.finish_resize(agent, msg)
+        elif isinstance(msg, ShelveInstance):
+            shelving.shelve_instance(agent, msg)
+        elif isinstance(msg, UnshelveOnHost):
+            shelving.unshelve_on_host(agent, msg)
         return None
 
     return handle

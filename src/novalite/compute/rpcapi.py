@@ -90,8 +90,43 @@ class FinishResize(Message):
     node: str
 
 
+@dataclass(frozen=True)
+class ShelveInstance(Message):
+    """shelve (``offload`` False) or shelveOffload / shelve with shelved_offload_time 0 (True):
+    the agent powers the guest off (and destroys it when offloading), then records it."""
+
+    METHOD: ClassVar[str] = "shelve_instance"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    offload: bool = False
+    image_id: str | None = None  # set by shelve (its snapshot), None for a later offload
+
+
+@dataclass(frozen=True)
+class UnshelveOnHost(Message):
+    """unshelve: start the SHELVED guest where it is, or spawn an offloaded one on ``host``."""
+
+    METHOD: ClassVar[str] = "unshelve_on_host"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    node: str
+
+
 REGISTRY = registry_of(
-    [BuildAndRunInstance, TerminateInstance, GetDiagnostics, GetConsoleOutput, ResizeInstance, FinishResize]
+    [
+        BuildAndRunInstance,
+        TerminateInstance,
+        GetDiagnostics,
+        GetConsoleOutput,
+        ResizeInstance,
+        FinishResize,
+        ShelveInstance,
+        UnshelveOnHost,
+    ]
 )
 
 
@@ -151,6 +186,22 @@ class ComputeClient:
 
     def finish_resize(self, ctx: RequestContext, *, migration_uuid: str, host: str, node: str) -> None:
         msg = FinishResize(context=context_to_dict(ctx), migration_uuid=migration_uuid, host=host, node=node)
+        self.transport.cast(TOPIC, msg)
+
+    def shelve_instance(
+        self, ctx: RequestContext, *, instance_uuid: str, host: str, offload: bool, image_id: str | None
+    ) -> None:
+        msg = ShelveInstance(
+            context=context_to_dict(ctx),
+            instance_uuid=instance_uuid,
+            host=host,
+            offload=offload,
+            image_id=image_id,
+        )
+        self.transport.cast(TOPIC, msg)
+
+    def unshelve_on_host(self, ctx: RequestContext, *, instance_uuid: str, host: str, node: str) -> None:
+        msg = UnshelveOnHost(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, node=node)
         self.transport.cast(TOPIC, msg)
 
     def get_diagnostics(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class ConductorManager:
 
     def start(self) -> None:
         self.batcher.start()
-        self.periodic = periodic.start(self.db, self.scheduler.settings)
+        self.periodic = periodic.start(self.db, self.scheduler.settings, self.compute)
 
     def stop(self) -> None:
         if self.periodic is not None:
@@ -140,7 +140,9 @@ class ConductorManager:
             reason = getattr(exc, "message", None) or str(exc)
             self.db.write(lambda s: shelve.unshelve_failed(s, msg.instance_uuid, reason))
             return
-        self.db.write(lambda s: shelve.unshelve_on(s, msg.instance_uuid, host=dest.host, node=dest.node))
+        self.compute.unshelve_on_host(
+            context_from_dict(msg.context), instance_uuid=msg.instance_uuid, host=dest.host, node=dest.node
+        )
 
     # --- first build ----------------------------------------------------------------------
     def schedule_and_build_instances(

@@ -13,13 +13,16 @@ One daemon thread ticks every ``TICK`` seconds (the recovery every half ``servic
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from novalite.compute.rpcapi import ComputeClient
 from novalite.config import Settings
+from novalite.context import RequestContext
 from novalite.db.base import Database
 from novalite.services import server_moves, shelve
 
@@ -37,7 +40,7 @@ def recover(db: Database, settings: Settings) -> None:
         LOG.warning("%d interrupted moves were given up", given_up)
 
 
-def run_once(db: Database, settings: Settings) -> None:
+def run_once(db: Database, settings: Settings, compute: ComputeClient) -> None:
     """One tick of the confirm and offload tasks (each its own unit of work)."""
     if settings.resize_confirm_window > 0:
 
@@ -48,14 +51,20 @@ def run_once(db: Database, settings: Settings) -> None:
         db.write(confirm)
     if settings.shelved_offload_time > 0:
 
-        def offload(s: Session) -> None:
-            for inst in shelve.due_for_offload(s, settings.shelved_offload_time):
-                shelve.offload(s, inst)
+        def offload(s: Session) -> list[tuple[str, str | None]]:
+            return [(i.uuid, shelve.start_offload(s, i)) for i in shelve.due_for_offload(s, age)]
 
-        db.write(offload)
+        age = settings.shelved_offload_time
+        for uuid, host in db.write(offload):  # each host's agent destroys its guest
+            if host is None:
+                db.write(functools.partial(shelve.shelved, instance_uuid=uuid, image_id=None, offload=True))
+            else:
+                compute.shelve_instance(
+                    RequestContext.system(), instance_uuid=uuid, host=host, offload=True, image_id=None
+                )
 
 
-def start(db: Database, settings: Settings) -> Callable[[], None] | None:
+def start(db: Database, settings: Settings, compute: ComputeClient) -> Callable[[], None] | None:
     """Start the ticking thread; returns its stop function."""
     stopping = threading.Event()
 
@@ -69,7 +78,7 @@ def start(db: Database, settings: Settings) -> Callable[[], None] | None:
             try:
                 if ticks % every == 0:
                     recover(db, settings)
-                run_once(db, settings)
+                run_once(db, settings, compute)
             except Exception:  # a failed tick is tried again at the next one
                 LOG.exception("move/shelve periodic task failed")
 

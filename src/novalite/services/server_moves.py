@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from novalite.compute import actions as action_log
+from novalite.compute.rpcapi import ComputeClient
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
@@ -174,6 +175,18 @@ def begin(
             host=host,
             ignore_hosts=() if same_host_ok or inst.host is None else (inst.host,),
         )
+
+
+def action_id(s: Session, inst: Instance, name: str) -> int:
+    """The instance's latest action ``name`` (created when missing), for the engine's events."""
+    return action_log.find_action(s, inst.uuid, name, user_id=inst.user_id, project_id=inst.project_id)
+
+
+def compute_of(rt: Runtime) -> ComputeClient:
+    compute_api = rt.services.compute_api
+    if compute_api is None:
+        raise Conflict("Service is unavailable at this time.", kind="ServiceUnavailable")
+    return compute_api.compute
 
 
 def conductor_of(rt: Runtime) -> ConductorClient:

@@ -97,26 +97,71 @@ def shelve(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
         images.upload_bytes(rt, owner, image_id, data)
     offload_now = rt.settings.shelved_offload_time == 0 or image_id is None
 
-    def work(s: Session) -> None:
+    def work(s: Session) -> str | None:
         inst = get_instance(s, ctx, server_id)
+        check_not_locked(ctx, inst)
         check_state(inst, actions.SHELVE)
+        inst.task_state, inst.updated_at = TaskState.SHELVING, utcnow()
+        record_action(s, ctx, inst, "shelve", event=None)
+        return inst.host
+
+    host = rt.db.write(work)
+    _to_agent(rt, ctx, server_id, host, offload=offload_now, image_id=image_id or "")
+
+
+def _to_agent(
+    rt: Runtime, ctx: RequestContext, server_id: str, host: str | None, *, offload: bool, image_id: str | None
+) -> None:
+    """Cast the shelve step to the server's host (recorded here at once when it has none)."""
+    if host is None:
+        rt.db.write(lambda s: shelved(s, server_id, image_id=image_id, offload=offload))
+        return
+    try:
+        server_moves.compute_of(rt).shelve_instance(
+            ctx, instance_uuid=server_id, host=host, offload=offload, image_id=image_id
+        )
+    except (PeerUnavailable, Conflict):  # nothing was sent: the server is given its state back
+        rt.db.write(lambda s: shelve_failed(s, server_id, "the engine is not running", host=None))
+        raise
+
+
+def shelved(s: Session, instance_uuid: str, *, image_id: str | None, offload: bool) -> None:
+    """The agent's record of a shelve (``image_id`` set: "" for a volume-backed server) and/or
+    an offload."""
+    inst = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
+    if inst is None or inst.deleted:
+        return
+    host = inst.host
+    if image_id is not None and inst.vm_state != VmState.SHELVED:
         inst.vm_state, inst.task_state = VmState.SHELVED, None
         inst.power_state = int(PowerState.SHUTDOWN)
         inst.system_metadata = {
             **(inst.system_metadata or {}),
             "shelved_at": utcnow().isoformat(),
-            "shelved_image_id": image_id or "",
+            "shelved_image_id": image_id,
             "shelved_host": inst.host or "",
         }
         inst.updated_at = utcnow()
-        record_action(s, ctx, inst, "shelve", event="compute_shelve_instance")
-        if offload_now:
-            offload(s, inst)
+        _event(s, inst, "shelve", "compute_shelve_instance", host=host)
+    if offload:
+        offload_now(s, inst)
+        if image_id is None:
+            _event(s, inst, "shelveOffload", "compute_shelve_offload_instance", host=host)
 
-    rt.db.write(work)
+
+def shelve_failed(s: Session, instance_uuid: str, reason: str, *, host: str | None) -> None:
+    inst = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
+    if inst is None or inst.deleted:
+        return
+    inst.task_state, inst.updated_at = None, utcnow()
+    action_log.add_fault(s, inst.uuid, message=reason, host=host)
 
 
-def offload(s: Session, inst: Instance) -> None:
+def _event(s: Session, inst: Instance, action: str, event: str, *, host: str | None) -> None:
+    action_log.record_event(s, server_moves.action_id(s, inst, action), event, ok=True, host=host)
+
+
+def offload_now(s: Session, inst: Instance) -> None:
     """SHELVED -> SHELVED_OFFLOADED: the guest and its host are given up (§4.4)."""
     allocations.release(s, inst.uuid)
     for port in s.scalars(select(Port).where(Port.device_id == inst.uuid)):
@@ -129,14 +174,21 @@ def offload(s: Session, inst: Instance) -> None:
 
 
 def shelve_offload(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
-    def work(s: Session) -> None:
+    def work(s: Session) -> str | None:
         inst = get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
         check_state(inst, actions.SHELVE_OFFLOAD)
-        offload(s, inst)
-        record_action(s, ctx, inst, "shelveOffload", event="compute_shelve_offload_instance")
+        inst.task_state, inst.updated_at = TaskState.SHELVING_OFFLOADING, utcnow()
+        record_action(s, ctx, inst, "shelveOffload", event=None)
+        return inst.host
 
-    rt.db.write(work)
+    _to_agent(rt, ctx, server_id, rt.db.write(work), offload=True, image_id=None)
+
+
+def start_offload(s: Session, inst: Instance) -> str | None:
+    """The periodic offload's first step: task shelving_offloading; the host to cast to."""
+    inst.task_state, inst.updated_at = TaskState.SHELVING_OFFLOADING, utcnow()
+    return inst.host
 
 
 def due_for_offload(s: Session, after_seconds: int) -> list[Instance]:
@@ -175,7 +227,6 @@ def unshelve(
     host: str | None = None,
 ) -> None:
     """``zone``: the 2.77/2.91 availability_zone (None = unpin; left out = keep the spec's)."""
-    cast = False
     with rt.db.session() as s:
         inst = get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
@@ -190,26 +241,22 @@ def unshelve(
             raise BadRequest("The requested availability zone is not available", kind="InvalidRequest")
         if host is not None:
             _check_host(s, host, zone if zone is not _UNSET else _spec_zone(s, inst.uuid))
-        if inst.vm_state == VmState.SHELVED:
-            _started(s, inst, host=inst.host)
-            record_action(s, ctx, inst, "unshelve", event="compute_unshelve_instance")
-            image_id = (inst.system_metadata or {}).get("shelved_image_id")
-            _clear_shelve_keys(inst)
-        else:
-            if zone is not _UNSET:
-                _set_spec_zone(s, inst.uuid, zone)
-            inst.task_state, inst.updated_at = TaskState.UNSHELVING, utcnow()
-            record_action(s, ctx, inst, "unshelve", event=None)
-            cast, image_id = True, None
-        owner = _owner_ctx(inst)
-    if cast:
-        try:
+        in_place = inst.vm_state == VmState.SHELVED
+        if zone is not _UNSET and not in_place:
+            _set_spec_zone(s, inst.uuid, zone)
+        inst.task_state, inst.updated_at = TaskState.UNSHELVING, utcnow()
+        record_action(s, ctx, inst, "unshelve", event=None)
+        where = (inst.host, inst.node)
+    try:
+        if in_place and where[0] is not None:  # SHELVED: the guest starts where it is
+            server_moves.compute_of(rt).unshelve_on_host(
+                ctx, instance_uuid=server_id, host=where[0], node=where[1] or where[0]
+            )
+        else:  # SHELVED_OFFLOADED: a fresh schedule
             server_moves.conductor_of(rt).unshelve_instance(ctx, instance_uuid=server_id, host=host)
-        except (PeerUnavailable, Conflict):  # nothing was sent: the server stays offloaded
-            rt.db.write(lambda s: unshelve_failed(s, server_id, "the engine is not running"))
-            raise
-    elif image_id:
-        _delete_image(rt, owner, image_id)
+    except (PeerUnavailable, Conflict):  # nothing was sent: the server stays as it was
+        rt.db.write(lambda s: unshelve_failed(s, server_id, "the engine is not running"))
+        raise
 
 
 def _spec_zone(s: Session, instance_uuid: str) -> str | None:
@@ -243,14 +290,6 @@ def _started(s: Session, inst: Instance, *, host: str | None) -> None:
 
 def _clear_shelve_keys(inst: Instance) -> None:
     inst.system_metadata = {k: v for k, v in (inst.system_metadata or {}).items() if k not in _SHELVE_KEYS}
-
-
-def _delete_image(rt: Runtime, owner: RequestContext, image_id: str) -> None:
-    try:
-        with rt.db.session() as s:
-            images.delete_image(s, owner, image_id)
-    except NotFound:
-        LOG.info("shelved image %s is gone already", image_id)
 
 
 def unshelve_spec(s: Session, instance_uuid: str) -> RequestSpecDoc | None:
@@ -294,11 +333,14 @@ def unshelve_on(s: Session, instance_uuid: str, *, host: str, node: str) -> None
     action_log.record_event(s, action_id, "compute_unshelve_instance", ok=True, host=host)
 
 
-def unshelve_failed(s: Session, instance_uuid: str, reason: str) -> None:
-    """NoValidHost: the server stays SHELVED_OFFLOADED, no error state (§8.4)."""
+def unshelve_failed(s: Session, instance_uuid: str, reason: str, *, release: bool = False) -> None:
+    """NoValidHost (or the chosen host could not start it): the server stays as it was, no
+    error state (§8.4); ``release``: an offloaded server gives up the allocation it was given."""
     inst = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
     if inst is None or inst.deleted:
         return
+    if release and inst.vm_state == VmState.SHELVED_OFFLOADED:
+        allocations.release(s, inst.uuid)
     inst.task_state, inst.updated_at = None, utcnow()
     action_id = action_log.find_action(
         s, inst.uuid, "unshelve", user_id=inst.user_id, project_id=inst.project_id
