@@ -187,7 +187,6 @@ def test_extensions_pools_and_availability_zones(stack: Api) -> None:
     aliases = {e["alias"] for e in _ok(stack.get(f"{N}/extensions"))["extensions"]}
     assert {"router", "ext-gw-mode", "fip-port-details", "floatingip-pools", "availability_zone"} <= aliases
     assert {"network_availability_zone", "router_availability_zone"} <= aliases
-    assert "extraroute" not in aliases
     pools = _ok(stack.get(f"{N}/floatingip_pools"))["floatingip_pools"]
     assert [p["cidr"] for p in pools] == ["172.24.4.0/24"]
     zones = _ok(stack.get(f"{N}/availability_zones"))["availability_zones"]
@@ -283,3 +282,29 @@ def test_floating_ips_on_postgres(stack_factory: Any) -> None:
     stack = stack_factory(postgres=True)
     test_floating_ip_allocate_associate_and_server_delete(stack)
     test_floating_ip_refusals_and_quota(stack)
+
+
+def test_extra_routes(stack: Api) -> None:
+    private = _net(stack, "private")
+    subnet = _v4_subnet(stack, private)
+    router = _router(stack)
+    assert router["routes"] == []
+    url = f"{N}/routers/{router['id']}"
+    routes = [{"destination": "192.168.50.0/24", "nexthop": "10.0.0.10"}]
+    posted = stack.post(f"{N}/routers", json={"router": {"name": "x", "routes": routes}})
+    assert posted.status_code == 400, posted.text
+    # the nexthop must be on a subnet of the router
+    assert "the nexthop is not connected with router" in _error(
+        stack.put(url, json={"router": {"routes": routes}}), 400, "InvalidRoutes"
+    )
+    _ok(stack.put(f"{url}/add_router_interface", json={"subnet_id": subnet}))
+    assert _ok(stack.put(url, json={"router": {"routes": routes}}))["router"]["routes"] == routes
+    assert _ok(stack.get(url))["router"]["routes"] == routes
+    bad = [{"destination": "nope", "nexthop": "10.0.0.10"}]
+    _error(stack.put(url, json={"router": {"routes": bad}}), 400, "InvalidInput")
+    remove = stack.put(f"{url}/remove_router_interface", json={"subnet_id": subnet})
+    _error(remove, 409, "RouterInterfaceInUseByRoute")
+    assert _ok(stack.put(url, json={"router": {"routes": None}}))["router"]["routes"] == []  # null clears
+    _ok(stack.put(f"{url}/remove_router_interface", json={"subnet_id": subnet}))
+    aliases = {e["alias"] for e in _ok(stack.get(f"{N}/extensions"))["extensions"]}
+    assert "extraroute" in aliases

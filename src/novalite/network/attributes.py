@@ -241,7 +241,7 @@ RESOURCES: dict[str, dict[str, Attr]] = {
         "admin_state_up": Attr(_bool),
         "external_gateway_info": Attr(_nullable(_GATEWAY)),
         "availability_zone_hints": Attr(_list_of(NAME), put=False),
-        "routes": Attr(_list_of(_ROUTE)),
+        "routes": Attr(_nullable(_list_of(_ROUTE))),  # null clears them
         **_OWNER,
     },
     "floatingip": {

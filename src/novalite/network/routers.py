@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.models.network import FloatingIP, Port, PortIP, Router, Subnet
 from novalite.errors import BadRequest, Conflict, NotFound
-from novalite.network import networks, ports, quotas, tags
+from novalite.network import extra_routes, networks, ports, quotas, tags
 from novalite.network.networks import policy_denied
 
 INTERFACE = "network:router_interface"
@@ -142,6 +142,8 @@ def gateway_info(s: Session, router: Router) -> dict[str, Any] | None:
 def create_router(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Router:
     project_id = fields.get("project_id") or ctx.project_id
     networks.require_owner(ctx, project_id, "rule:create_router")
+    if "routes" in fields:  # extraroute: routes are set by an update only
+        raise BadRequest("Attribute 'routes' not allowed in POST", kind="HTTPBadRequest")
     gateway = fields.get("external_gateway_info")
     if gateway:
         _check_gateway_admin_only(ctx, gateway, "create")
@@ -170,8 +172,9 @@ def update_router(s: Session, ctx: RequestContext, router: Router, changes: dict
         if gateway:
             _check_gateway_admin_only(ctx, gateway, "update")
         set_gateway(s, ctx, router, gateway)
-    if changes.get("routes"):
-        raise BadRequest("Unrecognized attribute(s) 'routes'", kind="HTTPBadRequest")
+    if "routes" in changes:
+        own = router_ports(s, router.id) + router_ports(s, router.id, GATEWAY)
+        router.routes = extra_routes.checked(s, router, changes["routes"] or [], own)
     router.revision_number += 1
     s.flush()
 
@@ -339,6 +342,7 @@ def remove_interface(s: Session, ctx: RequestContext, router: Router, body: Any)
         subnet = s.get(Subnet, sid)
         if subnet is not None:
             _in_use_by_fips(s, router, subnet)
+            extra_routes.check_not_needed(router, subnet)
     answer = _interface_answer(router, port, subnet_ids)
     tags.clear(s, port.id)
     s.delete(port)

@@ -85,6 +85,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
         "Extension of the router abstraction for specifying whether SNAT should occur on the external "
         "gateway",
     ),
+    "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
     "fip-port-details": (
         "Floating IP Port Details Extension",
         "Add port_details attribute to Floating IP resource",

@@ -225,7 +225,7 @@ def router_view(s: Session, router: Router, rel: Related | None = None) -> dict[
             "status": router.status,
             "admin_state_up": router.admin_state_up,
             "external_gateway_info": routers.gateway_info(s, router),
-            "routes": [],
+            "routes": [dict(r) for r in router.routes or []],
             "availability_zone_hints": [],
             "availability_zones": [DEFAULT_ZONE],
         }

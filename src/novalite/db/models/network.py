@@ -201,6 +201,7 @@ class Router(Base):
     gw_network_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     gw_port_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # [{destination, nexthop}]
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
