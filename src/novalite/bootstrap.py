@@ -33,8 +33,66 @@ SEEDER_MODULES = [
 Seeder = Callable[[Any, Session, dict[str, str]], None]
 
 
+GUEST_IMAGE_NAME = "novalite-guest"
+
+
 def seeders() -> list[Seeder]:
     return [importlib.import_module(name).seed for name in SEEDER_MODULES]
+
+
+def guest_image_file(settings: Any) -> Path | None:
+    """With ``--driver qemu``: the default bootable guest image, built (or found in its cache,
+    ``guest_image_cache`` / $NOVALITE_GUEST_CACHE / ~/.cache/novalite/guest) before the
+    bootstrap transaction. A failed build stops the start-up with the builder's reason."""
+    if settings.virt_driver != "qemu":
+        return None
+    from novalite.guest.builder import GuestBuildError, build_guest_image, default_cache_dir
+
+    try:
+        return build_guest_image(default_cache_dir(settings.guest_image_cache)).path
+    except GuestBuildError as exc:
+        raise SystemExit(f"novalite: cannot build the default guest image: {exc}") from None
+
+
+def seed_guest_image(runtime: Any, s: Session, ids: dict[str, str], source: Path) -> None:
+    """The public qcow2 image ``novalite-guest`` (what ``novalite image build`` makes), uploaded
+    once; uploaded again when its data file was lost."""
+    from novalite.db.base import utcnow
+    from novalite.db.models.image import Image
+    from novalite.image import store
+    from novalite.image.service import finish_upload, image_data_path
+
+    image = s.scalars(select(Image).where(Image.name == GUEST_IMAGE_NAME, Image.deleted.is_(False))).first()
+    if image is None:
+        image = Image(
+            name=GUEST_IMAGE_NAME,
+            status="queued",
+            visibility="public",
+            owner=ids["admin_project"],
+            protected=False,
+            os_hidden=False,
+            disk_format="qcow2",
+            container_format="bare",
+            min_ram=0,
+            min_disk=0,
+            created_at=utcnow(),
+        )
+        s.add(image)
+        s.flush()
+    elif image_data_path(image) is not None:
+        return
+    image.status = "saving"
+    writer = store.DataWriter(runtime.settings.data_dir, image.id)
+    try:
+        with source.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                writer.write(chunk)
+        stored = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finish_upload(s, image.id, stored)
+    s.flush()
 
 
 @dataclass
@@ -78,6 +136,7 @@ def _ensure_user(
 def bootstrap(runtime: Any) -> BootstrapReport:
     settings = runtime.settings
     report = BootstrapReport()
+    guest_image = guest_image_file(settings)
     with runtime.db.session() as s:
         # every password this start stores a hash of, hashed at once on threads (scrypt releases the
         # GIL): a given password is hashed again on every start, a missing user gets a generated one
@@ -123,6 +182,8 @@ def bootstrap(runtime: Any) -> BootstrapReport:
         s.flush()
         for seeder in seeders():
             seeder(runtime, s, report.ids)
+        if guest_image is not None:
+            seed_guest_image(runtime, s, report.ids, guest_image)
     if settings.write_clouds_yaml:
         report.clouds_yaml = write_clouds_yaml(settings, report.passwords)
     return report

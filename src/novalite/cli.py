@@ -171,6 +171,20 @@ def main() -> None:
     default=None,
     help="Run the conductor and compute agents in a second process [default auto: with 2+ CPUs].",
 )
+@click.option(
+    "--driver",
+    "virt_driver",
+    type=click.Choice(["fake", "qemu"]),
+    default=None,
+    help="fake: simulated hosts (default); qemu: this machine runs real guests (docs/qemu.md).",
+)
+@click.option(
+    "--accelerator",
+    "qemu_accelerator",
+    type=click.Choice(["auto", "kvm", "tcg"]),
+    default=None,
+    help="QEMU accelerator [default auto: KVM only when a probe guest runs under it, else TCG].",
+)
 @click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:
@@ -183,6 +197,8 @@ def serve(**kwargs: Any) -> None:
     if kwargs.pop("no_clouds_yaml"):
         kwargs["write_clouds_yaml"] = False
     settings = load_settings(kwargs)
+    if settings.virt_driver == "qemu":
+        _check_qemu(settings, fake_hosts_given=kwargs.get("fake_hosts") is not None)
     prepare_data_dir(settings)
     from novalite import instance_lock
 
@@ -253,6 +269,26 @@ def serve(**kwargs: Any) -> None:
         runtime.db.dispose()
 
 
+def _check_qemu(settings: Any, *, fake_hosts_given: bool) -> None:
+    """``--driver qemu``: refuse to start without QEMU (naming the Debian packages); the
+    simulated hosts are off unless asked for (``--fake-hosts`` or NOVALITE_FAKE_HOSTS)."""
+    import os
+    import shutil
+
+    from novalite.virt.qemu.driver import REQUIRED_TOOLS
+
+    missing = [
+        f"{tool} (Debian package {pkg})" for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)
+    ]
+    if missing:
+        raise SystemExit(
+            "novalite: --driver qemu needs " + " and ".join(missing) + "; install them with "
+            "`sudo apt-get install qemu-system-x86 qemu-utils` or scripts/install-qemu.sh"
+        )
+    if not fake_hosts_given and not os.environ.get("NOVALITE_FAKE_HOSTS"):
+        settings.fake_hosts = 0
+
+
 class _Phases:
     """With NOVALITE_STARTUP_TIMES=1 in the environment, ``serve`` prints how long each start-up phase
     took to stderr (``startup phase <name>: <ms> ms``; the first one counts from the import of this
@@ -270,6 +306,33 @@ class _Phases:
         now = time.perf_counter()
         print(f"startup phase {name}: {(now - self._last) * 1000:.0f} ms", file=sys.stderr, flush=True)
         self._last = now
+
+
+@main.group()
+def image() -> None:
+    """The default guest image for real guests (--driver qemu)."""
+
+
+@image.command("build")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory for the image and its cache [default ~/.cache/novalite/guest].",
+)
+def image_build(output: str | None) -> None:
+    """Build (or find up to date) novalite's default bootable guest disk image, from Debian
+    packages: a partition table, a bootloader, a kernel and a busybox initramfs."""
+    from pathlib import Path
+
+    from novalite.guest.builder import GuestBuildError, build_guest_image, default_cache_dir
+
+    try:
+        built = build_guest_image(Path(output).expanduser() if output else default_cache_dir())
+    except GuestBuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    state = "built" if built.built else "up to date"
+    click.echo(f"{built.path} {state} (kernel {built.kernel_version})")
 
 
 @main.group()

@@ -54,7 +54,18 @@ class Settings:
     fake_host_ram_mb: int = 131072
     fake_host_disk_gb: int = 2048
     fake_build_delay: float = 0.0
-    virt_driver: str = "fake"
+    virt_driver: str = "fake"  # fake | qemu (this machine runs real guests: docs/qemu.md)
+    # QEMU driver: auto (KVM only when a probe guest runs under it) | kvm | tcg
+    qemu_accelerator: str = "auto"
+    shutdown_timeout: float = 60  # seconds a guest has to power off on ACPI before a hard stop
+    image_cache_max_age_s: int = 86400  # unused cached image bases older than this are removed
+    image_cache_prune_interval: int = 2400  # seconds between two image cache passes
+    sync_power_state_interval: float = 10  # seconds between two power-state syncs (QEMU host)
+    # what the QEMU host keeps for itself (Nova's reserved_host_*), taken off its inventories
+    reserved_host_memory_mb: int = 512
+    reserved_host_disk_mb: int = 0
+    reserved_host_cpus: int = 0
+    guest_image_cache: str = ""  # the default guest image's build cache; empty: ~/.cache/novalite/guest
     # scheduler
     max_attempts: int = 3
     host_subset_size: int = 1

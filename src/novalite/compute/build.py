@@ -13,7 +13,10 @@ no longer matches means the user deleted the server meanwhile (``Vanished``). A 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,6 +29,8 @@ from novalite.context import RequestContext
 from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata, RequestSpec
+from novalite.db.models.image import Image, ImageProperty
+from novalite.db.models.network import Subnet
 from novalite.db.precompiled import Precompiled
 from novalite.domain.request_spec import instance_group_of
 from novalite.domain.states import PowerState, TaskState, VmState
@@ -99,6 +104,15 @@ _INSTANCE = select(
     Instance.requested_networks,
     Instance.security_groups,
     Instance.flavor,
+    Instance.user_data,
+    Instance.key_name,
+    Instance.key_data,
+    Instance.config_drive,
+    Instance.hostname,
+    Instance.display_name,
+    Instance.availability_zone,
+    Instance.launch_index,
+    Instance.image_ref,
 ).where(Instance.uuid == bindparam("instance_uuid"))
 _METADATA = Precompiled(
     select(InstanceMetadata.key, InstanceMetadata.value).where(
@@ -187,8 +201,102 @@ def _accept(
         metadata=metadata,
         attempt=b.attempt,
         admin_password=b.build_args.get("admin_password"),
+        image=_image_info(s, inst.image_ref) if problem is None else {},
+        network_info=_network_info(s, b.instance_uuid) if problem is None and network_error is None else (),
+        user_data=_user_data(inst.user_data),
+        key_pairs=((inst.key_name, "ssh", inst.key_data),) if inst.key_name and inst.key_data else (),
+        config_drive=str(inst.config_drive or "").strip().lower() in ("true", "1", "yes", "on"),
+        hostname=inst.hostname or "",
+        display_name=inst.display_name or "",
+        project_id=inst.project_id,
+        availability_zone=inst.availability_zone,
+        launch_index=inst.launch_index or 0,
     )
     return guest, problem, by_policy, network_error
+
+
+def _user_data(encoded: str | None) -> bytes | None:
+    """The request's user_data is base64 (checked by the API); the guest gets the bytes."""
+    if not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded)
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _image_info(s: Session, image_ref: str | None) -> dict[str, Any]:
+    """What a real driver needs to fetch and verify the image (no image: boot from volume)."""
+    if not image_ref:
+        return {}
+    row = s.execute(
+        select(
+            Image.id,
+            Image.disk_format,
+            Image.size,
+            Image.checksum,
+            Image.os_hash_algo,
+            Image.os_hash_value,
+        ).where(Image.id == image_ref)
+    ).first()
+    if row is None:
+        return {"id": image_ref}
+    props = dict(
+        s.execute(select(ImageProperty.name, ImageProperty.value).where(ImageProperty.image_id == row.id))
+        .tuples()
+        .all()
+    )
+    return {
+        "id": row.id,
+        "disk_format": row.disk_format,
+        "size": row.size,
+        "checksum": row.checksum,
+        "os_hash_algo": row.os_hash_algo,
+        "os_hash_value": row.os_hash_value,
+        "properties": props,
+    }
+
+
+def _network_info(s: Session, instance_uuid: str) -> tuple[dict[str, Any], ...]:
+    """The instance's ports with each fixed IP's subnet (cidr) and the subnet's gateway."""
+    info = s.execute(select(Instance.network_info).where(Instance.uuid == instance_uuid)).scalar() or []
+    if not info:
+        return ()
+    network_ids = {str(p.get("network_id")) for p in info if isinstance(p, dict)}
+    subnets = [
+        (ipaddress.ip_network(cidr, strict=False), cidr, gateway)
+        for cidr, gateway in s.execute(
+            select(Subnet.cidr, Subnet.gateway_ip).where(Subnet.network_id.in_(network_ids))
+        ).tuples()
+    ]
+    out = []
+    for port in info:
+        if not isinstance(port, dict):
+            continue
+        fixed, gateway = [], None
+        for ip in port.get("fixed_ips") or []:
+            address = str(ip.get("ip_address") or "")
+            match = next((sn for sn in subnets if _contains(sn[0], address)), None)
+            fixed.append({"ip_address": address, "cidr": match[1] if match else None})
+            if match is not None and gateway is None:
+                gateway = match[2]
+        out.append(
+            {
+                "port_id": port.get("port_id"),
+                "mac_address": port.get("mac_address"),
+                "network_id": port.get("network_id"),
+                "fixed_ips": fixed,
+                "gateway": gateway,
+            }
+        )
+    return tuple(out)
+
+
+def _contains(net: Any, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in net
+    except ValueError:
+        return False
 
 
 _FINISH_COLUMNS = ("launched_at", "power_state", "progress", "vm_state")

@@ -5,13 +5,20 @@
 VCPU / MEMORY_MB / DISK_GB inventories from ``fake_host_vcpus/ram_mb/disk_gb`` and the
 allocation ratios from the settings. Idempotent; raising ``fake_hosts`` adds the new hosts,
 lowering it removes nothing. Rows are written in bulk (thousands of hosts take one pass).
+
+With ``virt_driver = "qemu"`` this machine is a real hypervisor too: one host named
+``socket.gethostname()`` (``real_host``), whose ComputeNode and inventories come from
+``host_resources`` (CPU count, memory, free disk under ``<data_dir>/instances``) less the
+``reserved_host_*`` amounts, times the allocation ratios; refreshed on every start.
 """
 
 from __future__ import annotations
 
+import math
+import socket
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from novalite.db.base import new_uuid, utcnow
@@ -43,8 +50,15 @@ def local_hosts(s: Session) -> list[str]:
     return sorted(s.scalars(q), key=lambda h: (len(h), h))
 
 
+def real_host(settings: Any) -> str | None:
+    """The QEMU host's name (this machine), or None with the fake driver."""
+    return socket.gethostname() if settings.virt_driver == "qemu" else None
+
+
 def seed(runtime: Any, s: Session, ids: dict[str, str]) -> None:
     settings = runtime.settings
+    if settings.virt_driver == "qemu":
+        seed_real_host(settings, s)
     existing = set(s.scalars(select(Service.host).where(Service.binary == BINARY)))
     missing = [host_name(i) for i in range(1, settings.fake_hosts + 1) if host_name(i) not in existing]
     if not missing:
@@ -127,3 +141,106 @@ def _inventories(provider_id: int, settings: Any) -> list[dict[str, Any]]:
         }
         for rc, total, ratio in spec
     ]
+
+
+def real_resources(settings: Any) -> dict[str, int]:
+    """The QEMU host's totals (as the ComputeNode records them) and reserved amounts."""
+    from novalite.virt.qemu import host_resources
+
+    vcpus, memory_mb, disk_gb = host_resources(settings.data_dir / "instances")
+    return {
+        "vcpus": vcpus,
+        "memory_mb": memory_mb,
+        "local_gb": disk_gb,
+        "reserved_vcpus": min(vcpus, max(0, settings.reserved_host_cpus)),
+        "reserved_memory_mb": min(memory_mb, max(0, settings.reserved_host_memory_mb)),
+        "reserved_disk_gb": min(disk_gb, math.ceil(max(0, settings.reserved_host_disk_mb) / 1024)),
+    }
+
+
+def seed_real_host(settings: Any, s: Session) -> None:
+    """Add (or refresh) this machine's nova-compute service, node and inventories."""
+    from novalite.virt.qemu.driver import _qemu_version
+
+    host = socket.gethostname()
+    res = real_resources(settings)
+    node_values = {
+        "hypervisor_type": "QEMU",
+        "hypervisor_version": _qemu_version(),
+        "vcpus": res["vcpus"],
+        "memory_mb": res["memory_mb"],
+        "local_gb": res["local_gb"],
+    }
+    service = s.scalars(
+        select(Service).where(Service.binary == BINARY, Service.host == host, Service.deleted.is_(False))
+    ).first()
+    if service is None:
+        service = Service(
+            uuid=new_uuid(),
+            binary=BINARY,
+            host=host,
+            topic="compute",
+            availability_zone=DEFAULT_ZONE,
+            last_seen_at=utcnow(),
+            report_count=0,
+        )
+        s.add(service)
+        s.flush()
+    node = s.scalars(
+        select(ComputeNode).where(ComputeNode.host == host, ComputeNode.deleted.is_(False))
+    ).first()
+    if node is None:
+        node = ComputeNode(
+            uuid=new_uuid(),
+            service_id=service.id,
+            host=host,
+            hypervisor_hostname=host,
+            cpu_info=CPU_INFO,
+            supported_instances=SUPPORTED_INSTANCES,
+            stats={},
+            host_ip="127.0.0.1",
+            **node_values,
+        )
+        s.add(node)
+        s.flush()
+    else:
+        for key, value in node_values.items():
+            setattr(node, key, value)
+    provider = s.scalars(select(ResourceProvider).where(ResourceProvider.uuid == node.uuid)).first()
+    if provider is None:
+        provider = ResourceProvider(uuid=node.uuid, name=host, generation=1, root_provider_uuid=node.uuid)
+        s.add(provider)
+        s.flush()
+    else:
+        provider.generation += 1
+    spec = {
+        "VCPU": (res["vcpus"], res["reserved_vcpus"], settings.cpu_allocation_ratio),
+        "MEMORY_MB": (res["memory_mb"], res["reserved_memory_mb"], settings.ram_allocation_ratio),
+        "DISK_GB": (res["local_gb"], res["reserved_disk_gb"], settings.disk_allocation_ratio),
+    }
+    existing = {
+        inv.resource_class: inv
+        for inv in s.scalars(select(Inventory).where(Inventory.resource_provider_id == provider.id))
+    }
+    for rc, (total, reserved, ratio) in spec.items():
+        if rc in existing:
+            s.execute(
+                update(Inventory)
+                .where(Inventory.id == existing[rc].id)
+                .values(total=total, reserved=reserved, max_unit=total, allocation_ratio=ratio)
+            )
+        else:
+            s.add(
+                Inventory(
+                    resource_provider_id=provider.id,
+                    resource_class=rc,
+                    total=total,
+                    reserved=reserved,
+                    min_unit=1,
+                    max_unit=total,
+                    step_size=1,
+                    allocation_ratio=ratio,
+                    used=0,
+                )
+            )
+    s.flush()

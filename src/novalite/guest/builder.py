@@ -95,6 +95,13 @@ class GuestImage:
     built: bool
 
 
+def default_cache_dir(configured: str = "") -> Path:
+    """Where the default image is built and cached: ``configured`` (Settings.guest_image_cache),
+    else ``$NOVALITE_GUEST_CACHE``, else ``~/.cache/novalite/guest``."""
+    chosen = configured or os.environ.get("NOVALITE_GUEST_CACHE") or ""
+    return Path(chosen).expanduser() if chosen else Path.home() / ".cache" / "novalite" / "guest"
+
+
 def build_guest_image(output: Path, *, kernel_package: str = DEFAULT_KERNEL_PACKAGE) -> GuestImage:
     """Build (or reuse) ``output/novalite-guest.qcow2`` and return it.
 

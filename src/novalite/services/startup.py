@@ -22,12 +22,12 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
 from novalite.compute import hosts as fake_hosts
-from novalite.compute import recovery
+from novalite.compute import power_sync, recovery
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
 from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
@@ -39,14 +39,36 @@ from novalite.messaging.transport import Transport
 from novalite.scheduler.service import SchedulerService
 from novalite.virt.fake import FakeDriver
 
+if TYPE_CHECKING:
+    from novalite.virt.qemu import QemuDriver
+
 LOG = logging.getLogger(__name__)
 
 
 def _driver(runtime: Any) -> FakeDriver:
+    """The driver of the simulated hosts (``--fake-hosts``): always the fake one."""
     name = runtime.settings.virt_driver
-    if name != "fake":
-        raise ValueError(f"unknown virt_driver {name!r}; available: fake")
+    if name not in ("fake", "qemu"):
+        raise ValueError(f"unknown virt_driver {name!r}; available: fake, qemu")
     return FakeDriver(build_delay=runtime.settings.fake_build_delay)
+
+
+def qemu_driver(settings: Any) -> QemuDriver:
+    """This machine's driver with ``virt_driver = "qemu"`` (docs/qemu.md). A missing QEMU
+    (``QemuNotInstalled``, naming the Debian packages) or a bad accelerator stops the start-up."""
+    from novalite.image import store
+    from novalite.virt.qemu import QemuDriver, QemuNotInstalled
+    from novalite.virt.qemu.images import file_store_fetch
+
+    try:
+        return QemuDriver(
+            settings.data_dir / "instances",
+            fetch=file_store_fetch(store.images_dir(settings.data_dir)),
+            accelerator=settings.qemu_accelerator,
+            shutdown_timeout=settings.shutdown_timeout,
+        )
+    except (QemuNotInstalled, ValueError) as exc:
+        raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None
 
 
 def _namespace(settings: Any) -> str | None:
@@ -133,19 +155,34 @@ def start(runtime: Any) -> Callable[[], None]:
     )
     with db.reader() as s:
         hosts = fake_hosts.local_hosts(s)
+    real_host = fake_hosts.real_host(settings)
+    real_driver = qemu_driver(settings) if real_host is not None else None
+    if real_host is not None:
+        hosts.append(real_host)
     nodes = node_uuids(db, hosts)
     agents = {
         h: ComputeAgent(
             host=h,
             node_uuid=nodes[h],
             db=db,
-            driver=driver,
+            driver=real_driver if h == real_host and real_driver is not None else driver,
             conductor=conductor_client,
             max_attempts=settings.max_attempts,
         )
         for h in hosts
         if h in nodes
     }
+    host_sync = None
+    if real_host is not None and real_host in agents:
+        host_sync = power_sync.HostSync(
+            host=real_host,
+            db=db,
+            driver=real_driver,
+            interval=settings.sync_power_state_interval,
+            prune_interval=settings.image_cache_prune_interval,
+            image_max_age=settings.image_cache_max_age_s,
+        )
+        host_sync.reconcile()  # guests of servers deleted while no agent ran are destroyed
     heartbeat(db, list(agents))
     recovered = recovery.rewind(db, list(agents))  # before any consumer accepts a build
     transport.serve(
@@ -174,6 +211,7 @@ def start(runtime: Any) -> Callable[[], None]:
         messages_lost=transport.is_memory,
         report=recovered,
     )
+    stop_sync = host_sync.start() if host_sync is not None else None
     stopped = threading.Event()
 
     def stop() -> None:
@@ -183,6 +221,10 @@ def start(runtime: Any) -> Callable[[], None]:
         services.clear_engine()
         stop_beats()
         driver.stop()  # cut short build delays so no worker outlives the service
+        if real_driver is not None:
+            real_driver.stop()  # waits for guests to power off are abandoned; guests keep running
+        if stop_sync is not None:
+            stop_sync()
         transport.stop()
         conductor.stop()
         conductor_pool.shutdown(wait=True, cancel_futures=True)
