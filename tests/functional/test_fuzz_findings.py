@@ -56,3 +56,22 @@ def test_lone_surrogate_in_a_body_is_a_400(stack_factory: Any, postgres: bool) -
     r = api.post("/image/v2/images", content=b'{"name": "\\ud83d\\ude00"}', headers=json_type)
     assert r.status_code == 201, r.text
     assert r.json()["name"] == "\U0001f600"
+
+
+@pytest.mark.parametrize("postgres", [False, True], ids=["sqlite", "postgres"])
+def test_query_numbers_past_the_columns_are_not_a_500(stack_factory: Any, postgres: bool) -> None:
+    """GET /flavors?minRam=2147483648 (or minDisk) and GET /servers/{id}/os-instance-actions?limit=
+    past 64 bits were 500s on PostgreSQL: the filter was bound as an INTEGER, the limit went to SQL
+    as is. Now the flavor filter matches nothing and the limit is capped at 1,000, as Nova's."""
+    api = stack_factory(postgres=postgres)
+    for name in ("minRam", "minDisk"):
+        for value in ("2147483648", "9223372036854775808", str(2**70)):
+            r = api.get(f"/compute/v2.1/flavors?{name}={value}")
+            assert r.status_code == 200, r.text
+            assert r.json()["flavors"] == []
+    assert api.get("/compute/v2.1/flavors?minRam=2048").json()["flavors"]  # an ordinary filter still works
+    server = create(api, version="2.58")["server"]
+    for value in ("1000", "9223372036854775808", str(2**70)):
+        r = api.get(f"/compute/v2.1/servers/{server['id']}/os-instance-actions?limit={value}", version="2.58")
+        assert r.status_code == 200, r.text
+        assert [a["action"] for a in r.json()["instanceActions"]] == ["create"]

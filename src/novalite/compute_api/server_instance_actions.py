@@ -20,6 +20,7 @@ from novalite.services import server_queries as queries
 
 router = APIRouter()  # included by server_subresources under /compute/v2.1
 _SERVER = "/servers/{server_id}"
+MAX_LIMIT = 1000  # Nova's [api] max_limit default: a larger ?limit= gives pages of this many
 
 
 # -- os-instance-actions ---------------------------------------------------------------------------
@@ -82,6 +83,7 @@ def _action_filters(request: Request) -> dict[str, Any]:
             raise BadRequest(f"Invalid input for query parameters limit. Value: {params['limit']}.") from None
         if limit < 0:
             raise BadRequest(f"Invalid input for query parameters limit. Value: {limit}.")
+        limit = min(limit, MAX_LIMIT)  # Nova's [api] max_limit; a SQL LIMIT past 64 bits is a 500
     since = before = None
     if "changes-since" in params:
         since = queries.parse_time("changes-since", params["changes-since"])

@@ -16,12 +16,14 @@ and ``flavor_snapshot(flavor)``.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, false, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, Connection, bindparam, false, literal, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -204,6 +206,7 @@ class FlavorQuery:
     is_public: bool | None = True
     min_ram: int = 0
     min_disk: int = 0
+    name: str | None = None  # a regular expression searched in the name (2.102; before 2.75 too)
     sort_key: str = "flavorid"
     sort_dir: str = "asc"
     limit: int = 1000
@@ -225,10 +228,12 @@ def _visibility_filter(ctx: RequestContext, is_public: bool | None) -> list[Colu
 def list_flavors(s: Session, ctx: RequestContext, query: FlavorQuery) -> list[Flavor]:
     """One page of the flavors ctx may list, sorted, after ``marker`` (a flavorid; unknown -> 400)."""
     stmt = select(Flavor).where(*_visibility_filter(ctx, query.is_public))
+    # bound as BIGINT: the API clamps a huge minRam to one past the largest INTEGER (matches nothing),
+    # which PostgreSQL refuses as an INTEGER parameter
     if query.min_ram:
-        stmt = stmt.where(Flavor.memory_mb >= query.min_ram)
+        stmt = stmt.where(Flavor.memory_mb >= literal(query.min_ram, BigInteger))
     if query.min_disk:
-        stmt = stmt.where(Flavor.root_gb >= query.min_disk)
+        stmt = stmt.where(Flavor.root_gb >= literal(query.min_disk, BigInteger))
     key = "id" if query.sort_key == "vcpu_weight" else query.sort_key
     column = getattr(Flavor, key)
     if query.sort_dir == "desc":
@@ -236,7 +241,18 @@ def list_flavors(s: Session, ctx: RequestContext, query: FlavorQuery) -> list[Fl
     else:
         stmt = stmt.order_by(column.asc(), Flavor.id.asc())
     flavors = list(s.scalars(stmt))
+    if query.name is not None:
+        flavors = [f for f in flavors if _name_matches(query.name, f.name)]
     return paginate(flavors, lambda f: f.flavorid, query.limit, query.marker)
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """Nova hands ``name`` to the database's regexp operator (a search, ``bob`` matches ``bobb``);
+    a pattern that is not a valid regular expression is searched as plain text."""
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return pattern in name
 
 
 @dataclass(frozen=True)
