@@ -18,6 +18,7 @@ from fastapi import Request
 from jsonschema import Draft4Validator, FormatChecker
 
 from novalite.api import policy
+from novalite.api.microversion import query_refusal, request_version
 from novalite.api.policy import WRITE_METHODS
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
@@ -66,6 +67,17 @@ def context(request: Request) -> RequestContext:
             f"Malformed request URL: URL's project_id '{url_project}' doesn't match Context's project_id "
             f"'{data.project_id}'"
         )
+    # 2.102: the GETs that take no query parameter refuse one (before the policy check, as Nova)
+    if request.method == "GET" and request.scope.get("query_string"):
+        route = request.scope.get("route")
+        refusal = query_refusal(
+            "GET",
+            getattr(route, "path_format", ""),
+            request_version(request),
+            request.query_params.multi_items(),
+        )
+        if refusal is not None:
+            raise BadRequest(refusal)
     # secure RBAC from the policy tables (api.policy): for a non-admin token, one dict lookup by
     # the matched route, no I/O; an action's body was read by request_context
     if not ctx.is_admin:

@@ -1,6 +1,6 @@
 """Flavors (§6.5): list/show for everyone, create/update/delete, extra specs and project access.
 
-Views are exact per microversion for 2.1-2.96 (``views.flavors``); the request schemas and the
+Views are exact per microversion for 2.1-2.104 (``views.flavors``); the request schemas and the
 behaviour gates (2.7, 2.55, 2.75, 2.86) are in ``schemas.flavors``. The handlers only pass the
 version along.
 """
@@ -65,8 +65,9 @@ def _parse_min(request: Request, name: str) -> int:
 
 def _list_query(request: Request, ctx: RequestContext) -> service.FlavorQuery:
     params = request.query_params
-    if schemas.strict_list_query(request_version(request)):  # 2.75: unknown query parameters are refused
-        extra = sorted(set(params.keys()) - schemas.LIST_QUERY_KEYS)
+    version = request_version(request)
+    if schemas.strict_list_query(version):  # 2.75: unknown query parameters are refused
+        extra = sorted(set(params.keys()) - schemas.list_query_keys(version))
         if extra:
             raise BadRequest(
                 f"Invalid input for query parameters {extra[0]}. Value: {params.get(extra[0])}. "
@@ -74,10 +75,11 @@ def _list_query(request: Request, ctx: RequestContext) -> service.FlavorQuery:
             )
     sort_key = params.get("sort_key") or "flavorid"
     sort_dir = params.get("sort_dir") or "asc"
-    if sort_key not in service.SORT_KEYS:
+    sort_keys = schemas.sort_keys(version, service.SORT_KEYS)  # 2.102: no rxtx_factor
+    if sort_key not in sort_keys:
         raise BadRequest(
             f"Invalid input for query parameters sort_key. Value: {sort_key}. "
-            f"'{sort_key}' is not one of {sorted(service.SORT_KEYS)}"
+            f"'{sort_key}' is not one of {sorted(sort_keys)}"
         )
     if sort_dir not in ("asc", "desc"):
         raise BadRequest(
@@ -90,6 +92,7 @@ def _list_query(request: Request, ctx: RequestContext) -> service.FlavorQuery:
         is_public=is_public,
         min_ram=_parse_min(request, "minRam"),
         min_disk=_parse_min(request, "minDisk"),
+        name=params.get("name"),  # a regular expression (Nova: the database's regexp operator)
         sort_key=sort_key,
         sort_dir=sort_dir,
         limit=limit,

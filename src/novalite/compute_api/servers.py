@@ -136,7 +136,12 @@ def _list(request: Request, ctx: RequestContext, *, detail: bool) -> dict[str, A
     if detail:
         with runtime(request).db.reader() as s:
             rows = queries.run_list(s, q)
-            extras = queries.load_extras(s, rows, down_time=_down_time(request, ctx))
+            extras = queries.load_extras(
+                s,
+                rows,
+                down_time=_down_time(request, ctx),
+                scheduler_hints=views.shows_scheduler_hints(version),
+            )
         items = [views.server_detail(request, i, extras[i.uuid], version=version, ctx=ctx) for i in rows]
     else:
         with runtime(request).db.reader() as s:

@@ -2,7 +2,8 @@
 
 List and show (``volumeAttachment``: device, serverId, volumeId, ``id`` before 2.89 /
 ``attachment_id`` + ``bdm_uuid`` from 2.89, ``tag`` from 2.70, ``delete_on_termination`` from
-2.79); POST attach (``volumeId``, ``device``, ``tag`` 2.49, ``delete_on_termination`` 2.79) -> 200;
+2.79); POST attach (``volumeId``, ``device``, ``tag`` 2.49, ``delete_on_termination`` 2.79) -> 200
+(from 2.101: 202, no body);
 DELETE detach -> 202 (the root volume of a boot-from-volume server: 400); PUT -> 202: swap to
 another volume (admin only), or from 2.85 change ``delete_on_termination`` of the same volume.
 """
@@ -125,13 +126,21 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
     return {"volumeAttachment": attachment_view(dev, version, created=True)}
 
 
-@router.post(_BASE)
+def attach_answers_body(version: Version) -> bool:
+    """Before 2.101 an attach answers 200 with the attachment; from 2.101 202 and no body."""
+    return version < V(2, 101)
+
+
+@router.post(_BASE, response_model=None)
 async def attach_volume(
     server_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     body = await json_body(request)
     validate(attach_schema(request_version(request)), body)
-    return await run_in_threadpool(_attach, request, ctx, server_id, body["volumeAttachment"])
+    out = await run_in_threadpool(_attach, request, ctx, server_id, body["volumeAttachment"])
+    if attach_answers_body(request_version(request)):
+        return out
+    return Response(status_code=202)  # 2.101
 
 
 def _check_immutable(dev: devices.VolumeDevice, server_id: str, spec: dict[str, Any]) -> None:

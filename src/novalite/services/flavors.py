@@ -16,6 +16,7 @@ and ``flavor_snapshot(flavor)``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -204,6 +205,7 @@ class FlavorQuery:
     is_public: bool | None = True
     min_ram: int = 0
     min_disk: int = 0
+    name: str | None = None  # a regular expression searched in the name (2.102; before 2.75 too)
     sort_key: str = "flavorid"
     sort_dir: str = "asc"
     limit: int = 1000
@@ -238,7 +240,18 @@ def list_flavors(s: Session, ctx: RequestContext, query: FlavorQuery) -> list[Fl
     else:
         stmt = stmt.order_by(column.asc(), Flavor.id.asc())
     flavors = list(s.scalars(stmt))
+    if query.name is not None:
+        flavors = [f for f in flavors if _name_matches(query.name, f.name)]
     return paginate(flavors, lambda f: f.flavorid, query.limit, query.marker)
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """Nova hands ``name`` to the database's regexp operator (a search, ``bob`` matches ``bobb``);
+    a pattern that is not a valid regular expression is searched as plain text."""
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return pattern in name
 
 
 @dataclass(frozen=True)

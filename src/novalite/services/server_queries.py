@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
-from novalite.db.models.compute import Instance, InstanceFault, InstanceMetadata, InstanceTag
+from novalite.db.models.compute import Instance, InstanceFault, InstanceMetadata, InstanceTag, RequestSpec
 from novalite.db.models.network import Network, Port, PortIP, PortSecurityGroup, SecurityGroup
 from novalite.db.models.placement import Service
 from novalite.db.models.server_groups import InstanceGroup, InstanceGroupMember
@@ -43,6 +43,7 @@ class ServerExtras:
     volumes_attached: list[dict[str, Any]] = field(default_factory=list)
     security_groups: list[str] = field(default_factory=list)  # names, from the server's ports
     host_status: str | None = None  # 2.16, loaded for admins
+    scheduler_hints: dict[str, list[str]] | None = None  # 2.100, from the request spec (None: none stored)
 
 
 SORT_KEYS = {
@@ -411,9 +412,16 @@ def build_list_query(
 
 
 def load_extras(
-    s: Session, instances: Sequence[Instance], *, server_groups: bool = False, down_time: int | None = None
+    s: Session,
+    instances: Sequence[Instance],
+    *,
+    server_groups: bool = False,
+    down_time: int | None = None,
+    scheduler_hints: bool = False,
 ) -> dict[str, ServerExtras]:
-    """Metadata, tags, latest faults and addresses of many servers in a handful of queries."""
+    """Metadata, tags, latest faults and addresses of many servers in a handful of queries.
+    ``server_groups`` (the one-server views: show, update, rebuild) loads the groups and the
+    scheduler hints; ``scheduler_hints`` loads the hints alone (a list at 2.100+)."""
     uuids = [i.uuid for i in instances]
     extras = {u: ServerExtras() for u in uuids}
     if not uuids:
@@ -437,9 +445,20 @@ def load_extras(
     _load_volumes(s, uuids, extras)
     if server_groups:
         _load_server_groups(s, uuids, extras)
+    if server_groups or scheduler_hints:
+        _load_scheduler_hints(s, uuids, extras)
     if down_time is not None:
         _load_host_status(s, instances, extras, down_time)
     return extras
+
+
+def _load_scheduler_hints(s: Session, uuids: list[str], extras: dict[str, ServerExtras]) -> None:
+    """2.100: the hints the servers were created with, as their request specs keep them."""
+    for uuid, spec in s.execute(
+        select(RequestSpec.instance_uuid, RequestSpec.spec).where(RequestSpec.instance_uuid.in_(uuids))
+    ):
+        hints = (spec or {}).get("scheduler_hints") or {}
+        extras[uuid].scheduler_hints = {str(k): [str(v) for v in vals] for k, vals in hints.items()}
 
 
 def _load_host_status(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
-from novalite.db.models.compute import Instance
+from novalite.db.models.compute import Instance, RequestSpec
 from novalite.errors import Conflict
 from novalite.runtime import Runtime
 from novalite.services.create_server.request import normalize_ip
@@ -35,7 +37,38 @@ def _apply_update(inst: Instance, changes: dict[str, Any]) -> None:
 def update_server(db: Database, ctx: RequestContext, server_id: str, changes: dict[str, Any]) -> None:
     """``changes``: the validated ``server`` of the PUT body."""
     with db.session() as s:
-        _apply_update(get_instance(s, ctx, server_id), changes)
+        inst = get_instance(s, ctx, server_id)
+        if "pinned_availability_zone" in changes:  # only sent from 2.104 (the schema refuses it before)
+            _repin(s, inst, changes["pinned_availability_zone"])
+        _apply_update(inst, changes)
+
+
+def _repin(s: Session, inst: Instance, requested: str | None) -> None:
+    """2.104: null unpins; a zone pins an unpinned server to the zone it is in; else 409.
+    The pin is the request spec's zone (moves schedule within it) and the server's requested zone
+    (its ``pinned_availability_zone``)."""
+    row = s.get(RequestSpec, inst.uuid)
+    spec = dict(row.spec or {}) if row is not None else {}
+    current = spec.get("availability_zone") if row is not None else inst.requested_availability_zone
+    if requested is not None:
+        if current is not None:
+            if requested != current:
+                raise Conflict(
+                    "Cannot change pinned availability zone directly. Unpin first by setting "
+                    "pinned_availability_zone to null."
+                )
+            return
+        zone = inst.availability_zone or ""
+        if requested != zone:
+            raise Conflict(
+                f"Server can only be pinned to its current availability zone '{zone}', "
+                f"but '{requested}' was requested."
+            )
+    elif current is None:
+        return
+    if row is not None:
+        row.spec = {**spec, "availability_zone": requested}
+    inst.requested_availability_zone = requested
 
 
 def delete_server(rt: Runtime, ctx: RequestContext, server_id: str) -> None:

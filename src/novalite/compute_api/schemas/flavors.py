@@ -26,6 +26,13 @@ _NAME = {
 }
 _POSITIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "maximum": MAX_INT}
 _NON_NEGATIVE = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0, "maximum": MAX_INT}
+_RXTX_FACTOR = {
+    "type": ["number", "string"],
+    "pattern": "^[0-9]+(\\.[0-9]+)?$",
+    "minimum": 0,
+    "exclusiveMinimum": True,
+    "maximum": 3.40282e38,
+}
 _DESCRIPTION = {"type": ["string", "null"], "minLength": 0, "maxLength": 65535, "pattern": _NO_NUL}
 
 
@@ -43,15 +50,10 @@ def create_schema(version: Version) -> dict[str, Any]:
         "disk": _NON_NEGATIVE,
         "OS-FLV-EXT-DATA:ephemeral": _NON_NEGATIVE,
         "swap": _NON_NEGATIVE,
-        "rxtx_factor": {
-            "type": ["number", "string"],
-            "pattern": "^[0-9]+(\\.[0-9]+)?$",
-            "minimum": 0,
-            "exclusiveMinimum": True,
-            "maximum": 3.40282e38,
-        },
         "os-flavor-access:is_public": BOOLEAN,
     }
+    if version < V(2, 102):  # 2.102: rxtx_factor gone
+        props["rxtx_factor"] = _RXTX_FACTOR
     if version >= V(2, 55):  # 2.55: description
         props["description"] = _DESCRIPTION
     flavor = {
@@ -131,12 +133,26 @@ def public_access_conflict(version: Version) -> bool:
     return version >= V(2, 7)
 
 
-LIST_QUERY_KEYS = {"limit", "marker", "is_public", "minRam", "minDisk", "sort_key", "sort_dir"}
+_LIST_QUERY_KEYS = frozenset({"limit", "marker", "is_public", "minRam", "minDisk", "sort_key", "sort_dir"})
+
+
+def list_query_keys(version: Version) -> frozenset[str]:
+    """The query parameters a list takes once unknown ones are refused (2.75)."""
+    if version >= V(2, 102):  # 2.102: name filter
+        return _LIST_QUERY_KEYS | {"name"}
+    return _LIST_QUERY_KEYS
 
 
 def strict_list_query(version: Version) -> bool:
     """2.75: unknown query parameters are refused (ignored before)."""
     return version >= V(2, 75)
+
+
+def sort_keys(version: Version, known: frozenset[str] | set[str]) -> set[str]:
+    """``sort_key`` values accepted: ``known`` (the columns), without rxtx_factor from 2.102."""
+    if version >= V(2, 102):  # 2.102: rxtx_factor gone
+        return set(known) - {"rxtx_factor"}
+    return set(known)
 
 
 # --- extra spec values -------------------------------------------------------------------

@@ -286,6 +286,8 @@ def update_schema(version: Version) -> dict[str, Any]:
         props["hostname"] = HOSTLIKE
     elif version >= V(2, 90):  # 2.90: hostname
         props["hostname"] = _create_server(version)["properties"]["hostname"]
+    if version >= V(2, 104):  # 2.104: unpin (null) or re-pin the availability zone
+        props["pinned_availability_zone"] = {**NAME, "type": ["string", "null"]}
     return {
         "type": "object",
         "properties": {"server": {"type": "object", "properties": props, "additionalProperties": False}},

@@ -1,7 +1,6 @@
 """The flavor representation per microversion (§6.5). Every version gate for flavors' output is
 here: ``swap`` is ``""`` when 0 before 2.75, ``description`` from 2.55, ``extra_specs`` from
-2.61; ``OS-FLV-DISABLED:disabled`` and ``rxtx_factor`` stay (they go at 2.102, beyond what we
-advertise)."""
+2.61; ``OS-FLV-DISABLED:disabled`` and ``rxtx_factor`` until 2.101 (gone at 2.102)."""
 
 from __future__ import annotations
 
@@ -36,10 +35,11 @@ def detail_view(request: Request, flavor: Flavor, version: Version) -> dict[str,
             "swap": flavor.swap if (flavor.swap or version >= V(2, 75)) else "",
             "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
             "os-flavor-access:is_public": flavor.is_public,
-            "OS-FLV-DISABLED:disabled": flavor.disabled,  # until 2.102
-            "rxtx_factor": flavor.rxtx_factor,  # until 2.102
         }
     )
+    if version < V(2, 102):  # 2.102: disabled and rxtx_factor gone
+        body["OS-FLV-DISABLED:disabled"] = flavor.disabled
+        body["rxtx_factor"] = flavor.rxtx_factor
     if version >= V(2, 61):  # 2.61: extra_specs
         body["extra_specs"] = dict(flavor.extra_specs)
     return body
