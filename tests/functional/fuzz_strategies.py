@@ -66,8 +66,24 @@ QUERY_KEYS = (
     "host deleted project_id tenant_id user_id fields id page_reverse member_of resources required "
     "in_tree uuid tags tags-any not-tags ip flavor image detailed with_servers "
     "hypervisor_hostname_pattern visibility owner offset changes-before binary network_id device_id "
-    "shared router:external admin_state_up"
+    "shared router:external admin_state_up size_min size_max min_disk min_ram mtu ip_version since "
+    "start end page_size generation"
 ).split()
+# numbers and times just past what the database columns and SQL LIMIT hold, and odd ones
+BOUNDARY_VALUES = st.sampled_from(
+    [
+        "2147483648",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "-1",
+        "0",
+        "1e400",
+        "0x10",
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00",
+        "2000-13-45",
+    ]
+)
 JSON_LEAF = st.one_of(
     st.none(),
     st.booleans(),
@@ -328,13 +344,14 @@ def case_strategy(
                 value = draw(JUNK_SEGMENTS)
             path = path.replace("{" + param + "}", value, 1)
         query = ""
-        if draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(0, 2)) == 0:
             pairs = draw(
                 st.lists(
                     st.tuples(
                         st.one_of(st.sampled_from(QUERY_KEYS), st.text(max_size=10)),
-                        st.one_of(st.text(max_size=20), JUNK_TEXT, st.binary(max_size=8)),
+                        st.one_of(BOUNDARY_VALUES, st.text(max_size=20), JUNK_TEXT, st.binary(max_size=8)),
                     ),
+                    min_size=1,
                     max_size=4,
                 )
             )
