@@ -181,6 +181,10 @@ def create_app(
     from novalite.api import openapi
 
     _include(app, openapi.router)  # GET /openapi/{service}.json: each service's OpenAPI document
+    from novalite.compute_api import consoles
+
+    # the serial console proxy (a websocket; serial console URLs point at it)
+    app.add_api_websocket_route(consoles.SERIAL_PROXY_PATH, consoles.serial_console_proxy)
     from novalite.compute_api import servers
 
     servers.warm_up()

@@ -37,6 +37,7 @@ class Settings:
     admin_password: str = ""
     demo_password: str = ""
     token_ttl: int = 3600  # seconds a new token is valid (a re-scoped one keeps its parent's expiry)
+    console_token_ttl: int = 600  # seconds a console URL's token is valid (Nova's [consoleauth] token_ttl)
     # login lockout (Keystone's [security_compliance]): after this many wrong passwords in a row a
     # user cannot log in for lockout_duration seconds, even with the right one; 0: off.
     # lockout_duration 0: locked until an admin sets a new password

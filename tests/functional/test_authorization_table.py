@@ -235,6 +235,7 @@ def _params(world: World, method: str, path: str) -> dict[str, str]:
         before="2026-01-01 00:00:00",  # os-instance_usage_audit_log/{before}
         host_name="authz-host",  # os-hosts/{host_name}: none such (a real one is 501: no driver can)
         migration_id="1",  # a migration id (none exists: a 404 or 400 behind the gate)
+        console_token=str(uuid.uuid4()),  # os-console-auth-tokens/{console_token}: none such
     )
     if path.startswith("/compute/v2.1/os-security-groups") or "/os-security-group-rules" in path:
         out["group_id"] = ids["sg_id"]

@@ -20,12 +20,14 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from novalite.compute import cleanup
-from novalite.compute.rpcapi import ComputeClient
+from novalite.compute.consoles import GetConsoleEndpoint
+from novalite.compute.rpcapi import TOPIC, ComputeClient
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import TaskState
 from novalite.errors import NotFound
+from novalite.messaging.messages import context_to_dict
 
 _INSTANCES = cast(Table, Instance.__table__)
 _ACTIONS = cast(Table, InstanceAction.__table__)
@@ -57,6 +59,17 @@ class ComputeAPI:
         """Ask the server's host (a call): ``{"power_state", "diagnostics"}`` (None: not
         supported by the driver, or not running)."""
         return self.compute.get_diagnostics(ctx, instance_uuid=instance_uuid, host=host)
+
+    def get_console_endpoint(
+        self, ctx: RequestContext, instance_uuid: str, host: str, console_type: str
+    ) -> dict[str, Any]:
+        """Ask the server's host where its console of ``console_type`` listens (a call; the
+        answer is ``compute.consoles.console_endpoint``'s)."""
+        msg = GetConsoleEndpoint(
+            context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, console_type=console_type
+        )
+        answer: dict[str, Any] = self.compute.transport.call(TOPIC, msg)
+        return answer
 
 
 def _start_delete(s: Session, ctx: RequestContext, instance_uuid: str) -> str | None:

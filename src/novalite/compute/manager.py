@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from novalite.compute import actions, build, build_resources, cleanup, moves, resource_tracker, shelving
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
+from novalite.compute.consoles import GetConsoleEndpoint, console_endpoint
 from novalite.compute.rpcapi import (
     BuildAndRunInstance,
     FinishResize,
@@ -321,6 +322,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             return get_diagnostics(agent, msg)
         elif isinstance(msg, GetConsoleOutput):
             return get_console_output(agent, msg)
+        elif isinstance(msg, GetConsoleEndpoint):
+            return console_endpoint(agent, msg)
         elif isinstance(msg, ResizeInstance):
             moves.resize_instance(agent, msg)
         elif isinstance(msg, FinishResize):

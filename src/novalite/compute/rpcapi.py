@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from novalite.compute.consoles import GetConsoleEndpoint
 from novalite.context import RequestContext
 from novalite.messaging.messages import Message, context_to_dict, registry_of
 from novalite.messaging.transport import PeerUnavailable, Transport
@@ -126,6 +127,7 @@ REGISTRY = registry_of(
         FinishResize,
         ShelveInstance,
         UnshelveOnHost,
+        GetConsoleEndpoint,  # compute.consoles
     ]
 )
 

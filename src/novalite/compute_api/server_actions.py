@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
-from novalite.compute_api import network_proxies, server_rebuild, server_snapshot
+from novalite.compute_api import consoles, network_proxies, server_rebuild, server_snapshot
 from novalite.compute_api import server_actions_moves as moves
 from novalite.compute_api import server_misc_actions as misc
 from novalite.compute_api.schemas.servers import NAME_PATTERN
@@ -148,6 +148,7 @@ HANDLERS: dict[str, ActionHandler] = {
     "shelve": moves.shelve_server,
     "shelveOffload": moves.shelve_offload,
     "unshelve": moves.unshelve,
+    **{name: consoles.legacy_action(name) for name in consoles.LEGACY_ACTIONS},  # below 2.6
 }
 
 

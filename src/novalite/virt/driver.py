@@ -41,6 +41,9 @@ class Capabilities:
         ("x86_64", "qemu", "hvm"),
         ("i686", "qemu", "hvm"),
     )
+    # the remote console types the driver can connect (Nova's console ``type``: novnc, spice-html5,
+    # serial, webmks, ...); a type not listed is 400 "Unavailable console type" (§ consoles)
+    console_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,18 @@ class GuestSpec:
 
 
 @dataclass(frozen=True)
+class ConsoleEndpoint:
+    """Where a console proxy connects to reach a guest's console: a TCP ``host``/``port``, or a
+    unix socket ``path`` (``host`` then names the compute host). ``internal_access_path`` is
+    what the proxy sends first (Nova's, for hypervisors that multiplex consoles; usually None)."""
+
+    host: str
+    port: int | None = None
+    path: str | None = None
+    internal_access_path: str | None = None
+
+
+@dataclass(frozen=True)
 class GuestInfo:
     state: PowerState
     memory_mb: int = 0
@@ -101,3 +116,12 @@ class Driver(Protocol):
     def resume(self, guest: GuestSpec) -> None: ...
 
     def get_info(self, guest: GuestSpec) -> GuestInfo: ...
+
+
+class ConsoleDriver(Protocol):
+    """The optional console hook (a driver without it answers 501 to every console request):
+    ``console_endpoint(guest, kind)`` for one of ``Capabilities.console_types``, None when the
+    guest has no such console now (not running, or the console is off). The compute agent asks
+    it when a user requests a console URL; the console proxy then connects there."""
+
+    def console_endpoint(self, guest: GuestSpec, kind: str) -> ConsoleEndpoint | None: ...

@@ -12,12 +12,20 @@ One ``FakeDriver`` serves every simulated host of the process (guests are keyed 
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
 
 from novalite.domain.states import PowerState
-from novalite.virt.driver import Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
+from novalite.virt.driver import (
+    Capabilities,
+    ConsoleEndpoint,
+    DriverError,
+    GuestInfo,
+    GuestSpec,
+    ServiceStopping,
+)
 
 FAIL_SPAWN_HOSTS = "novalite:fail_spawn_hosts"
 FAIL_SPAWN = "novalite:fail_spawn"
@@ -41,13 +49,47 @@ class FakeDriver:
         self._delete_failed: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._consoles: dict[str, SerialConsole] = {}  # uuid -> its serial console listener
+        self._vnc_ports: dict[str, int] = {}
 
     def stop(self) -> None:
-        """Cut short every build delay in progress (they raise ``ServiceStopping``)."""
+        """Cut short every build delay in progress (they raise ``ServiceStopping``); close the
+        serial consoles."""
         self._stopping.set()
+        with self._lock:
+            consoles = list(self._consoles.values())
+            self._consoles.clear()
+        for console in consoles:
+            console.close()
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(supports_tagged_attach=True, supports_trusted_certs=True, supports_rescue=True)
+        return Capabilities(
+            supports_tagged_attach=True,
+            supports_trusted_certs=True,
+            supports_rescue=True,
+            console_types=("novnc", "serial"),
+        )
+
+    def console_endpoint(self, guest: GuestSpec, kind: str) -> ConsoleEndpoint | None:
+        """``serial``: a TCP listener on 127.0.0.1 (one per guest, opened at the first request,
+        closed on destroy) that greets with a banner naming the server and echoes what it gets;
+        ``novnc``: a made-up VNC port (nothing listens: the fake has no framebuffer). None for a
+        guest this driver knows is not running."""
+        with self._lock:
+            state = self._guests.get(guest.uuid)
+            if state is not None and state != PowerState.RUNNING:
+                return None
+            if kind == "novnc":
+                port = self._vnc_ports.setdefault(guest.uuid, 5900 + len(self._vnc_ports))
+                return ConsoleEndpoint(host="127.0.0.1", port=port)
+            if kind != "serial":
+                return None
+            console = self._consoles.get(guest.uuid)
+            if console is None:
+                name = guest.display_name or guest.name
+                banner = f"novalite fake serial console of {name} ({guest.uuid})\r\n"
+                console = self._consoles[guest.uuid] = SerialConsole(banner.encode())
+        return ConsoleEndpoint(host="127.0.0.1", port=console.port)
 
     def spawn(self, guest: GuestSpec) -> None:
         meta = guest.metadata
@@ -79,6 +121,10 @@ class FakeDriver:
         with self._lock:
             self._guests.pop(guest.uuid, None)
             self._started.pop(guest.uuid, None)
+            self._vnc_ports.pop(guest.uuid, None)
+            console = self._consoles.pop(guest.uuid, None)
+        if console is not None:
+            console.close()
 
     def _set(self, guest: GuestSpec, state: PowerState) -> None:
         with self._lock:
@@ -168,3 +214,46 @@ class FakeDriver:
             ],
             "memory_details": {"maximum": memory_mb, "used": memory_mb // 2},
         }
+
+
+class SerialConsole:
+    """A guest's simulated serial port: a TCP listener on 127.0.0.1 whose every connection gets
+    the banner, then an echo of what it sends (a shell would answer; an echo shows the way works)."""
+
+    def __init__(self, banner: bytes):
+        self.banner = banner
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self.port: int = self._sock.getsockname()[1]
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, name=f"fake-serial-{self.port}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _addr = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(self.banner)
+                while not self._closed.is_set():
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    conn.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()

@@ -65,6 +65,7 @@ SERVER_ACTIONS = actions(
         "os-getVNCConsole": _r("os-remote-consoles", MEMBER),
         "os-getSPICEConsole": _r("os-remote-consoles", MEMBER),
         "os-getSerialConsole": _r("os-remote-consoles", MEMBER),
+        "os-getRDPConsole": _r("os-remote-consoles", MEMBER),
         "shelve": _r("os-shelve:shelve", MEMBER),
         "unshelve": _r("os-shelve:unshelve", MEMBER),
         "shelveOffload": _r("os-shelve:shelve_offload", ADMIN),
@@ -239,6 +240,9 @@ RULES: Table = {
     ("DELETE", V + "/os-tenant-networks/{network_id}"): _r("(none: 410 Gone at every microversion)", ANY),
     ("GET", V + "/os-floating-ip-pools"): _r("os-floating-ip-pools:list", READER),
     ("GET", V + "/os-floating-ips"): _r("os-floating-ips:list", READER),
+    # remote consoles and their tokens (issue 19, item 5)
+    ("POST", S + "/remote-consoles"): _r("os-remote-consoles", MEMBER),
+    ("GET", V + "/os-console-auth-tokens/{console_token}"): _r("os-console-auth-tokens", ADMIN),
     ("GET", V + "/os-floating-ips/{floating_ip_id}"): _r("os-floating-ips:show", READER),
     ("POST", V + "/os-floating-ips"): _r("os-floating-ips:create", MEMBER),
     ("DELETE", V + "/os-floating-ips/{floating_ip_id}"): _r("os-floating-ips:delete", MEMBER),

@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "aggregates",  # Nova host aggregates (name, AZ, hosts, metadata)
     "network",
     "volume",
+    "consoles",  # console auth tokens
 ]
 
 for _name in MODEL_MODULES:
