@@ -83,7 +83,8 @@ def _token(api: Api, who: str = "demo") -> tuple[bytes, bytes]:
 def test_non_utf8_token_is_401(stack: Api) -> None:
     for value in (b"\xff\xfe", b"abc\xff"):
         r = _raw_get(stack, "/compute/v2.1/flavors", [(b"x-auth-token", value)])
-        _nova_fault(r, 401, "unauthorized")
+        # keystonemiddleware's answer, in Keystone's envelope, before Nova sees the request
+        assert _keystone_error(r, 401)["message"] == "The request you have made requires authentication."
         r = _raw_get(stack, "/compute/v2.1", [(b"x-auth-token", value)])
         assert r.status_code < 500, r.text
     r = _raw_get(stack, "/identity/v3/auth/catalog", [(b"x-auth-token", b"\xff")])
@@ -103,7 +104,7 @@ def test_non_utf8_other_header_is_ignored(stack: Api) -> None:
     r = _raw_get(stack, "/compute/v2.1/flavors", [_token(stack), (b"x-whatever", b"\xff\xfe")])
     assert r.status_code == 200, r.text
     r = _raw_get(stack, "/compute/v2.1/flavors", [(b"x-whatever", b"\xff")])
-    _nova_fault(r, 401, "unauthorized")
+    _keystone_error(r, 401)
     r = _raw_get(stack, "/compute/v2.1/flavors", [_token(stack), (b"\xff\xfe", b"x")])
     assert r.status_code == 200, r.text
 

@@ -49,9 +49,28 @@ def nova_fault_body(status: int, message: str) -> dict[str, Any]:
     return {NOVA_FAULT_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
 
 
+def keystone_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": status, "title": HTTP_TITLES.get(status, "Error"), "message": message}}
+
+
+# What keystonemiddleware (``delay_auth_decision = false``, as Nova, Neutron, Cinder and Placement
+# run it) answers for a missing, bad, expired or revoked token, before the service sees the request
+# (docs: ../shared/spec/policy-and-tokens.md §6): Keystone's envelope with its generic message and a
+# ``WWW-Authenticate`` naming the Identity endpoint. Glance decides later (``delay_auth_decision =
+# true``): its 401 keeps Glance's own body.
+TOKEN_REQUIRED = "The request you have made requires authentication."
+_KEYSTONE_SHAPED_401 = ("/compute", "/network", "/volume", "/placement")
+
+
+def www_authenticate(public_url: str) -> str:
+    return f'Keystone uri="{public_url}/identity"'
+
+
 def error_body(path: str, status: int, message: str, kind: str, request_id: str = "") -> dict[str, Any]:
     if path.startswith("/identity"):
-        return {"error": {"code": status, "title": HTTP_TITLES.get(status, "Error"), "message": message}}
+        return keystone_body(status, message)
+    if status == 401 and path.startswith(_KEYSTONE_SHAPED_401):
+        return keystone_body(401, TOKEN_REQUIRED)
     if path.startswith("/network"):
         return {"NeutronError": {"type": kind, "message": message, "detail": ""}}
     if path.startswith("/placement"):
@@ -77,9 +96,12 @@ def _render(
     request: Request, status: int, message: str, kind: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     rid = request.scope.get("state", {}).get("request_id", "")
-    return JSONResponse(
-        error_body(request.url.path, status, message, kind, rid), status_code=status, headers=headers
-    )
+    path = request.url.path
+    if status == 401 and not path.startswith("/identity") and not (headers and "WWW-Authenticate" in headers):
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            headers = {**(headers or {}), "WWW-Authenticate": www_authenticate(runtime.public_url)}
+    return JSONResponse(error_body(path, status, message, kind, rid), status_code=status, headers=headers)
 
 
 async def novalite_error_handler(request: Request, exc: Exception) -> JSONResponse:
