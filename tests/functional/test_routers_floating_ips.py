@@ -308,3 +308,11 @@ def test_extra_routes(stack: Api) -> None:
     _ok(stack.put(f"{url}/remove_router_interface", json={"subnet_id": subnet}))
     aliases = {e["alias"] for e in _ok(stack.get(f"{N}/extensions"))["extensions"]}
     assert "extraroute" in aliases
+
+
+def test_id_less_lists_take_paging_parameters_without_error(stack: Api) -> None:
+    """Regression (fuzzer): a marker on availability_zones or floatingip_pools was a 500."""
+    for collection in ("availability_zones", "floatingip_pools"):
+        r = stack.get(f"{N}/{collection}?marker=-9223372036854775809")
+        assert r.status_code == 404, r.text
+        assert len(_ok(stack.get(f"{N}/{collection}?limit=1"))[collection]) == 1

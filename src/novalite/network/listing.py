@@ -141,7 +141,7 @@ def list_response(
     limit, marker = _limit(request), request.query_params.get("marker")
     start = 0
     if marker is not None:
-        ids = [item["id"] for item in items]
+        ids = [item.get("id") for item in items]  # availability zones and pools have no id
         if marker not in ids:
             raise not_found(marker) if not_found else NotFound(f"Marker {marker} could not be found.")
         start = ids.index(marker) + 1
@@ -151,11 +151,11 @@ def list_response(
         links = []
         base = f"{runtime(request).public_url}{request.url.path}"
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
-        if len(page) == limit and start + limit < len(items):
+        if len(page) == limit and start + limit < len(items) and "id" in page[-1]:
             links.append(
                 {"rel": "next", "href": f"{base}?{urlencode(params + [('marker', page[-1]['id'])])}"}
             )
-        if marker is not None and page:
+        if marker is not None and page and "id" in page[0]:
             links.append(
                 {
                     "rel": "previous",
