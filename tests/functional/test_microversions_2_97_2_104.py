@@ -216,3 +216,61 @@ def test_2_104_pinned_availability_zone_update(stack: Api) -> None:
     assert r.json()["server"]["pinned_availability_zone"] == "nova"
     assert _show(stack, sid, "2.96")["pinned_availability_zone"] == "nova"
     assert put("", "2.104").status_code == 400  # a zone name is not empty
+
+
+# -- Tempest's response schemas (its newest server schemas are 2.98, 2.99 and 2.100+) ---------------
+
+
+def _tempest_server_schema(version: str) -> Any:
+    from tempest.lib.services.compute.servers_client import ServersClient
+
+    def parse(v: str | None, default: tuple[int, int]) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".")) if v else default
+
+    wanted = parse(version, (2, 1))
+    for info in ServersClient.schema_versions_info:
+        if parse(info["min"], (2, 1)) <= wanted <= parse(info["max"], (9, 999)):
+            return info["schema"]
+    raise AssertionError(version)
+
+
+def _check(schema: dict[str, Any], r: Any) -> None:
+    from tempest.lib.common.rest_client import RestClient
+
+    class Resp:
+        status = r.status_code
+
+    RestClient.validate_response(schema, Resp, r.json() if r.content else None)
+
+
+def test_server_responses_match_tempest_schemas_up_to_2_104(stack: Api) -> None:
+    first = _boot(stack, "first")
+    sid = _boot(stack, "second", hints={"same_host": first})
+    for version in ("2.97", "2.98", "2.99", "2.100", "2.102", "2.104"):
+        schema = _tempest_server_schema(version)
+        for who in ("demo", "admin"):
+            _check(schema.get_server, stack.get(f"{SERVERS}/{sid}", as_=who, version=version))
+            query = "" if who == "demo" else "?all_tenants=1"
+            _check(
+                schema.list_servers_detail, stack.get(f"{SERVERS}/detail{query}", as_=who, version=version)
+            )
+            _check(
+                schema.update_server,
+                stack.put(f"{SERVERS}/{sid}", as_=who, version=version, json={"server": {"name": "t"}}),
+            )
+
+
+def test_rebuild_answer_carries_image_properties_and_hints(stack: Api) -> None:
+    first = _boot(stack, "first")
+    sid = _boot(stack, "second", hints={"same_host": first})
+    body = {"rebuild": {"imageRef": _image_id(stack)}}
+    r = stack.post(f"{SERVERS}/{sid}/action", version="2.97", json=body)
+    assert r.status_code == 202, r.text
+    assert "properties" not in r.json()["server"]["image"]
+    assert "scheduler_hints" not in r.json()["server"]
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE")
+    r = stack.post(f"{SERVERS}/{sid}/action", version="2.100", json=body)
+    assert r.status_code == 202, r.text
+    _check(_tempest_server_schema("2.100").rebuild_server_with_admin_pass, r)
+    assert isinstance(r.json()["server"]["image"]["properties"], dict)
+    assert r.json()["server"]["scheduler_hints"] == {"same_host": [first]}
