@@ -243,6 +243,17 @@ RULES: Table = {
     # remote consoles and their tokens (issue 19, item 5)
     ("POST", S + "/remote-consoles"): _r("os-remote-consoles", MEMBER),
     ("GET", V + "/os-console-auth-tokens/{console_token}"): _r("os-console-auth-tokens", ADMIN),
+    # deprecated proxies to Block Storage (< 2.36): reads reader, writes member
+    ("GET", V + "/os-volumes"): _r("os-volumes:list", READER),
+    ("GET", V + "/os-volumes/detail"): _r("os-volumes:detail", READER),
+    ("GET", V + "/os-volumes/{volume_id}"): _r("os-volumes:show", READER),
+    ("POST", V + "/os-volumes"): _r("os-volumes:create", MEMBER),
+    ("DELETE", V + "/os-volumes/{volume_id}"): _r("os-volumes:delete", MEMBER),
+    ("GET", V + "/os-snapshots"): _r("os-volumes:snapshots:list", READER),
+    ("GET", V + "/os-snapshots/detail"): _r("os-volumes:snapshots:detail", READER),
+    ("GET", V + "/os-snapshots/{snapshot_id}"): _r("os-volumes:snapshots:show", READER),
+    ("POST", V + "/os-snapshots"): _r("os-volumes:snapshots:create", MEMBER),
+    ("DELETE", V + "/os-snapshots/{snapshot_id}"): _r("os-volumes:snapshots:delete", MEMBER),
     ("GET", V + "/os-floating-ips/{floating_ip_id}"): _r("os-floating-ips:show", READER),
     ("POST", V + "/os-floating-ips"): _r("os-floating-ips:create", MEMBER),
     ("DELETE", V + "/os-floating-ips/{floating_ip_id}"): _r("os-floating-ips:delete", MEMBER),
