@@ -215,6 +215,34 @@ def _accept(
     return guest, problem, by_policy, network_error
 
 
+def existing_guest(s: Session, instance_uuid: str, host: str) -> GuestSpec | None:
+    """The full GuestSpec of an instance that already has its ports (a rebuild spawns it again
+    from its current image, user data and key); None when it is gone."""
+    conn = s.connection()
+    inst = conn.execute(_INSTANCE, {"instance_uuid": instance_uuid}).first()
+    if inst is None or inst.deleted:
+        return None
+    node = s.execute(select(Instance.node).where(Instance.uuid == instance_uuid)).scalar()
+    return GuestSpec(
+        uuid=inst.uuid,
+        name=f"instance-{inst.id:08x}",
+        host=host,
+        node=node or host,
+        flavor=dict(inst.flavor or {}),
+        metadata={k: v for k, v in _METADATA.all(conn, {"instance_uuid": instance_uuid})},
+        image=_image_info(s, inst.image_ref),
+        network_info=_network_info(s, instance_uuid),
+        user_data=_user_data(inst.user_data),
+        key_pairs=((inst.key_name, "ssh", inst.key_data),) if inst.key_name and inst.key_data else (),
+        config_drive=str(inst.config_drive or "").strip().lower() in ("true", "1", "yes", "on"),
+        hostname=inst.hostname or "",
+        display_name=inst.display_name or "",
+        project_id=inst.project_id,
+        availability_zone=inst.availability_zone,
+        launch_index=inst.launch_index or 0,
+    )
+
+
 def _user_data(encoded: str | None) -> bytes | None:
     """The request's user_data is base64 (checked by the API); the guest gets the bytes."""
     if not encoded:

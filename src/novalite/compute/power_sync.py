@@ -11,7 +11,8 @@ A compute agent whose driver runs real guests (the QEMU driver) gets a ``HostSyn
   1. the power actions the API recorded since the last pass (``stop``, ``start``, ``reboot``,
      ``pause``, ``unpause``, ``suspend``, ``resume`` instance actions on this host; the API
      writes the new state at once, as the fake driver needs nothing more) are carried out on
-     the guest, in order;
+     the guest, in order; a ``rebuild`` destroys the guest and spawns it again from the
+     server's new image on the same ports (powered off again when the server is SHUTOFF);
   2. Nova's ``_sync_power_states``: each server on this host with no task in progress gets the
      driver's power state; an ACTIVE (or PAUSED) server whose guest is shut down or crashed —
      it powered itself off, or its QEMU was killed from outside — becomes SHUTOFF (``stop``);
@@ -32,14 +33,14 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from novalite.compute import actions
+from novalite.compute import actions, build
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import PowerState, VmState
 from novalite.virt.driver import DriverError, GuestSpec, ServiceStopping
 
 LOG = logging.getLogger(__name__)
-POWER_ACTIONS = ("stop", "start", "reboot", "pause", "unpause", "suspend", "resume")
+POWER_ACTIONS = ("stop", "start", "reboot", "pause", "unpause", "suspend", "resume", "rebuild")
 SYNC_EVENT = "compute_sync_power_state"
 
 
@@ -153,7 +154,10 @@ class HostSync:
                 continue
             guest = _guest(self.host, row)
             try:
-                self._perform(action, guest)
+                if action == "rebuild":
+                    self._rebuild(row.uuid, guest)
+                else:
+                    self._perform(action, guest)
             except DriverError as exc:
                 LOG.warning("%s of %s on %s failed: %s", action, row.uuid, self.host, exc)
                 self.db.write(functools.partial(self._fault, uuid=row.uuid, action=action, exc=exc))
@@ -175,6 +179,33 @@ class HostSync:
             d.suspend(guest)
         elif action == "resume":
             d.resume(guest)
+
+    def _rebuild(self, uuid: str, old: GuestSpec) -> None:
+        """A new guest from the server's (new) image on the same ports; a server rebuilt while
+        SHUTOFF stays powered off. A failure leaves the server in ERROR with the fault."""
+        with self.db.reader() as s:
+            guest = build.existing_guest(s, uuid, self.host)
+        if guest is None:
+            return
+        self.driver.destroy(old)
+        try:
+            self.driver.spawn(guest)
+        except DriverError as exc:
+            self.db.write(functools.partial(self._rebuild_failed, uuid=uuid, exc=exc))
+            return
+        with self.db.reader() as s:
+            vm_state = s.execute(select(Instance.vm_state).where(Instance.uuid == uuid)).scalar()
+        if vm_state == VmState.STOPPED:
+            self.driver.power_off(guest)
+
+    def _rebuild_failed(self, s: Any, *, uuid: str, exc: Exception) -> None:
+        s.execute(
+            update(Instance)
+            .where(Instance.uuid == uuid, Instance.deleted.is_(False))
+            .values(vm_state=VmState.ERROR, task_state=None, updated_at=utcnow())
+        )
+        message = f"Rebuild of instance {uuid} failed: {exc}"
+        actions.add_fault(s, uuid, message=message[:255], details=str(exc), host=self.host)
 
     def _fault(self, s: Any, *, uuid: str, action: str, exc: Exception) -> None:
         actions.add_fault(s, uuid, message=f"{action} failed: {exc}"[:255], details=str(exc), host=self.host)
