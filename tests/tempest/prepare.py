@@ -56,13 +56,13 @@ FEATURES_ON = [
     "console_output",
     "change_password",
     "snapshot",
-]
-FEATURES_OFF = [
     "resize",
     "shelve",
     "shelve_migrate",
     "cold_migration",
     "live_migration",
+]
+FEATURES_OFF = [
     "metadata_service",
     "block_migration_for_live_migration",
     "vnc_console",
