@@ -19,7 +19,16 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from novalite.compute import actions, build, build_resources, cleanup, moves, resource_tracker, shelving
+from novalite.compute import (
+    actions,
+    build,
+    build_resources,
+    cleanup,
+    moves,
+    resource_tracker,
+    shelving,
+    snapshots,
+)
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
 from novalite.compute.consoles import GetConsoleEndpoint, console_endpoint
 from novalite.compute.rpcapi import (
@@ -29,6 +38,7 @@ from novalite.compute.rpcapi import (
     GetDiagnostics,
     ResizeInstance,
     ShelveInstance,
+    SnapshotInstance,
     TerminateInstance,
     UnshelveOnHost,
 )
@@ -322,6 +332,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             return get_diagnostics(agent, msg)
         elif isinstance(msg, GetConsoleOutput):
             return get_console_output(agent, msg)
+        elif isinstance(msg, SnapshotInstance):
+            return snapshots.snapshot_instance(agent, msg.instance_uuid, msg.image_id)
         elif isinstance(msg, GetConsoleEndpoint):
             return console_endpoint(agent, msg)
         elif isinstance(msg, ResizeInstance):

@@ -117,12 +117,26 @@ class UnshelveOnHost(Message):
     node: str
 
 
+@dataclass(frozen=True)
+class SnapshotInstance(Message):
+    """A call (createImage/createBackup on a real host): the agent copies the guest's root disk
+    into the queued image ``image_id``; answers ``{"done"}`` or ``{"error"}``."""
+
+    METHOD: ClassVar[str] = "snapshot_instance"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    image_id: str
+
+
 REGISTRY = registry_of(
     [
         BuildAndRunInstance,
         TerminateInstance,
         GetDiagnostics,
         GetConsoleOutput,
+        SnapshotInstance,
         ResizeInstance,
         FinishResize,
         ShelveInstance,
@@ -218,4 +232,13 @@ class ComputeClient:
             context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, length=length
         )
         answer: dict[str, Any] = self.transport.call(TOPIC, msg)
+        return answer
+
+    def snapshot_instance(
+        self, ctx: RequestContext, *, instance_uuid: str, host: str, image_id: str
+    ) -> dict[str, Any]:
+        msg = SnapshotInstance(
+            context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, image_id=image_id
+        )
+        answer: dict[str, Any] = self.transport.call(TOPIC, msg, timeout=600)
         return answer

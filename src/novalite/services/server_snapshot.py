@@ -2,7 +2,9 @@
 image-backed server; a backup is a snapshot of ``image_type`` backup whose older siblings of the
 same ``backup_type`` beyond ``rotation`` are deleted.
 
-The fake virt driver has no disk to read, so the snapshot's data is the server's base image data
+On a real host (``--driver qemu``) the host's driver copies the guest's root disk into the
+image (``compute.snapshots``, an RPC call). The fake virt driver has no disk to read, so the
+snapshot's data is the server's base image data
 (or a tiny placeholder): what clients observe is a new private image of ``image_type`` snapshot
 that becomes active, owned by the server's project, carrying ``instance_uuid`` and
 ``base_image_ref`` and the requested metadata.
@@ -15,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from novalite.compute import hosts
 from novalite.context import RequestContext
 from novalite.db.base import Database
 from novalite.db.models.image import Image, ImageProperty
 from novalite.domain.actions import SNAPSHOT
 from novalite.errors import Conflict
 from novalite.image import service as images
+from novalite.messaging.transport import CallTimeout, RemoteError
 from novalite.runtime import Runtime
 from novalite.services.server_actions import check_not_locked, check_state, record_action
 from novalite.services.server_queries import get_instance
@@ -73,6 +77,8 @@ def snapshot(
     """Create the image (``req``: name, metadata; ``extra``: a backup's properties) and give it
     data; returns its id."""
     image_id, base_path = _new_image(rt.db, ctx, server_id, req, extra)
+    if _snapshot_on_host(rt, ctx, server_id, image_id):
+        return image_id
     data = (
         Path(base_path).read_bytes() if base_path and Path(base_path).is_file() else images.tiny_image_bytes()
     )
@@ -85,6 +91,31 @@ def snapshot(
         data,
     )
     return image_id
+
+
+def _snapshot_on_host(rt: Runtime, ctx: RequestContext, server_id: str, image_id: str) -> bool:
+    """A real guest's disk copied into the image by its host (``compute.snapshots``); False on a
+    simulated host. A failed copy deletes the image and answers 409."""
+    with rt.db.reader() as s:
+        inst = get_instance(s, ctx, server_id)
+        uuid, host, owner = inst.uuid, inst.host, inst.project_id
+    if host is None or host.startswith(hosts.PREFIX):
+        return False
+    try:
+        answer = rt.services.require_compute_api().compute.snapshot_instance(
+            ctx, instance_uuid=uuid, host=host, image_id=image_id
+        )
+    except (CallTimeout, RemoteError) as exc:
+        answer = {"error": str(exc)}
+    if answer.get("done"):
+        return True
+    if "error" not in answer:
+        return False
+    with rt.db.session() as s:
+        images.delete_image(
+            s, RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",)), image_id
+        )
+    raise Conflict(f"Snapshot of instance {uuid} failed: {answer['error']}", kind="InstanceInvalidState")
 
 
 def check_snapshottable(db: Database, ctx: RequestContext, server_id: str) -> None:
