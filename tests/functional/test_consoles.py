@@ -128,7 +128,12 @@ def test_serial_console_websocket_greets_and_echoes(cloud: Api) -> None:
     sid = cloud.ids["server"]
     url = remote_console(cloud, sid, "serial", "serial").json()["remote_console"]["url"]
     path = urlsplit(url).path + "?" + urlsplit(url).query
-    with cloud.client.websocket_connect(path, subprotocols=["binary"]) as ws:
+    with pytest.raises(WebSocketDisconnect):  # a page of another site may not open it
+        with cloud.client.websocket_connect(path, headers={"Origin": "http://elsewhere.example"}):
+            pass
+    with cloud.client.websocket_connect(
+        path, subprotocols=["binary"], headers={"Origin": "http://testserver"}
+    ) as ws:
         assert ws.accepted_subprotocol == "binary"
         banner = b""
         while b"\n" not in banner:

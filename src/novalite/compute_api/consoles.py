@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
@@ -140,7 +141,8 @@ async def serial_console_proxy(websocket: WebSocket) -> None:
     except NotFound:
         found = None
     offered = list(websocket.scope.get("subprotocols") or [])
-    if found is None or found.console_type != "serial" or (offered and "binary" not in offered):
+    refused = found is None or found.console_type != "serial" or not _same_origin(websocket)
+    if refused or (offered and "binary" not in offered):
         await websocket.close(code=1008)  # before accept: the handshake is refused (403)
         return
     try:
@@ -153,6 +155,17 @@ async def serial_console_proxy(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol="binary" if offered else None)
     await _bridge(websocket, reader, writer)
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """Nova's proxy check: a browser's ``Origin`` must name the host the request was sent to
+    (no ``Origin``, as from a command-line client, is fine)."""
+    origin = websocket.headers.get("origin")
+    if not origin:
+        return True
+    parts = urlsplit(origin)
+    host = urlsplit("//" + websocket.headers.get("host", "")).hostname
+    return parts.scheme in ("http", "https") and parts.hostname is not None and parts.hostname == host
 
 
 async def _bridge(websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
