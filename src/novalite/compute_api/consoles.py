@@ -141,8 +141,8 @@ async def serial_console_proxy(websocket: WebSocket) -> None:
     except NotFound:
         found = None
     offered = list(websocket.scope.get("subprotocols") or [])
-    refused = found is None or found.console_type != "serial" or not _same_origin(websocket)
-    if refused or (offered and "binary" not in offered):
+    refused = (offered and "binary" not in offered) or not _same_origin(websocket)
+    if found is None or found.console_type != "serial" or refused:
         await websocket.close(code=1008)  # before accept: the handshake is refused (403)
         return
     try:
