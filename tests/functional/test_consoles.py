@@ -115,6 +115,13 @@ def test_refusals(cloud: Api) -> None:
     assert remote_console(cloud, missing, "vnc", "novnc").status_code == 404
     assert remote_console(cloud, sid, "vnc", "novnc").status_code == 200
 
+    image = cloud.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
+    slow = {"name": "building", "imageRef": image, "flavorRef": "1", "networks": "none"}
+    slow["metadata"] = {"novalite:build_delay": "60"}
+    building = cloud.post(SERVERS, version="2.37", json={"server": slow}).json()["server"]["id"]
+    assert fault(remote_console(cloud, building, "vnc", "novnc"), 409) == f"Instance {building} is not ready"
+    delete_server(cloud, building)
+
     stopped = boot(cloud, "stopped")
     assert cloud.post(f"{SERVERS}/{stopped}/action", json={"os-stop": None}).status_code == 202
     cloud.wait_for(f"{SERVERS}/{stopped}", lambda r: r.json()["server"]["status"] == "SHUTOFF")

@@ -98,10 +98,7 @@ def get_console(rt: Runtime, ctx: RequestContext, server_id: str, protocol: str,
     with rt.db.reader() as s:
         inst = get_instance(s, ctx, server_id)
         uuid, host, task = inst.uuid, inst.host, inst.task_state
-    if console_type not in PROTOCOL_TYPES.get(protocol, ()):
-        raise BadRequest(f"Invalid console type {console_type}")
-    if console_type in REMOVED:
-        raise _unavailable(console_type)
+    # Nova's order: the API checks the host and the task state, the compute host the type
     if host is None:
         raise _not_ready(uuid)
     if task in (TaskState.DELETING, TaskState.MIGRATING):
@@ -109,6 +106,10 @@ def get_console(rt: Runtime, ctx: RequestContext, server_id: str, protocol: str,
             f"Cannot 'get_{protocol}_console' instance {uuid} while it is in task_state {task}",
             kind="InstanceInvalidState",
         )
+    if console_type not in PROTOCOL_TYPES.get(protocol, ()):
+        raise BadRequest(f"Invalid console type {console_type}")
+    if console_type in REMOVED:
+        raise _unavailable(console_type)
     try:
         answer = rt.services.require_compute_api().get_console_endpoint(ctx, uuid, host, console_type)
     except (CallTimeout, RemoteError):
