@@ -224,6 +224,35 @@ def test_power_actions_act_on_the_guest(cloud: Cloud, guest: dict[str, str]) -> 
     assert _ready_count(cloud, uuid) == 3  # resumed where it was: no new boot
 
 
+def test_rebuild_boots_a_new_disk_from_the_image(cloud: Cloud, guest: dict[str, str]) -> None:
+    uuid = guest["id"]
+    old_pid = _wait("a running guest", lambda: _qemu_pid(cloud, uuid), timeout=60)
+    marker = cloud.instances / uuid / "disk"
+    old_disk = marker.stat().st_ino
+    cloud.cli("server", "rebuild", "--image", "novalite-guest", "--wait", uuid)
+    _wait("a new QEMU after rebuild", lambda: (_qemu_pid(cloud, uuid) or old_pid) != old_pid, timeout=120)
+    assert marker.stat().st_ino != old_disk  # a new overlay
+    _wait_ready(cloud, uuid, 1)
+    assert "marker-vm1" in cloud.console(uuid)
+    assert cloud.status(uuid) == "ACTIVE"
+
+
+def test_snapshot_is_an_image_that_boots(cloud: Cloud, guest: dict[str, str]) -> None:
+    image = cloud.json("server", "image", "create", "--name", "snap", "--wait", guest["id"])
+    shown = cloud.json("image", "show", image["id"])
+    assert shown["status"] == "active" and shown["disk_format"] == "qcow2"
+    assert cloud.status(guest["id"]) == "ACTIVE" and _qemu_pid(cloud, guest["id"]) is not None
+    second = cloud.json(
+        "server", "create", "--image", "snap", "--flavor", "g1.nano", "--config-drive", "true",
+        "--no-network", "--wait", "vm2",
+    )  # fmt: skip
+    _wait_ready(cloud, second["id"], 1)
+    assert "hostname=vm2 source=config-drive" in cloud.console(second["id"])
+    cloud.cli("server", "delete", "--wait", second["id"])
+    cloud.cli("image", "delete", image["id"])
+    assert not (cloud.instances / second["id"]).exists()
+
+
 def test_killed_guest_is_shutoff_and_a_restart_keeps_guests(cloud: Cloud, guest: dict[str, str]) -> None:
     uuid = guest["id"]
     pid = _wait("a running guest", lambda: _qemu_pid(cloud, uuid), timeout=60)
