@@ -88,6 +88,7 @@ JSON_LEAF = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**64]),  # past INTEGER and BIGINT
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
     JUNK_TEXT,
