@@ -236,6 +236,7 @@ def _params(world: World, method: str, path: str) -> dict[str, str]:
         host_name="authz-host",  # os-hosts/{host_name}: none such (a real one is 501: no driver can)
         migration_id="1",  # a migration id (none exists: a 404 or 400 behind the gate)
         console_token=str(uuid.uuid4()),  # os-console-auth-tokens/{console_token}: none such
+        share_id=str(uuid.uuid4()),  # /servers/{id}/shares/{share_id}: none such (no Manila)
     )
     if path.startswith("/compute/v2.1/os-security-groups") or "/os-security-group-rules" in path:
         out["group_id"] = ids["sg_id"]

@@ -60,6 +60,31 @@ def test_version_documents_and_negotiation_reach_2_104(stack: Api) -> None:
     assert stack.get(FLAVORS, version="2.105").status_code == 406
 
 
+# -- 2.97 server shares -----------------------------------------------------------------------------
+
+
+def test_2_97_server_shares(stack: Api) -> None:
+    sid = _boot(stack)
+    url = f"{SERVERS}/{sid}/shares"
+    share = "5b9a2c3e-7d4f-4a51-9c38-2f1e6d0b8a47"
+    assert stack.get(url, version="2.96").status_code == 404
+    r = stack.get(url, version="2.97")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"shares": []}
+    assert stack.get(f"{url}?foo=1", version="2.97").status_code == 400
+    assert _fault(stack.get(f"{url}/{share}", version="2.97"), 404) == f"Share {share} could not be found."
+    body = {"share": {"share_id": share, "tag": "data"}}
+    assert "share_id" in _fault(stack.post(url, version="2.97", json={"share": {"share_id": "x"}}), 400)
+    assert "vm_state active" in _fault(stack.post(url, version="2.97", json=body), 409)
+    r = stack.post(f"{SERVERS}/{sid}/action", json={"os-stop": None})
+    assert r.status_code == 202, r.text
+    stack.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "SHUTOFF")
+    msg = _fault(stack.post(url, version="2.97", json=body), 409)
+    assert msg == "Feature not supported because either compute or instance are not configured correctly."
+    assert stack.delete(f"{url}/{share}", version="2.97").status_code == 404
+    assert stack.get(f"{COMPUTE}/servers/{share}/shares", version="2.97").status_code == 404  # no server
+
+
 # -- 2.98 image properties, 2.100 scheduler hints ---------------------------------------------------
 
 

@@ -28,6 +28,7 @@ COMPUTE_MODULES = [
     "novalite.compute_api.services",
     "novalite.compute_api.interfaces",  # os-interface
     "novalite.compute_api.volume_attachments",  # os-volume_attachments
+    "novalite.compute_api.server_shares",  # /servers/{id}/shares (2.97)
     "novalite.compute_api.network_proxies",  # os-networks, os-security-groups (< 2.36)
     "novalite.compute_api.usage",  # os-simple-tenant-usage
     "novalite.compute_api.audit_log",  # os-instance_usage_audit_log

@@ -124,6 +124,10 @@ RULES: Table = {
     # a PUT changing volumeId is os-volumes-attachments:swap (SERVICE), checked by the route
     ("PUT", S + "/os-volume_attachments/{volume_id}"): _r("os-volumes-attachments:update", MEMBER),
     ("DELETE", S + "/os-volume_attachments/{volume_id}"): _r("os-volumes-attachments:delete", MEMBER),
+    ("GET", S + "/shares"): _r("os-server-shares:index", READER),  # 2.97
+    ("GET", S + "/shares/{share_id}"): _r("os-server-shares:show", READER),
+    ("POST", S + "/shares"): _r("os-server-shares:create", MEMBER),
+    ("DELETE", S + "/shares/{share_id}"): _r("os-server-shares:delete", MEMBER),
     ("GET", S + "/os-security-groups"): _r("os-security-groups:list", READER),
     ("POST", V + "/os-server-external-events"): _r("os-server-external-events:create", SERVICE),
     # migrations (index:host and all_projects are checked by the route)
