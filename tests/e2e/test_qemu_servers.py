@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ import pytest
 
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.guest.conftest import guest_cache_dir, require_qemu
+
+pytestmark = pytest.mark.e2e
 
 BOOT_TIMEOUT = 180.0  # TCG on two busy cores; a bound, not a target
 SYNC_INTERVAL = "1"
@@ -162,6 +165,27 @@ def guest(cloud: Cloud) -> dict[str, str]:
     return {"id": created["id"], "fingerprint": fingerprint}
 
 
+def test_this_machine_is_a_qemu_hypervisor_with_its_real_resources(cloud: Cloud) -> None:
+    hypervisors = cloud.json("hypervisor", "list", cloud="novalite-admin")
+    assert [(h["Hypervisor Hostname"], h["Hypervisor Type"]) for h in hypervisors] == [
+        (socket.gethostname(), "QEMU")
+    ]  # no simulated hosts unless --fake-hosts asks for them
+    providers = cloud.json("resource", "provider", "list", cloud="novalite-admin")
+    assert [p["name"] for p in providers] == [socket.gethostname()]
+    inventory = {
+        row["resource_class"]: row
+        for row in cloud.json(
+            "resource", "provider", "inventory", "list", providers[0]["uuid"], cloud="novalite-admin"
+        )
+    }
+    mem_total = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
+    assert inventory["VCPU"]["total"] == os.cpu_count()
+    assert inventory["MEMORY_MB"]["total"] == mem_total // 1024
+    assert inventory["MEMORY_MB"]["reserved"] == 512
+    free_gb = shutil.disk_usage(cloud.instances).free // 1024**3
+    assert abs(inventory["DISK_GB"]["total"] - free_gb) <= 1
+
+
 def _ready_count(cloud: Cloud, uuid: str) -> int:
     return cloud.console(uuid).count(f"novalite-guest ready {uuid}")
 
@@ -182,6 +206,8 @@ def test_guest_boots_with_config_drive_key_and_user_data(cloud: Cloud, guest: di
     assert "marker-vm1" in console
     assert f"fingerprint={guest['fingerprint']}" in console
     assert _qemu_pid(cloud, uuid) is not None
+    diagnostics = cloud.json("server", "show", "--diagnostics", uuid, cloud="novalite-admin")
+    assert diagnostics["driver"] == "qemu" and diagnostics["state"] == "running"
     # the console length is honoured (last N lines)
     last = cloud.cli("console", "log", "show", "--lines", "1", uuid).stdout.strip().splitlines()
     assert len(last) == 1
