@@ -66,10 +66,14 @@ def www_authenticate(public_url: str) -> str:
     return f'Keystone uri="{public_url}/identity"'
 
 
-def error_body(path: str, status: int, message: str, kind: str, request_id: str = "") -> dict[str, Any]:
+def error_body(
+    path: str, status: int, message: str, kind: str, request_id: str = "", *, authenticated: bool = False
+) -> dict[str, Any]:
+    """``authenticated``: the request's token was accepted, so a 401 is the service's own (Nova's
+    console token lookup below 2.31), not keystonemiddleware's."""
     if path.startswith("/identity"):
         return keystone_body(status, message)
-    if status == 401 and path.startswith(_KEYSTONE_SHAPED_401):
+    if status == 401 and not authenticated and path.startswith(_KEYSTONE_SHAPED_401):
         return keystone_body(401, TOKEN_REQUIRED)
     if path.startswith("/network"):
         return {"NeutronError": {"type": kind, "message": message, "detail": ""}}
@@ -95,13 +99,16 @@ def error_body(path: str, status: int, message: str, kind: str, request_id: str 
 def _render(
     request: Request, status: int, message: str, kind: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    rid = request.scope.get("state", {}).get("request_id", "")
+    state = request.scope.get("state", {})
+    rid = state.get("request_id", "")
     path = request.url.path
-    if status == 401 and not path.startswith("/identity") and not (headers and "WWW-Authenticate" in headers):
+    authenticated = state.get("context") is not None
+    if status == 401 and not authenticated and not path.startswith("/identity"):
         runtime = getattr(request.app.state, "runtime", None)
-        if runtime is not None:
+        if runtime is not None and not (headers and "WWW-Authenticate" in headers):
             headers = {**(headers or {}), "WWW-Authenticate": www_authenticate(runtime.public_url)}
-    return JSONResponse(error_body(path, status, message, kind, rid), status_code=status, headers=headers)
+    body = error_body(path, status, message, kind, rid, authenticated=authenticated)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def novalite_error_handler(request: Request, exc: Exception) -> JSONResponse:
