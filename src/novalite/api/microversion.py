@@ -67,10 +67,10 @@ def request_version(request: Any) -> Version:
 
 # 2.102: these GETs take no query parameter at all (Nova's ``*_query_v2102`` schemas: no
 # properties, additionalProperties False); before 2.102 unknown parameters are ignored. Route
-# templates as the routers spell them; routes novalite does not serve are harmless here.
+# templates below /compute/v2.1 (a router included with that prefix keeps its routes' paths
+# without it); routes novalite does not serve are harmless here.
 _NO_QUERY_FROM_2_102 = frozenset(
-    "/compute/v2.1" + path
-    for path in (
+    (
         "/os-aggregates",
         "/os-aggregates/{aggregate_id}",
         "/servers/{server_id}/os-interface",
@@ -118,7 +118,7 @@ def query_refusal(
     ``route_template`` is the matched route's path (parameter names do not matter)."""
     if method != "GET" or not query or version < V(2, 102):
         return None
-    if _shape(route_template) not in _NO_QUERY_SHAPES:
+    if _shape(route_template.removeprefix("/compute/v2.1")) not in _NO_QUERY_SHAPES:
         return None
     key, value = query[0]
     return (
