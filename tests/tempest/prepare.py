@@ -36,6 +36,10 @@ EXTRA_ACCOUNTS = [
     ("tempest-reader2", "tempest-2", ["reader"], ["reader"]),
     ("tempest-alt1", "tempest-alt1", ["member"], []),
     ("tempest-alt2", "tempest-alt2", ["member"], []),
+    # a project manager in each member project (MigrationsAdminTest, LiveMigrationTest ask for one
+    # in the primary's project): member as well, as Nova's manager rules are enforced as a member's
+    ("tempest-manager1", "demo", ["member", "manager"], ["manager"]),
+    ("tempest-manager2", "tempest-2", ["member", "manager"], ["manager"]),
     ("tempest-admin2", "admin", ["admin", "service"], ["admin", "service"]),
     ("tempest-admin3", "admin", ["admin", "service"], ["admin", "service"]),
     ("tempest-admin4", "admin", ["admin", "service"], ["admin", "service"]),
@@ -61,10 +65,10 @@ FEATURES_ON = [
     "shelve_migrate",
     "cold_migration",
     "live_migration",
+    "block_migration_for_live_migration",
 ]
 FEATURES_OFF = [
     "metadata_service",
-    "block_migration_for_live_migration",
     "vnc_console",
     "spice_console",
     "serial_console",
