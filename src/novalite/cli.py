@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from novalite import cli_processes
 from novalite.config import load_settings
 
 _IMPORTED_AT = time.perf_counter()
@@ -153,6 +154,9 @@ def prepare_data_dir(settings: Any) -> None:
 @click.group()
 def main() -> None:
     """novalite: an OpenStack Compute (Nova) compatible cloud controller."""
+
+
+cli_processes.register(main)  # novalite api / conductor / compute (several machines: docs/deploy.md)
 
 
 @main.command()

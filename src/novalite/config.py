@@ -29,6 +29,9 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = ""  # empty: sqlite in data_dir
     transport_url: str = "memory://"
+    # broker queue/exchange name prefix (under the transport URL's vhost); empty: derived from the
+    # database URL, so every process of one deployment agrees and two deployments stay apart
+    messaging_prefix: str = ""
     # serve: the engine (conductor, scheduler, compute agents) in a process of its own
     # (services.engine_process): auto = when two or more CPUs are usable; on; off
     engine_process: str = "auto"

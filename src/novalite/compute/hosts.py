@@ -244,3 +244,57 @@ def seed_real_host(settings: Any, s: Session) -> None:
                 )
             )
     s.flush()
+
+
+def register(settings: Any, s: Session, names: list[str]) -> None:
+    """A compute process's hosts (``novalite compute --host NAME``): each gets its ``nova-compute``
+    service, compute node and resource provider (inventories from ``fake_host_*``) unless it has
+    them already: an agent restarted with the same name takes its records back, no duplicates. A
+    host whose service was deleted (``DELETE /os-services/{id}``) gets its rows back, enabled and up,
+    and a new provider."""
+    now = utcnow()
+    for name in names:
+        svc = s.scalars(select(Service).where(Service.binary == BINARY, Service.host == name)).first()
+        if svc is None:
+            svc = Service(
+                uuid=new_uuid(),
+                binary=BINARY,
+                host=name,
+                topic="compute",
+                availability_zone=DEFAULT_ZONE,
+                last_seen_at=now,
+                report_count=0,
+            )
+            s.add(svc)
+            s.flush()
+        elif svc.deleted:
+            svc.deleted, svc.deleted_at = False, None
+            svc.disabled, svc.disabled_reason, svc.forced_down = False, None, False
+            svc.last_seen_at = now
+        node = s.scalars(select(ComputeNode).where(ComputeNode.hypervisor_hostname == name)).first()
+        if node is None:
+            node = ComputeNode(
+                uuid=new_uuid(),
+                service_id=svc.id,
+                host=name,
+                hypervisor_hostname=name,
+                hypervisor_type="QEMU",
+                hypervisor_version=8002000,
+                vcpus=settings.fake_host_vcpus,
+                memory_mb=settings.fake_host_ram_mb,
+                local_gb=settings.fake_host_disk_gb,
+                cpu_info=CPU_INFO,
+                supported_instances=SUPPORTED_INSTANCES,
+                stats={},
+                host_ip="127.0.0.1",
+            )
+            s.add(node)
+        elif node.deleted:
+            node.deleted, node.deleted_at, node.service_id, node.host = False, None, svc.id, name
+        s.flush()
+        if s.scalars(select(ResourceProvider.id).where(ResourceProvider.name == name)).first() is None:
+            rp = ResourceProvider(uuid=node.uuid, name=name, generation=1, root_provider_uuid=node.uuid)
+            s.add(rp)
+            s.flush()
+            s.execute(insert(Inventory), _inventories(rp.id, settings))
+    s.flush()

@@ -288,3 +288,45 @@ def upgrade(db_url: str, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
     command.upgrade(cfg, revision)
+
+
+def head_revisions() -> set[str]:
+    """The migration scripts' head revision ids, read from their ``revision =`` lines."""
+    import re
+
+    revisions, parents = set(), set()
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        source = script.read_text()
+        rev = re.search(r"^revision\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", source, re.M)
+        down = re.search(r"^down_revision\s*(?::[^=]+)?=\s*['\"]([^'\"]+)['\"]", source, re.M)
+        if rev:
+            revisions.add(rev.group(1))
+        if down:
+            parents.add(down.group(1))
+    return revisions - parents
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database's schema is not the one this novalite's code needs."""
+
+
+def check_schema(db_url: str) -> None:
+    """Raise ``SchemaOutOfDate`` unless the database is at this code's head revision (the split
+    processes never migrate: ``novalite db upgrade`` is run once per deployment)."""
+    from sqlalchemy import inspect, pool
+
+    heads = head_revisions()
+    engine = create_engine(db_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            current: set[str] = set()
+            if "alembic_version" in inspect(conn).get_table_names():
+                current = {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))}
+    finally:
+        engine.dispose()
+    if current != heads:
+        have = ", ".join(sorted(current)) or "none (an empty database)"
+        raise SchemaOutOfDate(
+            f"database schema is at revision {have}, this novalite needs {', '.join(sorted(heads))}: "
+            "run `novalite db upgrade`"
+        )

@@ -3,7 +3,12 @@
 * ``memory://`` -- queues inside this process (threads only, ``messaging.local``: a message wakes
   the consumer at once, no kombu); each ``Transport`` gets its own queue-name prefix so several
   deployments in one process (tests) never share queues.
-* ``amqp://user:pw@host:port//`` -- RabbitMQ; queue names are shared across processes.
+* ``amqp://user:pw@host:port/VHOST`` -- RabbitMQ; queue names are shared across processes. They
+  live under the URL's vhost and start with the transport's ``namespace`` (``Settings.messaging_prefix``),
+  so two deployments on one broker never consume each other's messages. Messages of a host-routed
+  topic (``compute``) that name a ``host`` are published as ``compute.<host>``: a separate compute
+  process (``novalite compute --host NAME``) consumes only its hosts' queues, while a consumer of the
+  plain topic (the all-in-one engine) receives every host's (a topic exchange binding ``compute.#``).
 
 ``cast(topic, msg)`` publishes and returns at once. ``call(topic, msg)`` waits for the reply
 (on a private reply queue). ``serve(topics, handler, registry)`` starts a consumer thread;
@@ -38,6 +43,8 @@ from novalite.messaging.peer import PeerLink
 LOG = logging.getLogger(__name__)
 Handler = Callable[[str, Message], Any]
 QUEUE_EXPIRES = 3600.0
+# topics whose messages go to ``<topic>.<msg.host>`` on a broker (one queue per compute host)
+HOST_ROUTED = frozenset({"compute"})
 
 
 class RemoteError(RuntimeError):
@@ -60,6 +67,8 @@ class Transport:
         self.prefix = (
             namespace if namespace is not None else (uuid.uuid4().hex[:8] + "." if self.is_memory else "")
         )
+        if any(c in self.prefix for c in "*# "):
+            raise ValueError(f"messaging prefix {self.prefix!r} must not contain '*', '#' or spaces")
         self._options = {"polling_interval": 0.005} if self.is_memory else {}
         self._lock = threading.Lock()
         self._producer_conn: kombu.Connection | None = None
@@ -73,7 +82,7 @@ class Transport:
     def exchange(self) -> kombu.Exchange:
         """Made on first use: only a broker needs it (memory:// never does), and making the first one
         loads much of kombu (a noticeable part of the start-up's CPU)."""
-        return kombu.Exchange(self.prefix + "novalite", type="direct", durable=False)
+        return kombu.Exchange(self.prefix + "novalite-rpc", type="topic", durable=False)
 
     def connection(self) -> kombu.Connection:
         return kombu.Connection(self.url, transport_options=dict(self._options), heartbeat=0)
@@ -83,9 +92,17 @@ class Transport:
         retired deployments); while a deployment runs its consumers keep it alive."""
         name = self.prefix + topic
         expires = None if self.is_memory else QUEUE_EXPIRES
+        key = name + ".#" if topic in HOST_ROUTED else name  # "compute.#" matches "compute" too
         return kombu.Queue(
-            name, self.exchange, routing_key=name, durable=False, auto_delete=auto_delete, expires=expires
+            name, self.exchange, routing_key=key, durable=False, auto_delete=auto_delete, expires=expires
         )
+
+    def route(self, topic: str, msg: Message) -> str:
+        """The topic ``msg`` is published to: ``compute.<host>`` for a host-routed topic on a broker."""
+        host = getattr(msg, "host", None)
+        if self.is_memory or topic not in HOST_ROUTED or not isinstance(host, str) or not host:
+            return topic
+        return f"{topic}.{host}"
 
     def attach_peer(
         self, sock: socket.socket, *, on_closed: Callable[[], None] | None = None, name: str = "peer"
@@ -127,11 +144,14 @@ class Transport:
             if self._producer_conn is None:
                 self._producer_conn = self.connection()
             producer = self._producer_conn.Producer(serializer="json")
+            # a host's queue is declared by its compute process (messages wait there while it is
+            # down); declaring it here would fill queues nobody reads under the all-in-one engine
+            routed = "." in topic and topic.split(".", 1)[0] in HOST_ROUTED
             producer.publish(
                 body,
                 exchange=self.exchange,
                 routing_key=self.prefix + topic,
-                declare=[self.queue(topic)],
+                declare=[self.exchange] if routed else [self.queue(topic)],
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.1},
                 **props,
@@ -139,11 +159,12 @@ class Transport:
 
     def cast(self, topic: str, msg: Message) -> None:
         """Fire and forget."""
-        self._publish(topic, encode(msg))
+        self._publish(self.route(topic, msg), encode(msg))
 
     def call(self, topic: str, msg: Message, *, timeout: float = 30.0) -> Any:
         """Send and wait for the handler's return value (JSON); raises ``RemoteError``/``CallTimeout``."""
         reply_topic = f"reply.{uuid.uuid4().hex}"
+        topic = self.route(topic, msg)
         if self.is_memory:
             return self._call_local(topic, msg, reply_topic, timeout)
         reply_queue = self.queue(reply_topic, auto_delete=True)

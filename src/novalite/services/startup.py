@@ -76,6 +76,8 @@ def _namespace(settings: Any) -> str | None:
     of one deployment (same database) and apart from other deployments on the same broker."""
     if settings.transport_url.startswith("memory"):
         return None
+    if settings.messaging_prefix:
+        return settings.messaging_prefix.rstrip(".") + "."
     digest = hashlib.sha1(settings.effective_database_url.encode()).hexdigest()[:10]
     return f"novalite-{digest}."
 

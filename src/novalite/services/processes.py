@@ -1,0 +1,146 @@
+"""The pieces of a deployment run as separate processes (``novalite api``, ``conductor``, ``compute``).
+
+``novalite serve`` starts everything through ``services.startup``; the split commands
+(``cli_processes``) start one piece each, joined by a broker (``amqp://``) and one database:
+
+* ``start_api_clients(runtime)``: the API's clients only (the conductor's RPC client, the compute
+  API); nothing consumes here;
+* ``start_conductor(runtime)``: the conductor and the scheduler, consuming the shared ``conductor``
+  queue (several conductors share the work: each message goes to one of them);
+* ``start_compute(runtime, hosts)``: one compute agent per host name, registered (service, compute
+  node, resource provider; an agent restarted with the same name takes its records back),
+  consuming its hosts' queues (``compute.<host>``) and heartbeating every ``report_interval``.
+
+Each returns ``stop`` (safe to call twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from novalite.compute import hosts as compute_hosts
+from novalite.compute import recovery
+from novalite.compute import rpcapi as compute_rpc
+from novalite.compute.api import ComputeAPI
+from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
+from novalite.conductor import rpcapi as conductor_rpc
+from novalite.conductor.manager import ConductorManager
+from novalite.messaging.transport import Transport
+from novalite.scheduler.service import SchedulerService
+from novalite.services import startup
+from novalite.virt.fake import FakeDriver
+
+LOG = logging.getLogger(__name__)
+
+
+class BrokerRequired(ValueError):
+    """A split process was given ``memory://``: its peers live in other processes."""
+
+
+def transport_for(settings: Any) -> Transport:
+    if settings.transport_url.startswith("memory"):
+        raise BrokerRequired(
+            "the api, conductor and compute commands talk through a message broker: give "
+            "--transport-url amqp://USER:PASSWORD@HOST:5672/VHOST (memory:// only works inside "
+            "`novalite serve`)"
+        )
+    return Transport(settings.transport_url, namespace=startup._namespace(settings))
+
+
+def start_api_clients(runtime: Any) -> Callable[[], None]:
+    settings, db = runtime.settings, runtime.db
+    transport = transport_for(settings)
+    services = runtime.services
+    services.conductor = conductor_rpc.ConductorClient(transport)
+    services.compute_api = ComputeAPI(db, compute_rpc.ComputeClient(transport))
+    services.scheduler = SchedulerService(db, settings)
+
+    def stop() -> None:
+        services.clear_engine()
+        transport.stop()
+
+    return stop
+
+
+def start_conductor(runtime: Any) -> Callable[[], None]:
+    settings, db = runtime.settings, runtime.db
+    scheduler = SchedulerService(db, settings)
+    transport = transport_for(settings)
+    compute_client = compute_rpc.ComputeClient(transport)
+    conductor = ConductorManager(
+        db=db, scheduler=scheduler, compute=compute_client, max_attempts=settings.max_attempts
+    )
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="conductor")
+    transport.serve(
+        [conductor_rpc.TOPIC], conductor.handle, conductor_rpc.REGISTRY, executor=pool, name="conductor"
+    )
+    conductor.start()
+    services = runtime.services
+    services.conductor = conductor_rpc.ConductorClient(transport)
+    services.compute_api = ComputeAPI(db, compute_client)
+    services.scheduler = scheduler
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        services.clear_engine()
+        transport.stop()
+        conductor.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    return stop
+
+
+def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
+    settings, db = runtime.settings, runtime.db
+    transport = transport_for(settings)
+    db.write(lambda s: compute_hosts.register(settings, s, hosts))
+    driver = FakeDriver(build_delay=settings.fake_build_delay)
+    conductor_client = conductor_rpc.ConductorClient(transport)
+    compute_client = compute_rpc.ComputeClient(transport)
+    nodes = node_uuids(db, hosts)
+    agents = {
+        h: ComputeAgent(
+            host=h,
+            node_uuid=nodes[h],
+            db=db,
+            driver=driver,
+            conductor=conductor_client,
+            max_attempts=settings.max_attempts,
+        )
+        for h in hosts
+    }
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, settings.max_concurrent_builds), thread_name_prefix="compute"
+    )
+    startup.heartbeat(db, hosts)
+    recovered = recovery.rewind(db, hosts)  # before the consumer accepts a build
+    transport.serve(
+        [f"{compute_rpc.TOPIC}.{h}" for h in hosts],
+        dispatch(agents),
+        compute_rpc.REGISTRY,
+        executor=pool,
+        name="compute",
+    )
+    stop_beats = startup._start_heartbeats(db, hosts, max(0.5, float(settings.report_interval)))
+    recovery.hand_over(
+        db, conductor_client, compute_client, hosts=hosts, messages_lost=False, report=recovered
+    )
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        stop_beats()
+        driver.stop()
+        transport.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    return stop
