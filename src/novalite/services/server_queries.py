@@ -464,8 +464,9 @@ def _load_scheduler_hints(s: Session, uuids: list[str], extras: dict[str, Server
 def _load_host_status(
     s: Session, instances: Sequence[Instance], extras: dict[str, ServerExtras], down_time: int
 ) -> None:
-    """2.16 ``host_status``: UP, DOWN (no heartbeat lately, or forced down), MAINTENANCE (disabled),
-    UNKNOWN (no such compute service); empty without a host."""
+    """2.16 ``host_status`` as Nova decides it: DOWN (forced down), else MAINTENANCE (disabled), else
+    UP, or UNKNOWN when no heartbeat came within ``service_down_time`` (or there is no such compute
+    service); empty without a host."""
     hosts = {i.host for i in instances if i.host}
     services = (
         {
@@ -486,10 +487,14 @@ def _load_host_status(
             status = ""
         elif svc is None:
             status = "UNKNOWN"
-        elif svc.forced_down or (svc.last_seen_at or svc.updated_at) < now - dt.timedelta(seconds=down_time):
+        elif svc.forced_down:
             status = "DOWN"
+        elif svc.disabled:
+            status = "MAINTENANCE"
+        elif (svc.last_seen_at or svc.updated_at) < now - dt.timedelta(seconds=down_time):
+            status = "UNKNOWN"
         else:
-            status = "MAINTENANCE" if svc.disabled else "UP"
+            status = "UP"
         extras[inst.uuid].host_status = status
 
 
