@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -253,11 +254,11 @@ def test_power_actions_act_on_the_guest(cloud: Cloud, guest: dict[str, str]) -> 
 def test_rebuild_boots_a_new_disk_from_the_image(cloud: Cloud, guest: dict[str, str]) -> None:
     uuid = guest["id"]
     old_pid = _wait("a running guest", lambda: _qemu_pid(cloud, uuid), timeout=60)
-    marker = cloud.instances / uuid / "disk"
-    old_disk = marker.stat().st_ino
+    marker = cloud.instances / uuid / "left-by-the-test"  # gone with the old instance directory
+    marker.write_text("old")
     cloud.cli("server", "rebuild", "--image", "novalite-guest", "--wait", uuid)
     _wait("a new QEMU after rebuild", lambda: (_qemu_pid(cloud, uuid) or old_pid) != old_pid, timeout=120)
-    assert marker.stat().st_ino != old_disk  # a new overlay
+    assert not marker.exists() and (cloud.instances / uuid / "disk").is_file()  # a new overlay
     _wait_ready(cloud, uuid, 1)
     assert "marker-vm1" in cloud.console(uuid)
     assert cloud.status(uuid) == "ACTIVE"
@@ -274,9 +275,8 @@ def test_snapshot_is_an_image_that_boots(cloud: Cloud, guest: dict[str, str]) ->
     )  # fmt: skip
     _wait_ready(cloud, second["id"], 1)
     assert "hostname=vm2 source=config-drive" in cloud.console(second["id"])
-    cloud.cli("server", "delete", "--wait", second["id"])
-    cloud.cli("image", "delete", image["id"])
-    assert not (cloud.instances / second["id"]).exists()
+    cloud.cli("image", "delete", image["id"])  # the host keeps its cached copy for vm2
+    guest["second"] = second["id"]  # the restart test deletes it while the service is down
 
 
 def test_killed_guest_is_shutoff_and_a_restart_keeps_guests(cloud: Cloud, guest: dict[str, str]) -> None:
@@ -291,9 +291,20 @@ def test_killed_guest_is_shutoff_and_a_restart_keeps_guests(cloud: Cloud, guest:
     _wait_ready(cloud, uuid, before + 1)
     pid = _qemu_pid(cloud, uuid)
     assert pid is not None
+    second = guest.get("second")
+    second_pid = _qemu_pid(cloud, second) if second else None
     cloud.stop()  # the guest is not a child that dies with the service
     assert _alive(pid)
+    if second:  # deleted while no compute agent ran (as another API process on the database would)
+        with sqlite3.connect(cloud.root / "data" / "novalite.db") as db:
+            db.execute(
+                "UPDATE instances SET deleted = 1, deleted_at = CURRENT_TIMESTAMP WHERE uuid = ?", (second,)
+            )
     cloud.start()
+    if second:
+        assert second_pid is not None
+        _wait("the deleted server's guest destroyed at start", lambda: not _alive(second_pid), timeout=60)
+        assert not (cloud.instances / second).exists()
     time.sleep(3)  # a few sync intervals
     assert cloud.status(uuid) == "ACTIVE" and _qemu_pid(cloud, uuid) == pid
     cloud.cli("server", "stop", uuid)
