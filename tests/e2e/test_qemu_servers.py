@@ -28,8 +28,9 @@ from typing import Any
 
 import pytest
 
+from novalite.guest.builder import GuestBuildError, build_guest_image
 from tests.conftest import RunningServer, start_server, stop_server
-from tests.guest.conftest import guest_cache_dir, require_qemu
+from tests.guest.conftest import _skip_or_fail, guest_cache_dir, require_qemu
 
 pytestmark = pytest.mark.e2e
 
@@ -125,6 +126,10 @@ def _kill_guests(root: Path) -> None:
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[Cloud]:
     require_qemu()
+    try:  # built (or found) before serve starts, which would build it inside its start-up wait
+        build_guest_image(guest_cache_dir())
+    except GuestBuildError as exc:
+        _skip_or_fail(f"cannot build the guest image: {exc}")
     root = Path(tempfile.mkdtemp(prefix="nvq-"))  # short: QEMU's socket paths
     c = Cloud(root)
     try:
