@@ -84,9 +84,10 @@ def test_forced_down_host(stack_factory: Any) -> None:
     assert r.json()["service"]["forced_down"] is True
     assert r.json()["service"]["state"] == "down"
     assert show(stack, on["fake-host-2"], as_="admin", version="2.16")["host_status"] == "DOWN"
-    sid = create(stack, "while-forced")["server"]["id"]
-    make_active(stack, sid)
-    assert _host_of(stack, sid) == "fake-host-1"
+    for i in range(3):
+        sid = create(stack, f"while-forced{i}")["server"]["id"]
+        make_active(stack, sid)
+        assert _host_of(stack, sid) == "fake-host-1"
     r = stack.put(f"{SERVICES}/{svc['id']}", as_="admin", version="2.53", json={"forced_down": False})
     assert r.json()["service"]["state"] == "up"
     assert show(stack, on["fake-host-2"], as_="admin", version="2.16")["host_status"] == "UP"
