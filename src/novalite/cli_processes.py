@@ -190,11 +190,11 @@ def compute(host_name: str, fake_hosts: int | None, **kwargs: Any) -> None:
     """A compute agent for host NAME (or for several simulated hosts): registers its service,
     hypervisor and resource provider, consumes its hosts' queues and heartbeats every
     report_interval."""
+    hosts = compute_host_names(host_name, fake_hosts)
     settings = _settings(kwargs)
     from novalite.app import build_runtime
     from novalite.services import processes
 
-    hosts = compute_host_names(host_name, fake_hosts)
     runtime = build_runtime(settings)
     _run_until_signalled(f"compute ({', '.join(hosts)})", lambda: processes.start_compute(runtime, hosts))
 

@@ -214,3 +214,10 @@ def test_two_prefixes_on_one_broker_and_per_host_queues() -> None:
         a.stop()
         b.stop()
         _drop_vhost(vhost)
+
+
+def test_compute_refuses_a_host_name_that_is_no_queue_name(tmp_path: Path) -> None:
+    args = ["--data-dir", str(tmp_path), "--transport-url", "amqp://u:p@127.0.0.1:1/v"]
+    result = CliRunner().invoke(main, ["compute", "--host", "a b", *args])
+    assert result.exit_code == 2
+    assert "'a b' is not a host name" in result.output
