@@ -19,14 +19,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal_column, or_, select, union_all
+from sqlalchemy import Connection, bindparam, case, delete, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from novalite.context import RequestContext
 from novalite.db.models.catalog import KeyPair, Quota, QuotaClass
-from novalite.db.models.compute import Instance
+from novalite.db.models.compute import Instance, Migration
 from novalite.db.precompiled import Precompiled
 from novalite.errors import OverQuota
+from novalite.services.migrations import UNFINISHED
 
 DEFAULTS: dict[str, int] = {
     "instances": 10,
@@ -215,24 +216,60 @@ def set_class_limits(s: Session, class_name: str, values: Mapping[str, int]) -> 
 
 # --- usage ----------------------------------------------------------------------------------
 
-_USAGE_COLUMNS = (
-    func.count(Instance.id),
-    func.coalesce(func.sum(Instance.vcpus), 0),
-    func.coalesce(func.sum(Instance.memory_mb), 0),
-)
-_PROJECT_USAGE_QUERY = select(*_USAGE_COLUMNS).where(
-    Instance.project_id == bindparam("project_id"),
-    Instance.deleted.is_(False),
-    Instance.vm_state != SOFT_DELETED,
-)
-_PROJECT_USAGE = Precompiled(_PROJECT_USAGE_QUERY)
-_USER_USAGE = Precompiled(_PROJECT_USAGE_QUERY.where(Instance.user_id == bindparam("user_id")))
+# A resize not over yet counts max(old, new) flavor for cores and RAM (Nova: the quota of the
+# larger flavor stays held until confirm or revert). The instance row holds one of the two
+# flavors; the growth past it comes from the migration's flavor snapshots, in the same statement.
+_RESIZE_UNFINISHED = or_(*(Migration.status == status for status in UNFINISHED))
+
+
+def _growth(key: str, current: Any) -> Any:
+    """How much the larger of the migration's two flavors exceeds the instance's ``current``."""
+    old = func.coalesce(Migration.old_flavor[key].as_integer(), 0)
+    new = func.coalesce(Migration.new_flavor[key].as_integer(), 0)
+    larger = case((old > new, old), else_=new)
+    return case((larger > current, larger - current), else_=0)
+
+
+def _usage_statement(with_user: bool) -> Precompiled:
+    def owned(stmt: Any) -> Any:
+        stmt = stmt.where(
+            Instance.project_id == bindparam("project_id"),
+            Instance.deleted.is_(False),
+            Instance.vm_state != SOFT_DELETED,
+        )
+        return stmt.where(Instance.user_id == bindparam("user_id")) if with_user else stmt
+
+    resizing = owned(
+        select(
+            func.coalesce(func.sum(_growth("vcpus", Instance.vcpus)), 0).label("cores"),
+            func.coalesce(func.sum(_growth("memory_mb", Instance.memory_mb)), 0).label("ram"),
+        )
+        .select_from(Migration)
+        .join(Instance, Instance.uuid == Migration.instance_uuid)
+        .where(Migration.migration_type == "resize", _RESIZE_UNFINISHED)
+    ).subquery()
+    return Precompiled(
+        owned(
+            select(
+                func.count(Instance.id),
+                func.coalesce(func.sum(Instance.vcpus), 0),
+                func.coalesce(func.sum(Instance.memory_mb), 0),
+                select(resizing.c.cores).scalar_subquery(),
+                select(resizing.c.ram).scalar_subquery(),
+            )
+        )
+    )
+
+
+_PROJECT_USAGE, _USER_USAGE = _usage_statement(False), _usage_statement(True)
 
 
 def _instance_usage(s: Session, project_id: str, user_id: str | None) -> dict[str, int]:
     stmt = _USER_USAGE if user_id else _PROJECT_USAGE
-    [(count, cores, ram)] = stmt.all(_core(s), {"project_id": project_id, "user_id": user_id})
-    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+    [(count, cores, ram, more_cores, more_ram)] = stmt.all(
+        _core(s), {"project_id": project_id, "user_id": user_id}
+    )
+    return {"instances": int(count), "cores": int(cores) + int(more_cores), "ram": int(ram) + int(more_ram)}
 
 
 def _keypair_count(s: Session, user_id: str | None) -> int:
