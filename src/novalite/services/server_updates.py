@@ -10,7 +10,10 @@ from sqlalchemy.orm import Session
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, RequestSpec
-from novalite.errors import Conflict
+from novalite.domain.states import VmState
+from novalite.errors import Conflict, Forbidden, NotFound
+from novalite.image import service as images
+from novalite.image import store
 from novalite.runtime import Runtime
 from novalite.services.create_server.request import normalize_ip
 from novalite.services.server_queries import get_instance
@@ -77,11 +80,35 @@ def delete_server(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
         inst = get_instance(s, ctx, server_id)
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {server_id} is locked", kind="InstanceIsLocked")
+        shelved_image = _shelved_image_id(inst)
+        owner = RequestContext(user_id=ctx.user_id, project_id=inst.project_id, roles=("member",))
     compute = rt.services.compute_api
     if compute is not None:
         compute.delete_instance(ctx, server_id)
     else:
         _delete_locally(rt.db, ctx, server_id)
+    if shelved_image:
+        _delete_shelved_image(rt, owner, shelved_image)
+
+
+def _shelved_image_id(inst: Instance) -> str | None:
+    """The ``<name>-shelved`` snapshot of a SHELVED or SHELVED_OFFLOADED server (Nova deletes it
+    with the server)."""
+    if inst.vm_state not in (VmState.SHELVED, VmState.SHELVED_OFFLOADED):
+        return None
+    image_id = (inst.system_metadata or {}).get("shelved_image_id")
+    return str(image_id) if image_id else None
+
+
+def _delete_shelved_image(rt: Runtime, owner: RequestContext, image_id: str) -> None:
+    """As the server's project (the image's owner); an image already gone or protected is left
+    as it is (Nova logs and deletes the server anyway)."""
+    try:
+        rt.db.write(lambda s: images.delete_image(s, owner, image_id))
+    except (NotFound, Forbidden) as exc:
+        LOG.warning("shelved image %s of a deleted server not deleted: %s", image_id, exc)
+        return
+    store.remove(rt.settings.data_dir, image_id)
 
 
 def _delete_locally(db: Database, ctx: RequestContext, server_id: str) -> None:
