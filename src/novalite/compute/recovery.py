@@ -22,6 +22,9 @@ allocations" and buried them as "claims lost to concurrent requests" on empty ho
                                                no allocation                     again, one request per
                                                                                  reservation
     a delete on a host (memory:// only)        task deleting, host set           terminate cast again
+    a server deleted during a move whose end   deleted row, migration not over   the migration's allocation
+      was lost                                 (it may hold the source's)        released, status error
+                                                                                 (confirmed if finished)
 
 The block device mapping and the admin password travel in the build message only; the database
 keeps neither. So an instance that boots from a volume (its RequestSpec says so) or has volumes
@@ -39,7 +42,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from novalite.compute import actions, cleanup
@@ -48,9 +51,10 @@ from novalite.compute.rpcapi import ComputeClient
 from novalite.conductor.rpcapi import ConductorClient
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
-from novalite.db.models.compute import Instance, RequestSpec
+from novalite.db.models.compute import Instance, Migration, RequestSpec
 from novalite.db.models.placement import Allocation, ComputeNode, ResourceProvider
 from novalite.domain.states import TaskState, VmState
+from novalite.services import migrations
 
 LOG = logging.getLogger(__name__)
 INTERRUPTED = "Instance build was interrupted by a restart of its compute service."
@@ -70,9 +74,10 @@ class Report:
     rescheduled: list[str] = field(default_factory=list)  # handed to the conductor
     failed: list[str] = field(default_factory=list)  # ERROR + fault, everything released
     deletes: list[str] = field(default_factory=list)  # terminate cast again
+    moves_released: list[str] = field(default_factory=list)  # deleted servers' moves given up
 
     def __bool__(self) -> bool:
-        return bool(self.resumed or self.rescheduled or self.failed or self.deletes)
+        return bool(self.resumed or self.rescheduled or self.failed or self.deletes or self.moves_released)
 
 
 def _ctx(project_id: str, user_id: str) -> RequestContext:
@@ -246,6 +251,27 @@ def finish_deletes(db: Database, compute: ComputeClient, *, hosts: Sequence[str]
         report.deletes.append(uuid)
 
 
+def release_deleted_moves(db: Database, report: Report) -> None:
+    """Servers deleted during a move whose end was lost with the engine: a migration not over
+    still holds its allocation (the source host's) though the server is gone. As the delete of a
+    server on a host does (``migrations.release_for_deleted``), it is released and the migration
+    ends (``confirmed`` when it had finished, else ``error``)."""
+
+    def release(s: Session) -> list[str]:
+        uuids = s.scalars(
+            select(Migration.instance_uuid)
+            .distinct()
+            .outerjoin(Instance, Instance.uuid == Migration.instance_uuid)
+            .where(Migration.status.in_(migrations.UNFINISHED), or_(Instance.id.is_(None), Instance.deleted))
+        ).all()
+        for uuid in uuids:
+            migrations.release_for_deleted(s, uuid)
+        return list(uuids)
+
+    released = db.write(release)
+    report.moves_released.extend(released)
+
+
 def rewind(db: Database, hosts: Sequence[str]) -> Report:
     """Recovery's first half, before this engine's consumers start (a build they accepted must
     not be taken for an interrupted one): ``rewind_interrupted_builds``."""
@@ -271,14 +297,16 @@ def hand_over(
         finish_deletes(db, compute, hosts=hosts, report=report)
     else:  # a broker still holds what was not consumed; the rewound builds' messages were
         resume_rewound(db, compute, hosts=hosts, report=report)
+    release_deleted_moves(db, report)
     if report:
         LOG.warning(
             "recovery: %d builds resumed on their claimed hosts, %d scheduled again, %d set to ERROR, "
-            "%d deletes finished",
+            "%d deletes finished, %d deleted servers' moves released",
             len(report.resumed),
             len(report.rescheduled),
             len(report.failed),
             len(report.deletes),
+            len(report.moves_released),
         )
     return report
 
