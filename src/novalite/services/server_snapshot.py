@@ -5,9 +5,13 @@ same ``backup_type`` beyond ``rotation`` are deleted.
 On a real host (``--driver qemu``) the host's driver copies the guest's root disk into the
 image (``compute.snapshots``, an RPC call). The fake virt driver has no disk to read, so the
 snapshot's data is the server's base image data
-(or a tiny placeholder): what clients observe is a new private image of ``image_type`` snapshot
-that becomes active, owned by the server's project, carrying ``instance_uuid`` and
-``base_image_ref`` and the requested metadata.
+(or a tiny placeholder): what clients observe is a new image of ``image_type`` snapshot that
+becomes active, carrying ``instance_uuid`` and ``base_image_ref`` and the requested metadata.
+
+The image belongs to the caller's project (Nova's ``initialize_instance_snapshot_metadata``):
+private when that is the server's project; when another project (an admin) snapshots the server,
+``shared``, with ``instance_owner`` set and the server's project a pending member, so the
+server's owner still sees it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from novalite.db.base import Database
 from novalite.db.models.image import Image, ImageProperty
 from novalite.domain.actions import SNAPSHOT
 from novalite.errors import Conflict
+from novalite.image import members
 from novalite.image import service as images
 from novalite.messaging.transport import CallTimeout, RemoteError
 from novalite.runtime import Runtime
@@ -45,13 +50,14 @@ def _new_image(
                 kind="InstanceInvalidState",
             )
         base = images.get_image(s, ctx, inst.image_ref)
-        owner_ctx = RequestContext(user_id=inst.user_id, project_id=inst.project_id, roles=("member",))
+        foreign = ctx.project_id != inst.project_id
         image = images.create_image(
             s,
-            owner_ctx,
+            _as_project(ctx, ctx.project_id),
             {
                 "name": req["name"],
-                "visibility": "private",
+                "visibility": "shared" if foreign else "private",
+                **({"instance_owner": inst.project_id} if foreign else {}),
                 "disk_format": (base.disk_format if base else None) or "raw",
                 "container_format": (base.container_format if base else None) or "bare",
                 "min_ram": base.min_ram if base else 0,
@@ -59,16 +65,23 @@ def _new_image(
                 "instance_uuid": inst.uuid,
                 "image_type": "snapshot",
                 "base_image_ref": inst.image_ref,
-                "user_id": inst.user_id,
+                "user_id": ctx.user_id,
                 # the request's metadata overrides the system properties, as in Nova (Tempest sends
                 # image_type=test); a backup's own keys come last so rotation still finds it
                 **{k: str(v) for k, v in (req.get("metadata") or {}).items()},
                 **extra,
             },
         )
+        if foreign:
+            members.share_with(s, image.id, inst.project_id)
         action = "createBackup" if extra else "createImage"
         record_action(s, ctx, inst, action, event=f"compute_{'backup' if extra else 'snapshot'}_instance")
         return image.id, base.path if base is not None else None
+
+
+def _as_project(ctx: RequestContext, project_id: str) -> RequestContext:
+    """The caller acting as a member of ``project_id`` (an image's owner)."""
+    return RequestContext(user_id=ctx.user_id, project_id=project_id, roles=("member",))
 
 
 def snapshot(
@@ -82,14 +95,7 @@ def snapshot(
     data = (
         Path(base_path).read_bytes() if base_path and Path(base_path).is_file() else images.tiny_image_bytes()
     )
-    with rt.db.reader() as s:
-        owner = get_instance(s, ctx, server_id).project_id
-    images.upload_bytes(
-        rt,
-        RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",)),
-        image_id,
-        data,
-    )
+    images.upload_bytes(rt, _as_project(ctx, ctx.project_id), image_id, data)  # the image is the caller's
     return image_id
 
 
@@ -98,7 +104,7 @@ def _snapshot_on_host(rt: Runtime, ctx: RequestContext, server_id: str, image_id
     simulated host. A failed copy deletes the image and answers 409."""
     with rt.db.reader() as s:
         inst = get_instance(s, ctx, server_id)
-        uuid, host, owner = inst.uuid, inst.host, inst.project_id
+        uuid, host = inst.uuid, inst.host
     if host is None or host.startswith(hosts.PREFIX):
         return False
     try:
@@ -112,9 +118,7 @@ def _snapshot_on_host(rt: Runtime, ctx: RequestContext, server_id: str, image_id
     if "error" not in answer:
         return False
     with rt.db.session() as s:
-        images.delete_image(
-            s, RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",)), image_id
-        )
+        images.delete_image(s, _as_project(ctx, ctx.project_id), image_id)
     raise Conflict(f"Snapshot of instance {uuid} failed: {answer['error']}", kind="InstanceInvalidState")
 
 
@@ -127,16 +131,18 @@ def check_snapshottable(db: Database, ctx: RequestContext, server_id: str) -> No
 
 
 def rotate(db: Database, ctx: RequestContext, server_id: str, backup_type: str, keep: int) -> None:
-    """Delete this server's backups of ``backup_type`` beyond the ``keep`` newest."""
+    """Delete this server's backups of ``backup_type`` beyond the ``keep`` newest, among those
+    the caller may delete: its project's (its own backups of another project's server included),
+    or any for an admin (each deleted as its owner)."""
 
     def prop(name: str, value: str) -> Any:
         return Image.props.any((ImageProperty.name == name) & (ImageProperty.value == value))
 
     with db.session() as s:
-        owner = get_instance(s, ctx, server_id).project_id
-        ids = list(
-            s.scalars(
-                select(Image.id)
+        get_instance(s, ctx, server_id)
+        rows = list(
+            s.execute(
+                select(Image.id, Image.owner)
                 .where(
                     Image.deleted.is_(False),
                     prop("instance_uuid", server_id),
@@ -146,6 +152,6 @@ def rotate(db: Database, ctx: RequestContext, server_id: str, backup_type: str, 
                 .order_by(Image.created_at.desc(), Image.id.desc())
             )
         )
-        owner_ctx = RequestContext(user_id=ctx.user_id, project_id=owner, roles=("member",))
-        for image_id in ids[keep:]:
-            images.delete_image(s, owner_ctx, image_id)
+        mine = [(i, owner) for i, owner in rows if owner and (ctx.is_admin or owner == ctx.project_id)]
+        for image_id, owner in mine[keep:]:
+            images.delete_image(s, _as_project(ctx, owner), image_id)
