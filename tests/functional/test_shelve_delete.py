@@ -52,3 +52,17 @@ def test_a_shelved_image_already_deleted_does_not_stop_the_delete(stack_factory:
     assert stack.delete(f"/image/v2/images/{image['id']}").status_code == 204
 
     _delete_and_wait(stack, sid)
+
+
+def test_a_server_shelved_by_an_admin_keeps_its_image_with_the_owner(stack_factory: Any) -> None:
+    """shelve by an admin: the snapshot stays the server's project's (so the owner's unshelve and
+    delete can remove it); deleting the server as its owner deletes it."""
+    stack = stack_factory()
+    sid = boot(stack, "adminshelf")
+    assert action(stack, sid, {"shelve": None}, as_="admin").status_code == 202
+    wait_status(stack, sid, "SHELVED_OFFLOADED")
+    [image] = images_named(stack, "adminshelf-shelved")
+    assert (image["owner"], image["visibility"]) == (stack.ids["demo_project"], "private")
+
+    _delete_and_wait(stack, sid)
+    assert stack.get(f"/image/v2/images/{image['id']}", as_="admin").status_code == 404
