@@ -24,6 +24,7 @@ from novalite.compute import (
     build,
     build_resources,
     cleanup,
+    evacuated,
     moves,
     resource_tracker,
     shelving,
@@ -36,6 +37,7 @@ from novalite.compute.rpcapi import (
     FinishResize,
     GetConsoleOutput,
     GetDiagnostics,
+    RebuildEvacuated,
     ResizeInstance,
     ShelveInstance,
     SnapshotInstance,
@@ -344,6 +346,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             shelving.shelve_instance(agent, msg)
         elif isinstance(msg, UnshelveOnHost):
             shelving.unshelve_on_host(agent, msg)
+        elif isinstance(msg, RebuildEvacuated):
+            evacuated.rebuild_evacuated(agent, msg)
         return None
 
     return handle

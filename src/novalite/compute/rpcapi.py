@@ -130,6 +130,20 @@ class SnapshotInstance(Message):
     image_id: str
 
 
+@dataclass(frozen=True)
+class RebuildEvacuated(Message):
+    """Evacuate's destination step: spawn the server's guest on ``host`` (``compute.evacuated``)."""
+
+    METHOD: ClassVar[str] = "rebuild_evacuated"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    migration_uuid: str
+    instance_uuid: str
+    host: str  # the destination
+    node: str
+    stop: bool = False
+
+
 REGISTRY = registry_of(
     [
         BuildAndRunInstance,
@@ -141,6 +155,7 @@ REGISTRY = registry_of(
         FinishResize,
         ShelveInstance,
         UnshelveOnHost,
+        RebuildEvacuated,
         GetConsoleEndpoint,  # compute.consoles
     ]
 )
@@ -202,6 +217,26 @@ class ComputeClient:
 
     def finish_resize(self, ctx: RequestContext, *, migration_uuid: str, host: str, node: str) -> None:
         msg = FinishResize(context=context_to_dict(ctx), migration_uuid=migration_uuid, host=host, node=node)
+        self.transport.cast(TOPIC, msg)
+
+    def rebuild_evacuated(
+        self,
+        ctx: RequestContext,
+        *,
+        migration_uuid: str,
+        instance_uuid: str,
+        host: str,
+        node: str,
+        stop: bool,
+    ) -> None:
+        msg = RebuildEvacuated(
+            context=context_to_dict(ctx),
+            migration_uuid=migration_uuid,
+            instance_uuid=instance_uuid,
+            host=host,
+            node=node,
+            stop=stop,
+        )
         self.transport.cast(TOPIC, msg)
 
     def shelve_instance(

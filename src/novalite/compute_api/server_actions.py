@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime, validate
 from novalite.api.microversion import V, request_version
 from novalite.compute_api import consoles, network_proxies, server_rebuild, server_snapshot
+from novalite.compute_api import server_actions_evacuate as evacuate
 from novalite.compute_api import server_actions_moves as moves
 from novalite.compute_api import server_misc_actions as misc
 from novalite.compute_api.schemas.servers import NAME_PATTERN
@@ -145,6 +146,7 @@ HANDLERS: dict[str, ActionHandler] = {
     "revertResize": moves.revert_resize,
     "migrate": moves.migrate,
     "os-migrateLive": moves.live_migrate,
+    "evacuate": evacuate.evacuate,
     "shelve": moves.shelve_server,
     "shelveOffload": moves.shelve_offload,
     "unshelve": moves.unshelve,

@@ -21,6 +21,7 @@ from novalite.compute.rpcapi import ComputeClient
 from novalite.conductor import periodic
 from novalite.conductor.rpcapi import (
     BuildInstances,
+    EvacuateServer,
     MigrateServer,
     ScheduleAndBuildInstances,
     UnshelveInstance,
@@ -34,7 +35,7 @@ from novalite.domain.states import TaskState, VmState
 from novalite.messaging.messages import Message, context_from_dict, context_to_dict
 from novalite.placement import allocations
 from novalite.scheduler.service import HostChoice, Outcome, ScheduleRequest, SchedulerService, Unplaced
-from novalite.services import server_moves, shelve
+from novalite.services import evacuate, server_moves, shelve
 
 LOG = logging.getLogger(__name__)
 BURY_EVENT = "conductor_schedule_and_build_instances"
@@ -75,6 +76,8 @@ class ConductorManager:
             self.migrate_server(msg)
         elif isinstance(msg, UnshelveInstance):
             self.unshelve_instance(msg)
+        elif isinstance(msg, EvacuateServer):
+            self.evacuate_server(msg)
 
     def start(self) -> None:
         self.batcher.start()
@@ -121,6 +124,41 @@ class ConductorManager:
             host=start.source_host,
             dest_host=dest.host,
             dest_node=dest.node,
+        )
+
+    def evacuate_server(self, msg: EvacuateServer) -> None:
+        """Source allocation to the migration, a destination claimed for the instance (any host
+        but the source; a given host is the scheduler's only candidate, or forced past its
+        filters below 2.68), then the destination's agent rebuilds the guest."""
+        start = self.db.write(lambda s: evacuate.start(s, msg.migration_uuid))
+        if start is None:
+            return
+        try:
+            spec = start.spec
+            if msg.host and msg.force:
+                spec = dataclasses.replace(spec, force_hosts=(msg.host,), availability_zone=None)
+            elif msg.host:
+                spec = dataclasses.replace(spec, requested_host=msg.host, availability_zone=None)
+            hosts = self.scheduler.select_destinations(
+                spec,
+                [start.instance_uuid],
+                project_id=start.project_id,
+                user_id=start.user_id,
+                ignore_hosts=[start.source_host],
+            )
+            dest = hosts[start.instance_uuid][0]
+        except Exception as exc:  # NoValidHost or anything else: the server goes to ERROR
+            LOG.info("evacuating %s failed: %s", start.instance_uuid, exc)
+            reason = getattr(exc, "message", None) or str(exc)
+            self.db.write(lambda s: evacuate.fail(s, msg.migration_uuid, reason, scheduling=True))
+            return
+        self.compute.rebuild_evacuated(
+            context_from_dict(msg.context),
+            migration_uuid=msg.migration_uuid,
+            instance_uuid=start.instance_uuid,
+            host=dest.host,
+            node=dest.node,
+            stop=msg.stop,
         )
 
     def unshelve_instance(self, msg: UnshelveInstance) -> None:

@@ -61,7 +61,22 @@ class UnshelveInstance(Message):
     host: str | None = None
 
 
-REGISTRY = registry_of([ScheduleAndBuildInstances, BuildInstances, MigrateServer, UnshelveInstance])
+@dataclass(frozen=True)
+class EvacuateServer(Message):
+    """Rebuild the server of one evacuation record on another host (``services.evacuate``)."""
+
+    METHOD: ClassVar[str] = "evacuate_server"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    migration_uuid: str
+    host: str | None = None
+    force: bool = False
+    stop: bool = False
+
+
+REGISTRY = registry_of(
+    [ScheduleAndBuildInstances, BuildInstances, MigrateServer, UnshelveInstance, EvacuateServer]
+)
 
 
 class ConductorClient:
@@ -125,6 +140,14 @@ class ConductorClient:
                 ignore_hosts=ignore_hosts,
             ),
         )
+
+    def evacuate_server(
+        self, ctx: RequestContext, *, migration_uuid: str, host: str | None, force: bool, stop: bool
+    ) -> None:
+        msg = EvacuateServer(
+            context=context_to_dict(ctx), migration_uuid=migration_uuid, host=host, force=force, stop=stop
+        )
+        self.transport.cast(TOPIC, msg)
 
     def unshelve_instance(self, ctx: RequestContext, *, instance_uuid: str, host: str | None) -> None:
         self.transport.cast(

@@ -100,6 +100,7 @@ MIGRATE = Transition("migrate", (VmState.ACTIVE, VmState.STOPPED), None, PowerSt
 CONFIRM_RESIZE = Transition("confirmResize", (VmState.RESIZED,), None, PowerState.RUNNING)
 REVERT_RESIZE = Transition("revertResize", (VmState.RESIZED,), None, PowerState.RUNNING)
 LIVE_MIGRATE = Transition("os-migrateLive", (VmState.ACTIVE, VmState.PAUSED), None, PowerState.RUNNING)
+EVACUATE = Transition("evacuate", (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR), None, PowerState.RUNNING)
 SHELVE = Transition(
     "shelve",
     (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED),

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from novalite.compute import evacuated, recovery
 from novalite.compute import hosts as compute_hosts
-from novalite.compute import recovery
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
 from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
@@ -119,6 +119,8 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     pool = ThreadPoolExecutor(
         max_workers=max(1, settings.max_concurrent_builds), thread_name_prefix="compute"
     )
+    # the stale guests of servers evacuated away while these hosts were down
+    evacuated.destroy_evacuated(db, {h: a.driver for h, a in agents.items()})
     startup.heartbeat(db, hosts)
     recovered = recovery.rewind(db, hosts)  # before the consumer accepts a build
     transport.serve(

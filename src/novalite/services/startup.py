@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
+from novalite.compute import evacuated, power_sync, recovery
 from novalite.compute import hosts as fake_hosts
-from novalite.compute import power_sync, recovery
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
 from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
@@ -185,6 +185,8 @@ def start(runtime: Any) -> Callable[[], None]:
             image_max_age=settings.image_cache_max_age_s,
         )
         host_sync.reconcile()  # guests of servers deleted while no agent ran are destroyed
+    # the stale guests of servers evacuated away while these hosts were down
+    evacuated.destroy_evacuated(db, {h: a.driver for h, a in agents.items()})
     heartbeat(db, list(agents))
     recovered = recovery.rewind(db, list(agents))  # before any consumer accepts a build
     transport.serve(
