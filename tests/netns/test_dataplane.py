@@ -1,0 +1,153 @@
+"""Two networks on real bridges, DHCP from dnsmasq, security groups in nftables.
+
+Both networks use the same CIDR on purpose: tenants may overlap, and a guest of one
+network must still not reach the other's guest at the very same address.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from novalite.network.dataplane import dhcp, l2, names, reconcile
+from novalite.network.dataplane import security_groups as sg
+
+from .conftest import Guests, host_snapshot, in_ns
+
+NET_A = "a17a17a1-0000-4000-8000-000000000001"
+NET_B = "b17b17b1-0000-4000-8000-000000000002"
+CIDR = "10.231.7.0/24"
+A1 = ("a1a1a1a1-0000-4000-8000-0000000000a1", "fa:16:3e:17:00:a1", "10.231.7.11")
+A2 = ("a2a2a2a2-0000-4000-8000-0000000000a2", "fa:16:3e:17:00:a2", "10.231.7.12")
+B1 = ("b1b1b1b1-0000-4000-8000-0000000000b1", "fa:16:3e:17:00:b1", "10.231.7.12")
+WEB = "5e5e5e5e-0000-4000-8000-00000000we00"
+ICMP_IN = sg.SecurityGroupRule("ingress", "IPv4", "icmp", remote_ip_prefix="0.0.0.0/0")
+
+
+def _subnet(sid: str) -> dhcp.DhcpSubnet:
+    return dhcp.DhcpSubnet(
+        id=sid,
+        cidr=CIDR,
+        gateway_ip="10.231.7.1",
+        dns_nameservers=("10.231.7.53",),
+        host_routes=(dhcp.HostRoute("10.99.0.0/16", "10.231.7.254"),),
+    )
+
+
+def _state(*, icmp: bool, port_security_a2: bool = True) -> reconcile.DesiredState:
+    rules = (sg.SecurityGroupRule("egress", "IPv4"), *((ICMP_IN,) if icmp else ()))
+    ports = []
+    for net, (pid, mac, ip) in ((NET_A, A1), (NET_A, A2), (NET_B, B1)):
+        ports.append(
+            reconcile.Port(
+                id=pid,
+                network_id=net,
+                mac=mac,
+                fixed_ips=(ip,),
+                hostname=f"vm-{pid[:2]}",
+                security_group_ids=(WEB,),
+                port_security_enabled=port_security_a2 or pid != A2[0],
+            )
+        )
+    return reconcile.DesiredState(
+        networks=(
+            reconcile.Network(NET_A, subnets=(_subnet("sa"),), mtu=1400),
+            reconcile.Network(NET_B, subnets=(_subnet("sb"),), mtu=1400),
+        ),
+        ports=tuple(ports),
+        security_groups=(sg.SecurityGroup(WEB, rules),),
+    )
+
+
+def _boot(data_dir: Path, guests: Guests, state: reconcile.DesiredState) -> dict[str, str]:
+    """Client namespaces on veths named like the taps, then reconcile; port id -> namespace."""
+    spaces = {}
+    for pid, mac, _ip in (A1, A2, B1):
+        spaces[pid] = guests.add(names.tap_name(pid), mac)
+    reconcile.apply(state, data_dir)
+    return spaces
+
+
+def test_dhcp_gives_each_port_its_fixed_ip_and_subnet_options(dataplane: tuple[Path, Guests]) -> None:
+    data_dir, guests = dataplane
+    spaces = _boot(data_dir, guests, _state(icmp=True))
+    lease = guests.dhcp(spaces[A1[0]])
+    assert lease.get("ip") == A1[2]
+    assert lease.get("router") == "10.231.7.1"
+    assert lease.get("dns") == "10.231.7.53"
+    assert lease.get("mtu") == "1400"
+    assert lease.get("hostname") == "vm-a1"
+    assert "10.99.0.0/16" in lease.get("staticroutes", "")
+    assert guests.dhcp(spaces[B1[0]]).get("ip") == B1[2]
+
+
+def test_ping_within_a_network_not_across_and_security_groups_toggle(
+    dataplane: tuple[Path, Guests],
+) -> None:
+    data_dir, guests = dataplane
+    spaces = _boot(data_dir, guests, _state(icmp=True))
+    for pid in (A1[0], A2[0], B1[0]):
+        assert guests.dhcp(spaces[pid]).get("ip")
+    a1, b1 = spaces[A1[0]], spaces[B1[0]]
+
+    assert guests.pings(a1, A2[2])  # same network, ICMP allowed
+    # B1 has A2's address on the other network: the reply, if any, comes from A2 only.
+    in_ns(b1, "ip", "link", "set", "eth0", "down")
+    assert guests.pings(a1, A2[2])
+    in_ns(b1, "ip", "link", "set", "eth0", "up")
+    assert guests.silent(spaces[B1[0]], A1[2])  # B1 cannot reach A1 across networks
+
+    reconcile.apply(_state(icmp=False), data_dir)  # the ICMP ingress rule goes
+    assert guests.silent(a1, A2[2])
+    reconcile.apply(_state(icmp=False, port_security_a2=False), data_dir)  # no filtering on A2
+    assert guests.pings(a1, A2[2])
+    reconcile.apply(_state(icmp=True), data_dir)  # the rule comes back
+    assert guests.pings(a1, A2[2])
+
+
+def test_a_guest_cannot_send_from_an_address_it_does_not_own(dataplane: tuple[Path, Guests]) -> None:
+    data_dir, guests = dataplane
+    spaces = _boot(data_dir, guests, _state(icmp=True))
+    a1 = spaces[A1[0]]
+    assert guests.dhcp(a1).get("ip") == A1[2]
+    assert guests.dhcp(spaces[A2[0]]).get("ip") == A2[2]
+    in_ns(a1, "ip", "addr", "add", "10.231.7.99/24", "dev", "eth0")
+    assert guests.silent(a1, A2[2]) is False  # its own address still works
+    assert not guests.pings(a1, A2[2], source="10.231.7.99", tries=2)
+
+
+def test_reconcile_is_idempotent_and_teardown_leaves_nothing(tmp_path: Path) -> None:
+    from .conftest import Guests as _Guests
+    from .conftest import require_netns
+
+    require_netns()
+    before = host_snapshot()
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    guests = _Guests(tmp_path)
+    try:
+        state = _state(icmp=True)
+        first = reconcile.apply(state, data_dir)
+        pid_a = dhcp.pid(data_dir, NET_A)
+        second = reconcile.apply(state, data_dir)
+        assert second.taps == first.taps and second.removed == []
+        assert dhcp.pid(data_dir, NET_A) == pid_a  # nothing changed: dnsmasq kept
+        current = l2.list_state()
+        assert sorted(current.bridges) == sorted([names.bridge_name(NET_A), names.bridge_name(NET_B)])
+        assert sorted(current.taps) == sorted(names.tap_name(p[0]) for p in (A1, A2, B1))
+        assert sg.table_exists()
+
+        # Network B goes away: its bridge, tap, namespace and dnsmasq go with it.
+        only_a = reconcile.DesiredState(
+            networks=state.networks[:1], ports=state.ports[:2], security_groups=state.security_groups
+        )
+        removed = reconcile.apply(only_a, data_dir).removed
+        assert names.bridge_name(NET_B) in removed and names.tap_name(B1[0]) in removed
+        assert dhcp.pid(data_dir, NET_B) is None
+        assert names.bridge_name(NET_B) not in l2.list_state().bridges
+
+        # The bridge stays while a port is on it.
+        assert l2.remove_network(NET_A) is False
+    finally:
+        guests.close()
+        reconcile.teardown(data_dir)
+    assert host_snapshot() == before
