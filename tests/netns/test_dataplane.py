@@ -111,7 +111,7 @@ def test_a_guest_cannot_send_from_an_address_it_does_not_own(dataplane: tuple[Pa
     assert guests.dhcp(a1).get("ip") == A1[2]
     assert guests.dhcp(spaces[A2[0]]).get("ip") == A2[2]
     in_ns(a1, "ip", "addr", "add", "10.231.7.99/24", "dev", "eth0")
-    assert guests.silent(a1, A2[2]) is False  # its own address still works
+    assert guests.pings(a1, A2[2])  # its own address works
     assert not guests.pings(a1, A2[2], source="10.231.7.99", tries=2)
 
 
