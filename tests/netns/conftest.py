@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.guest.conftest import guest_image, qemu_guests  # noqa: F401  (fixtures for test_qemu_guests)
+
 TOOLS = ("dnsmasq", "nft", "ip", "busybox")
 
 UDHCPC_SCRIPT = """#!/bin/sh

@@ -18,6 +18,7 @@ NET_B = "b17b17b1-0000-4000-8000-000000000002"
 CIDR = "10.231.7.0/24"
 A1 = ("a1a1a1a1-0000-4000-8000-0000000000a1", "fa:16:3e:17:00:a1", "10.231.7.11")
 A2 = ("a2a2a2a2-0000-4000-8000-0000000000a2", "fa:16:3e:17:00:a2", "10.231.7.12")
+A3 = ("a3a3a3a3-0000-4000-8000-0000000000a3", "fa:16:3e:17:00:a3", "10.231.7.13")
 B1 = ("b1b1b1b1-0000-4000-8000-0000000000b1", "fa:16:3e:17:00:b1", "10.231.7.12")
 WEB = "5e5e5e5e-0000-4000-8000-00000000we00"
 ICMP_IN = sg.SecurityGroupRule("ingress", "IPv4", "icmp", remote_ip_prefix="0.0.0.0/0")
@@ -79,6 +80,18 @@ def test_dhcp_gives_each_port_its_fixed_ip_and_subnet_options(dataplane: tuple[P
     assert "10.99.0.0/16" in lease.get("staticroutes", "")
     assert guests.dhcp(spaces[B1[0]]).get("ip") == B1[2]
 
+    # A port added later is served by the same dnsmasq, told by SIGHUP (no restart).
+    served_by = dhcp.pid(data_dir, NET_A)
+    state = _state(icmp=True)
+    a3 = reconcile.Port(A3[0], NET_A, A3[1], fixed_ips=(A3[2],), security_group_ids=(WEB,))
+    newcomer = guests.add(names.tap_name(A3[0]), A3[1])
+    grown = reconcile.DesiredState(state.networks, (*state.ports, a3), state.security_groups)
+    reconcile.apply(grown, data_dir)
+    lease = guests.dhcp(newcomer)
+    assert lease.get("ip") == A3[2]
+    assert lease.get("hostname") == "host-10-231-7-13"
+    assert dhcp.pid(data_dir, NET_A) == served_by
+
 
 def test_ping_within_a_network_not_across_and_security_groups_toggle(
     dataplane: tuple[Path, Guests],
@@ -134,6 +147,8 @@ def test_reconcile_is_idempotent_and_teardown_leaves_nothing(tmp_path: Path) -> 
         current = l2.list_state()
         assert sorted(current.bridges) == sorted([names.bridge_name(NET_A), names.bridge_name(NET_B)])
         assert sorted(current.taps) == sorted(names.tap_name(p[0]) for p in (A1, A2, B1))
+        tap = names.tap_name(A1[0])
+        assert Path(f"/sys/class/net/{tap}/address").read_text().strip() == "fe:16:3e:17:00:a1"
         assert sg.table_exists()
 
         # Network B goes away: its bridge, tap, namespace and dnsmasq go with it.

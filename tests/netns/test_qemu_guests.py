@@ -14,7 +14,7 @@ from novalite.guest.builder import GuestImage
 from novalite.network.dataplane import dhcp, reconcile
 from novalite.network.dataplane import security_groups as sg
 from novalite.virt.configdrive import ConfigDriveData, write_config_drive
-from tests.guest.conftest import QemuGuests, guest_image, qemu_guests, require_qemu  # noqa: F401
+from tests.guest.conftest import QemuGuests, require_qemu
 
 from .conftest import require_netns
 
@@ -59,7 +59,7 @@ def _state() -> reconcile.DesiredState:
 def test_two_guests_on_taps_get_their_fixed_ips_and_ping_each_other(
     tmp_path: Path,
     qemu_guests: QemuGuests,
-    guest_image: GuestImage,  # noqa: F811
+    guest_image: GuestImage,
 ) -> None:
     require_netns()
     require_qemu()

@@ -78,18 +78,23 @@ def plug(net_id: str, ifname: str) -> None:
         ipr.link("set", index=index, master=bridge, state="up")
 
 
-def ensure_port(net_id: str, port_id: str, mac: str) -> str:
-    """Create (or keep) the port's tap on the network's bridge; return the tap name.
+def tap_mac(mac: str) -> str:
+    """The tap's own MAC: the guest's with the first byte ``fe``, as libvirt does.
 
-    ``mac`` is the guest's address; the tap itself keeps a random one (QEMU puts ``mac``
-    on the guest's NIC, and the security group rules match it).
+    The bridge then never learns the guest's address on the host side of the tap, and a
+    bridge takes the lowest member MAC as its own, so ``fe`` keeps it from the taps'.
     """
-    del mac  # the guest side carries it; kept in the signature for the reconcile contract
+    return "fe" + mac.lower()[2:]
+
+
+def ensure_port(net_id: str, port_id: str, mac: str) -> str:
+    """Create (or keep) the port's tap on the network's bridge; return the tap name."""
     ensure_network(net_id)
     tap = names.tap_name(port_id)
     with _ipr() as ipr:
         if _index(ipr, tap) is None:
             ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
+            ipr.link("set", index=_index(ipr, tap), address=tap_mac(mac))
     plug(net_id, tap)
     return tap
 
@@ -136,14 +141,17 @@ def remove_bridge(bridge: str) -> None:
 
 def remove_link(ifname: str) -> None:
     """Remove a ``tap*`` link by name (a tap, or a veth standing in for one). Idempotent."""
-    if not ifname.startswith(names.TAP_PREFIX):
+    if not names.is_tap_name(ifname):
         raise ValueError(f"{ifname} is not a novalite port device")
     with _ipr() as ipr:
         _delete(ipr, ifname)
 
 
 def list_state() -> L2State:
-    """Bridges named ``brq-*`` with their members, and taps named ``tap*``, on this host."""
+    """Bridges named ``brq-*`` with their members, and taps named like ours, on this host.
+
+    Only ``tap`` + 11 id characters counts as ours: other software's ``tap0`` is left alone.
+    """
     with _ipr() as ipr:
         links = list(ipr.get_links())
     by_index = {link["index"]: link.get("ifname") for link in links}
@@ -153,7 +161,7 @@ def list_state() -> L2State:
         ifname = link.get("ifname")
         if _kind(link) == "bridge" and ifname.startswith(names.BRIDGE_PREFIX):
             bridges.setdefault(ifname, [])
-        if _kind(link) == "tun" and ifname.startswith(names.TAP_PREFIX):
+        if _kind(link) == "tun" and names.is_tap_name(ifname):
             taps.append(ifname)
     for link in links:
         master = by_index.get(link.get("master"))

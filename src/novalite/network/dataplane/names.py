@@ -26,6 +26,10 @@ def tap_name(port_id: str) -> str:
     return TAP_PREFIX + short(port_id)
 
 
+def is_tap_name(ifname: str) -> bool:
+    return ifname.startswith(TAP_PREFIX) and len(ifname) == len(TAP_PREFIX) + ID_CHARS
+
+
 def dhcp_namespace(net_id: str) -> str:
     return DHCP_NS_PREFIX + net_id
 

@@ -97,7 +97,7 @@ def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:
     wanted_dhcp = {n.id for n in state.networks if n.dhcp_enabled}
     removed: list[str] = []
     current = l2.list_state()
-    on_bridges = {m for ms in current.bridges.values() for m in ms if m.startswith(names.TAP_PREFIX)}
+    on_bridges = {m for ms in current.bridges.values() for m in ms if names.is_tap_name(m)}
     for tap in sorted((set(current.taps) | on_bridges) - wanted_taps):
         l2.remove_link(tap)
         removed.append(tap)
