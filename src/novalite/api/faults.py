@@ -7,10 +7,12 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from novalite import errors
+from novalite.db import base as db_base
 
 LOG = logging.getLogger(__name__)
 
@@ -132,7 +134,22 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     return _render(request, 400, f"Invalid input: {exc}", "ValidationError")
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly."
+
+
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The database server cannot be reached (stopped, restarting): a 503 with Retry-After in the
+    service's envelope; the pool reconnects when it is back. Any other database error is a 500."""
+    if not db_base.unavailable(exc):
+        return await unexpected_error_handler(request, exc)
+    LOG.error("request failed, the database is unavailable: %s", str(exc).splitlines()[0])
+    retry = {"Retry-After": str(db_base.UNAVAILABLE_RETRY_AFTER)}
+    return _render(request, 503, DATABASE_UNAVAILABLE, "DatabaseUnavailable", retry)
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if db_base.unavailable(exc):  # raised outside the routes (a middleware): no handler matched
+        return await database_error_handler(request, exc)
     LOG.exception("unexpected error on %s %s", request.method, request.url.path)
     return _render(
         request,
@@ -147,4 +164,5 @@ def install(app: Any) -> None:
     app.add_exception_handler(errors.NovaliteError, novalite_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(DBAPIError, database_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

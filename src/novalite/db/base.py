@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
@@ -72,6 +72,33 @@ def retryable(exc: BaseException) -> bool:
     """True for a database error that aborted the whole transaction for a reason another run
     of the same transaction would not meet again (deadlock victim, serialization failure)."""
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+# PostgreSQL's SQLSTATEs for "the server is gone or not taking connections": connection exceptions
+# (class 08), admin/crash shutdown, starting up or shutting down, too many connections
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# how long a client is told to wait (Retry-After) while the database cannot be reached
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True for a database error that says the database server cannot be reached (stopped,
+    restarting, the connection dropped) rather than something wrong with the statement: a request
+    meeting it gets a 503 and the pool reconnects (``pool_pre_ping``) once the server is back."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not type(exc.orig).__module__.startswith("psycopg"):  # SQLite's errors are the statement's
+        return False
+    if isinstance(exc, InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate is None:  # refused, reset, closed: no message from a server
+            return True
+        return str(sqlstate).startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+    return False
 
 
 def utcnow() -> dt.datetime:

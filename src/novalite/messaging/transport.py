@@ -20,20 +20,33 @@ with an ``executor`` casts are handed to it so a slow handler does not block the
 While that process is gone (the engine is being restarted), sending to it raises
 ``PeerUnavailable`` (a 503 with Retry-After when it reaches the API); ``attach_peer`` with the new
 process's socket replaces the dead link.
+
+Broker faults (``amqp://``; docs/deploy.md, "Faults"): the exchange and the work queues are durable
+and work messages persistent, published with publisher confirms (a publish returns once the broker
+holds the message). A publish that meets a dead connection reconnects with back-off for up to
+``patience`` seconds (the API's short, the conductor's and compute agents' long: their casts carry
+builds already claimed) and then raises ``MessagingUnavailable`` (a 503 with Retry-After at the
+API). A ``call`` whose connection drops while it waits raises the same. Consumers acknowledge a
+message after its handler ran (at least once: a message being handled when the connection dropped
+is delivered again, and the handlers do nothing for work already done) and reconnect with back-off.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+import amqp.exceptions
 import kombu
+import kombu.exceptions
 
 from novalite.errors import EngineNotRunning
 from novalite.messaging import local
@@ -45,6 +58,31 @@ Handler = Callable[[str, Message], Any]
 QUEUE_EXPIRES = 3600.0
 # topics whose messages go to ``<topic>.<msg.host>`` on a broker (one queue per compute host)
 HOST_ROUTED = frozenset({"compute"})
+# the topic exchange every queue is bound to; durable (a broker restart keeps it and its bindings).
+# Not "novalite-rpc", the name of the non-durable exchange of earlier versions: RabbitMQ refuses to
+# redeclare an exchange with another durability, so both can live on one broker during an upgrade
+EXCHANGE = "novalite-rpc-durable"
+# reconnect back-off (seconds): the first wait, then doubled up to the last
+RETRY_FIRST, RETRY_MAX = 0.2, 5.0
+# how long a publish keeps reconnecting before it gives up (MessagingUnavailable)
+PUBLISH_PATIENCE = 15.0
+CONNECT_TIMEOUT = 2.0
+# what a broker restart or a dropped connection raises (OSError covers refused and reset sockets)
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    kombu.exceptions.OperationalError,
+    amqp.exceptions.ConnectionError,
+    amqp.exceptions.ChannelError,
+    amqp.exceptions.MessageNacked,
+)
+
+
+def backoff(first: float = RETRY_FIRST, last: float = RETRY_MAX) -> Iterator[float]:
+    """The waits between reconnection attempts: ``first``, doubled each time, at most ``last``."""
+    wait = first
+    while True:
+        yield wait
+        wait = min(last, wait * 2)
 
 
 class RemoteError(RuntimeError):
@@ -60,16 +98,28 @@ class PeerUnavailable(EngineNotRunning, ConnectionError):
     A 503 with Retry-After when it reaches the API; a ``ConnectionError`` to other callers."""
 
 
+class MessagingUnavailable(EngineNotRunning, ConnectionError):
+    """The message broker cannot be reached (restarting, network down) and did not come back within
+    the publish's patience, or the connection of a ``call`` dropped while it waited for the reply.
+    A 503 with Retry-After when it reaches the API."""
+
+
 class Transport:
-    def __init__(self, url: str = "memory://", *, namespace: str | None = None):
+    def __init__(
+        self, url: str = "memory://", *, namespace: str | None = None, patience: float = PUBLISH_PATIENCE
+    ):
         self.url = url
+        self.patience = patience
         self.is_memory = url.startswith("memory")
         self.prefix = (
             namespace if namespace is not None else (uuid.uuid4().hex[:8] + "." if self.is_memory else "")
         )
         if any(c in self.prefix for c in "*# "):
             raise ValueError(f"messaging prefix {self.prefix!r} must not contain '*', '#' or spaces")
-        self._options = {"polling_interval": 0.005} if self.is_memory else {}
+        # a broker: publisher confirms; one connection attempt per call (the back-off is ours)
+        self._options: dict[str, Any] = (
+            {"polling_interval": 0.005} if self.is_memory else {"confirm_publish": True, "max_retries": 1}
+        )
         self._lock = threading.Lock()
         self._producer_conn: kombu.Connection | None = None
         self._servers: list[Server] = []
@@ -82,19 +132,27 @@ class Transport:
     def exchange(self) -> kombu.Exchange:
         """Made on first use: only a broker needs it (memory:// never does), and making the first one
         loads much of kombu (a noticeable part of the start-up's CPU)."""
-        return kombu.Exchange(self.prefix + "novalite-rpc", type="topic", durable=False)
+        return kombu.Exchange(self.prefix + EXCHANGE, type="topic", durable=not self.is_memory)
 
     def connection(self) -> kombu.Connection:
-        return kombu.Connection(self.url, transport_options=dict(self._options), heartbeat=0)
+        return kombu.Connection(
+            self.url, transport_options=dict(self._options), heartbeat=0, connect_timeout=CONNECT_TIMEOUT
+        )
 
     def queue(self, topic: str, *, auto_delete: bool = False) -> kombu.Queue:
         """On a broker, a queue nobody uses for ``QUEUE_EXPIRES`` seconds is removed (test runs,
-        retired deployments); while a deployment runs its consumers keep it alive."""
+        retired deployments); while a deployment runs its consumers keep it alive. Work queues are
+        durable (they survive a broker restart); a call's reply queue is not."""
         name = self.prefix + topic
         expires = None if self.is_memory else QUEUE_EXPIRES
         key = name + ".#" if topic in HOST_ROUTED else name  # "compute.#" matches "compute" too
         return kombu.Queue(
-            name, self.exchange, routing_key=key, durable=False, auto_delete=auto_delete, expires=expires
+            name,
+            self.exchange,
+            routing_key=key,
+            durable=not (self.is_memory or auto_delete),
+            auto_delete=auto_delete,
+            expires=expires,
         )
 
     def route(self, topic: str, msg: Message) -> str:
@@ -140,22 +198,44 @@ class Transport:
                 return
             local.publish(self.prefix + topic, body, props)
             return
+        # a host's queue is declared by its compute process (messages wait there while it is
+        # down); declaring it here would fill queues nobody reads under the all-in-one engine
+        routed = "." in topic and topic.split(".", 1)[0] in HOST_ROUTED
+        declare = [self.exchange] if routed else [self.queue(topic)]
+        self._publish_to_broker(
+            body, routing_key=self.prefix + topic, declare=declare, delivery_mode=2, **props
+        )
+
+    def _publish_to_broker(self, body: dict[str, Any], **kwargs: Any) -> None:
+        """Publish on the shared producer connection (confirmed by the broker); on a broker error
+        reconnect with back-off for up to ``patience`` seconds, then raise ``MessagingUnavailable``."""
+        deadline = time.monotonic() + self.patience
+        waits = backoff()
+        while True:
+            try:
+                with self._lock:
+                    if self._producer_conn is None:
+                        self._producer_conn = self.connection()
+                    producer = self._producer_conn.Producer(serializer="json")
+                    producer.publish(body, exchange=self.exchange, **kwargs)
+                return
+            except BROKER_ERRORS as exc:
+                self._drop_producer()
+                wait = next(waits)
+                if self._stopped or time.monotonic() + wait > deadline:
+                    LOG.error("cannot publish to the message broker: %s", exc)
+                    raise MessagingUnavailable("The message broker is unavailable; retry shortly.") from exc
+                LOG.warning("publish to the message broker failed (%s); retrying in %.1fs", exc, wait)
+                time.sleep(wait)
+
+    def _drop_producer(self) -> None:
         with self._lock:
-            if self._producer_conn is None:
-                self._producer_conn = self.connection()
-            producer = self._producer_conn.Producer(serializer="json")
-            # a host's queue is declared by its compute process (messages wait there while it is
-            # down); declaring it here would fill queues nobody reads under the all-in-one engine
-            routed = "." in topic and topic.split(".", 1)[0] in HOST_ROUTED
-            producer.publish(
-                body,
-                exchange=self.exchange,
-                routing_key=self.prefix + topic,
-                declare=[self.exchange] if routed else [self.queue(topic)],
-                retry=True,
-                retry_policy={"max_retries": 3, "interval_start": 0.1},
-                **props,
-            )
+            conn, self._producer_conn = self._producer_conn, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # noqa: S110 - the connection is dead already
+                pass
 
     def cast(self, topic: str, msg: Message) -> None:
         """Fire and forget."""
@@ -169,14 +249,18 @@ class Transport:
             return self._call_local(topic, msg, reply_topic, timeout)
         reply_queue = self.queue(reply_topic, auto_delete=True)
         result: dict[str, Any] = {}
-        with self.connection() as conn:
-            reply_queue(conn.default_channel).declare()
-            with conn.Consumer(
-                [reply_queue], accept=["json"], callbacks=[lambda b, m: (result.update(b), m.ack())]
-            ):
-                self._publish(topic, encode(msg), reply_to=reply_topic)
-                self._wait(conn, result, timeout)
-            reply_queue(conn.default_channel).delete()
+        try:
+            with self.connection() as conn:
+                reply_queue(conn.default_channel).declare()
+                with conn.Consumer(
+                    [reply_queue], accept=["json"], callbacks=[lambda b, m: (result.update(b), m.ack())]
+                ):
+                    self._publish(topic, encode(msg), reply_to=reply_topic)
+                    self._wait(conn, result, timeout)
+                reply_queue(conn.default_channel).delete()
+        except BROKER_ERRORS as exc:  # the broker went away before the answer came
+            LOG.warning("call %s on %s lost its broker connection: %s", msg.METHOD, topic, exc)
+            raise MessagingUnavailable("The message broker is unavailable; retry shortly.") from exc
         if "error" in result:
             raise RemoteError(result["error"])
         return result.get("result")
@@ -195,8 +279,6 @@ class Transport:
 
     @staticmethod
     def _wait(conn: kombu.Connection, result: dict[str, Any], timeout: float) -> None:
-        import time
-
         deadline = time.monotonic() + timeout
         while not result:
             left = deadline - time.monotonic()
@@ -222,12 +304,7 @@ class Transport:
                     return
             local.publish(self.prefix + reply_to, body, {})
             return
-        with self._lock:
-            if self._producer_conn is None:
-                self._producer_conn = self.connection()
-            self._producer_conn.Producer(serializer="json").publish(
-                body, exchange=self.exchange, routing_key=self.prefix + reply_to, retry=True
-            )
+        self._publish_to_broker(body, routing_key=self.prefix + reply_to)
 
     def serve(
         self,
@@ -279,6 +356,8 @@ class Server:
     ):
         self.transport, self.topics, self.handler, self.registry = transport, topics, handler, registry
         self.executor = executor
+        self._generation = 0  # counts the consumer's connections (delivery tags are per channel)
+        self._done: collections.deque[tuple[int, Any]] = collections.deque()  # handled, to ack
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rpc-{name}", daemon=True)
@@ -296,6 +375,7 @@ class Server:
         if self.transport.is_memory:
             self._run_local()
             return
+        waits = backoff()
         while not self._stop.is_set():
             try:
                 with self.transport.connection() as conn:
@@ -303,17 +383,38 @@ class Server:
                     with conn.Consumer(
                         queues, accept=["json"], callbacks=[self._on_message], prefetch_count=64
                     ):
+                        if self._ready.is_set():
+                            LOG.info("consumer %s reconnected to the message broker", self.topics)
                         self._ready.set()
+                        waits = backoff()
+                        self._generation += 1
+                        generation = self._generation
                         while not self._stop.is_set():
+                            self._ack_done(generation)
                             try:
-                                conn.drain_events(timeout=0.2)
+                                conn.drain_events(timeout=0.1)
                             except TimeoutError:
                                 continue
-            except Exception:  # connection lost: retry until stopped
+            except Exception as exc:  # connection lost: reconnect with back-off until stopped
                 if self._stop.is_set():
                     break
-                LOG.exception("consumer %s lost its connection; reconnecting", self.topics)
-                self._stop.wait(1.0)
+                wait = next(waits)
+                LOG.warning(
+                    "consumer %s lost its broker connection (%s: %s); reconnecting in %.1fs",
+                    self.topics,
+                    type(exc).__name__,
+                    exc,
+                    wait,
+                )
+                self._stop.wait(wait)
+
+    def _ack_done(self, generation: int) -> None:
+        """Acknowledge the messages whose handlers finished (on this thread: a channel is not
+        thread-safe). Those received on an earlier connection are redelivered by the broker."""
+        while self._done:
+            gen, message = self._done.popleft()
+            if gen == generation:
+                message.ack()
 
     def _run_local(self) -> None:
         """memory://: block on the in-process queue(s); a message is handled the moment it arrives."""
@@ -327,12 +428,26 @@ class Server:
                     self._dispatch(envelope.routing_key, envelope.body, envelope.properties.get("reply_to"))
 
     def _on_message(self, body: dict[str, Any], message: Any) -> None:
-        message.ack()
-        self._dispatch(
-            str(message.delivery_info.get("routing_key", "")), body, message.properties.get("reply_to")
+        """A broker's message is acknowledged once handled: a cast run by the executor is queued
+        for ``_ack_done``; a call, a cast run inline and a message that cannot be decoded at once."""
+        generation = self._generation
+        submitted = self._dispatch(
+            str(message.delivery_info.get("routing_key", "")),
+            body,
+            message.properties.get("reply_to"),
+            on_done=lambda: self._done.append((generation, message)),
         )
+        if not submitted:
+            message.ack()
 
-    def _dispatch(self, routing_key: str, body: dict[str, Any], reply_to: str | None) -> None:
+    def _dispatch(
+        self,
+        routing_key: str,
+        body: dict[str, Any],
+        reply_to: str | None,
+        on_done: Callable[[], None] | None = None,
+    ) -> bool:
+        """Handle one message; True when it went to the executor (``on_done`` runs when it ends)."""
         topic = routing_key[len(self.transport.prefix) :]
         try:
             payload = decode(body, self.registry)
@@ -340,13 +455,17 @@ class Server:
             LOG.error("dropping message on %s: %s", topic, exc)
             if reply_to:
                 self.transport.reply(reply_to, {"error": str(exc)})
-            return
+            return False
         if reply_to:
             self._answer(topic, payload, reply_to)
         elif self.executor is not None:
-            self.executor.submit(self._run_cast, topic, payload)
+            future = self.executor.submit(self._run_cast, topic, payload)
+            if on_done is not None:
+                future.add_done_callback(lambda _f: on_done())
+            return True
         else:
             self._run_cast(topic, payload)
+        return False
 
     def _answer(self, topic: str, payload: Message, reply_to: str) -> None:
         try:

@@ -29,7 +29,7 @@ from novalite.compute.api import ComputeAPI
 from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
 from novalite.conductor import rpcapi as conductor_rpc
 from novalite.conductor.manager import ConductorManager
-from novalite.messaging.transport import Transport
+from novalite.messaging.transport import PUBLISH_PATIENCE, Transport
 from novalite.scheduler.service import SchedulerService
 from novalite.services import startup
 from novalite.virt.fake import FakeDriver
@@ -41,14 +41,19 @@ class BrokerRequired(ValueError):
     """A split process was given ``memory://``: its peers live in other processes."""
 
 
-def transport_for(settings: Any) -> Transport:
+# how long the conductor's and compute agents' publishes wait out a broker outage: their casts carry
+# builds already claimed, which nothing would send again (the API's give up sooner with a 503)
+ENGINE_PUBLISH_PATIENCE = 300.0
+
+
+def transport_for(settings: Any, *, patience: float = PUBLISH_PATIENCE) -> Transport:
     if settings.transport_url.startswith("memory"):
         raise BrokerRequired(
             "the api, conductor and compute commands talk through a message broker: give "
             "--transport-url amqp://USER:PASSWORD@HOST:5672/VHOST (memory:// only works inside "
             "`novalite serve`)"
         )
-    return Transport(settings.transport_url, namespace=startup._namespace(settings))
+    return Transport(settings.transport_url, namespace=startup._namespace(settings), patience=patience)
 
 
 def start_api_clients(runtime: Any) -> Callable[[], None]:
@@ -69,7 +74,7 @@ def start_api_clients(runtime: Any) -> Callable[[], None]:
 def start_conductor(runtime: Any) -> Callable[[], None]:
     settings, db = runtime.settings, runtime.db
     scheduler = SchedulerService(db, settings)
-    transport = transport_for(settings)
+    transport = transport_for(settings, patience=ENGINE_PUBLISH_PATIENCE)
     compute_client = compute_rpc.ComputeClient(transport)
     conductor = ConductorManager(
         db=db, scheduler=scheduler, compute=compute_client, max_attempts=settings.max_attempts
@@ -99,7 +104,7 @@ def start_conductor(runtime: Any) -> Callable[[], None]:
 
 def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     settings, db = runtime.settings, runtime.db
-    transport = transport_for(settings)
+    transport = transport_for(settings, patience=ENGINE_PUBLISH_PATIENCE)
     db.write(lambda s: compute_hosts.register(settings, s, hosts))
     driver = FakeDriver(build_delay=settings.fake_build_delay)
     conductor_client = conductor_rpc.ConductorClient(transport)
