@@ -138,3 +138,55 @@ def test_evacuate_forced_and_below_2_14_with_the_admin_password(stack_factory: A
     assert r.status_code == 200, r.text
     assert len(r.json()["adminPass"]) >= 8
     assert wait_status(stack, sid, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == "fake-host-2"
+
+
+def _set_disabled(stack: Api, host: str, disabled: bool) -> None:
+    r = stack.get(f"{SERVICES}?binary=nova-compute&host={host}", as_="admin", version="2.53")
+    svc = r.json()["services"][0]
+    body = {"status": "disabled" if disabled else "enabled"}
+    r = stack.put(f"{SERVICES}/{svc['id']}", as_="admin", version="2.53", json=body)
+    assert r.status_code == 200, r.text
+
+
+def test_no_host_volumes_and_a_server_deleted_before_the_source_returns(stack_factory: Any) -> None:
+    stack = stack_factory(fake_hosts=2)
+    lost, vs = _boot_on(stack, "lost", SOURCE), _boot_on(stack, "vs", SOURCE)
+    r = stack.post("/volume/v3/volumes", as_="admin", json={"volume": {"size": 1, "name": "data"}})
+    vol = r.json()["volume"]["id"]
+    stack.wait_for(
+        f"/volume/v3/volumes/{vol}", lambda r: r.json()["volume"]["status"] == "available", as_="admin"
+    )
+    r = stack.post(
+        f"{SERVERS}/{vs}/os-volume_attachments", as_="admin", json={"volumeAttachment": {"volumeId": vol}}
+    )
+    assert r.status_code == 200, r.text
+    _force_down(stack, SOURCE, True)
+
+    # no other host can take it: ERROR with a fault, the instance holds its source allocation again
+    _set_disabled(stack, "fake-host-2", True)
+    assert _evacuate(stack, lost).status_code == 200
+    failed = wait_status(stack, lost, "ERROR")
+    assert "No valid host" in failed["fault"]["message"]
+    assert [m["status"] for m in migrations(stack, instance_uuid=lost)] == ["error"]
+    rps = providers(stack)
+    assert set(consumer(stack, lost)) == {rps[SOURCE]}
+    _set_disabled(stack, "fake-host-2", False)
+
+    # an ERROR server evacuated at 2.95 ends ACTIVE; the attached volume follows the server
+    assert _evacuate(stack, lost, version="2.95").status_code == 200
+    assert wait_status(stack, lost, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == "fake-host-2"
+    assert _evacuate(stack, vs).status_code == 200
+    assert wait_status(stack, vs, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == "fake-host-2"
+    volume = stack.get(f"/volume/v3/volumes/{vol}", as_="admin").json()["volume"]
+    assert volume["status"] == "in-use"
+    assert [(a["server_id"], a["host_name"]) for a in volume["attachments"]] == [(vs, "fake-host-2")]
+
+    # deleted before its old host returns: the migration keeps the source allocation until then
+    assert stack.delete(f"{SERVERS}/{vs}", as_="admin").status_code == 204
+    stack.wait_for(f"{SERVERS}/{vs}", lambda r: r.status_code == 404, as_="admin")
+    assert usages(stack)[SOURCE] == {k: 2 * v for k, v in TINY.items()}
+    _force_down(stack, SOURCE, False)
+    assert evacuated.destroy_evacuated(stack.runtime.db, {SOURCE: FakeDriver()}) == 2  # type: ignore[attr-defined]
+    assert usages(stack)[SOURCE] == {}
+    statuses = sorted(m["status"] for m in migrations(stack, migration_type="evacuation"))
+    assert statuses == ["completed", "completed", "error"]
