@@ -6,6 +6,7 @@ network must still not reach the other's guest at the very same address.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from novalite.network.dataplane import dhcp, l2, names, reconcile
@@ -21,6 +22,7 @@ A2 = ("a2a2a2a2-0000-4000-8000-0000000000a2", "fa:16:3e:17:00:a2", "10.231.7.12"
 A3 = ("a3a3a3a3-0000-4000-8000-0000000000a3", "fa:16:3e:17:00:a3", "10.231.7.13")
 B1 = ("b1b1b1b1-0000-4000-8000-0000000000b1", "fa:16:3e:17:00:b1", "10.231.7.12")
 WEB = "5e5e5e5e-0000-4000-8000-00000000we00"
+OTHER = "07707707-0000-4000-8000-0000000other"
 ICMP_IN = sg.SecurityGroupRule("ingress", "IPv4", "icmp", remote_ip_prefix="0.0.0.0/0")
 
 
@@ -114,6 +116,20 @@ def test_ping_within_a_network_not_across_and_security_groups_toggle(
     reconcile.apply(_state(icmp=False, port_security_a2=False), data_dir)  # no filtering on A2
     assert guests.pings(a1, A2[2])
     reconcile.apply(_state(icmp=True), data_dir)  # the rule comes back
+    assert guests.pings(a1, A2[2])
+
+    # Ingress only from members of WEB (a remote group): A1 outside WEB gets no answer.
+    members_only = sg.SecurityGroupRule("ingress", "IPv4", remote_group_id=WEB)
+    state = _state(icmp=False)
+    others = sg.SecurityGroup(OTHER, (sg.SecurityGroupRule("egress", "IPv4"),))
+    web = sg.SecurityGroup(WEB, (*state.security_groups[0].rules, members_only))
+    ports = tuple(
+        dataclasses.replace(p, security_group_ids=(OTHER,)) if p.id == A1[0] else p for p in state.ports
+    )
+    reconcile.apply(dataclasses.replace(state, ports=ports, security_groups=(web, others)), data_dir)
+    assert guests.silent(a1, A2[2])
+    assert guests.pings(spaces[A2[0]], A1[2]) is False  # A1 has no ingress rule at all
+    reconcile.apply(dataclasses.replace(state, security_groups=(web, others)), data_dir)  # A1 joins WEB
     assert guests.pings(a1, A2[2])
 
 

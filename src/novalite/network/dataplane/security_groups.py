@@ -175,6 +175,7 @@ def _out_chain(port: PortFilter, rules: list[str], stateful: bool) -> list[str]:
     else:
         lines += ["ether type arp arp operation reply drop", "ether type ip drop"]
     lines.append("ether type arp accept")
+    lines.append("ether type ip udp sport 68 udp dport 67 accept")  # DHCP renewals, whatever the rules
     lines.append(
         f"ether type ip6 ip6 saddr != {{ fe80::/10, {_elements(v6)} }} drop"
         if v6
