@@ -78,20 +78,23 @@ def destroy_evacuated(db: Any, drivers: Mapping[str, Any]) -> int:
     """Hosts back (host -> its driver): destroy the stale guests of servers evacuated away from
     them, free the allocations their migrations held and complete those migrations. Returns how
     many evacuations were cleaned."""
-    done = 0
-    for host, driver in drivers.items():
-        with db.reader() as s:
-            stale = evacuate.evacuated_from(s, host)
-        for st in stale:
-            live_here = st.now_on is not None and drivers.get(st.now_on) is driver
-            guest = None if live_here else _guest(db, host, st.instance_uuid, host)
-            if guest is not None:
-                try:
-                    driver.destroy(guest)
-                except DriverError as exc:  # cleaned up anyway: the server runs elsewhere
-                    LOG.warning("destroying the evacuated %s on %s: %s", st.instance_uuid, host, exc)
-            db.write(lambda s, uuid=st.migration_uuid: evacuate.complete(s, uuid))
-            done += 1
+    if not drivers:
+        return 0
+    with db.reader() as s:
+        stale = evacuate.evacuated_from(s, list(drivers))
+    for st in stale:
+        driver = drivers[st.source]
+        live_here = st.now_on is not None and drivers.get(st.now_on) is driver
+        guest = None if live_here else _guest(db, st.source, st.instance_uuid, st.source)
+        if guest is not None:
+            try:
+                driver.destroy(guest)
+            except DriverError as exc:  # cleaned up anyway: the server runs elsewhere
+                LOG.warning("destroying the evacuated %s on %s: %s", st.instance_uuid, st.source, exc)
+        db.write(lambda s, uuid=st.migration_uuid: evacuate.complete(s, uuid))
+    done = len(stale)
     if done:
-        LOG.info("cleaned %d guests evacuated away from %s", done, ", ".join(drivers))
+        LOG.info(
+            "cleaned %d guests evacuated away from %s", done, ", ".join(sorted({s.source for s in stale}))
+        )
     return done

@@ -16,6 +16,7 @@ that allocation and marks the migration ``completed``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -220,24 +221,27 @@ class Stale:
 
     migration_uuid: str
     instance_uuid: str
+    source: str
     now_on: str | None  # the host the server runs on now (None: the server is deleted)
 
 
-def evacuated_from(s: Session, host: str) -> list[Stale]:
-    """Finished evacuations from ``host`` whose source part is not cleaned yet."""
-    out = []
-    rows = s.scalars(
-        select(Migration).where(
-            Migration.source_compute == host,
+def evacuated_from(s: Session, hosts: Sequence[str]) -> list[Stale]:
+    """Finished evacuations from ``hosts`` whose source part is not cleaned yet (one query)."""
+    rows = s.execute(
+        select(
+            Migration.uuid, Migration.instance_uuid, Migration.source_compute, Instance.host, Instance.deleted
+        )
+        .outerjoin(Instance, Instance.uuid == Migration.instance_uuid)
+        .where(
+            Migration.source_compute.in_(list(hosts)),
             Migration.migration_type == EVACUATION,
             Migration.status == "done",
         )
-    )
-    for row in rows:
-        inst = _instance(s, row)
-        alive = inst is not None and not inst.deleted
-        out.append(Stale(row.uuid, row.instance_uuid, inst.host if alive and inst is not None else None))
-    return out
+    ).all()
+    return [
+        Stale(m_uuid, i_uuid, str(source), None if deleted or deleted is None else host)
+        for m_uuid, i_uuid, source, host, deleted in rows
+    ]
 
 
 def complete(s: Session, migration_uuid: str) -> None:
