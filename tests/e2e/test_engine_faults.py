@@ -329,9 +329,12 @@ def test_postgresql_restarted_gives_503_then_recovers(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
     pg = private_postgres
-    srv = start_server(tmp_path, "--fake-hosts", "2", "--database-url", pg.url)
+    srv = start_server(
+        tmp_path, "--fake-hosts", "2", "--database-url", pg.url, env_extra={"NOVALITE_REPORT_INTERVAL": "1"}
+    )
     try:
         api = _client(srv.url)
+        image = _image(api)
         _create(api, "before", 1)
         _wait("the first server", lambda: _servers(api)[0]["status"] == "ACTIVE", 60)
         pg.pg_ctl("stop", "-m", "fast")
@@ -343,9 +346,16 @@ def test_postgresql_restarted_gives_503_then_recovers(
                 assert r.json()["serviceUnavailable"]["code"] == 503, r.text
             else:
                 assert r.json()["NeutronError"]["type"] == "DatabaseUnavailable", r.text
+        server = {"name": "during", "flavorRef": "1", "imageRef": image, "networks": "none"}
+        r = api.post("/compute/v2.1/servers", json={"server": server})
+        assert r.status_code == 503 and "Retry-After" in r.headers, r.text
+        time.sleep(3)  # heartbeats and periodic tasks meet the outage too, and carry on
         pg.pg_ctl("start")
         listed = srv.openstack("server", "list", "-f", "value", "-c", "Name", cloud="novalite-admin")
         assert listed.stdout.split() == ["before"]
+        services = srv.openstack("compute", "service", "list", "--service", "nova-compute", "-f", "value",
+                                 "-c", "State", cloud="novalite-admin")  # fmt: skip
+        assert services.stdout.split() == ["up", "up"]
         srv.openstack("server", "create", "--flavor", "m1.tiny", "--image", "novalite-tiny", "--no-network",
                       "--wait", "after", cloud="novalite-admin")  # fmt: skip
         assert srv.process.poll() is None, srv.log.read_text()[-3000:]

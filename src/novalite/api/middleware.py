@@ -8,8 +8,9 @@ import logging
 import re
 from typing import Any
 
-from novalite.api.faults import error_body
+from novalite.api.faults import DATABASE_UNAVAILABLE, error_body
 from novalite.api.microversion import negotiate, version_headers
+from novalite.db.base import UNAVAILABLE_RETRY_AFTER, unavailable
 from novalite.errors import BadRequest, NovaliteError
 from novalite.randomness import uuid4
 
@@ -101,7 +102,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as exc:
+            if unavailable(exc) and not started:  # the database is down: 503, try again later
+                LOG.error("%s %s failed, the database is unavailable", scope.get("method"), path)
+                retry = [(b"retry-after", str(UNAVAILABLE_RETRY_AFTER).encode())]
+                await self._error(
+                    send, path, 503, DATABASE_UNAVAILABLE, "DatabaseUnavailable", extra_headers + retry
+                )
+                return
             LOG.exception("unhandled error on %s %s", scope.get("method"), path)
             if not started:
                 await self._error(send, path, 500, "Unexpected API Error.", "Internal", extra_headers)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from novalite.compute.rpcapi import ComputeClient
 from novalite.config import Settings
 from novalite.context import RequestContext
-from novalite.db.base import Database
+from novalite.db.base import Database, unavailable
 from novalite.services import server_moves, shelve
 
 LOG = logging.getLogger(__name__)
@@ -79,8 +79,11 @@ def start(db: Database, settings: Settings, compute: ComputeClient) -> Callable[
                 if ticks % every == 0:
                     recover(db, settings)
                 run_once(db, settings, compute)
-            except Exception:  # a failed tick is tried again at the next one
-                LOG.exception("move/shelve periodic task failed")
+            except Exception as exc:  # a failed tick is tried again at the next one
+                if unavailable(exc):
+                    LOG.warning("move/shelve periodic task: the database is unavailable; retrying")
+                else:
+                    LOG.exception("move/shelve periodic task failed")
 
     thread = threading.Thread(target=loop, name="conductor-periodic", daemon=True)
     thread.start()

@@ -34,6 +34,7 @@ from novalite.compute.manager import ComputeAgent, dispatch, node_uuids
 from novalite.conductor import rpcapi as conductor_rpc
 from novalite.conductor.manager import ConductorManager
 from novalite.db.base import Database, utcnow
+from novalite.db.base import unavailable as db_unavailable
 from novalite.db.models.placement import Service
 from novalite.messaging.transport import Transport
 from novalite.scheduler.service import SchedulerService
@@ -102,8 +103,11 @@ def _start_heartbeats(db: Database, hosts: list[str], interval: float) -> Callab
         while not done.wait(interval):
             try:
                 heartbeat(db, hosts)
-            except Exception:  # keep beating through transient database errors
-                LOG.exception("heartbeat failed")
+            except Exception as exc:  # keep beating through transient database errors
+                if db_unavailable(exc):  # restarting: a line per beat, not a traceback
+                    LOG.warning("heartbeat failed, the database is unavailable; retrying")
+                else:
+                    LOG.exception("heartbeat failed")
 
     thread = threading.Thread(target=loop, name="compute-heartbeat", daemon=True)
     thread.start()
