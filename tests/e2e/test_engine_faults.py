@@ -13,20 +13,24 @@ NOVALITE_REQUIRE_SERVICES=1."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
+from novalite.messaging.messages import Message, registry_of
+from novalite.messaging.transport import MessagingUnavailable, Transport
 from tests.conftest import (
     ADMIN_PW,
     DEMO_PW,
@@ -119,7 +123,7 @@ class PrivateRabbit:
         self.process = None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def rabbit() -> Iterator[PrivateRabbit]:
     if not (RABBIT_BIN / "rabbitmq-server").exists():
         _missing("RabbitMQ (rabbitmq-server)")
@@ -226,6 +230,50 @@ def _servers(api: httpx.Client) -> list[dict[str, Any]]:
     r = api.get("/compute/v2.1/servers/detail", params={"limit": 1000})
     assert r.status_code == 200, r.text
     return list(r.json()["servers"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Slow(Message):
+    METHOD: ClassVar[str] = "slow"
+    VERSION: ClassVar[str] = "1.0"
+
+
+def test_a_broker_outage_is_a_503_for_calls_and_publishes_and_then_passes(rabbit: PrivateRabbit) -> None:
+    server = Transport(rabbit.url, namespace="outage.", patience=1.0)
+    client = Transport(rabbit.url, namespace="outage.", patience=1.0)
+    handling, release = threading.Event(), threading.Event()
+
+    def handler(_topic: str, _msg: Message) -> str:
+        handling.set()
+        release.wait(30)
+        return "done"
+
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.call("slow", Slow(), timeout=60)
+        except BaseException as exc:  # noqa: BLE001 - what the caller meets is the result
+            failures.append(exc)
+
+    try:
+        server.serve(["slow"], handler, registry_of([Slow]))
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert handling.wait(30)
+        rabbit.stop()  # the call's connection drops while it waits for the answer
+        caller.join(60)
+        assert len(failures) == 1 and isinstance(failures[0], MessagingUnavailable), failures
+        assert failures[0].status == 503 and int(failures[0].headers["Retry-After"]) > 0
+        with pytest.raises(MessagingUnavailable):  # no broker within the publish's patience
+            client.cast("slow", Slow())
+        release.set()
+        rabbit.start()
+        assert client.call("slow", Slow(), timeout=60) == "done"  # both ends reconnected
+    finally:
+        release.set()
+        client.stop()
+        server.stop()
 
 
 def test_rabbitmq_restarted_during_100_builds_loses_none_and_builds_none_twice(
