@@ -67,6 +67,9 @@ RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 # how long a publish keeps reconnecting before it gives up (MessagingUnavailable)
 PUBLISH_PATIENCE = 15.0
 CONNECT_TIMEOUT = 2.0
+# messages a consumer holds unacknowledged (handled ones are acknowledged at least every ACK_EVERY s)
+PREFETCH = 256
+ACK_EVERY = 0.05
 # what a broker restart or a dropped connection raises (OSError covers refused and reset sockets)
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -381,7 +384,7 @@ class Server:
                 with self.transport.connection() as conn:
                     queues = [self.transport.queue(t) for t in self.topics]
                     with conn.Consumer(
-                        queues, accept=["json"], callbacks=[self._on_message], prefetch_count=64
+                        queues, accept=["json"], callbacks=[self._on_message], prefetch_count=PREFETCH
                     ):
                         if self._ready.is_set():
                             LOG.info("consumer %s reconnected to the message broker", self.topics)
@@ -392,7 +395,7 @@ class Server:
                         while not self._stop.is_set():
                             self._ack_done(generation)
                             try:
-                                conn.drain_events(timeout=0.1)
+                                conn.drain_events(timeout=ACK_EVERY)
                             except TimeoutError:
                                 continue
             except Exception as exc:  # connection lost: reconnect with back-off until stopped
