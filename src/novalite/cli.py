@@ -189,6 +189,14 @@ cli_processes.register(main)  # novalite api / conductor / compute (several mach
     default=None,
     help="QEMU accelerator [default auto: KVM only when a probe guest runs under it, else TCG].",
 )
+@click.option(
+    "--network-dataplane",
+    "network_dataplane",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    help="--driver qemu: guests on bridges and taps with DHCP and security groups (docs/networking.md) "
+    "[default off: QEMU user-mode networking; auto: on as root with dnsmasq, nft and pyroute2].",
+)
 @click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:

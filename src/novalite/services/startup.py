@@ -72,6 +72,21 @@ def qemu_driver(settings: Any) -> QemuDriver:
         raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None
 
 
+def _start_network(settings: Any, db: Database, host: str | None, driver: Any) -> Callable[[], None] | None:
+    """The QEMU host's network data plane (compute/networking.py): reconciled now (what is missing
+    rebuilt, what is stale removed, running guests untouched), then whenever the database changes."""
+    if host is None or driver is None:
+        return None
+    from novalite.compute import networking
+
+    if not networking.resolve(settings.network_dataplane):
+        return None
+    net = networking.HostNetworking(db, host, settings.data_dir)
+    net.reconcile()
+    driver.network = net
+    return net.start()
+
+
 def _namespace(settings: Any) -> str | None:
     """Queue-name prefix. memory://: private to this transport. A broker: shared by every process
     of one deployment (same database) and apart from other deployments on the same broker."""
@@ -189,6 +204,7 @@ def start(runtime: Any) -> Callable[[], None]:
             image_max_age=settings.image_cache_max_age_s,
         )
         host_sync.reconcile()  # guests of servers deleted while no agent ran are destroyed
+    stop_network = _start_network(settings, db, real_host, real_driver)
     # the stale guests of servers evacuated away while these hosts were down
     evacuated.destroy_evacuated(db, {h: a.driver for h, a in agents.items()})
     heartbeat(db, list(agents))
@@ -233,6 +249,8 @@ def start(runtime: Any) -> Callable[[], None]:
             real_driver.stop()  # waits for guests to power off are abandoned; guests keep running
         if stop_sync is not None:
             stop_sync()
+        if stop_network is not None:
+            stop_network()
         transport.stop()
         conductor.stop()
         conductor_pool.shutdown(wait=True, cancel_futures=True)

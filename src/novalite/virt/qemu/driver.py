@@ -34,7 +34,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from novalite.domain.states import PowerState
 from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
@@ -52,6 +52,14 @@ ACPI_RETRY = 10.0
 SAVE_TIMEOUT = 300.0
 QEMU_IMG_SNAPSHOT_TIMEOUT = 600.0
 CRASHED_STATES = {"guest-panicked", "internal-error", "io-error"}
+
+
+class Networking(Protocol):
+    """The host's network data plane (compute/networking.py): a guest's taps before QEMU starts."""
+
+    def plug(self, instance_uuid: str) -> None: ...
+
+    def unplug(self, instance_uuid: str) -> None: ...
 
 
 P = ParamSpec("P")
@@ -105,6 +113,7 @@ class QemuDriver:
         self.cpu_model = cpu_model
         self.accelerator = resolve_accelerator(accelerator, cpu_model=cpu_model)
         self.metadata_command = metadata_command
+        self.network: Networking | None = None  # set when the network data plane is on: ports on taps
         self.console_limit = console_limit
         self._version = _qemu_version()
         self._locks: dict[str, threading.Lock] = {}
@@ -142,7 +151,12 @@ class QemuDriver:
         try:
             launch.prepare_disks(d, guest, base)
             md = self.metadata_command(guest) if self.metadata_command else None
-            opts = LaunchOptions(accelerator=self.accelerator, cpu_model=self.cpu_model, metadata_command=md)
+            opts = LaunchOptions(
+                accelerator=self.accelerator,
+                cpu_model=self.cpu_model,
+                metadata_command=md,
+                dataplane=self.network is not None,
+            )
             argv = launch.argv(d, guest, opts)
             _write_private(d / LAUNCH, json.dumps({"argv": argv}).encode())
             self._start(d, guest.uuid)
@@ -166,6 +180,8 @@ class QemuDriver:
             if not _wait_gone(pid, 3.0):
                 self._kill(d, guest.uuid)
         shutil.rmtree(d, ignore_errors=True)
+        if self.network is not None:
+            self.network.unplug(guest.uuid)
 
     @_serialised
     def power_off(self, guest: GuestSpec) -> None:
@@ -444,6 +460,8 @@ class QemuDriver:
         """Start QEMU detached and wait until QMP answers and the guest runs (or waits for
         its incoming state). The guest's boot is not waited for."""
         argv = self._argv(d) + (["-incoming", "defer"] if incoming else [])
+        if self.network is not None and any(a.startswith("tap,") for a in argv):
+            self.network.plug(uuid)  # the taps QEMU opens (script=no), on their bridges, filtered
         self._trim_console(d)
         for name in (QMP_SOCKET, PID_FILE):
             (d / name).unlink(missing_ok=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from novalite.network.dataplane.names import tap_name
 from novalite.virt.configdrive import ConfigDriveData, write_config_drive
 from novalite.virt.driver import BuildAbort, DriverError, GuestSpec
 from novalite.virt.qemu.images import CachedImage
@@ -70,6 +71,7 @@ class LaunchOptions:
     accelerator: str  # kvm | tcg
     cpu_model: str
     metadata_command: str | None = None  # guestfwd command serving 169.254.169.254:80, if any
+    dataplane: bool = False  # each port on its tap (docs/networking.md); else QEMU user networking
 
 
 def prepare_disks(d: Path, guest: GuestSpec, base: CachedImage) -> None:
@@ -234,7 +236,12 @@ def _nic_args(guest: GuestSpec, opts: LaunchOptions) -> list[str]:
         raise BuildAbort(f"Unsupported hw_vif_model {model!r} (one of {', '.join(NIC_MODELS)})")
     args: list[str] = []
     for i, port in enumerate(guest.network_info):
-        args += ["-netdev", f"user,id=net{i},restrict=on{_addressing(port)}"]
+        if opts.dataplane and port.get("port_id"):
+            # the tap exists already, a member of its network's bridge (compute/networking.py)
+            tap = tap_name(str(port["port_id"]))
+            args += ["-netdev", f"tap,id=net{i},ifname={tap},script=no,downscript=no"]
+        else:
+            args += ["-netdev", f"user,id=net{i},restrict=on{_addressing(port)}"]
         mac = str(port.get("mac_address") or _mac(guest.uuid, i))
         args += ["-device", f"{NIC_MODELS[model]},netdev=net{i},mac={mac},id=nic{i}"]
     if opts.metadata_command is not None:
