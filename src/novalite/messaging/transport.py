@@ -66,6 +66,7 @@ EXCHANGE = "novalite-rpc-durable"
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0
 # how long a publish keeps reconnecting before it gives up (MessagingUnavailable)
 PUBLISH_PATIENCE = 15.0
+REPLY_PATIENCE = 2.0
 CONNECT_TIMEOUT = 2.0
 # messages a consumer holds unacknowledged (handled ones are acknowledged at least every ACK_EVERY s)
 PREFETCH = 256
@@ -209,10 +210,12 @@ class Transport:
             body, routing_key=self.prefix + topic, declare=declare, delivery_mode=2, **props
         )
 
-    def _publish_to_broker(self, body: dict[str, Any], **kwargs: Any) -> None:
+    def _publish_to_broker(
+        self, body: dict[str, Any], *, patience: float | None = None, **kwargs: Any
+    ) -> None:
         """Publish on the shared producer connection (confirmed by the broker); on a broker error
         reconnect with back-off for up to ``patience`` seconds, then raise ``MessagingUnavailable``."""
-        deadline = time.monotonic() + self.patience
+        deadline = time.monotonic() + (self.patience if patience is None else patience)
         waits = backoff()
         while True:
             try:
@@ -307,7 +310,8 @@ class Transport:
                     return
             local.publish(self.prefix + reply_to, body, {})
             return
-        self._publish_to_broker(body, routing_key=self.prefix + reply_to)
+        # a caller cut off from the broker has given up (its reply queue went with its connection)
+        self._publish_to_broker(body, routing_key=self.prefix + reply_to, patience=REPLY_PATIENCE)
 
     def serve(
         self,
