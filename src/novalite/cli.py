@@ -195,7 +195,7 @@ cli_processes.register(main)  # novalite api / conductor / compute (several mach
     type=click.Choice(["auto", "on", "off"]),
     default=None,
     help="--driver qemu: guests on bridges and taps with DHCP and security groups (docs/networking.md) "
-    "[default off: QEMU user-mode networking; auto: on as root with dnsmasq, nft and pyroute2].",
+    "[default auto: on as root with dnsmasq, nft and pyroute2, else QEMU user-mode networking].",
 )
 @click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
 @click.option("--log-level", default=None, help="debug, info, warning.")

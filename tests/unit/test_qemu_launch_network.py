@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from novalite.compute import networking
 from novalite.virt.driver import GuestSpec
 from novalite.virt.qemu.launch import LaunchOptions, argv
 
@@ -45,3 +48,11 @@ def test_the_metadata_nic_stays_next_to_the_taps(tmp_path: Path) -> None:
     opts = LaunchOptions(accelerator="tcg", cpu_model="max", dataplane=True, metadata_command="/bin/md")
     netdevs = _netdevs(argv(tmp_path, GUEST, opts))
     assert netdevs[0].startswith("tap,") and netdevs[1].startswith("user,id=metadata,restrict=on")
+
+
+def test_network_dataplane_setting_off_or_unknown() -> None:
+    assert networking.resolve("off") is False
+    with pytest.raises(SystemExit, match="auto, on or off"):
+        networking.resolve("maybe")
+    expected = networking.unavailable_reason() is None
+    assert networking.resolve("auto") is expected

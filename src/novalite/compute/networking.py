@@ -65,6 +65,8 @@ def unavailable_reason() -> str | None:
 
 def resolve(setting: str) -> bool:
     """``network_dataplane`` to on/off, logging why user-mode networking is used when off."""
+    if setting not in ("auto", "on", "off"):
+        raise SystemExit(f"novalite: network_dataplane must be auto, on or off, not {setting!r}")
     if setting == "off":
         LOG.info("network data plane off (network_dataplane=off): guests use QEMU user-mode networking")
         return False
