@@ -34,7 +34,7 @@ from novalite.domain.flavor import FlavorSnapshot
 from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound
-from novalite.messaging.transport import PeerUnavailable
+from novalite.messaging.transport import MessagingUnavailable, PeerUnavailable
 from novalite.placement import allocations
 from novalite.runtime import Runtime
 from novalite.services import migrations as records
@@ -103,7 +103,8 @@ def evacuate(
         conductor_of(rt).evacuate_server(
             ctx, migration_uuid=move.migration_uuid, host=move.host, force=move.force, stop=move.stop
         )
-    except (PeerUnavailable, Conflict):  # nothing was sent: the server is given back its state
+    except (PeerUnavailable, MessagingUnavailable, Conflict):
+        # nothing was sent (the engine restarting, the broker unreachable): the state goes back
         rt.db.write(lambda s: _undo(s, move.migration_uuid))
         raise
 

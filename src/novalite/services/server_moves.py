@@ -37,7 +37,7 @@ from novalite.domain.flavor import FlavorSnapshot
 from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound, OverQuota
-from novalite.messaging.transport import PeerUnavailable
+from novalite.messaging.transport import MessagingUnavailable, PeerUnavailable
 from novalite.placement import allocations
 from novalite.runtime import Runtime
 from novalite.services import flavors, quotas
@@ -203,7 +203,8 @@ def _cast(rt: Runtime, ctx: RequestContext, move: MoveRequest) -> None:
         conductor_of(rt).migrate_server(
             ctx, migration_uuid=move.migration_uuid, host=move.host, ignore_hosts=list(move.ignore_hosts)
         )
-    except (PeerUnavailable, Conflict):
+    except (PeerUnavailable, MessagingUnavailable, Conflict):
+        # nothing was sent (the engine restarting, the broker unreachable): the state goes back
         rt.db.write(lambda s: _undo_begin(s, move.migration_uuid))
         raise
 

@@ -33,7 +33,7 @@ from novalite.domain.request_spec import RequestSpecDoc
 from novalite.domain.states import PowerState, TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound
 from novalite.image import service as images
-from novalite.messaging.transport import PeerUnavailable
+from novalite.messaging.transport import MessagingUnavailable, PeerUnavailable
 from novalite.placement import allocations
 from novalite.runtime import Runtime
 from novalite.services import server_moves, zones
@@ -120,7 +120,8 @@ def _to_agent(
         server_moves.compute_of(rt).shelve_instance(
             ctx, instance_uuid=server_id, host=host, offload=offload, image_id=image_id
         )
-    except (PeerUnavailable, Conflict):  # nothing was sent: the server is given its state back
+    except (PeerUnavailable, MessagingUnavailable, Conflict):
+        # nothing was sent (the engine restarting, the broker unreachable): the state goes back
         rt.db.write(lambda s: shelve_failed(s, server_id, "the engine is not running", host=None))
         raise
 
@@ -254,7 +255,7 @@ def unshelve(
             )
         else:  # SHELVED_OFFLOADED: a fresh schedule
             server_moves.conductor_of(rt).unshelve_instance(ctx, instance_uuid=server_id, host=host)
-    except (PeerUnavailable, Conflict):  # nothing was sent: the server stays as it was
+    except (PeerUnavailable, MessagingUnavailable, Conflict):  # nothing was sent: the server stays as it was
         rt.db.write(lambda s: unshelve_failed(s, server_id, "the engine is not running"))
         raise
 
