@@ -410,11 +410,12 @@ def fail_move(s: Session, migration_uuid: str, reason: str) -> None:
     records.set_status(row, "error")
     inst.task_state, inst.updated_at = None, utcnow()
     action_log.add_fault(s, inst.uuid, message=reason, host=inst.host)
-    name = {MigrationType.RESIZE: "resize", MigrationType.COLD: "migrate"}.get(
-        row.migration_type, "live-migration"
-    )
+    name, event = {
+        MigrationType.RESIZE: ("resize", "cold_migrate"),
+        MigrationType.COLD: ("migrate", "cold_migrate"),
+        "evacuation": ("evacuate", "rebuild_server"),  # services.evacuate's names
+    }.get(row.migration_type, ("live-migration", "conductor_live_migrate_instance"))
     action_id = action_log.find_action(s, inst.uuid, name, user_id=inst.user_id, project_id=inst.project_id)
-    event = "conductor_live_migrate_instance" if row.migration_type == MigrationType.LIVE else "cold_migrate"
     action_log.record_event(s, action_id, event, ok=False, host=None, details=reason)
 
 
