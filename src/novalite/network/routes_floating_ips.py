@@ -6,76 +6,68 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import json_body, request_context, runtime
+from novalite.api.common import request_context, runtime
 from novalite.context import RequestContext
 from novalite.network import floating_ips
-from novalite.network.attributes import check_body, check_create
-from novalite.network.bulk import create_response
-from novalite.network.listing import fields_of, list_response
-from novalite.network.views import floating_ip_view, load_related
+from novalite.network.listing import list_response
+from novalite.network.resource_routes import (
+    Resource,
+    create_members,
+    delete_member,
+    list_members,
+    show_member,
+    update_member,
+)
+from novalite.network.views import floating_ip_view
 
 router = APIRouter(prefix="/network/v2.0")
 
 
+FLOATING_IP = Resource(
+    member="floatingip",
+    collection="floatingips",
+    visible=floating_ips.visible_floating_ips,
+    get=floating_ips.get_floating_ip,
+    view=lambda s, ctx, row, rel: floating_ip_view(s, row, rel),
+    not_found=floating_ips.floating_ip_not_found,
+    create=floating_ips.create_floating_ip,
+    update=floating_ips.update_floating_ip,
+    delete=floating_ips.delete_floating_ip,
+)
+
+
 @router.get("/floatingips")
 def list_floating_ips(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        found = floating_ips.visible_floating_ips(s, ctx)
-        rel = load_related(s, [f.id for f in found])
-        items = [floating_ip_view(s, f, rel) for f in found]
-    return list_response(request, "floatingips", items, not_found=floating_ips.floating_ip_not_found)
+    return list_members(request, ctx, FLOATING_IP)
 
 
 @router.get("/floatingips/{floatingip_id}")
 def show_floating_ip(
     floatingip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        fip = floating_ips.get_floating_ip(s, ctx, floatingip_id)
-        return {"floatingip": fields_of(request, floating_ip_view(s, fip))}
+    return show_member(request, ctx, FLOATING_IP, floatingip_id)
 
 
 @router.post("/floatingips")
 async def create_floating_ip(
     request: Request, ctx: RequestContext = Depends(request_context)
 ) -> JSONResponse:
-    items, bulk = check_create("floatingip", await json_body(request))
-    return await run_in_threadpool(
-        create_response,
-        request,
-        ctx,
-        items,
-        bulk,
-        member="floatingip",
-        create=lambda s, fields: floating_ips.create_floating_ip(s, ctx, fields),
-        view=floating_ip_view,
-    )
-
-
-def _update(request: Request, ctx: RequestContext, fip_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    with runtime(request).db.session() as s:
-        fip = floating_ips.get_floating_ip(s, ctx, fip_id)
-        floating_ips.update_floating_ip(s, ctx, fip, changes)
-        return {"floatingip": floating_ip_view(s, fip)}
+    return await create_members(request, ctx, FLOATING_IP)
 
 
 @router.put("/floatingips/{floatingip_id}")
 async def update_floating_ip(
     floatingip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    changes = check_body("floatingip", await json_body(request), update=True)
-    return await run_in_threadpool(_update, request, ctx, floatingip_id, changes)
+    return await update_member(request, ctx, FLOATING_IP, floatingip_id)
 
 
 @router.delete("/floatingips/{floatingip_id}", status_code=204)
 def delete_floating_ip(
     floatingip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> Response:
-    with runtime(request).db.session() as s:
-        floating_ips.delete_floating_ip(s, ctx, floating_ips.get_floating_ip(s, ctx, floatingip_id))
-    return Response(status_code=204)
+    return delete_member(request, ctx, FLOATING_IP, floatingip_id)
 
 
 @router.get("/floatingip_pools")

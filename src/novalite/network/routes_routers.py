@@ -12,74 +12,63 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.domain.zones import DEFAULT_ZONE
-from novalite.errors import NotFound
 from novalite.network import routers
-from novalite.network.attributes import check_body, check_create
-from novalite.network.bulk import create_response
-from novalite.network.listing import fields_of, list_response
-from novalite.network.views import load_related, router_view
+from novalite.network.listing import list_response
+from novalite.network.resource_routes import (
+    Resource,
+    create_members,
+    delete_member,
+    list_members,
+    show_member,
+    update_member,
+)
+from novalite.network.views import router_view
 
 router = APIRouter(prefix="/network/v2.0")
 
 
-def _not_found(marker: str) -> NotFound:
-    return routers.router_not_found(marker)
+ROUTER = Resource(
+    member="router",
+    collection="routers",
+    visible=routers.visible_routers,
+    get=routers.get_router,
+    view=lambda s, ctx, row, rel: router_view(s, row, rel),
+    not_found=routers.router_not_found,
+    create=routers.create_router,
+    update=routers.update_router,
+    delete=routers.delete_router,
+)
 
 
 @router.get("/routers")
 def list_routers(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        found = routers.visible_routers(s, ctx)
-        rel = load_related(s, [r.id for r in found])
-        items = [router_view(s, r, rel) for r in found]
-    return list_response(request, "routers", items, not_found=_not_found)
+    return list_members(request, ctx, ROUTER)
 
 
 @router.get("/routers/{router_id}")
 def show_router(
     router_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        return {"router": fields_of(request, router_view(s, routers.get_router(s, ctx, router_id)))}
+    return show_member(request, ctx, ROUTER, router_id)
 
 
 @router.post("/routers")
 async def create_router(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
-    items, bulk = check_create("router", await json_body(request))
-    return await run_in_threadpool(
-        create_response,
-        request,
-        ctx,
-        items,
-        bulk,
-        member="router",
-        create=lambda s, fields: routers.create_router(s, ctx, fields),
-        view=router_view,
-    )
-
-
-def _update(request: Request, ctx: RequestContext, router_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    with runtime(request).db.session() as s:
-        row = routers.get_router(s, ctx, router_id)
-        routers.update_router(s, ctx, row, changes)
-        return {"router": router_view(s, row)}
+    return await create_members(request, ctx, ROUTER)
 
 
 @router.put("/routers/{router_id}")
 async def update_router(
     router_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    changes = check_body("router", await json_body(request), update=True)
-    return await run_in_threadpool(_update, request, ctx, router_id, changes)
+    return await update_member(request, ctx, ROUTER, router_id)
 
 
 @router.delete("/routers/{router_id}", status_code=204)
 def delete_router(
     router_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> Response:
-    with runtime(request).db.session() as s:
-        routers.delete_router(s, ctx, routers.get_router(s, ctx, router_id))
-    return Response(status_code=204)
+    return delete_member(request, ctx, ROUTER, router_id)
 
 
 def _interface(

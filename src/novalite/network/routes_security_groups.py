@@ -11,32 +11,52 @@ from starlette.concurrency import run_in_threadpool
 from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.network import quotas, security_groups
-from novalite.network.attributes import check_body, check_create
-from novalite.network.bulk import create_response
-from novalite.network.listing import fields_of, list_response
+from novalite.network.attributes import check_body
 from novalite.network.networks import require_owner
-from novalite.network.views import load_related, rule_view, security_group_view
+from novalite.network.resource_routes import (
+    Resource,
+    create_members,
+    delete_member,
+    list_members,
+    show_member,
+    update_member,
+)
+from novalite.network.views import rule_view, security_group_view
 
 router = APIRouter(prefix="/network/v2.0")
+
+SECURITY_GROUP = Resource(
+    member="security_group",
+    collection="security_groups",
+    visible=security_groups.visible_groups,
+    get=security_groups.get_group,
+    view=lambda s, ctx, group, rel: security_group_view(s, group, rel),
+    not_found=security_groups.group_not_found,
+    update=lambda s, ctx, group, changes: security_groups.update_group(s, group, changes),
+    delete=security_groups.delete_group,
+    list_writes=True,
+)
+RULE = Resource(
+    member="security_group_rule",
+    collection="security_group_rules",
+    visible=security_groups.visible_rules,
+    get=security_groups.get_rule,
+    view=lambda s, ctx, rule, rel: rule_view(rule),
+    not_found=security_groups.rule_not_found,
+    create=security_groups.create_rule,
+)
 
 
 @router.get("/security-groups")
 def list_groups(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    # writes: the project's default group is created on first use
-    with runtime(request).db.session() as s:
-        found = security_groups.visible_groups(s, ctx)
-        rel = load_related(s, [g.id for g in found])
-        items = [security_group_view(s, g, rel) for g in found]
-    return list_response(request, "security_groups", items, not_found=security_groups.group_not_found)
+    return list_members(request, ctx, SECURITY_GROUP)
 
 
 @router.get("/security-groups/{group_id}")
 def show_group(
     group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        group = security_groups.get_group(s, ctx, group_id)
-        return {"security_group": fields_of(request, security_group_view(s, group))}
+    return show_member(request, ctx, SECURITY_GROUP, group_id)
 
 
 def _create_group(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
@@ -60,61 +80,33 @@ async def create_group(request: Request, ctx: RequestContext = Depends(request_c
     return await run_in_threadpool(_create_group, request, ctx, fields)
 
 
-def _update_group(
-    request: Request, ctx: RequestContext, group_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
-    with runtime(request).db.session() as s:
-        group = security_groups.get_group(s, ctx, group_id)
-        security_groups.update_group(s, group, changes)
-        s.flush()
-        return {"security_group": security_group_view(s, group)}
-
-
 @router.put("/security-groups/{group_id}")
 async def update_group(
     group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    changes = check_body("security_group", await json_body(request), update=True)
-    return await run_in_threadpool(_update_group, request, ctx, group_id, changes)
+    return await update_member(request, ctx, SECURITY_GROUP, group_id)
 
 
 @router.delete("/security-groups/{group_id}", status_code=204)
 def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    with runtime(request).db.session() as s:
-        security_groups.delete_group(s, ctx, security_groups.get_group(s, ctx, group_id))
-    return Response(status_code=204)
+    return delete_member(request, ctx, SECURITY_GROUP, group_id)
 
 
 @router.get("/security-group-rules")
 def list_rules(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        items = [rule_view(r) for r in security_groups.visible_rules(s, ctx)]
-    return list_response(request, "security_group_rules", items, not_found=security_groups.rule_not_found)
+    return list_members(request, ctx, RULE)
 
 
 @router.get("/security-group-rules/{rule_id}")
 def show_rule(
     rule_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
-    with runtime(request).db.reader() as s:
-        return {
-            "security_group_rule": fields_of(request, rule_view(security_groups.get_rule(s, ctx, rule_id)))
-        }
+    return show_member(request, ctx, RULE, rule_id)
 
 
 @router.post("/security-group-rules")
 async def create_rule(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
-    items, bulk = check_create("security_group_rule", await json_body(request))
-    return await run_in_threadpool(
-        create_response,
-        request,
-        ctx,
-        items,
-        bulk,
-        member="security_group_rule",
-        create=lambda s, fields: security_groups.create_rule(s, ctx, fields),
-        view=lambda s, rule: rule_view(rule),
-    )
+    return await create_members(request, ctx, RULE)
 
 
 @router.delete("/security-group-rules/{rule_id}", status_code=204)
