@@ -52,7 +52,21 @@ def postgres_url() -> str:
     user = os.environ.get("NOVALITE_PG_USER", "postgres")
     with psycopg.connect(f"host=127.0.0.1 user={user} dbname=postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+    url = f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+    _CREATED_DATABASES.add(url)
+    return url
+
+
+# databases postgres_url made that no test dropped: dropped when the session ends
+_CREATED_DATABASES: set[str] = set()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for url in list(_CREATED_DATABASES):
+        try:
+            drop_postgres(url)
+        except Exception as exc:  # the server went away: nothing more to do
+            print(f"could not drop the test database {url}: {exc}")
 
 
 def drop_postgres(url: str) -> None:
@@ -62,6 +76,7 @@ def drop_postgres(url: str) -> None:
     user = url.split("//", 1)[1].split("@", 1)[0]
     with psycopg.connect(f"host=127.0.0.1 user={user} dbname=postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _CREATED_DATABASES.discard(url)
 
 
 @dataclass
