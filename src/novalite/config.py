@@ -96,6 +96,8 @@ class Settings:
     allow_resize_to_same_host: bool = False
     # seconds a SHELVED server keeps its host before it is offloaded: 0 at once, -1 never
     shelved_offload_time: int = 0
+    # Nova's versioned notifications on the message bus (docs/notifications.md): off | versioned
+    notifications: str = "off"
     log_level: str = "info"
 
     @property

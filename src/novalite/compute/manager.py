@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from novalite import notifications
 from novalite.compute import (
     actions,
     build,
@@ -104,6 +105,7 @@ class ComputeAgent:
         guest: GuestSpec | None = None
         try:
             guest = build.accept(self.db, b, build_resources.allocate_networks)
+            notifications.instance_in(self.db, "instance.create.start", b.instance_uuid, host=self.host)
             if build_resources.needs_block_devices(b):
                 build_resources.prepare_block_devices(self.db, b)
             try:
@@ -113,6 +115,7 @@ class ComputeAgent:
             except DriverError as exc:
                 raise Reschedule(str(exc)) from exc
             build.finish(self.db, b, self.driver.get_info(guest).state)
+            notifications.instance_in(self.db, "instance.create.end", b.instance_uuid, host=self.host)
         except ServiceStopping:
             LOG.info("build of %s abandoned: the service is stopping", b.instance_uuid)
         except Vanished:
@@ -155,6 +158,7 @@ class ComputeAgent:
             self._fail(b, exc.reason, traceback.format_exc())
             return
         tb = traceback.format_exc()
+        notifications.build_failed(self.db, b.instance_uuid, exc.reason, host=self.host)  # as Nova: each try
 
         def give_back(s: Session) -> bool:  # run again from scratch by db.write after a deadlock
             if b.event_id is not None:
@@ -188,6 +192,7 @@ class ComputeAgent:
 
     def _fail(self, b: Build, reason: str, tb: str) -> None:
         self.db.write(lambda s: self._record_failure(s, b, reason, tb))
+        notifications.build_failed(self.db, b.instance_uuid, reason, host=self.host)
 
     def _record_failure(self, s: Session, b: Build, reason: str, tb: str) -> None:
         if b.event_id is not None:
@@ -222,6 +227,7 @@ class ComputeAgent:
             flavor=dict(row.flavor or {}),
             metadata=metadata,
         )
+        notifications.instance_in(self.db, "instance.delete.start", uuid, host=self.host)
         try:
             self.driver.destroy(guest)
         except DriverError as exc:
@@ -243,6 +249,7 @@ class ComputeAgent:
             self.db.write(deleted)
         else:
             group_commit.group(self.db, build.GROUP).run(self.db, deleted)
+        notifications.instance_in(self.db, "instance.delete.end", uuid, host=self.host)
 
     def _delete_failed(self, request_id: str, row: Any, reason: str, tb: str) -> None:
         with self.db.session() as s:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from novalite import notifications
 from novalite.compute.rpcapi import ComputeClient, FinishResize, ResizeInstance
 from novalite.messaging.messages import context_from_dict
 from novalite.services import server_moves
@@ -39,12 +40,14 @@ def resize_instance(agent: Any, msg: ResizeInstance) -> None:
     if not _moves_guests(agent):
         _refuse(agent, msg.migration_uuid)
         return
+    notifications.move_in(agent.db, "instance.resize.start", msg.migration_uuid, host=agent.host)
     ComputeClient(agent.conductor.transport).finish_resize(
         context_from_dict(msg.context),
         migration_uuid=msg.migration_uuid,
         host=msg.dest_host,
         node=msg.dest_node,
     )
+    notifications.move_in(agent.db, "instance.resize.end", msg.migration_uuid, host=agent.host)
 
 
 def finish_resize(agent: Any, msg: FinishResize) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from novalite import notifications
 from novalite.compute import evacuated, recovery
 from novalite.compute import hosts as compute_hosts
 from novalite.compute import rpcapi as compute_rpc
@@ -105,6 +106,7 @@ def start_conductor(runtime: Any) -> Callable[[], None]:
 def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     settings, db = runtime.settings, runtime.db
     transport = transport_for(settings, patience=ENGINE_PUBLISH_PATIENCE)
+    stop_notifications = notifications.start(settings.notifications, db, transport)
     db.write(lambda s: compute_hosts.register(settings, s, hosts))
     driver = FakeDriver(build_delay=settings.fake_build_delay)
     conductor_client = conductor_rpc.ConductorClient(transport)
@@ -147,6 +149,7 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
         stopped.set()
         stop_beats()
         driver.stop()
+        stop_notifications()
         transport.stop()
         pool.shutdown(wait=False, cancel_futures=True)
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from novalite import notifications
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
@@ -75,6 +76,7 @@ def record_action(s: Session, ctx: RequestContext, inst: Instance, action: str, 
                 host=inst.host,
             )
         )
+        notifications.action(s, action, inst.uuid)
 
 
 def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transition) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from novalite import notifications
 from novalite.compute import actions as action_log
 from novalite.compute.rpcapi import ComputeClient
 from novalite.conductor.rpcapi import ConductorClient
@@ -394,6 +395,7 @@ def finish_move(s: Session, migration_uuid: str, *, host: str, node: str) -> Non
         s, inst.uuid, action_name, user_id=inst.user_id, project_id=inst.project_id
     )
     action_log.record_event(s, action_id, event, ok=True, host=host)
+    notifications.action(s, action_name, inst.uuid, host=host)
 
 
 def fail_move(s: Session, migration_uuid: str, reason: str) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
+from novalite import notifications
 from novalite.compute import evacuated, power_sync, recovery
 from novalite.compute import hosts as fake_hosts
 from novalite.compute import rpcapi as compute_rpc
@@ -146,6 +147,7 @@ def _start_api_side(runtime: Any) -> Callable[[], None]:
     """The API process of a two-process serve: clients only; the engine process consumes."""
     settings, db = runtime.settings, runtime.db
     transport = _transport(runtime)
+    stop_notifications = notifications.start(settings.notifications, db, transport, service="nova-api")
     services = runtime.services
     services.conductor = conductor_rpc.ConductorClient(transport)
     services.compute_api = ComputeAPI(db, compute_rpc.ComputeClient(transport))
@@ -153,6 +155,7 @@ def _start_api_side(runtime: Any) -> Callable[[], None]:
 
     def stop() -> None:
         services.clear_engine()
+        stop_notifications()
         transport.stop()
 
     return stop
@@ -165,6 +168,7 @@ def start(runtime: Any) -> Callable[[], None]:
     scheduler = SchedulerService(db, settings)
     driver = _driver(runtime)
     transport = _transport(runtime)
+    stop_notifications = notifications.start(settings.notifications, db, transport)
     conductor_client = conductor_rpc.ConductorClient(transport)
     compute_client = compute_rpc.ComputeClient(transport)
     conductor = ConductorManager(
@@ -251,6 +255,7 @@ def start(runtime: Any) -> Callable[[], None]:
             stop_sync()
         if stop_network is not None:
             stop_network()
+        stop_notifications()
         transport.stop()
         conductor.stop()
         conductor_pool.shutdown(wait=True, cancel_futures=True)
