@@ -8,6 +8,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from novalite import notifications
 from novalite.messaging import local
 from tests.conftest import Api, require_service
@@ -161,3 +163,31 @@ def test_notifications_over_rabbitmq_reach_an_outside_consumer(stack_factory: An
     types = [g["event_type"] for g in got if _data(g).get("uuid") == sid]
     assert types[:2] == ["instance.create.start", "instance.create.end"], types
     assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
+
+
+def test_shelve_and_unshelve_notifications(stack_factory: Any) -> None:
+    stack = stack_factory(notifications="versioned")
+    bus = Bus(stack)
+    sid = boot(stack)
+    assert action(stack, sid, {"shelve": None}).status_code == 202
+    wait_status(stack, sid, "SHELVED_OFFLOADED")
+    offloaded = bus.wait_for("instance.shelve_offload.end")
+    assert _data(offloaded)["state"] == "shelved_offloaded"
+    assert action(stack, sid, {"unshelve": None}).status_code == 202
+    wait_status(stack, sid, "ACTIVE")
+    back = bus.wait_for("instance.unshelve.end")
+    assert _data(back)["state"] == "active"
+    shelving = [t for t in bus.types(sid) if "shelve" in t]
+    assert shelving == [
+        "instance.shelve.start",
+        "instance.shelve.end",
+        "instance.shelve_offload.start",
+        "instance.shelve_offload.end",
+        "instance.unshelve.start",
+        "instance.unshelve.end",
+    ], shelving
+
+
+def test_an_unknown_notifications_setting_stops_the_start_up() -> None:
+    with pytest.raises(ValueError, match="notifications must be one of off, versioned"):
+        notifications.start("unversioned", None, None)

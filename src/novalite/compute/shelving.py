@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from novalite import notifications
 from novalite.compute.rpcapi import ShelveInstance, UnshelveOnHost
 from novalite.db.models.compute import Instance
 from novalite.domain.states import VmState
@@ -48,6 +49,7 @@ def shelve_instance(agent: Any, msg: ShelveInstance) -> None:
     if found is None:
         return
     guest, _vm_state = found
+    notifications.instance_in(agent.db, "instance.shelve.start", msg.instance_uuid, host=agent.host)
     try:
         agent.driver.power_off(guest)
         if msg.offload:
@@ -58,6 +60,7 @@ def shelve_instance(agent: Any, msg: ShelveInstance) -> None:
         agent.db.write(lambda s: shelve.shelve_failed(s, msg.instance_uuid, reason, host=agent.host))
         return
     agent.db.write(lambda s: shelve.shelved(s, msg.instance_uuid, image_id=msg.image_id, offload=msg.offload))
+    notifications.shelved(agent.db, msg.instance_uuid, offload=msg.offload, host=agent.host)
 
 
 def unshelve_on_host(agent: Any, msg: UnshelveOnHost) -> None:
@@ -66,6 +69,7 @@ def unshelve_on_host(agent: Any, msg: UnshelveOnHost) -> None:
         agent.db.write(lambda s: allocations.release(s, msg.instance_uuid))
         return
     guest, vm_state = found
+    notifications.instance_in(agent.db, "instance.unshelve.start", msg.instance_uuid, host=agent.host)
     try:
         if vm_state == VmState.SHELVED:
             agent.driver.power_on(guest)
@@ -79,3 +83,4 @@ def unshelve_on_host(agent: Any, msg: UnshelveOnHost) -> None:
         agent.db.write(lambda s: shelve.unshelve_failed(s, msg.instance_uuid, reason, release=True))
         return
     agent.db.write(lambda s: shelve.unshelve_on(s, msg.instance_uuid, host=msg.host, node=msg.node))
+    notifications.instance_in(agent.db, "instance.unshelve.end", msg.instance_uuid, host=agent.host)

@@ -351,3 +351,13 @@ def move_in(db: Any, event_type: str, migration_uuid: str, *, host: str) -> None
 def notifier_for(db: Any) -> Notifier | None:
     """The notifier installed for ``db`` in this process (None: notifications are off)."""
     return _NOTIFIERS.get(db.engine)
+
+
+def shelved(db: Any, instance_uuid: str, *, offload: bool, host: str) -> None:
+    """A shelve done: instance.shelve.end, then instance.shelve_offload.start/.end if offloaded."""
+    if not _NOTIFIERS:
+        return
+    instance_in(db, "instance.shelve.end", instance_uuid, host=host)
+    if offload:
+        instance_in(db, "instance.shelve_offload.start", instance_uuid, host=host)
+        instance_in(db, "instance.shelve_offload.end", instance_uuid, host=host)
