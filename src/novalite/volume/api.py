@@ -72,6 +72,24 @@ def respond(
     )
 
 
+def add_count(request: Request, vr: VolumeRequest, body: dict[str, Any], total: int) -> dict[str, Any]:
+    """A list's ``count`` of every match (all pages) when asked with ``?with_count=true`` (3.45)."""
+    if vr.version >= V(3, 45) and boolean("with_count", request.query_params.get("with_count", "false")):
+        body["count"] = total
+    return body
+
+
+def only(body: dict[str, Any], allowed: set[str], member: str) -> None:
+    """An update body's keys: some, and only ``allowed`` ones (Cinder's schema error otherwise)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown or not body:
+        raise BadRequest(
+            f"Invalid input for field/attribute {member}. Additional properties are not allowed "
+            f"({', '.join(unknown)} were unexpected)",
+            kind="ValidationError",
+        )
+
+
 def section(body: Any, key: str) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise BadRequest(f"Missing required element '{key}' in request body.", kind="MissingRequiredElement")

@@ -4,18 +4,39 @@ metadata from 3.43)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime
 from novalite.api.microversion import V
-from novalite.errors import BadRequest, NotFound
+from novalite.context import RequestContext
+from novalite.errors import BadRequest
 from novalite.volume import backups, snapshots
 from novalite.volume import views as v
-from novalite.volume.api import VolumeRequest, metadata, require, respond, section, text, volume_request
+from novalite.volume.api import (
+    VolumeRequest,
+    metadata,
+    only,
+    require,
+    respond,
+    section,
+    text,
+    volume_request,
+)
+from novalite.volume.metadata_routes import (
+    MetadataOwner,
+    all_metadata,
+    delete_key,
+    meta_body,
+    metadata_body,
+    set_key,
+    show_key,
+)
 from novalite.volume.storage import delete_location
 
 router = APIRouter()
@@ -40,21 +61,14 @@ def _accepted(vr: VolumeRequest) -> Response:
 # --- snapshot metadata ---------------------------------------------------------------------------
 
 
-def _metadata(
-    request: Request, vr: VolumeRequest, snapshot_id: str, new: dict[str, str] | None, replace: bool
-) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        snap = snapshots.get_snapshot_row(s, vr.ctx, snapshot_id)
-        if new is not None:
-            snap.snapshot_metadata = dict(new) if replace else {**(snap.snapshot_metadata or {}), **new}
-        return respond(vr, {"metadata": dict(snap.snapshot_metadata or {})})
+SNAPSHOT_METADATA = MetadataOwner("Snapshot", snapshots.get_snapshot_row, "snapshot_metadata")
 
 
 @router.get("/snapshots/{snapshot_id}/metadata")
 def show_snapshot_metadata(
     snapshot_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    return _metadata(request, vr, snapshot_id, None, False)
+    return all_metadata(request, vr, SNAPSHOT_METADATA, snapshot_id, None, False)
 
 
 @router.post("/snapshots/{snapshot_id}/metadata")
@@ -62,63 +76,31 @@ def show_snapshot_metadata(
 async def set_snapshot_metadata(
     snapshot_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    body = await json_body(request)
-    if not isinstance(body, dict) or "metadata" not in body:
-        raise BadRequest(
-            "Missing required element 'metadata' in request body.", kind="MissingRequiredElement"
-        )
-    new = metadata(body["metadata"])
-    return await run_in_threadpool(_metadata, request, vr, snapshot_id, new, request.method == "PUT")
-
-
-def _key_missing(snapshot_id: str, key: str) -> NotFound:
-    return NotFound(
-        f"Snapshot {snapshot_id} has no metadata with key {key}.", kind="SnapshotMetadataNotFound"
-    )
+    new = metadata_body(await json_body(request))
+    replace = request.method == "PUT"
+    return await run_in_threadpool(all_metadata, request, vr, SNAPSHOT_METADATA, snapshot_id, new, replace)
 
 
 @router.get("/snapshots/{snapshot_id}/metadata/{key}")
 def show_snapshot_metadata_key(
     snapshot_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    with runtime(request).db.reader() as s:
-        meta = dict(snapshots.get_snapshot_row(s, vr.ctx, snapshot_id).snapshot_metadata or {})
-    if key not in meta:
-        raise _key_missing(snapshot_id, key)
-    return respond(vr, {"meta": {key: meta[key]}})
-
-
-def _set_key(request: Request, vr: VolumeRequest, snapshot_id: str, key: str, value: str) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        snap = snapshots.get_snapshot_row(s, vr.ctx, snapshot_id)
-        snap.snapshot_metadata = {**(snap.snapshot_metadata or {}), key: value}
-    return respond(vr, {"meta": {key: value}})
+    return show_key(request, vr, SNAPSHOT_METADATA, snapshot_id, key)
 
 
 @router.put("/snapshots/{snapshot_id}/metadata/{key}")
 async def update_snapshot_metadata_key(
     snapshot_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    body = await json_body(request)
-    if not isinstance(body, dict) or "meta" not in body:
-        raise BadRequest("Missing required element 'meta' in request body.", kind="MissingRequiredElement")
-    meta = metadata(body["meta"])
-    if list(meta) != [key]:
-        raise BadRequest("Request body and URI mismatch", kind="InvalidInput")
-    return await run_in_threadpool(_set_key, request, vr, snapshot_id, key, meta[key])
+    value = meta_body(await json_body(request), key)
+    return await run_in_threadpool(set_key, request, vr, SNAPSHOT_METADATA, snapshot_id, key, value)
 
 
 @router.delete("/snapshots/{snapshot_id}/metadata/{key}")
 def delete_snapshot_metadata_key(
     snapshot_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
-    with runtime(request).db.session() as s:
-        snap = snapshots.get_snapshot_row(s, vr.ctx, snapshot_id)
-        meta = dict(snap.snapshot_metadata or {})
-        if key not in meta:
-            raise _key_missing(snapshot_id, key)
-        del meta[key]
-        snap.snapshot_metadata = meta
+    delete_key(request, vr, SNAPSHOT_METADATA, snapshot_id, key)
     return Response(status_code=200, headers={"OpenStack-API-Version": f"volume {vr.version}"})
 
 
@@ -142,17 +124,27 @@ def _new_status(args: Any, allowed: tuple[str, ...]) -> str:
     return str(status)
 
 
-def _snapshot_action(request: Request, vr: VolumeRequest, snapshot_id: str, name: str, args: Any) -> Response:
+def _admin_action(
+    request: Request,
+    vr: VolumeRequest,
+    load: Callable[[Session, RequestContext, str], Any],
+    policy: str,
+    statuses: tuple[str, ...],
+    row_id: str,
+    name: str,
+    args: Any,
+) -> Response:
+    """os-reset_status or os-force_delete of a snapshot or backup (admin: ``{policy}:<action>``)."""
     location: str | None = None
     with runtime(request).db.session() as s:
-        snap = snapshots.get_snapshot_row(s, vr.ctx, snapshot_id)
+        row = load(s, vr.ctx, row_id)
         if name == "os-reset_status":
-            vr.ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")
-            snap.status = _new_status(args, SNAPSHOT_STATUSES)
+            vr.ctx.require_admin(f"{policy}:reset_status")
+            row.status = _new_status(args, statuses)
         elif name == "os-force_delete":
-            vr.ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")
-            location = snap.location
-            s.delete(snap)
+            vr.ctx.require_admin(f"{policy}:force_delete")
+            location = row.location
+            s.delete(row)
         else:
             raise BadRequest(f"There is no such action: {name}", kind="InvalidInput")
     delete_location(location)
@@ -164,24 +156,17 @@ async def snapshot_action(
     snapshot_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
     name, args = _one_action(await json_body(request))
-    return await run_in_threadpool(_snapshot_action, request, vr, snapshot_id, name, args)
-
-
-def _backup_action(request: Request, vr: VolumeRequest, backup_id: str, name: str, args: Any) -> Response:
-    location: str | None = None
-    with runtime(request).db.session() as s:
-        backup = backups.get_backup_row(s, vr.ctx, backup_id)
-        if name == "os-reset_status":
-            vr.ctx.require_admin("volume_extension:backup_admin_actions:reset_status")
-            backup.status = _new_status(args, BACKUP_STATUSES)
-        elif name == "os-force_delete":
-            vr.ctx.require_admin("volume_extension:backup_admin_actions:force_delete")
-            location = backup.location
-            s.delete(backup)
-        else:
-            raise BadRequest(f"There is no such action: {name}", kind="InvalidInput")
-    delete_location(location)
-    return _accepted(vr)
+    return await run_in_threadpool(
+        _admin_action,
+        request,
+        vr,
+        snapshots.get_snapshot_row,
+        "volume_extension:snapshot_admin_actions",
+        SNAPSHOT_STATUSES,
+        snapshot_id,
+        name,
+        args,
+    )
 
 
 @router.post("/backups/{backup_id}/action")
@@ -189,7 +174,17 @@ async def backup_action(
     backup_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
     name, args = _one_action(await json_body(request))
-    return await run_in_threadpool(_backup_action, request, vr, backup_id, name, args)
+    return await run_in_threadpool(
+        _admin_action,
+        request,
+        vr,
+        backups.get_backup_row,
+        "volume_extension:backup_admin_actions",
+        BACKUP_STATUSES,
+        backup_id,
+        name,
+        args,
+    )
 
 
 # --- backup update (3.9) -------------------------------------------------------------------------
@@ -197,13 +192,7 @@ async def backup_action(
 
 def _update_backup(request: Request, vr: VolumeRequest, backup_id: str, body: dict[str, Any]) -> JSONResponse:
     allowed = {"name", "description"} | ({"metadata"} if vr.version >= V(3, 43) else set())  # 3.43: metadata
-    unknown = sorted(set(body) - allowed)
-    if unknown or not body:
-        raise BadRequest(
-            f"Invalid input for field/attribute backup. Additional properties are not allowed "
-            f"({', '.join(unknown)} were unexpected)",
-            kind="ValidationError",
-        )
+    only(body, allowed, "backup")
     with runtime(request).db.session() as s:
         backup = backups.get_backup_row(s, vr.ctx, backup_id)
         for key in ("name", "description"):

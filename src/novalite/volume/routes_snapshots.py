@@ -18,9 +18,11 @@ from novalite.volume import backups, quotas, snapshots
 from novalite.volume import views as v
 from novalite.volume.api import (
     VolumeRequest,
+    add_count,
     boolean,
     integer,
     metadata,
+    only,
     respond,
     section,
     text,
@@ -65,9 +67,7 @@ def _list_snapshots(request: Request, vr: VolumeRequest, detail: bool) -> JSONRe
         found = snapshots.visible_snapshots(s, vr.ctx, all_projects=_all_projects(request))
         page = _filtered(request, vr, found)
         body: dict[str, Any] = {"snapshots": [v.snapshot_view(x, vr.version, extended=detail) for x in page]}
-    if vr.version >= V(3, 45) and boolean("with_count", request.query_params.get("with_count", "false")):
-        body["count"] = len(found)  # 3.45: with_count
-    return respond(vr, body)
+    return respond(vr, add_count(request, vr, body, len(found)))
 
 
 @router.get("/snapshots")
@@ -129,13 +129,7 @@ def _update_snapshot(
     request: Request, vr: VolumeRequest, snapshot_id: str, body: dict[str, Any]
 ) -> JSONResponse:
     allowed = {"name", "description", "display_name", "display_description"}
-    unknown = sorted(set(body) - allowed)
-    if unknown or not body:
-        raise BadRequest(
-            f"Invalid input for field/attribute snapshot. Additional properties are not allowed "
-            f"({', '.join(unknown)} were unexpected)",
-            kind="ValidationError",
-        )
+    only(body, allowed, "snapshot")
     with runtime(request).db.session() as s:
         snap = snapshots.get_snapshot_row(s, vr.ctx, snapshot_id)
         for key, alias in (("name", "display_name"), ("description", "display_description")):
@@ -172,9 +166,7 @@ def _list_backups(request: Request, vr: VolumeRequest, detail: bool) -> JSONResp
             for x in page
         ]
     body: dict[str, Any] = {"backups": items}
-    if vr.version >= V(3, 45) and boolean("with_count", request.query_params.get("with_count", "false")):
-        body["count"] = len(found)  # 3.45: with_count
-    return respond(vr, body)
+    return respond(vr, add_count(request, vr, body, len(found)))
 
 
 @router.get("/backups")

@@ -15,20 +15,30 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, runtime
-from novalite.api.microversion import V
 from novalite.db.models.volume import Volume, VolumeAttachment, VolumeType
 from novalite.errors import BadRequest, NotFound
 from novalite.volume import quotas, records, service
 from novalite.volume import views as v
 from novalite.volume.api import (
     VolumeRequest,
+    add_count,
     boolean,
     integer,
     metadata,
+    only,
     respond,
     section,
     text,
     volume_request,
+)
+from novalite.volume.metadata_routes import (
+    MetadataOwner,
+    all_metadata,
+    delete_key,
+    meta_body,
+    metadata_body,
+    set_key,
+    show_key,
 )
 
 router = APIRouter()
@@ -136,9 +146,7 @@ def _list(request: Request, vr: VolumeRequest, detail: bool) -> JSONResponse:
     body: dict[str, Any] = {"volumes": items}
     if more:
         body["volumes_links"] = [_next_link(request, page)]
-    if vr.version >= V(3, 45) and boolean("with_count", request.query_params.get("with_count", "false")):
-        body["count"] = len(vols)  # 3.45: with_count
-    return respond(vr, body)
+    return respond(vr, add_count(request, vr, body, len(vols)))
 
 
 @router.get("/volumes")
@@ -232,13 +240,7 @@ async def update_volume(
 ) -> JSONResponse:
     vol = section(await json_body(request), "volume")
     allowed = {"name", "description", "display_name", "display_description", "metadata"}
-    unknown = sorted(set(vol) - allowed)
-    if unknown or not vol:
-        raise BadRequest(
-            f"Invalid input for field/attribute volume. Additional properties are not allowed "
-            f"({', '.join(unknown)} were unexpected)",
-            kind="ValidationError",
-        )
+    only(vol, allowed, "volume")
     changes: dict[str, Any] = {}
     for key, alias in (("name", "display_name"), ("description", "display_description")):
         if key in vol or alias in vol:
@@ -255,21 +257,14 @@ def delete_volume(volume_id: str, request: Request, vr: VolumeRequest = Depends(
     return Response(status_code=202, headers={"OpenStack-API-Version": f"volume {vr.version}"})
 
 
-def _metadata(
-    request: Request, vr: VolumeRequest, volume_id: str, new: dict[str, str] | None, replace: bool
-) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        vol = records.get_volume_row(s, vr.ctx, volume_id)
-        if new is not None:
-            vol.volume_metadata = dict(new) if replace else {**(vol.volume_metadata or {}), **new}
-        return respond(vr, {"metadata": dict(vol.volume_metadata or {})})
+VOLUME_METADATA = MetadataOwner("Volume", records.get_volume_row, "volume_metadata")
 
 
 @router.get("/volumes/{volume_id}/metadata")
 def show_metadata(
     volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    return _metadata(request, vr, volume_id, None, False)
+    return all_metadata(request, vr, VOLUME_METADATA, volume_id, None, False)
 
 
 @router.post("/volumes/{volume_id}/metadata")
@@ -277,32 +272,16 @@ def show_metadata(
 async def set_metadata(
     volume_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    body = await json_body(request)
-    new = (
-        metadata(body.get("metadata") if isinstance(body, dict) else None)
-        if isinstance(body, dict) and "metadata" in body
-        else None
-    )
-    if new is None:
-        raise BadRequest(
-            "Missing required element 'metadata' in request body.", kind="MissingRequiredElement"
-        )
-    return await run_in_threadpool(_metadata, request, vr, volume_id, new, request.method == "PUT")
+    new = metadata_body(await json_body(request))
+    replace = request.method == "PUT"
+    return await run_in_threadpool(all_metadata, request, vr, VOLUME_METADATA, volume_id, new, replace)
 
 
 @router.delete("/volumes/{volume_id}/metadata/{key}")
 def delete_metadata_key(
     volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
-    with runtime(request).db.session() as s:
-        vol = records.get_volume_row(s, vr.ctx, volume_id)
-        meta = dict(vol.volume_metadata or {})
-        if key not in meta:
-            raise NotFound(
-                f"Volume {volume_id} has no metadata with key {key}.", kind="VolumeMetadataNotFound"
-            )
-        del meta[key]
-        vol.volume_metadata = meta
+    delete_key(request, vr, VOLUME_METADATA, volume_id, key)
     return Response(status_code=200)
 
 
@@ -310,28 +289,12 @@ def delete_metadata_key(
 def show_metadata_key(
     volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    with runtime(request).db.reader() as s:
-        meta = dict(records.get_volume_row(s, vr.ctx, volume_id).volume_metadata or {})
-    if key not in meta:
-        raise NotFound(f"Volume {volume_id} has no metadata with key {key}.", kind="VolumeMetadataNotFound")
-    return respond(vr, {"meta": {key: meta[key]}})
-
-
-def _set_key(request: Request, vr: VolumeRequest, volume_id: str, key: str, value: str) -> JSONResponse:
-    with runtime(request).db.session() as s:
-        vol = records.get_volume_row(s, vr.ctx, volume_id)
-        vol.volume_metadata = {**(vol.volume_metadata or {}), key: value}
-    return respond(vr, {"meta": {key: value}})
+    return show_key(request, vr, VOLUME_METADATA, volume_id, key)
 
 
 @router.put("/volumes/{volume_id}/metadata/{key}")
 async def update_metadata_key(
     volume_id: str, key: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> JSONResponse:
-    body = await json_body(request)
-    meta = metadata(body.get("meta") if isinstance(body, dict) else None)
-    if not isinstance(body, dict) or "meta" not in body:
-        raise BadRequest("Missing required element 'meta' in request body.", kind="MissingRequiredElement")
-    if list(meta) != [key]:
-        raise BadRequest("Request body and URI mismatch", kind="InvalidInput")
-    return await run_in_threadpool(_set_key, request, vr, volume_id, key, meta[key])
+    value = meta_body(await json_body(request), key)
+    return await run_in_threadpool(set_key, request, vr, VOLUME_METADATA, volume_id, key, value)
