@@ -27,6 +27,7 @@ from novalite.compute import (
     cleanup,
     evacuated,
     moves,
+    power_actions,
     resource_tracker,
     shelving,
     snapshots,
@@ -38,6 +39,7 @@ from novalite.compute.rpcapi import (
     FinishResize,
     GetConsoleOutput,
     GetDiagnostics,
+    PowerAction,
     RebuildEvacuated,
     ResizeInstance,
     ShelveInstance,
@@ -337,6 +339,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             agent.build_and_run_instance(msg)
         elif isinstance(msg, TerminateInstance):
             agent.terminate_instance(msg)
+        elif isinstance(msg, PowerAction):
+            power_actions.power_action(agent, msg)
         elif isinstance(msg, GetDiagnostics):
             return get_diagnostics(agent, msg)
         elif isinstance(msg, GetConsoleOutput):

@@ -8,11 +8,11 @@ A compute agent whose driver runs real guests (the QEMU driver) gets a ``HostSyn
   (the driver finds them from their pid file and QMP socket).
 * a loop, every ``sync_power_state_interval`` seconds:
 
-  1. the power actions the API recorded since the last pass (``stop``, ``start``, ``reboot``,
-     ``pause``, ``unpause``, ``suspend``, ``resume`` instance actions on this host; the API
-     writes the new state at once, as the fake driver needs nothing more) are carried out on
-     the guest, in order; a ``rebuild`` destroys the guest and spawns it again from the
-     server's new image on the same ports (powered off again when the server is SHUTOFF);
+  1. a ``rebuild`` the API recorded since the last pass destroys the guest and spawns it again
+     from the server's new image on the same ports (powered off again when the server is
+     SHUTOFF). The power actions (stop, start, reboot, pause, unpause, suspend, resume) are not
+     here: the API casts them to the agent (``compute.power_actions``), which clears their task
+     state once the guest is done;
   2. Nova's ``_sync_power_states``: each server on this host with no task in progress gets the
      driver's power state; an ACTIVE (or PAUSED) server whose guest is shut down or crashed —
      it powered itself off, or its QEMU was killed from outside — becomes SHUTOFF (``stop``);
@@ -40,7 +40,7 @@ from novalite.domain.states import PowerState, VmState
 from novalite.virt.driver import DriverError, GuestSpec, ServiceStopping
 
 LOG = logging.getLogger(__name__)
-POWER_ACTIONS = ("stop", "start", "reboot", "pause", "unpause", "suspend", "resume", "rebuild")
+REBUILD_ACTIONS = ("rebuild",)  # carried out here; the power actions go through the agent
 SYNC_EVENT = "compute_sync_power_state"
 
 
@@ -141,44 +141,23 @@ class HostSync:
                 .join(Instance, Instance.uuid == InstanceAction.instance_uuid)
                 .where(
                     InstanceAction.id > self._cursor,
-                    InstanceAction.action.in_(POWER_ACTIONS),
+                    InstanceAction.action.in_(REBUILD_ACTIONS),
                     Instance.host == self.host,
                 )
                 .order_by(InstanceAction.id)
             ).all()
-        for action_id, action, row in pending:
+        for action_id, _action, row in pending:
             if self._done.is_set():
                 return
             self._cursor = max(self._cursor, action_id)
             if row.deleted:
                 continue
-            guest = _guest(self.host, row)
             try:
-                if action == "rebuild":
-                    self._rebuild(row.uuid, guest)
-                else:
-                    self._perform(action, guest)
+                self._rebuild(row.uuid, _guest(self.host, row))
             except DriverError as exc:
-                LOG.warning("%s of %s on %s failed: %s", action, row.uuid, self.host, exc)
-                self.db.write(functools.partial(self._fault, uuid=row.uuid, action=action, exc=exc))
+                LOG.warning("rebuild of %s on %s failed: %s", row.uuid, self.host, exc)
+                self.db.write(functools.partial(self._fault, uuid=row.uuid, action="rebuild", exc=exc))
             self._record_power(row.uuid)
-
-    def _perform(self, action: str, guest: GuestSpec) -> None:
-        d = self.driver
-        if action == "stop":
-            d.power_off(guest)
-        elif action == "start":
-            d.power_on(guest)
-        elif action == "reboot":  # soft when the guest runs (ACPI, hard after the timeout), else hard
-            d.reboot(guest, hard=d.get_info(guest).state != PowerState.RUNNING)
-        elif action == "pause":
-            d.pause(guest)
-        elif action == "unpause":
-            d.unpause(guest)
-        elif action == "suspend":
-            d.suspend(guest)
-        elif action == "resume":
-            d.resume(guest)
 
     def _rebuild(self, uuid: str, old: GuestSpec) -> None:
         """A new guest from the server's (new) image on the same ports; a server rebuilt while
@@ -250,7 +229,7 @@ class HostSync:
             q = select(InstanceAction.id).where(
                 InstanceAction.instance_uuid == row.uuid,
                 InstanceAction.id > self._cursor,
-                InstanceAction.action.in_(POWER_ACTIONS),
+                InstanceAction.action.in_(REBUILD_ACTIONS),
             )
             return s.execute(q.limit(1)).first() is not None
 

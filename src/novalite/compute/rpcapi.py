@@ -144,8 +144,24 @@ class RebuildEvacuated(Message):
     stop: bool = False
 
 
+@dataclass(frozen=True)
+class PowerAction(Message):
+    """stop, start, reboot, pause, unpause, suspend or resume of a real guest (``compute.power_actions``):
+    the API set ``task_state``; the agent runs the driver and writes the final state."""
+
+    METHOD: ClassVar[str] = "power_action"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    action: str
+    task_state: str
+    hard: bool = False
+
+
 REGISTRY = registry_of(
     [
+        PowerAction,
         BuildAndRunInstance,
         TerminateInstance,
         GetDiagnostics,
@@ -253,6 +269,19 @@ class ComputeClient:
 
     def unshelve_on_host(self, ctx: RequestContext, *, instance_uuid: str, host: str, node: str) -> None:
         msg = UnshelveOnHost(context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, node=node)
+        self.transport.cast(TOPIC, msg)
+
+    def power_action(
+        self, ctx: RequestContext, *, instance_uuid: str, host: str, action: str, task_state: str, hard: bool
+    ) -> None:
+        msg = PowerAction(
+            context=context_to_dict(ctx),
+            instance_uuid=instance_uuid,
+            host=host,
+            action=action,
+            task_state=task_state,
+            hard=hard,
+        )
         self.transport.cast(TOPIC, msg)
 
     def get_diagnostics(self, ctx: RequestContext, *, instance_uuid: str, host: str) -> dict[str, Any]:

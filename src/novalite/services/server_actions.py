@@ -15,14 +15,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from novalite import notifications
+from novalite.compute import api as compute_api
+from novalite.compute import hosts, power_actions
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
 from novalite.db.models.network import Port
-from novalite.domain.actions import CRASH_DUMP, RESCUE, Transition
+from novalite.domain.actions import CRASH_DUMP, HARD_REBOOT, RESCUE, Transition
 from novalite.domain.states import VmState
 from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
 from novalite.image.service import get_image
+from novalite.messaging.transport import MessagingUnavailable, PeerUnavailable
 from novalite.network import ports as net_ports
 from novalite.network import service as network
 from novalite.runtime import Runtime
@@ -87,6 +90,11 @@ def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transit
     values: dict[str, Any] = {"power_state": int(t.power), "task_state": None, "updated_at": now}
     if t.to_vm is not None:
         values["vm_state"] = t.to_vm
+    agent = _agent_of(s, inst)
+    hard = t is HARD_REBOOT
+    task = power_actions.task_state(t.name, hard=hard) if agent is not None else None
+    if agent is not None and task is not None:  # a real guest: its agent does it (issue 17)
+        values = {"task_state": task, "updated_at": now}
     result = s.execute(
         update(Instance)
         .where(
@@ -100,7 +108,51 @@ def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transit
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise invalid_state(t.name, inst.uuid, "task_state", "changed")
+    if agent is not None and task is not None and inst.host is not None:
+        record_action(s, ctx, inst, t.name, event=None)
+        _cast_committed(s, agent, ctx, inst.uuid, inst.host, t.name, task, hard)
+        return
     record_action(s, ctx, inst, t.name, event=f"compute_{t.name}_instance")
+
+
+def _agent_of(s: Session, inst: Instance) -> compute_api.ComputeAPI | None:
+    """The compute API that reaches the server's host when that host runs real guests (QEMU);
+    None on a simulated host, whose actions are only their database transition."""
+    if inst.host is None or inst.host.startswith(hosts.PREFIX):
+        return None
+    return compute_api.for_engine(s.get_bind().engine)
+
+
+def _cast_committed(
+    s: Session,
+    agent: compute_api.ComputeAPI,
+    ctx: RequestContext,
+    uuid: str,
+    host: str,
+    action: str,
+    task: str,
+    hard: bool,
+) -> None:
+    """Commit the task state (the agent checks it), then cast the action to the host's agent.
+    While the engine restarts or the broker is down nothing is sent: the server gets its state
+    back, then the 503 goes to the caller."""
+    s.commit()
+    try:
+        agent.compute.power_action(
+            ctx, instance_uuid=uuid, host=host, action=action, task_state=task, hard=hard
+        )
+    except (PeerUnavailable, MessagingUnavailable):
+        _give_back(s, uuid, task)
+        s.commit()
+        raise
+
+
+def _give_back(s: Session, uuid: str, task: str) -> None:
+    s.execute(
+        update(Instance)
+        .where(Instance.uuid == uuid, Instance.task_state == task)
+        .values(task_state=None, updated_at=utcnow())
+    )
 
 
 def perform(db: Database, ctx: RequestContext, server_id: str, t: Transition) -> None:
