@@ -17,6 +17,7 @@ from novalite.identity import catalog as id_catalog
 from novalite.identity import revocation, routes_catalog, schemas, service
 from novalite.identity.lockout import Lockout, check_password
 from novalite.identity.passwords import hash_password
+from novalite.identity.routes_common import body_object, list_links
 from novalite.identity.tokens import TokenData, iso_z
 
 router = APIRouter(prefix="/identity")
@@ -254,12 +255,6 @@ def _project_view(request: Request, p: Project) -> dict[str, Any]:
     }
 
 
-def _dict_body(body: Any, key: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest(f"Expecting to find {key} in request body.")
-    return body[key]  # type: ignore[no-any-return]
-
-
 @router.get("/v3/projects")
 def list_projects(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
     ctx.require_admin("identity:list_projects")
@@ -269,14 +264,14 @@ def list_projects(request: Request, ctx: RequestContext = Depends(request_contex
             q = q.where(Project.name == name)
         return {
             "projects": [_project_view(request, p) for p in s.scalars(q)],
-            "links": {"self": f"{_base(request)}/v3/projects", "next": None, "previous": None},
+            "links": list_links(request, "projects"),
         }
 
 
 @router.post("/v3/projects")
 async def create_project(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_project")
-    ref = _dict_body(await json_body(request), "project")
+    ref = body_object(await json_body(request), "project")
     validate(schemas.PROJECT_CREATE, ref)
     if (ref.get("domain_id") or "default") != "default":
         raise BadRequest("novalite only has the Default domain.")
@@ -302,7 +297,7 @@ async def update_project(
     project_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_project")
-    ref = _dict_body(await json_body(request), "project")
+    ref = body_object(await json_body(request), "project")
     validate(schemas.PROJECT_UPDATE, ref)
     with runtime(request).db.session() as s:
         p = service.get_project(s, project_id)
@@ -363,14 +358,14 @@ def list_users(request: Request, ctx: RequestContext = Depends(request_context))
             q = q.where(User.name == name)
         return {
             "users": [_user_view(request, u) for u in s.scalars(q)],
-            "links": {"self": f"{_base(request)}/v3/users", "next": None, "previous": None},
+            "links": list_links(request, "users"),
         }
 
 
 @router.post("/v3/users")
 async def create_user(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_user")
-    ref = _dict_body(await json_body(request), "user")
+    ref = body_object(await json_body(request), "user")
     validate(schemas.USER_CREATE, ref)
     with runtime(request).db.session() as s:
         default_project = ref.get("default_project_id")
@@ -403,7 +398,7 @@ async def update_user(
     user_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_user")
-    ref = _dict_body(await json_body(request), "user")
+    ref = body_object(await json_body(request), "user")
     validate(schemas.USER_UPDATE, ref)
     with runtime(request).db.session() as s:
         u = service.get_user(s, user_id)
@@ -437,7 +432,7 @@ def delete_user(user_id: str, request: Request, ctx: RequestContext = Depends(re
 async def change_password(user_id: str, request: Request) -> Response:
     """Self-service password change: no token, the original password instead. All the user's
     tokens are revoked, the caller's too (Keystone)."""
-    ref = _dict_body(await json_body(request), "user")
+    ref = body_object(await json_body(request), "user")
     validate(schemas.USER_PASSWORD, ref)
     return await run_in_threadpool(_change_password, request, user_id, ref)
 
@@ -500,14 +495,14 @@ def list_roles(request: Request, ctx: RequestContext = Depends(request_context))
             q = q.where(Role.name == name)
         return {
             "roles": [_role_view(request, r) for r in s.scalars(q)],
-            "links": {"self": f"{_base(request)}/v3/roles", "next": None, "previous": None},
+            "links": list_links(request, "roles"),
         }
 
 
 @router.post("/v3/roles")
 async def create_role(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_role")
-    ref = _dict_body(await json_body(request), "role")
+    ref = body_object(await json_body(request), "role")
     validate(schemas.ROLE_CREATE, ref)
     name = ref["name"]
     with runtime(request).db.session() as s:

@@ -14,27 +14,14 @@ from novalite.context import RequestContext
 from novalite.db.models.catalog import CatalogEndpoint, CatalogService
 from novalite.errors import BadRequest, NotFound
 from novalite.identity import catalog
+from novalite.identity.routes_common import body_object, list_links, v3_base
 
 router = APIRouter()
-
-
-def _base(request: Request) -> str:
-    return f"{runtime(request).public_url}/identity/v3"
 
 
 def _ready(request: Request) -> None:
     rt = runtime(request)
     catalog.ensure_builtin(rt.db, list(rt.catalog), rt.settings.region)
-
-
-def _list_links(request: Request, name: str) -> dict[str, Any]:
-    return {"self": f"{_base(request)}/{name}", "previous": None, "next": None}
-
-
-def _body(body: Any, key: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest(f"Expecting to find {key} in request body.")
-    return body[key]  # type: ignore[no-any-return]
 
 
 def _service_view(request: Request, svc: CatalogService) -> dict[str, Any]:
@@ -43,7 +30,7 @@ def _service_view(request: Request, svc: CatalogService) -> dict[str, Any]:
         "type": svc.type,
         "name": svc.name,
         "enabled": svc.enabled,
-        "links": {"self": f"{_base(request)}/services/{svc.id}"},
+        "links": {"self": f"{v3_base(request)}/services/{svc.id}"},
     }
     if svc.description is not None:
         out["description"] = svc.description
@@ -59,7 +46,7 @@ def _endpoint_view(request: Request, ep: CatalogEndpoint) -> dict[str, Any]:
         "service_id": ep.service_id,
         "url": catalog.endpoint_url(ep, runtime(request).public_url),
         "enabled": ep.enabled,
-        "links": {"self": f"{_base(request)}/endpoints/{ep.id}"},
+        "links": {"self": f"{v3_base(request)}/endpoints/{ep.id}"},
     }
 
 
@@ -79,14 +66,14 @@ def list_services(request: Request, ctx: RequestContext = Depends(request_contex
             found = [x for x in found if x.name == q["name"]]
         return {
             "services": [_service_view(request, x) for x in found],
-            "links": _list_links(request, "services"),
+            "links": list_links(request, "services"),
         }
 
 
 @router.post("/v3/services")
 async def create_service(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_service")
-    fields = catalog.service_fields(_body(await json_body(request), "service"), create=True)
+    fields = catalog.service_fields(body_object(await json_body(request), "service"), create=True)
     _ready(request)
     with runtime(request).db.session() as s:
         svc = catalog.create_service(s, fields)
@@ -108,7 +95,7 @@ async def update_service(
     service_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_service")
-    ref = _body(await json_body(request), "service")
+    ref = body_object(await json_body(request), "service")
     if "id" in ref and ref["id"] != service_id:
         raise BadRequest("Cannot change service ID.")
     fields = catalog.service_fields(ref, create=False)
@@ -144,14 +131,14 @@ def list_endpoints(request: Request, ctx: RequestContext = Depends(request_conte
         found = catalog.list_endpoints(s, filters)
         return {
             "endpoints": [_endpoint_view(request, x) for x in found],
-            "links": _list_links(request, "endpoints"),
+            "links": list_links(request, "endpoints"),
         }
 
 
 @router.post("/v3/endpoints")
 async def create_endpoint(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
     ctx.require_admin("identity:create_endpoint")
-    ref = _body(await json_body(request), "endpoint")
+    ref = body_object(await json_body(request), "endpoint")
     _ready(request)
     with runtime(request).db.session() as s:
         ep = catalog.create_endpoint(s, ref, runtime(request).settings.region)
@@ -173,7 +160,7 @@ async def update_endpoint(
     endpoint_id: str, request: Request, ctx: RequestContext = Depends(request_context)
 ) -> dict[str, Any]:
     ctx.require_admin("identity:update_endpoint")
-    ref = _body(await json_body(request), "endpoint")
+    ref = body_object(await json_body(request), "endpoint")
     if "id" in ref and ref["id"] != endpoint_id:
         raise BadRequest("Cannot change endpoint ID.")
     _ready(request)
@@ -203,7 +190,7 @@ def _region_view(request: Request, region_id: str) -> dict[str, Any]:
         "id": region_id,
         "description": "",
         "parent_region_id": None,
-        "links": {"self": f"{_base(request)}/regions/{region_id}"},
+        "links": {"self": f"{v3_base(request)}/regions/{region_id}"},
     }
 
 
@@ -212,7 +199,7 @@ def list_regions(request: Request, ctx: RequestContext = Depends(request_context
     _ready(request)
     with runtime(request).db.reader() as s:
         ids = catalog.region_ids(s, runtime(request).settings.region)
-    return {"regions": [_region_view(request, r) for r in ids], "links": _list_links(request, "regions")}
+    return {"regions": [_region_view(request, r) for r in ids], "links": list_links(request, "regions")}
 
 
 @router.get("/v3/regions/{region_id}")
