@@ -89,14 +89,20 @@ def promote_staged(data_dir: Path | str, image_id: str) -> StoredData:
     """Move the staged data to the image's data file, hashing it on the way (a copy through a
     temporary file, as an upload: the staged file stays until the copy is in place)."""
     source = staged_path(data_dir, image_id)
+    stored = store_file(data_dir, image_id, source)
+    source.unlink(missing_ok=True)
+    return stored
+
+
+def store_file(data_dir: Path | str, image_id: str, source: Path) -> StoredData:
+    """Copy ``source`` in as the image's data (hashed on the way; nothing left behind if the copy
+    fails)."""
     writer = DataWriter(data_dir, image_id)
     try:
         with source.open("rb") as f:
             while chunk := f.read(1 << 20):
                 writer.write(chunk)
-        stored = writer.commit()
+        return writer.commit()
     except BaseException:
         writer.abort()
         raise
-    source.unlink(missing_ok=True)
-    return stored
