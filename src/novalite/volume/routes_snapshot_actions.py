@@ -5,6 +5,7 @@ metadata from 3.43)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -124,25 +125,35 @@ def _new_status(args: Any, allowed: tuple[str, ...]) -> str:
     return str(status)
 
 
+@dataclass(frozen=True)
+class AdminActions:
+    """What the admin actions of snapshots or backups differ in: the row's loader, the policy
+    rules' prefix (``{policy}:reset_status``, ``{policy}:force_delete``) and the statuses a reset
+    may set."""
+
+    load: Callable[[Session, RequestContext, str], Any]
+    policy: str
+    statuses: tuple[str, ...]
+
+
+SNAPSHOT_ADMIN = AdminActions(
+    snapshots.get_snapshot_row, "volume_extension:snapshot_admin_actions", SNAPSHOT_STATUSES
+)
+BACKUP_ADMIN = AdminActions(backups.get_backup_row, "volume_extension:backup_admin_actions", BACKUP_STATUSES)
+
+
 def _admin_action(
-    request: Request,
-    vr: VolumeRequest,
-    load: Callable[[Session, RequestContext, str], Any],
-    policy: str,
-    statuses: tuple[str, ...],
-    row_id: str,
-    name: str,
-    args: Any,
+    request: Request, vr: VolumeRequest, kind: AdminActions, row_id: str, name: str, args: Any
 ) -> Response:
-    """os-reset_status or os-force_delete of a snapshot or backup (admin: ``{policy}:<action>``)."""
+    """os-reset_status or os-force_delete of a snapshot or backup."""
     location: str | None = None
     with runtime(request).db.session() as s:
-        row = load(s, vr.ctx, row_id)
+        row = kind.load(s, vr.ctx, row_id)
         if name == "os-reset_status":
-            vr.ctx.require_admin(f"{policy}:reset_status")
-            row.status = _new_status(args, statuses)
+            vr.ctx.require_admin(f"{kind.policy}:reset_status")
+            row.status = _new_status(args, kind.statuses)
         elif name == "os-force_delete":
-            vr.ctx.require_admin(f"{policy}:force_delete")
+            vr.ctx.require_admin(f"{kind.policy}:force_delete")
             location = row.location
             s.delete(row)
         else:
@@ -156,17 +167,7 @@ async def snapshot_action(
     snapshot_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
     name, args = _one_action(await json_body(request))
-    return await run_in_threadpool(
-        _admin_action,
-        request,
-        vr,
-        snapshots.get_snapshot_row,
-        "volume_extension:snapshot_admin_actions",
-        SNAPSHOT_STATUSES,
-        snapshot_id,
-        name,
-        args,
-    )
+    return await run_in_threadpool(_admin_action, request, vr, SNAPSHOT_ADMIN, snapshot_id, name, args)
 
 
 @router.post("/backups/{backup_id}/action")
@@ -174,17 +175,7 @@ async def backup_action(
     backup_id: str, request: Request, vr: VolumeRequest = Depends(volume_request)
 ) -> Response:
     name, args = _one_action(await json_body(request))
-    return await run_in_threadpool(
-        _admin_action,
-        request,
-        vr,
-        backups.get_backup_row,
-        "volume_extension:backup_admin_actions",
-        BACKUP_STATUSES,
-        backup_id,
-        name,
-        args,
-    )
+    return await run_in_threadpool(_admin_action, request, vr, BACKUP_ADMIN, backup_id, name, args)
 
 
 # --- backup update (3.9) -------------------------------------------------------------------------
