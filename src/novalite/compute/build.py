@@ -71,6 +71,7 @@ class Build:
     requested_networks: Any = None
     project_id: str = ""
     security_groups: list[str] = field(default_factory=list)
+    guest_details: bool = True  # the driver's ``Capabilities.guest_details``
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,8 +202,12 @@ def _accept(
         metadata=metadata,
         attempt=b.attempt,
         admin_password=b.build_args.get("admin_password"),
-        image=_image_info(s, inst.image_ref) if problem is None else {},
-        network_info=_network_info(s, b.instance_uuid) if problem is None and network_error is None else (),
+        image=_image_info(s, inst.image_ref) if problem is None and b.guest_details else {},
+        network_info=(
+            _network_info(s, b.instance_uuid)
+            if problem is None and network_error is None and b.guest_details
+            else ()
+        ),
         user_data=_user_data(inst.user_data),
         key_pairs=((inst.key_name, "ssh", inst.key_data),) if inst.key_name and inst.key_data else (),
         config_drive=str(inst.config_drive or "").strip().lower() in ("true", "1", "yes", "on"),

@@ -103,6 +103,7 @@ class ComputeAgent:
             node_uuid=self.node_uuid,
             build_args=dict(msg.build_args),
             attempt=msg.attempt,
+            guest_details=self.driver.capabilities().guest_details,
         )
         guest: GuestSpec | None = None
         try:

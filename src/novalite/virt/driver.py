@@ -44,6 +44,9 @@ class Capabilities:
     # the remote console types the driver can connect (Nova's console ``type``: novnc, spice-html5,
     # serial, webmks, ...); a type not listed is 400 "Unavailable console type" (§ consoles)
     console_types: tuple[str, ...] = ()
+    # the build hands the driver the image's record, the ports' addresses, user data and keys
+    # (a real hypervisor needs them; the fake driver does not, and the build skips their queries)
+    guest_details: bool = False
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ class QemuDriver:
             supports_rescue=False,
             hypervisor_type="QEMU",
             hypervisor_version=self._version,
+            guest_details=True,
         )
 
     @_serialised
