@@ -48,7 +48,10 @@ class Bus:
         raise AssertionError(f"no {event_type}; seen {[m['event_type'] for m in self.seen]}")
 
     def types(self, uuid_: str) -> list[str]:
-        return [m["event_type"] for m in self.drain() if _data(m).get("uuid") == uuid_]
+        """The server's event types in the order they were sent: the info and error queues are
+        drained one after the other, so the order read is not always the order sent."""
+        mine = [m for m in self.drain() if _data(m).get("uuid") == uuid_]
+        return [m["event_type"] for m in sorted(mine, key=lambda m: str(m["timestamp"]))]
 
 
 def _data(msg: dict[str, Any]) -> dict[str, Any]:
