@@ -11,7 +11,10 @@
 #        novalite-guest: uuid=<uuid> hostname=<hostname> source=<config-drive|metadata-service>
 #        novalite-guest: key=<comment or SHA256 fingerprint>     (one line per key)
 #        novalite-guest ready <uuid>
+#        novalite-guest: disks <vda sr0 ...>   novalite-guest: nics <eth0 ...>
 #   6. stays up until the ACPI power button (QMP system_powerdown), then powers off cleanly.
+#   7. then reports hot-plugged disks and NICs: "novalite-guest: disk added vdb", "disk removed
+#      vdb", "nic added eth1 <mac> <addr>", "nic removed eth1".
 # Kernel command line knobs: novalite.shell=1 (root shell on ttyS0), novalite.poweroff=1.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -145,7 +148,26 @@ else
     say "no config drive and no metadata service (network $net)"
 fi
 
+devices() { for b in /sys/block/*; do case ${b##*/} in loop*|ram*) ;; *) printf '%s ' "${b##*/}";; esac; done; }
+nics() { for n in /sys/class/net/*; do [ "${n##*/}" = lo ] || printf '%s ' "${n##*/}"; done; }
+say "disks $(devices)"
+say "nics $(nics)"
 echo "novalite-guest ready $uuid"
+# 7. hot-plug: report disks and NICs as they come and go (attach/detach of volumes and interfaces)
+( disks=$(devices); links=$(nics)
+  while sleep 1; do
+      now=$(devices)
+      for d in $now; do case " $disks " in *" $d "*) ;; *) say "disk added $d";; esac; done
+      for d in $disks; do case " $now " in *" $d "*) ;; *) say "disk removed $d";; esac; done
+      disks=$now
+      now=$(nics)
+      for n in $now; do case " $links " in *" $n "*) ;; *)
+          ip link set "$n" up
+          udhcpc -i "$n" -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1
+          say "nic added $n $(cat /sys/class/net/$n/address) $(ip -4 -o addr show "$n" | awk '{print $4}')";; esac; done
+      for n in $links; do case " $now " in *" $n "*) ;; *) say "nic removed $n";; esac; done
+      links=$now
+  done ) </dev/null >/dev/console 2>&1 &
 [ "$(arg novalite.poweroff)" = 1 ] && { sync; poweroff -f; }
 
 # Stay up under busybox init, which performs poweroff/reboot (acpid runs "poweroff").
