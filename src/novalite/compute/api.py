@@ -15,7 +15,6 @@ Every call records an InstanceAction ``delete``.
 from __future__ import annotations
 
 from typing import Any, cast
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -43,19 +42,9 @@ _SET_DELETING = (
 )
 
 
-# the database engine -> its ComputeAPI: how a server action working in a session (no runtime at
-# hand) reaches a real host's agent (services.server_actions)
-_BY_ENGINE: WeakKeyDictionary[Any, ComputeAPI] = WeakKeyDictionary()
-
-
-def for_engine(engine: Any) -> ComputeAPI | None:
-    return _BY_ENGINE.get(engine)
-
-
 class ComputeAPI:
     def __init__(self, db: Database, compute: ComputeClient):
         self.db, self.compute = db, compute
-        _BY_ENGINE[db.engine] = self
 
     def delete_instance(self, ctx: RequestContext, instance_uuid: str) -> None:
         """Start deleting the server; returns once the delete is recorded (204 semantics)."""

@@ -258,6 +258,11 @@ def _user_data(encoded: str | None) -> bytes | None:
         return None
 
 
+def image_info(s: Session, image_ref: str | None) -> dict[str, Any]:
+    """What a real driver needs to fetch and verify an image (a rescue image, for one)."""
+    return _image_info(s, image_ref)
+
+
 def _image_info(s: Session, image_ref: str | None) -> dict[str, Any]:
     """What a real driver needs to fetch and verify the image (no image: boot from volume)."""
     if not image_ref:

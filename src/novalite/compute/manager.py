@@ -26,6 +26,7 @@ from novalite.compute import (
     build_resources,
     cleanup,
     evacuated,
+    guest_actions,
     moves,
     power_actions,
     resource_tracker,
@@ -34,6 +35,7 @@ from novalite.compute import (
 )
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
 from novalite.compute.consoles import GetConsoleEndpoint, console_endpoint
+from novalite.compute.guest_rpc import RebuildInstance, RescueInstance, TriggerCrashDump, UnrescueInstance
 from novalite.compute.rpcapi import (
     BuildAndRunInstance,
     FinishResize,
@@ -360,6 +362,14 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             shelving.unshelve_on_host(agent, msg)
         elif isinstance(msg, RebuildEvacuated):
             evacuated.rebuild_evacuated(agent, msg)
+        elif isinstance(msg, RescueInstance):
+            guest_actions.rescue_instance(agent, msg)
+        elif isinstance(msg, UnrescueInstance):
+            guest_actions.unrescue_instance(agent, msg)
+        elif isinstance(msg, TriggerCrashDump):
+            guest_actions.trigger_crash_dump(agent, msg)
+        elif isinstance(msg, RebuildInstance):
+            guest_actions.rebuild_instance(agent, msg)
         return None
 
     return handle

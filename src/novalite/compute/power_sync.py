@@ -6,41 +6,35 @@ A compute agent whose driver runs real guests (the QEMU driver) gets a ``HostSyn
   instance directories it left) whose server is gone from the database (deleted while the agent
   was down) is destroyed; guests of live servers are left running and simply managed again
   (the driver finds them from their pid file and QMP socket).
-* a loop, every ``sync_power_state_interval`` seconds:
+* a loop, every ``sync_power_state_interval`` seconds (the actions themselves are not here: the
+  API casts them to the agent, ``compute.power_actions`` and ``compute.guest_actions``, which
+  clears their task state once the guest is done, and the sync leaves servers with a task alone):
 
-  1. a ``rebuild`` the API recorded since the last pass destroys the guest and spawns it again
-     from the server's new image on the same ports (powered off again when the server is
-     SHUTOFF). The power actions (stop, start, reboot, pause, unpause, suspend, resume) are not
-     here: the API casts them to the agent (``compute.power_actions``), which clears their task
-     state once the guest is done;
-  2. Nova's ``_sync_power_states``: each server on this host with no task in progress gets the
+  1. Nova's ``_sync_power_states``: each server on this host with no task in progress gets the
      driver's power state; an ACTIVE (or PAUSED) server whose guest is shut down or crashed —
      it powered itself off, or its QEMU was killed from outside — becomes SHUTOFF (``stop``);
      a STOPPED server whose guest runs is powered off. Each write is conditional on the row
      not having changed since it was read, so an API action in between wins;
-  3. every ``image_cache_prune_interval`` seconds, the image cache drops unused bases older
+  2. every ``image_cache_prune_interval`` seconds, the image cache drops unused bases older
      than ``image_cache_max_age_s``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from novalite.compute import actions, build
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import PowerState, VmState
 from novalite.virt.driver import DriverError, GuestSpec, ServiceStopping
 
 LOG = logging.getLogger(__name__)
-REBUILD_ACTIONS = ("rebuild",)  # carried out here; the power actions go through the agent
 SYNC_EVENT = "compute_sync_power_state"
 
 
@@ -69,7 +63,6 @@ class HostSync:
         self.host, self.db, self.driver = host, db, driver
         self.interval = max(0.2, float(interval))
         self.prune_interval, self.image_max_age = prune_interval, image_max_age
-        self._cursor = 0
         self._next_prune = time.monotonic() + prune_interval
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,10 +70,7 @@ class HostSync:
     # -- start ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[str]:
-        """Destroy the guests of servers deleted while the agent was down; returns their uuids.
-        Actions recorded before this start count as done (the sync then corrects the guests)."""
-        with self.db.reader() as s:
-            self._cursor = int(s.scalar(select(func.max(InstanceAction.id))) or 0)
+        """Destroy the guests of servers deleted while the agent was down; returns their uuids."""
         known = set(self.driver.list_running())
         root = getattr(self.driver, "instances_path", None)
         if root is not None and root.is_dir():
@@ -127,81 +117,11 @@ class HostSync:
     # -- one pass -------------------------------------------------------------------------
 
     def run_once(self) -> None:
-        self.apply_actions()
         self.sync_power_states()
         if self.prune_interval > 0 and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.prune_interval
             for path in self.driver.prune_images(self.image_max_age):
                 LOG.info("image cache: removed unused base %s", path.name)
-
-    def apply_actions(self) -> None:
-        with self.db.reader() as s:
-            pending = s.execute(
-                select(InstanceAction.id, InstanceAction.action, Instance)
-                .join(Instance, Instance.uuid == InstanceAction.instance_uuid)
-                .where(
-                    InstanceAction.id > self._cursor,
-                    InstanceAction.action.in_(REBUILD_ACTIONS),
-                    Instance.host == self.host,
-                )
-                .order_by(InstanceAction.id)
-            ).all()
-        for action_id, _action, row in pending:
-            if self._done.is_set():
-                return
-            self._cursor = max(self._cursor, action_id)
-            if row.deleted:
-                continue
-            try:
-                self._rebuild(row.uuid, _guest(self.host, row))
-            except DriverError as exc:
-                LOG.warning("rebuild of %s on %s failed: %s", row.uuid, self.host, exc)
-                self.db.write(functools.partial(self._fault, uuid=row.uuid, action="rebuild", exc=exc))
-            self._record_power(row.uuid)
-
-    def _rebuild(self, uuid: str, old: GuestSpec) -> None:
-        """A new guest from the server's (new) image on the same ports; a server rebuilt while
-        SHUTOFF stays powered off. A failure leaves the server in ERROR with the fault."""
-        with self.db.reader() as s:
-            guest = build.existing_guest(s, uuid, self.host)
-        if guest is None:
-            return
-        self.driver.destroy(old)
-        try:
-            self.driver.spawn(guest)
-        except DriverError as exc:
-            self.db.write(functools.partial(self._rebuild_failed, uuid=uuid, exc=exc))
-            return
-        with self.db.reader() as s:
-            vm_state = s.execute(select(Instance.vm_state).where(Instance.uuid == uuid)).scalar()
-        if vm_state == VmState.STOPPED:
-            self.driver.power_off(guest)
-
-    def _rebuild_failed(self, s: Any, *, uuid: str, exc: Exception) -> None:
-        s.execute(
-            update(Instance)
-            .where(Instance.uuid == uuid, Instance.deleted.is_(False))
-            .values(vm_state=VmState.ERROR, task_state=None, updated_at=utcnow())
-        )
-        message = f"Rebuild of instance {uuid} failed: {exc}"
-        actions.add_fault(s, uuid, message=message[:255], details=str(exc), host=self.host)
-
-    def _fault(self, s: Any, *, uuid: str, action: str, exc: Exception) -> None:
-        actions.add_fault(s, uuid, message=f"{action} failed: {exc}"[:255], details=str(exc), host=self.host)
-
-    def _record_power(self, uuid: str) -> None:
-        with self.db.reader() as s:
-            row = s.scalars(select(Instance).where(Instance.uuid == uuid)).first()
-            if row is None or row.deleted:
-                return
-            guest = _guest(self.host, row)
-        power = self.driver.get_info(guest).state
-        with self.db.session() as s:
-            s.execute(
-                update(Instance)
-                .where(Instance.uuid == uuid, Instance.deleted.is_(False))
-                .values(power_state=int(power))
-            )
 
     def sync_power_states(self) -> None:
         with self.db.reader() as s:
@@ -225,14 +145,6 @@ class HostSync:
             self._sync_one(row, guest, power)
 
     def _sync_one(self, row: Any, guest: GuestSpec, power: PowerState) -> None:
-        def newer_action(s: Any) -> bool:
-            q = select(InstanceAction.id).where(
-                InstanceAction.instance_uuid == row.uuid,
-                InstanceAction.id > self._cursor,
-                InstanceAction.action.in_(REBUILD_ACTIONS),
-            )
-            return s.execute(q.limit(1)).first() is not None
-
         unchanged = (
             Instance.uuid == row.uuid,
             Instance.deleted.is_(False),
@@ -242,9 +154,6 @@ class HostSync:
         )
         vm = row.vm_state
         if vm == VmState.STOPPED and power in (PowerState.RUNNING, PowerState.PAUSED):
-            with self.db.reader() as s:
-                if newer_action(s):
-                    return
             LOG.info("instance %s is STOPPED but its guest runs on %s: powering it off", row.uuid, self.host)
             self.driver.power_off(guest)
             power = self.driver.get_info(guest).state
@@ -252,8 +161,6 @@ class HostSync:
         if not stop and int(power) == int(row.power_state):
             return
         with self.db.session() as s:  # the recorded stop is carried out as a no-op: the guest is off
-            if newer_action(s):
-                return
             values: dict[str, Any] = {"power_state": int(power)}
             if stop:
                 values.update(vm_state=VmState.STOPPED, updated_at=utcnow())

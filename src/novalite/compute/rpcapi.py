@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from novalite.compute.consoles import GetConsoleEndpoint
+from novalite.compute.guest_rpc import MESSAGES as GUEST_ACTION_MESSAGES
 from novalite.context import RequestContext
 from novalite.messaging.messages import Message, context_to_dict, registry_of
 from novalite.messaging.transport import PeerUnavailable, Transport
@@ -173,6 +174,7 @@ REGISTRY = registry_of(
         UnshelveOnHost,
         RebuildEvacuated,
         GetConsoleEndpoint,  # compute.consoles
+        *GUEST_ACTION_MESSAGES,  # compute.guest_rpc: rescue, unrescue, crash dump, rebuild
     ]
 )
 

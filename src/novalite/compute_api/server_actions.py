@@ -81,16 +81,17 @@ def _group_schema(action: str) -> dict[str, Any]:
 
 def _power(t: actions.Transition) -> ActionHandler:
     def handler(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
-        service.perform(runtime(request).db, ctx, server_id, t)
+        service.perform(runtime(request), ctx, server_id, t)
 
     return handler
 
 
 def reboot(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
-    with runtime(request).db.session() as s:
-        inst = get_instance(s, ctx, server_id)
+    def transition() -> actions.Transition:  # once the server is found: a 404 comes first
         validate(REBOOT_SCHEMA, body)
-        service.apply_transition(s, ctx, inst, actions.reboot(body["reboot"]["type"]))
+        return actions.reboot(body["reboot"]["type"])
+
+    service.perform(runtime(request), ctx, server_id, transition)
 
 
 def lock(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:

@@ -2,9 +2,10 @@
 ``injectNetworkInfo`` / ``resetNetwork``, ``forceDelete`` and ``restore``, ``os-getConsoleOutput``,
 ``trigger_crash_dump`` (2.17), ``changePassword`` and ``rescue`` / ``unrescue``.
 
-None of them needs the fake virt driver to do anything, so each is a state check plus, where the
-server changes, one conditional write (``services.server_actions``); deletes go through the
-compute side as DELETE does.
+On a simulated host each is a state check plus, where the server changes, one conditional write
+(``services.server_actions``); on a host running real guests rescue, unrescue and
+trigger_crash_dump are cast to the host's agent (``compute.guest_actions``); deletes go through
+the compute side as DELETE does.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def force_delete(request: Request, ctx: RequestContext, server_id: str, body: di
 
 def _transition(t: actions.Transition) -> Any:
     def handler(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
-        service.perform(runtime(request).db, ctx, server_id, t)
+        service.perform(runtime(request), ctx, server_id, t)
 
     return handler
 
@@ -80,12 +81,12 @@ unrescue = _transition(actions.UNRESCUE)
 def trigger_crash_dump(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
     if request_version(request) < V(2, 17):  # 2.17: trigger_crash_dump
         raise NotFound("The resource could not be found.")
-    service.trigger_crash_dump(runtime(request).db, ctx, server_id)
+    service.trigger_crash_dump(runtime(request), ctx, server_id)
 
 
 def change_password(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> None:
     validate(_body_schema("changePassword", {"adminPass": {"type": "string"}}, ["adminPass"]), body)
-    service.perform(runtime(request).db, ctx, server_id, actions.CHANGE_PASSWORD)
+    service.perform(runtime(request), ctx, server_id, actions.CHANGE_PASSWORD)
 
 
 def console_output(request: Request, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> Response:
@@ -105,7 +106,7 @@ def rescue(request: Request, ctx: RequestContext, server_id: str, body: dict[str
     validate(schema, body)
     req = body["rescue"] or {}
     service.rescue(
-        runtime(request).db,
+        runtime(request),
         ctx,
         server_id,
         image_ref=req.get("rescue_image_ref"),

@@ -69,7 +69,7 @@ def rebuild(request: Request, ctx: RequestContext, server_id: str, body: dict[st
     req = body["rebuild"]
     password = req.get("adminPass") or generate_password()
     rt = runtime(request)
-    service.rebuild(rt.db, ctx, server_id, req)
+    service.rebuild(rt, ctx, server_id, req)
     with rt.db.reader() as s:
         inst = queries.get_instance(s, ctx, server_id)
         extras = queries.load_extras(s, [inst], server_groups=True)[inst.uuid]

@@ -1,30 +1,37 @@
 """Performing server actions (§6.4): load the caller's server, check the action's transition
 (``domain.actions``), persist it, record the instance action.
 
-The fake virt driver has nothing to do for these, so a transition is one conditional UPDATE
-(expected vm_state and task_state in the WHERE clause): a concurrent change makes it fail with
-the same 409 instead of overwriting. Functions taking ``s`` work in the caller's unit of work;
-those taking ``db`` open their own.
+On a simulated host (fake driver) a transition is one conditional UPDATE (expected vm_state and
+task_state in the WHERE clause): a concurrent change makes it fail with the same 409 instead of
+overwriting. On a host running real guests the UPDATE sets the action's task state instead and
+the action is cast to the host's agent once the transaction committed (``begin_transition`` ->
+``Handoff`` -> ``hand_off``), the agent found through the runtime the route passes in. Functions
+taking ``s`` work in the caller's unit of work; those taking ``db`` or ``rt`` open their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from novalite import notifications
-from novalite.compute import api as compute_api
 from novalite.compute import hosts, power_actions
+from novalite.compute.api import ComputeAPI
+from novalite.compute.guest_rpc import RescueInstance, TriggerCrashDump, UnrescueInstance
+from novalite.compute.rpcapi import TOPIC, PowerAction
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
 from novalite.db.models.network import Port
-from novalite.domain.actions import CRASH_DUMP, HARD_REBOOT, RESCUE, Transition
-from novalite.domain.states import VmState
+from novalite.domain.actions import CRASH_DUMP, HARD_REBOOT, RESCUE, UNRESCUE, Transition
+from novalite.domain.states import TaskState, VmState
 from novalite.errors import BadRequest, Conflict, NotFound, PolicyNotAuthorized
 from novalite.image.service import get_image
+from novalite.messaging.messages import Message, context_to_dict
 from novalite.messaging.transport import MessagingUnavailable, PeerUnavailable
 from novalite.network import ports as net_ports
 from novalite.network import service as network
@@ -82,18 +89,49 @@ def record_action(s: Session, ctx: RequestContext, inst: Instance, action: str, 
         notifications.action(s, action, inst.uuid)
 
 
-def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transition) -> None:
-    """Check the lock and the transition, write it with the expected states, record the action."""
+def agent_of(rt: Runtime, inst: Instance) -> ComputeAPI | None:
+    """The compute API that reaches the server's host when that host runs real guests (QEMU);
+    None on a simulated host (or with no engine reachable), whose actions are only their
+    database transition."""
+    if inst.host is None or inst.host.startswith(hosts.PREFIX):
+        return None
+    return rt.services.compute_api
+
+
+def agent_task(t: Transition) -> str | None:
+    """The task state ``t`` holds while a real host's agent carries it out (None: the
+    transition alone is the action, as on a simulated host)."""
+    if t is RESCUE:
+        return TaskState.RESCUING
+    if t is UNRESCUE:
+        return TaskState.UNRESCUING
+    return power_actions.task_state(t.name, hard=t is HARD_REBOOT)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a real host's agent is to do, cast once the transaction that recorded it committed
+    (the agent checks the task state it finds): ``hand_off``."""
+
+    agent: ComputeAPI
+    instance_uuid: str
+    task_state: str | None  # None: the action sets none (trigger_crash_dump)
+    message: Message
+
+
+def apply_transition(
+    s: Session, ctx: RequestContext, inst: Instance, t: Transition, *, task: str | None
+) -> None:
+    """Check the lock and the transition, write it with the expected states, record the action.
+    With ``task`` (a real host's agent does the action) only the task state is written and the
+    action's event is left to the agent."""
     check_not_locked(ctx, inst)
     check_state(inst, t)
     now = utcnow()
     values: dict[str, Any] = {"power_state": int(t.power), "task_state": None, "updated_at": now}
     if t.to_vm is not None:
         values["vm_state"] = t.to_vm
-    agent = _agent_of(s, inst)
-    hard = t is HARD_REBOOT
-    task = power_actions.task_state(t.name, hard=hard) if agent is not None else None
-    if agent is not None and task is not None:  # a real guest: its agent does it (issue 17)
+    if task is not None:
         values = {"task_state": task, "updated_at": now}
     result = s.execute(
         update(Instance)
@@ -108,42 +146,42 @@ def apply_transition(s: Session, ctx: RequestContext, inst: Instance, t: Transit
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise invalid_state(t.name, inst.uuid, "task_state", "changed")
-    if agent is not None and task is not None and inst.host is not None:
-        record_action(s, ctx, inst, t.name, event=None)
-        _cast_committed(s, agent, ctx, inst.uuid, inst.host, t.name, task, hard)
-        return
-    record_action(s, ctx, inst, t.name, event=f"compute_{t.name}_instance")
+    record_action(s, ctx, inst, t.name, event=None if task is not None else f"compute_{t.name}_instance")
 
 
-def _agent_of(s: Session, inst: Instance) -> compute_api.ComputeAPI | None:
-    """The compute API that reaches the server's host when that host runs real guests (QEMU);
-    None on a simulated host, whose actions are only their database transition."""
-    if inst.host is None or inst.host.startswith(hosts.PREFIX):
+def begin_transition(
+    rt: Runtime, s: Session, ctx: RequestContext, inst: Instance, t: Transition, *, image_ref: str = ""
+) -> Handoff | None:
+    """``apply_transition`` on the server's host: the transition alone on a simulated host, the
+    task state and a ``Handoff`` for the agent of a real one (``image_ref``: rescue's image)."""
+    agent = agent_of(rt, inst)
+    task = agent_task(t) if agent is not None else None
+    apply_transition(s, ctx, inst, t, task=task)
+    if agent is None or task is None or inst.host is None:
         return None
-    return compute_api.for_engine(s.get_bind().engine)
+    context, uuid, host = context_to_dict(ctx), inst.uuid, inst.host
+    message: Message
+    if t is RESCUE:
+        message = RescueInstance(context, uuid, host, task_state=task, image_ref=image_ref)
+    elif t is UNRESCUE:
+        message = UnrescueInstance(context, uuid, host, task_state=task)
+    else:
+        message = PowerAction(context, uuid, host, action=t.name, task_state=task, hard=t is HARD_REBOOT)
+    return Handoff(agent, uuid, task, message)
 
 
-def _cast_committed(
-    s: Session,
-    agent: compute_api.ComputeAPI,
-    ctx: RequestContext,
-    uuid: str,
-    host: str,
-    action: str,
-    task: str,
-    hard: bool,
-) -> None:
-    """Commit the task state (the agent checks it), then cast the action to the host's agent.
-    While the engine restarts or the broker is down nothing is sent: the server gets its state
-    back, then the 503 goes to the caller."""
-    s.commit()
+def hand_off(rt: Runtime, handoff: Handoff | None) -> None:
+    """Cast the committed action to the host's agent. While the engine restarts or the broker is
+    down nothing is sent: the server gets its task state back, then the 503 goes to the caller."""
+    if handoff is None:
+        return
     try:
-        agent.compute.power_action(
-            ctx, instance_uuid=uuid, host=host, action=action, task_state=task, hard=hard
-        )
+        handoff.agent.compute.transport.cast(TOPIC, handoff.message)
     except (PeerUnavailable, MessagingUnavailable):
-        _give_back(s, uuid, task)
-        s.commit()
+        task = handoff.task_state
+        if task is not None:
+            with rt.db.session() as s:
+                _give_back(s, handoff.instance_uuid, task)
         raise
 
 
@@ -155,10 +193,16 @@ def _give_back(s: Session, uuid: str, task: str) -> None:
     )
 
 
-def perform(db: Database, ctx: RequestContext, server_id: str, t: Transition) -> None:
-    """An action that is only its transition (stop, start, restore, unrescue, ...)."""
-    with db.session() as s:
-        apply_transition(s, ctx, get_instance(s, ctx, server_id), t)
+def perform(
+    rt: Runtime, ctx: RequestContext, server_id: str, t: Transition | Callable[[], Transition]
+) -> None:
+    """An action that is its transition (stop, start, reboot, restore, unrescue, ...), carried
+    out by the host's agent on a real guest. ``t`` may be a function giving the transition once
+    the server is found (a missing server is a 404 before the body is checked)."""
+    with rt.db.session() as s:
+        inst = get_instance(s, ctx, server_id)
+        handoff = begin_transition(rt, s, ctx, inst, t if isinstance(t, Transition) else t())
+    hand_off(rt, handoff)
 
 
 # -- lock ------------------------------------------------------------------------------------------
@@ -242,12 +286,21 @@ def force_delete(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
     server_updates.delete_server(rt, ctx, server_id)
 
 
-def trigger_crash_dump(db: Database, ctx: RequestContext, server_id: str) -> None:
-    with db.session() as s:
+def trigger_crash_dump(rt: Runtime, ctx: RequestContext, server_id: str) -> None:
+    """An NMI to the guest (2.17); the host's agent sends it to a real guest."""
+    with rt.db.session() as s:
         inst = get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
         check_state(inst, CRASH_DUMP)
-        record_action(s, ctx, inst, "trigger_crash_dump", event="compute_trigger_crash_dump")
+        agent = agent_of(rt, inst)
+        handoff = None
+        if agent is not None and inst.host is not None:
+            record_action(s, ctx, inst, "trigger_crash_dump", event=None)
+            message = TriggerCrashDump(context_to_dict(ctx), inst.uuid, inst.host)
+            handoff = Handoff(agent, inst.uuid, None, message)
+        else:
+            record_action(s, ctx, inst, "trigger_crash_dump", event="compute_trigger_crash_dump")
+    hand_off(rt, handoff)
 
 
 def console_output(db: Database, ctx: RequestContext, server_id: str, length: int) -> str:
@@ -266,11 +319,11 @@ def console_output(db: Database, ctx: RequestContext, server_id: str, length: in
 
 
 def rescue(
-    db: Database, ctx: RequestContext, server_id: str, *, image_ref: str | None, volume_backed_ok: bool
+    rt: Runtime, ctx: RequestContext, server_id: str, *, image_ref: str | None, volume_backed_ok: bool
 ) -> None:
     """Boot the server from a rescue image (its own image when ``image_ref`` is None): RESCUE.
     ``volume_backed_ok``: a boot-from-volume server may be rescued (2.87)."""
-    with db.session() as s:
+    with rt.db.session() as s:
         inst = get_instance(s, ctx, server_id)
         if not inst.image_ref and not volume_backed_ok:
             raise BadRequest(
@@ -279,4 +332,5 @@ def rescue(
         image_ref = image_ref or inst.image_ref
         if image_ref and get_image(s, ctx, image_ref) is None:
             raise BadRequest(f"Image {image_ref} could not be found.", kind="ImageNotFound")
-        apply_transition(s, ctx, inst, RESCUE)
+        handoff = begin_transition(rt, s, ctx, inst, RESCUE, image_ref=image_ref or "")
+    hand_off(rt, handoff)

@@ -1,9 +1,11 @@
 """The ``rebuild`` server action (§6.4): a new image (and optionally name, metadata, key, user data,
 ...) for an existing server.
 
-The fake virt driver keeps nothing of a guest's disk, so the rebuild is the state change itself:
-the server stays on its host, an active or errored server comes back ACTIVE, a stopped one stays
-SHUTOFF (``domain.actions.after_rebuild``).
+The fake virt driver keeps nothing of a guest's disk, so on a simulated host the rebuild is the
+state change itself: the server stays on its host, an active or errored server comes back ACTIVE,
+a stopped one stays SHUTOFF (``domain.actions.after_rebuild``). On a host running real guests the
+server gets task state ``rebuilding`` and, once that is committed, the rebuild is cast to the
+host's agent (``compute.guest_actions.rebuild_instance``), which ends it in the same states.
 """
 
 from __future__ import annotations
@@ -13,16 +15,27 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from novalite.compute.guest_rpc import RebuildInstance
 from novalite.context import RequestContext
-from novalite.db.base import Database, utcnow
+from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata
 from novalite.domain.actions import REBUILD, after_rebuild
+from novalite.domain.states import TaskState
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
+from novalite.messaging.messages import context_to_dict
+from novalite.runtime import Runtime
 from novalite.services import quotas
 from novalite.services.create_server.request import normalize_ip
 from novalite.services.keypairs import get_keypair
-from novalite.services.server_actions import check_not_locked, check_state, record_action
+from novalite.services.server_actions import (
+    Handoff,
+    agent_of,
+    check_not_locked,
+    check_state,
+    hand_off,
+    record_action,
+)
 from novalite.services.server_queries import get_instance
 
 
@@ -101,17 +114,28 @@ def _check_limits(s: Session, inst: Instance, req: dict[str, Any]) -> None:
         )
 
 
-def rebuild(db: Database, ctx: RequestContext, server_id: str, req: dict[str, Any]) -> None:
+def rebuild(rt: Runtime, ctx: RequestContext, server_id: str, req: dict[str, Any]) -> None:
     """Rebuild the caller's server from ``req`` (the validated ``rebuild`` body)."""
-    with db.session() as s:
+    with rt.db.session() as s:
         inst = get_instance(s, ctx, server_id)
         check_not_locked(ctx, inst)
         check_state(inst, REBUILD)
         image = _check_image(s, ctx, inst, req["imageRef"])
         _check_limits(s, inst, req)
         _apply(s, ctx, inst, req, image)
-        vm_state, power = after_rebuild(inst.vm_state)
-        inst.vm_state, inst.power_state = vm_state, int(power)
-        inst.task_state, inst.updated_at = None, utcnow()
-        inst.launched_at = inst.launched_at or utcnow()
-        record_action(s, ctx, inst, "rebuild", event="compute_rebuild_instance")
+        agent = agent_of(rt, inst)
+        handoff = None
+        if agent is not None and inst.host is not None:  # a real guest: its agent rebuilds it
+            inst.task_state, inst.updated_at = TaskState.REBUILDING, utcnow()
+            record_action(s, ctx, inst, "rebuild", event=None)
+            message = RebuildInstance(
+                context_to_dict(ctx), inst.uuid, inst.host, task_state=TaskState.REBUILDING
+            )
+            handoff = Handoff(agent, inst.uuid, TaskState.REBUILDING, message)
+        else:
+            vm_state, power = after_rebuild(inst.vm_state)
+            inst.vm_state, inst.power_state = vm_state, int(power)
+            inst.task_state, inst.updated_at = None, utcnow()
+            inst.launched_at = inst.launched_at or utcnow()
+            record_action(s, ctx, inst, "rebuild", event="compute_rebuild_instance")
+    hand_off(rt, handoff)

@@ -32,13 +32,14 @@ import subprocess
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from novalite.domain.states import PowerState
 from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
 from novalite.virt.qemu import launch
+from novalite.virt.qemu import rescue as rescue_files
 from novalite.virt.qemu.accel import resolve_accelerator
 from novalite.virt.qemu.images import Fetch, ImageCache
 from novalite.virt.qemu.launch import CONSOLE, LAUNCH, PID_FILE, QMP_SOCKET, STATE, LaunchOptions
@@ -135,7 +136,7 @@ class QemuDriver:
         return Capabilities(
             supports_pause=True,
             supports_suspend=True,
-            supports_rescue=False,
+            supports_rescue=True,
             hypervisor_type="QEMU",
             hypervisor_version=self._version,
             guest_details=True,
@@ -427,6 +428,59 @@ class QemuDriver:
                         qmp.execute("cont")
                 except QMPError:
                     pass
+
+    @_serialised
+    def rescue(self, guest: GuestSpec, rescue_image: Mapping[str, Any]) -> None:
+        """Boot the guest from ``rescue_image`` with its own disk second (``virt.qemu.rescue``):
+        a running guest is powered off cleanly first (hard stop after ``shutdown_timeout``). A
+        failure puts the guest's own command line back (and starts it again if it ran)."""
+        d = self._existing(guest)
+        if (d / rescue_files.UNRESCUE).is_file():
+            raise DriverError(f"Instance {guest.uuid} is already rescued")
+        argv = rescue_files.rescue_argv(self._argv(d), d)
+        base = self.images.ensure(rescue_image)  # before the guest stops: a bad image changes nothing
+        pid = self._pid(d, guest.uuid)
+        if pid is not None and not self._acpi_shutdown(d, pid, self.shutdown_timeout):
+            self._kill(d, guest.uuid)
+        (d / STATE).unlink(missing_ok=True)
+        try:
+            rescue_files.make_rescue_disk(d, base)
+            os.replace(d / LAUNCH, d / rescue_files.UNRESCUE)
+            _write_private(d / LAUNCH, json.dumps({"argv": argv}).encode())
+            self._start(d, guest.uuid)
+        except BaseException:
+            self._kill(d, guest.uuid)
+            if (d / rescue_files.UNRESCUE).is_file():
+                os.replace(d / rescue_files.UNRESCUE, d / LAUNCH)
+            (d / rescue_files.RESCUE_DISK).unlink(missing_ok=True)
+            if pid is not None:
+                try:
+                    self._start(d, guest.uuid)
+                except DriverError:
+                    pass  # the power state sync reports it SHUTOFF
+            raise
+
+    @_serialised
+    def unrescue(self, guest: GuestSpec) -> None:
+        """Stop the rescue guest (hard, as Nova) and start the guest's own command line again;
+        the rescue disk is deleted."""
+        d = self._existing(guest)
+        saved = d / rescue_files.UNRESCUE
+        if not saved.is_file():
+            raise DriverError(f"Instance {guest.uuid} is not rescued")
+        self._kill(d, guest.uuid)
+        os.replace(saved, d / LAUNCH)
+        (d / rescue_files.RESCUE_DISK).unlink(missing_ok=True)
+        self._start(d, guest.uuid)
+
+    def is_rescued(self, guest: GuestSpec) -> bool:
+        return (self.instance_dir(guest) / rescue_files.UNRESCUE).is_file()
+
+    @_serialised
+    def inject_nmi(self, guest: GuestSpec) -> None:
+        """trigger_crash_dump: QMP ``inject-nmi`` (an NMI to every vCPU); the guest's kernel
+        decides what to do with it (the default guest's prints "Uhhuh. NMI received ...")."""
+        self._running_qmp(guest, "inject-nmi")
 
     def prune_images(self, max_age_s: float) -> list[Path]:
         return self.images.prune(max_age_s)
