@@ -17,7 +17,10 @@ memory file is discarded: cold boot, as Nova); soft reboot = ACPI power-down, th
 (hard reboot when the guest does not power off in time); pause/unpause = ``stop``/``cont``;
 suspend = ``stop`` + ``migrate`` to ``memory.state`` through a passed fd + quit; resume =
 the same command line with ``-incoming defer`` + ``migrate-incoming`` from that file +
-``cont`` (the guest continues where it was: no boot).
+``cont`` (the guest continues where it was: no boot); rescue = power-off, then the command
+line with the rescue image's overlay booted first and the own disk second (``virt.qemu.rescue``);
+unrescue = kill, the saved command line back, the overlay deleted, start; inject_nmi (trigger
+crash dump) = ``inject-nmi``.
 """
 
 from __future__ import annotations
@@ -472,9 +475,6 @@ class QemuDriver:
         os.replace(saved, d / LAUNCH)
         (d / rescue_files.RESCUE_DISK).unlink(missing_ok=True)
         self._start(d, guest.uuid)
-
-    def is_rescued(self, guest: GuestSpec) -> bool:
-        return (self.instance_dir(guest) / rescue_files.UNRESCUE).is_file()
 
     @_serialised
     def inject_nmi(self, guest: GuestSpec) -> None:
