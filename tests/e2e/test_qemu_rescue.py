@@ -11,6 +11,7 @@ under NOVALITE_REQUIRE_SERVICES=1. Every QEMU started here is killed and every f
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -111,6 +112,36 @@ def test_rescue_boots_the_rescue_image_with_the_own_disk_second_then_unrescue(cl
     cloud.cli("server", "delete", "--wait", uuid)
     assert not d.exists()
     assert not _alive(pid)
+
+
+def test_stable_device_rescue_from_another_image(cloud: Cloud) -> None:
+    """A rescue image with hw_rescue_device/hw_rescue_bus: the guest keeps its devices and the
+    rescue disk comes last, booted first; the rescue image is fetched into the host's cache."""
+    built = build_guest_image(guest_cache_dir())
+    image = cloud.json(
+        "image", "create", "--disk-format", "qcow2", "--container-format", "bare", "--file", str(built.path),
+        "--property", "hw_rescue_device=disk", "--property", "hw_rescue_bus=virtio", "rescue-img",
+    )  # fmt: skip
+    created = cloud.json(
+        "server", "create", "--image", "novalite-guest", "--flavor", "g1.nano", "--config-drive", "true",
+        "--no-network", "--wait", "r3",
+    )  # fmt: skip
+    uuid = created["id"]
+    _wait_boots(cloud, uuid, 1)
+    cloud.cli("server", "rescue", "--image", "rescue-img", uuid)
+    _settled(cloud, uuid, "RESCUE")
+    boots = _wait_boots(cloud, uuid, 2)
+    assert {"vda", "vdb"} <= set(boots[1].split())
+    argv = json.loads((cloud.instances / uuid / "launch.json").read_text())["argv"]
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    disks = [dev for dev in devices if "drive=drive-" in dev]
+    assert disks[-1].startswith("virtio-blk-pci,drive=drive-rescue") and disks[-1].endswith("bootindex=1")
+    assert not any("bootindex" in dev for dev in disks[:-1])  # its own disks first, as they were
+    cloud.cli("server", "unrescue", uuid)
+    _settled(cloud, uuid, "ACTIVE")
+    assert _wait_boots(cloud, uuid, 3)[2].split().count("vdb") == 0
+    cloud.cli("server", "delete", "--wait", uuid)
+    cloud.cli("image", "delete", image["id"])
 
 
 def test_crash_dump_of_a_stopped_server_is_a_conflict(cloud: Cloud) -> None:

@@ -52,3 +52,27 @@ def test_the_own_disk_on_another_bus_stays_there(tmp_path: Path) -> None:
 def test_no_local_root_disk_cannot_be_rescued(tmp_path: Path) -> None:
     with pytest.raises(DriverError, match="no local root disk"):
         rescue_argv(["qemu-system-x86_64", "-nodefaults"], tmp_path)
+
+
+def test_stable_device_rescue_adds_the_rescue_device_last(tmp_path: Path) -> None:
+    argv = _argv(tmp_path)
+    rescued = rescue_argv(argv, tmp_path, device="disk", bus="virtio")
+    assert rescued[: len(argv)] == [a.replace(",bootindex=1", "") for a in argv]  # all kept, in place
+    assert rescued[len(argv) :] == [
+        "-drive",
+        f"file={tmp_path / RESCUE_DISK},format=qcow2,if=none,id=drive-rescue",
+        "-device",
+        "virtio-blk-pci,drive=drive-rescue,id=disk-rescue,bootindex=1",
+    ]
+    cdrom = rescue_argv(argv, tmp_path, device="cdrom", bus="scsi")
+    assert "virtio-scsi-pci,id=scsi" in cdrom
+    assert cdrom[-1] == "scsi-cd,drive=drive-rescue,id=disk-rescue,bus=scsi.0,bootindex=1"
+    assert any(a.endswith("id=drive-rescue,media=cdrom,readonly=on") for a in cdrom)
+    on_scsi = rescue_argv(_argv(tmp_path, "scsi"), tmp_path, bus="scsi")
+    assert on_scsi.count("virtio-scsi-pci,id=scsi") == 1  # the guest's controller is reused
+
+
+@pytest.mark.parametrize(("device", "bus"), [("floppy", ""), ("cdrom", "virtio"), ("disk", "usb")])
+def test_stable_device_rescue_refuses_what_it_cannot_attach(tmp_path: Path, device: str, bus: str) -> None:
+    with pytest.raises(DriverError, match="Unsupported hw_rescue"):
+        rescue_argv(_argv(tmp_path), tmp_path, device=device, bus=bus)

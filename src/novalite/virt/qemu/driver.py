@@ -434,13 +434,20 @@ class QemuDriver:
 
     @_serialised
     def rescue(self, guest: GuestSpec, rescue_image: Mapping[str, Any]) -> None:
-        """Boot the guest from ``rescue_image`` with its own disk second (``virt.qemu.rescue``):
+        """Boot the guest from ``rescue_image`` with its own disk second, or with all its devices
+        and the rescue device last for an image with ``hw_rescue_device``/``hw_rescue_bus``
+        (stable device rescue; ``virt.qemu.rescue``):
         a running guest is powered off cleanly first (hard stop after ``shutdown_timeout``). A
         failure puts the guest's own command line back (and starts it again if it ran)."""
         d = self._existing(guest)
         if (d / rescue_files.UNRESCUE).is_file():
             raise DriverError(f"Instance {guest.uuid} is already rescued")
-        argv = rescue_files.rescue_argv(self._argv(d), d)
+        argv = rescue_files.rescue_argv(
+            self._argv(d),
+            d,
+            device=launch.image_prop(rescue_image, "hw_rescue_device"),
+            bus=launch.image_prop(rescue_image, "hw_rescue_bus"),
+        )
         base = self.images.ensure(rescue_image)  # before the guest stops: a bad image changes nothing
         pid = self._pid(d, guest.uuid)
         if pid is not None and not self._acpi_shutdown(d, pid, self.shutdown_timeout):
