@@ -68,6 +68,9 @@ class Settings:
     image_cache_max_age_s: int = 86400  # unused cached image bases older than this are removed
     image_cache_prune_interval: int = 2400  # seconds between two image cache passes
     sync_power_state_interval: float = 10  # seconds between two power-state syncs (QEMU host)
+    # an action's task state on the QEMU host unchanged this long (its message lost) is settled
+    # from the guest's power state by the sync loop (compute/action_recovery.py); <= 0: never
+    stuck_action_timeout: float = 600
     # what the QEMU host keeps for itself (Nova's reserved_host_*), taken off its inventories
     reserved_host_memory_mb: int = 512
     reserved_host_disk_mb: int = 0

@@ -16,11 +16,15 @@ A compute agent whose driver runs real guests (the QEMU driver) gets a ``HostSyn
      a STOPPED server whose guest runs is powered off. Each write is conditional on the row
      not having changed since it was read, so an API action in between wins;
   2. every ``image_cache_prune_interval`` seconds, the image cache drops unused bases older
-     than ``image_cache_max_age_s``.
+     than ``image_cache_max_age_s``;
+  3. servers whose action's task state has not moved for ``stuck_action_timeout`` seconds (its
+     message was lost) are settled from their guest's power state (``compute.action_recovery``,
+     which also runs once at start, ``settle_interrupted``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -29,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from novalite.compute import action_recovery
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import PowerState, VmState
@@ -59,8 +64,10 @@ class HostSync:
         interval: float,
         prune_interval: float = 0,
         image_max_age: float = 86400,
+        action_timeout: float = 600,
     ) -> None:
         self.host, self.db, self.driver = host, db, driver
+        self.action_timeout = float(action_timeout)  # <= 0: stuck task states are left alone
         self.interval = max(0.2, float(interval))
         self.prune_interval, self.image_max_age = prune_interval, image_max_age
         self._next_prune = time.monotonic() + prune_interval
@@ -95,6 +102,18 @@ class HostSync:
                 LOG.warning("could not destroy the orphan guest %s on %s: %s", uuid, self.host, exc)
         return destroyed
 
+    def settle_interrupted(self) -> dict[str, str]:
+        """At start, before messages are consumed: every action the previous agent left in its
+        task state is settled from the guest's power state (``compute.action_recovery``)."""
+        return action_recovery.settle(self.db, self.host, self.driver)
+
+    def settle_stuck(self) -> dict[str, str]:
+        """Actions whose task state has not moved for ``action_timeout`` seconds (lost casts)."""
+        if self.action_timeout <= 0:
+            return {}
+        older_than = utcnow() - dt.timedelta(seconds=self.action_timeout)
+        return action_recovery.settle(self.db, self.host, self.driver, older_than=older_than)
+
     def start(self) -> Callable[[], None]:
         self._thread = threading.Thread(target=self._loop, name=f"power-sync-{self.host}", daemon=True)
         self._thread.start()
@@ -118,6 +137,7 @@ class HostSync:
 
     def run_once(self) -> None:
         self.sync_power_states()
+        self.settle_stuck()
         if self.prune_interval > 0 and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.prune_interval
             for path in self.driver.prune_images(self.image_max_age):

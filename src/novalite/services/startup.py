@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from novalite import notifications
-from novalite.compute import evacuated, power_sync, recovery
+from novalite.compute import action_recovery, evacuated, power_sync, recovery
 from novalite.compute import hosts as fake_hosts
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
@@ -206,9 +206,12 @@ def start(runtime: Any) -> Callable[[], None]:
             interval=settings.sync_power_state_interval,
             prune_interval=settings.image_cache_prune_interval,
             image_max_age=settings.image_cache_max_age_s,
+            action_timeout=settings.stuck_action_timeout,
         )
         host_sync.reconcile()  # guests of servers deleted while no agent ran are destroyed
     stop_network = _start_network(settings, db, real_host, real_driver)
+    if host_sync is not None:  # actions the previous agent left half done, before any message
+        host_sync.settle_interrupted()
     # the stale guests of servers evacuated away while these hosts were down
     evacuated.destroy_evacuated(db, {h: a.driver for h, a in agents.items()})
     heartbeat(db, list(agents))
@@ -221,7 +224,11 @@ def start(runtime: Any) -> Callable[[], None]:
         name="conductor",
     )
     transport.serve(
-        [compute_rpc.TOPIC], dispatch(agents), compute_rpc.REGISTRY, executor=build_pool, name="compute"
+        [compute_rpc.TOPIC],
+        action_recovery.guarded(dispatch(agents), agents),
+        compute_rpc.REGISTRY,
+        executor=build_pool,
+        name="compute",
     )
     conductor.start()
     stop_beats = _start_heartbeats(db, list(agents), max(0.5, float(settings.report_interval)))
