@@ -43,6 +43,7 @@ import datetime as dt
 import logging
 import threading
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -418,7 +419,9 @@ def _record(
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
         return False
-    action_id = actions.find_action(s, row.uuid, action, user_id=row.user_id, project_id=row.project_id)
+    action_id = actions.find_action(  # recorded by the API; created when missing (reset by hand)
+        s, row.uuid, action, user_id=row.user_id, project_id=row.project_id, request_id=f"req-{uuid.uuid4()}"
+    )
     event = f"compute_{action}_instance"
     if outcome.done:
         actions.record_event(s, action_id, event, ok=True, host=host)
