@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import update
 
 from novalite.compute import action_recovery, power_actions
+from novalite.compute.guest_rpc import RebuildInstance, RescueInstance, TriggerCrashDump, UnrescueInstance
+from novalite.compute.manager import dispatch
 from novalite.compute.power_sync import HostSync
 from novalite.compute.rpcapi import PowerAction
 from novalite.db.base import utcnow
@@ -25,7 +27,7 @@ from novalite.db.models.compute import Instance
 from novalite.domain.states import PowerState
 from novalite.virt.driver import GuestSpec
 from tests.conftest import Api
-from tests.functional.test_move_operations import action, boot, server
+from tests.functional.test_move_operations import action, boot, image_id, server
 from tests.functional.test_notifications import Bus, _data
 from tests.functional.test_real_host_guest_actions import _events, _fault, _GuestDriver
 from tests.functional.test_real_host_power_actions import REAL_HOST, _Agent, _move_to_real_host
@@ -240,3 +242,42 @@ def test_a_real_host_stop_sends_its_notifications(stack_factory: Any) -> None:
     bus.seen.clear()
     handle("compute", PowerAction({}, sid, REAL_HOST, "stop", "powering-off"))
     assert bus.types(sid) == []
+
+
+def test_guest_actions_on_a_real_host_send_their_notifications(stack_factory: Any) -> None:
+    stack = stack_factory(fake_hosts=1, notifications="versioned")
+    bus = Bus(stack)
+    driver = _GuestDriver()
+    sid = _real_guest(stack, driver)
+    agent = _Agent(_db(stack), driver)
+    handle = action_recovery.guarded(dispatch({REAL_HOST: agent}), {REAL_HOST: agent})  # type: ignore[dict-item]
+    bus.drain()
+    bus.seen.clear()
+
+    assert action(stack, sid, {"rescue": None}).status_code == 200
+    handle("compute", RescueInstance({}, sid, REAL_HOST, "rescuing", image_id(stack)))
+    assert action(stack, sid, {"unrescue": None}).status_code == 202
+    handle("compute", UnrescueInstance({}, sid, REAL_HOST, "unrescuing"))
+    assert action(stack, sid, {"trigger_crash_dump": None}, version="2.17").status_code == 202
+    handle("compute", TriggerCrashDump({}, sid, REAL_HOST))
+    assert action(stack, sid, {"rebuild": {"imageRef": image_id(stack)}}).status_code == 202
+    handle("compute", RebuildInstance({}, sid, REAL_HOST, "rebuilding"))
+    assert bus.types(sid) == [
+        "instance.rescue.start",
+        "instance.rescue.end",
+        "instance.unrescue.start",
+        "instance.unrescue.end",
+        "instance.trigger_crash_dump.start",
+        "instance.trigger_crash_dump.end",
+        "instance.rebuild.start",
+        "instance.rebuild.end",
+    ]
+
+    bus.seen.clear()  # a failed rebuild: .error with the fault, ERROR priority
+    assert action(stack, sid, {"rebuild": {"imageRef": image_id(stack)}}).status_code == 202
+    driver.broken = True
+    handle("compute", RebuildInstance({}, sid, REAL_HOST, "rebuilding"))
+    assert bus.types(sid) == ["instance.rebuild.start", "instance.rebuild.error"]
+    error = next(m for m in bus.seen if m["event_type"] == "instance.rebuild.error")
+    assert error["priority"] == "ERROR"
+    assert "spawn failed on purpose" in _data(error)["fault"]["nova_object.data"]["exception_message"]

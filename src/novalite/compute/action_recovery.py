@@ -160,10 +160,11 @@ def guarded(handle: Callable[[str, Any], Any], agents: dict[str, Any]) -> Callab
             return handle(topic, msg)
         with _holding(msg.instance_uuid, wait=True):
             task = getattr(msg, "task_state", None)
+            since = utcnow()
             started = _notify_start(agent, msg.instance_uuid, action, task)
             result = handle(topic, msg)
             if started:
-                _notify_outcome(agent, msg.instance_uuid, action)
+                _notify_outcome(agent, msg.instance_uuid, action, since)
             return result
 
     return handler
@@ -184,13 +185,18 @@ def _notify_start(agent: Any, uuid: str, action: str, task: str | None) -> bool:
     return True
 
 
-def _notify_outcome(agent: Any, uuid: str, action: str) -> None:
+def _notify_outcome(agent: Any, uuid: str, action: str, since: dt.datetime) -> None:
+    """``.end`` (or a rebuild's ``.error``) from the event the agent recorded for this message."""
     event = f"compute_{action}" if action == "trigger_crash_dump" else f"compute_{action}_instance"
     with agent.db.reader() as s:
         found = s.execute(
             select(InstanceActionEvent.result, InstanceActionEvent.details)
             .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
-            .where(InstanceAction.instance_uuid == uuid, InstanceActionEvent.event == event)
+            .where(
+                InstanceAction.instance_uuid == uuid,
+                InstanceActionEvent.event == event,
+                InstanceActionEvent.start_time >= since,
+            )
             .order_by(InstanceActionEvent.id.desc())
             .limit(1)
         ).first()
