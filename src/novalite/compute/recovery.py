@@ -34,6 +34,9 @@ only builds that had been accepted by one of this engine's agents are resumed he
 
 Every write checks the state it read (``build.set_task_state``): a server deleted meanwhile is
 left to its delete.
+
+Actions on a QEMU guest left in their task state (stop, reboot, rescue, rebuild ...) are settled
+by the host's agent from the guest's power state: ``compute.action_recovery``.
 """
 
 from __future__ import annotations
