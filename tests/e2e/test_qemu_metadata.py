@@ -9,8 +9,14 @@ prints the answers. After a restart of the service, with the guest still running
 property set through the API shows in what the guest reads at its next boot (the relay in its
 QEMU command line reaches the new service on the same socket).
 
+A second service runs with ``--network-dataplane on``: a guest on a tenant network (no config
+drive, no metadata NIC) gets a DHCP route to 169.254.169.254 via its network's DHCP namespace and
+reads the same documents through the proxy there, identified by its port; deleting the network
+removes the proxy with the namespace.
+
 Needs QEMU and the image tools (``scripts/install-qemu.sh``): skips loudly without them, fails
-under NOVALITE_REQUIRE_SERVICES=1. Every QEMU started here is killed and every file removed.
+under NOVALITE_REQUIRE_SERVICES=1 (the second also needs what tests/netns needs). Every QEMU
+started here is killed and every file removed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +32,12 @@ from pathlib import Path
 import pytest
 
 from novalite.guest.builder import GuestBuildError, build_guest_image
-from tests.conftest import RunningServer, start_server
+from novalite.network.dataplane import names
+from tests.conftest import RunningServer, start_server, stop_server
+from tests.e2e.test_qemu_networks import Cloud as NetCloud
 from tests.e2e.test_qemu_servers import SYNC_INTERVAL, Cloud, _kill_guests, _qemu_pid, _wait
 from tests.guest.conftest import _skip_or_fail, guest_cache_dir, require_qemu
+from tests.netns.conftest import host_snapshot, require_netns
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +156,93 @@ def test_guest_reads_metadata_service_and_ec2_paths(cloud: Cloud) -> None:
     assert cloud.console(uuid).count(f"uuid={uuid} hostname=md1 source=metadata-service") >= 2
     cloud.cli("server", "delete", "--wait", uuid)
     assert not (cloud.instances / uuid).exists()
+
+
+@pytest.fixture(scope="module")
+def net_cloud() -> Iterator[NetCloud]:
+    """``--network-dataplane on`` (the fixture of tests/e2e/test_qemu_networks.py, module-scoped here)."""
+    require_qemu()
+    require_netns()
+    try:
+        build_guest_image(guest_cache_dir())
+    except GuestBuildError as exc:
+        _skip_or_fail(f"cannot build the guest image: {exc}")
+    root = Path(tempfile.mkdtemp(prefix="nvp-"))
+    server = start_server(
+        root,
+        "--driver",
+        "qemu",
+        "--accelerator",
+        "tcg",
+        "--network-dataplane",
+        "on",
+        env_extra={"NOVALITE_GUEST_CACHE": str(guest_cache_dir())},
+    )
+    try:
+        c = NetCloud(root, server)
+        c.cli(
+            "flavor",
+            "create",
+            "--ram",
+            "128",
+            "--disk",
+            "1",
+            "--vcpus",
+            "1",
+            "g1.nano",
+            cloud="novalite-admin",
+        )
+        yield c
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+        _kill_guests(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_guest_on_a_tenant_network_reads_metadata_through_the_namespace_proxy(net_cloud: NetCloud) -> None:
+    cloud = net_cloud
+    cloud.cli("keypair", "create", "pk")
+    key = cloud.cli("keypair", "show", "--public-key", "pk").stdout.split()[1]
+    net_id = cloud.json("network", "create", "mdn")["id"]
+    cloud.cli("subnet", "create", "--network", "mdn", "--subnet-range", "10.77.41.0/24", "mds")
+    port_id = cloud.json(
+        "port", "create", "--network", "mdn", "--fixed-ip", "subnet=mds,ip-address=10.77.41.21", "mdp"
+    )["id"]
+    user_data = cloud.root / "user-data.sh"
+    user_data.write_text(USER_DATA + 'echo "ec2-local-ipv4=$(get /latest/meta-data/local-ipv4)"\n')
+    created = cloud.json(
+        "server", "create", "--image", "novalite-guest", "--flavor", "g1.nano", "--key-name", "pk",
+        "--nic", "port-id=mdp", "--user-data", str(user_data), "--wait", "mdv",
+    )  # fmt: skip
+    assert created["status"] == "ACTIVE"
+    uuid = created["id"]
+
+    def seen() -> str | None:
+        text = cloud.console(uuid)
+        return text if "ec2-local-ipv4=" in text else None
+
+    console = _wait("the guest's metadata answers on its console", seen)
+    assert "net eth0 10.77.41.21/24" in console
+    assert f"uuid={uuid} hostname=mdv source=metadata-service" in console
+    assert f"ec2-key={key}" in console
+    assert "ec2-hostname=mdv.novalocal" in console
+    assert "ec2-local-ipv4=10.77.41.21" in console
+
+    cloud.cli("server", "delete", "--wait", "mdv")
+    cloud.cli("port", "delete", "mdp")
+    cloud.cli("subnet", "delete", "mds")
+    cloud.cli("network", "delete", "mdn")
+
+    def left() -> list[str]:  # this network's parts only: other tests may run beside this one
+        snap = host_snapshot()
+        procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+        mine = (names.dhcp_namespace(net_id), names.bridge_name(net_id), names.tap_name(port_id))
+        found = [n for n in (*snap["netns"], *snap["links"]) if n in mine]
+        return found + [line for line in procs.splitlines() if net_id in line]
+
+    _wait(
+        "the network's namespace, bridge, tap, dnsmasq and proxy to go",
+        lambda: not left(),
+        detail=lambda: str(left()),
+    )

@@ -8,7 +8,7 @@ any byte from the guest, which channel the request came in on:
     the guestfwd relay of a guest on QEMU user-mode networking (``virt/qemu/metadata_relay.py``):
     the uuid is baked into that guest's QEMU command line, which the guest cannot change;
 ``port <network id> <source ip>``
-    the proxy in a network's ``qdhcp-`` namespace (``network/dataplane/metadata_proxy.py``):
+    the proxy in a network's ``qdhcp-`` namespace (``network/dataplane/ns_metadata_proxy.py``):
     the instance is the device of the port on that network holding that fixed IP, as
     Neutron's metadata agent finds it (anti-spoofing rules keep the source address honest).
 
@@ -50,6 +50,7 @@ LOG = logging.getLogger(__name__)
 MAX_IDENTITY = 256
 MAX_HEAD = 16 * 1024
 READ_TIMEOUT = 10.0
+MAX_CONNECTIONS = 64  # requests in progress at once; more are closed unanswered (the guest retries)
 RELAY = "relay.py"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _REASONS = {
@@ -70,6 +71,7 @@ class MetadataService:
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     # -- the channel's identity -> instance -> documents ----------------------------------
 
@@ -158,9 +160,18 @@ class MetadataService:
                 if self._done.is_set():
                     return
                 continue
+            if not self._slots.acquire(blocking=False):
+                conn.close()
+                continue
             threading.Thread(target=self._serve, args=(conn,), name="metadata-request", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        try:
+            self._serve_one(conn)
+        finally:
+            self._slots.release()
+
+    def _serve_one(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(READ_TIMEOUT)
             try:
