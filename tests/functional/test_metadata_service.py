@@ -129,21 +129,22 @@ def test_listings(world: dict[str, Any]) -> None:
     versions = get(service, f"instance {a}", "/openstack")[1].decode().splitlines()
     assert versions[0] == "2012-08-10" and "2018-08-27" in versions and versions[-1] == "latest"
     assert get(service, f"instance {a}", "/openstack/")[1].decode().splitlines() == versions
-    files = set(get(service, f"instance {a}", "/openstack/latest/")[1].decode().splitlines())
-    assert files == {
+    files = get(service, f"instance {a}", "/openstack/latest/")[1].decode().splitlines()
+    assert files == [
         "meta_data.json",
         "user_data",
         "vendor_data.json",
         "network_data.json",
         "vendor_data2.json",
-    }
+    ]
     # no user data: not listed, and 404 (as Nova)
     files_b = set(get(service, f"instance {b}", "/openstack/latest")[1].decode().splitlines())
     assert "user_data" not in files_b and "meta_data.json" in files_b
     assert get(service, f"instance {b}", "/openstack/latest/user_data")[0] == 404
     assert get(service, f"instance {b}", "/latest/user-data")[0] == 404
     root = get(service, f"instance {a}", "/")[1].decode().splitlines()
-    assert root == ["2009-04-04", "latest", "openstack"]
+    assert root[0] == "1.0" and root[-2:] == ["2009-04-04", "latest"]
+    assert get(service, f"instance {a}", "/latest/meta-data/block-device-mapping/") == (200, b"ami\nroot")
 
 
 def test_ec2_paths(world: dict[str, Any]) -> None:
@@ -166,7 +167,8 @@ def test_ec2_paths(world: dict[str, Any]) -> None:
     assert get(service, ident, "/latest/user-data") == (200, USER_DATA)
     assert get(service, ident, "/latest/") == (200, b"meta-data/\nuser-data")
     assert get(service, ident, "/latest/meta-data/no-such-thing")[0] == 404
-    assert get(service, ident, "/2007-01-19/meta-data/")[0] == 404
+    assert get(service, ident, "/2007-01-19/meta-data/hostname") == (200, b"vm-a.novalocal")
+    assert get(service, ident, "/2010-01-01/meta-data/")[0] == 404
     assert get(service, ident, "/latest/meta-data/../../openstack")[0] == 404
 
 

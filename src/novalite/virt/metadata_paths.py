@@ -3,12 +3,13 @@
 The documents are the config drive's (:func:`novalite.virt.configdrive.config_drive_files`,
 their one owner); this module only maps URL paths onto them, as Nova's metadata API does:
 
-    /                                   EC2 versions and ``latest``, then ``openstack``
+    /                                   EC2 versions and ``latest``
     /openstack                          the OpenStack versions and ``latest``
     /openstack/<v>/                     that version's files (``user_data`` only when there is one)
     /openstack/<v>/meta_data.json ...   the config drive's file of that version
-    /<ec2 v>/                           ``meta-data/`` (and ``user-data`` when there is some)
-    /<ec2 v>/meta-data/...              the EC2 tree: a directory lists its entries (``name/`` for
+    /<ec2 v>/                           ``meta-data/`` (and ``user-data`` when there is some), for
+                                        each of Nova's EC2 versions (``1.0`` ... ``2009-04-04``)
+    /<ec2 v>/meta-data/...              the EC2 tree: a directory lists its sorted entries (``name/`` for
                                         a subtree), a leaf is its value; ``public-keys/`` lists
                                         ``0=<key name>``
     /<ec2 v>/user-data                  the user data
@@ -32,6 +33,25 @@ from novalite.virt.configdrive import (
 )
 
 TEXT = "text/plain; charset=UTF-8"
+# Nova's EC2 versions: all serve the one tree (the config drive writes only 2009-04-04 and latest)
+EC2_ALL_VERSIONS = (
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    *EC2_VERSIONS,
+)
+OPENSTACK_FILES = (
+    "meta_data.json",
+    "user_data",
+    "vendor_data.json",
+    "network_data.json",
+    "vendor_data2.json",
+)
 JSON = "application/json"
 BINARY = "application/octet-stream"
 
@@ -52,10 +72,10 @@ def answer(data: ConfigDriveData, path: str) -> Answer:
     if any(p in (".", "..") for p in parts):
         return NOT_FOUND
     if not parts:
-        return _listing([*EC2_VERSIONS, LATEST, "openstack"])
+        return _listing([*EC2_ALL_VERSIONS, LATEST])  # as Nova: ``openstack`` is not listed
     if parts[0] == "openstack":
         return _openstack(data, parts[1:])
-    if parts[0] in (*EC2_VERSIONS, LATEST):
+    if parts[0] in (*EC2_ALL_VERSIONS, LATEST):
         return _ec2(data, parts[1:])
     return NOT_FOUND
 
@@ -69,7 +89,7 @@ def _openstack(data: ConfigDriveData, parts: list[str]) -> Answer:
     prefix = f"openstack/{version}/"
     files = {k[len(prefix) :]: v for k, v in config_drive_files(data).items() if k.startswith(prefix)}
     if len(parts) == 1:
-        return _listing(sorted(files))
+        return _listing([name for name in OPENSTACK_FILES if name in files])
     if len(parts) != 2 or parts[1] not in files:
         return NOT_FOUND
     name = parts[1]
@@ -91,7 +111,7 @@ def _ec2(data: ConfigDriveData, parts: list[str]) -> Answer:
     if isinstance(node, Mapping):
         if parts[1:] == ["public-keys"]:
             return _listing([f"{i}={name}" for i, name in enumerate(data.public_keys)])
-        return _listing([f"{k}/" if isinstance(v, Mapping) else k for k, v in node.items()])
+        return _listing([f"{k}/" if isinstance(v, Mapping) else k for k, v in sorted(node.items())])
     return Answer(200, _leaf(node).encode())
 
 
