@@ -197,7 +197,21 @@ def net_cloud() -> Iterator[NetCloud]:
         if server.process.poll() is None:
             stop_server(server)
         _kill_guests(root)
+        _remove_networks(root / "data")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_networks(data_dir: Path) -> None:
+    """After a failure: this service's networks (dnsmasq, proxy, namespace, taps, bridge) only;
+    a whole-host teardown would take other tests' networks too."""
+    from novalite.network.dataplane import dhcp, l2
+
+    for net_id in dhcp.running_networks(data_dir):
+        dhcp.stop(net_id, data_dir)
+        for member in l2.members(net_id):
+            if names.is_tap_name(member):
+                l2.remove_link(member)
+        l2.remove_network(net_id, force=True)
 
 
 def test_guest_on_a_tenant_network_reads_metadata_through_the_namespace_proxy(net_cloud: NetCloud) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,14 @@ from novalite.virt.metadata_paths import service_socket
 
 from .conftest import Guests, host_snapshot, in_ns, sh
 from .test_dataplane import A1, B1, NET_A, NET_B, _state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 class StandIn:
@@ -112,6 +121,15 @@ def test_guest_reaches_the_proxy_which_names_network_and_source(
 
     reconcile.apply(state, data_dir)  # idempotent: the same proxies keep running
     assert {net: metadata_proxy.pid(data_dir, net) for net in (NET_A, NET_B)} == first
+
+    # a proxy whose pid file no longer names it (state directory removed behind its back) exits
+    orphan = first[NET_B]
+    assert orphan is not None
+    (data_dir / "dhcp" / NET_B / metadata_proxy.PID_NAME).unlink()
+    deadline = time.monotonic() + 60
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(orphan)
 
     guests.close()
     reconcile.teardown(data_dir)

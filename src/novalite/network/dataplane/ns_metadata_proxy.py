@@ -3,7 +3,8 @@
 Run by :mod:`novalite.network.dataplane.metadata_proxy` as
 ``ip netns exec qdhcp-<net> python3 -I -S <this file> SOCKET NETWORK_ID PIDFILE`` (standard
 library only). It binds 169.254.169.254:80 in the namespace, detaches (as dnsmasq does: it
-outlives the service that started it) and writes its pid file. For each connection it opens
+outlives the service that started it) and writes its pid file; it exits by itself once that
+file no longer names it (its network's state directory was removed). For each connection it opens
 the host's metadata service socket and says ``port <network id> <source address>`` on the first
 line — the service finds the port on that network holding that fixed IP, and its instance, as
 Neutron's metadata agent does — then copies the guest's request and the answer. Nothing the
@@ -21,6 +22,7 @@ ADDRESS = "169.254.169.254"
 LIFETIME = 60.0
 CHUNK = 65536
 MAX_CONNECTIONS = 64
+CHECK_INTERVAL = 5.0  # how often an idle proxy checks that its pid file still names it
 
 
 def main(argv: list[str]) -> int:
@@ -43,14 +45,31 @@ def main(argv: list[str]) -> int:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    listener.settimeout(CHECK_INTERVAL)
     while True:
-        conn, peer = listener.accept()
+        try:
+            conn, peer = listener.accept()
+        except TimeoutError:
+            if not _still_wanted(pid_file):
+                return 0
+            continue
+        conn.settimeout(None)
         if not slots.acquire(blocking=False):
             conn.close()
             continue
         threading.Thread(
             target=_serve, args=(conn, peer[0], service_path, network_id, slots), daemon=True
         ).start()
+
+
+def _still_wanted(pid_file: str) -> bool:
+    """The pid file still names this process: its network's state directory was not removed
+    (a network stopped by a service that could not signal it, or a deleted data directory)."""
+    try:
+        with open(pid_file) as f:
+            return f.read().strip() == str(os.getpid())
+    except OSError:
+        return False
 
 
 def _serve(
