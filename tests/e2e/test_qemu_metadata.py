@@ -75,7 +75,7 @@ class UserModeCloud(Cloud):
         return self.server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # gone before the data plane test starts its own service: one QEMU service at a time
 def cloud() -> Iterator[Cloud]:
     require_qemu()
     try:
