@@ -42,6 +42,10 @@ case "$1" in bound|renew)
     ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    # option 121 (classless static routes: "dest hop dest hop ..."), e.g. 169.254.169.254/32 via
+    # the DHCP server, where a network's metadata proxy listens
+    set -- $staticroutes
+    while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
     for d in $dns; do echo "nameserver $d"; done >/etc/resolv.conf ;;
 esac
 EOS
@@ -54,7 +58,7 @@ net_up() {
         [ -e "$path" ] || continue
         nic=${path##*/}
         ip link set "$nic" up
-        if udhcpc -i "$nic" -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1; then
+        if udhcpc -i "$nic" -n -q -t 5 -T 1 -O staticroutes -s /etc/udhcpc.script >/dev/null 2>&1; then
             say "net $nic $(ip -4 -o addr show "$nic" | awk '{print $4}')"
             up=0
         else
@@ -163,7 +167,7 @@ echo "novalite-guest ready $uuid"
       now=$(nics)
       for n in $now; do case " $links " in *" $n "*) ;; *)
           ip link set "$n" up
-          udhcpc -i "$n" -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1
+          udhcpc -i "$n" -n -q -t 5 -T 1 -O staticroutes -s /etc/udhcpc.script >/dev/null 2>&1
           say "nic added $n $(cat /sys/class/net/$n/address) $(ip -4 -o addr show "$n" | awk '{print $4}')";; esac; done
       for n in $links; do case " $now " in *" $n "*) ;; *) say "nic removed $n";; esac; done
       links=$now

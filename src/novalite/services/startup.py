@@ -88,6 +88,24 @@ def _start_network(settings: Any, db: Database, host: str | None, driver: Any) -
     return net.start()
 
 
+def _start_metadata(settings: Any, db: Database, host: str | None, driver: Any) -> Callable[[], None] | None:
+    """The QEMU host's metadata service (compute/metadata_service.py) on its unix socket. Guests on
+    user-mode networking reach it through their guestfwd relay (the driver's ``metadata_command``);
+    with the network data plane on, through the proxy in each network's namespace."""
+    if host is None or driver is None:
+        return None
+    from novalite.compute import metadata_service
+
+    service = metadata_service.MetadataService(db, host, settings.data_dir)
+    try:
+        stop = service.start()
+        if driver.network is None:
+            driver.metadata_command = metadata_service.relay_command(settings.data_dir)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"novalite: the metadata service cannot start: {exc}") from None
+    return stop
+
+
 def _namespace(settings: Any) -> str | None:
     """Queue-name prefix. memory://: private to this transport. A broker: shared by every process
     of one deployment (same database) and apart from other deployments on the same broker."""
@@ -210,6 +228,7 @@ def start(runtime: Any) -> Callable[[], None]:
         )
         host_sync.reconcile()  # guests of servers deleted while no agent ran are destroyed
     stop_network = _start_network(settings, db, real_host, real_driver)
+    stop_metadata = _start_metadata(settings, db, real_host, real_driver)
     if host_sync is not None:  # actions the previous agent left half done, before any message
         host_sync.settle_interrupted()
     # the stale guests of servers evacuated away while these hosts were down
@@ -262,6 +281,8 @@ def start(runtime: Any) -> Callable[[], None]:
             stop_sync()
         if stop_network is not None:
             stop_network()
+        if stop_metadata is not None:
+            stop_metadata()
         stop_notifications()
         transport.stop()
         conductor.stop()

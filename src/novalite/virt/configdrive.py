@@ -73,6 +73,10 @@ class ConfigDriveData:
     metadata: Mapping[str, str] = field(default_factory=dict)
     admin_pass: str | None = None
     vendor_data: Mapping[str, Any] = field(default_factory=dict)
+    # EC2 meta-data: ``i-<id as 8 hex digits>``, the flavor's name, the first fixed IPv4
+    ec2_instance_id: str = ""
+    instance_type: str = ""
+    local_ipv4: str = ""
 
     def __post_init__(self) -> None:
         if not self.uuid:
@@ -141,6 +145,12 @@ def ec2_meta_data(data: ConfigDriveData) -> dict[str, Any]:
         "reservation-id": "",
         "security-groups": [],
     }
+    if data.ec2_instance_id:
+        md["instance-id"] = data.ec2_instance_id
+    if data.instance_type:
+        md["instance-type"] = data.instance_type
+    if data.local_ipv4:
+        md["local-ipv4"] = data.local_ipv4
     if data.public_keys:
         first = next(iter(data.public_keys.values()))
         md["public-keys"] = {"0": {"openssh-key": first}}

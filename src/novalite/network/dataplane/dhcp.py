@@ -68,6 +68,7 @@ class DhcpConfig:
     subnets: tuple[DhcpSubnet, ...]
     hosts: tuple[DhcpHost, ...] = ()
     mtu: int | None = None
+    metadata_ip: str | None = None  # a /32 route to it via the DHCP server (the metadata proxy)
 
 
 def state_dir(data_dir: Path, net_id: str) -> Path:
@@ -90,6 +91,8 @@ def opts_file(config: DhcpConfig) -> str:
     for i, subnet in enumerate(_v4(config)):
         tag = _tag(i)
         routes = [(r.destination, r.nexthop) for r in subnet.host_routes]
+        if config.metadata_ip:  # Neutron's isolated metadata: the proxy is in the DHCP namespace
+            routes.append((f"{config.metadata_ip}/32", subnet.server_address()))
         if subnet.gateway_ip:
             lines.append(f"tag:{tag},option:router,{subnet.gateway_ip}")
             # RFC 3442: a client given classless routes ignores option 3, so repeat the default.
@@ -241,6 +244,9 @@ def _kill(value: int) -> None:
 
 def stop(net_id: str, data_dir: Path) -> None:
     """Stop dnsmasq, remove the veth, the namespace and the state files. Idempotent."""
+    from novalite.network.dataplane import metadata_proxy
+
+    metadata_proxy.stop(net_id, data_dir)
     running = pid(data_dir, net_id)
     if running is not None:
         _kill(running)

@@ -9,13 +9,16 @@ missing, updates what changed and removes what is no longer wanted: ``brq-*`` br
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyroute2 import netns
 
-from novalite.network.dataplane import dhcp, l2, names
+from novalite.network.dataplane import dhcp, l2, metadata_proxy, names
 from novalite.network.dataplane import security_groups as sg
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,13 @@ def dhcp_config(network: Network, ports: tuple[Port, ...]) -> dhcp.DhcpConfig:
         for ip in p.fixed_ips
         if ":" not in ip
     )
-    return dhcp.DhcpConfig(net_id=network.id, subnets=network.subnets, hosts=hosts, mtu=network.mtu)
+    return dhcp.DhcpConfig(
+        net_id=network.id,
+        subnets=network.subnets,
+        hosts=hosts,
+        mtu=network.mtu,
+        metadata_ip=metadata_proxy.METADATA_IP,
+    )
 
 
 def apply(state: DesiredState, data_dir: Path) -> Result:
@@ -70,7 +79,8 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
     for network in state.networks:
         l2.ensure_network(network.id, network.mtu)
         if network.dhcp_enabled:
-            dhcp.ensure(dhcp_config(network, state.ports), data_dir)
+            if dhcp.ensure(dhcp_config(network, state.ports), data_dir):
+                _ensure_metadata_proxy(network.id, data_dir)
         else:
             dhcp.stop(network.id, data_dir)
     for port in state.ports:
@@ -89,6 +99,14 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
     sg.apply(state.security_groups, filters)
     result.removed = _remove_stale(state, data_dir)
     return result
+
+
+def _ensure_metadata_proxy(net_id: str, data_dir: Path) -> None:
+    """The network's metadata proxy; a failure leaves DHCP and L2 working (logged)."""
+    try:
+        metadata_proxy.ensure(net_id, data_dir)
+    except (OSError, metadata_proxy.MetadataProxyError) as exc:
+        LOG.warning("metadata proxy for network %s not running: %s", net_id, exc)
 
 
 def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:

@@ -128,7 +128,16 @@ def config_drive_data(guest: GuestSpec) -> ConfigDriveData:
         project_id=guest.project_id,
         metadata={k: v for k, v in guest.metadata.items() if not k.startswith("novalite:")},
         admin_pass=guest.admin_password,
+        ec2_instance_id=_ec2_id(guest.name),
+        instance_type=str(guest.flavor.get("name") or ""),
+        local_ipv4=next((ip for port in guest.network_info if (ip := _fixed_ip(port)[0])), ""),
     )
+
+
+def _ec2_id(name: str) -> str:
+    """Nova's EC2 instance id ``i-%08x`` from the instance name ``instance-%08x``."""
+    prefix = "instance-"
+    return "i-" + name[len(prefix) :] if name.startswith(prefix) else ""
 
 
 def network_data(guest: GuestSpec) -> dict[str, Any]:
