@@ -159,8 +159,29 @@ class PowerAction(Message):
     hard: bool = False
 
 
+@dataclass(frozen=True)
+class DeviceAction(Message):
+    """A call: attach_volume, detach_volume, attach_interface or detach_interface on a real guest
+    (``compute.devices``); the agent answers ``{"done"}`` (False: its driver has no devices to
+    plug) or ``{"error"}``. The API keeps the records in line with the answer."""
+
+    METHOD: ClassVar[str] = "device_action"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    action: str
+    volume_id: str = ""
+    port_id: str = ""
+    mac: str = ""
+
+
+DEVICE_TIMEOUT = 240  # the agent may wait UNPLUG_TIMEOUT for a guest, behind other actions on it
+
+
 REGISTRY = registry_of(
     [
+        DeviceAction,
         PowerAction,
         BuildAndRunInstance,
         TerminateInstance,
@@ -305,4 +326,27 @@ class ComputeClient:
             context=context_to_dict(ctx), instance_uuid=instance_uuid, host=host, image_id=image_id
         )
         answer: dict[str, Any] = self.transport.call(TOPIC, msg, timeout=600)
+        return answer
+
+    def device_action(
+        self,
+        ctx: RequestContext,
+        *,
+        instance_uuid: str,
+        host: str,
+        action: str,
+        volume_id: str = "",
+        port_id: str = "",
+        mac: str = "",
+    ) -> dict[str, Any]:
+        msg = DeviceAction(
+            context=context_to_dict(ctx),
+            instance_uuid=instance_uuid,
+            host=host,
+            action=action,
+            volume_id=volume_id,
+            port_id=port_id,
+            mac=mac,
+        )
+        answer: dict[str, Any] = self.transport.call(TOPIC, msg, timeout=DEVICE_TIMEOUT)
         return answer
