@@ -74,10 +74,10 @@ def block_devices(db: Database, instance_uuid: str) -> tuple[dict[str, Any], ...
     device_name, boot_index (0 for the root volume of a server booted from volume, else None);
     the root first, then by device name."""
     with db.reader() as s:
-        return _block_devices(s, instance_uuid)
+        return attached_volumes(s, instance_uuid)
 
 
-def _block_devices(s: Session, instance_uuid: str) -> tuple[dict[str, Any], ...]:
+def attached_volumes(s: Session, instance_uuid: str) -> tuple[dict[str, Any], ...]:
     inst = s.execute(select(Instance.root_device_name).where(Instance.uuid == instance_uuid)).first()
     if inst is None:
         return ()
