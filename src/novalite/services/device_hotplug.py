@@ -58,6 +58,8 @@ def _ask(
         answer = agent.compute.device_action(ctx, instance_uuid=uuid, host=host, action=action, **kw)
     except (CallTimeout, RemoteError) as exc:
         return f"the compute host did not complete it: {exc}"
+    if not isinstance(answer, dict):  # no agent of that host in the engine
+        return f"no compute service answered for host {host}"
     if "error" in answer:
         return str(answer["error"])
     return None
