@@ -169,7 +169,8 @@ def test_port_and_network_nics_are_hot_plugged_and_removed(cloud: Cloud, guest: 
     mark = len(cloud.console(guest))
     cloud.cli("server", "remove", "port", guest, port["id"])
     _console_has(cloud, guest, rf"novalite-guest: nic removed {nic}\b", after=mark)
-    assert cloud.json("port", "show", port["id"])["device_id"] == ""  # the user's port stays
+    # the user's port stays, unbound, once the host has let it go (a detach is asynchronous)
+    _wait("the port unbound", lambda: cloud.json("port", "show", port["id"])["device_id"] == "")
     assert mac not in _launch_argv(cloud, guest)
 
     mark = len(cloud.console(guest))
@@ -181,7 +182,7 @@ def test_port_and_network_nics_are_hot_plugged_and_removed(cloud: Cloud, guest: 
     mark = len(cloud.console(guest))
     cloud.cli("server", "remove", "network", guest, "devnet")
     _console_has(cloud, guest, rf"novalite-guest: nic removed {added.group(1)}\b", after=mark)
-    assert cloud.json("port", "list", "--server", guest) == []  # the port Nova made is deleted
+    _wait("the port Nova made deleted", lambda: cloud.json("port", "list", "--server", guest) == [])
     assert cloud.status(guest) == "ACTIVE"
     cloud.cli("port", "delete", port["id"])
 

@@ -1,9 +1,10 @@
 """Attach/detach on a server whose host runs real guests, when the host cannot plug the device:
 the records follow what the guest has (services.device_hotplug). Here the server's host is a
-host without a compute agent in this engine, so every DeviceAction fails: an attach leaves the
-volume ``available`` (no attachment) and no port, a detach keeps the volume ``in-use`` and
-attached, and each answers 409 with the reason. A volume without a data file
-(``volume_storage=records``) is refused with 400 before the host is asked."""
+host without a compute agent in this engine, so every attach fails: it leaves the volume
+``available`` (no attachment) and no port, and answers 409 with the reason. (Detaches are casts
+the host's agent completes: tests/guest/test_qemu_hotplug_guest.py and the e2e tests.)
+A volume without a data file (``volume_storage=records``) is refused with 400 before the host
+is asked."""
 
 from __future__ import annotations
 
@@ -46,10 +47,6 @@ def test_a_host_that_cannot_plug_leaves_the_records_as_the_guest_has_them(stack:
     r = stack.post(f"{SERVERS}/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": other}})
     assert "Failed to attach volume" in fault(r, 409) and "gone-host" in r.text
     assert volume_status(stack, other) == "available" and _attached(stack, sid) == [kept]
-
-    r = stack.delete(f"{SERVERS}/{sid}/os-volume_attachments/{kept}")
-    assert "Failed to detach volume" in fault(r, 409)
-    assert volume_status(stack, kept) == "in-use" and _attached(stack, sid) == [kept]
 
     r = stack.post(
         f"{SERVERS}/{sid}/os-interface", json={"interfaceAttachment": {"net_id": network_id(stack)}}

@@ -161,9 +161,10 @@ class PowerAction(Message):
 
 @dataclass(frozen=True)
 class DeviceAction(Message):
-    """A call: attach_volume, detach_volume, attach_interface or detach_interface on a real guest
-    (``compute.devices``); the agent answers ``{"done"}`` (False: its driver has no devices to
-    plug) or ``{"error"}``. The API keeps the records in line with the answer."""
+    """attach_volume or attach_interface (a call: the agent answers ``{"done"}``, False when its
+    driver has no devices to plug, or ``{"error"}``, and the API keeps the records in line), or
+    detach_volume / detach_interface (a cast: the guest may take a while to release the device;
+    the agent updates the records itself), on a real guest (``compute.devices``)."""
 
     METHOD: ClassVar[str] = "device_action"
     VERSION: ClassVar[str] = "1.0"
@@ -350,3 +351,25 @@ class ComputeClient:
         )
         answer: dict[str, Any] = self.transport.call(TOPIC, msg, timeout=DEVICE_TIMEOUT)
         return answer
+
+    def device_cast(
+        self,
+        ctx: RequestContext,
+        *,
+        instance_uuid: str,
+        host: str,
+        action: str,
+        volume_id: str = "",
+        port_id: str = "",
+        mac: str = "",
+    ) -> None:
+        msg = DeviceAction(
+            context=context_to_dict(ctx),
+            instance_uuid=instance_uuid,
+            host=host,
+            action=action,
+            volume_id=volume_id,
+            port_id=port_id,
+            mac=mac,
+        )
+        self.transport.cast(TOPIC, msg)

@@ -7,13 +7,14 @@ the records follow what the guest got.
   the host hot-plugs the volume's file; then ``in-use``, or on failure the attachment is deleted
   (volume ``available``) and the answer is 409 with the host's reason. A volume without a data
   file (``volume_storage=records``) is refused first (400).
-- detach volume: the volume is ``detaching`` while the host unplugs it (the guest must release
-  the disk); then the attachment goes (``available``), or on failure the volume is ``in-use``
-  again, attachment kept, 409.
+- detach volume (202 at once, Nova's way): the volume is ``detaching`` and the host is sent the
+  detach (a cast: the guest may take a while to release the disk); its agent then deletes the
+  attachment (``available``), or when the guest keeps the disk puts the volume back ``in-use``,
+  attachment kept, and records the ``compute_detach_volume`` event in error.
 - attach interface: the port is created/bound and committed, the host plugs the NIC; on failure
   the port is released again (409).
-- detach interface: the host unplugs the NIC first; on failure nothing changes (409); then the
-  port is deleted or unbound.
+- detach interface (202, a cast): the host unplugs the NIC, then its agent deletes the port (or
+  unbinds the user's); when the guest keeps the NIC nothing changes but the event in error.
 
 While the engine restarts or the broker is down the records are given back and the caller gets
 503, as for power actions.
@@ -142,27 +143,23 @@ def detach_volume(db: Database, ctx: RequestContext, server_id: str, volume_id: 
             return
         devices.check_detachable(s, ctx, inst, volume_id)
         vol = s.get(Volume, volume_id)
-        if vol is None:
-            raise Conflict(f"Volume {volume_id} is being deleted", kind="InvalidVolume")
-        if vol.status == "detaching":
-            raise BadRequest(f"Invalid volume: volume {volume_id} is already detaching", kind="InvalidVolume")
+        if vol is None or vol.status not in ("in-use", "attaching"):
+            status = vol.status if vol is not None else "deleted"
+            raise BadRequest(
+                f"Invalid volume: volume {volume_id} must be in-use to be detached, but is {status}",
+                kind="InvalidVolume",
+            )
         before = vol.status
         vol.status = "detaching"
+        record_action(s, ctx, inst, "detach_volume", event=None)  # the agent records its event
         uuid, host = inst.uuid, str(inst.host)
     try:
-        failure = _ask(agent, ctx, uuid, host, "detach_volume", volume_id=volume_id)
+        agent.compute.device_cast(
+            ctx, instance_uuid=uuid, host=host, action="detach_volume", volume_id=volume_id
+        )
     except (PeerUnavailable, MessagingUnavailable):
         _give_back_volume(db, volume_id, before)
         raise
-    if failure is not None:
-        _give_back_volume(db, volume_id, before)
-        raise Conflict(
-            f"Failed to detach volume {volume_id} from instance {uuid}: {failure}", kind="VolumeDetachFailed"
-        )
-    with db.session() as s:
-        inst = get_instance(s, ctx, server_id)
-        devices.detach_volume(s, ctx, inst, volume_id)
-        record_action(s, ctx, inst, "detach_volume", event="compute_detach_volume")
 
 
 def _give_back_volume(db: Database, volume_id: str, status: str) -> None:
@@ -227,13 +224,8 @@ def detach_interface(db: Database, ctx: RequestContext, server_id: str, port_id:
             return
         devices.check_state(ctx, inst, "detach_interface", devices.INTERFACE_STATES)
         iface = devices.get_interface(s, inst, port_id)
+        record_action(s, ctx, inst, "detach_interface", event=None)  # the agent records its event
         uuid, host = inst.uuid, str(inst.host)
-    failure = _ask(agent, ctx, uuid, host, "detach_interface", port_id=port_id, mac=iface.mac_addr)
-    if failure is not None:
-        raise Conflict(
-            f"Failed to detach network adapter device from {uuid}: {failure}", kind="InterfaceDetachFailed"
-        )
-    with db.session() as s:
-        inst = get_instance(s, ctx, server_id)
-        devices.detach_interface(s, ctx, inst, port_id)
-        record_action(s, ctx, inst, "detach_interface", event="compute_detach_interface")
+    agent.compute.device_cast(
+        ctx, instance_uuid=uuid, host=host, action="detach_interface", port_id=port_id, mac=iface.mac_addr
+    )

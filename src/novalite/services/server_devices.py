@@ -238,6 +238,11 @@ def attach_interface(
 def detach_interface(s: Session, ctx: RequestContext, inst: Instance, port_id: str) -> None:
     """Delete a port Nova created for the server; unbind the user's own port."""
     check_state(ctx, inst, "detach_interface", INTERFACE_STATES)
+    release_interface(s, inst, port_id)
+
+
+def release_interface(s: Session, inst: Instance, port_id: str) -> None:
+    """The records of a detach (no state check): delete a port Nova created, unbind the user's."""
     port = s.get(Port, port_id) if len(port_id) <= 36 else None
     if port is None or port.device_id != inst.uuid:
         raise NotFound(f"Port id {port_id} could not be found.", kind="PortNotFound")
