@@ -228,6 +228,8 @@ def existing_guest(s: Session, instance_uuid: str, host: str) -> GuestSpec | Non
     if inst is None or inst.deleted:
         return None
     node = s.execute(select(Instance.node).where(Instance.uuid == instance_uuid)).scalar()
+    from novalite.compute.devices import attached_volumes  # (it imports this module)
+
     return GuestSpec(
         uuid=inst.uuid,
         name=f"instance-{inst.id:08x}",
@@ -237,6 +239,7 @@ def existing_guest(s: Session, instance_uuid: str, host: str) -> GuestSpec | Non
         metadata={k: v for k, v in _METADATA.all(conn, {"instance_uuid": instance_uuid})},
         image=_image_info(s, inst.image_ref),
         network_info=_network_info(s, instance_uuid),
+        block_devices=attached_volumes(s, instance_uuid),  # a rebuild keeps its volumes
         user_data=_user_data(inst.user_data),
         key_pairs=((inst.key_name, "ssh", inst.key_data),) if inst.key_name and inst.key_data else (),
         config_drive=str(inst.config_drive or "").strip().lower() in ("true", "1", "yes", "on"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -25,6 +26,7 @@ from novalite.compute import (
     build,
     build_resources,
     cleanup,
+    devices,
     evacuated,
     guest_actions,
     moves,
@@ -38,6 +40,7 @@ from novalite.compute.consoles import GetConsoleEndpoint, console_endpoint
 from novalite.compute.guest_rpc import RebuildInstance, RescueInstance, TriggerCrashDump, UnrescueInstance
 from novalite.compute.rpcapi import (
     BuildAndRunInstance,
+    DeviceAction,
     FinishResize,
     GetConsoleOutput,
     GetDiagnostics,
@@ -113,6 +116,8 @@ class ComputeAgent:
             notifications.instance_in(self.db, "instance.create.start", b.instance_uuid, host=self.host)
             if build_resources.needs_block_devices(b):
                 build_resources.prepare_block_devices(self.db, b)
+                if b.guest_details:  # a real guest boots from its root volume, with the others attached
+                    guest = replace(guest, block_devices=devices.block_devices(self.db, b.instance_uuid))
             try:
                 self.driver.spawn(guest)
             except BuildAbort as exc:
@@ -350,6 +355,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             return get_console_output(agent, msg)
         elif isinstance(msg, SnapshotInstance):
             return snapshots.snapshot_instance(agent, msg.instance_uuid, msg.image_id)
+        elif isinstance(msg, DeviceAction):
+            return devices.device_action(agent, msg)
         elif isinstance(msg, GetConsoleEndpoint):
             return console_endpoint(agent, msg)
         elif isinstance(msg, ResizeInstance):

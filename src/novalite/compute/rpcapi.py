@@ -160,8 +160,30 @@ class PowerAction(Message):
     hard: bool = False
 
 
+@dataclass(frozen=True)
+class DeviceAction(Message):
+    """attach_volume or attach_interface (a call: the agent answers ``{"done"}``, False when its
+    driver has no devices to plug, or ``{"error"}``, and the API keeps the records in line), or
+    detach_volume / detach_interface (a cast: the guest may take a while to release the device;
+    the agent updates the records itself), on a real guest (``compute.devices``)."""
+
+    METHOD: ClassVar[str] = "device_action"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    instance_uuid: str
+    host: str
+    action: str
+    volume_id: str = ""
+    port_id: str = ""
+    mac: str = ""
+
+
+DEVICE_TIMEOUT = 240  # the agent may wait UNPLUG_TIMEOUT for a guest, behind other actions on it
+
+
 REGISTRY = registry_of(
     [
+        DeviceAction,
         PowerAction,
         BuildAndRunInstance,
         TerminateInstance,
@@ -308,3 +330,48 @@ class ComputeClient:
         )
         answer: dict[str, Any] = self.transport.call(TOPIC, msg, timeout=600)
         return answer
+
+    def device_action(
+        self,
+        ctx: RequestContext,
+        *,
+        instance_uuid: str,
+        host: str,
+        action: str,
+        volume_id: str = "",
+        port_id: str = "",
+        mac: str = "",
+    ) -> dict[str, Any]:
+        msg = DeviceAction(
+            context=context_to_dict(ctx),
+            instance_uuid=instance_uuid,
+            host=host,
+            action=action,
+            volume_id=volume_id,
+            port_id=port_id,
+            mac=mac,
+        )
+        answer: dict[str, Any] = self.transport.call(TOPIC, msg, timeout=DEVICE_TIMEOUT)
+        return answer
+
+    def device_cast(
+        self,
+        ctx: RequestContext,
+        *,
+        instance_uuid: str,
+        host: str,
+        action: str,
+        volume_id: str = "",
+        port_id: str = "",
+        mac: str = "",
+    ) -> None:
+        msg = DeviceAction(
+            context=context_to_dict(ctx),
+            instance_uuid=instance_uuid,
+            host=host,
+            action=action,
+            volume_id=volume_id,
+            port_id=port_id,
+            mac=mac,
+        )
+        self.transport.cast(TOPIC, msg)

@@ -18,9 +18,9 @@ from novalite.api.microversion import V, Version, request_version
 from novalite.compute_api.schemas.servers import TAG, UUID
 from novalite.context import RequestContext
 from novalite.errors import BadRequest
+from novalite.services import device_hotplug as hotplug
 from novalite.services import server_devices as devices
 from novalite.services import server_queries as queries
-from novalite.services.server_actions import record_action
 
 router = APIRouter(prefix="/compute/v2.1")
 _BASE = "/servers/{server_id}/os-interface"
@@ -98,18 +98,15 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
         raise BadRequest("Must not input both network_id and port_id")
     if fixed_ips and not net_id:
         raise BadRequest("Must input network_id when request IP address")
-    with runtime(request).db.session() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        iface = devices.attach_interface(
-            s,
-            ctx,
-            inst,
-            port_id=port_id,
-            net_id=net_id,
-            fixed_ip=fixed_ips[0]["ip_address"] if fixed_ips else None,
-            tag=spec.get("tag"),
-        )
-        record_action(s, ctx, inst, "attach_interface", event="compute_attach_interface")
+    iface = hotplug.attach_interface(  # a real guest gets the NIC plugged in by its host
+        runtime(request).db,
+        ctx,
+        server_id,
+        port_id=port_id,
+        net_id=net_id,
+        fixed_ip=fixed_ips[0]["ip_address"] if fixed_ips else None,
+        tag=spec.get("tag"),
+    )
     return {"interfaceAttachment": interface_view(iface, version)}
 
 
@@ -123,10 +120,7 @@ async def attach_interface(
 
 
 def _detach(request: Request, ctx: RequestContext, server_id: str, port_id: str) -> None:
-    with runtime(request).db.session() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        devices.detach_interface(s, ctx, inst, port_id)
-        record_action(s, ctx, inst, "detach_interface", event="compute_detach_interface")
+    hotplug.detach_interface(runtime(request).db, ctx, server_id, port_id)
 
 
 @router.delete(_BASE + "/{port_id}", status_code=202)

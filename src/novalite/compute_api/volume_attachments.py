@@ -20,6 +20,7 @@ from novalite.api.microversion import V, Version, request_version
 from novalite.compute_api.schemas.servers import TAG, UUID
 from novalite.context import RequestContext
 from novalite.errors import BadRequest
+from novalite.services import device_hotplug as hotplug
 from novalite.services import server_devices as devices
 from novalite.services import server_queries as queries
 from novalite.services.server_actions import record_action
@@ -111,18 +112,15 @@ def show_attachment(
 
 def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     version = request_version(request)
-    with runtime(request).db.session() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        dev = devices.attach_volume(
-            s,
-            ctx,
-            inst,
-            spec["volumeId"],
-            device=spec.get("device"),
-            tag=spec.get("tag"),
-            delete_on_termination=bool(spec.get("delete_on_termination", False)),
-        )
-        record_action(s, ctx, inst, "attach_volume", event="compute_attach_volume")
+    dev = hotplug.attach_volume(  # a real guest gets the volume plugged in by its host
+        runtime(request).db,
+        ctx,
+        server_id,
+        spec["volumeId"],
+        device=spec.get("device"),
+        tag=spec.get("tag"),
+        delete_on_termination=bool(spec.get("delete_on_termination", False)),
+    )
     return {"volumeAttachment": attachment_view(dev, version, created=True)}
 
 
@@ -183,10 +181,7 @@ async def update_attachment(
 
 
 def _detach(request: Request, ctx: RequestContext, server_id: str, volume_id: str) -> None:
-    with runtime(request).db.session() as s:
-        inst = queries.get_instance(s, ctx, server_id)
-        devices.detach_volume(s, ctx, inst, volume_id)
-        record_action(s, ctx, inst, "detach_volume", event="compute_detach_volume")
+    hotplug.detach_volume(runtime(request).db, ctx, server_id, volume_id)
 
 
 @router.delete(_BASE + "/{volume_id}", status_code=202)

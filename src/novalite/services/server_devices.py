@@ -238,6 +238,11 @@ def attach_interface(
 def detach_interface(s: Session, ctx: RequestContext, inst: Instance, port_id: str) -> None:
     """Delete a port Nova created for the server; unbind the user's own port."""
     check_state(ctx, inst, "detach_interface", INTERFACE_STATES)
+    release_interface(s, inst, port_id)
+
+
+def release_interface(s: Session, inst: Instance, port_id: str) -> None:
+    """The records of a detach (no state check): delete a port Nova created, unbind the user's."""
     port = s.get(Port, port_id) if len(port_id) <= 36 else None
     if port is None or port.device_id != inst.uuid:
         raise NotFound(f"Port id {port_id} could not be found.", kind="PortNotFound")
@@ -346,10 +351,17 @@ def _attach_at(
     volume_id: str,
     device: str | None,
     delete_on_termination: bool,
+    *,
+    complete: bool = True,
 ) -> VolumeAttachment:
-    """Reserve ``volume_id`` for the server and attach it at ``device``: the new attachment row."""
+    """Reserve ``volume_id`` for the server and attach it at ``device``: the new attachment row
+    (``complete`` False: left ``attaching`` while a real host plugs it in)."""
     attachment_id = attachments.reserve_volume(s, owner, volume_id, inst.uuid)
-    attachments.attach_volume(s, owner, attachment_id, host=inst.host or "", mountpoint=device)
+    if complete:
+        attachments.attach_volume(s, owner, attachment_id, host=inst.host or "", mountpoint=device)
+    else:
+        connector = {"host": inst.host or "", "mountpoint": device}
+        attachments.update_attachment(s, owner, attachment_id, connector)
     att = s.get(VolumeAttachment, attachment_id)
     assert att is not None
     att.delete_on_termination = delete_on_termination
@@ -365,8 +377,10 @@ def attach_volume(
     device: str | None = None,
     tag: str | None = None,
     delete_on_termination: bool = False,
+    complete: bool = True,
 ) -> VolumeDevice:
-    """Reserve and attach ``volume_id`` (the server's project's) at ``device`` (next free vdX)."""
+    """Reserve and attach ``volume_id`` (the server's project's) at ``device`` (next free vdX);
+    ``complete`` False leaves it ``attaching`` (``services.device_hotplug`` completes it)."""
     check_state(ctx, inst, "attach_volume", VOLUME_STATES)
     owner = _owner(inst)
     if volumes.get_volume(s, owner, volume_id) is None:
@@ -374,19 +388,31 @@ def attach_volume(
     current = _attachments(s, inst)
     if any(a.volume_id == volume_id for a in current):
         raise BadRequest(f"Invalid volume: volume {volume_id} already attached", kind="InvalidVolume")
-    att = _attach_at(s, inst, owner, volume_id, _next_device(inst, current, device), delete_on_termination)
+    where = _next_device(inst, current, device)
+    att = _attach_at(s, inst, owner, volume_id, where, delete_on_termination, complete=complete)
     if tag is not None:
         _set_tag(inst, volume_id, tag)
     s.flush()
     return _device_view(inst, att)
 
 
-def detach_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: str) -> None:
-    """Detach ``volume_id``; the root volume of a boot-from-volume server is refused (400)."""
+def check_detachable(s: Session, ctx: RequestContext, inst: Instance, volume_id: str) -> VolumeAttachment:
+    """The checks of a detach: the server's state, the attachment (404), not the root volume (400)."""
     check_state(ctx, inst, "detach_volume", VOLUME_STATES)
     att = _find(s, inst, volume_id)
     if is_root(inst, att):
         raise BadRequest("Cannot detach a root device volume", kind="InvalidVolume")
+    return att
+
+
+def forget_tag(inst: Instance, device_id: str) -> None:
+    """Drop the device tag of a volume or port that is no longer attached."""
+    _set_tag(inst, device_id, None)
+
+
+def detach_volume(s: Session, ctx: RequestContext, inst: Instance, volume_id: str) -> None:
+    """Detach ``volume_id``; the root volume of a boot-from-volume server is refused (400)."""
+    att = check_detachable(s, ctx, inst, volume_id)
     attachments.detach_volume(s, RequestContext.system(), att.id)
     _set_tag(inst, volume_id, None)
     s.flush()

@@ -128,3 +128,22 @@ class ConsoleDriver(Protocol):
     it when a user requests a console URL; the console proxy then connects there."""
 
     def console_endpoint(self, guest: GuestSpec, kind: str) -> ConsoleEndpoint | None: ...
+
+
+class DeviceDriver(Protocol):
+    """The optional device hooks (the fake driver has none: its attachments are only records).
+    A running guest gets the device hot-plugged; a stopped one at its next start. Detaching waits
+    for the guest to release the device and raises ``DriverError`` (device kept) when it does not.
+
+    ``path`` is the volume's data file (its ``connection_info`` ``device_path``); ``port`` is a
+    port as ``GuestSpec.network_info`` has it (port_id, mac_address, fixed_ips with cidr,
+    gateway). ``GuestSpec.block_devices`` entries at spawn: volume_id, path, device_name,
+    boot_index (0: the guest boots from that volume)."""
+
+    def attach_volume(self, guest: GuestSpec, volume_id: str, path: str | None) -> None: ...
+
+    def detach_volume(self, guest: GuestSpec, volume_id: str) -> None: ...
+
+    def attach_interface(self, guest: GuestSpec, port: Mapping[str, Any]) -> None: ...
+
+    def detach_interface(self, guest: GuestSpec, mac: str) -> None: ...

@@ -41,7 +41,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from novalite.domain.states import PowerState
 from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
-from novalite.virt.qemu import launch
+from novalite.virt.qemu import hotplug, launch
 from novalite.virt.qemu import rescue as rescue_files
 from novalite.virt.qemu.accel import resolve_accelerator
 from novalite.virt.qemu.images import Fetch, ImageCache
@@ -123,6 +123,7 @@ class QemuDriver:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._stopping = threading.Event()
+        self.unplug_timeout = hotplug.UNPLUG_TIMEOUT
 
     def _guest_lock(self, uuid: str) -> threading.Lock:
         with self._locks_guard:
@@ -150,7 +151,11 @@ class QemuDriver:
         d = self.instance_dir(guest)
         if self._pid(d, guest.uuid) is not None:
             raise DriverError(f"Instance {guest.uuid} is already running on {guest.host}")
-        base = self.images.ensure(guest.image)  # before the directory: a bad image leaves nothing
+        for dev in guest.block_devices:  # boot from volume / volumes at boot: their files must exist
+            hotplug.check_volume_file(str(dev.get("volume_id")), dev.get("path"))
+        # a guest booting from a volume has no image to fetch; else before the directory: a bad
+        # image leaves nothing
+        base = None if hotplug.root_volume(guest.block_devices) else self.images.ensure(guest.image)
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(mode=0o700)
         try:
@@ -488,6 +493,87 @@ class QemuDriver:
         """trigger_crash_dump: QMP ``inject-nmi`` (an NMI to every vCPU); the guest's kernel
         decides what to do with it (the default guest's prints "Uhhuh. NMI received ...")."""
         self._running_qmp(guest, "inject-nmi")
+
+    # -- devices (virt.driver.DeviceDriver): volumes and NICs, hot-plugged while QEMU runs ------
+
+    @_serialised
+    def attach_volume(self, guest: GuestSpec, volume_id: str, path: str | None) -> None:
+        """The volume's file as a new virtio disk: hot-plugged into a running guest, and in
+        launch.json (a stopped guest sees it at its next start)."""
+        d = self._changeable(guest)
+        file = str(hotplug.check_volume_file(volume_id, path))
+        argv = self._argv(d)
+        if hotplug.has_device(argv, hotplug.volume_device(volume_id)):
+            return
+        if self._pid(d, guest.uuid) is not None:
+            hotplug.plug_volume(lambda: self._qmp(d), volume_id, file)
+        self._write_argv(d, argv + hotplug.volume_args(volume_id, file))
+
+    @_serialised
+    def detach_volume(self, guest: GuestSpec, volume_id: str) -> None:
+        """Unplug the volume's disk (the guest must release it within ``UNPLUG_TIMEOUT``, else
+        DriverError and the disk stays), then drop it from launch.json."""
+        d = self._changeable(guest)
+        device = hotplug.volume_device(volume_id)
+        if self._pid(d, guest.uuid) is not None:
+            qmp = lambda: self._qmp(d)  # noqa: E731
+            if not hotplug.unplug(qmp, device, timeout=self.unplug_timeout):
+                raise DriverError(
+                    f"Instance {guest.uuid} did not release volume {volume_id} within "
+                    f"{self.unplug_timeout:.0f}s; it stays attached"
+                )
+            hotplug.drop_backend(qmp, "blockdev-del", **{"node-name": hotplug.volume_node(volume_id)})
+        self._write_argv(d, hotplug.without_device(self._argv(d), device))
+
+    @_serialised
+    def attach_interface(self, guest: GuestSpec, port: Mapping[str, Any]) -> None:
+        """A NIC for ``port`` (port_id, mac_address, fixed_ips with cidr, gateway): its tap
+        first with the network data plane on, else restricted user-mode networking."""
+        d = self._changeable(guest)
+        mac = str(port.get("mac_address") or "")
+        if not mac:
+            raise DriverError(f"Port {port.get('port_id')} has no MAC address")
+        argv = self._argv(d)
+        if hotplug.find_nic(argv, mac) is not None:
+            return
+        netdev_id, device_id = hotplug.nic_ids(str(port.get("port_id") or mac))
+        option = hotplug.netdev_option(port, netdev_id, dataplane=self.network is not None)
+        device = {"driver": hotplug.nic_model(argv), "netdev": netdev_id, "mac": mac, "id": device_id}
+        if self._pid(d, guest.uuid) is not None:
+            if self.network is not None and option.startswith("tap,"):
+                self.network.plug(guest.uuid)  # the port's tap on its bridge before QEMU opens it
+            hotplug.plug_nic(lambda: self._qmp(d), hotplug.netdev_qmp(option), device)
+        nic = ",".join(f"{k}={v}" for k, v in device.items() if k != "driver")
+        self._write_argv(d, argv + ["-netdev", option, "-device", f"{device['driver']},{nic}"])
+
+    @_serialised
+    def detach_interface(self, guest: GuestSpec, mac: str) -> None:
+        """Unplug the NIC with ``mac`` (the guest must release it in time), its netdev, and drop
+        both from launch.json. The tap goes with the port (the data plane follows the database)."""
+        d = self._changeable(guest)
+        nic = hotplug.find_nic(self._argv(d), mac)
+        if nic is None:
+            return
+        if self._pid(d, guest.uuid) is not None:
+            qmp = lambda: self._qmp(d)  # noqa: E731
+            if not hotplug.unplug(qmp, nic["id"], timeout=self.unplug_timeout):
+                raise DriverError(
+                    f"Instance {guest.uuid} did not release the interface {mac} within "
+                    f"{self.unplug_timeout:.0f}s; it stays attached"
+                )
+            hotplug.drop_backend(qmp, "netdev_del", id=nic["netdev"])
+        self._write_argv(d, hotplug.without_device(self._argv(d), nic["id"]))
+
+    def _changeable(self, guest: GuestSpec) -> Path:
+        d = self._existing(guest)
+        if self._pid(d, guest.uuid) is None and (d / STATE).is_file():
+            raise DriverError(f"Instance {guest.uuid} is suspended: its devices cannot change")
+        return d
+
+    def _write_argv(self, d: Path, argv: list[str]) -> None:
+        part = d / (LAUNCH + ".part")
+        _write_private(part, json.dumps({"argv": argv}).encode())
+        os.replace(part, d / LAUNCH)
 
     def prune_images(self, max_age_s: float) -> list[Path]:
         return self.images.prune(max_age_s)

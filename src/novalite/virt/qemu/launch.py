@@ -31,6 +31,7 @@ from typing import Any
 from novalite.network.dataplane.names import tap_name
 from novalite.virt.configdrive import ConfigDriveData, write_config_drive
 from novalite.virt.driver import BuildAbort, DriverError, GuestSpec
+from novalite.virt.qemu import hotplug
 from novalite.virt.qemu.images import CachedImage
 
 GIB = 1024**3
@@ -74,8 +75,16 @@ class LaunchOptions:
     dataplane: bool = False  # each port on its tap (docs/networking.md); else QEMU user networking
 
 
-def prepare_disks(d: Path, guest: GuestSpec, base: CachedImage) -> None:
+def prepare_disks(d: Path, guest: GuestSpec, base: CachedImage | None) -> None:
+    """The disks in ``d``: the root overlay on ``base`` (None: the guest boots from a volume,
+    whose file is its root disk), ephemeral, swap and config drive."""
     flavor = guest.flavor
+    if base is not None:
+        _root_overlay(d, flavor, base)
+    _local_disks(d, guest)
+
+
+def _root_overlay(d: Path, flavor: Mapping[str, Any], base: CachedImage) -> None:
     root_gb = _int(flavor.get("root_gb"))
     size = base.virtual_size
     if root_gb > 0:
@@ -98,6 +107,10 @@ def prepare_disks(d: Path, guest: GuestSpec, base: CachedImage) -> None:
         str(d / DISK),
         str(size),
     )
+
+
+def _local_disks(d: Path, guest: GuestSpec) -> None:
+    flavor = guest.flavor
     ephemeral_gb, swap_mb = _int(flavor.get("ephemeral_gb")), _int(flavor.get("swap"))
     if ephemeral_gb > 0:
         _sparse(d / EPHEMERAL, ephemeral_gb * GIB)
@@ -191,12 +204,12 @@ def argv(d: Path, guest: GuestSpec, opts: LaunchOptions) -> list[str]:
                 "The image needs UEFI firmware (hw_firmware_type=uefi) but OVMF is not installed"
             )
         args += ["-bios", str(ovmf)]
-    args += _disk_args(d, image)
+    args += _disk_args(d, image, guest.block_devices)
     args += _nic_args(guest, opts)
     return args
 
 
-def _disk_args(d: Path, image: Mapping[str, Any]) -> list[str]:
+def _disk_args(d: Path, image: Mapping[str, Any], volumes: tuple[Mapping[str, Any], ...] = ()) -> list[str]:
     bus = image_prop(image, "hw_disk_bus", "virtio")
     if bus not in DISK_BUSES:
         raise BuildAbort(f"Unsupported hw_disk_bus {bus!r} (one of {', '.join(DISK_BUSES)})")
@@ -227,8 +240,11 @@ def _disk_args(d: Path, image: Mapping[str, Any]) -> list[str]:
                 args.extend(["-device", "virtio-scsi-pci,id=scsi"])
             args.extend(["-device", f"scsi-{kind},drive={node},id={dev},bus=scsi.0{extra}"])
 
-    args += ["-drive", f"file={d / DISK},format=qcow2,if=none,id=drive-root"]
-    attach("disk-root", "drive-root", "hd", bus, ",bootindex=1")
+    if hotplug.root_volume(volumes) is None:
+        args += ["-drive", f"file={d / DISK},format=qcow2,if=none,id=drive-root"]
+        attach("disk-root", "drive-root", "hd", bus, ",bootindex=1")
+    else:  # boot from volume: the volume's raw file is the first disk (virtio)
+        args += hotplug.boot_volume_args(volumes, root=True)
     for name, ident in ((EPHEMERAL, "ephemeral"), (SWAP, "swap")):
         if (d / name).exists():
             args += ["-drive", f"file={d / name},format=raw,if=none,id=drive-{ident}"]
@@ -236,6 +252,7 @@ def _disk_args(d: Path, image: Mapping[str, Any]) -> list[str]:
     if (d / CONFIG).exists():
         args += ["-drive", f"file={d / CONFIG},format=raw,if=none,id=drive-config,media=cdrom,readonly=on"]
         attach("disk-config", "drive-config", "cd", cdrom_bus)
+    args += hotplug.boot_volume_args(volumes, root=False)  # the other volumes attached at boot
     return args
 
 
