@@ -67,3 +67,10 @@ def test_a_kernel_id_naming_no_image_is_refused() -> None:
         kernel_files({"id": "img", "properties": {"kernel_id": "k-9"}})
     with pytest.raises(BuildAbort, match="ramdisk image r-9"):
         kernel_files({"id": "img", "properties": {"kernel_id": "k-1", "ramdisk_id": "r-9"}, "kernel": KERNEL})
+
+
+def test_tcg_bounds_its_translation_cache_and_kvm_is_left_alone(tmp_path: Path) -> None:
+    tcg = argv(tmp_path, _guest({"id": "img"}), OPTS)
+    assert _after(tcg, "-accel") == ["tcg,tb-size=32"]
+    kvm = argv(tmp_path, _guest({"id": "img"}), LaunchOptions(accelerator="kvm", cpu_model="max"))
+    assert _after(kvm, "-accel") == ["kvm"]

@@ -47,6 +47,7 @@ CONSOLE, QMP_SOCKET, PID_FILE, LAUNCH, STATE = (
 CONSOLE_SOCKET = "console.sock"  # the serial console (relative: QEMU starts in the instance directory)
 KERNEL, RAMDISK = "kernel", "ramdisk"  # a kernel/ramdisk image's boot files, copied per instance
 DEFAULT_COMMAND_LINE = "root=/dev/vda console=ttyS0"  # Nova's default os_command_line
+TCG_TB_SIZE_MB = 32  # TCG's translation cache (MiB): see _accel
 DHCP_DOMAIN = "novalocal"
 NIC_MODELS = {
     "virtio": "virtio-net-pci",
@@ -172,7 +173,7 @@ def argv(d: Path, guest: GuestSpec, opts: LaunchOptions) -> list[str]:
     args = [
         "qemu-system-x86_64", "-nodefaults", "-no-user-config", "-sandbox", SANDBOX,
         "-name", f"guest={guest.uuid}", "-uuid", guest.uuid, "-smbios", f"type=1,{smbios}",
-        "-machine", machine, "-accel", opts.accelerator, "-cpu", opts.cpu_model,
+        "-machine", machine, "-accel", _accel(opts.accelerator), "-cpu", opts.cpu_model,
         "-m", str(max(16, _int(flavor.get("memory_mb")) or 512)),
         "-smp", str(max(1, _int(flavor.get("vcpus")) or 1)),
         "-display", "none",
@@ -191,6 +192,12 @@ def argv(d: Path, guest: GuestSpec, opts: LaunchOptions) -> list[str]:
     args += _disk_args(d, image)
     args += _nic_args(guest, opts)
     return args
+
+
+def _accel(accelerator: str) -> str:
+    """TCG's translated-code cache bounded to TCG_TB_SIZE_MB: QEMU 7.2 reserves 1 GiB and a guest's
+    boot fills about 50 MB of it (measured: 216 MB RSS per 128 MB guest at ready, 189 MB with 32)."""
+    return f"tcg,tb-size={TCG_TB_SIZE_MB}" if accelerator == "tcg" else accelerator
 
 
 def _console_chardev(d: Path) -> str:
