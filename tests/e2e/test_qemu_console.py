@@ -156,3 +156,32 @@ def test_kernel_ramdisk_image_boots(qemu_cloud: Cloud) -> None:
     assert (d / "ramdisk").read_bytes() == initrd.read_bytes()
     cloud.cli("server", "delete", "--wait", uuid)
     assert not d.exists()
+
+
+def test_kernel_id_naming_no_image_is_refused_and_nokernel_boots_the_disk(qemu_cloud: Cloud) -> None:
+    cloud = qemu_cloud
+    root = cloud.root / "root2.raw"
+    root.write_bytes(bytes(1 << 20))
+    missing = "00000000-0000-4000-8000-00000000dead"
+    cloud.json(
+        "image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", str(root),
+        "--property", f"kernel_id={missing}", "no-kernel",
+    )  # fmt: skip
+    proc = cloud.cli(
+        "server", "create", "--image", "no-kernel", "--flavor", "g1.nano", "--no-network", "nok", check=False
+    )  # fmt: skip
+    assert proc.returncode != 0 and f"Image {missing} could not be found" in proc.stderr
+    assert "nok" not in cloud.cli("server", "list", "-f", "value", "-c", "Name").stdout.split()
+    # kernel_id "nokernel" (Nova's word for none): the image boots by itself
+    admin = "novalite-admin"  # the default image belongs to the admin project
+    cloud.cli("image", "set", "--property", "kernel_id=nokernel", "novalite-guest", cloud=admin)
+    try:
+        created = cloud.json(
+            "server", "create", "--image", "novalite-guest", "--flavor", "g1.nano", "--config-drive", "true",
+            "--no-network", "--wait", "nok2",
+        )  # fmt: skip
+        _wait_ready(cloud, created["id"], 1)
+        assert not (cloud.instances / created["id"] / "kernel").exists()
+    finally:
+        cloud.cli("image", "unset", "--property", "kernel_id", "novalite-guest", cloud=admin)
+    cloud.cli("server", "delete", "--wait", "nok2")

@@ -74,3 +74,9 @@ def test_tcg_bounds_its_translation_cache_and_kvm_is_left_alone(tmp_path: Path) 
     assert _after(tcg, "-accel") == ["tcg,tb-size=32"]
     kvm = argv(tmp_path, _guest({"id": "img"}), LaunchOptions(accelerator="kvm", cpu_model="max"))
     assert _after(kvm, "-accel") == ["kvm"]
+
+
+def test_nokernel_means_the_image_boots_by_itself(tmp_path: Path) -> None:
+    image = {"id": "img", "properties": {"kernel_id": "nokernel", "ramdisk_id": "r-1"}}
+    assert kernel_files(image) == {}
+    assert "-kernel" not in argv(tmp_path, _guest(image), OPTS)

@@ -47,6 +47,7 @@ CONSOLE, QMP_SOCKET, PID_FILE, LAUNCH, STATE = (
 CONSOLE_SOCKET = "console.sock"  # the serial console (relative: QEMU starts in the instance directory)
 KERNEL, RAMDISK = "kernel", "ramdisk"  # a kernel/ramdisk image's boot files, copied per instance
 DEFAULT_COMMAND_LINE = "root=/dev/vda console=ttyS0"  # Nova's default os_command_line
+NO_KERNEL = "nokernel"  # kernel_id meaning "none" (Nova's): the image boots by itself
 TCG_TB_SIZE_MB = 32  # TCG's translation cache (MiB): see _accel
 DHCP_DOMAIN = "novalocal"
 NIC_MODELS = {
@@ -209,9 +210,11 @@ def _console_chardev(d: Path) -> str:
 
 def kernel_files(image: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The kernel and ramdisk images a ``kernel_id``/``ramdisk_id`` image boots with: ``{"kernel":
-    row, "ramdisk": row}`` (the rows the build found: ``image["kernel"]``, ``image["ramdisk"]``).
-    An id naming no image is a BuildAbort."""
+    row, "ramdisk": row}`` (the rows the build found: ``image["kernel"]``, ``image["ramdisk"]``);
+    none for ``kernel_id`` "nokernel". An id naming no image is a BuildAbort."""
     found: dict[str, Mapping[str, Any]] = {}
+    if image_prop(image, "kernel_id") in ("", NO_KERNEL):
+        return found
     for key in ("kernel", "ramdisk"):
         wanted = image_prop(image, f"{key}_id")
         if not wanted:
@@ -226,7 +229,7 @@ def kernel_files(image: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _kernel_args(d: Path, image: Mapping[str, Any]) -> list[str]:
     """``-kernel``/``-initrd``/``-append`` for a kernel/ramdisk image (their files are copied into
     the instance directory by spawn); nothing for an image that boots by itself."""
-    if not image_prop(image, "kernel_id"):
+    if image_prop(image, "kernel_id") in ("", NO_KERNEL):
         return []
     args = ["-kernel", str(d / KERNEL)]
     if image_prop(image, "ramdisk_id"):
