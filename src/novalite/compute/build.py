@@ -295,7 +295,33 @@ def _image_info(s: Session, image_ref: str | None) -> dict[str, Any]:
         "os_hash_algo": row.os_hash_algo,
         "os_hash_value": row.os_hash_value,
         "properties": props,
+        **_boot_images(s, props),
     }
+
+
+def _boot_images(s: Session, props: dict[str, Any]) -> dict[str, Any]:
+    """A kernel/ramdisk image's ``kernel`` and ``ramdisk`` rows (from its ``kernel_id`` and
+    ``ramdisk_id`` properties), for the driver to fetch and verify; an id naming no image is
+    left out (the driver refuses the build)."""
+    found: dict[str, Any] = {}
+    for key in ("kernel", "ramdisk"):
+        wanted = props.get(f"{key}_id")
+        if not wanted:
+            continue
+        row = s.execute(
+            select(Image.id, Image.size, Image.checksum, Image.os_hash_algo, Image.os_hash_value).where(
+                Image.id == str(wanted), Image.deleted.is_(False)
+            )
+        ).first()
+        if row is not None:
+            found[key] = {
+                "id": row.id,
+                "size": row.size,
+                "checksum": row.checksum,
+                "os_hash_algo": row.os_hash_algo,
+                "os_hash_value": row.os_hash_value,
+            }
+    return found
 
 
 def _network_info(s: Session, instance_uuid: str) -> tuple[dict[str, Any], ...]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -147,7 +149,9 @@ async def serial_console_proxy(websocket: WebSocket) -> None:
         return
     try:
         if found.path:
-            reader, writer = await asyncio.open_unix_connection(found.path)
+            reader, writer = await asyncio.open_unix_connection(
+                sock=await run_in_threadpool(_unix_socket, found.path)
+            )
         else:
             reader, writer = await asyncio.open_connection(found.host, found.port)
     except OSError:
@@ -155,6 +159,28 @@ async def serial_console_proxy(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol="binary" if offered else None)
     await _bridge(websocket, reader, writer)
+
+
+def _unix_socket(path: str) -> socket.socket:
+    """A connected unix socket; a path longer than sun_path (~107 bytes: a deep instance
+    directory) is reached through its directory's file descriptor."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(2.0)  # a console that has a client already may not take another one
+    dir_fd = -1
+    try:
+        target = path
+        if len(path.encode()) > 100:
+            dir_fd = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY)
+            target = f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}"
+        sock.connect(target)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
+    sock.setblocking(False)
+    return sock
 
 
 def _same_origin(websocket: WebSocket) -> bool:

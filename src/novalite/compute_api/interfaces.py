@@ -99,7 +99,7 @@ def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[st
     if fixed_ips and not net_id:
         raise BadRequest("Must input network_id when request IP address")
     iface = hotplug.attach_interface(  # a real guest gets the NIC plugged in by its host
-        runtime(request).db,
+        runtime(request),
         ctx,
         server_id,
         port_id=port_id,
@@ -120,7 +120,7 @@ async def attach_interface(
 
 
 def _detach(request: Request, ctx: RequestContext, server_id: str, port_id: str) -> None:
-    hotplug.detach_interface(runtime(request).db, ctx, server_id, port_id)
+    hotplug.detach_interface(runtime(request), ctx, server_id, port_id)
 
 
 @router.delete(_BASE + "/{port_id}", status_code=202)

@@ -113,7 +113,7 @@ def show_attachment(
 def _attach(request: Request, ctx: RequestContext, server_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     version = request_version(request)
     dev = hotplug.attach_volume(  # a real guest gets the volume plugged in by its host
-        runtime(request).db,
+        runtime(request),
         ctx,
         server_id,
         spec["volumeId"],
@@ -181,7 +181,7 @@ async def update_attachment(
 
 
 def _detach(request: Request, ctx: RequestContext, server_id: str, volume_id: str) -> None:
-    hotplug.detach_volume(runtime(request).db, ctx, server_id, volume_id)
+    hotplug.detach_volume(runtime(request), ctx, server_id, volume_id)
 
 
 @router.delete(_BASE + "/{volume_id}", status_code=202)

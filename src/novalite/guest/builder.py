@@ -42,6 +42,8 @@ from pathlib import Path
 
 IMAGE_NAME = "novalite-guest.qcow2"
 STAMP_NAME = "novalite-guest.stamp"
+KERNEL_NAME, INITRD_NAME = "novalite-guest.vmlinuz", "novalite-guest.initrd.gz"  # build_boot_files
+BOOT_STAMP_NAME = "novalite-guest.boot.stamp"
 DEFAULT_KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX = Path("/bin/busybox")
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
@@ -139,6 +141,32 @@ def _build_locked(output: Path, kernel_package: str) -> GuestImage:
         os.replace(tmp_image, image)
     stamp_file.write_text(f"{stamp} {kernel_version}\n")
     return GuestImage(path=image, kernel_version=kernel_version, built=True)
+
+
+def build_boot_files(output: Path, *, kernel_package: str = DEFAULT_KERNEL_PACKAGE) -> tuple[Path, Path]:
+    """The default guest's kernel and initramfs as two files, ``output/novalite-guest.vmlinuz``
+    and ``output/novalite-guest.initrd.gz`` (what a kernel/ramdisk image pair, aki + ari, holds;
+    they boot with ``-kernel``/``-initrd`` and need no root disk). Cached like the disk image."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    _check_tools()
+    kernel, initrd, stamp_file = output / KERNEL_NAME, output / INITRD_NAME, output / BOOT_STAMP_NAME
+    with (output / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        deb = _kernel_deb(output / "debs", kernel_package)
+        stamp = _stamp(deb)
+        if kernel.is_file() and initrd.is_file() and stamp_file.is_file():
+            if stamp_file.read_text().strip() == stamp:
+                return kernel, initrd
+        with tempfile.TemporaryDirectory(prefix="novalite-boot-", dir=output) as tmp:
+            work = Path(tmp)
+            kernel_version, vmlinuz, modules = _unpack_kernel(deb, work / "kernel")
+            (work / INITRD_NAME).write_bytes(_initramfs(kernel_version, modules))
+            stamp_file.unlink(missing_ok=True)
+            os.replace(vmlinuz, kernel)
+            os.replace(work / INITRD_NAME, initrd)
+        stamp_file.write_text(stamp + "\n")
+        return kernel, initrd
 
 
 # -- inputs -------------------------------------------------------------------------------

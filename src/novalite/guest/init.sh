@@ -178,5 +178,8 @@ echo "novalite-guest ready $uuid"
 { echo "::sysinit:/bin/true"
   echo "::shutdown:/bin/sync"
   [ "$(arg novalite.shell)" = 1 ] && echo "ttyS0::respawn:/bin/getty -n -l /bin/sh 115200 ttyS0"
+  # the serial console answers each line typed on it (proof of two-way I/O; nothing is run)
+  [ "$(arg novalite.shell)" = 1 ] ||
+      echo "ttyS0::respawn:/bin/sh -c 'read -r l && echo \"novalite-guest: console read: \$l\"'"
 } >/etc/inittab
 exec /bin/init

@@ -25,29 +25,19 @@ from __future__ import annotations
 import logging
 import os
 
-from sqlalchemy.orm import Session
-
 from novalite.compute import api as compute_api
-from novalite.compute import hosts
 from novalite.context import RequestContext
 from novalite.db.base import Database
-from novalite.db.models.compute import Instance
 from novalite.db.models.volume import Volume
 from novalite.errors import BadRequest, Conflict
 from novalite.messaging.transport import CallTimeout, MessagingUnavailable, PeerUnavailable, RemoteError
+from novalite.runtime import Runtime
 from novalite.services import server_devices as devices
-from novalite.services.server_actions import record_action
+from novalite.services.server_actions import agent_of, record_action
 from novalite.services.server_queries import get_instance
 from novalite.volume import attachments
 
 LOG = logging.getLogger(__name__)
-
-
-def _agent_of(s: Session, inst: Instance) -> compute_api.ComputeAPI | None:
-    """The compute API reaching the server's host when it runs real guests; None on a simulated host."""
-    if inst.host is None or inst.host.startswith(hosts.PREFIX):
-        return None
-    return compute_api.for_engine(s.get_bind().engine)
 
 
 def _ask(
@@ -70,7 +60,7 @@ def _ask(
 
 
 def attach_volume(
-    db: Database,
+    rt: Runtime,
     ctx: RequestContext,
     server_id: str,
     volume_id: str,
@@ -79,9 +69,10 @@ def attach_volume(
     tag: str | None,
     delete_on_termination: bool,
 ) -> devices.VolumeDevice:
+    db = rt.db
     with db.session() as s:
         inst = get_instance(s, ctx, server_id)
-        agent = _agent_of(s, inst)
+        agent = agent_of(rt, inst)
         if agent is not None:
             devices.check_state(ctx, inst, "attach_volume", devices.VOLUME_STATES)
             vol = s.get(Volume, volume_id)
@@ -133,10 +124,11 @@ def _undo_attach(db: Database, ctx: RequestContext, server_id: str, dev: devices
         devices.forget_tag(inst, dev.volume_id)
 
 
-def detach_volume(db: Database, ctx: RequestContext, server_id: str, volume_id: str) -> None:
+def detach_volume(rt: Runtime, ctx: RequestContext, server_id: str, volume_id: str) -> None:
+    db = rt.db
     with db.session() as s:
         inst = get_instance(s, ctx, server_id)
-        agent = _agent_of(s, inst)
+        agent = agent_of(rt, inst)
         if agent is None:
             devices.detach_volume(s, ctx, inst, volume_id)
             record_action(s, ctx, inst, "detach_volume", event="compute_detach_volume")
@@ -173,7 +165,7 @@ def _give_back_volume(db: Database, volume_id: str, status: str) -> None:
 
 
 def attach_interface(
-    db: Database,
+    rt: Runtime,
     ctx: RequestContext,
     server_id: str,
     *,
@@ -182,12 +174,13 @@ def attach_interface(
     fixed_ip: str | None,
     tag: str | None,
 ) -> devices.Interface:
+    db = rt.db
     with db.session() as s:
         inst = get_instance(s, ctx, server_id)
         iface = devices.attach_interface(
             s, ctx, inst, port_id=port_id, net_id=net_id, fixed_ip=fixed_ip, tag=tag
         )
-        agent = _agent_of(s, inst)
+        agent = agent_of(rt, inst)
         if agent is None:
             record_action(s, ctx, inst, "attach_interface", event="compute_attach_interface")
             return iface
@@ -214,10 +207,11 @@ def _release_port(db: Database, ctx: RequestContext, server_id: str, port_id: st
         devices.detach_interface(s, RequestContext.system(), inst, port_id)
 
 
-def detach_interface(db: Database, ctx: RequestContext, server_id: str, port_id: str) -> None:
+def detach_interface(rt: Runtime, ctx: RequestContext, server_id: str, port_id: str) -> None:
+    db = rt.db
     with db.session() as s:
         inst = get_instance(s, ctx, server_id)
-        agent = _agent_of(s, inst)
+        agent = agent_of(rt, inst)
         if agent is None:
             devices.detach_interface(s, ctx, inst, port_id)
             record_action(s, ctx, inst, "detach_interface", event="compute_detach_interface")

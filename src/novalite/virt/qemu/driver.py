@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from novalite.domain.states import PowerState
+from novalite.virt import driver as virt_api
 from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
 from novalite.virt.qemu import hotplug, launch
 from novalite.virt.qemu import rescue as rescue_files
@@ -144,6 +145,7 @@ class QemuDriver:
             hypervisor_type="QEMU",
             hypervisor_version=self._version,
             guest_details=True,
+            console_types=("serial",),
         )
 
     @_serialised
@@ -160,6 +162,7 @@ class QemuDriver:
         d.mkdir(mode=0o700)
         try:
             launch.prepare_disks(d, guest, base)
+            self._copy_kernel_files(d, guest)
             md = self.metadata_command(guest) if self.metadata_command else None
             opts = LaunchOptions(
                 accelerator=self.accelerator,
@@ -575,6 +578,27 @@ class QemuDriver:
         _write_private(part, json.dumps({"argv": argv}).encode())
         os.replace(part, d / LAUNCH)
 
+    def console_endpoint(self, guest: GuestSpec, kind: str) -> virt_api.ConsoleEndpoint | None:
+        """The serial console: the unix socket on the guest's first serial port (``console.sock``,
+        one client at a time; ``console.log`` keeps logging). None when the guest is not running
+        or was started before it had one."""
+        if kind != "serial":
+            return None
+        d = self.instance_dir(guest)
+        sock = d / launch.CONSOLE_SOCKET
+        if self._pid(d, guest.uuid) is None or not sock.is_socket():
+            return None
+        return virt_api.ConsoleEndpoint(host=guest.host, path=str(sock))
+
+    def _copy_kernel_files(self, d: Path, guest: GuestSpec) -> None:
+        """A kernel/ramdisk image: its kernel and ramdisk images, fetched and verified through the
+        image cache, copied into the instance directory (``-kernel``/``-initrd`` read them there)."""
+        for key, row in launch.kernel_files(guest.image).items():
+            cached = self.images.ensure_file(row)
+            target = d / (launch.KERNEL if key == "kernel" else launch.RAMDISK)
+            shutil.copyfile(cached, target)
+            os.chmod(target, 0o600)
+
     def prune_images(self, max_age_s: float) -> list[Path]:
         return self.images.prune(max_age_s)
 
@@ -611,7 +635,7 @@ class QemuDriver:
         if self.network is not None and any(a.startswith("tap,") for a in argv):
             self.network.plug(uuid)  # the taps QEMU opens (script=no), on their bridges, filtered
         self._trim_console(d)
-        for name in (QMP_SOCKET, PID_FILE):
+        for name in (QMP_SOCKET, PID_FILE, launch.CONSOLE_SOCKET):
             (d / name).unlink(missing_ok=True)
         try:
             done = subprocess.run(

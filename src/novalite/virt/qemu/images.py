@@ -95,34 +95,58 @@ class ImageCache:
     def _locked(self, base: Path) -> _FileLock:
         return _FileLock(base.with_name(base.name + ".lock"))
 
-    def _download(self, image: Mapping[str, Any], base: Path) -> None:
+    def ensure_file(self, image: Mapping[str, Any]) -> Path:
+        """The verified data of ``image`` as it is (never probed nor converted): a kernel or
+        ramdisk image's file, ``_base/<sha1(image id)>.file``, fetched if this host has none.
+        Pruned like a base once unused for the age (instances boot from their own copy)."""
+        image_id = str(image.get("id") or "")
+        if not image_id:
+            raise BuildAbort("The instance's kernel or ramdisk image has no id")
+        path = self.root / (base_name(image_id) + ".file")
+        with self._locked(path):
+            if not path.is_file():
+                part = path.with_name(path.name + ".part")
+                try:
+                    self._fetch_verified(image, part)
+                    os.replace(part, path)
+                finally:
+                    part.unlink(missing_ok=True)
+            os.utime(path)
+            return path
+
+    def _fetch_verified(self, image: Mapping[str, Any], part: Path) -> None:
+        """Stream the image's data into ``part``, checked against its hash (BuildAbort if not)."""
         image_id = str(image["id"])
         size = image.get("size")
         if isinstance(size, int) and size > shutil.disk_usage(self.root).free:
             raise BuildAbort(f"Image {image_id} ({size} bytes) is larger than the free disk on this host")
         algo, expected = _expected_hash(image)
+        digest = hashlib.new(algo) if algo else None
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            try:
+                for chunk in self.fetch(image_id):
+                    out.write(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
+            except LookupError as exc:  # the image store has no such data: no host will
+                raise BuildAbort(f"Could not download image {image_id}: {exc}") from exc
+            except (OSError, RuntimeError) as exc:
+                raise DriverError(f"Could not download image {image_id}: {exc}") from exc
+            out.flush()
+            os.fsync(out.fileno())
+        if digest is not None and digest.hexdigest().lower() != expected.lower():
+            raise BuildAbort(
+                f"Image {image_id} data does not match its checksum ({algo} {expected}, "
+                f"got {digest.hexdigest()}): the image is corrupt"
+            )
+
+    def _download(self, image: Mapping[str, Any], base: Path) -> None:
+        image_id = str(image["id"])
         part = base.with_name(base.name + ".part")
         converted = base.with_name(base.name + ".converted.part")
         try:
-            digest = hashlib.new(algo) if algo else None
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                try:
-                    for chunk in self.fetch(image_id):
-                        out.write(chunk)
-                        if digest is not None:
-                            digest.update(chunk)
-                except LookupError as exc:  # the image store has no such data: no host will
-                    raise BuildAbort(f"Could not download image {image_id}: {exc}") from exc
-                except (OSError, RuntimeError) as exc:
-                    raise DriverError(f"Could not download image {image_id}: {exc}") from exc
-                out.flush()
-                os.fsync(out.fileno())
-            if digest is not None and digest.hexdigest().lower() != expected.lower():
-                raise BuildAbort(
-                    f"Image {image_id} data does not match its checksum ({algo} {expected}, "
-                    f"got {digest.hexdigest()}): the image is corrupt"
-                )
+            self._fetch_verified(image, part)
             fmt = _check_format(part, image_id, str(image.get("disk_format") or ""))
             if fmt == "qcow2":
                 os.replace(part, base)
