@@ -13,10 +13,12 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from novalite import notifications
 from novalite.context import RequestContext
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceMetadata
 from novalite.domain.actions import REBUILD, after_rebuild
+from novalite.domain.states import TaskState
 from novalite.errors import BadRequest
 from novalite.image.service import get_image
 from novalite.services import quotas
@@ -24,6 +26,8 @@ from novalite.services.create_server.request import normalize_ip
 from novalite.services.keypairs import get_keypair
 from novalite.services.server_actions import check_not_locked, check_state, record_action
 from novalite.services.server_queries import get_instance
+
+REBUILD_TASK = TaskState.REBUILDING
 
 
 def _check_image(s: Session, ctx: RequestContext, inst: Instance, image_id: str) -> Any:
@@ -110,8 +114,12 @@ def rebuild(db: Database, ctx: RequestContext, server_id: str, req: dict[str, An
         image = _check_image(s, ctx, inst, req["imageRef"])
         _check_limits(s, inst, req)
         _apply(s, ctx, inst, req, image)
+        if notifications.notifier_of(s) is not None:  # the payload shows the rebuild under way
+            inst.task_state = REBUILD_TASK
+            notifications.rebuild(s, "start", inst.uuid)
         vm_state, power = after_rebuild(inst.vm_state)
         inst.vm_state, inst.power_state = vm_state, int(power)
         inst.task_state, inst.updated_at = None, utcnow()
         inst.launched_at = inst.launched_at or utcnow()
         record_action(s, ctx, inst, "rebuild", event="compute_rebuild_instance")
+        notifications.rebuild(s, "end", inst.uuid)
