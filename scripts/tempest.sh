@@ -9,10 +9,11 @@
 # reasons) with --concurrency 2. The exit status is Tempest's.
 # Environment: TEMPEST_INCLUDE_LIST / TEMPEST_EXCLUDE_LIST (other lists; TEMPEST_EXCLUDE_LIST=/dev/null
 # runs the known failures too), TEMPEST_CONCURRENCY (default 2),
+# NOVALITE_VENV (the venv's bin directory, default .venv/bin),
 # TEMPEST_KEEP=1 keeps the temp dir (its path is printed) for reading tempest.log/server.log.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-VENV="$ROOT/.venv/bin"
+VENV="${NOVALITE_VENV:-$ROOT/.venv/bin}"
 INCLUDE_LIST="${TEMPEST_INCLUDE_LIST:-$ROOT/tests/tempest/include-list.txt}"
 EXCLUDE_LIST="${TEMPEST_EXCLUDE_LIST:-$ROOT/tests/tempest/exclude-list.txt}"
 CONCURRENCY="${TEMPEST_CONCURRENCY:-2}"

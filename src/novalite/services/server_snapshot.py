@@ -32,6 +32,7 @@ from novalite.image import members
 from novalite.image import service as images
 from novalite.messaging.transport import CallTimeout, RemoteError
 from novalite.runtime import Runtime
+from novalite.services import server_snapshot_volume
 from novalite.services.server_actions import check_not_locked, check_state, record_action
 from novalite.services.server_queries import get_instance
 
@@ -90,6 +91,8 @@ def snapshot(
 ) -> str:
     """Create the image (``req``: name, metadata; ``extra``: a backup's properties) and give it
     data; returns its id."""
+    if not extra and server_snapshot_volume.is_volume_backed(rt, ctx, server_id):
+        return server_snapshot_volume.snapshot(rt, ctx, server_id, req, _as_project(ctx, ctx.project_id))
     image_id, base_path = _new_image(rt.db, ctx, server_id, req, extra)
     uuid = _uuid_of(rt, ctx, server_id) if notifications.notifier_for(rt.db) is not None else ""
     notifications.snapshot_in(rt.db, "start", uuid, image_id, task_state=SNAPSHOT_TASK)
