@@ -1,8 +1,10 @@
 """A real Tempest run: scripts/tempest.sh against a fresh ``novalite serve --fake-hosts 3``.
 
-The script runs tests/tempest/include-list.txt (minus the known failures in exclude-list.txt)
-with ``tempest run --concurrency 2``. This test asserts that the run passed, that it really ran
-a meaningful number of tests, and prints Tempest's summary.
+The script runs tests/tempest/include-list.txt -- the whole ``tempest.api.compute`` package with
+every compute feature switch on, and novalite's part of the image API -- minus the tests that
+cannot pass (exclude-list.txt, each with its reason) with ``tempest run --concurrency 2``: about
+600 tests in about 6 minutes on 2 busy cores. This test asserts that the run passed, that it
+really ran the package, and prints Tempest's summary.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-MIN_PASSED = 350
+MIN_PASSED = 560
 
 
 def _summary(output: str) -> str:
@@ -28,7 +30,7 @@ def test_tempest_compute_api_run_passes(tmp_path: Path) -> None:
         [str(ROOT / "scripts" / "tempest.sh")],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         env={"PATH": "/usr/bin:/bin", "TMPDIR": str(env_tmp), "HOME": str(tmp_path)},
     )
     output = proc.stdout + proc.stderr

@@ -47,10 +47,15 @@ class Bus:
             time.sleep(0.05)
         raise AssertionError(f"no {event_type}; seen {[m['event_type'] for m in self.seen]}")
 
-    def types(self, uuid_: str) -> list[str]:
+    def types(self, uuid_: str, *, updates: bool = False) -> list[str]:
         """The server's event types in the order they were sent: the info and error queues are
-        drained one after the other, so the order read is not always the order sent."""
-        mine = [m for m in self.drain() if _data(m).get("uuid") == uuid_]
+        drained one after the other, so the order read is not always the order sent.
+        ``instance.update`` (one per state change) only with ``updates``."""
+        mine = [
+            m
+            for m in self.drain()
+            if _data(m).get("uuid") == uuid_ and (updates or m["event_type"] != "instance.update")
+        ]
         return [m["event_type"] for m in sorted(mine, key=lambda m: str(m["timestamp"]))]
 
 
@@ -163,7 +168,9 @@ def test_notifications_over_rabbitmq_reach_an_outside_consumer(stack_factory: An
                     conn.drain_events(timeout=0.5)
                 except TimeoutError:
                     continue
-    types = [g["event_type"] for g in got if _data(g).get("uuid") == sid]
+    types = [
+        g["event_type"] for g in got if _data(g).get("uuid") == sid and g["event_type"] != "instance.update"
+    ]
     assert types[:2] == ["instance.create.start", "instance.create.end"], types
     assert stack.delete(f"{SERVERS}/{sid}").status_code == 204
 
@@ -194,3 +201,136 @@ def test_shelve_and_unshelve_notifications(stack_factory: Any) -> None:
 def test_an_unknown_notifications_setting_stops_the_start_up() -> None:
     with pytest.raises(ValueError, match="notifications must be one of off, versioned"):
         notifications.start("unversioned", None, None)
+
+
+def _of(bus: Bus, sid: str, event_type: str) -> list[dict[str, Any]]:
+    mine = [m for m in bus.drain() if m["event_type"] == event_type and _data(m).get("uuid") == sid]
+    return sorted(mine, key=lambda m: str(m["timestamp"]))
+
+
+def _state(msg: dict[str, Any]) -> tuple[Any, ...]:
+    update = _data(msg)["state_update"]
+    assert update["nova_object.name"] == "InstanceStateUpdatePayload"
+    d = update["nova_object.data"]
+    return d["old_state"], d["state"], d["old_task_state"], d["new_task_state"]
+
+
+def _wait_count(bus: Bus, sid: str, event_type: str, n: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _of(bus, sid, event_type)
+        if len(found) >= n:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} {event_type}; seen {bus.types(sid)}")
+
+
+def test_instance_update_on_state_changes_and_renames(stack_factory: Any) -> None:
+    stack = stack_factory(notifications="versioned")
+    bus = Bus(stack)
+    sid = boot(stack)
+    bus.wait_for("instance.create.end")
+    building = [_state(m) for m in _of(bus, sid, "instance.update")]
+    assert ("building", "active", "spawning", None) in building, building  # the build's last step
+    updates_before = len(building)
+
+    r = stack.put(f"{SERVERS}/{sid}", json={"server": {"name": "renamed"}})
+    assert r.status_code == 200, r.text
+    renamed = _wait_count(bus, sid, "instance.update", updates_before + 1)[-1]
+    assert renamed["priority"] == "INFO"
+    assert renamed["payload"]["nova_object.name"] == "InstanceUpdatePayload"
+    assert renamed["payload"]["nova_object.version"] == "1.9"
+    data = _data(renamed)
+    assert data["old_display_name"] == "vm" and data["display_name"] == "renamed"
+    assert _state(renamed) == ("active", "active", None, None)
+    period = data["audit_period"]["nova_object.data"]
+    assert period["audit_period_beginning"] <= period["audit_period_ending"]
+    assert data["bandwidth"] == [] and data["tags"] == []
+    assert data["flavor"]["nova_object.data"]["flavorid"] == "1" and "fault" not in data
+
+    assert action(stack, sid, {"os-stop": None}).status_code == 202
+    wait_status(stack, sid, "SHUTOFF")
+    bus.wait_for("instance.power_off.end")
+    states = [_state(m) for m in _wait_count(bus, sid, "instance.update", updates_before + 2)]
+    stopped = [st for st in states if st[0] == "active" and st[1] == "stopped"]
+    assert stopped, states
+    assert all(
+        _data(m)["old_display_name"] is None for m in _of(bus, sid, "instance.update")[updates_before + 1 :]
+    )
+
+
+def test_rebuild_and_snapshot_notifications(stack_factory: Any) -> None:
+    stack = stack_factory(notifications="versioned")
+    bus = Bus(stack)
+    sid = boot(stack)
+    bus.wait_for("instance.create.end")
+
+    r = action(stack, sid, {"rebuild": {"imageRef": image_id(stack), "name": "rebuilt"}})
+    assert r.status_code == 202, r.text
+    wait_status(stack, sid, "ACTIVE")
+    end = bus.wait_for("instance.rebuild.end")
+    start = _of(bus, sid, "instance.rebuild.start")
+    assert len(start) == 1 and [m["event_type"] for m in _of(bus, sid, "instance.rebuild.end")] == [
+        "instance.rebuild.end"
+    ]
+    assert bus.types(sid).index("instance.rebuild.start") < bus.types(sid).index("instance.rebuild.end")
+    for msg in (start[0], end):
+        assert msg["payload"]["nova_object.name"] == "InstanceActionRebuildPayload"
+        assert msg["payload"]["nova_object.version"] == "1.9"
+        data = _data(msg)
+        assert data["image_uuid"] == image_id(stack) and data["display_name"] == "rebuilt"
+        assert "trusted_image_certificates" in data and "architecture" in data and data["fault"] is None
+    assert _data(start[0])["task_state"] == "rebuilding"
+    assert _data(end)["task_state"] is None and _data(end)["state"] == "active"
+
+    r = action(stack, sid, {"createImage": {"name": "snap"}}, version="2.45")
+    assert r.status_code == 202, r.text
+    snap_id = r.json()["image_id"]
+    done = bus.wait_for("instance.snapshot.end")
+    snaps = [m["event_type"] for m in bus.drain() if m["event_type"].startswith("instance.snapshot")]
+    assert snaps == ["instance.snapshot.start", "instance.snapshot.end"], snaps
+    began = _of(bus, sid, "instance.snapshot.start")[0]
+    for msg in (began, done):
+        assert msg["payload"]["nova_object.name"] == "InstanceActionSnapshotPayload"
+        assert _data(msg)["snapshot_image_id"] == snap_id
+        assert msg["publisher_id"].startswith("nova-compute:")
+    assert _data(began)["task_state"] == "image_snapshot"
+    assert _data(done)["task_state"] is None and _data(done)["state"] == "active"
+
+
+def test_evacuate_notifications(stack_factory: Any) -> None:
+    stack = stack_factory(fake_hosts=2, notifications="versioned")
+    bus = Bus(stack)
+    body = {
+        "name": "evac",
+        "imageRef": image_id(stack),
+        "flavorRef": "1",
+        "availability_zone": "nova:fake-host-1",
+    }
+    r = stack.post(SERVERS, as_="admin", json={"server": body})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    wait_status(stack, sid, "ACTIVE")
+    services = "/compute/v2.1/os-services"
+    svc = stack.get(f"{services}?binary=nova-compute&host=fake-host-1", as_="admin", version="2.53")
+    r = stack.put(
+        f"{services}/{svc.json()['services'][0]['id']}",
+        as_="admin",
+        version="2.53",
+        json={"forced_down": True},
+    )
+    assert r.status_code == 200, r.text
+
+    r = action(stack, sid, {"evacuate": {}}, as_="admin", version="2.53")
+    assert r.status_code == 200, r.text
+    assert wait_status(stack, sid, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == "fake-host-2"
+    bus.wait_for("instance.rebuild.end")
+    evac = _of(bus, sid, "instance.evacuate")
+    assert len(evac) == 1 and evac[0]["publisher_id"].startswith("nova-api:")
+    assert evac[0]["payload"]["nova_object.name"] == "InstanceActionPayload"
+    assert _data(evac[0])["task_state"] == "rebuilding" and _data(evac[0])["host"] == "fake-host-1"
+    types = [t for t in bus.types(sid) if t.startswith(("instance.evacuate", "instance.rebuild"))]
+    assert types == ["instance.evacuate", "instance.rebuild.start", "instance.rebuild.end"], types
+    end = _of(bus, sid, "instance.rebuild.end")[0]
+    assert end["publisher_id"] == "nova-compute:fake-host-2"
+    assert _data(end)["host"] == "fake-host-2" and _data(end)["state"] == "active"

@@ -49,38 +49,44 @@ EXTRA_ACCOUNTS = [
 # order, so any admin account must be able to serve as the service user.
 ADMIN_ROLES = ["admin", "service"]
 
-# Features the compute API serves today; everything else Tempest can probe is off.
+# Every [compute-feature-enabled] switch of a Nova cloud with the fake driver is on. Off:
+# unified_limits (a quota mode, not a feature: novalite enforces Nova's legacy per-project quotas,
+# and with it on Tempest skips the legacy quota tests) and vtpm_live_migration (needs Barbican).
 FEATURES_ON = [
     "disk_config",
-    "pause",
-    "suspend",
-    "enable_instance_password",
-    "personality",
     "hostname_fqdn_sanitization",
-    "console_output",
     "change_password",
-    "snapshot",
+    "console_output",
     "resize",
+    "pause",
     "shelve",
     "shelve_migrate",
+    "suspend",
     "cold_migration",
     "live_migration",
-    "block_migration_for_live_migration",
-]
-FEATURES_OFF = [
+    "live_migrate_back_and_forth",
     "metadata_service",
+    "block_migration_for_live_migration",
+    "can_migrate_between_any_hosts",
     "vnc_console",
     "spice_console",
     "serial_console",
     "rescue",
     "stable_rescue",
+    "enable_instance_password",
     "interface_attach",
+    "snapshot",
+    "personality",
     "attach_encrypted_volume",
     "config_drive",
     "swap_volume",
+    "volume_backed_live_migration",
     "volume_multiattach",
     "ide_bus",
+]
+FEATURES_OFF = [
     "unified_limits",
+    "vtpm_live_migration",
 ]
 
 
@@ -254,10 +260,32 @@ def ensure_alt_image(client: httpx.Client, source_id: str, name: str) -> str:
     return new_id
 
 
+MULTIATTACH_TYPE = "multiattach"
+
+
+def ensure_multiattach_type(client: httpx.Client, project_id: str) -> str:
+    """A public volume type whose volumes can be attached to several servers, as DevStack
+    creates it (extra spec ``multiattach = <is> True``); Tempest's ``volume_type_multiattach``."""
+    base = f"/volume/v3/{project_id}/types"
+    r = client.get(base)
+    r.raise_for_status()
+    if not any(t["name"] == MULTIATTACH_TYPE for t in r.json()["volume_types"]):
+        body = {"volume_type": {"name": MULTIATTACH_TYPE, "extra_specs": {"multiattach": "<is> True"}}}
+        client.post(base, json=body).raise_for_status()
+    return MULTIATTACH_TYPE
+
+
 def max_microversion(client: httpx.Client) -> str:
     r = client.get("/compute/v2.1")
     r.raise_for_status()
     return str(r.json()["version"]["version"])
+
+
+def volume_microversions(client: httpx.Client) -> tuple[str, str]:
+    """The block-storage API's (min, max) microversion from its version document."""
+    r = client.get("/volume/")
+    doc = r.json()["versions"][0]
+    return str(doc["min_version"]), str(doc["version"])
 
 
 def tempest_conf(
@@ -270,6 +298,8 @@ def tempest_conf(
     services: set[str],
     admin_password: str,
     public_network_id: str = "",
+    volume_versions: tuple[str, str] = ("", ""),
+    multiattach_type: str = "",
 ) -> str:
     """tempest.conf for this novalite."""
     neutron = "network" in services
@@ -315,6 +345,7 @@ build_interval = 1
 build_timeout = 60
 region = RegionOne
 endpoint_type = publicURL
+fixed_network_name = {"private" if neutron else ""}
 
 [compute-feature-enabled]
 {features}
@@ -338,6 +369,9 @@ build_timeout = 60
 [volume]
 region = RegionOne
 catalog_type = volumev3
+min_microversion = {volume_versions[0]}
+max_microversion = {volume_versions[1]}
+volume_type_multiattach = {multiattach_type}
 build_interval = 1
 build_timeout = 60
 
@@ -371,6 +405,10 @@ def main(argv: list[str]) -> None:
         image = image_id(client, "novalite-tiny")
         image_alt = ensure_alt_image(client, image, "novalite-tiny-alt")
         max_version = max_microversion(client)
+        volume_versions = volume_microversions(client) if "volumev3" in catalog_types(body) else ("", "")
+        multiattach_type = ""
+        if "volumev3" in catalog_types(body):
+            multiattach_type = ensure_multiattach_type(client, body["project"]["id"])
     etc = workspace / "etc"
     etc.mkdir(parents=True, exist_ok=True)
     (workspace / "locks").mkdir(exist_ok=True)
@@ -385,6 +423,8 @@ def main(argv: list[str]) -> None:
             services=catalog_types(body),
             admin_password=admin_password,
             public_network_id=public_network_id,
+            volume_versions=volume_versions,
+            multiattach_type=multiattach_type,
         )
     )
     print(

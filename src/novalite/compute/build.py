@@ -34,6 +34,7 @@ from novalite.db.models.network import Subnet
 from novalite.db.precompiled import Precompiled
 from novalite.domain.request_spec import instance_group_of
 from novalite.domain.states import PowerState, TaskState, VmState
+from novalite.notifications import updates
 from novalite.services import server_groups
 from novalite.virt.driver import GuestSpec
 
@@ -91,8 +92,18 @@ def set_task_state(s: Session, uuid: str, expected: str | None, new: str | None,
     columns = tuple(sorted(values))
     params = {f"v_{c}": v for c, v in values.items()}
     params.update(instance_uuid=uuid, expected=expected, v_task_state=new, v_updated_at=utcnow())
-    if _transition(expected is None, columns).run(s, params) != 1:
+    if _run(s, _transition(expected is None, columns), params) != 1:
         raise Vanished(uuid)
+
+
+def _run(s: Session, transition: Precompiled, params: dict[str, Any]) -> int:
+    """Run a transition; with notifications on, its instance.update is noted (the statement
+    runs on the driver's cursor, below the session's hooks)."""
+    before = updates.before(s, params["instance_uuid"])
+    changed = transition.run(s, params)
+    if before is not None:
+        updates.after(s, params["instance_uuid"], before)
+    return changed
 
 
 _INSTANCE = select(
@@ -372,8 +383,9 @@ _FINISH_COLUMNS = ("launched_at", "power_state", "progress", "vm_state")
 def _finish(s: Session, *, b: Build, power_state: PowerState) -> bool:
     """``finish``'s transaction; False when the row moved on (nothing written)."""
     now = utcnow()
-    changed = _transition(False, _FINISH_COLUMNS).run(
+    changed = _run(
         s,
+        _transition(False, _FINISH_COLUMNS),
         {
             "instance_uuid": b.instance_uuid,
             "expected": TaskState.SPAWNING,

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from novalite import notifications
 from novalite.compute.rpcapi import RebuildEvacuated
 from novalite.db.models.compute import Instance
 from novalite.services import evacuate
@@ -50,6 +51,7 @@ def rebuild_evacuated(agent: Any, msg: RebuildEvacuated) -> None:
     guest = _guest(agent.db, agent.host, msg.instance_uuid, msg.node)
     if guest is None:
         return
+    notifications.rebuild_in(agent.db, "start", msg.instance_uuid, host=agent.host)
     try:
         if not isinstance(agent.driver, FakeDriver):
             raise DriverError(
@@ -65,6 +67,8 @@ def rebuild_evacuated(agent: Any, msg: RebuildEvacuated) -> None:
     stopped = agent.db.write(
         lambda s: evacuate.finish(s, msg.migration_uuid, host=msg.host, node=msg.node, stop=msg.stop)
     )
+    if stopped is not None:
+        notifications.rebuild_in(agent.db, "end", msg.instance_uuid, host=agent.host)
     try:
         if stopped is None:  # deleted meanwhile
             agent.driver.destroy(guest)

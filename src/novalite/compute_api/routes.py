@@ -39,6 +39,7 @@ COMPUTE_MODULES = [
     "novalite.compute_api.migrations",  # os-migrations, /servers/{id}/migrations
     "novalite.compute_api.consoles",  # remote-consoles, os-console-auth-tokens, the serial proxy
     "novalite.compute_api.volume_proxies",  # os-volumes, os-snapshots (< 2.36)
+    "novalite.compute_api.assisted_snapshots",  # os-assisted-volume-snapshots (service)
 ]
 
 API_MODULES = [  # the other OpenStack APIs served beside Compute

@@ -13,6 +13,7 @@ from novalite.context import RequestContext
 from novalite.errors import BadRequest, Forbidden, NotFound
 from novalite.network import (
     quotas,
+    routes_auto_allocate,
     routes_floating_ips,
     routes_networks,
     routes_ports,
@@ -30,9 +31,14 @@ router.include_router(routes_security_groups.router)
 router.include_router(routes_routers.router)
 router.include_router(routes_floating_ips.router)
 router.include_router(routes_tags.router)
+router.include_router(routes_auto_allocate.router)
 
 UPDATED = "2013-02-03T10:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
+    "auto-allocated-topology": (
+        "Auto Allocated Topology Services",
+        "Auto Allocated Topology Services.",
+    ),
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
     "extra_dhcp_opt": (
         "Neutron Extra DHCP options",

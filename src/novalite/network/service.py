@@ -219,11 +219,11 @@ def validate_requested_networks(
                 kind="NetworkAmbiguous",
             )
         if not available:
-            if requested == "auto":
-                raise BadRequest(
-                    f"Unable to automatically allocate a network for project {project_id}",
-                    kind="UnableToAutoAllocateNetwork",
-                )
+            if requested == "auto":  # Neutron's auto-allocated topology (rolled back with the create)
+                from novalite.network import auto_allocate
+
+                auto_allocate.allocate(s, project_id)
+                return ports_allowed(s, project_id, 1, max_count)
             return max_count
         return ports_allowed(s, project_id, 1, max_count)
     assert not isinstance(requested, str)

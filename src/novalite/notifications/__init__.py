@@ -83,13 +83,19 @@ class Notifier:
         return f"{self.transport.prefix}{TOPIC}.{priority}"
 
     def notify(
-        self, event_type: str, payload: dict[str, Any], *, host: str | None, priority: str = "INFO"
+        self,
+        event_type: str,
+        payload: dict[str, Any],
+        *,
+        host: str | None,
+        priority: str = "INFO",
+        service: str | None = None,
     ) -> None:
         message = {
             "priority": priority,
             "event_type": event_type,
             "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-            "publisher_id": f"{self.service}:{host or socket.gethostname()}",
+            "publisher_id": f"{service or self.service}:{host or socket.gethostname()}",
             "message_id": str(uuid.uuid4()),
             "payload": payload,
         }
@@ -135,6 +141,9 @@ class Notifier:
 
 
 def install(db: Any, notifier: Notifier) -> None:
+    from novalite.notifications import updates
+
+    updates.listen()
     _NOTIFIERS[db.engine] = notifier
 
 
@@ -212,14 +221,22 @@ def _ip_addresses(network_info: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def instance_payload(
-    s: Session, instance_uuid: str, *, fault: dict[str, Any] | None = None
+    s: Session,
+    instance_uuid: str,
+    *,
+    fault: dict[str, Any] | None = None,
+    name: str = "InstanceActionPayload",
+    version: str = "1.8",
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """InstanceActionPayload of the instance as this session sees it (empty data if it is gone)."""
+    """``name`` (an InstanceActionPayload by default, with ``fault``) of the instance as this
+    session sees it, ``extra`` fields added or overridden (empty data if the instance is gone)."""
     from novalite.db.models.compute import Instance, InstanceMetadata
 
     inst = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
     if inst is None:
-        return _object("InstanceActionPayload", "1.8", {"uuid": instance_uuid})
+        return _object(name, version, {"uuid": instance_uuid})
+    sysmeta = dict(inst.system_metadata or {})
     metadata = {
         m.key: m.value
         for m in s.scalars(select(InstanceMetadata).where(InstanceMetadata.instance_uuid == instance_uuid))
@@ -251,9 +268,19 @@ def instance_payload(
         "launched_at": _time(inst.launched_at),
         "terminated_at": _time(inst.terminated_at),
         "deleted_at": _time(inst.deleted_at),
-        "fault": fault,
+        "locked_reason": inst.locked_reason,
+        "architecture": sysmeta.get("image_architecture"),
+        "os_type": sysmeta.get("image_os_type"),
+        "kernel_id": inst.kernel_id or "",
+        "ramdisk_id": inst.ramdisk_id or "",
+        "request_id": None,
+        "action_initiator_user": None,
+        "action_initiator_project": None,
     }
-    return _object("InstanceActionPayload", "1.8", data)
+    if name.startswith("InstanceAction"):
+        data["fault"] = fault
+    data.update(extra or {})
+    return _object(name, version, data)
 
 
 def exception_payload(message: str, *, function: str = "build_and_run_instance") -> dict[str, Any]:
@@ -277,19 +304,37 @@ def instance(
     *,
     host: str | None = None,
     fault: str | None = None,
+    name: str = "InstanceActionPayload",
+    version: str = "1.8",
+    extra: dict[str, Any] | None = None,
+    service: str | None = None,
 ) -> None:
     """Publish ``event_type`` about the instance as ``s`` sees it (no-op when notifications are off).
-    ``fault``: the error of an ``.error`` event (ERROR priority, the payload's ``fault`` set)."""
-    if not _NOTIFIERS:
-        return
-    bind = s.get_bind()  # a Database's sessions are bound to a connection of its engine
-    notifier = _NOTIFIERS.get(getattr(bind, "engine", bind))
+    ``fault``: the error of an ``.error`` event (ERROR priority, the payload's ``fault`` set);
+    ``name``/``version``/``extra``: another payload class and its own fields; ``service``: the
+    publisher (``nova-api`` ...) when not this process's."""
+    notifier = notifier_of(s)
     if notifier is None:
         return
-    payload = instance_payload(s, instance_uuid, fault=exception_payload(fault) if fault else None)
+    payload = instance_payload(
+        s,
+        instance_uuid,
+        fault=exception_payload(fault) if fault else None,
+        name=name,
+        version=version,
+        extra=extra,
+    )
     if host is None:
         host = payload["nova_object.data"].get("host")
-    notifier.notify(event_type, payload, host=host, priority="ERROR" if fault else "INFO")
+    notifier.notify(event_type, payload, host=host, priority="ERROR" if fault else "INFO", service=service)
+
+
+def notifier_of(s: Session) -> Notifier | None:
+    """The notifier of the database ``s`` works on (None: notifications are off)."""
+    if not _NOTIFIERS:
+        return None
+    bind = s.get_bind()  # a Database's sessions are bound to a connection of its engine
+    return _NOTIFIERS.get(getattr(bind, "engine", bind))
 
 
 def instance_in(db: Any, event_type: str, instance_uuid: str, **kwargs: Any) -> None:
@@ -361,3 +406,63 @@ def shelved(db: Any, instance_uuid: str, *, offload: bool, host: str) -> None:
     if offload:
         instance_in(db, "instance.shelve_offload.start", instance_uuid, host=host)
         instance_in(db, "instance.shelve_offload.end", instance_uuid, host=host)
+
+
+# Payload classes of the events below (the versions that go with InstanceActionPayload 1.8)
+REBUILD_PAYLOAD = ("InstanceActionRebuildPayload", "1.9")
+SNAPSHOT_PAYLOAD = ("InstanceActionSnapshotPayload", "1.9")
+
+
+def rebuild(s: Session, phase: str, instance_uuid: str, *, host: str | None = None) -> None:
+    """instance.rebuild.<phase> with an InstanceActionRebuildPayload (the new image, its
+    architecture, the trusted image certificates)."""
+    if not _NOTIFIERS:
+        return
+    from novalite.db.models.compute import Instance
+
+    inst = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
+    certs = list(inst.trusted_certs or []) if inst is not None else []
+    name, version = REBUILD_PAYLOAD
+    instance(
+        s,
+        f"instance.rebuild.{phase}",
+        instance_uuid,
+        host=host,
+        name=name,
+        version=version,
+        extra={"trusted_image_certificates": certs or None},
+    )
+
+
+def rebuild_in(db: Any, phase: str, instance_uuid: str, *, host: str | None = None) -> None:
+    """``rebuild`` in a read transaction of its own."""
+    if not _NOTIFIERS or db.engine not in _NOTIFIERS:
+        return
+    with db.reader() as s:
+        rebuild(s, phase, instance_uuid, host=host)
+
+
+def snapshot_in(
+    db: Any, phase: str, instance_uuid: str, image_id: str, *, task_state: str | None = None
+) -> None:
+    """instance.snapshot.<phase> with an InstanceActionSnapshotPayload (``snapshot_image_id``);
+    ``task_state``: what the payload shows while the image is being taken (Nova:
+    ``image_snapshot`` on ``.start``)."""
+    if not _NOTIFIERS or db.engine not in _NOTIFIERS:
+        return
+    name, version = SNAPSHOT_PAYLOAD
+    with db.reader() as s:
+        instance(
+            s,
+            f"instance.snapshot.{phase}",
+            instance_uuid,
+            name=name,
+            version=version,
+            extra={"snapshot_image_id": image_id, "task_state": task_state},
+            service="nova-compute",
+        )
+
+
+def evacuate(s: Session, instance_uuid: str) -> None:
+    """instance.evacuate (no phase), sent by the API when it accepts an evacuation."""
+    instance(s, "instance.evacuate", instance_uuid, service="nova-api", host=socket.gethostname())

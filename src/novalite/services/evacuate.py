@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from novalite import notifications
 from novalite.compute import actions as action_log
 from novalite.context import RequestContext
 from novalite.db.base import utcnow
@@ -98,6 +99,7 @@ def evacuate(
         row.dest_compute = host
         inst.task_state, inst.updated_at = TaskState.REBUILDING, utcnow()
         record_action(s, ctx, inst, "evacuate", event=None)
+        notifications.evacuate(s, inst.uuid)
         move = EvacuateRequest(migration_uuid=row.uuid, host=host, force=force, stop=stop)
     try:
         conductor_of(rt).evacuate_server(

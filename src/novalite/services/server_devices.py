@@ -384,7 +384,10 @@ def attach_volume(
     check_state(ctx, inst, "attach_volume", VOLUME_STATES)
     owner = _owner(inst)
     if volumes.get_volume(s, owner, volume_id) is None:
-        raise NotFound(f"Volume {volume_id} could not be found.", kind="VolumeNotFound")
+        # as Nova, the volume is looked up as the caller: an admin attaches any project's volume
+        if not ctx.is_admin or volumes.get_volume(s, ctx, volume_id) is None:
+            raise NotFound(f"Volume {volume_id} could not be found.", kind="VolumeNotFound")
+        owner = ctx
     current = _attachments(s, inst)
     if any(a.volume_id == volume_id for a in current):
         raise BadRequest(f"Invalid volume: volume {volume_id} already attached", kind="InvalidVolume")

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from novalite import notifications
 from novalite.compute import hosts
 from novalite.context import RequestContext
 from novalite.db.base import Database
@@ -31,6 +32,7 @@ from novalite.image import members
 from novalite.image import service as images
 from novalite.messaging.transport import CallTimeout, RemoteError
 from novalite.runtime import Runtime
+from novalite.services import server_snapshot_volume
 from novalite.services.server_actions import check_not_locked, check_state, record_action
 from novalite.services.server_queries import get_instance
 
@@ -89,14 +91,28 @@ def snapshot(
 ) -> str:
     """Create the image (``req``: name, metadata; ``extra``: a backup's properties) and give it
     data; returns its id."""
+    if not extra and server_snapshot_volume.is_volume_backed(rt, ctx, server_id):
+        return server_snapshot_volume.snapshot(rt, ctx, server_id, req, _as_project(ctx, ctx.project_id))
     image_id, base_path = _new_image(rt.db, ctx, server_id, req, extra)
-    if _snapshot_on_host(rt, ctx, server_id, image_id):
-        return image_id
-    data = (
-        Path(base_path).read_bytes() if base_path and Path(base_path).is_file() else images.tiny_image_bytes()
-    )
-    images.upload_bytes(rt, _as_project(ctx, ctx.project_id), image_id, data)  # the image is the caller's
+    uuid = _uuid_of(rt, ctx, server_id) if notifications.notifier_for(rt.db) is not None else ""
+    notifications.snapshot_in(rt.db, "start", uuid, image_id, task_state=SNAPSHOT_TASK)
+    if not _snapshot_on_host(rt, ctx, server_id, image_id):
+        data = (
+            Path(base_path).read_bytes()
+            if base_path and Path(base_path).is_file()
+            else images.tiny_image_bytes()
+        )
+        images.upload_bytes(rt, _as_project(ctx, ctx.project_id), image_id, data)  # the image is the caller's
+    notifications.snapshot_in(rt.db, "end", uuid, image_id)
     return image_id
+
+
+SNAPSHOT_TASK = "image_snapshot"
+
+
+def _uuid_of(rt: Runtime, ctx: RequestContext, server_id: str) -> str:
+    with rt.db.reader() as s:
+        return get_instance(s, ctx, server_id).uuid
 
 
 def _snapshot_on_host(rt: Runtime, ctx: RequestContext, server_id: str, image_id: str) -> bool:

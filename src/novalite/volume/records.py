@@ -81,6 +81,11 @@ def find_type(s: Session, name_or_id: str | None, ctx: RequestContext | None = N
     return vtype
 
 
+def type_is_multiattach(vtype: VolumeType) -> bool:
+    """Cinder's rule: a type whose extra spec ``multiattach`` is ``<is> True`` makes multiattach volumes."""
+    return str((vtype.extra_specs or {}).get("multiattach", "")).strip().lower() == "<is> true"
+
+
 def info(s: Session, vol: Volume) -> VolumeInfo:
     q = select(VolumeAttachment.id).where(VolumeAttachment.volume_id == vol.id)
     return VolumeInfo(
@@ -186,6 +191,11 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
             raise invalid_volume(f"Volume {source.id} status must be available or in-use to clone.")
     if size is None:
         raise BadRequest("Invalid input received: 'size' is a required property", kind="InvalidInput")
+    if int(size) <= 0:  # a string "0" passes the schemas' minimum (Cinder's and Nova's proxy's)
+        raise BadRequest(
+            f"Invalid input received: Volume size '{size}' must be an integer and greater than 0",
+            kind="InvalidInput",
+        )
     zone = fields.get("availability_zone") or DEFAULT_ZONE
     if zone != DEFAULT_ZONE:
         raise BadRequest(
@@ -202,7 +212,7 @@ def create_volume(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Vo
         status="creating",
         volume_type_id=vtype.id,
         availability_zone=zone,
-        multiattach=bool(fields.get("multiattach")),
+        multiattach=bool(fields.get("multiattach")) or type_is_multiattach(vtype),
         volume_metadata=dict(fields.get("metadata") or {}),
         image_id=image.id if image else None,
         source_volid=source.id if source else None,

@@ -130,6 +130,10 @@ RULES: Table = {
     ("DELETE", S + "/shares/{share_id}"): _r("os-server-shares:delete", MEMBER),
     ("GET", S + "/os-security-groups"): _r("os-security-groups:list", READER),
     ("POST", V + "/os-server-external-events"): _r("os-server-external-events:create", SERVICE),
+    ("POST", V + "/os-assisted-volume-snapshots"): _r("os-assisted-volume-snapshots:create", SERVICE),
+    ("DELETE", V + "/os-assisted-volume-snapshots/{snapshot_id}"): _r(
+        "os-assisted-volume-snapshots:delete", SERVICE
+    ),
     # migrations (index:host and all_projects are checked by the route)
     ("GET", V + "/os-migrations"): _r("os-migrations:index", MANAGER),
     ("GET", S + "/migrations"): _r("servers:migrations:index", MANAGER),

@@ -38,6 +38,7 @@ RULES: Table = {
     ("PUT", N + "/routers/{router_id}/remove_router_interface"): Rule("remove_router_interface", MEMBER),
     **_crud("floatingips", "floatingip", "floatingip_id"),
     ("GET", N + "/floatingip_pools"): Rule("get_floatingip_pool", READER),
+    ("GET", N + "/auto-allocated-topology/{project_id}"): Rule("get_auto_allocated_topology", MEMBER),
     ("GET", N + "/availability_zones"): Rule("get_availability_zone", READER),
     # rules: the parent group's owner (sg_owner); there is no update
     ("GET", N + "/security-group-rules"): Rule("get_security_group_rule", READER),
