@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyroute2 import netns
 
-from novalite.network.dataplane import dhcp, l2, names
+from novalite.network.dataplane import dhcp, l2, l3, names
 from novalite.network.dataplane import security_groups as sg
 
 
@@ -24,6 +24,8 @@ class Network:
     subnets: tuple[dhcp.DhcpSubnet, ...] = ()
     mtu: int | None = None
     dhcp_enabled: bool = True
+    # addresses on the bridge in the host's namespace: only ``--expose-external-network``
+    host_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class DesiredState:
     networks: tuple[Network, ...] = ()
     ports: tuple[Port, ...] = ()
     security_groups: tuple[sg.SecurityGroup, ...] = ()
+    routers: tuple[l3.Router, ...] = ()
 
 
 @dataclass
@@ -87,6 +90,10 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
         for p in state.ports
     ]
     sg.apply(state.security_groups, filters)
+    for router in state.routers:
+        l3.ensure(router, data_dir)
+    for network in state.networks:
+        l3.sync_host_addresses(network.id, network.host_addresses)
     result.removed = _remove_stale(state, data_dir)
     return result
 
@@ -96,6 +103,11 @@ def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:
     wanted_bridges = {names.bridge_name(n.id) for n in state.networks}
     wanted_dhcp = {n.id for n in state.networks if n.dhcp_enabled}
     removed: list[str] = []
+    wanted_routers = {r.id for r in state.routers}
+    for router_id in l3.known_routers(data_dir):
+        if router_id not in wanted_routers:
+            l3.remove(router_id, data_dir)
+            removed.append(names.router_namespace(router_id))
     current = l2.list_state()
     on_bridges = {m for ms in current.bridges.values() for m in ms if names.is_tap_name(m)}
     for tap in sorted((set(current.taps) | on_bridges) - wanted_taps):
