@@ -16,7 +16,7 @@ Inside the namespace:
 
 IP forwarding is switched on in the namespace only. State files live under
 ``<data_dir>/l3/<router id>`` (the router's nft script), so that a restart knows which
-namespaces are its own. Every call is idempotent.
+namespaces are its own and another deployment on the host leaves them alone. Every call is idempotent.
 """
 
 from __future__ import annotations
@@ -236,14 +236,9 @@ def remove(router_id: str, data_dir: Path) -> None:
 
 
 def known_routers(data_dir: Path) -> list[str]:
-    """Routers this data directory made, and every ``qrouter-*`` namespace on the host."""
-    found = set()
+    """Routers this data directory's deployment made (another deployment's are left alone)."""
     d = state_dir(data_dir)
-    if d.is_dir():
-        found |= {p.name for p in d.iterdir() if p.is_file()}
-    prefix = names.ROUTER_NS_PREFIX
-    found |= {ns[len(prefix) :] for ns in netns.listnetns() if ns.startswith(prefix)}
-    return sorted(found)
+    return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
 
 def sync_host_addresses(net_id: str, addresses: tuple[str, ...]) -> None:
