@@ -223,6 +223,7 @@ class HostNetworking:
     ) -> None:
         self.db, self.host, self.data_dir, self.interval = db, host, Path(data_dir), interval
         self.expose_external_network = expose_external_network
+        self.resync_passes = 30  # every 30 passes of the watcher, a full apply
         self._lock = threading.Lock()
         self._applied: Any = None
 
@@ -270,7 +271,12 @@ class HostNetworking:
         done = threading.Event()
 
         def loop() -> None:
+            passes = 0
             while not done.wait(self.interval):
+                passes += 1
+                if self.resync_passes and passes % self.resync_passes == 0:
+                    self._applied = None  # now and then apply even if the database did not change:
+                    # what vanished from the host (a device deleted by hand) is rebuilt
                 try:
                     self.reconcile()
                 except Exception:  # keep watching through transient database or netlink errors
