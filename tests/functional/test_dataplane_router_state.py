@@ -26,7 +26,7 @@ def test_router_legs_snat_and_floating_ips(stack: Api) -> None:
     gw_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
     _ok(stack.put(f"{N}/routers/{router['id']}/add_router_interface", json={"subnet_id": subnet}))
     port = _ok(stack.post(f"{N}/ports", json={"port": {"network_id": private["id"]}}), 201)["port"]
-    fixed = port["fixed_ips"][0]["ip_address"]
+    fixed = next(ip["ip_address"] for ip in port["fixed_ips"] if ":" not in ip["ip_address"])
     fip = _ok(
         stack.post(f"{N}/floatingips", json={"floatingip": {"floating_network_id": public["id"]}}), 201
     )["floatingip"]
