@@ -136,6 +136,17 @@ def client() -> Iterator[Client]:
         c.close()
 
 
+def _state_of(cloud: Cloud, router_id: str) -> str:
+    """For a failure message: the guests' consoles, the router's namespace and the host's links."""
+    out = [f"--- {n} console:\n{cloud.console(n)[-2500:]}" for n in ("va", "vb")]
+    ns = names.router_namespace(router_id)
+    for cmd in (["ip", "netns", "exec", ns, "ip", "-o", "addr"], ["ip", "-o", "link", "show"],
+                ["ip", "netns", "list"], ["nft", "list", "table", "bridge", "novalite"]):  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        out.append(f"$ {' '.join(cmd)}\n{done.stdout[-4000:]}{done.stderr[-2000:]}")
+    return "\n".join(out)
+
+
 def _ours(snapshot: dict[str, list[str]], ids: list[str], root: Path) -> dict[str, list[str]]:
     """The part of a host snapshot this test's deployment could have made (other tests may run)."""
     shorts = {i[: names.ID_CHARS] for i in ids}
@@ -176,7 +187,10 @@ def test_router_floating_ip_and_ssh_into_a_guest(cloud: Cloud, client: Client) -
     failed = _wait("va's pings to fail", _after(cloud, "va", 0, "failed"))
     # the router joins B: the two networks reach each other through it
     cloud.cli("router", "add", "subnet", "rr1", "rsb")
-    _wait("va's pings to pass through the router", _after(cloud, "va", failed, "ok"), timeout=120)
+    try:
+        _wait("va's pings to pass through the router", _after(cloud, "va", failed, "ok"), timeout=120)
+    except AssertionError:
+        raise AssertionError(_state_of(cloud, router["id"])) from None
 
     # a client on the external network, at the external subnet's gateway address
     public = cloud.json("network", "show", "public")
