@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the network data plane (src/novalite/network/dataplane) and its
 # tests (tests/netns) need: dnsmasq (DHCP per network), nftables (security groups), iproute2
-# (ip netns), busybox (udhcpc and ping inside the tests' client namespaces).
+# (ip netns), busybox (udhcpc and ping inside the tests' client namespaces), openssh-client
+# (ssh into guests by floating IP, tests/e2e/test_qemu_routers.py).
 # Idempotent and quiet: does nothing when every package is already installed.
 # Needs root (or sudo) when something is missing.   usage: scripts/install-network.sh
 set -euo pipefail
-packages=(dnsmasq-base nftables iproute2 busybox-static)
+packages=(dnsmasq-base nftables iproute2 busybox-static openssh-client)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -197,6 +197,14 @@ cli_processes.register(main)  # novalite api / conductor / compute (several mach
     help="--driver qemu: guests on bridges and taps with DHCP and security groups (docs/networking.md) "
     "[default auto: on as root with dnsmasq, nft and pyroute2, else QEMU user-mode networking].",
 )
+@click.option(
+    "--expose-external-network",
+    "expose_external_network",
+    is_flag=True,
+    default=None,
+    help="With the network data plane: put the external network's gateway address on its bridge in "
+    "the host's namespace (as DevStack's br-ex), so the host can reach floating IPs [default: off].",
+)
 @click.option("--no-clouds-yaml", is_flag=True, default=False, help="Do not write clouds.yaml entries.")
 @click.option("--log-level", default=None, help="debug, info, warning.")
 def serve(**kwargs: Any) -> None:

@@ -64,6 +64,9 @@ class Settings:
     # QEMU host: auto (on as root with CAP_NET_ADMIN, dnsmasq, nft, pyroute2) | on | off (user-mode
     # networking); bridges, taps, dnsmasq and nftables security groups (docs/networking.md)
     network_dataplane: str = "auto"
+    # with the data plane on: the external network's subnet gateway on its bridge in the host's
+    # namespace (DevStack's br-ex), so the host reaches floating IPs; off: nothing routed on the host
+    expose_external_network: bool = False
     shutdown_timeout: float = 60  # seconds a guest has to power off on ACPI before a hard stop
     image_cache_max_age_s: int = 86400  # unused cached image bases older than this are removed
     image_cache_prune_interval: int = 2400  # seconds between two image cache passes

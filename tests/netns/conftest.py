@@ -23,6 +23,7 @@ import pytest
 from tests.guest.conftest import guest_image, qemu_guests  # noqa: F401  (fixtures for test_qemu_guests)
 
 TOOLS = ("dnsmasq", "nft", "ip", "busybox")
+LINK_PREFIXES = ("brq-", "tap", "dhp-", "qdhcp-", "qrb-", "qgb-", "qr-", "qg-")
 
 UDHCPC_SCRIPT = """#!/bin/sh
 case "$1" in
@@ -73,7 +74,7 @@ def host_snapshot() -> dict[str, list[str]]:
     procs = sh("ps", "-eo", "args").stdout.splitlines()
     return {
         "netns": sorted(sh("ip", "netns", "list").stdout.split()),
-        "links": [n for n in link_names if n.startswith(("brq-", "tap", "dhp-", "qdhcp-"))],
+        "links": [n for n in link_names if n.startswith(LINK_PREFIXES)],
         "dnsmasq": sorted(p for p in procs if p.startswith(("dnsmasq", "/usr/sbin/dnsmasq"))),
         "nft": sorted(sh("nft", "list", "tables").stdout.splitlines()),
     }

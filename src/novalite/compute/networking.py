@@ -87,9 +87,27 @@ def resolve(setting: str) -> bool:
     return True
 
 
-def desired_state(s: Session, host: str, *, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Any:
+def desired_state(
+    s: Session,
+    host: str,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    expose_external_network: bool = False,
+) -> Any:
     """The data plane wanted on ``host``: the ports of its live instances (plus the instances in
-    ``include``, minus those in ``exclude``), their networks with subnets, their security groups."""
+    ``include``, minus those in ``exclude``), their networks with subnets, their security groups,
+    and the routers with their floating IPs (``compute/routing.py``)."""
+    from novalite.compute import routing
+
+    return routing.with_routers(
+        s,
+        _port_state(s, host, include=include, exclude=exclude),
+        expose_external_network=expose_external_network,
+    )
+
+
+def _port_state(s: Session, host: str, *, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Any:
     from novalite.network.dataplane import dhcp
     from novalite.network.dataplane import reconcile as rc
     from novalite.network.dataplane import security_groups as sg
@@ -194,8 +212,18 @@ def desired_state(s: Session, host: str, *, include: Iterable[str] = (), exclude
 class HostNetworking:
     """Reconciles one QEMU host's data plane with the database (serialised: one apply at a time)."""
 
-    def __init__(self, db: Database, host: str, data_dir: Path, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        host: str,
+        data_dir: Path,
+        *,
+        interval: float = 1.0,
+        expose_external_network: bool = False,
+    ) -> None:
         self.db, self.host, self.data_dir, self.interval = db, host, Path(data_dir), interval
+        self.expose_external_network = expose_external_network
+        self.resync_passes = 30  # every 30 passes of the watcher, a full apply
         self._lock = threading.Lock()
         self._applied: Any = None
 
@@ -204,13 +232,19 @@ class HostNetworking:
 
         with self._lock:
             with self.db.reader() as s:
-                state = desired_state(s, self.host, include=include, exclude=exclude)
+                state = desired_state(
+                    s,
+                    self.host,
+                    include=include,
+                    exclude=exclude,
+                    expose_external_network=self.expose_external_network,
+                )
             if state == self._applied:
                 return
-            # no port left: nothing at all stays behind, the nftables table included
+            # no port and no router left: nothing at all stays behind, the nftables table included
             result = (
                 rc.apply(state, self.data_dir)
-                if state.ports
+                if state.ports or state.routers
                 else rc.Result(removed=rc.teardown(self.data_dir))
             )
             self._applied = state if not include and not exclude else None
@@ -237,7 +271,12 @@ class HostNetworking:
         done = threading.Event()
 
         def loop() -> None:
+            passes = 0
             while not done.wait(self.interval):
+                passes += 1
+                if self.resync_passes and passes % self.resync_passes == 0:
+                    self._applied = None  # now and then apply even if the database did not change:
+                    # what vanished from the host (a device deleted by hand) is rebuilt
                 try:
                     self.reconcile()
                 except Exception:  # keep watching through transient database or netlink errors

@@ -15,8 +15,8 @@ How it is built, without root, mounts or loop devices::
     disk.qcow2 = qemu-img convert
 
 The result is cached: ``OUTPUT/novalite-guest.qcow2`` with ``OUTPUT/novalite-guest.stamp``
-holding a hash of every input (this module, the init script, the kernel package file,
-busybox and SYSLINUX). A second build with the same inputs returns at once; the kernel
+holding a hash of every input (this module and ``ssh.py``, the init script, the kernel and
+dropbear package files, busybox and SYSLINUX). A second build with the same inputs returns at once; the kernel
 package stays in ``OUTPUT/debs`` so that a rebuild works offline.
 
 Entry points: :func:`build_guest_image` and ``python -m novalite.guest.builder --output DIR``.
@@ -39,6 +39,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from novalite.guest import ssh
 
 IMAGE_NAME = "novalite-guest.qcow2"
 STAMP_NAME = "novalite-guest.stamp"
@@ -121,7 +123,11 @@ def build_guest_image(output: Path, *, kernel_package: str = DEFAULT_KERNEL_PACK
 
 def _build_locked(output: Path, kernel_package: str) -> GuestImage:
     deb = _kernel_deb(output / "debs", kernel_package)
-    stamp = _stamp(deb)
+    try:  # dropbear and its libraries (novalite.guest.ssh)
+        ssh_debs = ssh.ssh_debs(output / "debs")
+    except ssh.SshBuildError as exc:
+        raise GuestBuildError(f"cannot fetch the SSH server's packages: {exc}") from None
+    stamp = _stamp(deb, ssh_debs)
     image = output / IMAGE_NAME
     stamp_file = output / STAMP_NAME
     if image.is_file() and stamp_file.is_file():
@@ -132,7 +138,11 @@ def _build_locked(output: Path, kernel_package: str) -> GuestImage:
         work = Path(tmp)
         kernel_version, vmlinuz, modules = _unpack_kernel(deb, work / "kernel")
         initrd = work / "initrd.gz"
-        initrd.write_bytes(_initramfs(kernel_version, modules))
+        try:
+            extra = ssh.ssh_files(ssh_debs)
+        except ssh.SshBuildError as exc:
+            raise GuestBuildError(f"cannot unpack the SSH server: {exc}") from None
+        initrd.write_bytes(_initramfs(kernel_version, modules, extra))
         raw = work / "disk.raw"
         _disk(raw, vmlinuz=vmlinuz, initrd=initrd, work=work)
         tmp_image = work / IMAGE_NAME
@@ -239,9 +249,12 @@ def _resolve_kernel_package(meta_package: str) -> str | None:
     return None
 
 
-def _stamp(deb: Path) -> str:
+def _stamp(deb: Path, extra_debs: Iterable[Path] = ()) -> str:
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
+    h.update(Path(ssh.__file__).read_bytes())
+    for extra in extra_debs:
+        h.update(extra.name.encode() + b"\0" + str(extra.stat().st_size).encode())
     h.update(init_script())
     h.update(deb.name.encode() + b"\0" + str(deb.stat().st_size).encode())
     for path in (BUSYBOX, SYSLINUX_MBR):
@@ -311,7 +324,9 @@ def _module_depends(data: bytes) -> list[str]:
     return [d.replace("-", "_") for d in value.split(",") if d]
 
 
-def _initramfs(kernel_version: str, modules: list[tuple[str, bytes]]) -> bytes:
+def _initramfs(
+    kernel_version: str, modules: list[tuple[str, bytes]], extra: Iterable[tuple[str, bytes, int]] = ()
+) -> bytes:
     moddir = f"lib/modules/{kernel_version}"
     order = "".join(f"/{moddir}/{rel}\n" for rel, _ in modules).encode()
     cpio = _Cpio()
@@ -328,6 +343,12 @@ def _initramfs(kernel_version: str, modules: list[tuple[str, bytes]]) -> bytes:
             if str(anc) not in (".", "lib", "lib/modules", moddir):
                 cpio.directory(str(anc))
         cpio.file(f"{moddir}/{rel}", data)
+    for rel, data, mode in extra:  # the SSH server and its libraries
+        parent = Path(rel).parent
+        for anc in reversed([parent, *parent.parents]):
+            if str(anc) != ".":
+                cpio.directory(str(anc))
+        cpio.file(rel, data, mode=mode)
     return gzip.compress(cpio.finish(), compresslevel=9, mtime=0)
 
 

@@ -13,6 +13,7 @@
 #        novalite-guest ready <uuid>
 #        novalite-guest: disks <vda sr0 ...>   novalite-guest: nics <eth0 ...>
 #   6. stays up until the ACPI power button (QMP system_powerdown), then powers off cleanly.
+#   SSH: dropbear on port 22 with a host key made at boot ("novalite-guest: ssh port 22 <fp>")
 #   7. then reports hot-plugged disks and NICs: "novalite-guest: disk added vdb", "disk removed
 #      vdb", "nic added eth1 <mac> <addr>", "nic removed eth1".
 # Kernel command line knobs: novalite.shell=1 (root shell on ttyS0), novalite.poweroff=1.
@@ -150,6 +151,23 @@ if [ $source != none ]; then
     fi
 else
     say "no config drive and no metadata service (network $net)"
+fi
+
+# SSH: dropbear on port 22 (when the image has it), a host key made at first boot, root logs in
+# with a key from /root/.ssh/authorized_keys only (-s: no passwords)
+if [ -x /usr/sbin/dropbear ]; then
+    [ -f /etc/passwd ] || echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd
+    [ -f /etc/group ] || echo 'root:x:0:' >/etc/group
+    [ -f /etc/shells ] || echo /bin/sh >/etc/shells
+    mkdir -p /etc/dropbear /dev/pts
+    mount -t devpts devpts /dev/pts 2>/dev/null
+    hostkey=/etc/dropbear/dropbear_ed25519_host_key
+    [ -f $hostkey ] || /usr/bin/dropbearkey -t ed25519 -f $hostkey >/dev/null 2>&1
+    if /usr/sbin/dropbear -r $hostkey -p 22 -s </dev/null >/dev/null 2>&1; then
+        say "ssh port 22 $(/usr/bin/dropbearkey -y -f $hostkey 2>/dev/null | sed -n 's/^Fingerprint: //p')"
+    else
+        say "ssh failed to start"
+    fi
 fi
 
 devices() { for b in /sys/block/*; do case ${b##*/} in loop*|ram*) ;; *) printf '%s ' "${b##*/}";; esac; done; }

@@ -82,7 +82,9 @@ def _start_network(settings: Any, db: Database, host: str | None, driver: Any) -
 
     if not networking.resolve(settings.network_dataplane):
         return None
-    net = networking.HostNetworking(db, host, settings.data_dir)
+    net = networking.HostNetworking(
+        db, host, settings.data_dir, expose_external_network=settings.expose_external_network
+    )
     net.reconcile()
     driver.network = net
     return net.start()

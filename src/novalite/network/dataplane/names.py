@@ -40,3 +40,31 @@ def dhcp_host_veth(net_id: str) -> str:
 
 def dhcp_ns_veth(net_id: str) -> str:
     return DHCP_NS_VETH_PREFIX + short(net_id)
+
+
+# routers (Neutron's legacy L3 agent): a namespace per router, a veth pair per leg
+ROUTER_NS_PREFIX = "qrouter-"
+ROUTER_INTERFACE_PREFIX = "qr-"  # in the router's namespace, on an internal subnet
+ROUTER_GATEWAY_PREFIX = "qg-"  # in the router's namespace, on the external network
+ROUTER_INTERFACE_HOST_PREFIX = "qrb-"  # host end of a qr- veth, a bridge member
+ROUTER_GATEWAY_HOST_PREFIX = "qgb-"  # host end of the qg- veth, on the external bridge
+
+
+def router_namespace(router_id: str) -> str:
+    return ROUTER_NS_PREFIX + router_id
+
+
+def router_interface_ns(port_id: str) -> str:
+    return ROUTER_INTERFACE_PREFIX + short(port_id)
+
+
+def router_interface_host(port_id: str) -> str:
+    return ROUTER_INTERFACE_HOST_PREFIX + short(port_id)
+
+
+def router_gateway_ns(port_id: str) -> str:
+    return ROUTER_GATEWAY_PREFIX + short(port_id)
+
+
+def router_gateway_host(port_id: str) -> str:
+    return ROUTER_GATEWAY_HOST_PREFIX + short(port_id)

@@ -9,13 +9,15 @@ missing, updates what changed and removes what is no longer wanted: ``brq-*`` br
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyroute2 import netns
 
-from novalite.network.dataplane import dhcp, l2, metadata_proxy, names
+from novalite.network.dataplane import dhcp, l2, l3, metadata_proxy, names
 from novalite.network.dataplane import security_groups as sg
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ class Network:
     subnets: tuple[dhcp.DhcpSubnet, ...] = ()
     mtu: int | None = None
     dhcp_enabled: bool = True
+    # addresses on the bridge in the host's namespace: only ``--expose-external-network``
+    host_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class DesiredState:
     networks: tuple[Network, ...] = ()
     ports: tuple[Port, ...] = ()
     security_groups: tuple[sg.SecurityGroup, ...] = ()
+    routers: tuple[l3.Router, ...] = ()
 
 
 @dataclass
@@ -74,8 +79,38 @@ def dhcp_config(network: Network, ports: tuple[Port, ...]) -> dhcp.DhcpConfig:
     )
 
 
+OWNED_FILE = "dataplane-owned.json"
+
+
+def _wanted(state: DesiredState) -> dict[str, set[str]]:
+    return {
+        "bridges": {names.bridge_name(n.id) for n in state.networks},
+        "taps": {names.tap_name(p.id) for p in state.ports},
+        "dhcp": {n.id for n in state.networks if n.dhcp_enabled},
+    }
+
+
+def _owned(data_dir: Path) -> dict[str, set[str]]:
+    """The bridges, taps and DHCP networks this data directory's deployment made: the only ones
+    its stale removal touches, so that two deployments on one host leave each other's alone."""
+    try:
+        raw = json.loads((data_dir / OWNED_FILE).read_text())
+    except (OSError, ValueError):
+        raw = {}
+    return {k: set(raw.get(k, ())) if isinstance(raw, dict) else set() for k in ("bridges", "taps", "dhcp")}
+
+
+def _record(data_dir: Path, owned: dict[str, set[str]]) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / (OWNED_FILE + ".tmp")
+    tmp.write_text(json.dumps({k: sorted(v) for k, v in owned.items()}))
+    os.replace(tmp, data_dir / OWNED_FILE)
+
+
 def apply(state: DesiredState, data_dir: Path) -> Result:
     result = Result()
+    owned, wanted = _owned(data_dir), _wanted(state)
+    _record(data_dir, {k: owned[k] | wanted[k] for k in owned})  # before anything is made
     for network in state.networks:
         l2.ensure_network(network.id, network.mtu)
         if network.dhcp_enabled:
@@ -97,6 +132,10 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
         for p in state.ports
     ]
     sg.apply(state.security_groups, filters)
+    for router in state.routers:
+        l3.ensure(router, data_dir)
+    for network in state.networks:
+        l3.sync_host_addresses(network.id, network.host_addresses)
     result.removed = _remove_stale(state, data_dir)
     return result
 
@@ -110,25 +149,31 @@ def _ensure_metadata_proxy(net_id: str, data_dir: Path) -> None:
 
 
 def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:
-    wanted_taps = {names.tap_name(p.id) for p in state.ports}
-    wanted_bridges = {names.bridge_name(n.id) for n in state.networks}
-    wanted_dhcp = {n.id for n in state.networks if n.dhcp_enabled}
+    wanted = _wanted(state)
+    owned = _owned(data_dir)
+    wanted_taps, wanted_bridges, wanted_dhcp = wanted["taps"], wanted["bridges"], wanted["dhcp"]
     removed: list[str] = []
+    wanted_routers = {r.id for r in state.routers}
+    for router_id in l3.known_routers(data_dir):
+        if router_id not in wanted_routers:
+            l3.remove(router_id, data_dir)
+            removed.append(names.router_namespace(router_id))
     current = l2.list_state()
     on_bridges = {m for ms in current.bridges.values() for m in ms if names.is_tap_name(m)}
-    for tap in sorted((set(current.taps) | on_bridges) - wanted_taps):
+    for tap in sorted(((set(current.taps) | on_bridges) & owned["taps"]) - wanted_taps):
         l2.remove_link(tap)
         removed.append(tap)
     stale_dhcp = set(dhcp.running_networks(data_dir))
-    stale_dhcp |= {
+    stale_dhcp |= owned["dhcp"] & {
         ns[len(names.DHCP_NS_PREFIX) :] for ns in netns.listnetns() if ns.startswith(names.DHCP_NS_PREFIX)
     }
     for net_id in sorted(stale_dhcp - wanted_dhcp):
         dhcp.stop(net_id, data_dir)
         removed.append(names.dhcp_namespace(net_id))
-    for bridge in sorted(set(current.bridges) - wanted_bridges):
+    for bridge in sorted((set(current.bridges) & owned["bridges"]) - wanted_bridges):
         l2.remove_bridge(bridge)
         removed.append(bridge)
+    _record(data_dir, wanted)
     return removed
 
 
