@@ -65,7 +65,10 @@ class ReachablePostgres(PrivatePostgres):
         self.address, self.network = address, network
 
     def pg_ctl(self, *args: str) -> None:
-        opts = f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1,{self.address}"
+        opts = (  # every novalite process may pool 80 connections (docs/deploy.md)
+            f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1,{self.address} "
+            "-c max_connections=800"
+        )
         self.run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.home / "pg.log"), "-w", *args)
 
     def init(self) -> None:
