@@ -5,6 +5,9 @@ is ACTIVE or ERROR, delete them all and wait until they are gone. Prints the fig
     .venv/bin/python bench/boot.py -n 200 -c 16 --hosts 50
     .venv/bin/python bench/boot.py --rate 200           # POSTs arrive at 200/s instead of back to back
     .venv/bin/python bench/boot.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+    .venv/bin/python bench/boot.py --distributed -n 10000 -c 64
+        (api x2 workers + 2 conductors + 4 computes x 250 fake hosts, PostgreSQL + RabbitMQ;
+        see bench/distributed.py)
     .venv/bin/python bench/boot.py --endpoint http://HOST/identity --user U --password P --project P
         (time any Nova-compatible cloud; --flavor/--image pick what it has)
 
@@ -339,6 +342,18 @@ async def run(args: argparse.Namespace) -> None:
     server = None
     if args.endpoint:
         auth = authenticate(args.endpoint, args.user, args.password, args.project, args.domain)
+    elif args.distributed:
+        import distributed
+
+        server = distributed.start(
+            api_workers=args.api_workers,
+            conductors=args.conductors,
+            computes=args.computes,
+            hosts_per_compute=args.hosts_per_compute,
+            database_url=args.database_url,
+            transport_url=args.transport_url,
+        )
+        auth = authenticate(f"{server.url}/identity", "admin", ADMIN_PW, "admin")
     else:
         server = start_server("--fake-hosts", str(args.hosts), database_url=args.database_url)
         auth = authenticate(f"{server.url}/identity", "admin", ADMIN_PW, "admin")
@@ -408,6 +423,8 @@ async def run(args: argparse.Namespace) -> None:
         if args.endpoint
         else f"hosts: {args.hosts}  db: {args.database_url or 'sqlite'}"
     )
+    if args.distributed:
+        where = getattr(server, "topology", "distributed")
     print(f"servers: {args.n}  concurrency: {args.concurrency}  {where}  {pacing}")
     print(
         f"boot throughput: {args.n / total:.1f} servers/s to ACTIVE|ERROR ({total:.2f} s; all POSTs done in "
@@ -461,7 +478,21 @@ def main() -> None:
         help="with --endpoint: lift the project's instances, cores and RAM quotas for the run when "
         "N servers do not fit (an admin's token), and put them back afterwards",
     )
+    dist = p.add_argument_group(
+        "--distributed",
+        "run api, conductors and computes as separate processes over PostgreSQL and RabbitMQ "
+        "(a PostgreSQL cluster of the run's own and a fresh vhost on 127.0.0.1:5672 unless "
+        "--database-url / --transport-url), e.g. bench/boot.py --distributed -n 10000 -c 64",
+    )
+    dist.add_argument("--distributed", action="store_true", help="the many-machines topology")
+    dist.add_argument("--api-workers", type=int, default=2)
+    dist.add_argument("--conductors", type=int, default=2)
+    dist.add_argument("--computes", type=int, default=4, help="novalite compute processes")
+    dist.add_argument("--hosts-per-compute", type=int, default=250, help="fake hosts of each")
+    dist.add_argument("--transport-url", default=None)
     args = p.parse_args()
+    if args.distributed and args.endpoint:
+        p.error("--distributed starts its own cloud: it does not go with --endpoint")
     try:
         asyncio.run(run(args))
     except BenchError as exc:

@@ -90,6 +90,24 @@ def test_boot_prints_throughput_latencies_and_footprint() -> None:
     ), out
 
 
+def test_boot_distributed_runs_the_split_topology_and_removes_it() -> None:
+    """``--distributed`` on a small scale: api, a conductor and two compute processes over the
+    machine's PostgreSQL and RabbitMQ (a fresh database and vhost, both gone afterwards)."""
+    from tests.conftest import require_service
+
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    require_service("127.0.0.1", 5672, "RabbitMQ")
+    before = subprocess.run(["rabbitmqctl", "list_vhosts"], capture_output=True, text=True, timeout=60).stdout
+    out = _run("boot.py", "--distributed", "-n", "6", "-c", "3", "--api-workers", "1", "--conductors", "1",
+               "--computes", "2", "--hosts-per-compute", "2")  # fmt: skip
+    assert "distributed: api x1 workers, 1 conductors, 2 computes x 2 fake hosts" in out, out
+    assert re.search(rf"boot throughput: {NUMBER} servers/s", out), out
+    assert "ERROR: 0  still building at timeout: 0" in out, out
+    after = subprocess.run(["rabbitmqctl", "list_vhosts"], capture_output=True, text=True, timeout=60).stdout
+    made = {v for v in after.split() if v.startswith("novalite-bench-")} - set(before.split())
+    assert made == set(), made  # the run's vhost was deleted again
+
+
 def test_boot_with_paced_arrivals() -> None:
     out = _run("boot.py", "-n", "6", "-c", "3", "--hosts", "2", "--rate", "20")
     assert "arrivals paced at 20/s" in out, out

@@ -152,7 +152,8 @@ def accept(db: Database, b: Build, networks: Callable[[Session, Build], str | No
     """Record the event, check claim and group, set host/node (task_state networking), then
     ``networks`` (ports; on to block_device_mapping / spawning) -- one transaction.
 
-    Raises ``Reschedule`` (no claim here, group policy violated) or ``Abort`` (networking
+    ``Vanished`` when the instance is gone or holds no claim on this node (a stale message after
+    a reschedule). Raises ``Reschedule`` (group policy violated) or ``Abort`` (networking
     failed) after the commit, so the event and the host survive for the failure path.
     Builds accepted together share one transaction (``group_commit``)."""
     outcome = group_commit.group(db, GROUP).run(db, functools.partial(_accept, b=b, networks=networks))
@@ -174,6 +175,10 @@ def _accept(
     inst = conn.execute(_INSTANCE, {"instance_uuid": b.instance_uuid}).first()
     if inst is None or inst.deleted or inst.task_state != TaskState.SCHEDULING:
         return None
+    if not resource_tracker.instance_claim(s, b.instance_uuid, b.node_uuid):
+        # a stale message (its instance rescheduled meanwhile: the claim is another host's, or
+        # being moved): not this host's build, nothing here may touch it
+        return None
     action = actions.find_action(
         s,
         b.instance_uuid,
@@ -186,9 +191,7 @@ def _accept(
     b.requested_networks, b.project_id = inst.requested_networks, inst.project_id
     b.security_groups = [str(g.get("name")) for g in (inst.security_groups or []) if isinstance(g, dict)]
     problem, by_policy = None, False
-    if not resource_tracker.instance_claim(s, b.instance_uuid, b.node_uuid):
-        problem = f"Insufficient compute resources: no allocation on {b.node}."
-    elif (violation := late_group_check(s, b.instance_uuid, b.host, b.build_args)) is not None:
+    if (violation := late_group_check(s, b.instance_uuid, b.host, b.build_args)) is not None:
         problem, by_policy = violation, True
     network_error = None
     if problem is None:

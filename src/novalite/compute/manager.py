@@ -74,6 +74,7 @@ _TERMINATING = select(
     Instance.user_id,
     Instance.project_id,
 ).where(Instance.uuid == bindparam("instance_uuid"))
+_UNREAD: Any = object()  # ``ComputeAgent._owns``: the instance's host not read yet
 _BUILD_TASK_STATES = {
     None,
     TaskState.SCHEDULING,
@@ -175,6 +176,8 @@ class ComputeAgent:
                 actions.finish_event(s, b.event_id, ok=False, traceback=tb, details=exc.reason)
             if not exc.by_policy:
                 resource_tracker.record_build_result(s, self.node_uuid, ok=False)
+            if not self._owns(s, b.instance_uuid):  # taken from this host meanwhile: not ours to free
+                return False
             cleanup.release_ports(s, b.instance_uuid, b.requested_networks)
             cleanup.allocations.release(s, b.instance_uuid)
             current = _current_task(s, b.instance_uuid)
@@ -211,12 +214,24 @@ class ComputeAgent:
         row = s.scalars(select(Instance).where(Instance.uuid == b.instance_uuid)).first()
         if row is None:
             return
+        if not row.deleted and not self._owns(s, b.instance_uuid, row.host):
+            return  # taken from this host meanwhile (down-host recovery): its new host's now
         cleanup.release_resources(s, b.instance_uuid, row.requested_networks)
         if row.deleted:
             return
         row.vm_state, row.task_state, row.host, row.node = VmState.ERROR, None, None, None
         row.updated_at = utcnow()
         actions.add_fault(s, b.instance_uuid, message=reason, details=tb, host=self.host)
+
+    def _owns(self, s: Session, uuid: str, host: Any = _UNREAD) -> bool:
+        """Whether the instance is still this host's to give back: placed here, or not placed yet
+        with its claim on this node. A stale build message (the instance rescheduled elsewhere,
+        or taken back from this host while it was down) must not release another host's claim."""
+        if host is _UNREAD:
+            host = s.execute(select(Instance.host).where(Instance.uuid == uuid)).scalar()
+        if host is not None:
+            return bool(host == self.host)
+        return resource_tracker.instance_claim(s, uuid, self.node_uuid)
 
     # --- delete ------------------------------------------------------------------------
     def terminate_instance(self, msg: TerminateInstance) -> None:

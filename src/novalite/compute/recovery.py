@@ -344,3 +344,9 @@ def resubmit_waiting(db: Database, conductor: ConductorClient, compute: ComputeC
     report = Report()
     resume_waiting(db, conductor, compute, hosts=[] if compute is None else None, report=report)
     return len(report.resumed) + len(report.rescheduled)
+
+
+# for the conductor's down-host recovery (conductor/down_hosts.py), which treats builds stranded
+# on a dead host as this module treats interrupted ones
+needs_volumes = _needs_volumes
+fail = _fail

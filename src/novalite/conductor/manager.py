@@ -81,7 +81,9 @@ class ConductorManager:
 
     def start(self) -> None:
         self.batcher.start()
-        self.periodic = periodic.start(self.db, self.scheduler.settings, self.compute)
+        self.periodic = periodic.start(
+            self.db, self.scheduler.settings, self.compute, self.schedule_and_build_instances_of
+        )
 
     def stop(self) -> None:
         if self.periodic is not None:
@@ -194,6 +196,11 @@ class ConductorManager:
                 )
             ]
         )
+
+    def schedule_and_build_instances_of(self, ctx: RequestContext, instance_uuids: list[str]) -> None:
+        """Schedule instances taken back from a down host (their build arguments were lost with
+        the build message: the instance rows say the rest)."""
+        self.schedule_and_build_instances(ctx, instance_uuids, {})
 
     def schedule_batch(self, msgs: Sequence[ScheduleAndBuildInstances]) -> None:
         """Schedule several requests together (one read per distinct query, one claim transaction);

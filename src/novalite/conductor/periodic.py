@@ -7,6 +7,9 @@
 * moves and unshelves that no conductor moved on for ``service_down_time`` seconds (their engine
   died: the fake driver finishes a move in milliseconds) are given up, their allocations back
   with the instance.
+* builds stranded on a compute host that is down are taken back from it and scheduled again
+  (``down_hosts``), once this conductor has seen the database answer for a whole
+  ``service_down_time``.
 
 One daemon thread ticks every ``TICK`` seconds (the recovery every half ``service_down_time``).
 """
@@ -16,11 +19,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
 from novalite.compute.rpcapi import ComputeClient
+from novalite.conductor import down_hosts
 from novalite.config import Settings
 from novalite.context import RequestContext
 from novalite.db.base import Database, unavailable
@@ -64,23 +69,35 @@ def run_once(db: Database, settings: Settings, compute: ComputeClient) -> None:
                 )
 
 
-def start(db: Database, settings: Settings, compute: ComputeClient) -> Callable[[], None] | None:
-    """Start the ticking thread; returns its stop function."""
+def start(
+    db: Database,
+    settings: Settings,
+    compute: ComputeClient,
+    reschedule: Callable[[RequestContext, list[str]], None] | None = None,
+) -> Callable[[], None] | None:
+    """Start the ticking thread; returns its stop function. ``reschedule``: how builds taken
+    back from down hosts are scheduled again (None: they are not looked for)."""
     stopping = threading.Event()
+    healthy_since = time.monotonic()  # the database answered since then (down-host recovery)
 
     # the recovery reads the instances table (no index on task_state): every half down time
     every = max(1, settings.service_down_time // 2)
 
     def loop() -> None:
+        nonlocal healthy_since
         ticks = 0
         while not stopping.wait(TICK):
             ticks += 1
             try:
                 if ticks % every == 0:
                     recover(db, settings)
+                    quiet = time.monotonic() - healthy_since >= settings.service_down_time
+                    if reschedule is not None and quiet:
+                        down_hosts.sweep(db, settings.service_down_time, reschedule)
                 run_once(db, settings, compute)
             except Exception as exc:  # a failed tick is tried again at the next one
                 if unavailable(exc):
+                    healthy_since = time.monotonic()
                     LOG.warning("move/shelve periodic task: the database is unavailable; retrying")
                 else:
                     LOG.exception("move/shelve periodic task failed")

@@ -121,9 +121,13 @@ def members(net_id: str) -> list[str]:
 def remove_network(net_id: str, *, force: bool = False) -> bool:
     """Remove the bridge when no port is left on it (or when ``force``); True if it is gone.
 
-    The DHCP veth does not count as a port: it goes with the network.
+    The DHCP veth and the VXLAN device (``l2_vxlan``) do not count as ports: they go with it.
     """
-    left = [m for m in members(net_id) if not m.startswith(names.DHCP_HOST_VETH_PREFIX)]
+    left = [
+        m
+        for m in members(net_id)
+        if not m.startswith(names.DHCP_HOST_VETH_PREFIX) and not m.startswith("vxl-")  # l2_vxlan's
+    ]
     if left and not force:
         return False
     with _ipr() as ipr:
