@@ -340,6 +340,7 @@ async def _put_back(client: httpx.AsyncClient, project: str, quota: dict[str, An
 
 async def run(args: argparse.Namespace) -> None:
     server = None
+    rest: tuple[float, float] | None = None  # the server's (RSS, PSS) once every server is deleted
     if args.endpoint:
         auth = authenticate(args.endpoint, args.user, args.password, args.project, args.domain)
     elif args.distributed:
@@ -392,6 +393,8 @@ async def run(args: argparse.Namespace) -> None:
                 delete_s = await _delete_all(state, list(state.created))
                 state.deleted = True
                 await _sweep(state)
+                # what a boot-and-delete churn leaves behind, before the server stops
+                rest = server.memory_now() if server is not None else None
             except (
                 BaseException
             ) as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
@@ -448,6 +451,8 @@ async def run(args: argparse.Namespace) -> None:
             "polls)"
         )
         print(f"{server.memory_line()}  first answer after start: {server.first_answer_s:.2f} s")
+        if rest is not None:
+            print(f"server memory after the deletes: RSS {rest[0]:.0f} MB, PSS {rest[1]:.0f} MB")
 
 
 def main() -> None:
