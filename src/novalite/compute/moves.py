@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from novalite import notifications
+from novalite.compute import live_migration
 from novalite.compute.rpcapi import ComputeClient, FinishResize, ResizeInstance
 from novalite.messaging.messages import context_from_dict
 from novalite.services import server_moves
@@ -36,7 +37,19 @@ def _refuse(agent: Any, migration_uuid: str) -> None:
 
 
 def resize_instance(agent: Any, msg: ResizeInstance) -> None:
-    """Source: give the guest up, then hand the move to the destination's agent."""
+    """Source: give the guest up, then hand the move to the destination's agent. A real guest
+    whose driver can live-migrate moves running (``compute.live_migration``)."""
+    if not _moves_guests(agent) and live_migration.can_live_migrate(agent.driver):
+        if live_migration.is_live(agent, msg.migration_uuid):
+            live_migration.migrate_from_here(
+                agent,
+                agent.conductor.transport,
+                msg.context,
+                msg.migration_uuid,
+                msg.dest_host,
+                msg.dest_node,
+            )
+            return
     if not _moves_guests(agent):
         _refuse(agent, msg.migration_uuid)
         return
