@@ -122,7 +122,7 @@ def test_a_failed_copy_leaves_the_server_on_its_host(two_hosts: Api) -> None:
     assert action(stack, sid, LIVE, as_="admin", version="2.25").status_code == 202
     stack.wait_for(
         f"/compute/v2.1/os-migrations?instance_uuid={sid}",
-        lambda r: any(m["status"] == "error" for m in r.json()["migrations"]),
+        lambda r: any(m["status"] == "failed" for m in r.json()["migrations"]),
         as_="admin",
     )
     dst = next(h for h in usages(stack) if h != src)

@@ -81,9 +81,10 @@ def migrate_from_here(
     if guest is None:
         return
 
-    def give_up(reason: str) -> None:
+    def give_up(reason: str, status: str = "error") -> None:
+        """Nova's ``error`` before the guest moved, ``failed`` when a started move was rolled back."""
         LOG.warning("live migration %s of %s failed: %s", migration_uuid, guest.uuid, reason)
-        agent.db.write(lambda s: server_moves.fail_move(s, migration_uuid, reason))
+        agent.db.write(lambda s: _fail(s, migration_uuid, reason, status))
 
     client = _Client(transport, ctx)
     try:
@@ -91,15 +92,17 @@ def migrate_from_here(
     except DriverError as exc:
         give_up(str(exc))
         return
+    _status(agent, migration_uuid, "preparing")
     answer = client.prepare(migration_uuid, guest.uuid, dest_host, dest_node, source)
     if "target" not in answer:
         give_up(f"The destination {dest_host} cannot receive the guest: {answer.get('error')}")
         return
+    _status(agent, migration_uuid, "running")
     try:
         agent.driver.live_migrate(guest, answer["target"])
     except DriverError as exc:
         client.finish(migration_uuid, guest.uuid, dest_host, dest_node, abort=True)
-        give_up(str(exc))
+        give_up(str(exc), "failed")
         return
     done = client.finish(migration_uuid, guest.uuid, dest_host, dest_node, abort=False)
     if not done.get("done"):
@@ -107,7 +110,7 @@ def migrate_from_here(
             agent.driver.rollback_live_migration(guest)
         except DriverError as exc:
             LOG.error("live migration %s: the source guest could not continue: %s", migration_uuid, exc)
-        give_up(f"The guest could not continue on {dest_host}: {done.get('error')}")
+        give_up(f"The guest could not continue on {dest_host}: {done.get('error')}", "failed")
         return
     agent.db.write(lambda s: server_moves.finish_move(s, migration_uuid, host=dest_host, node=dest_node))
     try:
@@ -150,6 +153,22 @@ def finish_here(agent: Any, msg: FinishLiveMigration) -> dict[str, Any]:
             "live migration %s: the incoming guest on %s stays: %s", msg.migration_uuid, agent.host, exc
         )
     return {"error": error} if not msg.abort else {"done": False}
+
+
+def _status(agent: Any, migration_uuid: str, status: str) -> None:
+    def work(s: Any) -> None:
+        row = records.by_uuid(s, migration_uuid)
+        if row is not None and row.status in ("running", "preparing"):
+            records.set_status(row, status)
+
+    agent.db.write(work)
+
+
+def _fail(s: Any, migration_uuid: str, reason: str, status: str) -> None:
+    server_moves.fail_move(s, migration_uuid, reason)
+    row = records.by_uuid(s, migration_uuid)
+    if row is not None and row.status == "error":
+        records.set_status(row, status)
 
 
 def _instance_of(agent: Any, migration_uuid: str) -> str | None:
