@@ -24,7 +24,11 @@ from typing import Any
 from sqlalchemy import select
 
 from novalite.compute import build
-from novalite.compute.live_migration_rpc import FinishLiveMigration, PrepareLiveMigration
+from novalite.compute.live_migration_rpc import (
+    FinishLiveMigration,
+    LiveMigrationControl,
+    PrepareLiveMigration,
+)
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance
 from novalite.messaging.messages import Message, context_from_dict, context_to_dict
@@ -32,7 +36,7 @@ from novalite.messaging.transport import Transport
 from novalite.services import migrations as records
 from novalite.services import server_moves
 from novalite.services.migrations import MigrationType
-from novalite.virt.driver import DriverError, GuestSpec
+from novalite.virt.driver import DriverError, GuestSpec, LiveMigrationCancelled
 
 LOG = logging.getLogger(__name__)
 
@@ -102,7 +106,7 @@ def migrate_from_here(
         agent.driver.live_migrate(guest, answer["target"])
     except DriverError as exc:
         client.finish(migration_uuid, guest.uuid, dest_host, dest_node, abort=True)
-        give_up(str(exc), "failed")
+        give_up(str(exc), "cancelled" if isinstance(exc, LiveMigrationCancelled) else "failed")
         return
     done = client.finish(migration_uuid, guest.uuid, dest_host, dest_node, abort=False)
     if not done.get("done"):
@@ -153,6 +157,25 @@ def finish_here(agent: Any, msg: FinishLiveMigration) -> dict[str, Any]:
             "live migration %s: the incoming guest on %s stays: %s", msg.migration_uuid, agent.host, exc
         )
     return {"error": error} if not msg.abort else {"done": False}
+
+
+def control_here(agent: Any, msg: LiveMigrationControl) -> None:
+    """Source: force_complete / abort the live migration running here (nothing when none runs)."""
+    control = getattr(agent.driver, "control_live_migration", None)
+    if not callable(control):
+        return
+    with agent.db.reader() as s:
+        row = records.by_uuid(s, msg.migration_uuid)
+        if row is None or row.status not in records.LIVE_IN_PROGRESS:
+            return
+    guest = _guest(agent, msg.instance_uuid)
+    if guest is None:
+        return
+    try:
+        if not control(guest, msg.action):
+            LOG.info("live migration %s: no migration running for %s", msg.migration_uuid, msg.action)
+    except (DriverError, ValueError) as exc:
+        LOG.warning("live migration %s: %s failed: %s", msg.migration_uuid, msg.action, exc)
 
 
 def _status(agent: Any, migration_uuid: str, status: str) -> None:

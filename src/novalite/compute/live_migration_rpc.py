@@ -39,4 +39,18 @@ class FinishLiveMigration(Message):
     abort: bool = False
 
 
-MESSAGES = (PrepareLiveMigration, FinishLiveMigration)
+@dataclass(frozen=True)
+class LiveMigrationControl(Message):
+    """A cast to the source while its live migration runs: ``force_complete`` (the guest is paused
+    so that the copy converges) or ``abort`` (the copies are cancelled, the guest stays)."""
+
+    METHOD: ClassVar[str] = "live_migration_control"
+    VERSION: ClassVar[str] = "1.0"
+    context: dict[str, Any]
+    migration_uuid: str
+    instance_uuid: str
+    host: str  # the source
+    action: str
+
+
+MESSAGES = (PrepareLiveMigration, FinishLiveMigration, LiveMigrationControl)

@@ -398,6 +398,8 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             return live_migration.prepare_here(agent, msg)
         elif isinstance(msg, live_migration_rpc.FinishLiveMigration):
             return live_migration.finish_here(agent, msg)
+        elif isinstance(msg, live_migration_rpc.LiveMigrationControl):
+            live_migration.control_here(agent, msg)
         return None
 
     return handle

@@ -584,6 +584,10 @@ class QemuDriver:
         """Source: disks then memory to the destination; on failure the guest runs on here."""
         migration.migrate(self, guest, migration.MigrationTarget.from_dict(target))
 
+    def control_live_migration(self, guest: GuestSpec, what: str) -> bool:
+        """Source, during ``live_migrate`` (not serialised): ``force_complete`` or ``abort``."""
+        return migration.request(self, guest, what)
+
     @_serialised
     def finish_live_migration(self, guest: GuestSpec) -> None:
         """Destination: the guest continues here."""

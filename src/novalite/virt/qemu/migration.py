@@ -28,13 +28,14 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from novalite.virt.driver import DriverError, GuestSpec
+from novalite.virt.driver import DriverError, GuestSpec, LiveMigrationCancelled
 from novalite.virt.qemu import hotplug, launch
 from novalite.virt.qemu.qmp import QMPClient, QMPError
 
@@ -46,6 +47,9 @@ LOCAL_DRIVES = ("drive-root", "drive-ephemeral", "drive-swap")  # copied; config
 MIRROR_TIMEOUT = 600.0
 MIGRATE_TIMEOUT = 600.0
 SUN_PATH_MAX = 107
+FORCE_COMPLETE, ABORT = "force_complete", "abort"
+_running: dict[str, set[str]] = {}  # instance directory of a migrating source -> requests
+_running_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,35 @@ def migrate(driver: QemuDriver, guest: GuestSpec, target: MigrationTarget) -> No
     d = driver._existing(guest)
     if driver._pid(d, guest.uuid) is None:
         raise DriverError(f"Instance {guest.uuid} is not running on {guest.host}")
+    with _running_guard:
+        _running[str(d)] = set()
+    try:
+        _migrate(driver, d, guest, target)
+    finally:
+        with _running_guard:
+            _running.pop(str(d), None)
+
+
+def request(driver: QemuDriver, guest: GuestSpec, what: str) -> bool:
+    """Source, while ``migrate`` runs (another thread): ``force_complete`` pauses the guest so
+    that its memory copy converges (it runs again on the destination, or here if the move
+    fails); ``abort`` cancels the copies (the guest stays here). False: no migration runs."""
+    if what not in (FORCE_COMPLETE, ABORT):
+        raise ValueError(what)
+    with _running_guard:
+        requests = _running.get(str(driver.instance_dir(guest)))
+        if requests is None:
+            return False
+        requests.add(what)
+        return True
+
+
+def _asked(d: Path, what: str) -> bool:
+    with _running_guard:
+        return what in _running.get(str(d), set())
+
+
+def _migrate(driver: QemuDriver, d: Path, guest: GuestSpec, target: MigrationTarget) -> None:
     try:
         with driver._qmp(d, timeout=30.0) as qmp:
             try:
@@ -158,9 +191,9 @@ def migrate(driver: QemuDriver, guest: GuestSpec, target: MigrationTarget) -> No
                         target=node,
                         sync="top",
                     )
-                _wait_ready(qmp, [f"migration-{x}" for x in target.drives], guest.uuid)
+                _wait_ready(qmp, [f"migration-{x}" for x in target.drives], guest.uuid, d)
                 qmp.execute("migrate", uri=target.migrate_uri)
-                _wait_migrated(qmp, guest.uuid)
+                _wait_migrated(qmp, guest.uuid, d)
                 _end_jobs(qmp, target.drives)
             except BaseException:
                 _undo(qmp, target.drives)
@@ -244,9 +277,11 @@ def _jobs(qmp: QMPClient) -> dict[str, dict[str, Any]]:
     return {str(j.get("device")): j for j in qmp.execute("query-block-jobs")}
 
 
-def _wait_ready(qmp: QMPClient, job_ids: list[str], uuid: str) -> None:
+def _wait_ready(qmp: QMPClient, job_ids: list[str], uuid: str, d: Path) -> None:
     deadline = time.monotonic() + MIRROR_TIMEOUT
     while True:
+        if _asked(d, ABORT):
+            raise LiveMigrationCancelled(f"The live migration of instance {uuid} was aborted")
         jobs = _jobs(qmp)
         missing = [j for j in job_ids if j not in jobs]
         if missing:
@@ -260,9 +295,15 @@ def _wait_ready(qmp: QMPClient, job_ids: list[str], uuid: str) -> None:
         time.sleep(0.2)
 
 
-def _wait_migrated(qmp: QMPClient, uuid: str) -> None:
+def _wait_migrated(qmp: QMPClient, uuid: str, d: Path) -> None:
     deadline = time.monotonic() + MIGRATE_TIMEOUT
+    paused = False
     while True:
+        if _asked(d, ABORT):
+            raise LiveMigrationCancelled(f"The live migration of instance {uuid} was aborted")
+        if not paused and _asked(d, FORCE_COMPLETE):
+            qmp.execute("stop")  # no more dirty pages: the copy converges (``cont`` on failure)
+            paused = True
         answer = qmp.execute("query-migrate")
         status = answer.get("status")
         if status == "completed":
