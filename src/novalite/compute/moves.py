@@ -2,10 +2,12 @@
 operations): the source agent lets its guest go (``resize_instance``), the destination's takes
 it (``finish_resize``) and the server is recorded there (``services.server_moves.finish_move``).
 
-Only simulated guests move: the fake driver keeps every simulated host's guests by uuid, so a
-guest is on its new host as soon as the database says so. A driver that runs real guests (QEMU)
-cannot move them yet; a move from or to its host is given up (``fail_move``: the server stays
-where it was, with its allocation) rather than leaving a guest behind.
+Simulated guests move at once: the fake driver keeps every simulated host's guests by uuid, so a
+guest is on its new host as soon as the database says so. A live migration from a host whose
+driver live-migrates (QEMU) runs ``compute.live_migration`` (the destination's agent prepares and
+finishes, the source's migrates). Any other move from or to a real host is given up
+(``fail_move``: the server stays where it was, with its allocation) rather than leaving a guest
+behind.
 """
 
 from __future__ import annotations
