@@ -173,6 +173,7 @@ def test_abort_cancels_a_running_live_migration(two_hosts: Api) -> None:
         as_="admin",
     )
     dst = next(h for h in usages(stack) if h != src)
+    assert (m["source_compute"], m["dest_compute"]) == (src, dst)  # known while it runs
     assert log == [("source", src), ("prepare", dst), ("migrate", src), ("abort", src), ("abort", dst)]
     s = server(stack, sid)
     assert (s["status"], s["OS-EXT-SRV-ATTR:host"], s["OS-EXT-STS:task_state"]) == ("ACTIVE", src, None)

@@ -96,7 +96,7 @@ def migrate_from_here(
     except DriverError as exc:
         give_up(str(exc))
         return
-    _status(agent, migration_uuid, "preparing")
+    _status(agent, migration_uuid, "preparing", (dest_host, dest_node))
     answer = client.prepare(migration_uuid, guest.uuid, dest_host, dest_node, source)
     if "target" not in answer:
         give_up(f"The destination {dest_host} cannot receive the guest: {answer.get('error')}")
@@ -178,11 +178,16 @@ def control_here(agent: Any, msg: LiveMigrationControl) -> None:
         LOG.warning("live migration %s: %s failed: %s", msg.migration_uuid, msg.action, exc)
 
 
-def _status(agent: Any, migration_uuid: str, status: str) -> None:
+def _status(agent: Any, migration_uuid: str, status: str, dest: tuple[str, str] | None = None) -> None:
+    """The migration's status (and, once chosen, its destination: the destination host's data
+    plane plugs the ports of the instances coming in, ``compute.networking``)."""
+
     def work(s: Any) -> None:
         row = records.by_uuid(s, migration_uuid)
         if row is not None and row.status in ("running", "preparing"):
             records.set_status(row, status)
+            if dest is not None:
+                row.dest_compute, row.dest_node, row.dest_host = dest[0], dest[1], dest[0]
 
     agent.db.write(work)
 
