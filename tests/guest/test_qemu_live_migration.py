@@ -11,6 +11,8 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 
 from novalite.domain.states import PowerState
 from novalite.guest.builder import GuestImage
-from novalite.virt.driver import DriverError
+from novalite.virt.driver import DriverError, LiveMigrationCancelled
 from tests.guest.conftest import require_qemu
 from tests.guest.test_qemu_driver import READY, USER_DATA, image_meta, make_driver, spec, ticks, wait_console
 
@@ -112,4 +114,39 @@ def test_failed_migration_leaves_the_guest_running_on_the_source(two_hosts, gues
     before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
     text = wait_console(src, guest, rf"(?m)^tick {before + 2}$")
     assert len(re.findall(READY, text)) == 1  # the source guest never rebooted
+    src.destroy(guest)
+
+
+def test_abort_cancels_a_running_migration(two_hosts, guest_image, image_meta):
+    """The memory goes at 1 MiB/s, so the move is still running when the abort comes (from another
+    thread, as the agent's cast does); the guest keeps counting on the source."""
+    require_qemu()
+    a, b = two_hosts
+    src, dst = make_driver(a, guest_image), make_driver(b, guest_image)
+    guest = spec(image_meta, config_drive=True, user_data=USER_DATA)
+    src.spawn(guest)
+    wait_console(src, guest, r"(?m)^tick 2$")
+    target = dst.prepare_live_migration(guest, src.live_migration_source(guest))
+    asked = threading.Event()
+
+    def abort_when_running() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not src.control_live_migration(guest, "abort"):
+            time.sleep(0.05)
+        asked.set()
+
+    helper = threading.Thread(target=abort_when_running, daemon=True)
+    helper.start()
+    with pytest.raises(LiveMigrationCancelled):
+        src.live_migrate(guest, target, bandwidth_mib=1)
+    helper.join(10)
+    assert asked.is_set()
+    dst.abort_live_migration(guest)
+    assert not src.control_live_migration(guest, "abort")  # nothing runs any more
+
+    assert not (b / guest.uuid).exists() and dst.list_running() == {}
+    assert src.get_info(guest).state == PowerState.RUNNING
+    before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
+    text = wait_console(src, guest, rf"(?m)^tick {before + 2}$")
+    assert len(re.findall(READY, text)) == 1
     src.destroy(guest)

@@ -580,9 +580,12 @@ class QemuDriver:
         return target.to_dict()
 
     @_serialised
-    def live_migrate(self, guest: GuestSpec, target: Mapping[str, Any]) -> None:
-        """Source: disks then memory to the destination; on failure the guest runs on here."""
-        migration.migrate(self, guest, migration.MigrationTarget.from_dict(target))
+    def live_migrate(self, guest: GuestSpec, target: Mapping[str, Any], *, bandwidth_mib: int = 0) -> None:
+        """Source: disks then memory to the destination (at most ``bandwidth_mib`` MiB/s of memory
+        when > 0); on failure the guest runs on here."""
+        migration.migrate(
+            self, guest, migration.MigrationTarget.from_dict(target), bandwidth_mib=bandwidth_mib
+        )
 
     def control_live_migration(self, guest: GuestSpec, what: str) -> bool:
         """Source, during ``live_migrate`` (not serialised): ``force_complete`` or ``abort``."""

@@ -137,7 +137,7 @@ def prepare(driver: QemuDriver, guest: GuestSpec, argv: Sequence[str], source_di
     return MigrationTarget(guest.uuid, str(d / NBD_SOCKET), f"unix:{d / MIGRATE_SOCKET}", drives)
 
 
-def migrate(driver: QemuDriver, guest: GuestSpec, target: MigrationTarget) -> None:
+def migrate(driver: QemuDriver, guest: GuestSpec, target: MigrationTarget, *, bandwidth_mib: int = 0) -> None:
     """Source: mirror the local disks to the destination, then its memory. On failure the source
     keeps running (jobs cancelled, ``cont``) and DriverError is raised."""
     d = driver._existing(guest)
@@ -146,7 +146,7 @@ def migrate(driver: QemuDriver, guest: GuestSpec, target: MigrationTarget) -> No
     with _running_guard:
         _running[str(d)] = set()
     try:
-        _migrate(driver, d, guest, target)
+        _migrate(driver, d, guest, target, bandwidth_mib)
     finally:
         with _running_guard:
             _running.pop(str(d), None)
@@ -171,7 +171,9 @@ def _asked(d: Path, what: str) -> bool:
         return what in _running.get(str(d), set())
 
 
-def _migrate(driver: QemuDriver, d: Path, guest: GuestSpec, target: MigrationTarget) -> None:
+def _migrate(
+    driver: QemuDriver, d: Path, guest: GuestSpec, target: MigrationTarget, bandwidth_mib: int
+) -> None:
     try:
         with driver._qmp(d, timeout=30.0) as qmp:
             try:
@@ -192,6 +194,10 @@ def _migrate(driver: QemuDriver, d: Path, guest: GuestSpec, target: MigrationTar
                         sync="top",
                     )
                 _wait_ready(qmp, [f"migration-{x}" for x in target.drives], guest.uuid, d)
+                if bandwidth_mib > 0:  # Nova's [libvirt] live_migration_bandwidth (MiB/s); 0: no limit
+                    qmp.execute(
+                        "migrate-set-parameters", **_args({"max-bandwidth": bandwidth_mib * 1024 * 1024})
+                    )
                 qmp.execute("migrate", uri=target.migrate_uri)
                 _wait_migrated(qmp, guest.uuid, d)
                 _end_jobs(qmp, target.drives)
