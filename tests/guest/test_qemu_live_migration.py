@@ -44,6 +44,15 @@ def two_hosts(guest_image: GuestImage) -> Iterator[tuple[Path, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# the first boot writes a mark at 900 MiB of the root disk (past the image's file system: the base
+# has nothing there, so only a copy of the source's overlay has it); every boot prints what it finds
+MARKED_USER_DATA = USER_DATA + (
+    b"m=$(dd if=/dev/vda bs=1M skip=900 count=1 2>/dev/null | head -c 12)\n"
+    b'if [ "$m" = disk-mark-ok ]; then echo "found $m"; else\n'
+    b"  printf disk-mark-ok | dd of=/dev/vda bs=1M seek=900 conv=fsync 2>/dev/null; echo wrote-mark; fi\n"
+)
+
+
 def _migrate(src, dst, guest_src, guest_dst) -> None:
     """The order the agents follow: destination prepares, source migrates, destination finishes,
     source destroys; a failure aborts the destination and leaves the source running."""
@@ -61,11 +70,12 @@ def test_running_guest_moves_to_another_host_without_reboot(two_hosts, guest_ima
     require_qemu()
     a, b = two_hosts
     src, dst = make_driver(a, guest_image), make_driver(b, guest_image)
-    guest = spec(image_meta, config_drive=True, hostname="mover", user_data=USER_DATA)
+    guest = spec(image_meta, config_drive=True, hostname="mover", user_data=MARKED_USER_DATA)
     on_b = dataclasses.replace(guest, host="compute-2", node="compute-2")
 
     src.spawn(guest)
     wait_console(src, guest, READY)
+    wait_console(src, guest, r"(?m)^wrote-mark$")
     wait_console(src, guest, r"(?m)^tick 3$")
     before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
 
@@ -88,9 +98,11 @@ def test_running_guest_moves_to_another_host_without_reboot(two_hosts, guest_ima
     assert {p.name for p in (b / guest.uuid).iterdir()} >= {"disk", "disk.config", "launch.json"}
     assert not (b / guest.uuid / "nbd.sock").exists()
 
-    # the moved guest is an ordinary guest there: it reboots from its copied disk
+    # the moved guest is an ordinary guest there: it reboots from its copied disk, which has
+    # what the guest wrote on the source
     dst.reboot(on_b, hard=True)
     wait_console(dst, on_b, READY, count=1)
+    wait_console(dst, on_b, r"(?m)^found disk-mark-ok$")
     dst.destroy(on_b)
     assert dst.list_running() == {}
 
