@@ -29,6 +29,8 @@ from novalite.compute import (
     devices,
     evacuated,
     guest_actions,
+    live_migration,
+    live_migration_rpc,
     moves,
     power_actions,
     resource_tracker,
@@ -392,6 +394,12 @@ def dispatch(agents: dict[str, ComputeAgent]) -> Any:
             guest_actions.trigger_crash_dump(agent, msg)
         elif isinstance(msg, RebuildInstance):
             guest_actions.rebuild_instance(agent, msg)
+        elif isinstance(msg, live_migration_rpc.PrepareLiveMigration):
+            return live_migration.prepare_here(agent, msg)
+        elif isinstance(msg, live_migration_rpc.FinishLiveMigration):
+            return live_migration.finish_here(agent, msg)
+        elif isinstance(msg, live_migration_rpc.LiveMigrationControl):
+            live_migration.control_here(agent, msg)
         return None
 
     return handle

@@ -2,10 +2,12 @@
 operations): the source agent lets its guest go (``resize_instance``), the destination's takes
 it (``finish_resize``) and the server is recorded there (``services.server_moves.finish_move``).
 
-Only simulated guests move: the fake driver keeps every simulated host's guests by uuid, so a
-guest is on its new host as soon as the database says so. A driver that runs real guests (QEMU)
-cannot move them yet; a move from or to its host is given up (``fail_move``: the server stays
-where it was, with its allocation) rather than leaving a guest behind.
+Simulated guests move at once: the fake driver keeps every simulated host's guests by uuid, so a
+guest is on its new host as soon as the database says so. A live migration from a host whose
+driver live-migrates (QEMU) runs ``compute.live_migration`` (the destination's agent prepares and
+finishes, the source's migrates). Any other move from or to a real host is given up
+(``fail_move``: the server stays where it was, with its allocation) rather than leaving a guest
+behind.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from typing import Any
 
 from novalite import notifications
+from novalite.compute import live_migration
 from novalite.compute.rpcapi import ComputeClient, FinishResize, ResizeInstance
 from novalite.messaging.messages import context_from_dict
 from novalite.services import server_moves
@@ -36,7 +39,19 @@ def _refuse(agent: Any, migration_uuid: str) -> None:
 
 
 def resize_instance(agent: Any, msg: ResizeInstance) -> None:
-    """Source: give the guest up, then hand the move to the destination's agent."""
+    """Source: give the guest up, then hand the move to the destination's agent. A real guest
+    whose driver can live-migrate moves running (``compute.live_migration``)."""
+    if not _moves_guests(agent) and live_migration.can_live_migrate(agent.driver):
+        if live_migration.is_live(agent, msg.migration_uuid):
+            live_migration.migrate_from_here(
+                agent,
+                agent.conductor.transport,
+                msg.context,
+                msg.migration_uuid,
+                msg.dest_host,
+                msg.dest_node,
+            )
+            return
     if not _moves_guests(agent):
         _refuse(agent, msg.migration_uuid)
         return

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from novalite.db.base import Database
-from novalite.db.models.compute import Instance
+from novalite.db.models.compute import Instance, Migration
 from novalite.db.models.network import (
     Network,
     Port,
@@ -117,6 +117,15 @@ def _port_state(s: Session, host: str, *, include: Iterable[str] = (), exclude: 
         s.scalars(
             select(Instance.uuid).where(
                 Instance.host == host, Instance.deleted.is_(False), Instance.vm_state != "deleted"
+            )
+        )
+    )
+    instances |= set(  # live migrations coming here: the guest's taps before QEMU takes it in
+        s.scalars(
+            select(Migration.instance_uuid).where(
+                Migration.dest_compute == host,
+                Migration.migration_type == "live-migration",
+                Migration.status.in_(("preparing", "running")),
             )
         )
     )

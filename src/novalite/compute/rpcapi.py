@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from novalite.compute.consoles import GetConsoleEndpoint
 from novalite.compute.guest_rpc import MESSAGES as GUEST_ACTION_MESSAGES
+from novalite.compute.live_migration_rpc import MESSAGES as LIVE_MIGRATION_MESSAGES
 from novalite.context import RequestContext
 from novalite.messaging.messages import Message, context_to_dict, registry_of
 from novalite.messaging.transport import PeerUnavailable, Transport
@@ -197,6 +198,7 @@ REGISTRY = registry_of(
         RebuildEvacuated,
         GetConsoleEndpoint,  # compute.consoles
         *GUEST_ACTION_MESSAGES,  # compute.guest_rpc: rescue, unrescue, crash dump, rebuild
+        *LIVE_MIGRATION_MESSAGES,  # compute.live_migration_rpc: a real host's live migration
     ]
 )
 

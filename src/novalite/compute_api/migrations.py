@@ -17,6 +17,7 @@ from novalite.compute_api.schemas import moves as schemas
 from novalite.compute_api.views import migrations as views
 from novalite.context import RequestContext
 from novalite.errors import BadRequest, NotFound
+from novalite.services import live_migration_control as live_control
 from novalite.services import migrations as service
 from novalite.services.server_actions import check_not_locked, invalid_state
 from novalite.services.server_queries import get_instance, parse_time
@@ -165,10 +166,19 @@ def _force_complete(request: Request, ctx: RequestContext, server_id: str, migra
         m = service.by_id(s, _migration_id(migration_id))
         if m is None or m.instance_uuid != inst.uuid:
             raise BadRequest(f"Migration {migration_id} not found for instance {inst.uuid}")
-        raise BadRequest(
+        refusal = (
             f"Migration {migration_id} state of instance {inst.uuid} is {m.status}. Cannot force complete "
             "while the migration is in this state."
         )
+        # a real host's migration in progress: its source agent pauses the guest
+        target = (
+            (inst.uuid, m.uuid, str(m.source_compute or inst.host))
+            if live_control.can_force_complete(m)
+            else None
+        )
+    if target is None:
+        raise BadRequest(refusal)
+    live_control.send(runtime(request), ctx, *target, "force_complete")
 
 
 @router.delete("/servers/{server_id}/migrations/{migration_id}")
@@ -187,7 +197,15 @@ def abort_migration(
                 f"Migration {migration_id} for server {inst.uuid} could not be found.",
                 kind="MigrationNotFoundForInstance",
             )
-        raise BadRequest(
+        refusal = (
             f"Migration {migration_id} state of instance {inst.uuid} is {m.status}. Cannot cancel "
             "while the migration is in this state."
         )
+        # a real host's migration in progress: its source agent cancels the copies
+        queued_too = request_version(request) >= V(2, 65)
+        can = live_control.can_abort(m, queued_too=queued_too)
+        target = (inst.uuid, m.uuid, str(m.source_compute or inst.host)) if can else None
+    if target is None:
+        raise BadRequest(refusal)
+    live_control.send(runtime(request), ctx, *target, "abort")
+    return Response(status_code=202)

@@ -484,4 +484,4 @@ def recover_interrupted(s: Session, *, older_than: int) -> int:
 
 
 # migration states that only a running conductor moves on from
-_INTERRUPTIBLE = ("pre-migrating", "accepted", "migrating", "running")
+_INTERRUPTIBLE = ("pre-migrating", "accepted", "migrating", "preparing", "running")

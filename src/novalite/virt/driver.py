@@ -18,6 +18,10 @@ class DriverError(RuntimeError):
     """The hypervisor failed the operation."""
 
 
+class LiveMigrationCancelled(DriverError):
+    """A live migration was aborted on request (``DELETE /servers/{id}/migrations/{id}``)."""
+
+
 class BuildAbort(DriverError):
     """The build cannot succeed anywhere (bad image, bad request): no reschedule."""
 

@@ -42,7 +42,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from novalite.domain.states import PowerState
 from novalite.virt import driver as virt_api
 from novalite.virt.driver import BuildAbort, Capabilities, DriverError, GuestInfo, GuestSpec, ServiceStopping
-from novalite.virt.qemu import hotplug, launch
+from novalite.virt.qemu import hotplug, launch, migration
 from novalite.virt.qemu import rescue as rescue_files
 from novalite.virt.qemu.accel import resolve_accelerator
 from novalite.virt.qemu.images import Fetch, ImageCache
@@ -566,6 +566,45 @@ class QemuDriver:
                 )
             hotplug.drop_backend(qmp, "netdev_del", id=nic["netdev"])
         self._write_argv(d, hotplug.without_device(self._argv(d), nic["id"]))
+
+    # -- live migration (virt.qemu.migration: block migration, no shared storage) ---------
+
+    def live_migration_source(self, guest: GuestSpec) -> dict[str, Any]:
+        """Source: what the destination needs to prepare (command line, instance directory)."""
+        return {"argv": migration.source_argv(self, guest), "instance_dir": str(self.instance_dir(guest))}
+
+    @_serialised
+    def prepare_live_migration(self, guest: GuestSpec, source: Mapping[str, Any]) -> dict[str, Any]:
+        """Destination: a QEMU waiting for the guest's disks (NBD) and memory."""
+        target = migration.prepare(self, guest, list(source["argv"]), str(source["instance_dir"]))
+        return target.to_dict()
+
+    @_serialised
+    def live_migrate(self, guest: GuestSpec, target: Mapping[str, Any], *, bandwidth_mib: int = 0) -> None:
+        """Source: disks then memory to the destination (at most ``bandwidth_mib`` MiB/s of memory
+        when > 0); on failure the guest runs on here."""
+        migration.migrate(
+            self, guest, migration.MigrationTarget.from_dict(target), bandwidth_mib=bandwidth_mib
+        )
+
+    def control_live_migration(self, guest: GuestSpec, what: str) -> bool:
+        """Source, during ``live_migrate`` (not serialised): ``force_complete`` or ``abort``."""
+        return migration.request(self, guest, what)
+
+    @_serialised
+    def finish_live_migration(self, guest: GuestSpec) -> None:
+        """Destination: the guest continues here."""
+        migration.finish(self, guest)
+
+    @_serialised
+    def abort_live_migration(self, guest: GuestSpec) -> None:
+        """Destination: the incoming guest and its directory are removed."""
+        migration.abort(self, guest)
+
+    @_serialised
+    def rollback_live_migration(self, guest: GuestSpec) -> None:
+        """Source: the migration failed after the memory went over: the guest runs here again."""
+        migration.rollback(self, guest)
 
     def _changeable(self, guest: GuestSpec) -> Path:
         d = self._existing(guest)

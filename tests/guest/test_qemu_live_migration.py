@@ -1,0 +1,164 @@
+"""Live migration between two QEMU "hosts" on one machine: two QemuDriver instances, each on its
+own instances_path (its own image cache, its own overlays). The guest keeps running: the
+counter its user_data prints goes on on the destination's console, with no second boot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from novalite.domain.states import PowerState
+from novalite.guest.builder import GuestImage
+from novalite.virt.driver import DriverError, LiveMigrationCancelled
+from tests.guest.conftest import require_qemu
+from tests.guest.test_qemu_driver import READY, USER_DATA, image_meta, make_driver, spec, ticks, wait_console
+
+__all__ = ["image_meta"]  # the module-scoped fixture, shared with test_qemu_driver
+
+
+@pytest.fixture
+def two_hosts(guest_image: GuestImage) -> Iterator[tuple[Path, Path]]:
+    """Two instances_paths (short: unix sockets); every QEMU under them is killed at the end."""
+    root = Path(tempfile.mkdtemp(prefix="nlm-"))
+    try:
+        yield root / "a", root / "b"
+    finally:
+        for pidfile in root.glob("*/*/qemu.pid"):
+            try:
+                pid = int(pidfile.read_text())
+                if f"guest={pidfile.parent.name}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# the first boot writes a mark at 900 MiB of the root disk (past the image's file system: the base
+# has nothing there, so only a copy of the source's overlay has it); every boot prints what it finds
+MARKED_USER_DATA = USER_DATA + (
+    b"m=$(dd if=/dev/vda bs=1M skip=900 count=1 2>/dev/null | head -c 12)\n"
+    b'if [ "$m" = disk-mark-ok ]; then echo "found $m"; else\n'
+    b"  printf disk-mark-ok | dd of=/dev/vda bs=1M seek=900 conv=fsync 2>/dev/null; echo wrote-mark; fi\n"
+)
+
+
+def _migrate(src, dst, guest_src, guest_dst) -> None:
+    """The order the agents follow: destination prepares, source migrates, destination finishes,
+    source destroys; a failure aborts the destination and leaves the source running."""
+    target = dst.prepare_live_migration(guest_dst, src.live_migration_source(guest_src))
+    try:
+        src.live_migrate(guest_src, target)
+    except BaseException:
+        dst.abort_live_migration(guest_dst)
+        raise
+    dst.finish_live_migration(guest_dst)
+    src.destroy(guest_src)
+
+
+def test_running_guest_moves_to_another_host_without_reboot(two_hosts, guest_image, image_meta):
+    require_qemu()
+    a, b = two_hosts
+    src, dst = make_driver(a, guest_image), make_driver(b, guest_image)
+    guest = spec(image_meta, config_drive=True, hostname="mover", user_data=MARKED_USER_DATA)
+    on_b = dataclasses.replace(guest, host="compute-2", node="compute-2")
+
+    src.spawn(guest)
+    wait_console(src, guest, READY)
+    wait_console(src, guest, r"(?m)^wrote-mark$")
+    wait_console(src, guest, r"(?m)^tick 3$")
+    before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
+
+    _migrate(src, dst, guest, on_b)
+
+    assert dst.get_info(on_b).state == PowerState.RUNNING
+    text = wait_console(dst, on_b, rf"(?m)^tick {before + 3}$")
+    after = ticks(text)
+    assert after and after[0] > before, text[-2000:]  # the counter went on: no new boot from 1
+    assert READY not in text  # no second boot on the destination
+    assert after == list(range(after[0], after[0] + len(after)))
+    # nothing of the guest stays on the source host
+    assert src.list_running() == {}
+    assert not (a / guest.uuid).exists()
+    assert src.get_info(guest).state == PowerState.NOSTATE
+    # the destination's overlay sits on its own cached base
+    assert list(dst.list_running()) == [on_b.uuid]
+    assert str(b / "_base") in (b / guest.uuid / "launch.json").read_text() or any((b / "_base").iterdir())
+    assert str(a) not in (b / guest.uuid / "launch.json").read_text()
+    assert {p.name for p in (b / guest.uuid).iterdir()} >= {"disk", "disk.config", "launch.json"}
+    assert not (b / guest.uuid / "nbd.sock").exists()
+
+    # the moved guest is an ordinary guest there: it reboots from its copied disk, which has
+    # what the guest wrote on the source
+    dst.reboot(on_b, hard=True)
+    wait_console(dst, on_b, READY, count=1)
+    wait_console(dst, on_b, r"(?m)^found disk-mark-ok$")
+    dst.destroy(on_b)
+    assert dst.list_running() == {}
+
+
+def test_failed_migration_leaves_the_guest_running_on_the_source(two_hosts, guest_image, image_meta):
+    require_qemu()
+    a, b = two_hosts
+    src, dst = make_driver(a, guest_image), make_driver(b, guest_image)
+    guest = spec(image_meta, config_drive=True, user_data=USER_DATA)
+
+    src.spawn(guest)
+    wait_console(src, guest, r"(?m)^tick 2$")
+    target = dst.prepare_live_migration(guest, src.live_migration_source(guest))
+    bad = dict(target) | {"migrate_uri": f"unix:{b}/no-such.sock"}  # the memory cannot go over
+    with pytest.raises(DriverError, match="Live migration|Migrating"):
+        src.live_migrate(guest, bad)
+    dst.abort_live_migration(guest)
+
+    assert not (b / guest.uuid).exists() and dst.list_running() == {}
+    assert src.get_info(guest).state == PowerState.RUNNING
+    before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
+    text = wait_console(src, guest, rf"(?m)^tick {before + 2}$")
+    assert len(re.findall(READY, text)) == 1  # the source guest never rebooted
+    src.destroy(guest)
+
+
+def test_abort_cancels_a_running_migration(two_hosts, guest_image, image_meta):
+    """The memory goes at 1 MiB/s, so the move is still running when the abort comes (from another
+    thread, as the agent's cast does); the guest keeps counting on the source."""
+    require_qemu()
+    a, b = two_hosts
+    src, dst = make_driver(a, guest_image), make_driver(b, guest_image)
+    guest = spec(image_meta, config_drive=True, user_data=USER_DATA)
+    src.spawn(guest)
+    wait_console(src, guest, r"(?m)^tick 2$")
+    target = dst.prepare_live_migration(guest, src.live_migration_source(guest))
+    asked = threading.Event()
+
+    def abort_when_running() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not src.control_live_migration(guest, "abort"):
+            time.sleep(0.05)
+        asked.set()
+
+    helper = threading.Thread(target=abort_when_running, daemon=True)
+    helper.start()
+    with pytest.raises(LiveMigrationCancelled):
+        src.live_migrate(guest, target, bandwidth_mib=1)
+    helper.join(10)
+    assert asked.is_set()
+    dst.abort_live_migration(guest)
+    assert not src.control_live_migration(guest, "abort")  # nothing runs any more
+
+    assert not (b / guest.uuid).exists() and dst.list_running() == {}
+    assert src.get_info(guest).state == PowerState.RUNNING
+    before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
+    text = wait_console(src, guest, rf"(?m)^tick {before + 2}$")
+    assert len(re.findall(READY, text)) == 1
+    src.destroy(guest)
