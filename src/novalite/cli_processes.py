@@ -216,13 +216,16 @@ def compute(host_name: str, fake_hosts: int | None, **kwargs: Any) -> None:
     hypervisor and resource provider, consumes its hosts' queues and heartbeats every
     report_interval."""
     hosts = compute_host_names(host_name, fake_hosts)
-    if kwargs["virt_driver"] == "qemu" and len(hosts) > 1:
-        raise click.BadParameter("--driver qemu runs one host per process", param_hint="--fake-hosts")
-    settings = _settings(kwargs)
-    if settings.virt_driver == "qemu":
+    if kwargs["virt_driver"] == "qemu":
+        if len(hosts) > 1:
+            raise click.BadParameter("--driver qemu runs one host per process", param_hint="--fake-hosts")
+        from types import SimpleNamespace
+
         from novalite.cli import _check_qemu
 
-        _check_qemu(settings, fake_hosts_given=False)
+        # before anything touches the database or the broker; no simulated hosts here anyway
+        _check_qemu(SimpleNamespace(fake_hosts=0), fake_hosts_given=True)
+    settings = _settings(kwargs)
     from novalite.app import build_runtime
     from novalite.services import processes
 

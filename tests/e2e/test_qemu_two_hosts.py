@@ -397,3 +397,20 @@ def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts
         _kill_by_path(root)
         shutil.rmtree(root, ignore_errors=True)
         two_hosts.rabbit.ctl("delete_vhost", vhost)
+
+
+def test_compute_driver_qemu_without_qemu_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    proc = subprocess.run(
+        [NOVALITE, "compute", "--host", "h1", "--driver", "qemu", "--data-dir", str(tmp_path / "data"),
+         "--transport-url", "amqp://guest:guest@127.0.0.1:1//"],  # fmt: skip
+        env={**os.environ, "PATH": str(empty)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "qemu-system-x86_64 (Debian package qemu-system-x86)" in proc.stderr, proc.stderr
+    assert "scripts/install-qemu.sh" in proc.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made
