@@ -177,7 +177,32 @@ def conductor(**kwargs: Any) -> None:
     "--host", "host_name", required=True, help="This compute host's name (its service and hypervisor)."
 )
 @click.option(
-    "--driver", "virt_driver", type=click.Choice(["fake"]), default="fake", help="fake: simulated guests."
+    "--driver",
+    "virt_driver",
+    type=click.Choice(["fake", "qemu"]),
+    default="fake",
+    help="fake: simulated guests; qemu: real guests on this machine (docs/deploy.md).",
+)
+@click.option(
+    "--accelerator",
+    "qemu_accelerator",
+    type=click.Choice(["auto", "kvm", "tcg"]),
+    default=None,
+    help="--driver qemu: QEMU accelerator [default auto].",
+)
+@click.option(
+    "--network-dataplane",
+    "network_dataplane",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    help="--driver qemu: bridges, taps, dnsmasq, security groups, VXLAN to other hosts [default auto].",
+)
+@click.option("--my-ip", "my_ip", default=None, help="--driver qemu: this host's tunnel (VXLAN) address.")
+@click.option(
+    "--image-dir",
+    "image_dir",
+    default=None,
+    help="--driver qemu: the image store's files (the API's DATA_DIR/images, local or shared).",
 )
 @click.option(
     "--fake-hosts",
@@ -191,6 +216,15 @@ def compute(host_name: str, fake_hosts: int | None, **kwargs: Any) -> None:
     hypervisor and resource provider, consumes its hosts' queues and heartbeats every
     report_interval."""
     hosts = compute_host_names(host_name, fake_hosts)
+    if kwargs["virt_driver"] == "qemu":
+        if len(hosts) > 1:
+            raise click.BadParameter("--driver qemu runs one host per process", param_hint="--fake-hosts")
+        from types import SimpleNamespace
+
+        from novalite.cli import _check_qemu
+
+        # before anything touches the database or the broker; no simulated hosts here anyway
+        _check_qemu(SimpleNamespace(fake_hosts=0), fake_hosts_given=True)
     settings = _settings(kwargs)
     from novalite.app import build_runtime
     from novalite.services import processes

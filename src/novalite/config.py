@@ -67,6 +67,11 @@ class Settings:
     # with the data plane on: the external network's subnet gateway on its bridge in the host's
     # namespace (DevStack's br-ex), so the host reaches floating IPs; off: nothing routed on the host
     expose_external_network: bool = False
+    # QEMU host: this host's tunnel address (VXLAN peers reach it there; the compute node's host_ip);
+    # empty: the address of the interface holding the default route, else 127.0.0.1
+    my_ip: str = ""
+    # QEMU host: the image store's data files (the API's <data_dir>/images); empty: this data dir's
+    image_dir: str = ""
     shutdown_timeout: float = 60  # seconds a guest has to power off on ACPI before a hard stop
     image_cache_max_age_s: int = 86400  # unused cached image bases older than this are removed
     image_cache_prune_interval: int = 2400  # seconds between two image cache passes

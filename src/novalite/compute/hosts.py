@@ -158,11 +158,14 @@ def real_resources(settings: Any) -> dict[str, int]:
     }
 
 
-def seed_real_host(settings: Any, s: Session) -> None:
-    """Add (or refresh) this machine's nova-compute service, node and inventories."""
+def seed_real_host(settings: Any, s: Session, host: str | None = None) -> None:
+    """Add (or refresh) this machine's nova-compute service, node and inventories (``host``: the
+    QEMU host's name, ``novalite compute --host``; default this machine's). The node's ``host_ip``
+    is the host's tunnel address (``services.tunnel.my_ip``)."""
+    from novalite.services.tunnel import my_ip
     from novalite.virt.qemu.driver import _qemu_version
 
-    host = socket.gethostname()
+    host = host or socket.gethostname()
     res = real_resources(settings)
     node_values = {
         "hypervisor_type": "QEMU",
@@ -170,6 +173,7 @@ def seed_real_host(settings: Any, s: Session) -> None:
         "vcpus": res["vcpus"],
         "memory_mb": res["memory_mb"],
         "local_gb": res["local_gb"],
+        "host_ip": my_ip(settings),
     }
     service = s.scalars(
         select(Service).where(Service.binary == BINARY, Service.host == host, Service.deleted.is_(False))
@@ -198,7 +202,6 @@ def seed_real_host(settings: Any, s: Session) -> None:
             cpu_info=CPU_INFO,
             supported_instances=SUPPORTED_INSTANCES,
             stats={},
-            host_ip="127.0.0.1",
             **node_values,
         )
         s.add(node)

@@ -94,17 +94,24 @@ def desired_state(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     expose_external_network: bool = False,
+    tunnel_ip: str | None = None,
 ) -> Any:
     """The data plane wanted on ``host``: the ports of its live instances (plus the instances in
     ``include``, minus those in ``exclude``), their networks with subnets, their security groups,
-    and the routers with their floating IPs (``compute/routing.py``)."""
+    and the routers with their floating IPs (``compute/routing.py``). With ``tunnel_ip`` (this
+    host's ``my_ip``), each network also gets its VXLAN peers (``compute/tunnels.py``)."""
     from novalite.compute import routing
 
-    return routing.with_routers(
+    state = routing.with_routers(
         s,
         _port_state(s, host, include=include, exclude=exclude),
         expose_external_network=expose_external_network,
     )
+    if tunnel_ip is None:
+        return state
+    from novalite.compute import tunnels
+
+    return tunnels.with_tunnels(s, state, host, tunnel_ip)
 
 
 def _port_state(s: Session, host: str, *, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Any:
@@ -229,9 +236,11 @@ class HostNetworking:
         *,
         interval: float = 1.0,
         expose_external_network: bool = False,
+        tunnel_ip: str | None = None,
     ) -> None:
         self.db, self.host, self.data_dir, self.interval = db, host, Path(data_dir), interval
         self.expose_external_network = expose_external_network
+        self.tunnel_ip = tunnel_ip  # this host's my_ip: VXLAN to the other hosts (None: no VXLAN)
         self.resync_passes = 30  # every 30 passes of the watcher, a full apply
         self._lock = threading.Lock()
         self._applied: Any = None
@@ -247,6 +256,7 @@ class HostNetworking:
                     include=include,
                     exclude=exclude,
                     expose_external_network=self.expose_external_network,
+                    tunnel_ip=self.tunnel_ip,
                 )
             if state == self._applied:
                 return

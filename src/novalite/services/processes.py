@@ -7,7 +7,8 @@
   API); nothing consumes here;
 * ``start_conductor(runtime)``: the conductor and the scheduler, consuming the shared ``conductor``
   queue (several conductors share the work: each message goes to one of them);
-* ``start_compute(runtime, hosts)``: one compute agent per host name, registered (service, compute
+* ``start_compute(runtime, hosts)``: one compute agent per host name (``virt_driver = "qemu"``: one
+  real QEMU host, with what ``serve`` runs for it, ``services.qemu_host``), registered (service, compute
   node, resource provider; an agent restarted with the same name takes its records back),
   consuming its hosts' queues (``compute.<host>``) and heartbeating every ``report_interval``.
 
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from novalite import notifications
-from novalite.compute import evacuated, recovery
+from novalite.compute import action_recovery, evacuated, recovery
 from novalite.compute import hosts as compute_hosts
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
@@ -33,6 +34,7 @@ from novalite.conductor.manager import ConductorManager
 from novalite.messaging.transport import PUBLISH_PATIENCE, Transport
 from novalite.scheduler.service import SchedulerService
 from novalite.services import startup
+from novalite.services.qemu_host import QemuHost
 from novalite.virt.fake import FakeDriver
 
 LOG = logging.getLogger(__name__)
@@ -107,8 +109,17 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     settings, db = runtime.settings, runtime.db
     transport = transport_for(settings, patience=ENGINE_PUBLISH_PATIENCE)
     stop_notifications = notifications.start(settings.notifications, db, transport)
-    db.write(lambda s: compute_hosts.register(settings, s, hosts))
-    driver = FakeDriver(build_delay=settings.fake_build_delay)
+    qemu_host = None
+    if settings.virt_driver == "qemu":  # one real host: everything `serve --driver qemu` runs for it
+        if len(hosts) != 1:
+            raise ValueError("--driver qemu runs one host per process (no --fake-hosts)")
+        real = startup.qemu_driver(settings)
+        db.write(lambda s: compute_hosts.seed_real_host(settings, s, hosts[0]))
+        qemu_host = QemuHost(settings, db, hosts[0], real)
+        driver: Any = real
+    else:
+        db.write(lambda s: compute_hosts.register(settings, s, hosts))
+        driver = FakeDriver(build_delay=settings.fake_build_delay)
     conductor_client = conductor_rpc.ConductorClient(transport)
     compute_client = compute_rpc.ComputeClient(transport)
     nodes = node_uuids(db, hosts)
@@ -126,13 +137,15 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     pool = ThreadPoolExecutor(
         max_workers=max(1, settings.max_concurrent_builds), thread_name_prefix="compute"
     )
+    if qemu_host is not None:  # reconcile, data plane, metadata, interrupted actions
+        qemu_host.prepare()
     # the stale guests of servers evacuated away while these hosts were down
     evacuated.destroy_evacuated(db, {h: a.driver for h, a in agents.items()})
     startup.heartbeat(db, hosts)
     recovered = recovery.rewind(db, hosts)  # before the consumer accepts a build
     transport.serve(
         [f"{compute_rpc.TOPIC}.{h}" for h in hosts],
-        dispatch(agents),
+        action_recovery.guarded(dispatch(agents), agents) if qemu_host is not None else dispatch(agents),
         compute_rpc.REGISTRY,
         executor=pool,
         name="compute",
@@ -141,6 +154,8 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     recovery.hand_over(
         db, conductor_client, compute_client, hosts=hosts, messages_lost=False, report=recovered
     )
+    if qemu_host is not None:
+        qemu_host.start_sync()  # power-state sync and image cache pruning
     stopped = threading.Event()
 
     def stop() -> None:
@@ -148,7 +163,10 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
             return
         stopped.set()
         stop_beats()
-        driver.stop()
+        if qemu_host is not None:
+            qemu_host.stop()  # guests keep running
+        else:
+            driver.stop()
         stop_notifications()
         transport.stop()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -22,12 +22,13 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
 from novalite import notifications
-from novalite.compute import action_recovery, evacuated, power_sync, recovery
+from novalite.compute import action_recovery, evacuated, recovery
 from novalite.compute import hosts as fake_hosts
 from novalite.compute import rpcapi as compute_rpc
 from novalite.compute.api import ComputeAPI
@@ -39,6 +40,7 @@ from novalite.db.base import unavailable as db_unavailable
 from novalite.db.models.placement import Service
 from novalite.messaging.transport import Transport
 from novalite.scheduler.service import SchedulerService
+from novalite.services.qemu_host import QemuHost
 from novalite.virt.fake import FakeDriver
 
 if TYPE_CHECKING:
@@ -58,19 +60,27 @@ def _driver(runtime: Any) -> FakeDriver:
 def qemu_driver(settings: Any) -> QemuDriver:
     """This machine's driver with ``virt_driver = "qemu"`` (docs/qemu.md). A missing QEMU
     (``QemuNotInstalled``, naming the Debian packages) or a bad accelerator stops the start-up."""
-    from novalite.image import store
     from novalite.virt.qemu import QemuDriver, QemuNotInstalled
     from novalite.virt.qemu.images import file_store_fetch
 
     try:
         return QemuDriver(
             settings.data_dir / "instances",
-            fetch=file_store_fetch(store.images_dir(settings.data_dir)),
+            fetch=file_store_fetch(image_dir(settings)),
             accelerator=settings.qemu_accelerator,
             shutdown_timeout=settings.shutdown_timeout,
         )
     except (QemuNotInstalled, ValueError) as exc:
         raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None
+
+
+def image_dir(settings: Any) -> Path:
+    """Where this QEMU host reads image data: ``image_dir`` (``novalite compute --image-dir``: the
+    API's ``<data_dir>/images``, local or a shared mount), else this process's own image store."""
+    from novalite.image import store
+
+    configured = getattr(settings, "image_dir", "")
+    return Path(configured) if configured else store.images_dir(settings.data_dir)
 
 
 def _start_network(settings: Any, db: Database, host: str | None, driver: Any) -> Callable[[], None] | None:
@@ -82,8 +92,14 @@ def _start_network(settings: Any, db: Database, host: str | None, driver: Any) -
 
     if not networking.resolve(settings.network_dataplane):
         return None
+    from novalite.services.tunnel import my_ip
+
     net = networking.HostNetworking(
-        db, host, settings.data_dir, expose_external_network=settings.expose_external_network
+        db,
+        host,
+        settings.data_dir,
+        expose_external_network=settings.expose_external_network,
+        tunnel_ip=my_ip(settings),
     )
     net.reconcile()
     driver.network = net
@@ -217,22 +233,10 @@ def start(runtime: Any) -> Callable[[], None]:
         for h in hosts
         if h in nodes
     }
-    host_sync = None
-    if real_host is not None and real_host in agents:
-        host_sync = power_sync.HostSync(
-            host=real_host,
-            db=db,
-            driver=real_driver,
-            interval=settings.sync_power_state_interval,
-            prune_interval=settings.image_cache_prune_interval,
-            image_max_age=settings.image_cache_max_age_s,
-            action_timeout=settings.stuck_action_timeout,
-        )
-        host_sync.reconcile()  # guests of servers deleted while no agent ran are destroyed
-    stop_network = _start_network(settings, db, real_host, real_driver)
-    stop_metadata = _start_metadata(settings, db, real_host, real_driver)
-    if host_sync is not None:  # actions the previous agent left half done, before any message
-        host_sync.settle_interrupted()
+    qemu_host = None
+    if real_host is not None and real_driver is not None:  # services.qemu_host, shared with `compute`
+        qemu_host = QemuHost(settings, db, real_host, real_driver)
+        qemu_host.prepare(registered=real_host in agents)
     # the stale guests of servers evacuated away while these hosts were down
     evacuated.destroy_evacuated(db, {h: a.driver for h, a in agents.items()})
     heartbeat(db, list(agents))
@@ -267,7 +271,8 @@ def start(runtime: Any) -> Callable[[], None]:
         messages_lost=transport.is_memory,
         report=recovered,
     )
-    stop_sync = host_sync.start() if host_sync is not None else None
+    if qemu_host is not None:
+        qemu_host.start_sync()
     stopped = threading.Event()
 
     def stop() -> None:
@@ -277,14 +282,8 @@ def start(runtime: Any) -> Callable[[], None]:
         services.clear_engine()
         stop_beats()
         driver.stop()  # cut short build delays so no worker outlives the service
-        if real_driver is not None:
-            real_driver.stop()  # waits for guests to power off are abandoned; guests keep running
-        if stop_sync is not None:
-            stop_sync()
-        if stop_network is not None:
-            stop_network()
-        if stop_metadata is not None:
-            stop_metadata()
+        if qemu_host is not None:
+            qemu_host.stop()  # waits for guests to power off are abandoned; guests keep running
         stop_notifications()
         transport.stop()
         conductor.stop()

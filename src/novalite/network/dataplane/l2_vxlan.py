@@ -149,6 +149,16 @@ def remove(net_id: str, *, netns: str | None = None) -> None:
             ipr.link("del", index=index)
 
 
+def remove_device(ifname: str, *, netns: str | None = None) -> None:
+    """Remove a ``vxl-*`` device by name (a stale bridge's). Idempotent."""
+    if not is_tunnel(ifname):
+        raise ValueError(f"{ifname} is not a novalite VXLAN device")
+    with _ipr(netns) as ipr:
+        index = _index(ipr, ifname)
+        if index is not None:
+            ipr.link("del", index=index)
+
+
 def is_tunnel(ifname: str) -> bool:
     """A bridge member that is not a port: ``l2.remove_network`` does not count it."""
     return ifname.startswith(PREFIX)

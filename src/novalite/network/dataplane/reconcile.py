@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,10 @@ class Network:
     dhcp_enabled: bool = True
     # addresses on the bridge in the host's namespace: only ``--expose-external-network``
     host_addresses: tuple[str, ...] = ()
+    # VXLAN to the other hosts with ports on the network (l2_vxlan): this host's tunnel address and
+    # theirs; no peer: no VXLAN device
+    tunnel_local: str | None = None
+    tunnel_peers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
                 _ensure_metadata_proxy(network.id, data_dir)
         else:
             dhcp.stop(network.id, data_dir)
+    for network in state.networks:
+        _ensure_tunnel(network)
     for port in state.ports:
         result.taps[port.id] = l2.ensure_port(port.network_id, port.id, port.mac)
     filters = [
@@ -138,6 +145,17 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
         l3.sync_host_addresses(network.id, network.host_addresses)
     result.removed = _remove_stale(state, data_dir)
     return result
+
+
+def _ensure_tunnel(network: Network) -> None:
+    """The network's VXLAN device on its bridge with exactly its peers, or none without peers."""
+    from novalite.network.dataplane import l2_vxlan
+
+    if network.tunnel_local and network.tunnel_peers:
+        l2_vxlan.ensure(network.id, network.tunnel_local)
+        l2_vxlan.set_peers(network.id, network.tunnel_peers)
+    else:
+        l2_vxlan.remove(network.id)
 
 
 def _ensure_metadata_proxy(net_id: str, data_dir: Path) -> None:
@@ -171,10 +189,20 @@ def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:
         dhcp.stop(net_id, data_dir)
         removed.append(names.dhcp_namespace(net_id))
     for bridge in sorted((set(current.bridges) & owned["bridges"]) - wanted_bridges):
+        _remove_tunnels(current.bridges.get(bridge, ()))
         l2.remove_bridge(bridge)
         removed.append(bridge)
     _record(data_dir, wanted)
     return removed
+
+
+def _remove_tunnels(members: Iterable[str]) -> None:
+    """A stale bridge's VXLAN device goes with it (removing a bridge leaves its members)."""
+    from novalite.network.dataplane import l2_vxlan
+
+    for member in members:
+        if l2_vxlan.is_tunnel(member):
+            l2_vxlan.remove_device(member)
 
 
 def teardown(data_dir: Path) -> list[str]:
