@@ -46,7 +46,6 @@ from concurrent.futures import Executor
 from typing import Any
 
 import amqp.exceptions
-import amqp.spec
 import kombu
 import kombu.exceptions
 
@@ -261,31 +260,15 @@ class Transport:
         if self._producer_conn is None:
             self._producer_conn = self.connection()
         if self._window is None:
-            # a channel of its own whose delivery tags only these windows advance; it publishes
-            # without the per-message wait (the confirms are awaited below, all together)
-            channel = self._producer_conn.channel()
-            channel.confirm_select()
-            channel.basic_publish = channel._basic_publish
-            self._window, self._window_seq = channel, 0
-        channel = self._window
-        producer = kombu.Producer(channel, exchange=self.exchange, serializer="json", auto_declare=False)
-        first = self._window_seq + 1
+            self._window = _Window(self._producer_conn.channel())
+        window = self._window
+        producer = kombu.Producer(
+            window.channel, exchange=self.exchange, serializer="json", auto_declare=False
+        )
         for body, kwargs in items:
+            window.expect()
             producer.publish(body, exchange=self.exchange, delivery_mode=2, **kwargs)
-            self._window_seq += 1
-        unconfirmed = set(range(first, self._window_seq + 1))
-
-        def confirmed(method: Any, tag: int, multiple: bool) -> None:
-            if method == amqp.spec.Basic.Nack:
-                raise amqp.exceptions.MessageNacked()
-            if multiple:
-                unconfirmed.difference_update([t for t in unconfirmed if t <= tag])
-            else:
-                unconfirmed.discard(tag)
-
-        while unconfirmed:
-            methods = [amqp.spec.Basic.Ack, amqp.spec.Basic.Nack]
-            channel.wait(methods, callback=confirmed, timeout=self.patience)
+        window.wait(self.patience)
 
     def _publish_to_broker(
         self, body: dict[str, Any], *, patience: float | None = None, **kwargs: Any
@@ -425,6 +408,43 @@ class Transport:
                 self._producer_conn.release()
                 self._producer_conn = None
             self._window = None
+
+
+class _Window:
+    """A producer channel of its own for ``Transport.batch``: it publishes without waiting for each
+    confirm, and records the broker's confirms whenever their frames arrive (also while another
+    wait on the connection reads them: a declare, a single publish's confirm), so ``wait`` returns
+    once every message published on it so far is confirmed."""
+
+    def __init__(self, channel: Any):
+        channel.confirm_select()
+        channel.basic_publish = channel._basic_publish  # the confirms are awaited in ``wait``
+        channel.events["basic_ack"].add(self._ack)
+        channel.events["basic_nack"].add(self._nack)
+        self.channel = channel
+        self.seq = 0  # the last delivery tag used (tags count the channel's publishes from 1)
+        self.unconfirmed: set[int] = set()
+        self.nacked = False
+
+    def expect(self) -> None:
+        self.seq += 1
+        self.unconfirmed.add(self.seq)
+
+    def _ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.unconfirmed.difference_update([t for t in self.unconfirmed if t <= tag])
+        else:
+            self.unconfirmed.discard(tag)
+
+    def _nack(self, tag: int, multiple: bool) -> None:
+        self._ack(tag, multiple)
+        self.nacked = True
+
+    def wait(self, timeout: float) -> None:
+        while self.unconfirmed and not self.nacked:
+            self.channel.connection.drain_events(timeout=timeout)
+        if self.nacked:
+            raise amqp.exceptions.MessageNacked()
 
 
 class Server:
