@@ -14,6 +14,8 @@
 (on a private reply queue). ``serve(topics, handler, registry)`` starts a consumer thread;
 with an ``executor`` casts are handed to it so a slow handler does not block the queue.
 ``stop()`` stops every consumer thread and closes the connections; it is safe to call twice.
+``with transport.batch():`` holds this thread's casts to a broker until the block ends, then
+publishes them in one publisher-confirm window (one wait for all the confirms).
 
 ``attach_peer(sock)`` (``memory://`` only) joins this process's queues to another process's
 (``messaging.peer``): what no consumer here serves goes there, replies find their way back.
