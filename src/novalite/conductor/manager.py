@@ -224,6 +224,13 @@ class ConductorManager:
         except Exception as exc:  # the scheduler itself failed: nobody of this batch gets a host
             LOG.exception("scheduling a batch of %d requests failed", len(work))
             outcomes = [Unplaced(str(exc))] * len(work)
+        # the batch's builds go out in one confirm window (transport.batch) when the loop ends
+        with self.compute.transport.batch():
+            self._hand_out(work, outcomes)
+
+    def _hand_out(
+        self, work: list[tuple[ScheduleAndBuildInstances, list[str], RequestSpecDoc]], outcomes: list[Outcome]
+    ) -> None:
         for (msg, uuids, spec), outcome in zip(work, outcomes, strict=True):
             if isinstance(outcome, Unplaced):
                 LOG.info("scheduling %s failed: %s", uuids, outcome.message)

@@ -20,6 +20,7 @@ checks, one group for their stores), each create with its own outcome.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Sequence
@@ -199,6 +200,14 @@ def hand_off(runtime: Any, checked: CheckedCreate, stored: StoredCreate) -> None
     )
 
 
+def _hand_off_window(runtime: Any) -> contextlib.AbstractContextManager[None]:
+    """On a message broker the hand-offs of one batch are published in one confirm window
+    (``Transport.batch``): one wait for the broker's confirms instead of one per create."""
+    transport = getattr(runtime.services.conductor, "transport", None)
+    batch = getattr(transport, "batch", None)
+    return batch() if batch is not None else contextlib.nullcontext()
+
+
 def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[CreateServerResult | Exception]:
     """Run the pipeline for requests that arrived together (POST /servers, ``batching``), each
     as if it had run alone: every one gets its own result or the error that stopped it, and one
@@ -217,14 +226,24 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
             outcomes[i] = exc
     checked = _check_all(runtime, parsed, outcomes)
     stored = _store_all(runtime.db, checked, outcomes)
-    for i, done in stored.items():
-        create = checked[i]
-        try:
-            hand_off(runtime, create, done)
-        except Exception as exc:
+    handed: dict[int, StoredCreate] = {}
+    try:
+        with _hand_off_window(runtime):
+            for i, done in stored.items():
+                try:
+                    hand_off(runtime, checked[i], done)
+                except Exception as exc:
+                    unstore(runtime, done)
+                    outcomes[i] = exc
+                    continue
+                handed[i] = done
+    except Exception as exc:  # the window's publish failed: none of its hand-offs is sure to be there
+        for i, done in handed.items():
             unstore(runtime, done)
             outcomes[i] = exc
-            continue
+        handed = {}
+    for i, done in handed.items():
+        create = checked[i]
         outcomes[i] = CreateServerResult(
             instance_uuids=done.instance_uuids,
             reservation_id=create.reservation_id,
