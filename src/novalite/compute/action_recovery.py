@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 from novalite import notifications
 from novalite.compute import actions
 from novalite.compute.guest_rpc import RebuildInstance, RescueInstance, TriggerCrashDump, UnrescueInstance
+from novalite.compute.guest_spec import guest_spec
 from novalite.compute.rpcapi import PowerAction
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction, InstanceActionEvent
@@ -252,13 +253,9 @@ def stuck(db: Database, host: str, *, older_than: dt.datetime | None = None) -> 
                 updated_at=r.updated_at,
                 user_id=r.user_id,
                 project_id=r.project_id,
-                guest=GuestSpec(
-                    uuid=r.uuid,
-                    name=f"instance-{r.id:08x}",
-                    host=host,
-                    node=r.node or host,
-                    flavor=dict(r.flavor or {}),
-                    network_info=tuple(r.network_info or ()),
+                guest=guest_spec(
+                    r,
+                    host,
                 ),
             )
             for r in rows

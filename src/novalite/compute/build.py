@@ -25,6 +25,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from novalite.compute import actions, resource_tracker
+from novalite.compute.guest_spec import guest_spec
 from novalite.context import RequestContext
 from novalite.db import group_commit
 from novalite.db.base import Database, utcnow
@@ -207,12 +208,10 @@ def _accept(
         )
         network_error = networks(s, b)
     metadata = {k: v for k, v in _METADATA.all(conn, {"instance_uuid": b.instance_uuid})}
-    guest = GuestSpec(
-        uuid=inst.uuid,
-        name=f"instance-{inst.id:08x}",
-        host=b.host,
+    guest = guest_spec(
+        inst,
+        b.host,
         node=b.node,
-        flavor=dict(inst.flavor or {}),
         metadata=metadata,
         attempt=b.attempt,
         admin_password=b.build_args.get("admin_password"),
@@ -244,12 +243,10 @@ def existing_guest(s: Session, instance_uuid: str, host: str) -> GuestSpec | Non
     node = s.execute(select(Instance.node).where(Instance.uuid == instance_uuid)).scalar()
     from novalite.compute.devices import attached_volumes  # (it imports this module)
 
-    return GuestSpec(
-        uuid=inst.uuid,
-        name=f"instance-{inst.id:08x}",
-        host=host,
+    return guest_spec(
+        inst,
+        host,
         node=node or host,
-        flavor=dict(inst.flavor or {}),
         metadata={k: v for k, v in _METADATA.all(conn, {"instance_uuid": instance_uuid})},
         image=_image_info(s, inst.image_ref),
         network_info=_network_info(s, instance_uuid),

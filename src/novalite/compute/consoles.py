@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import select
 
+from novalite.compute.guest_spec import guest_spec
 from novalite.db.models.compute import Instance
 from novalite.domain.states import PowerState
 from novalite.messaging.messages import Message
-from novalite.virt.driver import GuestSpec
 
 if TYPE_CHECKING:
     from novalite.compute.manager import ComputeAgent
@@ -46,12 +46,9 @@ def console_endpoint(agent: ComputeAgent, msg: GetConsoleEndpoint) -> dict[str, 
         inst = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
         if inst is None or inst.deleted:
             return answer
-        guest = GuestSpec(
-            uuid=inst.uuid,
-            name=f"instance-{inst.id:08x}",
-            host=agent.host,
-            node=inst.node or agent.host,
-            flavor=dict(inst.flavor or {}),
+        guest = guest_spec(
+            inst,
+            agent.host,
             display_name=inst.display_name,
             project_id=inst.project_id,
         )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from novalite.compute import actions
 from novalite.compute.build import _network_info
+from novalite.compute.guest_spec import guest_spec
 from novalite.compute.rpcapi import DeviceAction
 from novalite.context import RequestContext
 from novalite.db.base import Database
@@ -33,7 +34,7 @@ from novalite.db.models.volume import Volume, VolumeAttachment
 from novalite.errors import NotFound
 from novalite.messaging.messages import context_from_dict
 from novalite.services import server_devices
-from novalite.virt.driver import DriverError, GuestSpec
+from novalite.virt.driver import DriverError
 from novalite.volume import attachments
 
 if TYPE_CHECKING:
@@ -56,12 +57,9 @@ def device_action(agent: ComputeAgent, msg: DeviceAction) -> dict[str, Any]:
         inst = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
         if inst is None or inst.deleted:
             return {"error": f"Instance {msg.instance_uuid} could not be found."}
-        guest = GuestSpec(
-            uuid=inst.uuid,
-            name=f"instance-{inst.id:08x}",
-            host=agent.host,
-            node=inst.node or agent.host,
-            flavor=dict(inst.flavor or {}),
+        guest = guest_spec(
+            inst,
+            agent.host,
         )
         if msg.action == "attach_volume":
             vol = s.get(Volume, msg.volume_id)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from novalite import notifications
+from novalite.compute.guest_spec import guest_spec
 from novalite.compute.rpcapi import RebuildEvacuated
 from novalite.db.models.compute import Instance
 from novalite.services import evacuate
@@ -36,13 +37,10 @@ def _guest(db: Any, host: str, instance_uuid: str, node: str) -> GuestSpec | Non
         row = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
         if row is None:
             return None
-        return GuestSpec(
-            uuid=row.uuid,
-            name=f"instance-{row.id:08x}",
-            host=host,
+        return guest_spec(
+            row,
+            host,
             node=node,
-            flavor=dict(row.flavor or {}),
-            network_info=tuple(row.network_info or ()),
         )
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from novalite.compute import actions, build
 from novalite.compute.guest_rpc import RebuildInstance, RescueInstance, TriggerCrashDump, UnrescueInstance
+from novalite.compute.guest_spec import guest_spec
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
 from novalite.domain.actions import after_rebuild
@@ -39,13 +40,9 @@ Failure = tuple[str, str]  # (reason, traceback)
 
 
 def _guest(agent: Any, row: Instance) -> GuestSpec:
-    return GuestSpec(
-        uuid=row.uuid,
-        name=f"instance-{row.id:08x}",
-        host=agent.host,
-        node=row.node or agent.host,
-        flavor=dict(row.flavor or {}),
-        network_info=tuple(row.network_info or ()),
+    return guest_spec(
+        row,
+        agent.host,
     )
 
 
@@ -114,9 +111,7 @@ def _record(
     values: dict[str, Any],
     error: Failure | None,
 ) -> None:
-    agent.db.write(
-        lambda s: _finish(s, agent, uuid, action=action, tasks=tasks, values=values, error=error)
-    )
+    agent.db.write(lambda s: _finish(s, agent, uuid, action=action, tasks=tasks, values=values, error=error))
 
 
 def _power(agent: Any, guest: GuestSpec) -> int:

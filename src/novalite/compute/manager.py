@@ -40,6 +40,7 @@ from novalite.compute import (
 from novalite.compute.build import Abort, Build, Reschedule, Vanished
 from novalite.compute.consoles import GetConsoleEndpoint, console_endpoint
 from novalite.compute.guest_rpc import RebuildInstance, RescueInstance, TriggerCrashDump, UnrescueInstance
+from novalite.compute.guest_spec import guest_spec
 from novalite.compute.rpcapi import (
     BuildAndRunInstance,
     DeviceAction,
@@ -246,12 +247,9 @@ class ComputeAgent:
                 return
             metadata = {k: v for k, v in build._METADATA.all(conn, {"instance_uuid": uuid})}
             has_volumes = cleanup.has_volumes(s, uuid)
-        guest = GuestSpec(
-            uuid=row.uuid,
-            name=f"instance-{row.id:08x}",
-            host=self.host,
-            node=row.node or self.host,
-            flavor=dict(row.flavor or {}),
+        guest = guest_spec(
+            row,
+            self.host,
             metadata=metadata,
         )
         notifications.instance_in(self.db, "instance.delete.start", uuid, host=self.host)
@@ -300,13 +298,9 @@ def get_diagnostics(agent: ComputeAgent, msg: GetDiagnostics) -> dict[str, Any]:
         inst = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
         if inst is None or inst.deleted:
             return {"power_state": None, "diagnostics": None}
-        guest = GuestSpec(
-            uuid=inst.uuid,
-            name=f"instance-{inst.id:08x}",
-            host=agent.host,
-            node=inst.node or agent.host,
-            flavor=dict(inst.flavor or {}),
-            network_info=tuple(inst.network_info or ()),
+        guest = guest_spec(
+            inst,
+            agent.host,
         )
         power, config_drive = int(inst.power_state), bool(inst.config_drive)
     report = getattr(agent.driver, "diagnostics", None)  # optional: not every driver has it
@@ -325,11 +319,9 @@ def get_console_output(agent: ComputeAgent, msg: GetConsoleOutput) -> dict[str, 
         inst = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
         if read is None or inst is None or inst.deleted:
             return {"output": None}
-        guest = GuestSpec(
-            uuid=inst.uuid,
-            name=f"instance-{inst.id:08x}",
-            host=agent.host,
-            node=inst.node or agent.host,
+        guest = guest_spec(
+            inst,
+            agent.host,
             flavor={},
         )
     return {"output": read(guest, msg.length)}

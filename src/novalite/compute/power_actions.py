@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from novalite.compute import actions
+from novalite.compute.guest_spec import guest_spec
 from novalite.compute.rpcapi import PowerAction
 from novalite.db.base import utcnow
 from novalite.db.models.compute import Instance
@@ -57,13 +58,9 @@ def power_action(agent: Any, msg: PowerAction) -> None:
         row = s.scalars(select(Instance).where(Instance.uuid == msg.instance_uuid)).first()
         if row is None or row.deleted or row.task_state != msg.task_state:
             return
-        guest = GuestSpec(
-            uuid=row.uuid,
-            name=f"instance-{row.id:08x}",
-            host=agent.host,
-            node=row.node or agent.host,
-            flavor=dict(row.flavor or {}),
-            network_info=tuple(row.network_info or ()),
+        guest = guest_spec(
+            row,
+            agent.host,
         )
         vm_state = row.vm_state
     event = f"compute_{msg.action}_instance"

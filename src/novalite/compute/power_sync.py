@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from novalite.compute import action_recovery
+from novalite.compute.guest_spec import guest_spec
 from novalite.db.base import Database, utcnow
 from novalite.db.models.compute import Instance, InstanceAction
 from novalite.domain.states import PowerState, VmState
@@ -44,13 +45,9 @@ SYNC_EVENT = "compute_sync_power_state"
 
 
 def _guest(host: str, row: Any) -> GuestSpec:
-    return GuestSpec(
-        uuid=row.uuid,
-        name=f"instance-{row.id:08x}",
-        host=host,
-        node=row.node or host,
-        flavor=dict(row.flavor or {}),
-        network_info=tuple(row.network_info or ()),
+    return guest_spec(
+        row,
+        host,
     )
 
 

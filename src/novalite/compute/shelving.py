@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from novalite import notifications
+from novalite.compute.guest_spec import guest_spec
 from novalite.compute.rpcapi import ShelveInstance, UnshelveOnHost
 from novalite.db.models.compute import Instance
 from novalite.domain.states import VmState
@@ -33,13 +34,10 @@ def _guest(agent: Any, instance_uuid: str, node: str | None = None) -> tuple[Gue
         row = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
         if row is None or row.deleted:
             return None
-        guest = GuestSpec(
-            uuid=row.uuid,
-            name=f"instance-{row.id:08x}",
-            host=agent.host,
+        guest = guest_spec(
+            row,
+            agent.host,
             node=node or row.node or agent.host,
-            flavor=dict(row.flavor or {}),
-            network_info=tuple(row.network_info or ()),
         )
         return guest, row.vm_state
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from novalite.compute.guest_spec import guest_spec
 from novalite.db.models.compute import Instance
 from novalite.image import store
 from novalite.image.service import abort_upload, finish_upload
-from novalite.virt.driver import DriverError, GuestSpec
+from novalite.virt.driver import DriverError
 
 LOG = logging.getLogger(__name__)
 
@@ -36,12 +37,9 @@ def snapshot_instance(agent: Any, instance_uuid: str, image_id: str) -> dict[str
         inst = s.scalars(select(Instance).where(Instance.uuid == instance_uuid)).first()
         if inst is None or inst.deleted:
             return {"error": f"Instance {instance_uuid} could not be found."}
-        guest = GuestSpec(
-            uuid=inst.uuid,
-            name=f"instance-{inst.id:08x}",
-            host=agent.host,
-            node=inst.node or agent.host,
-            flavor=dict(inst.flavor or {}),
+        guest = guest_spec(
+            inst,
+            agent.host,
         )
     with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=root) as tmp:
         copy = Path(tmp) / "disk.qcow2"
