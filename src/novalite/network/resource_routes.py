@@ -4,16 +4,17 @@ of these; what differs between resources is in the ``Resource`` (its loader, its
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from novalite.api.common import json_body, runtime
+from novalite.api.common import json_body, request_context, runtime
 from novalite.context import RequestContext
 from novalite.errors import NotFound
 from novalite.network.attributes import check_body, check_create
@@ -95,3 +96,70 @@ def delete_member(request: Request, ctx: RequestContext, res: Resource[Any], mem
     with runtime(request).db.session() as s:
         res.delete(s, ctx, res.get(s, ctx, member_id))
     return Response(status_code=204)
+
+
+CRUD = ("list", "show", "create", "update", "delete")
+
+
+def _named_param(endpoint: Callable[..., Any], param: str) -> Callable[..., Any]:
+    """``endpoint`` with its ``member_id`` parameter renamed ``param``: the route's template keeps
+    the parameter name the policy table knows it by (``/networks/{network_id}``)."""
+    sig = inspect.signature(endpoint)
+    params = [p.replace(name=param) if p.name == "member_id" else p for p in sig.parameters.values()]
+
+    if inspect.iscoroutinefunction(endpoint):
+
+        async def renamed_async(**kwargs: Any) -> Any:
+            return await endpoint(member_id=kwargs.pop(param), **kwargs)
+
+        renamed: Callable[..., Any] = renamed_async
+    else:
+
+        def renamed_sync(**kwargs: Any) -> Any:
+            return endpoint(member_id=kwargs.pop(param), **kwargs)
+
+        renamed = renamed_sync
+    renamed.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return renamed
+
+
+def add_member_routes(
+    router: APIRouter, path: str, res: Resource[Any], param: str, ops: tuple[str, ...] = CRUD
+) -> None:
+    """Register Neutron's five routes of one resource on ``router``: ``GET path`` (list),
+    ``GET path/{param}``, ``POST path``, ``PUT path/{param}`` and ``DELETE path/{param}`` (204),
+    or those of them named in ``ops``; a resource with a route of its own for one operation leaves
+    it out."""
+    member_path = path + "/{" + param + "}"
+
+    def list_(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
+        return list_members(request, ctx, res)
+
+    def show(
+        member_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+    ) -> dict[str, Any]:
+        return show_member(request, ctx, res, member_id)
+
+    async def create(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
+        return await create_members(request, ctx, res)
+
+    async def update(
+        member_id: str, request: Request, ctx: RequestContext = Depends(request_context)
+    ) -> dict[str, Any]:
+        return await update_member(request, ctx, res, member_id)
+
+    def delete(member_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
+        return delete_member(request, ctx, res, member_id)
+
+    routes: dict[str, tuple[str, str, Callable[..., Any], int | None]] = {
+        "list": ("GET", path, list_, None),
+        "show": ("GET", member_path, _named_param(show, param), None),
+        "create": ("POST", path, create, None),
+        "update": ("PUT", member_path, _named_param(update, param), None),
+        "delete": ("DELETE", member_path, _named_param(delete, param), 204),
+    }
+    for op in ops:
+        method, route_path, endpoint, status = routes[op]
+        router.add_api_route(
+            route_path, endpoint, methods=[method], name=f"{op}_{res.member}", status_code=status
+        )

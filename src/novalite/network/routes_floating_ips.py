@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
 
 from novalite.api.common import request_context, runtime
 from novalite.context import RequestContext
 from novalite.network import floating_ips
 from novalite.network.listing import list_response
-from novalite.network.resource_routes import (
-    Resource,
-    create_members,
-    delete_member,
-    list_members,
-    show_member,
-    update_member,
-)
+from novalite.network.resource_routes import Resource, add_member_routes
 from novalite.network.views import floating_ip_view
 
 router = APIRouter(prefix="/network/v2.0")
@@ -37,37 +29,7 @@ FLOATING_IP = Resource(
 )
 
 
-@router.get("/floatingips")
-def list_floating_ips(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return list_members(request, ctx, FLOATING_IP)
-
-
-@router.get("/floatingips/{floatingip_id}")
-def show_floating_ip(
-    floatingip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return show_member(request, ctx, FLOATING_IP, floatingip_id)
-
-
-@router.post("/floatingips")
-async def create_floating_ip(
-    request: Request, ctx: RequestContext = Depends(request_context)
-) -> JSONResponse:
-    return await create_members(request, ctx, FLOATING_IP)
-
-
-@router.put("/floatingips/{floatingip_id}")
-async def update_floating_ip(
-    floatingip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return await update_member(request, ctx, FLOATING_IP, floatingip_id)
-
-
-@router.delete("/floatingips/{floatingip_id}", status_code=204)
-def delete_floating_ip(
-    floatingip_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> Response:
-    return delete_member(request, ctx, FLOATING_IP, floatingip_id)
+add_member_routes(router, "/floatingips", FLOATING_IP, "floatingip_id")
 
 
 @router.get("/floatingip_pools")

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
-
-from novalite.api.common import request_context
-from novalite.context import RequestContext
 from novalite.network import ports
-from novalite.network.resource_routes import (
-    Resource,
-    create_members,
-    delete_member,
-    list_members,
-    show_member,
-    update_member,
-)
+from novalite.network.resource_routes import Resource, add_member_routes
 from novalite.network.views import port_view
 
 router = APIRouter(prefix="/network/v2.0")
@@ -37,30 +25,4 @@ PORT = Resource(
 )
 
 
-@router.get("/ports")
-def list_ports(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return list_members(request, ctx, PORT)
-
-
-@router.get("/ports/{port_id}")
-def show_port(
-    port_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return show_member(request, ctx, PORT, port_id)
-
-
-@router.post("/ports")
-async def create_port(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
-    return await create_members(request, ctx, PORT)
-
-
-@router.put("/ports/{port_id}")
-async def update_port(
-    port_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return await update_member(request, ctx, PORT, port_id)
-
-
-@router.delete("/ports/{port_id}", status_code=204)
-def delete_port(port_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    return delete_member(request, ctx, PORT, port_id)
+add_member_routes(router, "/ports", PORT, "port_id")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from novalite.api.common import json_body, request_context, runtime
@@ -14,14 +13,7 @@ from novalite.context import RequestContext
 from novalite.domain.zones import DEFAULT_ZONE
 from novalite.network import routers
 from novalite.network.listing import list_response
-from novalite.network.resource_routes import (
-    Resource,
-    create_members,
-    delete_member,
-    list_members,
-    show_member,
-    update_member,
-)
+from novalite.network.resource_routes import Resource, add_member_routes
 from novalite.network.views import router_view
 
 router = APIRouter(prefix="/network/v2.0")
@@ -40,35 +32,7 @@ ROUTER = Resource(
 )
 
 
-@router.get("/routers")
-def list_routers(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return list_members(request, ctx, ROUTER)
-
-
-@router.get("/routers/{router_id}")
-def show_router(
-    router_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return show_member(request, ctx, ROUTER, router_id)
-
-
-@router.post("/routers")
-async def create_router(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
-    return await create_members(request, ctx, ROUTER)
-
-
-@router.put("/routers/{router_id}")
-async def update_router(
-    router_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return await update_member(request, ctx, ROUTER, router_id)
-
-
-@router.delete("/routers/{router_id}", status_code=204)
-def delete_router(
-    router_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> Response:
-    return delete_member(request, ctx, ROUTER, router_id)
+add_member_routes(router, "/routers", ROUTER, "router_id")
 
 
 def _interface(

@@ -13,14 +13,7 @@ from novalite.context import RequestContext
 from novalite.network import quotas, security_groups
 from novalite.network.attributes import check_body
 from novalite.network.networks import require_owner
-from novalite.network.resource_routes import (
-    Resource,
-    create_members,
-    delete_member,
-    list_members,
-    show_member,
-    update_member,
-)
+from novalite.network.resource_routes import Resource, add_member_routes
 from novalite.network.views import rule_view, security_group_view
 
 router = APIRouter(prefix="/network/v2.0")
@@ -47,16 +40,7 @@ RULE = Resource(
 )
 
 
-@router.get("/security-groups")
-def list_groups(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return list_members(request, ctx, SECURITY_GROUP)
-
-
-@router.get("/security-groups/{group_id}")
-def show_group(
-    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return show_member(request, ctx, SECURITY_GROUP, group_id)
+add_member_routes(router, "/security-groups", SECURITY_GROUP, "group_id", ("list", "show"))
 
 
 def _create_group(request: Request, ctx: RequestContext, fields: dict[str, Any]) -> JSONResponse:
@@ -80,33 +64,8 @@ async def create_group(request: Request, ctx: RequestContext = Depends(request_c
     return await run_in_threadpool(_create_group, request, ctx, fields)
 
 
-@router.put("/security-groups/{group_id}")
-async def update_group(
-    group_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return await update_member(request, ctx, SECURITY_GROUP, group_id)
-
-
-@router.delete("/security-groups/{group_id}", status_code=204)
-def delete_group(group_id: str, request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
-    return delete_member(request, ctx, SECURITY_GROUP, group_id)
-
-
-@router.get("/security-group-rules")
-def list_rules(request: Request, ctx: RequestContext = Depends(request_context)) -> dict[str, Any]:
-    return list_members(request, ctx, RULE)
-
-
-@router.get("/security-group-rules/{rule_id}")
-def show_rule(
-    rule_id: str, request: Request, ctx: RequestContext = Depends(request_context)
-) -> dict[str, Any]:
-    return show_member(request, ctx, RULE, rule_id)
-
-
-@router.post("/security-group-rules")
-async def create_rule(request: Request, ctx: RequestContext = Depends(request_context)) -> JSONResponse:
-    return await create_members(request, ctx, RULE)
+add_member_routes(router, "/security-groups", SECURITY_GROUP, "group_id", ("update", "delete"))
+add_member_routes(router, "/security-group-rules", RULE, "rule_id", ("list", "show", "create"))
 
 
 @router.delete("/security-group-rules/{rule_id}", status_code=204)
