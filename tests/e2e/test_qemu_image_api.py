@@ -13,6 +13,7 @@ NOVALITE_REQUIRE_SERVICES=1. Every process, QEMU and file made here is removed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -69,6 +70,25 @@ def test_a_qemu_compute_without_image_dir_fetches_over_the_image_api(
     assert not (data_dir / "images").exists()
     assert f"image {image['id']}: " in log.read_text() and "/image/v2/images/" in log.read_text()
     assert dep.cli is not None
+    # data changed behind the Image API's back: the download does not match the hash Glance
+    # recorded, the build ends in ERROR with a fault that says so, and nothing stays in the cache
+    junk = dep.tmp / "junk.raw"
+    junk.write_bytes(os.urandom(1 << 20))
+    tampered = dep.openstack("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                             "--file", str(junk), "tampered")  # fmt: skip
+    api_data = Path(dep.common[dep.common.index("--data-dir") + 1])
+    (api_data / "images" / tampered["id"]).write_bytes(os.urandom(1 << 20))
+    failed = dep.cli.openstack(
+        "server", "create", "--image", "tampered", "--flavor", "g1.nano", "--no-network", "--wait", "vm-bad",
+        cloud="novalite-admin", check=False,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    bad = dep.openstack("server", "show", "vm-bad")
+    assert bad["status"] == "ERROR"
+    assert "does not match its checksum" in json.dumps(bad["fault"]), bad["fault"]
+    base = data_dir / "instances" / "_base" / base_name(tampered["id"])
+    assert not base.exists() and not list(base.parent.glob("*.part"))
+    dep.cli.openstack("server", "delete", "--wait", "vm-bad", cloud="novalite-admin")
     dep.cli.openstack("server", "delete", "--wait", "vm-fetched", cloud="novalite-admin")
     _wait("the guest's QEMU gone", lambda: not _guests_running(hosts_root), dep, timeout=120)
     for name, proc in dep.processes.items():
