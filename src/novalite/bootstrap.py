@@ -133,6 +133,24 @@ def _ensure_user(
     return user.id
 
 
+def _ensure_service_user(s: Session, report: BootstrapReport, settings: Any, generated: str) -> None:
+    """The user compute hosts authenticate as to fetch images over the Image API (DevStack's
+    ``nova`` in project ``service`` with the ``service`` and ``admin`` roles)."""
+    project = identity.find_project(s, settings.service_user_project) or identity.create_project(
+        s, name=settings.service_user_project, description="Bootstrap project for the service users"
+    )
+    report.ids["service_project"] = project.id
+    report.ids["service_user"] = _ensure_user(
+        s,
+        report,
+        name=settings.service_user_name,
+        project_id=project.id,
+        role_names=["service", "admin"],
+        given=settings.service_user_password,
+        generated=generated,
+    )
+
+
 def bootstrap(runtime: Any) -> BootstrapReport:
     settings = runtime.settings
     report = BootstrapReport()
@@ -140,13 +158,16 @@ def bootstrap(runtime: Any) -> BootstrapReport:
     with runtime.db.session() as s:
         # every password this start stores a hash of, hashed at once on threads (scrypt releases the
         # GIL): a given password is hashed again on every start, a missing user gets a generated one
-        existing = set(s.scalars(select(User.name).where(User.name.in_(("admin", "demo")))))
-        generated = {
-            name: _generate_password()
-            for name, given in (("admin", settings.admin_password), ("demo", settings.demo_password))
-            if not given and name not in existing
-        }
-        prehash([p for p in (*generated.values(), settings.admin_password, settings.demo_password) if p])
+        given_passwords = (
+            ("admin", settings.admin_password),
+            ("demo", settings.demo_password),
+            (settings.service_user_name, settings.service_user_password),
+        )
+        names = [name for name, _ in given_passwords]
+        existing = set(s.scalars(select(User.name).where(User.name.in_(names))))
+        missing = [name for name, given in given_passwords if not given and name not in existing]
+        generated = {name: _generate_password() for name in missing}
+        prehash([p for p in (*generated.values(), *(given for _, given in given_passwords)) if p])
         for role in ("admin", "member", "reader"):
             identity.ensure_role(s, role)
         admin_project = identity.find_project(s, "admin") or identity.create_project(
@@ -179,6 +200,7 @@ def bootstrap(runtime: Any) -> BootstrapReport:
         identity.assign_role(
             s, user_id=report.ids["admin_user"], project_id=demo_project.id, role_id=admin_role.id
         )
+        _ensure_service_user(s, report, settings, generated.get(settings.service_user_name, ""))
         s.flush()
         for seeder in seeders():
             seeder(runtime, s, report.ids)

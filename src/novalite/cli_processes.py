@@ -205,6 +205,21 @@ def conductor(**kwargs: Any) -> None:
     help="--driver qemu: the image store's files (the API's DATA_DIR/images, local or shared).",
 )
 @click.option(
+    "--image-source",
+    "image_source",
+    type=click.Choice(["auto", "api", "dir"]),
+    default=None,
+    help="--driver qemu: api (the Image API, as the service user) or dir (--image-dir) "
+    "[default auto: api unless --image-dir is given].",
+)
+@click.option(
+    "--service-password",
+    "service_user_password",
+    default=None,
+    help="--driver qemu: the service user's password, for the Image API "
+    "[env NOVALITE_SERVICE_USER_PASSWORD, config [service_user] password].",
+)
+@click.option(
     "--fake-hosts",
     type=click.IntRange(0, 10000),
     default=None,
@@ -226,6 +241,15 @@ def compute(host_name: str, fake_hosts: int | None, **kwargs: Any) -> None:
         # before anything touches the database or the broker; no simulated hosts here anyway
         _check_qemu(SimpleNamespace(fake_hosts=0), fake_hosts_given=True)
     settings = _settings(kwargs)
+    if settings.virt_driver == "qemu":
+        from novalite.services.image_source import ImageSourceError, check_credentials, resolve
+
+        try:
+            settings.image_source = resolve(settings, split_compute=True)
+            if settings.image_source == "api":
+                check_credentials(settings)
+        except ImageSourceError as exc:
+            raise click.ClickException(str(exc)) from None
     from novalite.app import build_runtime
     from novalite.services import processes
 

@@ -72,6 +72,18 @@ class Settings:
     my_ip: str = ""
     # QEMU host: the image store's data files (the API's <data_dir>/images); empty: this data dir's
     image_dir: str = ""
+    # QEMU host: where image data comes from: dir (image_dir), api (GET /image/v2/images/{id}/file
+    # with the service user's token), auto (novalite compute: api unless image_dir is given;
+    # novalite serve: dir)
+    image_source: str = "auto"
+    image_api_url: str = ""  # the Image API's base (https://cloud/image); empty: the catalog's
+    # the service user a compute host authenticates as (Nova's [service_user]); the config file may
+    # also hold them in a [service_user] table (username, password, project_name, auth_url).
+    # bootstrap creates it with service_user_password (generated and printed once when empty)
+    service_user_name: str = "nova"
+    service_user_password: str = ""
+    service_user_project: str = "service"
+    service_user_auth_url: str = ""  # the Identity API's base (https://cloud/identity); empty: the catalog's
     shutdown_timeout: float = 60  # seconds a guest has to power off on ACPI before a hard stop
     image_cache_max_age_s: int = 86400  # unused cached image bases older than this are removed
     image_cache_prune_interval: int = 2400  # seconds between two image cache passes
@@ -149,6 +161,15 @@ def _coerce(value: Any, target: Any) -> Any:
     return str(value)
 
 
+# the config file's [service_user] table (as in nova.conf) -> Settings fields
+_SERVICE_USER_KEYS = {
+    "username": "service_user_name",
+    "password": "service_user_password",
+    "project_name": "service_user_project",
+    "auth_url": "service_user_auth_url",
+}
+
+
 def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Build settings from the layers; ``overrides`` are flags (None values are ignored)."""
     env = dict(os.environ if environ is None else environ)
@@ -161,11 +182,16 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
     candidate = Path(config_path) if config_path else Path(data_dir) / "novalite.toml"
     if candidate.is_file():
         with candidate.open("rb") as fh:
-            table = tomllib.load(fh).get("novalite", {})
+            document = tomllib.load(fh)
+        table = document.get("novalite", {})
         for key, value in table.items():
             key = key.replace("-", "_")
             if key in names:
                 setattr(settings, key, _coerce(value, getattr(settings, key)))
+        service_user = document.get("service_user", {})
+        for key, name in _SERVICE_USER_KEYS.items():
+            if key in service_user:
+                setattr(settings, name, str(service_user[key]))
     elif config_path:
         raise FileNotFoundError(f"config file {config_path} does not exist")
 

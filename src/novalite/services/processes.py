@@ -113,7 +113,7 @@ def start_compute(runtime: Any, hosts: list[str]) -> Callable[[], None]:
     if settings.virt_driver == "qemu":  # one real host: everything `serve --driver qemu` runs for it
         if len(hosts) != 1:
             raise ValueError("--driver qemu runs one host per process (no --fake-hosts)")
-        real = startup.qemu_driver(settings)
+        real = startup.qemu_driver(settings, db)
         db.write(lambda s: compute_hosts.seed_real_host(settings, s, hosts[0]))
         qemu_host = QemuHost(settings, db, hosts[0], real)
         driver: Any = real

@@ -57,16 +57,21 @@ def _driver(runtime: Any) -> FakeDriver:
     return FakeDriver(build_delay=runtime.settings.fake_build_delay)
 
 
-def qemu_driver(settings: Any) -> QemuDriver:
+def qemu_driver(settings: Any, db: Database | None = None) -> QemuDriver:
     """This machine's driver with ``virt_driver = "qemu"`` (docs/qemu.md). A missing QEMU
-    (``QemuNotInstalled``, naming the Debian packages) or a bad accelerator stops the start-up."""
+    (``QemuNotInstalled``, naming the Debian packages), a bad accelerator or an image source it
+    cannot use (services/image_source.py) stops the start-up."""
+    from novalite.services.image_source import ImageSourceError, image_fetch
     from novalite.virt.qemu import QemuDriver, QemuNotInstalled
-    from novalite.virt.qemu.images import file_store_fetch
 
+    try:
+        fetch = image_fetch(settings, db)
+    except ImageSourceError as exc:
+        raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None
     try:
         return QemuDriver(
             settings.data_dir / "instances",
-            fetch=file_store_fetch(image_dir(settings)),
+            fetch=fetch,
             accelerator=settings.qemu_accelerator,
             shutdown_timeout=settings.shutdown_timeout,
         )
@@ -217,7 +222,7 @@ def start(runtime: Any) -> Callable[[], None]:
     with db.reader() as s:
         hosts = fake_hosts.local_hosts(s)
     real_host = fake_hosts.real_host(settings)
-    real_driver = qemu_driver(settings) if real_host is not None else None
+    real_driver = qemu_driver(settings, db) if real_host is not None else None
     if real_host is not None:
         hosts.append(real_host)
     nodes = node_uuids(db, hosts)
