@@ -265,7 +265,9 @@ def serve(**kwargs: Any) -> None:
     url = settings.effective_public_url
     click.echo(f"novalite listening on {url}  (data in {settings.data_dir})")
     for user, password in report.generated.items():
-        click.echo(f"generated password for '{user}': {password}   (shown once; also in clouds.yaml)")
+        compute = user == settings.service_user_name
+        where = "the compute hosts' --service-password" if compute else "also in clouds.yaml"
+        click.echo(f"generated password for '{user}': {password}   (shown once; {where})")
     if report.clouds_yaml:
         click.echo(f"clouds.yaml entries 'novalite' and 'novalite-admin' written to {report.clouds_yaml}")
         click.echo("export OS_CLOUD=novalite")

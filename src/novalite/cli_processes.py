@@ -127,7 +127,9 @@ def api(workers: int, **kwargs: Any) -> None:
     runtime.db.dispose()
     click.echo(f"novalite api listening on {settings.effective_public_url} ({workers} worker(s))")
     for user, password in report.generated.items():
-        click.echo(f"generated password for '{user}': {password}   (shown once; also in clouds.yaml)")
+        compute = user == settings.service_user_name
+        where = "the compute hosts' --service-password" if compute else "also in clouds.yaml"
+        click.echo(f"generated password for '{user}': {password}   (shown once; {where})")
     sys.stdout.flush()
     os.environ[_OVERRIDES_ENV] = json.dumps({k: v for k, v in kwargs.items() if v is not None})
     common_config: dict[str, Any] = {
