@@ -70,6 +70,9 @@ class Settings:
     # QEMU host: this host's tunnel address (VXLAN peers reach it there; the compute node's host_ip);
     # empty: the address of the interface holding the default route, else 127.0.0.1
     my_ip: str = ""
+    # QEMU host with my_ip set: the TCP ports an incoming live migration listens on (NBD disks and
+    # memory, two per migration; unencrypted, as libvirt's default TCP transport), libvirt's range
+    live_migration_port_range: str = "49152-49215"
     # QEMU host: the image store's data files (the API's <data_dir>/images); empty: this data dir's
     image_dir: str = ""
     shutdown_timeout: float = 60  # seconds a guest has to power off on ACPI before a hard stop

@@ -60,15 +60,21 @@ def _driver(runtime: Any) -> FakeDriver:
 def qemu_driver(settings: Any) -> QemuDriver:
     """This machine's driver with ``virt_driver = "qemu"`` (docs/qemu.md). A missing QEMU
     (``QemuNotInstalled``, naming the Debian packages) or a bad accelerator stops the start-up."""
+    from novalite.services.tunnel import my_ip
     from novalite.virt.qemu import QemuDriver, QemuNotInstalled
     from novalite.virt.qemu.images import file_store_fetch
+    from novalite.virt.qemu.migration import parse_port_range
 
+    # an explicit my_ip: incoming live migrations on TCP there (hosts on different machines)
+    address = my_ip(settings) if str(getattr(settings, "my_ip", "") or "").strip() else None
     try:
         return QemuDriver(
             settings.data_dir / "instances",
             fetch=file_store_fetch(image_dir(settings)),
             accelerator=settings.qemu_accelerator,
             shutdown_timeout=settings.shutdown_timeout,
+            migration_address=address,
+            migration_ports=parse_port_range(settings.live_migration_port_range),
         )
     except (QemuNotInstalled, ValueError) as exc:
         raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None

@@ -99,6 +99,8 @@ class QemuDriver:
         cpu_model: str = "max",
         metadata_command: Callable[[GuestSpec], str | None] | None = None,
         console_limit: int = CONSOLE_LIMIT,
+        migration_address: str | None = None,
+        migration_ports: tuple[int, int] = migration.parse_port_range(migration.PORT_RANGE),
     ) -> None:
         missing = [
             f"{tool} (Debian package {pkg})" for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)
@@ -120,6 +122,10 @@ class QemuDriver:
         self.metadata_command = metadata_command
         self.network: Networking | None = None  # set when the network data plane is on: ports on taps
         self.console_limit = console_limit
+        # an incoming live migration listens on TCP at this address (ports of migration_ports);
+        # None: on unix sockets in the instance directory (source and destination on one machine)
+        self.migration_address = migration_address
+        self.migration_ports = migration_ports
         self._version = _qemu_version()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
