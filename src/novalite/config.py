@@ -73,6 +73,9 @@ class Settings:
     # QEMU host with my_ip set: the TCP ports an incoming live migration listens on (NBD disks and
     # memory, two per migration; unencrypted, as libvirt's default TCP transport), libvirt's range
     live_migration_port_range: str = "49152-49215"
+    # QEMU host: MiB/s an outgoing live migration's memory copy may use (Nova's [libvirt]
+    # live_migration_bandwidth); 0: no limit
+    live_migration_bandwidth: int = 0
     # QEMU host: the image store's data files (the API's <data_dir>/images); empty: this data dir's
     image_dir: str = ""
     shutdown_timeout: float = 60  # seconds a guest has to power off on ACPI before a hard stop

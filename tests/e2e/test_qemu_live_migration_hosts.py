@@ -59,9 +59,14 @@ def _ticks(text: str) -> list[int]:
 
 
 @pytest.fixture
-def namespaced(two_hosts: TwoHosts, tmp_path: Path) -> Iterator[tuple[Deployment, Path]]:  # noqa: F811
+def namespaced(
+    two_hosts: TwoHosts,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[Deployment, Path]]:
     """The API and conductor here; hostA and hostB, ``--network-dataplane off`` (user-mode
-    networking) and ``--my-ip`` on the A-B pair, each in its namespace with its own data dir."""
+    networking) and ``--my-ip`` on the A-B pair, each in its namespace with its own data dir.
+    ``request.param`` (indirect parametrization): environment the two computes get besides."""
     try:
         build_guest_image(guest_cache_dir())
     except GuestBuildError as exc:
@@ -93,7 +98,10 @@ def namespaced(two_hosts: TwoHosts, tmp_path: Path) -> Iterator[tuple[Deployment
                                  "--my-ip", two_hosts.tunnel_ips[host])  # fmt: skip
             log = (tmp_path / f"{host}.log").open("ab")
             dep.processes[host] = subprocess.Popen(
-                ["ip", "netns", "exec", ns, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+                ["ip", "netns", "exec", ns, *args],
+                env=env | dict(getattr(request, "param", {})),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         dep.wait(
             "both QEMU computes up",
@@ -197,3 +205,62 @@ def test_a_running_guest_moves_to_another_machine_without_reboot(
     assert _usage(dep) == {"hostA": 0, "hostB": 0}
     for name, proc in dep.processes.items():
         assert proc.poll() is None, f"{name} exited\n{dep.logs()}"
+
+
+BUSY = COUNTER + (
+    "( while true; do dd if=/dev/urandom of=/dev/null bs=4M count=64 2>/dev/null; done ) &\n"
+)  # rewrites 4 MiB of memory without pause: at 1 MiB/s the copy does not converge
+
+
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("namespaced", [{"NOVALITE_LIVE_MIGRATION_BANDWIDTH": "1"}], indirect=True)
+def test_force_complete_of_a_live_migration_that_cannot_converge(
+    namespaced: tuple[Deployment, Path],
+) -> None:
+    """``openstack server migration force complete`` (2.22) while the memory copy of a busy guest
+    runs: the source pauses the guest, the copy converges, the guest counts on on hostB."""
+    dep, root = namespaced
+    assert dep.cli is not None
+    _upload_guest_image(dep)
+    user_data = dep.tmp / "busy.sh"
+    user_data.write_text(BUSY)
+    server_id = dep.openstack(
+        "server", "create", "--image", "novalite-guest", "--flavor", "g1.nano", "--no-network",
+        "--config-drive", "true", "--user-data", str(user_data), "--availability-zone", "nova:hostA",
+        "--wait", "busy",
+    )["id"]  # fmt: skip
+    _wait("the counter on hostA", lambda: len(_ticks(_console(dep, "busy"))) >= 3, dep)
+    before = _ticks(_console(dep, "busy"))[-1]
+    dep.cli.openstack(
+        "--os-compute-api-version", "2.30", "server", "migrate", "--live-migration", "--host", "hostB",
+        "busy", cloud="novalite-admin",
+    )  # fmt: skip
+
+    def running() -> dict[str, Any] | None:
+        rows = dep.openstack("--os-compute-api-version", "2.59", "server", "migration", "list",
+                             "--server", server_id)  # fmt: skip
+        return next((r for r in rows if r["Status"] == "running"), None)
+
+    migration = _wait("the live migration running", running, dep, timeout=300)
+    time.sleep(20)  # the copy runs, and cannot converge
+    assert dep.openstack("server", "show", "busy")["OS-EXT-SRV-ATTR:host"] == "hostA"
+    dep.cli.openstack(
+        "--os-compute-api-version", "2.22", "server", "migration", "force", "complete", "busy",
+        str(migration["Id"]), cloud="novalite-admin",
+    )  # fmt: skip
+    _wait("the server ACTIVE on hostB", lambda: _settled_on(dep, "busy", "hostB"), dep, timeout=600)
+    [done] = dep.openstack("--os-compute-api-version", "2.59", "server", "migration", "list",
+                           "--server", server_id)  # fmt: skip
+    assert done["Status"] == "completed", done
+    actions = dep.openstack("server", "event", "list", "busy")
+    assert "live_migration_force_complete" in {a["Action"] for a in actions}, actions
+    assert _guests_running(root / "hostB") and not _guests_running(root / "hostA")
+    text = _wait(
+        "the counter going on on hostB", lambda: _counted_past(_console(dep, "busy"), before + 3), dep
+    )
+    assert READY not in text and _ticks(text)[0] > before, text[-2000:]
+    dep.cli.openstack("server", "delete", "--wait", "busy", cloud="novalite-admin")
+    deadline = time.monotonic() + 120
+    while _guests_running(root) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not _guests_running(root)

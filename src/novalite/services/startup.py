@@ -75,6 +75,7 @@ def qemu_driver(settings: Any) -> QemuDriver:
             shutdown_timeout=settings.shutdown_timeout,
             migration_address=address,
             migration_ports=parse_port_range(settings.live_migration_port_range),
+            migration_bandwidth_mib=max(0, int(settings.live_migration_bandwidth)),
         )
     except (QemuNotInstalled, ValueError) as exc:
         raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None

@@ -101,6 +101,7 @@ class QemuDriver:
         console_limit: int = CONSOLE_LIMIT,
         migration_address: str | None = None,
         migration_ports: tuple[int, int] = migration.parse_port_range(migration.PORT_RANGE),
+        migration_bandwidth_mib: int = 0,
     ) -> None:
         missing = [
             f"{tool} (Debian package {pkg})" for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)
@@ -126,6 +127,7 @@ class QemuDriver:
         # None: on unix sockets in the instance directory (source and destination on one machine)
         self.migration_address = migration_address
         self.migration_ports = migration_ports
+        self.migration_bandwidth_mib = migration_bandwidth_mib  # outgoing memory copy cap; 0: none
         self._version = _qemu_version()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -588,9 +590,12 @@ class QemuDriver:
     @_serialised
     def live_migrate(self, guest: GuestSpec, target: Mapping[str, Any], *, bandwidth_mib: int = 0) -> None:
         """Source: disks then memory to the destination (at most ``bandwidth_mib`` MiB/s of memory
-        when > 0); on failure the guest runs on here."""
+        when > 0, else the host's ``migration_bandwidth_mib``); on failure the guest runs on here."""
         migration.migrate(
-            self, guest, migration.MigrationTarget.from_dict(target), bandwidth_mib=bandwidth_mib
+            self,
+            guest,
+            migration.MigrationTarget.from_dict(target),
+            bandwidth_mib=bandwidth_mib or self.migration_bandwidth_mib,
         )
 
     def control_live_migration(self, guest: GuestSpec, what: str) -> bool:
