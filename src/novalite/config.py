@@ -70,6 +70,12 @@ class Settings:
     # QEMU host: this host's tunnel address (VXLAN peers reach it there; the compute node's host_ip);
     # empty: the address of the interface holding the default route, else 127.0.0.1
     my_ip: str = ""
+    # QEMU host with my_ip set: the TCP ports an incoming live migration listens on (NBD disks and
+    # memory, two per migration; unencrypted, as libvirt's default TCP transport), libvirt's range
+    live_migration_port_range: str = "49152-49215"
+    # QEMU host: MiB/s an outgoing live migration's memory copy may use (Nova's [libvirt]
+    # live_migration_bandwidth); 0: no limit
+    live_migration_bandwidth: int = 0
     # QEMU host: the image store's data files (the API's <data_dir>/images); empty: this data dir's
     image_dir: str = ""
     # QEMU host: where image data comes from: dir (image_dir), api (GET /image/v2/images/{id}/file

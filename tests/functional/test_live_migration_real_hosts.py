@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -147,10 +148,14 @@ def test_a_failed_copy_leaves_the_server_on_its_host(two_hosts: Api) -> None:
     assert any(a["action"] == "live-migration" for a in r.json()["instanceActions"])
 
 
-def _held_migration(stack: Api, sid: str) -> dict[str, Any]:
-    """The server's live migration in progress (the stand-in holds it in ``running``)."""
+def _held_migration(stack: Api, sid: str, log: list[tuple[str, str]]) -> dict[str, Any]:
+    """The server's live migration in progress, once the stand-in holds its copy (the status
+    goes ``running`` -> ``preparing`` -> ``running``: the copy's start is the sure sign)."""
+    deadline = time.monotonic() + 60
+    while not any(step == "migrate" for step, _ in log):
+        assert time.monotonic() < deadline, f"the copy did not start: {log}"
+        time.sleep(0.05)
     path = f"{SERVERS}/{sid}/migrations"
-    stack.wait_for(path, lambda r: bool(r.json()["migrations"]), as_="admin", version="2.23")
     [m] = stack.get(path, as_="admin", version="2.23").json()["migrations"]
     assert m["status"] == "running"
     return dict(m)
@@ -162,7 +167,7 @@ def test_abort_cancels_a_running_live_migration(two_hosts: Api) -> None:
     src = host_of(stack, sid)
     log = live_hosts(stack, fail={"hold"})
     assert action(stack, sid, LIVE, as_="admin", version="2.25").status_code == 202
-    m = _held_migration(stack, sid)
+    m = _held_migration(stack, sid, log)
     assert server(stack, sid)["OS-EXT-STS:task_state"] == "migrating"
 
     r = stack.delete(f"{SERVERS}/{sid}/migrations/{m['id']}", as_="admin", version="2.24")
@@ -188,7 +193,7 @@ def test_force_complete_of_a_running_live_migration(two_hosts: Api) -> None:
     src = host_of(stack, sid)
     log = live_hosts(stack, fail={"hold"})
     assert action(stack, sid, LIVE, as_="admin", version="2.25").status_code == 202
-    m = _held_migration(stack, sid)
+    m = _held_migration(stack, sid, log)
 
     r = stack.post(
         f"{SERVERS}/{sid}/migrations/{m['id']}/action",
@@ -205,3 +210,39 @@ def test_force_complete_of_a_running_live_migration(two_hosts: Api) -> None:
     [done] = migrations(stack, instance_uuid=sid, migration_type="live-migration")
     assert done["status"] == "completed"
     assert usages(stack) == {src: {}, dst: TINY}
+
+
+def test_live_migration_notifications_pre_post_and_abort(stack_factory: Any) -> None:
+    """instance.live_migration_pre.* from the destination, live_migration_post.* when the move is
+    recorded, live_migration_abort.* from the source when an abort reaches a running copy."""
+    from tests.functional.test_notifications import Bus
+
+    stack = stack_factory(fake_hosts=2, notifications="versioned")
+    bus = Bus(stack)
+    sid = boot(stack)
+    src = host_of(stack, sid)
+    log = live_hosts(stack, fail={"hold"})
+    assert action(stack, sid, LIVE, as_="admin", version="2.25").status_code == 202
+    m = _held_migration(stack, sid, log)
+    r = stack.delete(f"{SERVERS}/{sid}/migrations/{m['id']}", as_="admin", version="2.24")
+    assert r.status_code == 202, r.text
+    bus.wait_for("instance.live_migration_abort.end")
+    dst = m["dest_compute"]
+    pre = [x for x in bus.drain() if x["event_type"].startswith("instance.live_migration_pre.")]
+    assert [x["event_type"] for x in pre] == [
+        "instance.live_migration_pre.start",
+        "instance.live_migration_pre.end",
+    ]
+    assert all(x["publisher_id"] == f"nova-compute:{dst}" for x in pre)
+    aborts = [x for x in bus.seen if x["event_type"].startswith("instance.live_migration_abort.")]
+    assert [x["publisher_id"] for x in aborts] == [f"nova-compute:{src}"] * 2
+    stack.wait_for(
+        f"{SERVERS}/{sid}", lambda r: r.json()["server"]["OS-EXT-STS:task_state"] is None, as_="admin"
+    )
+
+    live_hosts(stack, fail=set())
+    assert action(stack, sid, LIVE, as_="admin", version="2.25").status_code == 202
+    bus.wait_for("instance.live_migration_post.end")
+    types = bus.types(sid)
+    assert types.count("instance.live_migration_pre.end") == 2
+    assert "instance.live_migration_post.start" in types

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -53,6 +55,19 @@ MARKED_USER_DATA = USER_DATA + (
 )
 
 
+def _counted_past(driver, guest, n: int) -> str:
+    """The console once the guest's counter is past ``n`` (the ticks printed on the source while
+    the move ran are not on the destination's console: no exact tick number to wait for)."""
+    deadline = time.monotonic() + 240
+    while True:
+        text = driver.console_output(guest).replace("\r\n", "\n")
+        if any(t > n for t in ticks(text)):
+            return text
+        if time.monotonic() > deadline:
+            pytest.fail(f"the counter did not pass {n} on the destination:\n{text[-4000:]}")
+        time.sleep(0.2)
+
+
 def _migrate(src, dst, guest_src, guest_dst) -> None:
     """The order the agents follow: destination prepares, source migrates, destination finishes,
     source destroys; a failure aborts the destination and leaves the source running."""
@@ -82,7 +97,7 @@ def test_running_guest_moves_to_another_host_without_reboot(two_hosts, guest_ima
     _migrate(src, dst, guest, on_b)
 
     assert dst.get_info(on_b).state == PowerState.RUNNING
-    text = wait_console(dst, on_b, rf"(?m)^tick {before + 3}$")
+    text = _counted_past(dst, on_b, before + 3)
     after = ticks(text)
     assert after and after[0] > before, text[-2000:]  # the counter went on: no new boot from 1
     assert READY not in text  # no second boot on the destination
@@ -162,3 +177,104 @@ def test_abort_cancels_a_running_migration(two_hosts, guest_image, image_meta):
     text = wait_console(src, guest, rf"(?m)^tick {before + 2}$")
     assert len(re.findall(READY, text)) == 1
     src.destroy(guest)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _three_free_ports() -> int:
+    """The first of three consecutive ports free on loopback."""
+    for _ in range(200):
+        low = random.randint(20000, 40000)
+        if all(_port_free(p) for p in range(low, low + 3)):
+            return low
+    pytest.skip("no three consecutive free ports on loopback")
+
+
+def test_tcp_listeners_on_the_destination_address(two_hosts, guest_image, image_meta):
+    """A destination with an address (its my_ip; loopback here) listens on TCP ports of its
+    range, skips a port another process holds, and closes both listeners at abort and at finish;
+    the guest moves over TCP without a reboot."""
+    require_qemu()
+    a, b = two_hosts
+    low = _three_free_ports()
+    src = make_driver(a, guest_image)
+    dst = make_driver(b, guest_image, migration_address="127.0.0.1", migration_ports=(low, low + 2))
+    guest = spec(image_meta, config_drive=True, user_data=USER_DATA)
+    on_b = dataclasses.replace(guest, host="compute-2", node="compute-2")
+    src.spawn(guest)
+    wait_console(src, guest, r"(?m)^tick 2$")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", low + 1))  # someone else's port in the range
+        holder.listen()
+
+        def ports(target: dict) -> set[int]:
+            assert target["nbd_server"]["type"] == "inet" and target["nbd_server"]["host"] == "127.0.0.1"
+            assert target["migrate_uri"].startswith("tcp:127.0.0.1:")
+            return {int(target["nbd_server"]["port"]), int(target["migrate_uri"].rsplit(":", 1)[1])}
+
+        target = dst.prepare_live_migration(on_b, src.live_migration_source(guest))
+        assert ports(target) == {low, low + 2}
+        assert not any(_port_free(p) for p in (low, low + 2))
+        assert not (b / guest.uuid / "nbd.sock").exists()
+        dst.abort_live_migration(on_b)
+        assert all(_port_free(p) for p in (low, low + 2))  # released at abort
+
+        target = dst.prepare_live_migration(on_b, src.live_migration_source(guest))
+        assert ports(target) == {low, low + 2}
+        before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
+        src.live_migrate(guest, target)
+        dst.finish_live_migration(on_b)
+        src.destroy(guest)
+        assert all(_port_free(p) for p in (low, low + 2))  # released at finish
+    text = _counted_past(dst, on_b, before + 3)
+    after = ticks(text)
+    assert after and after[0] > before and READY not in text, text[-2000:]
+    assert src.list_running() == {} and list(dst.list_running()) == [on_b.uuid]
+    dst.destroy(on_b)
+    assert dst.list_running() == {}
+
+
+def test_force_complete_pauses_the_guest_so_that_the_copy_converges(two_hosts, guest_image, image_meta):
+    """A guest that rewrites 4 MiB of random bytes without pause, memory capped at 1 MiB/s: the
+    copy cannot converge while it runs. force_complete pauses it (as Nova's libvirt driver does
+    without post-copy): the move completes and the guest counts on on the destination."""
+    require_qemu()
+    a, b = two_hosts
+    src, dst = make_driver(a, guest_image), make_driver(b, guest_image)
+    busy = (
+        USER_DATA + b"( while true; do dd if=/dev/urandom of=/dev/null bs=4M count=64 2>/dev/null; done ) &\n"
+    )
+    guest = spec(image_meta, config_drive=True, user_data=busy)
+    on_b = dataclasses.replace(guest, host="compute-2", node="compute-2")
+    src.spawn(guest)
+    wait_console(src, guest, r"(?m)^tick 2$")
+    target = dst.prepare_live_migration(on_b, src.live_migration_source(guest))
+    failures: list[BaseException] = []
+
+    def move() -> None:
+        try:
+            src.live_migrate(guest, target, bandwidth_mib=1)
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    mover = threading.Thread(target=move, daemon=True)
+    mover.start()
+    time.sleep(20)  # the copy runs (and cannot converge) for a while
+    assert mover.is_alive(), failures
+    before = ticks(src.console_output(guest).replace("\r\n", "\n"))[-1]
+    assert src.control_live_migration(guest, "force_complete")
+    mover.join(300)
+    assert not mover.is_alive() and not failures, failures
+    dst.finish_live_migration(on_b)
+    src.destroy(guest)
+    text = _counted_past(dst, on_b, before + 2)
+    assert READY not in text and ticks(text)[0] > before, text[-2000:]
+    assert dst.get_info(on_b).state == PowerState.RUNNING
+    dst.destroy(on_b)

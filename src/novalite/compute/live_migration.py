@@ -11,6 +11,11 @@ the destination's by the instance). When the source's driver can live-migrate, i
 4. records the server on the destination (``server_moves.finish_move``: migration
    ``completed``, source allocation freed, ports bound there) and destroys its own copy.
 
+Versioned notifications, as Nova's: ``instance.live_migration_pre.start``/``.end`` from the
+destination around step 1, ``instance.live_migration_post.start``/``.end`` when the move is
+recorded (``server_moves.finish_move``), ``instance.live_migration_abort.start``/``.end`` from the
+source when an abort is asked for while its copy runs.
+
 A failure at 1-3 gives the move up (``server_moves.fail_move``: migration ``error``, allocations
 back, a fault): the destination's half is aborted and the guest keeps running on the source.
 """
@@ -23,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from novalite import notifications
 from novalite.compute import build
 from novalite.compute.live_migration_rpc import (
     FinishLiveMigration,
@@ -130,10 +136,20 @@ def prepare_here(agent: Any, msg: PrepareLiveMigration) -> dict[str, Any]:
     guest = _guest(agent, msg.instance_uuid, msg.node)
     if guest is None:
         return {"error": f"instance {msg.instance_uuid} is gone"}
+    pre = "instance.live_migration_pre"
+    notifications.instance_in(agent.db, f"{pre}.start", guest.uuid, host=agent.host)
     try:
         target = agent.driver.prepare_live_migration(guest, msg.source)
     except DriverError as exc:
         return {"error": str(exc)}
+    notifications.instance_in(agent.db, f"{pre}.end", guest.uuid, host=agent.host)
+    LOG.info(
+        "live migration %s of %s: receiving the disks at %s, the memory at %s",
+        msg.migration_uuid,
+        msg.instance_uuid,
+        target.get("nbd_server") or target.get("nbd_socket"),
+        target.get("migrate_uri"),
+    )
     return {"target": dict(target)}
 
 
@@ -171,11 +187,16 @@ def control_here(agent: Any, msg: LiveMigrationControl) -> None:
     guest = _guest(agent, msg.instance_uuid)
     if guest is None:
         return
+    aborting, event = msg.action == "abort", "instance.live_migration_abort"
+    if aborting:
+        notifications.instance_in(agent.db, f"{event}.start", guest.uuid, host=agent.host)
     try:
         if not control(guest, msg.action):
             LOG.info("live migration %s: no migration running for %s", msg.migration_uuid, msg.action)
     except (DriverError, ValueError) as exc:
         LOG.warning("live migration %s: %s failed: %s", msg.migration_uuid, msg.action, exc)
+    if aborting:
+        notifications.instance_in(agent.db, f"{event}.end", guest.uuid, host=agent.host)
 
 
 def _status(agent: Any, migration_uuid: str, status: str, dest: tuple[str, str] | None = None) -> None:

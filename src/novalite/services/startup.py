@@ -62,8 +62,12 @@ def qemu_driver(settings: Any, db: Database | None = None) -> QemuDriver:
     (``QemuNotInstalled``, naming the Debian packages), a bad accelerator or an image source it
     cannot use (services/image_source.py) stops the start-up."""
     from novalite.services.image_source import ImageSourceError, image_fetch
+    from novalite.services.tunnel import my_ip
     from novalite.virt.qemu import QemuDriver, QemuNotInstalled
+    from novalite.virt.qemu.migration import parse_port_range
 
+    # an explicit my_ip: incoming live migrations on TCP there (hosts on different machines)
+    address = my_ip(settings) if str(getattr(settings, "my_ip", "") or "").strip() else None
     try:
         fetch = image_fetch(settings, db)
     except ImageSourceError as exc:
@@ -74,6 +78,9 @@ def qemu_driver(settings: Any, db: Database | None = None) -> QemuDriver:
             fetch=fetch,
             accelerator=settings.qemu_accelerator,
             shutdown_timeout=settings.shutdown_timeout,
+            migration_address=address,
+            migration_ports=parse_port_range(settings.live_migration_port_range),
+            migration_bandwidth_mib=max(0, int(settings.live_migration_bandwidth)),
         )
     except (QemuNotInstalled, ValueError) as exc:
         raise SystemExit(f"novalite: --driver qemu cannot start: {exc}") from None

@@ -99,6 +99,9 @@ class QemuDriver:
         cpu_model: str = "max",
         metadata_command: Callable[[GuestSpec], str | None] | None = None,
         console_limit: int = CONSOLE_LIMIT,
+        migration_address: str | None = None,
+        migration_ports: tuple[int, int] = migration.parse_port_range(migration.PORT_RANGE),
+        migration_bandwidth_mib: int = 0,
     ) -> None:
         missing = [
             f"{tool} (Debian package {pkg})" for tool, pkg in REQUIRED_TOOLS.items() if not shutil.which(tool)
@@ -120,6 +123,11 @@ class QemuDriver:
         self.metadata_command = metadata_command
         self.network: Networking | None = None  # set when the network data plane is on: ports on taps
         self.console_limit = console_limit
+        # an incoming live migration listens on TCP at this address (ports of migration_ports);
+        # None: on unix sockets in the instance directory (source and destination on one machine)
+        self.migration_address = migration_address
+        self.migration_ports = migration_ports
+        self.migration_bandwidth_mib = migration_bandwidth_mib  # outgoing memory copy cap; 0: none
         self._version = _qemu_version()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -582,9 +590,12 @@ class QemuDriver:
     @_serialised
     def live_migrate(self, guest: GuestSpec, target: Mapping[str, Any], *, bandwidth_mib: int = 0) -> None:
         """Source: disks then memory to the destination (at most ``bandwidth_mib`` MiB/s of memory
-        when > 0); on failure the guest runs on here."""
+        when > 0, else the host's ``migration_bandwidth_mib``); on failure the guest runs on here."""
         migration.migrate(
-            self, guest, migration.MigrationTarget.from_dict(target), bandwidth_mib=bandwidth_mib
+            self,
+            guest,
+            migration.MigrationTarget.from_dict(target),
+            bandwidth_mib=bandwidth_mib or self.migration_bandwidth_mib,
         )
 
     def control_live_migration(self, guest: GuestSpec, what: str) -> bool:

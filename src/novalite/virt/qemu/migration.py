@@ -8,14 +8,21 @@ The steps, each host's driver doing its own part (the agents call them in this o
                            and swap disks, the config drive regenerated, launch.json = the source's
                            command line with the source directory replaced by its own; taps
                            plugged (data plane on); QEMU started with ``-incoming defer``; an NBD
-                           server on ``nbd.sock`` exporting its local disks writable;
-                           ``migrate-incoming unix:migrate.sock``
+                           server exporting its local disks writable (a named export per
+                           disk, as many connections as disks); ``migrate-incoming``
     source       migrate   per local disk: ``blockdev-add`` of the NBD export + ``blockdev-mirror``
                            (sync=top: the base is in both caches; copy-mode write-blocking), wait
-                           until every job is ready, ``migrate unix:migrate.sock``, wait for
+                           until every job is ready, ``migrate`` to the target's URI, wait for
                            completed, ``block-job-cancel`` (the target stays a consistent copy)
     destination  finish    ``nbd-server-stop``, ``cont``: the guest runs on, no reboot
     source       destroy   QEMU quits, its instance directory is removed, taps unplugged
+
+Where the destination listens: with an address (the host's ``my_ip``) the NBD server and
+``migrate-incoming`` listen on TCP at that address, each on a free port of the host's port range
+(``live_migration_port_range``, 49152-49215 like libvirt's), for hosts on different machines;
+without one on unix sockets in its instance directory (``nbd.sock``, ``migrate.sock``: both
+hosts on one machine). The streams are not encrypted (libvirt's default TCP transport neither).
+The listeners close when the move ends: ``nbd-server-stop`` at finish, QEMU killed at abort.
 
 Volumes are files every host reaches: the destination opens the same file (no copy). A failure
 at any step before finish leaves the source running (``rollback``: jobs cancelled, ``cont``)
@@ -26,11 +33,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +55,7 @@ LOCAL_DRIVES = ("drive-root", "drive-ephemeral", "drive-swap")  # copied; config
 MIRROR_TIMEOUT = 600.0
 MIGRATE_TIMEOUT = 600.0
 SUN_PATH_MAX = 107
+PORT_RANGE = "49152-49215"  # libvirt's default migration ports
 FORCE_COMPLETE, ABORT = "force_complete", "abort"
 _running: dict[str, set[str]] = {}  # instance directory of a migrating source -> requests
 _running_guard = threading.Lock()
@@ -57,26 +66,42 @@ class MigrationTarget:
     """What the destination tells the source: where to send the disks and the memory."""
 
     instance_uuid: str
-    nbd_socket: str  # unix socket of the destination's NBD server
-    migrate_uri: str  # ``unix:<path>`` the destination's QEMU listens on for the memory
+    # the destination's NBD server as a QMP SocketAddress: {"type": "unix", "path": ...} or
+    # {"type": "inet", "host": ip, "port": "N"}
+    nbd_server: Mapping[str, str]
+    migrate_uri: str  # ``unix:<path>`` or ``tcp:<ip>:<port>``: the destination QEMU's memory listener
     drives: tuple[str, ...]  # the drives copied over NBD (export name = drive id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "instance_uuid": self.instance_uuid,
-            "nbd_socket": self.nbd_socket,
+            "nbd_server": dict(self.nbd_server),
             "migrate_uri": self.migrate_uri,
             "drives": list(self.drives),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MigrationTarget:
+        server = data.get("nbd_server")
+        if not isinstance(server, Mapping):  # an agent of the unix-socket-only version
+            server = {"type": "unix", "path": str(data["nbd_socket"])}
         return cls(
             instance_uuid=str(data["instance_uuid"]),
-            nbd_socket=str(data["nbd_socket"]),
+            nbd_server={str(k): str(v) for k, v in server.items()},
             migrate_uri=str(data["migrate_uri"]),
             drives=tuple(str(x) for x in data["drives"]),
         )
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"49152-49215"`` -> (49152, 49215); ValueError naming the setting when malformed."""
+    try:
+        low, high = (int(x) for x in str(text).split("-", 1))
+    except ValueError:
+        raise ValueError(f"live_migration_port_range must be LOW-HIGH, not {text!r}") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"live_migration_port_range {text!r}: ports 1-65535, LOW <= HIGH")
+    return low, high
 
 
 def local_drives(d: Path, argv: Sequence[str]) -> tuple[str, ...]:
@@ -102,7 +127,8 @@ def prepare(driver: QemuDriver, guest: GuestSpec, argv: Sequence[str], source_di
         raise DriverError(f"Instance {guest.uuid} already exists on {guest.host}")
     for dev in guest.block_devices:  # shared volume files: the destination opens the same file
         hotplug.check_volume_file(str(dev.get("volume_id")), dev.get("path"))
-    for name in (NBD_SOCKET, MIGRATE_SOCKET):
+    address = driver.migration_address
+    for name in (NBD_SOCKET, MIGRATE_SOCKET) if address is None else ():
         if len(str(d / name).encode()) > SUN_PATH_MAX:
             raise DriverError(f"instances_path {driver.instances_path} is too long for a unix socket")
     base = None if hotplug.root_volume(guest.block_devices) else driver.images.ensure(guest.image)
@@ -113,12 +139,15 @@ def prepare(driver: QemuDriver, guest: GuestSpec, argv: Sequence[str], source_di
             _same_size(d, source_dir)
         driver._copy_kernel_files(d, guest)
         own = [a.replace(source_dir.rstrip("/") + "/", f"{d}/") for a in argv]
+        if driver.metadata_command is not None:  # this host's metadata relay, not the source's
+            own = own_metadata_relay(own, driver.metadata_command(guest))
         drives = local_drives(d, own)
         _write(d / launch.LAUNCH, json.dumps({"argv": own}).encode())
         driver._start(d, guest.uuid, incoming=True)
         with driver._qmp(d) as qmp:
             nodes = _drive_nodes(qmp)
-            qmp.execute("nbd-server-start", addr={"type": "unix", "data": {"path": str(d / NBD_SOCKET)}})
+            listeners = _Listeners(qmp, d, address, driver.migration_ports)
+            nbd_server = listeners.nbd(max(1, len(drives)))
             for drive in drives:
                 qmp.execute(
                     "block-export-add",
@@ -128,13 +157,79 @@ def prepare(driver: QemuDriver, guest: GuestSpec, argv: Sequence[str], source_di
                     name=drive,
                     writable=True,
                 )
-            qmp.execute("migrate-incoming", uri=f"unix:{d / MIGRATE_SOCKET}")
+            migrate_uri = listeners.incoming()
     except BaseException as exc:
         abort(driver, guest)
         if isinstance(exc, QMPError):
             raise DriverError(f"Instance {guest.uuid} cannot be received on {guest.host}: {exc}") from exc
         raise
-    return MigrationTarget(guest.uuid, str(d / NBD_SOCKET), f"unix:{d / MIGRATE_SOCKET}", drives)
+    return MigrationTarget(guest.uuid, nbd_server, migrate_uri, drives)
+
+
+def own_metadata_relay(argv: Sequence[str], command: str | None) -> list[str]:
+    """The source's command line with its guestfwd metadata relay (a command naming the source
+    host's data directory) replaced by this host's ``command``."""
+    marker = "-cmd:"
+    out = []
+    for arg in argv:
+        if command is not None and "guestfwd=" in arg and marker in arg:
+            head, _, tail = arg.partition(marker)
+            rest = tail.split(",", 1)  # the command has no comma (QEMU option syntax)
+            arg = head + marker + command + ("," + rest[1] if len(rest) > 1 else "")
+        out.append(arg)
+    return out
+
+
+class _Listeners:
+    """Destination: the NBD server and the memory listener, on unix sockets in the instance
+    directory (no address) or on TCP ports of ``ports`` at ``address`` (a port another process
+    holds is skipped)."""
+
+    def __init__(self, qmp: QMPClient, d: Path, address: str | None, ports: tuple[int, int]) -> None:
+        self.qmp, self.d, self.address, self.ports = qmp, d, address, ports
+        self.taken: set[int] = set()
+
+    def nbd(self, connections: int) -> dict[str, str]:
+        """Start the NBD server: at most ``connections`` clients (the source's, one per disk)."""
+        limit = _args({"max-connections": connections})
+        if self.address is None:
+            path = str(self.d / NBD_SOCKET)
+            self.qmp.execute("nbd-server-start", addr={"type": "unix", "data": {"path": path}}, **limit)
+            return {"type": "unix", "path": path}
+        address = self.address
+        port = self._bind(
+            lambda p: self.qmp.execute(
+                "nbd-server-start", addr={"type": "inet", "data": {"host": address, "port": str(p)}}, **limit
+            )
+        )
+        return {"type": "inet", "host": address, "port": str(port)}
+
+    def incoming(self) -> str:
+        """``migrate-incoming``; answers the URI the source migrates to."""
+        if self.address is None:
+            uri = f"unix:{self.d / MIGRATE_SOCKET}"
+            self.qmp.execute("migrate-incoming", uri=uri)
+            return uri
+        port = self._bind(lambda p: self.qmp.execute("migrate-incoming", uri=f"tcp:{self.address}:{p}"))
+        return f"tcp:{self.address}:{port}"
+
+    def _bind(self, listen: Callable[[int], object]) -> int:
+        low, high = self.ports
+        span = high - low + 1
+        first = random.randrange(span)  # two destinations preparing at once rarely collide
+        for i in range(span):
+            port = low + (first + i) % span
+            if port in self.taken:
+                continue
+            try:
+                listen(port)
+            except QMPError as exc:
+                if "in use" in str(exc).lower():
+                    continue
+                raise
+            self.taken.add(port)
+            return port
+        raise DriverError(f"No free port in the live migration port range {low}-{high} on {self.address}")
 
 
 def migrate(driver: QemuDriver, guest: GuestSpec, target: MigrationTarget, *, bandwidth_mib: int = 0) -> None:
@@ -183,7 +278,7 @@ def _migrate(
                         "blockdev-add",
                         driver="nbd",
                         **_args({"node-name": node}),
-                        server={"type": "unix", "path": target.nbd_socket},
+                        server=dict(target.nbd_server),
                         export=drive,
                     )
                     qmp.execute(
