@@ -1,0 +1,141 @@
+"""Issue 18: after a boot-and-delete churn ``novalite serve`` kept its peak memory. Nothing in
+Python outlived its server; what stayed were the pooled SQLite connections, each with a page
+cache that grows with the database file (and the file with every server ever created), and the
+free heap glibc kept. ``memory.IdleRelease`` closes the idle connections once a burst of work is
+over (bench/README.md, round 14b). These tests check that by behaviour, never by a size."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from novalite import memory
+from tests.conftest import Api
+
+SERVERS = "/compute/v2.1/servers"
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+        return True
+    return False
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+@pytest.mark.timeout(180)
+def test_after_a_churn_and_a_quiet_moment_no_connection_of_the_burst_stays_open(stack_factory: Any) -> None:
+    api: Api = stack_factory(fake_hosts=2)
+    db = api.runtime.db  # type: ignore[attr-defined]
+    opened: list[sqlite3.Connection] = []
+    lock = threading.Lock()
+
+    def record(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        with lock:
+            opened.append(dbapi_conn)
+
+    event.listen(db.engine, "connect", record)
+    # the released connections are re-opened by the next unit of work: a few units make a burst
+    stop = memory.start(db, idle=0.5, min_units=20, poll=0.05)
+    try:
+        image = api.get("/image/v2/images?name=novalite-tiny").json()["images"][0]["id"]
+        ids = []
+        for i in range(6):
+            body = {"server": {"name": f"churn-{i}", "imageRef": image, "flavorRef": "1", "networks": "none"}}
+            r = api.post(SERVERS, version="2.37", json=body)
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["server"]["id"])
+        for sid in ids:
+            api.wait_for(f"{SERVERS}/{sid}", lambda r: r.json()["server"]["status"] == "ACTIVE", as_="admin")
+        for sid in ids:
+            assert api.delete(f"{SERVERS}/{sid}").status_code == 204
+        for sid in ids:
+            api.wait_for(f"{SERVERS}/{sid}", lambda r: r.status_code == 404, as_="admin")
+        with lock:
+            burst = list(opened)
+        assert burst, "the churn opened no database connection"
+        # quiet now: every connection the churn used is closed (the ones a unit of work held
+        # while the release ran are closed by a later one)
+        assert _wait(lambda: all(_closed(c) for c in burst)), [c for c in burst if not _closed(c)]
+        # and the service goes on with fresh connections
+        r = api.get(f"{SERVERS}/detail", as_="admin")
+        assert r.status_code == 200 and r.json()["servers"] == []
+    finally:
+        stop()
+        event.remove(db.engine, "connect", record)
+
+
+def test_a_release_runs_once_per_burst_and_only_after_one() -> None:
+    units = [0]
+    released: list[int] = []
+    watcher = memory.IdleRelease(
+        lambda: units[0], lambda: released.append(units[0]), idle=0.2, min_units=10, poll=0.02
+    )
+    stop = watcher.start()
+    try:
+        units[0] += 3  # a heartbeat or two: not a burst
+        time.sleep(0.6)
+        assert released == []
+        units[0] += 50  # a burst, then quiet
+        assert _wait(lambda: released == [53], timeout=10)
+        time.sleep(0.6)
+        assert released == [53]  # quiet goes on: nothing more to release
+        units[0] += 40  # the next burst
+        assert _wait(lambda: released == [53, 93], timeout=10)
+    finally:
+        stop()
+
+
+def test_a_failing_release_does_not_stop_the_watcher() -> None:
+    units = [0]
+    calls: list[int] = []
+
+    def release() -> None:
+        calls.append(units[0])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    stop = memory.IdleRelease(lambda: units[0], release, idle=0.1, min_units=1, poll=0.02).start()
+    try:
+        units[0] += 5
+        assert _wait(lambda: len(calls) == 1, timeout=10)
+        units[0] += 5
+        assert _wait(lambda: len(calls) == 2, timeout=10)
+    finally:
+        stop()
+
+
+def test_an_in_memory_database_keeps_its_connections(tmp_path: Any) -> None:
+    """An in-memory SQLite database lives in its connections: releasing them would lose it."""
+    from sqlalchemy import text
+
+    from novalite.db.base import Database
+
+    db = Database("sqlite:///:memory:")
+    try:
+        with db.session() as s:
+            s.execute(text("CREATE TABLE t (x INTEGER)"))
+            s.execute(text("INSERT INTO t VALUES (1)"))
+        db.release_idle_connections()
+        with db.reader() as s:
+            assert s.execute(text("SELECT x FROM t")).scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_trim_heap_is_harmless_to_call() -> None:
+    assert memory.trim_heap() in (True, False)
