@@ -6,18 +6,30 @@ over (bench/README.md, round 14b). These tests check that by behaviour, never by
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
-from typing import Any
+import uuid
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import event
 
 from novalite import memory
+from novalite.messaging import local
+from novalite.messaging.messages import Message, registry_of
+from novalite.messaging.transport import CallTimeout, Transport
 from tests.conftest import Api
 
 SERVERS = "/compute/v2.1/servers"
+
+
+@dataclasses.dataclass(frozen=True)
+class Slow(Message):
+    METHOD: ClassVar[str] = "slow"
+    VERSION: ClassVar[str] = "1.0"
+    wait: float = 0.0
 
 
 def _closed(conn: sqlite3.Connection) -> bool:
@@ -139,3 +151,40 @@ def test_an_in_memory_database_keeps_its_connections(tmp_path: Any) -> None:
 
 def test_trim_heap_is_harmless_to_call() -> None:
     assert memory.trim_heap() in (True, False)
+
+
+def test_calls_that_time_out_or_fail_leave_no_reply_queue_behind() -> None:
+    """memory://, caller and handler in one process: a reply that comes after the caller gave up
+    used to create the reply queue again, and a call whose publish failed kept it (one queue per
+    such call, for the life of the process)."""
+    transport = Transport("memory://")
+    topic = f"t.{uuid.uuid4().hex[:8]}"
+    answered = threading.Event()
+
+    def handler(_topic: str, msg: Any) -> str:
+        time.sleep(msg.wait)
+        answered.set()
+        return "done"
+
+    def reply_queues() -> list[str]:
+        return [n for n in list(local._queues) if n.startswith(transport.prefix + "reply.")]
+
+    try:
+        transport.serve([topic], handler, registry_of([Slow]))
+        with pytest.raises(CallTimeout):
+            transport.call(topic, Slow(wait=1.0), timeout=0.1)
+        assert answered.wait(10)
+        time.sleep(0.2)  # the late reply has been handled by now
+        assert reply_queues() == []
+        assert transport.call(topic, Slow(), timeout=10) == "done"
+        assert reply_queues() == []
+
+        def refuse(*_args: Any, **_kwargs: Any) -> None:
+            raise ConnectionError("the engine is restarting")
+
+        transport._publish = refuse  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            transport.call(topic, Slow(), timeout=10)
+        assert reply_queues() == []
+    finally:
+        transport.stop()
