@@ -11,8 +11,11 @@ rounds 13 and 14b) although no Python object outlived its server. What stayed wa
   pages rather than handing it back.
 
 ``IdleRelease`` watches a counter of units of work (``Database.units``). Once at least
-``min_units`` were counted since the last release and none for ``idle`` seconds, it runs its
-``release`` callable once; the next release needs a new burst. ``start(db)`` wires it to a
+``min_units`` were counted since the last release and at most ``quiet_units`` in the last ``idle``
+seconds, it runs its ``release`` callable once; the next release needs a new burst. A few units
+are allowed in a quiet spell: periodic tasks that tick every second (the conductor's, with
+``shelved_offload_time`` or ``resize_confirm_window`` set) must not keep a process from ever
+releasing. ``start(db)`` wires it to a
 database: the idle pooled connections are closed (``Database.release_idle_connections``; the next
 unit of work opens a fresh one, about a millisecond), the cyclic collector runs, and
 ``malloc_trim(0)`` returns the free heap to the OS. A heartbeat or a single request never counts
@@ -21,6 +24,7 @@ as a burst, so a quiet service is not trimmed over and over.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import functools
@@ -33,7 +37,8 @@ from typing import Any
 
 LOG = logging.getLogger(__name__)
 
-IDLE_SECONDS = 2.0  # no unit of work for this long: the burst is over
+IDLE_SECONDS = 2.0  # at most QUIET_UNITS units of work in this long: the burst is over
+QUIET_UNITS = 4
 MIN_UNITS = 100  # units of work since the last release that make a burst worth releasing after
 POLL_SECONDS = 0.5
 
@@ -69,11 +74,13 @@ class IdleRelease:
         *,
         idle: float = IDLE_SECONDS,
         min_units: int = MIN_UNITS,
+        quiet_units: int = QUIET_UNITS,
         poll: float = POLL_SECONDS,
         name: str = "idle-release",
     ):
         self.units, self.release = units, release
-        self.idle, self.min_units, self.poll, self.name = idle, min_units, poll, name
+        self.idle, self.min_units, self.quiet_units = idle, min_units, quiet_units
+        self.poll, self.name = poll, name
         self.releases = 0  # how many times ``release`` ran
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,14 +97,17 @@ class IdleRelease:
             thread.join(timeout=5)
 
     def _run(self) -> None:
-        released_at = last = self.units()
-        quiet_since = time.monotonic()
+        released_at = self.units()
+        # (time, counter) of the polls in the last ``idle`` seconds, oldest first
+        seen: collections.deque[tuple[float, int]] = collections.deque([(time.monotonic(), released_at)])
         while not self._stop.wait(self.poll):
-            now = self.units()
-            if now != last:
-                last, quiet_since = now, time.monotonic()
-                continue
-            if now - released_at >= self.min_units and time.monotonic() - quiet_since >= self.idle:
+            at, now = time.monotonic(), self.units()
+            seen.append((at, now))
+            while len(seen) > 1 and at - seen[1][0] >= self.idle:
+                seen.popleft()  # seen[0] stays the newest poll at least ``idle`` seconds old
+            if at - seen[0][0] < self.idle or now - seen[0][1] > self.quiet_units:
+                continue  # not quiet (or not for long enough yet)
+            if now - released_at >= self.min_units:
                 released_at = now
                 try:
                     self.release()

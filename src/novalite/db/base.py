@@ -280,11 +280,17 @@ class Database:
     def release_idle_connections(self) -> None:
         """Close the pooled connections no unit of work holds now (SQLite database files only):
         each keeps a page cache that grows with the file, its parsed schema and its prepared
-        statements. Units of work in progress keep theirs and close it when they end; the next
-        units open fresh connections. A PostgreSQL connection's caches live in its server process,
-        and an in-memory SQLite database would be lost with its connections: both are left alone."""
+        statements. Units of work in progress keep theirs, which go back to the pool as ever and
+        are closed by the next release; the next units open fresh connections. A PostgreSQL
+        connection's caches live in its server process, and an in-memory SQLite database would be
+        lost with its connections: both are left alone.
+
+        ``QueuePool.dispose`` rather than ``Engine.dispose``: the engine's replaces the pool, and a
+        connection checked out meanwhile went back to the old pool and stayed open for good. The
+        pool's count of connections forgets those held during the release, so until the next one
+        it may open that many beyond its limit."""
         if self.sqlite_path is not None:
-            self.engine.dispose(close=True)
+            self.engine.pool.dispose()
 
 
 _SAVEPOINT_NAMES = itertools.count(1)
