@@ -341,6 +341,7 @@ async def _put_back(client: httpx.AsyncClient, project: str, quota: dict[str, An
 async def run(args: argparse.Namespace) -> None:
     server = None
     rest: tuple[float, float] | None = None  # the server's (RSS, PSS) once every server is deleted
+    settled: tuple[float, float] | None = None  # the same, --settle seconds later (nothing sent meanwhile)
     if args.endpoint:
         auth = authenticate(args.endpoint, args.user, args.password, args.project, args.domain)
     elif args.distributed:
@@ -395,6 +396,9 @@ async def run(args: argparse.Namespace) -> None:
                 await _sweep(state)
                 # what a boot-and-delete churn leaves behind, before the server stops
                 rest = server.memory_now() if server is not None else None
+                if server is not None and args.settle > 0:
+                    await asyncio.sleep(args.settle)
+                    settled = server.memory_now()
             except (
                 BaseException
             ) as exc:  # a failure (or Ctrl-C) after the first POST: delete what the run made
@@ -453,6 +457,11 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{server.memory_line()}  first answer after start: {server.first_answer_s:.2f} s")
         if rest is not None:
             print(f"server memory after the deletes: RSS {rest[0]:.0f} MB, PSS {rest[1]:.0f} MB")
+        if settled is not None:
+            print(
+                f"server memory {args.settle:g} s after the deletes: RSS {settled[0]:.0f} MB, "
+                f"PSS {settled[1]:.0f} MB"
+            )
 
 
 def main() -> None:
@@ -472,6 +481,13 @@ def main() -> None:
         "instead of a new one as soon as one is answered",
     )
     p.add_argument("--poll", type=float, default=0.05, help="seconds between polls of the BUILD list")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="after the deletes, measure the server's memory again this many seconds later, with no "
+        "request meanwhile (0: only right after the deletes)",
+    )
     p.add_argument("--endpoint", default=None, help="identity URL of an already running cloud")
     p.add_argument("--user", default="admin")
     p.add_argument("--password", default=ADMIN_PW)

@@ -253,6 +253,9 @@ def serve(**kwargs: Any) -> None:
         phases.mark("background services")
         settle_heap()
         phases.mark("heap settled")
+        from novalite import memory
+
+        memory.start(runtime.db)  # idle connections and free heap go back after each burst
 
     from novalite.services import engine_process
 

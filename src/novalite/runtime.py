@@ -155,9 +155,14 @@ def limit_malloc_arenas(arenas: int = 1) -> None:
 def settle_heap() -> None:
     """Called once start-up is done: collect the start-up garbage, move everything that is left
     (modules, models, compiled statements, route tables) out of the collector's sight for good
-    (``gc.freeze``: those objects live as long as the process) and raise the thresholds."""
+    (``gc.freeze``: those objects live as long as the process) and raise the thresholds; then
+    hand the heap the start-up freed back to the OS (``memory.trim_heap``: the API process held
+    16-19 MB of free heap after start-up, bench/README.md round 14b)."""
     import gc
+
+    from novalite.memory import trim_heap
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    trim_heap()

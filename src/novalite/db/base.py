@@ -155,6 +155,9 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # units of work started so far (``memory.IdleRelease`` sees a burst end by it); bumped
+        # without a lock: an increment lost to a race only delays a release
+        self.units = 0
         self._write_lock = (
             WriteLock()
         )  # SQLite: serialises the writers (this process's; see share_with_processes)
@@ -192,6 +195,7 @@ class Database:
 
     @contextmanager
     def _unit(self, *, write: bool, lock_key: str | None = None) -> Iterator[Session]:
+        self.units += 1
         if self.is_sqlite and write:
             # one writer at a time anyway: queue on a Python lock (FIFO-ish, no sleeping) rather
             # than in SQLite's busy handler, which backs off up to 100 ms per retry under load
@@ -272,6 +276,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def release_idle_connections(self) -> None:
+        """Close the pooled connections no unit of work holds now (SQLite database files only):
+        each keeps a page cache that grows with the file, its parsed schema and its prepared
+        statements. Units of work in progress keep theirs, which go back to the pool as ever and
+        are closed by the next release; the next units open fresh connections. A PostgreSQL
+        connection's caches live in its server process, and an in-memory SQLite database would be
+        lost with its connections: both are left alone.
+
+        ``QueuePool.dispose`` rather than ``Engine.dispose``: the engine's replaces the pool, and a
+        connection checked out meanwhile went back to the old pool and stayed open for good. The
+        pool's count of connections forgets those held during the release, so until the next one
+        it may open that many beyond its limit."""
+        if self.sqlite_path is not None:
+            self.engine.pool.dispose()
 
 
 _SAVEPOINT_NAMES = itertools.count(1)

@@ -42,6 +42,18 @@ def publish(name: str, body: dict[str, Any], properties: dict[str, Any]) -> None
     named(name).put(Envelope(name, json.loads(json.dumps(body)), dict(properties)))
 
 
+def publish_if_waited(name: str, body: dict[str, Any], properties: dict[str, Any]) -> bool:
+    """``publish`` to a queue that exists (a call's reply queue while its caller waits); False,
+    and nothing kept, once the caller gave up and dropped it."""
+    envelope = Envelope(name, json.loads(json.dumps(body)), dict(properties))
+    with _lock:
+        q = _queues.get(name)
+        if q is None:
+            return False
+        q.put(envelope)  # unbounded: never blocks while the lock is held
+    return True
+
+
 def deliver(name: str, body: dict[str, Any], properties: dict[str, Any]) -> None:
     """Like ``publish`` for a body that is already this process's own copy (decoded from a peer)."""
     named(name).put(Envelope(name, body, dict(properties)))

@@ -337,9 +337,11 @@ class Transport:
     def _call_local(self, topic: str, msg: Message, reply_topic: str, timeout: float) -> Any:
         name = self.prefix + reply_topic
         local.named(name)
-        self._publish(topic, encode(msg), reply_to=reply_topic)
-        envelope = local.get(name, timeout)
-        local.drop(name)
+        try:
+            self._publish(topic, encode(msg), reply_to=reply_topic)
+            envelope = local.get(name, timeout)
+        finally:  # also when the publish failed (the engine is restarting): nobody will answer
+            local.drop(name)
         if envelope is None:
             raise CallTimeout(f"no reply within {timeout:.1f}s")
         if "error" in envelope.body:
@@ -371,7 +373,7 @@ class Transport:
                     except OSError:  # the caller's process is gone: nobody waits for this reply
                         LOG.info("dropping a reply: the other novalite process is gone")
                     return
-            local.publish(self.prefix + reply_to, body, {})
+            local.publish_if_waited(self.prefix + reply_to, body, {})  # the caller may have given up
             return
         # a caller cut off from the broker has given up (its reply queue went with its connection)
         self._publish_to_broker(body, routing_key=self.prefix + reply_to, patience=REPLY_PATIENCE)

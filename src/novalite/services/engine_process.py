@@ -365,9 +365,13 @@ def _run_engine(runtime: Any, link: socket.socket, parent_alive_r: int) -> int:
     runtime.role, runtime.peer = "engine", link
     stop = startup.start(runtime)
     settle_heap()
+    from novalite import memory
+
+    stop_release = memory.start(runtime.db)  # idle connections and free heap go back after each burst
     LOG.info("engine process %d running", os.getpid())
     while not stop_requested.wait(1.0):
         pass
+    stop_release()
     stop()
     runtime.db.dispose()
     return 0
