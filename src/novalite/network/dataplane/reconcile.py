@@ -36,6 +36,9 @@ class Network:
     # theirs; no peer: no VXLAN device
     tunnel_local: str | None = None
     tunnel_peers: tuple[str, ...] = ()
+    # the MAC of this host's DHCP port on the network (compute/dhcp_ports.py; its addresses are
+    # the subnets' ``dhcp_ip``); None: a random one
+    dhcp_mac: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def dhcp_config(network: Network, ports: tuple[Port, ...]) -> dhcp.DhcpConfig:
         hosts=hosts,
         mtu=network.mtu,
         metadata_ip=metadata_proxy.METADATA_IP,
+        mac=network.dhcp_mac,
     )
 
 
