@@ -300,11 +300,6 @@ def _kill_by_path(root: Path) -> None:
 
 
 @pytest.mark.timeout(1500)  # two TCG boots on a loaded machine; a bound, not a target
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky (2 of 5 runs): the second host's guest sometimes gets no DHCP lease within 240 s; "
-    "cause not found yet (issue 20 stays open for it)",
-)
 def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts, tmp_path: Path) -> None:
     try:
         build_guest_image(guest_cache_dir())
@@ -388,8 +383,21 @@ def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts
             fdb = subprocess.run(["bridge", "-n", ns, "fdb", "show"],
                                  capture_output=True, text=True, check=True).stdout  # fmt: skip
             assert f"dst {two_hosts.tunnel_ips[peer]}" in fdb, fdb
+        # each host serves DHCP from a port of its own (own MAC and address), as Neutron's agents
+        dhcp_ports = dep.openstack("port", "list", "--device-owner", "network:dhcp", "--long")
+        assert len(dhcp_ports) == 2, dhcp_ports
+        assert len({p["MAC Address"] for p in dhcp_ports}) == 2, dhcp_ports
+        assert not [p for p in dhcp_ports if f"'{IP_A}'" in str(p) or f"'{IP_B}'" in str(p)], dhcp_ports
+        # neither host's dnsmasq refused the other's guest (what made this test flaky)
+        logs = sorted(root.glob("*/dhcp/*/dnsmasq.log"))
+        assert len(logs) == 2 and not [log for log in logs if "DHCPNAK" in log.read_text()], [
+            log.read_text() for log in logs
+        ]
         assert dep.cli is not None
         dep.cli.openstack("server", "delete", "--wait", "va", "vb", cloud="novalite-admin")
+        # ... and deletes it with its last port on the network
+        left = ("port", "list", "--device-owner", "network:dhcp")
+        _wait("the DHCP ports gone", lambda: not dep.openstack(*left), dep, timeout=60)
         for name, proc in dep.processes.items():
             assert proc.poll() is None, f"{name} exited\n{dep.logs()}"
     finally:
@@ -403,6 +411,8 @@ def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts
                 proc.kill()
                 proc.wait()
         _kill_by_path(root)
+        for log in root.glob("*/dhcp/*/dnsmasq.log"):  # kept with the test's other logs
+            shutil.copy(log, tmp_path / f"dnsmasq-{log.parents[2].name}.log")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -108,6 +108,15 @@ def test_seeded_networks_and_default_group(stack: Api) -> None:
     assert admin_names == ["private", "private", "public"]
 
 
+def test_a_tenant_network_gets_the_vxlan_mtu_an_external_one_the_underlays(stack: Api) -> None:
+    """Neutron on a 1500-byte underlay: 1450 for a tenant network (its hosts are joined by VXLAN,
+    50 bytes of headers), 1500 for the external one; an explicit mtu is kept (issue 20)."""
+    assert _create(stack, "networks", "network", {"name": "t1"})["mtu"] == 1450
+    assert _create(stack, "networks", "network", {"name": "t2", "mtu": 1300})["mtu"] == 1300
+    public = stack.get(f"{N}/networks", params={"name": "public"}).json()["networks"]
+    assert [n["mtu"] for n in public] == [1500]
+
+
 def test_network_crud_and_name_lookup_is_404(stack: Api) -> None:
     net = _create(stack, "networks", "network", {"name": "n1", "description": "d"})
     assert net["status"] == "ACTIVE" and net["admin_state_up"] is True and net["shared"] is False

@@ -246,6 +246,7 @@ class HostNetworking:
         self._applied: Any = None
 
     def reconcile(self, *, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
+        from novalite.compute import dhcp_ports
         from novalite.network.dataplane import reconcile as rc
 
         with self._lock:
@@ -258,6 +259,11 @@ class HostNetworking:
                     expose_external_network=self.expose_external_network,
                     tunnel_ip=self.tunnel_ip,
                 )
+                have = dhcp_ports.current(s, self.host)
+            want = dhcp_ports.wanted(state)
+            if not dhcp_ports.in_line(have, want):  # this host's own DHCP port on each network
+                have = self.db.write(lambda s: dhcp_ports.sync(s, self.host, want))
+            state = dhcp_ports.with_dhcp_ports(state, have)
             if state == self._applied:
                 return
             # no port and no router left: nothing at all stays behind, the nftables table included

@@ -98,6 +98,20 @@ def check_attribute_policy(ctx: RequestContext, action: str, fields: dict[str, A
     raise Forbidden(f"{rule} is disallowed by policy", kind="PolicyNotAuthorized")
 
 
+UNDERLAY_MTU = 1500  # Neutron's global_physnet_mtu default: the hosts' own network
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8 (network/dataplane/l2_vxlan.py)
+
+
+def default_mtu(fields: dict[str, Any]) -> int:
+    """Neutron's MTU for a new network: a tenant network's bridges on several hosts are joined by
+    VXLAN, so it gets the underlay's less VXLAN's 50 bytes (1450); an external, flat or VLAN one
+    the underlay's. The guests learn it by DHCP (option 26) and the bridges and VXLAN devices
+    carry it."""
+    if fields.get("router:external") or fields.get("provider:network_type") in ("flat", "vlan"):
+        return UNDERLAY_MTU
+    return UNDERLAY_MTU - VXLAN_OVERHEAD
+
+
 def create_network(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> Network:
     """``fields`` are type-checked API attributes (name, shared, router:external, mtu, ...)."""
     project_id = fields.get("project_id") or ctx.project_id
@@ -112,7 +126,7 @@ def create_network(s: Session, ctx: RequestContext, fields: dict[str, Any]) -> N
         shared=bool(fields.get("shared")),
         router_external=bool(fields.get("router:external")),
         admin_state_up=fields.get("admin_state_up", True),
-        mtu=fields.get("mtu") or 1500,
+        mtu=fields.get("mtu") or default_mtu(fields),
         description=fields.get("description") or "",
         port_security_enabled=fields.get("port_security_enabled", True),
         provider_network_type=fields.get("provider:network_type"),

@@ -2,7 +2,11 @@
 
 One dnsmasq serves every IPv4 subnet of the network, in ``static`` mode: it answers only
 the MACs listed in its hosts file (MAC -> fixed IP, hostname), as Neutron's DHCP agent
-does. Per-subnet options (router, DNS servers, classless static routes, MTU) go in an
+does. With a network on several hosts (VXLAN) each host's dnsmasq is a server of its own: its
+address and MAC are those of the host's DHCP port (``DhcpSubnet.dhcp_ip``, ``DhcpConfig.mac``;
+``compute/dhcp_ports.py``), and it leaves requests addressed to the other servers alone.
+
+Per-subnet options (router, DNS servers, classless static routes, MTU) go in an
 options file. Both files are rewritten on change and dnsmasq re-reads them on SIGHUP;
 the command line (subnets, addresses) changing means a restart.
 
@@ -69,6 +73,10 @@ class DhcpConfig:
     hosts: tuple[DhcpHost, ...] = ()
     mtu: int | None = None
     metadata_ip: str | None = None  # a /32 route to it via the DHCP server (the metadata proxy)
+    mac: str | None = None  # the server's MAC (its host's DHCP port's); None: the kernel's choice
+
+    def server_addresses(self) -> list[str]:
+        return [s.server_address() for s in _v4(self)]
 
 
 def state_dir(data_dir: Path, net_id: str) -> Path:
@@ -130,7 +138,11 @@ def command(config: DhcpConfig, data_dir: Path) -> list[str]:
         f"--dhcp-hostsfile={d / 'hosts'}",
         f"--dhcp-optsfile={d / 'opts'}",
         f"--dhcp-leasefile={d / 'leases'}",
-        "--dhcp-authoritative",
+        f"--log-facility={d / 'dnsmasq.log'}",  # its offers, acks and refusals, for diagnosis
+        # not --dhcp-authoritative: with VXLAN every host's dnsmasq hears every guest of the network,
+        # and an authoritative one NAKs ("wrong server-ID") each DHCPREQUEST addressed to another
+        # host's server, often before that server's ACK arrives (issue 20's two-host flake); the
+        # lease file keeps the leases across restarts instead
         "--user=root",
         "--group=root",
     ]
@@ -147,12 +159,18 @@ def _ensure_namespace(config: DhcpConfig) -> None:
         netns.create(ns)
     with IPRoute() as ipr:
         if not ipr.link_lookup(ifname=host_end):
-            ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": ns_end, "net_ns_fd": ns})
+            peer: dict[str, object] = {"ifname": ns_end, "net_ns_fd": ns}
+            if config.mac:
+                peer["address"] = config.mac.lower()
+            ipr.link("add", ifname=host_end, kind="veth", peer=peer)
     l2.plug(config.net_id, host_end)
     with NetNS(ns) as nsr:
         index = nsr.link_lookup(ifname=ns_end)[0]
         lo = nsr.link_lookup(ifname="lo")[0]
         nsr.link("set", index=lo, state="up")
+        if config.mac and nsr.get_links(index)[0].get_attr("IFLA_ADDRESS") != config.mac.lower():
+            nsr.link("set", index=index, state="down")
+            nsr.link("set", index=index, address=config.mac.lower())
         if config.mtu:
             nsr.link("set", index=index, mtu=config.mtu)
         wanted = set()
@@ -203,7 +221,9 @@ def ensure(config: DhcpConfig, data_dir: Path) -> int:
     cmd = command(config, data_dir)
     changed = _write_if_changed(d / "hosts", hosts_file(config))
     changed = _write_if_changed(d / "opts", opts_file(config)) or changed
-    cmd_changed = _write_if_changed(d / "cmdline", "\n".join(cmd) + "\n")
+    # a new server address or MAC (another DHCP port) is a restart too: dnsmasq binds at start
+    identity = [f"# server {' '.join(config.server_addresses())} {config.mac or ''}"]
+    cmd_changed = _write_if_changed(d / "cmdline", "\n".join(cmd + identity) + "\n")
     running = pid(data_dir, config.net_id)
     if running is not None and cmd_changed:
         _kill(running)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyroute2 import netns
+from pyroute2 import IPRoute, netns
 
 from novalite.network.dataplane import dhcp, l2, l3, metadata_proxy, names
 from novalite.network.dataplane import security_groups as sg
@@ -36,6 +36,9 @@ class Network:
     # theirs; no peer: no VXLAN device
     tunnel_local: str | None = None
     tunnel_peers: tuple[str, ...] = ()
+    # the MAC of this host's DHCP port on the network (compute/dhcp_ports.py; its addresses are
+    # the subnets' ``dhcp_ip``); None: a random one
+    dhcp_mac: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def dhcp_config(network: Network, ports: tuple[Port, ...]) -> dhcp.DhcpConfig:
         hosts=hosts,
         mtu=network.mtu,
         metadata_ip=metadata_proxy.METADATA_IP,
+        mac=network.dhcp_mac,
     )
 
 
@@ -125,8 +129,10 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
             dhcp.stop(network.id, data_dir)
     for network in state.networks:
         _ensure_tunnel(network)
+    mtus = {n.id: n.mtu for n in state.networks}
     for port in state.ports:
         result.taps[port.id] = l2.ensure_port(port.network_id, port.id, port.mac)
+        _set_mtu(result.taps[port.id], mtus.get(port.network_id))
     filters = [
         sg.PortFilter(
             port_id=p.id,
@@ -152,10 +158,21 @@ def _ensure_tunnel(network: Network) -> None:
     from novalite.network.dataplane import l2_vxlan
 
     if network.tunnel_local and network.tunnel_peers:
-        l2_vxlan.ensure(network.id, network.tunnel_local)
+        l2_vxlan.ensure(network.id, network.tunnel_local, mtu=network.mtu)
         l2_vxlan.set_peers(network.id, network.tunnel_peers)
     else:
         l2_vxlan.remove(network.id)
+
+
+def _set_mtu(ifname: str, mtu: int | None) -> None:
+    """A tap carries its network's MTU, as the bridge, the VXLAN device and the DHCP veth do, and
+    as dnsmasq tells the guest (option 26)."""
+    if not mtu:
+        return
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if found and ipr.get_links(found[0])[0].get_attr("IFLA_MTU") != mtu:
+            ipr.link("set", index=found[0], mtu=mtu)
 
 
 def _ensure_metadata_proxy(net_id: str, data_dir: Path) -> None:
