@@ -3,11 +3,13 @@ then the conductor): scheduling, placement claims, compute build, reschedule, bu
 
 from __future__ import annotations
 
+import uuid as uuid_module
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
-from novalite.db.models.placement import ResourceProvider, Service
+from novalite.db.models.placement import Inventory, ResourceProvider, Service
 from tests.functional import build_helpers as h
 
 
@@ -460,3 +462,57 @@ def test_an_unreadable_request_spec_fails_its_own_request_only(stack_factory: An
     [fault] = h.faults(api, bad)
     assert "RequestSpec" in fault.message and "could not be read" in fault.message
     assert h.allocations_by_host(api, bad) == {}
+
+
+@pytest.mark.parametrize("taken_mb, placed_count", [(1024, 3), (2048, 2)])
+def test_a_batch_claim_that_finds_a_host_fuller_than_planned_moves_only_that_instance(
+    stack_factory: Any, monkeypatch: Any, taken_mb: int, placed_count: int
+) -> None:
+    """Between the plan and the claims another scheduler takes memory on the host the batch's
+    first instance was planned on: the batch's set-based claim moves only the instances that no
+    longer fit to their next host; when the hosts cannot take them all, a request is refused
+    (never a host over its capacity) and the others keep their hosts."""
+    from novalite.db.models.compute import RequestSpec
+    from novalite.domain.request_spec import RequestSpecDoc
+    from novalite.placement import allocations
+    from novalite.scheduler.service import Placed, ScheduleRequest, Unplaced
+
+    api = stack_factory(fake_hosts=2, fake_host_ram_mb=2048)
+    flavor = dict(h.TINY, memory_mb=1024)
+    uuids = [h.create_instances(api, flavor=flavor, start=False)[0] for _ in range(3)]
+    with api.runtime.db.reader() as s:
+        specs = {
+            r.instance_uuid: RequestSpecDoc.from_doc(r.spec)
+            for r in s.scalars(select(RequestSpec).where(RequestSpec.instance_uuid.in_(uuids)))
+        }
+    scheduler = api.runtime.services.scheduler
+    plan_batch = scheduler.plan_batch
+
+    def plan_then_someone_else_claims(requests: Any) -> Any:
+        plans = plan_batch(requests)
+        provider = plans[0].selection.ranked[0][0].uuid
+        other = allocations.ConsumerRef(
+            str(uuid_module.uuid4()), api.ids["demo_project"], api.ids["demo_user"]
+        )
+        api.runtime.db.write(lambda s: allocations.claim(s, other, {provider: {"MEMORY_MB": taken_mb}}))
+        return plans
+
+    monkeypatch.setattr(scheduler, "plan_batch", plan_then_someone_else_claims)
+    requests = [ScheduleRequest(specs[u], (u,), api.ids["demo_project"], api.ids["demo_user"]) for u in uuids]
+    outcomes = scheduler.select_batch(requests)
+    placed = [o for o in outcomes if isinstance(o, Placed)]
+    assert len(placed) == placed_count
+    assert sum(isinstance(o, Unplaced) for o in outcomes) == 3 - placed_count
+    held = [h.allocations_by_host(api, u) for u in uuids]
+    assert sum(1 for a in held if a) == placed_count
+    for outcome, uuid, alloc in zip(outcomes, uuids, held, strict=True):
+        if isinstance(outcome, Placed):
+            assert list(alloc) == [outcome.hosts[uuid][0].host]
+    with api.runtime.db.reader() as s:
+        rows = s.execute(
+            select(Inventory.resource_provider_id, Inventory.used, Inventory.total).where(
+                Inventory.resource_class == "MEMORY_MB"
+            )
+        ).all()
+    assert all(used <= total for _p, used, total in rows)
+    assert sum(used for _p, used, _t in rows) == taken_mb + 1024 * placed_count

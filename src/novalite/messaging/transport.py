@@ -74,6 +74,9 @@ CONNECT_TIMEOUT = 2.0
 # messages a consumer holds unacknowledged (handled ones are acknowledged at least every ACK_EVERY s)
 PREFETCH = 256
 ACK_EVERY = 0.05
+# handled messages a consumer may hold back behind one still running before it acknowledges them
+# one by one (a contiguous run of handled messages goes out as one ``multiple`` acknowledgement)
+ACK_HELD_MAX = 64
 # what a broker restart or a dropped connection raises (OSError covers refused and reset sockets)
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -468,6 +471,10 @@ class Server:
         self.executor = executor
         self._generation = 0  # counts the consumer's connections (delivery tags are per channel)
         self._done: collections.deque[tuple[int, Any]] = collections.deque()  # handled, to ack
+        # the consumer thread's own bookkeeping of the current connection's delivery tags
+        self._unacked: collections.deque[int] = collections.deque()  # delivered, in order
+        self._handled: dict[int, Any] = {}  # handled, not acknowledged yet: tag -> message
+        self._acked_alone: set[int] = set()  # acknowledged one by one, still in _unacked
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rpc-{name}", daemon=True)
@@ -499,12 +506,17 @@ class Server:
                         waits = backoff()
                         self._generation += 1
                         generation = self._generation
+                        self._unacked.clear()
+                        self._handled.clear()
+                        self._acked_alone.clear()
+                        idle = False
                         while not self._stop.is_set():
-                            self._ack_done(generation)
+                            self._ack_done(generation, idle=idle)
                             try:
                                 conn.drain_events(timeout=ACK_EVERY)
+                                idle = False
                             except TimeoutError:
-                                continue
+                                idle = True
             except Exception as exc:  # connection lost: reconnect with back-off until stopped
                 if self._stop.is_set():
                     break
@@ -518,13 +530,37 @@ class Server:
                 )
                 self._stop.wait(wait)
 
-    def _ack_done(self, generation: int) -> None:
+    def _ack_done(self, generation: int, *, idle: bool = False) -> None:
         """Acknowledge the messages whose handlers finished (on this thread: a channel is not
-        thread-safe). Those received on an earlier connection are redelivered by the broker."""
+        thread-safe). Those received on an earlier connection are redelivered by the broker.
+
+        The longest run of handled messages from the oldest one delivered goes out as one
+        acknowledgement with ``multiple`` (it covers every tag up to the last of the run).
+        Handled messages behind one still running wait for it, unless the consumer is idle or
+        ``ACK_HELD_MAX`` of them wait: then they are acknowledged one by one, so a long handler
+        neither holds the prefetch window nor leaves finished work to be delivered again."""
         while self._done:
             gen, message = self._done.popleft()
             if gen == generation:
+                self._handled[message.delivery_tag] = message
+        last = None
+        unacked = self._unacked
+        while unacked:
+            tag = unacked[0]
+            if tag in self._acked_alone:
+                self._acked_alone.discard(tag)
+            elif tag in self._handled:
+                last = self._handled.pop(tag)
+            else:
+                break
+            unacked.popleft()
+        if last is not None:
+            last.ack(multiple=True)
+        if self._handled and (idle or len(self._handled) >= ACK_HELD_MAX):
+            for tag, message in self._handled.items():
                 message.ack()
+                self._acked_alone.add(tag)
+            self._handled.clear()
 
     def _run_local(self) -> None:
         """memory://: block on the in-process queue(s); a message is handled the moment it arrives."""
@@ -541,14 +577,15 @@ class Server:
         """A broker's message is acknowledged once handled: a cast run by the executor is queued
         for ``_ack_done``; a call, a cast run inline and a message that cannot be decoded at once."""
         generation = self._generation
+        self._unacked.append(message.delivery_tag)
         submitted = self._dispatch(
             str(message.delivery_info.get("routing_key", "")),
             body,
             message.properties.get("reply_to"),
             on_done=lambda: self._done.append((generation, message)),
         )
-        if not submitted:
-            message.ack()
+        if not submitted:  # handled here: acknowledged with its neighbours by the next _ack_done
+            self._handled[message.delivery_tag] = message
 
     def _dispatch(
         self,

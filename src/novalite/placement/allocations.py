@@ -300,3 +300,108 @@ def provider_usages(s: Session, provider_uuid: str) -> dict[str, int]:
         .where(ResourceProvider.uuid == provider_uuid)
     )
     return {rc: used for rc, used in s.execute(q)}
+
+
+# --- set-based claims of many first-time consumers (the conductor's batch) -------------------
+
+
+def add_new_consumers(s: Session, consumers: list[ConsumerRef]) -> set[str] | None:
+    """One INSERT of every consumer that does not exist yet; the uuids it inserted (the others
+    exist already and need ``claim``'s checks). None on a dialect without ON CONFLICT DO NOTHING."""
+    conn = s.connection()
+    dialect = conn.dialect.name
+    if not consumers:
+        return set()
+    if dialect not in ("sqlite", "postgresql"):
+        return None
+    now = utcnow()
+    rows = [
+        {
+            "uuid": c.uuid,
+            "project_id": c.project_id,
+            "user_id": c.user_id,
+            "consumer_type": "INSTANCE",
+            "generation": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for c in consumers
+    ]
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        statement: Any = (
+            sqlite.insert(_CONSUMERS).values(rows).on_conflict_do_nothing(index_elements=["uuid"])
+        )
+    else:
+        from sqlalchemy.dialects import postgresql
+
+        statement = postgresql.insert(_CONSUMERS).values(rows).on_conflict_do_nothing(index_elements=["uuid"])
+    return {uuid for (uuid,) in conn.execute(statement.returning(_CONSUMERS.c.uuid))}
+
+
+@dataclass
+class Taken:
+    """What ``take_many`` got: per key the allocation rows to insert (``add_allocations``), and
+    the keys whose request did not fit (nothing of theirs taken)."""
+
+    rows: dict[Any, list[dict[str, Any]]]
+    failed: set[Any]
+
+
+def take_many(s: Session, attempts: list[tuple[Any, str, AllocationRequest]]) -> Taken:
+    """Take the usage of several (key, consumer uuid, request) attempts at once: per provider, in
+    the lock order (uuid), one generation bump and one capacity-checked UPDATE of the sum of
+    the attempts on it; when the sum does not fit, the attempts on that provider are taken one
+    by one in the given order, so an attempt fails only when it alone no longer fits. An attempt
+    that failed on one provider gives back what it took on the others. The consumers must exist
+    (``add_new_consumers``) and hold nothing; the caller inserts the rows it keeps."""
+    by_provider: dict[str, list[tuple[int, dict[str, int]]]] = {}
+    for n, (_key, _consumer, request) in enumerate(attempts):
+        for provider_uuid, resources in request.items():
+            wanted = {rc: int(v) for rc, v in resources.items() if v > 0}
+            by_provider.setdefault(provider_uuid, []).append((n, wanted))
+    failed: set[int] = set()
+    got: dict[int, list[tuple[int, dict[str, int]]]] = {}  # attempt -> [(provider id, taken)]
+    for provider_uuid in sorted(by_provider):  # the lock order (see the module doc)
+        parts = by_provider[provider_uuid]
+        provider_id = bump_generation_by_uuid(s, provider_uuid)
+        if provider_id is None:
+            failed.update(n for n, _w in parts)
+            continue
+        live = [(n, w) for n, w in parts if n not in failed]
+        total: dict[str, int] = {}
+        for _n, wanted in live:
+            for rc, v in wanted.items():
+                total[rc] = total.get(rc, 0) + v
+        if len(live) > 1 and total and _take(s, provider_id, total):
+            ok = live
+        else:  # one at a time: the earlier attempts first
+            ok = []
+            for n, wanted in live:
+                if not wanted or _take(s, provider_id, wanted):
+                    ok.append((n, wanted))
+                else:
+                    failed.add(n)
+        for n, wanted in ok:
+            got.setdefault(n, []).append((provider_id, wanted))
+    rows: dict[Any, list[dict[str, Any]]] = {}
+    for n, taken in got.items():
+        if n in failed:  # failed on another provider: give this one's part back
+            for provider_id, wanted in taken:
+                for rc, v in wanted.items():
+                    _give_back(s, provider_id, rc, v)
+            continue
+        key, consumer, _request = attempts[n]
+        rows[key] = [
+            {"resource_provider_id": provider_id, "consumer_id": consumer, "resource_class": rc, "used": v}
+            for provider_id, wanted in taken
+            for rc, v in wanted.items()
+        ]
+    return Taken(rows=rows, failed={attempts[n][0] for n in failed})
+
+
+def add_allocations(s: Session, rows: list[dict[str, Any]]) -> None:
+    """One INSERT (executemany) of allocation rows ``take_many`` returned."""
+    if rows:
+        _ADD_ALLOCATIONS.run_many(s.connection(), rows)

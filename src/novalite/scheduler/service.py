@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, case, update
 from sqlalchemy.orm import Session
 
 from novalite.config import Settings
@@ -372,6 +372,8 @@ class SchedulerService:
             def claim_pending(s: Session) -> None:  # run again from scratch by db.write after a deadlock
                 claimed.clear()
                 lost.clear()
+                if self._claim_set_based(s, [(i, requests[i], plans[i]) for i in pending], claimed):
+                    return
                 for i in pending:
                     req, plan = requests[i], plans[i]
                     try:
@@ -420,6 +422,38 @@ class SchedulerService:
                 out[uuid] = [chosen[uuid], *(HostChoice.of(h) for h in alts)]
         return out
 
+    def _claim_set_based(
+        self,
+        s: Session,
+        items: list[tuple[int, ScheduleRequest, Plan]],
+        claimed: dict[int, dict[str, HostChoice]],
+    ) -> bool:
+        """Claim every instance of the batch in set-based statements (one UPDATE of the instance
+        rows, one INSERT of the consumers, per provider one generation bump and one UPDATE of the
+        usage, one INSERT of the allocations); an instance whose host no longer fits goes on to
+        its next ranked host, only it. True when every request got all its live instances
+        (``claimed`` filled); False when one could not, or a consumer existed already: then
+        nothing of this attempt remains and the caller claims request by request, as before."""
+        entries: list[_Entry] = []
+        for i, req, plan in items:
+            for uuid, ranked in zip(plan.view.instance_uuids, plan.selection.ranked, strict=True):
+                entries.append(
+                    _Entry(i, allocations.ConsumerRef(uuid, req.project_id, req.user_id), tuple(ranked))
+                )
+        if not entries or any(not e.ranked for e in entries):
+            return False
+        try:
+            with savepoint(s):
+                chosen = _claim_entries(s, entries)
+        except _ClaimLost:
+            return False
+        for i, _req, _plan in items:
+            claimed[i] = {}
+        for e in entries:
+            if e.consumer.uuid in chosen:
+                claimed[e.request][e.consumer.uuid] = HostChoice.of(chosen[e.consumer.uuid])
+        return True
+
     def _claim_all(
         self, s: Session, view: RequestView, selection: Selection, *, project_id: str, user_id: str
     ) -> dict[str, HostChoice]:
@@ -451,6 +485,55 @@ class SchedulerService:
 
 class _ClaimLost(Exception):
     pass
+
+
+@dataclass(eq=False)  # compared (and hashed) by identity: a key of take_many's results
+class _Entry:
+    """One instance of a set-based claim: its request's index, its consumer, its ranked hosts and
+    which of them it is trying."""
+
+    request: int
+    consumer: allocations.ConsumerRef
+    ranked: tuple[HostSnapshot, ...]
+    position: int = 0
+
+    @property
+    def host(self) -> HostSnapshot:
+        return self.ranked[self.position]
+
+
+def _claim_entries(s: Session, entries: list[_Entry]) -> dict[str, HostSnapshot]:
+    """``_claim_set_based``'s statements: instance uuid -> the host it holds a claim on (the
+    instances deleted meanwhile left out); ``_ClaimLost`` when one ran out of hosts or its
+    consumer existed already (the caller's savepoint undoes the rest)."""
+    first_zone = {e.consumer.uuid: e.ranked[0].availability_zone for e in entries}
+    live = _touch_many(s, first_zone)
+    entries = [e for e in entries if e.consumer.uuid in live]
+    added = allocations.add_new_consumers(s, [e.consumer for e in entries])
+    if added is None or len(added) != len(entries):
+        raise _ClaimLost("a consumer exists already")
+    rows: list[dict[str, Any]] = []
+    chosen: dict[str, HostSnapshot] = {}
+    todo = entries
+    while todo:
+        taken = allocations.take_many(s, [(e, e.consumer.uuid, e.host.allocation_request) for e in todo])
+        for e in todo:
+            if e in taken.failed:
+                continue
+            rows.extend(taken.rows.get(e, ()))
+            chosen[e.consumer.uuid] = e.host
+        todo = [e for e in todo if e in taken.failed]
+        for e in todo:
+            LOG.info("claim of %s on %s lost a race; trying the next host", e.consumer.uuid, e.host.host)
+            e.position += 1
+            if e.position >= len(e.ranked):
+                raise _ClaimLost(e.consumer.uuid)
+    allocations.add_allocations(s, rows)
+    now = utcnow()
+    for uuid, host in chosen.items():
+        if host.availability_zone != first_zone[uuid]:
+            _SET_ZONE.run(s, {"instance_uuid": uuid, "zone": host.availability_zone, "now": now})
+    return chosen
 
 
 def _shape(query: candidates.ResourceQuery) -> tuple[Any, ...]:
@@ -493,6 +576,24 @@ _SET_ZONE = Precompiled(
     .where(_INSTANCES.c.uuid == bindparam("instance_uuid"))
     .values(availability_zone=bindparam("zone"), updated_at=bindparam("now"))
 )
+
+
+def _touch_many(s: Session, zones: dict[str, str]) -> set[str]:
+    """``_still_wanted`` for many instances in one statement (each given its zone): the uuids of
+    the rows it locked (those not deleted)."""
+    if not zones:
+        return set()
+    statement = (
+        update(_INSTANCES)
+        .where(_INSTANCES.c.uuid.in_(list(zones)), _INSTANCES.c.deleted.is_(False))
+        .values(
+            updated_at=utcnow(),
+            availability_zone=case(zones, value=_INSTANCES.c.uuid, else_=_INSTANCES.c.availability_zone),
+        )
+        .returning(_INSTANCES.c.uuid)
+        .execution_options(synchronize_session=False)
+    )
+    return {uuid for (uuid,) in s.connection().execute(statement)}
 
 
 def _still_wanted(s: Session, instance_uuid: str, zone: str | None = None) -> bool:
