@@ -133,6 +133,7 @@ def cloud() -> Iterator[Cloud]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.timeout(900)  # TCG guests on a shared 2-core host
 def test_guests_on_a_tenant_network_ping_each_other_under_their_security_groups(cloud: Cloud) -> None:
     before = host_snapshot()
     cloud.cli("network", "create", "tn1")

@@ -174,6 +174,7 @@ def _ours(snapshot: dict[str, list[str]], ids: list[str], root: Path) -> dict[st
     }
 
 
+@pytest.mark.timeout(900)  # TCG guests on a shared 2-core host
 def test_router_floating_ip_and_ssh_into_a_guest(cloud: Cloud, client: Client) -> None:
     before = host_snapshot()
     key = cloud.root / "key"
