@@ -26,6 +26,7 @@ __all__ = ["cloud"]  # the module's fixture (a cloud of its own)
 CIDR, IP = "10.77.41.0/24", "10.77.41.21"
 
 
+@pytest.mark.timeout(900)  # TCG guests on a shared 2-core host
 def test_a_port_on_a_tenant_network_is_hot_plugged_on_its_tap(cloud: Cloud) -> None:
     created = cloud.json(
         "server", "create", "--image", "novalite-guest", "--flavor", "g1.nano", "--config-drive", "true",

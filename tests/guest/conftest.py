@@ -66,7 +66,7 @@ def guest_image() -> GuestImage:
 class QemuGuest:
     """One ``qemu-system-x86_64 -accel tcg`` process with a serial log and a QMP socket."""
 
-    def __init__(self, directory: Path, extra_args: Sequence[str]) -> None:
+    def __init__(self, directory: Path, extra_args: Sequence[str], pass_fds: Sequence[int] = ()) -> None:
         self.dir = directory
         self.console = directory / "console.log"
         self.qmp_path = directory / "qmp.sock"
@@ -76,7 +76,9 @@ class QemuGuest:
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *extra_args,
         ]  # fmt: skip
         self.stderr = (directory / "qemu.stderr").open("wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, pass_fds=tuple(pass_fds)
+        )
 
     def console_text(self) -> str:
         try:
@@ -153,9 +155,9 @@ class QemuGuests:
         )
         return path
 
-    def start(self, *extra_args: str) -> QemuGuest:
+    def start(self, *extra_args: str, pass_fds: Sequence[int] = ()) -> QemuGuest:
         directory = Path(tempfile.mkdtemp(prefix="g", dir=self.root))
-        guest = QemuGuest(directory, extra_args)
+        guest = QemuGuest(directory, extra_args, pass_fds)
         self.guests.append(guest)
         return guest
 

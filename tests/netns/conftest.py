@@ -23,7 +23,7 @@ import pytest
 from tests.guest.conftest import guest_image, qemu_guests  # noqa: F401  (fixtures for test_qemu_guests)
 
 TOOLS = ("dnsmasq", "nft", "ip", "busybox")
-LINK_PREFIXES = ("brq-", "tap", "dhp-", "qdhcp-", "qrb-", "qgb-", "qr-", "qg-")
+LINK_PREFIXES = ("brq-", "tap", "dhp-", "qdhcp-", "qrb-", "qgb-", "qr-", "qg-", "qbh-", "qbx-", "vxl-")
 
 UDHCPC_SCRIPT = """#!/bin/sh
 case "$1" in
@@ -67,14 +67,24 @@ def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProces
     return sh("ip", "netns", "exec", ns, *args, check=check)
 
 
+def _links(*netns: str) -> list[str]:
+    """Our kinds of links in the host's namespace, or in ``netns`` (gone meanwhile: none)."""
+    args = ["ip", "-n", netns[0], "-o", "link", "show"] if netns else ["ip", "-o", "link", "show"]
+    out = sh(*args, check=False).stdout.splitlines()
+    found = (line.split(":")[1].strip().split("@")[0] for line in out)
+    return sorted(n for n in found if n.startswith(LINK_PREFIXES))
+
+
 def host_snapshot() -> dict[str, list[str]]:
-    """What the data plane could leave behind on the host."""
-    links = sh("ip", "-o", "link", "show").stdout.splitlines()
-    link_names = sorted(line.split(":")[1].strip().split("@")[0] for line in links)
+    """What the data plane could leave behind on the host: ``links`` are those in the host's
+    namespace and in the networks' ``qbr-`` namespaces, ``host_links`` the host's own only."""
     procs = sh("ps", "-eo", "args").stdout.splitlines()
+    spaces = sorted(line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip())
+    host_links = _links()
     return {
-        "netns": sorted(sh("ip", "netns", "list").stdout.split()),
-        "links": [n for n in link_names if n.startswith(LINK_PREFIXES)],
+        "netns": spaces,
+        "links": sorted(host_links + [n for ns in spaces if ns.startswith("qbr-") for n in _links(ns)]),
+        "host_links": host_links,
         "dnsmasq": sorted(p for p in procs if p.startswith(("dnsmasq", "/usr/sbin/dnsmasq"))),
         "nft": sorted(sh("nft", "list", "tables").stdout.splitlines()),
     }

@@ -7,6 +7,7 @@ network must still not reach the other's guest at the very same address.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from novalite.network.dataplane import dhcp, l2, names, reconcile
@@ -164,8 +165,23 @@ def test_reconcile_is_idempotent_and_teardown_leaves_nothing(tmp_path: Path) -> 
         assert sorted(current.bridges) == sorted([names.bridge_name(NET_A), names.bridge_name(NET_B)])
         assert sorted(current.taps) == sorted(names.tap_name(p[0]) for p in (A1, A2, B1))
         tap = names.tap_name(A1[0])
-        assert Path(f"/sys/class/net/{tap}/address").read_text().strip() == "fe:16:3e:17:00:a1"
-        assert sg.table_exists()
+        ns_a = l2.namespace(NET_A)
+        assert in_ns(ns_a, "cat", f"/sys/class/net/{tap}/address").stdout.strip() == "fe:16:3e:17:00:a1"
+        # each bridge in its network's namespace, nothing of the tenants in the host's
+        assert current.namespaces[names.bridge_name(NET_A)] == ns_a
+        host_links = host_snapshot()["host_links"]
+        ours = (NET_A[:11], NET_B[:11], *(names.tap_name(p[0]) for p in (A1, A2, B1)))
+        assert not any(mark in n for n in host_links for mark in ours)
+        assert sg.table_exists(l2.namespace(NET_A)) and sg.table_exists(l2.namespace(NET_B))
+        # chains for the network's own ports only
+        table_a = in_ns(ns_a, "nft", "list", "table", "bridge", "novalite").stdout
+        assert f'oifname "{names.tap_name(A2[0])}"' in table_a and names.tap_name(B1[0]) not in table_a
+        # QEMU gets a descriptor on the tap in its namespace; an unknown tap is not created
+        fd = l2.open_tap(tap)
+        assert fd is not None
+        os.close(fd)
+        assert l2.open_tap(names.tap_name("f0f0f0f0-0000-4000-8000-000000000000")) is None
+        assert names.tap_name("f0f0f0f0-0000-4000-8000-000000000000") not in host_snapshot()["links"]
 
         # Network B goes away: its bridge, tap, namespace and dnsmasq go with it.
         only_a = reconcile.DesiredState(
@@ -175,6 +191,7 @@ def test_reconcile_is_idempotent_and_teardown_leaves_nothing(tmp_path: Path) -> 
         assert names.bridge_name(NET_B) in removed and names.tap_name(B1[0]) in removed
         assert dhcp.pid(data_dir, NET_B) is None
         assert names.bridge_name(NET_B) not in l2.list_state().bridges
+        assert l2.namespace(NET_B) not in host_snapshot()["netns"]
 
         # The bridge stays while a port is on it.
         assert l2.remove_network(NET_A) is False

@@ -7,11 +7,12 @@ remote group is their own security group.
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
 from novalite.guest.builder import GuestImage
-from novalite.network.dataplane import dhcp, reconcile
+from novalite.network.dataplane import dhcp, l2, reconcile
 from novalite.network.dataplane import security_groups as sg
 from novalite.virt.configdrive import ConfigDriveData, write_config_drive
 from tests.guest.conftest import QemuGuests, require_qemu
@@ -71,12 +72,16 @@ def test_two_guests_on_taps_get_their_fixed_ips_and_ping_each_other(
         for name, (pid, mac, _ip, peer) in GUESTS.items():
             data = ConfigDriveData(str(uuid.uuid4()), hostname=name, name=name, user_data=_user_data(peer))
             drive = write_config_drive(data, qemu_guests.path(f"{name}.config"))
+            fd = l2.open_tap(taps[pid])  # in the network's namespace: QEMU gets a descriptor
+            assert fd is not None
             running[name] = qemu_guests.start(
                 "-drive", f"file={qemu_guests.overlay(f'{name}.qcow2')},if=virtio,format=qcow2",
                 "-drive", f"file={drive},media=cdrom,format=raw,readonly=on",
-                "-netdev", f"tap,id=n0,ifname={taps[pid]},script=no,downscript=no",
+                "-netdev", f"tap,id=n0,fd={fd}",
                 "-device", f"virtio-net-pci,netdev=n0,mac={mac}",
+                pass_fds=(fd,),
             )  # fmt: skip
+            os.close(fd)  # QEMU has its own
         for name, (_pid, _mac, ip, peer) in GUESTS.items():
             guest = running[name]
             guest.wait_for(rf"net eth0 {ip}/24")

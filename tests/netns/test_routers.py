@@ -8,6 +8,7 @@ proves the router translated the guest's address (SNAT to the gateway or to a fl
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 
 from novalite.network.dataplane import l3, names, reconcile
@@ -147,3 +148,32 @@ def sh_netns() -> list[str]:
 
 def sh_host_tables() -> str:
     return "\n".join(host_snapshot()["nft"])
+
+
+EXPOSED = "e3e3e3e3-0000-4000-8000-0000000000e3"
+OUTSIDE = ("c3c3c3c3-0000-4000-8000-0000000000c3", "fa:16:3e:27:00:c3", "198.51.100.2")
+
+
+def test_an_exposed_external_network_is_reached_from_the_host_by_a_veth(
+    dataplane: tuple[Path, Guests],
+) -> None:
+    """``--expose-external-network``: the gateway address sits on ``qbh-`` in the host's
+    namespace, whose peer is on the bridge in the network's namespace (a documentation range,
+    198.51.100.0/30: nothing private is routed in the host's namespace)."""
+    data_dir, guests = dataplane
+    ns = guests.add(names.tap_name(OUTSIDE[0]), OUTSIDE[1])
+    in_ns(ns, "ip", "addr", "add", f"{OUTSIDE[2]}/30", "dev", "eth0")
+    port = reconcile.Port(
+        OUTSIDE[0], EXPOSED, OUTSIDE[1], fixed_ips=(OUTSIDE[2],), port_security_enabled=False
+    )
+    network = reconcile.Network(EXPOSED, dhcp_enabled=False, host_addresses=("198.51.100.1/30",))
+    reconcile.apply(reconcile.DesiredState(networks=(network,), ports=(port,)), data_dir)
+    host_links = host_snapshot()["host_links"]
+    assert names.expose_host(EXPOSED) in host_links and names.bridge_name(EXPOSED) not in host_links
+    ping = ["busybox", "ping", "-c", "1", "-W", "1", OUTSIDE[2]]
+    assert any(subprocess.run(ping, capture_output=True, check=False).returncode == 0 for _ in range(5))
+
+    hidden = dataclasses.replace(network, host_addresses=())
+    reconcile.apply(reconcile.DesiredState(networks=(hidden,), ports=(port,)), data_dir)
+    assert names.expose_host(EXPOSED) not in host_snapshot()["host_links"]
+    assert in_ns(ns, "busybox", "ping", "-c", "1", "-W", "1", "198.51.100.1", check=False).returncode != 0

@@ -1,8 +1,9 @@
 """A network's bridges on two hosts joined by VXLAN (issue 20, item 1), on real kernel devices.
 
 Two namespaces play the two compute hosts, joined by a veth pair (their underlay, 198.19.x.0/30
-inside the namespaces only); each has the network's bridge and a "guest" namespace on it. With
-``l2_vxlan`` each host gets the network's VXLAN device (one VNI per network) and a unicast
+inside the namespaces only); each has the network's bridge, in a namespace of its own as on a
+real host, and a "guest" namespace on it. With ``l2_vxlan`` each host gets the network's VXLAN
+device (made in the host's namespace, moved to the bridge's; one VNI per network) and a unicast
 flood entry for the other host: the guests ping each other across. Without the peer entry they
 do not (nothing floods to a host that is not listed); a second network's VNI is another one and
 its guests do not reach the first's. Everything is removed afterwards."""
@@ -51,19 +52,27 @@ class Hosts:
             in_ns(ns, "ip", "addr", "add", f"{addr}/30", "dev", "under0")
             in_ns(ns, "ip", "link", "set", "under0", "up")
 
+    def bns(self, host: str, net_id: str) -> str:
+        """The namespace holding ``net_id``'s bridge on ``host`` (``qbr-<net>`` on a real host)."""
+        return f"{host}-{net_id[:8]}"
+
     def bridge(self, host: str, net_id: str) -> None:
-        """What ``l2.ensure_network`` makes, in the namespace that plays ``host``."""
+        """What ``l2.ensure_network`` makes: the bridge in a namespace of its own, per host."""
+        ns = self.bns(host, net_id)
+        sh("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
         br = names.bridge_name(net_id)
-        in_ns(host, "ip", "link", "add", br, "type", "bridge")
-        in_ns(host, "ip", "link", "set", br, "up")
+        in_ns(ns, "ip", "link", "add", br, "type", "bridge")
+        in_ns(ns, "ip", "link", "set", br, "up")
 
     def guest(self, host: str, net_id: str, address: str) -> str:
         ns = f"nlvxg-{uuid.uuid4().hex[:6]}"
         sh("ip", "netns", "add", ns)
         self.namespaces.append(ns)
         tap = names.tap_name(uuid.uuid4().hex)
-        sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", tap, "netns", host)
-        in_ns(host, "ip", "link", "set", tap, "master", names.bridge_name(net_id), "up")
+        bns = self.bns(host, net_id)
+        sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", tap, "netns", bns)
+        in_ns(bns, "ip", "link", "set", tap, "master", names.bridge_name(net_id), "up")
         in_ns(ns, "ip", "link", "set", "lo", "up")
         in_ns(ns, "ip", "link", "set", "eth0", "mtu", "1450")
         in_ns(ns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
@@ -115,34 +124,36 @@ def test_guests_of_one_network_on_two_hosts_ping_each_other_over_vxlan(hosts: Ho
 
     for host, peer in ((a, b), (b, a)):
         for n in (net, other):
-            l2_vxlan.ensure(n, hosts.underlay[host], netns=host, mtu=1450)
-        assert l2_vxlan.set_peers(net, [hosts.underlay[peer]], netns=host) == (hosts.underlay[peer],)
+            l2_vxlan.ensure(n, hosts.underlay[host], netns=host, bridge_ns=hosts.bns(host, n), mtu=1450)
+        got = l2_vxlan.set_peers(net, [hosts.underlay[peer]], bridge_ns=hosts.bns(host, net))
+        assert got == (hosts.underlay[peer],)
     assert l2_vxlan.vni(net) != l2_vxlan.vni(other)
-    tunnel = l2_vxlan.show(net, netns=a)
+    ba = hosts.bns(a, net)
+    tunnel = l2_vxlan.show(net, bridge_ns=ba)
     assert tunnel is not None and (tunnel.vni, tunnel.local) == (l2_vxlan.vni(net), hosts.underlay[a])
-    assert (
-        l2_vxlan.device_name(net)
-        in in_ns(a, "ip", "-o", "link", "show", "master", names.bridge_name(net)).stdout
-    )
+    # the device is on the bridge in the bridge's namespace, its UDP socket in the underlay's
+    on_bridge = in_ns(ba, "ip", "-o", "link", "show", "master", names.bridge_name(net)).stdout
+    assert l2_vxlan.device_name(net) in on_bridge
+    assert l2_vxlan.device_name(net) not in in_ns(a, "ip", "-o", "link", "show").stdout
 
     assert _pings(ga, "192.0.2.20")  # across the hosts, through both bridges and the tunnel
     assert _pings(gb, "192.0.2.10")
     assert _silent(oa, "192.0.2.20")  # another network: another VNI, another bridge
 
     # idempotent: ensuring again changes nothing, the flood list stays the one peer
-    l2_vxlan.ensure(net, hosts.underlay[a], netns=a, mtu=1450)
-    assert l2_vxlan.set_peers(net, [hosts.underlay[b]], netns=a) == (hosts.underlay[b],)
+    l2_vxlan.ensure(net, hosts.underlay[a], netns=a, bridge_ns=ba, mtu=1450)
+    assert l2_vxlan.set_peers(net, [hosts.underlay[b]], bridge_ns=ba) == (hosts.underlay[b],)
     assert _pings(ga, "192.0.2.20")
 
     # host b no longer listed on a (its last port gone): nothing floods there, ARP fails
-    assert l2_vxlan.set_peers(net, [], netns=a) == ()
+    assert l2_vxlan.set_peers(net, [], bridge_ns=ba) == ()
     assert _silent(ga, "192.0.2.20")
-    assert l2_vxlan.set_peers(net, [hosts.underlay[b]], netns=a) == (hosts.underlay[b],)
+    assert l2_vxlan.set_peers(net, [hosts.underlay[b]], bridge_ns=ba) == (hosts.underlay[b],)
     assert _pings(ga, "192.0.2.20")
 
     for host in (a, b):
         for n in (net, other):
-            l2_vxlan.remove(n, netns=host)
-            l2_vxlan.remove(n, netns=host)  # idempotent
-            assert l2_vxlan.show(n, netns=host) is None
+            l2_vxlan.remove(n, bridge_ns=hosts.bns(host, n))
+            l2_vxlan.remove(n, bridge_ns=hosts.bns(host, n))  # idempotent
+            assert l2_vxlan.show(n, bridge_ns=hosts.bns(host, n)) is None
     assert _silent(ga, "192.0.2.20")

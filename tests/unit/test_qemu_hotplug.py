@@ -102,3 +102,15 @@ def test_a_volume_without_a_data_file_is_refused(tmp_path: Path) -> None:
         hotplug.check_volume_file(VOLUME, str(tmp_path / "gone"))
     (tmp_path / "v").write_bytes(b"")
     assert hotplug.check_volume_file(VOLUME, str(tmp_path / "v")) == tmp_path / "v"
+
+
+def test_a_tap_named_in_launch_json_reaches_qemu_as_a_descriptor() -> None:
+    """The tap lives in its network's namespace, where QEMU cannot find it by name: the name
+    stays in launch.json and QEMU is given ``fd=`` without ifname/script/downscript, which
+    QEMU refuses beside it."""
+    port = {"port_id": "c0ffee00-0000-4000-8000-000000000001", "mac_address": "fa:16:3e:00:00:01"}
+    option = hotplug.netdev_option(port, "net-x", dataplane=True)
+    assert hotplug.tap_ifname(option) == "tapc0ffee00-00"
+    assert hotplug.tap_by_fd(option, "net-x") == "tap,id=net-x,fd=net-x"
+    assert hotplug.netdev_qmp(hotplug.tap_by_fd(option, "7")) == {"type": "tap", "id": "net-x", "fd": "7"}
+    assert hotplug.tap_ifname("user,id=n0,restrict=on") is None

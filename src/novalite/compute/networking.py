@@ -4,7 +4,7 @@
 security groups) and :class:`HostNetworking` hands it to
 :func:`novalite.network.dataplane.reconcile.apply`, which creates the bridges, taps, dnsmasq and
 nftables rules wanted and removes what is stale. The agent reconciles before each QEMU spawn
-(the guest's taps must exist: QEMU opens them with ``script=no``), after each destroy, at start,
+(the guest's taps must exist: QEMU is handed an fd on each), after each destroy, at start,
 and whenever the desired state read from the database changes (a watcher polls it each second):
 a security group rule created or deleted through the network API reaches running guests without
 any message between the API and the agent, in one process or two.

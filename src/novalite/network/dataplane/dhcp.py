@@ -1,4 +1,5 @@
-"""DHCP for one network: dnsmasq in a ``qdhcp-<net>`` namespace on a veth into the bridge.
+"""DHCP for one network: dnsmasq in a ``qdhcp-<net>`` namespace on a veth into the bridge (whose
+other end, ``dhp-<net>``, is in the network's own namespace, ``l2``).
 
 One dnsmasq serves every IPv4 subnet of the network, in ``static`` mode: it answers only
 the MACs listed in its hosts file (MAC -> fixed IP, hostname), as Neutron's DHCP agent
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import NetNS, netns
 
 from novalite.network.dataplane import l2, names
 
@@ -157,12 +158,12 @@ def _ensure_namespace(config: DhcpConfig) -> None:
     host_end, ns_end = names.dhcp_host_veth(config.net_id), names.dhcp_ns_veth(config.net_id)
     if ns not in netns.listnetns():
         netns.create(ns)
-    with IPRoute() as ipr:
-        if not ipr.link_lookup(ifname=host_end):
+    with l2.in_namespace(config.net_id) as brr:
+        if not brr.link_lookup(ifname=host_end):
             peer: dict[str, object] = {"ifname": ns_end, "net_ns_fd": ns}
             if config.mac:
                 peer["address"] = config.mac.lower()
-            ipr.link("add", ifname=host_end, kind="veth", peer=peer)
+            brr.link("add", ifname=host_end, kind="veth", peer=peer)
     l2.plug(config.net_id, host_end)
     with NetNS(ns) as nsr:
         index = nsr.link_lookup(ifname=ns_end)[0]
@@ -270,10 +271,7 @@ def stop(net_id: str, data_dir: Path) -> None:
     running = pid(data_dir, net_id)
     if running is not None:
         _kill(running)
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=names.dhcp_host_veth(net_id))
-        if found:
-            ipr.link("del", index=found[0])
+    l2.remove_member(net_id, names.dhcp_host_veth(net_id))
     ns = names.dhcp_namespace(net_id)
     if ns in netns.listnetns():
         netns.remove(ns)

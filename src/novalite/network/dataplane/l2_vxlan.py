@@ -8,9 +8,14 @@ port on the network (Neutron's linuxbridge agent with l2population does the same
 depends on multicast in the underlay; the bridge learns the guests' MACs behind the device as
 usual. ``set_peers`` makes the list exactly what is given (stale hosts removed), idempotently.
 
-Every function takes ``netns``: the namespace that plays the host (None: this host's own), so a
-test can run two "hosts" on one machine. The device's MTU is the underlay's less the 50 bytes of
-VXLAN over IPv4 unless given.
+The device is created in the underlay's namespace (its UDP socket stays in the namespace it was
+made in, so the tunnel runs over the host's own addresses and routes) and then moved into the
+network's namespace, where the bridge is (``l2``); it is read and changed there.
+
+:func:`ensure` takes ``netns``: the namespace that plays the host, i.e. the underlay (None: this
+host's own), and every function ``bridge_ns``: the namespace holding the bridge (None: the
+network's own ``qbr-<net id>``), so a test can run two "hosts" on one machine. The device's MTU is the
+underlay's less the 50 bytes of VXLAN over IPv4 unless given.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
 
 from novalite.network.dataplane import names
 
@@ -52,6 +58,10 @@ class Tunnel:
     peers: tuple[str, ...]
 
 
+def _bridge_ns(net_id: str, bridge_ns: str | None) -> str:
+    return bridge_ns or names.network_namespace(net_id)
+
+
 @contextlib.contextmanager
 def _ipr(netns: str | None) -> Iterator[Any]:
     ipr = IPRoute(netns=netns) if netns else IPRoute()
@@ -66,35 +76,48 @@ def _index(ipr: Any, ifname: str) -> int | None:
     return int(found[0]) if found else None
 
 
-def ensure(net_id: str, local_ip: str, *, netns: str | None = None, mtu: int | None = None) -> str:
+def ensure(
+    net_id: str,
+    local_ip: str,
+    *,
+    netns: str | None = None,
+    bridge_ns: str | None = None,
+    mtu: int | None = None,
+) -> str:
     """Create (or keep) the network's VXLAN device on its bridge (which must exist), up; return
     its name. A device whose VNI or local address differs is made again."""
     dev = device_name(net_id)
     want = vni(net_id)
-    with _ipr(netns) as ipr:
-        bridge = _index(ipr, names.bridge_name(net_id))
+    into = _bridge_ns(net_id, bridge_ns)
+    with _ipr(into) as nsr:
+        bridge = _index(nsr, names.bridge_name(net_id))
         if bridge is None:
             raise LookupError(f"no bridge for network {net_id}")
-        index = _index(ipr, dev)
+        index = _index(nsr, dev)
         if index is not None:
-            current = _read(ipr, index)
+            current = _read(nsr, index)
             if (current.vni, current.local) != (want, local_ip):
-                ipr.link("del", index=index)
+                nsr.link("del", index=index)
                 index = None
         if index is None:
-            ipr.link(
-                "add",
-                ifname=dev,
-                kind="vxlan",
-                vxlan_id=want,
-                vxlan_local=local_ip,
-                vxlan_port=PORT,
-                vxlan_learning=0,
-            )
-            index = _index(ipr, dev)
+            with _ipr(netns) as ipr:
+                stale = _index(ipr, dev)  # made but not moved before a crash
+                if stale is not None:
+                    ipr.link("del", index=stale)
+                ipr.link(
+                    "add",
+                    ifname=dev,
+                    kind="vxlan",
+                    vxlan_id=want,
+                    vxlan_local=local_ip,
+                    vxlan_port=PORT,
+                    vxlan_learning=0,
+                )
+                ipr.link("set", index=_index(ipr, dev), net_ns_fd=into)
+            index = _index(nsr, dev)
         if mtu:
-            ipr.link("set", index=index, mtu=mtu)
-        ipr.link("set", index=index, master=bridge, state="up")
+            nsr.link("set", index=index, mtu=mtu)
+        nsr.link("set", index=index, master=bridge, state="up")
     return dev
 
 
@@ -117,11 +140,11 @@ def _read(ipr: Any, index: int) -> Tunnel:
     )
 
 
-def set_peers(net_id: str, peers: Iterable[str], *, netns: str | None = None) -> tuple[str, ...]:
+def set_peers(net_id: str, peers: Iterable[str], *, bridge_ns: str | None = None) -> tuple[str, ...]:
     """Make the device's flood list exactly ``peers`` (the other hosts' underlay addresses that
     have a port on the network); returns it."""
     wanted = sorted(set(peers))
-    with _ipr(netns) as ipr:
+    with _ipr(_bridge_ns(net_id, bridge_ns)) as ipr:
         index = _index(ipr, device_name(net_id))
         if index is None:
             raise LookupError(f"no VXLAN device for network {net_id}")
@@ -135,28 +158,38 @@ def set_peers(net_id: str, peers: Iterable[str], *, netns: str | None = None) ->
         return tuple(_flood_list(ipr, index))
 
 
-def show(net_id: str, *, netns: str | None = None) -> Tunnel | None:
-    with _ipr(netns) as ipr:
+def show(net_id: str, *, bridge_ns: str | None = None) -> Tunnel | None:
+    into = _bridge_ns(net_id, bridge_ns)
+    if into not in netns_names():
+        return None
+    with _ipr(into) as ipr:
         index = _index(ipr, device_name(net_id))
         return None if index is None else _read(ipr, index)
 
 
-def remove(net_id: str, *, netns: str | None = None) -> None:
+def remove(net_id: str, *, bridge_ns: str | None = None) -> None:
     """Remove the network's VXLAN device (its FDB entries go with it). Idempotent."""
-    with _ipr(netns) as ipr:
+    into = _bridge_ns(net_id, bridge_ns)
+    if into not in netns_names():
+        return
+    with _ipr(into) as ipr:
         index = _index(ipr, device_name(net_id))
         if index is not None:
             ipr.link("del", index=index)
 
 
 def remove_device(ifname: str, *, netns: str | None = None) -> None:
-    """Remove a ``vxl-*`` device by name (a stale bridge's). Idempotent."""
+    """Remove a ``vxl-*`` device by name from ``netns`` (None: the host's). Idempotent."""
     if not is_tunnel(ifname):
         raise ValueError(f"{ifname} is not a novalite VXLAN device")
     with _ipr(netns) as ipr:
         index = _index(ipr, ifname)
         if index is not None:
             ipr.link("del", index=index)
+
+
+def netns_names() -> list[str]:
+    return list(pyroute2_netns.listnetns())
 
 
 def is_tunnel(ifname: str) -> bool:

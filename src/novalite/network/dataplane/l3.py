@@ -5,7 +5,7 @@ Inside the namespace:
 
 * ``qr-<port>``: one interface per router interface port, carrying the port's addresses (the
   subnet's gateway IP, usually) and MAC; its veth peer ``qrb-<port>`` is a member of that
-  network's bridge in the host's namespace;
+  network's bridge, in the network's own namespace (``l2``);
 * ``qg-<port>``: the gateway port on the external network, with its address, every floating
   IP as a /32, and the default route via the external subnet's gateway; its peer ``qgb-<port>``
   is on the external network's bridge;
@@ -153,11 +153,11 @@ def _sync_leg(nsr: Any, ns: str, ns_end: str, host_end: str, leg: RouterPort, ex
     """The veth pair of one leg: created if missing, MAC, MTU and exactly ``addresses`` + ``extra``."""
     l2.ensure_network(leg.network_id, leg.mtu)
     if not nsr.link_lookup(ifname=ns_end):
-        with IPRoute() as ipr:
-            stale = ipr.link_lookup(ifname=host_end)
+        with l2.in_namespace(leg.network_id) as brr:
+            stale = brr.link_lookup(ifname=host_end)
             if stale:  # a peer left from an earlier namespace
-                ipr.link("del", index=stale[0])
-            ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": ns_end, "net_ns_fd": ns})
+                brr.link("del", index=stale[0])
+            brr.link("add", ifname=host_end, kind="veth", peer={"ifname": ns_end, "net_ns_fd": ns})
     index = nsr.link_lookup(ifname=ns_end)[0]
     link = nsr.get_links(index)[0]
     if (link.get_attr("IFLA_ADDRESS") or "").lower() != leg.mac.lower():
@@ -242,15 +242,26 @@ def known_routers(data_dir: Path) -> list[str]:
 
 
 def sync_host_addresses(net_id: str, addresses: tuple[str, ...]) -> None:
-    """Exactly ``addresses`` (``ip/prefix``) on the network's bridge in the host's namespace.
+    """Exactly ``addresses`` (``ip/prefix``) in the host's namespace on the network's bridge.
 
-    Only for ``--expose-external-network`` (DevStack's br-ex); every other bridge has none.
+    Only for ``--expose-external-network`` (DevStack's br-ex): a veth ``qbh-<net>`` in the
+    host's namespace whose peer ``qbx-<net>`` is on the bridge in the network's namespace
+    carries them; without addresses there is no such veth. Every other network has none.
     """
-    bridge = names.bridge_name(net_id)
+    host_end, bridge_end = names.expose_host(net_id), names.expose_bridge(net_id)
     with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=bridge)
-        if not found:
+        found = ipr.link_lookup(ifname=host_end)
+        if not addresses:
+            if found:
+                ipr.link("del", index=found[0])  # its peer goes with it
             return
+        if not found:
+            l2.remove_member(net_id, bridge_end)  # a peer left alone
+            ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": bridge_end})
+            with contextlib.suppress(OSError):
+                Path(f"/proc/sys/net/ipv6/conf/{host_end}/disable_ipv6").write_text("1")
+            l2.plug(net_id, bridge_end)  # moved into the network's namespace
+            found = ipr.link_lookup(ifname=host_end)
         index = found[0]
         wanted = {_pair(a) for a in addresses}
         have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)}
@@ -258,3 +269,4 @@ def sync_host_addresses(net_id: str, addresses: tuple[str, ...]) -> None:
             ipr.addr("del", index=index, address=address, prefixlen=prefix)
         for address, prefix in sorted(wanted - have):
             ipr.addr("add", index=index, address=address, prefixlen=prefix)
+        ipr.link("set", index=index, state="up")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 ID_CHARS = 11
 BRIDGE_PREFIX = "brq-"
+NETWORK_NS_PREFIX = "qbr-"  # the namespace holding a network's bridge on this host (l2)
 TAP_PREFIX = "tap"
 DHCP_NS_PREFIX = "qdhcp-"
 DHCP_HOST_VETH_PREFIX = "dhp-"  # host end of the DHCP veth, a bridge member
@@ -20,6 +21,15 @@ def short(ident: str) -> str:
 
 def bridge_name(net_id: str) -> str:
     return BRIDGE_PREFIX + short(net_id)
+
+
+def network_namespace(net_id: str) -> str:
+    return NETWORK_NS_PREFIX + net_id
+
+
+def network_of_namespace(ns: str) -> str | None:
+    """The network id of a ``qbr-<net id>`` namespace name, else None."""
+    return ns[len(NETWORK_NS_PREFIX) :] if ns.startswith(NETWORK_NS_PREFIX) else None
 
 
 def tap_name(port_id: str) -> str:
@@ -68,3 +78,16 @@ def router_gateway_ns(port_id: str) -> str:
 
 def router_gateway_host(port_id: str) -> str:
     return ROUTER_GATEWAY_HOST_PREFIX + short(port_id)
+
+
+# --expose-external-network: a veth from the host's namespace into the external network's
+EXPOSE_HOST_PREFIX = "qbh-"  # in the host's namespace, carries the gateway address
+EXPOSE_BRIDGE_PREFIX = "qbx-"  # in the network's namespace, a bridge member
+
+
+def expose_host(net_id: str) -> str:
+    return EXPOSE_HOST_PREFIX + short(net_id)
+
+
+def expose_bridge(net_id: str) -> str:
+    return EXPOSE_BRIDGE_PREFIX + short(net_id)

@@ -2,9 +2,10 @@
 
 The desired state is plain data (networks with their subnets, ports, security groups),
 built by the caller from the network API's records. :func:`apply` creates what is
-missing, updates what changed and removes what is no longer wanted: ``brq-*`` bridges,
-``tap*`` devices on them, ``qdhcp-*`` namespaces with their dnsmasq, and the
-``bridge novalite`` nftables table. Calling it twice with the same state changes nothing.
+missing, updates what changed and removes what is no longer wanted: the ``qbr-*`` network
+namespaces with their ``brq-*`` bridge, the ``tap*`` devices on them and their ``bridge novalite``
+nftables table, and the ``qdhcp-*`` namespaces with their dnsmasq. Calling it twice with the same
+state changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import netns
 
 from novalite.network.dataplane import dhcp, l2, l3, metadata_proxy, names
 from novalite.network.dataplane import security_groups as sg
@@ -93,6 +94,7 @@ OWNED_FILE = "dataplane-owned.json"
 
 def _wanted(state: DesiredState) -> dict[str, set[str]]:
     return {
+        "networks": {n.id for n in state.networks},
         "bridges": {names.bridge_name(n.id) for n in state.networks},
         "taps": {names.tap_name(p.id) for p in state.ports},
         "dhcp": {n.id for n in state.networks if n.dhcp_enabled},
@@ -100,13 +102,15 @@ def _wanted(state: DesiredState) -> dict[str, set[str]]:
 
 
 def _owned(data_dir: Path) -> dict[str, set[str]]:
-    """The bridges, taps and DHCP networks this data directory's deployment made: the only ones
-    its stale removal touches, so that two deployments on one host leave each other's alone."""
+    """The networks (namespaces), bridges, taps and DHCP networks this data directory's deployment
+    made: the only ones its stale removal touches, so that two deployments on one host leave each
+    other's alone."""
     try:
         raw = json.loads((data_dir / OWNED_FILE).read_text())
     except (OSError, ValueError):
         raw = {}
-    return {k: set(raw.get(k, ())) if isinstance(raw, dict) else set() for k in ("bridges", "taps", "dhcp")}
+    keys = ("networks", "bridges", "taps", "dhcp")
+    return {k: set(raw.get(k, ())) if isinstance(raw, dict) else set() for k in keys}
 
 
 def _record(data_dir: Path, owned: dict[str, set[str]]) -> None:
@@ -132,7 +136,18 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
     mtus = {n.id: n.mtu for n in state.networks}
     for port in state.ports:
         result.taps[port.id] = l2.ensure_port(port.network_id, port.id, port.mac)
-        _set_mtu(result.taps[port.id], mtus.get(port.network_id))
+        _set_mtu(port.network_id, result.taps[port.id], mtus.get(port.network_id))
+    _apply_security_groups(state)
+    for router in state.routers:
+        l3.ensure(router, data_dir)
+    for network in state.networks:
+        l3.sync_host_addresses(network.id, network.host_addresses)
+    result.removed = _remove_stale(state, data_dir)
+    return result
+
+
+def _apply_security_groups(state: DesiredState) -> None:
+    """Each network's table, in its namespace, with chains for the ports on its bridge."""
     filters = [
         sg.PortFilter(
             port_id=p.id,
@@ -144,13 +159,9 @@ def apply(state: DesiredState, data_dir: Path) -> Result:
         )
         for p in state.ports
     ]
-    sg.apply(state.security_groups, filters)
-    for router in state.routers:
-        l3.ensure(router, data_dir)
     for network in state.networks:
-        l3.sync_host_addresses(network.id, network.host_addresses)
-    result.removed = _remove_stale(state, data_dir)
-    return result
+        taps = {names.tap_name(p.id) for p in state.ports if p.network_id == network.id}
+        sg.apply(state.security_groups, filters, netns=l2.namespace(network.id), taps=taps)
 
 
 def _ensure_tunnel(network: Network) -> None:
@@ -164,15 +175,15 @@ def _ensure_tunnel(network: Network) -> None:
         l2_vxlan.remove(network.id)
 
 
-def _set_mtu(ifname: str, mtu: int | None) -> None:
+def _set_mtu(net_id: str, ifname: str, mtu: int | None) -> None:
     """A tap carries its network's MTU, as the bridge, the VXLAN device and the DHCP veth do, and
-    as dnsmasq tells the guest (option 26)."""
+    as dnsmasq tells the guest (option 26). The tap is in the network's namespace."""
     if not mtu:
         return
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if found and ipr.get_links(found[0])[0].get_attr("IFLA_MTU") != mtu:
-            ipr.link("set", index=found[0], mtu=mtu)
+    with l2.in_namespace(net_id) as nsr:
+        found = nsr.link_lookup(ifname=ifname)
+        if found and nsr.get_links(found[0])[0].get_attr("IFLA_MTU") != mtu:
+            nsr.link("set", index=found[0], mtu=mtu)
 
 
 def _ensure_metadata_proxy(net_id: str, data_dir: Path) -> None:
@@ -199,13 +210,20 @@ def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:
         l2.remove_link(tap)
         removed.append(tap)
     stale_dhcp = set(dhcp.running_networks(data_dir))
+    present = set(netns.listnetns())
     stale_dhcp |= owned["dhcp"] & {
-        ns[len(names.DHCP_NS_PREFIX) :] for ns in netns.listnetns() if ns.startswith(names.DHCP_NS_PREFIX)
+        ns[len(names.DHCP_NS_PREFIX) :] for ns in present if ns.startswith(names.DHCP_NS_PREFIX)
     }
     for net_id in sorted(stale_dhcp - wanted_dhcp):
         dhcp.stop(net_id, data_dir)
         removed.append(names.dhcp_namespace(net_id))
-    for bridge in sorted((set(current.bridges) & owned["bridges"]) - wanted_bridges):
+    here = {n for n in map(names.network_of_namespace, present) if n}
+    for net_id in sorted((here & owned["networks"]) - wanted["networks"]):
+        l2.remove_network(net_id, force=True)  # its bridge, VXLAN device and veth ends with it
+        removed += [names.bridge_name(net_id), names.network_namespace(net_id)]
+    # bridges an older novalite made in the host's namespace
+    in_host = set(current.bridges) - set(current.namespaces)
+    for bridge in sorted(in_host & (owned["bridges"] - wanted_bridges)):
         _remove_tunnels(current.bridges.get(bridge, ()))
         l2.remove_bridge(bridge)
         removed.append(bridge)
@@ -214,7 +232,8 @@ def _remove_stale(state: DesiredState, data_dir: Path) -> list[str]:
 
 
 def _remove_tunnels(members: Iterable[str]) -> None:
-    """A stale bridge's VXLAN device goes with it (removing a bridge leaves its members)."""
+    """A stale host-namespace bridge's VXLAN device goes with it (removing a bridge leaves its
+    members)."""
     from novalite.network.dataplane import l2_vxlan
 
     for member in members:
@@ -225,5 +244,5 @@ def _remove_tunnels(members: Iterable[str]) -> None:
 def teardown(data_dir: Path) -> list[str]:
     """Remove everything novalite runs on this host's data plane."""
     removed = _remove_stale(DesiredState(), data_dir)
-    sg.remove()
+    sg.remove()  # the host's table, left by an older novalite
     return removed

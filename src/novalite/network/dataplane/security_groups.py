@@ -1,5 +1,8 @@
 """Security groups as one nftables table, ``bridge novalite``, replaced atomically.
 
+The table lives in each network's namespace (``l2``: where the network's bridge is) and holds
+chains for that network's ports only; the remote-group sets hold every member's addresses.
+
 Each filtered port gets two chains, jumped to from the bridge's forward hook by the
 port's tap name: ``out_<tap>`` for what the guest sends (egress) and ``in_<tap>`` for what
 it receives (ingress). A chain accepts what a rule of one of the port's groups allows and
@@ -21,7 +24,7 @@ import functools
 import ipaddress
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 TABLE = "novalite"
@@ -197,8 +200,17 @@ def _in_chain(rules: list[str], stateful: bool) -> list[str]:
     return [*lines, *rules, "drop"]
 
 
-def render(groups: Sequence[SecurityGroup], ports: Sequence[PortFilter], *, stateful: bool) -> str:
-    """The whole table as an nft script; applying it replaces the previous table atomically."""
+def render(
+    groups: Sequence[SecurityGroup],
+    ports: Sequence[PortFilter],
+    *,
+    stateful: bool,
+    taps: Collection[str] | None = None,
+) -> str:
+    """The whole table as an nft script; applying it replaces the previous table atomically.
+
+    With ``taps``, only those ports get chains (the ports on one network's bridge); every port
+    still counts as a member of its groups."""
     by_id = {g.id: g for g in groups}
     members: dict[str, list[str]] = {g.id: [] for g in groups}
     for port in ports:
@@ -215,7 +227,7 @@ def render(groups: Sequence[SecurityGroup], ports: Sequence[PortFilter], *, stat
     sends: list[str] = []
     receives: list[str] = []
     for port in sorted(ports, key=lambda p: p.tap):
-        if not port.port_security_enabled:
+        if not port.port_security_enabled or (taps is not None and port.tap not in taps):
             continue
         ingress: list[str] = []
         egress: list[str] = []
@@ -240,9 +252,13 @@ def render(groups: Sequence[SecurityGroup], ports: Sequence[PortFilter], *, stat
     return "\n".join(out) + "\n"
 
 
-def _nft(script: str, *, check: bool = False) -> subprocess.CompletedProcess[str]:
+def _nft_argv(netns: str | None) -> list[str]:
     nft = shutil.which("nft") or "nft"
-    args = [nft, "-c", "-f", "-"] if check else [nft, "-f", "-"]
+    return ["ip", "netns", "exec", netns, nft] if netns else [nft]
+
+
+def _nft(script: str, *, check: bool = False, netns: str | None = None) -> subprocess.CompletedProcess[str]:
+    args = [*_nft_argv(netns), "-c", "-f", "-"] if check else [*_nft_argv(netns), "-f", "-"]
     return subprocess.run(args, input=script, capture_output=True, text=True, timeout=30, check=False)
 
 
@@ -256,24 +272,31 @@ def bridge_conntrack_available() -> bool:
     return _nft(probe, check=True).returncode == 0
 
 
-def apply(groups: Sequence[SecurityGroup], ports: Sequence[PortFilter]) -> str:
-    """Replace the table with one built from ``groups`` and ``ports`` in one transaction."""
-    body = render(groups, ports, stateful=bridge_conntrack_available())
+def apply(
+    groups: Sequence[SecurityGroup],
+    ports: Sequence[PortFilter],
+    *,
+    netns: str | None = None,
+    taps: Collection[str] | None = None,
+) -> str:
+    """Replace the table in ``netns`` (None: the host's) with one built from ``groups`` and
+    ``ports`` (chains for ``taps`` only, when given) in one transaction."""
+    body = render(groups, ports, stateful=bridge_conntrack_available(), taps=taps)
     # Declaring then deleting the table first makes the replacement one atomic transaction
     # whether or not it already exists.
     script = f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n" + body
-    result = _nft(script)
+    result = _nft(script, netns=netns)
     if result.returncode != 0:
         raise NftError(f"nft refused the security group table: {result.stderr.strip()}")
     return body
 
 
-def remove() -> None:
-    """Drop the table (no filtering left). Idempotent."""
-    _nft(f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n")
+def remove(netns: str | None = None) -> None:
+    """Drop the table in ``netns`` (None: the host's): no filtering left. Idempotent."""
+    _nft(f"table {FAMILY} {TABLE} {{}}\ndelete table {FAMILY} {TABLE}\n", netns=netns)
 
 
-def table_exists() -> bool:
-    nft = shutil.which("nft") or "nft"
-    result = subprocess.run([nft, "list", "tables", FAMILY], capture_output=True, text=True, check=False)
+def table_exists(netns: str | None = None) -> bool:
+    args = [*_nft_argv(netns), "list", "tables", FAMILY]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
     return f"table {FAMILY} {TABLE}\n" in result.stdout + "\n"

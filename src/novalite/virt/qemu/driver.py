@@ -25,6 +25,7 @@ crash dump) = ``inject-nmi``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -553,7 +554,14 @@ class QemuDriver:
         if self._pid(d, guest.uuid) is not None:
             if self.network is not None and option.startswith("tap,"):
                 self.network.plug(guest.uuid)  # the port's tap on its bridge before QEMU opens it
-            hotplug.plug_nic(lambda: self._qmp(d), hotplug.netdev_qmp(option), device)
+                fds = self._tap_fds(["-netdev", option])
+                try:
+                    netdev = hotplug.netdev_qmp(hotplug.tap_by_fd(option, netdev_id))
+                    hotplug.plug_nic(lambda: self._qmp(d), netdev, device, fd=fds[0][1])
+                finally:
+                    self._close(fds)
+            else:
+                hotplug.plug_nic(lambda: self._qmp(d), hotplug.netdev_qmp(option), device)
         nic = ",".join(f"{k}={v}" for k, v in device.items() if k != "driver")
         self._write_argv(d, argv + ["-netdev", option, "-device", f"{device['driver']},{nic}"])
 
@@ -683,10 +691,13 @@ class QemuDriver:
         its incoming state). The guest's boot is not waited for."""
         argv = self._argv(d) + (["-incoming", "defer"] if incoming else [])
         if self.network is not None and any(a.startswith("tap,") for a in argv):
-            self.network.plug(uuid)  # the taps QEMU opens (script=no), on their bridges, filtered
+            self.network.plug(uuid)  # the taps, on their bridges, filtered: QEMU gets fds on them
         self._trim_console(d)
         for name in (QMP_SOCKET, PID_FILE, launch.CONSOLE_SOCKET):
             (d / name).unlink(missing_ok=True)
+        fds = self._tap_fds(argv) if self.network is not None else []
+        for i, fd in fds:
+            argv[i] = hotplug.tap_by_fd(argv[i], str(fd))
         try:
             done = subprocess.run(
                 argv,
@@ -696,12 +707,15 @@ class QemuDriver:
                 timeout=START_TIMEOUT,
                 start_new_session=True,
                 check=False,
+                pass_fds=[fd for _, fd in fds],
             )
         except subprocess.TimeoutExpired as exc:
             self._kill(d, uuid)
             raise DriverError(f"QEMU did not start instance {uuid} within {START_TIMEOUT:.0f}s") from exc
         except OSError as exc:
             raise DriverError(f"Could not run QEMU for instance {uuid}: {exc}") from exc
+        finally:
+            self._close(fds)  # QEMU holds its own copies
         if done.returncode != 0:
             detail = done.stderr.decode(errors="replace").strip()[-1000:] or f"exit status {done.returncode}"
             raise DriverError(f"QEMU failed to start instance {uuid}: {detail}")
@@ -724,6 +738,35 @@ class QemuDriver:
                 self._kill(d, uuid)
                 raise DriverError(f"Instance {uuid} did not reach {want[0]} within {START_TIMEOUT:.0f}s")
             time.sleep(0.1)
+
+    @staticmethod
+    def _tap_fds(argv: list[str]) -> list[tuple[int, int]]:
+        """(argv index, open fd) for each ``-netdev tap,...,ifname=T``: the tap is in its network's
+        namespace (network/dataplane/l2.py), so QEMU gets a descriptor instead of a name."""
+        from novalite.network.dataplane import l2
+
+        fds: list[tuple[int, int]] = []
+        for i in range(1, len(argv)):
+            tap = hotplug.tap_ifname(argv[i]) if argv[i - 1] == "-netdev" else None
+            if tap is None:
+                continue
+            try:
+                fd = l2.open_tap(tap)
+            except OSError as exc:
+                fd, reason = None, str(exc)
+            else:
+                reason = "no network on this host has it"
+            if fd is None:
+                QemuDriver._close(fds)
+                raise DriverError(f"Could not open the tap {tap}: {reason}")
+            fds.append((i, fd))
+        return fds
+
+    @staticmethod
+    def _close(fds: list[tuple[int, int]]) -> None:
+        for _, fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _acpi_shutdown(self, d: Path, pid: int, timeout: float) -> bool:
         """Press the ACPI power button (again every ACPI_RETRY s); True if QEMU exited in time."""

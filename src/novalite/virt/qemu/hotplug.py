@@ -19,6 +19,7 @@ detach finds the device gone (the guest acked late) or asks again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -127,6 +128,24 @@ def netdev_option(port: Mapping[str, Any], netdev_id: str, *, dataplane: bool) -
     return f"user,id={netdev_id},restrict=on{_addressing(port)}"
 
 
+TAP_BY_NAME = ("ifname", "script", "downscript")  # QEMU refuses them beside fd=
+
+
+def tap_ifname(option: str) -> str | None:
+    """The tap device a ``-netdev`` value names (``tap,...,ifname=T``), else None."""
+    fields = option_fields(option)
+    return fields.get("ifname") if fields["driver"] == "tap" else None
+
+
+def tap_by_fd(option: str, fd: str) -> str:
+    """A ``tap,...,ifname=T,...`` value as ``tap,...,fd=<fd>``: launch.json keeps the tap's name,
+    QEMU gets an open descriptor on it (the tap lives in its network's namespace, where QEMU
+    could not find it by name: network/dataplane/l2.py)."""
+    kind, *pairs = option.split(",")
+    kept = [p for p in pairs if p.partition("=")[0] not in TAP_BY_NAME]
+    return ",".join([kind, *kept, f"fd={fd}"])
+
+
 def netdev_qmp(option: str) -> dict[str, Any]:
     """A ``-netdev`` value as ``netdev_add``'s arguments."""
     kind, *pairs = option.split(",")
@@ -225,10 +244,22 @@ def plug_volume(qmp: QMPFactory, volume_id: str, path: str) -> None:
         raise DriverError(f"Could not attach volume {volume_id}: {exc.desc or exc}") from exc
 
 
-def plug_nic(qmp: QMPFactory, netdev: dict[str, Any], device: dict[str, Any]) -> None:
+def plug_nic(
+    qmp: QMPFactory, netdev: dict[str, Any], device: dict[str, Any], *, fd: int | None = None
+) -> None:
+    """``netdev_add`` then ``device_add``; with ``fd``, first handed to QEMU by ``getfd`` under the
+    name in ``netdev["fd"]`` on the same QMP session (QEMU looks it up on that monitor)."""
     try:
         with qmp() as q:
-            q.execute("netdev_add", **netdev)
+            if fd is not None:
+                q.execute("getfd", fds=[fd], fdname=netdev["fd"])
+            try:
+                q.execute("netdev_add", **netdev)
+            except QMPError:
+                if fd is not None:
+                    with contextlib.suppress(QMPError):
+                        q.execute("closefd", fdname=netdev["fd"])
+                raise
             try:
                 q.execute("device_add", **device)
             except QMPError:

@@ -313,7 +313,8 @@ def _nic_args(guest: GuestSpec, opts: LaunchOptions) -> list[str]:
     args: list[str] = []
     for i, port in enumerate(guest.network_info):
         if opts.dataplane and port.get("port_id"):
-            # the tap exists already, a member of its network's bridge (compute/networking.py)
+            # the tap exists already, on its network's bridge in the network's namespace
+            # (compute/networking.py); QemuDriver._start hands QEMU an fd on it instead of the name
             tap = tap_name(str(port["port_id"]))
             args += ["-netdev", f"tap,id=net{i},ifname={tap},script=no,downscript=no"]
         else:
