@@ -55,8 +55,11 @@ def test_the_other_hosts_dhcp_server_leaves_a_guest_it_does_not_know_alone(
     state = reconcile.DesiredState(networks=(_network(NET), _network(OTHER)), ports=ports)
     reconcile.apply(state, data_dir)
     # the other "host"'s DHCP server and its guest join this network's bridge: one segment
+    # (each network's bridge is in its own namespace: the links move into this network's first)
     for link in (names.dhcp_host_veth(OTHER), names.tap_name(STRANGER[0])):
-        sh("ip", "link", "set", link, "master", names.bridge_name(NET))
+        here, there = names.network_namespace(NET), names.network_namespace(OTHER)
+        sh("ip", "-n", there, "link", "set", link, "netns", here)
+        in_ns(here, "ip", "link", "set", link, "master", names.bridge_name(NET), "up")
 
     # each server has its port's address and MAC
     for net_id, (address, mac) in SERVERS.items():

@@ -167,9 +167,9 @@ def test_bridge_vxlan_tap_dhcp_veth_and_option_26_carry_the_network_mtu(host: Ho
     mtu = networks.default_mtu({})  # what the API shows for a new tenant network
     host.run("apply", mtu)
     devices = {
-        "bridge": host.mtu(host.ns, names.bridge_name(NET)),
-        "vxlan": host.mtu(host.ns, l2_vxlan.device_name(NET)),
-        "tap": host.mtu(host.ns, names.tap_name(PORT[0])),
+        "bridge": host.mtu(names.network_namespace(NET), names.bridge_name(NET)),
+        "vxlan": host.mtu(names.network_namespace(NET), l2_vxlan.device_name(NET)),
+        "tap": host.mtu(names.network_namespace(NET), names.tap_name(PORT[0])),
         "dhcp veth": host.mtu(names.dhcp_namespace(NET), names.dhcp_ns_veth(NET)),
     }
     assert devices == dict.fromkeys(devices, 1450)
@@ -177,8 +177,8 @@ def test_bridge_vxlan_tap_dhcp_veth_and_option_26_carry_the_network_mtu(host: Ho
 
     # the network's MTU changed (openstack network set --mtu): every device and the lease follow
     host.run("apply", 1400)
-    assert host.mtu(host.ns, l2_vxlan.device_name(NET)) == 1400
-    assert host.mtu(host.ns, names.tap_name(PORT[0])) == 1400
-    assert host.mtu(host.ns, names.bridge_name(NET)) == 1400
+    assert host.mtu(names.network_namespace(NET), l2_vxlan.device_name(NET)) == 1400
+    assert host.mtu(names.network_namespace(NET), names.tap_name(PORT[0])) == 1400
+    assert host.mtu(names.network_namespace(NET), names.bridge_name(NET)) == 1400
     in_ns(host.guest, "ip", "addr", "flush", "dev", "eth0")
     assert host.lease_mtu() == "1400"
