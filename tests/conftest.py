@@ -6,6 +6,12 @@
   the environment the ``openstack`` CLI and openstacksdk need.
 * PostgreSQL / RabbitMQ availability: tests that need them skip loudly, unless
   NOVALITE_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+* Running in parallel (pytest-xdist): tests that cannot share the machine with others (QEMU
+  guests, the data plane's namespaces, Tempest, benchmarks; by path, ``SERIAL_PATHS``) are
+  marked ``serial``; ``--phase=parallel`` collects only the others and ``--phase=serial`` only
+  those (scripts/test.sh runs the first with ``-n`` and the second without). Under ``--dist
+  loadgroup`` a module with a module-scoped fixture (one ``novalite serve`` for the module) stays
+  on one worker, and the ``serial`` tests stay on one worker, one at a time.
 """
 
 from __future__ import annotations
@@ -59,6 +65,72 @@ def postgres_url() -> str:
 
 # databases postgres_url made that no test dropped: dropped when the session ends
 _CREATED_DATABASES: set[str] = set()
+
+
+# paths (from the repository root) of the tests that need the machine to themselves
+SERIAL_PATHS = (
+    "tests/guest/",  # QEMU guests under TCG: CPU bound
+    "tests/netns/",  # namespaces, bridges, dnsmasq; some compare the whole host's state
+    "tests/e2e/test_qemu_",
+    "tests/e2e/test_tempest.py",  # one long test: its own timeouts
+    "tests/e2e/test_bench_",  # benchmarks
+    "tests/e2e/test_distributed_hosts.py",  # a namespace, veth pair, private PostgreSQL and RabbitMQ
+)
+WIDE_SCOPES = ("module", "package", "session")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=("all", "parallel", "serial"),
+        default="all",
+        help="all tests (default); only those that may share the machine; only the 'serial' ones",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "serial: needs the machine to itself (by path: SERIAL_PATHS)")
+
+
+def _is_serial_path(path: Path) -> bool:
+    path = path.resolve()
+    return path.is_relative_to(ROOT) and path.relative_to(ROOT).as_posix().startswith(SERIAL_PATHS)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A phase does not even import the other phase's test files (collection costs minutes)."""
+    phase = config.getoption("--phase")
+    if phase == "all" or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return True if (phase == "serial") != _is_serial_path(collection_path) else None
+
+
+def _module_wide_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs and defs[-1].scope in WIDE_SCOPES for defs in info.name2fixturedefs.values())
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    phase = config.getoption("--phase")
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        serial = _is_serial_path(item.path)
+        if serial:
+            item.add_marker(pytest.mark.serial)
+            item.add_marker(pytest.mark.xdist_group("serial"))
+        elif _module_wide_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        if phase == "all" or (phase == "serial") == serial:
+            keep.append(item)
+        else:
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -268,7 +340,8 @@ def start_server(tmp: Path, *extra: str, env_extra: dict[str, str] | None = None
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    # a bound, not a target: on 2 busy cores (tests in parallel) the imports alone may take a minute
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"novalite serve exited early:\n{log.read_text()}")
