@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need (pinned) into .venv and run the whole suite, in two phases:
-#   1. with pytest-xdist (NOVALITE_TEST_WORKERS workers, default 3): every test that may share the
-#      machine (unit, functional and most end-to-end tests: mostly waiting on a started process);
+#   1. with pytest-xdist (NOVALITE_TEST_WORKERS workers, default 3; a file's tests on one worker, so
+#      a module's server starts once): every test that may share the machine (unit, functional and
+#      most end-to-end tests: mostly waiting on a started process);
 #   2. one at a time: the tests that need the machine to themselves (QEMU guests, the data plane's
 #      namespaces, Tempest, benchmarks: SERIAL_PATHS in tests/conftest.py).
 # Arguments go to both phases (paths, -k, -x, ...); a phase with nothing to run is no failure.
@@ -31,7 +32,7 @@ NO_TESTS=5  # pytest's exit status when nothing was collected or everything was 
 echo "== phase 1 of 2: in parallel ($workers workers)"
 start=$SECONDS
 parallel=0
-"${pytest[@]}" -n "$workers" --dist loadgroup --phase=parallel "$@" || parallel=$?
+"${pytest[@]}" -n "$workers" --dist loadfile --phase=parallel "$@" || parallel=$?
 parallel_time=$((SECONDS - start))
 
 serial=$NO_TESTS

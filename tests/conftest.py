@@ -9,9 +9,8 @@
 * Running in parallel (pytest-xdist): tests that cannot share the machine with others (QEMU
   guests, the data plane's namespaces, Tempest, benchmarks; by path, ``SERIAL_PATHS``) are
   marked ``serial``; ``--phase=parallel`` collects only the others and ``--phase=serial`` only
-  those (scripts/test.sh runs the first with ``-n`` and the second without). Under ``--dist
-  loadgroup`` a module with a module-scoped fixture (one ``novalite serve`` for the module) stays
-  on one worker, and the ``serial`` tests stay on one worker, one at a time.
+  those (scripts/test.sh runs the first with ``-n 3 --dist loadfile``, so that a module's
+  module-scoped ``novalite serve`` is started once, and the second without ``-n``).
 """
 
 from __future__ import annotations
@@ -76,7 +75,6 @@ SERIAL_PATHS = (
     "tests/e2e/test_bench_",  # benchmarks
     "tests/e2e/test_distributed_hosts.py",  # a namespace, veth pair, private PostgreSQL and RabbitMQ
 )
-WIDE_SCOPES = ("module", "package", "session")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,31 +103,19 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True if (phase == "serial") != _is_serial_path(collection_path) else None
 
 
-def _module_wide_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(defs and defs[-1].scope in WIDE_SCOPES for defs in info.name2fixturedefs.values())
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if _is_serial_path(item.path):
+        item.add_marker(pytest.mark.serial)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     phase = config.getoption("--phase")
-    keep: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        serial = _is_serial_path(item.path)
-        if serial:
-            item.add_marker(pytest.mark.serial)
-            item.add_marker(pytest.mark.xdist_group("serial"))
-        elif _module_wide_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-        if phase == "all" or (phase == "serial") == serial:
-            keep.append(item)
-        else:
-            dropped.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
+    if phase == "all":
+        return
+    keep = [item for item in items if (phase == "serial") == _is_serial_path(item.path)]
+    if len(keep) < len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
         items[:] = keep
 
 
