@@ -6,6 +6,11 @@
   the environment the ``openstack`` CLI and openstacksdk need.
 * PostgreSQL / RabbitMQ availability: tests that need them skip loudly, unless
   NOVALITE_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failure.
+* Running in parallel (pytest-xdist): tests that cannot share the machine with others (QEMU
+  guests, the data plane's namespaces, Tempest, benchmarks; by path, ``SERIAL_PATHS``) are
+  marked ``serial``; ``--phase=parallel`` collects only the others and ``--phase=serial`` only
+  those (scripts/test.sh runs the first with ``-n 3 --dist loadfile``, so that a module's
+  module-scoped ``novalite serve`` is started once, and the second without ``-n``).
 """
 
 from __future__ import annotations
@@ -59,6 +64,59 @@ def postgres_url() -> str:
 
 # databases postgres_url made that no test dropped: dropped when the session ends
 _CREATED_DATABASES: set[str] = set()
+
+
+# paths (from the repository root) of the tests that need the machine to themselves
+SERIAL_PATHS = (
+    "tests/guest/",  # QEMU guests under TCG: CPU bound
+    "tests/netns/",  # namespaces, bridges, dnsmasq; some compare the whole host's state
+    "tests/e2e/test_qemu_",
+    "tests/e2e/test_tempest.py",  # one long test: its own timeouts
+    "tests/e2e/test_bench_",  # benchmarks
+    "tests/e2e/test_distributed_hosts.py",  # a namespace, veth pair, private PostgreSQL and RabbitMQ
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase",
+        choices=("all", "parallel", "serial"),
+        default="all",
+        help="all tests (default); only those that may share the machine; only the 'serial' ones",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "serial: needs the machine to itself (by path: SERIAL_PATHS)")
+
+
+def _is_serial_path(path: Path) -> bool:
+    path = path.resolve()
+    return path.is_relative_to(ROOT) and path.relative_to(ROOT).as_posix().startswith(SERIAL_PATHS)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A phase does not even import the other phase's test files (collection costs minutes)."""
+    phase = config.getoption("--phase")
+    if phase == "all" or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    return True if (phase == "serial") != _is_serial_path(collection_path) else None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if _is_serial_path(item.path):
+        item.add_marker(pytest.mark.serial)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    phase = config.getoption("--phase")
+    if phase == "all":
+        return
+    keep = [item for item in items if (phase == "serial") == _is_serial_path(item.path)]
+    if len(keep) < len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        items[:] = keep
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -268,7 +326,8 @@ def start_server(tmp: Path, *extra: str, env_extra: dict[str, str] | None = None
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a loaded 2-core CI host took over 60 s to answer
+    # a bound, not a target: on 2 busy cores (tests in parallel) the imports alone may take a minute
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"novalite serve exited early:\n{log.read_text()}")
