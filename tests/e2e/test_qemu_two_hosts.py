@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from novalite.guest.builder import GuestBuildError, build_guest_image
+from novalite.network.dataplane import names
 from tests.conftest import ADMIN_PW, DEMO_PW, RunningServer, free_port
 from tests.e2e.test_distributed import NOVALITE, Deployment
 from tests.e2e.test_distributed import deployment as deployment  # noqa: F401  (the fixture)
@@ -374,15 +375,22 @@ def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts
                 lambda n=name: any(r == "ok" for _, r in PING.findall(_console(dep, n))),
                 dep,
             )
-        # each host's bridge for the network has a VXLAN device flooding to the other host
+        # each host's bridge for the network, in the network's namespace on that host, has a VXLAN
+        # device flooding to the other host (the namespace is named in the compute's own /run/netns:
+        # entered through its mount namespace)
+        bridge_ns = names.network_namespace(dep.openstack("network", "show", "vxnet")["id"])
         for host, peer in (("hostA", "hostB"), ("hostB", "hostA")):
-            ns = two_hosts.namespaces[host]
-            links = subprocess.run(["ip", "-n", ns, "-d", "link", "show", "type", "vxlan"],
+            enter = ["nsenter", "-t", str(dep.processes[host].pid), "-m", "-n"]
+            links = subprocess.run([*enter, "ip", "-n", bridge_ns, "-d", "link", "show", "type", "vxlan"],
                                    capture_output=True, text=True, check=True).stdout  # fmt: skip
             assert f"local {two_hosts.tunnel_ips[host]}" in links, links
-            fdb = subprocess.run(["bridge", "-n", ns, "fdb", "show"],
+            fdb = subprocess.run([*enter, "bridge", "-n", bridge_ns, "fdb", "show"],
                                  capture_output=True, text=True, check=True).stdout  # fmt: skip
             assert f"dst {two_hosts.tunnel_ips[peer]}" in fdb, fdb
+            # and the host's own namespace holds no tenant bridge or VXLAN device
+            own = subprocess.run([*enter, "ip", "-o", "-d", "link", "show"],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
+            assert names.BRIDGE_PREFIX not in own and "vxlan id" not in own, own
         # each host serves DHCP from a port of its own (own MAC and address), as Neutron's agents
         dhcp_ports = dep.openstack("port", "list", "--device-owner", "network:dhcp", "--long")
         assert len(dhcp_ports) == 2, dhcp_ports
