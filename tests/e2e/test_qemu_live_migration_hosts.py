@@ -16,7 +16,6 @@ under NOVALITE_REQUIRE_SERVICES=1. Every process, namespace and file made here i
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -29,8 +28,7 @@ from typing import Any
 import pytest
 
 from novalite.guest.builder import GuestBuildError, build_guest_image
-from tests.conftest import ADMIN_PW, DEMO_PW
-from tests.e2e.test_distributed import NOVALITE, Deployment
+from tests.e2e.test_distributed import Deployment
 from tests.e2e.test_qemu_two_hosts import (
     BOOT_TIMEOUT,
     TwoHosts,
@@ -41,6 +39,7 @@ from tests.e2e.test_qemu_two_hosts import (
     _start_api,
     _upload_guest_image,
     _wait,
+    controller_deployment,
 )
 from tests.e2e.test_qemu_two_hosts import two_hosts as two_hosts  # noqa: F401  (the fixture)
 from tests.guest.conftest import _skip_or_fail, guest_cache_dir
@@ -71,27 +70,10 @@ def namespaced(
         build_guest_image(guest_cache_dir())
     except GuestBuildError as exc:
         _skip_or_fail(f"cannot build the guest image: {exc}")
-    db_url = two_hosts.pg.create_database()
-    transport_url, _ = two_hosts.vhost(two_hosts.pg.address)
-    clouds = tmp_path / "clouds.yaml"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NOVALITE_"))}
-    env.update(
-        NOVALITE_ADMIN_PASSWORD=ADMIN_PW,
-        NOVALITE_DEMO_PASSWORD=DEMO_PW,
-        NOVALITE_CLOUDS_YAML_PATH=str(clouds),
-        NOVALITE_REPORT_INTERVAL="1",
-        OS_CLIENT_CONFIG_FILE=str(clouds),
-        HOME=str(tmp_path),
-        PYTHONUNBUFFERED="1",
-    )
-    common = ["--data-dir", str(tmp_path / "data"), "--database-url", db_url,
-              "--transport-url", transport_url]  # fmt: skip
-    dep = Deployment(tmp=tmp_path, env=env, common=common)
+    dep = controller_deployment(two_hosts, tmp_path)
+    env = dep.env
     root = Path(tempfile.mkdtemp(prefix="nlh-"))  # the hosts' data dirs: short (QEMU's sockets)
     try:
-        subprocess.run(
-            [NOVALITE, "db", "upgrade", *common[:4]], env=env, check=True, capture_output=True, timeout=120
-        )
         _start_api(dep)
         for host, ns in two_hosts.namespaces.items():
             args = _compute_args(dep, host, root / host, "--network-dataplane", "off",

@@ -300,15 +300,12 @@ def _kill_by_path(root: Path) -> None:
                 pass
 
 
-@pytest.mark.timeout(1500)  # two TCG boots on a loaded machine; a bound, not a target
-def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts, tmp_path: Path) -> None:
-    try:
-        build_guest_image(guest_cache_dir())
-    except GuestBuildError as exc:
-        _skip_or_fail(f"cannot build the guest image: {exc}")
-    controller = two_hosts.pg.address
+def controller_deployment(two_hosts: TwoHosts, tmp_path: Path) -> Deployment:
+    """The controller's side for QEMU hosts in their namespaces: a fresh database on the private
+    PostgreSQL (schema upgraded), a fresh vhost on the private RabbitMQ, clouds.yaml in
+    ``tmp_path``; the API is not started yet (``_start_api``)."""
     db_url = two_hosts.pg.create_database()
-    transport_url, _ = two_hosts.vhost(controller)  # the private broker goes with the fixture
+    transport_url, _ = two_hosts.vhost(two_hosts.pg.address)  # the private broker goes with the fixture
     clouds = tmp_path / "clouds.yaml"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NOVALITE_"))}
     env.update(
@@ -322,12 +319,22 @@ def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts
     )
     common = ["--data-dir", str(tmp_path / "data"), "--database-url", db_url,
               "--transport-url", transport_url]  # fmt: skip
-    dep = Deployment(tmp=tmp_path, env=env, common=common)
+    subprocess.run(
+        [NOVALITE, "db", "upgrade", *common[:4]], env=env, check=True, capture_output=True, timeout=120
+    )
+    return Deployment(tmp=tmp_path, env=env, common=common)
+
+
+@pytest.mark.timeout(1500)  # two TCG boots on a loaded machine; a bound, not a target
+def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts, tmp_path: Path) -> None:
+    try:
+        build_guest_image(guest_cache_dir())
+    except GuestBuildError as exc:
+        _skip_or_fail(f"cannot build the guest image: {exc}")
+    dep = controller_deployment(two_hosts, tmp_path)
+    env = dep.env
     root = Path(tempfile.mkdtemp(prefix="nq2-"))  # the hosts' data dirs: short (QEMU's sockets)
     try:
-        subprocess.run(
-            [NOVALITE, "db", "upgrade", *common[:4]], env=env, check=True, capture_output=True, timeout=120
-        )
         _start_api(dep)
         for host, ns in two_hosts.namespaces.items():
             args = _compute_args(dep, host, root / host, "--network-dataplane", "on",
