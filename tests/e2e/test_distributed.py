@@ -52,6 +52,18 @@ class Deployment:
         self.processes[name] = proc
         return proc
 
+    def stop_all(self) -> None:
+        """SIGTERM every process started, then wait for each (20 s, then SIGKILL)."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.tmp.glob("*.log")))
 
@@ -104,15 +116,7 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         )
         yield dep
     finally:
-        for proc in dep.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in dep.processes.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        dep.stop_all()
         drop_postgres(db_url)
         _drop_vhost(vhost)
 

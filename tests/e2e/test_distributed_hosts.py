@@ -236,15 +236,7 @@ def deployment(site: Site, tmp_path: Path) -> Iterator[HostsDeployment]:
         )
         yield dep
     finally:
-        for proc in dep.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in dep.processes.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        dep.stop_all()
         site.rabbit.ctl("delete_vhost", vhost)
 
 

@@ -362,15 +362,7 @@ def test_rabbitmq_restarted_during_100_builds_loses_none_and_builds_none_twice(
         for name, proc in dep.processes.items():
             assert proc.poll() is None, f"{name} exited\n{dep.logs()}"
     finally:
-        for proc in dep.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in dep.processes.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        dep.stop_all()
         drop_postgres(db_url)
 
 

@@ -92,15 +92,7 @@ def namespaced(
         )
         yield dep, root
     finally:
-        for proc in dep.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in dep.processes.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        dep.stop_all()
         _kill_by_path(root)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -416,15 +416,7 @@ def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts
         for name, proc in dep.processes.items():
             assert proc.poll() is None, f"{name} exited\n{dep.logs()}"
     finally:
-        for proc in dep.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in dep.processes.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        dep.stop_all()
         _kill_by_path(root)
         for log in root.glob("*/dhcp/*/dnsmasq.log"):  # kept with the test's other logs
             shutil.copy(log, tmp_path / f"dnsmasq-{log.parents[2].name}.log")
