@@ -7,8 +7,10 @@ this process serves crosses the link, and so does the reply to a call that came 
 receiving side puts what arrives on its own queue of that name, so consumers and callers see no
 difference from ``memory://`` in one process.
 
-Frames: a 4-byte big-endian length, then the JSON of ``{"n": queue name, "b": body, "p":
-properties}``. Names carry no transport prefix: each side adds its own. A reader thread per link
+Frames: a 4-byte big-endian length of the rest, a 4-byte big-endian length of the head, the head
+(the JSON of ``{"n": queue name, "p": properties}``), then the body's JSON. The body is handed on
+undecoded: it waits on the receiving queue as text until a consumer takes it. Names carry no
+transport prefix: each side adds its own. A reader thread per link
 delivers the frames; when the other process goes away (end of stream), ``on_closed`` is called.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 LOG = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
-Deliver = Callable[[str, dict[str, Any], dict[str, Any]], None]
+Deliver = Callable[[str, bytes, dict[str, Any]], None]
 
 
 class PeerLink:
@@ -47,8 +49,11 @@ class PeerLink:
         self._thread.start()
 
     def send(self, name: str, body: dict[str, Any], properties: dict[str, Any]) -> None:
-        data = json.dumps({"n": name, "b": body, "p": properties}, separators=(",", ":")).encode()
-        frame = _HEADER.pack(len(data)) + data
+        head = json.dumps({"n": name, "p": properties}, separators=(",", ":")).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()
+        frame = b"".join(
+            (_HEADER.pack(_HEADER.size + len(head) + len(data)), _HEADER.pack(len(head)), head, data)
+        )
         with self._send_lock:
             if self._closed:
                 raise ConnectionError("the link to the other novalite process is closed")
@@ -89,8 +94,9 @@ class PeerLink:
             if data is None:
                 break
             try:
-                frame = json.loads(data)
-                self._deliver(str(frame["n"]), frame["b"], frame.get("p") or {})
+                size = _HEADER.unpack_from(data)[0]
+                head = json.loads(data[_HEADER.size : _HEADER.size + size])
+                self._deliver(str(head["n"]), data[_HEADER.size + size :], head.get("p") or {})
             except Exception:  # one bad frame must not cut the link
                 LOG.exception("dropping a frame from the other novalite process")
         was_closed = self._closed

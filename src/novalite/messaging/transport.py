@@ -74,6 +74,9 @@ CONNECT_TIMEOUT = 2.0
 # messages a consumer holds unacknowledged (handled ones are acknowledged at least every ACK_EVERY s)
 PREFETCH = 256
 ACK_EVERY = 0.05
+# memory://: casts a consumer hands its executor at once (the rest wait on the in-process queue)
+LOCAL_IN_FLIGHT = 64
+LOCAL_SLOT_WAIT = 1.0
 # handled messages a consumer may hold back behind one still running before it acknowledges them
 # one by one (a contiguous run of handled messages goes out as one ``multiple`` acknowledgement)
 ACK_HELD_MAX = 64
@@ -191,7 +194,7 @@ class Transport:
         if old is not None:
             old.close()
 
-    def _from_peer(self, name: str, body: dict[str, Any], props: dict[str, Any]) -> None:
+    def _from_peer(self, name: str, body: bytes, props: dict[str, Any]) -> None:
         reply_to = props.get("reply_to")
         if reply_to:
             with self._lock:
@@ -347,9 +350,10 @@ class Transport:
             local.drop(name)
         if envelope is None:
             raise CallTimeout(f"no reply within {timeout:.1f}s")
-        if "error" in envelope.body:
-            raise RemoteError(envelope.body["error"])
-        return envelope.body.get("result")
+        body = envelope.body
+        if "error" in body:
+            raise RemoteError(body["error"])
+        return body.get("result")
 
     @staticmethod
     def _wait(conn: kombu.Connection, result: dict[str, Any], timeout: float) -> None:
@@ -563,15 +567,33 @@ class Server:
             self._handled.clear()
 
     def _run_local(self) -> None:
-        """memory://: block on the in-process queue(s); a message is handled the moment it arrives."""
+        """memory://: block on the in-process queue(s); a message is handled the moment it arrives.
+
+        With an executor, at most ``LOCAL_IN_FLIGHT`` casts are handed to it at once (the
+        in-process counterpart of the broker's prefetch): the rest wait on the queue, encoded,
+        instead of as decoded messages and futures in the executor's queue. A slot that does not
+        come free within ``LOCAL_SLOT_WAIT`` is not waited for longer (handlers that wait for a
+        call this consumer must answer can never block it for good)."""
         names = [self.transport.prefix + t for t in self.topics]
         wait = 0.2 if len(names) == 1 else 0.02
+        slots = threading.Semaphore(LOCAL_IN_FLIGHT) if self.executor is not None else None
         self._ready.set()
         while not self._stop.is_set():
             for name in names:
+                release = (
+                    slots.release if slots is not None and slots.acquire(timeout=LOCAL_SLOT_WAIT) else None
+                )
                 envelope = local.get(name, wait)
-                if envelope is not None:
-                    self._dispatch(envelope.routing_key, envelope.body, envelope.properties.get("reply_to"))
+                if envelope is None:
+                    if release is not None:
+                        release()
+                    continue
+                submitted = self._dispatch(
+                    envelope.routing_key, envelope.body, envelope.properties.get("reply_to"), on_done=release
+                )
+                del envelope
+                if release is not None and not submitted:
+                    release()
 
     def _on_message(self, body: dict[str, Any], message: Any) -> None:
         """A broker's message is acknowledged once handled: a cast run by the executor is queued

@@ -1,0 +1,129 @@
+"""Issue 18 (memory after a churn): under ``novalite serve`` the builds the compute agents could not
+start yet waited in their executor's queue as decoded messages, futures and locks, thousands of
+them at the peak of a burst; their small objects left Python's arenas fragmented once the burst was
+over. A memory:// consumer now hands its executor at most ``LOCAL_IN_FLIGHT`` casts; the rest wait
+on the in-process queue as JSON text (bench/README.md, round 15). These tests check the behaviour:
+the bound, that nothing is lost or reordered, that a call is still answered when every slot is
+taken, and that the link between the two processes of ``serve`` carries bodies undecoded."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from novalite.messaging import local
+from novalite.messaging import transport as transport_mod
+from novalite.messaging.messages import Message, registry_of
+from novalite.messaging.peer import PeerLink
+from novalite.messaging.transport import Transport
+
+
+@dataclasses.dataclass(frozen=True)
+class Work(Message):
+    METHOD: ClassVar[str] = "work"
+    VERSION: ClassVar[str] = "1.0"
+    n: int = 0
+    hold: bool = False
+
+
+def _wait(predicate: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def test_a_backlog_waits_encoded_on_the_queue_and_every_message_is_handled_in_order() -> None:
+    transport = Transport("memory://")
+    topic = f"t.{uuid.uuid4().hex[:8]}"
+    gate = threading.Event()
+    handled: list[int] = []
+    lock = threading.Lock()
+    executor = ThreadPoolExecutor(max_workers=1)
+    total = transport_mod.LOCAL_IN_FLIGHT * 4
+
+    def handler(_topic: str, msg: Any) -> None:
+        gate.wait(30)
+        with lock:
+            handled.append(msg.n)
+
+    try:
+        transport.serve([topic], handler, registry_of([Work]), executor=executor)
+        for n in range(total):
+            transport.cast(topic, Work(n=n))
+        queue = local.named(transport.prefix + topic)
+        # the consumer stops taking once its slots are handed out: the rest stays on the queue
+        assert _wait(lambda: queue.qsize() == total - transport_mod.LOCAL_IN_FLIGHT)
+        time.sleep(0.3)
+        assert queue.qsize() == total - transport_mod.LOCAL_IN_FLIGHT
+        assert executor._work_queue.qsize() <= transport_mod.LOCAL_IN_FLIGHT
+        waiting = list(queue.queue)
+        assert all(isinstance(e.data, str | bytes) for e in waiting)  # JSON text, not decoded trees
+        assert waiting[0].body["args"]["n"] == transport_mod.LOCAL_IN_FLIGHT
+        gate.set()
+        assert _wait(lambda: len(handled) == total)
+        assert handled == list(range(total))  # one worker: the order they were sent in
+        assert queue.qsize() == 0
+    finally:
+        gate.set()
+        transport.stop()
+        executor.shutdown(wait=True)
+
+
+def test_a_call_is_answered_while_every_slot_is_taken(monkeypatch: Any) -> None:
+    """Handlers may wait for a call the same consumer must answer (one process serves every host
+    under ``serve``): a full set of slots must not stop the consumer for good."""
+    monkeypatch.setattr(transport_mod, "LOCAL_IN_FLIGHT", 2)
+    monkeypatch.setattr(transport_mod, "LOCAL_SLOT_WAIT", 0.2)
+    transport = Transport("memory://")
+    topic = f"t.{uuid.uuid4().hex[:8]}"
+    executor = ThreadPoolExecutor(max_workers=2)
+    answers: list[Any] = []
+
+    def handler(_topic: str, msg: Any) -> Any:
+        if msg.hold:  # a cast that waits for a call on its own topic
+            answers.append(transport.call(topic, Work(n=msg.n + 100), timeout=10))
+            return None
+        return msg.n
+
+    try:
+        transport.serve([topic], handler, registry_of([Work]), executor=executor)
+        transport.cast(topic, Work(n=1, hold=True))
+        transport.cast(topic, Work(n=2, hold=True))
+        assert _wait(lambda: len(answers) == 2)
+        assert sorted(answers) == [101, 102]
+    finally:
+        transport.stop()
+        executor.shutdown(wait=True)
+
+
+def test_the_link_between_the_two_processes_hands_bodies_on_undecoded() -> None:
+    a, b = socket.socketpair()
+    got: list[tuple[str, bytes, dict[str, Any]]] = []
+    arrived = threading.Event()
+
+    def deliver(name: str, data: bytes, props: dict[str, Any]) -> None:
+        got.append((name, data, props))
+        arrived.set()
+
+    sender = PeerLink(a, lambda *_: None, name="a")
+    receiver = PeerLink(b, deliver, name="b")
+    receiver.start()
+    try:
+        body = {"method": "work", "args": {"n": 7, "text": "é" * 3000}}
+        sender.send("conductor", body, {"reply_to": "reply.x"})
+        assert arrived.wait(10)
+        name, data, props = got[0]
+        assert (name, props) == ("conductor", {"reply_to": "reply.x"})
+        assert isinstance(data, bytes)
+        assert local.Envelope(name, data, props).body == body
+    finally:
+        sender.close()
+        receiver.close()
