@@ -6,6 +6,7 @@ an error ends a transaction, so the checks after a rejected create run in a new 
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from novalite.api.microversion import V
 from novalite.context import RequestContext
 from novalite.db.models.compute import Instance, RequestSpec
 from novalite.errors import BadRequest, OverQuota
+from novalite.messaging.transport import PeerUnavailable
 from novalite.services.create_server import pipeline
 from novalite.services.create_server.request import CreateServerRequest, CreateServerResult
 from tests.conftest import Api
@@ -85,30 +87,65 @@ def test_each_create_of_a_batch_ends_as_if_alone(stack_factory: Any, postgres: b
         assert r.json()["server"]["status"] == "ACTIVE"
 
 
-def test_a_failed_hand_off_removes_only_its_own_rows(
+def test_a_batch_is_handed_to_the_conductor_in_one_message(
     stack_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 18 (throughput): the creates of a batch cross the broker as one message, and each
+    is scheduled and built as if it had come alone."""
+    stack = stack_factory(fake_hosts=2)
+    image = _image(stack)
+    transport = stack.runtime.services.conductor.transport  # type: ignore[attr-defined]
+    sent: list[Any] = []
+    real_cast = transport.cast
+
+    def cast(topic: str, msg: Any) -> None:
+        sent.append((topic, msg))
+        real_cast(topic, msg)
+
+    monkeypatch.setattr(transport, "cast", cast)
+    names = ["one", "two", "three"]
+    outcomes = pipeline.create_servers(
+        stack.runtime,  # type: ignore[attr-defined]
+        [_request(stack, image, n) for n in names],
+    )
+    assert all(isinstance(o, CreateServerResult) for o in outcomes), outcomes
+    assert [(t, type(m).__name__) for t, m in sent] == [("conductor", "ScheduleAndBuildMany")]
+    carried = [u for r in sent[0][1].requests for u in r["instance_uuids"]]
+    assert carried == [o.first_uuid for o in outcomes]  # type: ignore[union-attr]
+    for outcome in outcomes:
+        r = stack.wait_for(
+            f"/compute/v2.1/servers/{outcome.first_uuid}",  # type: ignore[union-attr]
+            lambda r: r.json()["server"]["status"] != "BUILD",
+        )
+        assert r.json()["server"]["status"] == "ACTIVE"
+
+
+def test_a_failed_hand_off_removes_only_the_rows_of_creates_recovery_cannot_build(
+    stack_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine is restarting (the message cannot be sent): creates that recovery can build from
+    the database alone stay accepted; one with files to inject (carried only by the message) gets
+    the error and its rows are removed."""
     stack = stack_factory()
     image = _image(stack)
-    real_hand_off = pipeline.hand_off
+    transport = stack.runtime.services.conductor.transport  # type: ignore[attr-defined]
 
-    def hand_off(runtime: Any, checked: Any, stored: Any) -> None:
-        if checked.request.name == "unlucky":
-            raise RuntimeError("the conductor's queue is gone")
-        real_hand_off(runtime, checked, stored)
+    def cast(_topic: str, _msg: Any) -> None:
+        raise PeerUnavailable("The compute engine is restarting; retry shortly.")
 
-    monkeypatch.setattr(pipeline, "hand_off", hand_off)
+    monkeypatch.setattr(transport, "cast", cast)
+    files = [{"path": "/etc/motd", "contents": base64.b64encode(b"hello").decode()}]
     outcomes = pipeline.create_servers(
-        stack.runtime,
-        [  # type: ignore[attr-defined]
+        stack.runtime,  # type: ignore[attr-defined]
+        [
             _request(stack, image, "lucky"),
-            _request(stack, image, "unlucky"),
+            _request(stack, image, "unlucky", personality=files),
             _request(stack, image, "also-lucky"),
         ],
     )
     assert [type(o).__name__ for o in outcomes] == [
         "CreateServerResult",
-        "RuntimeError",
+        "PeerUnavailable",
         "CreateServerResult",
     ]
     assert _rows(stack) == (["also-lucky", "lucky"], 2)

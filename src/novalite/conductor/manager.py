@@ -24,6 +24,7 @@ from novalite.conductor.rpcapi import (
     EvacuateServer,
     MigrateServer,
     ScheduleAndBuildInstances,
+    ScheduleAndBuildMany,
     UnshelveInstance,
 )
 from novalite.context import RequestContext
@@ -70,6 +71,9 @@ class ConductorManager:
         """The consumer's handler: first builds go to the batcher, reschedules run here."""
         if isinstance(msg, ScheduleAndBuildInstances):
             self.batcher.submit(msg)
+        elif isinstance(msg, ScheduleAndBuildMany):
+            for one in msg.each():
+                self.batcher.submit(one)
         elif isinstance(msg, BuildInstances):
             self.build_instances(msg)
         elif isinstance(msg, MigrateServer):

@@ -25,6 +25,28 @@ class ScheduleAndBuildInstances(Message):
 
 
 @dataclass(frozen=True)
+class ScheduleAndBuildMany(Message):
+    """Several create requests an API process stored together, in one message: each item is the
+    fields of a ``ScheduleAndBuildInstances`` (``context``, ``instance_uuids``, ``build_args``).
+    One message crosses the broker instead of one per request; the conductor schedules each
+    request as if it had come alone."""
+
+    METHOD: ClassVar[str] = "schedule_and_build_many"
+    VERSION: ClassVar[str] = "1.0"
+    requests: list[dict[str, Any]]
+
+    def each(self) -> list[ScheduleAndBuildInstances]:
+        return [
+            ScheduleAndBuildInstances(
+                context=dict(r["context"]),
+                instance_uuids=list(r["instance_uuids"]),
+                build_args=dict(r.get("build_args") or {}),
+            )
+            for r in self.requests
+        ]
+
+
+@dataclass(frozen=True)
 class BuildInstances(Message):
     """A reschedule: try the next alternate of one instance."""
 
@@ -75,7 +97,14 @@ class EvacuateServer(Message):
 
 
 REGISTRY = registry_of(
-    [ScheduleAndBuildInstances, BuildInstances, MigrateServer, UnshelveInstance, EvacuateServer]
+    [
+        ScheduleAndBuildInstances,
+        ScheduleAndBuildMany,
+        BuildInstances,
+        MigrateServer,
+        UnshelveInstance,
+        EvacuateServer,
+    ]
 )
 
 
@@ -105,6 +134,45 @@ class ConductorClient:
             if not recoverable_without(build_args or {}):
                 raise
             LOG.warning("the engine is restarting: %s wait for its recovery", list(instance_uuids))
+
+    def schedule_and_build_many(
+        self, requests: list[tuple[RequestContext, list[str], dict[str, Any]]]
+    ) -> list[Exception | None]:
+        """Hand several create requests over in one message (one request: the single message, as
+        ever). One outcome per request: None once handed over. While the engine process restarts,
+        the requests recovery can build without this message are accepted, as in
+        ``schedule_and_build_instances``; the others get the ``PeerUnavailable``."""
+        if len(requests) == 1:
+            ctx, uuids, args = requests[0]
+            try:
+                self.schedule_and_build_instances(ctx, uuids, args)
+            except PeerUnavailable as exc:
+                return [exc]
+            return [None]
+        try:
+            self.transport.cast(
+                TOPIC,
+                ScheduleAndBuildMany(
+                    requests=[
+                        {
+                            "context": context_to_dict(ctx),
+                            "instance_uuids": list(uuids),
+                            "build_args": dict(args or {}),
+                        }
+                        for ctx, uuids, args in requests
+                    ]
+                ),
+            )
+        except PeerUnavailable as exc:
+            outcomes: list[Exception | None] = []
+            for _ctx, uuids, args in requests:
+                if recoverable_without(args or {}):
+                    LOG.warning("the engine is restarting: %s wait for its recovery", list(uuids))
+                    outcomes.append(None)
+                else:
+                    outcomes.append(exc)
+            return outcomes
+        return [None] * len(requests)
 
     def build_instances(
         self,

@@ -20,7 +20,6 @@ checks, one group for their stores), each create with its own outcome.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from collections.abc import Sequence
@@ -190,22 +189,20 @@ def build_args(checked: CheckedCreate) -> dict[str, Any]:
     }
 
 
-def hand_off(runtime: Any, checked: CheckedCreate, stored: StoredCreate) -> None:
+def hand_off_all(runtime: Any, items: list[tuple[CheckedCreate, StoredCreate]]) -> list[Exception | None]:
+    """§2.4 for the creates stored together: one message to the conductor carries them all
+    (``ScheduleAndBuildMany``). One outcome per create: None once handed over, or the exception
+    that stopped it (its rows are then the caller's to remove)."""
     conductor = runtime.services.conductor
     if conductor is None:
-        LOG.warning("no conductor running; instances %s stay in BUILD", list(stored.instance_uuids))
-        return
-    conductor.schedule_and_build_instances(
-        checked.request.ctx, list(stored.instance_uuids), build_args(checked)
+        for _c, stored in items:
+            LOG.warning("no conductor running; instances %s stay in BUILD", list(stored.instance_uuids))
+        return [None] * len(items)
+    return list(
+        conductor.schedule_and_build_many(
+            [(c.request.ctx, list(stored.instance_uuids), build_args(c)) for c, stored in items]
+        )
     )
-
-
-def _hand_off_window(runtime: Any) -> contextlib.AbstractContextManager[None]:
-    """On a message broker the hand-offs of one batch are published in one confirm window
-    (``Transport.batch``): one wait for the broker's confirms instead of one per create."""
-    transport = getattr(runtime.services.conductor, "transport", None)
-    batch = getattr(transport, "batch", None)
-    return batch() if batch is not None else contextlib.nullcontext()
 
 
 def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[CreateServerResult | Exception]:
@@ -216,7 +213,7 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
     They share what does not change their outcome: the checks run in one read transaction (a
     consistent view, as each would have had alone), the stores of one project are one
     ``store_group`` (each judged against the quota as if it had run after the ones before it), and
-    the hand-offs follow. On a failed hand-off that request's rows are removed again."""
+    the hand-offs follow in one message. On a failed hand-off that request's rows are removed again."""
     outcomes: list[CreateServerResult | Exception | None] = [None] * len(reqs)
     parsed: dict[int, ParsedCreate] = {}
     for i, req in enumerate(reqs):
@@ -227,21 +224,17 @@ def create_servers(runtime: Any, reqs: Sequence[CreateServerRequest]) -> list[Cr
     checked = _check_all(runtime, parsed, outcomes)
     stored = _store_all(runtime.db, checked, outcomes)
     handed: dict[int, StoredCreate] = {}
+    order = list(stored)
     try:
-        with _hand_off_window(runtime):
-            for i, done in stored.items():
-                try:
-                    hand_off(runtime, checked[i], done)
-                except Exception as exc:
-                    unstore(runtime, done)
-                    outcomes[i] = exc
-                    continue
-                handed[i] = done
-    except Exception as exc:  # the window's publish failed: none of its hand-offs is sure to be there
-        for i, done in handed.items():
-            unstore(runtime, done)
-            outcomes[i] = exc
-        handed = {}
+        results = hand_off_all(runtime, [(checked[i], stored[i]) for i in order]) if order else []
+    except Exception as exc:  # the publish failed: none of the hand-offs is sure to be there
+        results = [exc] * len(order)
+    for i, result in zip(order, results, strict=True):
+        if result is not None:
+            unstore(runtime, stored[i])
+            outcomes[i] = result
+        else:
+            handed[i] = stored[i]
     for i, done in handed.items():
         create = checked[i]
         outcomes[i] = CreateServerResult(
