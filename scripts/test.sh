@@ -18,7 +18,8 @@ scripts/install-ansible.sh || echo "warning: scripts/install-ansible.sh failed; 
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy src/novalite
 
-pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
+# --durations: the slowest tests of each phase are printed, to see where CI's time goes
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider --durations=25)
 workers=${NOVALITE_TEST_WORKERS:-3}
 if [ "$workers" = 0 ]; then
   exec "${pytest[@]}" "$@"
