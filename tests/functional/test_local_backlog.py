@@ -2,9 +2,10 @@
 start yet waited in their executor's queue as decoded messages, futures and locks, thousands of
 them at the peak of a burst; their small objects left Python's arenas fragmented once the burst was
 over. A memory:// consumer now hands its executor at most ``LOCAL_IN_FLIGHT`` casts; the rest wait
-on the in-process queue as JSON text (bench/README.md, round 15). These tests check the behaviour:
-the bound, that nothing is lost or reordered, that a call is still answered when every slot is
-taken, and that the link between the two processes of ``serve`` carries bodies undecoded."""
+as JSON text (bench/README.md, round 15). These tests check the behaviour: the bound, that nothing
+is lost or reordered, that a call is answered at once however many casts wait, that a message that
+cannot be decoded does not end the consumer, and that the link between the two processes of
+``serve`` carries bodies undecoded."""
 
 from __future__ import annotations
 
@@ -55,50 +56,79 @@ def test_a_backlog_waits_encoded_on_the_queue_and_every_message_is_handled_in_or
             handled.append(msg.n)
 
     try:
-        transport.serve([topic], handler, registry_of([Work]), executor=executor)
+        server = transport.serve([topic], handler, registry_of([Work]), executor=executor)
         for n in range(total):
             transport.cast(topic, Work(n=n))
-        queue = local.named(transport.prefix + topic)
-        # the consumer stops taking once its slots are handed out: the rest stays on the queue
-        assert _wait(lambda: queue.qsize() == total - transport_mod.LOCAL_IN_FLIGHT)
+        waiting = total - transport_mod.LOCAL_IN_FLIGHT
+        # the executor gets its slots' worth; the rest wait, encoded, for a slot
+        assert _wait(lambda: len(server._parked) == waiting)
         time.sleep(0.3)
-        assert queue.qsize() == total - transport_mod.LOCAL_IN_FLIGHT
-        assert executor._work_queue.qsize() <= transport_mod.LOCAL_IN_FLIGHT
-        waiting = list(queue.queue)
-        assert all(isinstance(e.data, str | bytes) for e in waiting)  # JSON text, not decoded trees
-        assert waiting[0].body["args"]["n"] == transport_mod.LOCAL_IN_FLIGHT
+        assert len(server._parked) == waiting
+        assert executor._work_queue.qsize() < transport_mod.LOCAL_IN_FLIGHT
+        parked = list(server._parked)
+        assert all(isinstance(e.data, str | bytes) for e in parked)  # JSON text, not decoded trees
+        assert parked[0].body["args"]["n"] == transport_mod.LOCAL_IN_FLIGHT
         gate.set()
         assert _wait(lambda: len(handled) == total)
         assert handled == list(range(total))  # one worker: the order they were sent in
-        assert queue.qsize() == 0
+        assert not server._parked and server._local_in_flight == 0
     finally:
         gate.set()
         transport.stop()
         executor.shutdown(wait=True)
 
 
-def test_a_call_is_answered_while_every_slot_is_taken(monkeypatch: Any) -> None:
-    """Handlers may wait for a call the same consumer must answer (one process serves every host
-    under ``serve``): a full set of slots must not stop the consumer for good."""
+def test_a_call_is_answered_at_once_however_many_casts_wait(monkeypatch: Any) -> None:
+    """Calls are answered on the consumer's thread: a full set of slots and a backlog of casts
+    behind them must not hold a call up (under ``serve`` one consumer serves every host, and the
+    API's calls, such as a console's output, time out after 30 s), nor must handlers that wait
+    for a call this same consumer answers."""
     monkeypatch.setattr(transport_mod, "LOCAL_IN_FLIGHT", 2)
-    monkeypatch.setattr(transport_mod, "LOCAL_SLOT_WAIT", 0.2)
     transport = Transport("memory://")
     topic = f"t.{uuid.uuid4().hex[:8]}"
     executor = ThreadPoolExecutor(max_workers=2)
+    gate = threading.Event()
     answers: list[Any] = []
+    handled: list[int] = []
 
     def handler(_topic: str, msg: Any) -> Any:
         if msg.hold:  # a cast that waits for a call on its own topic
             answers.append(transport.call(topic, Work(n=msg.n + 100), timeout=10))
-            return None
+            gate.wait(30)
+        handled.append(msg.n)
         return msg.n
 
     try:
-        transport.serve([topic], handler, registry_of([Work]), executor=executor)
+        server = transport.serve([topic], handler, registry_of([Work]), executor=executor)
         transport.cast(topic, Work(n=1, hold=True))
         transport.cast(topic, Work(n=2, hold=True))
-        assert _wait(lambda: len(answers) == 2)
+        for n in range(3, 13):
+            transport.cast(topic, Work(n=n))
+        assert _wait(lambda: len(answers) == 2)  # their calls were answered with every slot taken
         assert sorted(answers) == [101, 102]
+        assert _wait(lambda: len(server._parked) == 10)
+        assert transport.call(topic, Work(n=7), timeout=10) == 7  # ahead of the ten waiting casts
+        gate.set()
+        assert _wait(lambda: sorted(n for n in handled if n < 100) == sorted([*range(1, 13), 7]))
+    finally:
+        gate.set()
+        transport.stop()
+        executor.shutdown(wait=True)
+
+
+def test_a_message_that_cannot_be_decoded_is_dropped_and_the_consumer_goes_on() -> None:
+    transport = Transport("memory://")
+    topic = f"t.{uuid.uuid4().hex[:8]}"
+    executor = ThreadPoolExecutor(max_workers=1)
+    handled: list[int] = []
+    try:
+        transport.serve(
+            [topic], lambda _t, msg: handled.append(msg.n), registry_of([Work]), executor=executor
+        )
+        local.deliver(transport.prefix + topic, b"\xff not json", {})  # as a broken frame's body
+        local.deliver(transport.prefix + topic, b"[1, 2]", {})  # JSON, but no message
+        transport.cast(topic, Work(n=5))
+        assert _wait(lambda: handled == [5])
     finally:
         transport.stop()
         executor.shutdown(wait=True)

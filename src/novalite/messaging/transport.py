@@ -74,9 +74,8 @@ CONNECT_TIMEOUT = 2.0
 # messages a consumer holds unacknowledged (handled ones are acknowledged at least every ACK_EVERY s)
 PREFETCH = 256
 ACK_EVERY = 0.05
-# memory://: casts a consumer hands its executor at once (the rest wait on the in-process queue)
+# memory://: casts a consumer hands its executor at once (the rest wait, encoded, for a slot)
 LOCAL_IN_FLIGHT = 64
-LOCAL_SLOT_WAIT = 1.0
 # handled messages a consumer may hold back behind one still running before it acknowledges them
 # one by one (a contiguous run of handled messages goes out as one ``multiple`` acknowledgement)
 ACK_HELD_MAX = 64
@@ -481,6 +480,10 @@ class Server:
         self._acked_alone: set[int] = set()  # acknowledged one by one, still in _unacked
         self._stop = threading.Event()
         self._ready = threading.Event()
+        # memory://: casts handed to the executor, and those waiting for a slot (``_run_local``)
+        self._local_lock = threading.Lock()
+        self._local_in_flight = 0
+        self._parked: collections.deque[local.Envelope] = collections.deque()
         self._thread = threading.Thread(target=self._run, name=f"rpc-{name}", daemon=True)
 
     def start(self) -> None:
@@ -569,31 +572,56 @@ class Server:
     def _run_local(self) -> None:
         """memory://: block on the in-process queue(s); a message is handled the moment it arrives.
 
-        With an executor, at most ``LOCAL_IN_FLIGHT`` casts are handed to it at once (the
-        in-process counterpart of the broker's prefetch): the rest wait on the queue, encoded,
-        instead of as decoded messages and futures in the executor's queue. A slot that does not
-        come free within ``LOCAL_SLOT_WAIT`` is not waited for longer (handlers that wait for a
-        call this consumer must answer can never block it for good)."""
+        Calls are answered on this thread at once. With an executor, at most ``LOCAL_IN_FLIGHT``
+        casts are handed to it at once (the in-process counterpart of the broker's prefetch); the
+        others are parked, still encoded, and each cast that ends hands the next parked one over
+        (``_local_slot_done``). So a backlog waits as JSON text rather than as decoded messages
+        and futures in the executor's queue, and this thread never waits for a slot: a call is
+        never held up behind a backlog of casts, even one whose handlers wait for that call."""
         names = [self.transport.prefix + t for t in self.topics]
         wait = 0.2 if len(names) == 1 else 0.02
-        slots = threading.Semaphore(LOCAL_IN_FLIGHT) if self.executor is not None else None
         self._ready.set()
         while not self._stop.is_set():
             for name in names:
-                release = (
-                    slots.release if slots is not None and slots.acquire(timeout=LOCAL_SLOT_WAIT) else None
-                )
                 envelope = local.get(name, wait)
                 if envelope is None:
-                    if release is not None:
-                        release()
                     continue
-                submitted = self._dispatch(
-                    envelope.routing_key, envelope.body, envelope.properties.get("reply_to"), on_done=release
-                )
-                del envelope
-                if release is not None and not submitted:
-                    release()
+                if self.executor is None or envelope.properties.get("reply_to"):
+                    self._handle_local(envelope)
+                    continue
+                with self._local_lock:
+                    if self._local_in_flight >= LOCAL_IN_FLIGHT:
+                        self._parked.append(envelope)
+                        continue
+                    self._local_in_flight += 1
+                if not self._handle_local(envelope):
+                    self._local_slot_done()  # not handed to the executor: its slot is free again
+
+    def _handle_local(self, envelope: local.Envelope) -> bool:
+        """Decode and dispatch one in-process message; True when it went to the executor (its
+        end calls ``_local_slot_done``). A message that cannot be decoded or dispatched is logged
+        and dropped: it must not end the consumer."""
+        try:
+            return self._dispatch(
+                envelope.routing_key,
+                envelope.body,
+                envelope.properties.get("reply_to"),
+                on_done=self._local_slot_done,
+            )
+        except Exception:
+            LOG.exception("dropping a message on %s", envelope.routing_key)
+            return False
+
+    def _local_slot_done(self) -> None:
+        """A cast handed to the executor ended: the next parked one takes its slot."""
+        while True:
+            with self._local_lock:
+                if not self._parked:
+                    self._local_in_flight -= 1
+                    return
+                envelope = self._parked.popleft()
+            if self._handle_local(envelope):
+                return
 
     def _on_message(self, body: dict[str, Any], message: Any) -> None:
         """A broker's message is acknowledged once handled: a cast run by the executor is queued

@@ -8,7 +8,8 @@
     store_group (serialized on the project's quota lock)
                                  quota (may build fewer) -> insert instances, specs, actions -> recheck
                                  -> server group membership (member quota)
-    hand off                     conductor.schedule_and_build_instances (a cast)
+    hand off                     conductor.schedule_and_build_many (one cast for the creates
+                                 stored together)
                                  compensation: a failed cast deletes what persist wrote
 
 Each step raises the Nova error the API renders and returns what it decided; nothing is written
