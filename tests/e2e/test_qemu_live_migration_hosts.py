@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from novalite.guest.builder import GuestBuildError, build_guest_image
 from tests.e2e.test_distributed import Deployment
 from tests.e2e.test_qemu_two_hosts import (
     BOOT_TIMEOUT,
@@ -42,7 +41,7 @@ from tests.e2e.test_qemu_two_hosts import (
     controller_deployment,
 )
 from tests.e2e.test_qemu_two_hosts import two_hosts as two_hosts  # noqa: F401  (the fixture)
-from tests.guest.conftest import _skip_or_fail, guest_cache_dir
+from tests.guest.conftest import require_guest_image
 
 pytestmark = pytest.mark.e2e
 
@@ -66,10 +65,7 @@ def namespaced(
     """The API and conductor here; hostA and hostB, ``--network-dataplane off`` (user-mode
     networking) and ``--my-ip`` on the A-B pair, each in its namespace with its own data dir.
     ``request.param`` (indirect parametrization): environment the two computes get besides."""
-    try:
-        build_guest_image(guest_cache_dir())
-    except GuestBuildError as exc:
-        _skip_or_fail(f"cannot build the guest image: {exc}")
+    require_guest_image()
     dep = controller_deployment(two_hosts, tmp_path)
     env = dep.env
     root = Path(tempfile.mkdtemp(prefix="nlh-"))  # the hosts' data dirs: short (QEMU's sockets)

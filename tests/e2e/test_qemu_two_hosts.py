@@ -35,14 +35,14 @@ from typing import Any
 import httpx
 import pytest
 
-from novalite.guest.builder import GuestBuildError, build_guest_image
+from novalite.guest.builder import build_guest_image
 from novalite.network.dataplane import names
 from tests.conftest import ADMIN_PW, DEMO_PW, RunningServer, free_port
 from tests.e2e.test_distributed import NOVALITE, Deployment
 from tests.e2e.test_distributed import deployment as deployment  # noqa: F401  (the fixture)
 from tests.e2e.test_distributed_hosts import ReachablePostgres, _ip, _require_root_and_ip
 from tests.e2e.test_engine_faults import RABBIT_BIN, PrivateRabbit, _missing
-from tests.guest.conftest import _skip_or_fail, guest_cache_dir, require_qemu
+from tests.guest.conftest import guest_cache_dir, require_guest_image, require_qemu
 
 pytestmark = pytest.mark.e2e
 
@@ -93,10 +93,7 @@ def _wait(what: str, check: Callable[[], Any], dep: Deployment, timeout: float =
 def hosts_root() -> Iterator[Path]:
     """Short paths for the compute hosts' data dirs (QEMU's unix sockets live there)."""
     require_qemu()
-    try:
-        build_guest_image(guest_cache_dir())
-    except GuestBuildError as exc:
-        _skip_or_fail(f"cannot build the guest image: {exc}")
+    require_guest_image()
     root = Path(tempfile.mkdtemp(prefix="nqc-"))
     try:
         yield root
@@ -327,10 +324,7 @@ def controller_deployment(two_hosts: TwoHosts, tmp_path: Path) -> Deployment:
 
 @pytest.mark.timeout(1500)  # two TCG boots on a loaded machine; a bound, not a target
 def test_guests_on_two_qemu_hosts_ping_each_other_over_vxlan(two_hosts: TwoHosts, tmp_path: Path) -> None:
-    try:
-        build_guest_image(guest_cache_dir())
-    except GuestBuildError as exc:
-        _skip_or_fail(f"cannot build the guest image: {exc}")
+    require_guest_image()
     dep = controller_deployment(two_hosts, tmp_path)
     env = dep.env
     root = Path(tempfile.mkdtemp(prefix="nq2-"))  # the hosts' data dirs: short (QEMU's sockets)

@@ -22,6 +22,7 @@ from novalite.messaging import transport as transport_mod
 from novalite.messaging.messages import Message, registry_of
 from novalite.messaging.peer import PeerLink
 from novalite.messaging.transport import Transport
+from tests.functional.test_memory_after_churn import _wait
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,15 +31,6 @@ class Work(Message):
     VERSION: ClassVar[str] = "1.0"
     n: int = 0
     hold: bool = False
-
-
-def _wait(predicate: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def test_a_backlog_waits_encoded_on_the_queue_and_every_message_is_handled_in_order() -> None:

@@ -53,14 +53,20 @@ def require_qemu() -> None:
         _skip_or_fail("missing " + ", ".join(missing))
 
 
-@pytest.fixture(scope="session")
-def guest_image() -> GuestImage:
-    require_qemu()
+def require_guest_image() -> GuestImage:
+    """The default guest image, built into the cache if needed; skips (or fails under
+    NOVALITE_REQUIRE_SERVICES=1) when it cannot be built."""
     try:
         return build_guest_image(guest_cache_dir())
     except GuestBuildError as exc:
         _skip_or_fail(f"cannot build the guest image: {exc}")
         raise
+
+
+@pytest.fixture(scope="session")
+def guest_image() -> GuestImage:
+    require_qemu()
+    return require_guest_image()
 
 
 class QemuGuest:
