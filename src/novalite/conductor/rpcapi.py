@@ -121,58 +121,36 @@ class ConductorClient:
         its instances wait in BUILD/scheduling, where the next engine's recovery finds them and
         schedules them (``compute.recovery``). Unless the build needs what only this message
         carries (volumes to attach, files to inject): then the caller gets the 503."""
-        try:
-            self.transport.cast(
-                TOPIC,
-                ScheduleAndBuildInstances(
-                    context=context_to_dict(ctx),
-                    instance_uuids=list(instance_uuids),
-                    build_args=dict(build_args or {}),
-                ),
-            )
-        except PeerUnavailable:
-            if not recoverable_without(build_args or {}):
-                raise
-            LOG.warning("the engine is restarting: %s wait for its recovery", list(instance_uuids))
+        (refused,) = self.schedule_and_build_many([(ctx, list(instance_uuids), dict(build_args or {}))])
+        if refused is not None:
+            raise refused
 
     def schedule_and_build_many(
         self, requests: list[tuple[RequestContext, list[str], dict[str, Any]]]
     ) -> list[Exception | None]:
-        """Hand several create requests over in one message (one request: the single message, as
-        ever). One outcome per request: None once handed over. While the engine process restarts,
-        the requests recovery can build without this message are accepted, as in
-        ``schedule_and_build_instances``; the others get the ``PeerUnavailable``."""
-        if len(requests) == 1:
-            ctx, uuids, args = requests[0]
-            try:
-                self.schedule_and_build_instances(ctx, uuids, args)
-            except PeerUnavailable as exc:
-                return [exc]
-            return [None]
+        """Hand create requests over in one message (``ScheduleAndBuildMany``; one request alone
+        goes as ``ScheduleAndBuildInstances``). One outcome per request: None once handed over,
+        or, while the engine process restarts, the ``PeerUnavailable`` for a request recovery
+        cannot build without this message (see ``schedule_and_build_instances``)."""
+        items: list[dict[str, Any]] = [
+            {"context": context_to_dict(ctx), "instance_uuids": list(uuids), "build_args": dict(args)}
+            for ctx, uuids, args in requests
+        ]
+        msg: Message = (
+            ScheduleAndBuildInstances(**items[0]) if len(items) == 1 else ScheduleAndBuildMany(requests=items)
+        )
         try:
-            self.transport.cast(
-                TOPIC,
-                ScheduleAndBuildMany(
-                    requests=[
-                        {
-                            "context": context_to_dict(ctx),
-                            "instance_uuids": list(uuids),
-                            "build_args": dict(args or {}),
-                        }
-                        for ctx, uuids, args in requests
-                    ]
-                ),
-            )
+            self.transport.cast(TOPIC, msg)
         except PeerUnavailable as exc:
             outcomes: list[Exception | None] = []
-            for _ctx, uuids, args in requests:
-                if recoverable_without(args or {}):
-                    LOG.warning("the engine is restarting: %s wait for its recovery", list(uuids))
+            for item in items:
+                if recoverable_without(item["build_args"]):
+                    LOG.warning("the engine is restarting: %s wait for its recovery", item["instance_uuids"])
                     outcomes.append(None)
                 else:
                     outcomes.append(exc)
             return outcomes
-        return [None] * len(requests)
+        return [None] * len(items)
 
     def build_instances(
         self,
