@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,16 @@ def require_service(host: str, port: int, what: str) -> None:
         if os.environ.get("NOVALITE_REQUIRE_SERVICES") == "1":
             pytest.fail(msg + " [NOVALITE_REQUIRE_SERVICES=1]")
         pytest.skip("SKIPPED LOUDLY: " + msg)
+
+
+def poll_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` seconds (asked every ``interval``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
 
 
 def postgres_url() -> str:

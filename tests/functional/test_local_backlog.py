@@ -22,7 +22,7 @@ from novalite.messaging import transport as transport_mod
 from novalite.messaging.messages import Message, registry_of
 from novalite.messaging.peer import PeerLink
 from novalite.messaging.transport import Transport
-from tests.functional.test_memory_after_churn import _wait
+from tests.conftest import poll_until
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ def test_a_backlog_waits_encoded_on_the_queue_and_every_message_is_handled_in_or
             transport.cast(topic, Work(n=n))
         waiting = total - transport_mod.LOCAL_IN_FLIGHT
         # the executor gets its slots' worth; the rest wait, encoded, for a slot
-        assert _wait(lambda: len(server._parked) == waiting)
+        assert poll_until(lambda: len(server._parked) == waiting)
         time.sleep(0.3)
         assert len(server._parked) == waiting
         assert executor._work_queue.qsize() < transport_mod.LOCAL_IN_FLIGHT
@@ -61,7 +61,7 @@ def test_a_backlog_waits_encoded_on_the_queue_and_every_message_is_handled_in_or
         assert all(isinstance(e.data, str | bytes) for e in parked)  # JSON text, not decoded trees
         assert parked[0].body["args"]["n"] == transport_mod.LOCAL_IN_FLIGHT
         gate.set()
-        assert _wait(lambda: len(handled) == total)
+        assert poll_until(lambda: len(handled) == total)
         assert handled == list(range(total))  # one worker: the order they were sent in
         assert not server._parked and server._local_in_flight == 0
     finally:
@@ -70,7 +70,7 @@ def test_a_backlog_waits_encoded_on_the_queue_and_every_message_is_handled_in_or
         executor.shutdown(wait=True)
 
 
-def test_a_call_is_answered_at_once_however_many_casts_wait(monkeypatch: Any) -> None:
+def test_a_call_is_answered_at_once_however_many_castspoll_until(monkeypatch: Any) -> None:
     """Calls are answered on the consumer's thread: a full set of slots and a backlog of casts
     behind them must not hold a call up (under ``serve`` one consumer serves every host, and the
     API's calls, such as a console's output, time out after 30 s), nor must handlers that wait
@@ -96,12 +96,12 @@ def test_a_call_is_answered_at_once_however_many_casts_wait(monkeypatch: Any) ->
         transport.cast(topic, Work(n=2, hold=True))
         for n in range(3, 13):
             transport.cast(topic, Work(n=n))
-        assert _wait(lambda: len(answers) == 2)  # their calls were answered with every slot taken
+        assert poll_until(lambda: len(answers) == 2)  # their calls were answered with every slot taken
         assert sorted(answers) == [101, 102]
-        assert _wait(lambda: len(server._parked) == 10)
+        assert poll_until(lambda: len(server._parked) == 10)
         assert transport.call(topic, Work(n=7), timeout=10) == 7  # ahead of the ten waiting casts
         gate.set()
-        assert _wait(lambda: sorted(n for n in handled if n < 100) == sorted([*range(1, 13), 7]))
+        assert poll_until(lambda: sorted(n for n in handled if n < 100) == sorted([*range(1, 13), 7]))
     finally:
         gate.set()
         transport.stop()
@@ -120,7 +120,7 @@ def test_a_message_that_cannot_be_decoded_is_dropped_and_the_consumer_goes_on() 
         local.deliver(transport.prefix + topic, b"\xff not json", {})  # as a broken frame's body
         local.deliver(transport.prefix + topic, b"[1, 2]", {})  # JSON, but no message
         transport.cast(topic, Work(n=5))
-        assert _wait(lambda: handled == [5])
+        assert poll_until(lambda: handled == [5])
     finally:
         transport.stop()
         executor.shutdown(wait=True)

@@ -19,7 +19,7 @@ from novalite import memory
 from novalite.messaging import local
 from novalite.messaging.messages import Message, registry_of
 from novalite.messaging.transport import CallTimeout, Transport
-from tests.conftest import Api
+from tests.conftest import Api, poll_until
 
 SERVERS = "/compute/v2.1/servers"
 
@@ -29,15 +29,6 @@ class Slow(Message):
     METHOD: ClassVar[str] = "slow"
     VERSION: ClassVar[str] = "1.0"
     wait: float = 0.0
-
-
-def _wait(predicate: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
 
 
 @pytest.mark.timeout(300)
@@ -82,7 +73,7 @@ def test_after_a_churn_and_a_quiet_moment_no_connection_of_the_burst_stays_open(
         assert burst, "the churn opened no database connection"
         # quiet now: every connection the churn used is closed (the ones a unit of work held
         # while the release ran are closed by a later one)
-        assert _wait(lambda: closed.issuperset(burst)), (len(burst), len(closed.intersection(burst)))
+        assert poll_until(lambda: closed.issuperset(burst)), (len(burst), len(closed.intersection(burst)))
         # and the service goes on with fresh connections
         r = api.get(f"{SERVERS}/detail", as_="admin")
         assert r.status_code == 200 and r.json()["servers"] == []
@@ -104,11 +95,11 @@ def test_a_release_runs_once_per_burst_and_only_after_one() -> None:
         time.sleep(0.6)
         assert released == []
         units[0] += 50  # a burst, then quiet
-        assert _wait(lambda: released == [53], timeout=10)
+        assert poll_until(lambda: released == [53], timeout=10)
         time.sleep(0.6)
         assert released == [53]  # quiet goes on: nothing more to release
         units[0] += 40  # the next burst
-        assert _wait(lambda: released == [53, 93], timeout=10)
+        assert poll_until(lambda: released == [53, 93], timeout=10)
     finally:
         stop()
 
@@ -142,9 +133,9 @@ def test_a_failing_release_does_not_stop_the_watcher() -> None:
     stop = memory.IdleRelease(lambda: units[0], release, idle=0.1, min_units=1, poll=0.02).start()
     try:
         units[0] += 5
-        assert _wait(lambda: len(calls) == 1, timeout=10)
+        assert poll_until(lambda: len(calls) == 1, timeout=10)
         units[0] += 5
-        assert _wait(lambda: len(calls) == 2, timeout=10)
+        assert poll_until(lambda: len(calls) == 2, timeout=10)
     finally:
         stop()
 

@@ -23,6 +23,7 @@ import pytest
 from novalite.domain.states import PowerState
 from novalite.guest.builder import GuestImage
 from novalite.virt.driver import DriverError, LiveMigrationCancelled
+from tests.conftest import poll_until
 from tests.guest.conftest import require_qemu
 from tests.guest.test_qemu_driver import READY, USER_DATA, image_meta, make_driver, spec, ticks, wait_console
 
@@ -188,14 +189,9 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _ports_freed(ports: tuple[int, ...], within: float = 15.0) -> bool:
+def _ports_freed(ports: tuple[int, ...]) -> bool:
     """QEMU closes a listener once it has handled the cancel or the finish: poll, bounded."""
-    deadline = time.monotonic() + within
-    while not all(_port_free(p) for p in ports):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return poll_until(lambda: all(_port_free(p) for p in ports), timeout=15.0, interval=0.1)
 
 
 def _three_free_ports() -> int:
